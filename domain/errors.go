@@ -1,0 +1,13 @@
+package domain
+
+import "errors"
+
+// Errors of the domain, mapped to HTTP statuses in one table in httpapi.
+var (
+	ErrUnsupportedAsset = errors.New("unsupported asset")
+	ErrInvalidAmount    = errors.New("invalid amount")
+	ErrValidation       = errors.New("validation failed")
+	ErrNotFound         = errors.New("not found")
+	// ErrInvalidState: the aggregate cannot do that now (for example expiring a paid invoice).
+	ErrInvalidState = errors.New("invalid state")
+)

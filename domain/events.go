@@ -1,0 +1,224 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Event is a fact in the log. Its type name is a stable string constant,
+// independent of the Go type's name.
+type Event interface{ EventType() string }
+
+// Event type names, as stored. Never rename one: old logs use them.
+const (
+	TypeMerchantRegistered     = "MerchantRegistered"
+	TypeAPIKeysRotated         = "ApiKeysRotated"
+	TypeWebhookSecretRotated   = "WebhookSecretRotated"
+	TypeAccountSettingsChanged = "AccountSettingsChanged"
+	TypePayoutSettingsChanged  = "PayoutSettingsChanged"
+
+	TypeInvoiceCreated         = "InvoiceCreated"
+	TypeDepositDetected        = "DepositDetected"
+	TypeDepositConfirmed       = "DepositConfirmed"
+	TypeDepositReverted        = "DepositReverted"
+	TypeInvoicePartiallyPaid   = "InvoicePartiallyPaid"
+	TypeInvoiceConfirming      = "InvoiceConfirming"
+	TypeInvoicePaid            = "InvoicePaid"
+	TypeInvoiceExpired         = "InvoiceExpired"
+	TypeInvoiceAwaitingPayment = "InvoiceAwaitingPayment"
+
+	TypeAddressReserved = "AddressReserved"
+)
+
+// Merchant events.
+
+type MerchantRegistered struct {
+	MerchantID     string    `json:"merchant_id"`
+	Name           string    `json:"name"`
+	WebhookURL     string    `json:"webhook_url,omitempty"`
+	SecretKeyHash  string    `json:"secret_key_hash"` // hex SHA-256 of the secret key
+	PublishableKey string    `json:"publishable_key"`
+	WebhookSecret  string    `json:"webhook_secret"`
+	RegisteredAt   time.Time `json:"registered_at"`
+}
+
+type APIKeysRotated struct {
+	MerchantID     string    `json:"merchant_id"`
+	SecretKeyHash  string    `json:"secret_key_hash"`
+	PublishableKey string    `json:"publishable_key"`
+	RotatedAt      time.Time `json:"rotated_at"`
+}
+
+type WebhookSecretRotated struct {
+	MerchantID    string    `json:"merchant_id"`
+	WebhookSecret string    `json:"webhook_secret"`
+	RotatedAt     time.Time `json:"rotated_at"`
+}
+
+// AccountSettingsChanged carries the new values of all account settings.
+type AccountSettingsChanged struct {
+	MerchantID    string    `json:"merchant_id"`
+	WebhookURL    string    `json:"webhook_url"`
+	ConsolidateTo string    `json:"consolidate_to"`
+	ChangedAt     time.Time `json:"changed_at"`
+}
+
+type PayoutSettingsChanged struct {
+	MerchantID string `json:"merchant_id"`
+	PayoutSettings
+	ChangedAt time.Time `json:"changed_at"`
+}
+
+// Invoice events.
+
+type InvoiceCreated struct {
+	InvoiceID             string    `json:"invoice_id"`
+	MerchantID            string    `json:"merchant_id"`
+	Asset                 string    `json:"asset"`
+	Decimals              int32     `json:"decimals"`
+	Amount                Amount    `json:"amount"`
+	PayAmount             Amount    `json:"pay_amount"`
+	PayAddress            string    `json:"pay_address"`
+	RequiredConfirmations int       `json:"required_confirmations"`
+	SettleAsset           string    `json:"settle_asset,omitempty"`
+	OrderID               string    `json:"order_id,omitempty"`
+	Fee                   FeeCalc   `json:"fee"` // at the invoice's tier, on Amount
+	CreatedAt             time.Time `json:"created_at"`
+	ExpiresAt             time.Time `json:"expires_at"`
+}
+
+type DepositDetected struct {
+	InvoiceID     string    `json:"invoice_id"`
+	MerchantID    string    `json:"merchant_id"`
+	DepositID     string    `json:"deposit_id"` // chain-unique: txid and output or log index
+	TxID          string    `json:"txid"`
+	Asset         string    `json:"asset"`
+	Amount        Amount    `json:"amount"`
+	Confirmations int       `json:"confirmations"`
+	Late          bool      `json:"late"` // arrived after the invoice ended; credited all the same
+	DetectedAt    time.Time `json:"detected_at"`
+	Postings      []Posting `json:"postings"`
+}
+
+type DepositConfirmed struct {
+	InvoiceID     string    `json:"invoice_id"`
+	MerchantID    string    `json:"merchant_id"`
+	DepositID     string    `json:"deposit_id"`
+	Asset         string    `json:"asset"`
+	Amount        Amount    `json:"amount"`
+	Confirmations int       `json:"confirmations"`
+	Fee           FeeCalc   `json:"fee"`
+	Net           Amount    `json:"net"`
+	ConfirmedAt   time.Time `json:"confirmed_at"`
+	Postings      []Posting `json:"postings"`
+}
+
+type DepositReverted struct {
+	InvoiceID  string    `json:"invoice_id"`
+	MerchantID string    `json:"merchant_id"`
+	DepositID  string    `json:"deposit_id"`
+	Asset      string    `json:"asset"`
+	Amount     Amount    `json:"amount"`
+	Reason     string    `json:"reason"`
+	RevertedAt time.Time `json:"reverted_at"`
+	Postings   []Posting `json:"postings"`
+}
+
+// InvoiceStatusChanged is the body of every status event; the event type
+// says which status was entered.
+type InvoiceStatusChanged struct {
+	InvoiceID      string    `json:"invoice_id"`
+	MerchantID     string    `json:"merchant_id"`
+	From           Status    `json:"from"`
+	To             Status    `json:"to"`
+	AmountReceived Amount    `json:"amount_received"`
+	At             time.Time `json:"at"`
+}
+
+// AddressReserved records that an invoice expects pay_amount on a reused
+// address until OpenUntil, so no other open invoice uses the same amount.
+type AddressReserved struct {
+	Asset     string    `json:"asset"`
+	Address   string    `json:"address"`
+	InvoiceID string    `json:"invoice_id"`
+	PayAmount Amount    `json:"pay_amount"`
+	OpenUntil time.Time `json:"open_until"`
+}
+
+func (MerchantRegistered) EventType() string     { return TypeMerchantRegistered }
+func (APIKeysRotated) EventType() string         { return TypeAPIKeysRotated }
+func (WebhookSecretRotated) EventType() string   { return TypeWebhookSecretRotated }
+func (AccountSettingsChanged) EventType() string { return TypeAccountSettingsChanged }
+func (PayoutSettingsChanged) EventType() string  { return TypePayoutSettingsChanged }
+func (InvoiceCreated) EventType() string         { return TypeInvoiceCreated }
+func (DepositDetected) EventType() string        { return TypeDepositDetected }
+func (DepositConfirmed) EventType() string       { return TypeDepositConfirmed }
+func (DepositReverted) EventType() string        { return TypeDepositReverted }
+func (AddressReserved) EventType() string        { return TypeAddressReserved }
+
+// EventType of a status change is the type of the status entered.
+func (e InvoiceStatusChanged) EventType() string {
+	switch e.To {
+	case StatusPartiallyPaid:
+		return TypeInvoicePartiallyPaid
+	case StatusConfirming:
+		return TypeInvoiceConfirming
+	case StatusPaid:
+		return TypeInvoicePaid
+	case StatusExpired:
+		return TypeInvoiceExpired
+	case StatusNew:
+		return TypeInvoiceAwaitingPayment
+	}
+	panic("domain: status change to " + string(e.To))
+}
+
+func (e DepositDetected) LedgerPostings() []Posting  { return e.Postings }
+func (e DepositConfirmed) LedgerPostings() []Posting { return e.Postings }
+func (e DepositReverted) LedgerPostings() []Posting  { return e.Postings }
+
+// Decode turns a stored event back into its Go type.
+func Decode(eventType string, data []byte) (Event, error) {
+	var e Event
+	var err error
+	switch eventType {
+	case TypeMerchantRegistered:
+		e, err = decode[MerchantRegistered](data)
+	case TypeAPIKeysRotated:
+		e, err = decode[APIKeysRotated](data)
+	case TypeWebhookSecretRotated:
+		e, err = decode[WebhookSecretRotated](data)
+	case TypeAccountSettingsChanged:
+		e, err = decode[AccountSettingsChanged](data)
+	case TypePayoutSettingsChanged:
+		e, err = decode[PayoutSettingsChanged](data)
+	case TypeInvoiceCreated:
+		e, err = decode[InvoiceCreated](data)
+	case TypeDepositDetected:
+		e, err = decode[DepositDetected](data)
+	case TypeDepositConfirmed:
+		e, err = decode[DepositConfirmed](data)
+	case TypeDepositReverted:
+		e, err = decode[DepositReverted](data)
+	case TypeInvoicePartiallyPaid, TypeInvoiceConfirming, TypeInvoicePaid, TypeInvoiceExpired, TypeInvoiceAwaitingPayment:
+		e, err = decode[InvoiceStatusChanged](data)
+	case TypeAddressReserved:
+		e, err = decode[AddressReserved](data)
+	default:
+		return nil, fmt.Errorf("domain: unknown event type %q", eventType)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("domain: decode %s: %w", eventType, err)
+	}
+	return e, nil
+}
+
+func decode[T Event](data []byte) (Event, error) {
+	var v T
+	err := json.Unmarshal(data, &v)
+	return v, err
+}
+
+// Encode serialises an event's body; its type travels beside it.
+func Encode(e Event) ([]byte, error) { return json.Marshal(e) }
