@@ -28,7 +28,8 @@ const (
 	TypeInvoiceExpired         = "InvoiceExpired"
 	TypeInvoiceAwaitingPayment = "InvoiceAwaitingPayment"
 
-	TypeAddressReserved = "AddressReserved"
+	TypeAddressReserved        = "AddressReserved"
+	TypeAddressIndexesReserved = "AddressIndexesReserved"
 )
 
 // Merchant events.
@@ -80,6 +81,7 @@ type InvoiceCreated struct {
 	Amount                Amount    `json:"amount"`
 	PayAmount             Amount    `json:"pay_amount"`
 	PayAddress            string    `json:"pay_address"`
+	AddressIndex          int64     `json:"address_index"`
 	RequiredConfirmations int       `json:"required_confirmations"`
 	SettleAsset           string    `json:"settle_asset,omitempty"`
 	OrderID               string    `json:"order_id,omitempty"`
@@ -146,6 +148,15 @@ type AddressReserved struct {
 	OpenUntil time.Time `json:"open_until"`
 }
 
+// AddressIndexesReserved hands a block of HD derivation indexes of a chain
+// to one allocator, so two invoices never get the same fresh address.
+type AddressIndexesReserved struct {
+	Chain Chain `json:"chain"`
+	From  int64 `json:"from"`
+	Count int64 `json:"count"`
+}
+
+func (AddressIndexesReserved) EventType() string { return TypeAddressIndexesReserved }
 func (MerchantRegistered) EventType() string     { return TypeMerchantRegistered }
 func (APIKeysRotated) EventType() string         { return TypeAPIKeysRotated }
 func (WebhookSecretRotated) EventType() string   { return TypeWebhookSecretRotated }
@@ -205,6 +216,8 @@ func Decode(eventType string, data []byte) (Event, error) {
 		e, err = decode[InvoiceStatusChanged](data)
 	case TypeAddressReserved:
 		e, err = decode[AddressReserved](data)
+	case TypeAddressIndexesReserved:
+		e, err = decode[AddressIndexesReserved](data)
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", eventType)
 	}

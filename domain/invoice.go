@@ -40,15 +40,18 @@ const (
 
 // NewInvoice is a validated request to create an invoice.
 type NewInvoice struct {
-	InvoiceID   string
-	MerchantID  string
-	Asset       Asset
-	Amount      Amount
-	PayAmount   Amount // Amount, or slightly more when the address is reused
-	PayAddress  string
-	SettleAsset string
-	OrderID     string
-	ExpiresIn   time.Duration
+	InvoiceID  string
+	MerchantID string
+	Asset      Asset
+	Amount     Amount
+	PayAmount  Amount // Amount, or slightly more when the address is reused
+	PayAddress string
+	// AddressIndex is the HD index of PayAddress, or -1 for an address we
+	// did not derive (a reused or static one).
+	AddressIndex int64
+	SettleAsset  string
+	OrderID      string
+	ExpiresIn    time.Duration
 }
 
 // CreateInvoice decides the InvoiceCreated event.
@@ -87,7 +90,7 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 	now = now.UTC().Truncate(time.Millisecond)
 	return InvoiceCreated{
 		InvoiceID: n.InvoiceID, MerchantID: n.MerchantID, Asset: n.Asset.Code, Decimals: n.Asset.Decimals,
-		Amount: n.Amount, PayAmount: n.PayAmount, PayAddress: n.PayAddress,
+		Amount: n.Amount, PayAmount: n.PayAmount, PayAddress: n.PayAddress, AddressIndex: n.AddressIndex,
 		RequiredConfirmations: n.Asset.Confirmations, SettleAsset: n.SettleAsset, OrderID: n.OrderID,
 		Fee:       ComputeFee(n.Amount, TierBps(n.SettleAsset != ""), n.Asset.Decimals),
 		CreatedAt: now, ExpiresAt: now.Add(n.ExpiresIn),

@@ -1,0 +1,153 @@
+// Package commands holds the only writers of the event log. Every handler
+// follows one path: load the aggregate's stream, decide with pure domain
+// code, append with the expected version, and retry a bounded number of
+// times when another writer got there first.
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+)
+
+// maxConflictRetries bounds the load-decide-append loop under contention.
+const maxConflictRetries = 8
+
+// ErrBusy: the stream kept changing under us for maxConflictRetries rounds.
+var ErrBusy = errors.New("commands: too much contention, try again")
+
+// Deps are what every handler needs; cmd/picd builds one and passes it down.
+type Deps struct {
+	Store  eventstore.Store
+	Assets domain.Assets
+	Now    func() time.Time
+	// NewID returns a fresh public id with the prefix ("mer_", "inv_").
+	NewID func(prefix string) string
+}
+
+// Metadata travels with every event: who it belongs to and what caused it.
+type Metadata struct {
+	CommandID  string    `json:"command_id"`
+	MerchantID string    `json:"merchant_id,omitempty"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// Stream names: one stream per aggregate.
+func MerchantStream(id string) string { return "merchant-" + id }
+func InvoiceStream(id string) string  { return "invoice-" + id }
+func addressStream(asset, address string) string {
+	return "address-" + asset + "-" + address
+}
+func indexStream(chain domain.Chain) string { return "addresses-" + string(chain) }
+
+// EventID derives an event id (UUID-shaped, as EventStoreDB wants) from the
+// command, the stream and the event's index among the command's events, so
+// that retrying the same command is recognised by the store instead of
+// duplicated.
+func EventID(commandID, stream string, index int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", commandID, stream, index)))
+	h[6] = h[6]&0x0f | 0x50 // version 5 style: name-based
+	h[8] = h[8]&0x3f | 0x80
+	s := hex.EncodeToString(h[:16])
+	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+}
+
+// load reads a stream and folds it into an aggregate; it returns the
+// stream's version (eventstore.NoStream when empty).
+func load(ctx context.Context, store eventstore.Store, stream string, apply func(domain.Event)) (eventstore.ExpectedVersion, error) {
+	recs, err := eventstore.ReadFullStream(ctx, store, stream)
+	if err != nil {
+		return 0, fmt.Errorf("load %s: %w", stream, err)
+	}
+	for _, r := range recs {
+		e, err := domain.Decode(r.Type, r.Data)
+		if err != nil {
+			return 0, fmt.Errorf("load %s: %w", stream, err)
+		}
+		apply(e)
+	}
+	return eventstore.ExpectedVersion(len(recs) - 1), nil
+}
+
+// encode turns a command's domain events into events to append.
+func encode(evs []domain.Event, stream string, meta Metadata) ([]eventstore.EventData, error) {
+	md, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]eventstore.EventData, len(evs))
+	for i, e := range evs {
+		if m, ok := e.(domain.MoneyEvent); ok {
+			if err := domain.CheckBalanced(m.LedgerPostings()); err != nil {
+				panic("commands: " + e.EventType() + ": " + err.Error()) // a bug, never an input error
+			}
+		}
+		data, err := domain.Encode(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = eventstore.EventData{ID: EventID(meta.CommandID, stream, i), Type: e.EventType(), Data: data, Metadata: md}
+	}
+	return out, nil
+}
+
+// execute runs the write path for one stream. fresh returns an empty
+// aggregate's apply and decide functions; decide may return no events
+// (nothing to do) and may fill in meta (the merchant it found). The result's Position is the zero Position when nothing
+// was appended.
+func execute(ctx context.Context, store eventstore.Store, stream string, meta *Metadata,
+	fresh func() (apply func(domain.Event), decide func() ([]domain.Event, error))) (eventstore.AppendResult, []domain.Event, error) {
+	for attempt := 0; attempt < maxConflictRetries; attempt++ {
+		apply, decide := fresh()
+		version, err := load(ctx, store, stream, apply)
+		if err != nil {
+			return eventstore.AppendResult{}, nil, err
+		}
+		evs, err := decide()
+		if err != nil || len(evs) == 0 {
+			return eventstore.AppendResult{}, nil, err
+		}
+		data, err := encode(evs, stream, *meta)
+		if err != nil {
+			return eventstore.AppendResult{}, nil, err
+		}
+		res, err := store.Append(ctx, stream, version, data)
+		if errors.Is(err, eventstore.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return eventstore.AppendResult{}, nil, fmt.Errorf("append %s: %w", stream, err)
+		}
+		if res.NextExpected != int64(version)+int64(len(evs)) {
+			// The store recognised a retry of this command: answer with
+			// what was stored the first time, not with today's decision.
+			evs, err = storedEvents(ctx, store, stream, res.NextExpected-int64(len(evs))+1, len(evs))
+			if err != nil {
+				return eventstore.AppendResult{}, nil, err
+			}
+		}
+		return res, evs, nil
+	}
+	return eventstore.AppendResult{}, nil, fmt.Errorf("%s: %w", stream, ErrBusy)
+}
+
+func storedEvents(ctx context.Context, store eventstore.Store, stream string, from int64, n int) ([]domain.Event, error) {
+	recs, err := store.ReadStream(ctx, stream, from, n)
+	if err != nil {
+		return nil, fmt.Errorf("read back %s: %w", stream, err)
+	}
+	out := make([]domain.Event, len(recs))
+	for i, r := range recs {
+		if out[i], err = domain.Decode(r.Type, r.Data); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,484 @@
+// Package sqlite is the embedded event store: one SQLite file (WAL mode,
+// synchronous=FULL) written through the shared group committer, so
+// concurrent appends share one transaction and one fsync.
+//
+// The global log is the events table's global_position. All writes of this
+// process go through one connection and SQLite's write lock serialises
+// writers across processes, so positions become visible in order and a
+// reader polling global_position > last never skips an event.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/acceptcryptohere/gateway/eventstore"
+)
+
+const (
+	// maxBatch bounds the appends written in one transaction.
+	maxBatch = 256
+	// maxParams bounds the ids or streams in one IN (...) list, well under
+	// SQLite's limit on bound parameters.
+	maxParams = 500
+	// busyTimeoutMs is how long a connection waits for another process's
+	// lock before it fails with SQLITE_BUSY.
+	busyTimeoutMs = 5000
+	// flushTimeout bounds one batch transaction.
+	flushTimeout = 30 * time.Second
+	// pollInterval is how often Wait looks at the file for appends made by
+	// another process, which the in-process broadcast does not see.
+	pollInterval = 500 * time.Millisecond
+)
+
+// Store is the SQLite event store. It is safe for concurrent use.
+type Store struct {
+	rdb       *sql.DB
+	wdb       *sql.DB
+	committer *eventstore.Committer
+	now       func() time.Time
+
+	// head is the highest global position known to be committed.
+	head atomic.Uint64
+	// mu guards changed, which is closed and replaced whenever head moves,
+	// waking every Wait at once.
+	mu      sync.Mutex
+	changed chan struct{}
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open opens (creating it and its parent directories if needed) the
+// database at path and applies the event store's migrations.
+func Open(path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// The writer first: it switches the file to WAL (a persistent setting)
+	// before any reader connects.
+	wdb, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	ctx := context.Background()
+	var mode string
+	if err := wdb.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: journal mode is %q, want wal", path, mode)
+	}
+	if err := Migrate(ctx, wdb, migrationScope, migrations, "migrations"); err != nil {
+		_ = wdb.Close()
+		return nil, err
+	}
+	rdb, err := sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	readers := max(4, runtime.NumCPU())
+	rdb.SetMaxOpenConns(readers)
+	rdb.SetMaxIdleConns(readers)
+
+	s := &Store{rdb: rdb, wdb: wdb, now: time.Now, changed: make(chan struct{}), closed: make(chan struct{})}
+	head, err := s.readHead(ctx)
+	if err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	s.head.Store(head)
+	s.committer = eventstore.NewCommitter(maxBatch, s.flush)
+	return s, nil
+}
+
+// dsn builds the connection string. Every connection gets busy_timeout,
+// foreign keys and synchronous=FULL (an append is durable once it returns;
+// do not weaken this). Writer connections start their transactions with
+// BEGIN IMMEDIATE, so a write transaction takes the write lock before it
+// reads and can never fail to upgrade; reader connections are query_only.
+func dsn(abs string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMs))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	}
+	// A file: URI with an escaped path, so that '?' or '#' in a directory
+	// name cannot be taken for parameters.
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	if !strings.HasPrefix(u.Path, "/") { // Windows: C:/...
+		u.Path = "/" + u.Path
+	}
+	return u.String()
+}
+
+// DB returns the read pool. Its connections are query_only: use it for
+// queries (read models, the events table), never for writes.
+func (s *Store) DB() *sql.DB { return s.rdb }
+
+// WriteDB returns the single write connection (a pool of one) that the
+// event store appends through. Projections that keep their read models in
+// the same file write through it, so there is one writer per process and a
+// projector's rows and checkpoint commit in one transaction. Its
+// transactions begin IMMEDIATE (they take the write lock at BEGIN).
+//
+// Keep its transactions short, and never call Append while holding one: the
+// append waits for the connection the transaction holds, and deadlocks.
+func (s *Store) WriteDB() *sql.DB { return s.wdb }
+
+// Append implements eventstore.Store. Errors: eventstore.ErrInvalid,
+// ErrConflict, ErrDuplicateEvent, ErrClosed, the context's error (the append
+// may still be carried out), or a database error.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := eventstore.Validate(stream, expected, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	// A copy: the writer may still use the events after the caller gave up.
+	evs := append([]eventstore.EventData(nil), events...)
+	return s.committer.Append(ctx, eventstore.Request{Stream: stream, Expected: expected, Events: evs})
+}
+
+// flush writes one batch of appends. If the batch transaction fails, each
+// request is retried in a transaction of its own, so one bad request does
+// not fail the others.
+func (s *Store) flush(reqs []eventstore.Request) []eventstore.Outcome {
+	outs, err := s.writeBatch(reqs)
+	if err == nil {
+		return outs
+	}
+	if len(reqs) == 1 {
+		return []eventstore.Outcome{{Err: err}}
+	}
+	outs = make([]eventstore.Outcome, len(reqs))
+	for i, r := range reqs {
+		one, err := s.writeBatch([]eventstore.Request{r})
+		if err != nil {
+			outs[i] = eventstore.Outcome{Err: err}
+			continue
+		}
+		outs[i] = one[0]
+	}
+	return outs
+}
+
+// writeBatch decides and writes reqs in one write transaction. It returns
+// an error only when the transaction failed as a whole.
+func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var streams, ids []any
+	seenStream := map[string]bool{}
+	seenID := map[string]bool{}
+	for _, r := range reqs {
+		if !seenStream[r.Stream] {
+			seenStream[r.Stream] = true
+			streams = append(streams, r.Stream)
+		}
+		for _, e := range r.Events {
+			if !seenID[e.ID] {
+				seenID[e.ID] = true
+				ids = append(ids, e.ID)
+			}
+		}
+	}
+	versions, err := streamVersions(ctx, tx, streams)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append: %w", err)
+	}
+	stored, err := storedIDs(ctx, tx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append: %w", err)
+	}
+	decisions := eventstore.Plan(reqs, versions, stored)
+
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events
+		(event_id, stream, version, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer ins.Close()
+	recordedAt := s.now().UnixMicro()
+	outs := make([]eventstore.Outcome, len(reqs))
+	var last int64 // global position of the last inserted event
+	wrote := false
+	for i, d := range decisions {
+		switch {
+		case d.Err != nil:
+			outs[i] = eventstore.Outcome{Err: d.Err}
+		case d.Write:
+			r := reqs[i]
+			for k, e := range r.Events {
+				res, err := ins.ExecContext(ctx, e.ID, r.Stream, d.FirstVersion+int64(k), e.Type, e.Data, e.Metadata, recordedAt)
+				if err != nil {
+					return nil, fmt.Errorf("sqlite: append to %s: %w", r.Stream, err)
+				}
+				if last, err = res.LastInsertId(); err != nil {
+					return nil, fmt.Errorf("sqlite: append to %s: %w", r.Stream, err)
+				}
+			}
+			wrote = true
+			outs[i] = eventstore.Outcome{Result: eventstore.AppendResult{
+				NextExpected: d.FirstVersion + int64(len(r.Events)) - 1,
+				Position:     eventstore.Position{Commit: uint64(last)},
+			}}
+		case d.DuplicateOf >= 0:
+			// Plan only points at an earlier request that writes.
+			outs[i] = outs[d.DuplicateOf]
+		default: // an idempotent re-append of stored events
+			outs[i] = eventstore.Outcome{Result: d.Result}
+		}
+	}
+	if !wrote {
+		return outs, nil // nothing written; the deferred rollback ends the transaction
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: append: commit: %w", err)
+	}
+	s.advance(uint64(last))
+	return outs, nil
+}
+
+// streamVersions returns the last version of each of streams that exists.
+func streamVersions(ctx context.Context, tx *sql.Tx, streams []any) (map[string]int64, error) {
+	out := make(map[string]int64, len(streams))
+	for len(streams) > 0 {
+		n := min(len(streams), maxParams)
+		rows, err := tx.QueryContext(ctx, `SELECT stream, max(version) FROM events WHERE stream IN (`+
+			placeholders(n)+`) GROUP BY stream`, streams[:n]...)
+		if err != nil {
+			return nil, fmt.Errorf("stream versions: %w", err)
+		}
+		for rows.Next() {
+			var s string
+			var v int64
+			if err := rows.Scan(&s, &v); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("stream versions: %w", err)
+			}
+			out[s] = v
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("stream versions: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("stream versions: %w", err)
+		}
+		streams = streams[n:]
+	}
+	return out, nil
+}
+
+// storedIDs returns where each of ids that is already stored lives.
+func storedIDs(ctx context.Context, tx *sql.Tx, ids []any) (map[string]eventstore.StoredID, error) {
+	out := map[string]eventstore.StoredID{}
+	for len(ids) > 0 {
+		n := min(len(ids), maxParams)
+		rows, err := tx.QueryContext(ctx, `SELECT event_id, stream, version, global_position FROM events WHERE event_id IN (`+
+			placeholders(n)+`)`, ids[:n]...)
+		if err != nil {
+			return nil, fmt.Errorf("stored ids: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var st eventstore.StoredID
+			var pos int64
+			if err := rows.Scan(&id, &st.Stream, &st.Version, &pos); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("stored ids: %w", err)
+			}
+			st.Position = eventstore.Position{Commit: uint64(pos)}
+			out[id] = st
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("stored ids: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("stored ids: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// advance records that events up to pos are committed and wakes waiters.
+func (s *Store) advance(pos uint64) {
+	for {
+		cur := s.head.Load()
+		if pos <= cur {
+			return
+		}
+		if s.head.CompareAndSwap(cur, pos) {
+			break
+		}
+	}
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *Store) readHead(ctx context.Context) (uint64, error) {
+	var head int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT coalesce(max(global_position), 0) FROM events`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("read head: %w", err)
+	}
+	return uint64(head), nil
+}
+
+// Wait implements eventstore.Store. It returns as soon as this process
+// commits an event after pos, or within about pollInterval of another
+// process doing so. Errors: the context's error, ErrClosed, or a database
+// error from the poll.
+func (s *Store) Wait(ctx context.Context, after eventstore.Position) error {
+	poll := time.NewTimer(pollInterval)
+	defer poll.Stop()
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		if s.head.Load() > after.Commit {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closed:
+			return eventstore.ErrClosed
+		case <-poll.C:
+			head, err := s.readHead(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("sqlite: wait: %w", err)
+			}
+			s.advance(head)
+			poll.Reset(pollInterval)
+		}
+	}
+}
+
+// ReadStream implements eventstore.Store. A missing stream reads as empty.
+// Errors: ErrClosed, the context's error, or a database error.
+func (s *Store) ReadStream(ctx context.Context, stream string, from int64, max int) ([]eventstore.RecordedEvent, error) {
+	if s.isClosed() {
+		return nil, eventstore.ErrClosed
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	evs, err := s.query(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
+		FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`, max, stream, from, max)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
+	}
+	return evs, nil
+}
+
+// ReadAll implements eventstore.Store: up to max events with a global
+// position after pos. A single writer at a time means a snapshot that holds
+// position n holds every position before it, so nothing can commit behind
+// a reader. Errors: ErrClosed, the context's error, or a database error.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int) ([]eventstore.RecordedEvent, error) {
+	if s.isClosed() {
+		return nil, eventstore.ErrClosed
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	if after.Commit >= math.MaxInt64 {
+		return nil, nil // beyond any position SQLite can hold
+	}
+	// Our events all have Prepare 0, so the first event after {c, p} is the
+	// first with global_position > c whatever p is.
+	evs, err := s.query(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
+		FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?`, max, int64(after.Commit), max)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read all after %v: %w", after, err)
+	}
+	return evs, nil
+}
+
+func (s *Store) query(ctx context.Context, q string, capHint int, args ...any) ([]eventstore.RecordedEvent, error) {
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]eventstore.RecordedEvent, 0, min(capHint, 128))
+	for rows.Next() {
+		var e eventstore.RecordedEvent
+		var pos, recordedAt int64
+		if err := rows.Scan(&pos, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Metadata, &recordedAt); err != nil {
+			return nil, err
+		}
+		e.Position = eventstore.Position{Commit: uint64(pos)}
+		e.RecordedAt = time.UnixMicro(recordedAt).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close writes the appends already queued, then closes the database. It is
+// safe to call more than once; later calls return the first one's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.committer.Close()
+		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+	})
+	return s.closeErr
+}
