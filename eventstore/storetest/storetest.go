@@ -186,7 +186,7 @@ func testIdempotentReappend(t *testing.T, s eventstore.Store) {
 	if err != nil {
 		t.Fatalf("re-append of the same ids: %v, want success", err)
 	}
-	if again.NextExpected != first.NextExpected {
+	if again != first {
 		t.Fatalf("re-append result %+v, first %+v", again, first)
 	}
 	all, _ := s.ReadStream(c, stream, 0, 10)
