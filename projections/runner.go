@@ -1,0 +1,248 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+)
+
+// Tx is a read-model transaction with the dialect's placeholders.
+type Tx struct {
+	tx *sql.Tx
+	db DB
+}
+
+func (t Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.db.Q(query), args...)
+}
+
+func (t Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.Q(query), args...)
+}
+
+// Projector folds events into its tables. Apply runs inside the batch's
+// transaction; an error aborts the whole batch (it is retried, never skipped).
+type Projector interface {
+	Name() string
+	Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, e domain.Event) error
+}
+
+// batchSize bounds the events applied in one transaction.
+const batchSize = 500
+
+// Runner feeds the global log to its projectors from their checkpoints.
+type Runner struct {
+	store      eventstore.Store
+	db         DB
+	projectors []Projector
+	log        *slog.Logger
+
+	mu      sync.Mutex
+	reached eventstore.Position // every projector has applied up to here
+	changed chan struct{}       // closed and replaced when reached moves
+}
+
+// NewRunner prepares a runner; Run starts it.
+func NewRunner(store eventstore.Store, db DB, log *slog.Logger, projectors ...Projector) *Runner {
+	if len(projectors) == 0 {
+		projectors = All()
+	}
+	return &Runner{store: store, db: db, projectors: projectors, log: log, changed: make(chan struct{})}
+}
+
+// All returns the standard projectors.
+func All() []Projector { return []Projector{Merchants{}, Invoices{}, Balances{}} }
+
+// Run applies the log until ctx ends. A failing batch is retried after a
+// pause: projections stop rather than skip an event.
+func (r *Runner) Run(ctx context.Context) error {
+	checkpoints, err := r.loadCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	r.publish(minPosition(checkpoints))
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		from := minPosition(checkpoints)
+		recs, err := r.store.ReadAll(ctx, from, batchSize)
+		if err == nil && len(recs) > 0 {
+			err = r.applyBatch(ctx, recs, checkpoints)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			r.log.Error("projection batch failed; retrying", "from", from.String(), "err", err)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		r.publish(minPosition(checkpoints))
+		if len(recs) < batchSize {
+			_ = r.store.Wait(ctx, lastOr(recs, from))
+		}
+	}
+	return ctx.Err()
+}
+
+// CatchUp applies everything currently in the log and returns (for tools
+// and tests that do not run the loop).
+func (r *Runner) CatchUp(ctx context.Context) error {
+	checkpoints, err := r.loadCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		recs, err := r.store.ReadAll(ctx, minPosition(checkpoints), batchSize)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			r.publish(minPosition(checkpoints))
+			return nil
+		}
+		if err := r.applyBatch(ctx, recs, checkpoints); err != nil {
+			return err
+		}
+	}
+}
+
+func lastOr(recs []eventstore.RecordedEvent, pos eventstore.Position) eventstore.Position {
+	if len(recs) == 0 {
+		return pos
+	}
+	return recs[len(recs)-1].Position
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func minPosition(cps map[string]eventstore.Position) eventstore.Position {
+	first := true
+	var m eventstore.Position
+	for _, p := range cps {
+		if first || p.Less(m) {
+			m, first = p, false
+		}
+	}
+	return m
+}
+
+func (r *Runner) loadCheckpoints(ctx context.Context) (map[string]eventstore.Position, error) {
+	cps := make(map[string]eventstore.Position, len(r.projectors))
+	for _, p := range r.projectors {
+		var s string
+		err := r.db.Write.QueryRowContext(ctx, r.db.Q(`SELECT position FROM projection_checkpoints WHERE name = ?`), p.Name()).Scan(&s)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			cps[p.Name()] = eventstore.Start
+		case err != nil:
+			return nil, fmt.Errorf("projections: checkpoint of %s: %w", p.Name(), err)
+		default:
+			pos, err := eventstore.ParsePosition(s)
+			if err != nil {
+				return nil, err
+			}
+			cps[p.Name()] = pos
+		}
+	}
+	return cps, nil
+}
+
+// applyBatch applies recs to every projector that has not seen them and
+// writes the checkpoints, all in one transaction. checkpoints is updated
+// only when the transaction commits.
+func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent, checkpoints map[string]eventstore.Position) error {
+	sqlTx, err := r.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sqlTx.Rollback()
+	tx := Tx{tx: sqlTx, db: r.db}
+	next := make(map[string]eventstore.Position, len(checkpoints))
+	for k, v := range checkpoints {
+		next[k] = v
+	}
+	for _, rec := range recs {
+		e, err := domain.Decode(rec.Type, rec.Data)
+		if err != nil {
+			// Events of types this version does not know (a newer writer)
+			// cannot be projected; stopping is safer than guessing.
+			return fmt.Errorf("projections: event %s at %s: %w", rec.ID, rec.Position, err)
+		}
+		for _, p := range r.projectors {
+			if !next[p.Name()].Less(rec.Position) {
+				continue
+			}
+			if err := p.Apply(ctx, tx, rec, e); err != nil {
+				return fmt.Errorf("projections: %s on %s %s: %w", p.Name(), rec.Type, rec.ID, err)
+			}
+			next[p.Name()] = rec.Position
+		}
+	}
+	nowMs := time.Now().UnixMilli()
+	for name, pos := range next {
+		if pos == checkpoints[name] {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, name, pos.String(), nowMs); err != nil {
+			return err
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return err
+	}
+	for k, v := range next {
+		checkpoints[k] = v
+	}
+	return nil
+}
+
+func (r *Runner) publish(pos eventstore.Position) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reached.Less(pos) {
+		r.reached = pos
+		close(r.changed)
+		r.changed = make(chan struct{})
+	}
+}
+
+// Position is where every projector of the runner has got to.
+func (r *Runner) Position() eventstore.Position {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reached
+}
+
+// WaitFor blocks until every projector has applied pos, or ctx ends.
+func (r *Runner) WaitFor(ctx context.Context, pos eventstore.Position) error {
+	for {
+		r.mu.Lock()
+		done, ch := !r.reached.Less(pos), r.changed
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,116 @@
+// Package readapi answers the GET endpoints from the read models that the
+// projections build. It never reads the event log.
+package readapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
+)
+
+// Invoice is an invoice as the API shows it.
+type Invoice struct {
+	ID                    string
+	MerchantID            string
+	Asset                 string
+	Status                domain.Status
+	Amount                domain.Amount
+	PayAmount             domain.Amount
+	PayAddress            string
+	Fee                   domain.Amount // at the invoice's tier, on Amount
+	FeeBps                int64
+	SettleAsset           string // "" when not converting
+	OrderID               string
+	AmountReceived        domain.Amount
+	RequiredConfirmations int
+	Payments              []Payment
+	CreatedAt             time.Time
+	ExpiresAt             time.Time
+	PaidAt                *time.Time
+	UpdatedAt             time.Time
+}
+
+// Payment is one deposit to an invoice.
+type Payment struct {
+	DepositID     string
+	TxID          string
+	Amount        domain.Amount
+	Confirmations int
+	Status        string // pending | confirmed | reverted
+	Late          bool
+	DetectedAt    time.Time
+}
+
+// Payment statuses.
+const (
+	PaymentPending   = "pending"
+	PaymentConfirmed = "confirmed"
+	PaymentReverted  = "reverted"
+)
+
+// Confirmations is the fewest confirmations among live payments (what the
+// customer still waits for); 0 without payments.
+func (inv Invoice) Confirmations() int {
+	least := -1
+	for _, p := range inv.Payments {
+		if p.Status == PaymentReverted {
+			continue
+		}
+		if least < 0 || p.Confirmations < least {
+			least = p.Confirmations
+		}
+	}
+	if least < 0 {
+		return 0
+	}
+	return least
+}
+
+// Balance of one asset.
+type Balance struct {
+	Asset     string
+	Available domain.Amount
+	Pending   domain.Amount
+}
+
+// Account is a merchant's settings.
+type Account struct {
+	MerchantID     string
+	Name           string
+	PublishableKey string
+	WebhookURL     string
+	ConsolidateTo  string
+	PayoutSettings []domain.PayoutSettings
+	CreatedAt      time.Time
+}
+
+// KeyKind says which kind of key authenticated a request.
+type KeyKind string
+
+const (
+	SecretKey      KeyKind = "secret"
+	PublishableKey KeyKind = "publishable"
+)
+
+// InvoiceFilter selects a page of a merchant's invoices, newest first.
+type InvoiceFilter struct {
+	Status        domain.Status // "" for all
+	Limit         int           // 1..100
+	StartingAfter string        // an invoice id: the page starts after it
+}
+
+// Reader is what the HTTP layer reads. Every method returns
+// domain.ErrNotFound for a missing object, including another merchant's.
+type Reader interface {
+	// InvoiceByID returns the invoice; merchantID "" skips the ownership
+	// check (the public status endpoint).
+	InvoiceByID(ctx context.Context, merchantID, invoiceID string) (Invoice, error)
+	ListInvoices(ctx context.Context, merchantID string, f InvoiceFilter) (page []Invoice, hasMore bool, err error)
+	// Balances returns every asset the merchant has touched.
+	Balances(ctx context.Context, merchantID string) ([]Balance, error)
+	Account(ctx context.Context, merchantID string) (Account, error)
+	// MerchantByKey resolves an API key: secret keys by their hash,
+	// publishable keys as they are.
+	MerchantByKey(ctx context.Context, kind KeyKind, keyOrHash string) (merchantID string, err error)
+}

@@ -1,0 +1,233 @@
+package readapi
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+// SQL reads the read models of projections.
+type SQL struct{ db projections.DB }
+
+var _ Reader = (*SQL)(nil)
+
+func NewSQL(db projections.DB) *SQL { return &SQL{db: db} }
+
+func (s *SQL) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return s.db.Read.QueryRowContext(ctx, s.db.Q(q), args...)
+}
+
+const invoiceColumns = `invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps, settle_asset, order_id,
+	amount_received, required_confirmations, created_at, expires_at, paid_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanInvoice(row scanner) (Invoice, error) {
+	var inv Invoice
+	var status, amount, payAmount, fee, received string
+	var created, expires, updated int64
+	var paid sql.NullInt64
+	err := row.Scan(&inv.ID, &inv.MerchantID, &inv.Asset, &status, &amount, &payAmount, &inv.PayAddress, &fee, &inv.FeeBps,
+		&inv.SettleAsset, &inv.OrderID, &received, &inv.RequiredConfirmations, &created, &expires, &paid, &updated)
+	if err != nil {
+		return Invoice{}, err
+	}
+	inv.Status = domain.Status(status)
+	inv.Amount, inv.PayAmount, inv.Fee, inv.AmountReceived = domain.MustAmount(amount), domain.MustAmount(payAmount), domain.MustAmount(fee), domain.MustAmount(received)
+	inv.CreatedAt, inv.ExpiresAt, inv.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC(), time.UnixMilli(updated).UTC()
+	if paid.Valid {
+		t := time.UnixMilli(paid.Int64).UTC()
+		inv.PaidAt = &t
+	}
+	return inv, nil
+}
+
+// InvoiceByID errors: domain.ErrNotFound.
+func (s *SQL) InvoiceByID(ctx context.Context, merchantID, invoiceID string) (Invoice, error) {
+	inv, err := scanInvoice(s.queryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE invoice_id = ?`, invoiceID))
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && merchantID != "" && inv.MerchantID != merchantID) {
+		return Invoice{}, fmt.Errorf("invoice %s: %w", invoiceID, domain.ErrNotFound)
+	}
+	if err != nil {
+		return Invoice{}, fmt.Errorf("invoice %s: %w", invoiceID, err)
+	}
+	if err := s.attachPayments(ctx, []*Invoice{&inv}); err != nil {
+		return Invoice{}, err
+	}
+	return inv, nil
+}
+
+// ListInvoices returns a page newest first. StartingAfter must be one of
+// the merchant's invoices. Errors: domain.ErrNotFound (starting_after),
+// domain.ErrValidation (limit).
+func (s *SQL) ListInvoices(ctx context.Context, merchantID string, f InvoiceFilter) ([]Invoice, bool, error) {
+	if f.Limit < 1 || f.Limit > 100 {
+		return nil, false, fmt.Errorf("%w: limit must be between 1 and 100", domain.ErrValidation)
+	}
+	q := `SELECT ` + invoiceColumns + ` FROM invoices WHERE merchant_id = ?`
+	args := []any{merchantID}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, string(f.Status))
+	}
+	if f.StartingAfter != "" {
+		// Ids sort by creation time, so the cursor is the id itself; it must
+		// still be the merchant's, or another merchant could probe ids.
+		if _, err := s.InvoiceByID(ctx, merchantID, f.StartingAfter); err != nil {
+			return nil, false, err
+		}
+		q += ` AND invoice_id < ?`
+		args = append(args, f.StartingAfter)
+	}
+	q += ` ORDER BY invoice_id DESC LIMIT ?`
+	args = append(args, f.Limit+1)
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q), args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list invoices: %w", err)
+	}
+	defer rows.Close()
+	var page []Invoice
+	for rows.Next() {
+		inv, err := scanInvoice(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		page = append(page, inv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	hasMore := len(page) > f.Limit
+	if hasMore {
+		page = page[:f.Limit]
+	}
+	ptrs := make([]*Invoice, len(page))
+	for i := range page {
+		ptrs[i] = &page[i]
+	}
+	return page, hasMore, s.attachPayments(ctx, ptrs)
+}
+
+func (s *SQL) attachPayments(ctx context.Context, invs []*Invoice) error {
+	if len(invs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*Invoice, len(invs))
+	args := make([]any, len(invs))
+	for i, inv := range invs {
+		byID[inv.ID] = inv
+		args[i] = inv.ID
+	}
+	q := `SELECT invoice_id, deposit_id, txid, amount, confirmations, status, late, detected_at FROM payments
+		WHERE invoice_id IN (?` + strings.Repeat(`, ?`, len(invs)-1) + `) ORDER BY detected_at, deposit_id`
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q), args...)
+	if err != nil {
+		return fmt.Errorf("payments: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var invoiceID, amount string
+		var p Payment
+		var detected int64
+		if err := rows.Scan(&invoiceID, &p.DepositID, &p.TxID, &amount, &p.Confirmations, &p.Status, &p.Late, &detected); err != nil {
+			return err
+		}
+		p.Amount, p.DetectedAt = domain.MustAmount(amount), time.UnixMilli(detected).UTC()
+		inv := byID[invoiceID]
+		inv.Payments = append(inv.Payments, p)
+	}
+	return rows.Err()
+}
+
+// Balances returns the merchant's balances in asset order of the rows.
+func (s *SQL) Balances(ctx context.Context, merchantID string) ([]Balance, error) {
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT asset, available, pending FROM balances WHERE merchant_id = ? ORDER BY asset`), merchantID)
+	if err != nil {
+		return nil, fmt.Errorf("balances: %w", err)
+	}
+	defer rows.Close()
+	var out []Balance
+	for rows.Next() {
+		var b Balance
+		var a, p string
+		if err := rows.Scan(&b.Asset, &a, &p); err != nil {
+			return nil, err
+		}
+		b.Available, b.Pending = domain.MustAmount(a), domain.MustAmount(p)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Account errors: domain.ErrNotFound.
+func (s *SQL) Account(ctx context.Context, merchantID string) (Account, error) {
+	var a Account
+	var created int64
+	err := s.queryRow(ctx, `SELECT merchant_id, name, publishable_key, webhook_url, consolidate_to, created_at FROM merchants WHERE merchant_id = ?`, merchantID).
+		Scan(&a.MerchantID, &a.Name, &a.PublishableKey, &a.WebhookURL, &a.ConsolidateTo, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("merchant %s: %w", merchantID, domain.ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("account: %w", err)
+	}
+	a.CreatedAt = time.UnixMilli(created).UTC()
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT asset, payout_address, mode, instant_min_amount FROM payout_settings WHERE merchant_id = ? ORDER BY asset`), merchantID)
+	if err != nil {
+		return Account{}, fmt.Errorf("payout settings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p domain.PayoutSettings
+		var mode, min string
+		if err := rows.Scan(&p.Asset, &p.PayoutAddress, &mode, &min); err != nil {
+			return Account{}, err
+		}
+		p.Mode, p.InstantMinAmount = domain.PayoutMode(mode), domain.MustAmount(min)
+		a.PayoutSettings = append(a.PayoutSettings, p)
+	}
+	return a, rows.Err()
+}
+
+// MerchantByKey errors: domain.ErrNotFound.
+func (s *SQL) MerchantByKey(ctx context.Context, kind KeyKind, keyOrHash string) (string, error) {
+	col := "secret_key_hash"
+	if kind == PublishableKey {
+		col = "publishable_key"
+	}
+	var id string
+	err := s.queryRow(ctx, `SELECT merchant_id FROM merchants WHERE `+col+` = ?`, keyOrHash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("key: %w", domain.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("key lookup: %w", err)
+	}
+	return id, nil
+}
+
+// DueInvoices returns ids of open invoices whose window has closed, for the
+// expiry loop.
+func (s *SQL) DueInvoices(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT invoice_id FROM invoices WHERE status IN ('new', 'partially_paid') AND expires_at <= ? ORDER BY expires_at LIMIT ?`),
+		now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due invoices: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
