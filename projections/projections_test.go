@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
@@ -136,6 +138,31 @@ func testProjections(t *testing.T, newDB func(*testing.T) projections.DB) {
 		}
 		if inv.Status != wantStatus[i] {
 			t.Errorf("invoice %d status %s, want %s", i, inv.Status, wantStatus[i])
+		}
+	}
+	// The read model and a fold of the invoice's own stream agree.
+	for _, id := range ids {
+		fromModel, _ := r.InvoiceByID(ctx, m.MerchantID, id)
+		recs, err := eventstore.ReadFullStream(ctx, store, commands.InvoiceStream(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var evs []domain.Event
+		for _, rec := range recs {
+			e, err := domain.Decode(rec.Type, rec.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, e)
+		}
+		fromLog, err := readapi.InvoiceFromEvents(evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := json.Marshal(fromModel.JSON("http://x"))
+		b, _ := json.Marshal(fromLog.JSON("http://x"))
+		if string(a) != string(b) {
+			t.Fatalf("read model and stream fold differ:\n%s\n%s", a, b)
 		}
 	}
 	paid, _ := r.InvoiceByID(ctx, m.MerchantID, ids[0])

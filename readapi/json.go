@@ -1,0 +1,108 @@
+package readapi
+
+import (
+	"github.com/acceptcryptohere/gateway/domain"
+)
+
+// InvoiceJSON is the invoice exactly as the API and webhooks show it. It is
+// defined once here so that GET /v1/invoices/{id} and a webhook's data are
+// the same document.
+type InvoiceJSON struct {
+	ID                    string        `json:"id"`
+	Object                string        `json:"object"`
+	Asset                 string        `json:"asset"`
+	Status                domain.Status `json:"status"`
+	PayAddress            string        `json:"pay_address"`
+	PayAmount             domain.Amount `json:"pay_amount"`
+	Amount                domain.Amount `json:"amount"`
+	Fee                   domain.Amount `json:"fee"`
+	FeeBps                int64         `json:"fee_bps"`
+	SettleAsset           *string       `json:"settle_asset"`
+	OrderID               *string       `json:"order_id"`
+	AmountReceived        domain.Amount `json:"amount_received"`
+	Confirmations         int           `json:"confirmations"`
+	RequiredConfirmations int           `json:"required_confirmations"`
+	Payments              []PaymentJSON `json:"payments"`
+	CreatedAt             int64         `json:"created_at"` // Unix ms
+	ExpiresAt             int64         `json:"expires_at"` // Unix ms
+	PaidAt                *int64        `json:"paid_at"`    // Unix ms
+	CheckoutURL           string        `json:"checkout_url"`
+}
+
+// PaymentJSON is one payment of an invoice.
+type PaymentJSON struct {
+	TxID          string        `json:"txid"`
+	Amount        domain.Amount `json:"amount"`
+	Confirmations int           `json:"confirmations"`
+	Status        string        `json:"status"`
+	Late          bool          `json:"late"`
+	DetectedAt    int64         `json:"detected_at"` // Unix ms
+}
+
+// JSON renders the invoice; baseURL is the public origin for checkout_url.
+func (inv Invoice) JSON(baseURL string) InvoiceJSON {
+	out := InvoiceJSON{
+		ID: inv.ID, Object: "invoice", Asset: inv.Asset, Status: inv.Status, PayAddress: inv.PayAddress,
+		PayAmount: inv.PayAmount, Amount: inv.Amount, Fee: inv.Fee, FeeBps: inv.FeeBps,
+		SettleAsset: optional(inv.SettleAsset), OrderID: optional(inv.OrderID), AmountReceived: inv.AmountReceived,
+		Confirmations: inv.Confirmations(), RequiredConfirmations: inv.RequiredConfirmations,
+		Payments:  make([]PaymentJSON, 0, len(inv.Payments)),
+		CreatedAt: inv.CreatedAt.UnixMilli(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
+		CheckoutURL: baseURL + "/pay/" + inv.ID,
+	}
+	for _, p := range inv.Payments {
+		out.Payments = append(out.Payments, PaymentJSON{TxID: p.TxID, Amount: p.Amount, Confirmations: p.Confirmations,
+			Status: p.Status, Late: p.Late, DetectedAt: p.DetectedAt.UnixMilli()})
+	}
+	if inv.PaidAt != nil {
+		ms := inv.PaidAt.UnixMilli()
+		out.PaidAt = &ms
+	}
+	return out
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// InvoiceFromEvents folds an invoice's stream (or a prefix of it) into the
+// shape the read model has after the same events. Webhooks use it to show
+// the invoice as it was at the status change they announce.
+func InvoiceFromEvents(evs []domain.Event) (Invoice, error) {
+	var inv Invoice
+	index := map[string]int{}
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case domain.InvoiceCreated:
+			inv = Invoice{ID: e.InvoiceID, MerchantID: e.MerchantID, Asset: e.Asset, Status: domain.StatusNew, Amount: e.Amount,
+				PayAmount: e.PayAmount, PayAddress: e.PayAddress, Fee: e.Fee.Fee, FeeBps: e.Fee.Bps, SettleAsset: e.SettleAsset,
+				OrderID: e.OrderID, RequiredConfirmations: e.RequiredConfirmations, CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt, UpdatedAt: e.CreatedAt}
+		case domain.DepositDetected:
+			index[e.DepositID] = len(inv.Payments)
+			inv.Payments = append(inv.Payments, Payment{DepositID: e.DepositID, TxID: e.TxID, Amount: e.Amount,
+				Confirmations: e.Confirmations, Status: PaymentPending, Late: e.Late, DetectedAt: e.DetectedAt})
+			inv.AmountReceived = inv.AmountReceived.Add(e.Amount)
+			inv.UpdatedAt = e.DetectedAt
+		case domain.DepositConfirmed:
+			p := &inv.Payments[index[e.DepositID]]
+			p.Status, p.Confirmations = PaymentConfirmed, e.Confirmations
+		case domain.DepositReverted:
+			inv.Payments[index[e.DepositID]].Status = PaymentReverted
+			inv.AmountReceived = inv.AmountReceived.Sub(e.Amount)
+			inv.UpdatedAt = e.RevertedAt
+		case domain.InvoiceStatusChanged:
+			inv.Status, inv.UpdatedAt = e.To, e.At
+			if e.To == domain.StatusPaid {
+				at := e.At
+				inv.PaidAt = &at
+			}
+		}
+	}
+	if inv.ID == "" {
+		return Invoice{}, domain.ErrNotFound
+	}
+	return inv, nil
+}
