@@ -199,6 +199,21 @@ func testProjections(t *testing.T, newDB func(*testing.T) projections.DB) {
 		t.Fatalf("due = %v", due)
 	}
 
+	rep, err := projections.Audit(ctx, store, db)
+	if err != nil || !rep.OK() || rep.FeesChecked != 6 || rep.MoneyEvents != 5 {
+		t.Fatalf("audit: %+v %v", rep, err)
+	}
+	if got := rep.Ledger[domain.FeeAccount]["USDT.ETH"].String(); got != "0.124975" {
+		t.Fatalf("fee account = %s", got)
+	}
+	// A tampered read model is caught.
+	if _, err := db.Write.Exec(`UPDATE balances SET available = '1000'`); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := projections.Audit(ctx, store, db); rep.OK() {
+		t.Fatal("audit missed a tampered balance")
+	}
+
 	// A fresh rebuild from the log gives the same balances.
 	fresh := newDB(t)
 	if err := projections.Migrate(ctx, fresh); err != nil {
