@@ -6,6 +6,7 @@ package commands
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -104,6 +105,9 @@ func encode(evs []domain.Event, stream string, meta Metadata) ([]eventstore.Even
 // was appended.
 func execute(ctx context.Context, store eventstore.Store, stream string, meta *Metadata,
 	fresh func() (apply func(domain.Event), decide func() ([]domain.Event, error))) (eventstore.AppendResult, []domain.Event, error) {
+	if meta.CommandID == "" {
+		meta.CommandID = randomCommandID()
+	}
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
 		apply, decide := fresh()
 		version, err := load(ctx, store, stream, apply)
@@ -150,4 +154,14 @@ func storedEvents(ctx context.Context, store eventstore.Store, stream string, fr
 		}
 	}
 	return out, nil
+}
+
+// randomCommandID names a command that has no natural identity (the domain
+// itself makes it idempotent, as with a deposit seen twice).
+func randomCommandID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("commands: crypto/rand: " + err.Error())
+	}
+	return "cmd_" + hex.EncodeToString(b)
 }

@@ -121,8 +121,10 @@ func (inv *Invoice) Apply(e Event) {
 	case InvoiceCreated:
 		*inv = Invoice{created: e, exists: true, status: StatusNew, deposits: map[string]*deposit{}}
 	case DepositDetected:
+		if _, again := inv.deposits[e.DepositID]; !again {
+			inv.order = append(inv.order, e.DepositID)
+		}
 		inv.deposits[e.DepositID] = &deposit{id: e.DepositID, amount: e.Amount, confirmations: e.Confirmations}
-		inv.order = append(inv.order, e.DepositID)
 	case DepositConfirmed:
 		d := inv.deposits[e.DepositID]
 		d.confirmed, d.confirmations, d.fee = true, e.Confirmations, e.Fee.Fee
@@ -209,7 +211,8 @@ type ObservedDeposit struct {
 }
 
 // ObserveDeposit records a payment. Seeing the same deposit again yields no
-// events; a payment after the invoice ended is still credited (Late).
+// events, unless a reorg had reverted it and it is back in a block: then it
+// is detected again. A payment after the invoice ended is still credited (Late).
 // Errors: ErrNotFound, ErrInvalidAmount, ErrValidation.
 func (inv *Invoice) ObserveDeposit(d ObservedDeposit, now time.Time) ([]Event, error) {
 	if !inv.exists {
@@ -218,7 +221,7 @@ func (inv *Invoice) ObserveDeposit(d ObservedDeposit, now time.Time) ([]Event, e
 	if d.DepositID == "" {
 		return nil, fmt.Errorf("%w: deposit without id", ErrValidation)
 	}
-	if _, seen := inv.deposits[d.DepositID]; seen {
+	if prev, seen := inv.deposits[d.DepositID]; seen && !prev.reverted {
 		return nil, nil
 	}
 	if !d.Amount.IsPositive() {

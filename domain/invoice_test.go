@@ -128,6 +128,11 @@ func TestRevertBeforeConfirmationReopens(t *testing.T) {
 	if got := statusOf(evs); !reflect.DeepEqual(got, []Status{StatusNew}) {
 		t.Fatalf("after revert: %v", got)
 	}
+	// The same transaction mined again after the reorg counts again.
+	evs = apply(t, inv)(inv.ObserveDeposit(ObservedDeposit{DepositID: "a", Amount: MustAmount("4")}, t0))
+	if got := statusOf(evs); !reflect.DeepEqual(got, []Status{StatusPartiallyPaid}) || inv.AmountReceived().String() != "4" {
+		t.Fatalf("re-observed after revert: %v, received %s", got, inv.AmountReceived())
+	}
 	evs = apply(t, inv)(inv.Expire(t0.Add(DefaultExpiresIn)))
 	if got := statusOf(evs); !reflect.DeepEqual(got, []Status{StatusExpired}) {
 		t.Fatalf("expire: %v", got)
@@ -156,7 +161,11 @@ func TestPostingsProperty(t *testing.T) {
 			switch op := rng.Intn(4); {
 			case op == 0 || len(ids) == 0:
 				id := fmt.Sprintf("d%d", step)
-				ids = append(ids, id)
+				if len(ids) > 0 && rng.Intn(3) == 0 {
+					id = ids[rng.Intn(len(ids))] // seen again, maybe after a reorg
+				} else {
+					ids = append(ids, id)
+				}
 				evs, err = inv.ObserveDeposit(ObservedDeposit{DepositID: id, Amount: MustAmount(fmt.Sprintf("%d.%06d", rng.Intn(30), rng.Intn(1000000)+1))}, now)
 			case op == 1:
 				evs, err = inv.ConfirmDeposit(ids[rng.Intn(len(ids))], 12+rng.Intn(3), now)

@@ -54,7 +54,9 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli())
 	case domain.DepositDetected:
 		_, err = tx.Exec(ctx, `INSERT INTO payments (invoice_id, deposit_id, txid, amount, confirmations, status, late, detected_at)
-			VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
+			ON CONFLICT (invoice_id, deposit_id) DO UPDATE SET amount = excluded.amount, confirmations = excluded.confirmations,
+			status = 'pending', late = excluded.late`,
 			e.InvoiceID, e.DepositID, e.TxID, e.Amount.String(), e.Confirmations, e.Late, e.DetectedAt.UnixMilli())
 		if err == nil {
 			err = addReceived(ctx, tx, e.InvoiceID, e.Amount, e.DetectedAt.UnixMilli())

@@ -81,9 +81,15 @@ func InvoiceFromEvents(evs []domain.Event) (Invoice, error) {
 				PayAmount: e.PayAmount, PayAddress: e.PayAddress, Fee: e.Fee.Fee, FeeBps: e.Fee.Bps, SettleAsset: e.SettleAsset,
 				OrderID: e.OrderID, RequiredConfirmations: e.RequiredConfirmations, CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt, UpdatedAt: e.CreatedAt}
 		case domain.DepositDetected:
-			index[e.DepositID] = len(inv.Payments)
-			inv.Payments = append(inv.Payments, Payment{DepositID: e.DepositID, TxID: e.TxID, Amount: e.Amount,
-				Confirmations: e.Confirmations, Status: PaymentPending, Late: e.Late, DetectedAt: e.DetectedAt})
+			p := Payment{DepositID: e.DepositID, TxID: e.TxID, Amount: e.Amount,
+				Confirmations: e.Confirmations, Status: PaymentPending, Late: e.Late, DetectedAt: e.DetectedAt}
+			if i, again := index[e.DepositID]; again { // back in a block after a reorg
+				p.DetectedAt = inv.Payments[i].DetectedAt
+				inv.Payments[i] = p
+			} else {
+				index[e.DepositID] = len(inv.Payments)
+				inv.Payments = append(inv.Payments, p)
+			}
 			inv.AmountReceived = inv.AmountReceived.Add(e.Amount)
 			inv.UpdatedAt = e.DetectedAt
 		case domain.DepositConfirmed:
