@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the Postgres read models
+
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/eventstore/esdb"
+	"github.com/acceptcryptohere/gateway/eventstore/postgres"
+	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
+	"github.com/acceptcryptohere/gateway/httpapi"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+// backend is the configured event store and read-model database, migrated.
+type backend struct {
+	store   eventstore.Store
+	db      projections.DB
+	closers []func() error
+}
+
+func (b *backend) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		_ = b.closers[i]()
+	}
+}
+
+func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, error) {
+	b := &backend{}
+	switch cfg.Store {
+	case "sqlite":
+		path := filepath.Join(cfg.DataDir, "picd.db")
+		s, err := sqlite.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		b.store, b.closers = s, append(b.closers, s.Close)
+		b.db = projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
+		log.Info("embedded store", "path", path)
+	case "postgres", "esdb":
+		db, err := sql.Open("pgx", cfg.PostgresURL)
+		if err != nil {
+			return nil, fmt.Errorf("read-model database: %w", err)
+		}
+		db.SetMaxOpenConns(16)
+		b.closers = append(b.closers, db.Close)
+		b.db = projections.DB{Read: db, Write: db, Dialect: projections.Postgres}
+		if cfg.Store == "postgres" {
+			s, err := postgres.Open(ctx, cfg.PostgresURL)
+			if err != nil {
+				b.close()
+				return nil, err
+			}
+			b.closers = append(b.closers, s.Close)
+			if err := s.Migrate(ctx); err != nil {
+				b.close()
+				return nil, err
+			}
+			b.store = s
+		} else {
+			s, err := esdb.Open(cfg.EventStoreURL)
+			if err != nil {
+				b.close()
+				return nil, err
+			}
+			b.store, b.closers = s, append(b.closers, s.Close)
+		}
+	}
+	if err := projections.Migrate(ctx, b.db); err != nil {
+		b.close()
+		return nil, err
+	}
+	if err := httpapi.MigrateIdempotency(ctx, b.db); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}

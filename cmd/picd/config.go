@@ -1,0 +1,100 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Config is parsed once from flags and PIC_* environment variables (a flag
+// wins over its variable) and passed down; nothing reads the environment later.
+type Config struct {
+	Listen              string // PIC_LISTEN
+	BaseURL             string // PIC_BASE_URL
+	Store               string // PIC_STORE: sqlite | postgres | esdb
+	DataDir             string // PIC_DATA_DIR
+	PostgresURL         string // PIC_POSTGRES_URL
+	EventStoreURL       string // PIC_EVENTSTORE_URL
+	Registration        string // PIC_REGISTRATION: open | closed
+	SessionSecret       string // PIC_SESSION_SECRET (hex); default: generated under DataDir
+	SecureCookies       bool   // PIC_SECURE_COOKIES
+	ClientIPHeader      string // PIC_CLIENT_IP_HEADER
+	KeyRatePerMinute    int    // PIC_KEY_RATE_PER_MINUTE
+	SignupRatePerMinute int    // PIC_SIGNUP_RATE_PER_MINUTE
+	PublicRatePerMinute int    // PIC_PUBLIC_RATE_PER_MINUTE
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return -1 // rejected by validate
+	}
+	return n
+}
+
+func parseConfig(args []string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("picd serve", flag.ContinueOnError)
+	fs.StringVar(&c.Listen, "listen", env("PIC_LISTEN", "localhost:3000"), "address to listen on (PIC_LISTEN)")
+	fs.StringVar(&c.BaseURL, "base-url", env("PIC_BASE_URL", ""), "public origin for checkout links, e.g. https://pay.example.com (PIC_BASE_URL; default http://<listen>)")
+	fs.StringVar(&c.Store, "store", env("PIC_STORE", "sqlite"), "event store: sqlite, postgres or esdb (PIC_STORE)")
+	fs.StringVar(&c.DataDir, "data", env("PIC_DATA_DIR", "./data"), "directory for the embedded database and generated secrets (PIC_DATA_DIR)")
+	fs.StringVar(&c.PostgresURL, "postgres-url", env("PIC_POSTGRES_URL", ""), "Postgres URL for the postgres and esdb modes (PIC_POSTGRES_URL)")
+	fs.StringVar(&c.EventStoreURL, "eventstore-url", env("PIC_EVENTSTORE_URL", ""), "EventStoreDB connection string for the esdb mode (PIC_EVENTSTORE_URL)")
+	fs.StringVar(&c.Registration, "registration", env("PIC_REGISTRATION", "open"), "merchant sign-up: open or closed (PIC_REGISTRATION)")
+	fs.StringVar(&c.SessionSecret, "session-secret", env("PIC_SESSION_SECRET", ""), "hex key for dashboard session cookies (PIC_SESSION_SECRET)")
+	fs.BoolVar(&c.SecureCookies, "secure-cookies", env("PIC_SECURE_COOKIES", "") == "true", "mark cookies Secure; set behind HTTPS (PIC_SECURE_COOKIES)")
+	fs.StringVar(&c.ClientIPHeader, "client-ip-header", env("PIC_CLIENT_IP_HEADER", ""), "header with the client IP from a trusted proxy (PIC_CLIENT_IP_HEADER)")
+	fs.IntVar(&c.KeyRatePerMinute, "key-rate", envInt("PIC_KEY_RATE_PER_MINUTE", 60000), "requests per minute per API key (PIC_KEY_RATE_PER_MINUTE)")
+	fs.IntVar(&c.SignupRatePerMinute, "signup-rate", envInt("PIC_SIGNUP_RATE_PER_MINUTE", 10), "merchant sign-ups per minute per IP (PIC_SIGNUP_RATE_PER_MINUTE)")
+	fs.IntVar(&c.PublicRatePerMinute, "public-rate", envInt("PIC_PUBLIC_RATE_PER_MINUTE", 120), "public invoice reads per minute per IP (PIC_PUBLIC_RATE_PER_MINUTE)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	switch c.Store {
+	case "sqlite":
+	case "postgres":
+		if c.PostgresURL == "" {
+			return fmt.Errorf("store postgres needs PIC_POSTGRES_URL")
+		}
+	case "esdb":
+		if c.PostgresURL == "" || c.EventStoreURL == "" {
+			return fmt.Errorf("store esdb needs PIC_EVENTSTORE_URL (events) and PIC_POSTGRES_URL (read models)")
+		}
+	default:
+		return fmt.Errorf("store %q: want sqlite, postgres or esdb", c.Store)
+	}
+	if c.Registration != "open" && c.Registration != "closed" {
+		return fmt.Errorf("registration %q: want open or closed", c.Registration)
+	}
+	for name, v := range map[string]int{"key rate": c.KeyRatePerMinute, "signup rate": c.SignupRatePerMinute, "public rate": c.PublicRatePerMinute} {
+		if v <= 0 {
+			return fmt.Errorf("%s must be a positive integer", name)
+		}
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = "http://" + c.Listen
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	return nil
+}

@@ -1,0 +1,95 @@
+// Command picd is the Accept Crypto HERE gateway: one binary for the
+// service and its operator tools. All wiring lives in this package.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+const usage = `picd: a self-hosted crypto payment gateway
+
+usage:
+  picd serve [flags]     run the gateway (embedded SQLite on http://localhost:3000 by default)
+  picd migrate [flags]   create or update the schemas of the configured stores, then exit
+  picd audit [flags]     rebuild every balance and fee from the log and compare with the read models
+  picd health URL        exit 0 when URL answers 2xx (for container health checks)
+  picd help              this text
+
+Flags and their PIC_* variables: picd serve -h
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "picd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseConfig(args)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stderr)
+	case "migrate":
+		cfg, err := parseConfig(args)
+		if err != nil {
+			return err
+		}
+		b, err := openBackend(ctx, cfg, newLogger(stderr))
+		if err != nil {
+			return err
+		}
+		b.close()
+		fmt.Fprintln(stdout, "schemas are up to date")
+		return nil
+	case "audit":
+		cfg, err := parseConfig(args)
+		if err != nil {
+			return err
+		}
+		return audit(ctx, cfg, stdout, stderr)
+	case "health":
+		if len(args) != 1 {
+			return fmt.Errorf("usage: picd health URL")
+		}
+		return health(ctx, args[0])
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+}
+
+func health(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	return nil
+}

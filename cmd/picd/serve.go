@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/chain/sim"
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/httpapi"
+	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/readapi"
+)
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// serve runs the gateway until ctx ends, then shuts down gracefully:
+// in-flight requests finish, background loops stop, stores close.
+func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
+	log := newLogger(logOut)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+
+	sessionSecret, err := secretFile(cfg.SessionSecret, filepath.Join(cfg.DataDir, "session.key"), log)
+	if err != nil {
+		return err
+	}
+	simSeed, err := secretFile("", filepath.Join(cfg.DataDir, "sim.seed"), log)
+	if err != nil {
+		return err
+	}
+
+	now := time.Now
+	assets := domain.DefaultAssets()
+	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now)}
+	handlers := commands.New(deps, commands.NewIndexAllocator(deps, sim.Deriver(simSeed)), acceptAnyAddress)
+	runner := projections.NewRunner(b.store, b.db, log)
+	reader := readapi.NewSQL(b.db)
+
+	api := httpapi.New(httpapi.Config{
+		RegistrationOpen: cfg.Registration == "open", SessionSecret: sessionSecret, BaseURL: cfg.BaseURL,
+		SecureCookies: cfg.SecureCookies, ClientIPHeader: cfg.ClientIPHeader, KeyRatePerMinute: cfg.KeyRatePerMinute,
+		SignupRatePerMinute: cfg.SignupRatePerMinute, PublicRatePerMinute: cfg.PublicRatePerMinute,
+	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(b.db),
+		Assets: assets, Now: now, Logger: log})
+
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = runner.Run(bg) }()
+	go func() { defer wg.Done(); expireLoop(bg, reader, handlers.ExpireInvoice, now, log) }()
+	defer func() { stopBG(); wg.Wait() }()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":"ok","projected_position":%q}`, runner.Position().String())
+	})
+	mux.Handle("/", api)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	log.Info("picd listening", "url", "http://"+ln.Addr().String(), "store", cfg.Store, "base_url", cfg.BaseURL)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// acceptAnyAddress stands in for per-chain payout address validation until
+// the chain adapters provide it.
+func acceptAnyAddress(domain.Chain, string) error { return nil }
+
+// expireLoop closes invoices whose window has passed. The command id is
+// derived from the invoice, so two processes expiring the same invoice
+// append once.
+func expireLoop(ctx context.Context, reader *readapi.SQL, expire commands.ExpireInvoiceHandler, now func() time.Time, log *slog.Logger) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ids, err := reader.DueInvoices(ctx, now(), 200)
+		if err != nil {
+			log.Error("expiry scan", "err", err)
+			continue
+		}
+		for _, id := range ids {
+			_, err := expire.Handle(ctx, commands.ExpireInvoice{CommandID: "expire-" + id, InvoiceID: id})
+			if err != nil && !errors.Is(err, domain.ErrInvalidState) && ctx.Err() == nil {
+				log.Error("expire invoice", "invoice_id", id, "err", err)
+			}
+		}
+	}
+}
+
+// secretFile returns the configured hex secret, or the one saved at path,
+// or a new random one saved there with 0600 permissions.
+func secretFile(configured, path string, log *slog.Logger) ([]byte, error) {
+	if configured != "" {
+		b, err := hex.DecodeString(configured)
+		if err != nil || len(b) < 32 {
+			return nil, fmt.Errorf("secret for %s: want at least 64 hex characters", filepath.Base(path))
+		}
+		return b, nil
+	}
+	if data, err := os.ReadFile(path); err == nil {
+		b, err := hex.DecodeString(string(data))
+		if err != nil || len(b) < 32 {
+			return nil, fmt.Errorf("%s is corrupt: want 64 hex characters", path)
+		}
+		return b, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)), 0o600); err != nil {
+		return nil, err
+	}
+	log.Info("generated a new secret", "path", path)
+	return b, nil
+}

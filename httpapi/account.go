@@ -1,0 +1,125 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/readapi"
+)
+
+// accountJSON is GET /v1/account. usd_value and total_usd are null until
+// the price oracle exists: a made-up or stale price would be worse than none.
+type accountJSON struct {
+	MerchantID     string               `json:"merchant_id"`
+	Name           string               `json:"name"`
+	PublishableKey string               `json:"publishable_key"`
+	WebhookURL     *string              `json:"webhook_url"`
+	ConsolidateTo  *string              `json:"consolidate_to"`
+	PayoutSettings []payoutSettingsJSON `json:"payout_settings"`
+	Balances       []balanceJSON        `json:"balances"`
+	TotalUSD       *string              `json:"total_usd"`
+	Assets         []assetJSON          `json:"assets"`
+}
+
+type patchAccountRequest struct {
+	WebhookURL    nullableString `json:"webhook_url"`
+	ConsolidateTo nullableString `json:"consolidate_to"`
+}
+
+type rotatedKeysJSON struct {
+	SecretKey      string `json:"secret_key"`
+	PublishableKey string `json:"publishable_key"`
+}
+
+type rotatedWebhookSecretJSON struct {
+	WebhookSecret string `json:"webhook_secret"`
+}
+
+// getAccount is GET /v1/account.
+func (s *server) getAccount(w http.ResponseWriter, r *http.Request) {
+	s.renderAccount(w, r, http.StatusOK)
+}
+
+// patchAccount is PATCH /v1/account: absent fields stay, null or "" clears.
+func (s *server) patchAccount(w http.ResponseWriter, r *http.Request) {
+	var req patchAccountRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pos, err := s.d.Commands.UpdateAccount.Handle(r.Context(), commands.UpdateAccount{
+		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
+		Patch: domain.AccountPatch{WebhookURL: req.WebhookURL.ptr(), ConsolidateTo: req.ConsolidateTo.ptr()},
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.waitForRead(r.Context(), pos)
+	s.renderAccount(w, r, http.StatusOK)
+}
+
+// rotateKeys is POST /v1/account/keys/rotate. The old keys stop working as
+// soon as the projection applies the rotation, which we wait for. A
+// dashboard session that asked for the rotation gets a fresh cookie for
+// the new key; every other session of the old key has ended.
+func (s *server) rotateKeys(w http.ResponseWriter, r *http.Request) {
+	if err := decodeJSON(r, &struct{}{}, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := mustPrincipal(r)
+	res, err := s.d.Commands.RotateKeys.Handle(r.Context(), commands.RotateKeys{CommandID: commandID(r), MerchantID: p.merchantID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.waitForRead(r.Context(), res.Position)
+	if p.viaSession {
+		s.setSession(w, p.merchantID, commands.HashSecretKey(res.SecretKey))
+	}
+	writeJSON(w, http.StatusOK, rotatedKeysJSON{SecretKey: res.SecretKey, PublishableKey: res.PublishableKey})
+}
+
+// rotateWebhookSecret is POST /v1/account/webhook-secret/rotate.
+func (s *server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
+	if err := decodeJSON(r, &struct{}{}, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.d.Commands.RotateWebhookSecret.Handle(r.Context(), commands.RotateWebhookSecret{
+		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.waitForRead(r.Context(), res.Position)
+	writeJSON(w, http.StatusOK, rotatedWebhookSecretJSON{WebhookSecret: res.WebhookSecret})
+}
+
+func (s *server) renderAccount(w http.ResponseWriter, r *http.Request, status int) {
+	acc, balances, err := s.loadAccount(r.Context(), mustPrincipal(r).merchantID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, status, accountJSON{
+		MerchantID: acc.MerchantID, Name: acc.Name, PublishableKey: acc.PublishableKey,
+		WebhookURL: nullable(acc.WebhookURL), ConsolidateTo: nullable(acc.ConsolidateTo),
+		PayoutSettings: renderPayoutSettings(acc.PayoutSettings),
+		Balances:       s.renderBalances(balances),
+		Assets:         renderAssets(s.d.Assets.List()),
+	})
+}
+
+func (s *server) loadAccount(ctx context.Context, merchantID string) (readapi.Account, []readapi.Balance, error) {
+	acc, err := s.d.Reader.Account(ctx, merchantID)
+	if err != nil {
+		return readapi.Account{}, nil, err
+	}
+	balances, err := s.d.Reader.Balances(ctx, merchantID)
+	return acc, balances, err
+}

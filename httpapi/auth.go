@@ -1,0 +1,159 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/readapi"
+)
+
+// principal is who a request acts for.
+type principal struct {
+	merchantID string
+	kind       readapi.KeyKind
+	// viaSession: authenticated by the dashboard cookie, which a browser
+	// sends on its own; such requests need the CSRF header to change state.
+	viaSession bool
+}
+
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) (principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(principal)
+	return p, ok
+}
+
+// mustPrincipal is for handlers behind authenticate; a missing principal is
+// a routing bug.
+func mustPrincipal(r *http.Request) principal {
+	p, ok := principalFrom(r.Context())
+	if !ok {
+		panic("httpapi: handler of " + r.URL.Path + " is not behind authenticate")
+	}
+	return p
+}
+
+// maxKeyLen bounds what we hash or look up; real keys are about 60 characters.
+const maxKeyLen = 200
+
+// presentedKey returns the API key of a request: Authorization: Bearer, or
+// x-api-key. "" when neither is sent.
+func presentedKey(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(token)
+		}
+		return "\x00invalid" // an Authorization header we do not understand is not "no key"
+	}
+	return strings.TrimSpace(r.Header.Get("x-api-key"))
+}
+
+// authenticate resolves the key or the session cookie to a merchant, or
+// answers 401. A header key wins over a cookie, so a script that also
+// carries a browser's cookies acts with the key it chose.
+func (s *server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.resolve(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		// One bucket per credential: a merchant's secret and publishable
+		// keys are limited separately, so a busy checkout cannot starve the
+		// merchant's back office.
+		if err := s.perKey.allow(p.merchantID+"|"+string(p.kind), s.now()); err != nil {
+			s.writeRateLimited(w, r, err)
+			return
+		}
+		if p.viaSession && !safeMethod(r.Method) && r.Header.Get("X-Requested-With") == "" {
+			// SameSite=Strict already keeps other sites' requests from
+			// carrying the cookie; the custom header is a second, independent
+			// guard: cross-origin pages cannot set it without a CORS
+			// preflight, which this API never approves.
+			s.writeError(w, r, errCSRF)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func (s *server) resolve(r *http.Request) (principal, error) {
+	key := presentedKey(r)
+	if key == "" {
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			return s.verifySession(r.Context(), c.Value)
+		}
+		return principal{}, errUnauthorized
+	}
+	if len(key) > maxKeyLen {
+		return principal{}, errUnauthorized
+	}
+	var kind readapi.KeyKind
+	lookup := key
+	switch {
+	case strings.HasPrefix(key, commands.SecretKeyPrefix):
+		// Secret keys are stored only as hashes; looking up the hash does
+		// not compare the secret itself byte by byte.
+		kind, lookup = readapi.SecretKey, commands.HashSecretKey(key)
+	case strings.HasPrefix(key, commands.PublishableKeyPrefix):
+		kind = readapi.PublishableKey
+	default:
+		return principal{}, errUnauthorized
+	}
+	id, err := s.d.Reader.MerchantByKey(r.Context(), kind, lookup)
+	if errors.Is(err, domain.ErrNotFound) {
+		return principal{}, errUnauthorized
+	}
+	if err != nil {
+		return principal{}, err
+	}
+	return principal{merchantID: id, kind: kind}, nil
+}
+
+// secretOnly admits secret keys and sessions; publishable keys get 403.
+func secretOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, _ := principalFrom(r.Context()); p.kind != readapi.SecretKey {
+			writeJSON(w, errForbiddenKey.status, errorBody{errForbiddenKey.code, errForbiddenKey.message})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// constantTimeEqual compares two secrets-derived strings without leaking
+// where they differ.
+func constantTimeEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// clientIP is the address rate limits and sign-up idempotency are scoped
+// to. Only a configured proxy header is trusted, never one by default.
+func (s *server) clientIP(r *http.Request) string {
+	if h := s.cfg.ClientIPHeader; h != "" {
+		if v := r.Header.Get(h); v != "" {
+			if i := strings.LastIndexByte(v, ','); i >= 0 {
+				v = v[i+1:] // the entry our proxy appended
+			}
+			if ip := net.ParseIP(strings.TrimSpace(v)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

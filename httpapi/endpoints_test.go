@@ -1,0 +1,209 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Key kinds of the table: whose key a request carries.
+const (
+	noKey    = ""
+	secretA  = "secretA"
+	pubA     = "pubA"
+	secretB  = "secretB"
+	pubB     = "pubB"
+	badKey   = "pic_live_000000000000000000000000000000000000000000000000"
+	badPub   = "pic_pub_000000000000000000000000000000000000000000000000"
+	junkKey  = "sk_test_123"
+	invA     = "{invA}" // placeholders in paths
+	invB     = "{invB}"
+	missing  = "inv_00000000000000000000000000"
+	btcBody  = `{"asset":"BTC","amount":"0.01"}`
+	usdtBody = `{"asset":"USDT.ETH","amount":"49.99","order_id":"order-123"}`
+)
+
+// TestEndpoints runs every endpoint through the table: authentication,
+// the publishable-key matrix, cross-merchant isolation and input errors.
+func TestEndpoints(t *testing.T) {
+	b := setup(t)
+	a, other := b.signUp(t, "Shop A"), b.signUp(t, "Shop B")
+	keys := map[string]string{secretA: a.secret, pubA: a.pub, secretB: other.secret, pubB: other.pub}
+	ia := b.createInvoice(t, a.secret, usdtBody)["id"].(string)
+	ib := b.createInvoice(t, other.secret, btcBody)["id"].(string)
+
+	big := `{"asset":"BTC","amount":"1","order_id":"` + strings.Repeat("x", 70<<10) + `"}`
+	tests := []struct {
+		name         string
+		method, path string
+		key          string
+		body         string
+		header       map[string]string
+		wantStatus   int
+		wantCode     string
+	}{
+		// Sign-up.
+		{"signup", "POST", "/v1/merchants", noKey, `{"name":"New shop"}`, nil, 201, ""},
+		{"signup blank name", "POST", "/v1/merchants", noKey, `{"name":" "}`, nil, 400, "validation_error"},
+		{"signup bad webhook", "POST", "/v1/merchants", noKey, `{"name":"x","webhook_url":"ftp://x"}`, nil, 400, "validation_error"},
+		{"signup unknown field", "POST", "/v1/merchants", noKey, `{"name":"x","plan":"gold"}`, nil, 400, "validation_error"},
+		{"signup name as number", "POST", "/v1/merchants", noKey, `{"name":5}`, nil, 400, "validation_error"},
+
+		// Account.
+		{"account", "GET", "/v1/account", secretA, "", nil, 200, ""},
+		{"account publishable", "GET", "/v1/account", pubA, "", nil, 403, "forbidden"},
+		{"account no key", "GET", "/v1/account", noKey, "", nil, 401, "unauthorized"},
+		{"account unknown secret", "GET", "/v1/account", badKey, "", nil, 401, "unauthorized"},
+		{"account unknown publishable", "GET", "/v1/account", badPub, "", nil, 401, "unauthorized"},
+		{"account junk key", "GET", "/v1/account", junkKey, "", nil, 401, "unauthorized"},
+		{"account basic auth", "GET", "/v1/account", noKey, "", map[string]string{"Authorization": "Basic dXNlcjpwdw=="}, 401, "unauthorized"},
+		{"patch account", "PATCH", "/v1/account", secretA, `{"webhook_url":"https://a.example/hook"}`, nil, 200, ""},
+		{"patch account clear", "PATCH", "/v1/account", secretA, `{"consolidate_to":null}`, nil, 200, ""},
+		{"patch account bad coin", "PATCH", "/v1/account", secretA, `{"consolidate_to":"DOGE"}`, nil, 400, "unsupported_asset"},
+		{"patch account bad url", "PATCH", "/v1/account", secretA, `{"webhook_url":"javascript:alert(1)"}`, nil, 400, "validation_error"},
+		{"patch account number", "PATCH", "/v1/account", secretA, `{"webhook_url":5}`, nil, 400, "validation_error"},
+		{"patch account publishable", "PATCH", "/v1/account", pubA, `{"webhook_url":null}`, nil, 403, "forbidden"},
+		{"rotate keys publishable", "POST", "/v1/account/keys/rotate", pubA, "", nil, 403, "forbidden"},
+		{"rotate keys no key", "POST", "/v1/account/keys/rotate", noKey, "", nil, 401, "unauthorized"},
+		{"rotate webhook secret", "POST", "/v1/account/webhook-secret/rotate", secretA, "", nil, 200, ""},
+		{"rotate webhook secret publishable", "POST", "/v1/account/webhook-secret/rotate", pubA, "", nil, 403, "forbidden"},
+
+		// Assets: any key.
+		{"assets secret", "GET", "/v1/assets", secretA, "", nil, 200, ""},
+		{"assets publishable", "GET", "/v1/assets", pubA, "", nil, 200, ""},
+		{"assets no key", "GET", "/v1/assets", noKey, "", nil, 401, "unauthorized"},
+
+		// Creating invoices.
+		{"create secret", "POST", "/v1/invoices", secretA, usdtBody, nil, 201, ""},
+		{"create publishable", "POST", "/v1/invoices", pubA, btcBody, nil, 201, ""},
+		{"create x-api-key", "POST", "/v1/invoices", noKey, btcBody, map[string]string{"x-api-key": "{pubA}"}, 201, ""},
+		{"create settle_as", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","settle_as":"USDT.TRON","expires_in":600}`, nil, 201, ""},
+		{"create no key", "POST", "/v1/invoices", noKey, btcBody, nil, 401, "unauthorized"},
+		{"create unsupported", "POST", "/v1/invoices", secretA, `{"asset":"DOGE","amount":"1"}`, nil, 400, "unsupported_asset"},
+		{"create bad settle_as", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","settle_as":"XYZ"}`, nil, 400, "unsupported_asset"},
+		{"create no asset", "POST", "/v1/invoices", secretA, `{"amount":"1"}`, nil, 400, "validation_error"},
+		{"create no amount", "POST", "/v1/invoices", secretA, `{"asset":"BTC"}`, nil, 400, "invalid_amount"},
+		{"create amount number", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":0.01}`, nil, 400, "invalid_amount"},
+		{"create amount exponent", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1e3"}`, nil, 400, "invalid_amount"},
+		{"create amount negative", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"-1"}`, nil, 400, "invalid_amount"},
+		{"create amount zero", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0"}`, nil, 400, "invalid_amount"},
+		{"create amount too precise", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.000000001"}`, nil, 400, "invalid_amount"},
+		{"create expires too soon", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","expires_in":10}`, nil, 400, "validation_error"},
+		{"create expires negative", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","expires_in":-5}`, nil, 400, "validation_error"},
+		{"create expires huge", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","expires_in":9223372036854775807}`, nil, 400, "validation_error"},
+		{"create expires string", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","expires_in":"600"}`, nil, 400, "validation_error"},
+		{"create expires fraction", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","expires_in":60.5}`, nil, 400, "validation_error"},
+		{"create unknown field", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","currency":"USD"}`, nil, 400, "validation_error"},
+		{"create malformed", "POST", "/v1/invoices", secretA, `{"asset":"BTC",`, nil, 400, "invalid_json"},
+		{"create trailing garbage", "POST", "/v1/invoices", secretA, btcBody + ` {}`, nil, 400, "invalid_json"},
+		{"create array", "POST", "/v1/invoices", secretA, `[1,2]`, nil, 400, "invalid_json"},
+		{"create empty body", "POST", "/v1/invoices", secretA, "", nil, 400, "invalid_json"},
+		{"create text/plain", "POST", "/v1/invoices", secretA, btcBody, map[string]string{"Content-Type": "text/plain"}, 415, "unsupported_media_type"},
+		{"create form", "POST", "/v1/invoices", secretA, "asset=BTC", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"},
+		{"create json charset", "POST", "/v1/invoices", secretA, btcBody, map[string]string{"Content-Type": "application/json; charset=utf-8"}, 201, ""},
+		{"create too large", "POST", "/v1/invoices", secretA, big, nil, 413, "request_too_large"},
+		{"create bad idempotency key", "POST", "/v1/invoices", secretA, btcBody, map[string]string{"Idempotency-Key": "bad\tkey"}, 400, "validation_error"},
+
+		// Reading invoices: the owner's keys see it, anyone else gets 404.
+		{"get secret", "GET", "/v1/invoices/" + invA, secretA, "", nil, 200, ""},
+		{"get publishable", "GET", "/v1/invoices/" + invA, pubA, "", nil, 200, ""},
+		{"get other merchant secret", "GET", "/v1/invoices/" + invA, secretB, "", nil, 404, "not_found"},
+		{"get other merchant publishable", "GET", "/v1/invoices/" + invA, pubB, "", nil, 404, "not_found"},
+		{"get own from B", "GET", "/v1/invoices/" + invB, secretB, "", nil, 200, ""},
+		{"get B from A", "GET", "/v1/invoices/" + invB, secretA, "", nil, 404, "not_found"},
+		{"get missing", "GET", "/v1/invoices/" + missing, secretA, "", nil, 404, "not_found"},
+		{"get no key", "GET", "/v1/invoices/" + invA, noKey, "", nil, 401, "unauthorized"},
+		{"list", "GET", "/v1/invoices", secretA, "", nil, 200, ""},
+		{"list filtered", "GET", "/v1/invoices?status=new&limit=2", secretA, "", nil, 200, ""},
+		{"list publishable", "GET", "/v1/invoices", pubA, "", nil, 403, "forbidden"},
+		{"list limit 0", "GET", "/v1/invoices?limit=0", secretA, "", nil, 400, "validation_error"},
+		{"list limit 101", "GET", "/v1/invoices?limit=101", secretA, "", nil, 400, "validation_error"},
+		{"list limit junk", "GET", "/v1/invoices?limit=ten", secretA, "", nil, 400, "validation_error"},
+		{"list bad status", "GET", "/v1/invoices?status=refunded", secretA, "", nil, 400, "validation_error"},
+		{"list cursor of other merchant", "GET", "/v1/invoices?starting_after=" + invB, secretA, "", nil, 404, "not_found"},
+		{"public", "GET", "/v1/public/invoices/" + invA, noKey, "", nil, 200, ""},
+		{"public missing", "GET", "/v1/public/invoices/" + missing, noKey, "", nil, 404, "not_found"},
+
+		// Balance.
+		{"balance all", "GET", "/v1/balance", secretA, "", nil, 200, ""},
+		{"balance one", "GET", "/v1/balance?asset=BTC", secretA, "", nil, 200, ""},
+		{"balance unsupported", "GET", "/v1/balance?asset=DOGE", secretA, "", nil, 400, "unsupported_asset"},
+		{"balance publishable", "GET", "/v1/balance", pubA, "", nil, 403, "forbidden"},
+		{"balance no key", "GET", "/v1/balance", noKey, "", nil, 401, "unauthorized"},
+
+		// Payout settings.
+		{"payout settings", "GET", "/v1/payout-settings", secretA, "", nil, 200, ""},
+		{"payout settings publishable", "GET", "/v1/payout-settings", pubA, "", nil, 403, "forbidden"},
+		{"put payout", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","payout_address":"bc1qexample","mode":"instant","instant_min_amount":"0.001"}`, nil, 200, ""},
+		{"put payout manual", "PUT", "/v1/payout-settings", secretA, `{"asset":"USDT.TRON","mode":"manual"}`, nil, 200, ""},
+		{"put payout bad mode", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","payout_address":"bc1q","mode":"weekly"}`, nil, 400, "validation_error"},
+		{"put payout instant no address", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"instant"}`, nil, 400, "validation_error"},
+		{"put payout amount number", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","instant_min_amount":0.1}`, nil, 400, "invalid_amount"},
+		{"put payout amount precise", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","instant_min_amount":"0.000000001"}`, nil, 400, "invalid_amount"},
+		{"put payout unsupported", "PUT", "/v1/payout-settings", secretA, `{"asset":"DOGE","mode":"manual"}`, nil, 400, "unsupported_asset"},
+		{"put payout publishable", "PUT", "/v1/payout-settings", pubA, `{"asset":"BTC","mode":"manual"}`, nil, 403, "forbidden"},
+
+		// Sessions and the document.
+		{"login bad key", "POST", "/v1/sessions", noKey, `{"secret_key":"pic_live_nope"}`, nil, 401, "unauthorized"},
+		{"login publishable", "POST", "/v1/sessions", noKey, `{"secret_key":"{pubA}"}`, nil, 401, "unauthorized"},
+		{"login", "POST", "/v1/sessions", noKey, `{"secret_key":"{secretA}"}`, nil, 201, ""},
+		{"logout", "DELETE", "/v1/sessions", noKey, "", nil, 204, ""},
+		{"openapi", "GET", "/v1/openapi.json", noKey, "", nil, 200, ""},
+
+		// Routing.
+		{"unknown route", "GET", "/v1/nope", secretA, "", nil, 404, "not_found"},
+		{"outside v1", "GET", "/admin", noKey, "", nil, 404, "not_found"},
+		{"wrong method", "DELETE", "/v1/invoices", secretA, "", nil, 405, "method_not_allowed"},
+		{"wrong method unauthenticated", "PUT", "/v1/account", noKey, "", nil, 405, "method_not_allowed"},
+		{"wrong method public", "POST", "/v1/public/invoices/" + invA, noKey, "", nil, 405, "method_not_allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fill := func(s string) string {
+				s = strings.ReplaceAll(s, invA, ia)
+				s = strings.ReplaceAll(s, invB, ib)
+				for k, v := range keys {
+					s = strings.ReplaceAll(s, "{"+k+"}", v)
+				}
+				return s
+			}
+			key := tt.key
+			if k, ok := keys[key]; ok {
+				key = k
+			}
+			header := map[string]string{}
+			for k, v := range tt.header {
+				header[k] = fill(v)
+			}
+			res := b.do(t, req{method: tt.method, path: fill(tt.path), key: key, body: fill(tt.body), header: header})
+			if res.status != tt.wantStatus || res.code() != tt.wantCode {
+				t.Fatalf("got %d %q, want %d %q: %s", res.status, res.code(), tt.wantStatus, tt.wantCode, res.raw)
+			}
+			if ct := res.header.Get("Content-Type"); res.status != http.StatusNoContent && !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if res.header.Get("X-Content-Type-Options") != "nosniff" || res.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("security headers missing: %v", res.header)
+			}
+			if res.status >= 400 && res.json(t)["message"] == "" {
+				t.Errorf("error without message: %s", res.raw)
+			}
+		})
+	}
+}
+
+func TestRegistrationClosed(t *testing.T) {
+	b := setup(t, func(c *Config) { c.RegistrationOpen = false })
+	res := b.do(t, req{method: "POST", path: "/v1/merchants", body: `{"name":"x"}`})
+	if res.status != http.StatusForbidden || res.code() != "registration_closed" {
+		t.Fatalf("%d %s", res.status, res.raw)
+	}
+}
+
+func TestMethodNotAllowedListsAllow(t *testing.T) {
+	b := setup(t)
+	res := b.do(t, req{method: "DELETE", path: "/v1/payout-settings"})
+	if got := res.header.Get("Allow"); got != "GET, PUT" {
+		t.Fatalf("Allow = %q", got)
+	}
+}

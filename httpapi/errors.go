@@ -1,0 +1,95 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+)
+
+// apiError is an error the HTTP layer itself decides (bad JSON, wrong key
+// type, rate limit). Its message is written for the client.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+func errorf(status int, code, message string) *apiError {
+	return &apiError{status: status, code: code, message: message}
+}
+
+// Error codes of the HTTP layer's own errors.
+var (
+	errUnauthorized   = errorf(http.StatusUnauthorized, "unauthorized", "missing or invalid API key or session")
+	errForbiddenKey   = errorf(http.StatusForbidden, "forbidden", "a publishable key cannot do this; use the secret key")
+	errRegistration   = errorf(http.StatusForbidden, "registration_closed", "this gateway does not accept new merchants")
+	errCSRF           = errorf(http.StatusForbidden, "csrf_header_required", "requests authenticated by the session cookie must send the X-Requested-With header")
+	errNotFoundRoute  = errorf(http.StatusNotFound, "not_found", "no such endpoint")
+	errMethod         = errorf(http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not accept that method")
+	errTooLarge       = errorf(http.StatusRequestEntityTooLarge, "request_too_large", "the request body is too large")
+	errMediaType      = errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as Content-Type: application/json")
+	errIdemConflict   = errorf(http.StatusConflict, "idempotency_conflict", "this Idempotency-Key was used with a different request body")
+	errIdemInProgress = errorf(http.StatusConflict, "idempotency_in_progress", "a request with this Idempotency-Key is still being processed; retry later")
+	errInternal       = errorf(http.StatusInternalServerError, "internal_error", "internal error")
+)
+
+// errorTable maps the sentinel errors of domain and commands to a status
+// and a code; the first match wins. An empty message means the error's own
+// text is safe to show (domain errors describe the client's input). Errors
+// that may wrap internal details get a fixed message.
+var errorTable = []struct {
+	err     error
+	status  int
+	code    string
+	message string
+}{
+	{domain.ErrInvalidAmount, http.StatusBadRequest, "invalid_amount", ""},
+	{domain.ErrUnsupportedAsset, http.StatusBadRequest, "unsupported_asset", ""},
+	{domain.ErrValidation, http.StatusBadRequest, "validation_error", ""},
+	{domain.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
+	{domain.ErrInvalidState, http.StatusConflict, "invalid_state", ""},
+	{commands.ErrAddressUnavailable, http.StatusServiceUnavailable, "service_unavailable", "address generation is temporarily unavailable; retry later"},
+	{commands.ErrBusy, http.StatusServiceUnavailable, "service_unavailable", "too many concurrent changes; retry later"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "service_unavailable", "a dependency did not answer in time; retry later"},
+}
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// writeError renders err as {"error","message"}. Anything not in the table
+// is an internal error: it is logged with its text and answered with a
+// generic 500, so database or stack details never reach a client.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		writeJSON(w, ae.status, errorBody{ae.code, ae.message})
+		return
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			msg := e.message
+			if msg == "" {
+				msg = err.Error()
+			}
+			if e.status >= 500 {
+				s.log.WarnContext(r.Context(), "httpapi: dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeJSON(w, e.status, errorBody{e.code, msg})
+			return
+		}
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nobody reads this answer.
+		s.log.DebugContext(r.Context(), "httpapi: request canceled", "method", r.Method, "path", r.URL.Path)
+	} else {
+		s.log.ErrorContext(r.Context(), "httpapi: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, errInternal.status, errorBody{errInternal.code, errInternal.message})
+}

@@ -1,0 +1,150 @@
+// Package httpapi is the /v1 HTTP surface: routing, authentication, key
+// scopes, error mapping, idempotency and rate limits. Handlers are thin:
+// parse the request, call one command or one query, map errors, render.
+//
+// Every route is listed in routes.go; each endpoint group has its own file.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/readapi"
+)
+
+// Config is the HTTP layer's part of the service configuration. Zero values
+// get the defaults noted on each field.
+type Config struct {
+	// RegistrationOpen allows POST /v1/merchants; closed, it answers 403.
+	RegistrationOpen bool
+	// SessionSecret keys the dashboard session cookies' HMAC (at least 32
+	// bytes). Empty: a random secret per process, so sessions end on restart.
+	SessionSecret []byte
+	// SessionTTL is how long a dashboard session lasts (default 12 h).
+	SessionTTL time.Duration
+	// MaxBodyBytes bounds request bodies (default 64 KiB).
+	MaxBodyBytes int64
+	// SignupRatePerMinute limits POST /v1/merchants per client IP (default 10).
+	SignupRatePerMinute int
+	// PublicRatePerMinute limits the unauthenticated reads and the session
+	// login per client IP (default 120: a checkout page polls).
+	PublicRatePerMinute int
+	// KeyRatePerMinute limits all requests of one API key or session (default 600).
+	KeyRatePerMinute int
+	// BaseURL is the public origin, for checkout_url = BaseURL + "/pay/" + id.
+	BaseURL string
+	// SecureCookies marks the session cookie Secure (set it behind HTTPS).
+	SecureCookies bool
+	// ClientIPHeader names a header set by a trusted reverse proxy that
+	// carries the client's IP (X-Real-IP, or X-Forwarded-For whose last
+	// entry is used). Empty: the connection's address. Never set it without
+	// such a proxy, or clients choose their own rate-limit bucket.
+	ClientIPHeader string
+	// IdempotencyWait bounds how long a duplicate request waits for the
+	// first one to finish before it gets 409 idempotency_in_progress (default 10 s).
+	IdempotencyWait time.Duration
+	// ReadYourWritesWait bounds how long a write waits for the projections to
+	// show it before answering anyway (default 2 s).
+	ReadYourWritesWait time.Duration
+}
+
+// Waiter lets a handler wait until the read models include a write, so the
+// client's next GET sees what its POST did. projections.Runner implements it.
+type Waiter interface {
+	WaitFor(ctx context.Context, pos eventstore.Position) error
+}
+
+// Deps are the collaborators of the HTTP layer; cmd/picd builds them.
+type Deps struct {
+	Commands    commands.Handlers
+	Reader      readapi.Reader
+	Wait        Waiter
+	Idempotency IdempotencyStore
+	Assets      domain.Assets
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// server holds the configured dependencies that every handler uses.
+type server struct {
+	cfg    Config
+	d      Deps
+	log    *slog.Logger
+	now    func() time.Time
+	signup *limiter
+	public *limiter
+	perKey *limiter
+}
+
+// New returns the /v1 handler. Paths outside /v1 answer 404 JSON, so
+// cmd/picd mounts the web pages (/pay/{id}, the dashboard) beside it.
+func New(cfg Config, d Deps) http.Handler {
+	return newServer(cfg, d).routes()
+}
+
+func newServer(cfg Config, d Deps) *server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.SignupRatePerMinute <= 0 {
+		cfg.SignupRatePerMinute = 10
+	}
+	if cfg.PublicRatePerMinute <= 0 {
+		cfg.PublicRatePerMinute = 120
+	}
+	if cfg.KeyRatePerMinute <= 0 {
+		cfg.KeyRatePerMinute = 600
+	}
+	if cfg.IdempotencyWait <= 0 {
+		cfg.IdempotencyWait = 10 * time.Second
+	}
+	if cfg.ReadYourWritesWait <= 0 {
+		cfg.ReadYourWritesWait = 2 * time.Second
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(cfg.SessionSecret) == 0 {
+		cfg.SessionSecret = make([]byte, 32)
+		if _, err := rand.Read(cfg.SessionSecret); err != nil {
+			panic("httpapi: crypto/rand: " + err.Error()) // never fails on supported platforms
+		}
+		log.Warn("httpapi: no session secret configured; dashboard sessions end when the process restarts")
+	} else if len(cfg.SessionSecret) < 32 {
+		log.Warn("httpapi: the session secret is shorter than 32 bytes; session cookies are easier to forge")
+	}
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &server{
+		cfg: cfg, d: d, log: log, now: now,
+		signup: newLimiter(cfg.SignupRatePerMinute, maxLimiterEntries),
+		public: newLimiter(cfg.PublicRatePerMinute, maxLimiterEntries),
+		perKey: newLimiter(cfg.KeyRatePerMinute, maxLimiterEntries),
+	}
+}
+
+// waitForRead waits, bounded, until the projections have applied pos. A
+// timeout is not an error for the client: the write happened and is durable,
+// only a GET sent right now might not show it yet.
+func (s *server) waitForRead(ctx context.Context, pos eventstore.Position) {
+	if s.d.Wait == nil || pos == eventstore.Start {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadYourWritesWait)
+	defer cancel()
+	if err := s.d.Wait.WaitFor(ctx, pos); err != nil {
+		s.log.WarnContext(ctx, "httpapi: projections did not catch up with a write in time", "position", pos.String(), "err", err)
+	}
+}

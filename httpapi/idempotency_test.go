@@ -1,0 +1,281 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+func TestIdempotentReplay(t *testing.T) {
+	b := setup(t)
+	m := b.signUp(t, "Shop")
+	key := map[string]string{"Idempotency-Key": "order-123-attempt"}
+	first := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: usdtBody, header: key})
+	if first.status != http.StatusCreated || first.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("first: %d %v %s", first.status, first.header, first.raw)
+	}
+	again := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: usdtBody, header: key})
+	if again.status != http.StatusCreated || !bytes.Equal(again.raw, first.raw) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %d %v %s", again.status, again.header, again.raw)
+	}
+	// The publishable key acts for the same merchant: same scope, same key.
+	viaPub := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.pub, body: usdtBody, header: key})
+	if !bytes.Equal(viaPub.raw, first.raw) {
+		t.Fatalf("publishable retry created another invoice: %s", viaPub.raw)
+	}
+	conflict := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: btcBody, header: key})
+	if conflict.status != http.StatusConflict || conflict.code() != "idempotency_conflict" {
+		t.Fatalf("different body: %d %s", conflict.status, conflict.raw)
+	}
+	if n := b.countInvoices(t, m.secret); n != 1 {
+		t.Fatalf("%d invoices, want 1", n)
+	}
+
+	// Another merchant's identical key is another key.
+	other := b.signUp(t, "Other")
+	theirs := b.do(t, req{method: "POST", path: "/v1/invoices", key: other.secret, body: usdtBody, header: key})
+	if theirs.status != http.StatusCreated || theirs.header.Get("Idempotent-Replayed") != "" || bytes.Equal(theirs.raw, first.raw) {
+		t.Fatalf("cross-merchant key: %d %s", theirs.status, theirs.raw)
+	}
+
+	// Validation failures are answers too: replayed, not re-run.
+	bad := map[string]string{"Idempotency-Key": "bad-one"}
+	r1 := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: `{"asset":"DOGE","amount":"1"}`, header: bad})
+	r2 := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: `{"asset":"DOGE","amount":"1"}`, header: bad})
+	if r1.status != 400 || r2.status != 400 || r2.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("400 replay: %d %d %v", r1.status, r2.status, r2.header)
+	}
+}
+
+func TestIdempotentConcurrentDuplicates(t *testing.T) {
+	b := setup(t)
+	m := b.signUp(t, "Shop")
+	const n = 20
+	var wg sync.WaitGroup
+	results := make([]response, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i] = b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: usdtBody,
+				header: map[string]string{"Idempotency-Key": "burst"}})
+		}(i)
+	}
+	wg.Wait()
+	replayed := 0
+	for i, r := range results {
+		if r.status != http.StatusCreated || !bytes.Equal(r.raw, results[0].raw) {
+			t.Fatalf("request %d: %d %s", i, r.status, r.raw)
+		}
+		if r.header.Get("Idempotent-Replayed") == "true" {
+			replayed++
+		}
+	}
+	if replayed != n-1 {
+		t.Errorf("%d replayed, want %d", replayed, n-1)
+	}
+	if got := b.countInvoices(t, m.secret); got != 1 {
+		t.Fatalf("%d invoices, want 1", got)
+	}
+}
+
+// TestIdempotentSignUpKeepsSecretsOutOfTheDatabase: the stored response of
+// a sign-up holds the secret key; the table must not reveal it.
+func TestIdempotentSignUpKeepsSecretsOutOfTheDatabase(t *testing.T) {
+	b := setup(t)
+	key := map[string]string{"Idempotency-Key": "signup-1"}
+	first := b.do(t, req{method: "POST", path: "/v1/merchants", body: `{"name":"Shop"}`, header: key})
+	again := b.do(t, req{method: "POST", path: "/v1/merchants", body: `{"name":"Shop"}`, header: key})
+	if first.status != http.StatusCreated || !bytes.Equal(first.raw, again.raw) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("sign-up replay: %d %d %s %s", first.status, again.status, first.raw, again.raw)
+	}
+	secret := first.json(t)["secret_key"].(string)
+	rows, err := b.db.Read.Query(`SELECT id, claim, request_mac, state, response FROM idempotency_keys`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	count := 0
+	for rows.Next() {
+		var id, claim, mac, state string
+		var resp []byte
+		if err := rows.Scan(&id, &claim, &mac, &state, &resp); err != nil {
+			t.Fatal(err)
+		}
+		count++
+		for _, col := range [][]byte{[]byte(id), []byte(claim), []byte(mac), []byte(state), resp} {
+			if bytes.Contains(col, []byte(secret)) || bytes.Contains(col, []byte("signup-1")) || bytes.Contains(col, []byte("pic_live_")) {
+				t.Fatalf("the idempotency table holds a secret or the key in clear")
+			}
+		}
+	}
+	if count != 1 {
+		t.Fatalf("%d rows", count)
+	}
+}
+
+// TestIdempotencyStore drives the store directly: release after a failure,
+// expiry after a day, and the stale-claim lease.
+func TestIdempotencyStoreSQLite(t *testing.T) { testIdempotencyStore(t, setup(t).deps.Idempotency) }
+
+// TestIdempotencyStorePostgres runs the same checks on the real Postgres,
+// in a schema of its own (PIC_TEST_POSTGRES_URL, as projections' tests).
+func TestIdempotencyStorePostgres(t *testing.T) {
+	url := os.Getenv("PIC_TEST_POSTGRES_URL")
+	if url == "" {
+		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	schema := "idem_" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano(), 36))
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Skipf("no Postgres (set PIC_TEST_POSTGRES_URL): %v", err)
+	}
+	defer admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
+	pool, err := sql.Open("pgx", url+"&search_path="+schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	db := projections.DB{Read: pool, Write: pool, Dialect: projections.Postgres}
+	for i := 0; i < 2; i++ { // migrating twice is harmless
+		if err := MigrateIdempotency(context.Background(), db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testIdempotencyStore(t, NewSQLIdempotency(db))
+}
+
+func testIdempotencyStore(t *testing.T, s IdempotencyStore) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	body := []byte(`{"a":1}`)
+
+	rec, err := s.Claim(ctx, "scope", "k", body, now)
+	if err != nil || !rec.Claimed {
+		t.Fatalf("claim: %+v %v", rec, err)
+	}
+	dup, err := s.Claim(ctx, "scope", "k", body, now)
+	if err != nil || dup.Claimed || dup.Done || !dup.SameBody {
+		t.Fatalf("duplicate while in progress: %+v %v", dup, err)
+	}
+	if err := s.Release(ctx, "scope", "k", rec.Token); err != nil {
+		t.Fatal(err)
+	}
+	rec, err = s.Claim(ctx, "scope", "k", body, now)
+	if err != nil || !rec.Claimed {
+		t.Fatalf("claim after release: %+v %v", rec, err)
+	}
+	if err := s.Complete(ctx, "scope", "k", rec.Token, StoredResponse{Status: 201, Body: []byte(`{"ok":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := s.Claim(ctx, "scope", "k", body, now.Add(23*time.Hour))
+	if err != nil || !done.Done || done.Response.Status != 201 || string(done.Response.Body) != `{"ok":true}` {
+		t.Fatalf("replay: %+v %v", done, err)
+	}
+	if other, _ := s.Claim(ctx, "scope", "k", []byte(`{"a":2}`), now); other.SameBody {
+		t.Fatal("a different body matched")
+	}
+	if fresh, _ := s.Claim(ctx, "scope", "k", []byte(`{"a":2}`), now.Add(25*time.Hour)); !fresh.Claimed {
+		t.Fatal("the key did not expire after 24 h")
+	}
+
+	// A claim abandoned by a crashed process is taken over after the lease.
+	stale, _ := s.Claim(ctx, "scope", "crash", body, now)
+	if again, _ := s.Claim(ctx, "scope", "crash", body, now.Add(claimLease+time.Second)); !again.Claimed {
+		t.Fatal("a stale claim was not taken over")
+	}
+	if err := s.Complete(ctx, "scope", "crash", stale.Token, StoredResponse{Status: 200}); err == nil {
+		t.Fatal("the superseded claim could still complete")
+	}
+}
+
+// slowWaiter stands for projections that lag: the wait times out, and the
+// write still answers success.
+type slowWaiter struct{}
+
+func (slowWaiter) WaitFor(ctx context.Context, _ eventstore.Position) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestWriteSucceedsWhenProjectionsLag(t *testing.T) {
+	b := setup(t)
+	deps := b.deps
+	deps.Wait = slowWaiter{}
+	cfg := b.cfg
+	cfg.ReadYourWritesWait = 50 * time.Millisecond
+	srv := httptest.NewServer(New(cfg, deps))
+	defer srv.Close()
+	lagging := *b
+	lagging.srv = srv
+	m := lagging.signUp(t, "Shop")
+	// The sign-up did not wait; poll (bounded) until the real projections
+	// know the new key.
+	for i := 0; lagging.do(t, req{method: "GET", path: "/v1/assets", key: m.secret}).status != http.StatusOK; i++ {
+		if i == 100 {
+			t.Fatal("projections never caught up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lagging.createInvoice(t, m.secret, btcBody)
+}
+
+// A duplicate that outwaits IdempotencyWait gets 409 idempotency_in_progress.
+func TestIdempotencyInProgress(t *testing.T) {
+	b := setup(t, func(c *Config) { c.IdempotencyWait = 100 * time.Millisecond })
+	m := b.signUp(t, "Shop")
+	// Another request holds the key (claimed, never finished).
+	if rec, err := b.deps.Idempotency.Claim(context.Background(), m.id+"|POST|/v1/invoices", "held", []byte(btcBody), b.clock.Now()); err != nil || !rec.Claimed {
+		t.Fatalf("claim: %+v %v", rec, err)
+	}
+	res := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: btcBody, header: map[string]string{"Idempotency-Key": "held"}})
+	if res.status != http.StatusConflict || res.code() != "idempotency_in_progress" || res.header.Get("Retry-After") == "" {
+		t.Fatalf("%d %v %s", res.status, res.header, res.raw)
+	}
+}
+
+// A first request that fails with a 5xx releases the key: the retry runs
+// again instead of replaying the failure.
+func TestIdempotencyReleasesAfterServerError(t *testing.T) {
+	b := setup(t)
+	m := b.signUp(t, "Shop")
+	deps := b.deps
+	cd := commands.Deps{Store: b.store, Assets: domain.DefaultAssets(), Now: b.clock.Now, NewID: commands.NewIDGenerator(b.clock.Now)}
+	deps.Commands = commands.New(cd, commands.StaticAddresses{}, nil) // no address for any chain: 503
+	srv := httptest.NewServer(New(b.cfg, deps))
+	defer srv.Close()
+	broken := *b
+	broken.srv = srv
+	for i := 0; i < 2; i++ {
+		res := broken.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: btcBody, header: map[string]string{"Idempotency-Key": "k"}})
+		if res.status != http.StatusServiceUnavailable || res.code() != "service_unavailable" || res.header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("attempt %d: %d %v %s", i, res.status, res.header, res.raw)
+		}
+		if strings.Contains(string(res.raw), "no address configured") {
+			t.Fatalf("internal detail leaked: %s", res.raw)
+		}
+	}
+	// With addresses back, the same key now creates the invoice.
+	if res := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: btcBody, header: map[string]string{"Idempotency-Key": "k"}}); res.status != http.StatusCreated {
+		t.Fatalf("after recovery: %d %s", res.status, res.raw)
+	}
+}

@@ -1,0 +1,167 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/readapi"
+)
+
+// publicInvoiceJSON is what the unauthenticated checkout page may see:
+// nothing about the merchant, its order or its fee.
+type publicInvoiceJSON struct {
+	ID                    string        `json:"id"`
+	Asset                 string        `json:"asset"`
+	Status                domain.Status `json:"status"`
+	PayAddress            string        `json:"pay_address"`
+	PayAmount             string        `json:"pay_amount"`
+	AmountReceived        string        `json:"amount_received"`
+	ExpiresAt             int64         `json:"expires_at"`
+	Confirmations         int           `json:"confirmations"`
+	RequiredConfirmations int           `json:"required_confirmations"`
+}
+
+type invoiceListJSON struct {
+	Data    []readapi.InvoiceJSON `json:"data"`
+	HasMore bool                  `json:"has_more"`
+}
+
+type createInvoiceRequest struct {
+	Asset    string       `json:"asset"`
+	Amount   amountString `json:"amount"`
+	OrderID  string       `json:"order_id"`
+	SettleAs string       `json:"settle_as"`
+	// ExpiresInSec is optional; the domain applies the default and the bounds.
+	ExpiresInSec *int64 `json:"expires_in"`
+}
+
+// Invoice list page sizes.
+const (
+	defaultListLimit = 10
+	maxListLimit     = 100
+)
+
+// createInvoice is POST /v1/invoices (secret or publishable key). It answers
+// from the command's event, and still waits for the projection so that the
+// client's next GET finds the invoice.
+func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
+	var req createInvoiceRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Asset == "" {
+		s.writeError(w, r, errorf(http.StatusBadRequest, "validation_error", "asset is required"))
+		return
+	}
+	res, err := s.d.Commands.CreateInvoice.Handle(r.Context(), commands.CreateInvoice{
+		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
+		Asset: req.Asset, Amount: string(req.Amount), OrderID: req.OrderID, SettleAs: req.SettleAs,
+		ExpiresIn: expiresIn(req.ExpiresInSec),
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.waitForRead(r.Context(), res.Position)
+	inv, err := readapi.InvoiceFromEvents([]domain.Event{res.Invoice})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.renderInvoice(inv))
+}
+
+// expiresIn converts the request's seconds. Values out of range are clamped
+// just outside the domain's bounds, so the domain's own message answers
+// them, and a huge number cannot overflow a Duration.
+func expiresIn(sec *int64) time.Duration {
+	if sec == nil {
+		return 0 // the default
+	}
+	maxSec := int64(domain.MaxExpiresIn / time.Second)
+	switch {
+	case *sec < 1:
+		return time.Second
+	case *sec > maxSec:
+		return time.Duration(maxSec+1) * time.Second
+	}
+	return time.Duration(*sec) * time.Second
+}
+
+// getInvoice is GET /v1/invoices/{id}; another merchant's invoice is 404.
+func (s *server) getInvoice(w http.ResponseWriter, r *http.Request) {
+	inv, err := s.d.Reader.InvoiceByID(r.Context(), mustPrincipal(r).merchantID, chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.renderInvoice(inv))
+}
+
+// listInvoices is GET /v1/invoices?status=&limit=&starting_after=, newest first.
+func (s *server) listInvoices(w http.ResponseWriter, r *http.Request) {
+	f, err := parseInvoiceFilter(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, hasMore, err := s.d.Reader.ListInvoices(r.Context(), mustPrincipal(r).merchantID, f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := invoiceListJSON{Data: make([]readapi.InvoiceJSON, 0, len(page)), HasMore: hasMore}
+	for _, inv := range page {
+		out.Data = append(out.Data, s.renderInvoice(inv))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func parseInvoiceFilter(r *http.Request) (readapi.InvoiceFilter, error) {
+	q := r.URL.Query()
+	f := readapi.InvoiceFilter{Limit: defaultListLimit, StartingAfter: q.Get("starting_after")}
+	if v := q.Get("status"); v != "" {
+		st, err := domain.ParseStatus(v)
+		if err != nil {
+			return f, err
+		}
+		f.Status = st
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			return f, errorf(http.StatusBadRequest, "validation_error", "limit must be an integer from 1 to "+strconv.Itoa(maxListLimit))
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+// publicInvoice is GET /v1/public/invoices/{id}: what the hosted checkout
+// polls, without a key. Invoice ids carry 80 random bits, so they cannot be
+// enumerated; the per-IP rate limit keeps anyone from trying.
+func (s *server) publicInvoice(w http.ResponseWriter, r *http.Request) {
+	inv, err := s.d.Reader.InvoiceByID(r.Context(), "", chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, publicInvoiceJSON{
+		ID: inv.ID, Asset: inv.Asset, Status: inv.Status, PayAddress: inv.PayAddress, PayAmount: inv.PayAmount.String(),
+		AmountReceived: inv.AmountReceived.String(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
+		Confirmations: inv.Confirmations(), RequiredConfirmations: inv.RequiredConfirmations,
+	})
+}
+
+// renderInvoice uses readapi's rendering, which webhooks share, so an
+// invoice reads the same in a GET and in a webhook's data.
+func (s *server) renderInvoice(inv readapi.Invoice) readapi.InvoiceJSON {
+	return inv.JSON(strings.TrimRight(s.cfg.BaseURL, "/"))
+}

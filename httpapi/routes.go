@@ -1,0 +1,50 @@
+package httpapi
+
+import (
+	"github.com/go-chi/chi/v5"
+)
+
+// routes lists every endpoint. Reading down a route's middleware says who
+// may call it: public routes are rate-limited per IP; the rest authenticate
+// (401), then anyKey or secretOnly decide the key type (403); mutations
+// then check the body's type (415) and honour Idempotency-Key.
+//
+// Keep openapi.json in step: TestOpenAPIListsEveryRoute walks this router.
+func (s *server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.recoverer, securityHeaders, s.limitBody)
+	r.NotFound(notFound)
+	r.MethodNotAllowed(methodNotAllowed(r))
+
+	// Public: no key.
+	r.Get("/v1/openapi.json", serveOpenAPI)
+	r.With(s.limitIP(s.signup, "signup"), requireJSON, s.idempotent).Post("/v1/merchants", s.createMerchant)
+	r.With(s.limitIP(s.public, "public")).Get("/v1/public/invoices/{id}", s.publicInvoice)
+	// Logging in is not idempotent-keyed: it writes nothing, and its
+	// answer (a cookie) must not be stored.
+	r.With(s.limitIP(s.public, "login"), requireJSON).Post("/v1/sessions", s.createSession)
+	r.Delete("/v1/sessions", s.deleteSession)
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate)
+
+		// Secret or publishable key.
+		r.Get("/v1/assets", s.listAssets)
+		r.With(requireJSON, s.idempotent).Post("/v1/invoices", s.createInvoice)
+		r.Get("/v1/invoices/{id}", s.getInvoice)
+
+		// Secret key (or a dashboard session) only.
+		r.Group(func(r chi.Router) {
+			r.Use(secretOnly)
+			r.Get("/v1/invoices", s.listInvoices)
+			r.Get("/v1/account", s.getAccount)
+			r.With(requireJSON, s.idempotent).Patch("/v1/account", s.patchAccount)
+			r.With(requireJSON, s.idempotent).Post("/v1/account/keys/rotate", s.rotateKeys)
+			r.With(requireJSON, s.idempotent).Post("/v1/account/webhook-secret/rotate", s.rotateWebhookSecret)
+			r.Get("/v1/balance", s.getBalance)
+			r.Get("/v1/payout-settings", s.getPayoutSettings)
+			r.With(requireJSON, s.idempotent).Put("/v1/payout-settings", s.putPayoutSettings)
+		})
+	})
+	return r
+}
