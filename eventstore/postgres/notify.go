@@ -1,0 +1,100 @@
+package postgres
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// notifier LISTENs on the log's channel on a connection of its own and
+// wakes every Wait when an append of any process commits. Appends send
+// pg_notify in their transaction, so the notification arrives at commit.
+type notifier struct {
+	connConfig *pgx.ConnConfig
+	channel    string
+
+	mu sync.Mutex
+	ch chan struct{} // closed and replaced on every notification
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+const (
+	minReconnectDelay = 100 * time.Millisecond
+	maxReconnectDelay = 5 * time.Second
+)
+
+func startNotifier(cc *pgx.ConnConfig, channel string) *notifier {
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &notifier{connConfig: cc, channel: channel, ch: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	go n.run(ctx)
+	return n
+}
+
+// changed returns a channel that is closed at the next notification.
+func (n *notifier) changed() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+	n.mu.Unlock()
+}
+
+// run listens until stopped, reconnecting with a capped backoff. While it is
+// disconnected, Wait falls back to polling.
+func (n *notifier) run(ctx context.Context) {
+	defer close(n.done)
+	delay := minReconnectDelay
+	for ctx.Err() == nil {
+		listened := n.listen(ctx)
+		if listened {
+			delay = minReconnectDelay
+		}
+		// Notifications may have been missed: let waiters check again.
+		n.broadcast()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxReconnectDelay)
+	}
+}
+
+// listen holds one listening connection until it fails or ctx ends. It
+// reports whether LISTEN succeeded.
+func (n *notifier) listen(ctx context.Context) bool {
+	conn, err := pgx.ConnectConfig(ctx, n.connConfig)
+	if err != nil {
+		return false
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{n.channel}.Sanitize()); err != nil {
+		return false
+	}
+	// Appends may have committed before LISTEN took effect.
+	n.broadcast()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return true
+		}
+		n.broadcast()
+	}
+}
+
+func (n *notifier) stop() {
+	n.cancel()
+	<-n.done
+}
