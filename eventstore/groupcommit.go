@@ -148,8 +148,9 @@ type queued struct {
 }
 
 // Committer queues appends and hands them in batches to flush, which must
-// return one Outcome per request. One flush runs at a time, so the store sees
-// a single writer per process.
+// return one Outcome per request. With one worker, one flush runs at a time
+// (a single writer, as SQLite wants); with more, batches overlap, which
+// pays where the database commits many transactions at once (Postgres).
 type Committer struct {
 	flush    func([]Request) []Outcome
 	maxBatch int
@@ -162,11 +163,20 @@ type Committer struct {
 	closed bool
 }
 
-// NewCommitter starts the writer goroutine. maxBatch bounds a batch.
+// NewCommitter starts one writer goroutine. maxBatch bounds a batch.
 func NewCommitter(maxBatch int, flush func([]Request) []Outcome) *Committer {
+	return NewCommitterN(maxBatch, 1, flush)
+}
+
+// NewCommitterN starts workers writer goroutines; flush must then be safe
+// for concurrent use and keep appends to one stream correct across
+// overlapping batches (Postgres does with stream locks).
+func NewCommitterN(maxBatch, workers int, flush func([]Request) []Outcome) *Committer {
 	c := &Committer{flush: flush, maxBatch: maxBatch, queue: make(chan queued, maxBatch*4), stop: make(chan struct{})}
-	c.wg.Add(1)
-	go c.run()
+	for i := 0; i < workers; i++ {
+		c.wg.Add(1)
+		go c.run()
+	}
 	return c
 }
 

@@ -35,6 +35,7 @@ const DefaultSchema = "eventstore"
 type config struct {
 	schema       string
 	maxBatch     int
+	writers      int // batches in flight at once
 	pollInterval time.Duration
 	writeTimeout time.Duration
 	singleTries  int
@@ -44,6 +45,7 @@ func defaultConfig() config {
 	return config{
 		schema:       DefaultSchema,
 		maxBatch:     256,
+		writers:      4,
 		pollInterval: 250 * time.Millisecond,
 		writeTimeout: 30 * time.Second,
 		singleTries:  5,
@@ -58,6 +60,10 @@ func WithSchema(name string) Option { return func(c *config) { c.schema = name }
 
 // WithMaxBatch bounds how many appends share one transaction (default 256).
 func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+
+// WithWriters sets how many batches may be in flight at once (default 4):
+// overlapping them hides the round trips of one batch behind another's.
+func WithWriters(n int) Option { return func(c *config) { c.writers = n } }
 
 // WithPollInterval sets how often Wait re-checks the log when no
 // notification arrives (default 250ms).
@@ -114,7 +120,7 @@ func newStore(pool *pgxpool.Pool, cfg config) (*Store, error) {
 	if cfg.schema == "" {
 		return nil, errors.New("postgres: empty schema name")
 	}
-	if cfg.maxBatch <= 0 || cfg.pollInterval <= 0 {
+	if cfg.maxBatch <= 0 || cfg.writers <= 0 || cfg.pollInterval <= 0 {
 		return nil, fmt.Errorf("postgres: invalid options: max batch %d, poll interval %s", cfg.maxBatch, cfg.pollInterval)
 	}
 	s := &Store{
@@ -125,7 +131,7 @@ func newStore(pool *pgxpool.Pool, cfg config) (*Store, error) {
 		done:   make(chan struct{}),
 	}
 	s.notify = startNotifier(pool.Config().ConnConfig, channelName(cfg.schema))
-	s.committer = eventstore.NewCommitter(cfg.maxBatch, s.flush)
+	s.committer = eventstore.NewCommitterN(cfg.maxBatch, cfg.writers, s.flush)
 	return s, nil
 }
 
