@@ -1,0 +1,284 @@
+package webhooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/readapi"
+)
+
+// Webhook event types (x-payincrypto-event and the body's type).
+const (
+	EventInvoicePartiallyPaid = "invoice.partially_paid"
+	EventInvoiceConfirming    = "invoice.confirming"
+	EventInvoicePaid          = "invoice.paid"
+	EventInvoiceExpired       = "invoice.expired"
+	// EventTest is only sent by SendTest.
+	EventTest = "test"
+)
+
+// webhookType maps a log event type to the webhook it announces; ok=false
+// for events that announce none (InvoiceAwaitingPayment is not in the
+// product's list of webhooks).
+func webhookType(logType string) (string, bool) {
+	switch logType {
+	case domain.TypeInvoicePartiallyPaid:
+		return EventInvoicePartiallyPaid, true
+	case domain.TypeInvoiceConfirming:
+		return EventInvoiceConfirming, true
+	case domain.TypeInvoicePaid:
+		return EventInvoicePaid, true
+	case domain.TypeInvoiceExpired:
+		return EventInvoiceExpired, true
+	}
+	return "", false
+}
+
+// DeliveryID is the stable x-payincrypto-delivery id of the delivery an
+// event causes: the same event always gives the same id, so a replayed log
+// cannot create a second delivery of it.
+func DeliveryID(eventID string) string {
+	h := sha256.Sum256([]byte(eventID))
+	return "whd_" + hex.EncodeToString(h[:])[:24]
+}
+
+// body is a delivery's JSON, in the field order of the API page.
+type body struct {
+	Type      string `json:"type"`
+	CreatedAt int64  `json:"created_at"` // Unix ms of the event
+	Data      any    `json:"data"`
+}
+
+const checkpointName = "deliveries"
+
+// subscriberBatch bounds the events turned into deliveries in one transaction.
+const subscriberBatch = 500
+
+// SubscriberConfig configures a Subscriber.
+type SubscriberConfig struct {
+	// BaseURL is the public origin for the invoice's checkout_url, the same
+	// one the HTTP API renders invoices with.
+	BaseURL string
+	// Now stamps the deliveries' created_at (their retry window starts
+	// there). Default time.Now.
+	Now func() time.Time
+	// Notify is called after a commit that created deliveries; wire it to
+	// Worker.Notify so they are sent at once instead of at the next poll.
+	Notify func()
+	Logger *slog.Logger
+}
+
+// Subscriber reads the global log from its own checkpoint
+// (webhook_checkpoint) and turns each invoice status event into exactly one
+// delivery row. The deliveries of a batch and the checkpoint commit in one
+// transaction, and a delivery's id derives from its event's id (inserted
+// with ON CONFLICT DO NOTHING), so a crash or restart neither loses a
+// delivery nor creates a duplicate.
+type Subscriber struct {
+	store eventstore.Store
+	db    projections.DB
+	cfg   SubscriberConfig
+	batch int
+}
+
+// NewSubscriber prepares a subscriber; run Migrate first, then Run.
+func NewSubscriber(store eventstore.Store, db projections.DB, cfg SubscriberConfig) *Subscriber {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func() {}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Subscriber{store: store, db: db, cfg: cfg, batch: subscriberBatch}
+}
+
+// Run follows the log until ctx ends and returns ctx's error. A failing
+// batch is retried after a pause (at most 10 s): the subscriber stops
+// rather than skips an event.
+func (s *Subscriber) Run(ctx context.Context) error {
+	pause := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		pos, more, err := s.step(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			s.cfg.Logger.Error("webhooks: subscriber batch failed; retrying", "err", err)
+			sleepCtx(ctx, pause)
+			pause = min(pause*2, 10*time.Second)
+			continue
+		}
+		pause = 100 * time.Millisecond
+		if !more {
+			_ = s.store.Wait(ctx, pos)
+		}
+	}
+	return ctx.Err()
+}
+
+// CatchUp turns everything currently in the log into deliveries and
+// returns (for tools and tests that do not run the loop).
+func (s *Subscriber) CatchUp(ctx context.Context) error {
+	for {
+		_, more, err := s.step(ctx)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// newDelivery is a delivery row about to be inserted.
+type newDelivery struct {
+	id, eventID, position, merchantID, invoiceID, eventType string
+	body                                                    []byte
+}
+
+// step handles one batch from the checkpoint. It returns the position
+// reached and whether the batch was full (more may be waiting).
+func (s *Subscriber) step(ctx context.Context) (eventstore.Position, bool, error) {
+	var posText string
+	if err := s.db.Write.QueryRowContext(ctx, s.db.Q(`SELECT position FROM webhook_checkpoint WHERE name = ?`), checkpointName).Scan(&posText); err != nil {
+		return eventstore.Start, false, fmt.Errorf("webhooks: checkpoint: %w", err)
+	}
+	from, err := eventstore.ParsePosition(posText)
+	if err != nil {
+		return from, false, err
+	}
+	recs, err := s.store.ReadAll(ctx, from, s.batch)
+	if err != nil || len(recs) == 0 {
+		return from, false, err
+	}
+	// The invoice documents are built before the transaction: reading the
+	// log while holding the (SQLite: only) write connection would stall
+	// every append behind it.
+	var deliveries []newDelivery
+	for _, rec := range recs {
+		d, ok, err := s.deliveryFor(ctx, rec)
+		if err != nil {
+			return from, false, err
+		}
+		if ok {
+			deliveries = append(deliveries, d)
+		}
+	}
+	to := recs[len(recs)-1].Position
+	created, err := s.commit(ctx, posText, to, deliveries)
+	if err != nil {
+		return from, false, err
+	}
+	if created > 0 {
+		s.cfg.Notify()
+	}
+	return to, len(recs) == s.batch, nil
+}
+
+// deliveryFor builds the delivery an event causes, if any: the body shows
+// the invoice as of that event, folded from its stream up to the event.
+func (s *Subscriber) deliveryFor(ctx context.Context, rec eventstore.RecordedEvent) (newDelivery, bool, error) {
+	typ, ok := webhookType(rec.Type)
+	if !ok {
+		return newDelivery{}, false, nil
+	}
+	ev, err := domain.Decode(rec.Type, rec.Data)
+	if err != nil {
+		return newDelivery{}, false, fmt.Errorf("webhooks: event %s: %w", rec.ID, err)
+	}
+	change, ok := ev.(domain.InvoiceStatusChanged)
+	if !ok {
+		return newDelivery{}, false, fmt.Errorf("webhooks: event %s of type %s is a %T", rec.ID, rec.Type, ev)
+	}
+	stream := commands.InvoiceStream(change.InvoiceID)
+	prefix, err := s.store.ReadStream(ctx, stream, 0, int(rec.Version)+1)
+	if err != nil {
+		return newDelivery{}, false, fmt.Errorf("webhooks: read %s: %w", stream, err)
+	}
+	evs := make([]domain.Event, 0, len(prefix))
+	for _, r := range prefix {
+		e, err := domain.Decode(r.Type, r.Data)
+		if err != nil {
+			return newDelivery{}, false, fmt.Errorf("webhooks: event %s: %w", r.ID, err)
+		}
+		evs = append(evs, e)
+	}
+	inv, err := readapi.InvoiceFromEvents(evs)
+	if err != nil {
+		return newDelivery{}, false, fmt.Errorf("webhooks: invoice %s at version %d: %w", change.InvoiceID, rec.Version, err)
+	}
+	raw, err := json.Marshal(body{Type: typ, CreatedAt: change.At.UnixMilli(), Data: inv.JSON(s.cfg.BaseURL)})
+	if err != nil {
+		return newDelivery{}, false, err
+	}
+	return newDelivery{id: DeliveryID(rec.ID), eventID: rec.ID, position: rec.Position.String(), merchantID: change.MerchantID,
+		invoiceID: change.InvoiceID, eventType: typ, body: raw}, true, nil
+}
+
+// commit inserts the deliveries and moves the checkpoint from `from` to
+// `to` in one transaction. The checkpoint update is conditional on `from`,
+// so two subscribers on one database cannot both apply a batch: the loser
+// rolls back and re-reads the checkpoint.
+func (s *Subscriber) commit(ctx context.Context, from string, to eventstore.Position, deliveries []newDelivery) (int, error) {
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	nowMs := s.cfg.Now().UnixMilli()
+	var seq int64
+	// Lock the checkpoint row first (Postgres: row lock; SQLite: the
+	// write lock), then read the sequence under it.
+	res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE webhook_checkpoint SET updated_at = ? WHERE name = ? AND position = ?`), nowMs, checkpointName, from)
+	if err != nil {
+		return 0, fmt.Errorf("webhooks: checkpoint: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return 0, fmt.Errorf("webhooks: checkpoint moved under the subscriber (another one running?)")
+	}
+	if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT next_seq FROM webhook_checkpoint WHERE name = ?`), checkpointName).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("webhooks: checkpoint: %w", err)
+	}
+	created := 0
+	for _, d := range deliveries {
+		res, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO webhook_deliveries (delivery_id, seq, event_id, event_position, merchant_id, invoice_id,
+			event_type, body, status, attempt_count, next_attempt_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING`),
+			d.id, seq, d.eventID, d.position, d.merchantID, d.invoiceID, d.eventType, d.body, StatusPending, nowMs, nowMs, nowMs)
+		if err != nil {
+			return 0, fmt.Errorf("webhooks: insert delivery %s: %w", d.id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, err
+		} else if n == 1 {
+			seq++
+			created++
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE webhook_checkpoint SET position = ?, next_seq = ?, updated_at = ? WHERE name = ?`),
+		to.String(), seq, nowMs, checkpointName); err != nil {
+		return 0, fmt.Errorf("webhooks: checkpoint: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("webhooks: commit deliveries: %w", err)
+	}
+	return created, nil
+}

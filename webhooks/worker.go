@@ -1,0 +1,572 @@
+// Package webhooks delivers invoice status changes to merchants: a
+// Subscriber of the global log turns each status event into a durable
+// delivery row, and a Worker POSTs due deliveries, signed with the
+// merchant's webhook secret, retrying on a fixed backoff schedule and
+// recording every attempt. The queries behind the delivery log
+// (ListDeliveries, DeliveryByID, Retry, SendTest) are the Worker's methods.
+//
+// Guarantees:
+//   - one delivery per status event, with a stable id (DeliveryID); the
+//     subscriber's checkpoint and the deliveries commit together;
+//   - at least once: a delivery is pending until an attempt is recorded, so a
+//     crash mid-send resends it after restart (receivers de-duplicate on
+//     x-payincrypto-delivery);
+//   - per invoice, a delivery is sent only after every earlier one (in log
+//     order) is delivered, failed, gone or skipped;
+//   - a slow endpoint holds at most Config.PerMerchant of the
+//     Config.Workers senders, so other merchants are not delayed;
+//   - URL and secret are read at send time, so a URL change or a secret
+//     rotation applies to pending retries.
+//
+// Run one Worker per database: two workers on one database may send a due
+// delivery twice (still at least once, still the same delivery id).
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+const (
+	// maxResponseBody is the prefix of a response kept with an attempt.
+	maxResponseBody = 1 << 10
+	// maxDrain bounds what is read past the prefix so the connection can be
+	// reused; a longer body is abandoned with its connection.
+	maxDrain = 64 << 10
+	// maxErrorText bounds an attempt's error text.
+	maxErrorText = 300
+	// passLimit bounds the due deliveries one Pass looks at.
+	passLimit = 500
+)
+
+// Config configures a Worker. Zero values take the defaults in brackets.
+type Config struct {
+	// AllowPrivate lets deliveries reach loopback, private and link-local
+	// addresses (PIC_WEBHOOK_ALLOW_PRIVATE=true; for tests and local setups).
+	AllowPrivate bool
+	// Client sends the requests [NewHTTPClient(AllowPrivate)]. A custom
+	// client bypasses the address check unless it brings its own.
+	Client *http.Client
+	// AttemptTimeout bounds one attempt: connect, send, response [10 s].
+	AttemptTimeout time.Duration
+	// Workers bounds the requests in flight in total [32].
+	Workers int
+	// PerMerchant bounds one merchant's requests in flight [2].
+	PerMerchant int
+	// PollInterval is the longest the worker sleeps without looking at the
+	// database, for deliveries another process made due [2 s].
+	PollInterval time.Duration
+	// Now is the clock of attempts and schedules [time.Now].
+	Now func() time.Time
+	// After is the worker's timer [time.After]. Tests pass one that
+	// advances their clock, to run days of schedule in milliseconds.
+	After func(time.Duration) <-chan time.Time
+	// Jitter returns the random extra added to a scheduled pause d
+	// [uniform in 0..d/10].
+	Jitter    func(d time.Duration) time.Duration
+	UserAgent string // ["AcceptCryptoHERE-Webhooks/1"]
+	Logger    *slog.Logger
+}
+
+// Worker sends due deliveries and answers the delivery-log queries.
+type Worker struct {
+	db   projections.DB
+	cfg  Config
+	wake chan struct{}
+}
+
+// NewWorker prepares a worker over the read-model database (Migrate and
+// projections.Migrate first); Run starts sending.
+func NewWorker(db projections.DB, cfg Config) *Worker {
+	if cfg.Client == nil {
+		cfg.Client = NewHTTPClient(cfg.AllowPrivate)
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 10 * time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.PerMerchant <= 0 {
+		cfg.PerMerchant = 2
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = defaultJitter
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "AcceptCryptoHERE-Webhooks/1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Worker{db: db, cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Notify tells a running worker that deliveries may have become due (the
+// subscriber created some, or one was retried). It never blocks.
+func (w *Worker) Notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// job is a due delivery.
+type job struct {
+	id, merchantID, invoiceID, eventType string
+	body                                 []byte
+	attempts                             int
+	createdAt                            time.Time
+}
+
+type outcomeKind int
+
+const (
+	sent       outcomeKind = iota // an attempt was made
+	noEndpoint                    // the merchant has no webhook_url
+	notReady                      // the merchant is not in the read model yet
+	discarded                     // the worker is stopping; nothing to record
+)
+
+type outcome struct {
+	job        job
+	kind       outcomeKind
+	attempt    Attempt
+	retryAfter time.Duration
+}
+
+// readyWhere selects pending deliveries with no earlier pending delivery of
+// the same invoice, except those already in flight and those of merchants
+// at their limit.
+func readyWhere(busyIDs, busyMerchants []string) (string, []any) {
+	q := `d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+		WHERE p.invoice_id = d.invoice_id AND p.status = 'pending' AND p.seq < d.seq)`
+	var args []any
+	if len(busyIDs) > 0 {
+		q += ` AND d.delivery_id NOT IN (` + placeholders(len(busyIDs)) + `)`
+		for _, id := range busyIDs {
+			args = append(args, id)
+		}
+	}
+	if len(busyMerchants) > 0 {
+		q += ` AND d.merchant_id NOT IN (` + placeholders(len(busyMerchants)) + `)`
+		for _, m := range busyMerchants {
+			args = append(args, m)
+		}
+	}
+	return q, args
+}
+
+// due returns up to limit deliveries ready to send at now, earliest first.
+func (w *Worker) due(ctx context.Context, now time.Time, busyIDs, busyMerchants []string, limit int) ([]job, error) {
+	where, args := readyWhere(busyIDs, busyMerchants)
+	args = append(args, now.UnixMilli(), limit)
+	rows, err := w.db.Read.QueryContext(ctx, w.db.Q(`SELECT d.delivery_id, d.merchant_id, d.invoice_id, d.event_type, d.body, d.attempt_count, d.created_at
+		FROM webhook_deliveries d WHERE `+where+` AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.seq LIMIT ?`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: due deliveries: %w", err)
+	}
+	defer rows.Close()
+	var jobs []job
+	for rows.Next() {
+		var j job
+		var created int64
+		if err := rows.Scan(&j.id, &j.merchantID, &j.invoiceID, &j.eventType, &j.body, &j.attempts, &created); err != nil {
+			return nil, fmt.Errorf("webhooks: due deliveries: %w", err)
+		}
+		j.createdAt = time.UnixMilli(created).UTC()
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
+
+// nextDue is when the earliest ready delivery becomes due.
+func (w *Worker) nextDue(ctx context.Context, busyIDs, busyMerchants []string) (time.Time, bool, error) {
+	where, args := readyWhere(busyIDs, busyMerchants)
+	var next sql.NullInt64
+	if err := w.db.Read.QueryRowContext(ctx, w.db.Q(`SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d WHERE `+where), args...).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("webhooks: next due delivery: %w", err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(next.Int64), true, nil
+}
+
+// Run sends deliveries as they become due until ctx ends, then waits for
+// the attempts in flight (they are cancelled; a cancelled attempt is not
+// recorded, so the delivery is sent again after a restart) and returns
+// ctx's error. Database errors are logged and retried.
+func (w *Worker) Run(ctx context.Context) error {
+	results := make(chan outcome, w.cfg.Workers) // at most Workers in flight: sends never block
+	inFlight := make(map[string]string, w.cfg.Workers)
+	perMerchant := make(map[string]int)
+	var unrecorded []outcome
+	var wg sync.WaitGroup
+	pause := 100 * time.Millisecond
+	fail := func(what string, err error) {
+		w.cfg.Logger.Error("webhooks: "+what, "err", err)
+		sleepCtx(ctx, pause)
+		pause = min(pause*2, 10*time.Second)
+	}
+	for {
+	collect:
+		for {
+			select {
+			case o := <-results:
+				unrecorded = append(unrecorded, o)
+			default:
+				break collect
+			}
+		}
+		if len(unrecorded) > 0 {
+			if err := w.record(ctx, unrecorded); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				fail("record attempts", err)
+				continue
+			}
+			for _, o := range unrecorded {
+				m := inFlight[o.job.id]
+				delete(inFlight, o.job.id)
+				if perMerchant[m]--; perMerchant[m] <= 0 {
+					delete(perMerchant, m)
+				}
+			}
+			unrecorded = unrecorded[:0]
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		busyIDs := make([]string, 0, len(inFlight))
+		for id := range inFlight {
+			busyIDs = append(busyIDs, id)
+		}
+		var busyMerchants []string
+		for m, n := range perMerchant {
+			if n >= w.cfg.PerMerchant {
+				busyMerchants = append(busyMerchants, m)
+			}
+		}
+		free := w.cfg.Workers - len(inFlight)
+		launched := 0
+		if free > 0 {
+			now := w.cfg.Now()
+			jobs, err := w.due(ctx, now, busyIDs, busyMerchants, min(4*free, passLimit))
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				fail("dispatch", err)
+				continue
+			}
+			for _, j := range jobs {
+				if len(inFlight) >= w.cfg.Workers {
+					break
+				}
+				if perMerchant[j.merchantID] >= w.cfg.PerMerchant {
+					continue
+				}
+				inFlight[j.id] = j.merchantID
+				perMerchant[j.merchantID]++
+				launched++
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					o := w.send(ctx, j)
+					if ctx.Err() != nil {
+						o.kind = discarded
+					}
+					results <- o
+				}()
+			}
+		}
+		pause = 100 * time.Millisecond
+		if launched > 0 {
+			continue // more may be due
+		}
+		var timer <-chan time.Time
+		if free > 0 {
+			next, ok, err := w.nextDue(ctx, busyIDs, busyMerchants)
+			switch {
+			case err != nil:
+				w.cfg.Logger.Error("webhooks: next due", "err", err)
+				timer = w.cfg.After(w.cfg.PollInterval)
+			case ok:
+				timer = w.cfg.After(min(max(next.Sub(w.cfg.Now()), time.Millisecond), w.cfg.PollInterval))
+			case len(inFlight) == 0:
+				timer = w.cfg.After(w.cfg.PollInterval)
+			}
+			// Otherwise only sends are outstanding: their results wake us.
+		}
+		select {
+		case o := <-results:
+			unrecorded = append(unrecorded, o)
+		case <-w.wake:
+		case <-timer:
+		case <-ctx.Done():
+		}
+	}
+	wg.Wait()
+	close(results)
+	for o := range results {
+		unrecorded = append(unrecorded, o)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.record(rctx, unrecorded); err != nil {
+		w.cfg.Logger.Error("webhooks: record attempts at shutdown", "err", err)
+	}
+	return ctx.Err()
+}
+
+// Pass sends every delivery due now (at most Config.PerMerchant per
+// merchant and Config.Workers at a time), waits for the attempts and
+// records them. It returns how many deliveries it handled. Tools and tests
+// use it instead of Run; a later delivery of an invoice whose earlier one
+// was just delivered goes on the next Pass.
+func (w *Worker) Pass(ctx context.Context) (int, error) {
+	jobs, err := w.due(ctx, w.cfg.Now(), nil, nil, passLimit)
+	if err != nil {
+		return 0, err
+	}
+	perMerchant := map[string]int{}
+	var chosen []job
+	for _, j := range jobs {
+		if perMerchant[j.merchantID] < w.cfg.PerMerchant {
+			perMerchant[j.merchantID]++
+			chosen = append(chosen, j)
+		}
+	}
+	outs := make([]outcome, len(chosen))
+	sem := make(chan struct{}, w.cfg.Workers)
+	var wg sync.WaitGroup
+	for i, j := range chosen {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			outs[i] = w.send(ctx, j)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return len(outs), w.record(ctx, outs)
+}
+
+// endpoint is where a merchant's webhooks go, read at send time.
+type endpoint struct{ url, secret string }
+
+// endpoint errors: domain.ErrNotFound when the merchant is not (yet) in
+// the read model.
+func (w *Worker) endpoint(ctx context.Context, merchantID string) (endpoint, error) {
+	var ep endpoint
+	err := w.db.Read.QueryRowContext(ctx, w.db.Q(`SELECT webhook_url, webhook_secret FROM merchants WHERE merchant_id = ?`), merchantID).Scan(&ep.url, &ep.secret)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ep, fmt.Errorf("merchant %s: %w", merchantID, domain.ErrNotFound)
+	}
+	if err != nil {
+		return ep, fmt.Errorf("merchant %s: %w", merchantID, err)
+	}
+	return ep, nil
+}
+
+func (w *Worker) send(ctx context.Context, j job) outcome {
+	ep, err := w.endpoint(ctx, j.merchantID)
+	if err != nil {
+		if !errors.Is(err, domain.ErrNotFound) && ctx.Err() == nil {
+			w.cfg.Logger.Error("webhooks: merchant endpoint", "delivery_id", j.id, "err", err)
+		}
+		return outcome{job: j, kind: notReady}
+	}
+	if ep.url == "" {
+		return outcome{job: j, kind: noEndpoint}
+	}
+	a, retryAfter := w.post(ctx, ep, j.eventType, j.id, j.body)
+	return outcome{job: j, kind: sent, attempt: a, retryAfter: retryAfter}
+}
+
+// post makes one attempt. It returns the attempt and the response's
+// Retry-After (0 when none).
+func (w *Worker) post(ctx context.Context, ep endpoint, eventType, deliveryID string, body []byte) (Attempt, time.Duration) {
+	a := Attempt{At: w.cfg.Now()}
+	if err := domain.ValidateWebhookURL(ep.url); err != nil {
+		a.Error = "webhook_url is not an absolute http or https URL"
+		return a, 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(body))
+	if err != nil {
+		a.Error = bounded("bad request: " + err.Error())
+		return a, 0
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", w.cfg.UserAgent)
+	req.Header.Set(HeaderEvent, eventType)
+	req.Header.Set(HeaderSignature, Sign(body, ep.secret))
+	req.Header.Set(HeaderDelivery, deliveryID)
+	start := time.Now()
+	resp, err := w.cfg.Client.Do(req)
+	if err != nil {
+		a.LatencyMs = time.Since(start).Milliseconds()
+		switch {
+		case errors.Is(err, ErrForbiddenAddress):
+			a.Error = bounded("refused: " + err.Error())
+		case errors.Is(err, context.DeadlineExceeded):
+			a.Error = fmt.Sprintf("timeout: no response within %s", w.cfg.AttemptTimeout)
+		default:
+			a.Error = bounded(err.Error())
+		}
+		return a, 0
+	}
+	prefix, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	if readErr == nil {
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	}
+	resp.Body.Close()
+	a.LatencyMs = time.Since(start).Milliseconds()
+	a.StatusCode = resp.StatusCode
+	a.ResponseBody = cleanText(prefix)
+	switch {
+	case a.OK():
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		a.Error = "redirect not followed: " + resp.Status
+	default:
+		a.Error = bounded("HTTP " + resp.Status)
+	}
+	return a, parseRetryAfter(resp.Header.Get("Retry-After"), a.At)
+}
+
+func bounded(s string) string {
+	if len(s) > maxErrorText {
+		s = s[:maxErrorText]
+	}
+	return cleanText([]byte(s))
+}
+
+// cleanText makes bytes storable as TEXT on both databases: valid UTF-8
+// without NUL.
+func cleanText(b []byte) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(string(b), "\uFFFD"), "\x00", "")
+}
+
+// record writes the outcomes in one transaction (one fsync for a batch).
+func (w *Worker) record(ctx context.Context, outs []outcome) error {
+	tx, err := w.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	nowMs := w.cfg.Now().UnixMilli()
+	for _, o := range outs {
+		switch o.kind {
+		case discarded:
+			continue
+		case notReady:
+			_, err = tx.ExecContext(ctx, w.db.Q(`UPDATE webhook_deliveries SET next_attempt_at = ?, updated_at = ? WHERE delivery_id = ? AND status = 'pending'`),
+				w.cfg.Now().Add(notReadyDelay).UnixMilli(), nowMs, o.job.id)
+		case noEndpoint:
+			_, err = tx.ExecContext(ctx, w.db.Q(`UPDATE webhook_deliveries SET status = ?, next_attempt_at = NULL, updated_at = ? WHERE delivery_id = ? AND status = 'pending'`),
+				StatusNoEndpoint, nowMs, o.job.id)
+		case sent:
+			err = w.recordAttempt(ctx, tx, o, nowMs)
+		}
+		if err != nil {
+			return fmt.Errorf("webhooks: record %s: %w", o.job.id, err)
+		}
+	}
+	return tx.Commit()
+}
+
+func (w *Worker) recordAttempt(ctx context.Context, tx *sql.Tx, o outcome, nowMs int64) error {
+	a := o.attempt
+	status, next := StatusPending, sql.NullInt64{}
+	switch {
+	case a.OK():
+		status = StatusDelivered
+	case a.StatusCode == http.StatusGone:
+		status = StatusGone
+	default:
+		if at, ok := nextAttempt(o.job.attempts+1, o.job.createdAt, a.At, o.retryAfter, w.cfg.Jitter); ok {
+			next = sql.NullInt64{Int64: at.UnixMilli(), Valid: true}
+		} else {
+			status = StatusFailed
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, w.db.Q(`UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, status = ?, next_attempt_at = ?, updated_at = ?
+		WHERE delivery_id = ? RETURNING attempt_count`), status, next, nowMs, o.job.id).Scan(&n); err != nil {
+		return err
+	}
+	var code sql.NullInt64
+	if a.StatusCode != 0 {
+		code = sql.NullInt64{Int64: int64(a.StatusCode), Valid: true}
+	}
+	_, err := tx.ExecContext(ctx, w.db.Q(`INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, latency_ms, response_body)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`), o.job.id, n, a.At.UnixMilli(), code, a.Error, a.LatencyMs, a.ResponseBody)
+	return err
+}
+
+// SendTest POSTs a signed test event ({"type":"test",…}) to the merchant's
+// current webhook_url once, synchronously, and returns the attempt: a
+// failed attempt is not an error (see Attempt.OK and Attempt.Error). It
+// goes through the same client, address check and timeout as deliveries
+// and is not stored or retried.
+// Errors: domain.ErrNotFound (merchant), domain.ErrValidation (no webhook_url).
+func (w *Worker) SendTest(ctx context.Context, merchantID string) (Attempt, error) {
+	ep, err := w.endpoint(ctx, merchantID)
+	if err != nil {
+		return Attempt{}, err
+	}
+	if ep.url == "" {
+		return Attempt{}, fmt.Errorf("%w: the account has no webhook_url", domain.ErrValidation)
+	}
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return Attempt{}, err
+	}
+	id := "whd_test_" + hex.EncodeToString(b)
+	raw, err := json.Marshal(body{Type: EventTest, CreatedAt: w.cfg.Now().UnixMilli(), Data: testData{Object: "test", ID: id, MerchantID: merchantID,
+		Message: "A test event from Accept Crypto HERE. Verify its signature as you would an invoice event."}})
+	if err != nil {
+		return Attempt{}, err
+	}
+	a, _ := w.post(ctx, ep, EventTest, id, raw)
+	a.N = 1
+	return a, nil
+}
+
+type testData struct {
+	Object     string `json:"object"`
+	ID         string `json:"id"`
+	MerchantID string `json:"merchant_id"`
+	Message    string `json:"message"`
+}
