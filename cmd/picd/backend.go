@@ -15,6 +15,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/httpapi"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 // backend is the configured event store and read-model database, migrated.
@@ -72,6 +73,10 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		}
 	}
 	if err := projections.Migrate(ctx, b.db); err != nil {
+		b.close()
+		return nil, err
+	}
+	if err := webhooks.Migrate(ctx, b.db); err != nil {
 		b.close()
 		return nil, err
 	}

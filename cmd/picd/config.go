@@ -24,6 +24,8 @@ type Config struct {
 	KeyRatePerMinute    int    // PIC_KEY_RATE_PER_MINUTE
 	SignupRatePerMinute int    // PIC_SIGNUP_RATE_PER_MINUTE
 	PublicRatePerMinute int    // PIC_PUBLIC_RATE_PER_MINUTE
+	DebugListen         string // PIC_DEBUG_LISTEN: pprof on a separate, private address
+	WebhookAllowPrivate bool   // PIC_WEBHOOK_ALLOW_PRIVATE: let webhooks reach loopback and private networks
 }
 
 func env(name, def string) string {
@@ -61,6 +63,8 @@ func parseConfig(args []string) (Config, error) {
 	fs.IntVar(&c.KeyRatePerMinute, "key-rate", envInt("PIC_KEY_RATE_PER_MINUTE", 60000), "requests per minute per API key (PIC_KEY_RATE_PER_MINUTE)")
 	fs.IntVar(&c.SignupRatePerMinute, "signup-rate", envInt("PIC_SIGNUP_RATE_PER_MINUTE", 10), "merchant sign-ups per minute per IP (PIC_SIGNUP_RATE_PER_MINUTE)")
 	fs.IntVar(&c.PublicRatePerMinute, "public-rate", envInt("PIC_PUBLIC_RATE_PER_MINUTE", 120), "public invoice reads per minute per IP (PIC_PUBLIC_RATE_PER_MINUTE)")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("PIC_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhook URLs on loopback and private networks (PIC_WEBHOOK_ALLOW_PRIVATE)")
+	fs.StringVar(&c.DebugListen, "debug-listen", env("PIC_DEBUG_LISTEN", ""), "serve Go's pprof profiles on this private address (PIC_DEBUG_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

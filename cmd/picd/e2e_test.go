@@ -42,14 +42,14 @@ func TestMain(m *testing.M) {
 }
 
 type gateway struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	url  string
 	env  []string
 	logs *bytes.Buffer
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +59,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startGateway runs picd serve with env and waits until it answers.
-func startGateway(t *testing.T, env []string) *gateway {
+func startGateway(t testing.TB, env []string) *gateway {
 	t.Helper()
 	addr := freeAddr(t)
 	g := &gateway{t: t, url: "http://" + addr, env: env, logs: &bytes.Buffer{}}
@@ -128,7 +128,7 @@ func (g *gateway) do(method, path, key string, body any) (int, map[string]any) {
 }
 
 // postgresEnv creates a database of its own for one test.
-func postgresEnv(t *testing.T) []string {
+func postgresEnv(t testing.TB) []string {
 	base := os.Getenv("PIC_TEST_POSTGRES_URL")
 	if base == "" {
 		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/acceptcryptohere/gateway/httpapi"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 func newLogger(w io.Writer) *slog.Logger {
@@ -63,13 +65,31 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(b.db),
 		Assets: assets, Now: now, Logger: log})
 
+	worker := webhooks.NewWorker(b.db, webhooks.Config{AllowPrivate: cfg.WebhookAllowPrivate, Logger: log})
+	subscriber := webhooks.NewSubscriber(b.store, b.db, webhooks.SubscriberConfig{BaseURL: cfg.BaseURL, Notify: worker.Notify, Logger: log})
+
+	// Background loops stop only after the HTTP server has drained, so no
+	// accepted request is left waiting on a projection that stopped.
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = runner.Run(bg) }()
-	go func() { defer wg.Done(); expireLoop(bg, reader, handlers.ExpireInvoice, now, log) }()
+	for _, loop := range []func(context.Context){
+		func(ctx context.Context) { _ = runner.Run(ctx) },
+		func(ctx context.Context) { expireLoop(ctx, reader, handlers.ExpireInvoice, now, log) },
+		func(ctx context.Context) { _ = subscriber.Run(ctx) },
+		func(ctx context.Context) { _ = worker.Run(ctx) },
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(bg) }()
+	}
 	defer func() { stopBG(); wg.Wait() }()
 
+	if cfg.DebugListen != "" {
+		debug := http.NewServeMux()
+		debug.HandleFunc("/debug/pprof/", pprof.Index)
+		debug.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		debug.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go func() { log.Info("pprof", "err", http.ListenAndServe(cfg.DebugListen, debug)) }()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
