@@ -267,3 +267,40 @@ func TestCrashKeepsAcknowledgedInvoices(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyEventsToPostgres moves an embedded log to Postgres and serves it.
+func TestCopyEventsToPostgres(t *testing.T) {
+	dataDir := t.TempDir()
+	g := startGateway(t, []string{"PIC_DATA_DIR=" + dataDir})
+	_, m := g.do("POST", "/v1/merchants", "", map[string]any{"name": "Shop"})
+	key := m["secret_key"].(string)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		_, inv := g.do("POST", "/v1/invoices", key, map[string]any{"asset": "BTC", "amount": "0.01"})
+		ids = append(ids, inv["id"].(string))
+	}
+	g.stop()
+
+	pgEnv := postgresEnv(t)
+	pgURL := strings.TrimPrefix(pgEnv[1], "PIC_POSTGRES_URL=")
+	for run := 0; run < 2; run++ { // a second run finds everything already there
+		out, err := exec.Command(picdBin, "copy-events", "--from", "sqlite:"+filepath.Join(dataDir, "picd.db"), "--to", "postgres:"+pgURL).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "identical") {
+			t.Fatalf("copy-events run %d: %v\n%s", run, err, out)
+		}
+	}
+	g2 := startGateway(t, append(pgEnv, "PIC_DATA_DIR="+t.TempDir()))
+	for _, id := range ids {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			status, _ := g2.do("GET", "/v1/invoices/"+id, key, nil)
+			if status == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("invoice %s not served from Postgres after the copy: %d", id, status)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}

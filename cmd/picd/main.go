@@ -19,6 +19,9 @@ usage:
   picd serve [flags]     run the gateway (embedded SQLite on http://localhost:3000 by default)
   picd migrate [flags]   create or update the schemas of the configured stores, then exit
   picd audit [flags]     rebuild every balance and fee from the log and compare with the read models
+  picd copy-events --from <store> --to <store>
+                         copy a whole log (ids, order, versions) and compare checksums;
+                         stores are sqlite:<path>, postgres:<url>, esdb:<url>
   picd health URL        exit 0 when URL answers 2xx (for container health checks)
   picd help              this text
 
@@ -64,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return audit(ctx, cfg, stdout, stderr)
+	case "copy-events":
+		return copyEvents(ctx, args, stdout)
 	case "health":
 		if len(args) != 1 {
 			return fmt.Errorf("usage: picd health URL")
