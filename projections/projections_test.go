@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,5 +263,51 @@ func TestRunnerResumesFromCheckpoint(t *testing.T) {
 	bal, _ := readapi.NewSQL(db).Balances(ctx, m.MerchantID)
 	if len(bal) != 1 || bal[0].Available.String() != "2.9925" {
 		t.Fatalf("after three runner restarts: %+v", bal)
+	}
+}
+
+// Two runners on one read-model database (a leader and a former leader
+// still finishing) never apply an event twice.
+func TestTwoRunnersApplyOnce(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	clock := time.Now
+	d := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clock, NewID: commands.NewIDGenerator(clock)}
+	h := commands.New(d, commands.NewIndexAllocator(d, derive), func(domain.Chain, string) error { return nil })
+	m, _ := h.RegisterMerchant.Handle(ctx, commands.RegisterMerchant{CommandID: "r", Name: "Shop"})
+	for i := 0; i < 300; i++ {
+		inv, err := h.CreateInvoice.Handle(ctx, commands.CreateInvoice{CommandID: fmt.Sprint("i", i), MerchantID: m.MerchantID, Asset: "BTC", Amount: "1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: inv.Invoice.InvoiceID, Deposit: domain.ObservedDeposit{DepositID: "d", Amount: domain.MustAmount("1")}})
+	}
+	db := postgresDB(t)
+	if err := projections.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { errs <- projections.NewRunner(store, db, slog.Default()).CatchUp(ctx) }()
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil && !strings.Contains(err.Error(), "checkpoint moved") {
+			t.Fatal(err)
+		}
+	}
+	if err := projections.NewRunner(store, db, slog.Default()).CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := projections.Audit(ctx, store, db)
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit after two runners: %v %v", rep.Problems, err)
+	}
+	bal, _ := readapi.NewSQL(db).Balances(ctx, m.MerchantID)
+	if len(bal) != 1 || bal[0].Pending.String() != "300" {
+		t.Fatalf("balances = %+v", bal)
 	}
 }

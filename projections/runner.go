@@ -75,6 +75,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err == nil && len(recs) > 0 {
 			err = r.applyBatch(ctx, recs, checkpoints)
 		}
+		if errors.Is(err, errCheckpointMoved) {
+			// Another runner (a former leader still finishing) applied the
+			// batch; continue from where it got to.
+			if checkpoints, err = r.loadCheckpoints(ctx); err == nil {
+				continue
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -142,9 +149,18 @@ func minPosition(cps map[string]eventstore.Position) eventstore.Position {
 	return m
 }
 
+// errCheckpointMoved: a checkpoint is not where this runner left it, so
+// another runner is (or was) applying the same projector.
+var errCheckpointMoved = errors.New("projections: checkpoint moved under the runner")
+
 func (r *Runner) loadCheckpoints(ctx context.Context) (map[string]eventstore.Position, error) {
 	cps := make(map[string]eventstore.Position, len(r.projectors))
 	for _, p := range r.projectors {
+		// Every projector has a row, so a batch can fence on it.
+		if _, err := r.db.Write.ExecContext(ctx, r.db.Q(`INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO NOTHING`), p.Name(), eventstore.Start.String(), time.Now().UnixMilli()); err != nil {
+			return nil, fmt.Errorf("projections: checkpoint of %s: %w", p.Name(), err)
+		}
 		var s string
 		err := r.db.Write.QueryRowContext(ctx, r.db.Q(`SELECT position FROM projection_checkpoints WHERE name = ?`), p.Name()).Scan(&s)
 		switch {
@@ -173,6 +189,19 @@ func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent
 	}
 	defer sqlTx.Rollback()
 	tx := Tx{tx: sqlTx, db: r.db}
+	nowMs := time.Now().UnixMilli()
+	// Fence first: lock each checkpoint row at the position this runner
+	// believes in. Two runners never both apply a batch: the second waits
+	// for the first's commit, then finds the position moved.
+	for name, pos := range checkpoints {
+		res, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET updated_at = ? WHERE name = ? AND position = ?`, nowMs, name, pos.String())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("%w: %s", errCheckpointMoved, name)
+		}
+	}
 	next := make(map[string]eventstore.Position, len(checkpoints))
 	for k, v := range checkpoints {
 		next[k] = v
@@ -194,13 +223,11 @@ func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent
 			next[p.Name()] = rec.Position
 		}
 	}
-	nowMs := time.Now().UnixMilli()
 	for name, pos := range next {
 		if pos == checkpoints[name] {
 			continue
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, name, pos.String(), nowMs); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ?`, pos.String(), name); err != nil {
 			return err
 		}
 	}
