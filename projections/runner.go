@@ -273,3 +273,51 @@ func (r *Runner) WaitFor(ctx context.Context, pos eventstore.Position) error {
 		}
 	}
 }
+
+// Follow publishes the checkpoints that another process's runner writes,
+// polling every interval, so WaitFor works in a process that serves HTTP
+// but does not lead the projections.
+func (r *Runner) Follow(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cps, err := r.readCheckpoints(ctx)
+		if err == nil {
+			r.publish(minPosition(cps))
+		}
+	}
+}
+
+// readCheckpoints reads the stored checkpoints without creating any.
+func (r *Runner) readCheckpoints(ctx context.Context) (map[string]eventstore.Position, error) {
+	rows, err := r.db.Read.QueryContext(ctx, `SELECT name, position FROM projection_checkpoints`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	stored := map[string]string{}
+	for rows.Next() {
+		var name, pos string
+		if err := rows.Scan(&name, &pos); err != nil {
+			return nil, err
+		}
+		stored[name] = pos
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	cps := make(map[string]eventstore.Position, len(r.projectors))
+	for _, p := range r.projectors {
+		pos, err := eventstore.ParsePosition(stored[p.Name()])
+		if err != nil {
+			pos = eventstore.Start // no row yet
+		}
+		cps[p.Name()] = pos
+	}
+	return cps, nil
+}

@@ -72,14 +72,25 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// accepted request is left waiting on a projection that stopped.
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){
+	background := []func(context.Context){
 		func(ctx context.Context) { _ = runner.Run(ctx) },
 		func(ctx context.Context) { expireLoop(ctx, reader, handlers.ExpireInvoice, now, log) },
 		func(ctx context.Context) { _ = subscriber.Run(ctx) },
 		func(ctx context.Context) { _ = worker.Run(ctx) },
-	} {
-		wg.Add(1)
-		go func() { defer wg.Done(); loop(bg) }()
+	}
+	if cfg.Store == "sqlite" {
+		// The embedded store is one process: it always leads.
+		for _, loop := range background {
+			wg.Add(1)
+			go func() { defer wg.Done(); loop(bg) }()
+		}
+	} else {
+		// Many processes may serve HTTP; one at a time runs the background
+		// work. The others follow the projections' checkpoints so their
+		// reads after writes still wait for the right position.
+		wg.Add(2)
+		go func() { defer wg.Done(); lead(bg, cfg.PostgresURL, 2*time.Second, log, background) }()
+		go func() { defer wg.Done(); runner.Follow(bg, 5*time.Millisecond) }()
 	}
 	defer func() { stopBG(); wg.Wait() }()
 
