@@ -346,3 +346,32 @@ func TestLeaderTakeover(t *testing.T) {
 		t.Fatalf("audit: %v\n%s", err, out)
 	}
 }
+
+// TestObservability checks the operator endpoints of a running picd.
+func TestObservability(t *testing.T) {
+	g := startGateway(t, []string{"PIC_DATA_DIR=" + t.TempDir()})
+	_, m := g.do("POST", "/v1/merchants", "", map[string]any{"name": "Shop"})
+	g.do("POST", "/v1/invoices", m["secret_key"].(string), map[string]any{"asset": "BTC", "amount": "0.01"})
+	if status, body := g.do("GET", "/readyz", "", nil); status != 200 || body["ready"] != true {
+		t.Fatalf("readyz: %d %v", status, body)
+	}
+	resp, err := http.Get(g.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`picd_http_requests_total{code="201",method="POST",route="/v1/invoices"} 1`,
+		`picd_http_request_duration_seconds_bucket{method="POST",route="/v1/merchants"`,
+		"picd_projection_lag_seconds",
+		"picd_webhook_queue_depth",
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(g.logs.String(), `"request_id":"req_`) {
+		t.Errorf("no request ids in the logs")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -105,12 +106,16 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	obs := newObservability(log)
+	obs.registerStateGauges(b.store, runner, b.db)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"status":"ok","projected_position":%q}`, runner.Position().String())
+		fmt.Fprint(w, `{"status":"ok"}`)
 	})
-	mux.Handle("/", api)
+	mux.HandleFunc("GET /readyz", readiness(b, runner))
+	mux.Handle("GET /metrics", obs.metricsHandler())
+	mux.Handle("/", obs.wrap(api))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	log.Info("picd listening", "url", "http://"+ln.Addr().String(), "store", cfg.Store, "base_url", cfg.BaseURL)
@@ -188,4 +193,36 @@ func secretFile(configured, path string, log *slog.Logger) ([]byte, error) {
 	}
 	log.Info("generated a new secret", "path", path)
 	return b, nil
+}
+
+// readiness answers 200 only when the event store and the read-model
+// database answer and the projections are not far behind; a load balancer
+// takes the process out of rotation otherwise.
+func readiness(b *backend, runner *projections.Runner) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		checks := map[string]string{}
+		ready := true
+		next, err := b.store.ReadAll(ctx, runner.Position(), 1)
+		switch {
+		case err != nil:
+			checks["event_store"], ready = "unreachable", false
+		case len(next) > 0 && time.Since(next[0].RecordedAt) > 30*time.Second:
+			checks["event_store"] = "ok"
+			checks["projections"], ready = fmt.Sprintf("behind by %s", time.Since(next[0].RecordedAt).Round(time.Second)), false
+		default:
+			checks["event_store"], checks["projections"] = "ok", "ok"
+		}
+		if err := b.db.Read.PingContext(ctx); err != nil {
+			checks["read_models"], ready = "unreachable", false
+		} else {
+			checks["read_models"] = "ok"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": checks, "projected_position": runner.Position().String()})
+	}
 }

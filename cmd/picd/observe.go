@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+// observability wraps the HTTP handler with request ids, one structured log
+// line per request, and Prometheus metrics per route.
+type observability struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	log      *slog.Logger
+}
+
+func newObservability(log *slog.Logger) *observability {
+	o := &observability{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "picd_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status code."}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "picd_http_request_duration_seconds",
+			Help: "HTTP request latency by route pattern and method.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)},
+			[]string{"route", "method"}),
+		log: log,
+	}
+	o.registry.MustRegister(o.requests, o.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return o
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush keeps streaming responses (Server-Sent Events) working through the wrapper.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "req_" + hex.EncodeToString(b)
+}
+
+func (o *observability) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		// chi fills the route pattern into a route context it finds in the
+		// request, so the pattern (not the raw path) labels the metrics.
+		rctx := chi.NewRouteContext()
+		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, rctx))
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		route := rctx.RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		elapsed := time.Since(start)
+		o.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+		o.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+		o.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("request_id", id), slog.String("method", r.Method), slog.String("route", route),
+			slog.Int("status", rec.status), slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000))
+	})
+}
+
+// registerStateGauges exposes the state the background work leaves in the
+// databases: projection lag, webhook queue depth and failures.
+func (o *observability) registerStateGauges(store eventstore.Store, runner *projections.Runner, db projections.DB) {
+	o.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_projection_lag_seconds",
+		Help: "Age of the oldest event the projections have not applied (0 when caught up)."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		next, err := store.ReadAll(ctx, runner.Position(), 1)
+		if err != nil || len(next) == 0 {
+			return 0
+		}
+		return time.Since(next[0].RecordedAt).Seconds()
+	}))
+	count := func(name, help, query string) {
+		o.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			var n int64
+			if err := db.Read.QueryRowContext(ctx, query).Scan(&n); err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+	}
+	count("picd_webhook_queue_depth", "Webhook deliveries waiting to be delivered.",
+		`SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'`)
+	count("picd_webhook_failed_total", "Webhook deliveries that failed for good (schedule exhausted or 410 Gone).",
+		`SELECT count(*) FROM webhook_deliveries WHERE status IN ('failed', 'gone')`)
+}
+
+func (o *observability) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(o.registry, promhttp.HandlerOpts{})
+}
