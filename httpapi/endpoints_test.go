@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 // Key kinds of the table: whose key a request carries.
@@ -13,11 +16,15 @@ const (
 	pubA     = "pubA"
 	secretB  = "secretB"
 	pubB     = "pubB"
+	secretC  = "secretC" // a merchant without a webhook_url
 	badKey   = "pic_live_000000000000000000000000000000000000000000000000"
 	badPub   = "pic_pub_000000000000000000000000000000000000000000000000"
 	junkKey  = "sk_test_123"
 	invA     = "{invA}" // placeholders in paths
 	invB     = "{invB}"
+	delA     = "{delA}"
+	delB     = "{delB}"
+	noDel    = "whd_000000000000000000000000"
 	missing  = "inv_00000000000000000000000000"
 	btcBody  = `{"asset":"BTC","amount":"0.01"}`
 	usdtBody = `{"asset":"USDT.ETH","amount":"49.99","order_id":"order-123"}`
@@ -28,9 +35,15 @@ const (
 func TestEndpoints(t *testing.T) {
 	b := setup(t)
 	a, other := b.signUp(t, "Shop A"), b.signUp(t, "Shop B")
-	keys := map[string]string{secretA: a.secret, pubA: a.pub, secretB: other.secret, pubB: other.pub}
+	c := b.do(t, req{method: "POST", path: "/v1/merchants", body: `{"name":"Shop C"}`}).json(t)
+	keys := map[string]string{secretA: a.secret, pubA: a.pub, secretB: other.secret, pubB: other.pub, secretC: c["secret_key"].(string)}
 	ia := b.createInvoice(t, a.secret, usdtBody)["id"].(string)
 	ib := b.createInvoice(t, other.secret, btcBody)["id"].(string)
+	// One pending webhook delivery each: partially_paid for A, confirming for B.
+	b.payDeposit(t, ia, "10")
+	b.payDeposit(t, ib, "0.01")
+	b.syncWebhooks(t)
+	da, db := b.onlyDelivery(t, a.id), b.onlyDelivery(t, other.id)
 
 	big := `{"asset":"BTC","amount":"1","order_id":"` + strings.Repeat("x", 70<<10) + `"}`
 	tests := []struct {
@@ -143,6 +156,42 @@ func TestEndpoints(t *testing.T) {
 		{"put payout unsupported", "PUT", "/v1/payout-settings", secretA, `{"asset":"DOGE","mode":"manual"}`, nil, 400, "unsupported_asset"},
 		{"put payout publishable", "PUT", "/v1/payout-settings", pubA, `{"asset":"BTC","mode":"manual"}`, nil, 403, "forbidden"},
 
+		// Webhook deliveries: secret key or session only; another
+		// merchant's delivery is 404, also as a cursor.
+		{"deliveries", "GET", "/v1/webhooks/deliveries", secretA, "", nil, 200, ""},
+		{"deliveries filtered", "GET", "/v1/webhooks/deliveries?invoice_id=" + invA + "&status=pending&limit=5", secretA, "", nil, 200, ""},
+		{"deliveries cursor", "GET", "/v1/webhooks/deliveries?starting_after=" + delA, secretA, "", nil, 200, ""},
+		{"deliveries publishable", "GET", "/v1/webhooks/deliveries", pubA, "", nil, 403, "forbidden"},
+		{"deliveries no key", "GET", "/v1/webhooks/deliveries", noKey, "", nil, 401, "unauthorized"},
+		{"deliveries bad status", "GET", "/v1/webhooks/deliveries?status=sent", secretA, "", nil, 400, "validation_error"},
+		{"deliveries invoice status", "GET", "/v1/webhooks/deliveries?status=paid", secretA, "", nil, 400, "validation_error"},
+		{"deliveries limit 0", "GET", "/v1/webhooks/deliveries?limit=0", secretA, "", nil, 400, "validation_error"},
+		{"deliveries limit 101", "GET", "/v1/webhooks/deliveries?limit=101", secretA, "", nil, 400, "validation_error"},
+		{"deliveries limit junk", "GET", "/v1/webhooks/deliveries?limit=1.5", secretA, "", nil, 400, "validation_error"},
+		{"deliveries cursor of other merchant", "GET", "/v1/webhooks/deliveries?starting_after=" + delB, secretA, "", nil, 404, "not_found"},
+		{"deliveries unknown cursor", "GET", "/v1/webhooks/deliveries?starting_after=" + noDel, secretA, "", nil, 404, "not_found"},
+		{"delivery", "GET", "/v1/webhooks/deliveries/" + delA, secretA, "", nil, 200, ""},
+		{"delivery own from B", "GET", "/v1/webhooks/deliveries/" + delB, secretB, "", nil, 200, ""},
+		{"delivery publishable", "GET", "/v1/webhooks/deliveries/" + delA, pubA, "", nil, 403, "forbidden"},
+		{"delivery of other merchant", "GET", "/v1/webhooks/deliveries/" + delB, secretA, "", nil, 404, "not_found"},
+		{"delivery missing", "GET", "/v1/webhooks/deliveries/" + noDel, secretA, "", nil, 404, "not_found"},
+		{"delivery no key", "GET", "/v1/webhooks/deliveries/" + delA, noKey, "", nil, 401, "unauthorized"},
+		{"retry", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, "", nil, 200, ""},
+		{"retry empty object", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, "{}", nil, 200, ""},
+		{"retry idempotent", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, "", map[string]string{"Idempotency-Key": "retry-1"}, 200, ""},
+		{"retry publishable", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", pubA, "", nil, 403, "forbidden"},
+		{"retry other merchant", "POST", "/v1/webhooks/deliveries/" + delB + "/retry", secretA, "", nil, 404, "not_found"},
+		{"retry missing", "POST", "/v1/webhooks/deliveries/" + noDel + "/retry", secretA, "", nil, 404, "not_found"},
+		{"retry no key", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", noKey, "", nil, 401, "unauthorized"},
+		{"retry unknown field", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, `{"force":true}`, nil, 400, "validation_error"},
+		{"retry text/plain", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, "{}", map[string]string{"Content-Type": "text/plain"}, 415, "unsupported_media_type"},
+		{"retry GET", "GET", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, "", nil, 405, "method_not_allowed"},
+		{"webhook test publishable", "POST", "/v1/webhooks/test", pubA, "", nil, 403, "forbidden"},
+		{"webhook test no key", "POST", "/v1/webhooks/test", noKey, "", nil, 401, "unauthorized"},
+		{"webhook test without webhook_url", "POST", "/v1/webhooks/test", secretC, "", nil, 400, "validation_error"},
+		{"webhook test unknown field", "POST", "/v1/webhooks/test", secretC, `{"event":"invoice.paid"}`, nil, 400, "validation_error"},
+		{"webhook test GET", "GET", "/v1/webhooks/test", secretA, "", nil, 405, "method_not_allowed"},
+
 		// Sessions and the document.
 		{"login bad key", "POST", "/v1/sessions", noKey, `{"secret_key":"pic_live_nope"}`, nil, 401, "unauthorized"},
 		{"login publishable", "POST", "/v1/sessions", noKey, `{"secret_key":"{pubA}"}`, nil, 401, "unauthorized"},
@@ -162,6 +211,8 @@ func TestEndpoints(t *testing.T) {
 			fill := func(s string) string {
 				s = strings.ReplaceAll(s, invA, ia)
 				s = strings.ReplaceAll(s, invB, ib)
+				s = strings.ReplaceAll(s, delA, da)
+				s = strings.ReplaceAll(s, delB, db)
 				for k, v := range keys {
 					s = strings.ReplaceAll(s, "{"+k+"}", v)
 				}
@@ -206,4 +257,14 @@ func TestMethodNotAllowedListsAllow(t *testing.T) {
 	if got := res.header.Get("Allow"); got != "GET, PUT" {
 		t.Fatalf("Allow = %q", got)
 	}
+}
+
+// onlyDelivery returns the id of the merchant's one webhook delivery.
+func (b *bundle) onlyDelivery(t *testing.T, merchantID string) string {
+	t.Helper()
+	page, _, err := b.webhooks.ListDeliveries(context.Background(), merchantID, webhooks.DeliveryFilter{Limit: 10})
+	if err != nil || len(page) != 1 {
+		t.Fatalf("deliveries of %s: %v %v", merchantID, page, err)
+	}
+	return page[0].ID
 }

@@ -67,6 +67,7 @@ type Deps struct {
 	Wait        Waiter
 	Idempotency IdempotencyStore
 	Assets      domain.Assets
+	Webhooks    Webhooks // nil: the /v1/webhooks routes answer 503
 	Now         func() time.Time
 	Logger      *slog.Logger
 }

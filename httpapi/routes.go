@@ -44,6 +44,15 @@ func (s *server) routes() chi.Router {
 			r.Get("/v1/balance", s.getBalance)
 			r.Get("/v1/payout-settings", s.getPayoutSettings)
 			r.With(requireJSON, s.idempotent).Put("/v1/payout-settings", s.putPayoutSettings)
+
+			// Webhook deliveries: 503 on a server without a webhook worker.
+			r.Group(func(r chi.Router) {
+				r.Use(s.webhooksAvailable)
+				r.Get("/v1/webhooks/deliveries", s.listDeliveries)
+				r.Get("/v1/webhooks/deliveries/{id}", s.getDelivery)
+				r.With(requireJSON, s.idempotent).Post("/v1/webhooks/deliveries/{id}/retry", s.retryDelivery)
+				r.With(requireJSON, s.idempotent).Post("/v1/webhooks/test", s.sendTestWebhook)
+			})
 		})
 	})
 	return r

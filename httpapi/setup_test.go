@@ -21,6 +21,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 // clock is the tests' settable time, shared by commands and the HTTP layer.
@@ -50,6 +51,13 @@ type bundle struct {
 	reader *readapi.SQL
 	cfg    Config
 	deps   Deps
+	// webhooks is the real worker behind /v1/webhooks (AllowPrivate, so it
+	// reaches loopback receivers); it does not run: tests call Pass.
+	webhooks *webhooks.Worker
+	// subscriber turns status events into deliveries when a test calls
+	// syncWebhooks.
+	subscriber *webhooks.Subscriber
+	n          int // command counter of payDeposit
 }
 
 // testDerive stands in for HD derivation: distinct per chain and index.
@@ -59,8 +67,9 @@ func testDerive(chain domain.Chain, index int64) (string, error) {
 }
 
 // setup builds the real stack: SQLite event store, read models in the same
-// file, the projection runner, readapi, commands, the idempotency store and
-// the handler behind an httptest.Server.
+// file, the projection runner, readapi, commands, the idempotency store, the
+// webhook tables with a worker and a subscriber, and the handler behind an
+// httptest.Server.
 func setup(t *testing.T, configure ...func(*Config)) *bundle {
 	t.Helper()
 	ctx := context.Background()
@@ -74,6 +83,9 @@ func setup(t *testing.T, configure ...func(*Config)) *bundle {
 		t.Fatal(err)
 	}
 	if err := MigrateIdempotency(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := webhooks.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
@@ -91,18 +103,21 @@ func setup(t *testing.T, configure ...func(*Config)) *bundle {
 	for _, f := range configure {
 		f(&cfg)
 	}
+	worker := webhooks.NewWorker(db, webhooks.Config{AllowPrivate: true, Now: clk.Now, AttemptTimeout: 5 * time.Second, Logger: quiet})
+	subscriber := webhooks.NewSubscriber(store, db, webhooks.SubscriberConfig{BaseURL: cfg.BaseURL, Now: clk.Now, Notify: worker.Notify, Logger: quiet})
 	deps := Deps{
 		Commands:    commands.New(cd, commands.NewIndexAllocator(cd, testDerive), acceptAll),
 		Reader:      reader,
 		Wait:        runner,
 		Idempotency: NewSQLIdempotency(db),
 		Assets:      domain.DefaultAssets(),
+		Webhooks:    worker,
 		Now:         clk.Now,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	srv := httptest.NewServer(New(cfg, deps))
 	t.Cleanup(srv.Close)
-	return &bundle{srv: srv, store: store, clock: clk, db: db, reader: reader, cfg: cfg, deps: deps}
+	return &bundle{srv: srv, store: store, clock: clk, db: db, reader: reader, cfg: cfg, deps: deps, webhooks: worker, subscriber: subscriber}
 }
 
 // testWriter sends the handler's warnings to the test log.
@@ -206,4 +221,27 @@ func (b *bundle) countInvoices(t *testing.T, key string) int {
 		t.Fatalf("list: %d %s", res.status, res.raw)
 	}
 	return len(res.json(t)["data"].([]any))
+}
+
+// payDeposit pays amount to an invoice through the command a chain watcher
+// would send, which records a status change (partially_paid or confirming).
+func (b *bundle) payDeposit(t *testing.T, invoiceID, amount string) {
+	t.Helper()
+	b.n++
+	dep := fmt.Sprintf("dep%d", b.n)
+	_, err := b.deps.Commands.ObserveDeposit.Handle(context.Background(), commands.ObserveDeposit{
+		CommandID: "cmd_observe_" + dep, InvoiceID: invoiceID,
+		Deposit: domain.ObservedDeposit{DepositID: dep, TxID: "tx_" + dep, Amount: domain.MustAmount(amount)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncWebhooks turns every status event in the log into its delivery.
+func (b *bundle) syncWebhooks(t *testing.T) {
+	t.Helper()
+	if err := b.subscriber.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
