@@ -13,18 +13,22 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
-// Tx is a read-model transaction with the dialect's placeholders.
+// Tx is a read-model transaction with the dialect's placeholders. During a
+// rebuild it also points the projectors' table names at the new tables.
 type Tx struct {
-	tx *sql.Tx
-	db DB
+	tx     *sql.Tx
+	db     DB
+	tables *tableRename
 }
 
+func (t Tx) q(query string) string { return t.db.Q(t.tables.apply(query)) }
+
 func (t Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.db.Q(query), args...)
+	return t.tx.ExecContext(ctx, t.q(query), args...)
 }
 
 func (t Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.db.Q(query), args...)
+	return t.tx.QueryRowContext(ctx, t.q(query), args...)
 }
 
 // Projector folds events into its tables. Apply runs inside the batch's
@@ -43,6 +47,10 @@ type Runner struct {
 	db         DB
 	projectors []Projector
 	log        *slog.Logger
+	// suffix names the checkpoints (and tables) of a rebuild beside the live ones.
+	suffix   string
+	tables   *tableRename
+	progress func(applied int, pos eventstore.Position)
 
 	mu      sync.Mutex
 	reached eventstore.Position // every projector has applied up to here
@@ -53,6 +61,9 @@ type Runner struct {
 func NewRunner(store eventstore.Store, db DB, log *slog.Logger, projectors ...Projector) *Runner {
 	if len(projectors) == 0 {
 		projectors = All()
+	}
+	if log == nil {
+		log = slog.Default()
 	}
 	return &Runner{store: store, db: db, projectors: projectors, log: log, changed: make(chan struct{})}
 }
@@ -158,11 +169,11 @@ func (r *Runner) loadCheckpoints(ctx context.Context) (map[string]eventstore.Pos
 	for _, p := range r.projectors {
 		// Every projector has a row, so a batch can fence on it.
 		if _, err := r.db.Write.ExecContext(ctx, r.db.Q(`INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO NOTHING`), p.Name(), eventstore.Start.String(), time.Now().UnixMilli()); err != nil {
+			ON CONFLICT (name) DO NOTHING`), r.checkpointName(p), eventstore.Start.String(), time.Now().UnixMilli()); err != nil {
 			return nil, fmt.Errorf("projections: checkpoint of %s: %w", p.Name(), err)
 		}
 		var s string
-		err := r.db.Write.QueryRowContext(ctx, r.db.Q(`SELECT position FROM projection_checkpoints WHERE name = ?`), p.Name()).Scan(&s)
+		err := r.db.Write.QueryRowContext(ctx, r.db.Q(`SELECT position FROM projection_checkpoints WHERE name = ?`), r.checkpointName(p)).Scan(&s)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			cps[p.Name()] = eventstore.Start
@@ -179,29 +190,60 @@ func (r *Runner) loadCheckpoints(ctx context.Context) (map[string]eventstore.Pos
 	return cps, nil
 }
 
+func (r *Runner) checkpointName(p Projector) string { return p.Name() + r.suffix }
+
 // applyBatch applies recs to every projector that has not seen them and
-// writes the checkpoints, all in one transaction. checkpoints is updated
-// only when the transaction commits.
+// writes the checkpoints, all in one transaction. checkpoints is keyed by
+// projector name and updated only when the transaction commits.
 func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent, checkpoints map[string]eventstore.Position) error {
 	sqlTx, err := r.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer sqlTx.Rollback()
-	tx := Tx{tx: sqlTx, db: r.db}
+	tx := Tx{tx: sqlTx, db: r.db, tables: r.tables}
+	if err := r.fence(ctx, tx, checkpoints); err != nil {
+		return err
+	}
+	next, err := r.applyEvents(ctx, tx, recs, checkpoints)
+	if err != nil {
+		return err
+	}
+	if err := r.writeCheckpoints(ctx, tx, checkpoints, next); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return err
+	}
+	for k, v := range next {
+		checkpoints[k] = v
+	}
+	if r.progress != nil {
+		r.progress(len(recs), recs[len(recs)-1].Position)
+	}
+	return nil
+}
+
+// fence locks each checkpoint row at the position this runner believes
+// in. Two runners never both apply a batch: the second waits for the
+// first's commit, then finds the position moved.
+func (r *Runner) fence(ctx context.Context, tx Tx, checkpoints map[string]eventstore.Position) error {
 	nowMs := time.Now().UnixMilli()
-	// Fence first: lock each checkpoint row at the position this runner
-	// believes in. Two runners never both apply a batch: the second waits
-	// for the first's commit, then finds the position moved.
-	for name, pos := range checkpoints {
-		res, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET updated_at = ? WHERE name = ? AND position = ?`, nowMs, name, pos.String())
+	for _, p := range r.projectors {
+		res, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET updated_at = ? WHERE name = ? AND position = ?`,
+			nowMs, r.checkpointName(p), checkpoints[p.Name()].String())
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("%w: %s", errCheckpointMoved, name)
+			return fmt.Errorf("%w: %s", errCheckpointMoved, r.checkpointName(p))
 		}
 	}
+	return nil
+}
+
+// applyEvents applies recs inside tx and returns the new checkpoints.
+func (r *Runner) applyEvents(ctx context.Context, tx Tx, recs []eventstore.RecordedEvent, checkpoints map[string]eventstore.Position) (map[string]eventstore.Position, error) {
 	next := make(map[string]eventstore.Position, len(checkpoints))
 	for k, v := range checkpoints {
 		next[k] = v
@@ -211,31 +253,30 @@ func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent
 		if err != nil {
 			// Events of types this version does not know (a newer writer)
 			// cannot be projected; stopping is safer than guessing.
-			return fmt.Errorf("projections: event %s at %s: %w", rec.ID, rec.Position, err)
+			return nil, fmt.Errorf("projections: event %s at %s: %w", rec.ID, rec.Position, err)
 		}
 		for _, p := range r.projectors {
 			if !next[p.Name()].Less(rec.Position) {
 				continue
 			}
 			if err := p.Apply(ctx, tx, rec, e); err != nil {
-				return fmt.Errorf("projections: %s on %s %s: %w", p.Name(), rec.Type, rec.ID, err)
+				return nil, fmt.Errorf("projections: %s on %s %s: %w", p.Name(), rec.Type, rec.ID, err)
 			}
 			next[p.Name()] = rec.Position
 		}
 	}
-	for name, pos := range next {
-		if pos == checkpoints[name] {
+	return next, nil
+}
+
+func (r *Runner) writeCheckpoints(ctx context.Context, tx Tx, old, next map[string]eventstore.Position) error {
+	for _, p := range r.projectors {
+		pos := next[p.Name()]
+		if pos == old[p.Name()] {
 			continue
 		}
-		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ?`, pos.String(), name); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name = ?`, pos.String(), r.checkpointName(p)); err != nil {
 			return err
 		}
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return err
-	}
-	for k, v := range next {
-		checkpoints[k] = v
 	}
 	return nil
 }

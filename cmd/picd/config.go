@@ -48,6 +48,15 @@ func envInt(name string, def int) int {
 }
 
 func parseConfig(args []string) (Config, error) {
+	c, rest, err := parseConfigArgs(args)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))
+	}
+	return c, err
+}
+
+// parseConfigArgs parses leading flags and returns the arguments after them.
+func parseConfigArgs(args []string) (Config, []string, error) {
 	var c Config
 	fs := flag.NewFlagSet("picd serve", flag.ContinueOnError)
 	fs.StringVar(&c.Listen, "listen", env("PIC_LISTEN", "localhost:3000"), "address to listen on (PIC_LISTEN)")
@@ -66,12 +75,9 @@ func parseConfig(args []string) (Config, error) {
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("PIC_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhook URLs on loopback and private networks (PIC_WEBHOOK_ALLOW_PRIVATE)")
 	fs.StringVar(&c.DebugListen, "debug-listen", env("PIC_DEBUG_LISTEN", ""), "serve Go's pprof profiles on this private address (PIC_DEBUG_LISTEN)")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return c, nil, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	return c, c.validate()
+	return c, fs.Args(), c.validate()
 }
 
 func (c *Config) validate() error {

@@ -22,6 +22,10 @@ usage:
   picd copy-events --from <store> --to <store>
                          copy a whole log (ids, order, versions) and compare checksums;
                          stores are sqlite:<path>, postgres:<url>, esdb:<url>
+  picd projections rebuild [name...] [flags]
+                         rebuild read models beside the live ones and swap them in (blue/green)
+  picd projections status [flags]
+                         each projection's position and lag
   picd health URL        exit 0 when URL answers 2xx (for container health checks)
   picd help              this text
 
@@ -67,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return audit(ctx, cfg, stdout, stderr)
+	case "projections":
+		return projectionsCmd(ctx, args, stdout, stderr)
 	case "copy-events":
 		return copyEvents(ctx, args, stdout)
 	case "health":

@@ -597,3 +597,15 @@ func (s *Store) insert(ctx context.Context, conn *pgx.Conn, ids, streams []strin
 	}
 	return written, nil
 }
+
+// CountAfter counts the events after pos (readable or not yet), for
+// progress bars and lag reports.
+func (s *Store) CountAfter(ctx context.Context, after eventstore.Position) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{s.schema, "events"}.Sanitize()+` WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)`,
+		after.Commit, prepareArg(after)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: count after %v: %w", after, err)
+	}
+	return n, nil
+}

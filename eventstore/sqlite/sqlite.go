@@ -482,3 +482,12 @@ func (s *Store) Close() error {
 	})
 	return s.closeErr
 }
+
+// CountAfter counts the events after pos, for progress bars and lag reports.
+func (s *Store) CountAfter(ctx context.Context, after eventstore.Position) (int64, error) {
+	var n int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE global_position > ?`, int64(after.Commit)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count after %v: %w", after, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+// projectionsCmd runs `picd projections rebuild [name…]` and
+// `picd projections status`.
+func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: picd projections rebuild [flags] [name...] | status [flags]")
+	}
+	sub, args := args[0], args[1:]
+	// Flags first, then projection names: picd projections rebuild --store=postgres invoices
+	cfg, names, err := parseConfigArgs(args)
+	if err != nil {
+		return err
+	}
+	b, err := openBackend(ctx, cfg, newLogger(stderr))
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	switch sub {
+	case "status":
+		sts, err := projections.Statuses(ctx, b.store, b.db)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%-14s %-24s %-10s %s\n", "projection", "position", "behind", "lag")
+		for _, st := range sts {
+			behind := "?"
+			if st.Behind >= 0 {
+				behind = fmt.Sprint(st.Behind)
+			}
+			fmt.Fprintf(stdout, "%-14s %-24s %-10s %s\n", st.Name, st.Position, behind, st.Lag.Round(time.Millisecond))
+		}
+		return nil
+	case "rebuild":
+		start := time.Now()
+		err := projections.Rebuild(ctx, b.store, b.db, names, func(p projections.RebuildProgress) {
+			fmt.Fprint(stdout, "\r"+progressBar(p))
+		})
+		fmt.Fprintln(stdout)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rebuilt and swapped in %s\n", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	return fmt.Errorf("unknown projections command %q: want rebuild or status", sub)
+}
+
+// progressBar renders "[=====>    ] 52% 520000/1000000 events 81234 ev/s ETA 6s".
+func progressBar(p projections.RebuildProgress) string {
+	rate := float64(p.Applied) / max(p.Elapsed.Seconds(), 1e-3)
+	if p.Total <= 0 {
+		return fmt.Sprintf("%d events %.0f ev/s", p.Applied, rate)
+	}
+	frac := min(float64(p.Applied)/float64(p.Total), 1)
+	const width = 30
+	filled := int(frac * width)
+	bar := make([]byte, width)
+	for i := range bar {
+		switch {
+		case i < filled:
+			bar[i] = '='
+		case i == filled:
+			bar[i] = '>'
+		default:
+			bar[i] = ' '
+		}
+	}
+	eta := time.Duration(float64(p.Total-int64(p.Applied))/max(rate, 1)) * time.Second
+	return fmt.Sprintf("[%s] %3.0f%% %d/%d events %.0f ev/s ETA %s   ", bar, frac*100, p.Applied, p.Total, rate, eta.Round(time.Second))
+}

@@ -1,0 +1,311 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/eventstore"
+)
+
+// Tabled is a projector that can be rebuilt: it names the tables it owns.
+type Tabled interface {
+	Projector
+	Tables() []string
+}
+
+func (Merchants) Tables() []string { return []string{"merchants", "payout_settings"} }
+func (Invoices) Tables() []string  { return []string{"invoices", "payments"} }
+func (Balances) Tables() []string  { return []string{"balances"} }
+
+// nextSuffix marks the tables and checkpoints of a rebuild in progress.
+const nextSuffix = "__next"
+
+// tableRename rewrites a projector's table names in its SQL, so the same
+// projector code fills the new tables during a rebuild.
+type tableRename struct {
+	re *regexp.Regexp
+}
+
+func newTableRename(tables []string) *tableRename {
+	quoted := make([]string, len(tables))
+	for i, t := range tables {
+		quoted[i] = regexp.QuoteMeta(t)
+	}
+	return &tableRename{re: regexp.MustCompile(`\b(` + strings.Join(quoted, "|") + `)\b`)}
+}
+
+func (t *tableRename) apply(query string) string {
+	if t == nil {
+		return query
+	}
+	return t.re.ReplaceAllString(query, "${1}"+nextSuffix)
+}
+
+// RebuildProgress is reported after each batch of a rebuild.
+type RebuildProgress struct {
+	Applied int   // events applied so far
+	Total   int64 // events in the log when the rebuild started; -1 if the store cannot count
+	Elapsed time.Duration
+}
+
+// Counter is implemented by stores that can count their events cheaply.
+type Counter interface {
+	CountAfter(ctx context.Context, after eventstore.Position) (int64, error)
+}
+
+// Rebuild builds the named projectors' read models again from the start
+// of the log, beside the live tables (blue/green), while the service keeps
+// serving from the live ones; once caught up it swaps them in one
+// transaction that first fences the live projectors' checkpoints, applies
+// the last events, renames the tables and moves the live checkpoints to the
+// rebuilt position. A live runner then finds its checkpoint moved and
+// continues from there. No names: all projectors.
+func Rebuild(ctx context.Context, store eventstore.Store, db DB, names []string, progress func(RebuildProgress)) error {
+	projectors, err := selectProjectors(names)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	plain := make([]Projector, len(projectors))
+	for i, p := range projectors {
+		tables = append(tables, p.Tables()...)
+		plain[i] = p
+	}
+	if err := createShadowTables(ctx, db, tables); err != nil {
+		return err
+	}
+	r := NewRunner(store, db, nil, plain...)
+	r.suffix, r.tables = nextSuffix, newTableRename(tables)
+	if _, err := db.Write.ExecContext(ctx, db.Q(`DELETE FROM projection_checkpoints WHERE name LIKE ?`), "%"+nextSuffix); err != nil {
+		return err
+	}
+	total := int64(-1)
+	if c, ok := store.(Counter); ok {
+		if total, err = c.CountAfter(ctx, eventstore.Start); err != nil {
+			return err
+		}
+	}
+	start, applied := time.Now(), 0
+	r.progress = func(n int, _ eventstore.Position) {
+		applied += n
+		if progress != nil {
+			progress(RebuildProgress{Applied: applied, Total: total, Elapsed: time.Since(start)})
+		}
+	}
+	if err := r.CatchUp(ctx); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	return swap(ctx, store, db, r, tables)
+}
+
+func selectProjectors(names []string) ([]Tabled, error) {
+	var out []Tabled
+	for _, p := range All() {
+		t, ok := p.(Tabled)
+		if !ok {
+			continue
+		}
+		if len(names) == 0 {
+			out = append(out, t)
+			continue
+		}
+		for _, n := range names {
+			if n == p.Name() {
+				out = append(out, t)
+			}
+		}
+	}
+	if len(out) == 0 || (len(names) > 0 && len(out) != len(names)) {
+		return nil, fmt.Errorf("rebuild: unknown projection in %v (have %v)", names, projectorNames())
+	}
+	return out, nil
+}
+
+func projectorNames() []string {
+	var out []string
+	for _, p := range All() {
+		out = append(out, p.Name())
+	}
+	return out
+}
+
+// createShadowTables creates <table>__next with the live table's columns
+// and indexes, dropping a leftover of an interrupted rebuild first.
+func createShadowTables(ctx context.Context, db DB, tables []string) error {
+	for _, t := range tables {
+		next := t + nextSuffix
+		if _, err := db.Write.ExecContext(ctx, `DROP TABLE IF EXISTS `+next); err != nil {
+			return err
+		}
+		if db.Dialect == Postgres {
+			if _, err := db.Write.ExecContext(ctx, `CREATE TABLE `+next+` (LIKE `+t+` INCLUDING ALL)`); err != nil {
+				return fmt.Errorf("rebuild: create %s: %w", next, err)
+			}
+			continue
+		}
+		if err := copySQLiteSchema(ctx, db.Write, t, next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var indexSuffix = regexp.MustCompile(`__g\d+$`)
+
+// copySQLiteSchema recreates table t as next from sqlite_master, with its
+// indexes under new names (index names are global in SQLite).
+func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) error {
+	var tableSQL string
+	if err := db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, t).Scan(&tableSQL); err != nil {
+		return fmt.Errorf("rebuild: schema of %s: %w", t, err)
+	}
+	head := regexp.MustCompile(`(?i)^CREATE TABLE\s+"?` + regexp.QuoteMeta(t) + `"?`)
+	if _, err := db.ExecContext(ctx, head.ReplaceAllString(tableSQL, "CREATE TABLE "+next)); err != nil {
+		return fmt.Errorf("rebuild: create %s: %w", next, err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, t)
+	if err != nil {
+		return err
+	}
+	type index struct{ name, sql string }
+	var indexes []index
+	for rows.Next() {
+		var ix index
+		if err := rows.Scan(&ix.name, &ix.sql); err != nil {
+			rows.Close()
+			return err
+		}
+		indexes = append(indexes, ix)
+	}
+	rows.Close()
+	gen := fmt.Sprintf("__g%d", time.Now().UnixNano())
+	for _, ix := range indexes {
+		newName := indexSuffix.ReplaceAllString(ix.name, "") + gen
+		re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(ix.name) + `"?\s+ON\s+"?` + regexp.QuoteMeta(t) + `"?`)
+		stmt := re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+newName+" ON "+next)
+		if stmt == ix.sql {
+			return fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
+		}
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("rebuild: index %s: %w", newName, err)
+		}
+	}
+	return nil
+}
+
+// swap catches the new tables up and puts them live, in one transaction.
+func swap(ctx context.Context, store eventstore.Store, db DB, r *Runner, tables []string) error {
+	sqlTx, err := db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sqlTx.Rollback()
+	tx := Tx{tx: sqlTx, db: db, tables: r.tables}
+	// Lock the live checkpoints: the live runner's next batch waits here,
+	// then finds its checkpoint moved and reloads it.
+	for _, p := range r.projectors {
+		if _, err := sqlTx.ExecContext(ctx, db.Q(`UPDATE projection_checkpoints SET updated_at = ? WHERE name = ?`), time.Now().UnixMilli(), p.Name()); err != nil {
+			return fmt.Errorf("rebuild: fence %s: %w", p.Name(), err)
+		}
+	}
+	// Read inside the transaction: on SQLite it holds the only write connection.
+	cps, err := checkpointsIn(ctx, sqlTx, db, r)
+	if err != nil {
+		return err
+	}
+	if err := r.fence(ctx, tx, cps); err != nil {
+		return err
+	}
+	final := cps
+	for {
+		recs, err := store.ReadAll(ctx, minPosition(final), batchSize)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		if final, err = r.applyEvents(ctx, tx, recs, final); err != nil {
+			return err
+		}
+	}
+	for _, t := range tables {
+		for _, stmt := range []string{
+			`ALTER TABLE ` + t + ` RENAME TO ` + t + `__old`,
+			`ALTER TABLE ` + t + nextSuffix + ` RENAME TO ` + t,
+			`DROP TABLE ` + t + `__old`,
+		} {
+			if _, err := sqlTx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("rebuild: swap %s: %w", t, err)
+			}
+		}
+	}
+	for _, p := range r.projectors {
+		if _, err := sqlTx.ExecContext(ctx, db.Q(`UPDATE projection_checkpoints SET position = ? WHERE name = ?`), final[p.Name()].String(), p.Name()); err != nil {
+			return err
+		}
+		if _, err := sqlTx.ExecContext(ctx, db.Q(`DELETE FROM projection_checkpoints WHERE name = ?`), r.checkpointName(p)); err != nil {
+			return err
+		}
+	}
+	return sqlTx.Commit()
+}
+
+func checkpointsIn(ctx context.Context, tx *sql.Tx, db DB, r *Runner) (map[string]eventstore.Position, error) {
+	cps := map[string]eventstore.Position{}
+	for _, p := range r.projectors {
+		var s string
+		err := tx.QueryRowContext(ctx, db.Q(`SELECT position FROM projection_checkpoints WHERE name = ?`), r.checkpointName(p)).Scan(&s)
+		if errors.Is(err, sql.ErrNoRows) {
+			cps[p.Name()] = eventstore.Start
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cps[p.Name()], err = eventstore.ParsePosition(s); err != nil {
+			return nil, err
+		}
+	}
+	return cps, nil
+}
+
+// Status is one projection's position and how far it is behind.
+type Status struct {
+	Name     string
+	Position eventstore.Position
+	Behind   int64         // events not yet applied; -1 if the store cannot count
+	Lag      time.Duration // age of the oldest unapplied event
+}
+
+// Statuses reports every live projection.
+func Statuses(ctx context.Context, store eventstore.Store, db DB) ([]Status, error) {
+	r := NewRunner(store, db, nil)
+	cps, err := r.readCheckpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Status
+	for _, p := range r.projectors {
+		st := Status{Name: p.Name(), Position: cps[p.Name()], Behind: -1}
+		if c, ok := store.(Counter); ok {
+			if st.Behind, err = c.CountAfter(ctx, st.Position); err != nil {
+				return nil, err
+			}
+		}
+		next, err := store.ReadAll(ctx, st.Position, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(next) > 0 {
+			st.Lag = time.Since(next[0].RecordedAt)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
