@@ -1,0 +1,474 @@
+package btc
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/txscript"
+	"github.com/btcsuite/btcd/wire"
+
+	"github.com/acceptcryptohere/gateway/chain"
+)
+
+type checkpoint struct {
+	height int64
+	hash   string // "" when unknown (before the first block, or after a reorg deeper than we keep)
+}
+
+// output is one transaction output paying a watched address.
+type output struct {
+	txid    chainhash.Hash
+	vout    uint32
+	address string
+	sat     int64
+}
+
+func (o output) depositID() string { return fmt.Sprintf("%s:%d", o.txid, o.vout) }
+
+// refreshAddresses loads the BTC invoice addresses from the read model:
+// everything every ten minutes, and in between only invoices created in
+// the last ten minutes (ids and created_at are not strictly ordered across
+// processes, so the window overlaps).
+func (w *Watcher) refreshAddresses(ctx context.Context) error {
+	now := w.now()
+	full := w.watchedFullAt.IsZero() || now.Sub(w.watchedFullAt) > fullAddressReload
+	q, args := `SELECT pay_address, created_at FROM invoices WHERE asset = ?`, []any{w.asset.Code}
+	if !full {
+		q += ` AND created_at >= ?`
+		args = append(args, w.watchedSince-addressRefreshOverlap.Milliseconds())
+	}
+	rows, err := w.db.Read.QueryContext(ctx, w.db.Q(q), args...)
+	if err != nil {
+		return fmt.Errorf("btc: watched addresses: %w", err)
+	}
+	defer rows.Close()
+	watched := w.watched
+	if full {
+		watched = make(map[string]string, len(w.watched))
+	}
+	since := w.watchedSince
+	for rows.Next() {
+		var addr string
+		var created int64
+		if err := rows.Scan(&addr, &created); err != nil {
+			return fmt.Errorf("btc: watched addresses: %w", err)
+		}
+		since = max(since, created)
+		script, err := addressScript(addr, w)
+		if err != nil {
+			continue // not an address of this network (e.g. a simulator address)
+		}
+		watched[string(script)] = addr
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("btc: watched addresses: %w", err)
+	}
+	w.watched, w.watchedSince = watched, since
+	if full {
+		w.watchedFullAt = now
+	}
+	return nil
+}
+
+func addressScript(addr string, w *Watcher) ([]byte, error) {
+	a, err := btcutil.DecodeAddress(addr, w.cfg.Params)
+	if err != nil {
+		return nil, err
+	}
+	if !a.IsForNet(w.cfg.Params) {
+		return nil, fmt.Errorf("btc: %s is for another network", addr)
+	}
+	return txscript.PayToAddrScript(a)
+}
+
+// match finds the outputs of tx that pay watched addresses. The txid is
+// hashed only for transactions that match.
+func (w *Watcher) match(tx *wire.MsgTx, txid *chainhash.Hash, out []output) []output {
+	var id chainhash.Hash
+	hashed := false
+	for i, o := range tx.TxOut {
+		addr, ok := w.watched[string(o.PkScript)]
+		if !ok {
+			continue
+		}
+		if !hashed {
+			if txid != nil {
+				id = *txid
+			} else {
+				id = tx.TxHash()
+			}
+			hashed = true
+		}
+		out = append(out, output{txid: id, vout: uint32(i), address: addr, sat: o.Value})
+	}
+	return out
+}
+
+// checkpoint loads the scan position, or sets the first one from StartHeight.
+func (w *Watcher) checkpoint(ctx context.Context, tip int64) (checkpoint, error) {
+	var cp checkpoint
+	err := w.db.Read.QueryRowContext(ctx, `SELECT height, hash FROM chain_btc_checkpoint WHERE id = 1`).Scan(&cp.height, &cp.hash)
+	if err == nil {
+		return cp, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return cp, fmt.Errorf("btc: checkpoint: %w", err)
+	}
+	start := w.cfg.StartHeight
+	if start == 0 {
+		start = tip
+	}
+	cp = checkpoint{height: start - 1}
+	if cp.height >= 0 && cp.height <= tip {
+		h, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(cp.height) })
+		if err != nil {
+			return cp, fmt.Errorf("btc: getblockhash %d: %w", cp.height, err)
+		}
+		cp.hash = h.String()
+	}
+	w.log.Info("bitcoin watcher starts", "first_block", start, "node_tip", tip)
+	return cp, w.saveBlock(ctx, cp)
+}
+
+// saveBlock records a scanned block and moves the checkpoint to it, in one
+// transaction, and forgets hashes older than the reorg window.
+func (w *Watcher) saveBlock(ctx context.Context, cp checkpoint) error {
+	tx, err := w.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("btc: save block: %w", err)
+	}
+	defer tx.Rollback()
+	if cp.hash != "" {
+		if _, err := tx.ExecContext(ctx, w.db.Q(`INSERT INTO chain_btc_blocks (height, hash) VALUES (?, ?)
+			ON CONFLICT (height) DO UPDATE SET hash = excluded.hash`), cp.height, cp.hash); err != nil {
+			return fmt.Errorf("btc: save block: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, w.db.Q(`DELETE FROM chain_btc_blocks WHERE height <= ?`), cp.height-int64(w.cfg.ReorgDepth)); err != nil {
+		return fmt.Errorf("btc: save block: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, w.db.Q(`INSERT INTO chain_btc_checkpoint (id, height, hash, updated_at) VALUES (1, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET height = excluded.height, hash = excluded.hash, updated_at = excluded.updated_at`),
+		cp.height, cp.hash, w.now().UnixMilli()); err != nil {
+		return fmt.Errorf("btc: save checkpoint: %w", err)
+	}
+	return tx.Commit()
+}
+
+// checkFork verifies that the checkpoint's block is still on the node's
+// best chain, and rewinds to the fork point when it is not.
+func (w *Watcher) checkFork(ctx context.Context, cp checkpoint, tip int64) (checkpoint, error) {
+	if cp.hash == "" || cp.height < 0 {
+		return cp, nil
+	}
+	if cp.height <= tip {
+		h, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(cp.height) })
+		if err != nil {
+			return cp, fmt.Errorf("btc: getblockhash %d: %w", cp.height, err)
+		}
+		if h.String() == cp.hash {
+			return cp, nil
+		}
+	}
+	return w.rewind(ctx, cp, tip)
+}
+
+// rewind finds the highest kept block that is still on the best chain,
+// detaches the deposits of the blocks above it (they are in no block
+// until a rescan finds them again) and moves the checkpoint back to it.
+func (w *Watcher) rewind(ctx context.Context, cp checkpoint, tip int64) (checkpoint, error) {
+	rows, err := w.db.Read.QueryContext(ctx, w.db.Q(`SELECT height, hash FROM chain_btc_blocks ORDER BY height DESC LIMIT ?`), w.cfg.ReorgDepth+1)
+	if err != nil {
+		return cp, fmt.Errorf("btc: rewind: %w", err)
+	}
+	var kept []checkpoint
+	for rows.Next() {
+		var b checkpoint
+		if err := rows.Scan(&b.height, &b.hash); err != nil {
+			rows.Close()
+			return cp, fmt.Errorf("btc: rewind: %w", err)
+		}
+		kept = append(kept, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return cp, fmt.Errorf("btc: rewind: %w", err)
+	}
+	fork, found := checkpoint{height: cp.height - int64(w.cfg.ReorgDepth)}, false
+	for _, b := range kept {
+		if b.height > tip {
+			continue
+		}
+		h, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(b.height) })
+		if err != nil {
+			return cp, fmt.Errorf("btc: getblockhash %d: %w", b.height, err)
+		}
+		if h.String() == b.hash {
+			fork, found = b, true
+			break
+		}
+	}
+	if !found {
+		if len(kept) > 0 {
+			fork.height = kept[len(kept)-1].height - 1
+		}
+		fork.height = max(fork.height, -1)
+		w.log.Error("bitcoin reorg deeper than the kept block hashes; rescanning", "from_height", fork.height+1)
+	}
+	w.log.Warn("bitcoin reorg", "old_tip", cp.height, "old_hash", cp.hash, "fork_height", fork.height, "node_tip", tip)
+	tx, err := w.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return cp, fmt.Errorf("btc: rewind: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, w.db.Q(`UPDATE chain_btc_deposits SET block_hash = '', block_height = 0, missing_polls = 0, updated_at = ?
+		WHERE block_height > ?`), w.now().UnixMilli(), fork.height); err != nil {
+		return cp, fmt.Errorf("btc: rewind: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, w.db.Q(`DELETE FROM chain_btc_blocks WHERE height > ?`), fork.height); err != nil {
+		return cp, fmt.Errorf("btc: rewind: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, w.db.Q(`UPDATE chain_btc_checkpoint SET height = ?, hash = ?, updated_at = ? WHERE id = 1`),
+		fork.height, fork.hash, w.now().UnixMilli()); err != nil {
+		return cp, fmt.Errorf("btc: rewind: %w", err)
+	}
+	return fork, tx.Commit()
+}
+
+// scanBlock scans the block after cp. reorg reports that it does not
+// build on cp: the caller rewinds.
+func (w *Watcher) scanBlock(ctx context.Context, cp checkpoint, tip int64) (next checkpoint, reorg bool, err error) {
+	height := cp.height + 1
+	hash, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(height) })
+	if err != nil {
+		return cp, false, fmt.Errorf("btc: getblockhash %d: %w", height, err)
+	}
+	blk, err := call(ctx, w, func() (*wire.MsgBlock, error) { return w.node.GetBlock(hash) })
+	if err != nil {
+		return cp, false, fmt.Errorf("btc: getblock %s: %w", hash, err)
+	}
+	if cp.hash != "" && blk.Header.PrevBlock.String() != cp.hash {
+		return cp, true, nil
+	}
+	next = checkpoint{height: height, hash: hash.String()}
+	var outs []output
+	for _, tx := range blk.Transactions {
+		outs = w.match(tx, nil, outs)
+	}
+	for _, o := range outs {
+		if err := w.observe(ctx, o, &next, int(tip-height+1)); err != nil {
+			return cp, false, err
+		}
+	}
+	return next, false, w.saveBlock(ctx, next)
+}
+
+// observe reports an output to the ledger unless we already did (and it
+// was not reverted since), and records where it is: in block blk, or in
+// the mempool when blk is nil.
+func (w *Watcher) observe(ctx context.Context, o output, blk *checkpoint, confirmations int) error {
+	id := o.depositID()
+	var state string
+	err := w.db.Read.QueryRowContext(ctx, w.db.Q(`SELECT state FROM chain_btc_deposits WHERE deposit_id = ?`), id).Scan(&state)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("btc: deposit %s: %w", id, err)
+	}
+	known := err == nil && state != stateReverted
+	if known {
+		if blk == nil {
+			return nil
+		}
+		_, err := w.db.Write.ExecContext(ctx, w.db.Q(`UPDATE chain_btc_deposits SET block_hash = ?, block_height = ?, missing_polls = 0, updated_at = ?
+			WHERE deposit_id = ?`), blk.hash, blk.height, w.now().UnixMilli(), id)
+		if err != nil {
+			return fmt.Errorf("btc: deposit %s: %w", id, err)
+		}
+		return nil
+	}
+	if o.sat <= 0 {
+		return nil // a zero-value output carries no money
+	}
+	amount := w.sats(o.sat)
+	invoiceID, err := w.sink.Observe(ctx, chain.Transfer{Asset: w.asset.Code, Address: o.address, TxID: o.txid.String(),
+		DepositID: id, Amount: amount, Confirmations: confirmations})
+	if err != nil {
+		if isDataError(err) {
+			w.log.Error("bitcoin payment refused by the ledger", "deposit", id, "address", o.address, "amount", amount.String(), "err", err)
+			return nil
+		}
+		return fmt.Errorf("btc: observe %s: %w", id, err)
+	}
+	var bhash string
+	var bheight int64
+	if blk != nil {
+		bhash, bheight = blk.hash, blk.height
+	}
+	_, err = w.db.Write.ExecContext(ctx, w.db.Q(`INSERT INTO chain_btc_deposits
+		(deposit_id, txid, invoice_id, address, amount_sat, block_hash, block_height, state, missing_polls, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+		ON CONFLICT (deposit_id) DO UPDATE SET invoice_id = excluded.invoice_id, block_hash = excluded.block_hash,
+			block_height = excluded.block_height, state = excluded.state, missing_polls = 0, updated_at = excluded.updated_at`),
+		id, o.txid.String(), invoiceID, o.address, o.sat, bhash, bheight, statePending, w.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("btc: deposit %s: %w", id, err)
+	}
+	w.log.Info("bitcoin payment seen", "invoice", invoiceID, "deposit", id, "amount", amount.String(), "confirmations", confirmations)
+	return nil
+}
+
+type trackedDeposit struct {
+	id, txid, invoiceID string
+	height              int64
+	missing             int
+}
+
+func (w *Watcher) tracked(ctx context.Context, where string, args ...any) ([]trackedDeposit, error) {
+	rows, err := w.db.Read.QueryContext(ctx, w.db.Q(`SELECT deposit_id, txid, invoice_id, block_height, missing_polls FROM chain_btc_deposits WHERE `+where+` LIMIT 1000`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("btc: deposits: %w", err)
+	}
+	defer rows.Close()
+	var out []trackedDeposit
+	for rows.Next() {
+		var d trackedDeposit
+		if err := rows.Scan(&d.id, &d.txid, &d.invoiceID, &d.height, &d.missing); err != nil {
+			return nil, fmt.Errorf("btc: deposits: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (w *Watcher) setState(ctx context.Context, id, state string) error {
+	if _, err := w.db.Write.ExecContext(ctx, w.db.Q(`UPDATE chain_btc_deposits SET state = ?, missing_polls = 0, updated_at = ? WHERE deposit_id = ?`),
+		state, w.now().UnixMilli(), id); err != nil {
+		return fmt.Errorf("btc: deposit %s: %w", id, err)
+	}
+	return nil
+}
+
+func (w *Watcher) revert(ctx context.Context, d trackedDeposit, reason string) error {
+	if err := w.sink.Revert(ctx, d.invoiceID, d.id, reason); err != nil && !isDataError(err) {
+		return fmt.Errorf("btc: revert %s: %w", d.id, err)
+	} else if err != nil {
+		w.log.Error("bitcoin deposit revert refused by the ledger", "invoice", d.invoiceID, "deposit", d.id, "err", err)
+	}
+	w.log.Warn("bitcoin deposit reverted", "invoice", d.invoiceID, "deposit", d.id, "reason", reason)
+	if h, err := chainhash.NewHashFromStr(d.txid); err == nil {
+		delete(w.mempoolSeen, *h) // back in the mempool, it is seen again
+	}
+	return w.setState(ctx, d.id, stateReverted)
+}
+
+// revertOrphanedCredits undoes credited deposits whose block a reorg
+// orphaned and that the rescan up to the tip did not find in the new best
+// chain. Seen again later (mempool or block), they are reported again.
+func (w *Watcher) revertOrphanedCredits(ctx context.Context) error {
+	ds, err := w.tracked(ctx, `state = ? AND block_height = 0`, stateConfirmed)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if err := w.revert(ctx, d, "reorg: the block with this payment left the best chain"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// confirm credits pending deposits with enough confirmations at height.
+func (w *Watcher) confirm(ctx context.Context, height int64) error {
+	need := int64(w.asset.Confirmations)
+	ds, err := w.tracked(ctx, `state = ? AND block_height > 0 AND block_height <= ?`, statePending, height-need+1)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		conf := int(height - d.height + 1)
+		if err := w.sink.Confirm(ctx, d.invoiceID, d.id, conf); err != nil {
+			if isDataError(err) {
+				// e.g. an invoice created when the asset needed more confirmations: retried next block.
+				w.log.Warn("bitcoin deposit not confirmed yet", "invoice", d.invoiceID, "deposit", d.id, "confirmations", conf, "err", err)
+				continue
+			}
+			return fmt.Errorf("btc: confirm %s: %w", d.id, err)
+		}
+		w.log.Info("bitcoin deposit confirmed", "invoice", d.invoiceID, "deposit", d.id, "confirmations", conf)
+		if err := w.setState(ctx, d.id, stateConfirmed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanMempool reports new mempool transactions paying us (0
+// confirmations), and reverts tracked deposits that are in no block and
+// have left the mempool (replaced or dropped) for two scans in a row; the
+// block scan runs first in each round, so a transaction that was just
+// mined is found there before it is missed here twice.
+func (w *Watcher) scanMempool(ctx context.Context) error {
+	ids, err := call(ctx, w, w.node.GetRawMempool)
+	if err != nil {
+		return fmt.Errorf("btc: getrawmempool: %w", err)
+	}
+	inPool := make(map[chainhash.Hash]struct{}, len(ids))
+	fetched := 0
+	for _, id := range ids {
+		inPool[*id] = struct{}{}
+		if _, seen := w.mempoolSeen[*id]; seen || fetched >= maxMempoolFetches {
+			continue
+		}
+		fetched++
+		tx, err := call(ctx, w, func() (*btcutil.Tx, error) { return w.node.GetRawTransaction(id) })
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Mined or evicted since getrawmempool: a block scan finds it if mined.
+			w.log.Debug("bitcoin mempool transaction gone", "txid", id, "err", err)
+			w.mempoolSeen[*id] = struct{}{}
+			continue
+		}
+		for _, o := range w.match(tx.MsgTx(), id, nil) {
+			if err := w.observe(ctx, o, nil, 0); err != nil {
+				return err
+			}
+		}
+		w.mempoolSeen[*id] = struct{}{}
+	}
+	for id := range w.mempoolSeen {
+		if _, ok := inPool[id]; !ok {
+			delete(w.mempoolSeen, id)
+		}
+	}
+	ds, err := w.tracked(ctx, `state = ? AND block_height = 0`, statePending)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		h, err := chainhash.NewHashFromStr(d.txid)
+		if err != nil {
+			return fmt.Errorf("btc: deposit %s: %w", d.id, err)
+		}
+		missing := 0
+		if _, ok := inPool[*h]; !ok {
+			missing = d.missing + 1
+		}
+		if missing >= missingPollsToRevert {
+			if err := w.revert(ctx, d, "the transaction left the mempool without being mined (replaced or dropped)"); err != nil {
+				return err
+			}
+			continue
+		}
+		if missing != d.missing {
+			if _, err := w.db.Write.ExecContext(ctx, w.db.Q(`UPDATE chain_btc_deposits SET missing_polls = ? WHERE deposit_id = ?`), missing, d.id); err != nil {
+				return fmt.Errorf("btc: deposit %s: %w", d.id, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+// Package hd derives the gateway's receiving addresses and keys from one
+// BIP-39 master seed: Bitcoin native SegWit (P2WPKH, BIP-84
+// m/84'/coin'/0'/0/i), Ethereum (BIP-44 m/44'/60'/0'/0/i, EIP-55) and TRON
+// (BIP-44 m/44'/195'/0'/0/i, base58check). Nothing here logs or prints a key
+// or the seed: Wallet formats as "hd.Wallet{redacted}".
+package hd
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/base58"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/wire"
+	"golang.org/x/crypto/sha3"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+)
+
+// ErrIndex: a derivation index outside 0..2^31-1 (non-hardened).
+var ErrIndex = errors.New("hd: derivation index out of range")
+
+// TronVersion is the version byte of TRON's base58check addresses ("T…").
+const TronVersion = 0x41
+
+// BIP-32 path constants.
+const (
+	hardened     = hdkeychain.HardenedKeyStart
+	purposeBIP44 = 44
+	purposeBIP84 = 84
+	coinEthereum = 60
+	coinTron     = 195
+)
+
+// Wallet holds the external (receive) branch keys of each chain. It is
+// immutable and safe for concurrent use.
+type Wallet struct {
+	btcParams *chaincfg.Params
+	// branch keys at m/purpose'/coin'/0'/0: private for PrivateKey, public
+	// (neutered) for address derivation.
+	priv, pub map[domain.Chain]*hdkeychain.ExtendedKey
+}
+
+// NewWallet derives the branch keys from a BIP-39 mnemonic and optional
+// passphrase. btcParams selects the Bitcoin network: coin type 0 on mainnet,
+// 1 on every test network (testnet, regtest, simnet, signet), as wallets do.
+// Errors: ErrInvalidMnemonic.
+func NewWallet(mnemonic, passphrase string, btcParams *chaincfg.Params) (*Wallet, error) {
+	if btcParams == nil {
+		return nil, errors.New("hd: no Bitcoin network parameters")
+	}
+	seed, err := Seed(mnemonic, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(seed)
+	master, err := hdkeychain.NewMaster(seed, btcParams)
+	if err != nil {
+		return nil, fmt.Errorf("hd: master key: %w", err)
+	}
+	defer master.Zero()
+	btcCoin := uint32(1)
+	if btcParams.Net == wire.MainNet {
+		btcCoin = 0
+	}
+	paths := map[domain.Chain][]uint32{
+		domain.ChainBitcoin:  {purposeBIP84 + hardened, btcCoin + hardened, hardened, 0},
+		domain.ChainEthereum: {purposeBIP44 + hardened, coinEthereum + hardened, hardened, 0},
+		domain.ChainTron:     {purposeBIP44 + hardened, coinTron + hardened, hardened, 0},
+	}
+	w := &Wallet{btcParams: btcParams, priv: map[domain.Chain]*hdkeychain.ExtendedKey{}, pub: map[domain.Chain]*hdkeychain.ExtendedKey{}}
+	for chain, path := range paths {
+		k := master
+		for _, i := range path {
+			if k, err = k.Derive(i); err != nil {
+				return nil, fmt.Errorf("hd: derive %s branch: %w", chain, err)
+			}
+		}
+		pub, err := k.Neuter()
+		if err != nil {
+			return nil, fmt.Errorf("hd: %s branch: %w", chain, err)
+		}
+		w.priv[chain], w.pub[chain] = k, pub
+	}
+	return w, nil
+}
+
+func child(branch *hdkeychain.ExtendedKey, chain domain.Chain, index int64) (*hdkeychain.ExtendedKey, error) {
+	if branch == nil {
+		return nil, fmt.Errorf("hd: unknown chain %q", chain)
+	}
+	if index < 0 || index >= hardened {
+		return nil, fmt.Errorf("%w: %d", ErrIndex, index)
+	}
+	k, err := branch.Derive(uint32(index))
+	if err != nil {
+		// Probability about 2^-127 per index; the caller allocates another.
+		return nil, fmt.Errorf("hd: %s index %d: %w", chain, index, err)
+	}
+	return k, nil
+}
+
+// Address returns the receive address of chain at index.
+// Errors: ErrIndex, and an unknown chain.
+func (w *Wallet) Address(chain domain.Chain, index int64) (string, error) {
+	k, err := child(w.pub[chain], chain, index)
+	if err != nil {
+		return "", err
+	}
+	pub, err := k.ECPubKey()
+	if err != nil {
+		return "", fmt.Errorf("hd: %w", err)
+	}
+	switch chain {
+	case domain.ChainBitcoin:
+		return BitcoinAddress(pub, w.btcParams)
+	case domain.ChainEthereum:
+		return EthereumAddress(pub), nil
+	case domain.ChainTron:
+		return TronAddress(pub), nil
+	}
+	return "", fmt.Errorf("hd: unknown chain %q", chain)
+}
+
+// Deriver adapts Address to commands.Deriver for the index allocator.
+func (w *Wallet) Deriver() commands.Deriver { return w.Address }
+
+// PrivateKey returns the signing key of chain's receive address at index,
+// for payouts and sweeps. Callers must not log it.
+// Errors: ErrIndex, and an unknown chain.
+func (w *Wallet) PrivateKey(chain domain.Chain, index int64) (*btcec.PrivateKey, error) {
+	k, err := child(w.priv[chain], chain, index)
+	if err != nil {
+		return nil, err
+	}
+	return k.ECPrivKey()
+}
+
+// BitcoinParams is the network the Bitcoin addresses are for.
+func (w *Wallet) BitcoinParams() *chaincfg.Params { return w.btcParams }
+
+// String, GoString, Format and LogValue keep keys out of logs and panics.
+func (Wallet) String() string               { return "hd.Wallet{redacted}" }
+func (w Wallet) GoString() string           { return w.String() }
+func (w Wallet) Format(f fmt.State, _ rune) { fmt.Fprint(f, w.String()) }
+func (w Wallet) LogValue() slog.Value       { return slog.StringValue(w.String()) }
+
+var (
+	_ fmt.Stringer   = Wallet{}
+	_ fmt.Formatter  = (*Wallet)(nil)
+	_ slog.LogValuer = (*Wallet)(nil)
+)
+
+// BitcoinAddress is the P2WPKH (bech32) address of a public key.
+func BitcoinAddress(pub *btcec.PublicKey, params *chaincfg.Params) (string, error) {
+	a, err := btcutil.NewAddressWitnessPubKeyHash(btcutil.Hash160(pub.SerializeCompressed()), params)
+	if err != nil {
+		return "", fmt.Errorf("hd: %w", err)
+	}
+	return a.EncodeAddress(), nil
+}
+
+// ethAccount is the last 20 bytes of keccak256 of the uncompressed key
+// without its 0x04 prefix: the account of Ethereum and of TRON.
+func ethAccount(pub *btcec.PublicKey) []byte {
+	h := sha3.NewLegacyKeccak256()
+	h.Write(pub.SerializeUncompressed()[1:])
+	return h.Sum(nil)[12:]
+}
+
+// EthereumAddress is the EIP-55 checksummed address of a public key.
+func EthereumAddress(pub *btcec.PublicKey) string {
+	return eip55(ethAccount(pub))
+}
+
+// TronAddress is the base58check address (version 0x41, "T…") of a public key.
+func TronAddress(pub *btcec.PublicKey) string {
+	return base58.CheckEncode(ethAccount(pub), TronVersion)
+}
+
+// eip55 writes 20 bytes as 0x-hex with the EIP-55 mixed-case checksum.
+func eip55(account []byte) string {
+	lower := hex.EncodeToString(account)
+	h := sha3.NewLegacyKeccak256()
+	h.Write([]byte(lower))
+	sum := h.Sum(nil)
+	var b strings.Builder
+	b.WriteString("0x")
+	for i, c := range lower {
+		nibble := sum[i/2] >> 4
+		if i%2 == 1 {
+			nibble = sum[i/2] & 0x0f
+		}
+		if c >= 'a' && nibble >= 8 {
+			c -= 'a' - 'A'
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
