@@ -4,7 +4,9 @@
 package projections
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"strconv"
 	"strings"
 )
@@ -43,4 +45,39 @@ func (db DB) Q(query string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// beginReadModelTx starts a transaction for read-model writes. On SQLite it
+// commits without waiting for fsync (synchronous=NORMAL, on a connection
+// held for the purpose): read models are rebuilt from the log, and a crash
+// can only roll a projection and its checkpoint back together. The log's
+// own appends keep synchronous=FULL, and their fsync covers what came
+// before. release must be called after the transaction ends.
+func (db DB) beginReadModelTx(ctx context.Context) (*sql.Tx, func(), error) {
+	if db.Dialect != SQLite {
+		tx, err := db.Write.BeginTx(ctx, nil)
+		return tx, func() {}, err
+	}
+	conn, err := db.Write.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	release := func() {
+		// Never hand the connection back relaxed: the event log's appends
+		// share it. If restoring fails, make database/sql discard it.
+		if _, err := conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return tx, release, nil
 }

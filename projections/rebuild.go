@@ -22,6 +22,10 @@ func (Merchants) Tables() []string { return []string{"merchants", "payout_settin
 func (Invoices) Tables() []string  { return []string{"invoices", "payments"} }
 func (Balances) Tables() []string  { return []string{"balances"} }
 
+// rebuildBatchSize: a rebuild has no reader waiting on each batch, so it
+// commits less often than the live runner.
+const rebuildBatchSize = 5000
+
 // nextSuffix marks the tables and checkpoints of a rebuild in progress.
 const nextSuffix = "__next"
 
@@ -81,6 +85,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, db DB, names []string,
 	}
 	r := NewRunner(store, db, nil, plain...)
 	r.suffix, r.tables = nextSuffix, newTableRename(tables)
+	r.batchSize = rebuildBatchSize
 	if _, err := db.Write.ExecContext(ctx, db.Q(`DELETE FROM projection_checkpoints WHERE name LIKE ?`), "%"+nextSuffix); err != nil {
 		return err
 	}
@@ -200,12 +205,13 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) error {
 
 // swap catches the new tables up and puts them live, in one transaction.
 func swap(ctx context.Context, store eventstore.Store, db DB, r *Runner, tables []string) error {
-	sqlTx, err := db.Write.BeginTx(ctx, nil)
+	sqlTx, release, err := db.beginReadModelTx(ctx)
 	if err != nil {
 		return err
 	}
+	defer release()
 	defer sqlTx.Rollback()
-	tx := Tx{tx: sqlTx, db: db, tables: r.tables}
+	tx := newTx(sqlTx, db, r.tables)
 	// Lock the live checkpoints: the live runner's next batch waits here,
 	// then finds its checkpoint moved and reloads it.
 	for _, p := range r.projectors {

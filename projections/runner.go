@@ -19,16 +19,43 @@ type Tx struct {
 	tx     *sql.Tx
 	db     DB
 	tables *tableRename
+	// stmts caches prepared statements for the transaction: a batch runs
+	// the same few statements hundreds of times, and preparing (parsing)
+	// each time costs more than executing on SQLite.
+	stmts map[string]*sql.Stmt
 }
 
-func (t Tx) q(query string) string { return t.db.Q(t.tables.apply(query)) }
+func newTx(tx *sql.Tx, db DB, tables *tableRename) Tx {
+	return Tx{tx: tx, db: db, tables: tables, stmts: map[string]*sql.Stmt{}}
+}
+
+func (t Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, t.db.Q(t.tables.apply(query)))
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[query] = st
+	return st, nil
+}
 
 func (t Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.q(query), args...)
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
+// QueryRow errors surface from Scan, as with database/sql.
 func (t Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.q(query), args...)
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return t.tx.QueryRowContext(ctx, t.db.Q(t.tables.apply(query)), args...) // reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // Projector folds events into its tables. Apply runs inside the batch's
@@ -48,9 +75,10 @@ type Runner struct {
 	projectors []Projector
 	log        *slog.Logger
 	// suffix names the checkpoints (and tables) of a rebuild beside the live ones.
-	suffix   string
-	tables   *tableRename
-	progress func(applied int, pos eventstore.Position)
+	suffix    string
+	tables    *tableRename
+	progress  func(applied int, pos eventstore.Position)
+	batchSize int
 
 	mu      sync.Mutex
 	reached eventstore.Position // every projector has applied up to here
@@ -65,11 +93,11 @@ func NewRunner(store eventstore.Store, db DB, log *slog.Logger, projectors ...Pr
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{store: store, db: db, projectors: projectors, log: log, changed: make(chan struct{})}
+	return &Runner{store: store, db: db, projectors: projectors, log: log, changed: make(chan struct{}), batchSize: batchSize}
 }
 
 // All returns the standard projectors.
-func All() []Projector { return []Projector{Merchants{}, Invoices{}, Balances{}} }
+func All() []Projector { return []Projector{Merchants{}, Invoices{}, Balances{}, EventFeed{}} }
 
 // Run applies the log until ctx ends. A failing batch is retried after a
 // pause: projections stop rather than skip an event.
@@ -82,7 +110,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		from := minPosition(checkpoints)
-		recs, err := r.store.ReadAll(ctx, from, batchSize)
+		recs, err := r.store.ReadAll(ctx, from, r.batchSize)
 		if err == nil && len(recs) > 0 {
 			err = r.applyBatch(ctx, recs, checkpoints)
 		}
@@ -104,7 +132,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		backoff = 100 * time.Millisecond
 		r.publish(minPosition(checkpoints))
-		if len(recs) < batchSize {
+		if len(recs) < r.batchSize {
 			_ = r.store.Wait(ctx, lastOr(recs, from))
 		}
 	}
@@ -119,7 +147,7 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 		return err
 	}
 	for {
-		recs, err := r.store.ReadAll(ctx, minPosition(checkpoints), batchSize)
+		recs, err := r.store.ReadAll(ctx, minPosition(checkpoints), r.batchSize)
 		if err != nil {
 			return err
 		}
@@ -196,12 +224,13 @@ func (r *Runner) checkpointName(p Projector) string { return p.Name() + r.suffix
 // writes the checkpoints, all in one transaction. checkpoints is keyed by
 // projector name and updated only when the transaction commits.
 func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent, checkpoints map[string]eventstore.Position) error {
-	sqlTx, err := r.db.Write.BeginTx(ctx, nil)
+	sqlTx, release, err := r.db.beginReadModelTx(ctx)
 	if err != nil {
 		return err
 	}
+	defer release()
 	defer sqlTx.Rollback()
-	tx := Tx{tx: sqlTx, db: r.db, tables: r.tables}
+	tx := newTx(sqlTx, r.db, r.tables)
 	if err := r.fence(ctx, tx, checkpoints); err != nil {
 		return err
 	}
