@@ -192,6 +192,28 @@ func TestEndpoints(t *testing.T) {
 		{"webhook test unknown field", "POST", "/v1/webhooks/test", secretC, `{"event":"invoice.paid"}`, nil, 400, "validation_error"},
 		{"webhook test GET", "GET", "/v1/webhooks/test", secretA, "", nil, 405, "method_not_allowed"},
 
+		// The event feed: secret key or session only.
+		{"events", "GET", "/v1/events", secretA, "", nil, 200, ""},
+		{"events page", "GET", "/v1/events?after=1&limit=1000", secretA, "", nil, 200, ""},
+		{"events after the end", "GET", "/v1/events?after=9223372036854775807", secretA, "", nil, 200, ""},
+		{"events publishable", "GET", "/v1/events", pubA, "", nil, 403, "forbidden"},
+		{"events no key", "GET", "/v1/events", noKey, "", nil, 401, "unauthorized"},
+		{"events unknown key", "GET", "/v1/events", badKey, "", nil, 401, "unauthorized"},
+		{"events limit 0", "GET", "/v1/events?limit=0", secretA, "", nil, 400, "validation_error"},
+		{"events limit 1001", "GET", "/v1/events?limit=1001", secretA, "", nil, 400, "validation_error"},
+		{"events limit junk", "GET", "/v1/events?limit=all", secretA, "", nil, 400, "validation_error"},
+		{"events after negative", "GET", "/v1/events?after=-1", secretA, "", nil, 400, "validation_error"},
+		{"events after plus", "GET", "/v1/events?after=%2B1", secretA, "", nil, 400, "validation_error"},
+		{"events after fraction", "GET", "/v1/events?after=1.5", secretA, "", nil, 400, "validation_error"},
+		{"events after position", "GET", "/v1/events?after=12/12", secretA, "", nil, 400, "validation_error"},
+		{"events after overflow", "GET", "/v1/events?after=9223372036854775808", secretA, "", nil, 400, "validation_error"},
+		{"events POST", "POST", "/v1/events", secretA, "{}", nil, 405, "method_not_allowed"},
+		{"stream publishable", "GET", "/v1/events/stream", pubA, "", nil, 403, "forbidden"},
+		{"stream no key", "GET", "/v1/events/stream", noKey, "", nil, 401, "unauthorized"},
+		{"stream bad after", "GET", "/v1/events/stream?after=x", secretA, "", nil, 400, "validation_error"},
+		{"stream bad Last-Event-ID", "GET", "/v1/events/stream", secretA, "", map[string]string{"Last-Event-ID": "-3"}, 400, "validation_error"},
+		{"stream Last-Event-ID wins", "GET", "/v1/events/stream?after=1", secretA, "", map[string]string{"Last-Event-ID": "evt_1"}, 400, "validation_error"},
+
 		// Sessions and the document.
 		{"login bad key", "POST", "/v1/sessions", noKey, `{"secret_key":"pic_live_nope"}`, nil, 401, "unauthorized"},
 		{"login publishable", "POST", "/v1/sessions", noKey, `{"secret_key":"{pubA}"}`, nil, 401, "unauthorized"},

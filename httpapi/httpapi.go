@@ -52,6 +52,12 @@ type Config struct {
 	// ReadYourWritesWait bounds how long a write waits for the projections to
 	// show it before answering anyway (default 2 s).
 	ReadYourWritesWait time.Duration
+	// EventStreamKeepalive is how long an idle event stream waits before it
+	// sends a ": keepalive" comment (default 15 s).
+	EventStreamKeepalive time.Duration
+	// EventStreamMaxDuration ends an event stream after this long (default
+	// 1 h); EventSource clients reconnect with Last-Event-ID and miss nothing.
+	EventStreamMaxDuration time.Duration
 }
 
 // Waiter lets a handler wait until the read models include a write, so the
@@ -67,9 +73,14 @@ type Deps struct {
 	Wait        Waiter
 	Idempotency IdempotencyStore
 	Assets      domain.Assets
-	Webhooks    Webhooks // nil: the /v1/webhooks routes answer 503
-	Now         func() time.Time
-	Logger      *slog.Logger
+	Webhooks    Webhooks  // nil: the /v1/webhooks routes answer 503
+	Events      EventFeed // nil: the /v1/events routes answer 503
+	// ShuttingDown is closed when the server starts to shut down, so open
+	// event streams end and http.Server.Shutdown can drain (nil: streams
+	// end with their client or after EventStreamMaxDuration).
+	ShuttingDown <-chan struct{}
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // server holds the configured dependencies that every handler uses.
@@ -81,6 +92,8 @@ type server struct {
 	signup *limiter
 	public *limiter
 	perKey *limiter
+	// streams counts each merchant's open event streams.
+	streams *streamSlots
 }
 
 // New returns the /v1 handler. Paths outside /v1 answer 404 JSON, so
@@ -111,6 +124,12 @@ func newServer(cfg Config, d Deps) *server {
 	if cfg.ReadYourWritesWait <= 0 {
 		cfg.ReadYourWritesWait = 2 * time.Second
 	}
+	if cfg.EventStreamKeepalive <= 0 {
+		cfg.EventStreamKeepalive = 15 * time.Second
+	}
+	if cfg.EventStreamMaxDuration <= 0 {
+		cfg.EventStreamMaxDuration = time.Hour
+	}
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -130,9 +149,10 @@ func newServer(cfg Config, d Deps) *server {
 	}
 	return &server{
 		cfg: cfg, d: d, log: log, now: now,
-		signup: newLimiter(cfg.SignupRatePerMinute, maxLimiterEntries),
-		public: newLimiter(cfg.PublicRatePerMinute, maxLimiterEntries),
-		perKey: newLimiter(cfg.KeyRatePerMinute, maxLimiterEntries),
+		signup:  newLimiter(cfg.SignupRatePerMinute, maxLimiterEntries),
+		public:  newLimiter(cfg.PublicRatePerMinute, maxLimiterEntries),
+		perKey:  newLimiter(cfg.KeyRatePerMinute, maxLimiterEntries),
+		streams: newStreamSlots(),
 	}
 }
 

@@ -53,6 +53,13 @@ func (s *server) routes() chi.Router {
 				r.With(requireJSON, s.idempotent).Post("/v1/webhooks/deliveries/{id}/retry", s.retryDelivery)
 				r.With(requireJSON, s.idempotent).Post("/v1/webhooks/test", s.sendTestWebhook)
 			})
+
+			// The event feed: 503 on a server without one.
+			r.Group(func(r chi.Router) {
+				r.Use(s.eventsAvailable)
+				r.Get("/v1/events", s.listEvents)
+				r.Get("/v1/events/stream", s.streamEvents)
+			})
 		})
 	})
 	return r

@@ -58,6 +58,7 @@ type bundle struct {
 	// syncWebhooks.
 	subscriber *webhooks.Subscriber
 	n          int // command counter of payDeposit
+	runner     *projections.Runner
 }
 
 // testDerive stands in for HD derivation: distinct per chain and index.
@@ -112,12 +113,13 @@ func setup(t *testing.T, configure ...func(*Config)) *bundle {
 		Idempotency: NewSQLIdempotency(db),
 		Assets:      domain.DefaultAssets(),
 		Webhooks:    worker,
+		Events:      reader,
 		Now:         clk.Now,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	srv := httptest.NewServer(New(cfg, deps))
 	t.Cleanup(srv.Close)
-	return &bundle{srv: srv, store: store, clock: clk, db: db, reader: reader, cfg: cfg, deps: deps, webhooks: worker, subscriber: subscriber}
+	return &bundle{srv: srv, store: store, clock: clk, db: db, reader: reader, cfg: cfg, deps: deps, webhooks: worker, subscriber: subscriber, runner: runner}
 }
 
 // testWriter sends the handler's warnings to the test log.

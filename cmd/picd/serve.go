@@ -60,11 +60,14 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	reader := readapi.NewSQL(b.db)
 
 	worker := webhooks.NewWorker(b.db, webhooks.Config{AllowPrivate: cfg.WebhookAllowPrivate, Logger: log})
+	// Closed when shutdown starts, so open event streams end at once.
+	streamsDone := make(chan struct{})
 	api := httpapi.New(httpapi.Config{
 		RegistrationOpen: cfg.Registration == "open", SessionSecret: sessionSecret, BaseURL: cfg.BaseURL,
 		SecureCookies: cfg.SecureCookies, ClientIPHeader: cfg.ClientIPHeader, KeyRatePerMinute: cfg.KeyRatePerMinute,
 		SignupRatePerMinute: cfg.SignupRatePerMinute, PublicRatePerMinute: cfg.PublicRatePerMinute,
 	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(b.db), Webhooks: worker,
+		Events: reader, ShuttingDown: streamsDone,
 		Assets: assets, Now: now, Logger: log})
 
 	subscriber := webhooks.NewSubscriber(b.store, b.db, webhooks.SubscriberConfig{BaseURL: cfg.BaseURL, Notify: worker.Notify, Logger: log})
@@ -118,6 +121,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	mux.Handle("/", obs.wrap(api))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	srv.RegisterOnShutdown(func() { close(streamsDone) })
 	log.Info("picd listening", "url", "http://"+ln.Addr().String(), "store", cfg.Store, "base_url", cfg.BaseURL)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

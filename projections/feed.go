@@ -1,0 +1,132 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+)
+
+// EventFeed keeps every event that belongs to a merchant (its metadata
+// names one) for the analytics feed, GET /v1/events and its SSE stream.
+//
+// Each row gets seq, the merchant's next number (1, 2, …), assigned in log
+// order inside the batch's transaction. seq rather than the global position
+// is the public cursor because it is dense per merchant, and because a
+// rebuild, or a copy of the log into another store (where positions
+// differ), numbers the same events the same way: a client's cursor stays
+// valid.
+type EventFeed struct{}
+
+var _ Tabled = EventFeed{}
+
+func (EventFeed) Name() string     { return "event_feed" }
+func (EventFeed) Tables() []string { return []string{"event_feed"} }
+
+// feedSecretFields are event fields that never leave the event log through
+// the feed: API.md promises that secrets are shown once, and a key hash
+// is material for an offline guess.
+var feedSecretFields = []string{"secret_key_hash", "webhook_secret"}
+
+func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, _ domain.Event) error {
+	merchantID, err := metadataMerchant(rec.Metadata)
+	if err != nil {
+		return fmt.Errorf("event_feed: metadata of %s: %w", rec.ID, err)
+	}
+	if merchantID == "" {
+		return nil // the allocator's and address streams: nobody's feed
+	}
+	data, err := withoutFields(rec.Data, feedSecretFields)
+	if err != nil {
+		return fmt.Errorf("event_feed: data of %s: %w", rec.ID, err)
+	}
+	var last int64
+	err = tx.QueryRow(ctx, `SELECT seq FROM event_feed WHERE merchant_id = ? ORDER BY seq DESC LIMIT 1`, merchantID).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	// event_id is UNIQUE: applying an event twice is a bug in the runner
+	// and fails the batch instead of numbering the event again.
+	_, err = tx.Exec(ctx, `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		merchantID, last+1, rec.ID, rec.Stream, rec.Version, rec.Type, string(data), string(rec.Metadata),
+		rec.RecordedAt.UnixMilli(), rec.Position.String())
+	return err
+}
+
+// metadataMerchant returns the merchant_id of an event's metadata; "" when
+// there is no metadata or it names no merchant.
+func metadataMerchant(md []byte) (string, error) {
+	if len(bytes.TrimSpace(md)) == 0 {
+		return "", nil
+	}
+	var m struct {
+		MerchantID string `json:"merchant_id"`
+	}
+	if err := json.Unmarshal(md, &m); err != nil {
+		return "", err
+	}
+	return m.MerchantID, nil
+}
+
+// withoutFields removes the named top-level fields from a JSON object and
+// keeps everything else byte for byte, in its order. Objects without them
+// are returned as they are.
+func withoutFields(obj []byte, fields []string) ([]byte, error) {
+	found := false
+	for _, f := range fields {
+		if bytes.Contains(obj, []byte(`"`+f+`"`)) {
+			found = true
+		}
+	}
+	if !found {
+		return obj, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	var out bytes.Buffer
+	out.WriteByte('{')
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, err
+		}
+		drop := false
+		for _, f := range fields {
+			drop = drop || key == f
+		}
+		if drop {
+			continue
+		}
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		k, _ := json.Marshal(key)
+		out.Write(k)
+		out.WriteByte(':')
+		out.Write(val)
+		n++
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the JSON object")
+	}
+	out.WriteByte('}')
+	return out.Bytes(), nil
+}
