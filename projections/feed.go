@@ -46,11 +46,21 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	if err != nil {
 		return fmt.Errorf("event_feed: data of %s: %w", rec.ID, err)
 	}
-	var last int64
-	err = tx.QueryRow(ctx, `SELECT seq FROM event_feed WHERE merchant_id = ? ORDER BY seq DESC LIMIT 1`, merchantID).Scan(&last)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+	// The batch remembers each merchant's last seq: one read per merchant
+	// per batch instead of one per event.
+	seqs, _ := tx.batch["event_feed"].(map[string]int64)
+	if seqs == nil {
+		seqs = map[string]int64{}
+		tx.batch["event_feed"] = seqs
 	}
+	last, known := seqs[merchantID]
+	if !known {
+		err = tx.QueryRow(ctx, `SELECT seq FROM event_feed WHERE merchant_id = ? ORDER BY seq DESC LIMIT 1`, merchantID).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	seqs[merchantID] = last + 1
 	// event_id is UNIQUE: applying an event twice is a bug in the runner
 	// and fails the batch instead of numbering the event again.
 	_, err = tx.Exec(ctx, `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)

@@ -92,25 +92,60 @@ func addReceived(ctx context.Context, tx Tx, invoiceID string, delta domain.Amou
 
 // Balances projects every merchant's available and pending balance per
 // asset from the ledger postings of money events, and nothing else: the
-// balance is what the postings say.
+// balance is what the postings say. A batch sums its postings in memory and
+// writes each touched balance once.
 type Balances struct{}
 
 func (Balances) Name() string { return "balances" }
 
-func (Balances) Apply(ctx context.Context, tx Tx, _ eventstore.RecordedEvent, ev domain.Event) error {
+type balanceKey struct{ merchantID, asset string }
+
+type balanceDelta struct{ available, pending domain.Amount }
+
+func (Balances) deltas(tx Tx) map[balanceKey]*balanceDelta {
+	d, ok := tx.batch["balances"].(map[balanceKey]*balanceDelta)
+	if !ok {
+		d = map[balanceKey]*balanceDelta{}
+		tx.batch["balances"] = d
+	}
+	return d
+}
+
+func (b Balances) Apply(ctx context.Context, tx Tx, _ eventstore.RecordedEvent, ev domain.Event) error {
 	m, ok := ev.(domain.MoneyEvent)
 	if !ok {
 		return nil
 	}
+	deltas := b.deltas(tx)
 	for _, p := range m.LedgerPostings() {
 		merchantID, bucket, ok := merchantAccount(p.Account)
 		if !ok {
 			continue
 		}
-		if err := addBalance(ctx, tx, merchantID, p.Asset, bucket, p.Amount); err != nil {
+		k := balanceKey{merchantID, p.Asset}
+		d := deltas[k]
+		if d == nil {
+			d = &balanceDelta{}
+			deltas[k] = d
+		}
+		if bucket == "available" {
+			d.available = d.available.Add(p.Amount)
+		} else {
+			d.pending = d.pending.Add(p.Amount)
+		}
+	}
+	return nil
+}
+
+// FlushBatch writes the batch's sums; rows are written even when a sum is
+// zero, so a merchant's touched assets all show.
+func (b Balances) FlushBatch(ctx context.Context, tx Tx) error {
+	for k, d := range b.deltas(tx) {
+		if err := addBalance(ctx, tx, k.merchantID, k.asset, d.available, d.pending); err != nil {
 			return err
 		}
 	}
+	delete(tx.batch, "balances")
 	return nil
 }
 
@@ -128,22 +163,16 @@ func merchantAccount(account string) (merchantID, bucket string, ok bool) {
 	return rest[:i], bucket, bucket == "available" || bucket == "pending"
 }
 
-func addBalance(ctx context.Context, tx Tx, merchantID, asset, bucket string, delta domain.Amount) error {
-	var available, pending string
-	err := tx.QueryRow(ctx, `SELECT available, pending FROM balances WHERE merchant_id = ? AND asset = ?`, merchantID, asset).Scan(&available, &pending)
+func addBalance(ctx context.Context, tx Tx, merchantID, asset string, available, pending domain.Amount) error {
+	var a, p string
+	err := tx.QueryRow(ctx, `SELECT available, pending FROM balances WHERE merchant_id = ? AND asset = ?`, merchantID, asset).Scan(&a, &p)
 	if errors.Is(err, sql.ErrNoRows) {
-		available, pending = "0", "0"
+		a, p = "0", "0"
 	} else if err != nil {
 		return err
 	}
-	a, p := domain.MustAmount(available), domain.MustAmount(pending)
-	if bucket == "available" {
-		a = a.Add(delta)
-	} else {
-		p = p.Add(delta)
-	}
 	_, err = tx.Exec(ctx, `INSERT INTO balances (merchant_id, asset, available, pending) VALUES (?, ?, ?, ?)
 		ON CONFLICT (merchant_id, asset) DO UPDATE SET available = excluded.available, pending = excluded.pending`,
-		merchantID, asset, a.String(), p.String())
+		merchantID, asset, domain.MustAmount(a).Add(available).String(), domain.MustAmount(p).Add(pending).String())
 	return err
 }

@@ -236,7 +236,11 @@ func swap(ctx context.Context, store eventstore.Store, db DB, r *Runner, tables 
 		if len(recs) == 0 {
 			break
 		}
-		if final, err = r.applyEvents(ctx, tx, recs, final); err != nil {
+		events, err := decodeAll(recs)
+		if err != nil {
+			return err
+		}
+		if final, err = r.applyEvents(ctx, tx, recs, events, final); err != nil {
 			return err
 		}
 	}

@@ -23,10 +23,19 @@ type Tx struct {
 	// the same few statements hundreds of times, and preparing (parsing)
 	// each time costs more than executing on SQLite.
 	stmts map[string]*sql.Stmt
+	// batch holds projectors' state for the length of one batch (running
+	// sums, last sequence numbers), so a batch reads each row once.
+	batch map[string]any
 }
 
 func newTx(tx *sql.Tx, db DB, tables *tableRename) Tx {
-	return Tx{tx: tx, db: db, tables: tables, stmts: map[string]*sql.Stmt{}}
+	return Tx{tx: tx, db: db, tables: tables, stmts: map[string]*sql.Stmt{}, batch: map[string]any{}}
+}
+
+// BatchFlusher is a projector that keeps state across a batch and writes
+// it before the batch's checkpoint.
+type BatchFlusher interface {
+	FlushBatch(ctx context.Context, tx Tx) error
 }
 
 func (t Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -146,19 +155,68 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for {
-		recs, err := r.store.ReadAll(ctx, minPosition(checkpoints), r.batchSize)
-		if err != nil {
-			return err
+	// Read and decode the next batch while this one is written: the two
+	// halves use different connections and, on two cores, different CPUs.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan decodedPage, 2)
+	go r.readAhead(ctx, minPosition(checkpoints), pages)
+	for page := range pages {
+		if page.err != nil {
+			return page.err
 		}
-		if len(recs) == 0 {
+		if len(page.recs) == 0 {
 			r.publish(minPosition(checkpoints))
 			return nil
 		}
-		if err := r.applyBatch(ctx, recs, checkpoints); err != nil {
+		if err := r.applyDecoded(ctx, page, checkpoints); err != nil {
 			return err
 		}
 	}
+	return ctx.Err()
+}
+
+// decodedPage is a batch of the log with its events decoded.
+type decodedPage struct {
+	recs   []eventstore.RecordedEvent
+	events []domain.Event
+	err    error
+}
+
+// readAhead sends decoded pages from pos until the end of the log (an
+// empty page), an error, or ctx ends.
+func (r *Runner) readAhead(ctx context.Context, pos eventstore.Position, out chan<- decodedPage) {
+	defer close(out)
+	for {
+		recs, err := r.store.ReadAll(ctx, pos, r.batchSize)
+		page := decodedPage{recs: recs, err: err}
+		if err == nil {
+			page.events, page.err = decodeAll(recs)
+		}
+		select {
+		case out <- page:
+		case <-ctx.Done():
+			return
+		}
+		if page.err != nil || len(recs) == 0 {
+			return
+		}
+		pos = recs[len(recs)-1].Position
+	}
+}
+
+func decodeAll(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
+	out := make([]domain.Event, len(recs))
+	for i, rec := range recs {
+		e, err := domain.Decode(rec.Type, rec.Data)
+		if err != nil {
+			// Events of types this version does not know (a newer writer)
+			// cannot be projected; stopping is safer than guessing.
+			return nil, fmt.Errorf("projections: event %s at %s: %w", rec.ID, rec.Position, err)
+		}
+		out[i] = e
+	}
+	return out, nil
 }
 
 func lastOr(recs []eventstore.RecordedEvent, pos eventstore.Position) eventstore.Position {
@@ -224,6 +282,14 @@ func (r *Runner) checkpointName(p Projector) string { return p.Name() + r.suffix
 // writes the checkpoints, all in one transaction. checkpoints is keyed by
 // projector name and updated only when the transaction commits.
 func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent, checkpoints map[string]eventstore.Position) error {
+	events, err := decodeAll(recs)
+	if err != nil {
+		return err
+	}
+	return r.applyDecoded(ctx, decodedPage{recs: recs, events: events}, checkpoints)
+}
+
+func (r *Runner) applyDecoded(ctx context.Context, page decodedPage, checkpoints map[string]eventstore.Position) error {
 	sqlTx, release, err := r.db.beginReadModelTx(ctx)
 	if err != nil {
 		return err
@@ -234,7 +300,7 @@ func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent
 	if err := r.fence(ctx, tx, checkpoints); err != nil {
 		return err
 	}
-	next, err := r.applyEvents(ctx, tx, recs, checkpoints)
+	next, err := r.applyEvents(ctx, tx, page.recs, page.events, checkpoints)
 	if err != nil {
 		return err
 	}
@@ -248,7 +314,7 @@ func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent
 		checkpoints[k] = v
 	}
 	if r.progress != nil {
-		r.progress(len(recs), recs[len(recs)-1].Position)
+		r.progress(len(page.recs), page.recs[len(page.recs)-1].Position)
 	}
 	return nil
 }
@@ -272,18 +338,13 @@ func (r *Runner) fence(ctx context.Context, tx Tx, checkpoints map[string]events
 }
 
 // applyEvents applies recs inside tx and returns the new checkpoints.
-func (r *Runner) applyEvents(ctx context.Context, tx Tx, recs []eventstore.RecordedEvent, checkpoints map[string]eventstore.Position) (map[string]eventstore.Position, error) {
+func (r *Runner) applyEvents(ctx context.Context, tx Tx, recs []eventstore.RecordedEvent, events []domain.Event, checkpoints map[string]eventstore.Position) (map[string]eventstore.Position, error) {
 	next := make(map[string]eventstore.Position, len(checkpoints))
 	for k, v := range checkpoints {
 		next[k] = v
 	}
-	for _, rec := range recs {
-		e, err := domain.Decode(rec.Type, rec.Data)
-		if err != nil {
-			// Events of types this version does not know (a newer writer)
-			// cannot be projected; stopping is safer than guessing.
-			return nil, fmt.Errorf("projections: event %s at %s: %w", rec.ID, rec.Position, err)
-		}
+	for i, rec := range recs {
+		e := events[i]
 		for _, p := range r.projectors {
 			if !next[p.Name()].Less(rec.Position) {
 				continue
@@ -292,6 +353,13 @@ func (r *Runner) applyEvents(ctx context.Context, tx Tx, recs []eventstore.Recor
 				return nil, fmt.Errorf("projections: %s on %s %s: %w", p.Name(), rec.Type, rec.ID, err)
 			}
 			next[p.Name()] = rec.Position
+		}
+	}
+	for _, p := range r.projectors {
+		if f, ok := p.(BatchFlusher); ok {
+			if err := f.FlushBatch(ctx, tx); err != nil {
+				return nil, fmt.Errorf("projections: %s: %w", p.Name(), err)
+			}
 		}
 	}
 	return next, nil
