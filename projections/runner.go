@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,11 @@ func (t Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 func (t Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if t.db.Dialect == Postgres {
+		// pgx already caches prepared statements per connection; an
+		// explicit Prepare would cost two more round trips per batch.
+		return t.tx.ExecContext(ctx, t.db.Q(t.tables.apply(query)), args...)
+	}
 	st, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -60,6 +66,9 @@ func (t Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, er
 
 // QueryRow errors surface from Scan, as with database/sql.
 func (t Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if t.db.Dialect == Postgres {
+		return t.tx.QueryRowContext(ctx, t.db.Q(t.tables.apply(query)), args...)
+	}
 	st, err := t.stmt(ctx, query)
 	if err != nil {
 		return t.tx.QueryRowContext(ctx, t.db.Q(t.tables.apply(query)), args...) // reports the same error
@@ -118,11 +127,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.publish(minPosition(checkpoints))
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		from := minPosition(checkpoints)
-		recs, err := r.store.ReadAll(ctx, from, r.batchSize)
-		if err == nil && len(recs) > 0 {
-			err = r.applyBatch(ctx, recs, checkpoints)
-		}
+		err := r.drain(ctx, checkpoints)
 		if errors.Is(err, errCheckpointMoved) {
 			// Another runner (a former leader still finishing) applied the
 			// batch; continue from where it got to.
@@ -134,16 +139,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			r.log.Error("projection batch failed; retrying", "from", from.String(), "err", err)
+			r.log.Error("projection batch failed; retrying", "from", minPosition(checkpoints).String(), "err", err)
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, 10*time.Second)
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		r.publish(minPosition(checkpoints))
-		if len(recs) < r.batchSize {
-			_ = r.store.Wait(ctx, lastOr(recs, from))
-		}
+		_ = r.store.Wait(ctx, minPosition(checkpoints))
 	}
 	return ctx.Err()
 }
@@ -155,8 +157,14 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Read and decode the next batch while this one is written: the two
-	// halves use different connections and, on two cores, different CPUs.
+	return r.drain(ctx, checkpoints)
+}
+
+// drain applies batches until the log has nothing more to read, publishing
+// the position after each. It reads and decodes the next batch while one is
+// written: the two halves use different connections and, on two cores,
+// different CPUs.
+func (r *Runner) drain(ctx context.Context, checkpoints map[string]eventstore.Position) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pages := make(chan decodedPage, 2)
@@ -172,6 +180,7 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 		if err := r.applyDecoded(ctx, page, checkpoints); err != nil {
 			return err
 		}
+		r.publish(minPosition(checkpoints))
 	}
 	return ctx.Err()
 }
@@ -217,13 +226,6 @@ func decodeAll(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
 		out[i] = e
 	}
 	return out, nil
-}
-
-func lastOr(recs []eventstore.RecordedEvent, pos eventstore.Position) eventstore.Position {
-	if len(recs) == 0 {
-		return pos
-	}
-	return recs[len(recs)-1].Position
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -278,17 +280,9 @@ func (r *Runner) loadCheckpoints(ctx context.Context) (map[string]eventstore.Pos
 
 func (r *Runner) checkpointName(p Projector) string { return p.Name() + r.suffix }
 
-// applyBatch applies recs to every projector that has not seen them and
+// applyDecoded applies a page to every projector that has not seen it and
 // writes the checkpoints, all in one transaction. checkpoints is keyed by
 // projector name and updated only when the transaction commits.
-func (r *Runner) applyBatch(ctx context.Context, recs []eventstore.RecordedEvent, checkpoints map[string]eventstore.Position) error {
-	events, err := decodeAll(recs)
-	if err != nil {
-		return err
-	}
-	return r.applyDecoded(ctx, decodedPage{recs: recs, events: events}, checkpoints)
-}
-
 func (r *Runner) applyDecoded(ctx context.Context, page decodedPage, checkpoints map[string]eventstore.Position) error {
 	sqlTx, release, err := r.db.beginReadModelTx(ctx)
 	if err != nil {
@@ -324,6 +318,19 @@ func (r *Runner) applyDecoded(ctx context.Context, page decodedPage, checkpoints
 // first's commit, then finds the position moved.
 func (r *Runner) fence(ctx context.Context, tx Tx, checkpoints map[string]eventstore.Position) error {
 	nowMs := time.Now().UnixMilli()
+	// Usually every projector is at the same position: one statement.
+	if pos, same := samePosition(checkpoints); same {
+		names := r.checkpointNames()
+		res, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET updated_at = ? WHERE position = ? AND name IN (?`+strings.Repeat(`, ?`, len(names)-1)+`)`,
+			append([]any{nowMs, pos.String()}, names...)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(names)) {
+			return fmt.Errorf("%w: %v", errCheckpointMoved, names)
+		}
+		return nil
+	}
 	for _, p := range r.projectors {
 		res, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET updated_at = ? WHERE name = ? AND position = ?`,
 			nowMs, r.checkpointName(p), checkpoints[p.Name()].String())
@@ -335,6 +342,27 @@ func (r *Runner) fence(ctx context.Context, tx Tx, checkpoints map[string]events
 		}
 	}
 	return nil
+}
+
+func (r *Runner) checkpointNames() []any {
+	names := make([]any, len(r.projectors))
+	for i, p := range r.projectors {
+		names[i] = r.checkpointName(p)
+	}
+	return names
+}
+
+func samePosition(cps map[string]eventstore.Position) (eventstore.Position, bool) {
+	var first eventstore.Position
+	i := 0
+	for _, p := range cps {
+		if i > 0 && p != first {
+			return first, false
+		}
+		first = p
+		i++
+	}
+	return first, true
 }
 
 // applyEvents applies recs inside tx and returns the new checkpoints.
@@ -366,6 +394,12 @@ func (r *Runner) applyEvents(ctx context.Context, tx Tx, recs []eventstore.Recor
 }
 
 func (r *Runner) writeCheckpoints(ctx context.Context, tx Tx, old, next map[string]eventstore.Position) error {
+	if pos, same := samePosition(next); same {
+		names := r.checkpointNames()
+		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = ? WHERE name IN (?`+strings.Repeat(`, ?`, len(names)-1)+`)`,
+			append([]any{pos.String()}, names...)...)
+		return err
+	}
 	for _, p := range r.projectors {
 		pos := next[p.Name()]
 		if pos == old[p.Name()] {
