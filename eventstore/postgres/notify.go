@@ -6,20 +6,25 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // notifier LISTENs on the log's channel on a connection of its own and
-// wakes every Wait when an append of any process commits. Appends send
-// pg_notify in their transaction, so the notification arrives at commit.
+// wakes every Wait when an append of any process commits. After a commit
+// the appender pokes it; it then sends one NOTIFY for all the pokes that
+// arrived meanwhile, outside the append transactions.
 type notifier struct {
 	connConfig *pgx.ConnConfig
+	pool       *pgxpool.Pool
 	channel    string
+	pokes      chan struct{} // capacity 1: pokes coalesce
 
 	mu sync.Mutex
 	ch chan struct{} // closed and replaced on every notification
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel     context.CancelFunc
+	done       chan struct{}
+	senderDone chan struct{}
 }
 
 const (
@@ -27,11 +32,36 @@ const (
 	maxReconnectDelay = 5 * time.Second
 )
 
-func startNotifier(cc *pgx.ConnConfig, channel string) *notifier {
+func startNotifier(pool *pgxpool.Pool, channel string) *notifier {
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &notifier{connConfig: cc, channel: channel, ch: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	n := &notifier{connConfig: pool.Config().ConnConfig, pool: pool, channel: channel, pokes: make(chan struct{}, 1),
+		ch: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	n.senderDone = make(chan struct{})
 	go n.run(ctx)
+	go n.send(ctx)
 	return n
+}
+
+// poke asks for a NOTIFY soon; it never blocks.
+func (n *notifier) poke() {
+	select {
+	case n.pokes <- struct{}{}:
+	default:
+	}
+}
+
+// send turns pokes into NOTIFYs. A lost NOTIFY only delays other processes
+// until their poll.
+func (n *notifier) send(ctx context.Context) {
+	defer close(n.senderDone)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.pokes:
+		}
+		_, _ = n.pool.Exec(ctx, `SELECT pg_notify($1, '')`, n.channel)
+	}
 }
 
 // changed returns a channel that is closed at the next notification.
@@ -97,4 +127,5 @@ func (n *notifier) listen(ctx context.Context) bool {
 func (n *notifier) stop() {
 	n.cancel()
 	<-n.done
+	<-n.senderDone
 }

@@ -130,7 +130,7 @@ func newStore(pool *pgxpool.Pool, cfg config) (*Store, error) {
 		q:      buildQueries(cfg.schema),
 		done:   make(chan struct{}),
 	}
-	s.notify = startNotifier(pool.Config().ConnConfig, channelName(cfg.schema))
+	s.notify = startNotifier(pool, channelName(cfg.schema))
 	s.committer = eventstore.NewCommitterN(cfg.maxBatch, cfg.writers, s.flush)
 	return s, nil
 }
@@ -186,16 +186,16 @@ func buildQueries(schema string) queries {
 				WHERE event_id = i.id LIMIT 1) AS e`,
 		// ORDER BY ord: sequence numbers follow the order of the batch, so
 		// each stream's events are in version order in the global log.
-		// The notification is sent at commit, so listeners wake when the
-		// events are stored.
-		insertNotify: `WITH ins AS (INSERT INTO ` + t + ` (event_id, stream, version, type, data, metadata)
+		// No NOTIFY in here: a transaction that notifies holds a
+		// database-wide lock through its commit (WAL flush included), which
+		// would serialise every append batch. Listeners are told after the
+		// commit instead (notifier.poke).
+		insertNotify: `INSERT INTO ` + t + ` (event_id, stream, version, type, data, metadata)
 			SELECT event_id, stream, version, type, data, metadata
 			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])
 				WITH ORDINALITY AS u(event_id, stream, version, type, data, metadata, ord)
 			ORDER BY ord
-			RETURNING event_id, transaction_id, global_position),
-			notified AS (SELECT pg_notify($7, '') AS n)
-			SELECT ins.* FROM notified, ins`,
+			RETURNING event_id, transaction_id, global_position`,
 	}
 }
 
@@ -565,7 +565,7 @@ func (s *Store) load(ctx context.Context, conn *pgx.Conn, reqs []eventstore.Requ
 func (s *Store) insert(ctx context.Context, conn *pgx.Conn, ids, streams []string, vers []int64, types []string, data, meta [][]byte) (map[string]eventstore.Position, error) {
 	b := &pgx.Batch{}
 	b.Queue(resetPlanMode)
-	b.Queue(s.q.insertNotify, ids, streams, vers, types, data, meta, s.notify.channel)
+	b.Queue(s.q.insertNotify, ids, streams, vers, types, data, meta)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
@@ -595,6 +595,9 @@ func (s *Store) insert(ctx context.Context, conn *pgx.Conn, ids, streams []strin
 	if len(written) != len(ids) {
 		panic(fmt.Sprintf("postgres: insert returned %d rows for %d events", len(written), len(ids)))
 	}
+	// Waiters in this process wake now; other processes by NOTIFY.
+	s.notify.broadcast()
+	s.notify.poke()
 	return written, nil
 }
 
