@@ -31,17 +31,17 @@ func TestNodeSnippetVerifiesRealDelivery(t *testing.T) {
 		t.Fatalf("%d deliveries", len(got))
 	}
 	dir := t.TempDir()
+	scripts := []string{"testdata/verify.mjs", readmeSnippet(t, dir)}
 	run := func(body []byte, signature, secret string) (bool, string) {
-		f := filepath.Join(dir, "body.json")
-		if err := os.WriteFile(f, body, 0o600); err != nil {
-			t.Fatal(err)
+		ok, out := true, ""
+		for _, script := range scripts {
+			accepted, said := runNode(t, node, dir, script, body, signature, secret)
+			if out != "" && said != out {
+				t.Fatalf("the README's snippet and the seed's disagree: %s vs %s", said, out)
+			}
+			ok, out = accepted, said
 		}
-		out, err := exec.Command(node, "testdata/verify.mjs", f, signature, secret).CombinedOutput()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatalf("node: %v %s", err, out)
-		}
-		return err == nil, strings.TrimSpace(string(out))
+		return ok, out
 	}
 	for _, r := range got {
 		sig := r.Header.Get(HeaderSignature)
@@ -57,4 +57,42 @@ func TestNodeSnippetVerifiesRealDelivery(t *testing.T) {
 			t.Errorf("%s: accepted a tampered body", r.Type)
 		}
 	}
+}
+
+func runNode(t *testing.T, node, dir, script string, body []byte, signature, secret string) (bool, string) {
+	f := filepath.Join(dir, "body.json")
+	if err := os.WriteFile(f, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, script, f, signature, secret).CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("node: %v %s", err, out)
+	}
+	return err == nil, strings.TrimSpace(string(out))
+}
+
+// readmeSnippet writes the README's Node block, followed by the driver of
+// testdata/verify.mjs, to a script, so the README's text itself is tested.
+func readmeSnippet(t *testing.T, dir string) string {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- webhook-verify-node -->\n```js\n")
+	block, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 || !strings.Contains(block, "function verify(") {
+		t.Fatal("README.md lacks the marked Node verification block")
+	}
+	seed, err := os.ReadFile("testdata/verify.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, driver, _ := strings.Cut(string(seed), "function verify(")
+	_, driver, _ = strings.Cut(driver, "\n") // the driver starts after the snippet's line
+	script := filepath.Join(dir, "readme.mjs")
+	if err := os.WriteFile(script, []byte(block+driver), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return script
 }
