@@ -1,0 +1,496 @@
+// Package eth watches Ethereum over JSON-RPC (go-ethereum's ethclient) for
+// payments to invoice addresses: native ETH transfers and ERC-20 Transfer
+// logs of the configured token contracts (USDT.ETH). It reports them to the
+// ledger through a chain.Sink, confirms them by block depth, reverts the
+// ones a reorg removed, and keeps its scan checkpoint, recent block hashes
+// and reported deposits in its own tables of the read-model database, so a
+// restart at any block (or after hours down) misses nothing.
+//
+// Out of scope: ETH moved to our addresses by contracts (internal
+// transactions) is not seen; it needs call tracing, which public nodes
+// rarely offer.
+package eth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+// Client is the part of go-ethereum's JSON-RPC client the watcher uses.
+// *ethclient.Client implements it, and so does the client of
+// ethclient/simulated's Backend.
+type Client interface {
+	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
+	BlockByNumber(ctx context.Context, number *big.Int) (*types.Block, error)
+	TransactionReceipt(ctx context.Context, txHash common.Hash) (*types.Receipt, error)
+	FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error)
+}
+
+var _ Client = (*ethclient.Client)(nil)
+
+// Dial connects to an Ethereum node's JSON-RPC endpoint (http(s)://, ws(s)://
+// or an IPC path). Close the client when done.
+func Dial(ctx context.Context, rawURL string) (*ethclient.Client, error) {
+	c, err := ethclient.DialContext(ctx, rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("eth: dial: %w", err)
+	}
+	return c, nil
+}
+
+// Config tunes the watcher. The zero value is usable.
+type Config struct {
+	// Confirmations overrides an asset's confirmation threshold by asset
+	// code (tests, private chains). A deposit is never confirmed below its
+	// invoice's required_confirmations: the domain refuses that.
+	Confirmations map[string]int
+	// Contracts overrides token contract addresses by asset code (a test
+	// deploys its own token; a testnet has other addresses).
+	Contracts map[string]string
+	// StartBlock is where the first scan starts when no checkpoint is
+	// stored; 0 means the chain's head at that moment.
+	StartBlock uint64
+	// BatchBlocks is how many blocks one FilterLogs call and one checkpoint
+	// transaction cover (default 50).
+	BatchBlocks int
+	// KeepBlocks is how many recent block hashes are kept to find the fork
+	// point of a reorg (default 256).
+	KeepBlocks int
+	// PollInterval is the pause between scans in Run (default 5 s);
+	// MaxBackoff bounds the pause after failures (default 1 min).
+	PollInterval time.Duration
+	MaxBackoff   time.Duration
+	// Now is the clock for bookkeeping times (default time.Now).
+	Now func() time.Time
+}
+
+// watchedMarginMs re-reads invoices created this long before the newest
+// one seen, so an invoice that reaches the read model late still gets watched.
+const watchedMarginMs = 10 * 60 * 1000
+
+// maxChainMovedRetries bounds how often one scan starts over because the
+// chain changed under it.
+const maxChainMovedRetries = 3
+
+// errChainMoved: a block or log does not belong to the chain we were reading.
+var errChainMoved = errors.New("eth: chain changed during the scan")
+
+// Watcher scans an Ethereum chain for deposits to invoice addresses.
+type Watcher struct {
+	cfg    Config
+	client Client
+	sink   chain.Sink
+	st     store
+	log    *slog.Logger
+
+	native     *token // nil when ETH is not an asset
+	tokens     map[common.Address]token
+	tokenAddrs []common.Address
+	assetCodes []string
+	thresholds map[string]int
+
+	mu             sync.Mutex // one scan at a time
+	watched        watchSet
+	watchedSinceMs int64
+}
+
+// New builds a watcher for the Ethereum assets of assets. Run Migrate on db
+// first. Errors: a bad contract address or threshold in cfg, or no
+// Ethereum asset at all.
+func New(cfg Config, client Client, sink chain.Sink, db projections.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
+	if cfg.BatchBlocks <= 0 {
+		cfg.BatchBlocks = 50
+	}
+	if cfg.KeepBlocks <= 0 {
+		cfg.KeepBlocks = 256
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.MaxBackoff < cfg.PollInterval {
+		cfg.MaxBackoff = max(time.Minute, cfg.PollInterval)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	w := &Watcher{cfg: cfg, client: client, sink: sink, st: store{db}, log: log.With("chain", "ethereum"),
+		tokens: map[common.Address]token{}, thresholds: map[string]int{}, watched: watchSet{}}
+	for _, a := range assets.List() {
+		if a.Chain != domain.ChainEthereum {
+			continue
+		}
+		n := a.Confirmations
+		if o, ok := cfg.Confirmations[a.Code]; ok {
+			if o < 1 {
+				return nil, fmt.Errorf("eth: %s: confirmations must be at least 1", a.Code)
+			}
+			n = o
+		}
+		w.thresholds[a.Code] = n
+		w.assetCodes = append(w.assetCodes, a.Code)
+		contract := a.Contract
+		if c, ok := cfg.Contracts[a.Code]; ok {
+			contract = c
+		}
+		if contract == "" {
+			w.native = &token{asset: a.Code, decimals: a.Decimals}
+			continue
+		}
+		if !common.IsHexAddress(contract) {
+			return nil, fmt.Errorf("eth: %s: contract %q is not an address", a.Code, contract)
+		}
+		addr := common.HexToAddress(contract)
+		if _, dup := w.tokens[addr]; dup {
+			return nil, fmt.Errorf("eth: contract %s listed for two assets", addr.Hex())
+		}
+		w.tokens[addr] = token{asset: a.Code, decimals: a.Decimals}
+		w.tokenAddrs = append(w.tokenAddrs, addr)
+	}
+	for code := range cfg.Confirmations {
+		if _, ok := w.thresholds[code]; !ok {
+			return nil, fmt.Errorf("eth: confirmations for %q: not an Ethereum asset", code)
+		}
+	}
+	if len(w.assetCodes) == 0 {
+		return nil, errors.New("eth: no Ethereum asset configured")
+	}
+	return w, nil
+}
+
+// Run scans until ctx ends. A failed scan is logged and retried with
+// exponential backoff from the stored checkpoint, so no block is skipped.
+// It returns nil when ctx ends.
+func (w *Watcher) Run(ctx context.Context) error {
+	failures := 0
+	for {
+		wait := w.cfg.PollInterval
+		if err := w.ScanOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			failures++
+			wait = backoff(w.cfg.PollInterval, w.cfg.MaxBackoff, failures)
+			w.log.Error("eth: scan failed; retrying from the checkpoint", "err", err, "failures", failures, "retry_in", wait.String())
+		} else {
+			failures = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff doubles base per failure, up to limit.
+func backoff(base, limit time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// ScanOnce brings the watcher up to the chain's current head: it checks
+// the checkpoint block is still canonical (rewinding to the fork point when
+// not), scans the new blocks in batches (reporting deposits, then storing
+// hashes, deposits and checkpoint together), confirms deposits deep enough,
+// and reverts deposits whose blocks left the chain and did not come back.
+// A failure leaves the checkpoint at the last batch fully recorded.
+func (w *Watcher) ScanOnce(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.refreshWatched(ctx); err != nil {
+		return err
+	}
+	head, err := w.client.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("eth head: %w", err)
+	}
+	tip := head.Number.Int64()
+	cp, err := w.st.checkpoint(ctx)
+	switch {
+	case errors.Is(err, errNoCheckpoint):
+		start := int64(w.cfg.StartBlock)
+		if start == 0 {
+			start = tip
+		}
+		cp = checkpoint{height: start - 1} // parent hash unknown: not checked
+		w.log.Info("eth: first scan", "start_block", start)
+	case err != nil:
+		return err
+	case tip < cp.height:
+		// A node still syncing, or another node behind a load balancer:
+		// what it lacks is not a reorg. Wait until it has caught up.
+		w.log.Warn("eth: node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.height)
+		return nil
+	default:
+		if cp, err = w.checkReorg(ctx, cp); err != nil {
+			return err
+		}
+	}
+	for moved := 0; cp.height < tip; {
+		to := min(tip, cp.height+int64(w.cfg.BatchBlocks))
+		next, err := w.scanRange(ctx, cp, to)
+		if errors.Is(err, errChainMoved) && moved < maxChainMovedRetries {
+			moved++
+			w.log.Warn("eth: chain changed during the scan; checking for a reorg", "err", err)
+			if cp, err = w.checkReorg(ctx, cp); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		cp = next
+	}
+	if err := w.confirm(ctx, cp.height); err != nil {
+		return err
+	}
+	return w.revertOrphans(ctx)
+}
+
+// refreshWatched adds the pay addresses of new Ethereum invoices.
+func (w *Watcher) refreshWatched(ctx context.Context) error {
+	addrs, newest, err := w.st.watchedSince(ctx, w.assetCodes, w.watchedSinceMs-watchedMarginMs)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if !common.IsHexAddress(a) {
+			continue // not an Ethereum address: nothing on this chain can pay it
+		}
+		w.watched[common.HexToAddress(a)] = a
+	}
+	w.watchedSinceMs = max(w.watchedSinceMs, newest)
+	return nil
+}
+
+// onChain reports whether block b (height and hash) is on the canonical chain.
+func (w *Watcher) onChain(ctx context.Context, b checkpoint) (bool, error) {
+	if b.height < 0 {
+		return true, nil
+	}
+	h, err := w.client.HeaderByNumber(ctx, big.NewInt(b.height))
+	if errors.Is(err, ethereum.NotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("eth header %d: %w", b.height, err)
+	}
+	return h.Hash().Hex() == b.hash, nil
+}
+
+// checkReorg returns cp when its block is still canonical; otherwise it
+// finds the newest stored block that is, rewinds to it and returns it.
+func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, error) {
+	if same, err := w.onChain(ctx, cp); err != nil || same {
+		return cp, err
+	}
+	recent, err := w.st.recentBlocks(ctx, cp.height-1, w.cfg.KeepBlocks)
+	if err != nil {
+		return cp, err
+	}
+	fork, found := checkpoint{height: -1}, false
+	for _, b := range recent {
+		same, err := w.onChain(ctx, b)
+		if err != nil {
+			return cp, err
+		}
+		if same {
+			fork, found = b, true
+			break
+		}
+	}
+	if !found {
+		// Deeper than the hashes we keep: rescan from below the oldest one,
+		// taking the chain's word for that block.
+		fork.height = cp.height - int64(w.cfg.KeepBlocks)
+		if len(recent) > 0 {
+			fork.height = recent[len(recent)-1].height - 1
+		}
+		fork.height = max(fork.height, -1)
+		if fork.height >= 0 {
+			h, err := w.client.HeaderByNumber(ctx, big.NewInt(fork.height))
+			if err != nil {
+				return cp, fmt.Errorf("eth header %d: %w", fork.height, err)
+			}
+			fork.hash = h.Hash().Hex()
+		}
+		w.log.Error("eth: reorg deeper than the block hashes kept; rescanning", "checkpoint", cp.height, "from", fork.height+1)
+	}
+	orphaned, err := w.st.rewind(ctx, fork, w.cfg.Now())
+	if err != nil {
+		return cp, err
+	}
+	w.log.Warn("eth: reorg", "checkpoint", cp.height, "old_hash", cp.hash, "fork_height", fork.height, "orphaned_deposits", orphaned)
+	return fork, nil
+}
+
+// scanRange scans blocks cp.height+1..to and records them. It returns the
+// new checkpoint. Errors: errChainMoved when blocks or logs do not chain
+// up (a reorg while reading), RPC and database errors.
+func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (checkpoint, error) {
+	from := cp.height + 1
+	blocks := make([]*types.Block, 0, to-from+1)
+	parent := cp.hash
+	for h := from; h <= to; h++ {
+		b, err := w.client.BlockByNumber(ctx, big.NewInt(h))
+		if err != nil {
+			return cp, fmt.Errorf("eth block %d: %w", h, err)
+		}
+		if parent != "" && b.ParentHash().Hex() != parent {
+			return cp, fmt.Errorf("%w: block %d does not follow %s", errChainMoved, h, parent)
+		}
+		parent = b.Hash().Hex()
+		blocks = append(blocks, b)
+	}
+	var hits []found
+	if w.native != nil {
+		for _, b := range blocks {
+			hits = append(hits, matchNative(b, w.watched, w.native.asset, w.native.decimals)...)
+		}
+	}
+	if len(w.tokenAddrs) > 0 && len(w.watched) > 0 {
+		logs, err := w.client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(from), ToBlock: big.NewInt(to),
+			Addresses: w.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
+		if err != nil {
+			return cp, fmt.Errorf("eth logs %d-%d: %w", from, to, err)
+		}
+		for _, l := range logs {
+			i := int64(l.BlockNumber) - from
+			if i < 0 || i >= int64(len(blocks)) || blocks[i].Hash() != l.BlockHash {
+				return cp, fmt.Errorf("%w: log of block %d %s", errChainMoved, l.BlockNumber, l.BlockHash.Hex())
+			}
+		}
+		hits = append(hits, matchLogs(logs, w.watched, w.tokens)...)
+	}
+	var rows []deposit
+	for _, f := range hits {
+		d, ok, err := w.report(ctx, f, to)
+		if err != nil {
+			return cp, err
+		}
+		if ok {
+			rows = append(rows, d)
+		}
+	}
+	recs := make([]checkpoint, len(blocks))
+	for i, b := range blocks {
+		recs[i] = checkpoint{height: b.Number().Int64(), hash: b.Hash().Hex()}
+	}
+	if err := w.st.commitRange(ctx, recs, rows, w.cfg.KeepBlocks, w.cfg.Now()); err != nil {
+		return cp, err
+	}
+	return recs[len(recs)-1], nil
+}
+
+// report checks a native transfer's receipt and hands the deposit to the
+// ledger. ok is false for a failed transaction, which moved no value.
+func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, bool, error) {
+	if f.native {
+		r, err := w.client.TransactionReceipt(ctx, f.txHash)
+		if err != nil {
+			return deposit{}, false, fmt.Errorf("eth receipt %s: %w", f.txHash.Hex(), err)
+		}
+		if r.BlockHash != f.blockHash {
+			return deposit{}, false, fmt.Errorf("%w: receipt of %s is in block %s", errChainMoved, f.txHash.Hex(), r.BlockHash.Hex())
+		}
+		if r.Status != types.ReceiptStatusSuccessful {
+			w.log.Info("eth: failed transaction to our address ignored", "tx", f.txHash.Hex(), "address", f.address)
+			return deposit{}, false, nil
+		}
+	}
+	amount := domain.FromBaseUnits(f.units, f.decimals)
+	d := deposit{DepositID: f.depositID, Asset: f.asset, Address: f.address, TxID: f.txHash.Hex(), Amount: amount.String(),
+		BlockHeight: f.height, BlockHash: f.blockHash.Hex(), State: stateSeen}
+	inv, err := w.sink.Observe(ctx, chain.Transfer{Asset: f.asset, Address: f.address, TxID: d.TxID, DepositID: f.depositID,
+		Amount: amount, Confirmations: int(tip - f.height + 1)})
+	switch {
+	case errors.Is(err, chain.ErrNotOurs), errors.Is(err, domain.ErrNotFound), errors.Is(err, domain.ErrValidation), errors.Is(err, domain.ErrInvalidAmount):
+		// Kept in eth_deposits as unmatched, never silently dropped; an
+		// operator sees it there and in the log.
+		w.log.Warn("eth: deposit to our address matches no invoice", "deposit_id", f.depositID, "asset", f.asset,
+			"address", f.address, "amount", amount.String(), "err", err)
+		d.State = stateUnmatched
+		return d, true, nil
+	case err != nil:
+		return deposit{}, false, fmt.Errorf("eth observe %s: %w", f.depositID, err)
+	}
+	required, err := w.st.requiredConfirmations(ctx, inv)
+	if err != nil {
+		return deposit{}, false, err
+	}
+	d.InvoiceID, d.RequiredConfirmations = inv, max(w.thresholds[f.asset], required)
+	w.log.Info("eth: deposit seen", "deposit_id", f.depositID, "asset", f.asset, "amount", d.Amount, "invoice_id", inv, "block", f.height)
+	return d, true, nil
+}
+
+// confirm credits seen deposits that are deep enough below tip.
+func (w *Watcher) confirm(ctx context.Context, tip int64) error {
+	deps, err := w.st.deposits(ctx, stateSeen, true)
+	if err != nil {
+		return err
+	}
+	for _, d := range deps {
+		conf := int(tip - d.BlockHeight + 1)
+		if d.InvoiceID == "" || conf < d.RequiredConfirmations {
+			continue
+		}
+		if err := w.sink.Confirm(ctx, d.InvoiceID, d.DepositID, conf); err != nil {
+			if errors.Is(err, domain.ErrInvalidState) || errors.Is(err, domain.ErrNotFound) {
+				// The ledger disagrees with our table: say so loudly, do not retry forever.
+				w.log.Error("eth: ledger refused a confirmation", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
+				continue
+			}
+			return fmt.Errorf("eth confirm %s: %w", d.DepositID, err)
+		}
+		if err := w.st.setState(ctx, d.DepositID, stateSeen, true, w.cfg.Now()); err != nil {
+			return err
+		}
+		w.log.Info("eth: deposit confirmed", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "confirmations", conf)
+	}
+	return nil
+}
+
+// revertOrphans reverts deposits whose block left the chain and that the
+// rescan up to the head did not find again.
+func (w *Watcher) revertOrphans(ctx context.Context) error {
+	deps, err := w.st.deposits(ctx, stateOrphaned, false)
+	if err != nil {
+		return err
+	}
+	for _, d := range deps {
+		if d.InvoiceID != "" {
+			reason := fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.BlockHash)
+			if err := w.sink.Revert(ctx, d.InvoiceID, d.DepositID, reason); err != nil && !errors.Is(err, domain.ErrNotFound) {
+				return fmt.Errorf("eth revert %s: %w", d.DepositID, err)
+			}
+			w.log.Warn("eth: deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
+		}
+		if err := w.st.setState(ctx, d.DepositID, stateReverted, false, w.cfg.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,421 @@
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+// MaxBlocks bounds one Mine or Reorg call.
+const MaxBlocks = 10_000
+
+// ErrNotSimulated: the invoice's chain is watched by a real node, not the
+// simulator (wraps domain.ErrValidation).
+var ErrNotSimulated = fmt.Errorf("%w: that chain is not simulated", domain.ErrValidation)
+
+// Config tunes the simulator. The zero value simulates every chain with
+// the assets' own thresholds.
+type Config struct {
+	// Confirmations overrides an asset's threshold by asset code. A transfer
+	// is never confirmed below its invoice's required_confirmations (the
+	// domain refuses that): to confirm after one block, give the commands
+	// assets with one confirmation too (WithConfirmations).
+	Confirmations map[string]int
+	// Chains limits the simulator to these chains (empty: all), so that an
+	// operator with a real node for one chain cannot fake payments on it.
+	Chains []domain.Chain
+	// Now is the clock for bookkeeping times (default time.Now).
+	Now func() time.Time
+}
+
+// Simulator is an in-process chain for every asset: payments are reported
+// at once with no confirmation, and each Mine adds blocks to every chain.
+// Its state lives in the read-model database (sim_chains, sim_transfers),
+// so it survives restarts.
+type Simulator struct {
+	cfg    Config
+	sink   chain.Sink
+	db     projections.DB
+	assets domain.Assets
+	log    *slog.Logger
+	chains map[domain.Chain]bool
+	mu     sync.Mutex // one operation at a time
+}
+
+// New builds a simulator. Run Migrate on db first. Errors: a threshold
+// override below 1 or for an unknown asset.
+func New(cfg Config, sink chain.Sink, db projections.DB, assets domain.Assets, log *slog.Logger) (*Simulator, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	for code, n := range cfg.Confirmations {
+		if _, err := assets.Lookup(code); err != nil {
+			return nil, fmt.Errorf("sim: confirmations: %w", err)
+		}
+		if n < 1 {
+			return nil, fmt.Errorf("sim: %s: confirmations must be at least 1", code)
+		}
+	}
+	chains := map[domain.Chain]bool{}
+	for _, a := range assets.List() {
+		chains[a.Chain] = len(cfg.Chains) == 0
+	}
+	for _, c := range cfg.Chains {
+		if _, ok := chains[c]; !ok {
+			return nil, fmt.Errorf("sim: no asset on chain %q", c)
+		}
+		chains[c] = true
+	}
+	return &Simulator{cfg: cfg, sink: sink, db: db, assets: assets, log: log.With("chain", "sim"), chains: chains}, nil
+}
+
+// WithConfirmations returns assets with every threshold set to n: what the
+// quick start gives the commands so that one simulated block confirms.
+// Errors: n below 1.
+func WithConfirmations(assets domain.Assets, n int) (domain.Assets, error) {
+	list := assets.List()
+	for i := range list {
+		list[i].Confirmations = n
+	}
+	raw, err := json.Marshal(list)
+	if err != nil {
+		return domain.Assets{}, err
+	}
+	return domain.ParseAssets(raw)
+}
+
+// Payment is a simulated transfer as Pay reported it.
+type Payment struct {
+	TxID          string `json:"txid"`
+	DepositID     string `json:"deposit_id"`
+	InvoiceID     string `json:"invoice_id"`
+	Asset         string `json:"asset"`
+	Address       string `json:"address"`
+	Amount        string `json:"amount"`
+	Confirmations int    `json:"confirmations"`
+	// RequiredConfirmations is the depth at which Mine confirms it.
+	RequiredConfirmations int `json:"required_confirmations"`
+}
+
+// Pay sends amount (a decimal string in the asset's precision) to the pay
+// address of an invoice, given by its id ("inv_…") or by the address, in
+// the invoice's asset. The transfer is reported at once with 0
+// confirmations; it returns the transaction id.
+// Errors: domain.ErrNotFound, domain.ErrInvalidAmount, ErrNotSimulated.
+func (s *Simulator) Pay(ctx context.Context, target, amount string) (string, error) {
+	p, err := s.PayDetailed(ctx, target, amount)
+	return p.TxID, err
+}
+
+// PayDetailed is Pay returning all it did.
+func (s *Simulator) PayDetailed(ctx context.Context, target, amount string) (Payment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if target == "" {
+		return Payment{}, fmt.Errorf("%w: invoice id or address required", domain.ErrValidation)
+	}
+	q := `SELECT invoice_id, asset, pay_address FROM invoices WHERE invoice_id = ?`
+	if !strings.HasPrefix(target, "inv_") {
+		q = `SELECT invoice_id, asset, pay_address FROM invoices WHERE pay_address = ? ORDER BY invoice_id DESC LIMIT 1`
+	}
+	var invoiceID, code, address string
+	err := s.db.Read.QueryRowContext(ctx, s.db.Q(q), target).Scan(&invoiceID, &code, &address)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Payment{}, fmt.Errorf("invoice %s: %w", target, domain.ErrNotFound)
+	}
+	if err != nil {
+		return Payment{}, fmt.Errorf("sim pay: %w", err)
+	}
+	asset, err := s.assets.Lookup(code)
+	if err != nil {
+		return Payment{}, err
+	}
+	if !s.chains[asset.Chain] {
+		return Payment{}, fmt.Errorf("%w: %s", ErrNotSimulated, asset.Chain)
+	}
+	value, err := domain.ParseAmount(amount, asset.Decimals)
+	if err != nil {
+		return Payment{}, err
+	}
+	if !value.IsPositive() {
+		return Payment{}, fmt.Errorf("%w: amount must be greater than 0", domain.ErrInvalidAmount)
+	}
+	txid, depositID, err := newTxID(asset)
+	if err != nil {
+		return Payment{}, err
+	}
+	matched, err := s.sink.Observe(ctx, chain.Transfer{Asset: asset.Code, Address: address, TxID: txid, DepositID: depositID, Amount: value})
+	if err != nil {
+		return Payment{}, fmt.Errorf("sim pay: %w", err)
+	}
+	var required int
+	err = s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT required_confirmations FROM invoices WHERE invoice_id = ?`), matched).Scan(&required)
+	if err != nil {
+		return Payment{}, fmt.Errorf("sim pay: %w", err)
+	}
+	p := Payment{TxID: txid, DepositID: depositID, InvoiceID: matched, Asset: asset.Code, Address: address, Amount: value.String(),
+		RequiredConfirmations: max(s.threshold(asset), required)}
+	// Recorded after the ledger saw it: a crash in between leaves a payment
+	// that never confirms, which for a simulator is a fair trade for never
+	// recording one the ledger refused.
+	_, err = s.db.Write.ExecContext(ctx, s.db.Q(`INSERT INTO sim_transfers (txid, deposit_id, chain, asset, address, invoice_id, amount,
+		confirmations, required_confirmations, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?)`),
+		p.TxID, p.DepositID, string(asset.Chain), p.Asset, p.Address, p.InvoiceID, p.Amount, p.RequiredConfirmations, s.cfg.Now().UnixMilli())
+	if err != nil {
+		return Payment{}, fmt.Errorf("sim pay: %w", err)
+	}
+	s.log.Info("sim: payment sent", "txid", p.TxID, "invoice_id", p.InvoiceID, "asset", p.Asset, "amount", p.Amount)
+	return p, nil
+}
+
+func (s *Simulator) threshold(a domain.Asset) int {
+	if n, ok := s.cfg.Confirmations[a.Code]; ok {
+		return n
+	}
+	return a.Confirmations
+}
+
+// newTxID returns a random transaction id shaped like the chain's, and the
+// deposit id of its one transfer.
+func newTxID(a domain.Asset) (txid, depositID string, err error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	txid = hex.EncodeToString(b)
+	if a.Chain == domain.ChainEthereum {
+		txid = "0x" + txid
+	}
+	switch {
+	case a.Chain == domain.ChainBitcoin, !a.Native():
+		return txid, txid + ":0", nil
+	}
+	return txid, txid, nil
+}
+
+// Confirmed is a deposit Mine confirmed.
+type Confirmed struct {
+	InvoiceID     string `json:"invoice_id"`
+	DepositID     string `json:"deposit_id"`
+	TxID          string `json:"txid"`
+	Confirmations int    `json:"confirmations"`
+}
+
+// MineResult is what Mine did.
+type MineResult struct {
+	Blocks    int                    `json:"blocks"`
+	Heights   map[domain.Chain]int64 `json:"heights"`
+	Confirmed []Confirmed            `json:"confirmed"`
+	Failed    map[string]string      `json:"failed,omitempty"` // deposit id → error, retried by the next Mine
+}
+
+// Mine adds blocks (0..MaxBlocks) to every simulated chain: pending
+// transfers gain as many confirmations, and those at their threshold are
+// confirmed. Mine(ctx, 0) retries confirmations that failed before.
+// Errors: domain.ErrValidation for blocks out of range; database errors.
+func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
+	if blocks < 0 || blocks > MaxBlocks {
+		return MineResult{}, fmt.Errorf("%w: blocks must be between 0 and %d", domain.ErrValidation, MaxBlocks)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := MineResult{Blocks: blocks, Heights: map[domain.Chain]int64{}, Confirmed: []Confirmed{}}
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("sim mine: %w", err)
+	}
+	defer tx.Rollback()
+	for c, on := range s.chains {
+		if !on {
+			continue
+		}
+		var h int64
+		err := tx.QueryRowContext(ctx, s.db.Q(`SELECT height FROM sim_chains WHERE chain = ?`), string(c)).Scan(&h)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO sim_chains (chain, height) VALUES (?, ?)`), string(c), blocks)
+		case err == nil:
+			_, err = tx.ExecContext(ctx, s.db.Q(`UPDATE sim_chains SET height = ? WHERE chain = ?`), h+int64(blocks), string(c))
+		}
+		if err != nil {
+			return res, fmt.Errorf("sim mine: %w", err)
+		}
+		res.Heights[c] = h + int64(blocks)
+	}
+	if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET confirmations = confirmations + ? WHERE state <> 'reverted'`), blocks); err != nil {
+		return res, fmt.Errorf("sim mine: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return res, fmt.Errorf("sim mine: %w", err)
+	}
+	due, err := s.transfers(ctx, `state = 'pending' AND confirmations >= required_confirmations`)
+	if err != nil {
+		return res, err
+	}
+	for _, t := range due {
+		if err := s.sink.Confirm(ctx, t.InvoiceID, t.DepositID, t.Confirmations); err != nil {
+			if ctx.Err() != nil {
+				return res, err
+			}
+			s.log.Error("sim: confirmation failed; the next mine retries it", "deposit_id", t.DepositID, "err", err)
+			if res.Failed == nil {
+				res.Failed = map[string]string{}
+			}
+			res.Failed[t.DepositID] = "confirmation failed"
+			continue
+		}
+		if err := s.setState(ctx, t.TxID, "confirmed"); err != nil {
+			return res, err
+		}
+		res.Confirmed = append(res.Confirmed, Confirmed{InvoiceID: t.InvoiceID, DepositID: t.DepositID, TxID: t.TxID, Confirmations: t.Confirmations})
+	}
+	s.log.Info("sim: mined", "blocks", blocks, "confirmed", len(res.Confirmed))
+	return res, nil
+}
+
+// ReorgResult is what Reorg did.
+type ReorgResult struct {
+	Depth    int         `json:"depth"`
+	Reverted []Confirmed `json:"reverted"`
+}
+
+// Reorg replaces the last depth blocks of every chain with empty ones:
+// transfers mined in them are reverted (confirmed or not); transfers still
+// waiting for their first block are untouched.
+// Errors: domain.ErrValidation for depth out of range; database errors.
+func (s *Simulator) Reorg(ctx context.Context, depth int) (ReorgResult, error) {
+	if depth < 1 || depth > MaxBlocks {
+		return ReorgResult{}, fmt.Errorf("%w: depth must be between 1 and %d", domain.ErrValidation, MaxBlocks)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := ReorgResult{Depth: depth, Reverted: []Confirmed{}}
+	gone, err := s.transfers(ctx, `state <> 'reverted' AND confirmations >= 1 AND confirmations <= `+strconv.Itoa(depth))
+	if err != nil {
+		return res, err
+	}
+	for _, t := range gone {
+		if err := s.sink.Revert(ctx, t.InvoiceID, t.DepositID, fmt.Sprintf("simulated reorg of %d blocks", depth)); err != nil {
+			return res, fmt.Errorf("sim reorg: %w", err)
+		}
+		if err := s.setState(ctx, t.TxID, "reverted"); err != nil {
+			return res, err
+		}
+		res.Reverted = append(res.Reverted, Confirmed{InvoiceID: t.InvoiceID, DepositID: t.DepositID, TxID: t.TxID, Confirmations: t.Confirmations})
+	}
+	return res, nil
+}
+
+type transfer struct {
+	TxID, DepositID, InvoiceID string
+	Confirmations              int
+}
+
+// transfers lists transfers matching where (a constant condition), oldest first.
+func (s *Simulator) transfers(ctx context.Context, where string) ([]transfer, error) {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT txid, deposit_id, invoice_id, confirmations FROM sim_transfers WHERE `+where+` ORDER BY created_at, txid`)
+	if err != nil {
+		return nil, fmt.Errorf("sim transfers: %w", err)
+	}
+	defer rows.Close()
+	var out []transfer
+	for rows.Next() {
+		var t transfer
+		if err := rows.Scan(&t.TxID, &t.DepositID, &t.InvoiceID, &t.Confirmations); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func (s *Simulator) setState(ctx context.Context, txid, state string) error {
+	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET state = ? WHERE txid = ?`), state, txid); err != nil {
+		return fmt.Errorf("sim transfer %s: %w", txid, err)
+	}
+	return nil
+}
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrate creates or upgrades the simulator's tables in the read-model
+// database (numbered migrations per dialect, tracked in sim_migrations).
+func Migrate(ctx context.Context, db projections.DB) error {
+	if _, err := db.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS sim_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("sim migrate: %w", err)
+	}
+	dir := "migrations/" + string(db.Dialect)
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return fmt.Errorf("sim migrate: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		version, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return fmt.Errorf("sim migrate: %s is not named NNNN_name.sql", e.Name())
+		}
+		if err := applyMigration(ctx, db, dir+"/"+e.Name(), version); err != nil {
+			return fmt.Errorf("sim migrate %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db projections.DB, path string, version int) error {
+	body, err := migrations.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	tx, err := db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, db.Q(`SELECT count(*) FROM sim_migrations WHERE version = ?`), version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	var lines []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			lines = append(lines, line)
+		}
+	}
+	for _, stmt := range strings.Split(strings.Join(lines, "\n"), ";") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO sim_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
