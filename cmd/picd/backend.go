@@ -9,6 +9,9 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the Postgres read models
 
+	"github.com/acceptcryptohere/gateway/chain/btc"
+	"github.com/acceptcryptohere/gateway/chain/eth"
+	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/esdb"
 	"github.com/acceptcryptohere/gateway/eventstore/postgres"
@@ -76,9 +79,11 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		b.close()
 		return nil, err
 	}
-	if err := webhooks.Migrate(ctx, b.db); err != nil {
-		b.close()
-		return nil, err
+	for _, migrate := range []func(context.Context, projections.DB) error{webhooks.Migrate, btc.Migrate, eth.Migrate, sim.Migrate} {
+		if err := migrate(ctx, b.db); err != nil {
+			b.close()
+			return nil, err
+		}
 	}
 	if err := httpapi.MigrateIdempotency(ctx, b.db); err != nil {
 		b.close()

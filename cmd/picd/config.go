@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -26,6 +27,19 @@ type Config struct {
 	PublicRatePerMinute int    // PIC_PUBLIC_RATE_PER_MINUTE
 	DebugListen         string // PIC_DEBUG_LISTEN: pprof on a separate, private address
 	WebhookAllowPrivate bool   // PIC_WEBHOOK_ALLOW_PRIVATE: let webhooks reach loopback and private networks
+
+	Mnemonic           string // PIC_MNEMONIC: the master seed's words (else read from MnemonicFile)
+	MnemonicFile       string // PIC_MNEMONIC_FILE: default <data>/mnemonic, created on first start
+	MnemonicPassphrase string // PIC_MNEMONIC_PASSPHRASE
+	BTCNetwork         string // PIC_BTC_NETWORK: mainnet, testnet, signet, regtest, simnet
+	BTCRPCHost         string // PIC_BTC_RPC_HOST: a btcd or Bitcoin Core node; unset: BTC is simulated
+	BTCRPCUser         string // PIC_BTC_RPC_USER
+	BTCRPCPass         string // PIC_BTC_RPC_PASS
+	BTCStartHeight     int    // PIC_BTC_START_HEIGHT
+	ETHRPCURL          string // PIC_ETH_RPC_URL: an Ethereum node; unset: ETH and USDT.ETH are simulated
+	ETHUSDTContract    string // PIC_ETH_USDT_CONTRACT: override of the USDT contract (testnets)
+	SimToken           string // PIC_SIM_TOKEN: operator token of the simulator's endpoints (default: generated under <data>)
+	SimConfirmations   int    // PIC_SIM_CONFIRMATIONS: confirmations when every chain is simulated (quick start)
 }
 
 func env(name, def string) string {
@@ -73,6 +87,18 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.IntVar(&c.SignupRatePerMinute, "signup-rate", envInt("PIC_SIGNUP_RATE_PER_MINUTE", 10), "merchant sign-ups per minute per IP (PIC_SIGNUP_RATE_PER_MINUTE)")
 	fs.IntVar(&c.PublicRatePerMinute, "public-rate", envInt("PIC_PUBLIC_RATE_PER_MINUTE", 120), "public invoice reads per minute per IP (PIC_PUBLIC_RATE_PER_MINUTE)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("PIC_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhook URLs on loopback and private networks (PIC_WEBHOOK_ALLOW_PRIVATE)")
+	fs.StringVar(&c.Mnemonic, "mnemonic", env("PIC_MNEMONIC", ""), "BIP-39 words of the master seed (PIC_MNEMONIC); prefer the file")
+	fs.StringVar(&c.MnemonicFile, "mnemonic-file", env("PIC_MNEMONIC_FILE", ""), "file with the master seed's words (PIC_MNEMONIC_FILE; default <data>/mnemonic, created 0600 on first start)")
+	fs.StringVar(&c.MnemonicPassphrase, "mnemonic-passphrase", env("PIC_MNEMONIC_PASSPHRASE", ""), "BIP-39 passphrase (PIC_MNEMONIC_PASSPHRASE)")
+	fs.StringVar(&c.BTCNetwork, "btc-network", env("PIC_BTC_NETWORK", "mainnet"), "Bitcoin network: mainnet, testnet, signet, regtest, simnet (PIC_BTC_NETWORK)")
+	fs.StringVar(&c.BTCRPCHost, "btc-rpc-host", env("PIC_BTC_RPC_HOST", ""), "Bitcoin node RPC host:port (PIC_BTC_RPC_HOST); unset: simulated")
+	fs.StringVar(&c.BTCRPCUser, "btc-rpc-user", env("PIC_BTC_RPC_USER", ""), "Bitcoin node RPC user (PIC_BTC_RPC_USER)")
+	fs.StringVar(&c.BTCRPCPass, "btc-rpc-pass", env("PIC_BTC_RPC_PASS", ""), "Bitcoin node RPC password (PIC_BTC_RPC_PASS)")
+	fs.IntVar(&c.BTCStartHeight, "btc-start-height", envInt("PIC_BTC_START_HEIGHT", 0), "first block to scan without a checkpoint; 0: the tip (PIC_BTC_START_HEIGHT)")
+	fs.StringVar(&c.ETHRPCURL, "eth-rpc-url", env("PIC_ETH_RPC_URL", ""), "Ethereum node JSON-RPC URL (PIC_ETH_RPC_URL); unset: simulated")
+	fs.StringVar(&c.ETHUSDTContract, "eth-usdt-contract", env("PIC_ETH_USDT_CONTRACT", ""), "USDT contract override (PIC_ETH_USDT_CONTRACT)")
+	fs.StringVar(&c.SimToken, "sim-token", env("PIC_SIM_TOKEN", ""), "operator token of /v1/sim/* (PIC_SIM_TOKEN; default generated in <data>/sim.token)")
+	fs.IntVar(&c.SimConfirmations, "sim-confirmations", envInt("PIC_SIM_CONFIRMATIONS", 1), "confirmations when every chain is simulated (PIC_SIM_CONFIRMATIONS)")
 	fs.StringVar(&c.DebugListen, "debug-listen", env("PIC_DEBUG_LISTEN", ""), "serve Go's pprof profiles on this private address (PIC_DEBUG_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
@@ -101,6 +127,12 @@ func (c *Config) validate() error {
 		if v <= 0 {
 			return fmt.Errorf("%s must be a positive integer", name)
 		}
+	}
+	if c.SimConfirmations < 1 {
+		return fmt.Errorf("sim confirmations must be at least 1")
+	}
+	if c.MnemonicFile == "" {
+		c.MnemonicFile = filepath.Join(c.DataDir, "mnemonic")
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Listen

@@ -9,8 +9,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/acceptcryptohere/gateway/chain/sim"
 )
 
 const usage = `picd: a self-hosted crypto payment gateway
@@ -18,6 +22,9 @@ const usage = `picd: a self-hosted crypto payment gateway
 usage:
   picd serve [flags]     run the gateway (embedded SQLite on http://localhost:3000 by default)
   picd migrate [flags]   create or update the schemas of the configured stores, then exit
+  picd sim pay <invoice_id> <amount> | picd sim mine [n]
+                         pay an invoice on the simulated chains of a running gateway
+                         (PIC_SIM_URL, default http://localhost:3000; token from PIC_SIM_TOKEN or ./data/sim.token)
   picd audit [flags]     rebuild every balance and fee from the log and compare with the read models
   picd copy-events --from <store> --to <store>
                          copy a whole log (ids, order, versions) and compare checksums;
@@ -65,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		b.close()
 		fmt.Fprintln(stdout, "schemas are up to date")
 		return nil
+	case "sim":
+		return simCLI(ctx, args, stdout)
 	case "audit":
 		cfg, err := parseConfig(args)
 		if err != nil {
@@ -103,4 +112,25 @@ func health(ctx context.Context, url string) error {
 		return fmt.Errorf("%s answered %s", url, resp.Status)
 	}
 	return nil
+}
+
+// simCLI runs `picd sim ...` against a running gateway's simulator.
+func simCLI(ctx context.Context, args []string, stdout io.Writer) error {
+	token := os.Getenv("PIC_SIM_TOKEN")
+	if token == "" {
+		dataDir := os.Getenv("PIC_DATA_DIR")
+		if dataDir == "" {
+			dataDir = "./data"
+		}
+		b, err := os.ReadFile(filepath.Join(dataDir, "sim.token"))
+		if err != nil {
+			return fmt.Errorf("no simulator token: set PIC_SIM_TOKEN or run where the gateway's data directory is (%v)", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	url := os.Getenv("PIC_SIM_URL")
+	if url == "" {
+		url = sim.DefaultBaseURL
+	}
+	return sim.CLI(ctx, args, url, token, stdout)
 }

@@ -17,12 +17,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/chain/sim"
+	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/httpapi"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/web"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
@@ -47,17 +48,24 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	simSeed, err := secretFile("", filepath.Join(cfg.DataDir, "sim.seed"), log)
+	wallet, err := keys(cfg, log)
+	if err != nil {
+		return err
+	}
+	assets, err := quickStartAssets(cfg, domain.DefaultAssets())
 	if err != nil {
 		return err
 	}
 
 	now := time.Now
-	assets := domain.DefaultAssets()
 	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now)}
-	handlers := commands.New(deps, commands.NewIndexAllocator(deps, sim.Deriver(simSeed)), acceptAnyAddress)
+	handlers := commands.New(deps, commands.NewIndexAllocator(deps, wallet.Deriver()), hd.AddressCheck(wallet.BitcoinParams()))
 	runner := projections.NewRunner(b.store, b.db, log)
 	reader := readapi.NewSQL(b.db)
+	chains, err := startWatchers(ctx, cfg, b.db, handlers, reader, assets, wallet, log)
+	if err != nil {
+		return err
+	}
 
 	worker := webhooks.NewWorker(b.db, webhooks.Config{AllowPrivate: cfg.WebhookAllowPrivate, Logger: log})
 	// Closed when shutdown starts, so open event streams end at once.
@@ -82,6 +90,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		func(ctx context.Context) { _ = subscriber.Run(ctx) },
 		func(ctx context.Context) { _ = worker.Run(ctx) },
 	}
+	background = append(background, chains.loops...)
 	if cfg.Store == "sqlite" {
 		// The embedded store is one process: it always leads.
 		for _, loop := range background {
@@ -118,6 +127,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	})
 	mux.HandleFunc("GET /readyz", readiness(b, runner))
 	mux.Handle("GET /metrics", obs.metricsHandler())
+	mux.Handle("/v1/sim/", obs.wrap(chains.routes))
+	site := obs.wrap(web.New(web.Config{Invoices: reader, Assets: assets, Now: now, Logger: log}))
+	mux.Handle("/pay/", site)
+	mux.Handle("/dashboard", site)
+	mux.Handle("/dashboard/", site)
 	mux.Handle("/", obs.wrap(api))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
@@ -138,10 +152,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	return nil
 }
-
-// acceptAnyAddress stands in for per-chain payout address validation until
-// the chain adapters provide it.
-func acceptAnyAddress(domain.Chain, string) error { return nil }
 
 // expireLoop closes invoices whose window has passed. The command id is
 // derived from the invoice, so two processes expiring the same invoice

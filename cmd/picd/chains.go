@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+
+	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/btc"
+	"github.com/acceptcryptohere/gateway/chain/eth"
+	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/chain/sim"
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/readapi"
+)
+
+// keys loads the master seed (creating it on first start) and derives the
+// HD wallet. The seed itself is never logged.
+func keys(cfg Config, log *slog.Logger) (*hd.Wallet, error) {
+	params, err := hd.NetworkParams(cfg.BTCNetwork)
+	if err != nil {
+		return nil, err
+	}
+	words, created, err := hd.LoadOrCreateMnemonic(cfg.MnemonicFile, cfg.Mnemonic)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Warn("GENERATED A NEW MASTER SEED: every deposit address derives from it. Back up this file now and keep it secret; without it, funds on these addresses are lost",
+			"path", cfg.MnemonicFile)
+	}
+	return hd.NewWallet(words, cfg.MnemonicPassphrase, params)
+}
+
+// simulatedChains are the chains with no node configured.
+func simulatedChains(cfg Config) []domain.Chain {
+	var out []domain.Chain
+	if cfg.BTCRPCHost == "" {
+		out = append(out, domain.ChainBitcoin)
+	}
+	if cfg.ETHRPCURL == "" {
+		out = append(out, domain.ChainEthereum)
+	}
+	out = append(out, domain.ChainTron) // no TRON node support yet: always simulated
+	return out
+}
+
+// quickStartAssets lowers confirmations when every chain is simulated, so a
+// newcomer sees an invoice paid after one `picd sim mine`.
+func quickStartAssets(cfg Config, assets domain.Assets) (domain.Assets, error) {
+	if len(simulatedChains(cfg)) < 3 {
+		return assets, nil
+	}
+	return sim.WithConfirmations(assets, cfg.SimConfirmations)
+}
+
+// watchers are the chain loops that run under leadership, and the
+// simulator's operator endpoints.
+type watchers struct {
+	loops  []func(context.Context)
+	sim    *sim.Simulator
+	routes http.Handler
+}
+
+func startWatchers(ctx context.Context, cfg Config, db projections.DB, handlers commands.Handlers, reader *readapi.SQL,
+	assets domain.Assets, wallet *hd.Wallet, log *slog.Logger) (*watchers, error) {
+	sink := chain.Sink{Commands: handlers, Addresses: reader}
+	w := &watchers{}
+	if cfg.BTCRPCHost != "" {
+		bw, err := btc.New(btc.Config{RPCHost: cfg.BTCRPCHost, RPCUser: cfg.BTCRPCUser, RPCPass: cfg.BTCRPCPass,
+			Params: wallet.BitcoinParams(), StartHeight: int64(cfg.BTCStartHeight)}, sink, db, assets, log)
+		if err != nil {
+			return nil, fmt.Errorf("bitcoin watcher: %w", err)
+		}
+		w.loops = append(w.loops, func(ctx context.Context) { _ = bw.Run(ctx) })
+	}
+	if cfg.ETHRPCURL != "" {
+		client, err := eth.Dial(ctx, cfg.ETHRPCURL)
+		if err != nil {
+			return nil, fmt.Errorf("ethereum node: %w", err)
+		}
+		ecfg := eth.Config{}
+		if cfg.ETHUSDTContract != "" {
+			ecfg.Contracts = map[string]string{"USDT.ETH": cfg.ETHUSDTContract}
+		}
+		ew, err := eth.New(ecfg, client, sink, db, assets, log)
+		if err != nil {
+			return nil, fmt.Errorf("ethereum watcher: %w", err)
+		}
+		w.loops = append(w.loops, func(ctx context.Context) { _ = ew.Run(ctx) })
+	}
+	s, err := sim.New(sim.Config{Chains: simulatedChains(cfg)}, sink, db, assets, log)
+	if err != nil {
+		return nil, err
+	}
+	token, err := simToken(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if w.routes, err = s.Routes(token); err != nil {
+		return nil, err
+	}
+	w.sim = s
+	return w, nil
+}
+
+// simToken is the operator token of the simulator's endpoints: configured,
+// or generated once under the data directory (so `picd sim` finds it).
+func simToken(cfg Config, log *slog.Logger) (string, error) {
+	if cfg.SimToken != "" {
+		return cfg.SimToken, nil
+	}
+	b, err := secretFile("", filepath.Join(cfg.DataDir, "sim.token"), log)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", b), nil
+}

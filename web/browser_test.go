@@ -1,0 +1,492 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+)
+
+// The browser tests drive Debian's Chromium through the DevTools protocol
+// (chromedp): no Node.js, no downloaded browser, and the test command stays
+// `go test ./...`. PIC_SKIP_BROWSER=1 skips them; without it, a missing
+// Chromium fails them with a message that says what to install.
+// PIC_CHROMIUM names another Chromium or Chrome binary.
+
+// screenshotDir is where the test writes the screenshots the README links to.
+const screenshotDir = "testdata/screenshots"
+
+func chromiumPath() string {
+	if p := os.Getenv("PIC_CHROMIUM"); p != "" {
+		if p, err := exec.LookPath(p); err == nil {
+			return p
+		}
+		return ""
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browser is one headless Chromium tab and what its console reported.
+type browser struct {
+	ctx context.Context
+	t   *testing.T
+
+	mu       sync.Mutex
+	problems []string // console errors and exceptions other than HTTP error statuses
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	if os.Getenv("PIC_SKIP_BROWSER") == "1" {
+		t.Skip("PIC_SKIP_BROWSER=1: browser tests skipped")
+	}
+	path := chromiumPath()
+	if path == "" {
+		t.Fatal("browser test: Chromium not found (looked for $PIC_CHROMIUM, /usr/bin/chromium, chromium, chromium-browser, google-chrome). " +
+			"Install it with `apt-get install -y chromium`, or set PIC_SKIP_BROWSER=1 to skip the browser tests.")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()),
+		// Without these, Chromium calls home and the closed network refuses it.
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	b := &browser{ctx: ctx, t: t}
+	if err := chromedp.Do(ctx); err != nil { // starts the browser without a deadline
+		t.Fatalf("browser test: starting %s: %v", path, err)
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if (m.Type == chromedp.ConsoleError || m.IsException()) && m.Source != "network" {
+				b.mu.Lock()
+				b.problems = append(b.problems, fmt.Sprintf("%s %s:%d %s", m.Type, m.URL, m.Line+1, m.Text))
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+// do runs actions with a deadline; a failure saves a screenshot to look at.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.fail(what, err)
+	}
+}
+
+func (b *browser) fail(what string, err error) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	if png, serr := chromedp.Run(ctx, chromedp.FullScreenshot(100)); serr == nil {
+		_ = os.WriteFile(filepath.Join(b.t.TempDir(), "failure.png"), png, 0o644)
+		_ = os.MkdirAll(screenshotDir, 0o755)
+		_ = os.WriteFile(filepath.Join(screenshotDir, "FAILED-"+sanitize(what)+".png"), png, 0o644)
+	}
+	body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`))
+	b.t.Fatalf("browser: %s: %v\npage text:\n%s\nconsole problems: %v", what, err, body, b.consoleProblems())
+}
+
+// waitJS waits until the expression is true in the page.
+func (b *browser) waitJS(what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		b.fail(what+" (waiting for "+expr+")", err)
+	}
+}
+
+func (b *browser) eval(expr string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		b.fail("evaluate "+expr, err)
+	}
+	return v
+}
+
+// evalAsync evaluates an expression that returns a promise of a string.
+func (b *browser) evalAsync(expr string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.fail("evaluate "+expr, err)
+	}
+	return v
+}
+
+// grantClipboard lets the page write and read the clipboard without a prompt.
+func (b *browser) grantClipboard(origin string) {
+	b.t.Helper()
+	for _, name := range []string{"clipboard-read", "clipboard-write"} {
+		_, err := chromedp.CallBrowser(b.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
+			Setting:    cdpbrowser.PermissionSettingGranted, Origin: origin,
+		})
+		if err != nil {
+			b.t.Fatalf("grant %s: %v", name, err)
+		}
+	}
+}
+
+func (b *browser) text(sel string) string {
+	return strings.TrimSpace(b.eval(`(document.querySelector(` + jsString(sel) + `) || {}).textContent || ''`))
+}
+
+// shot saves a full-page screenshot as testdata/screenshots/<name>.png.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.fail("screenshot "+name, err)
+	}
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *browser) viewport(width, height int64, dark bool) {
+	b.t.Helper()
+	scheme := "light"
+	if dark {
+		scheme = "dark"
+	}
+	b.do("viewport",
+		chromedp.EmulateViewport(width, height),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+			})
+			return err
+		}))
+}
+
+func (b *browser) consoleProblems() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.problems...)
+}
+
+func jsString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func sanitize(s string) string {
+	out := []rune{}
+	for _, c := range s {
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' {
+			out = append(out, c)
+		} else {
+			out = append(out, '-')
+		}
+		if len(out) > 40 {
+			break
+		}
+	}
+	return string(out)
+}
+
+// TestBrowser runs the checkout and the dashboard in headless Chromium
+// against the whole gateway in process, paying through the simulator.
+func TestBrowser(t *testing.T) {
+	b := newBrowser(t)
+	s := newStack(t)
+	m := s.signUp(t, "Browser Test Shop")
+	started := time.Now()
+
+	checkoutFlow(t, b, s, m)
+	dashboardFlow(t, b, s, m)
+
+	if p := b.consoleProblems(); len(p) > 0 {
+		t.Errorf("the pages reported errors (CSP violations, exceptions):\n%s", strings.Join(p, "\n"))
+	}
+	t.Logf("browser flows took %v", time.Since(started).Round(time.Millisecond))
+}
+
+func checkoutFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
+	// new → partially_paid → confirming → paid, live in one page load.
+	inv := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "BTC", "amount": "0.01", "order_id": "order-1001"})
+	b.viewport(480, 900, false)
+	b.do("open checkout", chromedp.Navigate(s.srv.URL+"/pay/"+inv.ID), chromedp.WaitVisible(chromedp.CSS("#screen-pay")))
+	b.waitJS("live status", `!document.getElementById('live').hidden`)
+	b.waitJS("countdown", `/^(\d+:)?\d+:\d\d$/.test(document.getElementById('countdown').textContent)`)
+	if got := b.text("#pay-amount"); got != inv.PayAmount {
+		t.Fatalf("pay amount %q, want %q", got, inv.PayAmount)
+	}
+	if got := b.text("#pay-address"); got != inv.PayAddress {
+		t.Fatalf("pay address %q, want %q", got, inv.PayAddress)
+	}
+	// The QR code as the browser draws it decodes to the exact BIP-21 URI.
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	qrPNG, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#qr svg")))
+	cancel()
+	if err != nil {
+		b.fail("QR screenshot", err)
+	}
+	wantURI := "bitcoin:" + inv.PayAddress + "?amount=" + inv.PayAmount
+	if got, err := decodePNG(qrPNG); err != nil || got != wantURI {
+		t.Fatalf("the QR code on the page decodes to %q (%v), want %q", got, err, wantURI)
+	}
+	if href := b.eval(`document.getElementById('wallet-link').getAttribute('href')`); href != wantURI {
+		t.Errorf("wallet link %q, want %q", href, wantURI)
+	}
+	// The copy buttons put the exact amount and address on the clipboard.
+	b.grantClipboard(s.srv.URL)
+	for id, want := range map[string]string{"pay-amount": inv.PayAmount, "pay-address": inv.PayAddress} {
+		b.do("copy "+id, chromedp.Click(chromedp.CSS(`button[data-copy="`+id+`"]`)))
+		b.waitJS("copy feedback", `document.querySelector('button[data-copy="`+id+`"]').classList.contains('done')`)
+		if got := b.evalAsync(`navigator.clipboard.readText()`); got != want {
+			t.Errorf("copy %s: clipboard has %q, want %q", id, got, want)
+		}
+	}
+	b.eval(`window.__sameLoad = 'yes'; ''`) // gone if the page reloads
+	b.waitJS("copy feedback reset", `!document.querySelector('button[data-copy="pay-amount"]').classList.contains('done')`)
+	b.shot("checkout-new")
+
+	s.simPay(t, inv.ID, "0.004")
+	b.waitJS("partially_paid screen", `document.getElementById('checkout').dataset.status === 'partially_paid' && !document.getElementById('partial').hidden`)
+	if got := b.text("#missing"); got != "0.006" {
+		t.Errorf("missing amount %q, want 0.006", got)
+	}
+	if got := b.text("#status-badge"); got != "Partially paid" {
+		t.Errorf("badge %q", got)
+	}
+	b.shot("checkout-partially_paid")
+
+	s.simPay(t, inv.ID, "0.006")
+	b.waitJS("confirming screen", `!document.getElementById('screen-confirming').hidden && document.getElementById('screen-pay').hidden`)
+	if got := b.text("#screen-confirming .js-received"); got != "0.01" {
+		t.Errorf("received on the confirming screen %q, want 0.01", got)
+	}
+	b.shot("checkout-confirming")
+
+	s.simMine(t, 2) // BTC needs two confirmations
+	b.waitJS("paid screen", `!document.getElementById('screen-paid').hidden && document.getElementById('screen-confirming').hidden`)
+	if b.eval(`window.__sameLoad || 'reloaded'`) != "yes" {
+		t.Error("the page reloaded; it must change screens in place")
+	}
+	b.waitJS("polling stops at a terminal status", `document.getElementById('live').hidden`)
+	b.shot("checkout-paid")
+
+	// expired, with a payment that came too late to complete it.
+	exp := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "USDT.ETH", "amount": "49.99", "expires_in": 60})
+	b.do("open second checkout", chromedp.Navigate(s.srv.URL+"/pay/"+exp.ID), chromedp.WaitVisible(chromedp.CSS("#screen-pay")))
+	if got := b.text("#network"); got != "Ethereum (ERC-20)" {
+		t.Errorf("network %q", got)
+	}
+	b.shot("checkout-new-usdt-erc20")
+	s.simPay(t, exp.ID, "10")
+	b.waitJS("partial before expiry", `document.getElementById('checkout').dataset.status === 'partially_paid'`)
+	s.expire(t, exp.ID, 2*time.Minute)
+	b.waitJS("expired screen", `!document.getElementById('screen-expired').hidden && !document.getElementById('expired-received').hidden`)
+	if got := b.text("#expired-received"); !strings.Contains(got, "10 USDT.ETH") {
+		t.Errorf("expired screen: %q", got)
+	}
+	b.shot("checkout-expired")
+
+	// Dark mode on a phone-sized screen.
+	dark := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "USDT.TRON", "amount": "25"})
+	b.viewport(390, 844, true)
+	b.do("open dark checkout", chromedp.Navigate(s.srv.URL+"/pay/"+dark.ID), chromedp.WaitVisible(chromedp.CSS("#screen-pay")))
+	if bg := b.eval(`getComputedStyle(document.body).backgroundColor`); bg == "rgb(244, 245, 247)" {
+		t.Errorf("dark mode not applied: body background %s", bg)
+	}
+	b.shot("checkout-new-dark-mobile")
+
+	// An unknown invoice: the HTML 404 page.
+	b.viewport(480, 900, false)
+	b.do("open unknown invoice", chromedp.Navigate(s.srv.URL+"/pay/inv_00000000000000000000000000"), chromedp.WaitVisible(chromedp.CSS("#error")))
+	if got := b.text("#error h1"); got != "Page not found" {
+		t.Errorf("404 page heading %q", got)
+	}
+	b.shot("checkout-404")
+}
+
+func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
+	// Enough invoices for two pages of 20.
+	for i := range 21 {
+		s.createInvoice(t, m.SecretKey, map[string]any{"asset": "ETH", "amount": fmt.Sprintf("0.%03d", i+1), "order_id": fmt.Sprintf("bulk-%d", i)})
+	}
+	b.viewport(1280, 900, false)
+	b.do("open dashboard", chromedp.Navigate(s.srv.URL+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	b.shot("dashboard-signin")
+
+	// A wrong key is refused; the right one signs in.
+	b.do("wrong key", chromedp.SendKeys(chromedp.CSS("#secret-key"), "pic_live_wrong"), chromedp.Click(chromedp.CSS("#signin-submit")))
+	b.waitJS("sign-in error", `!document.getElementById('signin-error').hidden`)
+	b.eval(`document.getElementById('secret-key').value = ''; ''`)
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#secret-key"), m.SecretKey),
+		chromedp.Click(chromedp.CSS("#signin-submit")))
+	b.waitJS("balances", `!!document.querySelector('#balances tr[data-asset="BTC"]') && !!document.querySelector('#chart')`)
+	// 0.01 BTC paid at 0.25 %: 0.000025 fee.
+	if got := b.text(`#balances tr[data-asset="BTC"] td:nth-child(2)`); got != "0.009975" {
+		t.Errorf("BTC available %q, want 0.009975", got)
+	}
+	if got := b.text(`#balances tr[data-asset="BTC"] td:nth-child(4)`); got != "—" {
+		t.Errorf("BTC usd_value %q, want —", got)
+	}
+	b.waitJS("chart bars", `document.querySelectorAll('#chart figure[data-asset="BTC"] rect.bar').length === 14`)
+	if got := b.text(`#chart figure[data-asset="USDT.ETH"] h3`); !strings.Contains(got, "10") {
+		t.Errorf("USDT.ETH chart title %q", got)
+	}
+	b.shot("dashboard-balances")
+
+	// Invoices: the list, the filter, the pages.
+	b.do("invoices", chromedp.Click(chromedp.CSS(`#nav a[data-view="invoices"]`)))
+	b.waitJS("invoice list", `document.querySelectorAll('#invoices tbody tr').length === 20 && !!document.getElementById('next-page')`)
+	b.shot("dashboard-invoices")
+	b.do("next page", chromedp.Click(chromedp.CSS("#next-page")))
+	b.waitJS("second page", `!!document.getElementById('prev-page') && document.querySelectorAll('#invoices tbody tr').length === 4`)
+	b.do("previous page", chromedp.Click(chromedp.CSS("#prev-page")))
+	b.waitJS("first page again", `!document.getElementById('prev-page') && document.querySelectorAll('#invoices tbody tr').length === 20`)
+	b.eval(`const f = document.getElementById('status-filter'); f.value = 'paid'; f.dispatchEvent(new Event('change')); ''`)
+	b.waitJS("filtered list", `location.hash.includes('status=paid') && document.querySelectorAll('#invoices tbody tr').length === 1`)
+	b.shot("dashboard-invoices-paid")
+
+	// Invoice detail with its payments; the delivery log may not exist on this server.
+	b.do("invoice detail", chromedp.Click(chromedp.CSS(`#invoices tbody tr a`)))
+	b.waitJS("detail", `!!document.getElementById('invoice-detail') && document.querySelectorAll('#payments tbody tr').length === 2 && !!document.querySelector('#deliveries p, #deliveries table')`)
+	// partially_paid, confirming, paid: three deliveries, each acknowledged.
+	b.waitJS("deliveries", `document.querySelectorAll('#deliveries tbody tr').length === 3`)
+	if got := b.eval(`[...document.querySelectorAll('#deliveries tbody tr td:nth-child(2)')].map(td => td.textContent).join(',')`); got != "delivered,delivered,delivered" {
+		t.Errorf("delivery statuses %q", got)
+	}
+	b.shot("dashboard-invoice-detail")
+
+	// New invoice form.
+	b.do("new invoice", chromedp.Click(chromedp.CSS(`#nav a[data-view="new"]`)), chromedp.WaitVisible(chromedp.CSS("#new-invoice-form")))
+	b.eval(`document.getElementById('new-asset').value = 'USDT.TRON'; ''`)
+	b.do("fill", chromedp.SendKeys(chromedp.CSS("#new-amount"), "12.345678"), chromedp.SendKeys(chromedp.CSS("#new-order"), "from-the-dashboard"),
+		chromedp.Click(chromedp.CSS("#new-submit")))
+	b.waitJS("created", `!!document.querySelector('#new-result .notice')`)
+	newID := b.eval(`document.querySelector('#new-result .notice').dataset.id`)
+	var created invoiceJSON
+	if st := s.call(t, "GET", "/v1/invoices/"+newID, m.SecretKey, nil, &created); st != http.StatusOK || created.PayAmount != "12.345678" || created.Asset != "USDT.TRON" {
+		t.Errorf("the dashboard's invoice: %d %+v", st, created)
+	}
+	b.shot("dashboard-new-invoice")
+
+	// Payouts: GET /v1/payouts may not exist yet: an empty state.
+	b.do("payouts", chromedp.Click(chromedp.CSS(`#nav a[data-view="payouts"]`)))
+	b.waitJS("payouts", `!!document.getElementById('payouts') && (!!document.getElementById('payouts-empty') || !!document.querySelector('#payouts table'))`)
+	b.shot("dashboard-payouts")
+
+	// Settings: rotate the keys; the old secret key stops working.
+	b.do("settings", chromedp.Click(chromedp.CSS(`#nav a[data-view="settings"]`)), chromedp.WaitVisible(chromedp.CSS("#settings-keys")))
+	if got := b.text("#publishable-key"); got != m.PublishableKey {
+		t.Errorf("publishable key %q, want %q", got, m.PublishableKey)
+	}
+	b.shot("dashboard-settings")
+	b.do("rotate keys", chromedp.Click(chromedp.CSS("#rotate-keys")), chromedp.WaitVisible(chromedp.CSS("#rotate-keys-confirm")),
+		chromedp.Click(chromedp.CSS("#rotate-keys-confirm")))
+	b.waitJS("new secret", `!!document.getElementById('new-secret-key')`)
+	newSecret := b.text("#new-secret-key")
+	if !strings.HasPrefix(newSecret, "pic_live_") || newSecret == m.SecretKey {
+		t.Fatalf("new secret key %q", newSecret)
+	}
+	if st := s.call(t, "GET", "/v1/account", m.SecretKey, nil, nil); st != http.StatusUnauthorized {
+		t.Errorf("old secret key after rotation: %d, want 401", st)
+	}
+	if st := s.call(t, "GET", "/v1/account", m.PublishableKey, nil, nil); st != http.StatusUnauthorized && st != http.StatusForbidden {
+		t.Errorf("old publishable key after rotation: %d", st)
+	}
+	var acc struct {
+		PublishableKey string `json:"publishable_key"`
+	}
+	if st := s.call(t, "GET", "/v1/account", newSecret, nil, &acc); st != http.StatusOK {
+		t.Fatalf("new secret key: %d", st)
+	}
+	if got := b.text("#publishable-key"); got != acc.PublishableKey {
+		t.Errorf("publishable key on the page %q, want the new %q", got, acc.PublishableKey)
+	}
+	b.shot("dashboard-settings-rotated")
+
+	// The session survived the rotation (the API renewed the cookie).
+	b.eval(`document.getElementById('webhook-url').value = ''; ''`)
+	b.do("webhook url", chromedp.SendKeys(chromedp.CSS("#webhook-url"), "https://shop.example/ipn"),
+		chromedp.Click(chromedp.CSS("#webhook-form button[type=submit]")))
+	b.waitJS("webhook saved", `document.getElementById('webhook-url-status').textContent === 'Saved'`)
+	b.do("rotate webhook secret", chromedp.Click(chromedp.CSS("#rotate-webhook")), chromedp.WaitVisible(chromedp.CSS("#rotate-webhook-confirm")),
+		chromedp.Click(chromedp.CSS("#rotate-webhook-confirm")))
+	b.waitJS("new webhook secret", `(document.getElementById('new-webhook-secret') || {}).textContent?.startsWith('whsec_')`)
+
+	// Payout settings for BTC.
+	b.do("payout settings", chromedp.SendKeys(chromedp.CSS("#payout-address-BTC"), "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"))
+	b.eval(`document.getElementById('payout-mode-BTC').value = 'instant'; const m = document.getElementById('payout-min-BTC'); m.value = '0.001'; ''`)
+	b.do("save payout settings", chromedp.Click(chromedp.CSS("#payout-save-BTC")))
+	b.waitJS("payout saved", `document.getElementById('payout-status-BTC').textContent === 'Saved'`)
+	b.shot("dashboard-settings-payouts")
+	var settings struct {
+		Data []struct {
+			Asset            string  `json:"asset"`
+			PayoutAddress    *string `json:"payout_address"`
+			Mode             string  `json:"mode"`
+			InstantMinAmount string  `json:"instant_min_amount"`
+		} `json:"data"`
+	}
+	if st := s.call(t, "GET", "/v1/payout-settings", newSecret, nil, &settings); st != http.StatusOK {
+		t.Fatalf("payout settings: %d", st)
+	}
+	found := false
+	for _, p := range settings.Data {
+		if p.Asset == "BTC" {
+			found = p.PayoutAddress != nil && *p.PayoutAddress == "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq" && p.Mode == "instant" && p.InstantMinAmount == "0.001"
+		}
+	}
+	if !found {
+		t.Errorf("BTC payout settings not saved: %+v", settings.Data)
+	}
+	var account struct {
+		WebhookURL *string `json:"webhook_url"`
+	}
+	if s.call(t, "GET", "/v1/account", newSecret, nil, &account); account.WebhookURL == nil || *account.WebhookURL != "https://shop.example/ipn" {
+		t.Errorf("webhook URL not saved: %v", account.WebhookURL)
+	}
+
+	// Sign out: the cookie is gone, a reload asks to sign in again.
+	b.do("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	b.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	if st := b.evalAsync(`fetch('/v1/account', {credentials: 'same-origin'}).then(r => String(r.status))`); st != "401" {
+		t.Errorf("after sign-out GET /v1/account answers %s, want 401", st)
+	}
+}

@@ -1,0 +1,238 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/sim"
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
+	"github.com/acceptcryptohere/gateway/httpapi"
+	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/webhooks"
+)
+
+// clock is real time plus an offset the test can move forward, so the
+// browser's countdown stays real while an invoice can be made due.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// stack is the whole gateway in process, wired as cmd/picd wires it: the
+// SQLite event store with its read models, the projection runner, the
+// commands, the /v1 API, the simulator's operator routes and these pages.
+type stack struct {
+	srv      *httptest.Server
+	handlers commands.Handlers
+	reader   *readapi.SQL
+	clock    *clock
+	simToken string
+	// webhookURL acknowledges every delivery.
+	webhookURL string
+}
+
+const testSimToken = "sim-operator-token-for-tests"
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "pic.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	if err := projections.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := httpapi.MigrateIdempotency(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := webhooks.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	warn := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	runner := projections.NewRunner(store, db, quiet)
+	// Webhooks go to a receiver that acknowledges them, so invoice pages
+	// show a real delivery log.
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(receiver.Close)
+	worker := webhooks.NewWorker(db, webhooks.Config{AllowPrivate: true, PollInterval: 200 * time.Millisecond, Logger: warn})
+	subscriber := webhooks.NewSubscriber(store, db, webhooks.SubscriberConfig{Notify: worker.Notify, Logger: warn})
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{runner.Run, worker.Run, subscriber.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = run(runCtx) }()
+	}
+	t.Cleanup(func() { stop(); wg.Wait() })
+
+	assets := domain.DefaultAssets()
+	cd := commands.Deps{Store: store, Assets: assets, Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now)}
+	handlers := commands.New(cd, commands.NewIndexAllocator(cd, sim.Deriver([]byte("web-test-seed"))), func(domain.Chain, string) error { return nil })
+	reader := readapi.NewSQL(db)
+	api := httpapi.New(httpapi.Config{
+		RegistrationOpen: true, SessionSecret: []byte("web-test-session-secret-32-bytes"),
+		// The checkout polls fast in tests; every page shares 127.0.0.1.
+		PublicRatePerMinute: 100000, KeyRatePerMinute: 100000, SignupRatePerMinute: 1000,
+	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(db),
+		Webhooks: worker, Assets: assets, Now: clk.Now, Logger: warn})
+	simulator, err := sim.New(sim.Config{Now: clk.Now}, chain.Sink{Commands: handlers, Addresses: reader}, db, assets, warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	simRoutes, err := simulator.Routes(testSimToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := New(Config{Invoices: reader, Assets: assets, Now: clk.Now, Logger: warn,
+		PollInterval: 150 * time.Millisecond, MaxPollInterval: 600 * time.Millisecond})
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/sim/", simRoutes)
+	mux.Handle("/pay/", site)
+	mux.Handle("/dashboard", site)
+	mux.Handle("/dashboard/", site)
+	mux.Handle("/", api)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &stack{srv: srv, handlers: handlers, reader: reader, clock: clk, simToken: testSimToken, webhookURL: receiver.URL + "/ipn"}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// call sends a JSON request to the stack and decodes a JSON answer into out
+// (when not nil). It returns the status.
+func (s *stack) call(t *testing.T, method, path, key string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, res.StatusCode, raw, err)
+		}
+	}
+	return res.StatusCode
+}
+
+type merchantKeys struct {
+	ID             string `json:"merchant_id"`
+	SecretKey      string `json:"secret_key"`
+	PublishableKey string `json:"publishable_key"`
+}
+
+func (s *stack) signUp(t *testing.T, name string) merchantKeys {
+	t.Helper()
+	var m merchantKeys
+	if st := s.call(t, "POST", "/v1/merchants", "", map[string]any{"name": name, "webhook_url": s.webhookURL}, &m); st != http.StatusCreated {
+		t.Fatalf("sign-up: %d", st)
+	}
+	return m
+}
+
+type invoiceJSON struct {
+	ID             string `json:"id"`
+	Asset          string `json:"asset"`
+	Status         string `json:"status"`
+	PayAddress     string `json:"pay_address"`
+	PayAmount      string `json:"pay_amount"`
+	AmountReceived string `json:"amount_received"`
+}
+
+func (s *stack) createInvoice(t *testing.T, key string, body map[string]any) invoiceJSON {
+	t.Helper()
+	var inv invoiceJSON
+	if st := s.call(t, "POST", "/v1/invoices", key, body, &inv); st != http.StatusCreated {
+		t.Fatalf("create invoice: %d", st)
+	}
+	return inv
+}
+
+// simPay sends a simulated payment through the simulator's operator route.
+func (s *stack) simPay(t *testing.T, invoiceID, amount string) {
+	t.Helper()
+	var out map[string]any
+	if st := s.call(t, "POST", "/v1/sim/pay", s.simToken, map[string]any{"invoice_id": invoiceID, "amount": amount}, &out); st != http.StatusOK && st != http.StatusCreated {
+		t.Fatalf("sim pay: %d %v", st, out)
+	}
+}
+
+// simMine mines blocks on every simulated chain.
+func (s *stack) simMine(t *testing.T, blocks int) {
+	t.Helper()
+	var out map[string]any
+	if st := s.call(t, "POST", "/v1/sim/mine", s.simToken, map[string]any{"blocks": blocks}, &out); st != http.StatusOK {
+		t.Fatalf("sim mine: %d %v", st, out)
+	}
+}
+
+// expire makes the invoice due on the stack's clock and closes it, as
+// picd's expiry loop does.
+func (s *stack) expire(t *testing.T, invoiceID string, after time.Duration) {
+	t.Helper()
+	s.clock.Advance(after)
+	if _, err := s.handlers.ExpireInvoice.Handle(context.Background(), commands.ExpireInvoice{CommandID: "expire-" + invoiceID, InvoiceID: invoiceID}); err != nil {
+		t.Fatal(err)
+	}
+}

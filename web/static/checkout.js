@@ -1,0 +1,189 @@
+// The hosted checkout: a countdown to expires_at and live status from the
+// public GET /v1/public/invoices/{id}, polled with backoff until the
+// invoice reaches a terminal status. The server rendered every screen; this
+// script only switches them and fills in numbers.
+import { t, subtract, wireCopyButtons } from './common.js';
+
+const root = document.getElementById('checkout');
+const id = root.dataset.invoiceId;
+const asset = root.dataset.asset;
+const payAmount = root.dataset.payAmount;
+const basePollMs = Math.max(200, Number(root.dataset.pollMs) || 2000);
+const maxPollMs = Math.max(basePollMs, Number(root.dataset.maxPollMs) || 15000);
+// The server's clock minus ours, so a wrong phone clock shows the right time left.
+const skewMs = (Number(root.dataset.now) || Date.now()) - Date.now();
+let expiresAt = Number(root.dataset.expiresAt);
+let status = root.dataset.status;
+
+const TERMINAL = new Set(['paid', 'expired']);
+const MAX_POLLS = 20000; // a bound: about a week at the slowest pace
+const byId = (x) => document.getElementById(x);
+
+wireCopyButtons(root, { copied: t('checkout.copied'), failed: t('checkout.copy_failed') });
+
+// --- countdown -------------------------------------------------------------
+
+let countdownTimer = null;
+function tick() {
+  const box = byId('countdown-box');
+  const out = byId('countdown');
+  if (!out) return;
+  const left = Math.max(0, expiresAt - (Date.now() + skewMs));
+  if (left === 0) {
+    box.textContent = t('checkout.time_up');
+    clearInterval(countdownTimer);
+    countdownTimer = null;
+    pollSoon(); // the server expires the invoice within a second or two
+    return;
+  }
+  const s = Math.floor(left / 1000);
+  const hh = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(hh ? 2 : 1, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  out.textContent = (hh ? hh + ':' : '') + mm + ':' + ss;
+  out.setAttribute('datetime', 'PT' + s + 'S');
+  box.classList.toggle('urgent', s < 120);
+}
+
+// --- rendering -------------------------------------------------------------
+
+function screenFor(st) {
+  return st === 'new' || st === 'partially_paid' ? 'pay' : st;
+}
+
+function render(inv) {
+  const changed = inv.status !== status || inv.amount_received !== root.dataset.received ||
+    String(inv.confirmations) !== root.dataset.confirmations;
+  status = inv.status;
+  root.dataset.status = status;
+  root.dataset.received = inv.amount_received;
+  root.dataset.confirmations = String(inv.confirmations);
+  if (inv.expires_at) expiresAt = inv.expires_at;
+
+  const badge = byId('status-badge');
+  badge.dataset.status = status;
+  badge.textContent = t('status.' + status);
+
+  const screen = screenFor(status);
+  for (const name of ['pay', 'confirming', 'paid', 'expired']) {
+    byId('screen-' + name).hidden = name !== screen;
+  }
+  for (const node of root.querySelectorAll('.js-received')) node.textContent = inv.amount_received;
+
+  const partial = byId('partial');
+  partial.hidden = status !== 'partially_paid';
+  if (status === 'partially_paid') {
+    let missing = '0';
+    try { missing = subtract(inv.pay_amount || payAmount, inv.amount_received); } catch { /* keep 0 */ }
+    byId('missing').textContent = missing;
+  }
+
+  byId('confirmations').textContent = String(inv.confirmations);
+  byId('required').textContent = String(inv.required_confirmations);
+  const progress = byId('confirm-progress');
+  progress.max = Math.max(1, inv.required_confirmations);
+  progress.value = Math.min(inv.confirmations, progress.max);
+
+  const late = byId('expired-received');
+  if (status === 'expired') {
+    const received = inv.amount_received && inv.amount_received !== '0';
+    late.hidden = !received;
+    if (received) late.textContent = t('checkout.expired.received', { amount: inv.amount_received, asset });
+  }
+
+  if (screen === 'pay' && countdownTimer === null && expiresAt > Date.now() + skewMs) {
+    countdownTimer = setInterval(tick, 1000);
+    tick();
+  }
+  if (screen !== 'pay' && countdownTimer !== null) {
+    clearInterval(countdownTimer);
+    countdownTimer = null;
+  }
+  if (changed) document.title = t('status.' + status) + ' · ' + t('brand');
+  return changed;
+}
+
+// --- polling ---------------------------------------------------------------
+
+let delay = basePollMs;
+let failures = 0;
+let polls = 0;
+let timer = null;
+let inFlight = false;
+
+function setLive(ok, text) {
+  const live = byId('live');
+  live.hidden = false;
+  live.classList.toggle('down', !ok);
+  live.textContent = text;
+}
+
+function schedule(ms) {
+  clearTimeout(timer);
+  if (TERMINAL.has(status)) {
+    byId('live').hidden = true;
+    return;
+  }
+  if (polls >= MAX_POLLS) {
+    setLive(false, t('checkout.stopped'));
+    return;
+  }
+  // A hidden tab polls slowly; it catches up when shown again.
+  timer = setTimeout(poll, document.hidden ? Math.max(ms, maxPollMs) : ms);
+}
+
+function pollSoon() {
+  delay = basePollMs;
+  schedule(basePollMs);
+}
+
+async function poll() {
+  if (inFlight || TERMINAL.has(status)) return;
+  inFlight = true;
+  polls++;
+  let next;
+  try {
+    const res = await fetch('/v1/public/invoices/' + encodeURIComponent(id), {
+      headers: { Accept: 'application/json' }, cache: 'no-store', credentials: 'omit',
+    });
+    if (res.status === 429) {
+      const after = Number(res.headers.get('Retry-After')) || 0;
+      next = Math.min(60000, Math.max(after * 1000, delay * 2));
+      delay = Math.min(maxPollMs, delay * 2);
+    } else if (!res.ok) {
+      throw new Error('HTTP ' + res.status);
+    } else {
+      const changed = render(await res.json());
+      failures = 0;
+      setLive(true, t('checkout.live'));
+      // News: look again soon. No news: back off, up to the maximum.
+      delay = changed ? basePollMs : Math.min(maxPollMs, Math.round(delay * 1.5));
+      next = delay;
+    }
+  } catch {
+    failures++;
+    setLive(false, t('checkout.reconnecting'));
+    next = Math.min(60000, basePollMs * 2 ** Math.min(failures, 6));
+  } finally {
+    inFlight = false;
+  }
+  schedule(next);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) pollSoon();
+});
+
+// Start from what the server rendered.
+root.dataset.received = document.querySelector('.js-received')?.textContent.trim() || '0';
+root.dataset.confirmations = byId('confirmations').textContent.trim();
+if (screenFor(status) === 'pay' && expiresAt > Date.now() + skewMs) {
+  countdownTimer = setInterval(tick, 1000);
+  tick();
+} else if (screenFor(status) === 'pay') {
+  tick();
+}
+if (!TERMINAL.has(status)) {
+  setLive(true, t('checkout.live'));
+  schedule(basePollMs);
+}

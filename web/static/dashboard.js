@@ -1,0 +1,610 @@
+// The merchant dashboard. Every action is a call to the public /v1 API
+// with the session cookie (credentials: 'same-origin') and the
+// X-Requested-With header that cookie-authenticated changes require: open
+// the developer tools' network tab to see each request as an API example.
+import { t, el, svg, toUnits, fromUnits, wireCopyButtons, formatTime } from './common.js';
+
+const view = document.getElementById('view');
+const nav = document.getElementById('nav');
+const signin = document.getElementById('signin');
+const signoutButton = document.getElementById('signout');
+const flashBox = document.getElementById('flash');
+const STATUSES = ['new', 'partially_paid', 'confirming', 'paid', 'expired'];
+const CHART_DAYS = 14;
+const CHART_MAX_PAGES = 5; // at most 500 invoices are read for the chart
+
+let account = null; // GET /v1/account, refreshed on every view
+let renderSeq = 0; // a newer navigation wins over a slower older one
+
+wireCopyButtons(document.body, { copied: t('common.copied'), failed: t('common.copied') });
+
+// --- the API ---------------------------------------------------------------
+
+class SignedOut extends Error {}
+
+function idempotencyKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return 'dash_' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+// api calls /v1 and returns {status, ok, data}. A 401 shows the sign-in
+// form and throws SignedOut, unless allow401 is set.
+async function api(method, path, body, { allow401 = false, idempotent = false } = {}) {
+  const headers = { Accept: 'application/json', 'X-Requested-With': 'fetch' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (idempotent) headers['Idempotency-Key'] = idempotencyKey();
+  let res;
+  try {
+    res = await fetch('/v1' + path, {
+      method, headers, credentials: 'same-origin', cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    return { status: 0, ok: false, data: { error: 'network', message: t('common.network_error') } };
+  }
+  let data = null;
+  if (res.status !== 204) {
+    try { data = await res.json(); } catch { data = null; }
+  }
+  if (res.status === 401 && !allow401) {
+    showSignIn(t('dash.session_ended'));
+    throw new SignedOut();
+  }
+  return { status: res.status, ok: res.ok, data };
+}
+
+function errorText(res) {
+  return t('common.error', { message: (res.data && res.data.message) || 'HTTP ' + res.status });
+}
+
+// --- shell -----------------------------------------------------------------
+
+function flash(text, kind) {
+  flashBox.textContent = text;
+  flashBox.className = 'notice ' + (kind || '');
+  flashBox.hidden = !text;
+}
+
+function showSignIn(message) {
+  account = null;
+  nav.hidden = true;
+  signoutButton.hidden = true;
+  document.getElementById('account-name').textContent = '';
+  view.replaceChildren();
+  signin.hidden = false;
+  flash(message || '', message ? 'warn' : '');
+  document.getElementById('secret-key').focus();
+}
+
+function showApp() {
+  signin.hidden = true;
+  nav.hidden = false;
+  signoutButton.hidden = false;
+  document.getElementById('account-name').textContent = account ? account.name : '';
+}
+
+document.getElementById('signin-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const input = document.getElementById('secret-key');
+  const errorBox = document.getElementById('signin-error');
+  const button = document.getElementById('signin-submit');
+  errorBox.hidden = true;
+  button.disabled = true;
+  try {
+    const res = await api('POST', '/sessions', { secret_key: input.value.trim() }, { allow401: true });
+    if (res.ok) {
+      input.value = '';
+      flash('');
+      if (!location.hash || location.hash === '#/') location.hash = '#/balances';
+      await route();
+      return;
+    }
+    errorBox.textContent = res.status === 429 ? t('dash.signin.limited') : res.status === 401 ? t('dash.signin.failed') : errorText(res);
+    errorBox.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+});
+
+signoutButton.addEventListener('click', async () => {
+  await api('DELETE', '/sessions', undefined, { allow401: true });
+  showSignIn(t('dash.signed_out'));
+});
+
+// --- routing ---------------------------------------------------------------
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [pathPart, query] = raw.split('?');
+  const parts = pathPart.split('/').filter(Boolean);
+  return { parts, params: new URLSearchParams(query || '') };
+}
+
+async function route() {
+  const seq = ++renderSeq;
+  const { parts, params } = parseHash();
+  const name = parts[0] || 'balances';
+  for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.dataset.view === name);
+  try {
+    const res = await api('GET', '/account', undefined, { allow401: true });
+    if (res.status === 401) {
+      // First visit: just the form. A session that ended: say so.
+      showSignIn(account ? t('dash.session_ended') : '');
+      return;
+    }
+    if (!res.ok) {
+      showApp();
+      view.replaceChildren(el('p', { class: 'notice bad' }, errorText(res)));
+      return;
+    }
+    account = res.data;
+    showApp();
+    let content;
+    switch (name) {
+      case 'invoices': content = parts[1] ? await invoiceDetail(parts[1]) : await invoiceList(params); break;
+      case 'new': content = newInvoice(); break;
+      case 'payouts': content = await payouts(); break;
+      case 'settings': content = settings(); break;
+      default: content = await balances();
+    }
+    if (seq !== renderSeq) return; // the user went elsewhere meanwhile
+    view.replaceChildren(content);
+    view.dataset.view = name;
+  } catch (err) {
+    if (err instanceof SignedOut) return;
+    view.replaceChildren(el('p', { class: 'notice bad' }, t('common.error', { message: err.message })));
+  }
+}
+
+window.addEventListener('hashchange', () => { flash(''); route(); });
+
+// --- helpers ---------------------------------------------------------------
+
+function assetInfo(code) {
+  return (account.assets || []).find((a) => a.asset === code) || { asset: code, decimals: 18, name: code };
+}
+
+function badge(status) {
+  return el('span', { class: 'badge', dataset: { status } }, t('status.' + status));
+}
+
+function table(headers, rows, { numeric = [] } = {}) {
+  return el('div', { class: 'table-wrap' }, el('table', {},
+    el('thead', {}, el('tr', {}, headers.map((h, i) => el('th', { class: numeric.includes(i) ? 'num' : undefined }, h)))),
+    el('tbody', {}, rows)));
+}
+
+function cell(content, numeric) {
+  return el('td', { class: numeric ? 'num' : undefined }, content);
+}
+
+function card(title, ...children) {
+  return el('section', { class: 'card' }, title ? el('h2', {}, title) : null, children);
+}
+
+function copyable(id, value) {
+  return el('div', { class: 'copy-row' }, el('code', { id, class: 'wrap' }, value),
+    el('button', { type: 'button', class: 'copy', dataset: { copy: id } }, t('common.copy')));
+}
+
+// --- balances and chart ----------------------------------------------------
+
+async function balances() {
+  const rows = (account.balances || []).map((b) => el('tr', { dataset: { asset: b.asset } },
+    cell(el('strong', {}, b.asset)),
+    cell(b.available, true),
+    cell(b.pending, true),
+    cell(b.usd_value === null || b.usd_value === undefined ? t('common.none') : '$' + b.usd_value, true)));
+  rows.push(el('tr', { class: 'total' }, cell(t('balances.total')), cell(''), cell(''),
+    cell(account.total_usd === null || account.total_usd === undefined ? t('common.none') : '$' + account.total_usd, true)));
+  const balancesCard = card(t('balances.title'),
+    table([t('balances.asset'), t('balances.available'), t('balances.pending'), t('balances.usd')], rows, { numeric: [1, 2, 3] }));
+  balancesCard.id = 'balances';
+  return el('div', {}, balancesCard, await volumeChart());
+}
+
+// volumeChart sums, per coin and UTC day, the payments of the newest
+// invoices (GET /v1/invoices) over the last CHART_DAYS days, exactly (in
+// base units), and draws one bar chart per coin: coins have no common
+// scale while USD prices are unknown.
+async function volumeChart() {
+  const dayMs = 86400000;
+  const today = Math.floor(Date.now() / dayMs);
+  const first = today - CHART_DAYS + 1;
+  const sums = new Map(); // asset -> BigInt[CHART_DAYS]
+  let after = '';
+  let pages = 0;
+  let more = true;
+  let oldestSeen = Infinity;
+  while (more && pages < CHART_MAX_PAGES && oldestSeen >= first * dayMs - 7 * dayMs) {
+    const res = await api('GET', '/invoices?limit=100' + (after ? '&starting_after=' + encodeURIComponent(after) : ''));
+    if (!res.ok) return card(t('chart.title', { days: CHART_DAYS }), el('p', { class: 'notice bad' }, errorText(res)));
+    pages++;
+    for (const inv of res.data.data) {
+      oldestSeen = Math.min(oldestSeen, inv.created_at);
+      const { decimals } = assetInfo(inv.asset);
+      for (const p of inv.payments || []) {
+        if (p.status === 'reverted') continue;
+        const day = Math.floor(p.detected_at / dayMs);
+        if (day < first || day > today) continue;
+        if (!sums.has(inv.asset)) sums.set(inv.asset, new Array(CHART_DAYS).fill(0n));
+        sums.get(inv.asset)[day - first] += toUnits(p.amount, decimals);
+      }
+    }
+    more = res.data.has_more;
+    after = res.data.data.length ? res.data.data[res.data.data.length - 1].id : '';
+  }
+  const section = card(t('chart.title', { days: CHART_DAYS }));
+  section.id = 'chart';
+  if (sums.size === 0) {
+    section.append(el('p', { class: 'muted' }, t('chart.empty', { days: CHART_DAYS })));
+    return section;
+  }
+  const charts = el('div', { class: 'charts' });
+  for (const [asset, days] of [...sums.entries()].sort()) {
+    charts.append(barChart(asset, days, first, dayMs));
+  }
+  section.append(charts);
+  if (more) section.append(el('p', { class: 'hint' }, t('chart.partial', { count: pages * 100 })));
+  return section;
+}
+
+function barChart(asset, days, firstDay, dayMs) {
+  const { decimals } = assetInfo(asset);
+  const w = 300, h = 120, pad = 18, gap = 3;
+  const max = days.reduce((m, v) => (v > m ? v : m), 0n);
+  const total = days.reduce((s, v) => s + v, 0n);
+  const barW = (w - gap * (days.length - 1)) / days.length;
+  const label = (i) => new Date((firstDay + i) * dayMs).toISOString().slice(5, 10);
+  const chart = svg('svg', { viewBox: `0 0 ${w} ${h + pad}`, role: 'img', 'aria-label': asset });
+  days.forEach((v, i) => {
+    // Heights are a ratio computed in integers, then scaled: never money.
+    const ratio = max === 0n ? 0 : Number((v * 1000n) / max) / 1000;
+    const bh = v === 0n ? 0 : Math.max(2, ratio * (h - 4));
+    const bar = svg('rect', { class: 'bar', x: (i * (barW + gap)).toFixed(1), y: (h - bh).toFixed(1), width: barW.toFixed(1), height: bh.toFixed(1) },
+      svg('title', {}, t('chart.bar', { day: label(i), amount: fromUnits(v, decimals), asset })));
+    chart.append(bar);
+  });
+  chart.append(svg('line', { class: 'axis', x1: 0, y1: h + 0.5, x2: w, y2: h + 0.5 }));
+  chart.append(svg('text', { x: 0, y: h + 13 }, label(0)));
+  chart.append(svg('text', { x: w, y: h + 13, 'text-anchor': 'end' }, label(days.length - 1)));
+  return el('figure', { class: 'chart', dataset: { asset } },
+    el('h3', {}, t('chart.total', { asset, amount: fromUnits(total, decimals) })),
+    chart);
+}
+
+// --- invoices --------------------------------------------------------------
+
+// Pagination keeps the cursors of the pages before this one, so "Previous" works.
+let cursorStack = [];
+
+async function invoiceList(params) {
+  const status = params.get('status') || '';
+  const after = params.get('after') || '';
+  if (!after) cursorStack = [];
+  const query = new URLSearchParams({ limit: '20' });
+  if (status) query.set('status', status);
+  if (after) query.set('starting_after', after);
+  const res = await api('GET', '/invoices?' + query);
+  const filter = el('select', { id: 'status-filter', on: { change: (e) => {
+    cursorStack = [];
+    location.hash = '#/invoices' + (e.target.value ? '?status=' + e.target.value : '');
+  } } },
+  el('option', { value: '' }, t('invoices.all')),
+  STATUSES.map((s) => el('option', { value: s, selected: s === status }, t('status.' + s))));
+  const toolbar = el('div', { class: 'toolbar' }, el('label', { for: 'status-filter' }, t('invoices.filter')), filter);
+  const section = card(t('invoices.title'), toolbar);
+  section.id = 'invoices';
+  if (!res.ok) {
+    section.append(el('p', { class: 'notice bad' }, errorText(res)));
+    return section;
+  }
+  const list = res.data.data;
+  if (list.length === 0) {
+    section.append(el('p', { class: 'muted', id: 'invoices-empty' }, t('invoices.empty')));
+  } else {
+    section.append(table(
+      [t('invoices.id'), t('invoices.created'), t('invoices.amount'), t('invoices.received'), t('invoices.status'), t('invoices.order')],
+      list.map((inv) => el('tr', { dataset: { id: inv.id } },
+        cell(el('a', { href: '#/invoices/' + inv.id }, inv.id)),
+        cell(formatTime(inv.created_at)),
+        cell(inv.amount + ' ' + inv.asset, true),
+        cell(inv.amount_received, true),
+        cell(badge(inv.status)),
+        cell(inv.order_id || ''))),
+      { numeric: [2, 3] }));
+  }
+  const base = '#/invoices?' + (status ? 'status=' + status + '&' : '');
+  const pager = el('div', { class: 'pager' });
+  if (after) {
+    pager.append(el('button', { type: 'button', class: 'secondary', id: 'prev-page', on: { click: () => {
+      const prev = cursorStack.pop() || '';
+      location.hash = prev ? base + 'after=' + prev : base.replace(/[?&]$/, '');
+    } } }, t('invoices.prev')));
+  }
+  if (res.data.has_more && list.length) {
+    pager.append(el('button', { type: 'button', class: 'secondary', id: 'next-page', on: { click: () => {
+      cursorStack.push(after);
+      location.hash = base + 'after=' + list[list.length - 1].id;
+    } } }, t('invoices.next')));
+  }
+  section.append(pager);
+  return section;
+}
+
+async function invoiceDetail(id) {
+  const res = await api('GET', '/invoices/' + encodeURIComponent(id));
+  if (!res.ok) return card(t('invoice.title', { id }), el('p', { class: 'notice bad' }, errorText(res)));
+  const inv = res.data;
+  const prop = (label, value) => [el('dt', {}, label), el('dd', {}, value)];
+  const details = card(t('invoice.title', { id: inv.id }),
+    el('p', {}, el('a', { href: '#/invoices' }, '← ' + t('invoice.back'))),
+    el('dl', { class: 'props' },
+      prop(t('invoice.status'), badge(inv.status)),
+      prop(t('invoice.amount'), inv.amount + ' ' + inv.asset),
+      prop(t('invoice.pay_amount'), el('code', {}, inv.pay_amount)),
+      prop(t('invoice.pay_address'), el('code', { class: 'wrap' }, inv.pay_address)),
+      prop(t('invoice.received'), inv.amount_received + ' ' + inv.asset),
+      prop(t('invoice.fee'), inv.fee + ' ' + inv.asset + ' (' + inv.fee_bps / 100 + ' %)'),
+      inv.settle_asset ? prop(t('invoice.settle'), inv.settle_asset) : null,
+      inv.order_id ? prop(t('invoice.order'), inv.order_id) : null,
+      prop(t('invoice.created'), formatTime(inv.created_at)),
+      prop(t('invoice.expires'), formatTime(inv.expires_at)),
+      inv.paid_at ? prop(t('invoice.paid_at'), formatTime(inv.paid_at)) : null,
+      prop(t('invoice.checkout'), el('a', { href: '/pay/' + inv.id, target: '_blank', rel: 'noopener' }, '/pay/' + inv.id))));
+  details.id = 'invoice-detail';
+  details.dataset.status = inv.status;
+
+  const payments = card(t('invoice.payments'));
+  payments.id = 'payments';
+  if (!inv.payments.length) {
+    payments.append(el('p', { class: 'muted' }, t('invoice.no_payments')));
+  } else {
+    payments.append(table(
+      [t('payment.txid'), t('payment.amount'), t('payment.confirmations'), t('payment.status'), t('payment.detected')],
+      inv.payments.map((p) => el('tr', {},
+        cell(el('code', { class: 'wrap' }, p.txid)),
+        cell(p.amount, true),
+        cell(String(p.confirmations), true),
+        cell(p.status + (p.late ? ' (' + t('payment.late') + ')' : '')),
+        cell(formatTime(p.detected_at)))),
+      { numeric: [1, 2] }));
+  }
+  return el('div', {}, details, payments, await deliveries(inv.id));
+}
+
+// deliveries shows GET /v1/webhooks/deliveries?invoice_id=, or says why it cannot.
+async function deliveries(invoiceId) {
+  const section = card(t('deliveries.title'));
+  section.id = 'deliveries';
+  const res = await api('GET', '/webhooks/deliveries?invoice_id=' + encodeURIComponent(invoiceId));
+  if (res.status === 404 || res.status === 405) {
+    section.append(el('p', { class: 'muted' }, t('deliveries.unavailable')));
+    return section;
+  }
+  if (!res.ok) {
+    section.append(el('p', { class: 'muted' }, res.status >= 500 || res.status === 0 ? t('deliveries.down') : errorText(res)));
+    return section;
+  }
+  const list = (res.data && res.data.data) || [];
+  if (!list.length) {
+    section.append(el('p', { class: 'muted' }, t('deliveries.empty')));
+    return section;
+  }
+  section.append(table(
+    [t('deliveries.event'), t('deliveries.status'), t('deliveries.attempts'), t('deliveries.last'), t('deliveries.created'), ''],
+    list.map((d) => {
+      const attempts = d.attempts || [];
+      const last = attempts[attempts.length - 1];
+      const lastText = last ? (last.status_code ? 'HTTP ' + last.status_code : last.error || '') : t('common.none');
+      const retry = d.status !== 'delivered' ? el('button', { type: 'button', class: 'secondary', on: { click: async (e) => {
+        e.target.disabled = true;
+        const r = await api('POST', '/webhooks/deliveries/' + encodeURIComponent(d.id) + '/retry', {}, { idempotent: true });
+        e.target.replaceWith(el('span', { class: r.ok ? 'muted' : 'error' }, r.ok ? t('deliveries.retried') : errorText(r)));
+      } } }, t('deliveries.retry')) : null;
+      return el('tr', {}, cell(d.event_type), cell(d.status), cell(String(attempts.length), true), cell(lastText),
+        cell(formatTime(d.created_at)), cell(retry));
+    }),
+    { numeric: [2] }));
+  return section;
+}
+
+// --- new invoice -----------------------------------------------------------
+
+function newInvoice() {
+  const assets = account.assets || [];
+  const form = el('form', { id: 'new-invoice-form', autocomplete: 'off' },
+    el('div', { class: 'grid2' },
+      el('div', {}, el('label', { for: 'new-asset' }, t('new.asset')),
+        el('select', { id: 'new-asset', name: 'asset' }, assets.map((a) => el('option', { value: a.asset }, a.asset + ' · ' + a.name)))),
+      el('div', {}, el('label', { for: 'new-amount' }, t('new.amount')),
+        el('input', { id: 'new-amount', name: 'amount', inputmode: 'decimal', required: true, placeholder: '49.99', pattern: '[0-9]+(\\.[0-9]+)?' })),
+      el('div', {}, el('label', { for: 'new-order' }, t('new.order_id')),
+        el('input', { id: 'new-order', name: 'order_id', maxlength: 200 })),
+      el('div', {}, el('label', { for: 'new-expires' }, t('new.expires')),
+        el('input', { id: 'new-expires', name: 'expires', type: 'number', min: 1, max: 10080, value: 60 })),
+      el('div', {}, el('label', { for: 'new-settle' }, t('new.settle')),
+        el('select', { id: 'new-settle', name: 'settle_as' }, el('option', { value: '' }, t('new.settle_none')),
+          assets.map((a) => el('option', { value: a.asset }, a.asset))))),
+    el('p', { id: 'new-error', class: 'error', hidden: true }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', id: 'new-submit' }, t('new.submit'))));
+  const result = el('div', { id: 'new-result' });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const errorBox = form.querySelector('#new-error');
+    errorBox.hidden = true;
+    const body = { asset: form.asset.value, amount: form.amount.value.trim() };
+    if (form.order_id.value.trim()) body.order_id = form.order_id.value.trim();
+    if (form.settle_as.value) body.settle_as = form.settle_as.value;
+    const minutes = Number(form.expires.value);
+    if (minutes > 0) body.expires_in = Math.round(minutes * 60);
+    const submit = form.querySelector('#new-submit');
+    submit.disabled = true;
+    try {
+      const res = await api('POST', '/invoices', body, { idempotent: true });
+      if (!res.ok) {
+        errorBox.textContent = errorText(res);
+        errorBox.hidden = false;
+        return;
+      }
+      const inv = res.data;
+      result.replaceChildren(el('div', { class: 'notice ok', dataset: { id: inv.id } },
+        el('p', {}, t('new.created', { id: inv.id })),
+        el('p', { class: 'actions' },
+          el('a', { class: 'button', id: 'new-checkout-link', href: '/pay/' + inv.id, target: '_blank', rel: 'noopener' }, t('new.open_checkout')),
+          el('a', { class: 'button secondary', href: '#/invoices/' + inv.id }, t('new.view')))));
+      form.reset();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  const section = card(t('new.title'), form, result);
+  section.id = 'new-invoice';
+  return section;
+}
+
+// --- payouts ---------------------------------------------------------------
+
+async function payouts() {
+  const section = card(t('payouts.title'));
+  section.id = 'payouts';
+  const res = await api('GET', '/payouts?limit=100');
+  if (res.status === 404 || res.status === 405) {
+    section.append(el('p', { class: 'muted', id: 'payouts-empty' }, t('payouts.unavailable')));
+    return section;
+  }
+  if (!res.ok) {
+    section.append(el('p', { class: 'notice bad' }, errorText(res)));
+    return section;
+  }
+  const list = (res.data && res.data.data) || [];
+  if (!list.length) {
+    section.append(el('p', { class: 'muted', id: 'payouts-empty' }, t('payouts.empty')));
+    return section;
+  }
+  section.append(table(
+    [t('payouts.id'), t('payouts.kind'), t('payouts.asset'), t('payouts.amount'), t('payouts.network_fee'), t('payouts.to'), t('payouts.txid'), t('payouts.status'), t('payouts.created')],
+    list.map((p) => el('tr', { dataset: { id: p.id } },
+      cell(el('code', {}, p.id)), cell(p.kind || ''), cell(p.asset), cell(p.amount, true), cell(p.network_fee ?? t('common.none'), true),
+      cell(el('code', { class: 'wrap' }, p.to_address || p.payout_address || '')), cell(el('code', { class: 'wrap' }, p.txid || t('common.none'))),
+      cell(p.status), cell(formatTime(p.created_at)))),
+    { numeric: [3, 4] }));
+  return section;
+}
+
+// --- settings --------------------------------------------------------------
+
+// confirmButton asks once more before a destructive action.
+function confirmButton(id, label, warning, action) {
+  const box = el('div', { class: 'actions' });
+  const start = el('button', { type: 'button', class: 'secondary', id }, label);
+  start.addEventListener('click', () => {
+    const yes = el('button', { type: 'button', class: 'danger', id: id + '-confirm' }, t('settings.rotate_confirm'));
+    const no = el('button', { type: 'button', class: 'link' }, t('common.cancel'));
+    no.addEventListener('click', () => box.replaceChildren(start));
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      await action(box);
+    });
+    box.replaceChildren(el('span', { class: 'error' }, warning), yes, no);
+  });
+  box.append(start);
+  return box;
+}
+
+function secretBox(id, text, secret) {
+  return el('div', { class: 'secret-box' }, el('p', {}, el('strong', {}, text)), copyable(id, secret));
+}
+
+function settings() {
+  const keys = card(t('settings.keys'),
+    el('label', {}, t('settings.publishable')),
+    copyable('publishable-key', account.publishable_key),
+    el('p', { class: 'hint' }, t('settings.publishable_hint')),
+    el('label', {}, t('settings.secret')),
+    el('p', { class: 'hint' }, t('settings.secret_hint')),
+    confirmButton('rotate-keys', t('settings.rotate'), t('settings.rotate_warning'), async (box) => {
+      const res = await api('POST', '/account/keys/rotate', {}, { idempotent: true });
+      if (!res.ok) {
+        box.replaceChildren(el('p', { class: 'error' }, errorText(res)));
+        return;
+      }
+      // The server renewed our session cookie for the new key.
+      account.publishable_key = res.data.publishable_key;
+      document.getElementById('publishable-key').textContent = res.data.publishable_key;
+      box.replaceChildren(secretBox('new-secret-key', t('settings.new_secret'), res.data.secret_key));
+    }));
+  keys.id = 'settings-keys';
+
+  const urlInput = el('input', { id: 'webhook-url', type: 'url', value: account.webhook_url || '', placeholder: 'https://my-store.example/ipn' });
+  const urlStatus = el('span', { id: 'webhook-url-status', role: 'status' });
+  const urlForm = el('form', { id: 'webhook-form' },
+    el('label', { for: 'webhook-url' }, t('settings.webhook_url')), urlInput,
+    el('p', { class: 'hint' }, t('settings.webhook_url_hint')),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, t('common.save')), urlStatus));
+  urlForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    urlStatus.textContent = '';
+    const res = await api('PATCH', '/account', { webhook_url: urlInput.value.trim() || null }, { idempotent: true });
+    urlStatus.className = res.ok ? 'muted' : 'error';
+    urlStatus.textContent = res.ok ? t('common.saved') : errorText(res);
+  });
+  const webhooks = card(t('settings.webhooks'), urlForm,
+    el('label', {}, t('settings.webhook_secret')),
+    el('p', { class: 'hint' }, t('settings.webhook_secret_hint')),
+    confirmButton('rotate-webhook', t('settings.rotate_webhook'), t('settings.webhook_secret_hint'), async (box) => {
+      const res = await api('POST', '/account/webhook-secret/rotate', {}, { idempotent: true });
+      box.replaceChildren(res.ok ? secretBox('new-webhook-secret', t('settings.new_webhook_secret'), res.data.webhook_secret)
+        : el('p', { class: 'error' }, errorText(res)));
+    }));
+  webhooks.id = 'settings-webhooks';
+
+  const consolidate = el('select', { id: 'consolidate-to' }, el('option', { value: '' }, t('settings.consolidate_none')),
+    (account.assets || []).map((a) => el('option', { value: a.asset, selected: a.asset === account.consolidate_to }, a.asset)));
+  const consolidateStatus = el('span', { role: 'status' });
+  consolidate.addEventListener('change', async () => {
+    const res = await api('PATCH', '/account', { consolidate_to: consolidate.value || null }, { idempotent: true });
+    consolidateStatus.className = res.ok ? 'muted' : 'error';
+    consolidateStatus.textContent = res.ok ? t('common.saved') : errorText(res);
+  });
+
+  const payoutsCard = card(t('settings.payouts'), el('p', { class: 'hint' }, t('settings.payouts_hint')),
+    el('label', { for: 'consolidate-to' }, t('settings.consolidate')), el('div', { class: 'actions' }, consolidate, consolidateStatus),
+    (account.assets || []).map((a) => payoutForm(a)));
+  payoutsCard.id = 'settings-payouts';
+  return el('div', {}, keys, webhooks, payoutsCard);
+}
+
+function payoutForm(asset) {
+  const current = (account.payout_settings || []).find((p) => p.asset === asset.asset) ||
+    { payout_address: '', mode: 'manual', instant_min_amount: '0' };
+  const key = asset.asset.replace(/[^A-Za-z0-9]/g, '-');
+  const address = el('input', { id: 'payout-address-' + key, value: current.payout_address || '', spellcheck: 'false', autocapitalize: 'off' });
+  const mode = el('select', { id: 'payout-mode-' + key },
+    el('option', { value: 'manual', selected: current.mode !== 'instant' }, t('settings.mode_manual')),
+    el('option', { value: 'instant', selected: current.mode === 'instant' }, t('settings.mode_instant')));
+  const min = el('input', { id: 'payout-min-' + key, value: current.instant_min_amount || '0', inputmode: 'decimal' });
+  const status = el('span', { id: 'payout-status-' + key, role: 'status' });
+  const form = el('form', { class: 'payout-row', dataset: { asset: asset.asset } },
+    el('h3', {}, asset.asset + ' · ' + asset.name),
+    el('div', { class: 'grid2' },
+      el('div', {}, el('label', { for: address.id }, t('settings.payout_address')), address),
+      el('div', {}, el('label', { for: mode.id }, t('settings.mode')), mode),
+      el('div', {}, el('label', { for: min.id }, t('settings.min') + ' (' + asset.asset + ')'), min)),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', id: 'payout-save-' + key }, t('common.save')), status));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    status.textContent = '';
+    const body = { asset: asset.asset, payout_address: address.value.trim(), mode: mode.value };
+    if (min.value.trim()) body.instant_min_amount = min.value.trim();
+    const res = await api('PUT', '/payout-settings', body, { idempotent: true });
+    status.className = res.ok ? 'muted' : 'error';
+    status.textContent = res.ok ? t('common.saved') : errorText(res);
+  });
+  return form;
+}
+
+// --- start -----------------------------------------------------------------
+
+route();

@@ -1,0 +1,264 @@
+// Package web serves the hosted checkout page (/pay/{invoice_id}) and the
+// merchant dashboard (/dashboard). Both are server-rendered page shells with
+// embedded CSS and JavaScript: no framework, no CDN, a strict
+// Content-Security-Policy without inline scripts or styles.
+//
+// The pages read and change nothing themselves: the checkout polls the
+// public GET /v1/public/invoices/{id}, and every dashboard action is a call
+// to the public /v1 API with the session cookie, so a merchant can watch
+// live examples of the API in the browser's developer tools. The one
+// server-side read is the checkout's first render, through InvoiceReader,
+// so that an unknown invoice gets a proper HTML 404.
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/readapi"
+)
+
+// InvoiceReader is the one query the checkout page makes on the server.
+// readapi.SQL implements it. merchantID "" skips the ownership check, as
+// the public status endpoint does. Errors: domain.ErrNotFound.
+type InvoiceReader interface {
+	InvoiceByID(ctx context.Context, merchantID, invoiceID string) (readapi.Invoice, error)
+}
+
+var _ InvoiceReader = (*readapi.SQL)(nil)
+
+// Config is the web pages' part of the service configuration.
+type Config struct {
+	// Invoices reads an invoice for the checkout's first render (required).
+	Invoices InvoiceReader
+	// Assets names the networks and token contracts (default: domain.DefaultAssets()).
+	Assets domain.Assets
+	// PollInterval is the checkout's first delay between status polls
+	// (default 2 s). Without news it backs off to MaxPollInterval.
+	PollInterval time.Duration
+	// MaxPollInterval bounds the backoff (default 15 s).
+	MaxPollInterval time.Duration
+	// EthereumChainID goes into EIP-681 URIs (default 1, mainnet).
+	EthereumChainID int64
+	// Now is the server clock the countdown is synchronised to (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// site serves both pages.
+type site struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the handler of the checkout and the dashboard. It answers
+// the paths under /pay/ and /dashboard; cmd/picd mounts it beside the /v1
+// API:
+//
+//	site := web.New(web.Config{Invoices: reader, Assets: assets, Now: now, Logger: log})
+//	mux.Handle("/pay/", site)
+//	mux.Handle("/dashboard", site)
+//	mux.Handle("/dashboard/", site)
+func New(cfg Config) http.Handler {
+	if cfg.Invoices == nil {
+		panic("web: Config.Invoices is required")
+	}
+	if len(cfg.Assets.List()) == 0 {
+		cfg.Assets = domain.DefaultAssets()
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.MaxPollInterval < cfg.PollInterval {
+		cfg.MaxPollInterval = max(15*time.Second, cfg.PollInterval)
+	}
+	if cfg.EthereumChainID <= 0 {
+		cfg.EthereumChainID = 1
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &site{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /pay/static/{file}", serveStatic)
+	s.mux.HandleFunc("GET /pay/{id}", s.checkout)
+	s.mux.HandleFunc("GET /dashboard", s.dashboard)
+	s.mux.HandleFunc("GET /dashboard/{$}", s.dashboard)
+	s.mux.HandleFunc("GET /dashboard/static/{file}", serveStatic)
+	return s
+}
+
+func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
+	// Handler only finds the route; ServeHTTP below also sets PathValue.
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		// Unknown path or method: our own HTML answer instead of the mux's
+		// plain text, and without the mux's redirects.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			s.renderError(w, r, http.StatusMethodNotAllowed)
+			return
+		}
+		s.renderError(w, r, http.StatusNotFound)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// contentSecurityPolicy allows only our own scripts, styles and API calls.
+// Trusted Types make assigning HTML strings to the DOM throw: the scripts
+// build every element with createElement and textContent.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
+	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+func setSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	// The invoice id in the checkout's URL must not leak to other sites.
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+}
+
+//go:embed static templates i18n
+var files embed.FS
+
+var (
+	staticFS = mustSub(files, "static")
+	// assetVersion is a hash of every embedded static file: page shells
+	// link ?v=assetVersion, which may be cached for good.
+	assetVersion = hashFS(staticFS)
+	templates    = template.Must(template.New("").Funcs(template.FuncMap{
+		"t": func(c catalog, key string) string { return c.text(key) },
+		// tf fills {name} placeholders: {{tf .T "key" "name" value ...}}.
+		"tf": func(c catalog, key string, pairs ...string) string { return c.format(key, pairs...) },
+	}).ParseFS(files, "templates/*.html"))
+)
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic("web: " + err.Error())
+	}
+	return sub
+}
+
+func hashFS(f fs.FS) string {
+	h := sha256.New()
+	err := fs.WalkDir(f, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(f, p)
+		h.Write([]byte(p))
+		h.Write(data)
+		return err
+	})
+	if err != nil {
+		panic("web: " + err.Error())
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+var staticTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+	".svg": "image/svg+xml",
+}
+
+// serveStatic serves an embedded file. With the current ?v= it may be
+// cached for a year; otherwise (module imports, old links) the browser
+// revalidates with the ETag.
+func serveStatic(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	ctype, ok := staticTypes[path.Ext(name)]
+	if !ok || strings.Contains(name, "/") {
+		http.NotFound(w, r)
+		return
+	}
+	data, err := fs.ReadFile(staticFS, name)
+	if err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("not found\n"))
+		return
+	}
+	sum := sha256.Sum256(data)
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("ETag", `"`+hex.EncodeToString(sum[:8])+`"`)
+	if r.URL.Query().Get("v") == assetVersion {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "no-cache")
+	}
+	http.ServeContent(w, r, name, time.Time{}, strings.NewReader(string(data)))
+}
+
+// errorPage is the data of the HTML error page.
+type errorPage struct {
+	Lang    string
+	T       catalog
+	Version string
+	Static  string
+	Title   string
+	Message string
+	Status  int
+}
+
+// renderError answers an HTML page for 404, 405 and 503.
+func (s *site) renderError(w http.ResponseWriter, r *http.Request, status int) {
+	c := negotiate(r)
+	p := errorPage{Lang: c.lang, T: c, Version: assetVersion, Static: "/pay/static/", Status: status}
+	switch status {
+	case http.StatusNotFound:
+		p.Title, p.Message = c.text("error.not_found.title"), c.text("error.not_found.message")
+	case http.StatusServiceUnavailable:
+		p.Title, p.Message = c.text("error.unavailable.title"), c.text("error.unavailable.message")
+		w.Header().Set("Retry-After", "5")
+	default:
+		p.Title, p.Message = c.text("error.method.title"), c.text("error.method.message")
+	}
+	s.render(w, r, status, "error.html", p)
+}
+
+func (s *site) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	var b strings.Builder
+	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
+		// A template bug, not the client's: log it, answer a bare 500.
+		s.log.ErrorContext(r.Context(), "web: render", "template", name, "err", err)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("internal error\n"))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// Pages show live state and, on the dashboard, account data.
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(b.String()))
+	}
+}
+
+// isNotFound tells a missing invoice from a failing store.
+func isNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }
