@@ -19,6 +19,16 @@ type Handlers struct {
 	ObserveDeposit      ObserveDepositHandler
 	ConfirmDeposit      ConfirmDepositHandler
 	RevertDeposit       RevertDepositHandler
+
+	// Money out: payouts, their life on chain, and conversions.
+	RequestPayout  RequestPayoutHandler
+	SignPayout     SignPayoutHandler
+	MarkPayoutSent MarkPayoutSentHandler
+	ConfirmPayout  ConfirmPayoutHandler
+	FailPayout     FailPayoutHandler
+	Convert        ConvertHandler
+	Consolidate    ConsolidateHandler
+	SettleDeposit  SettleDepositHandler
 }
 
 // New wires the handlers. checkAddress validates merchants' payout addresses.
@@ -34,6 +44,15 @@ func New(d Deps, addresses AddressSource, checkAddress domain.AddressCheck) Hand
 		ObserveDeposit:      ObserveDepositHandler{d},
 		ConfirmDeposit:      ConfirmDepositHandler{d},
 		RevertDeposit:       RevertDepositHandler{d},
+
+		RequestPayout:  RequestPayoutHandler{d: d, checkAddress: checkAddress},
+		SignPayout:     SignPayoutHandler{d},
+		MarkPayoutSent: MarkPayoutSentHandler{d},
+		ConfirmPayout:  ConfirmPayoutHandler{d},
+		FailPayout:     FailPayoutHandler{d},
+		Convert:        ConvertHandler{d},
+		Consolidate:    ConsolidateHandler{ConvertHandler{d}},
+		SettleDeposit:  SettleDepositHandler{convert: ConvertHandler{d}, payout: RequestPayoutHandler{d: d, checkAddress: checkAddress}},
 	}
 }
 

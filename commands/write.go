@@ -31,6 +31,10 @@ type Deps struct {
 	Now    func() time.Time
 	// NewID returns a fresh public id with the prefix ("mer_", "inv_").
 	NewID func(prefix string) string
+	// Credits and Prices serve payouts and conversions; without them those
+	// commands answer ErrMoneyOutUnavailable.
+	Credits Credits
+	Prices  Prices
 }
 
 // Metadata travels with every event: who it belongs to and what caused it.

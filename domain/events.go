@@ -30,6 +30,13 @@ const (
 
 	TypeAddressReserved        = "AddressReserved"
 	TypeAddressIndexesReserved = "AddressIndexesReserved"
+
+	TypePayoutRequested    = "PayoutRequested"
+	TypePayoutSigned       = "PayoutSigned"
+	TypePayoutSent         = "PayoutSent"
+	TypePayoutConfirmed    = "PayoutConfirmed"
+	TypePayoutFailed       = "PayoutFailed"
+	TypeConversionExecuted = "ConversionExecuted"
 )
 
 // Merchant events.
@@ -218,6 +225,18 @@ func Decode(eventType string, data []byte) (Event, error) {
 		e, err = decode[AddressReserved](data)
 	case TypeAddressIndexesReserved:
 		e, err = decode[AddressIndexesReserved](data)
+	case TypePayoutRequested:
+		e, err = decode[PayoutRequested](data)
+	case TypePayoutSigned:
+		e, err = decode[PayoutSigned](data)
+	case TypePayoutSent:
+		e, err = decode[PayoutSent](data)
+	case TypePayoutConfirmed:
+		e, err = decode[PayoutConfirmed](data)
+	case TypePayoutFailed:
+		e, err = decode[PayoutFailed](data)
+	case TypeConversionExecuted:
+		e, err = decode[ConversionExecuted](data)
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", eventType)
 	}

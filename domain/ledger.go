@@ -15,6 +15,9 @@ type Posting struct {
 const (
 	ExternalAccount = "external"
 	FeeAccount      = "platform:fees"
+	// NetworkFeeAccount collects the blockchain fees that payouts paid: the
+	// part of a payout's amount that went to miners, not to the recipient.
+	NetworkFeeAccount = "network:fees"
 )
 
 // AvailableAccount holds a merchant's confirmed, spendable balance.
@@ -22,6 +25,10 @@ func AvailableAccount(merchantID string) string { return "merchant:" + merchantI
 
 // PendingAccount holds a merchant's detected but unconfirmed deposits.
 func PendingAccount(merchantID string) string { return "merchant:" + merchantID + ":pending" }
+
+// ReservedAccount holds what a merchant asked to pay out and is not yet
+// confirmed on chain: no longer available, not yet gone.
+func ReservedAccount(merchantID string) string { return "merchant:" + merchantID + ":reserved" }
 
 // MoneyEvent is an event that moves money.
 type MoneyEvent interface {

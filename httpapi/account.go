@@ -9,8 +9,8 @@ import (
 	"github.com/acceptcryptohere/gateway/readapi"
 )
 
-// accountJSON is GET /v1/account. usd_value and total_usd are null until
-// the price oracle exists: a made-up or stale price would be worse than none.
+// accountJSON is GET /v1/account. usd_value and total_usd are null without
+// a fresh oracle price: a made-up or stale price would be worse than none.
 type accountJSON struct {
 	MerchantID     string               `json:"merchant_id"`
 	Name           string               `json:"name"`
@@ -106,11 +106,17 @@ func (s *server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 		s.writeError(w, r, err)
 		return
 	}
+	rendered := s.renderBalances(r.Context(), balances)
+	var total *string
+	if s.d.Prices != nil {
+		total = totalUSD(rendered)
+	}
 	writeJSON(w, status, accountJSON{
 		MerchantID: acc.MerchantID, Name: acc.Name, PublishableKey: acc.PublishableKey,
 		WebhookURL: nullable(acc.WebhookURL), ConsolidateTo: nullable(acc.ConsolidateTo),
 		PayoutSettings: renderPayoutSettings(acc.PayoutSettings),
-		Balances:       s.renderBalances(balances),
+		Balances:       rendered,
+		TotalUSD:       total,
 		Assets:         renderAssets(s.d.Assets.List()),
 	})
 }

@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
+	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/readapi"
 )
 
-// balanceJSON is one asset's balance. usd_value is null until the price
-// oracle exists (see accountJSON).
+// balanceJSON is one asset's balance. usd_value is the available amount at
+// the oracle's current USD price, to the cent; null when no fresh price
+// exists (never a guess).
 type balanceJSON struct {
 	Asset     string  `json:"asset"`
 	Available string  `json:"available"`
@@ -33,7 +36,7 @@ func (s *server) getBalance(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	all := s.renderBalances(balances)
+	all := s.renderBalances(r.Context(), balances)
 	if code == "" {
 		writeJSON(w, http.StatusOK, listJSON[balanceJSON]{Data: all})
 		return
@@ -50,7 +53,7 @@ func (s *server) getBalance(w http.ResponseWriter, r *http.Request) {
 // renderBalances lists every supported asset, zero where the merchant has
 // nothing yet (a dashboard shows the full list), then any asset the read
 // model still holds that is no longer configured, so no money is hidden.
-func (s *server) renderBalances(balances []readapi.Balance) []balanceJSON {
+func (s *server) renderBalances(ctx context.Context, balances []readapi.Balance) []balanceJSON {
 	byAsset := make(map[string]readapi.Balance, len(balances))
 	for _, b := range balances {
 		byAsset[b.Asset] = b
@@ -58,13 +61,46 @@ func (s *server) renderBalances(balances []readapi.Balance) []balanceJSON {
 	var out []balanceJSON
 	for _, a := range s.d.Assets.List() {
 		b := byAsset[a.Code]
-		out = append(out, balanceJSON{Asset: a.Code, Available: b.Available.String(), Pending: b.Pending.String()})
+		out = append(out, balanceJSON{Asset: a.Code, Available: b.Available.String(), Pending: b.Pending.String(),
+			USDValue: s.usdValue(ctx, a.Code, b.Available)})
 		delete(byAsset, a.Code)
 	}
 	for _, b := range balances {
 		if _, left := byAsset[b.Asset]; left {
-			out = append(out, balanceJSON{Asset: b.Asset, Available: b.Available.String(), Pending: b.Pending.String()})
+			out = append(out, balanceJSON{Asset: b.Asset, Available: b.Available.String(), Pending: b.Pending.String(),
+				USDValue: s.usdValue(ctx, b.Asset, b.Available)})
 		}
 	}
 	return out
+}
+
+// usdValue is amount at the oracle's USD price, rounded half-up to the
+// cent; nil without a fresh price.
+func (s *server) usdValue(ctx context.Context, asset string, amount domain.Amount) *string {
+	if s.d.Prices == nil {
+		return nil
+	}
+	q, err := s.d.Prices.Price(ctx, asset, "USD")
+	if err != nil {
+		return nil
+	}
+	v := amount.Decimal().Mul(q.Rate).Round(2).StringFixed(2)
+	return &v
+}
+
+// totalUSD sums the balances' USD values; nil when one that holds money
+// has no price (a total missing a part would mislead).
+func totalUSD(balances []balanceJSON) *string {
+	total := domain.Amount{}
+	for _, b := range balances {
+		if b.USDValue == nil {
+			if b.Available != "0" {
+				return nil
+			}
+			continue
+		}
+		total = total.Add(domain.MustAmount(*b.USDValue))
+	}
+	v := total.Decimal().StringFixed(2)
+	return &v
 }

@@ -75,6 +75,7 @@ type Deps struct {
 	Assets      domain.Assets
 	Webhooks    Webhooks  // nil: the /v1/webhooks routes answer 503
 	Events      EventFeed // nil: the /v1/events routes answer 503
+	Prices      Prices    // nil: quotes are 503, usd_value and total_usd null
 	// ShuttingDown is closed when the server starts to shut down, so open
 	// event streams end and http.Server.Shutdown can drain (nil: streams
 	// end with their client or after EventStreamMaxDuration).

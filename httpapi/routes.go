@@ -32,6 +32,7 @@ func (s *server) routes() chi.Router {
 		r.Get("/v1/assets", s.listAssets)
 		r.With(requireJSON, s.idempotent).Post("/v1/invoices", s.createInvoice)
 		r.Get("/v1/invoices/{id}", s.getInvoice)
+		r.Get("/v1/quote", s.getQuote)
 
 		// Secret key (or a dashboard session) only.
 		r.Group(func(r chi.Router) {
@@ -44,6 +45,10 @@ func (s *server) routes() chi.Router {
 			r.Get("/v1/balance", s.getBalance)
 			r.Get("/v1/payout-settings", s.getPayoutSettings)
 			r.With(requireJSON, s.idempotent).Put("/v1/payout-settings", s.putPayoutSettings)
+			r.With(requireJSON, s.idempotent).Post("/v1/withdrawals", s.createWithdrawal)
+			r.Get("/v1/payouts", s.listPayouts)
+			r.Get("/v1/payouts/{id}", s.getPayout)
+			r.With(requireJSON, s.idempotent).Post("/v1/consolidate", s.consolidate)
 
 			// Webhook deliveries: 503 on a server without a webhook worker.
 			r.Group(func(r chi.Router) {

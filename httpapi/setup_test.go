@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
+	"github.com/acceptcryptohere/gateway/chain/oracle"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
@@ -59,6 +62,7 @@ type bundle struct {
 	subscriber *webhooks.Subscriber
 	n          int // command counter of payDeposit
 	runner     *projections.Runner
+	prices     *oracle.Static
 }
 
 // testDerive stands in for HD derivation: distinct per chain and index.
@@ -97,9 +101,14 @@ func setup(t *testing.T, configure ...func(*Config)) *bundle {
 	go func() { defer close(done); runner.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
 
-	cd := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now)}
-	acceptAll := func(domain.Chain, string) error { return nil }
 	reader := readapi.NewSQL(db)
+	// Fixed test prices; tests make them stale through prices.At. The HTTP
+	// layer sees them only in setupMoney (Deps.Prices stays nil here).
+	prices := &oracle.Static{USD: map[string]decimal.Decimal{"BTC": decimal.RequireFromString("60000"),
+		"ETH": decimal.RequireFromString("3000"), "USDT.ETH": decimal.RequireFromString("1")}, Now: clk.Now}
+	cd := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now),
+		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices}
+	acceptAll := func(domain.Chain, string) error { return nil }
 	cfg := Config{RegistrationOpen: true, SessionSecret: []byte("test-session-secret-of-32-bytes!"), BaseURL: "https://pay.example"}
 	for _, f := range configure {
 		f(&cfg)
@@ -119,7 +128,8 @@ func setup(t *testing.T, configure ...func(*Config)) *bundle {
 	}
 	srv := httptest.NewServer(New(cfg, deps))
 	t.Cleanup(srv.Close)
-	return &bundle{srv: srv, store: store, clock: clk, db: db, reader: reader, cfg: cfg, deps: deps, webhooks: worker, subscriber: subscriber, runner: runner}
+	return &bundle{srv: srv, store: store, clock: clk, db: db, reader: reader, cfg: cfg, deps: deps, webhooks: worker, subscriber: subscriber, runner: runner,
+		prices: prices}
 }
 
 // testWriter sends the handler's warnings to the test log.

@@ -2,64 +2,251 @@ package projections
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
 // AuditReport is what an auditor gets from the log alone: the ledger per
-// account and asset, and every disagreement with the read models.
+// account and asset, the platform's fee revenue per tier, and every
+// disagreement, within the log or with the read models.
 type AuditReport struct {
-	Events      int
-	MoneyEvents int
-	FeesChecked int
+	Events      int `json:"events"`
+	MoneyEvents int `json:"money_events"`
+	FeesChecked int `json:"fees_checked"`
+	Payouts     int `json:"payouts"`
+	Conversions int `json:"conversions"`
 	// Ledger maps account -> asset -> sum of postings.
-	Ledger   map[string]map[string]domain.Amount
-	Problems []string
+	Ledger map[string]map[string]domain.Amount `json:"ledger"`
+	// FeeRevenue maps a fee tier in bps -> asset -> what the platform
+	// earned at that tier (net of fees reversed with their deposits).
+	FeeRevenue map[int64]map[string]domain.Amount `json:"fee_revenue"`
+	// RowsCompared counts the read-model rows checked against the log.
+	RowsCompared int           `json:"rows_compared"`
+	Elapsed      time.Duration `json:"elapsed_ns"`
+	Problems     []string      `json:"problems"`
+
+	// deposits remembers each confirmed deposit's fee tier, so a reorg
+	// that reverses its fee is booked against the same tier.
+	deposits map[string]int64
+	payouts  map[string]*auditPayout
+}
+
+type auditPayout struct {
+	merchantID, status, txid string
+	amount                   domain.Amount
+	networkFee               *domain.Amount
+}
+
+// maxProblems bounds the report: a log broken everywhere says so in the
+// first thousand lines.
+const maxProblems = 1000
+
+func (r *AuditReport) problem(format string, args ...any) {
+	if len(r.Problems) == maxProblems {
+		r.Problems = append(r.Problems, "… more problems not listed")
+	}
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+	}
 }
 
 // OK reports whether the log and the read models agree.
 func (r AuditReport) OK() bool { return len(r.Problems) == 0 }
 
-// Audit reads the whole log (up to its current end) and checks that every
-// money event's postings sum to zero per asset, that every recorded fee
-// recomputes from its inputs, and that the balances read model equals the
-// sums of the merchants' postings. The read model must be caught up first.
+// AuditOptions tune an audit.
+type AuditOptions struct {
+	// Progress is called after each batch with the events read so far and
+	// the log's size when the audit started (-1 if the store cannot count).
+	Progress func(done int, total int64)
+	// SkipReadModels audits the log alone (no database needed).
+	SkipReadModels bool
+}
+
+// Audit reads the whole log (up to its current end) and checks it, then
+// compares the read models. The read models must be caught up first.
 func Audit(ctx context.Context, store eventstore.Store, db DB) (AuditReport, error) {
-	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}}
-	pos := eventstore.Start
-	for {
-		recs, err := store.ReadAll(ctx, pos, 1000)
+	return AuditWith(ctx, store, db, AuditOptions{})
+}
+
+// auditBatch is how many events one read returns.
+const auditBatch = 5000
+
+// AuditWith audits with options. It checks that every money event's
+// postings sum to zero per asset; that every fee recomputes from its
+// inputs (invoices, deposits, conversions) and conversions from their rate;
+// that payouts add up (sent + network fee = amount); that no merchant
+// balance is ever negative, in log order; that the fee account equals the
+// revenue per tier; and that the balances and payouts read models equal
+// what the log says, to the smallest unit.
+//
+// Events are decoded in parallel and applied in log order.
+func AuditWith(ctx context.Context, store eventstore.Store, db DB, opt AuditOptions) (AuditReport, error) {
+	start := time.Now()
+	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
+		deposits: map[string]int64{}, payouts: map[string]*auditPayout{}}
+	total := int64(-1)
+	if c, ok := store.(Counter); ok {
+		n, err := c.CountAfter(ctx, eventstore.Start)
 		if err != nil {
 			return rep, err
 		}
-		if len(recs) == 0 {
-			break
+		total = n
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		recs []eventstore.RecordedEvent
+		err  error
+	}
+	// Read ahead while the previous batch is decoded and applied.
+	batches := make(chan batch, 4)
+	go func() {
+		defer close(batches)
+		pos := eventstore.Start
+		for {
+			recs, err := store.ReadAll(ctx, pos, auditBatch)
+			if err != nil || len(recs) == 0 {
+				if err != nil {
+					batches <- batch{err: err}
+				}
+				return
+			}
+			pos = recs[len(recs)-1].Position
+			select {
+			case batches <- batch{recs: recs}:
+			case <-ctx.Done():
+				return
+			}
 		}
-		for _, rec := range recs {
-			pos = rec.Position
+	}()
+	workers := runtime.GOMAXPROCS(0)
+	events := make([]domain.Event, auditBatch)
+	errs := make([]error, auditBatch)
+	for b := range batches {
+		if b.err != nil {
+			return rep, b.err
+		}
+		recs := b.recs
+		decodeParallel(recs, events[:len(recs)], errs[:len(recs)], workers)
+		for i, rec := range recs {
 			rep.Events++
-			e, err := domain.Decode(rec.Type, rec.Data)
-			if err != nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("event %s: %v", rec.ID, err))
+			if errs[i] != nil {
+				rep.problem("event %s: %v", rec.ID, errs[i])
 				continue
 			}
-			rep.check(rec, e)
+			if events[i] != nil {
+				rep.check(rec, events[i])
+			}
+		}
+		if opt.Progress != nil {
+			opt.Progress(rep.Events, total)
 		}
 	}
-	return rep, rep.compareBalances(ctx, db)
+	rep.checkFeeAccount()
+	if !opt.SkipReadModels {
+		if err := rep.compareBalances(ctx, db); err != nil {
+			return rep, err
+		}
+		if err := rep.comparePayouts(ctx, db); err != nil {
+			return rep, err
+		}
+	}
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// auditSkips are event types that neither move money nor carry a fee:
+// the audit does not decode them.
+var auditSkips = map[string]bool{
+	domain.TypeMerchantRegistered: true, domain.TypeAPIKeysRotated: true, domain.TypeWebhookSecretRotated: true,
+	domain.TypeAccountSettingsChanged: true, domain.TypePayoutSettingsChanged: true,
+	domain.TypeInvoicePartiallyPaid: true, domain.TypeInvoiceConfirming: true, domain.TypeInvoicePaid: true,
+	domain.TypeInvoiceExpired: true, domain.TypeInvoiceAwaitingPayment: true,
+	domain.TypeAddressReserved: true, domain.TypeAddressIndexesReserved: true,
+}
+
+func decodeParallel(recs []eventstore.RecordedEvent, out []domain.Event, errs []error, workers int) {
+	chunk := (len(recs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(recs); lo += chunk {
+		hi := min(lo+chunk, len(recs))
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				out[i], errs[i] = nil, nil
+				if auditSkips[recs[i].Type] {
+					continue
+				}
+				out[i], errs[i] = domain.Decode(recs[i].Type, recs[i].Data)
+			}
+		}(lo, hi)
+	}
+	wg.Wait()
 }
 
 func (rep *AuditReport) check(rec eventstore.RecordedEvent, e domain.Event) {
-	if c, ok := e.(domain.InvoiceCreated); ok {
+	switch c := e.(type) {
+	case domain.InvoiceCreated:
 		rep.verifyFee(rec, c.Fee)
-	}
-	if c, ok := e.(domain.DepositConfirmed); ok {
+	case domain.DepositConfirmed:
 		rep.verifyFee(rec, c.Fee)
 		if !c.Net.Add(c.Fee.Fee).Equal(c.Amount) || !c.Fee.Base.Equal(c.Amount) {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("event %s: net %s + fee %s != amount %s", rec.ID, c.Net, c.Fee.Fee, c.Amount))
+			rep.problem("event %s: net %s + fee %s != amount %s", rec.ID, c.Net, c.Fee.Fee, c.Amount)
+		}
+		rep.deposits[c.InvoiceID+"/"+c.DepositID] = c.Fee.Bps
+		rep.addRevenue(c.Fee.Bps, c.Asset, c.Fee.Fee)
+	case domain.DepositReverted:
+		for _, p := range c.Postings {
+			if p.Account == domain.FeeAccount {
+				bps, ok := rep.deposits[c.InvoiceID+"/"+c.DepositID]
+				if !ok {
+					rep.problem("event %s: reverses the fee of deposit %s, which was never confirmed", rec.ID, c.DepositID)
+				}
+				rep.addRevenue(bps, p.Asset, p.Amount)
+			}
+		}
+	case domain.ConversionExecuted:
+		rep.Conversions++
+		rep.FeesChecked++
+		if err := c.Verify(); err != nil {
+			rep.problem("event %s: %v", rec.ID, err)
+		}
+		rep.addRevenue(c.Fee.Bps, c.To, c.Fee.Fee)
+	case domain.PayoutRequested:
+		rep.Payouts++
+		rep.payouts[c.PayoutID] = &auditPayout{merchantID: c.MerchantID, status: string(domain.PayoutRequestedStatus), amount: c.Amount}
+	case domain.PayoutSigned:
+		if p := rep.payout(rec, c.PayoutID); p != nil {
+			fee := c.NetworkFee
+			p.status, p.txid, p.networkFee = string(domain.PayoutSignedStatus), c.TxID, &fee
+			if !c.Sent.Add(c.NetworkFee).Equal(p.amount) {
+				rep.problem("event %s: payout %s sends %s + fee %s, not its %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, p.amount)
+			}
+		}
+	case domain.PayoutSent:
+		if p := rep.payout(rec, c.PayoutID); p != nil {
+			p.status = string(domain.PayoutSentStatus)
+		}
+	case domain.PayoutConfirmed:
+		if p := rep.payout(rec, c.PayoutID); p != nil {
+			p.status = string(domain.PayoutConfirmedStatus)
+			if !c.Sent.Add(c.NetworkFee).Equal(c.Amount) || !c.Amount.Equal(p.amount) || c.NetOfNetworkFee {
+				rep.problem("event %s: payout %s confirmed %s + fee %s for %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, p.amount)
+			}
+		}
+	case domain.PayoutFailed:
+		if p := rep.payout(rec, c.PayoutID); p != nil {
+			p.status = string(domain.PayoutFailedStatus)
 		}
 	}
 	m, ok := e.(domain.MoneyEvent)
@@ -67,42 +254,96 @@ func (rep *AuditReport) check(rec eventstore.RecordedEvent, e domain.Event) {
 		return
 	}
 	rep.MoneyEvents++
-	if err := domain.CheckBalanced(m.LedgerPostings()); err != nil {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("event %s (%s): %v", rec.ID, rec.Type, err))
+	postings := m.LedgerPostings()
+	if err := domain.CheckBalanced(postings); err != nil {
+		rep.problem("event %s (%s): %v", rec.ID, rec.Type, err)
 	}
-	for _, p := range m.LedgerPostings() {
-		if rep.Ledger[p.Account] == nil {
-			rep.Ledger[p.Account] = map[string]domain.Amount{}
+	for _, p := range postings {
+		byAsset := rep.Ledger[p.Account]
+		if byAsset == nil {
+			byAsset = map[string]domain.Amount{}
+			rep.Ledger[p.Account] = byAsset
 		}
-		rep.Ledger[p.Account][p.Asset] = rep.Ledger[p.Account][p.Asset].Add(p.Amount)
+		sum := byAsset[p.Asset].Add(p.Amount)
+		byAsset[p.Asset] = sum
+		// Running balances in log order: a merchant never owes us.
+		if sum.IsNegative() && strings.HasPrefix(p.Account, "merchant:") {
+			rep.problem("event %s (%s): %s %s went negative: %s", rec.ID, rec.Type, p.Account, p.Asset, sum)
+		}
 	}
+}
+
+func (rep *AuditReport) payout(rec eventstore.RecordedEvent, id string) *auditPayout {
+	p := rep.payouts[id]
+	if p == nil {
+		rep.problem("event %s: payout %s was never requested", rec.ID, id)
+	}
+	return p
+}
+
+func (rep *AuditReport) addRevenue(bps int64, asset string, fee domain.Amount) {
+	m := rep.FeeRevenue[bps]
+	if m == nil {
+		m = map[string]domain.Amount{}
+		rep.FeeRevenue[bps] = m
+	}
+	m[asset] = m[asset].Add(fee)
 }
 
 func (rep *AuditReport) verifyFee(rec eventstore.RecordedEvent, f domain.FeeCalc) {
 	rep.FeesChecked++
 	if err := f.Verify(); err != nil {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("event %s: %v", rec.ID, err))
+		rep.problem("event %s: %v", rec.ID, err)
+	}
+	if f.Bps != domain.FeeBps && f.Bps != domain.ConversionFeeBps {
+		rep.problem("event %s: fee at %d bps is no tier of ours", rec.ID, f.Bps)
+	}
+}
+
+// checkFeeAccount: what the fee account holds is what the tiers earned.
+func (rep *AuditReport) checkFeeAccount() {
+	byAsset := map[string]domain.Amount{}
+	for _, m := range rep.FeeRevenue {
+		for asset, v := range m {
+			byAsset[asset] = byAsset[asset].Add(v)
+		}
+	}
+	for asset, v := range rep.Ledger[domain.FeeAccount] {
+		if !byAsset[asset].Equal(v) {
+			rep.problem("fees %s: the fee account holds %s, the tiers earned %s", asset, v, byAsset[asset])
+		}
+		delete(byAsset, asset)
+	}
+	for asset, v := range byAsset {
+		if !v.IsZero() {
+			rep.problem("fees %s: the tiers earned %s, the fee account holds nothing", asset, v)
+		}
 	}
 }
 
 func (rep *AuditReport) compareBalances(ctx context.Context, db DB) error {
-	rows, err := db.Read.QueryContext(ctx, `SELECT merchant_id, asset, available, pending FROM balances`)
+	rows, err := db.Read.QueryContext(ctx, `SELECT merchant_id, asset, available, pending, reserved FROM balances`)
 	if err != nil {
 		return fmt.Errorf("audit: balances: %w", err)
 	}
 	defer rows.Close()
 	seen := map[string]bool{}
 	for rows.Next() {
-		var merchantID, asset, available, pending string
-		if err := rows.Scan(&merchantID, &asset, &available, &pending); err != nil {
+		var merchantID, asset, available, pending, reserved string
+		if err := rows.Scan(&merchantID, &asset, &available, &pending, &reserved); err != nil {
 			return err
 		}
-		for bucket, got := range map[string]string{"available": available, "pending": pending} {
-			account := "merchant:" + merchantID + ":" + bucket
+		rep.RowsCompared++
+		for _, b := range [...]struct{ bucket, got string }{{"available", available}, {"pending", pending}, {"reserved", reserved}} {
+			account := "merchant:" + merchantID + ":" + b.bucket
 			seen[account+"/"+asset] = true
 			want := rep.Ledger[account][asset]
-			if !want.Equal(domain.MustAmount(got)) {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("balance %s %s: read model %s, log %s", account, asset, got, want))
+			got, err := domain.ParseAmount(strings.TrimPrefix(b.got, "-"), 18)
+			if err == nil && strings.HasPrefix(b.got, "-") {
+				got = got.Neg()
+			}
+			if err != nil || !want.Equal(got) {
+				rep.problem("balance %s %s: read model %s, log %s", account, asset, b.got, want)
 			}
 		}
 	}
@@ -115,8 +356,47 @@ func (rep *AuditReport) compareBalances(ctx context.Context, db DB) error {
 		}
 		for asset, sum := range rep.Ledger[account] {
 			if !seen[account+"/"+asset] && !sum.IsZero() {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("balance %s %s: missing from the read model, log says %s", account, asset, sum))
+				rep.problem("balance %s %s: missing from the read model, log says %s", account, asset, sum)
 			}
+		}
+	}
+	return nil
+}
+
+func (rep *AuditReport) comparePayouts(ctx context.Context, db DB) error {
+	rows, err := db.Read.QueryContext(ctx, `SELECT payout_id, merchant_id, status, amount, txid, network_fee FROM payouts`)
+	if err != nil {
+		return fmt.Errorf("audit: payouts: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var id, merchantID, status, amount, txid, fee string
+		if err := rows.Scan(&id, &merchantID, &status, &amount, &txid, &fee); err != nil {
+			return err
+		}
+		rep.RowsCompared++
+		seen[id] = true
+		want := rep.payouts[id]
+		if want == nil {
+			rep.problem("payout %s: in the read model, not in the log", id)
+			continue
+		}
+		wantFee := ""
+		if want.networkFee != nil {
+			wantFee = want.networkFee.String()
+		}
+		if merchantID != want.merchantID || status != want.status || amount != want.amount.String() || txid != want.txid || fee != wantFee {
+			rep.problem("payout %s: read model %s/%s/%s/%s/%s, log %s/%s/%s/%s/%s", id, merchantID, status, amount, txid, fee,
+				want.merchantID, want.status, want.amount, want.txid, wantFee)
+		}
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	for id := range rep.payouts {
+		if !seen[id] {
+			rep.problem("payout %s: missing from the read model", id)
 		}
 	}
 	return nil
@@ -129,5 +409,15 @@ func (r AuditReport) Accounts() []string {
 		out = append(out, a)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Tiers lists the fee tiers that earned something, in order.
+func (r AuditReport) Tiers() []int64 {
+	out := make([]int64, 0, len(r.FeeRevenue))
+	for bps := range r.FeeRevenue {
+		out = append(out, bps)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }

@@ -90,66 +90,76 @@ func addReceived(ctx context.Context, tx Tx, invoiceID string, delta domain.Amou
 	return err
 }
 
-// Balances projects every merchant's available and pending balance per
-// asset from the ledger postings of money events, and nothing else: the
-// balance is what the postings say. A batch sums its postings in memory and
-// writes each touched balance once.
+// Balances projects every merchant's available, pending and reserved
+// balance per asset from the ledger postings of money events, and nothing
+// else: the balance is what the postings say. It also keeps credited, the
+// sum of the postings to available other than the debits that the funds
+// streams decide (see commands.Credits).
 type Balances struct{}
 
 func (Balances) Name() string { return "balances" }
 
-type balanceKey struct{ merchantID, asset string }
-
-type balanceDelta struct{ available, pending domain.Amount }
-
-func (Balances) deltas(tx Tx) map[balanceKey]*balanceDelta {
-	d, ok := tx.batch["balances"].(map[balanceKey]*balanceDelta)
-	if !ok {
-		d = map[balanceKey]*balanceDelta{}
-		tx.batch["balances"] = d
-	}
-	return d
+// balanceDelta is one event's change to one merchant's asset.
+type balanceDelta struct {
+	merchantID, asset                      string
+	available, pending, reserved, credited domain.Amount
 }
 
-func (b Balances) Apply(ctx context.Context, tx Tx, _ eventstore.RecordedEvent, ev domain.Event) error {
+func (Balances) Apply(ctx context.Context, tx Tx, _ eventstore.RecordedEvent, ev domain.Event) error {
 	m, ok := ev.(domain.MoneyEvent)
 	if !ok {
 		return nil
 	}
-	deltas := b.deltas(tx)
+	var deltas []*balanceDelta
 	for _, p := range m.LedgerPostings() {
 		merchantID, bucket, ok := merchantAccount(p.Account)
 		if !ok {
 			continue
 		}
-		k := balanceKey{merchantID, p.Asset}
-		d := deltas[k]
-		if d == nil {
-			d = &balanceDelta{}
-			deltas[k] = d
+		var d *balanceDelta
+		for _, x := range deltas {
+			if x.merchantID == merchantID && x.asset == p.Asset {
+				d = x
+			}
 		}
-		if bucket == "available" {
+		if d == nil {
+			d = &balanceDelta{merchantID: merchantID, asset: p.Asset}
+			deltas = append(deltas, d)
+		}
+		switch bucket {
+		case "available":
 			d.available = d.available.Add(p.Amount)
-		} else {
+			if !IsFundsDebit(ev, p) {
+				d.credited = d.credited.Add(p.Amount)
+			}
+		case "pending":
 			d.pending = d.pending.Add(p.Amount)
+		case "reserved":
+			d.reserved = d.reserved.Add(p.Amount)
 		}
 	}
-	return nil
-}
-
-// FlushBatch writes the batch's sums; rows are written even when a sum is
-// zero, so a merchant's touched assets all show.
-func (b Balances) FlushBatch(ctx context.Context, tx Tx) error {
-	for k, d := range b.deltas(tx) {
-		if err := addBalance(ctx, tx, k.merchantID, k.asset, d.available, d.pending); err != nil {
+	for _, d := range deltas {
+		if err := addBalance(ctx, tx, d); err != nil {
 			return err
 		}
 	}
-	delete(tx.batch, "balances")
 	return nil
 }
 
-// merchantAccount splits "merchant:<id>:available|pending".
+// IsFundsDebit reports whether posting p of ev is a debit that a funds
+// stream decided: a payout request's, or a conversion's from-leg. Those
+// are subtracted by the stream itself and are not part of credited.
+func IsFundsDebit(ev domain.Event, p domain.Posting) bool {
+	switch e := ev.(type) {
+	case domain.PayoutRequested:
+		return true
+	case domain.ConversionExecuted:
+		return p.Asset == e.From
+	}
+	return false
+}
+
+// merchantAccount splits "merchant:<id>:available|pending|reserved".
 func merchantAccount(account string) (merchantID, bucket string, ok bool) {
 	rest, found := strings.CutPrefix(account, "merchant:")
 	if !found {
@@ -160,19 +170,56 @@ func merchantAccount(account string) (merchantID, bucket string, ok bool) {
 		return "", "", false
 	}
 	bucket = rest[i+1:]
-	return rest[:i], bucket, bucket == "available" || bucket == "pending"
+	return rest[:i], bucket, bucket == "available" || bucket == "pending" || bucket == "reserved"
 }
 
-func addBalance(ctx context.Context, tx Tx, merchantID, asset string, available, pending domain.Amount) error {
-	var a, p string
-	err := tx.QueryRow(ctx, `SELECT available, pending FROM balances WHERE merchant_id = ? AND asset = ?`, merchantID, asset).Scan(&a, &p)
+func addBalance(ctx context.Context, tx Tx, d *balanceDelta) error {
+	var available, pending, reserved, credited string
+	err := tx.QueryRow(ctx, `SELECT available, pending, reserved, credited FROM balances WHERE merchant_id = ? AND asset = ?`,
+		d.merchantID, d.asset).Scan(&available, &pending, &reserved, &credited)
 	if errors.Is(err, sql.ErrNoRows) {
-		a, p = "0", "0"
+		available, pending, reserved, credited = "0", "0", "0", "0"
 	} else if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO balances (merchant_id, asset, available, pending) VALUES (?, ?, ?, ?)
-		ON CONFLICT (merchant_id, asset) DO UPDATE SET available = excluded.available, pending = excluded.pending`,
-		merchantID, asset, domain.MustAmount(a).Add(available).String(), domain.MustAmount(p).Add(pending).String())
+	a := domain.MustAmount(available).Add(d.available)
+	p := domain.MustAmount(pending).Add(d.pending)
+	r := domain.MustAmount(reserved).Add(d.reserved)
+	c := domain.MustAmount(credited).Add(d.credited)
+	_, err = tx.Exec(ctx, `INSERT INTO balances (merchant_id, asset, available, pending, reserved, credited) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (merchant_id, asset) DO UPDATE SET available = excluded.available, pending = excluded.pending,
+		reserved = excluded.reserved, credited = excluded.credited`,
+		d.merchantID, d.asset, a.String(), p.String(), r.String(), c.String())
+	return err
+}
+
+// Payouts projects payouts: instant ones and withdrawals, with their status.
+type Payouts struct{}
+
+func (Payouts) Name() string     { return "payouts" }
+func (Payouts) Tables() []string { return []string{"payouts"} }
+
+func (Payouts) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, ev domain.Event) error {
+	var err error
+	switch e := ev.(type) {
+	case domain.PayoutRequested:
+		at := e.RequestedAt.UnixMilli()
+		_, err = tx.Exec(ctx, `INSERT INTO payouts (payout_id, merchant_id, asset, kind, amount, to_address, status, source_invoice_id,
+			request_stream, request_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.PayoutID, e.MerchantID, e.Asset, string(e.Kind), e.Amount.String(), e.ToAddress, string(domain.PayoutRequestedStatus),
+			e.SourceInvoiceID, rec.Stream, rec.Version, at, at)
+	case domain.PayoutSigned:
+		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, txid = ?, network_fee = ?, sent_amount = ?, updated_at = ? WHERE payout_id = ?`,
+			string(domain.PayoutSignedStatus), e.TxID, e.NetworkFee.String(), e.Sent.String(), e.SignedAt.UnixMilli(), e.PayoutID)
+	case domain.PayoutSent:
+		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, sent_at = ?, updated_at = ? WHERE payout_id = ?`,
+			string(domain.PayoutSentStatus), e.SentAt.UnixMilli(), e.SentAt.UnixMilli(), e.PayoutID)
+	case domain.PayoutConfirmed:
+		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, txid = ?, network_fee = ?, sent_amount = ?, confirmed_at = ?, updated_at = ? WHERE payout_id = ?`,
+			string(domain.PayoutConfirmedStatus), e.TxID, e.NetworkFee.String(), e.Sent.String(), e.ConfirmedAt.UnixMilli(), e.ConfirmedAt.UnixMilli(), e.PayoutID)
+	case domain.PayoutFailed:
+		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, failure_reason = ?, failed_at = ?, updated_at = ? WHERE payout_id = ?`,
+			string(domain.PayoutFailedStatus), e.Reason, e.FailedAt.UnixMilli(), e.FailedAt.UnixMilli(), e.PayoutID)
+	}
 	return err
 }

@@ -115,7 +115,9 @@ func NewRunner(store eventstore.Store, db DB, log *slog.Logger, projectors ...Pr
 }
 
 // All returns the standard projectors.
-func All() []Projector { return []Projector{Merchants{}, Invoices{}, Balances{}, EventFeed{}} }
+func All() []Projector {
+	return []Projector{Merchants{}, Invoices{}, Balances{}, Payouts{}, EventFeed{}}
+}
 
 // Run applies the log until ctx ends. A failing batch is retried after a
 // pause: projections stop rather than skip an event.

@@ -72,6 +72,8 @@ type Balance struct {
 	Asset     string
 	Available domain.Amount
 	Pending   domain.Amount
+	// Reserved is requested payouts not yet confirmed: not available.
+	Reserved domain.Amount
 }
 
 // Account is a merchant's settings.
@@ -113,4 +115,6 @@ type Reader interface {
 	// MerchantByKey resolves an API key: secret keys by their hash,
 	// publishable keys as they are.
 	MerchantByKey(ctx context.Context, kind KeyKind, keyOrHash string) (merchantID string, err error)
+	PayoutByID(ctx context.Context, merchantID, payoutID string) (Payout, error)
+	ListPayouts(ctx context.Context, merchantID string, f PayoutFilter) (page []Payout, hasMore bool, err error)
 }

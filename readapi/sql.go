@@ -147,7 +147,7 @@ func (s *SQL) attachPayments(ctx context.Context, invs []*Invoice) error {
 
 // Balances returns the merchant's balances in asset order of the rows.
 func (s *SQL) Balances(ctx context.Context, merchantID string) ([]Balance, error) {
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT asset, available, pending FROM balances WHERE merchant_id = ? ORDER BY asset`), merchantID)
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT asset, available, pending, reserved FROM balances WHERE merchant_id = ? ORDER BY asset`), merchantID)
 	if err != nil {
 		return nil, fmt.Errorf("balances: %w", err)
 	}
@@ -155,11 +155,11 @@ func (s *SQL) Balances(ctx context.Context, merchantID string) ([]Balance, error
 	var out []Balance
 	for rows.Next() {
 		var b Balance
-		var a, p string
-		if err := rows.Scan(&b.Asset, &a, &p); err != nil {
+		var a, p, r string
+		if err := rows.Scan(&b.Asset, &a, &p, &r); err != nil {
 			return nil, err
 		}
-		b.Available, b.Pending = domain.MustAmount(a), domain.MustAmount(p)
+		b.Available, b.Pending, b.Reserved = domain.MustAmount(a), domain.MustAmount(p), domain.MustAmount(r)
 		out = append(out, b)
 	}
 	return out, rows.Err()

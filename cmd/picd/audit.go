@@ -2,17 +2,62 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"text/tabwriter"
+	"time"
 
 	"github.com/acceptcryptohere/gateway/projections"
 )
 
+// errAuditMismatch makes picd exit non-zero when the audit found problems.
+var errAuditMismatch = errors.New("audit found problems")
+
+// auditOutput says how the report is printed.
+type auditOutput struct {
+	json     bool
+	progress bool // a progress bar on stderr
+}
+
+// auditCmd is "picd audit [--json] [--progress|--no-progress] [flags]".
+// The progress bar is shown by default when stderr is a terminal.
+func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	out := auditOutput{progress: isTerminal(stderr)}
+	var rest []string
+	for _, a := range args {
+		switch a {
+		case "--json", "-json":
+			out.json = true
+		case "--progress", "-progress":
+			out.progress = true
+		case "--no-progress", "-no-progress":
+			out.progress = false
+		default:
+			rest = append(rest, a)
+		}
+	}
+	cfg, err := parseConfig(rest)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "picd audit [--json] [--progress|--no-progress] [store flags]")
+		}
+		return err
+	}
+	return runAudit(ctx, cfg, out, stdout, stderr)
+}
+
 // audit catches the read models up with the log, then recomputes every
-// balance and fee from the log alone and reports any difference.
+// balance and fee from the log alone and prints the report as a table.
 func audit(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	log := newLogger(stderr)
+	return runAudit(ctx, cfg, auditOutput{progress: isTerminal(stderr)}, stdout, stderr)
+}
+
+func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr io.Writer) error {
+	log := newLogger(io.Discard)
 	b, err := openBackend(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -21,22 +66,122 @@ func audit(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err := projections.NewRunner(b.store, b.db, log).CatchUp(ctx); err != nil {
 		return err
 	}
-	rep, err := projections.Audit(ctx, b.store, b.db)
+	opt := projections.AuditOptions{}
+	if out.progress {
+		bar := newProgressBar(stderr)
+		opt.Progress = bar.update
+		defer bar.done()
+	}
+	rep, err := projections.AuditWith(ctx, b.store, b.db, opt)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "events: %d, money events: %d, fees recomputed: %d\n", rep.Events, rep.MoneyEvents, rep.FeesChecked)
-	for _, account := range rep.Accounts() {
-		for asset, sum := range rep.Ledger[account] {
-			fmt.Fprintf(stdout, "  %-60s %-10s %s\n", account, asset, sum)
+	if out.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			OK bool `json:"ok"`
+			projections.AuditReport
+		}{rep.OK(), rep}); err != nil {
+			return err
 		}
+	} else {
+		printAudit(stdout, rep)
 	}
 	if !rep.OK() {
-		for _, p := range rep.Problems {
-			fmt.Fprintln(stdout, "PROBLEM:", p)
-		}
-		return errors.New("audit found problems")
+		return fmt.Errorf("%w: %d", errAuditMismatch, len(rep.Problems))
 	}
-	fmt.Fprintln(stdout, "audit: the log and the read models agree")
 	return nil
+}
+
+func printAudit(w io.Writer, rep projections.AuditReport) {
+	fmt.Fprintf(w, "audited %d events in %s: %d money events, %d fees recomputed, %d payouts, %d conversions; %d read-model rows compared\n\n",
+		rep.Events, rep.Elapsed.Round(time.Millisecond), rep.MoneyEvents, rep.FeesChecked, rep.Payouts, rep.Conversions, rep.RowsCompared)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tASSET\tBALANCE")
+	for _, account := range rep.Accounts() {
+		for _, asset := range sortedKeys(rep.Ledger[account]) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", account, asset, rep.Ledger[account][asset])
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FEE TIER\tASSET\tREVENUE")
+	for _, bps := range rep.Tiers() {
+		for _, asset := range sortedKeys(rep.FeeRevenue[bps]) {
+			fmt.Fprintf(tw, "%d bps\t%s\t%s\n", bps, asset, rep.FeeRevenue[bps][asset])
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	checks := []string{
+		"postings of every event sum to zero per asset",
+		"every fee recomputes from its inputs (amount, bps, rounding)",
+		"every conversion recomputes from its rate",
+		"every payout sends amount − network fee",
+		"no merchant balance ever went negative (log order)",
+		"the fee account equals the revenue per tier",
+		"balances and payouts read models equal the log to the smallest unit",
+	}
+	for _, c := range checks {
+		fmt.Fprintf(w, "  %s\n", c)
+	}
+	fmt.Fprintln(w)
+	if rep.OK() {
+		fmt.Fprintln(w, "RESULT: OK, zero mismatches: the log and the read models agree")
+		return
+	}
+	fmt.Fprintf(w, "RESULT: %d PROBLEMS\n", len(rep.Problems))
+	for _, p := range rep.Problems {
+		fmt.Fprintln(w, "  PROBLEM:", p)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ { // small maps: insertion sort keeps imports down
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// auditProgress draws the projections' progress bar on one line, at most
+// ten times a second.
+type auditProgress struct {
+	w     io.Writer
+	start time.Time
+	last  time.Time
+	drawn bool
+}
+
+func newProgressBar(w io.Writer) *auditProgress { return &auditProgress{w: w, start: time.Now()} }
+
+func (p *auditProgress) update(done int, total int64) {
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond && int64(done) != total {
+		return
+	}
+	p.last, p.drawn = now, true
+	fmt.Fprint(p.w, "\raudit "+progressBar(projections.RebuildProgress{Applied: done, Total: total, Elapsed: now.Sub(p.start)}))
+}
+
+func (p *auditProgress) done() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

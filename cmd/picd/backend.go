@@ -9,6 +9,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the Postgres read models
 
+	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/btc"
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/sim"
@@ -79,7 +80,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		b.close()
 		return nil, err
 	}
-	for _, migrate := range []func(context.Context, projections.DB) error{webhooks.Migrate, btc.Migrate, eth.Migrate, sim.Migrate} {
+	for _, migrate := range []func(context.Context, projections.DB) error{webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, sim.Migrate} {
 		if err := migrate(ctx, b.db); err != nil {
 			b.close()
 			return nil, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/btc"
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/chain/oracle"
 	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -119,4 +121,34 @@ func simToken(cfg Config, log *slog.Logger) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%x", b), nil
+}
+
+// priceOracle is the configured price source: static prices when given
+// (offline use), else CoinGecko's public API.
+func priceOracle(cfg Config) (oracle.Oracle, error) {
+	if cfg.Prices != "" {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(cfg.Prices), &m); err != nil {
+			return nil, fmt.Errorf("PIC_PRICES: want a JSON object of decimal strings: %w", err)
+		}
+		return oracle.ParseStatic(m)
+	}
+	return oracle.NewCoinGecko(oracle.CoinGeckoConfig{BaseURL: cfg.CoinGeckoURL, APIKey: cfg.CoinGeckoAPIKey, MaxAge: cfg.PriceMaxAge}), nil
+}
+
+// payoutSenders are the senders of the simulated chains; real chains add
+// theirs when their node is configured.
+func payoutSenders(ctx context.Context, cfg Config, db projections.DB, wallet *hd.Wallet) ([]chain.Sender, error) {
+	var out []chain.Sender
+	for _, c := range simulatedChains(cfg) {
+		c := c
+		s, err := sim.NewSender(ctx, db, sim.SenderConfig{Chain: c, ValidateAddress: func(addr string) error {
+			return hd.ValidateAddress(c, addr, wallet.BitcoinParams())
+		}})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

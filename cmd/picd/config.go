@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is parsed once from flags and PIC_* environment variables (a flag
@@ -40,6 +41,11 @@ type Config struct {
 	ETHUSDTContract    string // PIC_ETH_USDT_CONTRACT: override of the USDT contract (testnets)
 	SimToken           string // PIC_SIM_TOKEN: operator token of the simulator's endpoints (default: generated under <data>)
 	SimConfirmations   int    // PIC_SIM_CONFIRMATIONS: confirmations when every chain is simulated (quick start)
+
+	Prices          string        // PIC_PRICES: static USD prices as JSON, e.g. {"BTC":"60000"}; set: no live source
+	CoinGeckoURL    string        // PIC_COINGECKO_URL
+	CoinGeckoAPIKey string        // PIC_COINGECKO_API_KEY
+	PriceMaxAge     time.Duration // PIC_PRICE_MAX_AGE: older prices are refused (503)
 }
 
 func env(name, def string) string {
@@ -59,6 +65,18 @@ func envInt(name string, def int) int {
 		return -1 // rejected by validate
 	}
 	return n
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return -1 // rejected by validate
+	}
+	return d
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -99,6 +117,10 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.StringVar(&c.ETHUSDTContract, "eth-usdt-contract", env("PIC_ETH_USDT_CONTRACT", ""), "USDT contract override (PIC_ETH_USDT_CONTRACT)")
 	fs.StringVar(&c.SimToken, "sim-token", env("PIC_SIM_TOKEN", ""), "operator token of /v1/sim/* (PIC_SIM_TOKEN; default generated in <data>/sim.token)")
 	fs.IntVar(&c.SimConfirmations, "sim-confirmations", envInt("PIC_SIM_CONFIRMATIONS", 1), "confirmations when every chain is simulated (PIC_SIM_CONFIRMATIONS)")
+	fs.StringVar(&c.Prices, "prices", env("PIC_PRICES", ""), `static USD prices as JSON, e.g. {"BTC":"60000","ETH":"3000"} (PIC_PRICES); unset: CoinGecko`)
+	fs.StringVar(&c.CoinGeckoURL, "coingecko-url", env("PIC_COINGECKO_URL", ""), "CoinGecko API base URL (PIC_COINGECKO_URL)")
+	fs.StringVar(&c.CoinGeckoAPIKey, "coingecko-api-key", env("PIC_COINGECKO_API_KEY", ""), "CoinGecko demo API key (PIC_COINGECKO_API_KEY)")
+	fs.DurationVar(&c.PriceMaxAge, "price-max-age", envDuration("PIC_PRICE_MAX_AGE", 10*time.Minute), "refuse prices older than this (PIC_PRICE_MAX_AGE)")
 	fs.StringVar(&c.DebugListen, "debug-listen", env("PIC_DEBUG_LISTEN", ""), "serve Go's pprof profiles on this private address (PIC_DEBUG_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
@@ -127,6 +149,9 @@ func (c *Config) validate() error {
 		if v <= 0 {
 			return fmt.Errorf("%s must be a positive integer", name)
 		}
+	}
+	if c.PriceMaxAge <= 0 {
+		return fmt.Errorf("price max age must be a positive duration")
 	}
 	if c.SimConfirmations < 1 {
 		return fmt.Errorf("sim confirmations must be at least 1")

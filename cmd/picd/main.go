@@ -25,7 +25,8 @@ usage:
   picd sim pay <invoice_id> <amount> | picd sim mine [n]
                          pay an invoice on the simulated chains of a running gateway
                          (PIC_SIM_URL, default http://localhost:3000; token from PIC_SIM_TOKEN or ./data/sim.token)
-  picd audit [flags]     rebuild every balance and fee from the log and compare with the read models
+  picd audit [--json] [--progress|--no-progress] [flags]
+                         rebuild every balance and fee from the log and compare with the read models
   picd copy-events --from <store> --to <store>
                          copy a whole log (ids, order, versions) and compare checksums;
                          stores are sqlite:<path>, postgres:<url>, esdb:<url>
@@ -75,11 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "sim":
 		return simCLI(ctx, args, stdout)
 	case "audit":
-		cfg, err := parseConfig(args)
-		if err != nil {
-			return err
-		}
-		return audit(ctx, cfg, stdout, stderr)
+		return auditCmd(ctx, args, stdout, stderr)
 	case "projections":
 		return projectionsCmd(ctx, args, stdout, stderr)
 	case "copy-events":

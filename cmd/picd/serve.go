@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -57,11 +58,23 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 
+	prices, err := priceOracle(cfg)
+	if err != nil {
+		return err
+	}
+
 	now := time.Now
-	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now)}
-	handlers := commands.New(deps, commands.NewIndexAllocator(deps, wallet.Deriver()), hd.AddressCheck(wallet.BitcoinParams()))
 	runner := projections.NewRunner(b.store, b.db, log)
 	reader := readapi.NewSQL(b.db)
+	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
+		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices}
+	handlers := commands.New(deps, commands.NewIndexAllocator(deps, wallet.Deriver()), hd.AddressCheck(wallet.BitcoinParams()))
+	senders, err := payoutSenders(ctx, cfg, b.db, wallet)
+	if err != nil {
+		return err
+	}
+	processor := chain.NewProcessor(b.store, b.db, handlers, assets, senders, chain.ProcessorConfig{Logger: log})
+	settlement := chain.NewSettlement(b.store, b.db, handlers, log)
 	chains, err := startWatchers(ctx, cfg, b.db, handlers, reader, assets, wallet, log)
 	if err != nil {
 		return err
@@ -75,7 +88,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		SecureCookies: cfg.SecureCookies, ClientIPHeader: cfg.ClientIPHeader, KeyRatePerMinute: cfg.KeyRatePerMinute,
 		SignupRatePerMinute: cfg.SignupRatePerMinute, PublicRatePerMinute: cfg.PublicRatePerMinute,
 	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(b.db), Webhooks: worker,
-		Events: reader, ShuttingDown: streamsDone,
+		Events: reader, ShuttingDown: streamsDone, Prices: prices,
 		Assets: assets, Now: now, Logger: log})
 
 	subscriber := webhooks.NewSubscriber(b.store, b.db, webhooks.SubscriberConfig{BaseURL: cfg.BaseURL, Notify: worker.Notify, Logger: log})
@@ -89,6 +102,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		func(ctx context.Context) { expireLoop(ctx, reader, handlers.ExpireInvoice, now, log) },
 		func(ctx context.Context) { _ = subscriber.Run(ctx) },
 		func(ctx context.Context) { _ = worker.Run(ctx) },
+		func(ctx context.Context) { _ = processor.Run(ctx) },
+		func(ctx context.Context) { _ = settlement.Run(ctx) },
 	}
 	background = append(background, chains.loops...)
 	if cfg.Store == "sqlite" {

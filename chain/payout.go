@@ -1,0 +1,377 @@
+package chain
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+// PayoutToSend is what a Sender needs to build one payout's transaction.
+type PayoutToSend struct {
+	PayoutID  string
+	Asset     domain.Asset
+	ToAddress string
+	// Amount is the payout before the network fee: the transaction sends
+	// Amount − NetworkFee to ToAddress (net_of_network_fee: false).
+	Amount domain.Amount
+}
+
+// Signed is a built and signed transaction; it is recorded in the log
+// (PayoutSigned) before Broadcast ever sees it.
+type Signed = domain.SignedTx
+
+// ErrPermanent marks a Sender error that retrying cannot fix: the payout
+// fails and its reservation is released. Wrap it (fmt.Errorf("%w: …",
+// chain.ErrPermanent)). Every other error is temporary and retried with backoff.
+var ErrPermanent = errors.New("chain: permanent payout error")
+
+// Sender builds, signs and broadcasts payouts from the gateway's hot
+// wallet on one chain. The payout processor drives it:
+//
+//	Build → (PayoutSigned recorded) → Broadcast → (PayoutSent) → Confirmations ≥ the asset's → (PayoutConfirmed)
+//
+// Contract for implementations (chain/btc, chain/eth, chain/sim):
+//
+//   - Build signs, never broadcasts. It returns the txid, the raw signed
+//     transaction (hex) and what it spends (Bitcoin Inputs, Ethereum
+//     Nonce), and the network fee in the payout's asset (for tokens: the
+//     gas cost converted into the token, or 0 with the gas booked by the
+//     sender's own records). The fee is deducted from Amount; a fee ≥ Amount
+//     fails the payout. Errors: ErrPermanent for an invalid address or a
+//     hot wallet that cannot cover Amount; others are temporary.
+//     Build may be called again for the same PayoutID when the process
+//     stopped before PayoutSigned was recorded. That earlier transaction was
+//     never broadcast, so an implementation may reuse what it had locked
+//     for the payout (same UTXOs, same nonce) or release it.
+//   - Broadcast sends exactly the recorded transaction. It must be
+//     idempotent: a transaction the node already has (mempool or chain) is
+//     success. Errors: ErrPermanent only when this transaction can never
+//     confirm (for example its inputs were spent by another); anything
+//     else (node down, timeouts) is temporary and retried with the SAME
+//     transaction, never a rebuilt one.
+//   - Confirmations returns the transaction's depth (0 in the mempool).
+//     An unknown txid is an error (temporary: the processor asks again).
+type Sender interface {
+	Chain() domain.Chain
+	Build(ctx context.Context, p PayoutToSend) (Signed, error)
+	Broadcast(ctx context.Context, tx Signed) error
+	Confirmations(ctx context.Context, txid string) (int, error)
+}
+
+// ProcessorConfig tunes the payout processor. Zero values get the defaults noted.
+type ProcessorConfig struct {
+	Now func() time.Time
+	// RetryBase is the first retry delay after a temporary error (default
+	// 5 s); it doubles per attempt up to RetryMax (default 10 min).
+	RetryBase, RetryMax time.Duration
+	// PollInterval is how often a sent payout's confirmations are checked (default 30 s).
+	PollInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Processor turns payout requests into transactions. Its intake is a log
+// subscriber: every PayoutRequested becomes a payout_jobs row, written in
+// the transaction that moves its checkpoint (payout_intake), so none is
+// skipped or taken twice. Its worker drives each due job one step at a
+// time from the payout's state in the log (never from the row), so a
+// restart at any point resumes correctly: a signed payout is rebroadcast
+// with its recorded transaction, never signed again.
+type Processor struct {
+	store    eventstore.Store
+	db       projections.DB
+	commands commands.Handlers
+	assets   domain.Assets
+	senders  map[domain.Chain]Sender
+	cfg      ProcessorConfig
+	intake   subscription
+}
+
+// NewProcessor builds a processor; run Migrate on db first.
+func NewProcessor(store eventstore.Store, db projections.DB, h commands.Handlers, assets domain.Assets, senders []Sender, cfg ProcessorConfig) *Processor {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 5 * time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 10 * time.Minute
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	byChain := map[domain.Chain]Sender{}
+	for _, s := range senders {
+		byChain[s.Chain()] = s
+	}
+	return &Processor{store: store, db: db, commands: h, assets: assets, senders: byChain, cfg: cfg,
+		intake: subscription{store: store, db: db, name: "payout_intake", batch: 500}}
+}
+
+// Run takes in requests and drives due payouts until ctx ends.
+func (p *Processor) Run(ctx context.Context) error {
+	go func() {
+		_ = p.intake.run(ctx, func(err error) { p.cfg.Logger.Error("payout intake failed; retrying", "err", err) }, p.intakeStep)
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if _, err := p.Pass(ctx); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Error("payout pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// CatchUp takes in every request now in the log (for tools and tests).
+func (p *Processor) CatchUp(ctx context.Context) error {
+	for {
+		n, _, err := p.intakeStep(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
+
+func (p *Processor) intakeStep(ctx context.Context) (int, eventstore.Position, error) {
+	return p.intake.step(ctx, nil, func(ctx context.Context, tx *sql.Tx, recs []eventstore.RecordedEvent) error {
+		for _, rec := range recs {
+			if rec.Type != domain.TypePayoutRequested {
+				continue
+			}
+			e, err := domain.Decode(rec.Type, rec.Data)
+			if err != nil {
+				return err
+			}
+			r := e.(domain.PayoutRequested)
+			if _, err := tx.ExecContext(ctx, p.db.Q(`INSERT INTO payout_jobs (payout_id, merchant_id, asset, request_version, next_attempt_at, created_at)
+				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (payout_id) DO NOTHING`),
+				r.PayoutID, r.MerchantID, r.Asset, rec.Version, 0, p.cfg.Now().UnixMilli()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+type job struct {
+	ref      commands.PayoutRef
+	attempts int
+}
+
+// maxJobsPerPass bounds one pass.
+const maxJobsPerPass = 200
+
+// Pass drives every due job one or more steps (as far as it can go without
+// waiting) and returns how many it looked at.
+func (p *Processor) Pass(ctx context.Context) (int, error) {
+	rows, err := p.db.Read.QueryContext(ctx, p.db.Q(`SELECT payout_id, merchant_id, asset, request_version, attempts FROM payout_jobs
+		WHERE next_attempt_at <= ? ORDER BY next_attempt_at, payout_id LIMIT ?`), p.cfg.Now().UnixMilli(), maxJobsPerPass)
+	if err != nil {
+		return 0, fmt.Errorf("payout jobs: %w", err)
+	}
+	var jobs []job
+	for rows.Next() {
+		var j job
+		if err := rows.Scan(&j.ref.PayoutID, &j.ref.MerchantID, &j.ref.Asset, &j.ref.RequestVersion, &j.attempts); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		jobs = append(jobs, j)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, j := range jobs {
+		if err := p.drive(ctx, j); err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			p.cfg.Logger.Error("payout step failed", "payout_id", j.ref.PayoutID, "err", err)
+		}
+	}
+	return len(jobs), nil
+}
+
+// drive moves one payout as far as it can go now.
+func (p *Processor) drive(ctx context.Context, j job) error {
+	ref := j.ref
+	log := p.cfg.Logger.With("payout_id", ref.PayoutID)
+	for step := 0; step < 4; step++ { // requested → signed → sent → confirmed at most
+		po, err := commands.LoadPayout(ctx, p.store, ref)
+		if err != nil {
+			return p.retry(ctx, j, err)
+		}
+		asset, err := p.assets.Lookup(ref.Asset)
+		if err != nil {
+			return p.retry(ctx, j, err)
+		}
+		if po.Terminal() {
+			return p.done(ctx, ref)
+		}
+		sender := p.senders[asset.Chain]
+		if sender == nil {
+			return p.retry(ctx, j, fmt.Errorf("no payout sender for chain %s", asset.Chain))
+		}
+		req := po.Request()
+		switch po.Status() {
+		case domain.PayoutRequestedStatus:
+			tx, err := sender.Build(ctx, PayoutToSend{PayoutID: req.PayoutID, Asset: asset, ToAddress: req.ToAddress, Amount: req.Amount})
+			if errors.Is(err, ErrPermanent) {
+				return p.fail(ctx, ref, err.Error())
+			}
+			if err != nil {
+				return p.retry(ctx, j, fmt.Errorf("build: %w", err))
+			}
+			_, err = p.commands.SignPayout.Handle(ctx, commands.SignPayout{CommandID: "sign/" + ref.PayoutID, Ref: ref, Tx: tx})
+			if errors.Is(err, domain.ErrInvalidAmount) || errors.Is(err, domain.ErrValidation) {
+				// Never recorded, so never broadcast: failing is safe.
+				return p.fail(ctx, ref, "cannot send: "+err.Error())
+			}
+			if err != nil {
+				return p.retry(ctx, j, fmt.Errorf("record signed: %w", err))
+			}
+			log.Info("payout signed", "txid", tx.TxID)
+			// Loop: broadcast what the log recorded (after a crash before
+			// the append, that is an earlier build, not tx).
+		case domain.PayoutSignedStatus:
+			err := sender.Broadcast(ctx, po.Signed().Tx())
+			if errors.Is(err, ErrPermanent) {
+				return p.fail(ctx, ref, err.Error())
+			}
+			if err != nil {
+				log.Warn("broadcast failed; retrying the same transaction", "txid", po.Signed().TxID, "attempt", j.attempts+1, "err", err)
+				return p.retry(ctx, j, fmt.Errorf("broadcast: %w", err))
+			}
+			if _, err := p.commands.MarkPayoutSent.Handle(ctx, commands.MarkPayoutSent{CommandID: "sent/" + ref.PayoutID, Ref: ref}); err != nil {
+				return p.retry(ctx, j, fmt.Errorf("record sent: %w", err))
+			}
+			log.Info("payout sent", "txid", po.Signed().TxID)
+			j.attempts = 0
+		case domain.PayoutSentStatus:
+			n, err := sender.Confirmations(ctx, po.Signed().TxID)
+			if err != nil {
+				return p.retry(ctx, j, fmt.Errorf("confirmations: %w", err))
+			}
+			if n < asset.Confirmations {
+				return p.later(ctx, ref, p.cfg.PollInterval, "")
+			}
+			if _, err := p.commands.ConfirmPayout.Handle(ctx, commands.ConfirmPayout{CommandID: "confirm/" + ref.PayoutID, Ref: ref,
+				Confirmations: n}); err != nil {
+				return p.retry(ctx, j, fmt.Errorf("record confirmed: %w", err))
+			}
+			log.Info("payout confirmed", "txid", po.Signed().TxID, "confirmations", n)
+		}
+	}
+	return nil
+}
+
+func (p *Processor) fail(ctx context.Context, ref commands.PayoutRef, reason string) error {
+	if _, err := p.commands.FailPayout.Handle(ctx, commands.FailPayout{CommandID: "fail/" + ref.PayoutID, Ref: ref, Reason: reason}); err != nil {
+		return fmt.Errorf("record failed: %w", err)
+	}
+	p.cfg.Logger.Warn("payout failed; funds released", "payout_id", ref.PayoutID, "reason", reason)
+	return p.done(ctx, ref)
+}
+
+func (p *Processor) done(ctx context.Context, ref commands.PayoutRef) error {
+	_, err := p.db.Write.ExecContext(ctx, p.db.Q(`DELETE FROM payout_jobs WHERE payout_id = ?`), ref.PayoutID)
+	return err
+}
+
+// retry schedules the job after an exponential backoff.
+func (p *Processor) retry(ctx context.Context, j job, cause error) error {
+	delay := p.cfg.RetryBase << min(j.attempts, 20)
+	if delay > p.cfg.RetryMax || delay <= 0 {
+		delay = p.cfg.RetryMax
+	}
+	_, err := p.db.Write.ExecContext(ctx, p.db.Q(`UPDATE payout_jobs SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE payout_id = ?`),
+		p.cfg.Now().Add(delay).UnixMilli(), cause.Error(), j.ref.PayoutID)
+	if err != nil {
+		return err
+	}
+	return cause
+}
+
+// later looks at the job again after d without counting an attempt.
+func (p *Processor) later(ctx context.Context, ref commands.PayoutRef, d time.Duration, note string) error {
+	_, err := p.db.Write.ExecContext(ctx, p.db.Q(`UPDATE payout_jobs SET attempts = 0, next_attempt_at = ?, last_error = ? WHERE payout_id = ?`),
+		p.cfg.Now().Add(d).UnixMilli(), note, ref.PayoutID)
+	return err
+}
+
+// Settlement is the process manager of confirmed payments: a log
+// subscriber (checkpoint settlement) that sends one SettleDeposit per
+// DepositConfirmed, which converts (settle_as, consolidate_to) and requests
+// the instant payout. Its outputs are commands whose ids derive from the
+// DepositConfirmed's event id, so handling an event again (after a crash
+// between the commands and the checkpoint) records nothing new: delivery
+// is at least once, the effect exactly once.
+type Settlement struct {
+	sub      subscription
+	commands commands.Handlers
+	log      *slog.Logger
+}
+
+// NewSettlement builds the process manager; run Migrate on db first.
+func NewSettlement(store eventstore.Store, db projections.DB, h commands.Handlers, log *slog.Logger) *Settlement {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Settlement{sub: subscription{store: store, db: db, name: "settlement", batch: 100}, commands: h, log: log}
+}
+
+// Run handles the log until ctx ends. A failing batch (a price outage for
+// a settle_as conversion, a read model that does not catch up) is retried
+// with backoff; it holds back later settlements rather than skip one.
+func (s *Settlement) Run(ctx context.Context) error {
+	return s.sub.run(ctx, func(err error) { s.log.Error("settlement failed; retrying", "err", err) }, s.step)
+}
+
+// CatchUp handles everything now in the log (for tools and tests).
+func (s *Settlement) CatchUp(ctx context.Context) error {
+	for {
+		n, _, err := s.step(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
+
+func (s *Settlement) step(ctx context.Context) (int, eventstore.Position, error) {
+	return s.sub.step(ctx, func(ctx context.Context, recs []eventstore.RecordedEvent) error {
+		for _, rec := range recs {
+			if rec.Type != domain.TypeDepositConfirmed {
+				continue
+			}
+			e, err := domain.Decode(rec.Type, rec.Data)
+			if err != nil {
+				return err
+			}
+			res, err := s.commands.SettleDeposit.Handle(ctx, commands.SettleDeposit{EventID: rec.ID, Deposit: e.(domain.DepositConfirmed), Position: rec.Position})
+			if err != nil {
+				return fmt.Errorf("settle %s: %w", rec.ID, err)
+			}
+			if res.Payout != nil {
+				s.log.Info("instant payout requested", "payout_id", res.Payout.Payout.PayoutID, "invoice_id", res.Payout.Payout.SourceInvoiceID)
+			}
+		}
+		return nil
+	}, nil)
+}

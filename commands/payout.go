@@ -1,0 +1,332 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+)
+
+// ErrMoneyOutUnavailable: payouts and conversions are not wired on this
+// server (no Credits or Prices in Deps) (503).
+var ErrMoneyOutUnavailable = errors.New("payouts and conversions are not configured")
+
+// Credits reads how much a merchant has been credited in an asset: every
+// posting to its available account except the debits of its funds stream
+// (payout requests and conversions out). The balances read model provides
+// it; because it lags the log it can only under-estimate, which is the
+// safe direction for a withdrawal. atLeast asks the reader to wait until
+// the read model has applied that position (the zero Position: no wait).
+type Credits interface {
+	Credited(ctx context.Context, merchantID, asset string, atLeast eventstore.Position) (domain.Amount, error)
+}
+
+// Prices is the price oracle port (chain/oracle implements it). Errors:
+// domain.ErrPriceUnavailable when no fresh price exists.
+type Prices interface {
+	Price(ctx context.Context, base, quote string) (domain.PriceQuote, error)
+}
+
+// FundsStream is the stream that serialises a merchant's debits of one
+// asset; PayoutStream holds one payout's life after its request.
+func FundsStream(merchantID, asset string) string { return "payouts-" + merchantID + "-" + asset }
+func PayoutStream(id string) string               { return "payout-" + id }
+
+// fundsResult is a debit that the funds stream holds.
+type fundsResult struct {
+	event    domain.Event
+	position eventstore.Position
+	version  int64
+}
+
+// executeFunds runs the write path on a funds stream. Unlike execute it
+// remembers where each command's event is, so a retried command (the same
+// command id) answers with the event, position and version it recorded the
+// first time instead of deciding again against funds it already took.
+func executeFunds(ctx context.Context, d Deps, stream string, meta Metadata,
+	decide func(f *domain.Funds) (domain.Event, error)) (fundsResult, error) {
+	if meta.CommandID == "" {
+		meta.CommandID = randomCommandID()
+	}
+	for attempt := 0; attempt < maxConflictRetries; attempt++ {
+		recs, err := eventstore.ReadFullStream(ctx, d.Store, stream)
+		if err != nil {
+			return fundsResult{}, fmt.Errorf("load %s: %w", stream, err)
+		}
+		f := &domain.Funds{}
+		for _, r := range recs {
+			e, err := domain.Decode(r.Type, r.Data)
+			if err != nil {
+				return fundsResult{}, fmt.Errorf("load %s: %w", stream, err)
+			}
+			f.Apply(e)
+			if fundsCommand(e) == meta.CommandID {
+				return fundsResult{event: e, position: r.Position, version: r.Version}, nil
+			}
+		}
+		ev, err := decide(f)
+		if err != nil {
+			return fundsResult{}, err
+		}
+		data, err := encode([]domain.Event{ev}, stream, meta)
+		if err != nil {
+			return fundsResult{}, err
+		}
+		version := eventstore.ExpectedVersion(len(recs) - 1)
+		res, err := d.Store.Append(ctx, stream, version, data)
+		if errors.Is(err, eventstore.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fundsResult{}, fmt.Errorf("append %s: %w", stream, err)
+		}
+		if res.NextExpected != int64(version)+1 {
+			continue // a retry the store recognised: the next round finds it
+		}
+		return fundsResult{event: ev, position: res.Position, version: res.NextExpected}, nil
+	}
+	return fundsResult{}, fmt.Errorf("%s: %w", stream, ErrBusy)
+}
+
+// fundsCommand is the command id a funds-stream event records.
+func fundsCommand(e domain.Event) string {
+	switch e := e.(type) {
+	case domain.PayoutRequested:
+		return e.CommandID
+	case domain.ConversionExecuted:
+		return e.CommandID
+	}
+	return ""
+}
+
+// RequestPayout reserves an amount for a payout.
+type RequestPayout struct {
+	CommandID  string
+	MerchantID string
+	Asset      string
+	// Amount is the API's decimal string; "" pays out the whole available balance.
+	Amount string
+	// ToAddress "" uses the asset's configured payout_address.
+	ToAddress       string
+	Kind            domain.PayoutKind
+	SourceInvoiceID string
+	SourceDepositID string
+	// AtLeast: read the credits once the read model has applied this position.
+	AtLeast eventstore.Position
+}
+
+// PayoutRequestedResult is the reservation and where it is in the log.
+type PayoutRequestedResult struct {
+	Payout   domain.PayoutRequested
+	Ref      PayoutRef
+	Position eventstore.Position
+}
+
+// PayoutRef finds a payout's request: the funds stream and its version there.
+type PayoutRef struct {
+	MerchantID     string
+	Asset          string
+	PayoutID       string
+	RequestVersion int64
+}
+
+type RequestPayoutHandler struct {
+	d            Deps
+	checkAddress domain.AddressCheck
+}
+
+// Handle errors: domain.ErrNotFound (merchant), domain.ErrUnsupportedAsset,
+// domain.ErrInvalidAmount, domain.ErrValidation (no or bad address),
+// domain.ErrInsufficientFunds, ErrMoneyOutUnavailable, ErrBusy.
+func (h RequestPayoutHandler) Handle(ctx context.Context, c RequestPayout) (PayoutRequestedResult, error) {
+	if h.d.Credits == nil {
+		return PayoutRequestedResult{}, ErrMoneyOutUnavailable
+	}
+	asset, err := h.d.Assets.Lookup(c.Asset)
+	if err != nil {
+		return PayoutRequestedResult{}, err
+	}
+	var amount *domain.Amount
+	if c.Amount != "" {
+		a, err := domain.ParseAmount(c.Amount, asset.Decimals)
+		if err != nil {
+			return PayoutRequestedResult{}, err
+		}
+		amount = &a
+	}
+	m, err := loadMerchant(ctx, h.d, c.MerchantID)
+	if err != nil {
+		return PayoutRequestedResult{}, err
+	}
+	to := c.ToAddress
+	if to == "" {
+		if s, ok := m.Payout(asset.Code); ok {
+			to = s.PayoutAddress
+		}
+	}
+	if to != "" && h.checkAddress != nil {
+		if err := h.checkAddress(asset.Chain, to); err != nil {
+			if errors.Is(err, domain.ErrValidation) {
+				return PayoutRequestedResult{}, err
+			}
+			return PayoutRequestedResult{}, fmt.Errorf("%w: to_address: %v", domain.ErrValidation, err)
+		}
+	}
+	stream := FundsStream(c.MerchantID, asset.Code)
+	meta := Metadata{CommandID: c.CommandID, MerchantID: c.MerchantID, OccurredAt: h.d.Now().UTC()}
+	if meta.CommandID == "" {
+		meta.CommandID = randomCommandID()
+	}
+	res, err := executeFunds(ctx, h.d, stream, meta, func(f *domain.Funds) (domain.Event, error) {
+		credited, err := h.d.Credits.Credited(ctx, c.MerchantID, asset.Code, c.AtLeast)
+		if err != nil {
+			return nil, fmt.Errorf("credits of %s %s: %w", c.MerchantID, asset.Code, err)
+		}
+		return f.RequestPayout(domain.PayoutRequest{PayoutID: h.d.NewID("po_"), MerchantID: c.MerchantID, CommandID: meta.CommandID,
+			Asset: asset, Amount: amount, ToAddress: to, Kind: c.Kind, SourceInvoiceID: c.SourceInvoiceID, SourceDepositID: c.SourceDepositID},
+			credited, h.d.Now())
+	})
+	if err != nil {
+		return PayoutRequestedResult{}, err
+	}
+	p, ok := res.event.(domain.PayoutRequested)
+	if !ok {
+		return PayoutRequestedResult{}, fmt.Errorf("%w: command %s already recorded a %s", domain.ErrInvalidState, meta.CommandID, res.event.EventType())
+	}
+	return PayoutRequestedResult{Payout: p, Position: res.position,
+		Ref: PayoutRef{MerchantID: p.MerchantID, Asset: p.Asset, PayoutID: p.PayoutID, RequestVersion: res.version}}, nil
+}
+
+func loadMerchant(ctx context.Context, d Deps, merchantID string) (*domain.Merchant, error) {
+	m := &domain.Merchant{}
+	if _, err := load(ctx, d.Store, MerchantStream(merchantID), m.Apply); err != nil {
+		return nil, err
+	}
+	if !m.Registered() {
+		return nil, fmt.Errorf("merchant %s: %w", merchantID, domain.ErrNotFound)
+	}
+	return m, nil
+}
+
+// loadRequest reads a payout's request from its funds stream.
+// Errors: domain.ErrNotFound.
+func loadRequest(ctx context.Context, store eventstore.Store, ref PayoutRef) (domain.PayoutRequested, error) {
+	recs, err := store.ReadStream(ctx, FundsStream(ref.MerchantID, ref.Asset), ref.RequestVersion, 1)
+	if err != nil {
+		return domain.PayoutRequested{}, fmt.Errorf("payout %s: %w", ref.PayoutID, err)
+	}
+	if len(recs) == 1 && recs[0].Type == domain.TypePayoutRequested {
+		e, err := domain.Decode(recs[0].Type, recs[0].Data)
+		if err != nil {
+			return domain.PayoutRequested{}, err
+		}
+		if req := e.(domain.PayoutRequested); req.PayoutID == ref.PayoutID {
+			return req, nil
+		}
+	}
+	return domain.PayoutRequested{}, fmt.Errorf("payout %s: %w", ref.PayoutID, domain.ErrNotFound)
+}
+
+// payoutCommand runs decide against a payout: its request, read from the
+// funds stream at ref, then its own stream.
+func payoutCommand(ctx context.Context, d Deps, commandID string, ref PayoutRef,
+	decide func(p *domain.Payout) ([]domain.Event, error)) (eventstore.AppendResult, []domain.Event, error) {
+	req, err := loadRequest(ctx, d.Store, ref)
+	if err != nil {
+		return eventstore.AppendResult{}, nil, err
+	}
+	meta := Metadata{CommandID: commandID, MerchantID: ref.MerchantID, OccurredAt: d.Now().UTC()}
+	return execute(ctx, d.Store, PayoutStream(ref.PayoutID), &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
+		p := &domain.Payout{}
+		p.Apply(req)
+		return p.Apply, func() ([]domain.Event, error) { return decide(p) }
+	})
+}
+
+// LoadPayout folds a payout from the log. Errors: domain.ErrNotFound.
+func LoadPayout(ctx context.Context, store eventstore.Store, ref PayoutRef) (*domain.Payout, error) {
+	req, err := loadRequest(ctx, store, ref)
+	if err != nil {
+		return nil, err
+	}
+	p := &domain.Payout{}
+	p.Apply(req)
+	if _, err := load(ctx, store, PayoutStream(ref.PayoutID), p.Apply); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// SignPayout records the signed transaction before its broadcast.
+type SignPayout struct {
+	CommandID string
+	Ref       PayoutRef
+	Tx        domain.SignedTx
+}
+
+type SignPayoutHandler struct{ d Deps }
+
+// Handle errors: domain.ErrNotFound, domain.ErrInvalidState (signed as
+// another transaction, or ended), domain.ErrValidation, domain.ErrInvalidAmount.
+func (h SignPayoutHandler) Handle(ctx context.Context, c SignPayout) (eventstore.AppendResult, error) {
+	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+		return p.Sign(c.Tx, h.d.Now())
+	})
+	return res, err
+}
+
+// MarkPayoutSent records an accepted broadcast.
+type MarkPayoutSent struct {
+	CommandID string
+	Ref       PayoutRef
+}
+
+type MarkPayoutSentHandler struct{ d Deps }
+
+// Handle errors: domain.ErrNotFound, domain.ErrInvalidState.
+func (h MarkPayoutSentHandler) Handle(ctx context.Context, c MarkPayoutSent) (eventstore.AppendResult, error) {
+	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+		return p.MarkSent(h.d.Now())
+	})
+	return res, err
+}
+
+// ConfirmPayout settles a payout whose transaction is deep enough.
+type ConfirmPayout struct {
+	CommandID     string
+	Ref           PayoutRef
+	Confirmations int
+}
+
+type ConfirmPayoutHandler struct{ d Deps }
+
+// Handle errors: domain.ErrNotFound, domain.ErrInvalidState, domain.ErrUnsupportedAsset.
+func (h ConfirmPayoutHandler) Handle(ctx context.Context, c ConfirmPayout) (eventstore.AppendResult, error) {
+	asset, err := h.d.Assets.Lookup(c.Ref.Asset)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+		return p.Confirm(c.Confirmations, asset.Confirmations, h.d.Now())
+	})
+	return res, err
+}
+
+// FailPayout ends a payout that cannot be sent and releases its funds.
+type FailPayout struct {
+	CommandID string
+	Ref       PayoutRef
+	Reason    string
+}
+
+type FailPayoutHandler struct{ d Deps }
+
+// Handle errors: domain.ErrNotFound, domain.ErrInvalidState (already sent).
+func (h FailPayoutHandler) Handle(ctx context.Context, c FailPayout) (eventstore.AppendResult, error) {
+	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+		return p.Fail(c.Reason, h.d.Now())
+	})
+	return res, err
+}
