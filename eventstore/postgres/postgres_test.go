@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,26 @@ func TestContract(t *testing.T) {
 
 func BenchmarkAppend(b *testing.B) {
 	storetest.Bench(b, newStore)
+}
+
+// BenchmarkAppendBatchesInFlight compares one batch in flight with several,
+// in one run, at 16 concurrent appenders.
+func BenchmarkAppendBatchesInFlight(b *testing.B) {
+	for _, n := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) {
+			storetest.Bench(b, func(t testing.TB) eventstore.Store {
+				schema := freshSchema(t)
+				s, err := postgres.Open(context.Background(), dsn(), postgres.WithSchema(schema), postgres.WithWriters(n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Migrate(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				return s
+			})
+		})
+	}
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
