@@ -422,6 +422,16 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 }
 
 func (s *Store) writeTx(ctx context.Context, conn *pgx.Conn, reqs []eventstore.Request) ([]eventstore.Outcome, error) {
+	if freshStreams(reqs) {
+		outs, err := s.writeFresh(ctx, conn, reqs)
+		if err == nil || !isUniqueViolation(err) {
+			return outs, err
+		}
+		// Some stream or id exists after all: decide the batch the long way.
+		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+			return nil, err
+		}
+	}
 	versions, stored, err := s.load(ctx, conn, reqs)
 	if err != nil {
 		return nil, err
@@ -449,7 +459,7 @@ func (s *Store) writeTx(ctx context.Context, conn *pgx.Conn, reqs []eventstore.R
 	}
 	written := map[string]eventstore.Position{}
 	if len(ids) > 0 {
-		written, err = s.insert(ctx, conn, ids, streams, vers, types, data, meta)
+		written, err = s.insert(ctx, conn, false, ids, streams, vers, types, data, meta)
 	} else {
 		_, err = conn.Exec(ctx, "COMMIT")
 	}
@@ -559,17 +569,26 @@ func (s *Store) load(ctx context.Context, conn *pgx.Conn, reqs []eventstore.Requ
 	return versions, stored, nil
 }
 
-// insert writes the rows, notifies listeners and commits, in one round trip.
+// insert writes the rows and commits (after BEGIN when begin is set), in
+// one round trip, then wakes listeners.
 // After an error the rest of the pipeline is skipped and the transaction is
 // left for the caller to roll back.
-func (s *Store) insert(ctx context.Context, conn *pgx.Conn, ids, streams []string, vers []int64, types []string, data, meta [][]byte) (map[string]eventstore.Position, error) {
+func (s *Store) insert(ctx context.Context, conn *pgx.Conn, begin bool, ids, streams []string, vers []int64, types []string, data, meta [][]byte) (map[string]eventstore.Position, error) {
 	b := &pgx.Batch{}
+	if begin {
+		b.Queue("BEGIN")
+	}
 	b.Queue(resetPlanMode)
 	b.Queue(s.q.insertNotify, ids, streams, vers, types, data, meta)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 
+	if begin {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("postgres: begin: %w", err)
+		}
+	}
 	if _, err := br.Exec(); err != nil {
 		return nil, fmt.Errorf("postgres: insert: %w", err)
 	}
@@ -611,4 +630,57 @@ func (s *Store) CountAfter(ctx context.Context, after eventstore.Position) (int6
 		return 0, fmt.Errorf("postgres: count after %v: %w", after, err)
 	}
 	return n, nil
+}
+
+// freshStreams reports whether every append of the batch starts a new
+// stream (NoStream) with streams and ids distinct across the batch: the
+// usual shape of invoice creation. Such a batch needs no state read first:
+// UNIQUE (stream, version) and UNIQUE (event_id) reject it if a stream or
+// an id exists after all, and the batch is then decided the long way.
+func freshStreams(reqs []eventstore.Request) bool {
+	streams := make(map[string]bool, len(reqs))
+	ids := make(map[string]bool, len(reqs))
+	for _, r := range reqs {
+		if r.Expected != eventstore.NoStream || streams[r.Stream] {
+			return false
+		}
+		streams[r.Stream] = true
+		for _, e := range r.Events {
+			if ids[e.ID] {
+				return false
+			}
+			ids[e.ID] = true
+		}
+	}
+	return true
+}
+
+// writeFresh writes a batch of new streams in one round trip: begin,
+// insert at versions 0.., commit.
+func (s *Store) writeFresh(ctx context.Context, conn *pgx.Conn, reqs []eventstore.Request) ([]eventstore.Outcome, error) {
+	var ids, streams, types []string
+	var vers []int64
+	var data, meta [][]byte
+	for _, r := range reqs {
+		for j, e := range r.Events {
+			ids = append(ids, e.ID)
+			streams = append(streams, r.Stream)
+			vers = append(vers, int64(j))
+			types = append(types, e.Type)
+			if e.Data == nil {
+				e.Data = []byte{}
+			}
+			data = append(data, e.Data)
+			meta = append(meta, e.Metadata)
+		}
+	}
+	written, err := s.insert(ctx, conn, true, ids, streams, vers, types, data, meta)
+	if err != nil {
+		return nil, err
+	}
+	outs := make([]eventstore.Outcome, len(reqs))
+	for i, r := range reqs {
+		outs[i].Result = eventstore.AppendResult{NextExpected: int64(len(r.Events)) - 1, Position: written[r.Events[len(r.Events)-1].ID]}
+	}
+	return outs, nil
 }
