@@ -13,6 +13,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/btc"
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/sim"
+	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/esdb"
 	"github.com/acceptcryptohere/gateway/eventstore/postgres"
@@ -80,7 +81,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		b.close()
 		return nil, err
 	}
-	for _, migrate := range []func(context.Context, projections.DB) error{webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, sim.Migrate} {
+	for _, migrate := range []func(context.Context, projections.DB) error{webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, tron.Migrate, sim.Migrate} {
 		if err := migrate(ctx, b.db); err != nil {
 			b.close()
 			return nil, err

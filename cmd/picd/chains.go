@@ -14,6 +14,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/chain/oracle"
 	"github.com/acceptcryptohere/gateway/chain/sim"
+	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/projections"
@@ -47,14 +48,16 @@ func simulatedChains(cfg Config) []domain.Chain {
 	if cfg.ETHRPCURL == "" {
 		out = append(out, domain.ChainEthereum)
 	}
-	out = append(out, domain.ChainTron) // no TRON node support yet: always simulated
+	if cfg.TronAPIURL == "" {
+		out = append(out, domain.ChainTron)
+	}
 	return out
 }
 
 // quickStartAssets lowers confirmations when every chain is simulated, so a
 // newcomer sees an invoice paid after one `picd sim mine`.
 func quickStartAssets(cfg Config, assets domain.Assets) (domain.Assets, error) {
-	if len(simulatedChains(cfg)) < 3 {
+	if len(simulatedChains(cfg)) < 3 { // a real node somewhere: keep real thresholds
 		return assets, nil
 	}
 	return sim.WithConfirmations(assets, cfg.SimConfirmations)
@@ -94,6 +97,14 @@ func startWatchers(ctx context.Context, cfg Config, db projections.DB, handlers 
 			return nil, fmt.Errorf("ethereum watcher: %w", err)
 		}
 		w.loops = append(w.loops, func(ctx context.Context) { _ = ew.Run(ctx) })
+	}
+	if cfg.TronAPIURL != "" {
+		client := tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0)
+		tw, err := tron.New(tron.Config{StartBlock: int64(cfg.TronStartBlock), Contracts: tronContracts(cfg)}, client, sink, db, assets, log)
+		if err != nil {
+			return nil, fmt.Errorf("tron watcher: %w", err)
+		}
+		w.loops = append(w.loops, func(ctx context.Context) { _ = tw.Run(ctx) })
 	}
 	s, err := sim.New(sim.Config{Chains: simulatedChains(cfg)}, sink, db, assets, log)
 	if err != nil {
@@ -138,8 +149,25 @@ func priceOracle(cfg Config) (oracle.Oracle, error) {
 
 // payoutSenders are the senders of the simulated chains; real chains add
 // theirs when their node is configured.
-func payoutSenders(ctx context.Context, cfg Config, db projections.DB, wallet *hd.Wallet) ([]chain.Sender, error) {
+func tronContracts(cfg Config) map[string]string {
+	if cfg.TronUSDTContract == "" {
+		return nil
+	}
+	return map[string]string{"USDT.TRON": cfg.TronUSDTContract}
+}
+
+func payoutSenders(ctx context.Context, cfg Config, db projections.DB, wallet *hd.Wallet, assets domain.Assets,
+	prices oracle.Oracle, log *slog.Logger) ([]chain.Sender, error) {
 	var out []chain.Sender
+	if cfg.TronAPIURL != "" {
+		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Logger: log},
+			tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0), wallet, db, assets)
+		if err != nil {
+			return nil, fmt.Errorf("tron sender: %w", err)
+		}
+		log.Info("TRON hot wallet: fund it with TRX for energy and bandwidth", "address", ts.HotWalletAddress())
+		out = append(out, ts)
+	}
 	for _, c := range simulatedChains(cfg) {
 		c := c
 		s, err := sim.NewSender(ctx, db, sim.SenderConfig{Chain: c, ValidateAddress: func(addr string) error {

@@ -39,6 +39,10 @@ type Config struct {
 	BTCStartHeight     int    // PIC_BTC_START_HEIGHT
 	ETHRPCURL          string // PIC_ETH_RPC_URL: an Ethereum node; unset: ETH and USDT.ETH are simulated
 	ETHUSDTContract    string // PIC_ETH_USDT_CONTRACT: override of the USDT contract (testnets)
+	TronAPIURL         string // PIC_TRON_API_URL: a TRON full node or TronGrid; unset: TRX and USDT.TRON are simulated
+	TronAPIKey         string // PIC_TRON_API_KEY (never logged)
+	TronUSDTContract   string // PIC_TRON_USDT_CONTRACT: override (Nile, Shasta)
+	TronStartBlock     int    // PIC_TRON_START_BLOCK
 	SimToken           string // PIC_SIM_TOKEN: operator token of the simulator's endpoints (default: generated under <data>)
 	SimConfirmations   int    // PIC_SIM_CONFIRMATIONS: confirmations when every chain is simulated (quick start)
 
@@ -115,6 +119,10 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.IntVar(&c.BTCStartHeight, "btc-start-height", envInt("PIC_BTC_START_HEIGHT", 0), "first block to scan without a checkpoint; 0: the tip (PIC_BTC_START_HEIGHT)")
 	fs.StringVar(&c.ETHRPCURL, "eth-rpc-url", env("PIC_ETH_RPC_URL", ""), "Ethereum node JSON-RPC URL (PIC_ETH_RPC_URL); unset: simulated")
 	fs.StringVar(&c.ETHUSDTContract, "eth-usdt-contract", env("PIC_ETH_USDT_CONTRACT", ""), "USDT contract override (PIC_ETH_USDT_CONTRACT)")
+	fs.StringVar(&c.TronAPIURL, "tron-api-url", env("PIC_TRON_API_URL", ""), "TRON node HTTP API, e.g. https://api.trongrid.io (PIC_TRON_API_URL); unset: simulated")
+	fs.StringVar(&c.TronAPIKey, "tron-api-key", env("PIC_TRON_API_KEY", ""), "TRON-PRO-API-KEY for TronGrid (PIC_TRON_API_KEY)")
+	fs.StringVar(&c.TronUSDTContract, "tron-usdt-contract", env("PIC_TRON_USDT_CONTRACT", ""), "USDT TRC-20 contract override (PIC_TRON_USDT_CONTRACT)")
+	fs.IntVar(&c.TronStartBlock, "tron-start-block", envInt("PIC_TRON_START_BLOCK", 0), "first TRON block to scan without a checkpoint; 0: the head (PIC_TRON_START_BLOCK)")
 	fs.StringVar(&c.SimToken, "sim-token", env("PIC_SIM_TOKEN", ""), "operator token of /v1/sim/* (PIC_SIM_TOKEN; default generated in <data>/sim.token)")
 	fs.IntVar(&c.SimConfirmations, "sim-confirmations", envInt("PIC_SIM_CONFIRMATIONS", 1), "confirmations when every chain is simulated (PIC_SIM_CONFIRMATIONS)")
 	fs.StringVar(&c.Prices, "prices", env("PIC_PRICES", ""), `static USD prices as JSON, e.g. {"BTC":"60000","ETH":"3000"} (PIC_PRICES); unset: CoinGecko`)

@@ -69,7 +69,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices}
 	handlers := commands.New(deps, commands.NewIndexAllocator(deps, wallet.Deriver()), hd.AddressCheck(wallet.BitcoinParams()))
-	senders, err := payoutSenders(ctx, cfg, b.db, wallet)
+	senders, err := payoutSenders(ctx, cfg, b.db, wallet, assets, prices, log)
 	if err != nil {
 		return err
 	}
