@@ -59,6 +59,9 @@ var ErrPermanent = errors.New("chain: permanent payout error")
 //     transaction, never a rebuilt one.
 //   - Confirmations returns the transaction's depth (0 in the mempool).
 //     An unknown txid is an error (temporary: the processor asks again).
+//     ErrPermanent when the transaction can never confirm (mined but
+//     reverted, or expired without being mined): the payout fails and the
+//     merchant's funds are released.
 type Sender interface {
 	Chain() domain.Chain
 	Build(ctx context.Context, p PayoutToSend) (Signed, error)
@@ -266,6 +269,9 @@ func (p *Processor) drive(ctx context.Context, j job) error {
 			j.attempts = 0
 		case domain.PayoutSentStatus:
 			n, err := sender.Confirmations(ctx, po.Signed().TxID)
+			if errors.Is(err, ErrPermanent) {
+				return p.fail(ctx, ref, err.Error()) // mined but failed, or expired unmined
+			}
 			if err != nil {
 				return p.retry(ctx, j, fmt.Errorf("confirmations: %w", err))
 			}

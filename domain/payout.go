@@ -353,10 +353,12 @@ func confirmPostings(r PayoutRequested, s PayoutSigned) []Posting {
 	return ps
 }
 
-// Fail ends a payout that can never be sent and releases its reservation.
-// A payout whose broadcast was accepted cannot fail (its transaction may
-// still confirm); a signed one may, when the sender knows its transaction
-// can never confirm. Errors: ErrNotFound, ErrInvalidState.
+// Fail ends a payout whose transaction can never confirm and releases its
+// reservation: one never sent, or a sent one that its sender proves dead
+// (reverted on chain, expired unmined). Nothing reached the recipient, so
+// the merchant gets the whole amount back; a network fee burned by a
+// failed transaction is the hot wallet's loss, not the merchant's.
+// Errors: ErrNotFound, ErrInvalidState.
 func (p *Payout) Fail(reason string, now time.Time) ([]Event, error) {
 	if err := p.mustExist(); err != nil {
 		return nil, err
@@ -364,7 +366,7 @@ func (p *Payout) Fail(reason string, now time.Time) ([]Event, error) {
 	switch p.status {
 	case PayoutFailedStatus:
 		return nil, nil
-	case PayoutRequestedStatus, PayoutSignedStatus:
+	case PayoutRequestedStatus, PayoutSignedStatus, PayoutSentStatus:
 	default:
 		return nil, fmt.Errorf("%w: payout %s is %s", ErrInvalidState, p.req.PayoutID, p.status)
 	}

@@ -61,8 +61,10 @@ func TestPayoutLifecycle(t *testing.T) {
 	}
 	evs, _ = p.MarkSent(tPay)
 	p.Apply(evs[0])
-	if _, err := p.Fail("late", tPay); !errors.Is(err, ErrInvalidState) {
-		t.Fatalf("failing a sent payout: %v", err)
+	// A sent payout fails only when its sender proves the transaction dead;
+	// the decision is possible (not applied here: the payout goes on).
+	if evs, err := p.Fail("reverted on chain", tPay); err != nil || len(evs) != 1 {
+		t.Fatalf("failing a sent payout: %v %v", evs, err)
 	}
 	if _, err := p.Confirm(1, 2, tPay); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("too shallow: %v", err)
@@ -74,6 +76,10 @@ func TestPayoutLifecycle(t *testing.T) {
 	c := evs[0].(PayoutConfirmed)
 	if c.Sent.String() != "0.4999" || c.NetOfNetworkFee || CheckBalanced(c.Postings) != nil {
 		t.Fatalf("confirmed %+v", c)
+	}
+	p.Apply(c)
+	if _, err := p.Fail("late", tPay); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("failing a confirmed payout: %v", err)
 	}
 }
 

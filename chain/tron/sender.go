@@ -107,7 +107,7 @@ var (
 	ErrHotWalletFunds = fmt.Errorf("%w: insufficient hot-wallet funds", chain.ErrPermanent)
 	// ErrFailedOnChain: a payout's transaction is in a block but failed
 	// (a reverted or out-of-energy token transfer): nothing was paid.
-	ErrFailedOnChain = errors.New("tron: payout transaction failed on chain")
+	ErrFailedOnChain = fmt.Errorf("%w: tron: payout transaction failed on chain", chain.ErrPermanent)
 	// errBadBuild: the node built another transaction than the one asked for.
 	errBadBuild = errors.New("tron: the node built an unexpected transaction")
 )

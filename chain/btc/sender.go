@@ -1,0 +1,907 @@
+package btc
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcjson"
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/rpcclient"
+	"github.com/btcsuite/btcd/txscript"
+	"github.com/btcsuite/btcd/wire"
+
+	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+// Keys is the HD wallet a sender signs with; *hd.Wallet implements it.
+type Keys interface {
+	Address(chain domain.Chain, index int64) (string, error)
+	PrivateKey(chain domain.Chain, index int64) (*btcec.PrivateKey, error)
+}
+
+// StreamReader reads the event log; eventstore.Store implements it. The
+// sender reads an invoice's InvoiceCreated to learn the HD index of the
+// address a deposit was paid to (the read models do not keep it).
+type StreamReader interface {
+	ReadStream(ctx context.Context, stream string, from int64, max int) ([]eventstore.RecordedEvent, error)
+}
+
+var (
+	_ Keys         = (*hd.Wallet)(nil)
+	_ StreamReader = (eventstore.Store)(nil)
+)
+
+// SenderConfig tunes the Bitcoin payout sender. The embedded Config gives
+// the node's RPC connection and the network (its scan settings are unused).
+type SenderConfig struct {
+	Config
+	// ConfTarget is the confirmation target in blocks asked of the node's
+	// fee estimate (default 6).
+	ConfTarget int64
+	// FallbackFeeRate in sat/vB is used when the node cannot estimate
+	// (regtest, a fresh node) (default 10). MinFeeRate and MaxFeeRate clamp
+	// any rate (defaults 1 and 500 sat/vB).
+	FallbackFeeRate, MinFeeRate, MaxFeeRate int64
+	Now                                     func() time.Time
+}
+
+// SenderDeps are the sender's collaborators.
+type SenderDeps struct {
+	// DB is the read-model database: the watcher's chain_btc_deposits and
+	// the sender's own tables (btc.Migrate creates both).
+	DB       projections.DB
+	Keys     Keys
+	Invoices StreamReader
+	// Change allocates the fresh address each payout's change goes to: an
+	// index of the same HD branch as invoice addresses, taken from the log
+	// (commands.IndexAllocator), so it never collides with an invoice's.
+	Change commands.AddressSource
+	Assets domain.Assets
+	Log    *slog.Logger
+}
+
+// senderNode is the part of the RPC client the sender uses.
+type senderNode interface {
+	GetTxOut(txHash *chainhash.Hash, index uint32, mempool bool) (*btcjson.GetTxOutResult, error)
+	GetRawTransactionVerbose(txHash *chainhash.Hash) (*btcjson.TxRawResult, error)
+	EstimateSmartFee(confTarget int64, mode *btcjson.EstimateSmartFeeMode) (*btcjson.EstimateSmartFeeResult, error)
+	EstimateFee(numBlocks int64) (float64, error)
+	RawRequest(method string, params []json.RawMessage) (json.RawMessage, error)
+}
+
+var _ senderNode = (*rpcclient.Client)(nil)
+
+// Sender pays out BTC from the gateway's hot wallet; it implements
+// chain.Sender.
+//
+// The hot wallet is every output paid to one of our HD addresses: the
+// deposits the watcher credited (state confirmed in chain_btc_deposits) and
+// the change of our own payouts. A payout spends deposits directly as its
+// inputs, straight from the per-invoice addresses: that is the sweep, and
+// Bitcoin needs no separate sweep step.
+//
+// Build picks inputs largest first, prices the transaction with the node's
+// fee estimate (estimatesmartfee, then btcd's estimatefee, then
+// FallbackFeeRate), pays Amount − fee to the recipient (output 0) and the
+// rest to a fresh change address (output 1), and signs every input as
+// P2WPKH (BIP-143). The inputs are locked in chain_btc_utxos in the same
+// transaction that stores the signed payout, so two payouts never spend one
+// output, across goroutines and processes; a Build repeated for the same
+// payout (a crash before PayoutSigned) returns the stored transaction.
+//
+// Change worth less than the dust limit is not created: it goes to the
+// miners, recorded as dust_sat in chain_btc_payouts and logged, because the
+// payout's ledger fee is what it deducted from the recipient (the hot
+// wallet absorbs the dust). Build first tries one more input to avoid it.
+type Sender struct {
+	cfg    SenderConfig
+	deps   SenderDeps
+	client *rpcclient.Client
+	node   senderNode
+	asset  domain.Asset
+	log    *slog.Logger
+
+	mu      sync.Mutex // one Build or Broadcast bookkeeping at a time in this process
+	indexOf map[string]int64
+}
+
+var _ chain.Sender = (*Sender)(nil)
+
+// Limits and constants of coin selection (satoshis, virtual bytes).
+const (
+	// DustLimit is the smallest output Build creates (546 sat: standard for
+	// every output type at the default dust relay fee).
+	DustLimit = 546
+	// maxInputs bounds one transaction (and so its size, about 68 vB each).
+	maxInputs      = 500
+	maxCandidates  = 2000
+	maxLockRetries = 5
+	// P2WPKH input: 41 bytes outside the witness + 108 weight units of
+	// witness (a 72-byte signature at most, a 33-byte key): 68 vB rounded up.
+	inputVBytes = 68
+	// Version, locktime, the input and output counts, and the segwit
+	// marker and flag: 10.5 vB, rounded up.
+	overheadVBytes = 11
+)
+
+// Wallet UTXO states (chain_btc_utxos.state).
+const (
+	utxoAvailable = "available"
+	utxoLocked    = "locked"
+	utxoPending   = "pending"
+	utxoMissing   = "missing"
+	utxoVoid      = "void"
+	utxoForeign   = "foreign"
+)
+
+// NewSender connects lazily to the node. Run Migrate on deps.DB first.
+// Errors: a missing collaborator or RPC host, no native BTC asset.
+func NewSender(cfg SenderConfig, deps SenderDeps) (*Sender, error) {
+	if cfg.RPCHost == "" {
+		return nil, errors.New("btc sender: no RPC host")
+	}
+	client, err := rpcclient.New(&rpcclient.ConnConfig{
+		Host: cfg.RPCHost, User: cfg.RPCUser, Pass: cfg.RPCPass, CookiePath: cfg.RPCCookiePath,
+		HTTPPostMode: true, DisableTLS: len(cfg.TLSCert) == 0, Certificates: cfg.TLSCert,
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("btc sender: rpc client: %w", err)
+	}
+	s, err := newSender(cfg, client, deps)
+	if err != nil {
+		client.Shutdown()
+		return nil, err
+	}
+	s.client = client
+	return s, nil
+}
+
+func newSender(cfg SenderConfig, n senderNode, deps SenderDeps) (*Sender, error) {
+	switch {
+	case cfg.Params == nil:
+		return nil, errors.New("btc sender: no network parameters")
+	case deps.DB.Read == nil || deps.DB.Write == nil:
+		return nil, errors.New("btc sender: no database")
+	case deps.Keys == nil || deps.Invoices == nil || deps.Change == nil:
+		return nil, errors.New("btc sender: needs Keys, Invoices and Change")
+	}
+	if cfg.ConfTarget <= 0 {
+		cfg.ConfTarget = 6
+	}
+	if cfg.FallbackFeeRate <= 0 {
+		cfg.FallbackFeeRate = 10
+	}
+	if cfg.MinFeeRate <= 0 {
+		cfg.MinFeeRate = 1
+	}
+	if cfg.MaxFeeRate <= 0 {
+		cfg.MaxFeeRate = 500
+	}
+	if cfg.MaxFeeRate < cfg.MinFeeRate {
+		return nil, fmt.Errorf("btc sender: max fee rate %d below min %d", cfg.MaxFeeRate, cfg.MinFeeRate)
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var asset domain.Asset
+	for _, a := range deps.Assets.List() {
+		if a.Chain == domain.ChainBitcoin && a.Native() {
+			asset = a
+		}
+	}
+	if asset.Code == "" || asset.Decimals != 8 {
+		return nil, errors.New("btc sender: no native Bitcoin asset with 8 decimals configured")
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Sender{cfg: cfg, deps: deps, node: n, asset: asset, log: log.With("chain", "bitcoin", "component", "sender"),
+		indexOf: map[string]int64{}}, nil
+}
+
+// Close releases the RPC client.
+func (s *Sender) Close() {
+	if s.client != nil {
+		s.client.Shutdown()
+	}
+}
+
+// Chain implements chain.Sender.
+func (s *Sender) Chain() domain.Chain { return domain.ChainBitcoin }
+
+// rpc runs one call with the per-call timeout (rpcclient takes no context).
+func rpc[T any](ctx context.Context, s *Sender, f func() (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+type utxo struct {
+	op      wire.OutPoint
+	address string
+	index   int64
+	sat     int64
+}
+
+// Build implements chain.Sender. Errors: chain.ErrPermanent for an asset
+// that is not BTC, an invalid address or amount, a fee not below the
+// amount, and a hot wallet that cannot cover the amount even with what is
+// still confirming; other errors (node, database) are temporary.
+func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	if p.Asset.Code != s.asset.Code {
+		return chain.Signed{}, fmt.Errorf("%w: btc sender cannot pay %s", chain.ErrPermanent, p.Asset.Code)
+	}
+	units, err := p.Amount.BaseUnits(8)
+	if err != nil || !units.IsInt64() || units.Sign() <= 0 {
+		return chain.Signed{}, fmt.Errorf("%w: amount %s", chain.ErrPermanent, p.Amount)
+	}
+	amount := units.Int64()
+	if err := hd.ValidateAddress(domain.ChainBitcoin, p.ToAddress, s.cfg.Params); err != nil {
+		return chain.Signed{}, fmt.Errorf("%w: %v", chain.ErrPermanent, err)
+	}
+	to, err := btcutil.DecodeAddress(p.ToAddress, s.cfg.Params)
+	if err != nil {
+		return chain.Signed{}, fmt.Errorf("%w: %v", chain.ErrPermanent, err)
+	}
+	toScript, err := txscript.PayToAddrScript(to)
+	if err != nil {
+		return chain.Signed{}, fmt.Errorf("%w: %v", chain.ErrPermanent, err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if prev, ok, err := s.stored(ctx, p.PayoutID); err != nil || ok {
+		return prev, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return chain.Signed{}, err
+	}
+	rate := s.feeRate(ctx)
+	var change *commands.Allocation
+	for attempt := 0; attempt < maxLockRetries; attempt++ {
+		cands, err := s.available(ctx)
+		if err != nil {
+			return chain.Signed{}, err
+		}
+		sel, ok := selectCoins(cands, amount, rate, len(toScript))
+		if !ok {
+			return chain.Signed{}, s.insufficient(ctx, amount, cands)
+		}
+		if sel.fee >= amount || amount-sel.fee < DustLimit {
+			return chain.Signed{}, fmt.Errorf("%w: network fee %d sat (%d sat/vB) leaves nothing worth sending of %d sat",
+				chain.ErrPermanent, sel.fee, rate, amount)
+		}
+		if gone, err := s.checkUnspent(ctx, sel.inputs); err != nil {
+			return chain.Signed{}, err
+		} else if gone {
+			continue // marked missing: select again
+		}
+		if sel.change > 0 && change == nil {
+			a, err := s.changeAddress(ctx)
+			if err != nil {
+				return chain.Signed{}, err
+			}
+			change = &a
+		}
+		tx, err := s.sign(sel, toScript, amount-sel.fee, change)
+		if err != nil {
+			return chain.Signed{}, err
+		}
+		signed, locked, err := s.record(ctx, p, tx, sel, rate, change)
+		if err != nil {
+			return chain.Signed{}, err
+		}
+		if !locked {
+			continue // another process took an input first
+		}
+		s.log.Info("bitcoin payout built", "payout_id", p.PayoutID, "txid", signed.TxID, "inputs", len(sel.inputs),
+			"fee_sat", sel.fee, "fee_rate", rate, "change_sat", sel.change, "dust_sat", sel.dust)
+		if sel.dust > 0 {
+			s.log.Warn("bitcoin payout: change below the dust limit goes to the miners", "payout_id", p.PayoutID, "dust_sat", sel.dust)
+		}
+		return signed, nil
+	}
+	return chain.Signed{}, errors.New("btc sender: inputs kept being taken by other payouts; try again")
+}
+
+// selection is a set of inputs and what the transaction pays.
+type selection struct {
+	inputs       []utxo
+	total, fee   int64
+	change, dust int64
+	vbytes       int64
+}
+
+// selectCoins takes the largest outputs first until they cover amount,
+// which pays the fee too (the recipient gets amount − fee). Change below
+// the dust limit is avoided with one more input when there is one, else
+// dropped (dust). ok is false when everything does not cover amount.
+func selectCoins(cands []utxo, amount, rate int64, toScriptLen int) (selection, bool) {
+	outVB := func(scriptLen int) int64 { return int64(8 + 1 + scriptLen) }
+	const changeVB = 8 + 1 + 22 // P2WPKH
+	var sel selection
+	for i, c := range cands {
+		if i >= maxInputs {
+			break
+		}
+		sel.inputs = append(sel.inputs, c)
+		sel.total += c.sat
+		if sel.total < amount {
+			continue
+		}
+		left := sel.total - amount
+		base := overheadVBytes + int64(len(sel.inputs))*inputVBytes + outVB(toScriptLen)
+		switch {
+		case left == 0:
+			sel.vbytes, sel.change, sel.dust = base, 0, 0
+		case left >= DustLimit:
+			sel.vbytes, sel.change, sel.dust = base+changeVB, left, 0
+		case i+1 < len(cands) && i+1 < maxInputs:
+			continue // one more input turns the dust into real change
+		default:
+			sel.vbytes, sel.change, sel.dust = base, 0, left
+		}
+		sel.fee = sel.vbytes * rate
+		return sel, true
+	}
+	return sel, false
+}
+
+// insufficient explains why the wallet cannot pay: permanently, unless
+// what is still confirming (our change, deposits in the mempool or not
+// yet deep enough) would cover it.
+func (s *Sender) insufficient(ctx context.Context, amount int64, cands []utxo) error {
+	var have int64
+	for _, c := range cands {
+		have += c.sat
+	}
+	var incoming sql.NullInt64
+	err := s.deps.DB.Read.QueryRowContext(ctx, s.deps.DB.Q(`SELECT
+		(SELECT COALESCE(SUM(amount_sat), 0) FROM chain_btc_utxos WHERE state = ?) +
+		(SELECT COALESCE(SUM(amount_sat), 0) FROM chain_btc_deposits WHERE state = ?)`), utxoPending, statePending).Scan(&incoming)
+	if err != nil {
+		return fmt.Errorf("btc sender: incoming funds: %w", err)
+	}
+	if have+incoming.Int64 >= amount {
+		return fmt.Errorf("btc sender: hot wallet has %d sat spendable, %d sat still confirming; %d sat needed: retry later",
+			have, incoming.Int64, amount)
+	}
+	return fmt.Errorf("%w: insufficient hot-wallet funds: %d sat spendable (%d confirming), %d sat needed",
+		chain.ErrPermanent, have, incoming.Int64, amount)
+}
+
+// stored returns the transaction already built for a payout.
+func (s *Sender) stored(ctx context.Context, payoutID string) (chain.Signed, bool, error) {
+	db := s.deps.DB
+	var txid, raw, state string
+	var fee int64
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT txid, raw, fee_sat, state FROM chain_btc_payouts WHERE payout_id = ?`), payoutID).
+		Scan(&txid, &raw, &fee, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return chain.Signed{}, false, nil
+	}
+	if err != nil {
+		return chain.Signed{}, false, fmt.Errorf("btc sender: payout %s: %w", payoutID, err)
+	}
+	if state != "built" {
+		return chain.Signed{}, false, fmt.Errorf("%w: payout %s's transaction %s is %s", chain.ErrPermanent, payoutID, txid, state)
+	}
+	tx, err := decodeTx(raw)
+	if err != nil {
+		return chain.Signed{}, false, err
+	}
+	return chain.Signed{TxID: txid, Raw: raw, Inputs: outpoints(tx), NetworkFee: sats(fee)}, true, nil
+}
+
+func sats(v int64) domain.Amount { return domain.FromBaseUnits(big.NewInt(v), 8) }
+
+func outpoints(tx *wire.MsgTx) []string {
+	out := make([]string, len(tx.TxIn))
+	for i, in := range tx.TxIn {
+		out[i] = in.PreviousOutPoint.String()
+	}
+	return out
+}
+
+func decodeTx(raw string) (*wire.MsgTx, error) {
+	b, err := hex.DecodeString(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: raw transaction is not hex", chain.ErrPermanent)
+	}
+	var tx wire.MsgTx
+	if err := tx.Deserialize(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("%w: raw transaction: %v", chain.ErrPermanent, err)
+	}
+	return &tx, nil
+}
+
+// sync brings the wallet's outputs up to date: credited deposits become
+// available, reverted ones missing, and change in a block available.
+func (s *Sender) sync(ctx context.Context) error {
+	db := s.deps.DB
+	now := s.cfg.Now().UnixMilli()
+	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT d.deposit_id, d.invoice_id, d.address, d.amount_sat FROM chain_btc_deposits d
+		LEFT JOIN chain_btc_utxos u ON u.outpoint = d.deposit_id
+		WHERE d.state = ? AND u.outpoint IS NULL ORDER BY d.deposit_id LIMIT ?`), stateConfirmed, maxCandidates)
+	if err != nil {
+		return fmt.Errorf("btc sender: new deposits: %w", err)
+	}
+	type dep struct {
+		id, invoice, address string
+		sat                  int64
+	}
+	var deps []dep
+	for rows.Next() {
+		var d dep
+		if err := rows.Scan(&d.id, &d.invoice, &d.address, &d.sat); err != nil {
+			rows.Close()
+			return fmt.Errorf("btc sender: new deposits: %w", err)
+		}
+		deps = append(deps, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("btc sender: new deposits: %w", err)
+	}
+	for _, d := range deps {
+		index, err := s.invoiceIndex(ctx, d.invoice)
+		if err != nil {
+			return err
+		}
+		state := utxoAvailable
+		if index < 0 {
+			state = utxoForeign
+		} else if addr, err := s.deps.Keys.Address(domain.ChainBitcoin, index); err != nil || addr != d.address {
+			s.log.Error("bitcoin deposit address is not our HD address at its index; not spendable", "deposit", d.id, "index", index)
+			state = utxoForeign
+		}
+		if _, err := db.Write.ExecContext(ctx, db.Q(`INSERT INTO chain_btc_utxos (outpoint, address, hd_index, amount_sat, source, state, updated_at)
+			VALUES (?, ?, ?, ?, 'deposit', ?, ?) ON CONFLICT (outpoint) DO NOTHING`), d.id, d.address, index, d.sat, state, now); err != nil {
+			return fmt.Errorf("btc sender: add deposit %s: %w", d.id, err)
+		}
+	}
+	if _, err := db.Write.ExecContext(ctx, db.Q(`UPDATE chain_btc_utxos SET state = ?, updated_at = ? WHERE state = ?
+		AND outpoint IN (SELECT deposit_id FROM chain_btc_deposits WHERE state = ?)`), utxoMissing, now, utxoAvailable, stateReverted); err != nil {
+		return fmt.Errorf("btc sender: reverted deposits: %w", err)
+	}
+	pending, err := s.utxos(ctx, `state = ? ORDER BY outpoint LIMIT 200`, utxoPending)
+	if err != nil {
+		return err
+	}
+	for _, u := range pending {
+		out, err := rpc(ctx, s, func() (*btcjson.GetTxOutResult, error) { return s.node.GetTxOut(&u.op.Hash, u.op.Index, false) })
+		if err != nil {
+			return fmt.Errorf("btc sender: gettxout %s: %w", u.op, err)
+		}
+		if out == nil || out.Confirmations < 1 {
+			continue
+		}
+		if _, err := db.Write.ExecContext(ctx, db.Q(`UPDATE chain_btc_utxos SET state = ?, updated_at = ? WHERE outpoint = ? AND state = ?`),
+			utxoAvailable, now, u.op.String(), utxoPending); err != nil {
+			return fmt.Errorf("btc sender: change %s: %w", u.op, err)
+		}
+	}
+	return nil
+}
+
+// invoiceIndex is the HD index of an invoice's pay address (-1: a reused
+// address we do not derive).
+func (s *Sender) invoiceIndex(ctx context.Context, invoiceID string) (int64, error) {
+	if i, ok := s.indexOf[invoiceID]; ok {
+		return i, nil
+	}
+	recs, err := s.deps.Invoices.ReadStream(ctx, commands.InvoiceStream(invoiceID), 0, 1)
+	if err != nil {
+		return 0, fmt.Errorf("btc sender: invoice %s: %w", invoiceID, err)
+	}
+	if len(recs) == 0 || recs[0].Type != domain.TypeInvoiceCreated {
+		return 0, fmt.Errorf("btc sender: invoice %s: no InvoiceCreated", invoiceID)
+	}
+	e, err := domain.Decode(recs[0].Type, recs[0].Data)
+	if err != nil {
+		return 0, fmt.Errorf("btc sender: invoice %s: %w", invoiceID, err)
+	}
+	i := e.(domain.InvoiceCreated).AddressIndex
+	s.indexOf[invoiceID] = i
+	return i, nil
+}
+
+func (s *Sender) utxos(ctx context.Context, where string, args ...any) ([]utxo, error) {
+	db := s.deps.DB
+	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT outpoint, address, hd_index, amount_sat FROM chain_btc_utxos WHERE `+where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("btc sender: utxos: %w", err)
+	}
+	defer rows.Close()
+	var out []utxo
+	for rows.Next() {
+		var u utxo
+		var op string
+		if err := rows.Scan(&op, &u.address, &u.index, &u.sat); err != nil {
+			return nil, fmt.Errorf("btc sender: utxos: %w", err)
+		}
+		if u.op, err = parseOutpoint(op); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+func parseOutpoint(s string) (wire.OutPoint, error) {
+	h, v, ok := strings.Cut(s, ":")
+	hash, err := chainhash.NewHashFromStr(h)
+	if !ok || err != nil {
+		return wire.OutPoint{}, fmt.Errorf("btc sender: bad outpoint %q", s)
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return wire.OutPoint{}, fmt.Errorf("btc sender: bad outpoint %q", s)
+	}
+	return wire.OutPoint{Hash: *hash, Index: uint32(n)}, nil
+}
+
+// available lists spendable outputs, largest first.
+func (s *Sender) available(ctx context.Context) ([]utxo, error) {
+	return s.utxos(ctx, `state = ? ORDER BY amount_sat DESC, outpoint LIMIT ?`, utxoAvailable, maxCandidates)
+}
+
+// checkUnspent asks the node about each input; one it no longer has (spent
+// elsewhere, reorged away) is marked missing and gone is true.
+func (s *Sender) checkUnspent(ctx context.Context, ins []utxo) (gone bool, err error) {
+	for _, u := range ins {
+		out, err := rpc(ctx, s, func() (*btcjson.GetTxOutResult, error) { return s.node.GetTxOut(&u.op.Hash, u.op.Index, true) })
+		if err != nil {
+			return false, fmt.Errorf("btc sender: gettxout %s: %w", u.op, err)
+		}
+		if out != nil {
+			continue
+		}
+		s.log.Error("bitcoin wallet output is gone from the node (spent elsewhere or reorged away)", "outpoint", u.op.String(), "sat", u.sat)
+		if _, err := s.deps.DB.Write.ExecContext(ctx, s.deps.DB.Q(`UPDATE chain_btc_utxos SET state = ?, updated_at = ? WHERE outpoint = ? AND state = ?`),
+			utxoMissing, s.cfg.Now().UnixMilli(), u.op.String(), utxoAvailable); err != nil {
+			return false, fmt.Errorf("btc sender: %w", err)
+		}
+		gone = true
+	}
+	return gone, nil
+}
+
+// feeRate is the node's estimate in sat/vB, clamped, or the fallback.
+func (s *Sender) feeRate(ctx context.Context) int64 {
+	perKvB := 0.0 // BTC per 1000 vB
+	mode := btcjson.EstimateModeConservative
+	if r, err := rpc(ctx, s, func() (*btcjson.EstimateSmartFeeResult, error) {
+		return s.node.EstimateSmartFee(s.cfg.ConfTarget, &mode)
+	}); err == nil &&
+		r != nil && r.FeeRate != nil && *r.FeeRate > 0 {
+		perKvB = *r.FeeRate
+	} else if f, err := rpc(ctx, s, func() (float64, error) { return s.node.EstimateFee(s.cfg.ConfTarget) }); err == nil && f > 0 {
+		perKvB = f
+	}
+	if perKvB <= 0 || math.IsNaN(perKvB) || math.IsInf(perKvB, 0) {
+		return s.cfg.FallbackFeeRate
+	}
+	rate := int64(math.Ceil(perKvB * 1e8 / 1000))
+	return min(max(rate, s.cfg.MinFeeRate), s.cfg.MaxFeeRate)
+}
+
+// changeAddress allocates a fresh HD address for a payout's change.
+func (s *Sender) changeAddress(ctx context.Context) (commands.Allocation, error) {
+	a, err := s.deps.Change.Allocate(ctx, s.asset, "")
+	if err != nil {
+		return commands.Allocation{}, fmt.Errorf("btc sender: change address: %w", err)
+	}
+	if a.Index < 0 {
+		return commands.Allocation{}, errors.New("btc sender: the change allocator gave a reused address; it must allocate HD indexes")
+	}
+	if addr, err := s.deps.Keys.Address(domain.ChainBitcoin, a.Index); err != nil || addr != a.Address {
+		return commands.Allocation{}, fmt.Errorf("btc sender: change index %d does not derive %s with our keys", a.Index, a.Address)
+	}
+	return a, nil
+}
+
+// sign builds the transaction of sel and signs every input (P2WPKH).
+func (s *Sender) sign(sel selection, toScript []byte, pay int64, change *commands.Allocation) (*wire.MsgTx, error) {
+	tx := wire.NewMsgTx(2)
+	prev := map[wire.OutPoint]*wire.TxOut{}
+	scripts := make([][]byte, len(sel.inputs))
+	for i, u := range sel.inputs {
+		a, err := btcutil.DecodeAddress(u.address, s.cfg.Params)
+		if err != nil {
+			return nil, fmt.Errorf("btc sender: wallet address %s: %w", u.address, err)
+		}
+		if scripts[i], err = txscript.PayToAddrScript(a); err != nil {
+			return nil, fmt.Errorf("btc sender: wallet address %s: %w", u.address, err)
+		}
+		op := u.op
+		tx.AddTxIn(wire.NewTxIn(&op, nil, nil))
+		prev[op] = wire.NewTxOut(u.sat, scripts[i])
+	}
+	tx.AddTxOut(wire.NewTxOut(pay, toScript))
+	if sel.change > 0 {
+		a, err := btcutil.DecodeAddress(change.Address, s.cfg.Params)
+		if err != nil {
+			return nil, fmt.Errorf("btc sender: change address: %w", err)
+		}
+		script, err := txscript.PayToAddrScript(a)
+		if err != nil {
+			return nil, fmt.Errorf("btc sender: change address: %w", err)
+		}
+		tx.AddTxOut(wire.NewTxOut(sel.change, script))
+	}
+	fetcher := txscript.NewMultiPrevOutFetcher(prev)
+	hashes := txscript.NewTxSigHashes(tx, fetcher)
+	for i, u := range sel.inputs {
+		key, err := s.deps.Keys.PrivateKey(domain.ChainBitcoin, u.index)
+		if err != nil {
+			return nil, fmt.Errorf("btc sender: key of %s: %w", u.op, err)
+		}
+		w, err := txscript.WitnessSignature(tx, hashes, i, u.sat, scripts[i], txscript.SigHashAll, key, true)
+		if err != nil {
+			return nil, fmt.Errorf("btc sender: sign %s: %w", u.op, err)
+		}
+		tx.TxIn[i].Witness = w
+	}
+	// Check our own work before it is recorded: a transaction that does
+	// not verify would be rejected only after the payout was signed.
+	for i, u := range sel.inputs {
+		vm, err := txscript.NewEngine(scripts[i], tx, i, txscript.StandardVerifyFlags, nil, hashes, u.sat, fetcher)
+		if err == nil {
+			err = vm.Execute()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("btc sender: input %d does not verify: %w", i, err)
+		}
+	}
+	return tx, nil
+}
+
+// record locks the inputs, adds the change as a pending output and stores
+// the payout, in one database transaction. locked is false (and nothing is
+// written) when another payout took one of the inputs first.
+func (s *Sender) record(ctx context.Context, p chain.PayoutToSend, tx *wire.MsgTx, sel selection, rate int64,
+	change *commands.Allocation) (chain.Signed, bool, error) {
+	var buf bytes.Buffer
+	if err := tx.Serialize(&buf); err != nil {
+		return chain.Signed{}, false, err
+	}
+	raw, txid := hex.EncodeToString(buf.Bytes()), tx.TxHash().String()
+	db := s.deps.DB
+	now := s.cfg.Now().UnixMilli()
+	dbtx, err := db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return chain.Signed{}, false, fmt.Errorf("btc sender: %w", err)
+	}
+	defer dbtx.Rollback()
+	for _, u := range sel.inputs {
+		res, err := dbtx.ExecContext(ctx, db.Q(`UPDATE chain_btc_utxos SET state = ?, payout_id = ?, updated_at = ? WHERE outpoint = ? AND state = ?`),
+			utxoLocked, p.PayoutID, now, u.op.String(), utxoAvailable)
+		if err != nil {
+			return chain.Signed{}, false, fmt.Errorf("btc sender: lock %s: %w", u.op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return chain.Signed{}, false, err
+		}
+	}
+	changeIndex := int64(-1)
+	if sel.change > 0 {
+		changeIndex = change.Index
+		if _, err := dbtx.ExecContext(ctx, db.Q(`INSERT INTO chain_btc_utxos (outpoint, address, hd_index, amount_sat, source, state, payout_id, updated_at)
+			VALUES (?, ?, ?, ?, 'change', ?, ?, ?)`), txid+":1", change.Address, change.Index, sel.change, utxoPending, p.PayoutID, now); err != nil {
+			return chain.Signed{}, false, fmt.Errorf("btc sender: change: %w", err)
+		}
+	}
+	if _, err := dbtx.ExecContext(ctx, db.Q(`INSERT INTO chain_btc_payouts (payout_id, txid, raw, to_address, amount_sat, fee_sat, fee_rate,
+		change_index, change_sat, dust_sat, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'built', ?)`),
+		p.PayoutID, txid, raw, p.ToAddress, sel.total-sel.change-sel.dust, sel.fee, rate, changeIndex, sel.change, sel.dust, now); err != nil {
+		return chain.Signed{}, false, fmt.Errorf("btc sender: store payout: %w", err)
+	}
+	if err := dbtx.Commit(); err != nil {
+		return chain.Signed{}, false, fmt.Errorf("btc sender: %w", err)
+	}
+	return chain.Signed{TxID: txid, Raw: raw, Inputs: outpoints(tx), NetworkFee: sats(sel.fee)}, true, nil
+}
+
+// Broadcast implements chain.Sender: it sends exactly tx.Raw. A
+// transaction the node already has (mempool or chain) is success.
+// Errors: chain.ErrPermanent when the node refuses it and one of its
+// inputs is gone (spent by another transaction, or never existed): then
+// the payout's other inputs are released and its change voided. Anything
+// else is temporary.
+func (s *Sender) Broadcast(ctx context.Context, tx chain.Signed) error {
+	msg, err := decodeTx(tx.Raw)
+	if err != nil {
+		return err
+	}
+	if msg.TxHash().String() != tx.TxID {
+		return fmt.Errorf("%w: raw transaction is %s, not %s", chain.ErrPermanent, msg.TxHash(), tx.TxID)
+	}
+	param, _ := json.Marshal(tx.Raw)
+	_, sendErr := rpc(ctx, s, func() (json.RawMessage, error) {
+		return s.node.RawRequest("sendrawtransaction", []json.RawMessage{param})
+	})
+	if sendErr == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if known, err := s.known(ctx, msg); err != nil {
+		return fmt.Errorf("btc sender: sendrawtransaction: %v; and looking it up: %w", sendErr, err)
+	} else if known {
+		return nil
+	}
+	var rpcErr *btcjson.RPCError
+	if !errors.As(sendErr, &rpcErr) {
+		return fmt.Errorf("btc sender: sendrawtransaction: %w", sendErr) // transport: temporary
+	}
+	var missing []string
+	for _, in := range msg.TxIn {
+		op := in.PreviousOutPoint
+		out, err := rpc(ctx, s, func() (*btcjson.GetTxOutResult, error) { return s.node.GetTxOut(&op.Hash, op.Index, true) })
+		if err != nil {
+			return fmt.Errorf("btc sender: sendrawtransaction: %v; gettxout %s: %w", sendErr, op, err)
+		}
+		if out == nil {
+			missing = append(missing, op.String())
+		}
+	}
+	if len(missing) == 0 {
+		return fmt.Errorf("btc sender: sendrawtransaction: %w", sendErr)
+	}
+	if err := s.release(ctx, tx.TxID, missing); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: transaction %s can never confirm: inputs %s are spent or gone (%v)", chain.ErrPermanent, tx.TxID,
+		strings.Join(missing, ", "), sendErr)
+}
+
+// known reports whether the node has tx in its mempool or chain.
+func (s *Sender) known(ctx context.Context, tx *wire.MsgTx) (bool, error) {
+	h := tx.TxHash()
+	if _, err := rpc(ctx, s, func() (*btcjson.TxRawResult, error) { return s.node.GetRawTransactionVerbose(&h) }); err == nil {
+		return true, nil
+	}
+	// Without a transaction index a mined transaction is found by its
+	// outputs, as long as one is unspent.
+	for i := range tx.TxOut {
+		out, err := rpc(ctx, s, func() (*btcjson.GetTxOutResult, error) { return s.node.GetTxOut(&h, uint32(i), true) })
+		if err != nil {
+			return false, fmt.Errorf("gettxout %s:%d: %w", h, i, err)
+		}
+		if out != nil {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// release undoes a payout transaction that can never confirm: inputs still
+// unspent become available again, the others missing, its change void.
+func (s *Sender) release(ctx context.Context, txid string, missing []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	db := s.deps.DB
+	var payoutID string
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT payout_id FROM chain_btc_payouts WHERE txid = ?`), txid).Scan(&payoutID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // not built here: nothing locked
+	}
+	if err != nil {
+		return fmt.Errorf("btc sender: release %s: %w", txid, err)
+	}
+	now := s.cfg.Now().UnixMilli()
+	dbtx, err := db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("btc sender: release %s: %w", txid, err)
+	}
+	defer dbtx.Rollback()
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`UPDATE chain_btc_utxos SET state = ?, payout_id = '', updated_at = ? WHERE payout_id = ? AND state = ?`,
+			[]any{utxoAvailable, now, payoutID, utxoLocked}},
+		{`UPDATE chain_btc_utxos SET state = ?, updated_at = ? WHERE payout_id = ? AND source = 'change'`, []any{utxoVoid, now, payoutID}},
+		{`UPDATE chain_btc_payouts SET state = 'failed' WHERE payout_id = ?`, []any{payoutID}},
+	}
+	for _, st := range stmts {
+		if _, err := dbtx.ExecContext(ctx, db.Q(st.q), st.args...); err != nil {
+			return fmt.Errorf("btc sender: release %s: %w", txid, err)
+		}
+	}
+	for _, op := range missing {
+		if _, err := dbtx.ExecContext(ctx, db.Q(`UPDATE chain_btc_utxos SET state = ?, updated_at = ? WHERE outpoint = ?`), utxoMissing, now, op); err != nil {
+			return fmt.Errorf("btc sender: release %s: %w", txid, err)
+		}
+	}
+	if err := dbtx.Commit(); err != nil {
+		return fmt.Errorf("btc sender: release %s: %w", txid, err)
+	}
+	s.log.Error("bitcoin payout transaction can never confirm; inputs released", "payout_id", payoutID, "txid", txid, "missing", missing)
+	return nil
+}
+
+// Confirmations implements chain.Sender: the transaction's depth, 0 in
+// the mempool. Errors: a transaction the node does not know (temporary).
+// Without a transaction index on the node (btcd --txindex, bitcoind
+// -txindex) a mined payout is found by its unspent outputs only.
+func (s *Sender) Confirmations(ctx context.Context, txid string) (int, error) {
+	h, err := chainhash.NewHashFromStr(txid)
+	if err != nil {
+		return 0, fmt.Errorf("btc sender: txid %q: %w", txid, err)
+	}
+	if r, err := rpc(ctx, s, func() (*btcjson.TxRawResult, error) { return s.node.GetRawTransactionVerbose(h) }); err == nil {
+		return int(r.Confirmations), nil
+	}
+	for i := uint32(0); i < 2; i++ {
+		out, err := rpc(ctx, s, func() (*btcjson.GetTxOutResult, error) { return s.node.GetTxOut(h, i, true) })
+		if err != nil {
+			return 0, fmt.Errorf("btc sender: gettxout %s:%d: %w", txid, i, err)
+		}
+		if out != nil {
+			return int(out.Confirmations), nil
+		}
+	}
+	return 0, fmt.Errorf("btc sender: transaction %s is unknown to the node", txid)
+}
+
+// WalletBalance is the hot wallet's satoshis by output state (available,
+// locked, pending, missing, void, foreign), for operators and tests.
+func (s *Sender) WalletBalance(ctx context.Context) (map[string]int64, error) {
+	db := s.deps.DB
+	rows, err := db.Read.QueryContext(ctx, `SELECT state, COALESCE(SUM(amount_sat), 0) FROM chain_btc_utxos GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("btc sender: balance: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var v int64
+		if err := rows.Scan(&st, &v); err != nil {
+			return nil, err
+		}
+		out[st] = v
+	}
+	return out, rows.Err()
+}
