@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/btc"
@@ -76,8 +77,7 @@ func startWatchers(ctx context.Context, cfg Config, db projections.DB, handlers 
 	sink := chain.Sink{Commands: handlers, Addresses: reader}
 	w := &watchers{}
 	if cfg.BTCRPCHost != "" {
-		bw, err := btc.New(btc.Config{RPCHost: cfg.BTCRPCHost, RPCUser: cfg.BTCRPCUser, RPCPass: cfg.BTCRPCPass,
-			Params: wallet.BitcoinParams(), StartHeight: int64(cfg.BTCStartHeight)}, sink, db, assets, log)
+		bw, err := btc.New(btcConfig(cfg, wallet), sink, db, assets, log)
 		if err != nil {
 			return nil, fmt.Errorf("bitcoin watcher: %w", err)
 		}
@@ -88,11 +88,7 @@ func startWatchers(ctx context.Context, cfg Config, db projections.DB, handlers 
 		if err != nil {
 			return nil, fmt.Errorf("ethereum node: %w", err)
 		}
-		ecfg := eth.Config{}
-		if cfg.ETHUSDTContract != "" {
-			ecfg.Contracts = map[string]string{"USDT.ETH": cfg.ETHUSDTContract}
-		}
-		ew, err := eth.New(ecfg, client, sink, db, assets, log)
+		ew, err := eth.New(eth.Config{Contracts: ethContracts(cfg)}, client, sink, db, assets, log)
 		if err != nil {
 			return nil, fmt.Errorf("ethereum watcher: %w", err)
 		}
@@ -119,6 +115,18 @@ func startWatchers(ctx context.Context, cfg Config, db projections.DB, handlers 
 	}
 	w.sim = s
 	return w, nil
+}
+
+func btcConfig(cfg Config, wallet *hd.Wallet) btc.Config {
+	return btc.Config{RPCHost: cfg.BTCRPCHost, RPCUser: cfg.BTCRPCUser, RPCPass: cfg.BTCRPCPass,
+		Params: wallet.BitcoinParams(), StartHeight: int64(cfg.BTCStartHeight)}
+}
+
+func ethContracts(cfg Config) map[string]string {
+	if cfg.ETHUSDTContract == "" {
+		return nil
+	}
+	return map[string]string{"USDT.ETH": cfg.ETHUSDTContract}
 }
 
 // simToken is the operator token of the simulator's endpoints: configured,
@@ -156,17 +164,53 @@ func tronContracts(cfg Config) map[string]string {
 	return map[string]string{"USDT.TRON": cfg.TronUSDTContract}
 }
 
-func payoutSenders(ctx context.Context, cfg Config, db projections.DB, wallet *hd.Wallet, assets domain.Assets,
-	prices oracle.Oracle, log *slog.Logger) ([]chain.Sender, error) {
-	var out []chain.Sender
+func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Wallet, change commands.AddressSource, assets domain.Assets,
+	prices oracle.Oracle, log *slog.Logger) (senders []chain.Sender, loops []func(context.Context), err error) {
+	db := b.db
+	if cfg.BTCRPCHost != "" {
+		bs, err := btc.NewSender(btc.SenderConfig{Config: btcConfig(cfg, wallet)},
+			btc.SenderDeps{DB: db, Keys: wallet, Invoices: b.store, Change: change, Assets: assets, Log: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("bitcoin sender: %w", err)
+		}
+		senders = append(senders, bs)
+	}
+	if cfg.ETHRPCURL != "" {
+		client, err := eth.Dial(ctx, cfg.ETHRPCURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ethereum node: %w", err)
+		}
+		es, err := eth.NewSender(eth.SenderConfig{Contracts: ethContracts(cfg)}, client,
+			eth.SenderDeps{DB: db, Keys: wallet, Invoices: b.store, Assets: assets, Log: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("ethereum sender: %w", err)
+		}
+		log.Info("Ethereum hot wallet: fund it with ETH for gas", "address", es.HotWallet())
+		senders = append(senders, es)
+		// Deposits on invoice addresses move to the hot wallet, which pays out.
+		loops = append(loops, func(ctx context.Context) {
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				if _, err := es.SweepDeposits(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("ethereum sweep", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
 	if cfg.TronAPIURL != "" {
 		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Logger: log},
 			tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0), wallet, db, assets)
 		if err != nil {
-			return nil, fmt.Errorf("tron sender: %w", err)
+			return nil, nil, fmt.Errorf("tron sender: %w", err)
 		}
 		log.Info("TRON hot wallet: fund it with TRX for energy and bandwidth", "address", ts.HotWalletAddress())
-		out = append(out, ts)
+		senders = append(senders, ts)
 	}
 	for _, c := range simulatedChains(cfg) {
 		c := c
@@ -174,9 +218,9 @@ func payoutSenders(ctx context.Context, cfg Config, db projections.DB, wallet *h
 			return hd.ValidateAddress(c, addr, wallet.BitcoinParams())
 		}})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, s)
+		senders = append(senders, s)
 	}
-	return out, nil
+	return senders, loops, nil
 }

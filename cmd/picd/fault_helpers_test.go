@@ -164,13 +164,18 @@ func (r *hookReceiver) up() {
 	go func() { _ = srv.Serve(ln) }()
 }
 
-// down closes the listener and every open connection: attempts are refused.
+// down stops listening: later attempts are refused. Requests already being
+// handled finish first (a request cut after it was counted would be
+// retried, and look like a duplicate the gateway did not cause).
 func (r *hookReceiver) down() {
 	r.mu.Lock()
 	srv := r.srv
 	r.srv = nil
 	r.mu.Unlock()
 	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
 		_ = srv.Close()
 	}
 }

@@ -68,8 +68,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	reader := readapi.NewSQL(b.db)
 	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices}
-	handlers := commands.New(deps, commands.NewIndexAllocator(deps, wallet.Deriver()), hd.AddressCheck(wallet.BitcoinParams()))
-	senders, err := payoutSenders(ctx, cfg, b.db, wallet, assets, prices, log)
+	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
+	handlers := commands.New(deps, addresses, hd.AddressCheck(wallet.BitcoinParams()))
+	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, addresses, assets, prices, log)
 	if err != nil {
 		return err
 	}
@@ -106,6 +107,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		func(ctx context.Context) { _ = settlement.Run(ctx) },
 	}
 	background = append(background, chains.loops...)
+	background = append(background, senderLoops...)
 	if cfg.Store == "sqlite" {
 		// The embedded store is one process: it always leads.
 		for _, loop := range background {
