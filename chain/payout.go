@@ -94,7 +94,7 @@ type Processor struct {
 	assets   domain.Assets
 	senders  map[domain.Chain]Sender
 	cfg      ProcessorConfig
-	intake   subscription
+	intake   *subscription
 }
 
 // NewProcessor builds a processor; run Migrate on db first.
@@ -119,7 +119,7 @@ func NewProcessor(store eventstore.Store, db projections.DB, h commands.Handlers
 		byChain[s.Chain()] = s
 	}
 	return &Processor{store: store, db: db, commands: h, assets: assets, senders: byChain, cfg: cfg,
-		intake: subscription{store: store, db: db, name: "payout_intake", batch: 500}}
+		intake: &subscription{store: store, db: db, name: "payout_intake", batch: 500, types: map[string]bool{domain.TypePayoutRequested: true}}}
 }
 
 // Run takes in requests and drives due payouts until ctx ends.
@@ -330,7 +330,7 @@ func (p *Processor) later(ctx context.Context, ref commands.PayoutRef, d time.Du
 // between the commands and the checkpoint) records nothing new: delivery
 // is at least once, the effect exactly once.
 type Settlement struct {
-	sub      subscription
+	sub      *subscription
 	commands commands.Handlers
 	log      *slog.Logger
 }
@@ -340,7 +340,8 @@ func NewSettlement(store eventstore.Store, db projections.DB, h commands.Handler
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Settlement{sub: subscription{store: store, db: db, name: "settlement", batch: 100}, commands: h, log: log}
+	return &Settlement{sub: &subscription{store: store, db: db, name: "settlement", batch: 100, types: map[string]bool{domain.TypeDepositConfirmed: true}},
+		commands: h, log: log}
 }
 
 // Run handles the log until ctx ends. A failing batch (a price outage for

@@ -27,52 +27,77 @@ type subscription struct {
 	db    projections.DB
 	name  string
 	batch int
+	// types are the event types the subscriber acts on; batches without
+	// any move the checkpoint in memory and write it at most every
+	// saveEvery, so idle subscribers do not take the writer from appends.
+	types map[string]bool
+
+	loaded  bool
+	pos     eventstore.Position // where this process has read to
+	saved   string              // the checkpoint as stored, which writes fence on
+	savedAt time.Time
 }
 
-// errMoved: another subscriber of the same name moved the checkpoint.
+// saveEvery bounds how far behind a subscriber's stored checkpoint may lag
+// its reading when nothing it acts on goes by: a restart re-reads at most
+// that much, and acting again on nothing is harmless.
+const saveEvery = time.Second
+
 var errMoved = errors.New("chain: checkpoint moved under the subscriber (another one running?)")
 
-// step handles one batch. act runs first, outside any database
-// transaction (it may append to the event store, which on SQLite shares
-// the write connection); then write and the checkpoint commit in one
-// transaction, conditional on the checkpoint not having moved. act must be
-// idempotent: after a crash between the two the batch is handled again.
-// It returns the number of events handled (0: caught up) and the last position.
-func (s subscription) step(ctx context.Context, act func(ctx context.Context, recs []eventstore.RecordedEvent) error,
-	write func(ctx context.Context, tx *sql.Tx, recs []eventstore.RecordedEvent) error) (int, eventstore.Position, error) {
+func (s *subscription) load(ctx context.Context) error {
 	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`INSERT INTO chain_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO NOTHING`), s.name, eventstore.Start.String(), time.Now().UnixMilli()); err != nil {
-		return 0, eventstore.Start, fmt.Errorf("%s: checkpoint: %w", s.name, err)
+		return fmt.Errorf("%s: checkpoint: %w", s.name, err)
 	}
-	var posText string
-	if err := s.db.Write.QueryRowContext(ctx, s.db.Q(`SELECT position FROM chain_checkpoints WHERE name = ?`), s.name).Scan(&posText); err != nil {
-		return 0, eventstore.Start, fmt.Errorf("%s: checkpoint: %w", s.name, err)
+	if err := s.db.Write.QueryRowContext(ctx, s.db.Q(`SELECT position FROM chain_checkpoints WHERE name = ?`), s.name).Scan(&s.saved); err != nil {
+		return fmt.Errorf("%s: checkpoint: %w", s.name, err)
 	}
-	from, err := eventstore.ParsePosition(posText)
+	pos, err := eventstore.ParsePosition(s.saved)
 	if err != nil {
-		return 0, eventstore.Start, err
+		return err
 	}
+	s.pos, s.savedAt, s.loaded = pos, time.Now(), true
+	return nil
+}
+
+// step handles one batch after the checkpoint: act runs first (commands,
+// which are idempotent), then write runs in the transaction that moves the
+// stored checkpoint, fenced on its stored value.
+func (s *subscription) step(ctx context.Context, act func(ctx context.Context, recs []eventstore.RecordedEvent) error,
+	write func(ctx context.Context, tx *sql.Tx, recs []eventstore.RecordedEvent) error) (int, eventstore.Position, error) {
+	if !s.loaded {
+		if err := s.load(ctx); err != nil {
+			return 0, eventstore.Start, err
+		}
+	}
+	from := s.pos
 	recs, err := s.store.ReadAll(ctx, from, s.batch)
 	if err != nil || len(recs) == 0 {
 		return 0, from, err
+	}
+	to := recs[len(recs)-1].Position
+	if !s.wants(recs) && time.Since(s.savedAt) < saveEvery {
+		s.pos = to
+		return len(recs), to, nil
 	}
 	if act != nil {
 		if err := act(ctx, recs); err != nil {
 			return 0, from, err
 		}
 	}
-	to := recs[len(recs)-1].Position
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, from, err
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE chain_checkpoints SET position = ?, updated_at = ? WHERE name = ? AND position = ?`),
-		to.String(), time.Now().UnixMilli(), s.name, posText)
+		to.String(), time.Now().UnixMilli(), s.name, s.saved)
 	if err != nil {
 		return 0, from, err
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		s.loaded = false // re-read what the other subscriber stored
 		return 0, from, errMoved
 	}
 	if write != nil {
@@ -83,12 +108,23 @@ func (s subscription) step(ctx context.Context, act func(ctx context.Context, re
 	if err := tx.Commit(); err != nil {
 		return 0, from, err
 	}
+	s.pos, s.saved, s.savedAt = to, to.String(), time.Now()
 	return len(recs), to, nil
 }
 
-// run steps until ctx ends, waiting for new events when caught up and
-// backing off (bounded) after errors.
-func (s subscription) run(ctx context.Context, onErr func(error), stepFn func(ctx context.Context) (int, eventstore.Position, error)) error {
+func (s *subscription) wants(recs []eventstore.RecordedEvent) bool {
+	if s.types == nil {
+		return true
+	}
+	for _, r := range recs {
+		if s.types[r.Type] {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *subscription) run(ctx context.Context, onErr func(error), stepFn func(ctx context.Context) (int, eventstore.Position, error)) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		n, pos, err := stepFn(ctx)
