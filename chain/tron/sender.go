@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -78,8 +79,12 @@ type SenderConfig struct {
 	// 1 h; at most 23 h, TRON refuses more than 24 h). Broadcast retries
 	// within it; after it the payout fails and its funds are released.
 	Expiration time.Duration
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Invoices reads the event log (eventstore.Store): SweepDeposits learns
+	// a deposit address's HD index from its invoice's InvoiceCreated.
+	// Needed by SweepDeposits only.
+	Invoices StreamReader
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Sender pays out TRX and TRC-20 tokens from the hot wallet: it builds each
@@ -88,6 +93,7 @@ type SenderConfig struct {
 // (secp256k1 over the txID = sha256(raw_data), 65 bytes r‖s‖v), and
 // broadcasts the signed bytes (broadcasthex). Energy and bandwidth are
 // estimated before signing and recorded as the network fee.
+// It also sweeps deposit addresses into the hot wallet (sweep.go).
 type Sender struct {
 	cfg      SenderConfig
 	node     SenderNode
@@ -96,6 +102,10 @@ type Sender struct {
 	hot      string // base58
 	hotBytes []byte
 	tokens   map[string][]byte // asset code → contract (21 bytes)
+	native   string            // the TRX asset's code; "" when TRX is not an asset
+
+	mu      sync.Mutex // one sweep step at a time in this process
+	indexOf map[string]int64
 }
 
 var _ chain.Sender = (*Sender)(nil)
@@ -142,10 +152,14 @@ func NewSender(cfg SenderConfig, node SenderNode, keys Keys, db projections.DB, 
 	}
 	hot := hd.TronAddress(key.PubKey())
 	key.Zero()
-	s := &Sender{cfg: cfg, node: node, keys: keys, db: db, hot: hot, tokens: map[string][]byte{}}
+	s := &Sender{cfg: cfg, node: node, keys: keys, db: db, hot: hot, tokens: map[string][]byte{}, indexOf: map[string]int64{}}
 	s.hotBytes, _ = DecodeAddress(hot)
 	for _, a := range assets.List() {
-		if a.Chain != domain.ChainTron || a.Native() {
+		if a.Chain != domain.ChainTron {
+			continue
+		}
+		if a.Native() {
+			s.native = a.Code
 			continue
 		}
 		c := a.Contract
@@ -268,7 +282,7 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 	}
 	raw.Expiration = base + s.cfg.Expiration.Milliseconds()
 	rawBytes := raw.Marshal()
-	signed, txid, err := s.sign(rawBytes)
+	signed, txid, err := s.sign(rawBytes, s.cfg.HotWalletIndex)
 	if err != nil {
 		return chain.Signed{}, err
 	}
@@ -297,7 +311,7 @@ func (s *Sender) buildTRX(ctx context.Context, p chain.PayoutToSend, to []byte, 
 	if err != nil {
 		return RawTx{}, estimate{}, fmt.Errorf("tron createtransaction: %w", err)
 	}
-	r, err := s.verifyTransfer(first, to, units)
+	r, err := s.verifyTransfer(first, s.hotBytes, to, units)
 	if err != nil {
 		return RawTx{}, estimate{}, err
 	}
@@ -311,7 +325,7 @@ func (s *Sender) buildTRX(ctx context.Context, p chain.PayoutToSend, to []byte, 
 	if err != nil {
 		return RawTx{}, estimate{}, fmt.Errorf("tron createtransaction: %w", err)
 	}
-	if r, err = s.verifyTransfer(tx, to, sent); err != nil {
+	if r, err = s.verifyTransfer(tx, s.hotBytes, to, sent); err != nil {
 		return RawTx{}, estimate{}, err
 	}
 	return r, estimate{sentUnits: sent, feeTRXSun: feeSun, bandwidth: size, fee: domain.FromBaseUnits(big.NewInt(feeSun), p.Asset.Decimals)}, nil
@@ -372,7 +386,7 @@ func (s *Sender) buildToken(ctx context.Context, p chain.PayoutToSend, to []byte
 		if !ext.Result.Result || ext.Transaction == nil {
 			return RawTx{}, fmt.Errorf("tron triggersmartcontract: %s %s", ext.Result.Code, nodeMessage(ext.Result.Message))
 		}
-		return s.verifyTrigger(*ext.Transaction, contract, append(append([]byte{}, transferSelector...), param...), feeLimit)
+		return s.verifyTrigger(*ext.Transaction, s.hotBytes, contract, append(append([]byte{}, transferSelector...), param...), feeLimit)
 	}
 	first, err := call(units)
 	if err != nil {
@@ -469,7 +483,7 @@ func (s *Sender) verifyBuilt(tx Transaction, typ ContractType, typeURL string) (
 	return r, c, nil
 }
 
-func (s *Sender) verifyTransfer(tx Transaction, to []byte, units int64) (RawTx, error) {
+func (s *Sender) verifyTransfer(tx Transaction, owner, to []byte, units int64) (RawTx, error) {
 	r, c, err := s.verifyBuilt(tx, TransferContractType, transferTypeURL)
 	if err != nil {
 		return RawTx{}, err
@@ -478,13 +492,13 @@ func (s *Sender) verifyTransfer(tx Transaction, to []byte, units int64) (RawTx, 
 	if err != nil {
 		return RawTx{}, fmt.Errorf("%w: %v", errBadBuild, err)
 	}
-	if !bytes.Equal(t.Owner, s.hotBytes) || !bytes.Equal(t.To, to) || t.Amount != units || r.FeeLimit != 0 {
+	if !bytes.Equal(t.Owner, owner) || !bytes.Equal(t.To, to) || t.Amount != units || r.FeeLimit != 0 {
 		return RawTx{}, fmt.Errorf("%w: transfer of %d from %x to %x, asked %d to %x", errBadBuild, t.Amount, t.Owner, t.To, units, to)
 	}
 	return r, nil
 }
 
-func (s *Sender) verifyTrigger(tx Transaction, contract, data []byte, feeLimit int64) (RawTx, error) {
+func (s *Sender) verifyTrigger(tx Transaction, owner, contract, data []byte, feeLimit int64) (RawTx, error) {
 	r, c, err := s.verifyBuilt(tx, TriggerSmartContractType, triggerTypeURL)
 	if err != nil {
 		return RawTx{}, err
@@ -493,21 +507,22 @@ func (s *Sender) verifyTrigger(tx Transaction, contract, data []byte, feeLimit i
 	if err != nil {
 		return RawTx{}, fmt.Errorf("%w: %v", errBadBuild, err)
 	}
-	if !bytes.Equal(t.Owner, s.hotBytes) || !bytes.Equal(t.Contract, contract) || !bytes.Equal(t.Data, data) ||
+	if !bytes.Equal(t.Owner, owner) || !bytes.Equal(t.Contract, contract) || !bytes.Equal(t.Data, data) ||
 		t.CallValue != 0 || t.CallTokenValue != 0 || t.TokenID != 0 || r.FeeLimit != feeLimit {
 		return RawTx{}, fmt.Errorf("%w: contract call differs from the transfer asked for", errBadBuild)
 	}
 	return r, nil
 }
 
-// sign signs raw with the hot wallet's key: a recoverable secp256k1
-// signature over txID = sha256(raw), 65 bytes r‖s‖v with v the recovery
-// id (0 or 1), as java-tron's ECKey writes it. It returns the signed
-// Transaction's bytes and the txID.
-func (s *Sender) sign(raw []byte) ([]byte, string, error) {
-	key, err := s.keys.PrivateKey(domain.ChainTron, s.cfg.HotWalletIndex)
+// sign signs raw with the key at HD index (the hot wallet's, or a deposit
+// address's for a sweep): a recoverable secp256k1 signature over
+// txID = sha256(raw), 65 bytes r‖s‖v with v the recovery id (0 or 1), as
+// java-tron's ECKey writes it. It returns the signed Transaction's bytes
+// and the txID.
+func (s *Sender) sign(raw []byte, index int64) ([]byte, string, error) {
+	key, err := s.keys.PrivateKey(domain.ChainTron, index)
 	if err != nil {
-		return nil, "", fmt.Errorf("tron: hot wallet key: %w", err)
+		return nil, "", fmt.Errorf("tron: key %d: %w", index, err)
 	}
 	defer key.Zero()
 	txid := TxID(raw)

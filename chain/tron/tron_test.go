@@ -446,7 +446,7 @@ func TestTwoPaymentsInOneBlockAndAFailedOne(t *testing.T) {
 // lagging four blocks, a deposit three deep is not yet confirmed.
 func TestConfirmationWaitsForSolidity(t *testing.T) {
 	e := setup(t, tron.Config{})
-	e.node.solidLag = 4
+	e.node.SetSolidLag(4)
 	id, addr := e.invoice("TRX", "2", 0)
 	e.payTRX(addr, "2")
 	e.node.mine(confirmations) // 3 deep, solidified 2 blocks below it
@@ -563,7 +563,7 @@ func TestRestartAfterDowntime(t *testing.T) {
 // never loses its place, and reports each deposit once.
 func TestRunThroughFailingNode(t *testing.T) {
 	e := setup(t, tron.Config{PollInterval: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
-	e.node.stall = 500 * time.Millisecond
+	e.node.SetStall(500 * time.Millisecond)
 	id, addr := e.invoice("USDT.TRON", "9", 0)
 	flaky := tron.NewClient(e.node.url(), "", 100*time.Millisecond)
 	w := e.newWatcher(flaky)
@@ -840,7 +840,7 @@ func TestUSDTPayoutWithoutTRXForEnergy(t *testing.T) {
 	p := withPayouts(setup(t, tron.Config{}), 500_000, 500_000_000) // 0.5 TRX
 	p.earn("USDT.TRON", "30")
 	payee, _ := crypto.GenerateKey()
-	broadcasts := len(p.node.verified)
+	broadcasts := len(p.node.Verified())
 	ref := p.request("USDT.TRON", "20", tron.EncodeAddress(keyAddress(payee)))
 	p.pass()
 	po := p.payout(ref)
@@ -848,8 +848,8 @@ func TestUSDTPayoutWithoutTRXForEnergy(t *testing.T) {
 		!strings.Contains(po.FailureReason, "TRX for energy") || !strings.Contains(po.FailureReason, p.sender.HotWalletAddress()) {
 		t.Fatalf("payout: %+v", po)
 	}
-	if len(p.node.verified) != broadcasts { // nothing was broadcast
-		t.Fatalf("broadcasts: %v", p.node.verified)
+	if len(p.node.Verified()) != broadcasts { // nothing was broadcast
+		t.Fatalf("broadcasts: %v", p.node.Verified())
 	}
 	p.wantBalance("USDT.TRON", "29.925", "0")
 }
@@ -862,13 +862,11 @@ func TestSenderRefusesATamperedBuild(t *testing.T) {
 	p := withPayouts(e, 500_000_000, 0)
 	asset, _ := e.assets.Lookup("TRX")
 	payee, _ := crypto.GenerateKey()
-	e.node.mu.Lock()
-	e.node.tamper = func(r *tron.RawTx) {
+	e.node.SetTamper(func(r *tron.RawTx) {
 		c, _ := tron.UnmarshalTransfer(r.Contracts[0].Value)
 		c.Amount++
 		r.Contracts[0].Value = c.Marshal()
-	}
-	e.node.mu.Unlock()
+	})
 	_, err := p.sender.Build(e.ctx, chain.PayoutToSend{PayoutID: "po_x", Asset: asset, ToAddress: tron.EncodeAddress(keyAddress(payee)),
 		Amount: domain.MustAmount("5")})
 	if err == nil || errors.Is(err, chain.ErrPermanent) || !strings.Contains(err.Error(), "unexpected transaction") {

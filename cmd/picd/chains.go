@@ -204,13 +204,29 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		})
 	}
 	if cfg.TronAPIURL != "" {
-		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Logger: log},
+		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log},
 			tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0), wallet, db, assets)
 		if err != nil {
 			return nil, nil, fmt.Errorf("tron sender: %w", err)
 		}
 		log.Info("TRON hot wallet: fund it with TRX for energy and bandwidth", "address", ts.HotWalletAddress())
 		senders = append(senders, ts)
+		// Deposits on invoice addresses move to the hot wallet, which pays
+		// out; a token sweep first tops the address up with TRX for energy.
+		loops = append(loops, func(ctx context.Context) {
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				if _, err := ts.SweepDeposits(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("tron sweep", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
 	}
 	for _, c := range simulatedChains(cfg) {
 		c := c

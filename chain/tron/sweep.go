@@ -1,0 +1,640 @@
+package tron
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+)
+
+// StreamReader reads the event log (eventstore.Store): a sweep learns the
+// HD index of a deposit address from its invoice's InvoiceCreated.
+type StreamReader interface {
+	ReadStream(ctx context.Context, stream string, from int64, max int) ([]eventstore.RecordedEvent, error)
+}
+
+var _ StreamReader = (eventstore.Store)(nil)
+
+// Sweep states (tron_sweeps.state).
+const (
+	SweepTopUp    = "topup"
+	SweepTransfer = "transfer"
+	SweepDone     = "done"
+	SweepFailed   = "failed"
+	// SweepEmpty: the address held nothing worth sweeping (a row is kept
+	// so the deposits before it are not looked at again).
+	SweepEmpty = "empty"
+	// SweepNothing: no round was started (another asset's sweep of the
+	// address is in progress); not stored.
+	SweepNothing = "nothing"
+)
+
+// Bounds of the sweeps.
+const (
+	maxSweepRows = 500
+	// maxFailedSweeps: after that many failed rounds an address is left
+	// alone (an error is logged every pass) until an operator looks.
+	maxFailedSweeps = 3
+	// maxSweepSteps bounds the transitions of one Sweep call.
+	maxSweepSteps = 4
+)
+
+// ErrSweepTopUpFunds: the hot wallet has too little TRX to give a deposit
+// address the energy and bandwidth of its sweep. Fund it; the sweep resumes.
+var ErrSweepTopUpFunds = errors.New("tron: insufficient hot-wallet TRX to top up a sweep")
+
+// SweepResult is where one deposit address's sweep of an asset is.
+type SweepResult struct {
+	SweepID string
+	Asset   string
+	Address string
+	State   string
+	// Amount is what is swept in the asset's base units; for TRX, what
+	// reaches the hot wallet (the balance less the transfer's bandwidth).
+	Amount *big.Int
+	// TopUpSun is the TRX the hot wallet sent the address; BurnedSun the
+	// TRX the network burned for the sweep so far (top-ups' fees, including
+	// an account activation, and the transfer's energy and bandwidth).
+	TopUpSun, BurnedSun int64
+	// Energy is the transfer's estimated energy (tokens).
+	Energy int64
+	TxIDs  []string
+}
+
+type sweepRow struct {
+	id, asset, address, state      string
+	index, round                   int64
+	amount                         *big.Int
+	topups, transfer               string
+	pendingTxID, pendingRaw        string
+	topupSun, burnedSun, energyEst int64
+	addrBytes                      []byte
+}
+
+const sweepColumns = `sweep_id, asset, address, hd_index, round, amount_units, state, topup_txids, transfer_txid, pending_txid, pending_raw,
+	topup_sun, burned_sun, energy`
+
+// Sweep moves the balance of asset (TRX or a TRC-20 code) on the deposit
+// address at HD index into the hot wallet, as far as it can go without
+// waiting for a block, and returns where it is; call it again after
+// blocks to finish.
+//
+// A token sweep is a state machine, stored in tron_sweeps:
+//   - topup: the address needs TRX to burn for its transfer's energy and
+//     bandwidth (a deposit address holds tokens only; receiving tokens does
+//     not even activate it). The energy comes from a dry run of the
+//     transfer; what the address lacks is sent from the hot wallet, and the
+//     step waits for that transfer's block.
+//   - transfer: the address's transfer(hot wallet, balance), signed with
+//     its own key, is out; the step waits for its block.
+//   - done (or failed, when the transfer failed on chain).
+//
+// A TRX sweep goes straight to transfer: the balance less its bandwidth.
+// Every transaction is signed, stored, then broadcast; while it is in no
+// block it is rebroadcast (the same bytes), and one that can never
+// confirm (expired, reference block gone) is dropped and the step built
+// again. So a restart resumes a sweep where it was. The TRX it costs is
+// recorded in tron_sweeps (topup_sun, burned_sun) and logged.
+// Errors: ErrSweepTopUpFunds, node and database errors.
+func (s *Sender) Sweep(ctx context.Context, asset string, index int64) (SweepResult, error) {
+	if _, ok := s.tokens[asset]; !ok && (s.native == "" || asset != s.native) {
+		return SweepResult{}, fmt.Errorf("tron sweep: cannot sweep %s", asset)
+	}
+	if index == s.cfg.HotWalletIndex {
+		return SweepResult{}, errors.New("tron sweep: the hot wallet does not sweep itself")
+	}
+	key, err := s.keys.PrivateKey(domain.ChainTron, index)
+	if err != nil {
+		return SweepResult{}, fmt.Errorf("tron sweep: deposit key %d: %w", index, err)
+	}
+	addr := hd.TronAddress(key.PubKey())
+	key.Zero()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	row, ok, err := s.openSweep(ctx, asset, addr)
+	if err != nil {
+		return SweepResult{}, err
+	}
+	if !ok {
+		if row, ok, err = s.startSweep(ctx, asset, addr, index); err != nil || !ok {
+			if row.state == "" {
+				row.state = SweepNothing
+			}
+			return SweepResult{SweepID: row.id, Asset: asset, Address: addr, State: row.state}, err
+		}
+	}
+	for step := 0; step < maxSweepSteps; step++ {
+		next, err := s.sweepStep(ctx, &row)
+		if err != nil {
+			return row.result(), err
+		}
+		if !next {
+			break
+		}
+	}
+	return row.result(), nil
+}
+
+func (r sweepRow) result() SweepResult {
+	res := SweepResult{SweepID: r.id, Asset: r.asset, Address: r.address, State: r.state, Amount: r.amount, TopUpSun: r.topupSun,
+		BurnedSun: r.burnedSun, Energy: r.energyEst}
+	for _, t := range strings.Split(r.topups, ",") {
+		if t != "" {
+			res.TxIDs = append(res.TxIDs, t)
+		}
+	}
+	if r.transfer != "" {
+		res.TxIDs = append(res.TxIDs, r.transfer)
+	}
+	return res
+}
+
+func (s *Sender) scanSweep(row *sql.Row) (sweepRow, error) {
+	var r sweepRow
+	var amount string
+	err := row.Scan(&r.id, &r.asset, &r.address, &r.index, &r.round, &amount, &r.state, &r.topups, &r.transfer, &r.pendingTxID, &r.pendingRaw,
+		&r.topupSun, &r.burnedSun, &r.energyEst)
+	if err != nil {
+		return sweepRow{}, err
+	}
+	var ok bool
+	if r.amount, ok = new(big.Int).SetString(amount, 10); !ok {
+		return sweepRow{}, fmt.Errorf("tron sweep %s: amount %q", r.id, amount)
+	}
+	if r.addrBytes, err = DecodeAddress(r.address); err != nil {
+		return sweepRow{}, err
+	}
+	return r, nil
+}
+
+// openSweep loads the address's sweep of asset in progress (topup or transfer).
+func (s *Sender) openSweep(ctx context.Context, asset, addr string) (sweepRow, bool, error) {
+	r, err := s.scanSweep(s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT `+sweepColumns+` FROM tron_sweeps
+		WHERE asset = ? AND address = ? AND state IN (?, ?) ORDER BY round DESC LIMIT 1`), asset, addr, SweepTopUp, SweepTransfer))
+	if errors.Is(err, sql.ErrNoRows) {
+		return sweepRow{}, false, nil
+	}
+	if err != nil {
+		return sweepRow{}, false, fmt.Errorf("tron sweep of %s: %w", addr, err)
+	}
+	return r, true, nil
+}
+
+// startSweep opens a new round when the address holds something worth
+// sweeping; ok is false when it does not (an empty round is recorded) or
+// when another asset's sweep of the address is in progress (a TRX sweep
+// would take the TRX a token sweep's top-up brought).
+func (s *Sender) startSweep(ctx context.Context, asset, addr string, index int64) (sweepRow, bool, error) {
+	var open, failed, round sql.NullInt64
+	if err := s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT
+		SUM(CASE WHEN state IN (?, ?) THEN 1 ELSE 0 END), SUM(CASE WHEN state = ? AND asset = ? THEN 1 ELSE 0 END),
+		MAX(CASE WHEN asset = ? THEN round END) FROM tron_sweeps WHERE address = ?`),
+		SweepTopUp, SweepTransfer, SweepFailed, asset, asset, addr).Scan(&open, &failed, &round); err != nil {
+		return sweepRow{}, false, fmt.Errorf("tron sweeps of %s: %w", addr, err)
+	}
+	if open.Int64 > 0 {
+		return sweepRow{}, false, nil
+	}
+	if failed.Int64 >= maxFailedSweeps {
+		return sweepRow{}, false, fmt.Errorf("tron sweep: %d sweeps of %s on %s failed; left alone until an operator looks (tron_sweeps)",
+			failed.Int64, asset, addr)
+	}
+	addrBytes, _ := DecodeAddress(addr)
+	r := sweepRow{asset: asset, address: addr, addrBytes: addrBytes, index: index, round: round.Int64 + 1, state: SweepTopUp}
+	r.id = fmt.Sprintf("%s:%s:%d", asset, addr, r.round)
+	var err error
+	if contract, ok := s.tokens[asset]; ok {
+		r.amount, err = s.balanceOf(ctx, EncodeAddress(contract), addrBytes)
+		if err != nil {
+			return sweepRow{}, false, err
+		}
+	} else {
+		acc, err := s.node.Account(ctx, addr)
+		if err != nil {
+			return sweepRow{}, false, fmt.Errorf("tron sweep: account %s: %w", addr, err)
+		}
+		r.amount = big.NewInt(acc.Balance)
+		// Worth it only when at least half the balance reaches the hot
+		// wallet: its bandwidth at most a few hundred bytes.
+		f, err := s.fees(ctx)
+		if err != nil {
+			return sweepRow{}, false, err
+		}
+		if acc.Balance <= 2*maxTRXTransferBytes*f.byteSun {
+			r.amount = new(big.Int)
+		}
+	}
+	if r.amount.Sign() == 0 {
+		r.state = SweepEmpty
+	}
+	now := s.cfg.Now().UnixMilli()
+	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`INSERT INTO tron_sweeps (`+sweepColumns+`, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, '', '', '', '', 0, 0, 0, ?, ?)`),
+		r.id, asset, addr, index, r.round, r.amount.String(), r.state, now, now); err != nil {
+		return sweepRow{}, false, fmt.Errorf("tron sweep: start %s: %w", r.id, err)
+	}
+	return r, r.state != SweepEmpty, nil
+}
+
+// maxTRXTransferBytes bounds the bandwidth of a signed TRX transfer.
+const maxTRXTransferBytes = 300
+
+func (s *Sender) saveSweep(ctx context.Context, r sweepRow) error {
+	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE tron_sweeps SET amount_units = ?, state = ?, topup_txids = ?, transfer_txid = ?,
+		pending_txid = ?, pending_raw = ?, topup_sun = ?, burned_sun = ?, energy = ?, updated_at = ? WHERE sweep_id = ?`),
+		r.amount.String(), r.state, r.topups, r.transfer, r.pendingTxID, r.pendingRaw, r.topupSun, r.burnedSun, r.energyEst,
+		s.cfg.Now().UnixMilli(), r.id); err != nil {
+		return fmt.Errorf("tron sweep %s: %w", r.id, err)
+	}
+	return nil
+}
+
+// sweepStep advances a sweep by one transition; next says another step
+// may follow at once.
+func (s *Sender) sweepStep(ctx context.Context, r *sweepRow) (next bool, err error) {
+	switch r.state {
+	case SweepTopUp:
+		if r.pendingTxID != "" { // a top-up is out
+			_, settled, err := s.settle(ctx, r)
+			if err != nil || !settled {
+				return false, err
+			}
+		}
+		return false, s.sendSweep(ctx, r)
+	case SweepTransfer:
+		info, settled, err := s.settle(ctx, r)
+		if err != nil || !settled {
+			return false, err
+		}
+		if info == nil { // dropped: it can never confirm; build it again
+			r.state = SweepTopUp
+			return true, s.saveSweep(ctx, *r)
+		}
+		if info.Failed() {
+			r.state = SweepFailed
+			s.cfg.Logger.Error("tron: sweep transfer failed on chain; the tokens stay on the deposit address", "sweep_id", r.id,
+				"txid", r.transfer, "result", info.Receipt.Result, "message", nodeMessage(info.ResMessage), "burned_trx", sunString(r.burnedSun))
+			return false, s.saveSweep(ctx, *r)
+		}
+		r.state = SweepDone
+		if err := s.saveSweep(ctx, *r); err != nil {
+			return false, err
+		}
+		s.cfg.Logger.Info("tron: sweep done", "sweep_id", r.id, "asset", r.asset, "address", r.address, "amount_units", r.amount.String(),
+			"topup_trx", sunString(r.topupSun), "burned_trx", sunString(r.burnedSun), "txid", r.transfer)
+	}
+	return false, nil
+}
+
+// settle follows the pending transaction: mined, its fee is added to the
+// burned TRX and it is no longer pending (info is its receipt); in no
+// block, it is rebroadcast (settled false), unless it can never confirm:
+// then it is dropped (settled true, info nil).
+func (s *Sender) settle(ctx context.Context, r *sweepRow) (info *TransactionInfo, settled bool, err error) {
+	got, err := s.node.TransactionInfoByID(ctx, r.pendingTxID)
+	switch {
+	case err == nil:
+		r.burnedSun += got.Fee
+		r.pendingTxID, r.pendingRaw = "", ""
+		return &got, true, s.saveSweep(ctx, *r)
+	case !errors.Is(err, ErrNotFound):
+		return nil, false, fmt.Errorf("tron sweep %s: %w", r.id, err)
+	}
+	berr := s.Broadcast(ctx, chain.Signed{TxID: r.pendingTxID, Raw: r.pendingRaw})
+	if errors.Is(berr, chain.ErrPermanent) {
+		s.cfg.Logger.Warn("tron: a sweep transaction can never confirm; building it again", "sweep_id", r.id, "txid", r.pendingTxID, "err", berr)
+		if r.state == SweepTopUp { // the TRX it was to send never left the hot wallet
+			r.topupSun -= signedTransferSun(r.pendingRaw)
+		}
+		r.pendingTxID, r.pendingRaw = "", ""
+		return nil, true, s.saveSweep(ctx, *r)
+	}
+	return nil, false, berr
+}
+
+// signedTransferSun is the amount of a stored signed TRX transfer (0 for
+// anything else).
+func signedTransferSun(signedHex string) int64 {
+	b, err := hex.DecodeString(signedHex)
+	if err != nil {
+		return 0
+	}
+	raw, _, err := UnmarshalTransaction(b)
+	if err != nil {
+		return 0
+	}
+	r, err := UnmarshalRawTx(raw)
+	if err != nil || len(r.Contracts) != 1 || r.Contracts[0].Type != TransferContractType {
+		return 0
+	}
+	t, err := UnmarshalTransfer(r.Contracts[0].Value)
+	if err != nil {
+		return 0
+	}
+	return t.Amount
+}
+
+// sendSweep builds the sweep's transfer; when the address cannot pay for
+// it, it tops the address up from the hot wallet instead.
+func (s *Sender) sendSweep(ctx context.Context, r *sweepRow) error {
+	f, err := s.fees(ctx)
+	if err != nil {
+		return err
+	}
+	acc, err := s.node.Account(ctx, r.address)
+	if err != nil {
+		return fmt.Errorf("tron sweep: account %s: %w", r.address, err)
+	}
+	res, err := s.node.AccountResource(ctx, r.address)
+	if err != nil {
+		return fmt.Errorf("tron sweep: resources of %s: %w", r.address, err)
+	}
+	// An address that is not an account yet has no free bandwidth.
+	bandwidth := func(size int64) int64 {
+		if !acc.Exists() {
+			return size * f.byteSun
+		}
+		return bandwidthFeeSun(size, res, f, false)
+	}
+	var raw RawTx
+	if contract, ok := s.tokens[r.asset]; ok {
+		energy, err := s.sweepEnergy(ctx, r, contract)
+		if err != nil {
+			return err
+		}
+		burn := max(0, energy-max(0, res.EnergyLimit-res.EnergyUsed))
+		energySun := ceilDiv(burn*f.energySun*(10_000+s.cfg.EnergyMarginBps), 10_000)
+		feeLimit := ceilDiv(energy*f.energySun*(10_000+s.cfg.EnergyMarginBps), 10_000)
+		if feeLimit > s.cfg.MaxFeeLimitSun {
+			return fmt.Errorf("tron sweep %s: the transfer needs about %d energy, up to %s TRX, above the fee limit of %s TRX",
+				r.id, energy, sunString(feeLimit), sunString(s.cfg.MaxFeeLimitSun))
+		}
+		param := transferParameter(s.hotBytes, r.amount.Int64())
+		ext, err := s.node.TriggerSmartContract(ctx, TriggerRequest{OwnerAddress: r.address, ContractAddress: EncodeAddress(contract),
+			FunctionSelector: "transfer(address,uint256)", Parameter: hex.EncodeToString(param), FeeLimit: feeLimit})
+		if err != nil {
+			return fmt.Errorf("tron sweep: triggersmartcontract: %w", err)
+		}
+		if !ext.Result.Result || ext.Transaction == nil {
+			return fmt.Errorf("tron sweep: triggersmartcontract: %s %s", ext.Result.Code, nodeMessage(ext.Result.Message))
+		}
+		if raw, err = s.verifyTrigger(*ext.Transaction, r.addrBytes, contract, append(append([]byte{}, transferSelector...), param...), feeLimit); err != nil {
+			return err
+		}
+		need := energySun + bandwidth(bandwidthBytes(raw.Marshal()))
+		r.energyEst = energy
+		if acc.Balance < need {
+			return s.topUp(ctx, r, need-acc.Balance, !acc.Exists(), f)
+		}
+	} else {
+		// The size does not depend on the amount but for a varint byte: a
+		// build of the whole balance sizes it.
+		first, err := s.node.CreateTransaction(ctx, r.address, s.hot, acc.Balance)
+		if err != nil {
+			return fmt.Errorf("tron sweep: createtransaction: %w", err)
+		}
+		if raw, err = s.verifyTransfer(first, r.addrBytes, s.hotBytes, acc.Balance); err != nil {
+			return err
+		}
+		fee := bandwidth(bandwidthBytes(raw.Marshal()))
+		if hot, err := s.node.Account(ctx, s.hot); err != nil {
+			return fmt.Errorf("tron sweep: hot wallet account: %w", err)
+		} else if !hot.Exists() { // the transfer activates it
+			fee = bandwidthFeeSun(bandwidthBytes(raw.Marshal()), res, f, true)
+		}
+		amount := acc.Balance - fee
+		if amount <= 0 {
+			r.state = SweepFailed
+			s.cfg.Logger.Warn("tron: a TRX sweep's balance no longer pays its bandwidth", "sweep_id", r.id, "balance_sun", acc.Balance)
+			return s.saveSweep(ctx, *r)
+		}
+		tx, err := s.node.CreateTransaction(ctx, r.address, s.hot, amount)
+		if err != nil {
+			return fmt.Errorf("tron sweep: createtransaction: %w", err)
+		}
+		if raw, err = s.verifyTransfer(tx, r.addrBytes, s.hotBytes, amount); err != nil {
+			return err
+		}
+		r.amount = big.NewInt(amount)
+	}
+	txid, signed, err := s.signSweepTx(raw, r.index)
+	if err != nil {
+		return err
+	}
+	r.state, r.transfer, r.pendingTxID, r.pendingRaw = SweepTransfer, txid, txid, signed
+	if err := s.saveSweep(ctx, *r); err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("tron: sweep transfer signed", "sweep_id", r.id, "txid", txid, "amount_units", r.amount.String(), "energy", r.energyEst)
+	return s.broadcastPending(ctx, r)
+}
+
+// sweepEnergy is a dry run of the address's transfer of the swept amount.
+func (s *Sender) sweepEnergy(ctx context.Context, r *sweepRow, contract []byte) (int64, error) {
+	sim, err := s.node.TriggerConstantContract(ctx, TriggerRequest{OwnerAddress: r.address, ContractAddress: EncodeAddress(contract),
+		FunctionSelector: "transfer(address,uint256)", Parameter: hex.EncodeToString(transferParameter(s.hotBytes, r.amount.Int64()))})
+	if err != nil {
+		return 0, fmt.Errorf("tron sweep: energy estimate: %w", err)
+	}
+	if !sim.Result.Result || sim.EnergyUsed <= 0 || !returnsTrue(sim.ConstantResult) {
+		return 0, fmt.Errorf("tron sweep %s: the dry run of the transfer failed: %s %s", r.id, sim.Result.Code, nodeMessage(sim.Result.Message))
+	}
+	return sim.EnergyUsed, nil
+}
+
+// topUp sends the deposit address amountSun of TRX from the hot wallet.
+func (s *Sender) topUp(ctx context.Context, r *sweepRow, amountSun int64, activates bool, f fees) error {
+	hot, err := s.node.Account(ctx, s.hot)
+	if err != nil {
+		return fmt.Errorf("tron sweep: hot wallet account: %w", err)
+	}
+	res, err := s.node.AccountResource(ctx, s.hot)
+	if err != nil {
+		return fmt.Errorf("tron sweep: hot wallet resources: %w", err)
+	}
+	tx, err := s.node.CreateTransaction(ctx, s.hot, r.address, amountSun)
+	if err != nil {
+		if hot.Balance < amountSun {
+			return fmt.Errorf("%w: %s holds %s TRX; topping up %s for its %s sweep needs %s TRX", ErrSweepTopUpFunds, s.hot,
+				sunString(hot.Balance), r.address, r.asset, sunString(amountSun))
+		}
+		return fmt.Errorf("tron sweep: createtransaction: %w", err)
+	}
+	raw, err := s.verifyTransfer(tx, s.hotBytes, r.addrBytes, amountSun)
+	if err != nil {
+		return err
+	}
+	need := amountSun + bandwidthFeeSun(bandwidthBytes(raw.Marshal()), res, f, activates)
+	if hot.Balance < need {
+		return fmt.Errorf("%w: %s holds %s TRX; topping up %s for its %s sweep needs %s TRX", ErrSweepTopUpFunds, s.hot,
+			sunString(hot.Balance), r.address, r.asset, sunString(need))
+	}
+	txid, signed, err := s.signSweepTx(raw, s.cfg.HotWalletIndex)
+	if err != nil {
+		return err
+	}
+	if r.topups != "" {
+		r.topups += ","
+	}
+	r.topups += txid
+	r.topupSun += amountSun
+	r.pendingTxID, r.pendingRaw = txid, signed
+	if err := s.saveSweep(ctx, *r); err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("tron: sweep top-up", "sweep_id", r.id, "topup_trx", sunString(amountSun), "activates", activates, "txid", txid)
+	return s.broadcastPending(ctx, r)
+}
+
+// signSweepTx sets the expiration and signs with the key at index.
+func (s *Sender) signSweepTx(raw RawTx, index int64) (txid, signedHex string, err error) {
+	base := raw.Timestamp
+	if base == 0 {
+		base = s.cfg.Now().UnixMilli()
+	}
+	raw.Expiration = base + s.cfg.Expiration.Milliseconds()
+	signed, txid, err := s.sign(raw.Marshal(), index)
+	if err != nil {
+		return "", "", err
+	}
+	return txid, hex.EncodeToString(signed), nil
+}
+
+// broadcastPending sends the stored pending transaction; a refusal is
+// logged and left to the next step (settle), which rebroadcasts or drops it.
+func (s *Sender) broadcastPending(ctx context.Context, r *sweepRow) error {
+	if err := s.Broadcast(ctx, chain.Signed{TxID: r.pendingTxID, Raw: r.pendingRaw}); err != nil {
+		s.cfg.Logger.Warn("tron: sweep broadcast", "sweep_id", r.id, "txid", r.pendingTxID, "err", err)
+	}
+	return nil
+}
+
+// balanceOf reads an address's balance of a token (base58 contract).
+func (s *Sender) balanceOf(ctx context.Context, contract string, owner []byte) (*big.Int, error) {
+	param := make([]byte, 32)
+	copy(param[12:], owner[1:])
+	ext, err := s.node.TriggerConstantContract(ctx, TriggerRequest{OwnerAddress: EncodeAddress(owner), ContractAddress: contract,
+		FunctionSelector: "balanceOf(address)", Parameter: hex.EncodeToString(param)})
+	if err != nil {
+		return nil, fmt.Errorf("tron token balance: %w", err)
+	}
+	if !ext.Result.Result || len(ext.ConstantResult) != 1 {
+		return nil, fmt.Errorf("tron token balance: %s %s", ext.Result.Code, nodeMessage(ext.Result.Message))
+	}
+	b, err := hex.DecodeString(ext.ConstantResult[0])
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("tron token balance: unexpected result %q", ext.ConstantResult[0])
+	}
+	v := new(big.Int).SetBytes(b)
+	if !v.IsInt64() {
+		return nil, fmt.Errorf("tron token balance: %s does not fit a transfer we build", v)
+	}
+	return v, nil
+}
+
+// SweepDeposits advances the sweep of every address with a credited
+// deposit (tron_deposits: confirmed, still in the chain) not yet covered
+// by a finished sweep, and returns what each did. It is meant to run
+// periodically (cmd/picd); an address whose sweep fails is logged and the
+// others go on; the first error is returned. Errors: no Invoices in the
+// config, node and database errors, ErrSweepTopUpFunds.
+func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
+	if s.cfg.Invoices == nil {
+		return nil, errors.New("tron sweep: SweepDeposits needs SenderConfig.Invoices")
+	}
+	// A deposit is covered by a finished (or empty) round started after it
+	// was credited: that round saw its tokens. Open rounds are resumed.
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT d.asset, d.address, MIN(d.invoice_id) FROM tron_deposits d
+		WHERE d.confirmed = 1 AND d.state = ? AND d.invoice_id <> ''
+		AND NOT EXISTS (SELECT 1 FROM tron_sweeps w WHERE w.asset = d.asset AND w.address = d.address AND w.state IN (?, ?) AND w.created_at >= d.updated_at)
+		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`), stateSeen, SweepDone, SweepEmpty, maxSweepRows)
+	if err != nil {
+		return nil, fmt.Errorf("tron sweep: deposits to sweep: %w", err)
+	}
+	type target struct{ asset, address, invoice string }
+	var targets []target
+	for rows.Next() {
+		var t target
+		if err := rows.Scan(&t.asset, &t.address, &t.invoice); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []SweepResult
+	var first error
+	for _, t := range targets {
+		index, err := s.invoiceIndex(ctx, t.invoice)
+		if err == nil && index < 0 {
+			continue // a reused address we do not hold the key of
+		}
+		if err == nil {
+			if a, derr := s.addressAt(index); derr != nil || a != t.address {
+				err = fmt.Errorf("tron sweep: %s is not our address at index %d", t.address, index)
+			}
+		}
+		var res SweepResult
+		if err == nil {
+			res, err = s.Sweep(ctx, t.asset, index)
+		}
+		if err != nil {
+			s.cfg.Logger.Error("tron: sweep failed", "asset", t.asset, "address", t.address, "err", err)
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		if res.State != SweepNothing && res.State != SweepEmpty {
+			out = append(out, res)
+		}
+	}
+	return out, first
+}
+
+func (s *Sender) addressAt(index int64) (string, error) {
+	key, err := s.keys.PrivateKey(domain.ChainTron, index)
+	if err != nil {
+		return "", err
+	}
+	defer key.Zero()
+	return hd.TronAddress(key.PubKey()), nil
+}
+
+// invoiceIndex is the HD index of an invoice's pay address (-1: reused).
+func (s *Sender) invoiceIndex(ctx context.Context, invoiceID string) (int64, error) {
+	s.mu.Lock()
+	i, ok := s.indexOf[invoiceID]
+	s.mu.Unlock()
+	if ok {
+		return i, nil
+	}
+	recs, err := s.cfg.Invoices.ReadStream(ctx, commands.InvoiceStream(invoiceID), 0, 1)
+	if err != nil {
+		return 0, fmt.Errorf("tron sweep: invoice %s: %w", invoiceID, err)
+	}
+	if len(recs) == 0 || recs[0].Type != domain.TypeInvoiceCreated {
+		return 0, fmt.Errorf("tron sweep: invoice %s: no InvoiceCreated", invoiceID)
+	}
+	e, err := domain.Decode(recs[0].Type, recs[0].Data)
+	if err != nil {
+		return 0, fmt.Errorf("tron sweep: invoice %s: %w", invoiceID, err)
+	}
+	i = e.(domain.InvoiceCreated).AddressIndex
+	s.mu.Lock()
+	s.indexOf[invoiceID] = i
+	s.mu.Unlock()
+	return i, nil
+}
