@@ -28,7 +28,7 @@ import (
 // gateway is the real write and read side (SQLite event store, projections,
 // commands with HD addresses for regtest) plus a watcher on the test node.
 type gateway struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	node     *btcdNode
 	store    *sqlite.Store
@@ -49,7 +49,7 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func newGateway(t *testing.T) *gateway {
+func newGateway(t testing.TB) *gateway {
 	t.Helper()
 	return newGatewayOn(t, func(store *sqlite.Store) projections.DB {
 		return projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
@@ -83,7 +83,7 @@ func postgresDB(t *testing.T) projections.DB {
 	return projections.DB{Read: db, Write: db, Dialect: projections.Postgres}
 }
 
-func newGatewayOn(t *testing.T, readDB func(*sqlite.Store) projections.DB) *gateway {
+func newGatewayOn(t testing.TB, readDB func(*sqlite.Store) projections.DB) *gateway {
 	t.Helper()
 	n := testNode(t)
 	ctx := context.Background()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -131,17 +132,21 @@ func (w *Watcher) checkpoint(ctx context.Context, tip int64) (checkpoint, error)
 		cp.hash = h.String()
 	}
 	w.log.Info("bitcoin watcher starts", "first_block", start, "node_tip", tip)
-	return cp, w.saveBlock(ctx, cp)
+	return cp, w.saveBlock(ctx, cp, nil)
 }
 
-// saveBlock records a scanned block and moves the checkpoint to it, in one
-// transaction, and forgets hashes older than the reorg window.
-func (w *Watcher) saveBlock(ctx context.Context, cp checkpoint) error {
+// saveBlock records a scanned block, the deposits reported from it and the
+// checkpoint moved to it, in one transaction, and forgets hashes older
+// than the reorg window.
+func (w *Watcher) saveBlock(ctx context.Context, cp checkpoint, rows []depositRow) error {
 	tx, err := w.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("btc: save block: %w", err)
 	}
 	defer tx.Rollback()
+	if err := w.writeDeposits(ctx, tx, rows); err != nil {
+		return err
+	}
 	if cp.hash != "" {
 		if _, err := tx.ExecContext(ctx, w.db.Q(`INSERT INTO chain_btc_blocks (height, hash) VALUES (?, ?)
 			ON CONFLICT (height) DO UPDATE SET hash = excluded.hash`), cp.height, cp.hash); err != nil {
@@ -259,65 +264,159 @@ func (w *Watcher) scanBlock(ctx context.Context, cp checkpoint, tip int64) (next
 	for _, tx := range blk.Transactions {
 		outs = w.match(tx, nil, outs)
 	}
-	for _, o := range outs {
-		if err := w.observe(ctx, o, &next, int(tip-height+1)); err != nil {
-			return cp, false, err
-		}
+	rows, err := w.observeAll(ctx, outs, &next, int(tip-height+1))
+	if err != nil {
+		return cp, false, err
 	}
-	return next, false, w.saveBlock(ctx, next)
+	return next, false, w.saveBlock(ctx, next, rows)
 }
 
-// observe reports an output to the ledger unless we already did (and it
-// was not reverted since), and records where it is: in block blk, or in
-// the mempool when blk is nil.
-func (w *Watcher) observe(ctx context.Context, o output, blk *checkpoint, confirmations int) error {
-	id := o.depositID()
-	var state string
-	err := w.db.Read.QueryRowContext(ctx, w.db.Q(`SELECT state FROM chain_btc_deposits WHERE deposit_id = ?`), id).Scan(&state)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("btc: deposit %s: %w", id, err)
+// depositRow is what a scan writes to chain_btc_deposits for one output:
+// a new deposit reported to the ledger (invoiceID set), or a known one
+// found in a block (only where it is changes).
+type depositRow struct {
+	o         output
+	invoiceID string
+	known     bool
+	blk       checkpoint // height 0: in no block (mempool)
+}
+
+// observeAll reports the outputs to the ledger unless we already did (and
+// they were not reverted since): concurrently across addresses, one after
+// another for each address, each an append to its invoice's stream that
+// the event store commits together with the others. It returns the rows
+// that record them and, for outputs in block blk (nil: the mempool), where
+// they are; the caller writes them in one transaction after every observe,
+// so a crash before that only repeats observes, which the ledger ignores.
+func (w *Watcher) observeAll(ctx context.Context, outs []output, blk *checkpoint, confirmations int) ([]depositRow, error) {
+	if len(outs) == 0 {
+		return nil, nil
 	}
-	known := err == nil && state != stateReverted
-	if known {
-		if blk == nil {
-			return nil
+	ids := make([]string, len(outs))
+	for i, o := range outs {
+		ids[i] = o.depositID()
+	}
+	states, err := w.depositStates(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var at checkpoint
+	if blk != nil {
+		at = *blk
+	}
+	var rows []depositRow
+	var fresh []output
+	for i, o := range outs {
+		if state, ok := states[ids[i]]; ok && state != stateReverted {
+			if blk != nil {
+				rows = append(rows, depositRow{o: o, known: true, blk: at})
+			}
+			continue
 		}
-		_, err := w.db.Write.ExecContext(ctx, w.db.Q(`UPDATE chain_btc_deposits SET block_hash = ?, block_height = ?, missing_polls = 0, updated_at = ?
-			WHERE deposit_id = ?`), blk.hash, blk.height, w.now().UnixMilli(), id)
+		if o.sat > 0 { // a zero-value output carries no money
+			fresh = append(fresh, o)
+		}
+	}
+	invoices := make([]string, len(fresh))
+	err = forEachGroup(len(fresh), maxConcurrentReports, func(i int) string { return fresh[i].address }, func(i int) error {
+		o := fresh[i]
+		id, amount := o.depositID(), w.sats(o.sat)
+		invoiceID, err := w.sink.Observe(ctx, chain.Transfer{Asset: w.asset.Code, Address: o.address, TxID: o.txid.String(),
+			DepositID: id, Amount: amount, Confirmations: confirmations})
+		if err != nil {
+			if isDataError(err) {
+				w.log.Error("bitcoin payment refused by the ledger", "deposit", id, "address", o.address, "amount", amount.String(), "err", err)
+				return nil
+			}
+			return fmt.Errorf("btc: observe %s: %w", id, err)
+		}
+		invoices[i] = invoiceID
+		w.log.Info("bitcoin payment seen", "invoice", invoiceID, "deposit", id, "amount", amount.String(), "confirmations", confirmations)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, o := range fresh {
+		if invoices[i] != "" {
+			rows = append(rows, depositRow{o: o, invoiceID: invoices[i], blk: at})
+		}
+	}
+	return rows, nil
+}
+
+// statesPerQuery bounds the deposit ids of one query.
+const statesPerQuery = 500
+
+// depositStates returns the states of the deposits among ids that we track.
+func (w *Watcher) depositStates(ctx context.Context, ids []string) (map[string]string, error) {
+	states := make(map[string]string)
+	for len(ids) > 0 {
+		n := min(len(ids), statesPerQuery)
+		args := make([]any, n)
+		for i, id := range ids[:n] {
+			args[i] = id
+		}
+		ids = ids[n:]
+		rows, err := w.db.Read.QueryContext(ctx, w.db.Q(`SELECT deposit_id, state FROM chain_btc_deposits WHERE deposit_id IN (?`+
+			strings.Repeat(", ?", n-1)+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("btc: deposits: %w", err)
+		}
+		for rows.Next() {
+			var id, state string
+			if err := rows.Scan(&id, &state); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("btc: deposits: %w", err)
+			}
+			states[id] = state
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("btc: deposits: %w", err)
+		}
+	}
+	return states, nil
+}
+
+// writeDeposits records rows in tx.
+func (w *Watcher) writeDeposits(ctx context.Context, tx *sql.Tx, rows []depositRow) error {
+	now := w.now().UnixMilli()
+	for _, r := range rows {
+		id := r.o.depositID()
+		var err error
+		if r.known {
+			_, err = tx.ExecContext(ctx, w.db.Q(`UPDATE chain_btc_deposits SET block_hash = ?, block_height = ?, missing_polls = 0, updated_at = ?
+				WHERE deposit_id = ?`), r.blk.hash, r.blk.height, now, id)
+		} else {
+			_, err = tx.ExecContext(ctx, w.db.Q(`INSERT INTO chain_btc_deposits
+				(deposit_id, txid, invoice_id, address, amount_sat, block_hash, block_height, state, missing_polls, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+				ON CONFLICT (deposit_id) DO UPDATE SET invoice_id = excluded.invoice_id, block_hash = excluded.block_hash,
+					block_height = excluded.block_height, state = excluded.state, missing_polls = 0, updated_at = excluded.updated_at`),
+				id, r.o.txid.String(), r.invoiceID, r.o.address, r.o.sat, r.blk.hash, r.blk.height, statePending, now)
+		}
 		if err != nil {
 			return fmt.Errorf("btc: deposit %s: %w", id, err)
 		}
+	}
+	return nil
+}
+
+// saveDeposits records rows in a transaction of their own.
+func (w *Watcher) saveDeposits(ctx context.Context, rows []depositRow) error {
+	if len(rows) == 0 {
 		return nil
 	}
-	if o.sat <= 0 {
-		return nil // a zero-value output carries no money
-	}
-	amount := w.sats(o.sat)
-	invoiceID, err := w.sink.Observe(ctx, chain.Transfer{Asset: w.asset.Code, Address: o.address, TxID: o.txid.String(),
-		DepositID: id, Amount: amount, Confirmations: confirmations})
+	tx, err := w.db.Write.BeginTx(ctx, nil)
 	if err != nil {
-		if isDataError(err) {
-			w.log.Error("bitcoin payment refused by the ledger", "deposit", id, "address", o.address, "amount", amount.String(), "err", err)
-			return nil
-		}
-		return fmt.Errorf("btc: observe %s: %w", id, err)
+		return fmt.Errorf("btc: deposits: %w", err)
 	}
-	var bhash string
-	var bheight int64
-	if blk != nil {
-		bhash, bheight = blk.hash, blk.height
+	defer tx.Rollback()
+	if err := w.writeDeposits(ctx, tx, rows); err != nil {
+		return err
 	}
-	_, err = w.db.Write.ExecContext(ctx, w.db.Q(`INSERT INTO chain_btc_deposits
-		(deposit_id, txid, invoice_id, address, amount_sat, block_hash, block_height, state, missing_polls, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
-		ON CONFLICT (deposit_id) DO UPDATE SET invoice_id = excluded.invoice_id, block_hash = excluded.block_hash,
-			block_height = excluded.block_height, state = excluded.state, missing_polls = 0, updated_at = excluded.updated_at`),
-		id, o.txid.String(), invoiceID, o.address, o.sat, bhash, bheight, statePending, w.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("btc: deposit %s: %w", id, err)
-	}
-	w.log.Info("bitcoin payment seen", "invoice", invoiceID, "deposit", id, "amount", amount.String(), "confirmations", confirmations)
-	return nil
+	return tx.Commit()
 }
 
 type trackedDeposit struct {
@@ -351,6 +450,26 @@ func (w *Watcher) setState(ctx context.Context, id, state string) error {
 	return nil
 }
 
+// setStates sets the state of the deposits in one transaction.
+func (w *Watcher) setStates(ctx context.Context, ids []string, state string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	tx, err := w.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("btc: deposits: %w", err)
+	}
+	defer tx.Rollback()
+	now := w.now().UnixMilli()
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, w.db.Q(`UPDATE chain_btc_deposits SET state = ?, missing_polls = 0, updated_at = ? WHERE deposit_id = ?`),
+			state, now, id); err != nil {
+			return fmt.Errorf("btc: deposit %s: %w", id, err)
+		}
+	}
+	return tx.Commit()
+}
+
 func (w *Watcher) revert(ctx context.Context, d trackedDeposit, reason string) error {
 	if err := w.sink.Revert(ctx, d.invoiceID, d.id, reason); err != nil && !isDataError(err) {
 		return fmt.Errorf("btc: revert %s: %w", d.id, err)
@@ -380,29 +499,43 @@ func (w *Watcher) revertOrphanedCredits(ctx context.Context) error {
 	return nil
 }
 
-// confirm credits pending deposits with enough confirmations at height.
+// confirm credits pending deposits with enough confirmations at height:
+// concurrently across invoices, then one transaction marks them all. A
+// crash in between is harmless: confirming a confirmed deposit again is a
+// no-op in the ledger.
 func (w *Watcher) confirm(ctx context.Context, height int64) error {
 	need := int64(w.asset.Confirmations)
 	ds, err := w.tracked(ctx, `state = ? AND block_height > 0 AND block_height <= ?`, statePending, height-need+1)
 	if err != nil {
 		return err
 	}
-	for _, d := range ds {
+	done := make([]bool, len(ds))
+	err = forEachGroup(len(ds), maxConcurrentReports, func(i int) string { return ds[i].invoiceID }, func(i int) error {
+		d := ds[i]
 		conf := int(height - d.height + 1)
 		if err := w.sink.Confirm(ctx, d.invoiceID, d.id, conf); err != nil {
 			if isDataError(err) {
 				// e.g. an invoice created when the asset needed more confirmations: retried next block.
 				w.log.Warn("bitcoin deposit not confirmed yet", "invoice", d.invoiceID, "deposit", d.id, "confirmations", conf, "err", err)
-				continue
+				return nil
 			}
 			return fmt.Errorf("btc: confirm %s: %w", d.id, err)
 		}
+		done[i] = true
 		w.log.Info("bitcoin deposit confirmed", "invoice", d.invoiceID, "deposit", d.id, "confirmations", conf)
-		if err := w.setState(ctx, d.id, stateConfirmed); err != nil {
-			return err
+		return nil
+	})
+	var ids []string
+	for i, d := range ds {
+		if done[i] {
+			ids = append(ids, d.id)
 		}
 	}
-	return nil
+	// What was confirmed is recorded even when another confirmation failed.
+	if sErr := w.setStates(ctx, ids, stateConfirmed); sErr != nil {
+		return errors.Join(err, sErr)
+	}
+	return err
 }
 
 // scanMempool reports new mempool transactions paying us (0
@@ -417,6 +550,8 @@ func (w *Watcher) scanMempool(ctx context.Context) error {
 	}
 	inPool := make(map[chainhash.Hash]struct{}, len(ids))
 	fetched := 0
+	var outs []output
+	var got []chainhash.Hash
 	for _, id := range ids {
 		inPool[*id] = struct{}{}
 		if _, seen := w.mempoolSeen[*id]; seen || fetched >= maxMempoolFetches {
@@ -433,12 +568,20 @@ func (w *Watcher) scanMempool(ctx context.Context) error {
 			w.mempoolSeen[*id] = struct{}{}
 			continue
 		}
-		for _, o := range w.match(tx.MsgTx(), id, nil) {
-			if err := w.observe(ctx, o, nil, 0); err != nil {
-				return err
-			}
-		}
-		w.mempoolSeen[*id] = struct{}{}
+		outs = w.match(tx.MsgTx(), id, outs)
+		got = append(got, *id)
+	}
+	// Marked seen only once reported and recorded: after a failure they
+	// are fetched again next round.
+	rows, err := w.observeAll(ctx, outs, nil, 0)
+	if err != nil {
+		return err
+	}
+	if err := w.saveDeposits(ctx, rows); err != nil {
+		return err
+	}
+	for _, id := range got {
+		w.mempoolSeen[id] = struct{}{}
 	}
 	for id := range w.mempoolSeen {
 		if _, ok := inPool[id]; !ok {

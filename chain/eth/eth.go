@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strconv"
 	"sync"
 	"time"
 
@@ -385,15 +386,9 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (check
 		}
 		hits = append(hits, matchLogs(logs, w.watched, w.tokens)...)
 	}
-	var rows []deposit
-	for _, f := range hits {
-		d, ok, err := w.report(ctx, f, to)
-		if err != nil {
-			return cp, err
-		}
-		if ok {
-			rows = append(rows, d)
-		}
+	rows, err := w.reportAll(ctx, hits, to)
+	if err != nil {
+		return cp, err
 	}
 	recs := make([]checkpoint, len(blocks))
 	for i, b := range blocks {
@@ -405,22 +400,76 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (check
 	return recs[len(recs)-1], nil
 }
 
-// report checks a native transfer's receipt and hands the deposit to the
-// ledger. ok is false for a failed transaction, which moved no value.
-func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, bool, error) {
-	if f.native {
-		r, err := w.client.TransactionReceipt(ctx, f.txHash)
-		if err != nil {
-			return deposit{}, false, fmt.Errorf("eth receipt %s: %w", f.txHash.Hex(), err)
-		}
-		if r.BlockHash != f.blockHash {
-			return deposit{}, false, fmt.Errorf("%w: receipt of %s is in block %s", errChainMoved, f.txHash.Hex(), r.BlockHash.Hex())
-		}
-		if r.Status != types.ReceiptStatusSuccessful {
+// reportAll checks the receipts of the native transfers among hits (a
+// failed transaction moved no value), then hands the deposits to the
+// ledger: concurrently across addresses, in block order for each address.
+// It returns the rows to record, in the order of hits. Errors:
+// errChainMoved when a receipt is of another block, RPC and ledger errors.
+func (w *Watcher) reportAll(ctx context.Context, hits []found, tip int64) ([]deposit, error) {
+	failed, err := w.failedTxs(ctx, hits)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]deposit, len(hits))
+	err = forEachGroup(len(hits), maxConcurrentReports, func(i int) string { return hits[i].address }, func(i int) error {
+		f := hits[i]
+		if f.native && failed[f.txHash] {
 			w.log.Info("eth: failed transaction to our address ignored", "tx", f.txHash.Hex(), "address", f.address)
-			return deposit{}, false, nil
+			return nil
+		}
+		d, err := w.report(ctx, f, tip)
+		rows[i] = d
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := rows[:0]
+	for _, d := range rows {
+		if d.DepositID != "" {
+			out = append(out, d)
 		}
 	}
+	return out, nil
+}
+
+// failedTxs reads the receipts of the native transfers among hits, at most
+// maxReceiptFetches at a time, and returns the transactions that failed.
+// Errors: errChainMoved when a receipt is of another block, RPC errors.
+func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]bool, error) {
+	var natives []found
+	for _, f := range hits {
+		if f.native {
+			natives = append(natives, f)
+		}
+	}
+	status := make([]uint64, len(natives))
+	err := forEachGroup(len(natives), maxReceiptFetches, strconv.Itoa, func(i int) error {
+		f := natives[i]
+		r, err := w.client.TransactionReceipt(ctx, f.txHash)
+		if err != nil {
+			return fmt.Errorf("eth receipt %s: %w", f.txHash.Hex(), err)
+		}
+		if r.BlockHash != f.blockHash {
+			return fmt.Errorf("%w: receipt of %s is in block %s", errChainMoved, f.txHash.Hex(), r.BlockHash.Hex())
+		}
+		status[i] = r.Status
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	failed := map[common.Hash]bool{}
+	for i, f := range natives {
+		if status[i] != types.ReceiptStatusSuccessful {
+			failed[f.txHash] = true
+		}
+	}
+	return failed, nil
+}
+
+// report hands one deposit to the ledger and returns its row.
+func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, error) {
 	amount := domain.FromBaseUnits(f.units, f.decimals)
 	d := deposit{DepositID: f.depositID, Asset: f.asset, Address: f.address, TxID: f.txHash.Hex(), Amount: amount.String(),
 		BlockHeight: f.height, BlockHash: f.blockHash.Hex(), State: stateSeen}
@@ -433,44 +482,61 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, bool
 		w.log.Warn("eth: deposit to our address matches no invoice", "deposit_id", f.depositID, "asset", f.asset,
 			"address", f.address, "amount", amount.String(), "err", err)
 		d.State = stateUnmatched
-		return d, true, nil
+		return d, nil
 	case err != nil:
-		return deposit{}, false, fmt.Errorf("eth observe %s: %w", f.depositID, err)
+		return deposit{}, fmt.Errorf("eth observe %s: %w", f.depositID, err)
 	}
 	required, err := w.st.requiredConfirmations(ctx, inv)
 	if err != nil {
-		return deposit{}, false, err
+		return deposit{}, err
 	}
 	d.InvoiceID, d.RequiredConfirmations = inv, max(w.thresholds[f.asset], required)
 	w.log.Info("eth: deposit seen", "deposit_id", f.depositID, "asset", f.asset, "amount", d.Amount, "invoice_id", inv, "block", f.height)
-	return d, true, nil
+	return d, nil
 }
 
-// confirm credits seen deposits that are deep enough below tip.
+// confirm credits seen deposits that are deep enough below tip:
+// concurrently across invoices, then one transaction marks them all. A
+// crash in between is harmless: confirming a confirmed deposit again is a
+// no-op in the ledger.
 func (w *Watcher) confirm(ctx context.Context, tip int64) error {
 	deps, err := w.st.deposits(ctx, stateSeen, true)
 	if err != nil {
 		return err
 	}
+	var due []deposit
 	for _, d := range deps {
-		conf := int(tip - d.BlockHeight + 1)
-		if d.InvoiceID == "" || conf < d.RequiredConfirmations {
-			continue
+		if d.InvoiceID != "" && int(tip-d.BlockHeight+1) >= d.RequiredConfirmations {
+			due = append(due, d)
 		}
+	}
+	done := make([]bool, len(due))
+	err = forEachGroup(len(due), maxConcurrentReports, func(i int) string { return due[i].InvoiceID }, func(i int) error {
+		d := due[i]
+		conf := int(tip - d.BlockHeight + 1)
 		if err := w.sink.Confirm(ctx, d.InvoiceID, d.DepositID, conf); err != nil {
 			if errors.Is(err, domain.ErrInvalidState) || errors.Is(err, domain.ErrNotFound) {
 				// The ledger disagrees with our table: say so loudly, do not retry forever.
 				w.log.Error("eth: ledger refused a confirmation", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
-				continue
+				return nil
 			}
 			return fmt.Errorf("eth confirm %s: %w", d.DepositID, err)
 		}
-		if err := w.st.setState(ctx, d.DepositID, stateSeen, true, w.cfg.Now()); err != nil {
-			return err
-		}
+		done[i] = true
 		w.log.Info("eth: deposit confirmed", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "confirmations", conf)
+		return nil
+	})
+	var ids []string
+	for i, d := range due {
+		if done[i] {
+			ids = append(ids, d.DepositID)
+		}
 	}
-	return nil
+	// What was confirmed is recorded even when another confirmation failed.
+	if mErr := w.st.markConfirmed(ctx, ids, w.cfg.Now()); mErr != nil {
+		return errors.Join(err, mErr)
+	}
+	return err
 }
 
 // revertOrphans reverts deposits whose block left the chain and that the

@@ -196,17 +196,13 @@ func (s store) commitRange(ctx context.Context, blocks []checkpoint, deps []depo
 	}
 	defer tx.Rollback()
 	for _, b := range blocks {
-		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM eth_blocks WHERE height = ?`), b.height); err != nil {
-			return fmt.Errorf("eth blocks: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO eth_blocks (height, hash) VALUES (?, ?)`), b.height, b.hash); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO eth_blocks (height, hash) VALUES (?, ?)
+			ON CONFLICT (height) DO UPDATE SET hash = excluded.hash`), b.height, b.hash); err != nil {
 			return fmt.Errorf("eth blocks: %w", err)
 		}
 	}
-	for _, d := range deps {
-		if err := upsertDeposit(ctx, tx, s.db, d, now); err != nil {
-			return err
-		}
+	if err := upsertDeposits(ctx, tx, s.db, deps, now); err != nil {
+		return err
 	}
 	last := blocks[len(blocks)-1]
 	if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM eth_blocks WHERE height < ?`), last.height-int64(keep)); err != nil {
@@ -218,29 +214,38 @@ func (s store) commitRange(ctx context.Context, blocks []checkpoint, deps []depo
 	return tx.Commit()
 }
 
-// upsertDeposit records a deposit found in a canonical block. One seen
-// again keeps its confirmed flag, unless it had been reverted: then the
-// ledger detected it afresh and it must be confirmed again.
-func upsertDeposit(ctx context.Context, tx *sql.Tx, db projections.DB, d deposit, now time.Time) error {
-	var state string
-	var confirmed bool
-	err := tx.QueryRowContext(ctx, db.Q(`SELECT state, confirmed FROM eth_deposits WHERE deposit_id = ?`), d.DepositID).Scan(&state, &confirmed)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		_, err = tx.ExecContext(ctx, db.Q(`INSERT INTO eth_deposits (deposit_id, asset, address, txid, amount, invoice_id, required_confirmations,
-			block_height, block_hash, state, confirmed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			d.DepositID, d.Asset, d.Address, d.TxID, d.Amount, d.InvoiceID, d.RequiredConfirmations, d.BlockHeight, d.BlockHash, d.State, boolInt(d.Confirmed), now.UnixMilli())
-	case err != nil:
-	default:
-		if state == stateReverted {
-			confirmed = false
+// depositsPerInsert bounds the rows of one INSERT (12 parameters each).
+const depositsPerInsert = 50
+
+// upsertDeposits records deposits found in canonical blocks, a few dozen
+// per statement. One seen again keeps its confirmed flag, unless it had
+// been reverted: then the ledger detected it afresh and it must be
+// confirmed again. deps holds each deposit once.
+func upsertDeposits(ctx context.Context, tx *sql.Tx, db projections.DB, deps []deposit, now time.Time) error {
+	for len(deps) > 0 {
+		n := min(len(deps), depositsPerInsert)
+		chunk := deps[:n]
+		deps = deps[n:]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO eth_deposits (deposit_id, asset, address, txid, amount, invoice_id, required_confirmations,
+			block_height, block_hash, state, confirmed, updated_at) VALUES `)
+		args := make([]any, 0, len(chunk)*12)
+		for i, d := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, d.DepositID, d.Asset, d.Address, d.TxID, d.Amount, d.InvoiceID, d.RequiredConfirmations,
+				d.BlockHeight, d.BlockHash, d.State, boolInt(d.Confirmed), now.UnixMilli())
 		}
-		_, err = tx.ExecContext(ctx, db.Q(`UPDATE eth_deposits SET invoice_id = ?, required_confirmations = ?, block_height = ?, block_hash = ?,
-			state = ?, confirmed = ?, updated_at = ? WHERE deposit_id = ?`),
-			d.InvoiceID, d.RequiredConfirmations, d.BlockHeight, d.BlockHash, d.State, boolInt(confirmed), now.UnixMilli(), d.DepositID)
-	}
-	if err != nil {
-		return fmt.Errorf("eth deposit %s: %w", d.DepositID, err)
+		q.WriteString(` ON CONFLICT (deposit_id) DO UPDATE SET invoice_id = excluded.invoice_id,
+			required_confirmations = excluded.required_confirmations, block_height = excluded.block_height,
+			block_hash = excluded.block_hash, state = excluded.state,
+			confirmed = CASE WHEN eth_deposits.state = '` + stateReverted + `' THEN 0 ELSE eth_deposits.confirmed END,
+			updated_at = excluded.updated_at`)
+		if _, err := tx.ExecContext(ctx, db.Q(q.String()), args...); err != nil {
+			return fmt.Errorf("eth deposits: %w", err)
+		}
 	}
 	return nil
 }
@@ -276,6 +281,25 @@ func (s store) deposits(ctx context.Context, state string, unconfirmedOnly bool)
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// markConfirmed records, in one transaction, that the ledger credited
+// the deposits.
+func (s store) markConfirmed(ctx context.Context, depositIDs []string, now time.Time) error {
+	if len(depositIDs) == 0 {
+		return nil
+	}
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("eth confirmed: %w", err)
+	}
+	defer tx.Rollback()
+	for _, id := range depositIDs {
+		if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE eth_deposits SET confirmed = 1, updated_at = ? WHERE deposit_id = ?`), now.UnixMilli(), id); err != nil {
+			return fmt.Errorf("eth deposit %s: %w", id, err)
+		}
+	}
+	return tx.Commit()
 }
 
 func (s store) setState(ctx context.Context, depositID, state string, confirmed bool, now time.Time) error {

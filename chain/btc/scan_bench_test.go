@@ -1,0 +1,206 @@
+package btc
+
+import (
+	"crypto/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/txscript"
+	"github.com/btcsuite/btcd/wire"
+)
+
+// BenchmarkScanBlockEndToEnd scans full blocks of the real btcd end to
+// end: 3,000 transactions per block, 30 of them paying invoices, against
+// 100,000 watched addresses. One ScanOnce per block asks for the tip,
+// fetches the block (getblockhash, then getblock verbosity 0: hex over
+// HTTP, decoded by wire), matches it, reports each payment to the ledger
+// (an event append each), records the block, its deposits and the
+// checkpoint, confirms the 30 deposits of the block below (2
+// confirmations: another append each), and polls the mempool: the
+// steady state of a busy gateway.
+//
+// Metrics: ms/block and blocks/s end to end; deposits/s new payments
+// reported per second; fetch-ms/block the time inside getblockhash and
+// getblock (btcd reads and hex-encodes the ~700 KB block on this
+// machine's CPUs, the watcher decodes it); rest-ms/block everything else
+// (matching, ledger appends, bookkeeping, the other RPCs).
+func BenchmarkScanBlockEndToEnd(b *testing.B) {
+	const txsPerBlock, paidPerBlock, watched, paySat, feeSat = 3000, 30, 100_000, 10_000, 2_000
+	g := newGateway(b)
+	n := g.node
+	// Addresses of invoices that are never paid, straight into the read
+	// model: only the watched set's size matters here.
+	fakeInvoices(b, g, watched-paidPerBlock)
+	var ours [][]byte
+	var invoices []string
+	for i := 0; i < paidPerBlock; i++ {
+		inv := g.newInvoice("1000")
+		script, err := addressScript(inv.PayAddress, g.w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ours, invoices = append(ours, script), append(invoices, inv.ID)
+	}
+	timed := &timedNode{node: g.w.node}
+	g.w.node = timed
+
+	// txsPerBlock coins of the miner's, from two mature coinbases.
+	var coins []coin
+	for f := 0; f < 2; f++ {
+		if len(n.coins) == 0 {
+			b.Fatal("test node out of mature coins")
+		}
+		c := n.coins[0]
+		n.coins = n.coins[1:]
+		tx := wire.NewMsgTx(wire.TxVersion)
+		tx.AddTxIn(wire.NewTxIn(&c.op, nil, nil))
+		each := (c.value - 100_000) / (txsPerBlock / 2)
+		for i := 0; i < txsPerBlock/2; i++ {
+			tx.AddTxOut(wire.NewTxOut(each, n.minerScript))
+		}
+		signLegacy(b, n, tx)
+		n.send(b, tx)
+		for i := range tx.TxOut {
+			coins = append(coins, coin{op: wire.OutPoint{Hash: tx.TxHash(), Index: uint32(i)}, value: each})
+		}
+	}
+	n.mine(b, 1)
+	g.scan()
+	// block mines txsPerBlock transactions, each spending a coin to one
+	// payment (every 100th to an invoice) and change, which is the coin
+	// of the next block.
+	block := func() {
+		for i := range coins {
+			script := randomP2WPKH(b, n)
+			if i%(txsPerBlock/paidPerBlock) == 0 {
+				script = ours[i/(txsPerBlock/paidPerBlock)]
+			}
+			tx := wire.NewMsgTx(wire.TxVersion)
+			tx.AddTxIn(wire.NewTxIn(&coins[i].op, nil, nil))
+			tx.AddTxOut(wire.NewTxOut(paySat, script))
+			tx.AddTxOut(wire.NewTxOut(coins[i].value-paySat-feeSat, n.minerScript))
+			signLegacy(b, n, tx)
+			n.send(b, tx)
+			coins[i] = coin{op: wire.OutPoint{Hash: tx.TxHash(), Index: 1}, value: tx.TxOut[1].Value}
+		}
+		hashes := n.mine(b, 1)
+		blk, err := n.client.GetBlock(hashes[0])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(blk.Transactions) != txsPerBlock+1 {
+			b.Fatalf("block has %d transactions, want %d and the coinbase", len(blk.Transactions), txsPerBlock)
+		}
+		g.catchUp()
+	}
+	// One block before timing, so that every timed scan also confirms the
+	// deposits of the block below it.
+	block()
+	g.scan()
+	var scanTime time.Duration
+	timed.reset()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		block()
+		start := time.Now()
+		b.StartTimer()
+		if err := g.w.ScanOnce(g.ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		scanTime += time.Since(start)
+	}
+	fetch := timed.total()
+	perBlockMs := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(perBlockMs(scanTime), "ms/block")
+	b.ReportMetric(float64(b.N)/scanTime.Seconds(), "blocks/s")
+	b.ReportMetric(float64(paidPerBlock*b.N)/scanTime.Seconds(), "deposits/s")
+	b.ReportMetric(perBlockMs(fetch), "fetch-ms/block")
+	b.ReportMetric(perBlockMs(scanTime-fetch), "rest-ms/block")
+	g.catchUp()
+	if inv := g.invoice(invoices[0]); len(inv.Payments) != b.N+1 {
+		b.Fatalf("first invoice has %d payments after %d blocks", len(inv.Payments), b.N+1)
+	}
+}
+
+// fakeInvoices adds n open BTC invoices at fresh addresses to the read model.
+func fakeInvoices(tb testing.TB, g *gateway, n int) {
+	tx, err := g.db.Write.BeginTx(g.ctx, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(g.ctx, g.db.Q(`INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount,
+		pay_address, fee, fee_bps, required_confirmations, created_at, expires_at, updated_at)
+		VALUES (?, 'mer_fake', 'BTC', 'new', '1', '1', ?, '0', 25, 2, 0, 0, 0)`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		var h [20]byte
+		rand.Read(h[:])
+		a, err := btcutil.NewAddressWitnessPubKeyHash(h[:], g.node.params)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := stmt.ExecContext(g.ctx, "inv_fake"+itoa(i), a.EncodeAddress()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func randomP2WPKH(tb testing.TB, n *btcdNode) []byte {
+	var h [20]byte
+	rand.Read(h[:])
+	a, err := btcutil.NewAddressWitnessPubKeyHash(h[:], n.params)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := txscript.PayToAddrScript(a)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// signLegacy signs the single input of tx, a coin of the miner's.
+func signLegacy(tb testing.TB, n *btcdNode, tx *wire.MsgTx) {
+	sig, err := txscript.SignatureScript(tx, 0, n.minerScript, txscript.SigHashAll, n.minerKey, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tx.TxIn[0].SignatureScript = sig
+}
+
+// timedNode measures the time spent fetching blocks.
+type timedNode struct {
+	node
+	mu    sync.Mutex
+	fetch time.Duration
+}
+
+func (t *timedNode) reset()               { t.mu.Lock(); t.fetch = 0; t.mu.Unlock() }
+func (t *timedNode) total() time.Duration { t.mu.Lock(); defer t.mu.Unlock(); return t.fetch }
+
+func (t *timedNode) add(start time.Time) {
+	t.mu.Lock()
+	t.fetch += time.Since(start)
+	t.mu.Unlock()
+}
+
+func (t *timedNode) GetBlockHash(height int64) (*chainhash.Hash, error) {
+	defer t.add(time.Now())
+	return t.node.GetBlockHash(height)
+}
+
+func (t *timedNode) GetBlock(hash *chainhash.Hash) (*wire.MsgBlock, error) {
+	defer t.add(time.Now())
+	return t.node.GetBlock(hash)
+}
