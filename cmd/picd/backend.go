@@ -49,13 +49,24 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		b.db = projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
 		log.Info("embedded store", "path", path)
 	case "postgres", "esdb":
-		db, err := sql.Open("pgx", cfg.PostgresURL)
+		// Two pools: HTTP reads may use many connections at once, and must
+		// never make the projector (which every write waits for) queue for
+		// one.
+		read, err := sql.Open("pgx", cfg.PostgresURL)
 		if err != nil {
 			return nil, fmt.Errorf("read-model database: %w", err)
 		}
-		db.SetMaxOpenConns(16)
-		b.closers = append(b.closers, db.Close)
-		b.db = projections.DB{Read: db, Write: db, Dialect: projections.Postgres}
+		read.SetMaxOpenConns(24)
+		read.SetMaxIdleConns(24)
+		write, err := sql.Open("pgx", cfg.PostgresURL)
+		if err != nil {
+			read.Close()
+			return nil, fmt.Errorf("read-model database: %w", err)
+		}
+		write.SetMaxOpenConns(12)
+		write.SetMaxIdleConns(12)
+		b.closers = append(b.closers, read.Close, write.Close)
+		b.db = projections.DB{Read: read, Write: write, Dialect: projections.Postgres}
 		if cfg.Store == "postgres" {
 			s, err := postgres.Open(ctx, cfg.PostgresURL)
 			if err != nil {
