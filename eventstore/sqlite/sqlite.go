@@ -104,7 +104,9 @@ func Open(path string) (*Store, error) {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	readers := max(4, runtime.NumCPU())
+	// WAL readers do not block each other or the writer: enough of them
+	// that HTTP reads never make the projector queue for a connection.
+	readers := max(16, 2*runtime.NumCPU())
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
 
