@@ -262,3 +262,36 @@ func TestLoadOrCreateMnemonic(t *testing.T) {
 		t.Fatal("no source, no error")
 	}
 }
+
+// The fast public derivation gives exactly hdkeychain's keys.
+func TestFastDerivationMatchesHDKeychain(t *testing.T) {
+	w, err := NewWallet("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about", "", &chaincfg.MainNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []domain.Chain{domain.ChainBitcoin, domain.ChainEthereum, domain.ChainTron} {
+		for i := int64(0); i < 300; i += 7 {
+			k, err := child(w.pub[c], c, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := k.ECPubKey()
+			got, err := w.fast[c].child(uint32(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.IsEqual(want) {
+				t.Fatalf("%s index %d: fast derivation differs", c, i)
+			}
+		}
+	}
+}
+
+func BenchmarkAddress(b *testing.B) {
+	w, _ := NewWallet("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about", "", &chaincfg.MainNetParams)
+	for i := 0; i < b.N; i++ {
+		if _, err := w.Address(domain.ChainEthereum, int64(i%100000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

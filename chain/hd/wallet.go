@@ -46,6 +46,8 @@ type Wallet struct {
 	// branch keys at m/purpose'/coin'/0'/0: private for PrivateKey, public
 	// (neutered) for address derivation.
 	priv, pub map[domain.Chain]*hdkeychain.ExtendedKey
+	// fast is pub as curve points, for deriving addresses (fastpub.go).
+	fast map[domain.Chain]*pubBranch
 }
 
 // NewWallet derives the branch keys from a BIP-39 mnemonic and optional
@@ -75,7 +77,8 @@ func NewWallet(mnemonic, passphrase string, btcParams *chaincfg.Params) (*Wallet
 		domain.ChainEthereum: {purposeBIP44 + hardened, coinEthereum + hardened, hardened, 0},
 		domain.ChainTron:     {purposeBIP44 + hardened, coinTron + hardened, hardened, 0},
 	}
-	w := &Wallet{btcParams: btcParams, priv: map[domain.Chain]*hdkeychain.ExtendedKey{}, pub: map[domain.Chain]*hdkeychain.ExtendedKey{}}
+	w := &Wallet{btcParams: btcParams, priv: map[domain.Chain]*hdkeychain.ExtendedKey{}, pub: map[domain.Chain]*hdkeychain.ExtendedKey{},
+		fast: map[domain.Chain]*pubBranch{}}
 	for chain, path := range paths {
 		k := master
 		for _, i := range path {
@@ -88,6 +91,9 @@ func NewWallet(mnemonic, passphrase string, btcParams *chaincfg.Params) (*Wallet
 			return nil, fmt.Errorf("hd: %s branch: %w", chain, err)
 		}
 		w.priv[chain], w.pub[chain] = k, pub
+		if w.fast[chain], err = newPubBranch(pub); err != nil {
+			return nil, fmt.Errorf("hd: %s branch: %w", chain, err)
+		}
 	}
 	return w, nil
 }
@@ -110,13 +116,16 @@ func child(branch *hdkeychain.ExtendedKey, chain domain.Chain, index int64) (*hd
 // Address returns the receive address of chain at index.
 // Errors: ErrIndex, and an unknown chain.
 func (w *Wallet) Address(chain domain.Chain, index int64) (string, error) {
-	k, err := child(w.pub[chain], chain, index)
+	branch := w.fast[chain]
+	if branch == nil {
+		return "", fmt.Errorf("hd: unknown chain %q", chain)
+	}
+	if index < 0 || index >= hardened {
+		return "", fmt.Errorf("%w: %d", ErrIndex, index)
+	}
+	pub, err := branch.child(uint32(index))
 	if err != nil {
 		return "", err
-	}
-	pub, err := k.ECPubKey()
-	if err != nil {
-		return "", fmt.Errorf("hd: %w", err)
 	}
 	switch chain {
 	case domain.ChainBitcoin:
