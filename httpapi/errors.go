@@ -2,8 +2,15 @@ package httpapi
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -58,7 +65,50 @@ var errorTable = []struct {
 	{commands.ErrMoneyOutUnavailable, http.StatusServiceUnavailable, "service_unavailable", "payouts and conversions are not available on this server"},
 	{commands.ErrAddressUnavailable, http.StatusServiceUnavailable, "service_unavailable", "address generation is temporarily unavailable; retry later"},
 	{commands.ErrBusy, http.StatusServiceUnavailable, "service_unavailable", "too many concurrent changes; retry later"},
+	{errDatabaseUnavailable, http.StatusServiceUnavailable, "service_unavailable", "the database is unavailable; retry shortly"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "service_unavailable", "a dependency did not answer in time; retry later"},
+}
+
+// errDatabaseUnavailable stands in errorTable for the errors of a database
+// that cannot be reached; databaseUnavailable recognises them, as no one
+// sentinel does.
+var errDatabaseUnavailable = errors.New("database unavailable")
+
+// dbRetryAfterSec is the Retry-After sent while the database is unavailable:
+// a restart or failover usually takes seconds.
+const dbRetryAfterSec = 2
+
+// databaseUnavailable reports whether err means the database could not be
+// reached or dropped the connection, rather than rejected the statement:
+// a failed connect, a network error, a connection closed mid-message,
+// database/sql's bad connection, or a server error of SQLSTATE class 08
+// (connection exception) or 57P01-57P03 (shutting down, crashed, starting
+// up). A canceled context is not: that is the client leaving.
+func databaseUnavailable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"),
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var opErr *net.OpError
+	return errors.As(err, &connectErr) || errors.As(err, &opErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)
+}
+
+// matches reports whether err is of the kind target names in errorTable.
+func matches(err, target error) bool {
+	if target == errDatabaseUnavailable {
+		return databaseUnavailable(err)
+	}
+	return errors.Is(err, target)
 }
 
 type errorBody struct {
@@ -76,13 +126,16 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	for _, e := range errorTable {
-		if errors.Is(err, e.err) {
+		if matches(err, e.err) {
 			msg := e.message
 			if msg == "" {
 				msg = err.Error()
 			}
 			if e.status >= 500 {
 				s.log.WarnContext(r.Context(), "httpapi: dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			if e.err == errDatabaseUnavailable {
+				w.Header().Set("Retry-After", strconv.Itoa(dbRetryAfterSec))
 			}
 			writeJSON(w, e.status, errorBody{e.code, msg})
 			return

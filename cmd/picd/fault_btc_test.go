@@ -33,7 +33,7 @@ import (
 // regtest: btcd deletes a regtest chain at every start, so a restarted
 // regtest node would come back empty.)
 //
-// /readyz does not look at chain nodes yet; the test logs what it says
+// /readyz checks the Bitcoin checkpoint only after two hours without a block; the test logs what it says
 // while the node is down.
 func TestFaultBitcoinNodeDownThenBack(t *testing.T) {
 	bin := btcdBinary(t)

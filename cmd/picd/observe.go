@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -105,9 +108,82 @@ func (o *observability) wrap(next http.Handler) http.Handler {
 	})
 }
 
+// chainScan names the table where a chain watcher keeps its scan
+// checkpoint: one row, id 1, with the height scanned to and updated_at
+// (Unix ms) of the last time the checkpoint moved.
+type chainScan struct {
+	chain      string // label: btc, eth, tron
+	table      string
+	staleAfter time.Duration
+}
+
+// A checkpoint moves only when the watcher scans a new block, so how long
+// it may stand still depends on the chain's block time. ETH (12 s blocks)
+// and TRON (3 s) move at nearly every poll: 45 s (3 polls of 5 s + 30 s)
+// without a move means the watcher or its node is stuck. Bitcoin makes a
+// block about every 10 minutes and now and then goes an hour without one;
+// a 2 h gap happens about once in years, so only then is it stale.
+const (
+	scanStaleAfter    = 45 * time.Second
+	btcScanStaleAfter = 2 * time.Hour
+)
+
+// chainScans lists the chains whose watcher scans a node; simulated chains
+// have no checkpoint to watch.
+func chainScans(cfg Config) []chainScan {
+	var scans []chainScan
+	if cfg.BTCRPCHost != "" {
+		scans = append(scans, chainScan{"btc", "chain_btc_checkpoint", btcScanStaleAfter})
+	}
+	if cfg.ETHRPCURL != "" {
+		scans = append(scans, chainScan{"eth", "eth_scan_checkpoint", scanStaleAfter})
+	}
+	if cfg.TronAPIURL != "" {
+		scans = append(scans, chainScan{"tron", "tron_scan_checkpoint", scanStaleAfter})
+	}
+	return scans
+}
+
+// scanCheckpoint is where a watcher has scanned to, and when it got there.
+type scanCheckpoint struct {
+	height    int64
+	updatedAt time.Time
+}
+
+// readScan reads c's checkpoint. It returns sql.ErrNoRows (wrapped) before
+// the watcher's first scan, or the database's error.
+func readScan(ctx context.Context, db projections.DB, c chainScan) (scanCheckpoint, error) {
+	var cp scanCheckpoint
+	var updatedMs int64
+	// The table name comes from chainScans, never from input.
+	err := db.Read.QueryRowContext(ctx, `SELECT height, updated_at FROM `+c.table+` WHERE id = 1`).Scan(&cp.height, &updatedMs)
+	if err != nil {
+		return cp, fmt.Errorf("%s scan checkpoint: %w", c.chain, err)
+	}
+	cp.updatedAt = time.UnixMilli(updatedMs)
+	return cp, nil
+}
+
+// scanReadiness decides the readiness check of one chain from its
+// checkpoint (or the error reading it): "ok" while the checkpoint moved
+// within staleAfter of now.
+func scanReadiness(cp scanCheckpoint, err error, now time.Time, staleAfter time.Duration) (check string, ok bool) {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "stale: no scan yet", false
+	case err != nil:
+		return "unknown: checkpoint unreadable", false
+	}
+	if age := now.Sub(cp.updatedAt); age > staleAfter {
+		return fmt.Sprintf("stale: last scan %s ago", age.Round(time.Second)), false
+	}
+	return "ok", true
+}
+
 // registerStateGauges exposes the state the background work leaves in the
-// databases: projection lag, webhook queue depth and failures.
-func (o *observability) registerStateGauges(store eventstore.Store, runner *projections.Runner, db projections.DB) {
+// databases: projection lag, webhook queue depth and failures, and each
+// chain watcher's scan height and checkpoint age.
+func (o *observability) registerStateGauges(store eventstore.Store, runner *projections.Runner, db projections.DB, scans []chainScan) {
 	o.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_projection_lag_seconds",
 		Help: "Age of the oldest event the projections have not applied (0 when caught up)."}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -133,6 +209,28 @@ func (o *observability) registerStateGauges(store eventstore.Store, runner *proj
 		`SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'`)
 	count("picd_webhook_failed_total", "Webhook deliveries that failed for good (schedule exhausted or 410 Gone).",
 		`SELECT count(*) FROM webhook_deliveries WHERE status IN ('failed', 'gone')`)
+	for _, c := range scans {
+		scan := func(value func(scanCheckpoint) float64) func() float64 {
+			return func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				cp, err := readScan(ctx, db, c)
+				if err != nil {
+					return -1
+				}
+				return value(cp)
+			}
+		}
+		labels := prometheus.Labels{"chain": c.chain}
+		o.registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_chain_scan_height", ConstLabels: labels,
+				Help: "Block height the chain watcher has scanned to (-1 before its first scan or when unreadable)."},
+				scan(func(cp scanCheckpoint) float64 { return float64(cp.height) })),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_chain_scan_age_seconds", ConstLabels: labels,
+				Help: "Seconds since the chain watcher's checkpoint last moved (-1 before its first scan or when unreadable)."},
+				scan(func(cp scanCheckpoint) float64 { return max(time.Since(cp.updatedAt).Seconds(), 0) })),
+		)
+	}
 }
 
 func (o *observability) metricsHandler() http.Handler {

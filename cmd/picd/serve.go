@@ -136,13 +136,14 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	obs := newObservability(log)
-	obs.registerStateGauges(b.store, runner, b.db)
+	scans := chainScans(cfg)
+	obs.registerStateGauges(b.store, runner, b.db, scans)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"ok"}`)
 	})
-	mux.HandleFunc("GET /readyz", readiness(b, runner))
+	mux.HandleFunc("GET /readyz", readiness(b, runner, scans, now))
 	mux.Handle("GET /metrics", obs.metricsHandler())
 	mux.Handle("/v1/sim/", obs.wrap(chains.routes))
 	site := obs.wrap(web.New(web.Config{Invoices: reader, Assets: assets, Now: now, Logger: log}))
@@ -227,9 +228,10 @@ func secretFile(configured, path string, log *slog.Logger) ([]byte, error) {
 }
 
 // readiness answers 200 only when the event store and the read-model
-// database answer and the projections are not far behind; a load balancer
-// takes the process out of rotation otherwise.
-func readiness(b *backend, runner *projections.Runner) http.HandlerFunc {
+// database answer, the projections are not far behind and every chain
+// watcher's checkpoint has moved recently (see scanReadiness); a load
+// balancer takes the process out of rotation otherwise.
+func readiness(b *backend, runner *projections.Runner, scans []chainScan, now func() time.Time) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -249,6 +251,12 @@ func readiness(b *backend, runner *projections.Runner) http.HandlerFunc {
 			checks["read_models"], ready = "unreachable", false
 		} else {
 			checks["read_models"] = "ok"
+		}
+		for _, c := range scans {
+			cp, err := readScan(ctx, b.db, c)
+			check, ok := scanReadiness(cp, err, now(), c.staleAfter)
+			checks["chain_"+c.chain] = check
+			ready = ready && ok
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if !ready {

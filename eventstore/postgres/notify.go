@@ -28,6 +28,7 @@ type notifier struct {
 }
 
 const (
+	notifyInterval    = 5 * time.Millisecond
 	minReconnectDelay = 100 * time.Millisecond
 	maxReconnectDelay = 5 * time.Second
 )
@@ -61,6 +62,14 @@ func (n *notifier) send(ctx context.Context) {
 		case <-n.pokes:
 		}
 		_, _ = n.pool.Exec(ctx, `SELECT pg_notify($1, '')`, n.channel)
+		// At most one NOTIFY per interval: under load the pokes of many
+		// batches coalesce into one, and other processes' readers lose at
+		// most this much (this process's own are woken directly).
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(notifyInterval):
+		}
 	}
 }
 
