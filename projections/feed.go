@@ -61,8 +61,8 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 		}
 	}
 	seqs[merchantID] = last + 1
-	// event_id is UNIQUE: applying an event twice is a bug in the runner
-	// and fails the batch instead of numbering the event again.
+	// The runner's checkpoint fence keeps an event from being applied twice;
+	// event_id carries no unique index (migration 0005 says why).
 	_, err = tx.Exec(ctx, `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		merchantID, last+1, rec.ID, rec.Stream, rec.Version, rec.Type, string(data), string(rec.Metadata),
