@@ -318,7 +318,7 @@ func (w *Watcher) observeAll(ctx context.Context, outs []output, blk *checkpoint
 		}
 	}
 	invoices := make([]string, len(fresh))
-	err = forEachGroup(len(fresh), maxConcurrentReports, func(i int) string { return fresh[i].address }, func(i int) error {
+	err = chain.ForEachGroup(len(fresh), maxConcurrentReports, func(i int) string { return fresh[i].address }, func(i int) error {
 		o := fresh[i]
 		id, amount := o.depositID(), w.sats(o.sat)
 		invoiceID, err := w.sink.Observe(ctx, chain.Transfer{Asset: w.asset.Code, Address: o.address, TxID: o.txid.String(),
@@ -510,7 +510,7 @@ func (w *Watcher) confirm(ctx context.Context, height int64) error {
 		return err
 	}
 	done := make([]bool, len(ds))
-	err = forEachGroup(len(ds), maxConcurrentReports, func(i int) string { return ds[i].invoiceID }, func(i int) error {
+	err = chain.ForEachGroup(len(ds), maxConcurrentReports, func(i int) string { return ds[i].invoiceID }, func(i int) error {
 		d := ds[i]
 		conf := int(height - d.height + 1)
 		if err := w.sink.Confirm(ctx, d.invoiceID, d.id, conf); err != nil {

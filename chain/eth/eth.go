@@ -411,7 +411,7 @@ func (w *Watcher) reportAll(ctx context.Context, hits []found, tip int64) ([]dep
 		return nil, err
 	}
 	rows := make([]deposit, len(hits))
-	err = forEachGroup(len(hits), maxConcurrentReports, func(i int) string { return hits[i].address }, func(i int) error {
+	err = chain.ForEachGroup(len(hits), maxConcurrentReports, func(i int) string { return hits[i].address }, func(i int) error {
 		f := hits[i]
 		if f.native && failed[f.txHash] {
 			w.log.Info("eth: failed transaction to our address ignored", "tx", f.txHash.Hex(), "address", f.address)
@@ -444,7 +444,7 @@ func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]
 		}
 	}
 	status := make([]uint64, len(natives))
-	err := forEachGroup(len(natives), maxReceiptFetches, strconv.Itoa, func(i int) error {
+	err := chain.ForEachGroup(len(natives), maxReceiptFetches, strconv.Itoa, func(i int) error {
 		f := natives[i]
 		r, err := w.client.TransactionReceipt(ctx, f.txHash)
 		if err != nil {
@@ -511,7 +511,7 @@ func (w *Watcher) confirm(ctx context.Context, tip int64) error {
 		}
 	}
 	done := make([]bool, len(due))
-	err = forEachGroup(len(due), maxConcurrentReports, func(i int) string { return due[i].InvoiceID }, func(i int) error {
+	err = chain.ForEachGroup(len(due), maxConcurrentReports, func(i int) string { return due[i].InvoiceID }, func(i int) error {
 		d := due[i]
 		conf := int(tip - d.BlockHeight + 1)
 		if err := w.sink.Confirm(ctx, d.InvoiceID, d.DepositID, conf); err != nil {

@@ -6,9 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,64 +20,7 @@ var migrations embed.FS
 // transaction, tracked in tron_migrations (apart from the read models' own
 // bookkeeping, so their numbers never collide).
 func Migrate(ctx context.Context, db projections.DB) error {
-	if _, err := db.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS tron_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("tron migrate: %w", err)
-	}
-	dir := "migrations/" + string(db.Dialect)
-	entries, err := fs.ReadDir(migrations, dir)
-	if err != nil {
-		return fmt.Errorf("tron migrate: %w", err)
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return fmt.Errorf("tron migrate: %s is not named NNNN_name.sql", e.Name())
-		}
-		if err := applyMigration(ctx, db, dir+"/"+e.Name(), version); err != nil {
-			return fmt.Errorf("tron migrate %s: %w", e.Name(), err)
-		}
-	}
-	return nil
-}
-
-func applyMigration(ctx context.Context, db projections.DB, path string, version int) error {
-	body, err := migrations.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	tx, err := db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, db.Q(`SELECT count(*) FROM tron_migrations WHERE version = ?`), version).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	var lines []string
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
-			lines = append(lines, line)
-		}
-	}
-	// Our migrations hold no string literals with semicolons.
-	for _, stmt := range strings.Split(strings.Join(lines, "\n"), ";") {
-		if strings.TrimSpace(stmt) == "" {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO tron_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMilli()); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return projections.ApplyMigrations(ctx, db, migrations, "migrations", "tron_migrations")
 }
 
 // Deposit states, as stored in tron_deposits.state.
