@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -128,6 +129,7 @@ func execute(ctx context.Context, store eventstore.Store, stream string, meta *M
 		}
 		res, err := store.Append(ctx, stream, version, data)
 		if errors.Is(err, eventstore.ErrConflict) {
+			backoff(ctx, attempt)
 			continue
 		}
 		if err != nil {
@@ -168,4 +170,16 @@ func randomCommandID() string {
 		panic("commands: crypto/rand: " + err.Error())
 	}
 	return "cmd_" + hex.EncodeToString(b)
+}
+
+// backoff waits a random time below 2^attempt ms before a retry, so writers
+// that collided on a stream do not collide again in lockstep.
+func backoff(ctx context.Context, attempt int) {
+	d := time.Duration(mrand.Int64N(int64(time.Millisecond) << attempt))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
