@@ -48,10 +48,10 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	}
 	// The batch remembers each merchant's last seq: one read per merchant
 	// per batch instead of one per event.
-	seqs, _ := tx.batch["event_feed"].(map[string]int64)
+	seqs, _ := tx.batch["event_feed_seqs"].(map[string]int64)
 	if seqs == nil {
 		seqs = map[string]int64{}
-		tx.batch["event_feed"] = seqs
+		tx.batch["event_feed_seqs"] = seqs
 	}
 	last, known := seqs[merchantID]
 	if !known {
@@ -63,11 +63,17 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	seqs[merchantID] = last + 1
 	// The runner's checkpoint fence keeps an event from being applied twice;
 	// event_id carries no unique index (migration 0005 says why).
-	_, err = tx.Exec(ctx, `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// Rows are written together at the end of the batch (FlushBatch):
+	// nothing reads event_feed within a batch but the seq cache above.
+	tx.bufferRow("event_feed_rows", `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)`,
 		merchantID, last+1, rec.ID, rec.Stream, rec.Version, rec.Type, string(data), string(rec.Metadata),
 		rec.RecordedAt.UnixMilli(), rec.Position.String())
-	return err
+	return nil
+}
+
+// FlushBatch writes the batch's feed rows.
+func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
+	return tx.flushRows(ctx, "event_feed_rows")
 }
 
 // metadataMerchant returns the merchant_id of an event's metadata; "" when

@@ -46,12 +46,20 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 	var err error
 	switch e := ev.(type) {
 	case domain.InvoiceCreated:
-		_, err = tx.Exec(ctx, `INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps,
-			settle_asset, order_id, amount_received, required_confirmations, created_at, expires_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '0', ?, ?, ?, ?)`,
+		// New invoices are inserted together (FlushBatch, or before any
+		// other invoice event of the batch touches the table).
+		tx.bufferRow("invoice_rows", `INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps,
+			settle_asset, order_id, amount_received, required_confirmations, created_at, expires_at, updated_at)`,
 			e.InvoiceID, e.MerchantID, e.Asset, string(domain.StatusNew), e.Amount.String(), e.PayAmount.String(), e.PayAddress,
-			e.Fee.Fee.String(), e.Fee.Bps, e.SettleAsset, e.OrderID, e.RequiredConfirmations,
+			e.Fee.Fee.String(), e.Fee.Bps, e.SettleAsset, e.OrderID, "0", e.RequiredConfirmations,
 			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli())
+		return nil
+	case domain.DepositDetected, domain.DepositConfirmed, domain.DepositReverted, domain.InvoiceStatusChanged:
+		if err := tx.flushRows(ctx, "invoice_rows"); err != nil {
+			return err
+		}
+	}
+	switch e := ev.(type) {
 	case domain.DepositDetected:
 		_, err = tx.Exec(ctx, `INSERT INTO payments (invoice_id, deposit_id, txid, amount, confirmations, status, late, detected_at)
 			VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
@@ -78,6 +86,11 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 			string(e.To), paidAt, e.At.UnixMilli(), e.InvoiceID)
 	}
 	return err
+}
+
+// FlushBatch writes the batch's new invoices.
+func (Invoices) FlushBatch(ctx context.Context, tx Tx) error {
+	return tx.flushRows(ctx, "invoice_rows")
 }
 
 func addReceived(ctx context.Context, tx Tx, invoiceID string, delta domain.Amount, atMs int64) error {

@@ -495,3 +495,46 @@ func (r *Runner) readCheckpoints(ctx context.Context) (map[string]eventstore.Pos
 	}
 	return cps, nil
 }
+
+// rowBuffer collects rows for one table, written as multi-row INSERTs.
+type rowBuffer struct {
+	head string // INSERT INTO t (c1, c2, ...)
+	cols int
+	args []any
+}
+
+// rowsPerInsert bounds a statement's rows (SQLite allows 32,766 parameters).
+const rowsPerInsert = 500
+
+// bufferRow queues one row of the INSERT head (with cols columns) under
+// key; flushRows writes the queue. Projectors that buffer must flush before
+// they touch the table otherwise, and in FlushBatch.
+func (t Tx) bufferRow(key, head string, row ...any) {
+	b, _ := t.batch[key].(*rowBuffer)
+	if b == nil {
+		b = &rowBuffer{head: head, cols: len(row)}
+		t.batch[key] = b
+	}
+	if len(row) != b.cols {
+		panic(fmt.Sprintf("projections: %s row has %d values, want %d", key, len(row), b.cols))
+	}
+	b.args = append(b.args, row...)
+}
+
+func (t Tx) flushRows(ctx context.Context, key string) error {
+	b, _ := t.batch[key].(*rowBuffer)
+	if b == nil || len(b.args) == 0 {
+		return nil
+	}
+	delete(t.batch, key)
+	one := "(?" + strings.Repeat(", ?", b.cols-1) + ")"
+	for start := 0; start < len(b.args); start += rowsPerInsert * b.cols {
+		end := min(start+rowsPerInsert*b.cols, len(b.args))
+		rows := (end - start) / b.cols
+		q := b.head + " VALUES " + one + strings.Repeat(", "+one, rows-1)
+		if _, err := t.Exec(ctx, q, b.args[start:end]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
