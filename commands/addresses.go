@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
 // ErrAddressUnavailable: no address could be derived or reserved (503).
@@ -45,6 +46,11 @@ type IndexAllocator struct {
 
 type indexRange struct {
 	next, end int64
+	// The allocator's view of the index stream: its version and the end of
+	// the highest block reserved so far. A reservation reads only the events
+	// after that version, so reserving stays cheap however long the stream grows.
+	version  eventstore.ExpectedVersion
+	reserved int64
 }
 
 func NewIndexAllocator(d Deps, derive Deriver) *IndexAllocator {
@@ -69,35 +75,78 @@ func (a *IndexAllocator) nextIndex(ctx context.Context, chain domain.Chain) (int
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.chains[chain]
-	if r == nil || r.next >= r.end {
-		from, err := a.reserveBlock(ctx, chain)
-		if err != nil {
+	if r == nil {
+		r = &indexRange{version: eventstore.NoStream}
+		a.chains[chain] = r
+	}
+	if r.next >= r.end {
+		if err := a.reserveBlock(ctx, chain, r); err != nil {
 			return 0, err
 		}
-		r = &indexRange{next: from, end: from + indexBlock}
-		a.chains[chain] = r
 	}
 	i := r.next
 	r.next++
 	return i, nil
 }
 
-func (a *IndexAllocator) reserveBlock(ctx context.Context, chain domain.Chain) (int64, error) {
-	var from int64
+// reserveBlock appends AddressIndexesReserved for the next block after
+// every block reserved so far (by any process), with optimistic
+// concurrency on the index stream, and points r at it.
+func (a *IndexAllocator) reserveBlock(ctx context.Context, chain domain.Chain, r *indexRange) error {
+	stream := indexStream(chain)
 	meta := Metadata{CommandID: a.d.NewID("cmd_"), OccurredAt: a.d.Now().UTC()}
-	_, _, err := execute(ctx, a.d.Store, indexStream(chain), &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
-		end := int64(0)
-		apply := func(e domain.Event) {
-			if r, ok := e.(domain.AddressIndexesReserved); ok && r.From+r.Count > end {
-				end = r.From + r.Count
+	for attempt := 0; attempt < maxConflictRetries; attempt++ {
+		if err := a.catchUp(ctx, stream, r); err != nil {
+			return err
+		}
+		ev := domain.AddressIndexesReserved{Chain: chain, From: r.reserved, Count: indexBlock}
+		data, err := encode([]domain.Event{ev}, stream, meta)
+		if err != nil {
+			return err
+		}
+		res, err := a.d.Store.Append(ctx, stream, r.version, data)
+		if errors.Is(err, eventstore.ErrConflict) {
+			backoff(ctx, attempt)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("append %s: %w", stream, err)
+		}
+		if res.NextExpected != int64(r.version)+1 {
+			// A retry of this very command was already stored: read it back.
+			if err := a.catchUp(ctx, stream, r); err != nil {
+				return err
 			}
+			continue
 		}
-		return apply, func() ([]domain.Event, error) {
-			from = end
-			return []domain.Event{domain.AddressIndexesReserved{Chain: chain, From: end, Count: indexBlock}}, nil
+		r.version, r.reserved = eventstore.ExpectedVersion(res.NextExpected), ev.From+ev.Count
+		r.next, r.end = ev.From, ev.From+ev.Count
+		return nil
+	}
+	return fmt.Errorf("%s: %w", stream, ErrBusy)
+}
+
+// catchUp folds the index stream's events after r.version into r.
+func (a *IndexAllocator) catchUp(ctx context.Context, stream string, r *indexRange) error {
+	for {
+		recs, err := a.d.Store.ReadStream(ctx, stream, int64(r.version)+1, 500)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", stream, err)
 		}
-	})
-	return from, err
+		for _, rec := range recs {
+			e, err := domain.Decode(rec.Type, rec.Data)
+			if err != nil {
+				return fmt.Errorf("load %s: %w", stream, err)
+			}
+			if b, ok := e.(domain.AddressIndexesReserved); ok && b.From+b.Count > r.reserved {
+				r.reserved = b.From + b.Count
+			}
+			r.version = eventstore.ExpectedVersion(rec.Version)
+		}
+		if len(recs) < 500 {
+			return nil
+		}
+	}
 }
 
 // StaticAddresses pays every invoice of a chain to one configured address
