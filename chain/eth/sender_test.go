@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -91,6 +92,14 @@ func (e *walletEnv) commitTxs(txids ...string) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+	// A transaction the pool knows may still sit in its queue until the
+	// pool promotes it (asynchronously): wait until they are all pending.
+	for i := 0; i < 500; i++ {
+		if n, err := e.client.PendingTransactionCount(e.ctx); err == nil && int(n) >= len(txids) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	e.backend.Commit()
 }
@@ -273,6 +282,9 @@ func testConcurrentBuilds(t *testing.T, e *walletEnv) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	// Broadcast in nonce order: a future nonce waits in the pool's queue and
+	// is promoted asynchronously, so it could miss the next block.
+	sort.Slice(all, func(i, j int) bool { return *all[i].Nonce < *all[j].Nonce })
 	nonces := map[uint64]bool{}
 	var ids []string
 	for _, s := range all {
