@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/esdb"
@@ -69,9 +70,19 @@ func copyEvents(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dstSum, dstN, err := eventstore.Checksum(ctx, dst)
-	if err != nil {
-		return err
+	// A store may hold back the newest events for a moment (Postgres, while
+	// any older transaction of its cluster is still open): compare again
+	// for a few seconds before calling the copies different.
+	var dstSum string
+	var dstN int
+	for try := 0; try < 40; try++ {
+		if dstSum, dstN, err = eventstore.Checksum(ctx, dst); err != nil {
+			return err
+		}
+		if dstSum == srcSum || dstN > srcN {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	fmt.Fprintf(stdout, "source: %d events, sha256 %s\ntarget: %d events, sha256 %s\n", srcN, srcSum, dstN, dstSum)
 	if srcSum != dstSum {
