@@ -63,18 +63,31 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 		return err
 	}
 	defer b.close()
-	if err := projections.NewRunner(b.store, b.db, log).CatchUp(ctx); err != nil {
-		return err
-	}
+	runner := projections.NewRunner(b.store, b.db, log)
 	opt := projections.AuditOptions{}
 	if out.progress {
 		bar := newProgressBar(stderr)
 		opt.Progress = bar.update
 		defer bar.done()
 	}
-	rep, err := projections.AuditWith(ctx, b.store, b.db, opt)
-	if err != nil {
-		return err
+	// The read models must be at the log's end while the log is audited. If
+	// events became readable meanwhile (appended by a running gateway, or
+	// held back by Postgres until an older transaction ended), audit again.
+	var rep projections.AuditReport
+	for try := 0; try < 5; try++ {
+		if err := runner.CatchUp(ctx); err != nil {
+			return err
+		}
+		before := runner.Position()
+		if rep, err = projections.AuditWith(ctx, b.store, b.db, opt); err != nil {
+			return err
+		}
+		if err := runner.CatchUp(ctx); err != nil {
+			return err
+		}
+		if runner.Position() == before {
+			break
+		}
 	}
 	if out.json {
 		enc := json.NewEncoder(stdout)
