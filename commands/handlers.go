@@ -33,6 +33,9 @@ type Handlers struct {
 
 // New wires the handlers. checkAddress validates merchants' payout addresses.
 func New(d Deps, addresses AddressSource, checkAddress domain.AddressCheck) Handlers {
+	if d.funds == nil {
+		d.funds = &fundsViews{}
+	}
 	return Handlers{
 		RegisterMerchant:    RegisterMerchantHandler{d},
 		RotateKeys:          RotateKeysHandler{d},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
@@ -50,23 +51,21 @@ func executeFunds(ctx context.Context, d Deps, stream string, meta Metadata,
 	if meta.CommandID == "" {
 		meta.CommandID = randomCommandID()
 	}
+	views := d.funds
+	if views == nil { // Deps not built by New: no cache, same result
+		views = &fundsViews{}
+	}
+	view := views.view(stream)
+	view.mu.Lock()
+	defer view.mu.Unlock()
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
-		recs, err := eventstore.ReadFullStream(ctx, d.Store, stream)
-		if err != nil {
-			return fundsResult{}, fmt.Errorf("load %s: %w", stream, err)
+		if err := view.catchUp(ctx, d.Store, stream); err != nil {
+			return fundsResult{}, err
 		}
-		f := &domain.Funds{}
-		for _, r := range recs {
-			e, err := domain.Decode(r.Type, r.Data)
-			if err != nil {
-				return fundsResult{}, fmt.Errorf("load %s: %w", stream, err)
-			}
-			f.Apply(e)
-			if fundsCommand(e) == meta.CommandID {
-				return fundsResult{event: e, position: r.Position, version: r.Version}, nil
-			}
+		if done, ok := view.byCommand[meta.CommandID]; ok {
+			return done, nil
 		}
-		ev, err := decide(f)
+		ev, err := decide(view.funds.Clone())
 		if err != nil {
 			return fundsResult{}, err
 		}
@@ -74,20 +73,73 @@ func executeFunds(ctx context.Context, d Deps, stream string, meta Metadata,
 		if err != nil {
 			return fundsResult{}, err
 		}
-		version := eventstore.ExpectedVersion(len(recs) - 1)
-		res, err := d.Store.Append(ctx, stream, version, data)
+		res, err := d.Store.Append(ctx, stream, view.version, data)
 		if errors.Is(err, eventstore.ErrConflict) {
+			backoff(ctx, attempt)
 			continue
 		}
 		if err != nil {
 			return fundsResult{}, fmt.Errorf("append %s: %w", stream, err)
 		}
-		if res.NextExpected != int64(version)+1 {
+		if res.NextExpected != int64(view.version)+1 {
 			continue // a retry the store recognised: the next round finds it
 		}
 		return fundsResult{event: ev, position: res.Position, version: res.NextExpected}, nil
 	}
 	return fundsResult{}, fmt.Errorf("%s: %w", stream, ErrBusy)
+}
+
+// fundsViews keeps, per funds stream, the state folded so far, so a debit
+// reads only the events appended since the last one in this process (the
+// stream grows by one event per payout or conversion, for ever).
+type fundsViews struct {
+	mu      sync.Mutex
+	streams map[string]*fundsView
+}
+
+type fundsView struct {
+	mu        sync.Mutex // one decision at a time per stream in this process
+	version   eventstore.ExpectedVersion
+	funds     *domain.Funds
+	byCommand map[string]fundsResult // every debit's event, by its command id
+}
+
+func (v *fundsViews) view(stream string) *fundsView {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.streams == nil {
+		v.streams = map[string]*fundsView{}
+	}
+	fv := v.streams[stream]
+	if fv == nil {
+		fv = &fundsView{version: eventstore.NoStream, funds: &domain.Funds{}, byCommand: map[string]fundsResult{}}
+		v.streams[stream] = fv
+	}
+	return fv
+}
+
+// catchUp folds the stream's events after the view's version.
+func (fv *fundsView) catchUp(ctx context.Context, store eventstore.Store, stream string) error {
+	for {
+		recs, err := store.ReadStream(ctx, stream, int64(fv.version)+1, 500)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", stream, err)
+		}
+		for _, r := range recs {
+			e, err := domain.Decode(r.Type, r.Data)
+			if err != nil {
+				return fmt.Errorf("load %s: %w", stream, err)
+			}
+			fv.funds.Apply(e)
+			if id := fundsCommand(e); id != "" {
+				fv.byCommand[id] = fundsResult{event: e, position: r.Position, version: r.Version}
+			}
+			fv.version = eventstore.ExpectedVersion(r.Version)
+		}
+		if len(recs) < 500 {
+			return nil
+		}
+	}
 }
 
 // fundsCommand is the command id a funds-stream event records.

@@ -32,6 +32,9 @@ type Deps struct {
 	Now    func() time.Time
 	// NewID returns a fresh public id with the prefix ("mer_", "inv_").
 	NewID func(prefix string) string
+
+	// funds caches the funds streams' state for this process (set by New).
+	funds *fundsViews
 	// Credits and Prices serve payouts and conversions; without them those
 	// commands answer ErrMoneyOutUnavailable.
 	Credits Credits

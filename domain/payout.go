@@ -144,6 +144,9 @@ func (f *Funds) Apply(e Event) {
 	}
 }
 
+// Clone returns a copy that a decision may use without touching f.
+func (f *Funds) Clone() *Funds { c := *f; return &c }
+
 // Debited is the sum of every debit the stream recorded.
 func (f *Funds) Debited() Amount { return f.debited }
 
