@@ -235,6 +235,14 @@ func TestScenarioInstantPayoutAfterConfirmedInvoice(t *testing.T) {
 	}
 	m.wantFunds("USDT.ETH", "4.9875", "19.95")
 
+	// Before the sweep the hot wallet holds no USDT: the payout waits for
+	// the deposits to come home instead of failing.
+	m.settleAndPass(m.processor(m.sender()))
+	if po = m.payout(po.ID); po.Status != domain.PayoutRequestedStatus {
+		t.Fatalf("before the sweep: %+v; want it still requested", po)
+	}
+	m.wantFunds("USDT.ETH", "4.9875", "19.95")
+
 	// The deposits come home (gas topped up from the hot wallet).
 	for i := 0; ; i++ {
 		res, err := s.SweepDeposits(m.ctx)

@@ -432,8 +432,7 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 	var value *big.Int
 	if token == nil {
 		if haveETH.Cmp(units) < 0 {
-			return chain.Signed{}, fmt.Errorf("%w: insufficient hot-wallet funds: %s holds %s wei spendable, %s wei needed",
-				chain.ErrPermanent, s.hot.Hex(), haveETH, units)
+			return chain.Signed{}, s.shortOf(ctx, p.Asset.Code, fmt.Sprintf("%s holds %s wei spendable, %s wei needed", s.hot.Hex(), haveETH, units))
 		}
 		// A contract recipient may need more than a plain transfer's gas.
 		gas, err := s.client.EstimateGas(ctx, ethereum.CallMsg{From: s.hot, To: &to, Value: big.NewInt(1)})
@@ -450,8 +449,7 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 		txdata.Gas, txdata.To, txdata.Value = gas, &to, value
 	} else {
 		if haveTok.Cmp(units) < 0 {
-			return chain.Signed{}, fmt.Errorf("%w: insufficient hot-wallet funds: %s holds %s %s base units spendable, %s needed",
-				chain.ErrPermanent, s.hot.Hex(), haveTok, p.Asset.Code, units)
+			return chain.Signed{}, s.shortOf(ctx, p.Asset.Code, fmt.Sprintf("%s holds %s %s base units spendable, %s needed", s.hot.Hex(), haveTok, p.Asset.Code, units))
 		}
 		data := transferData(to, units)
 		gas, err := s.client.EstimateGas(ctx, ethereum.CallMsg{From: s.hot, To: &token.contract, Data: data})
@@ -1013,4 +1011,23 @@ func (s *Sender) invoiceIndex(ctx context.Context, invoiceID string) (int64, err
 	s.indexOf[invoiceID] = i
 	s.mu.Unlock()
 	return i, nil
+}
+
+// shortOf is the error of a payout the hot wallet cannot fund: temporary
+// while confirmed deposits of the asset still wait to be swept into the hot
+// wallet (the processor retries; sweeps run every minute), permanent
+// otherwise, so the payout fails and the merchant's funds are released.
+func (s *Sender) shortOf(ctx context.Context, asset, detail string) error {
+	db := s.deps.DB
+	var waiting int
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT count(*) FROM eth_deposits d WHERE d.asset = ? AND d.confirmed = 1 AND d.state = ?
+		AND NOT EXISTS (SELECT 1 FROM eth_sweeps w WHERE w.asset = d.asset AND lower(w.address) = lower(d.address)
+			AND w.state = ? AND w.created_at >= d.updated_at)`), asset, stateSeen, SweepDone).Scan(&waiting)
+	if err != nil {
+		return fmt.Errorf("eth sender: deposits awaiting a sweep: %w", err)
+	}
+	if waiting > 0 {
+		return fmt.Errorf("eth sender: hot wallet short (%s); %d %s deposits are still to be swept into it", detail, waiting, asset)
+	}
+	return fmt.Errorf("%w: insufficient hot-wallet funds: %s", chain.ErrPermanent, detail)
 }
