@@ -115,14 +115,8 @@ func (m *Merchant) Apply(e Event) {
 	}
 }
 
-func (m *Merchant) ID() string             { return m.id }
-func (m *Merchant) Registered() bool       { return m.registered }
-func (m *Merchant) Name() string           { return m.name }
-func (m *Merchant) WebhookURL() string     { return m.webhookURL }
-func (m *Merchant) ConsolidateTo() string  { return m.consolidateTo }
-func (m *Merchant) PublishableKey() string { return m.publishableKey }
-func (m *Merchant) SecretKeyHash() string  { return m.secretKeyHash }
-func (m *Merchant) WebhookSecret() string  { return m.webhookSecret }
+func (m *Merchant) Registered() bool      { return m.registered }
+func (m *Merchant) ConsolidateTo() string { return m.consolidateTo }
 func (m *Merchant) Payout(asset string) (PayoutSettings, bool) {
 	p, ok := m.payouts[asset]
 	return p, ok

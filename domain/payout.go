@@ -252,7 +252,6 @@ func (p *Payout) Apply(e Event) {
 	}
 }
 
-func (p *Payout) Exists() bool             { return p.exists }
 func (p *Payout) Request() PayoutRequested { return p.req }
 func (p *Payout) Status() PayoutStatus     { return p.status }
 func (p *Payout) Signed() PayoutSigned     { return p.signed }

@@ -121,7 +121,7 @@ type Sender struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex // one Build or Broadcast bookkeeping at a time in this process
-	indexOf map[string]int64
+	indexes *chain.AddressIndexes
 }
 
 var _ chain.Sender = (*Sender)(nil)
@@ -219,7 +219,7 @@ func newSender(cfg SenderConfig, n senderNode, deps SenderDeps) (*Sender, error)
 		log = slog.Default()
 	}
 	return &Sender{cfg: cfg, deps: deps, node: n, asset: asset, log: log.With("chain", "bitcoin", "component", "sender"),
-		indexOf: map[string]int64{}}, nil
+		indexes: chain.NewAddressIndexes(deps.Invoices)}, nil
 }
 
 // Close releases the RPC client.
@@ -482,7 +482,7 @@ func (s *Sender) sync(ctx context.Context) error {
 		return fmt.Errorf("btc sender: new deposits: %w", err)
 	}
 	for _, d := range deps {
-		index, err := s.invoiceIndex(ctx, d.invoice)
+		index, err := s.indexes.Of(ctx, d.invoice)
 		if err != nil {
 			return err
 		}
@@ -520,28 +520,6 @@ func (s *Sender) sync(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// invoiceIndex is the HD index of an invoice's pay address (-1: a reused
-// address we do not derive).
-func (s *Sender) invoiceIndex(ctx context.Context, invoiceID string) (int64, error) {
-	if i, ok := s.indexOf[invoiceID]; ok {
-		return i, nil
-	}
-	recs, err := s.deps.Invoices.ReadStream(ctx, commands.InvoiceStream(invoiceID), 0, 1)
-	if err != nil {
-		return 0, fmt.Errorf("btc sender: invoice %s: %w", invoiceID, err)
-	}
-	if len(recs) == 0 || recs[0].Type != domain.TypeInvoiceCreated {
-		return 0, fmt.Errorf("btc sender: invoice %s: no InvoiceCreated", invoiceID)
-	}
-	e, err := domain.Decode(recs[0].Type, recs[0].Data)
-	if err != nil {
-		return 0, fmt.Errorf("btc sender: invoice %s: %w", invoiceID, err)
-	}
-	i := e.(domain.InvoiceCreated).AddressIndex
-	s.indexOf[invoiceID] = i
-	return i, nil
 }
 
 func (s *Sender) utxos(ctx context.Context, where string, args ...any) ([]utxo, error) {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
-	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/projections"
@@ -121,7 +120,7 @@ type Sender struct {
 	tokens   map[string]tokenAsset // by asset code
 	chainID  *big.Int
 	mu       sync.Mutex // one nonce allocation or sweep step at a time in this process
-	indexOf  map[string]int64
+	indexes  *chain.AddressIndexes
 	hotIndex int64
 }
 
@@ -169,7 +168,7 @@ func NewSender(cfg SenderConfig, client SenderClient, deps SenderDeps) (*Sender,
 		log = slog.Default()
 	}
 	s := &Sender{cfg: cfg, client: client, deps: deps, log: log.With("chain", "ethereum", "component", "sender"),
-		tokens: map[string]tokenAsset{}, indexOf: map[string]int64{}, hotIndex: cfg.HotWalletIndex}
+		tokens: map[string]tokenAsset{}, indexes: chain.NewAddressIndexes(deps.Invoices), hotIndex: cfg.HotWalletIndex}
 	for _, a := range deps.Assets.List() {
 		if a.Chain != domain.ChainEthereum {
 			continue
@@ -960,7 +959,7 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	var out []SweepResult
 	var first error
 	for _, t := range targets {
-		index, err := s.invoiceIndex(ctx, t.invoice)
+		index, err := s.indexes.Of(ctx, t.invoice)
 		if err == nil && index < 0 {
 			continue // a reused address we do not hold the key of
 		}
@@ -985,32 +984,6 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 		}
 	}
 	return out, first
-}
-
-// invoiceIndex is the HD index of an invoice's pay address (-1: reused).
-func (s *Sender) invoiceIndex(ctx context.Context, invoiceID string) (int64, error) {
-	s.mu.Lock()
-	i, ok := s.indexOf[invoiceID]
-	s.mu.Unlock()
-	if ok {
-		return i, nil
-	}
-	recs, err := s.deps.Invoices.ReadStream(ctx, commands.InvoiceStream(invoiceID), 0, 1)
-	if err != nil {
-		return 0, fmt.Errorf("eth sender: invoice %s: %w", invoiceID, err)
-	}
-	if len(recs) == 0 || recs[0].Type != domain.TypeInvoiceCreated {
-		return 0, fmt.Errorf("eth sender: invoice %s: no InvoiceCreated", invoiceID)
-	}
-	e, err := domain.Decode(recs[0].Type, recs[0].Data)
-	if err != nil {
-		return 0, fmt.Errorf("eth sender: invoice %s: %w", invoiceID, err)
-	}
-	i = e.(domain.InvoiceCreated).AddressIndex
-	s.mu.Lock()
-	s.indexOf[invoiceID] = i
-	s.mu.Unlock()
-	return i, nil
 }
 
 // shortOf is the error of a payout the hot wallet cannot fund: temporary

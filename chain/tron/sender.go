@@ -105,7 +105,7 @@ type Sender struct {
 	native   string            // the TRX asset's code; "" when TRX is not an asset
 
 	mu      sync.Mutex // one sweep step at a time in this process
-	indexOf map[string]int64
+	indexes *chain.AddressIndexes
 }
 
 var _ chain.Sender = (*Sender)(nil)
@@ -152,7 +152,7 @@ func NewSender(cfg SenderConfig, node SenderNode, keys Keys, db projections.DB, 
 	}
 	hot := hd.TronAddress(key.PubKey())
 	key.Zero()
-	s := &Sender{cfg: cfg, node: node, keys: keys, db: db, hot: hot, tokens: map[string][]byte{}, indexOf: map[string]int64{}}
+	s := &Sender{cfg: cfg, node: node, keys: keys, db: db, hot: hot, tokens: map[string][]byte{}, indexes: chain.NewAddressIndexes(cfg.Invoices)}
 	s.hotBytes, _ = DecodeAddress(hot)
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainTron {

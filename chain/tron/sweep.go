@@ -11,7 +11,6 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
-	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
@@ -577,7 +576,7 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	var out []SweepResult
 	var first error
 	for _, t := range targets {
-		index, err := s.invoiceIndex(ctx, t.invoice)
+		index, err := s.indexes.Of(ctx, t.invoice)
 		if err == nil && index < 0 {
 			continue // a reused address we do not hold the key of
 		}
@@ -611,30 +610,4 @@ func (s *Sender) addressAt(index int64) (string, error) {
 	}
 	defer key.Zero()
 	return hd.TronAddress(key.PubKey()), nil
-}
-
-// invoiceIndex is the HD index of an invoice's pay address (-1: reused).
-func (s *Sender) invoiceIndex(ctx context.Context, invoiceID string) (int64, error) {
-	s.mu.Lock()
-	i, ok := s.indexOf[invoiceID]
-	s.mu.Unlock()
-	if ok {
-		return i, nil
-	}
-	recs, err := s.cfg.Invoices.ReadStream(ctx, commands.InvoiceStream(invoiceID), 0, 1)
-	if err != nil {
-		return 0, fmt.Errorf("tron sweep: invoice %s: %w", invoiceID, err)
-	}
-	if len(recs) == 0 || recs[0].Type != domain.TypeInvoiceCreated {
-		return 0, fmt.Errorf("tron sweep: invoice %s: no InvoiceCreated", invoiceID)
-	}
-	e, err := domain.Decode(recs[0].Type, recs[0].Data)
-	if err != nil {
-		return 0, fmt.Errorf("tron sweep: invoice %s: %w", invoiceID, err)
-	}
-	i = e.(domain.InvoiceCreated).AddressIndex
-	s.mu.Lock()
-	s.indexOf[invoiceID] = i
-	s.mu.Unlock()
-	return i, nil
 }

@@ -50,12 +50,6 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return runAudit(ctx, cfg, out, stdout, stderr)
 }
 
-// audit catches the read models up with the log, then recomputes every
-// balance and fee from the log alone and prints the report as a table.
-func audit(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	return runAudit(ctx, cfg, auditOutput{progress: isTerminal(stderr)}, stdout, stderr)
-}
-
 func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr io.Writer) error {
 	log := newLogger(io.Discard)
 	b, err := openBackend(ctx, cfg, log)

@@ -58,21 +58,13 @@ type Option func(*config)
 // WithSchema sets the Postgres schema that holds the event tables.
 func WithSchema(name string) Option { return func(c *config) { c.schema = name } }
 
-// WithMaxBatch bounds how many appends share one transaction (default 256).
-func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
-
 // WithWriters sets how many batches may be in flight at once (default 4):
 // overlapping them hides the round trips of one batch behind another's.
 func WithWriters(n int) Option { return func(c *config) { c.writers = n } }
 
-// WithPollInterval sets how often Wait re-checks the log when no
-// notification arrives (default 250ms).
-func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
-
 // Store is the Postgres event store. It is safe for concurrent use.
 type Store struct {
 	pool      *pgxpool.Pool
-	ownsPool  bool
 	schema    string
 	cfg       config
 	q         queries
@@ -100,20 +92,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s.ownsPool = true
 	return s, nil
-}
-
-// New returns a store on pool, whose tables live in schema. The caller keeps
-// ownership of pool: Close does not close it. Options after schema may
-// tune batching and polling; a WithSchema among them is overridden by schema.
-func New(ctx context.Context, pool *pgxpool.Pool, schema string, opts ...Option) (*Store, error) {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	cfg.schema = schema
-	return newStore(pool, cfg)
 }
 
 func newStore(pool *pgxpool.Pool, cfg config) (*Store, error) {
@@ -317,17 +296,15 @@ func (s *Store) Wait(ctx context.Context, after eventstore.Position) error {
 	}
 }
 
-// Close writes the appends already queued, then stops listening and, if
-// the store opened it, closes the pool. It is safe to call more than once.
+// Close writes the appends already queued, then stops listening and
+// closes the pool. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.committer.Close()
 		s.closed.Store(true)
 		close(s.done)
 		s.notify.stop()
-		if s.ownsPool {
-			s.pool.Close()
-		}
+		s.pool.Close()
 	})
 	return nil
 }
