@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -88,6 +89,10 @@ const batchSize = 500
 
 // Runner feeds the global log to its projectors from their checkpoints.
 type Runner struct {
+	// running is set while Run applies the log in this process; Follow
+	// then has nothing to learn from the database.
+	running atomic.Bool
+
 	store      eventstore.Store
 	db         DB
 	projectors []Projector
@@ -122,6 +127,8 @@ func All() []Projector {
 // Run applies the log until ctx ends. A failing batch is retried after a
 // pause: projections stop rather than skip an event.
 func (r *Runner) Run(ctx context.Context) error {
+	r.running.Store(true)
+	defer r.running.Store(false)
 	checkpoints, err := r.loadCheckpoints(ctx)
 	if err != nil {
 		return err
@@ -459,6 +466,9 @@ func (r *Runner) Follow(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if r.running.Load() {
+			continue // this process leads: Run publishes as it applies
 		}
 		cps, err := r.readCheckpoints(ctx)
 		if err == nil {
