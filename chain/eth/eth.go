@@ -25,6 +25,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -38,6 +39,7 @@ type Client interface {
 	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
 	BlockByNumber(ctx context.Context, number *big.Int) (*types.Block, error)
 	TransactionReceipt(ctx context.Context, txHash common.Hash) (*types.Receipt, error)
+	CodeAt(ctx context.Context, account common.Address, blockNumber *big.Int) ([]byte, error)
 	FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error)
 }
 
@@ -45,12 +47,12 @@ var _ Client = (*ethclient.Client)(nil)
 
 // Dial connects to an Ethereum node's JSON-RPC endpoint (http(s)://, ws(s)://
 // or an IPC path). Close the client when done.
-func Dial(ctx context.Context, rawURL string) (*ethclient.Client, error) {
-	c, err := ethclient.DialContext(ctx, rawURL)
+func Dial(ctx context.Context, rawURL string) (*NodeClient, error) {
+	c, err := rpc.DialContext(ctx, rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("eth: dial: %w", err)
 	}
-	return c, nil
+	return NewNodeClient(c), nil
 }
 
 // Config tunes the watcher. The zero value is usable.
@@ -214,8 +216,9 @@ func backoff(base, limit time.Duration, failures int) time.Duration {
 // ScanOnce brings the watcher up to the chain's current head: it checks
 // the checkpoint block is still canonical (rewinding to the fork point when
 // not), scans the new blocks in batches (reporting deposits, then storing
-// hashes, deposits and checkpoint together), confirms deposits deep enough,
-// and reverts deposits whose blocks left the chain and did not come back.
+// hashes, deposits and checkpoint together), confirms deposits deep enough
+// (while each range is reported, and the last range's own after it), and
+// reverts deposits whose blocks left the chain and did not come back.
 // A failure leaves the checkpoint at the last batch fully recorded.
 func (w *Watcher) ScanOnce(ctx context.Context) error {
 	w.mu.Lock()
@@ -349,8 +352,12 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 }
 
 // scanRange scans blocks cp.height+1..to and records them. It returns the
-// new checkpoint. Errors: errChainMoved when blocks or logs do not chain
-// up (a reorg while reading), RPC and database errors.
+// new checkpoint. Once the blocks are fetched and chain up from cp, the
+// deposits recorded by earlier scans that are now deep enough are
+// confirmed while this range's transfers are matched and reported: the two
+// are independent ledger commands, and waiting for one before the other
+// doubled the time a block takes. Errors: errChainMoved when blocks or
+// logs do not chain up (a reorg while reading), RPC and database errors.
 func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (checkpoint, error) {
 	from := cp.height + 1
 	blocks := make([]*types.Block, 0, to-from+1)
@@ -366,27 +373,12 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (check
 		parent = b.Hash().Hex()
 		blocks = append(blocks, b)
 	}
-	var hits []found
-	if w.native != nil {
-		for _, b := range blocks {
-			hits = append(hits, matchNative(b, w.watched, w.native.asset, w.native.decimals)...)
-		}
+	confirmed := make(chan error, 1)
+	go func() { confirmed <- w.confirm(ctx, to) }()
+	rows, err := w.matchAndReport(ctx, blocks, from, to)
+	if cErr := <-confirmed; err == nil {
+		err = cErr
 	}
-	if len(w.tokenAddrs) > 0 && len(w.watched) > 0 {
-		logs, err := w.client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(from), ToBlock: big.NewInt(to),
-			Addresses: w.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
-		if err != nil {
-			return cp, fmt.Errorf("eth logs %d-%d: %w", from, to, err)
-		}
-		for _, l := range logs {
-			i := int64(l.BlockNumber) - from
-			if i < 0 || i >= int64(len(blocks)) || blocks[i].Hash() != l.BlockHash {
-				return cp, fmt.Errorf("%w: log of block %d %s", errChainMoved, l.BlockNumber, l.BlockHash.Hex())
-			}
-		}
-		hits = append(hits, matchLogs(logs, w.watched, w.tokens)...)
-	}
-	rows, err := w.reportAll(ctx, hits, to)
 	if err != nil {
 		return cp, err
 	}
@@ -398,6 +390,32 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (check
 		return cp, err
 	}
 	return recs[len(recs)-1], nil
+}
+
+// matchAndReport finds the transfers to watched addresses in blocks (the
+// range from..to) and in the token logs of that range, and reports them.
+func (w *Watcher) matchAndReport(ctx context.Context, blocks []*types.Block, from, to int64) ([]deposit, error) {
+	var hits []found
+	if w.native != nil {
+		for _, b := range blocks {
+			hits = append(hits, matchNative(b, w.watched, w.native.asset, w.native.decimals)...)
+		}
+	}
+	if len(w.tokenAddrs) > 0 && len(w.watched) > 0 {
+		logs, err := w.client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(from), ToBlock: big.NewInt(to),
+			Addresses: w.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
+		if err != nil {
+			return nil, fmt.Errorf("eth logs %d-%d: %w", from, to, err)
+		}
+		for _, l := range logs {
+			i := int64(l.BlockNumber) - from
+			if i < 0 || i >= int64(len(blocks)) || blocks[i].Hash() != l.BlockHash {
+				return nil, fmt.Errorf("%w: log of block %d %s", errChainMoved, l.BlockNumber, l.BlockHash.Hex())
+			}
+		}
+		hits = append(hits, matchLogs(logs, w.watched, w.tokens)...)
+	}
+	return w.reportAll(ctx, hits, to)
 }
 
 // reportAll checks the receipts of the native transfers among hits (a
@@ -433,18 +451,48 @@ func (w *Watcher) reportAll(ctx context.Context, hits []found, tip int64) ([]dep
 	return out, nil
 }
 
-// failedTxs reads the receipts of the native transfers among hits, at most
-// maxReceiptFetches at a time, and returns the transactions that failed.
+// failedTxs returns the transactions among the native transfers in hits
+// that failed. A plain transfer to an address without code cannot fail
+// (nothing runs, and a sender short of funds makes it invalid, not
+// failed), so receipts are read only for transfers to addresses holding
+// code at the head: contracts, or accounts delegating under EIP-7702. An
+// address that had code at the transfer's block but not at the head would
+// have to have shed its delegation since; deposit addresses derived from
+// our seed never delegate. Calls run at most maxReceiptFetches at a time.
 // Errors: errChainMoved when a receipt is of another block, RPC errors.
 func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]bool, error) {
+	var addrs []common.Address
+	seen := map[common.Address]bool{}
+	for _, f := range hits {
+		if a := common.HexToAddress(f.address); f.native && !seen[a] {
+			seen[a] = true
+			addrs = append(addrs, a)
+		}
+	}
+	hasCode := make([]bool, len(addrs))
+	err := chain.ForEachGroup(len(addrs), maxReceiptFetches, strconv.Itoa, func(i int) error {
+		code, err := w.client.CodeAt(ctx, addrs[i], nil)
+		if err != nil {
+			return fmt.Errorf("eth code of %s: %w", addrs[i].Hex(), err)
+		}
+		hasCode[i] = len(code) > 0
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	withCode := map[common.Address]bool{}
+	for i, a := range addrs {
+		withCode[a] = hasCode[i]
+	}
 	var natives []found
 	for _, f := range hits {
-		if f.native {
+		if f.native && withCode[common.HexToAddress(f.address)] {
 			natives = append(natives, f)
 		}
 	}
 	status := make([]uint64, len(natives))
-	err := chain.ForEachGroup(len(natives), maxReceiptFetches, strconv.Itoa, func(i int) error {
+	err = chain.ForEachGroup(len(natives), maxReceiptFetches, strconv.Itoa, func(i int) error {
 		f := natives[i]
 		r, err := w.client.TransactionReceipt(ctx, f.txHash)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -24,9 +25,11 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
+	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/rpc"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/acceptcryptohere/gateway/chain"
@@ -88,6 +91,7 @@ type env struct {
 	ctx     context.Context
 	backend *simulated.Backend
 	client  simulated.Client
+	node    *eth.NodeClient // the watcher's client: blocks as RLP
 	chainID *big.Int
 	payer   *ecdsa.PrivateKey
 	nonce   uint64 // the payer's next nonce: the pool learns of a sent transaction asynchronously
@@ -148,6 +152,7 @@ func setup(t testing.TB, opts ...option) *env {
 	e.backend = simulated.NewBackend(types.GenesisAlloc{crypto.PubkeyToAddress(e.payer.PublicKey): {Balance: funds}}, o.backend...)
 	t.Cleanup(func() { e.backend.Close() })
 	e.client = e.backend.Client()
+	e.node = eth.NewNodeClient(rpcOf(e.client))
 	if e.chainID, err = e.client.ChainID(e.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +202,7 @@ func setup(t testing.TB, opts ...option) *env {
 }
 
 func (e *env) newWatcher() *eth.Watcher {
-	w, err := eth.New(e.cfg, e.client, e.sink, e.db, e.assets, quiet)
+	w, err := eth.New(e.cfg, e.node, e.sink, e.db, e.assets, quiet)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -824,7 +829,7 @@ func TestRestartAfterDowntime(t *testing.T) {
 func TestRun(t *testing.T) {
 	e := setup(t, withConfig(eth.Config{PollInterval: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}))
 	id, addr := e.invoice("ETH", "0.25", 0)
-	flaky := &flakyClient{Client: e.client}
+	flaky := &flakyClient{Client: e.node}
 	w, err := eth.New(e.cfg, flaky, e.sink, e.db, e.assets, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -887,7 +892,7 @@ func TestNodeBehind(t *testing.T) {
 	e.scan()
 	e.wantStatus(id, domain.StatusConfirming)
 	head, _ := e.client.BlockNumber(e.ctx)
-	behind, err := eth.New(e.cfg, laggingClient{Client: e.client, head: int64(head) - 2}, e.sink, e.db, e.assets, quiet)
+	behind, err := eth.New(e.cfg, laggingClient{Client: e.node, head: int64(head) - 2}, e.sink, e.db, e.assets, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -936,4 +941,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			t.Errorf("accepted %+v", cfg)
 		}
 	}
+}
+
+// rpcOf reaches the RPC connection inside the simulated backend's client,
+// which wraps an *ethclient.Client in a struct field named Client that
+// hides the client's own Client method.
+func rpcOf(c simulated.Client) *rpc.Client {
+	return reflect.ValueOf(c).FieldByName("Client").Interface().(*ethclient.Client).Client()
 }
