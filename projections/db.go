@@ -47,16 +47,25 @@ func (db DB) Q(query string) string {
 	return b.String()
 }
 
-// beginReadModelTx starts a transaction for read-model writes. On SQLite it
-// commits without waiting for fsync (synchronous=NORMAL, on a connection
-// held for the purpose): read models are rebuilt from the log, and a crash
-// can only roll a projection and its checkpoint back together. The log's
-// own appends keep synchronous=FULL, and their fsync covers what came
-// before. release must be called after the transaction ends.
+// beginReadModelTx starts a transaction for read-model writes that commits
+// without waiting for its flush to disk (Postgres: synchronous_commit off
+// for this transaction; SQLite: synchronous=NORMAL, on a connection held
+// for the purpose). Read models are rebuilt from the log, and a crash can
+// only roll a projection and its checkpoint back together, to be applied
+// again; the log's own appends keep their durable commits, and each
+// flush of the log covers what was written before it. release must be
+// called after the transaction ends.
 func (db DB) beginReadModelTx(ctx context.Context) (*sql.Tx, func(), error) {
 	if db.Dialect != SQLite {
 		tx, err := db.Write.BeginTx(ctx, nil)
-		return tx, func() {}, err
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			_ = tx.Rollback()
+			return nil, nil, err
+		}
+		return tx, func() {}, nil
 	}
 	conn, err := db.Write.Conn(ctx)
 	if err != nil {
