@@ -121,7 +121,7 @@ func New(cfg Config, sink chain.Sink, db projections.DB, assets domain.Assets, l
 	if err != nil {
 		return nil, fmt.Errorf("btc: rpc client: %w", err)
 	}
-	w, err := newWatcher(cfg, client, sink, db, assets, log)
+	w, err := newWatcher(cfg, hexBlocks{client}, sink, db, assets, log)
 	if err != nil {
 		client.Shutdown()
 		return nil, err
