@@ -264,7 +264,21 @@ func (w *Watcher) scanBlock(ctx context.Context, cp checkpoint, tip int64) (next
 	for _, tx := range blk.Transactions {
 		outs = w.match(tx, nil, outs)
 	}
+	// At the tip, the deposits of earlier blocks that this one makes deep
+	// enough are confirmed while its own payments are reported: they are
+	// independent ledger commands. Blocks below the tip (catching up) leave
+	// confirming to the scan's last confirm, which counts confirmations
+	// from the tip.
+	confirmed := make(chan error, 1)
+	if height == tip {
+		go func() { confirmed <- w.confirm(ctx, height) }()
+	} else {
+		confirmed <- nil
+	}
 	rows, err := w.observeAll(ctx, outs, &next, int(tip-height+1))
+	if cErr := <-confirmed; err == nil {
+		err = cErr
+	}
 	if err != nil {
 		return cp, false, err
 	}

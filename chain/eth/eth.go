@@ -254,7 +254,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 	}
 	for moved := 0; cp.height < tip; {
 		to := min(tip, cp.height+int64(w.cfg.BatchBlocks))
-		next, err := w.scanRange(ctx, cp, to)
+		next, err := w.scanRange(ctx, cp, to, to == tip)
 		if errors.Is(err, errChainMoved) && moved < maxChainMovedRetries {
 			moved++
 			w.log.Warn("eth: chain changed during the scan; checking for a reorg", "err", err)
@@ -352,13 +352,15 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 }
 
 // scanRange scans blocks cp.height+1..to and records them. It returns the
-// new checkpoint. Once the blocks are fetched and chain up from cp, the
-// deposits recorded by earlier scans that are now deep enough are
-// confirmed while this range's transfers are matched and reported: the two
-// are independent ledger commands, and waiting for one before the other
-// doubled the time a block takes. Errors: errChainMoved when blocks or
-// logs do not chain up (a reorg while reading), RPC and database errors.
-func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (checkpoint, error) {
+// new checkpoint. When the range ends at the tip, once its blocks are
+// fetched and chain up from cp, the deposits recorded earlier that are now
+// deep enough are confirmed while this range's transfers are matched and
+// reported: the two are independent ledger commands, and waiting for one
+// before the other doubled the time a block takes. Ranges below the tip
+// (catching up) leave confirming to ScanOnce's last confirm, which counts
+// confirmations from the tip. Errors: errChainMoved when blocks or logs do
+// not chain up (a reorg while reading), RPC and database errors.
+func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64, atTip bool) (checkpoint, error) {
 	from := cp.height + 1
 	blocks := make([]*types.Block, 0, to-from+1)
 	parent := cp.hash
@@ -374,7 +376,11 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (check
 		blocks = append(blocks, b)
 	}
 	confirmed := make(chan error, 1)
-	go func() { confirmed <- w.confirm(ctx, to) }()
+	if atTip {
+		go func() { confirmed <- w.confirm(ctx, to) }()
+	} else {
+		confirmed <- nil
+	}
 	rows, err := w.matchAndReport(ctx, blocks, from, to)
 	if cErr := <-confirmed; err == nil {
 		err = cErr
