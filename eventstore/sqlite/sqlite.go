@@ -58,6 +58,8 @@ type Store struct {
 	mu      sync.Mutex
 	changed chan struct{}
 
+	readStream, readAll *sql.Stmt // on rdb
+
 	closed    chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -118,8 +120,29 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.head.Store(head)
+	if err := s.prepare(ctx); err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	s.committer = eventstore.NewCommitter(maxBatch, s.flush)
 	return s, nil
+}
+
+// prepare prepares the two reads every command and every subscriber of the
+// log runs. database/sql keeps a prepared copy per reader connection;
+// preparing per call (a query string) was a third of a ledger command's
+// CPU.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	s.readStream, err = s.rdb.PrepareContext(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
+		FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`)
+	if err != nil {
+		return err
+	}
+	s.readAll, err = s.rdb.PrepareContext(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
+		FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?`)
+	return err
 }
 
 // dsn builds the connection string. Every connection gets busy_timeout,
@@ -420,8 +443,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, max i
 	if max <= 0 {
 		return nil, nil
 	}
-	evs, err := s.query(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
-		FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`, max, stream, from, max)
+	evs, err := s.query(ctx, s.readStream, max, stream, from, max)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
 	}
@@ -444,16 +466,15 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	}
 	// Our events all have Prepare 0, so the first event after {c, p} is the
 	// first with global_position > c whatever p is.
-	evs, err := s.query(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
-		FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?`, max, int64(after.Commit), max)
+	evs, err := s.query(ctx, s.readAll, max, int64(after.Commit), max)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read all after %v: %w", after, err)
 	}
 	return evs, nil
 }
 
-func (s *Store) query(ctx context.Context, q string, capHint int, args ...any) ([]eventstore.RecordedEvent, error) {
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+func (s *Store) query(ctx context.Context, q *sql.Stmt, capHint int, args ...any) ([]eventstore.RecordedEvent, error) {
+	rows, err := q.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +508,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.committer.Close()
-		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+		s.closeErr = errors.Join(s.readStream.Close(), s.readAll.Close(), s.rdb.Close(), s.wdb.Close())
 	})
 	return s.closeErr
 }
