@@ -217,8 +217,9 @@ func backoff(base, limit time.Duration, failures int) time.Duration {
 // the checkpoint block is still canonical (rewinding to the fork point when
 // not), scans the new blocks in batches (reporting deposits, then storing
 // hashes, deposits and checkpoint together), confirms deposits deep enough
-// (while each range is reported, and the last range's own after it), and
-// reverts deposits whose blocks left the chain and did not come back.
+// (those of earlier scans while the range reaching the tip is reported,
+// the rest after it), and reverts deposits whose blocks left the chain and
+// did not come back.
 // A failure leaves the checkpoint at the last batch fully recorded.
 func (w *Watcher) ScanOnce(ctx context.Context) error {
 	w.mu.Lock()
