@@ -181,36 +181,8 @@ func New(cfg Config, client Client, sink chain.Sink, db projections.DB, assets d
 // exponential backoff from the stored checkpoint, so no block is skipped.
 // It returns nil when ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
-	failures := 0
-	for {
-		wait := w.cfg.PollInterval
-		if err := w.ScanOnce(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			failures++
-			wait = backoff(w.cfg.PollInterval, w.cfg.MaxBackoff, failures)
-			w.log.Error("eth: scan failed; retrying from the checkpoint", "err", err, "failures", failures, "retry_in", wait.String())
-		} else {
-			failures = 0
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// backoff doubles base per failure, up to limit.
-func backoff(base, limit time.Duration, failures int) time.Duration {
-	d := base
-	for i := 1; i < failures && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
+	chain.Poll(ctx, w.cfg.PollInterval, w.cfg.MaxBackoff, w.log, w.ScanOnce)
+	return nil
 }
 
 // ScanOnce brings the watcher up to the chain's current head: it checks
