@@ -143,3 +143,31 @@ func (n *refusingNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, req.ID, result)
 }
+
+// Over HTTP, as picd dials a node, a node that serves go-ethereum's
+// methods is read with them: no full block or header as JSON.
+func TestDialUsesRawBlocksOverHTTP(t *testing.T) {
+	e := setup(t)
+	node := &refusingNode{backend: rpcOf(e.client), refuse: map[string]bool{}, calls: map[string]int{}}
+	srv := httptest.NewServer(node)
+	defer srv.Close()
+	c, err := eth.Dial(e.ctx, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e.node = c
+	e.w = e.newWatcher()
+	id, addr := e.invoice("ETH", "1", 0)
+	e.payETH(addr, "1")
+	e.mine(confirmations)
+	e.scan()
+	e.wantStatus(id, domain.StatusPaid)
+	calls := node.snapshot()
+	if calls["debug_getRawBlock"] < confirmations || calls["eth_getHeaderByNumber"] == 0 {
+		t.Errorf("fast calls: %v", calls)
+	}
+	if calls["eth_getBlockByNumber"] != 0 {
+		t.Errorf("eth_getBlockByNumber asked %d times", calls["eth_getBlockByNumber"])
+	}
+}
