@@ -133,7 +133,7 @@ func New(cfg Config, client Client, sink chain.Sink, db projections.DB, assets d
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Watcher{cfg: cfg, client: client, sink: sink, st: store{db}, log: log.With("chain", "ethereum"),
+	w := &Watcher{cfg: cfg, client: client, sink: sink, st: newStore(db), log: log.With("chain", "ethereum"),
 		tokens: map[common.Address]token{}, thresholds: map[string]int{}, watched: watchSet{}}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainEthereum {
@@ -204,29 +204,29 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 		return fmt.Errorf("eth head: %w", err)
 	}
 	tip := head.Number.Int64()
-	cp, err := w.st.checkpoint(ctx)
+	cp, err := w.st.Checkpoint(ctx)
 	switch {
 	case errors.Is(err, errNoCheckpoint):
 		start := int64(w.cfg.StartBlock)
 		if start == 0 {
 			start = tip
 		}
-		cp = checkpoint{height: start - 1} // parent hash unknown: not checked
+		cp = checkpoint{Height: start - 1} // parent hash unknown: not checked
 		w.log.Info("eth: first scan", "start_block", start)
 	case err != nil:
 		return err
-	case tip < cp.height:
+	case tip < cp.Height:
 		// A node still syncing, or another node behind a load balancer:
 		// what it lacks is not a reorg. Wait until it has caught up.
-		w.log.Warn("eth: node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.height)
+		w.log.Warn("eth: node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.Height)
 		return nil
 	default:
 		if cp, err = w.checkReorg(ctx, cp); err != nil {
 			return err
 		}
 	}
-	for moved := 0; cp.height < tip; {
-		to := min(tip, cp.height+int64(w.cfg.BatchBlocks))
+	for moved := 0; cp.Height < tip; {
+		to := min(tip, cp.Height+int64(w.cfg.BatchBlocks))
 		next, err := w.scanRange(ctx, cp, to, to == tip)
 		if errors.Is(err, errChainMoved) && moved < maxChainMovedRetries {
 			moved++
@@ -241,7 +241,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 		}
 		cp = next
 	}
-	if err := w.confirm(ctx, cp.height); err != nil {
+	if err := w.confirm(ctx, cp.Height); err != nil {
 		return err
 	}
 	return w.revertOrphans(ctx)
@@ -249,7 +249,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 
 // refreshWatched adds the pay addresses of new Ethereum invoices.
 func (w *Watcher) refreshWatched(ctx context.Context) error {
-	addrs, newest, err := w.st.watchedSince(ctx, w.assetCodes, w.watchedSinceMs-watchedMarginMs)
+	addrs, newest, err := w.st.WatchedSince(ctx, w.assetCodes, w.watchedSinceMs-watchedMarginMs)
 	if err != nil {
 		return err
 	}
@@ -265,17 +265,17 @@ func (w *Watcher) refreshWatched(ctx context.Context) error {
 
 // onChain reports whether block b (height and hash) is on the canonical chain.
 func (w *Watcher) onChain(ctx context.Context, b checkpoint) (bool, error) {
-	if b.height < 0 {
+	if b.Height < 0 {
 		return true, nil
 	}
-	h, err := w.client.HeaderByNumber(ctx, big.NewInt(b.height))
+	h, err := w.client.HeaderByNumber(ctx, big.NewInt(b.Height))
 	if errors.Is(err, ethereum.NotFound) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("eth header %d: %w", b.height, err)
+		return false, fmt.Errorf("eth header %d: %w", b.Height, err)
 	}
-	return h.Hash().Hex() == b.hash, nil
+	return h.Hash().Hex() == b.Block, nil
 }
 
 // checkReorg returns cp when its block is still canonical; otherwise it
@@ -284,11 +284,11 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 	if same, err := w.onChain(ctx, cp); err != nil || same {
 		return cp, err
 	}
-	recent, err := w.st.recentBlocks(ctx, cp.height-1, w.cfg.KeepBlocks)
+	recent, err := w.st.RecentBlocks(ctx, cp.Height-1, w.cfg.KeepBlocks)
 	if err != nil {
 		return cp, err
 	}
-	fork, found := checkpoint{height: -1}, false
+	fork, found := checkpoint{Height: -1}, false
 	for _, b := range recent {
 		same, err := w.onChain(ctx, b)
 		if err != nil {
@@ -302,25 +302,25 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 	if !found {
 		// Deeper than the hashes we keep: rescan from below the oldest one,
 		// taking the chain's word for that block.
-		fork.height = cp.height - int64(w.cfg.KeepBlocks)
+		fork.Height = cp.Height - int64(w.cfg.KeepBlocks)
 		if len(recent) > 0 {
-			fork.height = recent[len(recent)-1].height - 1
+			fork.Height = recent[len(recent)-1].Height - 1
 		}
-		fork.height = max(fork.height, -1)
-		if fork.height >= 0 {
-			h, err := w.client.HeaderByNumber(ctx, big.NewInt(fork.height))
+		fork.Height = max(fork.Height, -1)
+		if fork.Height >= 0 {
+			h, err := w.client.HeaderByNumber(ctx, big.NewInt(fork.Height))
 			if err != nil {
-				return cp, fmt.Errorf("eth header %d: %w", fork.height, err)
+				return cp, fmt.Errorf("eth header %d: %w", fork.Height, err)
 			}
-			fork.hash = h.Hash().Hex()
+			fork.Block = h.Hash().Hex()
 		}
-		w.log.Error("eth: reorg deeper than the block hashes kept; rescanning", "checkpoint", cp.height, "from", fork.height+1)
+		w.log.Error("eth: reorg deeper than the block hashes kept; rescanning", "checkpoint", cp.Height, "from", fork.Height+1)
 	}
-	orphaned, err := w.st.rewind(ctx, fork, w.cfg.Now())
+	orphaned, err := w.st.Rewind(ctx, fork, w.cfg.Now())
 	if err != nil {
 		return cp, err
 	}
-	w.log.Warn("eth: reorg", "checkpoint", cp.height, "old_hash", cp.hash, "fork_height", fork.height, "orphaned_deposits", orphaned)
+	w.log.Warn("eth: reorg", "checkpoint", cp.Height, "old_hash", cp.Block, "fork_height", fork.Height, "orphaned_deposits", orphaned)
 	return fork, nil
 }
 
@@ -334,9 +334,9 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 // confirmations from the tip. Errors: errChainMoved when blocks or logs do
 // not chain up (a reorg while reading), RPC and database errors.
 func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64, atTip bool) (checkpoint, error) {
-	from := cp.height + 1
+	from := cp.Height + 1
 	blocks := make([]*types.Block, 0, to-from+1)
-	parent := cp.hash
+	parent := cp.Block
 	for h := from; h <= to; h++ {
 		b, err := w.client.BlockByNumber(ctx, big.NewInt(h))
 		if err != nil {
@@ -363,9 +363,9 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64, atTip 
 	}
 	recs := make([]checkpoint, len(blocks))
 	for i, b := range blocks {
-		recs[i] = checkpoint{height: b.Number().Int64(), hash: b.Hash().Hex()}
+		recs[i] = checkpoint{Height: b.Number().Int64(), Block: b.Hash().Hex()}
 	}
-	if err := w.st.commitRange(ctx, recs, rows, w.cfg.KeepBlocks, w.cfg.Now()); err != nil {
+	if err := w.st.CommitRange(ctx, recs, rows, w.cfg.KeepBlocks, w.cfg.Now()); err != nil {
 		return cp, err
 	}
 	return recs[len(recs)-1], nil
@@ -499,7 +499,7 @@ func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]
 func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, error) {
 	amount := domain.FromBaseUnits(f.units, f.decimals)
 	d := deposit{DepositID: f.depositID, Asset: f.asset, Address: f.address, TxID: f.txHash.Hex(), Amount: amount.String(),
-		BlockHeight: f.height, BlockHash: f.blockHash.Hex(), State: stateSeen}
+		BlockHeight: f.height, Block: f.blockHash.Hex(), State: stateSeen}
 	inv, err := w.sink.Observe(ctx, chain.Transfer{Asset: f.asset, Address: f.address, TxID: d.TxID, DepositID: f.depositID,
 		Amount: amount, Confirmations: int(tip - f.height + 1)})
 	switch {
@@ -513,7 +513,7 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, erro
 	case err != nil:
 		return deposit{}, fmt.Errorf("eth observe %s: %w", f.depositID, err)
 	}
-	required, err := w.st.requiredConfirmations(ctx, inv)
+	required, err := w.st.RequiredConfirmations(ctx, inv)
 	if err != nil {
 		return deposit{}, err
 	}
@@ -527,7 +527,7 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, erro
 // crash in between is harmless: confirming a confirmed deposit again is a
 // no-op in the ledger.
 func (w *Watcher) confirm(ctx context.Context, tip int64) error {
-	deps, err := w.st.deposits(ctx, stateSeen, true)
+	deps, err := w.st.Deposits(ctx, stateSeen, true)
 	if err != nil {
 		return err
 	}
@@ -560,7 +560,7 @@ func (w *Watcher) confirm(ctx context.Context, tip int64) error {
 		}
 	}
 	// What was confirmed is recorded even when another confirmation failed.
-	if mErr := w.st.markConfirmed(ctx, ids, w.cfg.Now()); mErr != nil {
+	if mErr := w.st.MarkConfirmed(ctx, ids, w.cfg.Now()); mErr != nil {
 		return errors.Join(err, mErr)
 	}
 	return err
@@ -569,19 +569,19 @@ func (w *Watcher) confirm(ctx context.Context, tip int64) error {
 // revertOrphans reverts deposits whose block left the chain and that the
 // rescan up to the head did not find again.
 func (w *Watcher) revertOrphans(ctx context.Context) error {
-	deps, err := w.st.deposits(ctx, stateOrphaned, false)
+	deps, err := w.st.Deposits(ctx, stateOrphaned, false)
 	if err != nil {
 		return err
 	}
 	for _, d := range deps {
 		if d.InvoiceID != "" {
-			reason := fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.BlockHash)
+			reason := fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.Block)
 			if err := w.sink.Revert(ctx, d.InvoiceID, d.DepositID, reason); err != nil && !errors.Is(err, domain.ErrNotFound) {
 				return fmt.Errorf("eth revert %s: %w", d.DepositID, err)
 			}
 			w.log.Warn("eth: deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
 		}
-		if err := w.st.setState(ctx, d.DepositID, stateReverted, false, w.cfg.Now()); err != nil {
+		if err := w.st.SetState(ctx, d.DepositID, stateReverted, false, w.cfg.Now()); err != nil {
 			return err
 		}
 	}

@@ -137,7 +137,7 @@ func New(cfg Config, node Node, sink chain.Sink, db projections.DB, assets domai
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Watcher{cfg: cfg, node: node, sink: sink, st: store{db}, log: log.With("chain", "tron"),
+	w := &Watcher{cfg: cfg, node: node, sink: sink, st: newStore(db), log: log.With("chain", "tron"),
 		tokens: map[string]token{}, thresholds: map[string]int{}, watched: map[account]string{}}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainTron {
@@ -207,29 +207,29 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 		return fmt.Errorf("tron head: %w", err)
 	}
 	tip := head.Number()
-	cp, err := w.st.checkpoint(ctx)
+	cp, err := w.st.Checkpoint(ctx)
 	switch {
 	case errors.Is(err, errNoCheckpoint):
 		start := w.cfg.StartBlock
 		if start == 0 {
 			start = tip
 		}
-		cp = checkpoint{height: start - 1} // parent id unknown: not checked
+		cp = checkpoint{Height: start - 1} // parent id unknown: not checked
 		w.log.Info("tron: first scan", "start_block", start)
 	case err != nil:
 		return err
-	case tip < cp.height:
+	case tip < cp.Height:
 		// A node still syncing, or another node behind a load balancer:
 		// what it lacks is not a reorg. Wait until it has caught up.
-		w.log.Warn("tron: node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.height)
+		w.log.Warn("tron: node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.Height)
 		return nil
 	default:
 		if cp, err = w.checkReorg(ctx, cp); err != nil {
 			return err
 		}
 	}
-	for moved := 0; cp.height < tip; {
-		to := min(tip, cp.height+int64(w.cfg.BatchBlocks))
+	for moved := 0; cp.Height < tip; {
+		to := min(tip, cp.Height+int64(w.cfg.BatchBlocks))
 		next, err := w.scanRange(ctx, cp, to)
 		if errors.Is(err, errChainMoved) && moved < maxChainMovedRetries {
 			moved++
@@ -244,7 +244,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 		}
 		cp = next
 	}
-	solid := cp.height
+	solid := cp.Height
 	if !w.cfg.IgnoreSolidity {
 		b, err := w.node.SolidBlock(ctx)
 		if err != nil {
@@ -252,7 +252,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 		}
 		solid = min(solid, b.Number())
 	}
-	if err := w.confirm(ctx, cp.height, solid); err != nil {
+	if err := w.confirm(ctx, cp.Height, solid); err != nil {
 		return err
 	}
 	return w.revertOrphans(ctx)
@@ -260,7 +260,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 
 // refreshWatched adds the pay addresses of new TRON invoices.
 func (w *Watcher) refreshWatched(ctx context.Context) error {
-	addrs, newest, err := w.st.watchedSince(ctx, w.assetCodes, w.watchedSinceMs-watchedMarginMs)
+	addrs, newest, err := w.st.WatchedSince(ctx, w.assetCodes, w.watchedSinceMs-watchedMarginMs)
 	if err != nil {
 		return err
 	}
@@ -277,17 +277,17 @@ func (w *Watcher) refreshWatched(ctx context.Context) error {
 
 // onChain reports whether block b (height and id) is on the canonical chain.
 func (w *Watcher) onChain(ctx context.Context, b checkpoint) (bool, error) {
-	if b.height < 0 {
+	if b.Height < 0 {
 		return true, nil
 	}
-	blk, err := w.node.BlockByNum(ctx, b.height)
+	blk, err := w.node.BlockByNum(ctx, b.Height)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("tron block %d: %w", b.height, err)
+		return false, fmt.Errorf("tron block %d: %w", b.Height, err)
 	}
-	return blk.BlockID == b.id, nil
+	return blk.BlockID == b.Block, nil
 }
 
 // checkReorg returns cp when its block is still canonical; otherwise it
@@ -296,11 +296,11 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 	if same, err := w.onChain(ctx, cp); err != nil || same {
 		return cp, err
 	}
-	recent, err := w.st.recentBlocks(ctx, cp.height-1, w.cfg.KeepBlocks)
+	recent, err := w.st.RecentBlocks(ctx, cp.Height-1, w.cfg.KeepBlocks)
 	if err != nil {
 		return cp, err
 	}
-	fork, found := checkpoint{height: -1}, false
+	fork, found := checkpoint{Height: -1}, false
 	for _, b := range recent {
 		same, err := w.onChain(ctx, b)
 		if err != nil {
@@ -314,25 +314,25 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 	if !found {
 		// Deeper than the ids we keep: rescan from below the oldest one,
 		// taking the chain's word for that block.
-		fork.height = cp.height - int64(w.cfg.KeepBlocks)
+		fork.Height = cp.Height - int64(w.cfg.KeepBlocks)
 		if len(recent) > 0 {
-			fork.height = recent[len(recent)-1].height - 1
+			fork.Height = recent[len(recent)-1].Height - 1
 		}
-		fork.height = max(fork.height, -1)
-		if fork.height >= 0 {
-			b, err := w.node.BlockByNum(ctx, fork.height)
+		fork.Height = max(fork.Height, -1)
+		if fork.Height >= 0 {
+			b, err := w.node.BlockByNum(ctx, fork.Height)
 			if err != nil {
-				return cp, fmt.Errorf("tron block %d: %w", fork.height, err)
+				return cp, fmt.Errorf("tron block %d: %w", fork.Height, err)
 			}
-			fork.id = b.BlockID
+			fork.Block = b.BlockID
 		}
-		w.log.Error("tron: reorg deeper than the block ids kept; rescanning", "checkpoint", cp.height, "from", fork.height+1)
+		w.log.Error("tron: reorg deeper than the block ids kept; rescanning", "checkpoint", cp.Height, "from", fork.Height+1)
 	}
-	orphaned, err := w.st.rewind(ctx, fork, w.cfg.Now())
+	orphaned, err := w.st.Rewind(ctx, fork, w.cfg.Now())
 	if err != nil {
 		return cp, err
 	}
-	w.log.Warn("tron: reorg", "checkpoint", cp.height, "old_block_id", cp.id, "fork_height", fork.height, "orphaned_deposits", orphaned)
+	w.log.Warn("tron: reorg", "checkpoint", cp.Height, "old_block_id", cp.Block, "fork_height", fork.Height, "orphaned_deposits", orphaned)
 	return fork, nil
 }
 
@@ -352,10 +352,10 @@ type found struct {
 // new checkpoint. Errors: errChainMoved when blocks or receipts do not
 // chain up (a reorg while reading), node and database errors.
 func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (checkpoint, error) {
-	from := cp.height + 1
+	from := cp.Height + 1
 	recs := make([]checkpoint, 0, to-from+1)
 	var hits []found
-	parent := cp.id
+	parent := cp.Block
 	for h := from; h <= to; h++ {
 		b, err := w.node.BlockByNum(ctx, h)
 		if err != nil {
@@ -368,7 +368,7 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (check
 			return cp, fmt.Errorf("%w: block %d does not follow %s", errChainMoved, h, parent)
 		}
 		parent = b.BlockID
-		recs = append(recs, checkpoint{height: h, id: b.BlockID})
+		recs = append(recs, checkpoint{Height: h, Block: b.BlockID})
 		fs, err := w.matchBlock(ctx, b)
 		if err != nil {
 			return cp, err
@@ -383,7 +383,7 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64) (check
 		}
 		rows = append(rows, d)
 	}
-	if err := w.st.commitRange(ctx, recs, rows, w.cfg.KeepBlocks, w.cfg.Now()); err != nil {
+	if err := w.st.CommitRange(ctx, recs, rows, w.cfg.KeepBlocks, w.cfg.Now()); err != nil {
 		return cp, err
 	}
 	return recs[len(recs)-1], nil
@@ -508,7 +508,7 @@ func checkTxID(tx Transaction) error {
 func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, error) {
 	amount := domain.FromBaseUnits(f.units, f.decimals)
 	d := deposit{DepositID: f.depositID, Asset: f.asset, Address: f.address, TxID: f.txID, Amount: amount.String(),
-		BlockHeight: f.height, BlockID: f.blockID, State: stateSeen}
+		BlockHeight: f.height, Block: f.blockID, State: stateSeen}
 	inv, err := w.sink.Observe(ctx, chain.Transfer{Asset: f.asset, Address: f.address, TxID: f.txID, DepositID: f.depositID,
 		Amount: amount, Confirmations: int(tip - f.height + 1)})
 	switch {
@@ -522,7 +522,7 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, erro
 	case err != nil:
 		return deposit{}, fmt.Errorf("tron observe %s: %w", f.depositID, err)
 	}
-	required, err := w.st.requiredConfirmations(ctx, inv)
+	required, err := w.st.RequiredConfirmations(ctx, inv)
 	if err != nil {
 		return deposit{}, err
 	}
@@ -534,7 +534,7 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, erro
 // confirm credits seen deposits that are deep enough below tip and at or
 // below the solidified block.
 func (w *Watcher) confirm(ctx context.Context, tip, solid int64) error {
-	deps, err := w.st.deposits(ctx, stateSeen, true)
+	deps, err := w.st.Deposits(ctx, stateSeen, true)
 	if err != nil {
 		return err
 	}
@@ -551,7 +551,7 @@ func (w *Watcher) confirm(ctx context.Context, tip, solid int64) error {
 			}
 			return fmt.Errorf("tron confirm %s: %w", d.DepositID, err)
 		}
-		if err := w.st.setState(ctx, d.DepositID, stateSeen, true, w.cfg.Now()); err != nil {
+		if err := w.st.SetState(ctx, d.DepositID, stateSeen, true, w.cfg.Now()); err != nil {
 			return err
 		}
 		w.log.Info("tron: deposit confirmed", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "confirmations", conf)
@@ -562,19 +562,19 @@ func (w *Watcher) confirm(ctx context.Context, tip, solid int64) error {
 // revertOrphans reverts deposits whose block left the chain and that the
 // rescan up to the head did not find again.
 func (w *Watcher) revertOrphans(ctx context.Context) error {
-	deps, err := w.st.deposits(ctx, stateOrphaned, false)
+	deps, err := w.st.Deposits(ctx, stateOrphaned, false)
 	if err != nil {
 		return err
 	}
 	for _, d := range deps {
 		if d.InvoiceID != "" {
-			reason := fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.BlockID)
+			reason := fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.Block)
 			if err := w.sink.Revert(ctx, d.InvoiceID, d.DepositID, reason); err != nil && !errors.Is(err, domain.ErrNotFound) {
 				return fmt.Errorf("tron revert %s: %w", d.DepositID, err)
 			}
 			w.log.Warn("tron: deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
 		}
-		if err := w.st.setState(ctx, d.DepositID, stateReverted, false, w.cfg.Now()); err != nil {
+		if err := w.st.SetState(ctx, d.DepositID, stateReverted, false, w.cfg.Now()); err != nil {
 			return err
 		}
 	}
