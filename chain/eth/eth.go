@@ -206,7 +206,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 	tip := head.Number.Int64()
 	cp, err := w.st.Checkpoint(ctx)
 	switch {
-	case errors.Is(err, errNoCheckpoint):
+	case errors.Is(err, chain.ErrNoScanCheckpoint):
 		start := int64(w.cfg.StartBlock)
 		if start == 0 {
 			start = tip
@@ -499,7 +499,7 @@ func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]
 func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, error) {
 	amount := domain.FromBaseUnits(f.units, f.decimals)
 	d := deposit{DepositID: f.depositID, Asset: f.asset, Address: f.address, TxID: f.txHash.Hex(), Amount: amount.String(),
-		BlockHeight: f.height, Block: f.blockHash.Hex(), State: stateSeen}
+		BlockHeight: f.height, Block: f.blockHash.Hex(), State: chain.ScanSeen}
 	inv, err := w.sink.Observe(ctx, chain.Transfer{Asset: f.asset, Address: f.address, TxID: d.TxID, DepositID: f.depositID,
 		Amount: amount, Confirmations: int(tip - f.height + 1)})
 	switch {
@@ -508,7 +508,7 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, erro
 		// operator sees it there and in the log.
 		w.log.Warn("eth: deposit to our address matches no invoice", "deposit_id", f.depositID, "asset", f.asset,
 			"address", f.address, "amount", amount.String(), "err", err)
-		d.State = stateUnmatched
+		d.State = chain.ScanUnmatched
 		return d, nil
 	case err != nil:
 		return deposit{}, fmt.Errorf("eth observe %s: %w", f.depositID, err)
@@ -527,7 +527,7 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, erro
 // crash in between is harmless: confirming a confirmed deposit again is a
 // no-op in the ledger.
 func (w *Watcher) confirm(ctx context.Context, tip int64) error {
-	deps, err := w.st.Deposits(ctx, stateSeen, true)
+	deps, err := w.st.Deposits(ctx, chain.ScanSeen, true)
 	if err != nil {
 		return err
 	}
@@ -569,7 +569,7 @@ func (w *Watcher) confirm(ctx context.Context, tip int64) error {
 // revertOrphans reverts deposits whose block left the chain and that the
 // rescan up to the head did not find again.
 func (w *Watcher) revertOrphans(ctx context.Context) error {
-	deps, err := w.st.Deposits(ctx, stateOrphaned, false)
+	deps, err := w.st.Deposits(ctx, chain.ScanOrphaned, false)
 	if err != nil {
 		return err
 	}
@@ -581,7 +581,7 @@ func (w *Watcher) revertOrphans(ctx context.Context) error {
 			}
 			w.log.Warn("eth: deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
 		}
-		if err := w.st.SetState(ctx, d.DepositID, stateReverted, false, w.cfg.Now()); err != nil {
+		if err := w.st.SetState(ctx, d.DepositID, chain.ScanReverted, false, w.cfg.Now()); err != nil {
 			return err
 		}
 	}

@@ -938,7 +938,7 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	}
 	db := s.deps.DB
 	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT asset, address, MIN(invoice_id) FROM eth_deposits WHERE confirmed = 1 AND state = ? AND invoice_id <> ''
-		GROUP BY asset, address ORDER BY asset, address LIMIT ?`), stateSeen, maxSweepRows)
+		GROUP BY asset, address ORDER BY asset, address LIMIT ?`), chain.ScanSeen, maxSweepRows)
 	if err != nil {
 		return nil, fmt.Errorf("eth sender: deposits to sweep: %w", err)
 	}
@@ -995,7 +995,7 @@ func (s *Sender) shortOf(ctx context.Context, asset, detail string) error {
 	var waiting int
 	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT count(*) FROM eth_deposits d WHERE d.asset = ? AND d.confirmed = 1 AND d.state = ?
 		AND NOT EXISTS (SELECT 1 FROM eth_sweeps w WHERE w.asset = d.asset AND lower(w.address) = lower(d.address)
-			AND w.state = ? AND w.created_at >= d.updated_at)`), asset, stateSeen, SweepDone).Scan(&waiting)
+			AND w.state = ? AND w.created_at >= d.updated_at)`), asset, chain.ScanSeen, SweepDone).Scan(&waiting)
 	if err != nil {
 		return fmt.Errorf("eth sender: deposits awaiting a sweep: %w", err)
 	}

@@ -27,13 +27,3 @@ type (
 )
 
 func newStore(db projections.DB) store { return chain.NewScanStore(db, "eth", "hash", "block_hash") }
-
-// Deposit states, as stored in eth_deposits.state.
-const (
-	stateSeen      = chain.ScanSeen
-	stateOrphaned  = chain.ScanOrphaned
-	stateReverted  = chain.ScanReverted
-	stateUnmatched = chain.ScanUnmatched
-)
-
-var errNoCheckpoint = chain.ErrNoScanCheckpoint

@@ -27,13 +27,3 @@ type (
 )
 
 func newStore(db projections.DB) store { return chain.NewScanStore(db, "tron", "block_id", "block_id") }
-
-// Deposit states, as stored in tron_deposits.state.
-const (
-	stateSeen      = chain.ScanSeen
-	stateOrphaned  = chain.ScanOrphaned
-	stateReverted  = chain.ScanReverted
-	stateUnmatched = chain.ScanUnmatched
-)
-
-var errNoCheckpoint = chain.ErrNoScanCheckpoint

@@ -555,7 +555,7 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT d.asset, d.address, MIN(d.invoice_id) FROM tron_deposits d
 		WHERE d.confirmed = 1 AND d.state = ? AND d.invoice_id <> ''
 		AND NOT EXISTS (SELECT 1 FROM tron_sweeps w WHERE w.asset = d.asset AND w.address = d.address AND w.state IN (?, ?) AND w.created_at >= d.updated_at)
-		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`), stateSeen, SweepDone, SweepEmpty, maxSweepRows)
+		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`), chain.ScanSeen, SweepDone, SweepEmpty, maxSweepRows)
 	if err != nil {
 		return nil, fmt.Errorf("tron sweep: deposits to sweep: %w", err)
 	}

@@ -209,7 +209,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 	tip := head.Number()
 	cp, err := w.st.Checkpoint(ctx)
 	switch {
-	case errors.Is(err, errNoCheckpoint):
+	case errors.Is(err, chain.ErrNoScanCheckpoint):
 		start := w.cfg.StartBlock
 		if start == 0 {
 			start = tip
@@ -508,7 +508,7 @@ func checkTxID(tx Transaction) error {
 func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, error) {
 	amount := domain.FromBaseUnits(f.units, f.decimals)
 	d := deposit{DepositID: f.depositID, Asset: f.asset, Address: f.address, TxID: f.txID, Amount: amount.String(),
-		BlockHeight: f.height, Block: f.blockID, State: stateSeen}
+		BlockHeight: f.height, Block: f.blockID, State: chain.ScanSeen}
 	inv, err := w.sink.Observe(ctx, chain.Transfer{Asset: f.asset, Address: f.address, TxID: f.txID, DepositID: f.depositID,
 		Amount: amount, Confirmations: int(tip - f.height + 1)})
 	switch {
@@ -517,7 +517,7 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, erro
 		// operator sees it there and in the log.
 		w.log.Warn("tron: deposit to our address matches no invoice", "deposit_id", f.depositID, "asset", f.asset,
 			"address", f.address, "amount", amount.String(), "err", err)
-		d.State = stateUnmatched
+		d.State = chain.ScanUnmatched
 		return d, nil
 	case err != nil:
 		return deposit{}, fmt.Errorf("tron observe %s: %w", f.depositID, err)
@@ -534,7 +534,7 @@ func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, erro
 // confirm credits seen deposits that are deep enough below tip and at or
 // below the solidified block.
 func (w *Watcher) confirm(ctx context.Context, tip, solid int64) error {
-	deps, err := w.st.Deposits(ctx, stateSeen, true)
+	deps, err := w.st.Deposits(ctx, chain.ScanSeen, true)
 	if err != nil {
 		return err
 	}
@@ -551,7 +551,7 @@ func (w *Watcher) confirm(ctx context.Context, tip, solid int64) error {
 			}
 			return fmt.Errorf("tron confirm %s: %w", d.DepositID, err)
 		}
-		if err := w.st.SetState(ctx, d.DepositID, stateSeen, true, w.cfg.Now()); err != nil {
+		if err := w.st.SetState(ctx, d.DepositID, chain.ScanSeen, true, w.cfg.Now()); err != nil {
 			return err
 		}
 		w.log.Info("tron: deposit confirmed", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "confirmations", conf)
@@ -562,7 +562,7 @@ func (w *Watcher) confirm(ctx context.Context, tip, solid int64) error {
 // revertOrphans reverts deposits whose block left the chain and that the
 // rescan up to the head did not find again.
 func (w *Watcher) revertOrphans(ctx context.Context) error {
-	deps, err := w.st.Deposits(ctx, stateOrphaned, false)
+	deps, err := w.st.Deposits(ctx, chain.ScanOrphaned, false)
 	if err != nil {
 		return err
 	}
@@ -574,7 +574,7 @@ func (w *Watcher) revertOrphans(ctx context.Context) error {
 			}
 			w.log.Warn("tron: deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
 		}
-		if err := w.st.SetState(ctx, d.DepositID, stateReverted, false, w.cfg.Now()); err != nil {
+		if err := w.st.SetState(ctx, d.DepositID, chain.ScanReverted, false, w.cfg.Now()); err != nil {
 			return err
 		}
 	}
