@@ -55,3 +55,16 @@ func ForEachGroup(n, workers int, key func(i int) string, f func(i int) error) e
 	wg.Wait()
 	return firstErr
 }
+
+// Alongside runs f in a goroutine of its own when run is true, and returns
+// a function that waits for it and returns its error (nil at once when f
+// did not run). A watcher confirms older deposits this way while it
+// reports a new block's.
+func Alongside(run bool, f func() error) (wait func() error) {
+	if !run {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return func() error { return <-done }
+}

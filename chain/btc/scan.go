@@ -269,14 +269,9 @@ func (w *Watcher) scanBlock(ctx context.Context, cp checkpoint, tip int64) (next
 	// independent ledger commands. Blocks below the tip (catching up) leave
 	// confirming to the scan's last confirm, which counts confirmations
 	// from the tip.
-	confirmed := make(chan error, 1)
-	if height == tip {
-		go func() { confirmed <- w.confirm(ctx, height) }()
-	} else {
-		confirmed <- nil
-	}
+	confirmed := chain.Alongside(height == tip, func() error { return w.confirm(ctx, height) })
 	rows, err := w.observeAll(ctx, outs, &next, int(tip-height+1))
-	if cErr := <-confirmed; err == nil {
+	if cErr := confirmed(); err == nil {
 		err = cErr
 	}
 	if err != nil {

@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
+
+	"github.com/acceptcryptohere/gateway/domain"
 )
 
 // BenchmarkScanBlockEndToEnd scans full blocks of the real btcd end to
@@ -29,7 +30,7 @@ import (
 // confirmations: another append each), and polls the mempool: the
 // steady state of a busy gateway. Between blocks btcd is left to finish
 // its own work on the new block (indexes, mempool), which a real node
-// does on its own machine (nodeQuiet).
+// does on its own machine (quiet).
 //
 // Metrics: ms/block (mean) and p50-ms/block (median) end to end; blocks/s
 // and deposits/s (new payments reported per second of scanning);

@@ -348,14 +348,9 @@ func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64, atTip 
 		parent = b.Hash().Hex()
 		blocks = append(blocks, b)
 	}
-	confirmed := make(chan error, 1)
-	if atTip {
-		go func() { confirmed <- w.confirm(ctx, to) }()
-	} else {
-		confirmed <- nil
-	}
+	confirmed := chain.Alongside(atTip, func() error { return w.confirm(ctx, to) })
 	rows, err := w.matchAndReport(ctx, blocks, from, to)
-	if cErr := <-confirmed; err == nil {
+	if cErr := confirmed(); err == nil {
 		err = cErr
 	}
 	if err != nil {
@@ -440,12 +435,14 @@ func (w *Watcher) reportAll(ctx context.Context, hits []found, tip int64) ([]dep
 // our seed never delegate. Calls run at most maxReceiptFetches at a time.
 // Errors: errChainMoved when a receipt is of another block, RPC errors.
 func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]bool, error) {
+	withCode := map[common.Address]bool{} // every paid address; true once its code is seen
 	var addrs []common.Address
-	seen := map[common.Address]bool{}
 	for _, f := range hits {
-		if a := common.HexToAddress(f.address); f.native && !seen[a] {
-			seen[a] = true
-			addrs = append(addrs, a)
+		if a := common.HexToAddress(f.address); f.native {
+			if _, ok := withCode[a]; !ok {
+				withCode[a] = false
+				addrs = append(addrs, a)
+			}
 		}
 	}
 	hasCode := make([]bool, len(addrs))
@@ -460,7 +457,6 @@ func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]
 	if err != nil {
 		return nil, err
 	}
-	withCode := map[common.Address]bool{}
 	for i, a := range addrs {
 		withCode[a] = hasCode[i]
 	}
