@@ -119,7 +119,7 @@ func NewProcessor(store eventstore.Store, db projections.DB, h commands.Handlers
 		byChain[s.Chain()] = s
 	}
 	return &Processor{store: store, db: db, commands: h, assets: assets, senders: byChain, cfg: cfg,
-		intake: &subscription{store: store, db: db, name: "payout_intake", batch: 500, types: map[string]bool{domain.TypePayoutRequested: true}}}
+		intake: &subscription{store: store, db: db, name: "payout_intake", batch: 500, types: []string{domain.TypePayoutRequested}}}
 }
 
 // Run takes in requests and drives due payouts until ctx ends.
@@ -144,14 +144,14 @@ func (p *Processor) Run(ctx context.Context) error {
 // CatchUp takes in every request now in the log (for tools and tests).
 func (p *Processor) CatchUp(ctx context.Context) error {
 	for {
-		n, _, err := p.intakeStep(ctx)
-		if err != nil || n == 0 {
+		more, _, err := p.intakeStep(ctx)
+		if err != nil || !more {
 			return err
 		}
 	}
 }
 
-func (p *Processor) intakeStep(ctx context.Context) (int, eventstore.Position, error) {
+func (p *Processor) intakeStep(ctx context.Context) (bool, eventstore.Position, error) {
 	return p.intake.step(ctx, nil, func(ctx context.Context, tx *sql.Tx, recs []eventstore.RecordedEvent) error {
 		for _, rec := range recs {
 			if rec.Type != domain.TypePayoutRequested {
@@ -340,7 +340,7 @@ func NewSettlement(store eventstore.Store, db projections.DB, h commands.Handler
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Settlement{sub: &subscription{store: store, db: db, name: "settlement", batch: 100, types: map[string]bool{domain.TypeDepositConfirmed: true}},
+	return &Settlement{sub: &subscription{store: store, db: db, name: "settlement", batch: 100, types: []string{domain.TypeDepositConfirmed}},
 		commands: h, log: log}
 }
 
@@ -354,14 +354,14 @@ func (s *Settlement) Run(ctx context.Context) error {
 // CatchUp handles everything now in the log (for tools and tests).
 func (s *Settlement) CatchUp(ctx context.Context) error {
 	for {
-		n, _, err := s.step(ctx)
-		if err != nil || n == 0 {
+		more, _, err := s.step(ctx)
+		if err != nil || !more {
 			return err
 		}
 	}
 }
 
-func (s *Settlement) step(ctx context.Context) (int, eventstore.Position, error) {
+func (s *Settlement) step(ctx context.Context) (bool, eventstore.Position, error) {
 	return s.sub.step(ctx, func(ctx context.Context, recs []eventstore.RecordedEvent) error {
 		for _, rec := range recs {
 			if rec.Type != domain.TypeDepositConfirmed {

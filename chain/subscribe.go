@@ -27,10 +27,11 @@ type subscription struct {
 	db    projections.DB
 	name  string
 	batch int
-	// types are the event types the subscriber acts on; batches without
-	// any move the checkpoint in memory and write it at most every
-	// saveEvery, so idle subscribers do not take the writer from appends.
-	types map[string]bool
+	// types are the event types the subscriber acts on: the only ones it
+	// reads. Stretches of the log without any move the checkpoint in memory
+	// and write it at most every saveEvery, so idle subscribers do not take
+	// the writer from appends.
+	types []string
 
 	loaded  bool
 	pos     eventstore.Position // where this process has read to
@@ -61,73 +62,62 @@ func (s *subscription) load(ctx context.Context) error {
 	return nil
 }
 
-// step handles one batch after the checkpoint: act runs first (commands,
-// which are idempotent), then write runs in the transaction that moves the
-// stored checkpoint, fenced on its stored value.
+// step handles one batch of the subscriber's types after the checkpoint:
+// act runs first (commands, which are idempotent), then write runs in the
+// transaction that moves the stored checkpoint, fenced on its stored value.
+// It returns whether more may be readable at once, and the position reached.
 func (s *subscription) step(ctx context.Context, act func(ctx context.Context, recs []eventstore.RecordedEvent) error,
-	write func(ctx context.Context, tx *sql.Tx, recs []eventstore.RecordedEvent) error) (int, eventstore.Position, error) {
+	write func(ctx context.Context, tx *sql.Tx, recs []eventstore.RecordedEvent) error) (bool, eventstore.Position, error) {
 	if !s.loaded {
 		if err := s.load(ctx); err != nil {
-			return 0, eventstore.Start, err
+			return false, eventstore.Start, err
 		}
 	}
 	from := s.pos
-	recs, err := s.store.ReadAll(ctx, from, s.batch)
-	if err != nil || len(recs) == 0 {
-		return 0, from, err
+	page, err := eventstore.ReadAllOfTypes(ctx, s.store, from, s.batch, s.types)
+	if err != nil || page.Reached == from {
+		return false, from, err
 	}
-	to := recs[len(recs)-1].Position
-	if !s.wants(recs) && time.Since(s.savedAt) < saveEvery {
+	recs, to := page.Events, page.Reached
+	if len(recs) == 0 && time.Since(s.savedAt) < saveEvery {
 		s.pos = to
-		return len(recs), to, nil
+		return page.More, to, nil
 	}
-	if act != nil {
+	if act != nil && len(recs) > 0 {
 		if err := act(ctx, recs); err != nil {
-			return 0, from, err
+			return false, from, err
 		}
 	}
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, from, err
+		return false, from, err
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE chain_checkpoints SET position = ?, updated_at = ? WHERE name = ? AND position = ?`),
 		to.String(), time.Now().UnixMilli(), s.name, s.saved)
 	if err != nil {
-		return 0, from, err
+		return false, from, err
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		s.loaded = false // re-read what the other subscriber stored
-		return 0, from, errMoved
+		return false, from, errMoved
 	}
-	if write != nil {
+	if write != nil && len(recs) > 0 {
 		if err := write(ctx, tx, recs); err != nil {
-			return 0, from, err
+			return false, from, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, from, err
+		return false, from, err
 	}
 	s.pos, s.saved, s.savedAt = to, to.String(), time.Now()
-	return len(recs), to, nil
+	return page.More, to, nil
 }
 
-func (s *subscription) wants(recs []eventstore.RecordedEvent) bool {
-	if s.types == nil {
-		return true
-	}
-	for _, r := range recs {
-		if s.types[r.Type] {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *subscription) run(ctx context.Context, onErr func(error), stepFn func(ctx context.Context) (int, eventstore.Position, error)) error {
+func (s *subscription) run(ctx context.Context, onErr func(error), stepFn func(ctx context.Context) (bool, eventstore.Position, error)) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		n, pos, err := stepFn(ctx)
+		more, pos, err := stepFn(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -138,7 +128,7 @@ func (s *subscription) run(ctx context.Context, onErr func(error), stepFn func(c
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if n < s.batch {
+		if !more {
 			_ = s.store.Wait(ctx, pos)
 		}
 	}

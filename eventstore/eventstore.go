@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -171,4 +172,46 @@ func ReadFullStream(ctx context.Context, s Store, stream string) ([]RecordedEven
 		}
 		from = page[len(page)-1].Version + 1
 	}
+}
+
+// Page is what a filtered read of the global log returns.
+type Page struct {
+	// Events are the events of the asked types, in global order.
+	Events []RecordedEvent
+	// Reached is where the read stopped looking: the next read starts after
+	// it. No event of the asked types lies between the read's start and
+	// Reached other than Events, and Reached never passes an event that may
+	// still commit.
+	Reached Position
+	// More is true when the read stopped before the end of what is
+	// readable now; the caller reads again instead of waiting.
+	More bool
+}
+
+// TypeReader is a store that filters the global log by event type itself,
+// so that a subscriber acting on a few types is not sent every event.
+type TypeReader interface {
+	// ReadAllOfTypes returns up to max events strictly after pos whose type
+	// is one of types.
+	ReadAllOfTypes(ctx context.Context, after Position, max int, types []string) (Page, error)
+}
+
+// ReadAllOfTypes reads the events of the given types after pos: through
+// the store's own filter when it has one, otherwise by reading max events
+// and keeping those of the types.
+func ReadAllOfTypes(ctx context.Context, s Store, after Position, max int, types []string) (Page, error) {
+	if tr, ok := s.(TypeReader); ok {
+		return tr.ReadAllOfTypes(ctx, after, max, types)
+	}
+	recs, err := s.ReadAll(ctx, after, max)
+	if err != nil || len(recs) == 0 {
+		return Page{Reached: after}, err
+	}
+	page := Page{Reached: recs[len(recs)-1].Position, More: len(recs) == max}
+	for _, r := range recs {
+		if slices.Contains(types, r.Type) {
+			page.Events = append(page.Events, r)
+		}
+	}
+	return page, nil
 }

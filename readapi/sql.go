@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -13,14 +14,41 @@ import (
 )
 
 // SQL reads the read models of projections.
-type SQL struct{ db projections.DB }
+type SQL struct {
+	db projections.DB
+	// stmts holds the fixed queries prepared once (query text → *sql.Stmt):
+	// SQLite parses and plans a query string on every call otherwise, which
+	// was a third of an API key lookup.
+	stmts sync.Map
+}
 
 var _ Reader = (*SQL)(nil)
 
 func NewSQL(db projections.DB) *SQL { return &SQL{db: db} }
 
+func (s *SQL) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.Read.PrepareContext(ctx, s.db.Q(q))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow runs a fixed query (prepared once) that returns one row.
 func (s *SQL) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return s.db.Read.QueryRowContext(ctx, s.db.Q(q), args...)
+	st, err := s.stmt(ctx, q)
+	if err != nil {
+		// The error surfaces from Scan, as any query error does.
+		return s.db.Read.QueryRowContext(ctx, s.db.Q(q), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 const invoiceColumns = `invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps, settle_asset, order_id,

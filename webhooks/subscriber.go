@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/commands"
@@ -26,21 +28,24 @@ const (
 	EventTest = "test"
 )
 
+// webhookTypes maps the log's event types that cause a webhook to the
+// webhook's event name (InvoiceAwaitingPayment is not in the product's list
+// of webhooks).
+var webhookTypes = map[string]string{
+	domain.TypeInvoicePartiallyPaid: EventInvoicePartiallyPaid,
+	domain.TypeInvoiceConfirming:    EventInvoiceConfirming,
+	domain.TypeInvoicePaid:          EventInvoicePaid,
+	domain.TypeInvoiceExpired:       EventInvoiceExpired,
+}
+
+// logTypes are the keys of webhookTypes: all the subscriber reads.
+var logTypes = slices.Collect(maps.Keys(webhookTypes))
+
 // webhookType maps a log event type to the webhook it announces; ok=false
-// for events that announce none (InvoiceAwaitingPayment is not in the
-// product's list of webhooks).
+// for events that announce none.
 func webhookType(logType string) (string, bool) {
-	switch logType {
-	case domain.TypeInvoicePartiallyPaid:
-		return EventInvoicePartiallyPaid, true
-	case domain.TypeInvoiceConfirming:
-		return EventInvoiceConfirming, true
-	case domain.TypeInvoicePaid:
-		return EventInvoicePaid, true
-	case domain.TypeInvoiceExpired:
-		return EventInvoiceExpired, true
-	}
-	return "", false
+	name, ok := webhookTypes[logType]
+	return name, ok
 }
 
 // DeliveryID is the stable x-payincrypto-delivery id of the delivery an
@@ -179,10 +184,11 @@ func (s *Subscriber) step(ctx context.Context) (eventstore.Position, bool, error
 		s.pos, s.savedAt, s.loaded = pos, s.cfg.Now(), true
 	}
 	from := s.pos
-	recs, err := s.store.ReadAll(ctx, from, s.batch)
-	if err != nil || len(recs) == 0 {
+	page, err := eventstore.ReadAllOfTypes(ctx, s.store, from, s.batch, logTypes)
+	if err != nil || page.Reached == from {
 		return from, false, err
 	}
+	recs, to := page.Events, page.Reached
 	// The invoice documents are built before the transaction: reading the
 	// log while holding the (SQLite: only) write connection would stall
 	// every append behind it.
@@ -196,10 +202,9 @@ func (s *Subscriber) step(ctx context.Context) (eventstore.Position, bool, error
 			deliveries = append(deliveries, d)
 		}
 	}
-	to := recs[len(recs)-1].Position
 	if len(deliveries) == 0 && s.cfg.Now().Sub(s.savedAt) < saveEvery {
 		s.pos = to
-		return to, len(recs) == s.batch, nil
+		return to, page.More, nil
 	}
 	created, err := s.commit(ctx, s.saved, to, deliveries)
 	if err != nil {
@@ -210,7 +215,7 @@ func (s *Subscriber) step(ctx context.Context) (eventstore.Position, bool, error
 	if created > 0 {
 		s.cfg.Notify()
 	}
-	return to, len(recs) == s.batch, nil
+	return to, page.More, nil
 }
 
 // deliveryFor builds the delivery an event causes, if any: the body shows

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,10 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
-var _ eventstore.Store = (*Store)(nil)
+var (
+	_ eventstore.Store      = (*Store)(nil)
+	_ eventstore.TypeReader = (*Store)(nil)
+)
 
 // DefaultSchema is the Postgres schema of the event tables unless WithSchema
 // says otherwise. A schema of its own keeps the log apart from read models.
@@ -126,7 +130,7 @@ func channelName(schema string) string {
 }
 
 type queries struct {
-	readStream, readAll, readable, lockStreams, versions, storedIDs, insertNotify string
+	readStream, readAll, readTypes, readable, lockStreams, versions, storedIDs, insertNotify string
 }
 
 func buildQueries(schema string) queries {
@@ -142,6 +146,20 @@ func buildQueries(schema string) queries {
 			WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
 			  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 			ORDER BY transaction_id, global_position LIMIT $3`,
+		// A window of readAll's rows ($3 of them), the events of the types
+		// among them (at most $5), and one row flagged true: the window's
+		// last position, with the window's size in the version column.
+		readTypes: `WITH w AS (
+				SELECT transaction_id, global_position, type FROM ` + t + `
+				WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+				  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+				ORDER BY transaction_id, global_position LIMIT $3),
+			m AS (SELECT global_position FROM w WHERE type = ANY($4::text[]) ORDER BY transaction_id, global_position LIMIT $5)
+			SELECT false, e.transaction_id, e.global_position, e.event_id, e.stream, e.version, e.type, e.data, e.metadata, e.recorded_at
+			FROM m JOIN ` + t + ` e USING (global_position)
+			UNION ALL
+			(SELECT true, transaction_id, global_position, '', '', (SELECT count(*) FROM w), '', ''::bytea, NULL::bytea, now()
+			 FROM w ORDER BY transaction_id DESC, global_position DESC LIMIT 1)`,
 		// Statements are prepared and their generic plans cached per
 		// connection, possibly while the table is new and has no
 		// statistics; the shapes below keep to the indexes even then
@@ -224,6 +242,55 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 		return nil, fmt.Errorf("postgres: read all after %v: %w", after, err)
 	}
 	return evs, nil
+}
+
+// typeScanWindow bounds how many events one filtered read looks at, so
+// that a subscriber far behind advances in steps of bounded cost.
+const typeScanWindow = 8192
+
+// ReadAllOfTypes returns up to max events after pos whose type is one of
+// types, looking at most typeScanWindow events ahead.
+func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, max int, types []string) (eventstore.Page, error) {
+	page := eventstore.Page{Reached: after}
+	if s.closed.Load() {
+		return page, eventstore.ErrClosed
+	}
+	if max <= 0 {
+		return page, nil
+	}
+	rows, err := s.pool.Query(ctx, s.q.readTypes, after.Commit, prepareArg(after), typeScanWindow, types, max)
+	if err != nil {
+		return page, fmt.Errorf("postgres: read types after %v: %w", after, ctxErr(ctx, err))
+	}
+	var window int64
+	for rows.Next() {
+		var e eventstore.RecordedEvent
+		var last bool
+		if err := rows.Scan(&last, &e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
+			rows.Close()
+			return page, fmt.Errorf("postgres: read types after %v: %w", after, ctxErr(ctx, err))
+		}
+		if last {
+			page.Reached, window = e.Position, e.Version
+			continue
+		}
+		page.Events = append(page.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return eventstore.Page{Reached: after}, fmt.Errorf("postgres: read types after %v: %w", after, ctxErr(ctx, err))
+	}
+	slices.SortFunc(page.Events, func(a, b eventstore.RecordedEvent) int {
+		if a.Position.Less(b.Position) {
+			return -1
+		}
+		return 1
+	})
+	if len(page.Events) == max {
+		page.Reached, page.More = page.Events[max-1].Position, true
+		return page, nil
+	}
+	page.More = window == typeScanWindow
+	return page, nil
 }
 
 // prepareArg fits a caller's Prepare into bigint; global_position never

@@ -11,6 +11,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -58,14 +59,17 @@ type Store struct {
 	mu      sync.Mutex
 	changed chan struct{}
 
-	readStream, readAll *sql.Stmt // on rdb
+	readStream, readAll, readTypes *sql.Stmt // on rdb
 
 	closed    chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
 
-var _ eventstore.Store = (*Store)(nil)
+var (
+	_ eventstore.Store      = (*Store)(nil)
+	_ eventstore.TypeReader = (*Store)(nil)
+)
 
 // Open opens (creating it and its parent directories if needed) the
 // database at path and applies the event store's migrations.
@@ -142,6 +146,19 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	s.readAll, err = s.rdb.PrepareContext(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
 		FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?`)
+	if err != nil {
+		return err
+	}
+	// One statement, so one snapshot: the events of the types in a window
+	// of positions, and (flagged 1) the last position of the window that
+	// exists. Skipped rows never leave SQLite; their data is not even read.
+	s.readTypes, err = s.rdb.PrepareContext(ctx, `SELECT 0, global_position, event_id, stream, version, type, data, metadata, recorded_at FROM (
+			SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at FROM events
+			WHERE global_position > ?1 AND global_position <= ?2 AND type IN (SELECT value FROM json_each(?3))
+			ORDER BY global_position LIMIT ?4)
+		UNION ALL
+		SELECT 1, global_position, '', '', 0, '', NULL, NULL, 0 FROM (
+			SELECT global_position FROM events WHERE global_position <= ?2 ORDER BY global_position DESC LIMIT 1)`)
 	return err
 }
 
@@ -473,6 +490,61 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	return evs, nil
 }
 
+// typeScanWindow bounds how many positions one filtered read looks at, so
+// that a subscriber far behind advances in steps of bounded cost.
+const typeScanWindow = 8192
+
+// ReadAllOfTypes returns up to max events after pos whose type is one of
+// types, looking at most typeScanWindow positions ahead.
+func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, max int, types []string) (eventstore.Page, error) {
+	page := eventstore.Page{Reached: after}
+	if s.isClosed() {
+		return page, eventstore.ErrClosed
+	}
+	if max <= 0 || after.Commit >= math.MaxInt64 {
+		return page, nil
+	}
+	from := int64(after.Commit)
+	upper := from + min(typeScanWindow, math.MaxInt64-from)
+	list, err := json.Marshal(types)
+	if err != nil {
+		return page, err
+	}
+	rows, err := s.readTypes.QueryContext(ctx, from, upper, string(list), max)
+	if err != nil {
+		return page, fmt.Errorf("sqlite: read types after %v: %w", after, err)
+	}
+	defer rows.Close()
+	last := from
+	for rows.Next() {
+		var e eventstore.RecordedEvent
+		var window bool
+		var pos, recordedAt int64
+		if err := rows.Scan(&window, &pos, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Metadata, &recordedAt); err != nil {
+			return page, fmt.Errorf("sqlite: read types after %v: %w", after, err)
+		}
+		if window {
+			if pos > last {
+				last = pos
+			}
+			continue
+		}
+		e.Position = eventstore.Position{Commit: uint64(pos)}
+		e.RecordedAt = time.UnixMicro(recordedAt).UTC()
+		page.Events = append(page.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("sqlite: read types after %v: %w", after, err)
+	}
+	if len(page.Events) == max {
+		page.Reached, page.More = page.Events[max-1].Position, true
+		return page, nil
+	}
+	page.Reached = eventstore.Position{Commit: uint64(last)}
+	page.More = last == upper
+	return page, nil
+}
+
 func (s *Store) query(ctx context.Context, q *sql.Stmt, capHint int, args ...any) ([]eventstore.RecordedEvent, error) {
 	rows, err := q.QueryContext(ctx, args...)
 	if err != nil {
@@ -508,7 +580,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.committer.Close()
-		s.closeErr = errors.Join(s.readStream.Close(), s.readAll.Close(), s.rdb.Close(), s.wdb.Close())
+		s.closeErr = errors.Join(s.readStream.Close(), s.readAll.Close(), s.readTypes.Close(), s.rdb.Close(), s.wdb.Close())
 	})
 	return s.closeErr
 }

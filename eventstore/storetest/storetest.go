@@ -29,6 +29,8 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("IdempotentReappend", func(t *testing.T) { testIdempotentReappend(t, newStore(t)) })
 	t.Run("InvalidAppends", func(t *testing.T) { testInvalid(t, newStore(t)) })
 	t.Run("ReadAllPaging", func(t *testing.T) { testReadAllPaging(t, newStore(t)) })
+	t.Run("ReadAllOfTypes", func(t *testing.T) { testReadAllOfTypes(t, newStore(t)) })
+	t.Run("ReadAllOfTypesSkipsLongRuns", func(t *testing.T) { testReadAllOfTypesLongRun(t, newStore(t)) })
 	t.Run("WaitWakesOnAppend", func(t *testing.T) { testWait(t, newStore(t)) })
 	t.Run("ConcurrentAppendersAndReader", func(t *testing.T) { testStress(t, newStore(t)) })
 }
@@ -282,6 +284,140 @@ func testReadAllPaging(t *testing.T, s eventstore.Store) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("global log order\n got %v\nwant %v", got, want)
 	}
+}
+
+// untyped hides a store's own type filter, so that eventstore.ReadAllOfTypes
+// takes its generic path.
+type untyped struct{ eventstore.Store }
+
+// testReadAllOfTypes: filtered reads of the global log return exactly the
+// events of the asked types, in order, through the store's filter and
+// through the generic one, and their Reached positions never go back.
+func testReadAllOfTypes(t *testing.T, s eventstore.Store) {
+	closeAtEnd(t, s)
+	c := ctx(t)
+	start := headPosition(t, s)
+	// Distinct type names per run: a shared store may hold earlier runs' events.
+	wanted, also, other := "Wanted"+rnd(), "Also"+rnd(), "Other"+rnd()
+	stream := "typed-" + rnd()
+	var want []string
+	for i := 0; i < 12; i++ {
+		typ := other
+		switch i % 4 {
+		case 0:
+			typ = wanted
+		case 3:
+			typ = also
+		}
+		evs := events(1+i%3, typ)
+		if _, err := s.Append(c, stream, eventstore.Any, evs); err != nil {
+			t.Fatal(err)
+		}
+		if typ != other {
+			for _, e := range evs {
+				want = append(want, e.ID)
+			}
+		}
+	}
+	for name, store := range map[string]eventstore.Store{"store": s, "generic": untyped{s}} {
+		t.Run(name, func(t *testing.T) {
+			var got []string
+			pos := start
+			deadline := time.Now().Add(30 * time.Second)
+			for len(got) < len(want) {
+				page, err := eventstore.ReadAllOfTypes(c, store, pos, 3, []string{wanted, also})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page.Events) > 3 {
+					t.Fatalf("%d events for max 3", len(page.Events))
+				}
+				if page.Reached.Less(pos) {
+					t.Fatalf("reached %v before the start %v", page.Reached, pos)
+				}
+				for _, e := range page.Events {
+					if !pos.Less(e.Position) || page.Reached.Less(e.Position) {
+						t.Fatalf("event at %v outside (%v, %v]", e.Position, pos, page.Reached)
+					}
+					if e.Type != wanted && e.Type != also {
+						t.Fatalf("event of type %s", e.Type)
+					}
+					pos = e.Position
+					got = append(got, e.ID)
+				}
+				pos = page.Reached
+				if !page.More && len(got) < len(want) {
+					if time.Now().After(deadline) {
+						break
+					}
+					wc, cancel := context.WithTimeout(c, 200*time.Millisecond)
+					_ = s.Wait(wc, pos)
+					cancel()
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("typed read\n got %v\nwant %v", got, want)
+			}
+			page, err := eventstore.ReadAllOfTypes(c, store, pos, 3, []string{wanted, also})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Events) != 0 {
+				t.Fatalf("%d more events after the last wanted one", len(page.Events))
+			}
+		})
+	}
+}
+
+// testReadAllOfTypesLongRun: a wanted event behind ten thousand others is
+// reached by reads that each return in bounded steps (More with no events)
+// and never go back.
+func testReadAllOfTypesLongRun(t *testing.T, s eventstore.Store) {
+	closeAtEnd(t, s)
+	c := ctx(t)
+	start := headPosition(t, s)
+	wanted, other := "Wanted"+rnd(), "Other"+rnd()
+	for i := 0; i < 10; i++ {
+		if _, err := s.Append(c, "long-"+rnd(), eventstore.NoStream, events(1000, other)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := events(1, wanted)
+	if _, err := s.Append(c, "long-"+rnd(), eventstore.NoStream, last); err != nil {
+		t.Fatal(err)
+	}
+	pos, emptySteps := start, 0
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		page, err := eventstore.ReadAllOfTypes(c, s, pos, 100, []string{wanted})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Reached.Less(pos) {
+			t.Fatalf("reached %v before the start %v", page.Reached, pos)
+		}
+		if len(page.Events) > 0 {
+			if len(page.Events) != 1 || page.Events[0].ID != last[0].ID {
+				t.Fatalf("got %d events, first %s; want only %s", len(page.Events), page.Events[0].ID, last[0].ID)
+			}
+			if emptySteps == 0 {
+				t.Fatal("ten thousand events skipped in one read: the read is not bounded")
+			}
+			return
+		}
+		if page.More {
+			if !pos.Less(page.Reached) {
+				t.Fatalf("More without progress at %v", pos)
+			}
+			emptySteps++
+		} else {
+			wc, cancel := context.WithTimeout(c, 200*time.Millisecond)
+			_ = s.Wait(wc, page.Reached)
+			cancel()
+		}
+		pos = page.Reached
+	}
+	t.Fatal("the wanted event was never read")
 }
 
 // headPosition returns the position of the last event currently readable.
