@@ -11,7 +11,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -19,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,7 +59,10 @@ type Store struct {
 	mu      sync.Mutex
 	changed chan struct{}
 
-	readStream, readAll, readTypes *sql.Stmt // on rdb
+	readStream, readAll *sql.Stmt // on rdb
+	// readTypes holds ReadAllOfTypes' statements by number of types.
+	typesMu   sync.Mutex
+	readTypes map[int]*sql.Stmt
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -149,16 +152,6 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// One statement, so one snapshot: the events of the types in a window
-	// of positions, and (flagged 1) the last position of the window that
-	// exists. Skipped rows never leave SQLite; their data is not even read.
-	s.readTypes, err = s.rdb.PrepareContext(ctx, `SELECT 0, global_position, event_id, stream, version, type, data, metadata, recorded_at FROM (
-			SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at FROM events
-			WHERE global_position > ?1 AND global_position <= ?2 AND type IN (SELECT value FROM json_each(?3))
-			ORDER BY global_position LIMIT ?4)
-		UNION ALL
-		SELECT 1, global_position, '', '', 0, '', NULL, NULL, 0 FROM (
-			SELECT global_position FROM events WHERE global_position <= ?2 ORDER BY global_position DESC LIMIT 1)`)
 	return err
 }
 
@@ -494,6 +487,39 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 // that a subscriber far behind advances in steps of bounded cost.
 const typeScanWindow = 8192
 
+// readTypesStmt returns the statement of ReadAllOfTypes for n types. It is
+// one statement, so one snapshot: the events of the types in a window of
+// positions, and (flagged 1) the last position of the window that exists.
+// Skipped rows never leave SQLite; their data is not even read. The types
+// are bound one parameter each: a list in one parameter (json_each) made
+// SQLite compile the statement again on every call.
+func (s *Store) readTypesStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	s.typesMu.Lock()
+	defer s.typesMu.Unlock()
+	if st := s.readTypes[n]; st != nil {
+		return st, nil
+	}
+	params := make([]string, n)
+	for i := range params {
+		params[i] = "?" + strconv.Itoa(4+i)
+	}
+	st, err := s.rdb.PrepareContext(ctx, `SELECT 0, global_position, event_id, stream, version, type, data, metadata, recorded_at FROM (
+			SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at FROM events
+			WHERE global_position > ?1 AND global_position <= ?2 AND type IN (`+strings.Join(params, ", ")+`)
+			ORDER BY global_position LIMIT ?3)
+		UNION ALL
+		SELECT 1, global_position, '', '', 0, '', NULL, NULL, 0 FROM (
+			SELECT global_position FROM events WHERE global_position <= ?2 ORDER BY global_position DESC LIMIT 1)`)
+	if err != nil {
+		return nil, err
+	}
+	if s.readTypes == nil {
+		s.readTypes = map[int]*sql.Stmt{}
+	}
+	s.readTypes[n] = st
+	return st, nil
+}
+
 // ReadAllOfTypes returns up to max events after pos whose type is one of
 // types, looking at most typeScanWindow positions ahead.
 func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, max int, types []string) (eventstore.Page, error) {
@@ -506,11 +532,19 @@ func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, m
 	}
 	from := int64(after.Commit)
 	upper := from + min(typeScanWindow, math.MaxInt64-from)
-	list, err := json.Marshal(types)
-	if err != nil {
-		return page, err
+	if len(types) == 0 {
+		return page, nil
 	}
-	rows, err := s.readTypes.QueryContext(ctx, from, upper, string(list), max)
+	stmt, err := s.readTypesStmt(ctx, len(types))
+	if err != nil {
+		return page, fmt.Errorf("sqlite: read types after %v: %w", after, err)
+	}
+	args := make([]any, 0, 3+len(types))
+	args = append(args, from, upper, max)
+	for _, t := range types {
+		args = append(args, t)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return page, fmt.Errorf("sqlite: read types after %v: %w", after, err)
 	}
@@ -580,7 +614,13 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.committer.Close()
-		s.closeErr = errors.Join(s.readStream.Close(), s.readAll.Close(), s.readTypes.Close(), s.rdb.Close(), s.wdb.Close())
+		errs := []error{s.readStream.Close(), s.readAll.Close()}
+		s.typesMu.Lock()
+		for _, st := range s.readTypes {
+			errs = append(errs, st.Close())
+		}
+		s.typesMu.Unlock()
+		s.closeErr = errors.Join(append(errs, s.rdb.Close(), s.wdb.Close())...)
 	})
 	return s.closeErr
 }
