@@ -213,7 +213,7 @@ func swap(ctx context.Context, store eventstore.Store, db DB, r *Runner, tables 
 	}
 	defer release()
 	defer sqlTx.Rollback()
-	tx := newTx(sqlTx, db, r.tables)
+	tx := newTx(sqlTx, db, r.tables, nil)
 	// Lock the live checkpoints: the live runner's next batch waits here,
 	// then finds its checkpoint moved and reloads it.
 	for _, p := range r.projectors {

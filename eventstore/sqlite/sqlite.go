@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,9 +33,11 @@ import (
 const (
 	// maxBatch bounds the appends written in one transaction.
 	maxBatch = 256
-	// maxParams bounds the ids or streams in one IN (...) list, well under
-	// SQLite's limit on bound parameters.
-	maxParams = 500
+	// listSizes is how many IN (...) list lengths the writer prepares: 1, 2,
+	// 4 ... 512 values. A shorter list is padded with its last value (a
+	// duplicate changes nothing in IN); a longer one is read in parts.
+	listSizes = 10
+	maxList   = 1 << (listSizes - 1)
 	// busyTimeoutMs is how long a connection waits for another process's
 	// lock before it fails with SQLITE_BUSY.
 	busyTimeoutMs = 5000
@@ -60,6 +63,11 @@ type Store struct {
 	changed chan struct{}
 
 	readStream, readAll *sql.Stmt // on rdb
+	// The appends' statements, on wdb: prepared while its one connection
+	// is free, then used inside each batch's transaction (Tx.StmtContext
+	// finds them already prepared on that connection).
+	insertEvent        *sql.Stmt
+	versions, storedAt [listSizes]*sql.Stmt
 	// readTypes holds ReadAllOfTypes' statements by number of types.
 	typesMu   sync.Mutex
 	readTypes map[int]*sql.Stmt
@@ -142,6 +150,20 @@ func Open(path string) (*Store, error) {
 // CPU.
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
+	s.insertEvent, err = s.wdb.PrepareContext(ctx, `INSERT INTO events
+		(event_id, stream, version, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	for k := range listSizes {
+		list := placeholders(1 << k)
+		if s.versions[k], err = s.wdb.PrepareContext(ctx, `SELECT stream, max(version) FROM events WHERE stream IN (`+list+`) GROUP BY stream`); err != nil {
+			return err
+		}
+		if s.storedAt[k], err = s.wdb.PrepareContext(ctx, `SELECT event_id, stream, version, global_position FROM events WHERE event_id IN (`+list+`)`); err != nil {
+			return err
+		}
+	}
 	s.readStream, err = s.rdb.PrepareContext(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
 		FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`)
 	if err != nil {
@@ -266,21 +288,17 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 			}
 		}
 	}
-	versions, err := streamVersions(ctx, tx, streams)
+	versions, err := s.streamVersions(ctx, tx, streams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: append: %w", err)
 	}
-	stored, err := storedIDs(ctx, tx, ids)
+	stored, err := s.storedIDs(ctx, tx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: append: %w", err)
 	}
 	decisions := eventstore.Plan(reqs, versions, stored)
 
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events
-		(event_id, stream, version, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: append: %w", err)
-	}
+	ins := tx.StmtContext(ctx, s.insertEvent)
 	defer ins.Close()
 	recordedAt := s.now().UnixMicro()
 	outs := make([]eventstore.Outcome, len(reqs))
@@ -323,13 +341,26 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 	return outs, nil
 }
 
+// inList runs the prepared statement of stmts for the first (up to maxList)
+// values, padded to the statement's list length, and returns how many
+// values it used.
+func inList(ctx context.Context, tx *sql.Tx, stmts *[listSizes]*sql.Stmt, values []any) (*sql.Rows, int, error) {
+	n := min(len(values), maxList)
+	k := bits.Len(uint(n - 1))
+	args := values[:n:n]
+	for len(args) < 1<<k {
+		args = append(args, values[n-1])
+	}
+	st := tx.StmtContext(ctx, stmts[k])
+	rows, err := st.QueryContext(ctx, args...)
+	return rows, n, err
+}
+
 // streamVersions returns the last version of each of streams that exists.
-func streamVersions(ctx context.Context, tx *sql.Tx, streams []any) (map[string]int64, error) {
+func (s *Store) streamVersions(ctx context.Context, tx *sql.Tx, streams []any) (map[string]int64, error) {
 	out := make(map[string]int64, len(streams))
 	for len(streams) > 0 {
-		n := min(len(streams), maxParams)
-		rows, err := tx.QueryContext(ctx, `SELECT stream, max(version) FROM events WHERE stream IN (`+
-			placeholders(n)+`) GROUP BY stream`, streams[:n]...)
+		rows, n, err := inList(ctx, tx, &s.versions, streams)
 		if err != nil {
 			return nil, fmt.Errorf("stream versions: %w", err)
 		}
@@ -354,12 +385,10 @@ func streamVersions(ctx context.Context, tx *sql.Tx, streams []any) (map[string]
 }
 
 // storedIDs returns where each of ids that is already stored lives.
-func storedIDs(ctx context.Context, tx *sql.Tx, ids []any) (map[string]eventstore.StoredID, error) {
+func (s *Store) storedIDs(ctx context.Context, tx *sql.Tx, ids []any) (map[string]eventstore.StoredID, error) {
 	out := map[string]eventstore.StoredID{}
 	for len(ids) > 0 {
-		n := min(len(ids), maxParams)
-		rows, err := tx.QueryContext(ctx, `SELECT event_id, stream, version, global_position FROM events WHERE event_id IN (`+
-			placeholders(n)+`)`, ids[:n]...)
+		rows, n, err := inList(ctx, tx, &s.storedAt, ids)
 		if err != nil {
 			return nil, fmt.Errorf("stored ids: %w", err)
 		}
@@ -618,7 +647,10 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.committer.Close()
-		errs := []error{s.readStream.Close(), s.readAll.Close()}
+		errs := []error{s.readStream.Close(), s.readAll.Close(), s.insertEvent.Close()}
+		for k := range listSizes {
+			errs = append(errs, s.versions[k].Close(), s.storedAt[k].Close())
+		}
 		s.typesMu.Lock()
 		for _, st := range s.readTypes {
 			errs = append(errs, st.Close())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -239,5 +240,37 @@ func TestWaitSeesOtherProcess(t *testing.T) {
 	_ = a.Close()
 	if err := <-woke; !errors.Is(err, eventstore.ErrClosed) {
 		t.Fatalf("Wait after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestLongListsArePaddedAndSplit: the writer looks stored ids up with
+// prepared IN lists of fixed lengths; a batch with more ids than the
+// longest list, re-appended whole, is recognised event by event.
+func TestLongListsArePaddedAndSplit(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	evs := make([]eventstore.EventData, 3*maxList+5)
+	for i := range evs {
+		evs[i] = eventstore.EventData{ID: fmt.Sprintf("long-%d", i), Type: "Long", Data: []byte(`{}`)}
+	}
+	first, err := s.Append(ctx, "long", eventstore.NoStream, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Append(ctx, "long", eventstore.NoStream, evs)
+	if err != nil {
+		t.Fatalf("re-append of the same batch: %v", err)
+	}
+	if again != first || first.NextExpected != int64(len(evs)-1) {
+		t.Fatalf("re-append gave %+v, first %+v", again, first)
+	}
+	// Three streams in one batch: their versions are read with one padded list.
+	for i := 0; i < 3; i++ {
+		if _, err := s.Append(ctx, fmt.Sprintf("short-%d", i), eventstore.NoStream, []eventstore.EventData{{ID: fmt.Sprintf("short-%d", i), Type: "Short"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Append(ctx, "short-2", eventstore.NoStream, []eventstore.EventData{{ID: "short-again", Type: "Short"}}); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("append to an existing stream as new: %v, want ErrConflict", err)
 	}
 }
