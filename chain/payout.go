@@ -119,7 +119,7 @@ func NewProcessor(store eventstore.Store, db projections.DB, h commands.Handlers
 		byChain[s.Chain()] = s
 	}
 	return &Processor{store: store, db: db, commands: h, assets: assets, senders: byChain, cfg: cfg,
-		intake: &subscription{store: store, db: db, name: "payout_intake", batch: 500, types: []string{domain.TypePayoutRequested}}}
+		intake: &subscription{store: store, db: db, name: "payout_intake", batch: 500, gather: gatherRare, types: []string{domain.TypePayoutRequested}}}
 }
 
 // Run takes in requests and drives due payouts until ctx ends.
@@ -340,7 +340,7 @@ func NewSettlement(store eventstore.Store, db projections.DB, h commands.Handler
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Settlement{sub: &subscription{store: store, db: db, name: "settlement", batch: 100, types: []string{domain.TypeDepositConfirmed}},
+	return &Settlement{sub: &subscription{store: store, db: db, name: "settlement", batch: 100, gather: gatherRare, types: []string{domain.TypeDepositConfirmed}},
 		commands: h, log: log}
 }
 
