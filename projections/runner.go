@@ -582,8 +582,9 @@ type rowBuffer struct {
 }
 
 // rowsPerInsert bounds a statement's rows (SQLite allows 32,766 parameters).
-// Statements have a power of two of rows, so that a few shapes recur and
-// their prepared statements are reused.
+// With shared statements (SQLite), statements have a power of two of rows,
+// so that a few shapes recur and their prepared statements are reused; on
+// Postgres one statement per table and batch saves round trips.
 const rowsPerInsert = 256
 
 // bufferRow queues one row of the INSERT head (with cols columns) under
@@ -610,7 +611,9 @@ func (t Tx) flushRows(ctx context.Context, key string) error {
 	one := "(?" + strings.Repeat(", ?", b.cols-1) + ")"
 	for start := 0; start < len(b.args); {
 		rows := min((len(b.args)-start)/b.cols, rowsPerInsert)
-		rows = 1 << (bits.Len(uint(rows)) - 1) // the largest power of two not above
+		if t.shared != nil {
+			rows = 1 << (bits.Len(uint(rows)) - 1) // the largest power of two not above
+		}
 		end := start + rows*b.cols
 		q := b.head + " VALUES " + one + strings.Repeat(", "+one, rows-1)
 		if _, err := t.Exec(ctx, q, b.args[start:end]...); err != nil {

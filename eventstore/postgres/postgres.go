@@ -621,19 +621,17 @@ func (s *Store) insert(ctx context.Context, conn *pgx.Conn, begin bool, ids, str
 	b := &pgx.Batch{}
 	if begin {
 		b.Queue("BEGIN")
+	} else {
+		// The long way set index-only plans for its reads (set_config
+		// local to this transaction); a transaction begun here has none.
+		b.Queue(resetPlanMode)
 	}
-	b.Queue(resetPlanMode)
 	b.Queue(s.q.insertNotify, ids, streams, vers, types, data, meta)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 
-	if begin {
-		if _, err := br.Exec(); err != nil {
-			return nil, fmt.Errorf("postgres: begin: %w", err)
-		}
-	}
-	if _, err := br.Exec(); err != nil {
+	if _, err := br.Exec(); err != nil { // BEGIN or the plan reset
 		return nil, fmt.Errorf("postgres: insert: %w", err)
 	}
 	written := make(map[string]eventstore.Position, len(ids))
