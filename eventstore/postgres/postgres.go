@@ -47,9 +47,15 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		schema:       DefaultSchema,
-		maxBatch:     256,
-		writers:      4,
+		schema:   DefaultSchema,
+		maxBatch: 256,
+		// One batch in flight: the queue behind it becomes the next batch,
+		// so batches grow with the load. With four, batches of ~2 appends
+		// each paid a transaction of their own (creating invoices, alternating
+		// runs: 4,703 / 4,703 invoices/s and 2.6–2.7 s of Postgres CPU per
+		// 20,000 with one; 4,292 / 4,118 and 3.1–3.4 s with four; appends
+		// from 16 writers: 31,039/s with one, 24,381/s with four).
+		writers:      1,
 		pollInterval: 250 * time.Millisecond,
 		writeTimeout: 30 * time.Second,
 		singleTries:  5,
@@ -62,8 +68,9 @@ type Option func(*config)
 // WithSchema sets the Postgres schema that holds the event tables.
 func WithSchema(name string) Option { return func(c *config) { c.schema = name } }
 
-// WithWriters sets how many batches may be in flight at once (default 4):
-// overlapping them hides the round trips of one batch behind another's.
+// WithWriters sets how many batches may be in flight at once (default 1):
+// overlapping them hides the round trips of one batch behind another's,
+// which may pay where the database is far away.
 func WithWriters(n int) Option { return func(c *config) { c.writers = n } }
 
 // Store is the Postgres event store. It is safe for concurrent use.
