@@ -43,9 +43,10 @@ const maxSharedStmts = 256
 
 // sharedStmts are statements prepared on the SQLite writer pool (one
 // connection) that batches reuse: preparing the same statements again in
-// every batch was a tenth of the projector's CPU. A statement cannot be
-// prepared on the pool while a batch holds its one connection, so a batch
-// notes the ones it missed, and they are prepared after it.
+// every batch was 0.19 s of the runner's 1.26 s in a profile under load. A
+// statement cannot be prepared on the pool while a batch holds its one
+// connection, so a batch notes the ones it missed, and they are prepared
+// after it.
 type sharedStmts struct {
 	mu     sync.Mutex
 	stmts  map[string]*sql.Stmt
@@ -63,8 +64,10 @@ func (s *sharedStmts) get(query string) *sql.Stmt {
 }
 
 // prepareMissed prepares the statements batches missed; call it while no
-// transaction holds the pool's connection.
-func (s *sharedStmts) prepareMissed(ctx context.Context, db *sql.DB) error {
+// transaction holds the pool's connection. A statement that fails to
+// prepare stays unshared: batches prepare it themselves, as without the
+// cache, so a cache miss never stops the projections.
+func (s *sharedStmts) prepareMissed(ctx context.Context, db *sql.DB) {
 	s.mu.Lock()
 	missed := s.missed
 	s.missed = nil
@@ -72,7 +75,7 @@ func (s *sharedStmts) prepareMissed(ctx context.Context, db *sql.DB) error {
 	for _, q := range missed {
 		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
-			return err
+			continue
 		}
 		s.mu.Lock()
 		if s.stmts == nil {
@@ -81,7 +84,6 @@ func (s *sharedStmts) prepareMissed(ctx context.Context, db *sql.DB) error {
 		s.stmts[q] = st
 		s.mu.Unlock()
 	}
-	return nil
 }
 
 // BatchFlusher is a projector that keeps state across a batch and writes
@@ -254,9 +256,7 @@ func (r *Runner) drain(ctx context.Context, checkpoints map[string]eventstore.Po
 		}
 		r.publish(minPosition(checkpoints))
 		if r.stmts != nil {
-			if err := r.stmts.prepareMissed(ctx, r.db.Write); err != nil {
-				return err
-			}
+			r.stmts.prepareMissed(ctx, r.db.Write)
 		}
 	}
 	return ctx.Err()

@@ -171,9 +171,6 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	s.readAll, err = s.rdb.PrepareContext(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
 		FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?`)
-	if err != nil {
-		return err
-	}
 	return err
 }
 
@@ -524,8 +521,9 @@ const typeScanWindow = 8192
 // one statement, so one snapshot: the events of the types in a window of
 // positions, and (flagged 1) the last position of the window that exists.
 // Skipped rows never leave SQLite; their data is not even read. The types
-// are bound one parameter each: a list in one parameter (json_each) made
-// SQLite compile the statement again on every call.
+// are bound one parameter each: with the list in one json_each parameter,
+// SQLite recompiled the statement far more often (0.35 s against 0.19 s of
+// 6 s in a profile under load).
 func (s *Store) readTypesStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 	s.typesMu.Lock()
 	defer s.typesMu.Unlock()
@@ -560,14 +558,11 @@ func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, m
 	if s.isClosed() {
 		return page, eventstore.ErrClosed
 	}
-	if max <= 0 || after.Commit >= math.MaxInt64 {
+	if max <= 0 || after.Commit >= math.MaxInt64 || len(types) == 0 {
 		return page, nil
 	}
 	from := int64(after.Commit)
 	upper := from + min(typeScanWindow, math.MaxInt64-from)
-	if len(types) == 0 {
-		return page, nil
-	}
 	stmt, err := s.readTypesStmt(ctx, len(types))
 	if err != nil {
 		return page, fmt.Errorf("sqlite: read types after %v: %w", after, err)
