@@ -61,6 +61,7 @@ type config struct {
 	wait          time.Duration
 
 	sampleEvery time.Duration
+	stdClient   bool
 }
 
 func main() {
@@ -84,6 +85,7 @@ func main() {
 	flag.StringVar(&c.webhookSecret, "webhook-secret", "", "webhook secret of the -key merchant (default: rotate it and use the new one)")
 	flag.DurationVar(&c.wait, "wait", 60*time.Second, "after the load, how long to wait for payments to confirm and webhooks to arrive")
 	flag.DurationVar(&c.sampleEvery, "sample-every", 250*time.Millisecond, "how often to sample the projection lag")
+	flag.BoolVar(&c.stdClient, "std-client", false, "create invoices with net/http's client instead of the lighter hand-written one")
 	flag.Parse()
 	nSet := false
 	flag.Visit(func(f *flag.Flag) { nSet = nSet || f.Name == "n" })
@@ -242,6 +244,12 @@ func run(ctx context.Context, c config) (*report, error) {
 		}
 	}
 
+	body := map[string]string{"asset": c.asset, "amount": c.amount}
+	creators, err := newCreators(c, g.url, merchants, body)
+	if err != nil {
+		return nil, err
+	}
+
 	rep := &report{Clients: c.clients, RatePerS: c.rate, Merchants: len(merchants), StatusCodes: map[string]int{}}
 	st := newState()
 
@@ -317,20 +325,22 @@ func run(ctx context.Context, c config) (*report, error) {
 			}
 		}
 	}()
-	body := map[string]string{"asset": c.asset, "amount": c.amount}
 	var createWG sync.WaitGroup
-	for w := 0; w < c.clients; w++ {
+	for _, cr := range creators {
 		createWG.Add(1)
 		go func() {
 			defer createWG.Done()
 			for i := range tokens {
-				m := merchants[i%len(merchants)]
-				var inv struct {
-					ID        string `json:"id"`
-					PayAmount string `json:"pay_amount"`
-				}
+				m := i % len(merchants)
+				var inv invoiceRef
 				t0 := time.Now()
-				code, err := g.call(ctx, "POST", "/v1/invoices", m.key, body, &inv)
+				var code int
+				var err error
+				if cr != nil {
+					code, err = cr.createInvoice(m, &inv, c.pay)
+				} else {
+					code, err = g.call(ctx, "POST", "/v1/invoices", merchants[m].key, body, &inv)
+				}
 				st.created(time.Since(t0), code, err)
 				if err == nil && c.pay {
 					payQ <- toPay{invoiceID: inv.ID, amount: inv.PayAmount}
