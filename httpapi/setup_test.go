@@ -96,12 +96,16 @@ func setup(t *testing.T, configure ...func(*Config)) *bundle {
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	runner := projections.NewRunner(store, db, quiet)
+	reader := readapi.NewSQL(db)
+	// As picd serve does: keys from memory while the runner runs, so every
+	// test of rotation and isolation goes through the cache.
+	reader.Keys = readapi.NewKeyCache(1000)
+	runner.Observe(reader.Keys)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); runner.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
 
-	reader := readapi.NewSQL(db)
 	// Fixed test prices; tests make them stale through prices.At. The HTTP
 	// layer sees them only in setupMoney (Deps.Prices stays nil here).
 	prices := &oracle.Static{USD: map[string]decimal.Decimal{"BTC": decimal.RequireFromString("60000"),

@@ -170,6 +170,15 @@ func TestAccountBalanceAssetsPayoutShapes(t *testing.T) {
 func TestRotateKeysInvalidatesOldKeys(t *testing.T) {
 	b := setup(t)
 	m := b.signUp(t, "Shop")
+	// Both keys answered once, so the rotation has cached entries to drop.
+	for _, k := range []string{m.secret, m.pub} {
+		if got := b.do(t, req{method: "GET", path: "/v1/assets", key: k}); got.status != http.StatusOK {
+			t.Fatalf("key before rotation: %d", got.status)
+		}
+	}
+	if n := b.reader.Keys.Len(); n != 2 {
+		t.Fatalf("%d keys cached before the rotation, want 2", n)
+	}
 	res := b.do(t, req{method: "POST", path: "/v1/account/keys/rotate", key: m.secret})
 	if res.status != http.StatusOK {
 		t.Fatalf("%d %s", res.status, res.raw)

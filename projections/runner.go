@@ -156,6 +156,7 @@ type Runner struct {
 	store      eventstore.Store
 	db         DB
 	projectors []Projector
+	observers  []Observer
 	log        *slog.Logger
 	// suffix names the checkpoints (and tables) of a rebuild beside the live ones.
 	suffix    string
@@ -184,6 +185,29 @@ func NewRunner(store eventstore.Store, db DB, log *slog.Logger, projectors ...Pr
 	return r
 }
 
+// Observer is told what the runner made visible in the read models before
+// WaitFor reports it, so that a cache of read-model rows in this process
+// can drop what changed before any reader is told the change is visible.
+type Observer interface {
+	// Started and Stopped bracket Run: only between them does this process
+	// apply, and so see, every change to the read models.
+	Started()
+	Stopped()
+	// Applied follows every committed batch, before its position is
+	// published; recs is nil when the read models changed in ways this
+	// runner did not see (another runner or a rebuild moved its checkpoints).
+	Applied(recs []eventstore.RecordedEvent)
+}
+
+// Observe registers o; call it before Run.
+func (r *Runner) Observe(o Observer) { r.observers = append(r.observers, o) }
+
+func (r *Runner) applied(recs []eventstore.RecordedEvent) {
+	for _, o := range r.observers {
+		o.Applied(recs)
+	}
+}
+
 // All returns the standard projectors.
 func All() []Projector {
 	return []Projector{Merchants{}, Invoices{}, Balances{}, Payouts{}, EventFeed{}}
@@ -198,6 +222,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, o := range r.observers {
+		o.Started()
+		defer o.Stopped()
+	}
 	r.publish(minPosition(checkpoints))
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -206,6 +234,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			// Another runner (a former leader still finishing) applied the
 			// batch; continue from where it got to.
 			if checkpoints, err = r.loadCheckpoints(ctx); err == nil {
+				r.applied(nil) // what it applied is not known here
 				continue
 			}
 		}
@@ -254,6 +283,7 @@ func (r *Runner) drain(ctx context.Context, checkpoints map[string]eventstore.Po
 		if err := r.applyDecoded(ctx, page, checkpoints); err != nil {
 			return err
 		}
+		r.applied(page.recs)
 		r.publish(minPosition(checkpoints))
 		if r.stmts != nil {
 			r.stmts.prepareMissed(ctx, r.db.Write)

@@ -20,6 +20,9 @@ type SQL struct {
 	// SQLite parses and plans a query string on every call otherwise, which
 	// was a third of an API key lookup.
 	stmts sync.Map
+	// Keys, when set, answers MerchantByKey from memory while this process
+	// runs the projectors (see KeyCache).
+	Keys *KeyCache
 }
 
 var _ Reader = (*SQL)(nil)
@@ -229,6 +232,14 @@ func (s *SQL) MerchantByKey(ctx context.Context, kind KeyKind, keyOrHash string)
 	if kind == PublishableKey {
 		col = "publishable_key"
 	}
+	var gen uint64
+	if s.Keys != nil {
+		id, g, ok := s.Keys.get(kind, keyOrHash)
+		if ok {
+			return id, nil
+		}
+		gen = g
+	}
 	var id string
 	err := s.queryRow(ctx, `SELECT merchant_id FROM merchants WHERE `+col+` = ?`, keyOrHash).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -236,6 +247,9 @@ func (s *SQL) MerchantByKey(ctx context.Context, kind KeyKind, keyOrHash string)
 	}
 	if err != nil {
 		return "", fmt.Errorf("key lookup: %w", err)
+	}
+	if s.Keys != nil {
+		s.Keys.put(kind, keyOrHash, id, gen)
 	}
 	return id, nil
 }

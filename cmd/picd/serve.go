@@ -28,6 +28,10 @@ import (
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
+// keyCacheSize bounds the API keys kept in memory (a full cache starts
+// again empty).
+const keyCacheSize = 100_000
+
 func newLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
@@ -66,6 +70,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	now := time.Now
 	runner := projections.NewRunner(b.store, b.db, log)
 	reader := readapi.NewSQL(b.db)
+	// API keys from memory while this process runs the projectors; a
+	// Postgres follower looks every key up.
+	reader.Keys = readapi.NewKeyCache(keyCacheSize)
+	runner.Observe(reader.Keys)
 	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices}
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
