@@ -295,3 +295,42 @@ func BenchmarkAddress(b *testing.B) {
 		}
 	}
 }
+
+// The allocator's block deriver gives exactly Address's addresses, in any
+// order of asking, across block edges and chains.
+func TestDeriverMatchesAddress(t *testing.T) {
+	w, err := NewWallet(abandon, "", &chaincfg.TestNet3Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	derive := w.Deriver()
+	indexes := []int64{0, 1, 15, 16, 17, 5, 100, 99, 1000, 31, 32, 2, hardened - 1, hardened - 2, 3}
+	for _, c := range []domain.Chain{domain.ChainBitcoin, domain.ChainEthereum, domain.ChainTron} {
+		for _, i := range indexes {
+			want, err := w.Address(c, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := derive(c, i)
+			if err != nil || got != want {
+				t.Fatalf("%s index %d: deriver %q %v, Address %q", c, i, got, err, want)
+			}
+		}
+	}
+	if _, err := derive(domain.ChainEthereum, hardened); !errors.Is(err, ErrIndex) {
+		t.Fatalf("hardened index: %v", err)
+	}
+	if _, err := derive("DOGE", 1); err == nil {
+		t.Fatal("unknown chain derived")
+	}
+}
+
+func BenchmarkDeriver(b *testing.B) {
+	w, _ := NewWallet(abandon, "", &chaincfg.MainNetParams)
+	derive := w.Deriver()
+	for i := 0; i < b.N; i++ {
+		if _, err := derive(domain.ChainEthereum, int64(i%100000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
