@@ -63,6 +63,8 @@ type Store struct {
 	changed chan struct{}
 
 	readStream, readAll *sql.Stmt // on rdb
+	// recent answers the readers right behind the writer (recent.go).
+	recent recentLog
 	// The appends' statements, on wdb: prepared while its one connection
 	// is free, then used inside each batch's transaction (Tx.StmtContext
 	// finds them already prepared on that connection).
@@ -301,6 +303,7 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 	outs := make([]eventstore.Outcome, len(reqs))
 	var last int64 // global position of the last inserted event
 	wrote := false
+	var committed []eventstore.RecordedEvent
 	for i, d := range decisions {
 		switch {
 		case d.Err != nil:
@@ -315,6 +318,9 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 				if last, err = res.LastInsertId(); err != nil {
 					return nil, fmt.Errorf("sqlite: append to %s: %w", r.Stream, err)
 				}
+				committed = append(committed, eventstore.RecordedEvent{Position: eventstore.Position{Commit: uint64(last)},
+					ID: e.ID, Stream: r.Stream, Version: d.FirstVersion + int64(k), Type: e.Type, Data: e.Data, Metadata: e.Metadata,
+					RecordedAt: time.UnixMicro(recordedAt).UTC()})
 			}
 			wrote = true
 			outs[i] = eventstore.Outcome{Result: eventstore.AppendResult{
@@ -334,6 +340,7 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: append: commit: %w", err)
 	}
+	s.recent.add(committed)
 	s.advance(uint64(last))
 	return outs, nil
 }
@@ -504,6 +511,9 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	if after.Commit >= math.MaxInt64 {
 		return nil, nil // beyond any position SQLite can hold
 	}
+	if evs, ok := s.recent.readAll(after.Commit, max); ok {
+		return evs, nil
+	}
 	// Our events all have Prepare 0, so the first event after {c, p} is the
 	// first with global_position > c whatever p is.
 	evs, err := s.query(ctx, s.readAll, max, int64(after.Commit), max)
@@ -560,6 +570,9 @@ func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, m
 	}
 	if max <= 0 || after.Commit >= math.MaxInt64 || len(types) == 0 {
 		return page, nil
+	}
+	if p, ok := s.recent.readTypes(after.Commit, max, types, typeScanWindow); ok {
+		return p, nil
 	}
 	from := int64(after.Commit)
 	upper := from + min(typeScanWindow, math.MaxInt64-from)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -272,5 +274,75 @@ func TestLongListsArePaddedAndSplit(t *testing.T) {
 	}
 	if _, err := s.Append(ctx, "short-2", eventstore.NoStream, []eventstore.EventData{{ID: "short-again", Type: "Short"}}); !errors.Is(err, eventstore.ErrConflict) {
 		t.Fatalf("append to an existing stream as new: %v, want ErrConflict", err)
+	}
+}
+
+// The events held in memory answer exactly as the file does, across the
+// trims of the held log, for every read the subscribers make.
+func TestRecentEventsAnswerAsTheFile(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	types := []string{"A", "B", "C"}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2600; i++ {
+				stream := fmt.Sprintf("s-%d-%d", w, i)
+				evs := []eventstore.EventData{{ID: fmt.Sprintf("%s-0", stream), Type: types[i%3], Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}}
+				if i%5 == 0 {
+					evs = append(evs, eventstore.EventData{ID: stream + "-1", Type: "C", Metadata: []byte(`{"m":1}`)})
+				}
+				if _, err := s.Append(ctx, stream, eventstore.NoStream, evs); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	head := s.head.Load()
+	s.recent.mu.RLock()
+	held := len(s.recent.recs)
+	first := s.recent.recs[0].Position.Commit
+	s.recent.mu.RUnlock()
+	if held < recentMax || held > 2*recentMax || first+uint64(held)-1 != head {
+		t.Fatalf("held %d events from %d, head %d", held, first, head)
+	}
+	fromFile := func(read func()) {
+		s.recent.mu.Lock()
+		saved := s.recent.recs
+		s.recent.recs = nil
+		s.recent.mu.Unlock()
+		read()
+		s.recent.mu.Lock()
+		s.recent.recs = saved
+		s.recent.mu.Unlock()
+	}
+	for _, after := range []uint64{0, first - 2, first - 1, first, first + 1, first + 500, head - 3, head - 1, head, head + 5} {
+		for _, max := range []int{1, 7, 1000} {
+			got, err := s.ReadAll(ctx, eventstore.Position{Commit: after}, max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []eventstore.RecordedEvent
+			fromFile(func() { want, err = s.ReadAll(ctx, eventstore.Position{Commit: after}, max) })
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("ReadAll after %d max %d: memory and file differ (%d and %d events, %v)", after, max, len(got), len(want), err)
+			}
+			for _, ts := range [][]string{{"B"}, {"A", "C"}, {"none"}} {
+				got, err := s.ReadAllOfTypes(ctx, eventstore.Position{Commit: after}, max, ts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want eventstore.Page
+				fromFile(func() { want, err = s.ReadAllOfTypes(ctx, eventstore.Position{Commit: after}, max, ts) })
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Fatalf("ReadAllOfTypes %v after %d max %d: memory %d events to %v more %v, file %d to %v more %v", ts, after, max,
+						len(got.Events), got.Reached, got.More, len(want.Events), want.Reached, want.More)
+				}
+			}
+		}
 	}
 }
