@@ -314,7 +314,10 @@ func (r *Runner) readAhead(ctx context.Context, pos eventstore.Position, out cha
 		case <-ctx.Done():
 			return
 		}
-		if page.err != nil || len(recs) == 0 {
+		// A short page reached the end of what was readable: drain ends
+		// there (Run then waits) instead of reading once more to find the
+		// next page empty, a query per batch.
+		if page.err != nil || len(recs) < r.batchSize {
 			return
 		}
 		pos = recs[len(recs)-1].Position
