@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Group commit: concurrent appends are queued and written by one goroutine,
@@ -154,9 +155,13 @@ type queued struct {
 type Committer struct {
 	flush    func([]Request) []Outcome
 	maxBatch int
-	queue    chan queued
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// gather is how long a writer waits, once a request is queued, before
+	// it takes the batch, when its previous batch held more than one
+	// request (appends are arriving concurrently). Zero: it takes at once.
+	gather time.Duration
+	queue  chan queued
+	stop   chan struct{}
+	wg     sync.WaitGroup
 	// mu makes Close wait for sends in flight, so nothing is queued after
 	// the writer's final drain.
 	mu     sync.RWMutex
@@ -168,11 +173,23 @@ func NewCommitter(maxBatch int, flush func([]Request) []Outcome) *Committer {
 	return NewCommitterN(maxBatch, 1, flush)
 }
 
+// NewCommitterGather is NewCommitter with a gather pause: under concurrent
+// appends the writer waits gather before taking each batch, so that one
+// commit (one fsync) serves more of them. A lone append (the previous
+// batch held one) is written at once.
+func NewCommitterGather(maxBatch int, gather time.Duration, flush func([]Request) []Outcome) *Committer {
+	return newCommitter(maxBatch, 1, gather, flush)
+}
+
 // NewCommitterN starts workers writer goroutines; flush must then be safe
 // for concurrent use and keep appends to one stream correct across
 // overlapping batches (Postgres does with stream locks).
 func NewCommitterN(maxBatch, workers int, flush func([]Request) []Outcome) *Committer {
-	c := &Committer{flush: flush, maxBatch: maxBatch, queue: make(chan queued, maxBatch*4), stop: make(chan struct{})}
+	return newCommitter(maxBatch, workers, 0, flush)
+}
+
+func newCommitter(maxBatch, workers int, gather time.Duration, flush func([]Request) []Outcome) *Committer {
+	c := &Committer{flush: flush, maxBatch: maxBatch, gather: gather, queue: make(chan queued, maxBatch*4), stop: make(chan struct{})}
 	for i := 0; i < workers; i++ {
 		c.wg.Add(1)
 		go c.run()
@@ -208,6 +225,12 @@ func (c *Committer) Append(ctx context.Context, r Request) (AppendResult, error)
 func (c *Committer) run() {
 	defer c.wg.Done()
 	batch := make([]queued, 0, c.maxBatch)
+	var timer *time.Timer
+	if c.gather > 0 {
+		timer = time.NewTimer(0)
+		<-timer.C
+	}
+	last := 0 // requests in the previous batch
 	for {
 		batch = batch[:0]
 		select {
@@ -216,6 +239,13 @@ func (c *Committer) run() {
 		case <-c.stop:
 			c.drain()
 			return
+		}
+		if timer != nil && last > 1 {
+			timer.Reset(c.gather)
+			select {
+			case <-timer.C:
+			case <-c.stop: // drain writes what is queued
+			}
 		}
 	fill:
 		for len(batch) < c.maxBatch {
@@ -226,6 +256,7 @@ func (c *Committer) run() {
 				break fill
 			}
 		}
+		last = len(batch)
 		c.write(batch)
 	}
 }

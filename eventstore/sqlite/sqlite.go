@@ -33,6 +33,13 @@ import (
 const (
 	// maxBatch bounds the appends written in one transaction.
 	maxBatch = 256
+	// gather is how long the writer lets concurrent appends queue before it
+	// takes a batch. Every commit costs an fsync (180 µs of kernel CPU each
+	// here) and WAL writes of the same tail pages, and the pause leaves the
+	// one connection to the projector meanwhile. Creating invoices with 32
+	// clients: 1 ms took 4,480 / 4,366 to 4,724 / 4,688 invoices/s and 283
+	// to 258-263 µs of CPU per invoice; 2 ms was slower (4,006).
+	gather = time.Millisecond
 	// listSizes is how many IN (...) list lengths the writer prepares: 1, 2,
 	// 4 ... 512 values. A shorter list is padded with its last value (a
 	// duplicate changes nothing in IN); a longer one is read in parts.
@@ -142,7 +149,7 @@ func Open(path string) (*Store, error) {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s.committer = eventstore.NewCommitter(maxBatch, s.flush)
+	s.committer = eventstore.NewCommitterGather(maxBatch, gather, s.flush)
 	return s, nil
 }
 
