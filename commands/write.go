@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -60,9 +61,19 @@ func indexStream(chain domain.Chain) string { return "addresses-" + string(chain
 // command, the stream and the event's index among the command's events, so
 // that retrying the same command is recognised by the store instead of
 // duplicated.
+//
+// In a stream named after a time-ordered id (invoice-inv_01jfz3k8m2...) the
+// id begins with that id's milliseconds, UUIDv7-style: the stores' unique
+// index on event ids then grows at its end instead of at a random page per
+// event. With random ids that page was a sixth of the write calls and of
+// the bytes written per invoice (SQLite, 15.7 against 13.2 write calls).
 func EventID(commandID, stream string, index int) string {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", commandID, stream, index)))
 	h[6] = h[6]&0x0f | 0x50 // version 5 style: name-based
+	if ms, ok := idTime(stream); ok {
+		h[0], h[1], h[2], h[3], h[4], h[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+		h[6] = h[6]&0x0f | 0x70 // version 7: time-ordered
+	}
 	h[8] = h[8]&0x3f | 0x80
 	s := hex.EncodeToString(h[:16])
 	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
@@ -185,4 +196,23 @@ func backoff(ctx context.Context, attempt int) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// idTime reads the milliseconds of the NewIDGenerator id a name ends with
+// (prefix_ then 10 characters of time and 16 random, Crockford's base32).
+func idTime(name string) (uint64, bool) {
+	i := strings.LastIndexByte(name, '_')
+	if i < 0 || len(name)-i-1 != 26 {
+		return 0, false
+	}
+	var ms uint64
+	for _, c := range name[i+1:] {
+		if strings.IndexRune(crockford, c) < 0 {
+			return 0, false
+		}
+	}
+	for _, c := range name[i+1 : i+11] {
+		ms = ms<<5 | uint64(strings.IndexRune(crockford, c))
+	}
+	return ms, ms < 1<<48
 }
