@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/btcsuite/btcd/chaincfg"
@@ -316,6 +317,29 @@ func TestDeriverMatchesAddress(t *testing.T) {
 				t.Fatalf("%s index %d: deriver %q %v, Address %q", c, i, got, err, want)
 			}
 		}
+	}
+	// Concurrent callers walking the indexes in order, as the allocator's
+	// requests do, while the next blocks are derived in the background.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int64(2000 + g); i < 2400; i += 8 {
+				got, err := derive(domain.ChainEthereum, i)
+				want, _ := w.Address(domain.ChainEthereum, i)
+				if err != nil || got != want {
+					errs <- fmt.Errorf("index %d: %q %v, want %q", i, got, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 	if _, err := derive(domain.ChainEthereum, hardened); !errors.Is(err, ErrIndex) {
 		t.Fatalf("hardened index: %v", err)

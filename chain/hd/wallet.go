@@ -147,9 +147,9 @@ func (w *Wallet) encode(chain domain.Chain, pub *btcec.PublicKey) (string, error
 // Deriver gives the index allocator the same addresses as Address, made
 // addressBlock consecutive indexes at a time (one field inversion for all
 // of them, see pubBranch.children): the allocator hands indexes out in
-// order. The last block of each chain is kept.
+// order. While a block is used, the next one is derived in the background.
 func (w *Wallet) Deriver() commands.Deriver {
-	d := &blockDeriver{w: w, blocks: map[domain.Chain]*derivedBlock{}}
+	d := &blockDeriver{w: w, blocks: map[blockKey]*derivedBlock{}}
 	return d.address
 }
 
@@ -159,13 +159,19 @@ func (w *Wallet) Deriver() commands.Deriver {
 const addressBlock = 16
 
 type blockDeriver struct {
-	w      *Wallet
-	mu     sync.Mutex
-	blocks map[domain.Chain]*derivedBlock
+	w  *Wallet
+	mu sync.Mutex
+	// blocks holds, per chain, the block in use and the one after it.
+	blocks map[blockKey]*derivedBlock
+}
+
+type blockKey struct {
+	chain domain.Chain
+	from  int64
 }
 
 type derivedBlock struct {
-	from  int64
+	ready chan struct{} // closed once addrs and errs are set
 	addrs []string
 	errs  []error
 }
@@ -178,22 +184,50 @@ func (d *blockDeriver) address(chain domain.Chain, index int64) (string, error) 
 	if index < 0 || index >= hardened {
 		return "", fmt.Errorf("%w: %d", ErrIndex, index)
 	}
+	from := index - index%addressBlock
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	b := d.blocks[chain]
-	if b == nil || index < b.from || index >= b.from+int64(len(b.addrs)) {
-		from := index - index%addressBlock
-		n := int(min(addressBlock, hardened-from))
-		keys, errs := branch.children(uint32(from), n)
-		b = &derivedBlock{from: from, addrs: make([]string, n), errs: errs}
-		for i, k := range keys {
-			if errs[i] == nil {
-				b.addrs[i], b.errs[i] = d.w.encode(chain, k)
-			}
-		}
-		d.blocks[chain] = b
+	b, ok := d.blocks[blockKey{chain, from}]
+	if !ok {
+		b = d.start(chain, from)
 	}
-	return b.addrs[index-b.from], b.errs[index-b.from]
+	// The next block is derived meanwhile, in time the requests leave
+	// idle, instead of by the request that first needs it.
+	if next := from + addressBlock; next < hardened {
+		if _, ok := d.blocks[blockKey{chain, next}]; !ok {
+			nb := d.start(chain, next)
+			go d.derive(chain, branch, next, nb)
+		}
+	}
+	for k := range d.blocks {
+		if k.chain == chain && (k.from < from || k.from > from+addressBlock) {
+			delete(d.blocks, k)
+		}
+	}
+	d.mu.Unlock()
+	if !ok {
+		d.derive(chain, branch, from, b)
+	}
+	<-b.ready
+	return b.addrs[index-from], b.errs[index-from]
+}
+
+// start registers a block to be derived; d.mu must be held.
+func (d *blockDeriver) start(chain domain.Chain, from int64) *derivedBlock {
+	b := &derivedBlock{ready: make(chan struct{})}
+	d.blocks[blockKey{chain, from}] = b
+	return b
+}
+
+func (d *blockDeriver) derive(chain domain.Chain, branch *pubBranch, from int64, b *derivedBlock) {
+	n := int(min(addressBlock, hardened-from))
+	keys, errs := branch.children(uint32(from), n)
+	b.addrs, b.errs = make([]string, n), errs
+	for i, k := range keys {
+		if errs[i] == nil {
+			b.addrs[i], b.errs[i] = d.w.encode(chain, k)
+		}
+	}
+	close(b.ready)
 }
 
 // PrivateKey returns the signing key of chain's receive address at index,
