@@ -17,8 +17,8 @@ const recentMax = 8192
 // every event just after it commits; the webhook and chain subscribers
 // look for their types in it) are answered from memory instead of reading
 // back what was just written: that read and its row scanning were 8 % of
-// the CPU of creating invoices. The events share their Data and Metadata
-// with the appender's copies; readers must not modify them (none does).
+// the CPU of creating invoices. The events are copies of what was appended,
+// shared by every reader: readers must not modify them (none does).
 type recentLog struct {
 	mu   sync.RWMutex
 	recs []eventstore.RecordedEvent // recs[i] is at position first+i

@@ -9,6 +9,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -326,7 +327,7 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 					return nil, fmt.Errorf("sqlite: append to %s: %w", r.Stream, err)
 				}
 				committed = append(committed, eventstore.RecordedEvent{Position: eventstore.Position{Commit: uint64(last)},
-					ID: e.ID, Stream: r.Stream, Version: d.FirstVersion + int64(k), Type: e.Type, Data: e.Data, Metadata: e.Metadata,
+					ID: e.ID, Stream: r.Stream, Version: d.FirstVersion + int64(k), Type: e.Type, Data: bytes.Clone(e.Data), Metadata: bytes.Clone(e.Metadata),
 					RecordedAt: time.UnixMicro(recordedAt).UTC()})
 			}
 			wrote = true
