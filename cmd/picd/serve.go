@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -39,6 +40,13 @@ func newLogger(w io.Writer) *slog.Logger {
 // serve runs the gateway until ctx ends, then shuts down gracefully:
 // in-flight requests finish, background loops stop, stores close.
 func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
+	// Collect garbage half as often as Go's default unless GOGC says
+	// otherwise: picd's heap is small (55 MB of RSS creating 5,000
+	// invoices/s, 64 MB with this), and on Postgres it gave 5,534 / 5,396
+	// against 5,125 / 5,027 invoices/s (96 clients, alternating runs).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	log := newLogger(logOut)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
