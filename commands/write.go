@@ -206,13 +206,14 @@ func idTime(name string) (uint64, bool) {
 		return 0, false
 	}
 	var ms uint64
-	for _, c := range name[i+1:] {
-		if strings.IndexRune(crockford, c) < 0 {
+	for k, c := range name[i+1:] {
+		v := strings.IndexRune(crockford, c)
+		if v < 0 {
 			return 0, false
 		}
-	}
-	for _, c := range name[i+1 : i+11] {
-		ms = ms<<5 | uint64(strings.IndexRune(crockford, c))
+		if k < 10 {
+			ms = ms<<5 | uint64(v)
+		}
 	}
 	return ms, ms < 1<<48
 }
