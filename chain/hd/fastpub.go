@@ -35,29 +35,13 @@ func newPubBranch(k *hdkeychain.ExtendedKey) (*pubBranch, error) {
 // (probability 2^-127) invalid child of BIP-32, for which a caller moves to
 // the next index.
 func (b *pubBranch) child(index uint32) (*btcec.PublicKey, error) {
-	data := make([]byte, 0, 37)
-	data = append(data, b.compressed...)
-	data = binary.BigEndian.AppendUint32(data, index)
-	mac := hmac.New(sha512.New, b.chainCode)
-	mac.Write(data)
-	sum := mac.Sum(nil)
-	var il btcec.ModNScalar
-	if overflow := il.SetByteSlice(sum[:32]); overflow || il.IsZero() {
-		return nil, fmt.Errorf("hd: index %d: %w", index, hdkeychain.ErrInvalidChild)
-	}
-	var ilG, childPoint btcec.JacobianPoint
-	btcec.ScalarBaseMultNonConst(&il, &ilG)
-	btcec.AddNonConst(&ilG, &b.point, &childPoint)
-	if (childPoint.X.IsZero() && childPoint.Y.IsZero()) || childPoint.Z.IsZero() {
-		return nil, fmt.Errorf("hd: index %d: %w", index, hdkeychain.ErrInvalidChild)
-	}
-	childPoint.ToAffine()
-	return btcec.NewPublicKey(&childPoint.X, &childPoint.Y), nil
+	keys, errs := b.children(index, 1)
+	return keys[0], errs[0]
 }
 
 // children derives the public keys of indexes from, from+1, ... from+n-1
-// with one field inversion for all of them (Montgomery's trick) where
-// child pays one each: making a point affine is an inversion, and that
+// with one field inversion for all of them (Montgomery's trick) instead of
+// one each: making a point affine is an inversion, and that
 // inversion was 39 % of deriving an address (CPU profile under load). An
 // index BIP-32 skips (probability about 2^-127) gets its error in errs.
 func (b *pubBranch) children(from uint32, n int) ([]*btcec.PublicKey, []error) {
