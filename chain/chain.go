@@ -1,6 +1,6 @@
 // Package chain connects blockchains to the ledger. Watchers (chain/btc,
 // chain/eth, chain/tron, chain/sim) turn what they see into the commands
-// ObserveDeposit, ConfirmDeposit and RevertDeposit through a Sink; they keep
+// ObserveDeposit, ConfirmDeposit, FinalizeDeposit and RevertDeposit through a Sink; they keep
 // their own scan checkpoints and are safe to restart at any block.
 package chain
 
@@ -96,6 +96,13 @@ func (s Sink) Observe(ctx context.Context, t Transfer) (invoiceID string, err er
 func (s Sink) Confirm(ctx context.Context, invoiceID, depositID string, confirmations int) error {
 	_, err := s.Commands.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{
 		InvoiceID: invoiceID, DepositID: depositID, Confirmations: confirmations})
+	return err
+}
+
+// Finalize makes a credited deposit available once its block is final.
+func (s Sink) Finalize(ctx context.Context, invoiceID, depositID string, depth int) error {
+	_, err := s.Commands.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{
+		InvoiceID: invoiceID, DepositID: depositID, Depth: depth})
 	return err
 }
 

@@ -322,36 +322,74 @@ func (p *Processor) later(ctx context.Context, ref commands.PayoutRef, d time.Du
 	return err
 }
 
-// Settlement is the process manager of confirmed payments: a log
-// subscriber (checkpoint settlement) that sends one SettleDeposit per
-// DepositConfirmed, which converts (settle_as, consolidate_to) and requests
-// the instant payout. Its outputs are commands whose ids derive from the
-// DepositConfirmed's event id, so handling an event again (after a crash
-// between the commands and the checkpoint) records nothing new: delivery
-// is at least once, the effect exactly once.
+// Settlement is the process manager of final payments: a log subscriber
+// (checkpoint settlement) that sends one SettleDeposit per
+// DepositFinalized, which converts (settle_as, consolidate_to) and requests
+// the instant payout, and one NoteBalance per credited DepositReverted,
+// which records a BalanceNegative when the reversal left a debt. Its
+// outputs are commands whose ids derive from the event's id, so handling
+// an event again (after a crash between the commands and the checkpoint)
+// records nothing new: delivery is at least once, the effect exactly once.
+//
+// A payment whose conversion has no price does not hold back the others
+// (money rule 3): it is written to settlement_waits with the checkpoint
+// and retried on its own with backoff, until MaxWait, when it is credited
+// unconverted.
 type Settlement struct {
 	sub      *subscription
+	db       projections.DB
 	commands commands.Handlers
 	log      *slog.Logger
+	now      func() time.Time
+	maxWait  time.Duration
 }
+
+// DefaultConversionMaxWait is how long a payment waits for a price before
+// it is credited unconverted (PIC_CONVERSION_MAX_WAIT).
+const DefaultConversionMaxWait = time.Hour
 
 // NewSettlement builds the process manager; run Migrate on db first.
 func NewSettlement(store eventstore.Store, db projections.DB, h commands.Handlers, log *slog.Logger) *Settlement {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Settlement{sub: &subscription{store: store, db: db, name: "settlement", batch: 100, gather: gatherRare, types: []string{domain.TypeDepositConfirmed}},
-		commands: h, log: log}
+	return &Settlement{sub: &subscription{store: store, db: db, name: "settlement", batch: 100, gather: gatherRare,
+		types: []string{domain.TypeDepositFinalized, domain.TypeDepositReverted}},
+		db: db, commands: h, log: log, now: time.Now, maxWait: DefaultConversionMaxWait}
 }
 
-// Run handles the log until ctx ends. A failing batch (a price outage for
-// a settle_as conversion, a read model that does not catch up) is retried
-// with backoff; it holds back later settlements rather than skip one.
+// SetWaits sets the clock of the waits for a price and the longest wait
+// (zero or negative keeps the default).
+func (s *Settlement) SetWaits(now func() time.Time, maxWait time.Duration) {
+	if now != nil {
+		s.now = now
+	}
+	if maxWait > 0 {
+		s.maxWait = maxWait
+	}
+}
+
+// Run handles the log until ctx ends, and retries the waiting conversions.
 func (s *Settlement) Run(ctx context.Context) error {
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			if _, err := s.RetryWaits(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("settlement: waiting conversions", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	return s.sub.run(ctx, func(err error) { s.log.Error("settlement failed; retrying", "err", err) }, s.step)
 }
 
-// CatchUp handles everything now in the log (for tools and tests).
+// CatchUp handles everything now in the log (for tools and tests); waits
+// that are due are retried by RetryWaits, not here.
 func (s *Settlement) CatchUp(ctx context.Context) error {
 	for {
 		more, _, err := s.step(ctx)
@@ -361,24 +399,141 @@ func (s *Settlement) CatchUp(ctx context.Context) error {
 	}
 }
 
+type priceWait struct {
+	eventID  string
+	position eventstore.Position
+	data     []byte
+}
+
 func (s *Settlement) step(ctx context.Context) (bool, eventstore.Position, error) {
+	var waits []priceWait
 	return s.sub.step(ctx, func(ctx context.Context, recs []eventstore.RecordedEvent) error {
+		waits = waits[:0]
 		for _, rec := range recs {
-			if rec.Type != domain.TypeDepositConfirmed {
-				continue
-			}
 			e, err := domain.Decode(rec.Type, rec.Data)
 			if err != nil {
 				return err
 			}
-			res, err := s.commands.SettleDeposit.Handle(ctx, commands.SettleDeposit{EventID: rec.ID, Deposit: e.(domain.DepositConfirmed), Position: rec.Position})
-			if err != nil {
-				return fmt.Errorf("settle %s: %w", rec.ID, err)
-			}
-			if res.Payout != nil {
-				s.log.Info("instant payout requested", "payout_id", res.Payout.Payout.PayoutID, "invoice_id", res.Payout.Payout.SourceInvoiceID)
+			switch e := e.(type) {
+			case domain.DepositFinalized:
+				err := s.settle(ctx, commands.SettleDeposit{EventID: rec.ID, Deposit: e, Position: rec.Position})
+				if errors.Is(err, domain.ErrPriceUnavailable) {
+					waits = append(waits, priceWait{eventID: rec.ID, position: rec.Position, data: rec.Data})
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("settle %s: %w", rec.ID, err)
+				}
+			case domain.DepositReverted:
+				if e.Fee == nil {
+					continue // never credited: no balance moved
+				}
+				note, err := s.commands.NoteBalance.Handle(ctx, commands.NoteBalance{CauseID: rec.ID, MerchantID: e.MerchantID, Asset: e.Asset,
+					InvoiceID: e.InvoiceID, AtLeast: rec.Position})
+				if err != nil && !errors.Is(err, commands.ErrMoneyOutUnavailable) {
+					return fmt.Errorf("balance after %s: %w", rec.ID, err)
+				}
+				if note != nil {
+					s.log.Warn("balance negative after a reversal", "merchant_id", e.MerchantID, "asset", e.Asset, "available", note.Available)
+				}
 			}
 		}
 		return nil
-	}, nil)
+	}, func(ctx context.Context, tx *sql.Tx, _ []eventstore.RecordedEvent) error {
+		now := s.now().UnixMilli()
+		for _, w := range waits {
+			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO settlement_waits (event_id, position, data, since, attempts, next_attempt_at, last_error)
+				VALUES (?, ?, ?, ?, 0, ?, '') ON CONFLICT (event_id) DO NOTHING`),
+				w.eventID, w.position.String(), string(w.data), now, now+waitBase.Milliseconds()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Settlement) settle(ctx context.Context, c commands.SettleDeposit) error {
+	res, err := s.commands.SettleDeposit.Handle(ctx, c)
+	if err != nil {
+		return err
+	}
+	if res.Payout != nil {
+		s.log.Info("instant payout requested", "payout_id", res.Payout.Payout.PayoutID, "invoice_id", res.Payout.Payout.SourceInvoiceID)
+	}
+	return nil
+}
+
+// Backoff of a conversion waiting for a price.
+const (
+	waitBase = 5 * time.Second
+	waitMax  = 5 * time.Minute
+)
+
+// RetryWaits settles the waiting payments that are due: converted if a
+// price is there now, credited unconverted once they waited maxWait. It
+// returns how many it settled.
+func (s *Settlement) RetryWaits(ctx context.Context) (int, error) {
+	now := s.now()
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT event_id, position, data, since, attempts FROM settlement_waits
+		WHERE next_attempt_at <= ? ORDER BY next_attempt_at, event_id LIMIT 100`), now.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("settlement waits: %w", err)
+	}
+	type due struct {
+		id, pos, data string
+		since         int64
+		attempts      int
+	}
+	var list []due
+	for rows.Next() {
+		var d due
+		if err := rows.Scan(&d.id, &d.pos, &d.data, &d.since, &d.attempts); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		list = append(list, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	settled := 0
+	for _, d := range list {
+		pos, err := eventstore.ParsePosition(d.pos)
+		if err != nil {
+			return settled, err
+		}
+		e, err := domain.Decode(domain.TypeDepositFinalized, []byte(d.data))
+		if err != nil {
+			return settled, err
+		}
+		c := commands.SettleDeposit{EventID: d.id, Deposit: e.(domain.DepositFinalized), Position: pos}
+		if waited := now.Sub(time.UnixMilli(d.since)); waited >= s.maxWait {
+			c.GiveUp, c.GiveUpReason = true, fmt.Sprintf("no price for the conversion within %s", s.maxWait)
+		}
+		err = s.settle(ctx, c)
+		if err != nil {
+			delay := waitBase << min(d.attempts+1, 16)
+			if delay > waitMax || delay <= 0 {
+				delay = waitMax
+			}
+			if _, uerr := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE settlement_waits SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
+				WHERE event_id = ?`), now.Add(delay).UnixMilli(), err.Error(), d.id); uerr != nil {
+				return settled, uerr
+			}
+			continue
+		}
+		if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM settlement_waits WHERE event_id = ?`), d.id); err != nil {
+			return settled, err
+		}
+		settled++
+	}
+	return settled, nil
+}
+
+// Waiting counts the payments whose conversion waits for a price (for metrics).
+func (s *Settlement) Waiting(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM settlement_waits`).Scan(&n)
+	return n, err
 }

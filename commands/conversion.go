@@ -149,22 +149,30 @@ func (h ConsolidateHandler) Handle(ctx context.Context, c Consolidate) (Consolid
 	return out, nil
 }
 
-// SettleDeposit is what happens to a confirmed payment's net: converted
-// when its invoice has settle_as (or the merchant consolidates into another
-// coin), then paid out at once when the resulting asset's payout mode is
-// instant and the amount reaches instant_min_amount; otherwise it accrues.
-// The process manager (chain.Settlement) sends it once per DepositConfirmed;
-// the command ids derive from EventID, so a repeat does nothing new.
+// SettleDeposit is what happens to a payment once it is final (money
+// rule 4): its net is converted when its invoice converts (settle_as, or
+// the account's consolidate_to when it was credited; the invoice already
+// paid the 50 bps tier, so the conversion charges nothing more), then paid
+// out at once when the resulting asset's payout mode is instant, at most
+// what is available (a debt is repaid first: rule 6); otherwise it accrues.
+// The process manager (chain.Settlement) sends it once per
+// DepositFinalized; the command ids derive from EventID, so a repeat does
+// nothing new.
 type SettleDeposit struct {
-	EventID  string // the DepositConfirmed's event id
-	Deposit  domain.DepositConfirmed
-	Position eventstore.Position // the DepositConfirmed's position
+	EventID  string // the DepositFinalized's event id
+	Deposit  domain.DepositFinalized
+	Position eventstore.Position // the DepositFinalized's position
+	// GiveUp credits the payment unconverted: no price came within the
+	// longest wait (money rule 3); Reason says so on the invoice.
+	GiveUp       bool
+	GiveUpReason string
 }
 
 // Settled says what SettleDeposit did.
 type Settled struct {
-	Conversion *domain.ConversionExecuted
-	Payout     *PayoutRequestedResult
+	Conversion  *domain.ConversionExecuted
+	Unconverted bool
+	Payout      *PayoutRequestedResult
 	// Accrued explains why no payout was requested ("" when one was).
 	Accrued string
 }
@@ -174,23 +182,16 @@ type SettleDepositHandler struct {
 	payout  RequestPayoutHandler
 }
 
-// Handle errors: domain.ErrPriceUnavailable (retry later), ErrBusy, storage
-// errors. Insufficient funds (the merchant withdrew first) and invalid
+// Handle errors: domain.ErrPriceUnavailable (the conversion waits; the
+// invoice says so; retry later), ErrBusy, storage errors. Insufficient
+// funds (the merchant withdrew first, or a debt took it) and invalid
 // addresses are not errors: the money accrues, as Settled.Accrued says.
 func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Settled, error) {
 	d := h.convert.d
 	dep := c.Deposit
-	recs, err := d.Store.ReadStream(ctx, InvoiceStream(dep.InvoiceID), 0, 1)
-	if err != nil {
+	inv := &domain.Invoice{}
+	if _, err := load(ctx, d.Store, InvoiceStream(dep.InvoiceID), inv.Apply); err != nil {
 		return Settled{}, err
-	}
-	var created domain.InvoiceCreated
-	if len(recs) == 1 {
-		e, err := domain.Decode(recs[0].Type, recs[0].Data)
-		if err != nil {
-			return Settled{}, err
-		}
-		created, _ = e.(domain.InvoiceCreated)
 	}
 	m, err := loadMerchant(ctx, d, dep.MerchantID)
 	if err != nil {
@@ -198,21 +199,46 @@ func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Sett
 	}
 	out := Settled{}
 	asset, amount, pos := dep.Asset, dep.Net, c.Position
-	target, reason := created.SettleAsset, domain.ConversionSettleAs
-	if target == "" && m.ConsolidateTo() != "" {
-		target, reason = m.ConsolidateTo(), domain.ConversionConsolidate
-	}
-	if target != "" && target != asset && amount.IsPositive() {
-		conv, err := h.convert.Handle(ctx, Convert{CommandID: "settle/" + c.EventID, MerchantID: dep.MerchantID, From: asset, To: target,
-			Amount: amount.String(), Reason: reason, InvoiceID: dep.InvoiceID, DepositID: dep.DepositID, AtLeast: pos})
-		switch {
-		case err == nil:
-			out.Conversion = &conv.Conversion
-			asset, amount, pos = target, conv.Conversion.Net, conv.Position
-		case errors.Is(err, domain.ErrInsufficientFunds), errors.Is(err, domain.ErrInvalidAmount), errors.Is(err, domain.ErrUnsupportedAsset):
-			// Withdrawn or converted before us, or too small: it stays as it is.
-		default:
-			return out, err
+	if target := inv.ConvertTo(); target != "" && target != asset && amount.IsPositive() {
+		reason := domain.ConversionSettleAs
+		if inv.Created().SettleAsset == "" {
+			reason = domain.ConversionConsolidateTo
+		}
+		if c.GiveUp {
+			res, evs, err := invoiceCommand(ctx, d, "unconverted/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+				return inv.AbandonConversion(dep.DepositID, c.GiveUpReason, d.Now())
+			})
+			if err != nil {
+				return out, fmt.Errorf("give up conversion: %w", err)
+			}
+			out.Unconverted = true
+			for _, e := range evs {
+				if a, ok := e.(domain.ConversionAbandoned); ok && a.DepositID == dep.DepositID {
+					amount = amount.Add(a.Refund)
+				}
+			}
+			if res.Position != (eventstore.Position{}) {
+				pos = res.Position
+			}
+		} else {
+			conv, err := h.convert.Handle(ctx, Convert{CommandID: "settle/" + c.EventID, MerchantID: dep.MerchantID, From: asset, To: target,
+				Amount: amount.String(), Reason: reason, InvoiceID: dep.InvoiceID, DepositID: dep.DepositID, AtLeast: pos})
+			switch {
+			case err == nil:
+				out.Conversion = &conv.Conversion
+				asset, amount, pos = target, conv.Conversion.Net, conv.Position
+			case errors.Is(err, domain.ErrPriceUnavailable):
+				if _, _, werr := invoiceCommand(ctx, d, "wait/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+					return inv.WaitForPrice(dep.DepositID, err.Error(), d.Now())
+				}); werr != nil {
+					return out, fmt.Errorf("record the wait for a price: %w", werr)
+				}
+				return out, err
+			case errors.Is(err, domain.ErrInsufficientFunds), errors.Is(err, domain.ErrInvalidAmount), errors.Is(err, domain.ErrUnsupportedAsset):
+				// Withdrawn, taken by a debt, or too small: it stays as it is.
+			default:
+				return out, err
+			}
 		}
 	}
 	settings, ok := m.Payout(asset)
@@ -228,7 +254,8 @@ func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Sett
 		return out, nil
 	}
 	p, err := h.payout.Handle(ctx, RequestPayout{CommandID: "instant/" + c.EventID, MerchantID: dep.MerchantID, Asset: asset,
-		Amount: amount.String(), Kind: domain.PayoutKindInstant, SourceInvoiceID: dep.InvoiceID, SourceDepositID: dep.DepositID, AtLeast: pos})
+		Amount: amount.String(), AtMost: true, MinAmount: settings.InstantMinAmount, Kind: domain.PayoutKindInstant,
+		SourceInvoiceID: dep.InvoiceID, SourceDepositID: dep.DepositID, AtLeast: pos})
 	switch {
 	case err == nil:
 		out.Payout = &p
@@ -238,4 +265,55 @@ func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Sett
 		return out, err
 	}
 	return out, nil
+}
+
+// NoteBalance records a BalanceNegative when a reversal (event CauseID)
+// left the merchant's available balance of asset below zero (money rule 6).
+type NoteBalance struct {
+	CauseID    string
+	MerchantID string
+	Asset      string
+	InvoiceID  string
+	AtLeast    eventstore.Position // the reversal's position
+}
+
+type NoteBalanceHandler struct{ d Deps }
+
+// Handle returns the event when one was recorded (or had been, for a
+// repeat). Errors: ErrMoneyOutUnavailable, storage errors.
+func (h NoteBalanceHandler) Handle(ctx context.Context, c NoteBalance) (*domain.BalanceNegative, error) {
+	if h.d.Credits == nil {
+		return nil, ErrMoneyOutUnavailable
+	}
+	credited, err := h.d.Credits.Credited(ctx, c.MerchantID, c.Asset, c.AtLeast)
+	if err != nil {
+		return nil, err
+	}
+	funds := &domain.Funds{}
+	if _, err := load(ctx, h.d.Store, FundsStream(c.MerchantID, c.Asset), funds.Apply); err != nil {
+		return nil, err
+	}
+	balance := funds.Balance(credited)
+	if !balance.IsNegative() {
+		return nil, nil
+	}
+	// One stream per cause: a repeat finds the notice and adds nothing.
+	meta := Metadata{CommandID: "balance/" + c.CauseID, MerchantID: c.MerchantID, OccurredAt: h.d.Now().UTC()}
+	var out *domain.BalanceNegative
+	_, _, err = execute(ctx, h.d.Store, "balance-negative-"+c.CauseID, &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
+		return func(e domain.Event) {
+				if b, ok := e.(domain.BalanceNegative); ok {
+					out = &b
+				}
+			}, func() ([]domain.Event, error) {
+				if out != nil {
+					return nil, nil
+				}
+				ev := domain.BalanceNegative{MerchantID: c.MerchantID, Asset: c.Asset, Available: balance, CauseID: c.CauseID,
+					InvoiceID: c.InvoiceID, At: h.d.Now().UTC()}
+				out = &ev
+				return []domain.Event{ev}, nil
+			}
+	})
+	return out, err
 }

@@ -19,6 +19,7 @@ type Handlers struct {
 	ObserveDeposit      ObserveDepositHandler
 	ConfirmDeposit      ConfirmDepositHandler
 	RevertDeposit       RevertDepositHandler
+	FinalizeDeposit     FinalizeDepositHandler
 
 	// Money out: payouts, their life on chain, and conversions.
 	RequestPayout  RequestPayoutHandler
@@ -29,6 +30,7 @@ type Handlers struct {
 	Convert        ConvertHandler
 	Consolidate    ConsolidateHandler
 	SettleDeposit  SettleDepositHandler
+	NoteBalance    NoteBalanceHandler
 }
 
 // New wires the handlers. checkAddress validates merchants' payout addresses.
@@ -47,6 +49,7 @@ func New(d Deps, addresses AddressSource, checkAddress domain.AddressCheck) Hand
 		ObserveDeposit:      ObserveDepositHandler{d},
 		ConfirmDeposit:      ConfirmDepositHandler{d},
 		RevertDeposit:       RevertDepositHandler{d},
+		FinalizeDeposit:     FinalizeDepositHandler{d},
 
 		RequestPayout:  RequestPayoutHandler{d: d, checkAddress: checkAddress},
 		SignPayout:     SignPayoutHandler{d},
@@ -56,6 +59,7 @@ func New(d Deps, addresses AddressSource, checkAddress domain.AddressCheck) Hand
 		Convert:        ConvertHandler{d},
 		Consolidate:    ConsolidateHandler{ConvertHandler{d}},
 		SettleDeposit:  SettleDepositHandler{convert: ConvertHandler{d}, payout: RequestPayoutHandler{d: d, checkAddress: checkAddress}},
+		NoteBalance:    NoteBalanceHandler{d},
 	}
 }
 

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,7 +36,8 @@ type CreateInvoiceHandler struct {
 }
 
 // Handle errors: domain.ErrUnsupportedAsset, domain.ErrInvalidAmount,
-// domain.ErrValidation, ErrAddressUnavailable.
+// domain.ErrValidation, domain.ErrPriceUnavailable (an invoice that will be
+// converted, and no fresh price: money rule 3), ErrAddressUnavailable.
 func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (InvoiceCreated, error) {
 	asset, err := h.d.Assets.Lookup(c.Asset)
 	if err != nil {
@@ -45,13 +47,23 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 	if err != nil {
 		return InvoiceCreated{}, err
 	}
+	consolidateTo, err := h.consolidateTo(ctx, c.MerchantID)
+	if err != nil {
+		return InvoiceCreated{}, err
+	}
 	now := h.d.Now()
 	n := domain.NewInvoice{InvoiceID: h.d.NewID("inv_"), MerchantID: c.MerchantID, Asset: asset, Amount: amount, PayAmount: amount,
-		SettleAsset: c.SettleAs, OrderID: c.OrderID, ExpiresIn: c.ExpiresIn}
+		SettleAsset: c.SettleAs, ConsolidateTo: consolidateTo, OrderID: c.OrderID, ExpiresIn: c.ExpiresIn}
 	// Validate before an address is spent on a request that will fail.
 	n.PayAddress, n.AddressIndex = "-", -1
-	if _, err := domain.CreateInvoice(n, h.d.Assets, now); err != nil {
+	draft, err := domain.CreateInvoice(n, h.d.Assets, now)
+	if err != nil {
 		return InvoiceCreated{}, err
+	}
+	if draft.ConvertTo != "" {
+		if err := h.checkPrice(ctx, asset.Code, draft.ConvertTo); err != nil {
+			return InvoiceCreated{}, err
+		}
 	}
 	alloc, err := h.addresses.Allocate(ctx, asset, c.MerchantID)
 	if err != nil {
@@ -81,6 +93,32 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 		return InvoiceCreated{}, fmt.Errorf("create invoice: %w", err)
 	}
 	return InvoiceCreated{Invoice: ev, Position: res.Position}, nil
+}
+
+// consolidateTo is the account's setting, from the read model when there is one.
+func (h CreateInvoiceHandler) consolidateTo(ctx context.Context, merchantID string) (string, error) {
+	if h.d.Accounts != nil {
+		return h.d.Accounts.ConsolidateTo(ctx, merchantID)
+	}
+	m, err := loadMerchant(ctx, h.d, merchantID)
+	if err != nil {
+		return "", err
+	}
+	return m.ConsolidateTo(), nil
+}
+
+// checkPrice refuses an invoice whose payments could not be converted now.
+func (h CreateInvoiceHandler) checkPrice(ctx context.Context, from, to string) error {
+	if h.d.Prices == nil {
+		return fmt.Errorf("%w: no price oracle is configured", domain.ErrPriceUnavailable)
+	}
+	if _, err := h.d.Prices.Price(ctx, from, to); err != nil {
+		if errors.Is(err, domain.ErrPriceUnavailable) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", domain.ErrPriceUnavailable, err)
+	}
+	return nil
 }
 
 // reservePayAmount picks the smallest pay amount >= amount that no open
@@ -168,7 +206,31 @@ type ConfirmDepositHandler struct{ d Deps }
 // Handle errors: domain.ErrNotFound, domain.ErrInvalidState.
 func (h ConfirmDepositHandler) Handle(ctx context.Context, c ConfirmDeposit) (eventstore.AppendResult, error) {
 	res, _, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
-		return inv.ConfirmDeposit(c.DepositID, c.Confirmations, h.d.Now())
+		// The account's consolidate_to as the payment is credited fixes
+		// the tier of an invoice without settle_as (money rule 2).
+		m, err := loadMerchant(ctx, h.d, inv.MerchantID())
+		if err != nil {
+			return nil, err
+		}
+		return inv.ConfirmDeposit(c.DepositID, c.Confirmations, m.ConsolidateTo(), h.d.Now())
+	})
+	return res, err
+}
+
+// FinalizeDeposit makes a credited deposit available once its block is final.
+type FinalizeDeposit struct {
+	CommandID string
+	InvoiceID string
+	DepositID string
+	Depth     int
+}
+
+type FinalizeDepositHandler struct{ d Deps }
+
+// Handle errors: domain.ErrNotFound, domain.ErrInvalidState.
+func (h FinalizeDepositHandler) Handle(ctx context.Context, c FinalizeDeposit) (eventstore.AppendResult, error) {
+	res, _, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+		return inv.FinalizeDeposit(c.DepositID, c.Depth, h.d.Now())
 	})
 	return res, err
 }

@@ -165,6 +165,10 @@ type RequestPayout struct {
 	Kind            domain.PayoutKind
 	SourceInvoiceID string
 	SourceDepositID string
+	// AtMost pays out what is available when that is less than Amount
+	// (instant payouts after a debt), but not below MinAmount.
+	AtMost    bool
+	MinAmount domain.Amount
 	// AtLeast: read the credits once the read model has applied this position.
 	AtLeast eventstore.Position
 }
@@ -236,9 +240,12 @@ func (h RequestPayoutHandler) Handle(ctx context.Context, c RequestPayout) (Payo
 		if err != nil {
 			return nil, fmt.Errorf("credits of %s %s: %w", c.MerchantID, asset.Code, err)
 		}
+		if c.AtMost && f.Available(credited).LessThan(c.MinAmount) {
+			return nil, fmt.Errorf("%w: %s available after debts, below instant_min_amount", domain.ErrInsufficientFunds, f.Available(credited))
+		}
 		return f.RequestPayout(domain.PayoutRequest{PayoutID: h.d.NewID("po_"), MerchantID: c.MerchantID, CommandID: meta.CommandID,
-			Asset: asset, Amount: amount, ToAddress: to, Kind: c.Kind, SourceInvoiceID: c.SourceInvoiceID, SourceDepositID: c.SourceDepositID},
-			credited, h.d.Now())
+			Asset: asset, Amount: amount, ToAddress: to, Kind: c.Kind, SourceInvoiceID: c.SourceInvoiceID, SourceDepositID: c.SourceDepositID,
+			AtMost: c.AtMost}, credited, h.d.Now())
 	})
 	if err != nil {
 		return PayoutRequestedResult{}, err

@@ -40,6 +40,14 @@ type Deps struct {
 	// commands answer ErrMoneyOutUnavailable.
 	Credits Credits
 	Prices  Prices
+	// Accounts answers an account's consolidate_to for invoice creation
+	// from the read model; nil reads the merchant's stream instead.
+	Accounts Accounts
+}
+
+// Accounts reads account settings. Errors: domain.ErrNotFound.
+type Accounts interface {
+	ConsolidateTo(ctx context.Context, merchantID string) (string, error)
 }
 
 // Metadata travels with every event: who it belongs to and what caused it.

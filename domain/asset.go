@@ -24,9 +24,17 @@ type Asset struct {
 	Chain         Chain  `json:"chain"`
 	Decimals      int32  `json:"decimals"`
 	Confirmations int    `json:"confirmations"`
+	// Finality is the depth at which a payment's block can no longer be
+	// undone and its funds become available (money rule 4); 0: the same as
+	// Confirmations. Chains with a finality tag of their own (Ethereum's
+	// finalized block, TRON's solidified one) use it where the node has it.
+	Finality int `json:"finality,omitempty"`
 	// Contract is the token contract; empty for a chain's native coin.
 	Contract string `json:"contract,omitempty"`
 }
+
+// FinalityDepth is the number of blocks after which a payment is final.
+func (a Asset) FinalityDepth() int { return max(a.Finality, a.Confirmations) }
 
 // Native reports whether the asset is its chain's own coin.
 func (a Asset) Native() bool { return a.Contract == "" }
@@ -68,6 +76,8 @@ func ParseAssets(data []byte) (Assets, error) {
 			return Assets{}, fmt.Errorf("assets: %s: decimals %d out of 0..18", a.Code, a.Decimals)
 		case a.Confirmations < 1:
 			return Assets{}, fmt.Errorf("assets: %s: needs at least one confirmation", a.Code)
+		case a.Finality != 0 && a.Finality < a.Confirmations:
+			return Assets{}, fmt.Errorf("assets: %s: finality %d below confirmations %d", a.Code, a.Finality, a.Confirmations)
 		}
 		if _, dup := byCode[a.Code]; dup {
 			return Assets{}, fmt.Errorf("assets: %s listed twice", a.Code)

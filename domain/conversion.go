@@ -23,21 +23,24 @@ const RoundingDown = "down"
 
 // Conversion reasons.
 const (
-	ConversionSettleAs    = "settle_as"   // an invoice settled into another coin
-	ConversionConsolidate = "consolidate" // POST /v1/consolidate or consolidate_to
-	ConversionWithdrawal  = "withdrawal"  // a withdrawal paid out in another coin
+	ConversionSettleAs      = "settle_as"      // an invoice settled into another coin
+	ConversionConsolidateTo = "consolidate_to" // a payment credited while the account consolidates
+	ConversionConsolidate   = "consolidate"    // POST /v1/consolidate: a balance already credited
+	ConversionWithdrawal    = "withdrawal"     // a withdrawal paid out in another coin
 )
 
 // ConversionExecuted converts part of a merchant's balance into another
 // asset at an oracle's rate. It lives in the funds stream of From (it
 // debits that balance) and carries both legs as postings:
 //
-//	available(from) −FromAmount, external(from) +FromAmount
+//	available(from) −FromAmount, external(from) +FromUsed, platform:fees(from) +Remainder
 //	external(to) −ToAmount, available(to) +Net, platform:fees(to) +Fee
 //
-// ToAmount = FromAmount × Rate rounded down to the target's decimals; Fee
-// is on ToAmount at FeeBps (50, or 0 when the invoice already paid the
-// conversion tier), recorded with its inputs.
+// ToAmount = FromAmount × Rate rounded down to the target's decimals; the
+// part of FromAmount that rounding left unconverted (Remainder, FromAmount
+// − FromUsed, FromUsed = ToAmount / Rate rounded up) is fee revenue, never
+// lost (money rule 2). Fee is on ToAmount at 25 bps for a balance already
+// credited at 25, and 0 for a payment whose invoice paid the 50 bps tier.
 type ConversionExecuted struct {
 	ConversionID  string          `json:"conversion_id"`
 	MerchantID    string          `json:"merchant_id"`
@@ -47,6 +50,7 @@ type ConversionExecuted struct {
 	DepositID     string          `json:"deposit_id,omitempty"`
 	From          string          `json:"from"`
 	FromAmount    Amount          `json:"from_amount"`
+	FromDecimals  int32           `json:"from_decimals"`
 	To            string          `json:"to"`
 	ToDecimals    int32           `json:"to_decimals"`
 	Rate          decimal.Decimal `json:"rate"`
@@ -54,6 +58,8 @@ type ConversionExecuted struct {
 	QuotedAt      time.Time       `json:"quoted_at"`
 	Rounding      string          `json:"rounding"`
 	ToAmount      Amount          `json:"to_amount"`
+	FromUsed      Amount          `json:"from_used"`
+	Remainder     Amount          `json:"remainder"`
 	Fee           FeeCalc         `json:"fee"`
 	Net           Amount          `json:"net"`
 	Credited      Amount          `json:"credited"`
@@ -127,20 +133,21 @@ func (f *Funds) Convert(r ConversionRequest, credited Amount, now time.Time) (Co
 		return ConversionExecuted{}, err
 	}
 	m := r.MerchantID
-	postings := []Posting{
+	used := FromUsed(amount, q.ToAmount, r.Price.Rate, r.From.Decimals)
+	remainder := amount.Sub(used)
+	postings := nonZero([]Posting{
 		{Account: AvailableAccount(m), Asset: r.From.Code, Amount: amount.Neg()},
-		{Account: ExternalAccount, Asset: r.From.Code, Amount: amount},
+		{Account: ExternalAccount, Asset: r.From.Code, Amount: used},
+		{Account: FeeAccount, Asset: r.From.Code, Amount: remainder},
 		{Account: ExternalAccount, Asset: r.To.Code, Amount: q.ToAmount.Neg()},
 		{Account: AvailableAccount(m), Asset: r.To.Code, Amount: q.Net},
-	}
-	if !q.Fee.Fee.IsZero() {
-		postings = append(postings, Posting{Account: FeeAccount, Asset: r.To.Code, Amount: q.Fee.Fee})
-	}
+		{Account: FeeAccount, Asset: r.To.Code, Amount: q.Fee.Fee},
+	})
 	return ConversionExecuted{
 		ConversionID: r.ConversionID, MerchantID: m, CommandID: r.CommandID, Reason: r.Reason, InvoiceID: r.InvoiceID, DepositID: r.DepositID,
-		From: r.From.Code, FromAmount: amount, To: r.To.Code, ToDecimals: r.To.Decimals,
+		From: r.From.Code, FromAmount: amount, FromDecimals: r.From.Decimals, To: r.To.Code, ToDecimals: r.To.Decimals,
 		Rate: r.Price.Rate, RateSource: r.Price.Source, QuotedAt: r.Price.At.UTC(), Rounding: RoundingDown,
-		ToAmount: q.ToAmount, Fee: q.Fee, Net: q.Net, Credited: credited, DebitedBefore: f.debited, ExecutedAt: now.UTC(),
+		ToAmount: q.ToAmount, FromUsed: used, Remainder: remainder, Fee: q.Fee, Net: q.Net, Credited: credited, DebitedBefore: f.debited, ExecutedAt: now.UTC(),
 		Postings: mustBalance(postings),
 	}, nil
 }
@@ -160,18 +167,35 @@ func (e ConversionExecuted) Verify() error {
 	if err := e.Fee.Verify(); err != nil {
 		return fmt.Errorf("conversion %s: %w", e.ConversionID, err)
 	}
+	if used := FromUsed(e.FromAmount, e.ToAmount, e.Rate, e.FromDecimals); !used.Equal(e.FromUsed) ||
+		!e.FromUsed.Add(e.Remainder).Equal(e.FromAmount) {
+		return fmt.Errorf("conversion %s: %s converted of %s (remainder %s), recomputed %s", e.ConversionID, e.FromUsed, e.FromAmount, e.Remainder, used)
+	}
 	if !e.Net.Add(e.Fee.Fee).Equal(e.ToAmount) {
 		return fmt.Errorf("conversion %s: net %s + fee %s != %s", e.ConversionID, e.Net, e.Fee.Fee, e.ToAmount)
 	}
 	return nil
 }
 
-// ConversionFeeBps is the fee of a conversion: the conversion tier, except
-// for an invoice's settle_as, whose deposit already paid that tier (the
-// seed's "0.5 % when a payment is converted" is charged once).
+// FromUsed is the part of from that toAmount is worth at rate: toAmount /
+// rate rounded up to the source's decimals, never more than from.
+func FromUsed(from, toAmount Amount, rate decimal.Decimal, fromDecimals int32) Amount {
+	if !rate.IsPositive() {
+		return from
+	}
+	used := Amount{d: toAmount.d.DivRound(rate, 40).RoundUp(fromDecimals)}
+	if used.Cmp(from) > 0 {
+		return from
+	}
+	return used
+}
+
+// ConversionFeeFor is the fee of a conversion (money rule 2): nothing for
+// a payment converted as it is credited, whose deposit already paid the
+// 50 bps tier; the other 25 bps for a balance credited at 25.
 func ConversionFeeFor(reason string) int64 {
-	if reason == ConversionSettleAs {
+	if reason == ConversionSettleAs || reason == ConversionConsolidateTo {
 		return 0
 	}
-	return ConversionFeeBps
+	return ConversionFeeBps - FeeBps
 }

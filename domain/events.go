@@ -22,6 +22,11 @@ const (
 	TypeDepositDetected        = "DepositDetected"
 	TypeDepositConfirmed       = "DepositConfirmed"
 	TypeDepositReverted        = "DepositReverted"
+	TypeDepositFinalized       = "DepositFinalized"
+	TypeConversionWaiting      = "ConversionWaitingForPrice"
+	TypeConversionAbandoned    = "ConversionAbandoned"
+	TypeInvoiceReverted        = "InvoiceReverted"
+	TypeBalanceNegative        = "BalanceNegative"
 	TypeInvoicePartiallyPaid   = "InvoicePartiallyPaid"
 	TypeInvoiceConfirming      = "InvoiceConfirming"
 	TypeInvoicePaid            = "InvoicePaid"
@@ -81,20 +86,24 @@ type PayoutSettingsChanged struct {
 // Invoice events.
 
 type InvoiceCreated struct {
-	InvoiceID             string    `json:"invoice_id"`
-	MerchantID            string    `json:"merchant_id"`
-	Asset                 string    `json:"asset"`
-	Decimals              int32     `json:"decimals"`
-	Amount                Amount    `json:"amount"`
-	PayAmount             Amount    `json:"pay_amount"`
-	PayAddress            string    `json:"pay_address"`
-	AddressIndex          int64     `json:"address_index"`
-	RequiredConfirmations int       `json:"required_confirmations"`
-	SettleAsset           string    `json:"settle_asset,omitempty"`
-	OrderID               string    `json:"order_id,omitempty"`
-	Fee                   FeeCalc   `json:"fee"` // at the invoice's tier, on Amount
-	CreatedAt             time.Time `json:"created_at"`
-	ExpiresAt             time.Time `json:"expires_at"`
+	InvoiceID             string `json:"invoice_id"`
+	MerchantID            string `json:"merchant_id"`
+	Asset                 string `json:"asset"`
+	Decimals              int32  `json:"decimals"`
+	Amount                Amount `json:"amount"`
+	PayAmount             Amount `json:"pay_amount"`
+	PayAddress            string `json:"pay_address"`
+	AddressIndex          int64  `json:"address_index"`
+	RequiredConfirmations int    `json:"required_confirmations"`
+	Finality              int    `json:"finality,omitempty"` // blocks; 0 in logs from before finality: RequiredConfirmations
+	SettleAsset           string `json:"settle_asset,omitempty"`
+	// ConvertTo is where payments would be converted as created (settle_as,
+	// else the account's consolidate_to); the first credit fixes it.
+	ConvertTo string    `json:"convert_to,omitempty"`
+	OrderID   string    `json:"order_id,omitempty"`
+	Fee       FeeCalc   `json:"fee"` // at the invoice's tier, on Amount
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 type DepositDetected struct {
@@ -110,6 +119,13 @@ type DepositDetected struct {
 	Postings      []Posting `json:"postings"`
 }
 
+// RequiredFinality is the depth at which the invoice's payments are final.
+func (e InvoiceCreated) RequiredFinality() int { return max(e.Finality, e.RequiredConfirmations) }
+
+// DepositConfirmed credits a deposit (money rule 1). Fee is the invoice's
+// whole fee after it, on everything credited; FeeBefore was the fee
+// before; this deposit is charged the difference (Charged = Fee.Fee −
+// FeeBefore) and Net = Amount − Charged stays pending until final.
 type DepositConfirmed struct {
 	InvoiceID     string    `json:"invoice_id"`
 	MerchantID    string    `json:"merchant_id"`
@@ -118,20 +134,80 @@ type DepositConfirmed struct {
 	Amount        Amount    `json:"amount"`
 	Confirmations int       `json:"confirmations"`
 	Fee           FeeCalc   `json:"fee"`
+	FeeBefore     Amount    `json:"fee_before"`
+	Charged       Amount    `json:"charged"`
 	Net           Amount    `json:"net"`
+	ConvertTo     string    `json:"convert_to,omitempty"`
 	ConfirmedAt   time.Time `json:"confirmed_at"`
 	Postings      []Posting `json:"postings"`
 }
 
+// DepositFinalized makes a credited deposit's net available (money rule 4).
+type DepositFinalized struct {
+	InvoiceID   string    `json:"invoice_id"`
+	MerchantID  string    `json:"merchant_id"`
+	DepositID   string    `json:"deposit_id"`
+	Asset       string    `json:"asset"`
+	Net         Amount    `json:"net"`
+	Depth       int       `json:"depth"`
+	FinalizedAt time.Time `json:"finalized_at"`
+	Postings    []Posting `json:"postings"`
+}
+
+// DepositReverted undoes a deposit (money rule 5). For a credited one, Fee
+// is the invoice's fee after it and Refund what the fee account gives back;
+// ShiftAmount is charged to deposit ShiftTo when the refund differs from
+// this deposit's share of the fee.
 type DepositReverted struct {
+	InvoiceID   string    `json:"invoice_id"`
+	MerchantID  string    `json:"merchant_id"`
+	DepositID   string    `json:"deposit_id"`
+	Asset       string    `json:"asset"`
+	Amount      Amount    `json:"amount"`
+	Reason      string    `json:"reason"`
+	Fee         *FeeCalc  `json:"fee,omitempty"`
+	Refund      Amount    `json:"refund"`
+	ShiftTo     string    `json:"shift_to,omitempty"`
+	ShiftAmount Amount    `json:"shift_amount"`
+	RevertedAt  time.Time `json:"reverted_at"`
+	Postings    []Posting `json:"postings"`
+}
+
+// ConversionWaiting: a credited deposit's conversion has no fresh price
+// and waits on its own (money rule 3).
+type ConversionWaiting struct {
+	InvoiceID  string    `json:"invoice_id"`
+	MerchantID string    `json:"merchant_id"`
+	DepositID  string    `json:"deposit_id"`
+	Reason     string    `json:"reason"`
+	Since      time.Time `json:"since"`
+}
+
+// ConversionAbandoned: no price came within the longest wait; the
+// invoice's payments stay in their coin at the 25 bps tier (Fee, on all it
+// credited), and Refund is the fee difference returned.
+type ConversionAbandoned struct {
 	InvoiceID  string    `json:"invoice_id"`
 	MerchantID string    `json:"merchant_id"`
 	DepositID  string    `json:"deposit_id"`
 	Asset      string    `json:"asset"`
-	Amount     Amount    `json:"amount"`
 	Reason     string    `json:"reason"`
-	RevertedAt time.Time `json:"reverted_at"`
+	Fee        FeeCalc   `json:"fee"`
+	Refund     Amount    `json:"refund"`
+	At         time.Time `json:"at"`
 	Postings   []Posting `json:"postings"`
+}
+
+// BalanceNegative: a reversal left a merchant's available balance below
+// zero, a debt that later credits repay first (money rule 6). It moves no
+// money: the postings that made the debt are the reversal's.
+type BalanceNegative struct {
+	MerchantID string    `json:"merchant_id"`
+	Asset      string    `json:"asset"`
+	Available  Amount    `json:"available"`
+	CauseID    string    `json:"cause_event_id"`
+	InvoiceID  string    `json:"invoice_id,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // InvoiceStatusChanged is the body of every status event; the event type
@@ -174,6 +250,10 @@ func (DepositDetected) EventType() string        { return TypeDepositDetected }
 func (DepositConfirmed) EventType() string       { return TypeDepositConfirmed }
 func (DepositReverted) EventType() string        { return TypeDepositReverted }
 func (AddressReserved) EventType() string        { return TypeAddressReserved }
+func (DepositFinalized) EventType() string       { return TypeDepositFinalized }
+func (ConversionWaiting) EventType() string      { return TypeConversionWaiting }
+func (ConversionAbandoned) EventType() string    { return TypeConversionAbandoned }
+func (BalanceNegative) EventType() string        { return TypeBalanceNegative }
 
 // EventType of a status change is the type of the status entered.
 func (e InvoiceStatusChanged) EventType() string {
@@ -188,13 +268,17 @@ func (e InvoiceStatusChanged) EventType() string {
 		return TypeInvoiceExpired
 	case StatusNew:
 		return TypeInvoiceAwaitingPayment
+	case StatusReverted:
+		return TypeInvoiceReverted
 	}
 	panic("domain: status change to " + string(e.To))
 }
 
-func (e DepositDetected) LedgerPostings() []Posting  { return e.Postings }
-func (e DepositConfirmed) LedgerPostings() []Posting { return e.Postings }
-func (e DepositReverted) LedgerPostings() []Posting  { return e.Postings }
+func (e DepositDetected) LedgerPostings() []Posting     { return e.Postings }
+func (e DepositConfirmed) LedgerPostings() []Posting    { return e.Postings }
+func (e DepositReverted) LedgerPostings() []Posting     { return e.Postings }
+func (e DepositFinalized) LedgerPostings() []Posting    { return e.Postings }
+func (e ConversionAbandoned) LedgerPostings() []Posting { return e.Postings }
 
 // Decode turns a stored event back into its Go type.
 func Decode(eventType string, data []byte) (Event, error) {
@@ -219,7 +303,15 @@ func Decode(eventType string, data []byte) (Event, error) {
 		e, err = decode[DepositConfirmed](data)
 	case TypeDepositReverted:
 		e, err = decode[DepositReverted](data)
-	case TypeInvoicePartiallyPaid, TypeInvoiceConfirming, TypeInvoicePaid, TypeInvoiceExpired, TypeInvoiceAwaitingPayment:
+	case TypeDepositFinalized:
+		e, err = decode[DepositFinalized](data)
+	case TypeConversionWaiting:
+		e, err = decode[ConversionWaiting](data)
+	case TypeConversionAbandoned:
+		e, err = decode[ConversionAbandoned](data)
+	case TypeBalanceNegative:
+		e, err = decode[BalanceNegative](data)
+	case TypeInvoicePartiallyPaid, TypeInvoiceConfirming, TypeInvoicePaid, TypeInvoiceExpired, TypeInvoiceAwaitingPayment, TypeInvoiceReverted:
 		e, err = decode[InvoiceStatusChanged](data)
 	case TypeAddressReserved:
 		e, err = decode[AddressReserved](data)

@@ -16,6 +16,9 @@ const (
 	StatusConfirming    Status = "confirming"
 	StatusPaid          Status = "paid"
 	StatusExpired       Status = "expired"
+	// StatusReverted: was paid, and a reorganisation took the payment away
+	// (money rule 5). Paid again if the payment is mined again.
+	StatusReverted Status = "reverted"
 )
 
 // Terminal reports whether no payment can change the status any more.
@@ -24,7 +27,7 @@ func (s Status) Terminal() bool { return s == StatusPaid || s == StatusExpired }
 // ParseStatus accepts the API's status names. Errors: ErrValidation.
 func ParseStatus(s string) (Status, error) {
 	switch st := Status(s); st {
-	case StatusNew, StatusPartiallyPaid, StatusConfirming, StatusPaid, StatusExpired:
+	case StatusNew, StatusPartiallyPaid, StatusConfirming, StatusPaid, StatusExpired, StatusReverted:
 		return st, nil
 	}
 	return "", fmt.Errorf("%w: unknown status %q", ErrValidation, s)
@@ -50,8 +53,11 @@ type NewInvoice struct {
 	// did not derive (a reused or static one).
 	AddressIndex int64
 	SettleAsset  string
-	OrderID      string
-	ExpiresIn    time.Duration
+	// ConsolidateTo is the account's setting at creation: with it (and no
+	// settle_as) the invoice expects the conversion tier.
+	ConsolidateTo string
+	OrderID       string
+	ExpiresIn     time.Duration
 }
 
 // CreateInvoice decides the InvoiceCreated event.
@@ -71,8 +77,12 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 			return InvoiceCreated{}, err
 		}
 		if n.SettleAsset == n.Asset.Code {
-			n.SettleAsset = "" // settling into the same coin is no conversion
+			return InvoiceCreated{}, fmt.Errorf("%w: settle_as must name another asset than %s", ErrValidation, n.Asset.Code)
 		}
+	}
+	convertTo := n.SettleAsset
+	if convertTo == "" && n.ConsolidateTo != n.Asset.Code {
+		convertTo = n.ConsolidateTo
 	}
 	if len(n.OrderID) > maxOrderIDLen || strings.IndexFunc(n.OrderID, unicode.IsControl) >= 0 {
 		return InvoiceCreated{}, fmt.Errorf("%w: order_id must be at most %d printable characters", ErrValidation, maxOrderIDLen)
@@ -91,8 +101,9 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 	return InvoiceCreated{
 		InvoiceID: n.InvoiceID, MerchantID: n.MerchantID, Asset: n.Asset.Code, Decimals: n.Asset.Decimals,
 		Amount: n.Amount, PayAmount: n.PayAmount, PayAddress: n.PayAddress, AddressIndex: n.AddressIndex,
-		RequiredConfirmations: n.Asset.Confirmations, SettleAsset: n.SettleAsset, OrderID: n.OrderID,
-		Fee:       ComputeFee(n.Amount, TierBps(n.SettleAsset != ""), n.Asset.Decimals),
+		RequiredConfirmations: n.Asset.Confirmations, Finality: n.Asset.FinalityDepth(), SettleAsset: n.SettleAsset, ConvertTo: convertTo,
+		OrderID:   n.OrderID,
+		Fee:       ComputeFee(n.Amount, TierBps(convertTo != ""), n.Asset.Decimals),
 		CreatedAt: now, ExpiresAt: now.Add(n.ExpiresIn),
 	}, nil
 }
@@ -102,9 +113,16 @@ type deposit struct {
 	amount        Amount
 	confirmations int
 	confirmed     bool
+	final         bool
 	reverted      bool
-	fee           Amount
+	// charged is this deposit's share of the invoice's fee: what its
+	// confirmation charged, moved by later reversals and tier changes so
+	// that the shares of credited deposits always sum to the invoice's fee.
+	charged Amount
 }
+
+// net is what the deposit put in the merchant's pending, then available.
+func (d *deposit) net() Amount { return d.amount.Sub(d.charged) }
 
 // Invoice is the aggregate behind an invoice-<id> stream.
 type Invoice struct {
@@ -113,13 +131,21 @@ type Invoice struct {
 	status   Status
 	deposits map[string]*deposit
 	order    []string
+	// The fee tier and conversion target are fixed by the first credited
+	// deposit (money rule 2); unconverted drops the tier to 25 bps.
+	tierFixed   bool
+	feeBps      int64
+	convertTo   string
+	unconverted bool
+	waiting     map[string]bool // deposits whose conversion waits for a price
 }
 
 // Apply folds an event of the invoice's stream into its state.
 func (inv *Invoice) Apply(e Event) {
 	switch e := e.(type) {
 	case InvoiceCreated:
-		*inv = Invoice{created: e, exists: true, status: StatusNew, deposits: map[string]*deposit{}}
+		*inv = Invoice{created: e, exists: true, status: StatusNew, deposits: map[string]*deposit{}, feeBps: e.Fee.Bps,
+			convertTo: e.ConvertTo, waiting: map[string]bool{}}
 	case DepositDetected:
 		if _, again := inv.deposits[e.DepositID]; !again {
 			inv.order = append(inv.order, e.DepositID)
@@ -127,9 +153,24 @@ func (inv *Invoice) Apply(e Event) {
 		inv.deposits[e.DepositID] = &deposit{id: e.DepositID, amount: e.Amount, confirmations: e.Confirmations}
 	case DepositConfirmed:
 		d := inv.deposits[e.DepositID]
-		d.confirmed, d.confirmations, d.fee = true, e.Confirmations, e.Fee.Fee
+		d.confirmed, d.confirmations, d.charged = true, e.Confirmations, e.Charged
+		inv.tierFixed, inv.feeBps, inv.convertTo = true, e.Fee.Bps, e.ConvertTo
+	case DepositFinalized:
+		inv.deposits[e.DepositID].final = true
 	case DepositReverted:
-		inv.deposits[e.DepositID].reverted = true
+		d := inv.deposits[e.DepositID]
+		d.reverted = true
+		if e.ShiftTo != "" {
+			s := inv.deposits[e.ShiftTo]
+			s.charged = s.charged.Add(e.ShiftAmount)
+		}
+	case ConversionWaiting:
+		inv.waiting[e.DepositID] = true
+	case ConversionAbandoned:
+		delete(inv.waiting, e.DepositID)
+		inv.unconverted, inv.feeBps, inv.convertTo = true, e.Fee.Bps, ""
+		d := inv.deposits[e.DepositID]
+		d.charged = d.charged.Sub(e.Refund)
 	case InvoiceStatusChanged:
 		inv.status = e.To
 	}
@@ -141,9 +182,45 @@ func (inv *Invoice) Status() Status          { return inv.status }
 func (inv *Invoice) ID() string              { return inv.created.InvoiceID }
 func (inv *Invoice) MerchantID() string      { return inv.created.MerchantID }
 func (inv *Invoice) ExpiresAt() time.Time    { return inv.created.ExpiresAt }
-func (inv *Invoice) feeBps() int64           { return inv.created.Fee.Bps }
 func (inv *Invoice) asset() string           { return inv.created.Asset }
 func (inv *Invoice) AmountReceived() Amount  { r, _ := inv.totals(); return r }
+
+// ConvertTo is the asset the invoice's payments are converted into ("" for
+// none), as fixed by its first credit; Unconverted reports that a
+// conversion was given up (money rule 3) and payments stay in their coin.
+func (inv *Invoice) ConvertTo() string { return inv.convertTo }
+func (inv *Invoice) Unconverted() bool { return inv.unconverted }
+func (inv *Invoice) FeeBps() int64     { return inv.feeBps }
+func (inv *Invoice) Charged() Amount {
+	return inv.sumCredited(func(d *deposit) Amount { return d.charged })
+}
+func (inv *Invoice) credited() Amount {
+	return inv.sumCredited(func(d *deposit) Amount { return d.amount })
+}
+func (inv *Invoice) Waiting(id string) bool { return inv.waiting[id] }
+
+// DepositNet is what a credited deposit left the merchant (its amount less
+// its share of the fee). Errors: ErrNotFound, ErrInvalidState (not credited).
+func (inv *Invoice) DepositNet(depositID string) (Amount, error) {
+	d, ok := inv.deposits[depositID]
+	if !ok {
+		return Amount{}, fmt.Errorf("deposit %s: %w", depositID, ErrNotFound)
+	}
+	if !d.confirmed || d.reverted {
+		return Amount{}, fmt.Errorf("%w: deposit %s is not credited", ErrInvalidState, depositID)
+	}
+	return d.net(), nil
+}
+
+func (inv *Invoice) sumCredited(f func(*deposit) Amount) Amount {
+	var sum Amount
+	for _, id := range inv.order {
+		if d := inv.deposits[id]; d.confirmed && !d.reverted {
+			sum = sum.Add(f(d))
+		}
+	}
+	return sum
+}
 
 // totals are the sums of live (not reverted) deposits: seen and confirmed.
 func (inv *Invoice) totals() (received, confirmed Amount) {
@@ -160,12 +237,20 @@ func (inv *Invoice) totals() (received, confirmed Amount) {
 	return received, confirmed
 }
 
-// statusFor is the status the payments justify; terminal statuses stay.
+// statusFor is the status the payments justify. Expired stays expired; a
+// paid invoice that no longer holds its amount is reverted, and paid again
+// when it does (money rule 5).
 func (inv *Invoice) statusFor(received, confirmed Amount) Status {
-	if inv.status.Terminal() {
-		return inv.status
-	}
 	target := inv.created.PayAmount
+	switch inv.status {
+	case StatusExpired:
+		return StatusExpired
+	case StatusPaid, StatusReverted:
+		if confirmed.Cmp(target) >= 0 {
+			return StatusPaid
+		}
+		return StatusReverted
+	}
 	switch {
 	case confirmed.Cmp(target) >= 0:
 		return StatusPaid
@@ -199,6 +284,10 @@ func (inv *Invoice) clone() *Invoice {
 		c.deposits[k] = &dd
 	}
 	c.order = append([]string(nil), inv.order...)
+	c.waiting = make(map[string]bool, len(inv.waiting))
+	for k, v := range inv.waiting {
+		c.waiting[k] = v
+	}
 	return &c
 }
 
@@ -242,10 +331,13 @@ func (inv *Invoice) ObserveDeposit(d ObservedDeposit, now time.Time) ([]Event, e
 	return inv.settle([]Event{ev}, now), nil
 }
 
-// ConfirmDeposit credits a deposit once it has the required confirmations:
-// pending moves to available minus the fee at the invoice's tier.
+// ConfirmDeposit credits a deposit once it has the required confirmations
+// (money rule 1): the invoice's fee becomes that of everything credited,
+// and this deposit is charged the difference, out of pending. The first
+// credit fixes the tier: 50 bps when the payment will be converted (the
+// invoice's settle_as, else consolidateTo, the account's setting now).
 // Errors: ErrNotFound, ErrInvalidState (reverted, or too few confirmations).
-func (inv *Invoice) ConfirmDeposit(depositID string, confirmations int, now time.Time) ([]Event, error) {
+func (inv *Invoice) ConfirmDeposit(depositID string, confirmations int, consolidateTo string, now time.Time) ([]Event, error) {
 	d, ok := inv.deposits[depositID]
 	if !ok {
 		return nil, fmt.Errorf("deposit %s: %w", depositID, ErrNotFound)
@@ -259,24 +351,62 @@ func (inv *Invoice) ConfirmDeposit(depositID string, confirmations int, now time
 	if confirmations < inv.created.RequiredConfirmations {
 		return nil, fmt.Errorf("%w: %d of %d confirmations", ErrInvalidState, confirmations, inv.created.RequiredConfirmations)
 	}
+	bps, convertTo := inv.feeBps, inv.convertTo
+	if !inv.tierFixed && !inv.unconverted {
+		convertTo = inv.created.SettleAsset
+		if convertTo == "" && consolidateTo != inv.asset() {
+			convertTo = consolidateTo
+		}
+		bps = TierBps(convertTo != "")
+	}
 	m, a := inv.MerchantID(), inv.asset()
-	fee := ComputeFee(d.amount, inv.feeBps(), inv.created.Decimals)
-	net := d.amount.Sub(fee.Fee)
+	before := inv.Charged()
+	fee := ComputeFee(inv.credited().Add(d.amount), bps, inv.created.Decimals)
+	charged := fee.Fee.Sub(before)
 	ev := DepositConfirmed{
 		InvoiceID: inv.ID(), MerchantID: m, DepositID: depositID, Asset: a, Amount: d.amount,
-		Confirmations: confirmations, Fee: fee, Net: net, ConfirmedAt: now.UTC(),
-		Postings: mustBalance([]Posting{
-			{Account: PendingAccount(m), Asset: a, Amount: d.amount.Neg()},
-			{Account: AvailableAccount(m), Asset: a, Amount: net},
-			{Account: FeeAccount, Asset: a, Amount: fee.Fee},
-		}),
+		Confirmations: confirmations, Fee: fee, FeeBefore: before, Charged: charged, Net: d.amount.Sub(charged),
+		ConvertTo: convertTo, ConfirmedAt: now.UTC(),
+		Postings: mustBalance(nonZero([]Posting{
+			{Account: PendingAccount(m), Asset: a, Amount: charged.Neg()},
+			{Account: FeeAccount, Asset: a, Amount: charged},
+		})),
 	}
 	return inv.settle([]Event{ev}, now), nil
 }
 
-// RevertDeposit undoes a deposit that a reorg removed, reversing exactly the
-// postings it had made. A paid invoice stays paid (its funds were confirmed
-// at the required depth); the balance shows the reversal.
+// FinalizeDeposit makes a credited deposit spendable once its block is
+// final (money rule 4): its net moves from pending to available.
+// Errors: ErrNotFound, ErrInvalidState (not credited, or reverted).
+func (inv *Invoice) FinalizeDeposit(depositID string, depth int, now time.Time) ([]Event, error) {
+	d, ok := inv.deposits[depositID]
+	if !ok {
+		return nil, fmt.Errorf("deposit %s: %w", depositID, ErrNotFound)
+	}
+	if d.final && !d.reverted {
+		return nil, nil
+	}
+	if !d.confirmed || d.reverted {
+		return nil, fmt.Errorf("%w: deposit %s is not credited", ErrInvalidState, depositID)
+	}
+	// Finality is the chain's word (a depth, Ethereum's finalized block,
+	// TRON's solidified one); the domain only refuses what is not credited.
+	if depth < inv.created.RequiredConfirmations {
+		return nil, fmt.Errorf("%w: %d blocks, below the %d confirmations", ErrInvalidState, depth, inv.created.RequiredConfirmations)
+	}
+	m, a := inv.MerchantID(), inv.asset()
+	return []Event{DepositFinalized{InvoiceID: inv.ID(), MerchantID: m, DepositID: depositID, Asset: a, Net: d.net(), Depth: depth,
+		FinalizedAt: now.UTC(), Postings: mustBalance(nonZero([]Posting{
+			{Account: PendingAccount(m), Asset: a, Amount: d.net().Neg()},
+			{Account: AvailableAccount(m), Asset: a, Amount: d.net()},
+		}))}}, nil
+}
+
+// RevertDeposit undoes a deposit that a reorg removed (money rule 5): the
+// coins go back out, and a credited deposit gives back the difference it
+// made to the invoice's fee. Its net leaves the account it is in (pending,
+// or available once final, which may then go negative: rule 6). The
+// invoice's status follows, backwards too.
 // Errors: ErrNotFound.
 func (inv *Invoice) RevertDeposit(depositID, reason string, now time.Time) ([]Event, error) {
 	d, ok := inv.deposits[depositID]
@@ -287,17 +417,116 @@ func (inv *Invoice) RevertDeposit(depositID, reason string, now time.Time) ([]Ev
 		return nil, nil
 	}
 	m, a := inv.MerchantID(), inv.asset()
-	postings := []Posting{{Account: ExternalAccount, Asset: a, Amount: d.amount}}
-	if d.confirmed {
-		postings = append(postings,
-			Posting{Account: AvailableAccount(m), Asset: a, Amount: d.amount.Sub(d.fee).Neg()},
-			Posting{Account: FeeAccount, Asset: a, Amount: d.fee.Neg()})
-	} else {
-		postings = append(postings, Posting{Account: PendingAccount(m), Asset: a, Amount: d.amount.Neg()})
-	}
 	ev := DepositReverted{InvoiceID: inv.ID(), MerchantID: m, DepositID: depositID, Asset: a, Amount: d.amount,
-		Reason: reason, RevertedAt: now.UTC(), Postings: mustBalance(postings)}
+		Reason: reason, RevertedAt: now.UTC()}
+	postings := []Posting{{Account: ExternalAccount, Asset: a, Amount: d.amount}}
+	if !d.confirmed {
+		postings = append(postings, Posting{Account: PendingAccount(m), Asset: a, Amount: d.amount.Neg()})
+	} else {
+		account := PendingAccount(m)
+		if d.final {
+			account = AvailableAccount(m)
+		}
+		before := inv.Charged()
+		rest := inv.credited().Sub(d.amount)
+		fee := ComputeFee(rest, inv.feeBps, inv.created.Decimals)
+		refund := before.Sub(fee.Fee)
+		ev.Fee, ev.Refund = &fee, refund
+		postings = append(postings,
+			Posting{Account: account, Asset: a, Amount: d.net().Neg()},
+			Posting{Account: FeeAccount, Asset: a, Amount: refund.Neg()})
+		// The fee the remaining deposits owe differs from their shares by
+		// what this deposit's share was not refunded: one of them carries it.
+		if shift := d.charged.Sub(refund); !shift.IsZero() {
+			to := inv.shiftTarget(depositID)
+			ev.ShiftTo, ev.ShiftAmount = to.id, shift
+			toAccount := PendingAccount(m)
+			if to.final {
+				toAccount = AvailableAccount(m)
+			}
+			postings = append(postings, Posting{Account: toAccount, Asset: a, Amount: shift.Neg()})
+		}
+	}
+	ev.Postings = mustBalance(nonZero(postings))
 	return inv.settle([]Event{ev}, now), nil
+}
+
+// shiftTarget is the credited deposit (other than except) that carries a
+// fee difference: the newest one not yet final, else the newest final one.
+func (inv *Invoice) shiftTarget(except string) *deposit {
+	var final *deposit
+	for i := len(inv.order) - 1; i >= 0; i-- {
+		d := inv.deposits[inv.order[i]]
+		if d.id == except || !d.confirmed || d.reverted {
+			continue
+		}
+		if !d.final {
+			return d
+		}
+		if final == nil {
+			final = d
+		}
+	}
+	if final == nil {
+		// Nothing else credited means the fee falls to 0 and the refund is
+		// the whole share: no difference to carry.
+		panic("domain: fee difference with no other credited deposit")
+	}
+	return final
+}
+
+// WaitForPrice records that a credited deposit's conversion waits for a
+// price (money rule 3). Once per deposit.
+func (inv *Invoice) WaitForPrice(depositID, reason string, now time.Time) ([]Event, error) {
+	if _, err := inv.DepositNet(depositID); err != nil {
+		return nil, err
+	}
+	if inv.waiting[depositID] || inv.convertTo == "" {
+		return nil, nil
+	}
+	return []Event{ConversionWaiting{InvoiceID: inv.ID(), MerchantID: inv.MerchantID(), DepositID: depositID, Reason: reason,
+		Since: now.UTC()}}, nil
+}
+
+// AbandonConversion gives up converting the invoice's payments after the
+// longest wait for a price (money rule 3): they stay in their coin and the
+// invoice drops to the 25 bps tier, so the difference the 50 bps tier
+// charged on what it credited is returned, into the deposit's account.
+// Errors: ErrNotFound, ErrInvalidState.
+func (inv *Invoice) AbandonConversion(depositID, reason string, now time.Time) ([]Event, error) {
+	d, ok := inv.deposits[depositID]
+	if !ok {
+		return nil, fmt.Errorf("deposit %s: %w", depositID, ErrNotFound)
+	}
+	if inv.unconverted {
+		return nil, nil
+	}
+	if !d.confirmed || d.reverted {
+		return nil, fmt.Errorf("%w: deposit %s is not credited", ErrInvalidState, depositID)
+	}
+	m, a := inv.MerchantID(), inv.asset()
+	fee := ComputeFee(inv.credited(), FeeBps, inv.created.Decimals)
+	refund := inv.Charged().Sub(fee.Fee)
+	account := PendingAccount(m)
+	if d.final {
+		account = AvailableAccount(m)
+	}
+	return []Event{ConversionAbandoned{InvoiceID: inv.ID(), MerchantID: m, DepositID: depositID, Asset: a, Reason: reason,
+		Fee: fee, Refund: refund, At: now.UTC(), Postings: mustBalance(nonZero([]Posting{
+			{Account: FeeAccount, Asset: a, Amount: refund.Neg()},
+			{Account: account, Asset: a, Amount: refund},
+		}))}}, nil
+}
+
+// nonZero drops postings of zero: a fee that rounds to nothing moves nothing.
+func nonZero(ps []Posting) []Posting {
+	out := ps[:0]
+	for _, p := range ps {
+		if !p.Amount.IsZero() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Expire closes an invoice whose window has passed without enough payment.

@@ -150,6 +150,10 @@ func (f *Funds) Clone() *Funds { c := *f; return &c }
 // Debited is the sum of every debit the stream recorded.
 func (f *Funds) Debited() Amount { return f.debited }
 
+// Balance is credited less every debit: the available balance, negative
+// while a reversal's debt is open (money rule 6).
+func (f *Funds) Balance(credited Amount) Amount { return credited.Sub(f.debited) }
+
 // Available is what the merchant may still debit given credited.
 func (f *Funds) Available(credited Amount) Amount {
 	a := credited.Sub(f.debited)
@@ -193,6 +197,9 @@ type PayoutRequest struct {
 	Kind            PayoutKind
 	SourceInvoiceID string
 	SourceDepositID string
+	// AtMost pays out at most what is available when Amount is more: an
+	// instant payout after a debt pays what is left once the debt is repaid.
+	AtMost bool
 }
 
 const maxAddressLen = 128
@@ -210,6 +217,11 @@ func (f *Funds) RequestPayout(r PayoutRequest, credited Amount, now time.Time) (
 	}
 	if r.Kind != PayoutKindInstant && r.Kind != PayoutKindWithdrawal {
 		return PayoutRequested{}, fmt.Errorf("domain: payout kind %q", r.Kind)
+	}
+	if r.AtMost && r.Amount != nil {
+		if avail := f.Available(credited); avail.LessThan(*r.Amount) {
+			r.Amount = &avail
+		}
 	}
 	amount, err := f.debitAmount(r.Amount, credited, r.Asset.Decimals)
 	if err != nil {

@@ -26,7 +26,7 @@ const maxBody = 16 << 10
 //
 //	POST /v1/sim/pay   {"invoice_id": "inv_…" | "address": "…", "amount": "0.01"}
 //	POST /v1/sim/mine  {"blocks": 1}        (blocks defaults to 1)
-//	POST /v1/sim/reorg {"depth": 1}
+//	POST /v1/sim/reorg {"depth": 1, "reinclude": true}
 //
 // They answer JSON; errors are {"error","message"}: 400 bad input, 401 no
 // or wrong token, 404 unknown invoice. The handler matches full paths, so
@@ -73,6 +73,9 @@ type mineRequest struct {
 
 type reorgRequest struct {
 	Depth int `json:"depth"`
+	// Reinclude (default true): the transactions go back to the mempool
+	// and the next blocks mine them again; false models a double spend.
+	Reinclude *bool `json:"reinclude,omitempty"`
 }
 
 func (s *Simulator) handlePay(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +129,7 @@ func (s *Simulator) handleReorg(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	res, err := s.Reorg(r.Context(), req.Depth)
+	res, err := s.Reorg(r.Context(), req.Depth, req.Reinclude == nil || *req.Reinclude)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

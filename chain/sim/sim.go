@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/projections"
 )
@@ -92,7 +93,8 @@ func New(cfg Config, sink chain.Sink, db projections.DB, assets domain.Assets, l
 func WithConfirmations(assets domain.Assets, n int) (domain.Assets, error) {
 	list := assets.List()
 	for i := range list {
-		list[i].Confirmations = n
+		// The simulator's finality is one block past confirmations (money rule 4).
+		list[i].Confirmations, list[i].Finality = n, n+1
 	}
 	raw, err := json.Marshal(list)
 	if err != nil {
@@ -223,7 +225,9 @@ type MineResult struct {
 	Blocks    int                    `json:"blocks"`
 	Heights   map[domain.Chain]int64 `json:"heights"`
 	Confirmed []Confirmed            `json:"confirmed"`
-	Failed    map[string]string      `json:"failed,omitempty"` // deposit id → error, retried by the next Mine
+	// Final lists the deposits that became final (spendable) in these blocks.
+	Final  []Confirmed       `json:"final"`
+	Failed map[string]string `json:"failed,omitempty"` // deposit id → error, retried by the next Mine
 }
 
 // Mine adds blocks (0..MaxBlocks) to every simulated chain: pending
@@ -236,7 +240,7 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res := MineResult{Blocks: blocks, Heights: map[domain.Chain]int64{}, Confirmed: []Confirmed{}}
+	res := MineResult{Blocks: blocks, Heights: map[domain.Chain]int64{}, Confirmed: []Confirmed{}, Final: []Confirmed{}}
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("sim mine: %w", err)
@@ -286,7 +290,24 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 		}
 		res.Confirmed = append(res.Confirmed, Confirmed{InvoiceID: t.InvoiceID, DepositID: t.DepositID, TxID: t.TxID, Confirmations: t.Confirmations})
 	}
-	s.log.Info("sim: mined", "blocks", blocks, "confirmed", len(res.Confirmed))
+	final, err := s.transfers(ctx, `state = 'confirmed' AND confirmations > required_confirmations`)
+	if err != nil {
+		return res, err
+	}
+	for _, t := range final {
+		if err := s.sink.Finalize(ctx, t.InvoiceID, t.DepositID, t.Confirmations); err != nil {
+			if ctx.Err() != nil {
+				return res, err
+			}
+			s.log.Error("sim: finality failed; the next mine retries it", "deposit_id", t.DepositID, "err", err)
+			continue
+		}
+		if err := s.setState(ctx, t.TxID, "final"); err != nil {
+			return res, err
+		}
+		res.Final = append(res.Final, Confirmed{InvoiceID: t.InvoiceID, DepositID: t.DepositID, TxID: t.TxID, Confirmations: t.Confirmations})
+	}
+	s.log.Info("sim: mined", "blocks", blocks, "confirmed", len(res.Confirmed), "final", len(res.Final))
 	return res, nil
 }
 
@@ -296,11 +317,14 @@ type ReorgResult struct {
 	Reverted []Confirmed `json:"reverted"`
 }
 
-// Reorg replaces the last depth blocks of every chain with empty ones:
-// transfers mined in them are reverted (confirmed or not); transfers still
-// waiting for their first block are untouched.
+// Reorg replaces the last depth blocks of every chain with others:
+// transfers mined in them are reverted (confirmed or not, final or not);
+// transfers still waiting for their first block are untouched. With
+// reinclude, as on a real chain, the reverted transactions are back in the
+// mempool (seen again with 0 confirmations) and the next blocks mine them
+// again; without it they are gone, as after a double spend.
 // Errors: domain.ErrValidation for depth out of range; database errors.
-func (s *Simulator) Reorg(ctx context.Context, depth int) (ReorgResult, error) {
+func (s *Simulator) Reorg(ctx context.Context, depth int, reinclude bool) (ReorgResult, error) {
 	if depth < 1 || depth > MaxBlocks {
 		return ReorgResult{}, fmt.Errorf("%w: depth must be between 1 and %d", domain.ErrValidation, MaxBlocks)
 	}
@@ -319,18 +343,33 @@ func (s *Simulator) Reorg(ctx context.Context, depth int) (ReorgResult, error) {
 			return res, err
 		}
 		res.Reverted = append(res.Reverted, Confirmed{InvoiceID: t.InvoiceID, DepositID: t.DepositID, TxID: t.TxID, Confirmations: t.Confirmations})
+		if !reinclude {
+			continue
+		}
+		amount, err := domain.ParseAmount(t.Amount, 18)
+		if err != nil {
+			return res, fmt.Errorf("sim reorg: %w", err)
+		}
+		// Back to the invoice it paid, whatever else the address now expects.
+		if _, err := s.sink.Commands.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: t.InvoiceID,
+			Deposit: domain.ObservedDeposit{DepositID: t.DepositID, TxID: t.TxID, Amount: amount}}); err != nil {
+			return res, fmt.Errorf("sim reorg: back in the mempool: %w", err)
+		}
+		if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET state = 'pending', confirmations = 0 WHERE txid = ?`), t.TxID); err != nil {
+			return res, fmt.Errorf("sim transfer %s: %w", t.TxID, err)
+		}
 	}
 	return res, nil
 }
 
 type transfer struct {
-	TxID, DepositID, InvoiceID string
-	Confirmations              int
+	TxID, DepositID, InvoiceID, Amount string
+	Confirmations                      int
 }
 
 // transfers lists transfers matching where (a constant condition), oldest first.
 func (s *Simulator) transfers(ctx context.Context, where string) ([]transfer, error) {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT txid, deposit_id, invoice_id, confirmations FROM sim_transfers WHERE `+where+` ORDER BY created_at, txid`)
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT txid, deposit_id, invoice_id, amount, confirmations FROM sim_transfers WHERE `+where+` ORDER BY created_at, txid`)
 	if err != nil {
 		return nil, fmt.Errorf("sim transfers: %w", err)
 	}
@@ -338,7 +377,7 @@ func (s *Simulator) transfers(ctx context.Context, where string) ([]transfer, er
 	var out []transfer
 	for rows.Next() {
 		var t transfer
-		if err := rows.Scan(&t.TxID, &t.DepositID, &t.InvoiceID, &t.Confirmations); err != nil {
+		if err := rows.Scan(&t.TxID, &t.DepositID, &t.InvoiceID, &t.Amount, &t.Confirmations); err != nil {
 			return nil, err
 		}
 		out = append(out, t)
