@@ -20,6 +20,7 @@ type InvoiceJSON struct {
 	SettleAsset           *string       `json:"settle_asset"`
 	OrderID               *string       `json:"order_id"`
 	AmountReceived        domain.Amount `json:"amount_received"`
+	AmountDue             domain.Amount `json:"amount_due"`
 	Confirmations         int           `json:"confirmations"`
 	RequiredConfirmations int           `json:"required_confirmations"`
 	Payments              []PaymentJSON `json:"payments"`
@@ -45,7 +46,7 @@ func (inv Invoice) JSON(baseURL string) InvoiceJSON {
 		ID: inv.ID, Object: "invoice", Asset: inv.Asset, Status: inv.Status, PayAddress: inv.PayAddress,
 		PayAmount: inv.PayAmount, Amount: inv.Amount, Fee: inv.Fee, FeeBps: inv.FeeBps,
 		SettleAsset: optional(inv.SettleAsset), OrderID: optional(inv.OrderID), AmountReceived: inv.AmountReceived,
-		Confirmations: inv.Confirmations(), RequiredConfirmations: inv.RequiredConfirmations,
+		AmountDue: inv.AmountDue(), Confirmations: inv.Confirmations(), RequiredConfirmations: inv.RequiredConfirmations,
 		Payments:  make([]PaymentJSON, 0, len(inv.Payments)),
 		CreatedAt: inv.CreatedAt.UnixMilli(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
 		CheckoutURL: baseURL + "/pay/" + inv.ID,

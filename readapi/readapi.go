@@ -67,6 +67,17 @@ func (inv Invoice) Confirmations() int {
 	return least
 }
 
+// AmountDue is what the customer still has to send: pay_amount less what
+// arrived, never below 0 (an overpayment owes nothing back here). Both are
+// at the asset's precision, so their difference is too.
+func (inv Invoice) AmountDue() domain.Amount {
+	due := inv.PayAmount.Sub(inv.AmountReceived)
+	if due.IsPositive() {
+		return due
+	}
+	return domain.Amount{}
+}
+
 // Balance of one asset.
 type Balance struct {
 	Asset     string

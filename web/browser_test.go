@@ -185,6 +185,20 @@ func (b *browser) shot(name string) {
 	}
 }
 
+// checkQR reads the QR code as the browser draws it.
+func (b *browser) checkQR(want string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#qr svg")))
+	if err != nil {
+		b.fail("QR screenshot", err)
+	}
+	if got, err := decodePNG(png); err != nil || got != want {
+		b.t.Errorf("the QR code on the page decodes to %q (%v), want %q", got, err, want)
+	}
+}
+
 func (b *browser) viewport(width, height int64, dark bool) {
 	b.t.Helper()
 	scheme := "light"
@@ -257,16 +271,8 @@ func checkoutFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 		t.Fatalf("pay address %q, want %q", got, inv.PayAddress)
 	}
 	// The QR code as the browser draws it decodes to the exact BIP-21 URI.
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	qrPNG, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#qr svg")))
-	cancel()
-	if err != nil {
-		b.fail("QR screenshot", err)
-	}
 	wantURI := "bitcoin:" + inv.PayAddress + "?amount=" + inv.PayAmount
-	if got, err := decodePNG(qrPNG); err != nil || got != wantURI {
-		t.Fatalf("the QR code on the page decodes to %q (%v), want %q", got, err, wantURI)
-	}
+	b.checkQR(wantURI)
 	if href := b.eval(`document.getElementById('wallet-link').getAttribute('href')`); href != wantURI {
 		t.Errorf("wallet link %q, want %q", href, wantURI)
 	}
@@ -291,7 +297,32 @@ func checkoutFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	if got := b.text("#status-badge"); got != "Partially paid" {
 		t.Errorf("badge %q", got)
 	}
+	// Issue #15: what the customer follows now asks for the rest only,
+	// redrawn in place (the QR code too) from the poll.
+	dueURI := "bitcoin:" + inv.PayAddress + "?amount=0.006"
+	b.waitJS("QR code of the amount due", `document.getElementById('wallet-link').getAttribute('href') === `+jsString(dueURI)+
+		` && !document.getElementById('qr').classList.contains('stale')`)
+	for _, id := range []string{"#pay-amount-big", "#pay-amount"} {
+		if got := b.text(id); got != "0.006" {
+			t.Errorf("%s %q, want the amount due 0.006", id, got)
+		}
+	}
+	b.checkQR(dueURI)
+	b.do("copy the amount due", chromedp.Click(chromedp.CSS(`button[data-copy="pay-amount"]`)))
+	b.waitJS("copy feedback", `document.querySelector('button[data-copy="pay-amount"]').classList.contains('done')`)
+	if got := b.evalAsync(`navigator.clipboard.readText()`); got != "0.006" {
+		t.Errorf("copy amount: clipboard has %q, want 0.006", got)
+	}
+	b.waitJS("copy feedback reset", `!document.querySelector('button[data-copy="pay-amount"]').classList.contains('done')`)
 	b.shot("checkout-partially_paid")
+
+	// A fresh load of the partially paid invoice shows the same.
+	b.do("reload partially paid", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#screen-pay")))
+	if got := b.text("#pay-amount-big"); got != "0.006" {
+		t.Errorf("after a reload the big amount is %q, want 0.006", got)
+	}
+	b.checkQR(dueURI)
+	b.eval(`window.__sameLoad = 'yes'; ''`)
 
 	s.simPay(t, inv.ID, "0.006")
 	b.waitJS("confirming screen", `!document.getElementById('screen-confirming').hidden && document.getElementById('screen-pay').hidden`)

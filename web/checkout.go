@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"strings"
@@ -31,7 +32,8 @@ type checkoutPage struct {
 	PayAmount      string
 	PayAddress     string
 	AmountReceived string
-	Missing        string // pay_amount - amount_received, when partially paid
+	AmountDue      string // max(0, pay_amount - amount_received)
+	SendAmount     string // what the pay screen asks for: see sendAmount
 	Confirmations  int
 	Required       int
 
@@ -76,19 +78,26 @@ func (s *site) checkout(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "checkout.html", s.checkoutPage(c, inv))
 }
 
+// sendAmount is what the pay screen's words, QR code and wallet link ask
+// for. After a partial payment that is the rest only: asking for
+// pay_amount again made customers who followed the QR code overpay (issue
+// #15). With nothing due the pay screen is hidden; it keeps pay_amount.
+func sendAmount(inv readapi.Invoice) domain.Amount {
+	if due := inv.AmountDue(); due.IsPositive() {
+		return due
+	}
+	return inv.PayAmount
+}
+
 func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 	p := checkoutPage{
 		Lang: c.lang, T: c, I18N: c.JSON(), Version: assetVersion, Static: "/pay/static/",
 		ID: inv.ID, Asset: inv.Asset, AssetName: inv.Asset, Network: inv.Asset, Status: inv.Status,
 		PayAmount: inv.PayAmount.String(), PayAddress: inv.PayAddress, AmountReceived: inv.AmountReceived.String(),
+		AmountDue: inv.AmountDue().String(), SendAmount: sendAmount(inv).String(),
 		Confirmations: inv.Confirmations(), Required: inv.RequiredConfirmations,
 		ExpiresAtMs: inv.ExpiresAt.UnixMilli(), NowMs: s.cfg.Now().UnixMilli(),
 		PollMs: s.cfg.PollInterval.Milliseconds(), MaxPollMs: s.cfg.MaxPollInterval.Milliseconds(),
-	}
-	if missing := inv.PayAmount.Sub(inv.AmountReceived); missing.IsPositive() {
-		p.Missing = missing.String()
-	} else {
-		p.Missing = "0"
 	}
 	// An asset no longer configured still gets its page, only without the
 	// network name and QR code: the amount and address are what matter.
@@ -102,7 +111,7 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 	if !a.Native() {
 		p.Network += " (" + c.text("token_standard."+string(a.Chain)) + ")"
 	}
-	uri, err := WalletURI(a, inv.PayAddress, inv.PayAmount, s.cfg.EthereumChainID)
+	uri, err := WalletURI(a, inv.PayAddress, sendAmount(inv), s.cfg.EthereumChainID)
 	if err != nil {
 		s.log.Warn("web: checkout without a QR code", "invoice_id", inv.ID, "err", err)
 		return p
@@ -114,6 +123,60 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 	}
 	p.WalletURI, p.QR = template.URL(uri), qr
 	return p
+}
+
+// payRequestJSON is the pay screen's request for the current amount due.
+type payRequestJSON struct {
+	AmountDue  string  `json:"amount_due"`
+	SendAmount string  `json:"send_amount"`
+	WalletURI  *string `json:"wallet_uri"` // null: the asset is not configured
+	QR         *qrJSON `json:"qr"`
+}
+
+type qrJSON struct {
+	Size int    `json:"size"` // modules per side, quiet zone included
+	Path string `json:"path"` // the dark runs, an SVG path's d
+}
+
+// paymentRequest is GET /pay/request/{id}: the amount to send with its
+// wallet URI and QR code, which checkout.js fetches to redraw them in place
+// when a payment changes the amount due. Building them here keeps one
+// implementation of the URI and QR code, in Go.
+func (s *site) paymentRequest(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validInvoiceID(id) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
+		return
+	}
+	inv, err := s.cfg.Invoices.InvoiceByID(r.Context(), "", id)
+	if isNotFound(err) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "web: payment request: read invoice", "invoice_id", id, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+		return
+	}
+	amount := sendAmount(inv)
+	out := payRequestJSON{AmountDue: inv.AmountDue().String(), SendAmount: amount.String()}
+	if a, err := s.cfg.Assets.Lookup(inv.Asset); err == nil {
+		if uri, err := WalletURI(a, inv.PayAddress, amount, s.cfg.EthereumChainID); err == nil {
+			out.WalletURI = &uri
+			if size, d, err := qrPath(uri); err == nil {
+				out.QR = &qrJSON{Size: size, Path: d}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // validInvoiceID accepts what commands.NewIDGenerator makes (inv_ and

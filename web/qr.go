@@ -30,15 +30,14 @@ func qrModules(content string) ([][]bool, error) {
 	return q.Bitmap(), nil
 }
 
-// qrSVG draws the code as one path of horizontal runs on a white square:
-// always dark on light, also in dark mode, because many scanners cannot
-// read an inverted code. title is the accessible name.
-func qrSVG(content, title string) (template.HTML, error) {
+// qrPath draws the code as one path of horizontal runs: the size of the
+// square in modules and the path's d. checkout.js draws the same SVG from
+// them when the amount due changes.
+func qrPath(content string) (int, string, error) {
 	m, err := qrModules(content)
 	if err != nil {
-		return "", err
+		return 0, "", err
 	}
-	n := strconv.Itoa(len(m))
 	var d strings.Builder
 	for y, row := range m {
 		for x := 0; x < len(row); {
@@ -53,9 +52,21 @@ func qrSVG(content, title string) (template.HTML, error) {
 			fmt.Fprintf(&d, "M%d %dh%dv1h-%dz", start, y, x-start, x-start)
 		}
 	}
+	return len(m), d.String(), nil
+}
+
+// qrSVG draws the code on a white square: always dark on light, also in
+// dark mode, because many scanners cannot read an inverted code. title is
+// the accessible name.
+func qrSVG(content, title string) (template.HTML, error) {
+	size, d, err := qrPath(content)
+	if err != nil {
+		return "", err
+	}
+	n := strconv.Itoa(size)
 	svg := `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ` + n + ` ` + n + `" role="img" shape-rendering="crispEdges" class="qr">` +
 		`<title>` + template.HTMLEscapeString(title) + `</title>` +
 		`<rect width="` + n + `" height="` + n + `" fill="#fff"/>` +
-		`<path fill="#000" d="` + d.String() + `"/></svg>`
+		`<path fill="#000" d="` + d + `"/></svg>`
 	return template.HTML(svg), nil // built from numbers and an escaped title only
 }

@@ -6,9 +6,11 @@
 // The pages read and change nothing themselves: the checkout polls the
 // public GET /v1/public/invoices/{id}, and every dashboard action is a call
 // to the public /v1 API with the session cookie, so a merchant can watch
-// live examples of the API in the browser's developer tools. The one
-// server-side read is the checkout's first render, through InvoiceReader,
-// so that an unknown invoice gets a proper HTML 404.
+// live examples of the API in the browser's developer tools. The
+// server-side reads, through InvoiceReader, are the checkout's first render
+// (so that an unknown invoice gets a proper HTML 404) and its payment
+// request (GET /pay/request/{id}: the QR code and wallet link for the
+// amount due, redrawn when a payment arrives).
 package web
 
 import (
@@ -96,6 +98,7 @@ func New(cfg Config) http.Handler {
 	s := &site{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /pay/static/{file}", serveStatic)
 	s.mux.HandleFunc("GET /pay/{id}", s.checkout)
+	s.mux.HandleFunc("GET /pay/request/{id}", s.paymentRequest)
 	s.mux.HandleFunc("GET /dashboard", s.dashboard)
 	s.mux.HandleFunc("GET /dashboard/{$}", s.dashboard)
 	s.mux.HandleFunc("GET /dashboard/static/{file}", serveStatic)

@@ -1,13 +1,19 @@
 // The hosted checkout: a countdown to expires_at and live status from the
 // public GET /v1/public/invoices/{id}, polled with backoff until the
 // invoice reaches a terminal status. The server rendered every screen; this
-// script only switches them and fills in numbers.
-import { t, subtract, wireCopyButtons } from './common.js';
+// script only switches them and fills in numbers, and redraws the QR code
+// and wallet link (from GET /pay/request/{id}) when the amount due changes.
+import { t, subtract, svg, wireCopyButtons } from './common.js';
 
 const root = document.getElementById('checkout');
 const id = root.dataset.invoiceId;
 const asset = root.dataset.asset;
 const payAmount = root.dataset.payAmount;
+// What the pay screen asks for (amount due, or pay_amount when nothing is
+// due), and what its QR code and wallet link encode: they lag while redrawn.
+let sendAmount = root.dataset.sendAmount || payAmount;
+let drawnFor = sendAmount;
+let requestInFlight = false;
 const basePollMs = Math.max(200, Number(root.dataset.pollMs) || 2000);
 const maxPollMs = Math.max(basePollMs, Number(root.dataset.maxPollMs) || 15000);
 // The server's clock minus ours, so a wrong phone clock shows the right time left.
@@ -70,13 +76,11 @@ function render(inv) {
   }
   for (const node of root.querySelectorAll('.js-received')) node.textContent = inv.amount_received;
 
+  const due = amountDue(inv);
   const partial = byId('partial');
   partial.hidden = status !== 'partially_paid';
-  if (status === 'partially_paid') {
-    let missing = '0';
-    try { missing = subtract(inv.pay_amount || payAmount, inv.amount_received); } catch { /* keep 0 */ }
-    byId('missing').textContent = missing;
-  }
+  if (status === 'partially_paid' && due !== null) byId('missing').textContent = due;
+  if (screen === 'pay' && due !== null) askFor(due !== '0' ? due : inv.pay_amount || payAmount);
 
   byId('confirmations').textContent = String(inv.confirmations);
   byId('required').textContent = String(inv.required_confirmations);
@@ -101,6 +105,66 @@ function render(inv) {
   }
   if (changed) document.title = t('status.' + status) + ' · ' + t('brand');
   return changed;
+}
+
+// amountDue is the API's amount_due; from an API without it, the same
+// max(0, pay_amount - amount_received), exactly. null: unreadable.
+function amountDue(inv) {
+  if (typeof inv.amount_due === 'string') return inv.amount_due;
+  try {
+    const d = subtract(inv.pay_amount || payAmount, inv.amount_received || '0');
+    return d.startsWith('-') ? '0' : d;
+  } catch {
+    return null;
+  }
+}
+
+// askFor makes the pay screen ask for amount. Until the QR code and wallet
+// link encode it too they stay hidden, so nobody follows a stale amount
+// (after a partial payment that meant paying the whole amount again).
+function askFor(amount) {
+  if (amount !== sendAmount) {
+    sendAmount = amount;
+    byId('pay-amount-big').textContent = amount;
+    byId('pay-amount').textContent = amount;
+  }
+  const qr = byId('qr');
+  const link = byId('wallet-link');
+  if (!qr && !link) return; // the server had none for this asset
+  const stale = drawnFor !== sendAmount;
+  qr?.classList.toggle('stale', stale);
+  link?.classList.toggle('stale', stale);
+  if (stale) fetchRequest();
+}
+
+// fetchRequest redraws the QR code and wallet link from the server, which
+// builds them for the first render too: one implementation of both.
+async function fetchRequest() {
+  if (requestInFlight) return;
+  requestInFlight = true;
+  try {
+    const res = await fetch('/pay/request/' + encodeURIComponent(id), {
+      headers: { Accept: 'application/json' }, cache: 'no-store', credentials: 'omit',
+    });
+    if (!res.ok) return; // the next poll tries again
+    const req = await res.json();
+    // A payment between the poll and this read: wait for the poll to agree.
+    if (req.send_amount !== sendAmount || !req.wallet_uri || !req.qr) return;
+    const n = req.qr.size;
+    const code = svg('svg', { viewBox: `0 0 ${n} ${n}`, role: 'img', 'shape-rendering': 'crispEdges', class: 'qr' },
+      svg('title', {}, t('checkout.qr_title')),
+      svg('rect', { width: n, height: n, fill: '#fff' }),
+      svg('path', { fill: '#000', d: req.qr.path }));
+    byId('qr')?.querySelector('svg')?.replaceWith(code);
+    byId('wallet-link')?.setAttribute('href', req.wallet_uri);
+    drawnFor = req.send_amount;
+    byId('qr')?.classList.remove('stale');
+    byId('wallet-link')?.classList.remove('stale');
+  } catch {
+    // the next poll tries again
+  } finally {
+    requestInFlight = false;
+  }
 }
 
 // --- polling ---------------------------------------------------------------
