@@ -100,14 +100,14 @@ func TestInvoiceLifecycle(t *testing.T) {
 	if _, err := inv.Expire(t0.Add(2 * time.Hour)); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("expiring a confirming invoice: %v", err)
 	}
-	if _, err := inv.ConfirmDeposit("tx1:0", 1, t0); !errors.Is(err, ErrInvalidState) {
+	if _, err := inv.ConfirmDeposit("tx1:0", 1, "", t0); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("confirming with too few confirmations: %v", err)
 	}
-	apply(t, inv)(inv.ConfirmDeposit("tx1:0", 12, t0))
+	apply(t, inv)(inv.ConfirmDeposit("tx1:0", 12, "", t0))
 	if inv.Status() != StatusConfirming {
 		t.Fatalf("one of two confirmed: %s", inv.Status())
 	}
-	evs = apply(t, inv)(inv.ConfirmDeposit("tx2:0", 12, t0))
+	evs = apply(t, inv)(inv.ConfirmDeposit("tx2:0", 12, "", t0))
 	if got := statusOf(evs); !reflect.DeepEqual(got, []Status{StatusPaid}) {
 		t.Fatalf("after both confirmed: %v", got)
 	}
@@ -158,7 +158,7 @@ func TestPostingsProperty(t *testing.T) {
 			now = now.Add(time.Duration(rng.Intn(600)) * time.Second)
 			var evs []Event
 			var err error
-			switch op := rng.Intn(4); {
+			switch op := rng.Intn(5); {
 			case op == 0 || len(ids) == 0:
 				id := fmt.Sprintf("d%d", step)
 				if len(ids) > 0 && rng.Intn(3) == 0 {
@@ -168,9 +168,11 @@ func TestPostingsProperty(t *testing.T) {
 				}
 				evs, err = inv.ObserveDeposit(ObservedDeposit{DepositID: id, Amount: MustAmount(fmt.Sprintf("%d.%06d", rng.Intn(30), rng.Intn(1000000)+1))}, now)
 			case op == 1:
-				evs, err = inv.ConfirmDeposit(ids[rng.Intn(len(ids))], 12+rng.Intn(3), now)
+				evs, err = inv.ConfirmDeposit(ids[rng.Intn(len(ids))], 12+rng.Intn(3), "", now)
 			case op == 2:
 				evs, err = inv.RevertDeposit(ids[rng.Intn(len(ids))], "reorg", now)
+			case op == 3:
+				evs, err = inv.FinalizeDeposit(ids[rng.Intn(len(ids))], 13, now)
 			default:
 				evs, err = inv.Expire(now)
 			}
@@ -205,27 +207,30 @@ func TestPostingsProperty(t *testing.T) {
 		if !reflect.DeepEqual(replayed, inv) {
 			t.Fatalf("round %d: replay differs from live state", round)
 		}
-		// Ledger agrees with the aggregate: pending is what is live and
-		// unconfirmed; available plus fees is what is live and confirmed.
-		var pending, confirmed Amount
+		// Ledger agrees with the aggregate (money rules 1 and 4): the fee
+		// account holds the fee of everything credited; pending holds what
+		// is seen and not confirmed, and the net of what is confirmed and
+		// not final; available the net of what is final.
+		var pending, available, credited Amount
 		for _, d := range inv.deposits {
-			if d.reverted {
-				continue
-			}
-			if d.confirmed {
-				confirmed = confirmed.Add(d.amount)
-			} else {
+			switch {
+			case d.reverted:
+			case !d.confirmed:
 				pending = pending.Add(d.amount)
+			case !d.final:
+				pending, credited = pending.Add(d.amount.Sub(d.charged)), credited.Add(d.amount)
+			default:
+				available, credited = available.Add(d.amount.Sub(d.charged)), credited.Add(d.amount)
 			}
 		}
 		if !balances[PendingAccount("mer_1")].Equal(pending) {
 			t.Fatalf("round %d: pending %s, deposits say %s", round, balances[PendingAccount("mer_1")], pending)
 		}
-		if got := balances[AvailableAccount("mer_1")].Add(balances[FeeAccount]); !got.Equal(confirmed) {
-			t.Fatalf("round %d: available+fees %s, deposits say %s", round, got, confirmed)
+		if !balances[AvailableAccount("mer_1")].Equal(available) {
+			t.Fatalf("round %d: available %s, deposits say %s", round, balances[AvailableAccount("mer_1")], available)
 		}
-		if balances[AvailableAccount("mer_1")].IsNegative() || balances[FeeAccount].IsNegative() {
-			t.Fatalf("round %d: negative balance", round)
+		if want := ComputeFee(credited, inv.FeeBps(), 6).Fee; !balances[FeeAccount].Equal(want) || !inv.Charged().Equal(want) {
+			t.Fatalf("round %d: fees %s (charged %s), the fee of %s credited is %s", round, balances[FeeAccount], inv.Charged(), credited, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,10 +35,25 @@ type AuditReport struct {
 	Elapsed      time.Duration `json:"elapsed_ns"`
 	Problems     []string      `json:"problems"`
 
-	// deposits remembers each confirmed deposit's fee tier, so a reorg
-	// that reverses its fee is booked against the same tier.
-	deposits map[string]int64
+	// Debts lists the merchants' available balances that are negative at
+	// the end of the log (money rule 6): account -> asset -> amount. A debt
+	// is the truth after a reversal of funds already paid out, not a mismatch.
+	Debts map[string]map[string]domain.Amount `json:"debts"`
+
+	// invoices follows each invoice's fee as money rule 1 defines it, so
+	// every charge and refund is recomputed from the invoice's own history.
+	invoices map[string]*auditInvoice
 	payouts  map[string]*auditPayout
+}
+
+// auditInvoice is an invoice as the audit recomputes it: what it credited
+// (confirmed, not reverted), at which tier, and the fee charged on that.
+type auditInvoice struct {
+	decimals int32
+	bps      int64
+	credited domain.Amount
+	charged  domain.Amount
+	live     map[string]domain.Amount // credited deposits by id
 }
 
 type auditPayout struct {
@@ -92,7 +108,8 @@ const auditBatch = 5000
 func AuditWith(ctx context.Context, store eventstore.Store, db DB, opt AuditOptions) (AuditReport, error) {
 	start := time.Now()
 	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
-		deposits: map[string]int64{}, payouts: map[string]*auditPayout{}}
+		Debts:    map[string]map[string]domain.Amount{},
+		invoices: map[string]*auditInvoice{}, payouts: map[string]*auditPayout{}}
 	total := int64(-1)
 	if c, ok := store.(Counter); ok {
 		n, err := c.CountAfter(ctx, eventstore.Start)
@@ -152,6 +169,7 @@ func AuditWith(ctx context.Context, store eventstore.Store, db DB, opt AuditOpti
 		}
 	}
 	rep.checkFeeAccount()
+	rep.listDebts()
 	if !opt.SkipReadModels {
 		if err := rep.compareBalances(ctx, db); err != nil {
 			return rep, err
@@ -170,7 +188,8 @@ var auditSkips = map[string]bool{
 	domain.TypeMerchantRegistered: true, domain.TypeAPIKeysRotated: true, domain.TypeWebhookSecretRotated: true,
 	domain.TypeAccountSettingsChanged: true, domain.TypePayoutSettingsChanged: true,
 	domain.TypeInvoicePartiallyPaid: true, domain.TypeInvoiceConfirming: true, domain.TypeInvoicePaid: true,
-	domain.TypeInvoiceExpired: true, domain.TypeInvoiceAwaitingPayment: true,
+	domain.TypeInvoiceExpired: true, domain.TypeInvoiceAwaitingPayment: true, domain.TypeInvoiceReverted: true,
+	domain.TypeConversionWaiting: true, domain.TypeBalanceNegative: true,
 	domain.TypeAddressReserved: true, domain.TypeAddressIndexesReserved: true,
 }
 
@@ -197,31 +216,77 @@ func decodeParallel(recs []eventstore.RecordedEvent, out []domain.Event, errs []
 func (rep *AuditReport) check(rec eventstore.RecordedEvent, e domain.Event) {
 	switch c := e.(type) {
 	case domain.InvoiceCreated:
-		rep.verifyFee(rec, c.Fee)
+		rep.verifyFee(rec, c.Fee, domain.FeeBps, domain.ConversionFeeBps)
+		rep.invoices[c.InvoiceID] = &auditInvoice{decimals: c.Decimals, bps: c.Fee.Bps, live: map[string]domain.Amount{}}
 	case domain.DepositConfirmed:
-		rep.verifyFee(rec, c.Fee)
-		if !c.Net.Add(c.Fee.Fee).Equal(c.Amount) || !c.Fee.Base.Equal(c.Amount) {
-			rep.problem("event %s: net %s + fee %s != amount %s", rec.ID, c.Net, c.Fee.Fee, c.Amount)
+		inv := rep.invoice(rec, c.InvoiceID)
+		if inv == nil {
+			return
 		}
-		rep.deposits[c.InvoiceID+"/"+c.DepositID] = c.Fee.Bps
-		rep.addRevenue(c.Fee.Bps, c.Asset, c.Fee.Fee)
+		rep.verifyFee(rec, c.Fee, domain.FeeBps, domain.ConversionFeeBps)
+		credited := inv.credited.Add(c.Amount)
+		if len(inv.live) > 0 && c.Fee.Bps != inv.bps {
+			rep.problem("event %s: invoice %s credited at %d bps after %d", rec.ID, c.InvoiceID, c.Fee.Bps, inv.bps)
+		}
+		switch {
+		case !c.Fee.Base.Equal(credited) || c.Fee.Decimals != inv.decimals:
+			rep.problem("event %s: fee on %s, but invoice %s has credited %s", rec.ID, c.Fee.Base, c.InvoiceID, credited)
+		case !c.FeeBefore.Equal(inv.charged) || !c.Charged.Equal(c.Fee.Fee.Sub(inv.charged)):
+			rep.problem("event %s: charged %s after %s, but invoice %s had been charged %s and now owes %s", rec.ID, c.Charged, c.FeeBefore,
+				c.InvoiceID, inv.charged, c.Fee.Fee)
+		case !c.Net.Add(c.Charged).Equal(c.Amount):
+			rep.problem("event %s: net %s + charged %s != amount %s", rec.ID, c.Net, c.Charged, c.Amount)
+		}
+		inv.bps, inv.credited, inv.charged = c.Fee.Bps, credited, c.Fee.Fee
+		inv.live[c.DepositID] = c.Amount
+		rep.addRevenue(c.Fee.Bps, c.Asset, c.Charged)
 	case domain.DepositReverted:
-		for _, p := range c.Postings {
-			if p.Account == domain.FeeAccount {
-				bps, ok := rep.deposits[c.InvoiceID+"/"+c.DepositID]
-				if !ok {
-					rep.problem("event %s: reverses the fee of deposit %s, which was never confirmed", rec.ID, c.DepositID)
-				}
-				rep.addRevenue(bps, p.Asset, p.Amount)
-			}
+		inv := rep.invoice(rec, c.InvoiceID)
+		if inv == nil {
+			return
 		}
+		amount, credited := inv.live[c.DepositID]
+		if credited != (c.Fee != nil) {
+			rep.problem("event %s: reversal of deposit %s disagrees on whether it was credited", rec.ID, c.DepositID)
+			return
+		}
+		if !credited {
+			return
+		}
+		rep.verifyFee(rec, *c.Fee, domain.FeeBps, domain.ConversionFeeBps)
+		rest := inv.credited.Sub(amount)
+		if !c.Fee.Base.Equal(rest) || c.Fee.Bps != inv.bps || !c.Refund.Equal(inv.charged.Sub(c.Fee.Fee)) {
+			rep.problem("event %s: refund %s of fee on %s at %d bps; invoice %s keeps %s credited at %d bps, charged %s", rec.ID,
+				c.Refund, c.Fee.Base, c.Fee.Bps, c.InvoiceID, rest, inv.bps, inv.charged)
+		}
+		delete(inv.live, c.DepositID)
+		inv.credited, inv.charged = rest, c.Fee.Fee
+		rep.addRevenue(inv.bps, c.Asset, c.Refund.Neg())
+	case domain.ConversionAbandoned:
+		inv := rep.invoice(rec, c.InvoiceID)
+		if inv == nil {
+			return
+		}
+		rep.verifyFee(rec, c.Fee, domain.FeeBps)
+		if !c.Fee.Base.Equal(inv.credited) || !c.Refund.Equal(inv.charged.Sub(c.Fee.Fee)) {
+			rep.problem("event %s: unconverted invoice %s refunds %s of fee on %s; it credited %s, charged %s", rec.ID, c.InvoiceID,
+				c.Refund, c.Fee.Base, inv.credited, inv.charged)
+		}
+		// The whole fee moves to the lower tier.
+		rep.addRevenue(inv.bps, c.Asset, inv.charged.Neg())
+		rep.addRevenue(c.Fee.Bps, c.Asset, c.Fee.Fee)
+		inv.bps, inv.charged = c.Fee.Bps, c.Fee.Fee
 	case domain.ConversionExecuted:
 		rep.Conversions++
 		rep.FeesChecked++
 		if err := c.Verify(); err != nil {
 			rep.problem("event %s: %v", rec.ID, err)
 		}
+		if want := domain.ConversionFeeFor(c.Reason); c.Fee.Bps != want {
+			rep.problem("event %s: a %s conversion charged %d bps, not %d", rec.ID, c.Reason, c.Fee.Bps, want)
+		}
 		rep.addRevenue(c.Fee.Bps, c.To, c.Fee.Fee)
+		rep.addRevenue(0, c.From, c.Remainder) // rounding remainders: revenue at no tier
 	case domain.PayoutRequested:
 		rep.Payouts++
 		rep.payouts[c.PayoutID] = &auditPayout{merchantID: c.MerchantID, status: string(domain.PayoutRequestedStatus), amount: c.Amount}
@@ -266,8 +331,9 @@ func (rep *AuditReport) check(rec eventstore.RecordedEvent, e domain.Event) {
 		}
 		sum := byAsset[p.Asset].Add(p.Amount)
 		byAsset[p.Asset] = sum
-		// Running balances in log order: a merchant never owes us.
-		if sum.IsNegative() && strings.HasPrefix(p.Account, "merchant:") {
+		// Running balances in log order: a merchant never owes us, except
+		// in available after a reversal (a debt: listed apart, rule 6).
+		if sum.IsNegative() && strings.HasPrefix(p.Account, "merchant:") && !strings.HasSuffix(p.Account, ":available") {
 			rep.problem("event %s (%s): %s %s went negative: %s", rec.ID, rec.Type, p.Account, p.Asset, sum)
 		}
 	}
@@ -290,13 +356,39 @@ func (rep *AuditReport) addRevenue(bps int64, asset string, fee domain.Amount) {
 	m[asset] = m[asset].Add(fee)
 }
 
-func (rep *AuditReport) verifyFee(rec eventstore.RecordedEvent, f domain.FeeCalc) {
+func (rep *AuditReport) invoice(rec eventstore.RecordedEvent, id string) *auditInvoice {
+	inv := rep.invoices[id]
+	if inv == nil {
+		rep.problem("event %s: invoice %s was never created", rec.ID, id)
+	}
+	return inv
+}
+
+// verifyFee recomputes a fee and checks its tier is one of tiers.
+func (rep *AuditReport) verifyFee(rec eventstore.RecordedEvent, f domain.FeeCalc, tiers ...int64) {
 	rep.FeesChecked++
 	if err := f.Verify(); err != nil {
 		rep.problem("event %s: %v", rec.ID, err)
 	}
-	if f.Bps != domain.FeeBps && f.Bps != domain.ConversionFeeBps {
-		rep.problem("event %s: fee at %d bps is no tier of ours", rec.ID, f.Bps)
+	if !slices.Contains(tiers, f.Bps) {
+		rep.problem("event %s: fee at %d bps is no tier of ours here", rec.ID, f.Bps)
+	}
+}
+
+// listDebts collects the available balances that end negative.
+func (rep *AuditReport) listDebts() {
+	for account, byAsset := range rep.Ledger {
+		if !strings.HasPrefix(account, "merchant:") || !strings.HasSuffix(account, ":available") {
+			continue
+		}
+		for asset, v := range byAsset {
+			if v.IsNegative() {
+				if rep.Debts[account] == nil {
+					rep.Debts[account] = map[string]domain.Amount{}
+				}
+				rep.Debts[account][asset] = v
+			}
+		}
 	}
 }
 

@@ -72,7 +72,7 @@ func fillLog(b *testing.B, s eventstore.Store, invoices int) {
 					inv.Apply(e)
 				}
 				evs = append(evs, more...)
-				more, _ = inv.ConfirmDeposit(id+":0", 12, t0)
+				more, _ = inv.ConfirmDeposit(id+":0", 12, "", t0)
 				evs = append(evs, more...)
 				data := make([]eventstore.EventData, len(evs))
 				for k, e := range evs {

@@ -54,7 +54,8 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 			e.Fee.Fee.String(), e.Fee.Bps, e.SettleAsset, e.OrderID, "0", e.RequiredConfirmations,
 			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli())
 		return nil
-	case domain.DepositDetected, domain.DepositConfirmed, domain.DepositReverted, domain.InvoiceStatusChanged:
+	case domain.DepositDetected, domain.DepositConfirmed, domain.DepositReverted, domain.InvoiceStatusChanged,
+		domain.ConversionWaiting, domain.ConversionAbandoned, domain.ConversionExecuted:
 		if err := tx.flushRows(ctx, "invoice_rows"); err != nil {
 			return err
 		}
@@ -72,11 +73,28 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 	case domain.DepositConfirmed:
 		_, err = tx.Exec(ctx, `UPDATE payments SET status = 'confirmed', confirmations = ? WHERE invoice_id = ? AND deposit_id = ?`,
 			e.Confirmations, e.InvoiceID, e.DepositID)
+		if err == nil { // the invoice's fee is what it charged (money rule 1)
+			_, err = tx.Exec(ctx, `UPDATE invoices SET fee = ?, fee_bps = ? WHERE invoice_id = ?`, e.Fee.Fee.String(), e.Fee.Bps, e.InvoiceID)
+		}
 	case domain.DepositReverted:
 		_, err = tx.Exec(ctx, `UPDATE payments SET status = 'reverted' WHERE invoice_id = ? AND deposit_id = ?`, e.InvoiceID, e.DepositID)
+		if err == nil && e.Fee != nil {
+			_, err = tx.Exec(ctx, `UPDATE invoices SET fee = ? WHERE invoice_id = ?`, e.Fee.Fee.String(), e.InvoiceID)
+		}
 		if err == nil {
 			err = addReceived(ctx, tx, e.InvoiceID, e.Amount.Neg(), e.RevertedAt.UnixMilli())
 		}
+	case domain.ConversionWaiting:
+		_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'waiting_for_price', settlement_since = ?, settlement_reason = ?
+			WHERE invoice_id = ? AND settlement_status = ''`, e.Since.UnixMilli(), e.Reason, e.InvoiceID)
+	case domain.ConversionExecuted:
+		if e.InvoiceID != "" && (e.Reason == domain.ConversionSettleAs || e.Reason == domain.ConversionConsolidateTo) {
+			_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'converted', settlement_reason = '' WHERE invoice_id = ?
+				AND settlement_status <> 'unconverted'`, e.InvoiceID)
+		}
+	case domain.ConversionAbandoned:
+		_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'unconverted', settlement_reason = ?, fee = ?, fee_bps = ?
+			WHERE invoice_id = ?`, e.Reason, e.Fee.Fee.String(), e.Fee.Bps, e.InvoiceID)
 	case domain.InvoiceStatusChanged:
 		var paidAt any
 		if e.To == domain.StatusPaid {

@@ -24,18 +24,24 @@ const (
 	EventInvoiceConfirming    = "invoice.confirming"
 	EventInvoicePaid          = "invoice.paid"
 	EventInvoiceExpired       = "invoice.expired"
+	// A paid invoice whose payment a reorganisation took away, and an
+	// invoice back to awaiting payment (money rule 5: every status change,
+	// backwards too, is a webhook named after the new status).
+	EventInvoiceReverted = "invoice.reverted"
+	EventInvoiceNew      = "invoice.new"
 	// EventTest is only sent by SendTest.
 	EventTest = "test"
 )
 
 // webhookTypes maps the log's event types that cause a webhook to the
-// webhook's event name (InvoiceAwaitingPayment is not in the product's list
-// of webhooks).
+// webhook's event name: every status change.
 var webhookTypes = map[string]string{
-	domain.TypeInvoicePartiallyPaid: EventInvoicePartiallyPaid,
-	domain.TypeInvoiceConfirming:    EventInvoiceConfirming,
-	domain.TypeInvoicePaid:          EventInvoicePaid,
-	domain.TypeInvoiceExpired:       EventInvoiceExpired,
+	domain.TypeInvoicePartiallyPaid:   EventInvoicePartiallyPaid,
+	domain.TypeInvoiceConfirming:      EventInvoiceConfirming,
+	domain.TypeInvoicePaid:            EventInvoicePaid,
+	domain.TypeInvoiceExpired:         EventInvoiceExpired,
+	domain.TypeInvoiceReverted:        EventInvoiceReverted,
+	domain.TypeInvoiceAwaitingPayment: EventInvoiceNew,
 }
 
 // logTypes are the keys of webhookTypes: all the subscriber reads.

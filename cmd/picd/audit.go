@@ -122,12 +122,26 @@ func printAudit(w io.Writer, rep projections.AuditReport) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	if len(rep.Debts) == 0 {
+		fmt.Fprintln(w, "OPEN DEBTS: none")
+	} else {
+		fmt.Fprintln(w, "OPEN DEBTS (available below zero after a reversal of funds already paid out; repaid by later credits):")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, account := range sortedKeys(rep.Debts) {
+			for _, asset := range sortedKeys(rep.Debts[account]) {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", account, asset, rep.Debts[account][asset])
+			}
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w)
 	checks := []string{
 		"postings of every event sum to zero per asset",
 		"every fee recomputes from its inputs (amount, bps, rounding)",
-		"every conversion recomputes from its rate",
+		"every invoice is charged the fee of what it credited, no more (charges and refunds recomputed)",
+		"every conversion recomputes from its rate, its remainder booked as revenue",
 		"every payout sends amount − network fee",
-		"no merchant balance ever went negative (log order)",
+		"no pending or reserved balance ever went negative (log order); negative available is listed as a debt",
 		"the fee account equals the revenue per tier",
 		"balances and payouts read models equal the log to the smallest unit",
 	}

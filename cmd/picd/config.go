@@ -50,6 +50,9 @@ type Config struct {
 	CoinGeckoURL    string        // PIC_COINGECKO_URL
 	CoinGeckoAPIKey string        // PIC_COINGECKO_API_KEY
 	PriceMaxAge     time.Duration // PIC_PRICE_MAX_AGE: older prices are refused (503)
+	// ConversionMaxWait: a payment whose conversion has no price is
+	// credited unconverted after this long (money rule 3).
+	ConversionMaxWait time.Duration
 }
 
 func env(name, def string) string {
@@ -128,6 +131,8 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.StringVar(&c.Prices, "prices", env("PIC_PRICES", ""), `static USD prices as JSON, e.g. {"BTC":"60000","ETH":"3000"} (PIC_PRICES); unset: CoinGecko`)
 	fs.StringVar(&c.CoinGeckoURL, "coingecko-url", env("PIC_COINGECKO_URL", ""), "CoinGecko API base URL (PIC_COINGECKO_URL)")
 	fs.StringVar(&c.CoinGeckoAPIKey, "coingecko-api-key", env("PIC_COINGECKO_API_KEY", ""), "CoinGecko demo API key (PIC_COINGECKO_API_KEY)")
+	fs.DurationVar(&c.ConversionMaxWait, "conversion-max-wait", envDuration("PIC_CONVERSION_MAX_WAIT", time.Hour),
+		"credit a payment unconverted when no price came for its conversion within this (PIC_CONVERSION_MAX_WAIT)")
 	fs.DurationVar(&c.PriceMaxAge, "price-max-age", envDuration("PIC_PRICE_MAX_AGE", 10*time.Minute), "refuse prices older than this (PIC_PRICE_MAX_AGE)")
 	fs.StringVar(&c.DebugListen, "debug-listen", env("PIC_DEBUG_LISTEN", ""), "serve Go's pprof profiles on this private address (PIC_DEBUG_LISTEN)")
 	if err := fs.Parse(args); err != nil {

@@ -83,7 +83,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	reader.Keys = readapi.NewKeyCache(keyCacheSize)
 	runner.Observe(reader.Keys)
 	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
-		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices}
+		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices, Accounts: reader}
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
 	handlers := commands.New(deps, addresses, hd.AddressCheck(wallet.BitcoinParams()))
 	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, addresses, assets, prices, log)
@@ -92,6 +92,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	processor := chain.NewProcessor(b.store, b.db, handlers, assets, senders, chain.ProcessorConfig{Logger: log})
 	settlement := chain.NewSettlement(b.store, b.db, handlers, log)
+	settlement.SetWaits(now, cfg.ConversionMaxWait)
 	chains, err := startWatchers(ctx, cfg, b.db, handlers, reader, assets, wallet, log)
 	if err != nil {
 		return err
