@@ -86,7 +86,7 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 		}
 	case domain.ConversionWaiting:
 		_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'waiting_for_price', settlement_since = ?, settlement_reason = ?
-			WHERE invoice_id = ? AND settlement_status = ''`, e.Since.UnixMilli(), e.Reason, e.InvoiceID)
+			WHERE invoice_id = ? AND settlement_status IN ('', 'converted')`, e.Since.UnixMilli(), e.Reason, e.InvoiceID)
 	case domain.ConversionExecuted:
 		if e.InvoiceID != "" && (e.Reason == domain.ConversionSettleAs || e.Reason == domain.ConversionConsolidateTo) {
 			_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'converted', settlement_reason = '' WHERE invoice_id = ?

@@ -8,26 +8,35 @@ import (
 // defined once here so that GET /v1/invoices/{id} and a webhook's data are
 // the same document.
 type InvoiceJSON struct {
-	ID                    string        `json:"id"`
-	Object                string        `json:"object"`
-	Asset                 string        `json:"asset"`
-	Status                domain.Status `json:"status"`
-	PayAddress            string        `json:"pay_address"`
-	PayAmount             domain.Amount `json:"pay_amount"`
-	Amount                domain.Amount `json:"amount"`
-	Fee                   domain.Amount `json:"fee"`
-	FeeBps                int64         `json:"fee_bps"`
-	SettleAsset           *string       `json:"settle_asset"`
-	OrderID               *string       `json:"order_id"`
-	AmountReceived        domain.Amount `json:"amount_received"`
-	AmountDue             domain.Amount `json:"amount_due"`
-	Confirmations         int           `json:"confirmations"`
-	RequiredConfirmations int           `json:"required_confirmations"`
-	Payments              []PaymentJSON `json:"payments"`
-	CreatedAt             int64         `json:"created_at"` // Unix ms
-	ExpiresAt             int64         `json:"expires_at"` // Unix ms
-	PaidAt                *int64        `json:"paid_at"`    // Unix ms
-	CheckoutURL           string        `json:"checkout_url"`
+	ID                    string          `json:"id"`
+	Object                string          `json:"object"`
+	Asset                 string          `json:"asset"`
+	Status                domain.Status   `json:"status"`
+	PayAddress            string          `json:"pay_address"`
+	PayAmount             domain.Amount   `json:"pay_amount"`
+	Amount                domain.Amount   `json:"amount"`
+	Fee                   domain.Amount   `json:"fee"`
+	FeeBps                int64           `json:"fee_bps"`
+	SettleAsset           *string         `json:"settle_asset"`
+	Settlement            *SettlementJSON `json:"settlement"`
+	OrderID               *string         `json:"order_id"`
+	AmountReceived        domain.Amount   `json:"amount_received"`
+	AmountDue             domain.Amount   `json:"amount_due"`
+	Confirmations         int             `json:"confirmations"`
+	RequiredConfirmations int             `json:"required_confirmations"`
+	Payments              []PaymentJSON   `json:"payments"`
+	CreatedAt             int64           `json:"created_at"` // Unix ms
+	ExpiresAt             int64           `json:"expires_at"` // Unix ms
+	PaidAt                *int64          `json:"paid_at"`    // Unix ms
+	CheckoutURL           string          `json:"checkout_url"`
+}
+
+// SettlementJSON is money rule 3 on the invoice; null until a conversion
+// waited, happened or was given up.
+type SettlementJSON struct {
+	Status string  `json:"status"`
+	Since  *int64  `json:"since"`
+	Reason *string `json:"reason"`
 }
 
 // PaymentJSON is one payment of an invoice.
@@ -58,6 +67,13 @@ func (inv Invoice) JSON(baseURL string) InvoiceJSON {
 	if inv.PaidAt != nil {
 		ms := inv.PaidAt.UnixMilli()
 		out.PaidAt = &ms
+	}
+	if st := inv.Settlement; st.Status != "" {
+		out.Settlement = &SettlementJSON{Status: st.Status, Reason: optional(st.Reason)}
+		if st.Since != nil {
+			ms := st.Since.UnixMilli()
+			out.Settlement.Since = &ms
+		}
 	}
 	return out
 }
@@ -96,10 +112,22 @@ func InvoiceFromEvents(evs []domain.Event) (Invoice, error) {
 		case domain.DepositConfirmed:
 			p := &inv.Payments[index[e.DepositID]]
 			p.Status, p.Confirmations = PaymentConfirmed, e.Confirmations
+			inv.Fee, inv.FeeBps = e.Fee.Fee, e.Fee.Bps
 		case domain.DepositReverted:
 			inv.Payments[index[e.DepositID]].Status = PaymentReverted
 			inv.AmountReceived = inv.AmountReceived.Sub(e.Amount)
 			inv.UpdatedAt = e.RevertedAt
+			if e.Fee != nil {
+				inv.Fee = e.Fee.Fee
+			}
+		case domain.ConversionWaiting:
+			if inv.Settlement.Status == "" {
+				since := e.Since
+				inv.Settlement = Settlement{Status: SettlementWaiting, Since: &since, Reason: e.Reason}
+			}
+		case domain.ConversionAbandoned:
+			inv.Settlement = Settlement{Status: SettlementUnconverted, Reason: e.Reason}
+			inv.Fee, inv.FeeBps = e.Fee.Fee, e.Fee.Bps
 		case domain.InvoiceStatusChanged:
 			inv.Status, inv.UpdatedAt = e.To, e.At
 			if e.To == domain.StatusPaid {

@@ -11,15 +11,18 @@ import (
 
 // Invoice is an invoice as the API shows it.
 type Invoice struct {
-	ID                    string
-	MerchantID            string
-	Asset                 string
-	Status                domain.Status
-	Amount                domain.Amount
-	PayAmount             domain.Amount
-	PayAddress            string
-	Fee                   domain.Amount // at the invoice's tier, on Amount
+	ID         string
+	MerchantID string
+	Asset      string
+	Status     domain.Status
+	Amount     domain.Amount
+	PayAmount  domain.Amount
+	PayAddress string
+	// Fee is what the invoice was charged (money rule 1): the fee of what it
+	// credited, or of Amount before any payment is credited.
+	Fee                   domain.Amount
 	FeeBps                int64
+	Settlement            Settlement
 	SettleAsset           string // "" when not converting
 	OrderID               string
 	AmountReceived        domain.Amount
@@ -30,6 +33,23 @@ type Invoice struct {
 	PaidAt                *time.Time
 	UpdatedAt             time.Time
 }
+
+// Settlement is where the conversion of an invoice's payments stands
+// (money rule 3): Status "" (no conversion yet), waiting_for_price,
+// converted or unconverted; Since is set while waiting.
+type Settlement struct {
+	// Status is one of the Settlement… constants, or "".
+	Status string
+	Since  *time.Time
+	Reason string
+}
+
+// Settlement statuses.
+const (
+	SettlementWaiting     = "waiting_for_price"
+	SettlementConverted   = "converted"
+	SettlementUnconverted = "unconverted"
+)
 
 // Payment is one deposit to an invoice.
 type Payment struct {

@@ -55,7 +55,7 @@ func (s *SQL) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 }
 
 const invoiceColumns = `invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps, settle_asset, order_id,
-	amount_received, required_confirmations, created_at, expires_at, paid_at, updated_at`
+	amount_received, required_confirmations, created_at, expires_at, paid_at, updated_at, settlement_status, settlement_since, settlement_reason`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -63,9 +63,10 @@ func scanInvoice(row scanner) (Invoice, error) {
 	var inv Invoice
 	var status, amount, payAmount, fee, received string
 	var created, expires, updated int64
-	var paid sql.NullInt64
+	var paid, since sql.NullInt64
 	err := row.Scan(&inv.ID, &inv.MerchantID, &inv.Asset, &status, &amount, &payAmount, &inv.PayAddress, &fee, &inv.FeeBps,
-		&inv.SettleAsset, &inv.OrderID, &received, &inv.RequiredConfirmations, &created, &expires, &paid, &updated)
+		&inv.SettleAsset, &inv.OrderID, &received, &inv.RequiredConfirmations, &created, &expires, &paid, &updated,
+		&inv.Settlement.Status, &since, &inv.Settlement.Reason)
 	if err != nil {
 		return Invoice{}, err
 	}
@@ -75,6 +76,10 @@ func scanInvoice(row scanner) (Invoice, error) {
 	if paid.Valid {
 		t := time.UnixMilli(paid.Int64).UTC()
 		inv.PaidAt = &t
+	}
+	if since.Valid && inv.Settlement.Status == SettlementWaiting {
+		t := time.UnixMilli(since.Int64).UTC()
+		inv.Settlement.Since = &t
 	}
 	return inv, nil
 }

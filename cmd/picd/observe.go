@@ -207,6 +207,8 @@ func (o *observability) registerStateGauges(store eventstore.Store, runner *proj
 	}
 	count("picd_webhook_queue_depth", "Webhook deliveries waiting to be delivered.",
 		`SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'`)
+	count("picd_conversions_waiting_for_price", "Payments whose conversion waits for a price (money rule 3); each waits on its own.",
+		`SELECT count(*) FROM settlement_waits`)
 	count("picd_webhook_failed_total", "Webhook deliveries that failed for good (schedule exhausted or 410 Gone).",
 		`SELECT count(*) FROM webhook_deliveries WHERE status IN ('failed', 'gone')`)
 	for _, c := range scans {
