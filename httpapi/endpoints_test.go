@@ -33,7 +33,8 @@ const (
 // TestEndpoints runs every endpoint through the table: authentication,
 // the publishable-key matrix, cross-merchant isolation and input errors.
 func TestEndpoints(t *testing.T) {
-	b := setup(t)
+	// The table signs up more merchants than the default per-IP limit allows.
+	b := setup(t, func(c *Config) { c.SignupRatePerMinute = 100 })
 	a, other := b.signUp(t, "Shop A"), b.signUp(t, "Shop B")
 	c := b.do(t, req{method: "POST", path: "/v1/merchants", body: `{"name":"Shop C"}`}).json(t)
 	keys := map[string]string{secretA: a.secret, pubA: a.pub, secretB: other.secret, pubB: other.pub, secretC: c["secret_key"].(string)}
@@ -61,6 +62,9 @@ func TestEndpoints(t *testing.T) {
 		{"signup bad webhook", "POST", "/v1/merchants", noKey, `{"name":"x","webhook_url":"ftp://x"}`, nil, 400, "validation_error"},
 		{"signup unknown field", "POST", "/v1/merchants", noKey, `{"name":"x","plan":"gold"}`, nil, 400, "validation_error"},
 		{"signup name as number", "POST", "/v1/merchants", noKey, `{"name":5}`, nil, 400, "validation_error"},
+		{"signup name null", "POST", "/v1/merchants", noKey, `{"name":null}`, nil, 400, "validation_error"},
+		{"signup webhook null", "POST", "/v1/merchants", noKey, `{"name":"x","webhook_url":null}`, nil, 400, "validation_error"},
+		{"signup duplicate key", "POST", "/v1/merchants", noKey, `{"name":"x","name":"y"}`, nil, 400, "invalid_json"},
 
 		// Account.
 		{"account", "GET", "/v1/account", secretA, "", nil, 200, ""},
@@ -75,6 +79,9 @@ func TestEndpoints(t *testing.T) {
 		{"patch account bad coin", "PATCH", "/v1/account", secretA, `{"consolidate_to":"DOGE"}`, nil, 400, "unsupported_asset"},
 		{"patch account bad url", "PATCH", "/v1/account", secretA, `{"webhook_url":"javascript:alert(1)"}`, nil, 400, "validation_error"},
 		{"patch account number", "PATCH", "/v1/account", secretA, `{"webhook_url":5}`, nil, 400, "validation_error"},
+		{"patch account clear both", "PATCH", "/v1/account", secretA, `{"webhook_url":null,"consolidate_to":null}`, nil, 200, ""},
+		{"patch account clear other case", "PATCH", "/v1/account", secretA, `{"Consolidate_To":null}`, nil, 200, ""},
+		{"patch account duplicate key", "PATCH", "/v1/account", secretA, `{"consolidate_to":"BTC","consolidate_to":null}`, nil, 400, "invalid_json"},
 		{"patch account publishable", "PATCH", "/v1/account", pubA, `{"webhook_url":null}`, nil, 403, "forbidden"},
 		{"rotate keys publishable", "POST", "/v1/account/keys/rotate", pubA, "", nil, 403, "forbidden"},
 		{"rotate keys no key", "POST", "/v1/account/keys/rotate", noKey, "", nil, 401, "unauthorized"},
@@ -107,6 +114,22 @@ func TestEndpoints(t *testing.T) {
 		{"create expires string", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","expires_in":"600"}`, nil, 400, "validation_error"},
 		{"create expires fraction", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","expires_in":60.5}`, nil, 400, "validation_error"},
 		{"create unknown field", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","currency":"USD"}`, nil, 400, "validation_error"},
+		{"create settle_as same asset", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","settle_as":"BTC"}`, nil, 400, "validation_error"},
+		{"create settle_as empty", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","settle_as":""}`, nil, 400, "validation_error"},
+		{"create settle_as unknown same", "POST", "/v1/invoices", secretA, `{"asset":"DOGE","amount":"1","settle_as":"DOGE"}`, nil, 400, "unsupported_asset"},
+		{"create asset null", "POST", "/v1/invoices", secretA, `{"asset":null,"amount":"1"}`, nil, 400, "validation_error"},
+		{"create amount null", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":null}`, nil, 400, "validation_error"},
+		{"create order_id null", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","order_id":null}`, nil, 400, "validation_error"},
+		{"create settle_as null", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","settle_as":null}`, nil, 400, "validation_error"},
+		{"create expires null", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","expires_in":null}`, nil, 400, "validation_error"},
+		{"create null other case", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","Order_ID":null}`, nil, 400, "validation_error"},
+		{"create null body", "POST", "/v1/invoices", secretA, `null`, nil, 400, "invalid_json"},
+		{"create duplicate key", "POST", "/v1/invoices", secretA, `{"asset":"BTC","asset":"ETH","amount":"0.01"}`, nil, 400, "invalid_json"},
+		{"create duplicate key other case", "POST", "/v1/invoices", secretA, `{"asset":"BTC","ASSET":"ETH","amount":"0.01"}`, nil, 400, "invalid_json"},
+		{"create duplicate key escaped", "POST", "/v1/invoices", secretA, `{"asset":"BTC","\u0061sset":"ETH","amount":"0.01"}`, nil, 400, "invalid_json"},
+		{"create duplicate key nested", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","order_id":{"a":1,"a":2}}`, nil, 400, "invalid_json"},
+		{"create duplicate key in array", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","order_id":[{"a":1},{"b":[{"c":1,"c":2}]}]}`, nil, 400, "invalid_json"},
+		{"create same key in sibling objects", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","order_id":[{"a":1},{"a":2}]}`, nil, 400, "validation_error"},
 		{"create malformed", "POST", "/v1/invoices", secretA, `{"asset":"BTC",`, nil, 400, "invalid_json"},
 		{"create trailing garbage", "POST", "/v1/invoices", secretA, btcBody + ` {}`, nil, 400, "invalid_json"},
 		{"create array", "POST", "/v1/invoices", secretA, `[1,2]`, nil, 400, "invalid_json"},
@@ -155,6 +178,10 @@ func TestEndpoints(t *testing.T) {
 		{"put payout amount precise", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","instant_min_amount":"0.000000001"}`, nil, 400, "invalid_amount"},
 		{"put payout unsupported", "PUT", "/v1/payout-settings", secretA, `{"asset":"DOGE","mode":"manual"}`, nil, 400, "unsupported_asset"},
 		{"put payout publishable", "PUT", "/v1/payout-settings", pubA, `{"asset":"BTC","mode":"manual"}`, nil, 403, "forbidden"},
+		{"put payout address null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","payout_address":null}`, nil, 400, "validation_error"},
+		{"put payout amount null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","instant_min_amount":null}`, nil, 400, "validation_error"},
+		{"put payout mode null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":null}`, nil, 400, "validation_error"},
+		{"put payout duplicate key", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","mode":"instant"}`, nil, 400, "invalid_json"},
 
 		// Webhook deliveries: secret key or session only; another
 		// merchant's delivery is 404, also as a cursor.
@@ -184,6 +211,8 @@ func TestEndpoints(t *testing.T) {
 		{"retry missing", "POST", "/v1/webhooks/deliveries/" + noDel + "/retry", secretA, "", nil, 404, "not_found"},
 		{"retry no key", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", noKey, "", nil, 401, "unauthorized"},
 		{"retry unknown field", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, `{"force":true}`, nil, 400, "validation_error"},
+		{"retry null body", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, `null`, nil, 400, "invalid_json"},
+		{"retry duplicate key", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, `{"force":true,"force":true}`, nil, 400, "invalid_json"},
 		{"retry text/plain", "POST", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, "{}", map[string]string{"Content-Type": "text/plain"}, 415, "unsupported_media_type"},
 		{"retry GET", "GET", "/v1/webhooks/deliveries/" + delA + "/retry", secretA, "", nil, 405, "method_not_allowed"},
 		{"webhook test publishable", "POST", "/v1/webhooks/test", pubA, "", nil, 403, "forbidden"},
@@ -218,6 +247,8 @@ func TestEndpoints(t *testing.T) {
 		{"login bad key", "POST", "/v1/sessions", noKey, `{"secret_key":"pic_live_nope"}`, nil, 401, "unauthorized"},
 		{"login publishable", "POST", "/v1/sessions", noKey, `{"secret_key":"{pubA}"}`, nil, 401, "unauthorized"},
 		{"login", "POST", "/v1/sessions", noKey, `{"secret_key":"{secretA}"}`, nil, 201, ""},
+		{"login null", "POST", "/v1/sessions", noKey, `{"secret_key":null}`, nil, 400, "validation_error"},
+		{"login duplicate key", "POST", "/v1/sessions", noKey, `{"secret_key":"pic_live_nope","secret_key":"{secretA}"}`, nil, 400, "invalid_json"},
 		{"logout", "DELETE", "/v1/sessions", noKey, "", nil, 204, ""},
 		{"openapi", "GET", "/v1/openapi.json", noKey, "", nil, 200, ""},
 
@@ -262,6 +293,28 @@ func TestEndpoints(t *testing.T) {
 				t.Errorf("error without message: %s", res.raw)
 			}
 		})
+	}
+}
+
+// TestStrictJSONMessages: a null names its field, a duplicate its key,
+// and neither echoes the values sent.
+func TestStrictJSONMessages(t *testing.T) {
+	b := setup(t)
+	m := b.signUp(t, "Shop")
+	tests := []struct {
+		body, want string
+	}{
+		{`{"asset":"BTC","amount":"1","order_id":null}`, "order_id"},
+		{`{"asset":"BTC","amount":"1","ORDER_ID":null}`, "order_id"},
+		{`{"asset":"BTC","amount":"1","order_id":"v-secret-1","order_id":"v-secret-2"}`, `"order_id"`},
+		{`{"asset":"BTC","amount":"1","order_id":{"deep":"v-secret-1","deep":"v-secret-2"}}`, `"deep"`},
+	}
+	for _, tt := range tests {
+		res := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: tt.body})
+		msg, _ := res.json(t)["message"].(string)
+		if res.status != http.StatusBadRequest || !strings.Contains(msg, tt.want) || strings.Contains(msg, "v-secret") {
+			t.Errorf("%s: %d %s, want a 400 naming %s", tt.body, res.status, res.raw, tt.want)
+		}
 	}
 }
 

@@ -33,10 +33,11 @@ type invoiceListJSON struct {
 }
 
 type createInvoiceRequest struct {
-	Asset    string       `json:"asset"`
-	Amount   amountString `json:"amount"`
-	OrderID  string       `json:"order_id"`
-	SettleAs string       `json:"settle_as"`
+	Asset   string       `json:"asset"`
+	Amount  amountString `json:"amount"`
+	OrderID string       `json:"order_id"`
+	// SettleAs is nil when left out; "" is refused, not taken for absent.
+	SettleAs *string `json:"settle_as"`
 	// ExpiresInSec is optional; the domain applies the default and the bounds.
 	ExpiresInSec *int64 `json:"expires_in"`
 }
@@ -60,9 +61,14 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "validation_error", "asset is required"))
 		return
 	}
+	settleAs, err := s.otherAsset("settle_as", req.SettleAs, req.Asset)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	res, err := s.d.Commands.CreateInvoice.Handle(r.Context(), commands.CreateInvoice{
 		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
-		Asset: req.Asset, Amount: string(req.Amount), OrderID: req.OrderID, SettleAs: req.SettleAs,
+		Asset: req.Asset, Amount: string(req.Amount), OrderID: req.OrderID, SettleAs: settleAs,
 		ExpiresIn: expiresIn(req.ExpiresInSec),
 	})
 	if err != nil {
@@ -76,6 +82,26 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, s.renderInvoice(inv))
+}
+
+// otherAsset checks a field naming the coin to convert into (settle_as,
+// consolidate_to): left out (nil) is no conversion, otherwise it must be a
+// supported asset other than asset. The same coin or "" would be a
+// conversion that silently does not happen.
+func (s *server) otherAsset(field string, to *string, asset string) (string, error) {
+	if to == nil {
+		return "", nil
+	}
+	if *to == "" {
+		return "", errorf(http.StatusBadRequest, "validation_error", field+" must name a supported asset; leave it out for no conversion")
+	}
+	if _, err := s.d.Assets.Lookup(*to); err != nil {
+		return "", err
+	}
+	if *to == asset {
+		return "", errorf(http.StatusBadRequest, "validation_error", field+" must differ from asset; leave it out for no conversion")
+	}
+	return *to, nil
 }
 
 // expiresIn converts the request's seconds. Values out of range are clamped

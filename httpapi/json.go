@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/acceptcryptohere/gateway/domain"
 )
@@ -23,10 +27,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(body, '\n'))
 }
 
-// decodeJSON reads the request body into v strictly: one JSON value, no
-// unknown fields, nothing after it. An empty body is an error unless
-// optional. Errors are *apiError or domain.ErrInvalidAmount (an amount sent
-// as a JSON number).
+// decodeJSON reads the request body into v strictly: one JSON object, no
+// unknown fields, no key twice in any object, no null except in fields
+// whose type clears a setting on null (nullableString), nothing after it.
+// An empty body is an error unless optional. Errors are *apiError or
+// domain.ErrInvalidAmount (an amount sent as a JSON number).
 func decodeJSON(r *http.Request, v any, optional bool) error {
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -42,13 +47,143 @@ func decodeJSON(r *http.Request, v any, optional bool) error {
 		}
 		return errorf(http.StatusBadRequest, "invalid_json", "the request body is empty; send a JSON object")
 	}
+	// encoding/json lets the last of two equal keys win and leaves a field
+	// untouched on null (a nil amount means "the whole balance"), so the
+	// body is checked for both before it is decoded.
+	nullKeys, err := scanBody(data)
+	if err != nil {
+		return err
+	}
+	if err := rejectNulls(nullKeys, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
+	return nil
+}
+
+// scanBody walks the body's tokens once: it must be one JSON object and
+// nothing after it, and no object at any depth may repeat a key. It returns
+// the top-level keys whose value is null.
+func scanBody(data []byte) (nullKeys []string, err error) {
+	invalid := errorf(http.StatusBadRequest, "invalid_json", "the request body is not valid JSON")
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // numbers are only skipped here; no float conversion to fail
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, invalid
+	}
+	if tok != json.Delim('{') {
+		return nil, errorf(http.StatusBadRequest, "invalid_json", "the request body must be a JSON object")
+	}
+	// One frame per open object or array; keys is nil for an array.
+	type frame struct {
+		keys     map[string]bool // folded keys seen so far
+		key      string          // the key whose value comes next
+		afterKey bool
+	}
+	stack := []frame{{keys: map[string]bool{}}}
+	for len(stack) > 0 {
+		if tok, err = dec.Token(); err != nil {
+			return nil, invalid
+		}
+		top := &stack[len(stack)-1]
+		if top.keys != nil && !top.afterKey {
+			if tok == json.Delim('}') {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			key, _ := tok.(string) // the decoder allows only strings here
+			folded := foldKey(key)
+			if top.keys[folded] {
+				return nil, errorf(http.StatusBadRequest, "invalid_json", "duplicate key "+quoteKey(key)+" in the request body; send each key once (keys match ignoring case)")
+			}
+			top.keys[folded] = true
+			top.key, top.afterKey = key, true
+			continue
+		}
+		top.afterKey = false
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{keys: map[string]bool{}})
+		case json.Delim('['):
+			stack = append(stack, frame{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		case nil:
+			if len(stack) == 1 {
+				nullKeys = append(nullKeys, top.key)
+			}
+		}
+	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, "invalid_json", "the request body has data after the JSON object")
+		return nil, errorf(http.StatusBadRequest, "invalid_json", "the request body has data after the JSON object")
+	}
+	return nullKeys, nil
+}
+
+// foldKey maps the keys encoding/json would match to the same struct field
+// (it compares names as bytes.EqualFold does) to one string, so "asset"
+// and "ASSET" count as the same key.
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		for {
+			next := unicode.SimpleFold(r)
+			if next <= r {
+				return next // the smallest rune of its fold orbit
+			}
+			r = next
+		}
+	}, k)
+}
+
+// quoteKey renders a client's key for an error message, cut short.
+func quoteKey(k string) string {
+	const max = 64
+	if r := []rune(k); len(r) > max {
+		k = string(r[:max]) + "…"
+	}
+	return strconv.Quote(k)
+}
+
+// clearsOnNull marks the field types where null has a meaning (clearing a
+// setting); a null for any other field is a 400 instead of "left out".
+type clearsOnNull interface{ clearsOnNull() }
+
+var clearsOnNullType = reflect.TypeFor[clearsOnNull]()
+
+// rejectNulls refuses a null sent for a field of v (a pointer to a struct)
+// that does not clear on null, matching keys to fields as encoding/json
+// does. Keys matching no field are left to the decoder: unknown fields.
+func rejectNulls(nullKeys []string, v any) error {
+	if len(nullKeys) == 0 {
+		return nil
+	}
+	t := reflect.TypeOf(v)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	for _, key := range nullKeys {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			if !f.IsExported() || name == "-" || !strings.EqualFold(name, key) {
+				continue
+			}
+			if reflect.PointerTo(f.Type).Implements(clearsOnNullType) {
+				break
+			}
+			return errorf(http.StatusBadRequest, "validation_error", "field "+name+" must not be null; leave an optional field out instead")
+		}
 	}
 	return nil
 }
@@ -114,6 +249,8 @@ type nullableString struct {
 	Set   bool
 	Value string // "" for null
 }
+
+func (*nullableString) clearsOnNull() {}
 
 func (n *nullableString) UnmarshalJSON(b []byte) error {
 	n.Set = true

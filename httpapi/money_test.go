@@ -90,6 +90,13 @@ func TestMoneyEndpoints(t *testing.T) {
 		{"withdraw nothing there", "POST", "/v1/withdrawals", secretA, `{"asset":"ETH",` + addr + `}`, 409, "insufficient_funds"},
 		{"withdraw other merchant's coin", "POST", "/v1/withdrawals", secretA, `{"asset":"BTC","amount":"0.001","to_address":"bc1qxyz"}`, 409, "insufficient_funds"},
 		{"withdraw bad consolidate_to", "POST", "/v1/withdrawals", secretA, `{"asset":"USDT.ETH","consolidate_to":"DOGE"}`, 400, "unsupported_asset"},
+		{"withdraw consolidate_to same asset", "POST", "/v1/withdrawals", secretA, `{"asset":"USDT.ETH","amount":"1","consolidate_to":"USDT.ETH",` + addr + `}`, 400, "validation_error"},
+		{"withdraw consolidate_to empty", "POST", "/v1/withdrawals", secretA, `{"asset":"USDT.ETH","amount":"1","consolidate_to":"",` + addr + `}`, 400, "validation_error"},
+		{"withdraw amount null", "POST", "/v1/withdrawals", secretA, `{"asset":"USDT.ETH","amount":null,` + addr + `}`, 400, "validation_error"},
+		{"withdraw consolidate_to null", "POST", "/v1/withdrawals", secretA, `{"asset":"USDT.ETH","amount":"1","consolidate_to":null,` + addr + `}`, 400, "validation_error"},
+		{"withdraw to_address null", "POST", "/v1/withdrawals", secretA, `{"asset":"USDT.ETH","amount":"1","to_address":null}`, 400, "validation_error"},
+		{"withdraw duplicate key", "POST", "/v1/withdrawals", secretA, `{"asset":"BTC","asset":"USDT.ETH","amount":"1",` + addr + `}`, 400, "invalid_json"},
+		{"withdraw duplicate amount", "POST", "/v1/withdrawals", secretA, `{"asset":"USDT.ETH","amount":"1","amount":"2",` + addr + `}`, 400, "invalid_json"},
 		{"withdraw converted without an address", "POST", "/v1/withdrawals", secretB, `{"asset":"BTC","amount":"0.001","consolidate_to":"USDT.ETH"}`, 400, "validation_error"},
 		{"withdraw converted", "POST", "/v1/withdrawals", secretB, `{"asset":"BTC","amount":"0.001","consolidate_to":"USDT.ETH",` + addr + `}`, 201, ""},
 		{"withdraw part", "POST", "/v1/withdrawals", secretA, `{"asset":"USDT.ETH","amount":"5",` + addr + `}`, 201, ""},
@@ -109,6 +116,8 @@ func TestMoneyEndpoints(t *testing.T) {
 		{"consolidate publishable", "POST", "/v1/consolidate", pubA, `{"to":"BTC"}`, 403, "forbidden"},
 		{"consolidate no to", "POST", "/v1/consolidate", secretA, `{}`, 400, "validation_error"},
 		{"consolidate bad to", "POST", "/v1/consolidate", secretA, `{"to":"DOGE"}`, 400, "unsupported_asset"},
+		{"consolidate to null", "POST", "/v1/consolidate", secretA, `{"to":null}`, 400, "validation_error"},
+		{"consolidate duplicate key", "POST", "/v1/consolidate", secretA, `{"to":"BTC","to":"ETH"}`, 400, "invalid_json"},
 		{"consolidate", "POST", "/v1/consolidate", secretB, `{"to":"ETH"}`, 200, ""},
 	}
 	for _, tc := range tests {

@@ -68,10 +68,11 @@ func payoutFromEvent(e domain.PayoutRequested, ref commands.PayoutRef) readapi.P
 }
 
 type createWithdrawalRequest struct {
-	Asset         string        `json:"asset"`
-	Amount        *amountString `json:"amount"`
-	ToAddress     string        `json:"to_address"`
-	ConsolidateTo string        `json:"consolidate_to"`
+	Asset     string        `json:"asset"`
+	Amount    *amountString `json:"amount"`
+	ToAddress string        `json:"to_address"`
+	// ConsolidateTo is nil when left out; "" is refused, not taken for absent.
+	ConsolidateTo *string `json:"consolidate_to"`
 }
 
 // createWithdrawal is POST /v1/withdrawals: pays out amount (or the whole
@@ -94,6 +95,11 @@ func (s *server) createWithdrawal(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	consolidateTo, err := s.otherAsset("consolidate_to", req.ConsolidateTo, req.Asset)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	amount := ""
 	if req.Amount != nil {
 		amount = string(*req.Amount)
@@ -107,11 +113,7 @@ func (s *server) createWithdrawal(w http.ResponseWriter, r *http.Request) {
 	var conv *conversionJSON
 	pay := commands.RequestPayout{CommandID: cmd + "/payout", MerchantID: merchantID, Asset: asset, Amount: amount,
 		ToAddress: req.ToAddress, Kind: domain.PayoutKindWithdrawal}
-	if req.ConsolidateTo != "" && req.ConsolidateTo != asset {
-		if _, err := s.d.Assets.Lookup(req.ConsolidateTo); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	if consolidateTo != "" {
 		// Refuse before converting: a conversion without a payout to follow
 		// would leave the merchant holding a coin it did not ask for.
 		if req.ToAddress == "" {
@@ -122,23 +124,23 @@ func (s *server) createWithdrawal(w http.ResponseWriter, r *http.Request) {
 			}
 			configured := false
 			for _, ps := range acc.PayoutSettings {
-				configured = configured || (ps.Asset == req.ConsolidateTo && ps.PayoutAddress != "")
+				configured = configured || (ps.Asset == consolidateTo && ps.PayoutAddress != "")
 			}
 			if !configured {
 				s.writeError(w, r, errorf(http.StatusBadRequest, "validation_error",
-					"no to_address given and no payout_address configured for "+req.ConsolidateTo))
+					"no to_address given and no payout_address configured for "+consolidateTo))
 				return
 			}
 		}
 		c, err := s.d.Commands.Convert.Handle(r.Context(), commands.Convert{CommandID: cmd + "/convert", MerchantID: merchantID,
-			From: asset, To: req.ConsolidateTo, Amount: amount, Reason: domain.ConversionWithdrawal})
+			From: asset, To: consolidateTo, Amount: amount, Reason: domain.ConversionWithdrawal})
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		cj := renderConversion(c.Conversion)
 		conv = &cj
-		pay.Asset, pay.Amount, pay.AtLeast = req.ConsolidateTo, c.Conversion.Net.String(), c.Position
+		pay.Asset, pay.Amount, pay.AtLeast = consolidateTo, c.Conversion.Net.String(), c.Position
 	}
 	res, err := s.d.Commands.RequestPayout.Handle(r.Context(), pay)
 	if err != nil {
