@@ -442,9 +442,9 @@ func (s *Settlement) step(ctx context.Context) (bool, eventstore.Position, error
 	}, func(ctx context.Context, tx *sql.Tx, _ []eventstore.RecordedEvent) error {
 		now := s.now().UnixMilli()
 		for _, w := range waits {
-			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO settlement_waits (event_id, position, data, since, attempts, next_attempt_at, last_error)
-				VALUES (?, ?, ?, ?, 0, ?, '') ON CONFLICT (event_id) DO NOTHING`),
-				w.eventID, w.position.String(), string(w.data), now, now+waitBase.Milliseconds()); err != nil {
+			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO settlement_waits (event_id, position, data, since, attempts, next_attempt_at, last_error, seq)
+				VALUES (?, ?, ?, ?, 0, ?, '', ?) ON CONFLICT (event_id) DO NOTHING`),
+				w.eventID, w.position.String(), string(w.data), now, now+waitBase.Milliseconds(), time.Now().UnixNano()); err != nil {
 				return err
 			}
 		}
@@ -475,7 +475,7 @@ const (
 func (s *Settlement) RetryWaits(ctx context.Context) (int, error) {
 	now := s.now()
 	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT event_id, position, data, since, attempts FROM settlement_waits
-		WHERE next_attempt_at <= ? ORDER BY next_attempt_at, event_id LIMIT 100`), now.UnixMilli())
+		WHERE next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT 100`), now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("settlement waits: %w", err)
 	}

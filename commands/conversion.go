@@ -193,6 +193,10 @@ func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Sett
 	if _, err := load(ctx, d.Store, InvoiceStream(dep.InvoiceID), inv.Apply); err != nil {
 		return Settled{}, err
 	}
+	if !inv.StillFinal(dep.DepositID, dep.Round) {
+		// Reorganised away since (a later finalization settles it anew).
+		return Settled{Accrued: "the payment is no longer final"}, nil
+	}
 	m, err := loadMerchant(ctx, d, dep.MerchantID)
 	if err != nil {
 		return Settled{}, err

@@ -150,6 +150,7 @@ type DepositFinalized struct {
 	Asset       string    `json:"asset"`
 	Net         Amount    `json:"net"`
 	Depth       int       `json:"depth"`
+	Round       int       `json:"round"` // which detection of the deposit became final
 	FinalizedAt time.Time `json:"finalized_at"`
 	Postings    []Posting `json:"postings"`
 }

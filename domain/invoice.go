@@ -115,6 +115,7 @@ type deposit struct {
 	confirmed     bool
 	final         bool
 	reverted      bool
+	detections    int // times seen: a reorganised payment mined again is seen anew
 	// charged is this deposit's share of the invoice's fee: what its
 	// confirmation charged, moved by later reversals and tier changes so
 	// that the shares of credited deposits always sum to the invoice's fee.
@@ -147,10 +148,14 @@ func (inv *Invoice) Apply(e Event) {
 		*inv = Invoice{created: e, exists: true, status: StatusNew, deposits: map[string]*deposit{}, feeBps: e.Fee.Bps,
 			convertTo: e.ConvertTo, waiting: map[string]bool{}}
 	case DepositDetected:
-		if _, again := inv.deposits[e.DepositID]; !again {
+		prev, again := inv.deposits[e.DepositID]
+		n := 1
+		if again {
+			n = prev.detections + 1
+		} else {
 			inv.order = append(inv.order, e.DepositID)
 		}
-		inv.deposits[e.DepositID] = &deposit{id: e.DepositID, amount: e.Amount, confirmations: e.Confirmations}
+		inv.deposits[e.DepositID] = &deposit{id: e.DepositID, amount: e.Amount, confirmations: e.Confirmations, detections: n}
 	case DepositConfirmed:
 		d := inv.deposits[e.DepositID]
 		d.confirmed, d.confirmations, d.charged = true, e.Confirmations, e.Charged
@@ -198,6 +203,14 @@ func (inv *Invoice) credited() Amount {
 	return inv.sumCredited(func(d *deposit) Amount { return d.amount })
 }
 func (inv *Invoice) Waiting(id string) bool { return inv.waiting[id] }
+
+// StillFinal reports whether finalization round of the deposit is its
+// current state: final, not reverted since, nor seen again after a reorg.
+// A settlement of an older round must not move money again.
+func (inv *Invoice) StillFinal(depositID string, round int) bool {
+	d, ok := inv.deposits[depositID]
+	return ok && d.final && !d.reverted && d.detections == round
+}
 
 // DepositNet is what a credited deposit left the merchant (its amount less
 // its share of the fee). Errors: ErrNotFound, ErrInvalidState (not credited).
@@ -395,7 +408,7 @@ func (inv *Invoice) FinalizeDeposit(depositID string, depth int, now time.Time) 
 		return nil, fmt.Errorf("%w: %d blocks, below the %d confirmations", ErrInvalidState, depth, inv.created.RequiredConfirmations)
 	}
 	m, a := inv.MerchantID(), inv.asset()
-	return []Event{DepositFinalized{InvoiceID: inv.ID(), MerchantID: m, DepositID: depositID, Asset: a, Net: d.net(), Depth: depth,
+	return []Event{DepositFinalized{InvoiceID: inv.ID(), MerchantID: m, DepositID: depositID, Asset: a, Net: d.net(), Depth: depth, Round: d.detections,
 		FinalizedAt: now.UTC(), Postings: mustBalance(nonZero([]Posting{
 			{Account: PendingAccount(m), Asset: a, Amount: d.net().Neg()},
 			{Account: AvailableAccount(m), Asset: a, Amount: d.net()},

@@ -8,6 +8,7 @@ CREATE TABLE settlement_waits (
     since           BIGINT NOT NULL,
     attempts        INTEGER NOT NULL,
     next_attempt_at BIGINT NOT NULL,
-    last_error      TEXT NOT NULL
+    last_error      TEXT NOT NULL,
+    seq             BIGINT NOT NULL -- insertion (log) order: ties of next_attempt_at go oldest first
 );
 CREATE INDEX settlement_waits_due ON settlement_waits (next_attempt_at);
