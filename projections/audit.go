@@ -214,6 +214,12 @@ func decodeParallel(recs []eventstore.RecordedEvent, out []domain.Event, errs []
 }
 
 func (rep *AuditReport) check(rec eventstore.RecordedEvent, e domain.Event) {
+	rep.checkFees(rec, e)
+	rep.checkLedger(rec, e)
+}
+
+// checkFees recomputes the fees and payouts an event records.
+func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) {
 	switch c := e.(type) {
 	case domain.InvoiceCreated:
 		rep.verifyFee(rec, c.Fee, domain.FeeBps, domain.ConversionFeeBps)
@@ -314,6 +320,10 @@ func (rep *AuditReport) check(rec eventstore.RecordedEvent, e domain.Event) {
 			p.status = string(domain.PayoutFailedStatus)
 		}
 	}
+}
+
+// checkLedger sums an event's postings into the ledger, in log order.
+func (rep *AuditReport) checkLedger(rec eventstore.RecordedEvent, e domain.Event) {
 	m, ok := e.(domain.MoneyEvent)
 	if !ok {
 		return
