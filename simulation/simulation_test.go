@@ -604,7 +604,9 @@ func (r *run) compare() {
 	}
 }
 
-func eq(a domain.Amount, b decimal.Decimal) bool { return decimal.RequireFromString(a.String()).Equal(b) }
+func eq(a domain.Amount, b decimal.Decimal) bool {
+	return decimal.RequireFromString(a.String()).Equal(b)
+}
 
 // final checks what only the whole log shows: one status event per change,
 // in order; no payout beyond final funds; the audit; a rebuild.
