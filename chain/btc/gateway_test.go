@@ -40,6 +40,7 @@ type gateway struct {
 	w        *Watcher
 	merchant string
 	clock    time.Time
+	finality map[string]int // the watchers' Finality override
 }
 
 func testLog() *slog.Logger {
@@ -130,7 +131,7 @@ func newGatewayOn(t testing.TB, readDB func(*sqlite.Store) projections.DB) *gate
 func (g *gateway) watcher(startHeight int64) *Watcher {
 	g.t.Helper()
 	w, err := New(Config{RPCHost: g.node.rpcHost, RPCUser: "test", RPCPass: "test", Params: g.node.params,
-		PollInterval: 50 * time.Millisecond, StartHeight: startHeight}, g.sink, g.db, domain.DefaultAssets(), testLog())
+		PollInterval: 50 * time.Millisecond, StartHeight: startHeight, Finality: g.finality}, g.sink, g.db, domain.DefaultAssets(), testLog())
 	if err != nil {
 		g.t.Fatal(err)
 	}

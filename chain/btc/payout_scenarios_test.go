@@ -274,9 +274,10 @@ func (c *countingSender) Broadcast(ctx context.Context, tx chain.Signed) error {
 	return c.Sender.Broadcast(ctx, tx)
 }
 
-// 1. Instant mode: a confirmed invoice becomes a payout by itself, which
-// the processor builds, broadcasts and, after two blocks, confirms. An
-// invoice below instant_min_amount accrues.
+// 1. Instant mode: a final invoice payment becomes a payout by itself,
+// which the processor builds, broadcasts and, after two blocks, confirms.
+// A confirmed payment that is not final yet is paid out only once final.
+// An invoice below instant_min_amount accrues.
 func TestScenarioInstantPayoutAfterConfirmedInvoice(t *testing.T) {
 	m := newMoneyOut(t)
 	to := outsider(t)
@@ -292,6 +293,15 @@ func TestScenarioInstantPayoutAfterConfirmedInvoice(t *testing.T) {
 
 	s := &countingSender{Sender: m.sender()}
 	proc := m.processor(s)
+	m.settleAndPass(proc)
+	if ps := m.payouts(); len(ps) != 0 {
+		t.Fatalf("payouts %+v of payments not final yet", ps)
+	}
+	if b := m.balance(); !b.Available.IsZero() || b.Pending.String() != "0.01047375" {
+		t.Fatalf("before finality: available %s pending %s, want 0 and 0.01047375", b.Available, b.Pending)
+	}
+	m.node.mine(t, uint32(m.w.finality-2))
+	m.scan()
 	m.settleAndPass(proc)
 	ps := m.payouts()
 	if len(ps) != 1 {

@@ -89,9 +89,11 @@ func TestRunRetriesDeadNode(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	for name, c := range map[string]Config{
-		"no host":    {Params: testNodeParams()},
-		"no network": {RPCHost: "127.0.0.1:1"},
-		"negative":   {RPCHost: "127.0.0.1:1", Params: testNodeParams(), StartHeight: -1},
+		"no host":                      {Params: testNodeParams()},
+		"no network":                   {RPCHost: "127.0.0.1:1"},
+		"negative":                     {RPCHost: "127.0.0.1:1", Params: testNodeParams(), StartHeight: -1},
+		"finality of another asset":    {RPCHost: "127.0.0.1:1", Params: testNodeParams(), Finality: map[string]int{"ETH": 6}},
+		"finality below confirmations": {RPCHost: "127.0.0.1:1", Params: testNodeParams(), Finality: map[string]int{"BTC": 1}},
 	} {
 		db := projections.DB{Read: &sql.DB{}, Write: &sql.DB{}, Dialect: projections.SQLite}
 		if _, err := New(c, chain.Sink{}, db, domain.DefaultAssets(), nil); err == nil {

@@ -492,11 +492,12 @@ func (w *Watcher) revert(ctx context.Context, d trackedDeposit, reason string) e
 	return w.setState(ctx, d.id, stateReverted)
 }
 
-// revertOrphanedCredits undoes credited deposits whose block a reorg
-// orphaned and that the rescan up to the tip did not find in the new best
-// chain. Seen again later (mempool or block), they are reported again.
+// revertOrphanedCredits undoes credited deposits, final or not, whose
+// block a reorg orphaned and that the rescan up to the tip did not find in
+// the new best chain. Seen again later (mempool or block), they are
+// reported again.
 func (w *Watcher) revertOrphanedCredits(ctx context.Context) error {
-	ds, err := w.tracked(ctx, `state = ? AND block_height = 0`, stateConfirmed)
+	ds, err := w.tracked(ctx, `state IN (?, ?) AND block_height = 0`, stateConfirmed, stateFinal)
 	if err != nil {
 		return err
 	}
@@ -542,6 +543,42 @@ func (w *Watcher) confirm(ctx context.Context, height int64) error {
 	}
 	// What was confirmed is recorded even when another confirmation failed.
 	if sErr := w.setStates(ctx, ids, stateConfirmed); sErr != nil {
+		return errors.Join(err, sErr)
+	}
+	return err
+}
+
+// finalize makes final the credited deposits at least w.finality blocks
+// deep at height (money rule 4): their money moves from pending to
+// available. As in confirm, a crash between the ledger and the state is
+// harmless: finalizing a final deposit again records nothing.
+func (w *Watcher) finalize(ctx context.Context, height int64) error {
+	ds, err := w.tracked(ctx, `state = ? AND block_height > 0 AND block_height <= ?`, stateConfirmed, height-int64(w.finality)+1)
+	if err != nil {
+		return err
+	}
+	done := make([]bool, len(ds))
+	err = chain.ForEachGroup(len(ds), maxConcurrentReports, func(i int) string { return ds[i].invoiceID }, func(i int) error {
+		d := ds[i]
+		depth := int(height - d.height + 1)
+		if err := w.sink.Finalize(ctx, d.invoiceID, d.id, depth); err != nil {
+			if isDataError(err) {
+				w.log.Error("bitcoin deposit finality refused by the ledger", "invoice", d.invoiceID, "deposit", d.id, "depth", depth, "err", err)
+				return nil
+			}
+			return fmt.Errorf("btc: finalize %s: %w", d.id, err)
+		}
+		done[i] = true
+		w.log.Info("bitcoin deposit final", "invoice", d.invoiceID, "deposit", d.id, "depth", depth)
+		return nil
+	})
+	var ids []string
+	for i, d := range ds {
+		if done[i] {
+			ids = append(ids, d.id)
+		}
+	}
+	if sErr := w.setStates(ctx, ids, stateFinal); sErr != nil {
 		return errors.Join(err, sErr)
 	}
 	return err

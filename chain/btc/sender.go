@@ -94,10 +94,11 @@ var _ senderNode = (*rpcclient.Client)(nil)
 // chain.Sender.
 //
 // The hot wallet is every output paid to one of our HD addresses: the
-// deposits the watcher credited (state confirmed in chain_btc_deposits) and
-// the change of our own payouts. A payout spends deposits directly as its
-// inputs, straight from the per-invoice addresses: that is the sweep, and
-// Bitcoin needs no separate sweep step.
+// deposits the watcher made final (state final in chain_btc_deposits; a
+// deposit a reorg can still undo is not spent) and the change of our own
+// payouts. A payout spends deposits directly as its inputs, straight from
+// the per-invoice addresses: that is the sweep, and Bitcoin needs no
+// separate sweep step.
 //
 // Build picks inputs largest first, prices the transaction with the node's
 // fee estimate (estimatesmartfee, then btcd's estimatefee, then
@@ -387,7 +388,7 @@ func selectCoins(cands []utxo, amount, rate int64, toScriptLen int) (selection, 
 
 // insufficient explains why the wallet cannot pay: permanently, unless
 // what is still confirming (our change, deposits in the mempool or not
-// yet deep enough) would cover it.
+// yet final) would cover it.
 func (s *Sender) insufficient(ctx context.Context, amount int64, cands []utxo) error {
 	var have int64
 	for _, c := range cands {
@@ -396,7 +397,7 @@ func (s *Sender) insufficient(ctx context.Context, amount int64, cands []utxo) e
 	var incoming sql.NullInt64
 	err := s.deps.DB.Read.QueryRowContext(ctx, s.deps.DB.Q(`SELECT
 		(SELECT COALESCE(SUM(amount_sat), 0) FROM chain_btc_utxos WHERE state = ?) +
-		(SELECT COALESCE(SUM(amount_sat), 0) FROM chain_btc_deposits WHERE state = ?)`), utxoPending, statePending).Scan(&incoming)
+		(SELECT COALESCE(SUM(amount_sat), 0) FROM chain_btc_deposits WHERE state IN (?, ?))`), utxoPending, statePending, stateConfirmed).Scan(&incoming)
 	if err != nil {
 		return fmt.Errorf("btc sender: incoming funds: %w", err)
 	}
@@ -453,14 +454,14 @@ func decodeTx(raw string) (*wire.MsgTx, error) {
 	return &tx, nil
 }
 
-// sync brings the wallet's outputs up to date: credited deposits become
+// sync brings the wallet's outputs up to date: final deposits become
 // available, reverted ones missing, and change in a block available.
 func (s *Sender) sync(ctx context.Context) error {
 	db := s.deps.DB
 	now := s.cfg.Now().UnixMilli()
 	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT d.deposit_id, d.invoice_id, d.address, d.amount_sat FROM chain_btc_deposits d
 		LEFT JOIN chain_btc_utxos u ON u.outpoint = d.deposit_id
-		WHERE d.state = ? AND u.outpoint IS NULL ORDER BY d.deposit_id LIMIT ?`), stateConfirmed, maxCandidates)
+		WHERE d.state = ? AND u.outpoint IS NULL ORDER BY d.deposit_id LIMIT ?`), stateFinal, maxCandidates)
 	if err != nil {
 		return fmt.Errorf("btc sender: new deposits: %w", err)
 	}

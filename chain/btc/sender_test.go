@@ -132,8 +132,9 @@ func (g *walletGateway) sender() *Sender {
 	return s
 }
 
-// fund pays one invoice per amount and mines until the watcher credits
-// them: the hot wallet then holds those outputs.
+// fund pays one invoice per amount and mines until the watcher makes them
+// final: the merchant's money is available and the hot wallet, which
+// spends only final deposits, holds those outputs.
 func (g *walletGateway) fund(amounts ...string) {
 	g.t.Helper()
 	var pays []payment
@@ -143,7 +144,7 @@ func (g *walletGateway) fund(amounts ...string) {
 	}
 	g.node.pay(g.t, feeSat, pays...)
 	g.scan()
-	g.node.mine(g.t, 2)
+	g.node.mine(g.t, uint32(g.w.finality))
 	g.scan()
 }
 
@@ -285,6 +286,27 @@ func TestSenderPayoutConfirms(t *testing.T) {
 	g.node.mine(t, 1)
 	if n, err := s.Confirmations(g.ctx, second.TxID); err != nil || n != 1 {
 		t.Fatalf("second: %d confirmations, %v", n, err)
+	}
+}
+
+// The hot wallet spends only final deposits: a confirmed one that a reorg
+// could still undo is counted as still confirming (a temporary refusal),
+// and spent once final.
+func TestSenderSpendsOnlyFinalDeposits(t *testing.T) {
+	g := newWalletGateway(t)
+	inv := g.newInvoice("0.01")
+	g.node.pay(t, feeSat, payment{inv.PayAddress, sat(t, "0.01")})
+	g.node.mine(t, 2)
+	g.scan()
+	g.wantInvoice(inv.ID, domain.StatusPaid, "0.01")
+	s := g.sender()
+	if _, err := s.Build(g.ctx, btcPayout(t, "po_early", outsider(t), "0.005")); err == nil || errors.Is(err, chain.ErrPermanent) {
+		t.Fatalf("build from a confirmed, not final deposit: %v, want a temporary refusal", err)
+	}
+	g.node.mine(t, uint32(g.w.finality-2))
+	g.scan()
+	if _, err := s.Build(g.ctx, btcPayout(t, "po_final", outsider(t), "0.005")); err != nil {
+		t.Fatalf("build from a final deposit: %v", err)
 	}
 }
 

@@ -1,8 +1,8 @@
 // Package btc watches a Bitcoin node (btcd or Bitcoin Core) over JSON-RPC
 // and reports payments to our invoice addresses through chain.Sink:
 // mempool transactions at once (0 confirmations), blocks from a stored
-// checkpoint, confirmations up to the asset's threshold, and reorgs
-// detected by block hash. Its state lives in its own tables
+// checkpoint, confirmations up to the asset's threshold, finality at the
+// asset's finality depth (money rule 4), and reorgs detected by block hash. Its state lives in its own tables
 // (chain_btc_*), so a restart, even hours later, rescans from where it
 // stopped and misses nothing.
 package btc
@@ -48,6 +48,10 @@ type Config struct {
 	ReorgDepth int
 	// RPCTimeout bounds one call to the node (default 30 s).
 	RPCTimeout time.Duration
+	// Finality overrides, by asset code, the depth at which a credited
+	// deposit becomes final and its money available (money rule 4); the
+	// asset's finality (6 blocks) otherwise. Tests use small depths.
+	Finality map[string]int
 }
 
 // Limits that keep one scan bounded.
@@ -60,10 +64,13 @@ const (
 	maxBackoff            = 2 * time.Minute
 )
 
-// Deposit states in chain_btc_deposits.
+// Deposit states in chain_btc_deposits: pending (reported), confirmed
+// (credited, its money pending), final (deep enough: its money available),
+// reverted.
 const (
 	statePending   = "pending"
 	stateConfirmed = "confirmed"
+	stateFinal     = "final"
 	stateReverted  = "reverted"
 )
 
@@ -80,6 +87,7 @@ type node interface {
 type deposits interface {
 	Observe(ctx context.Context, t chain.Transfer) (invoiceID string, err error)
 	Confirm(ctx context.Context, invoiceID, depositID string, confirmations int) error
+	Finalize(ctx context.Context, invoiceID, depositID string, depth int) error
 	Revert(ctx context.Context, invoiceID, depositID, reason string) error
 }
 
@@ -97,8 +105,10 @@ type Watcher struct {
 	sink   deposits
 	db     projections.DB
 	asset  domain.Asset
-	log    *slog.Logger
-	now    func() time.Time
+	// finality is the depth at which a credited deposit is final.
+	finality int
+	log      *slog.Logger
+	now      func() time.Time
 
 	// watched maps an output script to the invoice address it pays.
 	watched       map[string]string
@@ -161,10 +171,20 @@ func newWatcher(cfg Config, n node, sink deposits, db projections.DB, assets dom
 	if asset.Decimals != 8 {
 		return nil, fmt.Errorf("btc: asset %s has %d decimals; satoshis need 8", asset.Code, asset.Decimals)
 	}
+	finality := asset.FinalityDepth()
+	for code, depth := range cfg.Finality {
+		if code != asset.Code {
+			return nil, fmt.Errorf("btc: finality for %q: not the Bitcoin asset", code)
+		}
+		if depth < asset.Confirmations {
+			return nil, fmt.Errorf("btc: %s: finality %d below its %d confirmations", code, depth, asset.Confirmations)
+		}
+		finality = depth
+	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Watcher{cfg: cfg, node: n, sink: sink, db: db, asset: asset, log: log.With("chain", "bitcoin"), now: time.Now,
+	return &Watcher{cfg: cfg, node: n, sink: sink, db: db, asset: asset, finality: finality, log: log.With("chain", "bitcoin"), now: time.Now,
 		watched: map[string]string{}, mempoolSeen: map[chainhash.Hash]struct{}{}}, nil
 }
 
@@ -207,7 +227,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // ScanOnce refreshes the watched addresses, scans new blocks from the
 // checkpoint (undoing what a reorg orphaned), confirms deposits that
-// reached the asset's confirmations, then scans the mempool. It scans at
+// reached the asset's confirmations, finalizes credited deposits that
+// reached its finality, then scans the mempool. It scans at
 // most 500 blocks; call it again while catching up.
 func (w *Watcher) ScanOnce(ctx context.Context) error {
 	_, err := w.scan(ctx)
@@ -254,6 +275,9 @@ func (w *Watcher) scan(ctx context.Context) (more bool, err error) {
 		}
 	}
 	if err := w.confirm(ctx, cp.height); err != nil {
+		return false, err
+	}
+	if err := w.finalize(ctx, cp.height); err != nil {
 		return false, err
 	}
 	if err := w.scanMempool(ctx); err != nil {

@@ -1,6 +1,8 @@
 package btc
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -35,11 +37,19 @@ func TestExactPayment(t *testing.T) {
 	if got.Payments[0].Status != "confirmed" || got.Payments[0].Confirmations != 2 {
 		t.Fatalf("payment %+v", got.Payments[0])
 	}
-	g.wantBalance("0.009975", "0") // 0.01 - 0.25 %
+	g.wantBalance("0", "0.009975") // 0.01 - 0.25 %, pending until final
+
+	g.node.mine(t, 3)
+	g.scan()
+	g.wantBalance("0", "0.009975") // 5 of 6 blocks
+	g.node.mine(t, 1)
+	g.scan()
+	g.wantBalance("0.009975", "0") // final: available
 
 	g.node.mine(t, 1)
 	g.scan() // nothing new: no duplicate events
-	want := []string{domain.TypeDepositDetected, domain.TypeInvoiceConfirming, domain.TypeDepositConfirmed, domain.TypeInvoicePaid}
+	want := []string{domain.TypeDepositDetected, domain.TypeInvoiceConfirming, domain.TypeDepositConfirmed, domain.TypeInvoicePaid,
+		domain.TypeDepositFinalized}
 	if ev := g.events(inv.ID); !slices.Equal(ev, want) {
 		t.Fatalf("events %v, want %v", ev, want)
 	}
@@ -55,15 +65,21 @@ func TestPartialThenTopUp(t *testing.T) {
 	g.node.mine(t, 2)
 	g.scan()
 	g.wantInvoice(inv.ID, domain.StatusPartiallyPaid, "0.005")
-	g.wantBalance("0.0049875", "0") // the confirmed part is credited already
+	g.wantBalance("0", "0.0049875") // the confirmed part is credited already, pending until final
 
 	g.node.pay(t, feeSat, payment{inv.PayAddress, sat(t, "0.015")})
 	g.scan()
 	g.wantInvoice(inv.ID, domain.StatusConfirming, "0.02")
-	g.wantBalance("0.0049875", "0.015")
+	g.wantBalance("0", "0.0199875")
 	g.node.mine(t, 2)
 	g.scan()
 	g.wantInvoice(inv.ID, domain.StatusPaid, "0.02")
+	g.wantBalance("0", "0.01995")
+	g.node.mine(t, 2) // the first payment is 6 deep, the second 4
+	g.scan()
+	g.wantBalance("0.0049875", "0.0149625")
+	g.node.mine(t, 2)
+	g.scan()
 	g.wantBalance("0.01995", "0")
 	g.audit()
 }
@@ -83,7 +99,10 @@ func TestOverpaymentAndTwoPaymentsInOneBlock(t *testing.T) {
 	g.scan()
 	g.wantInvoice(over.ID, domain.StatusPaid, "0.015") // the excess is credited and shown
 	g.wantInvoice(other.ID, domain.StatusPaid, "0.002")
-	g.wantBalance("0.0169575", "0") // 0.017 - 0.0000425
+	g.wantBalance("0", "0.0169575") // 0.017 - 0.0000425
+	g.node.mine(t, 4)
+	g.scan()
+	g.wantBalance("0.0169575", "0")
 	g.audit()
 }
 
@@ -106,7 +125,10 @@ func TestPaymentAfterExpiry(t *testing.T) {
 	g.node.mine(t, 2)
 	g.scan()
 	g.wantInvoice(inv.ID, domain.StatusExpired, "0.01")
-	g.wantBalance("0.009975", "0") // credited all the same
+	g.wantBalance("0", "0.009975") // credited all the same
+	g.node.mine(t, 4)
+	g.scan()
+	g.wantBalance("0.009975", "0")
 	g.audit()
 }
 
@@ -128,7 +150,7 @@ func testReorgAfterPaid(t *testing.T, g *gateway) {
 	g.node.mine(t, 1)
 	g.scan()
 	g.wantInvoice(inv.ID, domain.StatusPaid, "0.01")
-	g.wantBalance("0.009975", "0")
+	g.wantBalance("0", "0.009975") // confirmed, not final
 
 	if err := g.node.client.InvalidateBlock(first); err != nil {
 		t.Fatal(err)
@@ -137,15 +159,23 @@ func testReorgAfterPaid(t *testing.T, g *gateway) {
 	if n := g.count(inv.ID, domain.TypeDepositReverted); n != 1 {
 		t.Fatalf("%d DepositReverted; events %v", n, g.events(inv.ID))
 	}
-	// Paid stays paid (the domain's rule); the money is pending again.
-	g.wantInvoice(inv.ID, domain.StatusPaid, "0.01")
+	// The invoice no longer holds its amount (money rule 5) until the
+	// payment, back in the mempool and seen again, confirms again.
+	g.wantInvoice(inv.ID, domain.StatusReverted, "0.01")
 	g.wantBalance("0", "0.01")
 
 	g.node.mine(t, 2)
 	g.scan()
-	g.wantBalance("0.009975", "0")
+	g.wantInvoice(inv.ID, domain.StatusPaid, "0.01")
+	g.wantBalance("0", "0.009975")
 	if n := g.count(inv.ID, domain.TypeDepositConfirmed); n != 2 {
 		t.Fatalf("%d DepositConfirmed; events %v", n, g.events(inv.ID))
+	}
+	g.node.mine(t, 4)
+	g.scan()
+	g.wantBalance("0.009975", "0")
+	if n := g.count(inv.ID, domain.TypeDepositFinalized); n != 1 {
+		t.Fatalf("%d DepositFinalized; events %v", n, g.events(inv.ID))
 	}
 	g.audit()
 }
@@ -187,6 +217,9 @@ func TestReorgDoubleSpendBeforePaid(t *testing.T) {
 	g.node.mine(t, 2)
 	g.scan()
 	g.wantInvoice(inv.ID, domain.StatusPaid, "0.01")
+	g.wantBalance("0", "0.009975")
+	g.node.mine(t, 4)
+	g.scan()
 	g.wantBalance("0.009975", "0")
 	g.audit()
 }
@@ -214,6 +247,112 @@ func TestRestartCatchesUp(t *testing.T) {
 	if got.Payments[0].Confirmations != 5 {
 		t.Fatalf("missed payment recorded with %d confirmations", got.Payments[0].Confirmations)
 	}
+	g.wantBalance("0", "0.0399") // 5 blocks: confirmed, not final
+	g.node.mine(t, 1)
+	g.scan()
 	g.wantBalance("0.0399", "0")
+	g.audit()
+}
+
+// failingFinality is a ledger that refuses to finalize (down, say).
+type failingFinality struct{ deposits }
+
+func (failingFinality) Finalize(context.Context, string, string, int) error {
+	return errors.New("ledger unavailable")
+}
+
+// Finality survives failures and restarts: a ledger that fails the
+// finality fails the scan, and the next scan does it; a watcher stopped
+// between the confirmation and finality, restarted after the deposit is
+// final, finalizes it; a finality recorded in the ledger but not in the
+// watcher's table (a crash in between) is done again without a second
+// event.
+func TestFinalityAcrossFailuresAndRestarts(t *testing.T) {
+	g := newGateway(t)
+	inv := g.newInvoice("0.01")
+	tx := g.node.pay(t, feeSat, payment{inv.PayAddress, sat(t, "0.01")})
+	g.scan()
+	g.node.mine(t, 2)
+	g.scan()
+	g.wantInvoice(inv.ID, domain.StatusPaid, "0.01")
+	g.wantBalance("0", "0.009975")
+
+	g.w.Close() // down between the confirmation and finality
+	g.node.mine(t, 4)
+	g.w = g.watcher(1)
+	g.w.sink = failingFinality{g.sink}
+	g.catchUp()
+	if err := g.w.ScanOnce(g.ctx); err == nil {
+		t.Fatal("a scan whose finality failed reported success")
+	}
+	g.catchUp()
+	g.wantBalance("0", "0.009975")
+	g.w.sink = g.sink
+	g.scan()
+	g.wantBalance("0.009975", "0")
+
+	id := txid(tx) + ":0"
+	if _, err := g.db.Write.Exec(g.db.Q(`UPDATE chain_btc_deposits SET state = ? WHERE deposit_id = ?`), stateConfirmed, id); err != nil {
+		t.Fatal(err)
+	}
+	g.scan()
+	if n := g.count(inv.ID, domain.TypeDepositFinalized); n != 1 {
+		t.Fatalf("%d DepositFinalized; events %v", n, g.events(inv.ID))
+	}
+	var state string
+	if err := g.db.Read.QueryRow(g.db.Q(`SELECT state FROM chain_btc_deposits WHERE deposit_id = ?`), id).Scan(&state); err != nil || state != stateFinal {
+		t.Fatalf("deposit state %q %v, want final", state, err)
+	}
+	g.wantBalance("0.009975", "0")
+	g.audit()
+}
+
+// Config.Finality overrides the asset's 6 blocks.
+func TestFinalityOverride(t *testing.T) {
+	g := newGateway(t)
+	g.finality = map[string]int{"BTC": 3}
+	g.w = g.watcher(g.node.tip(t) + 1)
+	inv := g.newInvoice("0.01")
+	g.node.pay(t, feeSat, payment{inv.PayAddress, sat(t, "0.01")})
+	g.node.mine(t, 2)
+	g.scan()
+	g.wantInvoice(inv.ID, domain.StatusPaid, "0.01")
+	g.wantBalance("0", "0.009975")
+	g.node.mine(t, 1)
+	g.scan()
+	g.wantBalance("0.009975", "0")
+	g.audit()
+}
+
+// A reorg deeper than finality removes a final deposit: it is reverted
+// all the same, out of the available balance; back in the mempool, the
+// payment is seen again, and mined again it is credited and final again.
+func TestReorgAfterFinal(t *testing.T) {
+	g := newGateway(t)
+	inv := g.newInvoice("0.01")
+	g.node.pay(t, feeSat, payment{inv.PayAddress, sat(t, "0.01")})
+	g.scan()
+	first := g.node.mine(t, 1)[0]
+	g.node.mine(t, 5)
+	g.scan()
+	g.wantBalance("0.009975", "0")
+
+	if err := g.node.client.InvalidateBlock(first); err != nil {
+		t.Fatal(err)
+	}
+	g.scan()
+	if n := g.count(inv.ID, domain.TypeDepositReverted); n != 1 {
+		t.Fatalf("%d DepositReverted; events %v", n, g.events(inv.ID))
+	}
+	g.wantInvoice(inv.ID, domain.StatusReverted, "0.01")
+	g.wantBalance("0", "0.01")
+
+	g.node.mine(t, 6)
+	g.scan()
+	g.wantInvoice(inv.ID, domain.StatusPaid, "0.01")
+	g.wantBalance("0.009975", "0")
+	if n := g.count(inv.ID, domain.TypeDepositFinalized); n != 2 {
+		t.Fatalf("%d DepositFinalized; events %v", n, g.events(inv.ID))
+	}
 	g.audit()
 }
