@@ -1,10 +1,11 @@
 // Package eth watches Ethereum over JSON-RPC (go-ethereum's ethclient) for
 // payments to invoice addresses: native ETH transfers and ERC-20 Transfer
 // logs of the configured token contracts (USDT.ETH). It reports them to the
-// ledger through a chain.Sink, confirms them by block depth, reverts the
-// ones a reorg removed, and keeps its scan checkpoint, recent block hashes
-// and reported deposits in its own tables of the read-model database, so a
-// restart at any block (or after hours down) misses nothing.
+// ledger through a chain.Sink, confirms them by block depth, makes them
+// final once the node's finalized block covers them (money rule 4),
+// reverts the ones a reorg removed, and keeps its scan checkpoint, recent
+// block hashes and reported deposits in its own tables of the read-model
+// database, so a restart at any block (or after hours down) misses nothing.
 //
 // Out of scope: ETH moved to our addresses by contracts (internal
 // transactions) is not seen; it needs call tracing, which public nodes
@@ -61,6 +62,11 @@ type Config struct {
 	// code (tests, private chains). A deposit is never confirmed below its
 	// invoice's required_confirmations: the domain refuses that.
 	Confirmations map[string]int
+	// Finality overrides, by asset code, when a credited deposit becomes
+	// final and its money available: at that depth, instead of once the
+	// node's finalized block covers it (tests, private chains). A node
+	// without a finalized block falls back to the asset's finality depth.
+	Finality map[string]int
 	// Contracts overrides token contract addresses by asset code (a test
 	// deploys its own token; a testnet has other addresses).
 	Contracts map[string]string
@@ -105,10 +111,16 @@ type Watcher struct {
 	tokenAddrs []common.Address
 	assetCodes []string
 	thresholds map[string]int
+	// finality is the depth at which an asset's deposits are final: an
+	// override, else the fallback for a node without a finalized block.
+	finality   map[string]int
+	overridden map[string]bool
+	db         projections.DB
 
 	mu             sync.Mutex // one scan at a time
 	watched        watchSet
 	watchedSinceMs int64
+	noFinalized    bool // the node had no finalized block last time: logged once
 }
 
 // New builds a watcher for the Ethereum assets of assets. Run Migrate on db
@@ -134,7 +146,8 @@ func New(cfg Config, client Client, sink chain.Sink, db projections.DB, assets d
 		log = slog.Default()
 	}
 	w := &Watcher{cfg: cfg, client: client, sink: sink, st: newStore(db), log: log.With("chain", "ethereum"),
-		tokens: map[common.Address]token{}, thresholds: map[string]int{}, watched: watchSet{}}
+		tokens: map[common.Address]token{}, thresholds: map[string]int{}, finality: map[string]int{}, overridden: map[string]bool{},
+		db: db, watched: watchSet{}}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainEthereum {
 			continue
@@ -147,6 +160,13 @@ func New(cfg Config, client Client, sink chain.Sink, db projections.DB, assets d
 			n = o
 		}
 		w.thresholds[a.Code] = n
+		w.finality[a.Code] = max(a.FinalityDepth(), n)
+		if f, ok := cfg.Finality[a.Code]; ok {
+			if f < n {
+				return nil, fmt.Errorf("eth: %s: finality %d below its %d confirmations", a.Code, f, n)
+			}
+			w.finality[a.Code], w.overridden[a.Code] = f, true
+		}
 		w.assetCodes = append(w.assetCodes, a.Code)
 		contract := a.Contract
 		if c, ok := cfg.Contracts[a.Code]; ok {
@@ -171,6 +191,11 @@ func New(cfg Config, client Client, sink chain.Sink, db projections.DB, assets d
 			return nil, fmt.Errorf("eth: confirmations for %q: not an Ethereum asset", code)
 		}
 	}
+	for code := range cfg.Finality {
+		if _, ok := w.thresholds[code]; !ok {
+			return nil, fmt.Errorf("eth: finality for %q: not an Ethereum asset", code)
+		}
+	}
 	if len(w.assetCodes) == 0 {
 		return nil, errors.New("eth: no Ethereum asset configured")
 	}
@@ -190,8 +215,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 // not), scans the new blocks in batches (reporting deposits, then storing
 // hashes, deposits and checkpoint together), confirms deposits deep enough
 // (those of earlier scans while the range reaching the tip is reported,
-// the rest after it), and reverts deposits whose blocks left the chain and
-// did not come back.
+// the rest after it), reverts deposits whose blocks left the chain and did
+// not come back, and finalizes credited deposits whose block is final.
 // A failure leaves the checkpoint at the last batch fully recorded.
 func (w *Watcher) ScanOnce(ctx context.Context) error {
 	w.mu.Lock()
@@ -244,7 +269,10 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 	if err := w.confirm(ctx, cp.Height); err != nil {
 		return err
 	}
-	return w.revertOrphans(ctx)
+	if err := w.revertOrphans(ctx); err != nil {
+		return err
+	}
+	return w.finalize(ctx, cp.Height)
 }
 
 // refreshWatched adds the pay addresses of new Ethereum invoices.
@@ -320,6 +348,14 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 	if err != nil {
 		return cp, err
 	}
+	finals, err := orphanFinal(ctx, w.db, fork.Height, w.cfg.Now())
+	if err != nil {
+		return cp, err
+	}
+	if finals > 0 {
+		w.log.Error("eth: reorg below final deposits", "fork_height", fork.Height, "final_deposits", finals)
+	}
+	orphaned += finals
 	w.log.Warn("eth: reorg", "checkpoint", cp.Height, "old_hash", cp.Block, "fork_height", fork.Height, "orphaned_deposits", orphaned)
 	return fork, nil
 }
@@ -582,4 +618,85 @@ func (w *Watcher) revertOrphans(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// finalize makes final the credited deposits whose block the node's
+// finalized block covers (money rule 4), or, for an asset with a Finality
+// override or when the node has no finalized block, that are that many
+// blocks deep at tip: their money moves from pending to available. A crash
+// between the ledger and the table is harmless: finalizing a final
+// deposit again records nothing.
+func (w *Watcher) finalize(ctx context.Context, tip int64) error {
+	deps, err := w.st.Deposits(ctx, chain.ScanSeen, false)
+	if err != nil {
+		return err
+	}
+	var due []deposit
+	finalized, tagged, asked := int64(0), false, false
+	for _, d := range deps {
+		if !d.Confirmed || d.InvoiceID == "" {
+			continue
+		}
+		if !w.overridden[d.Asset] && !asked {
+			if finalized, tagged, err = w.finalizedBlock(ctx); err != nil {
+				return err
+			}
+			asked = true
+		}
+		if !w.overridden[d.Asset] && tagged {
+			if d.BlockHeight <= finalized {
+				due = append(due, d)
+			}
+			continue
+		}
+		if int(tip-d.BlockHeight+1) >= max(w.finality[d.Asset], d.RequiredConfirmations) {
+			due = append(due, d)
+		}
+	}
+	done := make([]bool, len(due))
+	err = chain.ForEachGroup(len(due), maxConcurrentReports, func(i int) string { return due[i].InvoiceID }, func(i int) error {
+		d := due[i]
+		depth := int(tip - d.BlockHeight + 1)
+		if err := w.sink.Finalize(ctx, d.InvoiceID, d.DepositID, depth); err != nil {
+			if errors.Is(err, domain.ErrInvalidState) || errors.Is(err, domain.ErrNotFound) {
+				w.log.Error("eth: ledger refused a finality", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
+				return nil
+			}
+			return fmt.Errorf("eth finalize %s: %w", d.DepositID, err)
+		}
+		done[i] = true
+		w.log.Info("eth: deposit final", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "depth", depth)
+		return nil
+	})
+	for i, d := range due {
+		if !done[i] {
+			continue
+		}
+		if sErr := w.st.SetState(ctx, d.DepositID, scanFinal, true, w.cfg.Now()); sErr != nil {
+			return errors.Join(err, sErr)
+		}
+	}
+	return err
+}
+
+// finalizedBlock is the height of the node's finalized block; tagged is
+// false when the node has none (a node before the merge, a chain without
+// finality, an error): deposits then count blocks.
+func (w *Watcher) finalizedBlock(ctx context.Context) (height int64, tagged bool, err error) {
+	h, err := w.client.HeaderByNumber(ctx, big.NewInt(int64(rpc.FinalizedBlockNumber)))
+	if ctx.Err() != nil {
+		return 0, false, ctx.Err()
+	}
+	if err != nil || h == nil {
+		if !w.noFinalized {
+			w.log.Warn("eth: the node has no finalized block; deposits are final by depth", "err", err)
+		}
+		w.noFinalized = true
+		return 0, false, nil
+	}
+	if w.noFinalized {
+		w.log.Info("eth: the node has a finalized block again", "height", h.Number)
+	}
+	w.noFinalized = false
+	return h.Number.Int64(), true, nil
 }

@@ -55,6 +55,11 @@ var quiet = func() *slog.Logger {
 // confirmations is the threshold of both Ethereum assets in these tests.
 const confirmations = 3
 
+// finality is the depth at which the tests' deposits are final (the
+// watcher's Finality override; the simulated chain finalizes a block only
+// every 32, as a dev node does).
+const finality = 5
+
 // testAssets are the built-in assets with Ethereum thresholds lowered, so
 // invoices require what the tests mine.
 func testAssets(t testing.TB) domain.Assets {
@@ -194,6 +199,9 @@ func setup(t testing.TB, opts ...option) *env {
 	e.cfg = o.cfg
 	if e.cfg.Contracts == nil {
 		e.cfg.Contracts = map[string]string{"USDT.ETH": e.token.Hex()}
+	}
+	if e.cfg.Finality == nil { // an empty map: the node's finalized block
+		e.cfg.Finality = map[string]int{"ETH": finality, "USDT.ETH": finality}
 	}
 	e.cfg.Now = clock
 	e.w = e.newWatcher()
@@ -518,10 +526,16 @@ func testETHExactPayment(t *testing.T, opts ...option) {
 	if inv.Payments[0].Status != readapi.PaymentConfirmed || inv.Payments[0].Confirmations != confirmations {
 		t.Fatalf("payment: %+v", inv.Payments[0])
 	}
+	e.wantBalance("ETH", "0", "0.49875") // credited, pending until final
+	e.mine(finality - confirmations - 1)
+	e.scan()
+	e.wantBalance("ETH", "0", "0.49875")
+	e.mine(1)
+	e.scan()
 	e.wantBalance("ETH", "0.49875", "0")
 	e.mine(5)
 	e.scan() // nothing more happens
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized")
 	e.checkReplay(id)
 }
 
@@ -547,8 +561,15 @@ func TestUSDTPartialThenComplete(t *testing.T) {
 	if inv.AmountReceived.String() != "10" {
 		t.Fatalf("received %s", inv.AmountReceived)
 	}
+	e.wantBalance("USDT.ETH", "0", "9.975")
+	e.mine(finality - confirmations - 1) // the first payment is final, the second a block short
+	e.scan()
+	e.wantBalance("USDT.ETH", "3.99", "5.985")
+	e.mine(1)
+	e.scan()
 	e.wantBalance("USDT.ETH", "9.975", "0")
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoicePartiallyPaid DepositDetected InvoiceConfirming DepositConfirmed DepositConfirmed InvoicePaid")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoicePartiallyPaid DepositDetected InvoiceConfirming DepositConfirmed DepositConfirmed InvoicePaid "+
+		"DepositFinalized DepositFinalized")
 	e.checkReplay(id)
 }
 
@@ -563,6 +584,9 @@ func TestOverpayment(t *testing.T) {
 	if inv.AmountReceived.String() != "1.5" {
 		t.Fatalf("received %s", inv.AmountReceived)
 	}
+	e.wantBalance("ETH", "0", "1.49625")
+	e.mine(finality - confirmations)
+	e.scan()
 	e.wantBalance("ETH", "1.49625", "0")
 	e.checkReplay(id)
 }
@@ -583,6 +607,9 @@ func TestLatePayment(t *testing.T) {
 	if len(inv.Payments) != 1 || !inv.Payments[0].Late || inv.Payments[0].Status != readapi.PaymentConfirmed || inv.AmountReceived.String() != "25" {
 		t.Fatalf("late payment: %+v received %s", inv.Payments, inv.AmountReceived)
 	}
+	e.wantBalance("USDT.ETH", "0", "24.9375")
+	e.mine(finality - confirmations)
+	e.scan()
 	e.wantBalance("USDT.ETH", "24.9375", "0")
 	e.checkReplay(id)
 }
@@ -610,6 +637,10 @@ func TestTwoPaymentsInOneBlock(t *testing.T) {
 	if inv := e.wantStatus(c, domain.StatusPaid); len(inv.Payments) != 2 {
 		t.Fatalf("payments of c: %+v", inv.Payments)
 	}
+	e.wantBalance("ETH", "0", "0.29925")
+	e.wantBalance("USDT.ETH", "0", "2.9925")
+	e.mine(finality - confirmations)
+	e.scan()
 	e.wantBalance("ETH", "0.29925", "0")
 	e.wantBalance("USDT.ETH", "2.9925", "0")
 	e.checkReplay(a, b, c)
@@ -722,12 +753,16 @@ func TestReorgBeforePaid(t *testing.T) {
 	e.mine(confirmations)
 	e.scan()
 	e.wantStatus(id, domain.StatusPaid)
+	e.wantBalance("ETH", "0", "0.29925")
+	e.mine(finality - confirmations)
+	e.scan()
 	e.wantBalance("ETH", "0.29925", "0")
 	e.checkReplay(id)
 }
 
-// A reorg removes a deposit after the invoice was paid: the credit is
-// undone (the balance shows it) and the invoice stays paid, as the domain rules.
+// A reorg removes a deposit after the invoice was paid, before the
+// deposit was final: the credit is undone out of pending and the invoice
+// is reverted (money rule 5).
 func TestReorgAfterPaid(t *testing.T) {
 	e := setup(t)
 	id, addr := e.invoice("ETH", "2", 0)
@@ -735,15 +770,36 @@ func TestReorgAfterPaid(t *testing.T) {
 	e.mine(confirmations)
 	e.scan()
 	e.wantStatus(id, domain.StatusPaid)
-	e.wantBalance("ETH", "1.995", "0")
+	e.wantBalance("ETH", "0", "1.995")
 	e.doubleSpend(tx, 1)
 	e.scan()
-	inv := e.wantStatus(id, domain.StatusPaid)
+	inv := e.wantStatus(id, domain.StatusReverted)
 	if inv.Payments[0].Status != readapi.PaymentReverted || inv.AmountReceived.String() != "0" {
 		t.Fatalf("after reorg: %+v received %s", inv.Payments, inv.AmountReceived)
 	}
 	e.wantBalance("ETH", "0", "0")
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositReverted")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositReverted InvoiceReverted")
+	e.mine(finality)
+	e.scan() // nothing is final
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositReverted InvoiceReverted")
+	e.checkReplay(id)
+}
+
+// A reorg deeper than finality (counted in blocks) removes a final
+// deposit: it is reverted all the same, out of the available balance.
+func TestReorgAfterFinal(t *testing.T) {
+	e := setup(t)
+	id, addr := e.invoice("ETH", "2", 0)
+	tx := e.payETH(addr, "2")
+	e.mine(finality)
+	e.scan()
+	e.wantStatus(id, domain.StatusPaid)
+	e.wantBalance("ETH", "1.995", "0")
+	e.doubleSpend(tx, 1)
+	e.scan()
+	e.wantStatus(id, domain.StatusReverted)
+	e.wantBalance("ETH", "0", "0")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized DepositReverted InvoiceReverted")
 	e.checkReplay(id)
 }
 
@@ -756,7 +812,7 @@ func TestReorgConfirmedPartial(t *testing.T) {
 	e.mine(confirmations)
 	e.scan()
 	e.wantStatus(id, domain.StatusPartiallyPaid)
-	e.wantBalance("USDT.ETH", "3.99", "0")
+	e.wantBalance("USDT.ETH", "0", "3.99")
 	e.doubleSpend(tx, 2)
 	e.scan()
 	e.wantStatus(id, domain.StatusNew)
@@ -849,6 +905,15 @@ func TestRun(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		e.catchUp()
 	}
+	e.wantBalance("ETH", "0", "0.249375")
+	e.mine(finality - confirmations - 1)
+	for !e.final("ETH", "0.249375") {
+		if time.Now().After(deadline) {
+			t.Fatal("not final in time")
+		}
+		time.Sleep(20 * time.Millisecond)
+		e.catchUp()
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -856,7 +921,21 @@ func TestRun(t *testing.T) {
 	if flaky.failures() == 0 {
 		t.Fatal("the node never failed")
 	}
-	e.wantBalance("ETH", "0.249375", "0")
+}
+
+// final reports whether the merchant's balance of asset is available, all of it.
+func (e *env) final(asset, available string) bool {
+	e.t.Helper()
+	bals, err := e.read.Balances(e.ctx, e.merchant)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, b := range bals {
+		if b.Asset == asset {
+			return b.Available.String() == available && b.Pending.IsZero()
+		}
+	}
+	return false
 }
 
 // flakyClient fails the next n calls of BlockByNumber.
@@ -936,6 +1015,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{Contracts: map[string]string{"USDT.ETH": "not-an-address"}},
 		{Confirmations: map[string]int{"ETH": 0}},
 		{Confirmations: map[string]int{"BTC": 2}},
+		{Finality: map[string]int{"ETH": confirmations - 1}},
+		{Finality: map[string]int{"BTC": 6}},
 	} {
 		if _, err := eth.New(cfg, nil, chain.Sink{}, projections.DB{}, assets, nil); err == nil {
 			t.Errorf("accepted %+v", cfg)
@@ -948,4 +1029,97 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // hides the client's own Client method.
 func rpcOf(c simulated.Client) *rpc.Client {
 	return reflect.ValueOf(c).FieldByName("Client").Interface().(*ethclient.Client).Client()
+}
+
+// Without a Finality override a deposit is final once the node's
+// finalized block covers it: the simulated chain, as a dev node, finalizes
+// every 32nd block when it is mined, and the genesis block until then.
+func TestFinalityFollowsTheFinalizedBlock(t *testing.T) {
+	e := setup(t, withConfig(eth.Config{Finality: map[string]int{}}))
+	id, addr := e.invoice("USDT.ETH", "10", 0)
+	e.payUSDT(addr, "10")
+	e.mine(confirmations)
+	e.scan()
+	e.wantStatus(id, domain.StatusPaid)
+	e.wantBalance("USDT.ETH", "0", "9.975")
+	head, err := e.client.BlockNumber(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mine(31 - int(head)) // the finalized block is still the genesis block
+	e.scan()
+	e.wantBalance("USDT.ETH", "0", "9.975")
+	e.mine(1) // block 32, finalized as it is mined
+	e.scan()
+	e.wantBalance("USDT.ETH", "9.975", "0")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized")
+	e.checkReplay(id)
+}
+
+// noFinalizedBlock is a node without the "finalized" tag (an error for
+// any block tag), as before the merge.
+type noFinalizedBlock struct{ eth.Client }
+
+func (c noFinalizedBlock) HeaderByNumber(ctx context.Context, n *big.Int) (*types.Header, error) {
+	if n != nil && n.Sign() < 0 {
+		return nil, errors.New("invalid argument 0: block tag not supported")
+	}
+	return c.Client.HeaderByNumber(ctx, n)
+}
+
+// A node without a finalized block: deposits are final at the asset's
+// finality depth (64 blocks).
+func TestFinalityWithoutFinalizedBlock(t *testing.T) {
+	e := setup(t, withConfig(eth.Config{Finality: map[string]int{}}))
+	w, err := eth.New(e.cfg, noFinalizedBlock{e.node}, e.sink, e.db, e.assets, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.w = w
+	asset, _ := e.assets.Lookup("ETH")
+	if asset.FinalityDepth() != 64 {
+		t.Fatalf("ETH finality %d, want 64", asset.FinalityDepth())
+	}
+	id, addr := e.invoice("ETH", "0.5", 0)
+	e.payETH(addr, "0.5")
+	e.mine(confirmations)
+	e.scan()
+	e.wantStatus(id, domain.StatusPaid)
+	e.wantBalance("ETH", "0", "0.49875")
+	e.mine(63 - confirmations)
+	e.scan()
+	e.wantBalance("ETH", "0", "0.49875") // 63 blocks: past block 32, which the node does not call finalized
+	e.mine(1)
+	e.scan()
+	e.wantBalance("ETH", "0.49875", "0")
+	e.checkReplay(id)
+}
+
+// A watcher stopped between a deposit's confirmation and its finality
+// makes it final once restarted; a finality recorded in the ledger but not
+// in eth_deposits (a crash in between) is done again without a second
+// DepositFinalized.
+func TestFinalityAcrossRestarts(t *testing.T) {
+	e := setup(t)
+	id, addr := e.invoice("ETH", "1", 0)
+	tx := e.payETH(addr, "1")
+	e.mine(confirmations)
+	e.scan()
+	e.wantBalance("ETH", "0", "0.9975")
+	e.w = nil // stopped
+	e.mine(finality - confirmations)
+	e.w = e.newWatcher()
+	e.scan()
+	e.wantBalance("ETH", "0.9975", "0")
+	if _, err := e.db.Write.Exec(e.db.Q(`UPDATE eth_deposits SET state = 'seen' WHERE deposit_id = ?`), tx.Hex()); err != nil {
+		t.Fatal(err)
+	}
+	e.scan()
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized")
+	var state string
+	if err := e.db.Read.QueryRow(e.db.Q(`SELECT state FROM eth_deposits WHERE deposit_id = ?`), tx.Hex()).Scan(&state); err != nil || state != "final" {
+		t.Fatalf("deposit state %q %v, want final", state, err)
+	}
+	e.wantBalance("ETH", "0.9975", "0")
+	e.checkReplay(id)
 }

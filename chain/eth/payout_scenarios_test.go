@@ -61,9 +61,19 @@ func (m *moneyOut) setPayout(ps domain.PayoutSettings) {
 	}
 }
 
-// paid creates an invoice, pays it in full on chain and mines it to
-// confirmation.
+// paid creates an invoice, pays it in full on chain and mines it until
+// final: its money is available.
 func (m *moneyOut) paid(asset, amount string) string {
+	m.t.Helper()
+	id := m.confirmed(asset, amount)
+	m.mine(finality - confirmations)
+	m.scan()
+	return id
+}
+
+// confirmed creates an invoice, pays it in full on chain and mines it to
+// confirmation: paid, its money pending until final.
+func (m *moneyOut) confirmed(asset, amount string) string {
 	m.t.Helper()
 	id, addr := m.invoice(asset, amount, 0)
 	if asset == "ETH" {
@@ -210,18 +220,26 @@ func (c *countingSender) Broadcast(ctx context.Context, tx chain.Signed) error {
 	return c.Sender.Broadcast(ctx, tx)
 }
 
-// 1. Instant mode, USDT: a confirmed invoice becomes a payout by itself;
-// the deposit is swept to the hot wallet, and the processor builds,
-// broadcasts and, after 3 blocks, confirms the token transfer. The
-// recipient gets the whole net (a token payout's network fee is 0 USDT;
-// the hot wallet pays the gas in ETH, booked in eth_txs).
+// 1. Instant mode, USDT: a final invoice payment becomes a payout by
+// itself (a confirmed one only once final); the deposit is swept to the
+// hot wallet, and the processor builds, broadcasts and, after 3 blocks,
+// confirms the token transfer. The recipient gets the whole net (a token
+// payout's network fee is 0 USDT; the hot wallet pays the gas in ETH,
+// booked in eth_txs).
 func TestScenarioInstantPayoutAfterConfirmedInvoice(t *testing.T) {
 	m := newMoneyOut(t)
 	s := &countingSender{Sender: m.sender()}
 	m.fundHot(s.Sender, "1", "")
 	to := stranger(t)
 	m.setPayout(domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: to.Hex(), Mode: domain.PayoutInstant, InstantMinAmount: domain.MustAmount("10")})
-	inv := m.paid("USDT.ETH", "20")
+	inv := m.confirmed("USDT.ETH", "20")
+	m.settleOnly()
+	if ps := m.payouts(); len(ps) != 0 {
+		t.Fatalf("payouts %+v of a payment not final yet", ps)
+	}
+	m.wantBalance("USDT.ETH", "0", "19.95")
+	m.mine(finality - confirmations)
+	m.scan()
 	small := m.paid("USDT.ETH", "5") // below instant_min_amount: accrues
 	m.settleOnly()
 	ps := m.payouts()

@@ -105,9 +105,14 @@ func preferred[T any](ctx context.Context, c *NodeClient, method string, fast, s
 	return standard()
 }
 
+// blockArg is n as a block parameter; a negative n is a tag
+// (rpc.FinalizedBlockNumber: "finalized"), as in ethclient.
 func blockArg(n *big.Int) string {
 	if n == nil {
 		return "latest"
+	}
+	if n.Sign() < 0 && n.IsInt64() {
+		return rpc.BlockNumber(n.Int64()).String()
 	}
 	return hexutil.EncodeBig(n)
 }

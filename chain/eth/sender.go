@@ -928,17 +928,18 @@ func (s *Sender) sweepCost(ctx context.Context, r sweepRow, native bool) (*big.I
 	return cost, rows.Err()
 }
 
-// SweepDeposits advances the sweep of every address with a credited
-// deposit (eth_deposits: confirmed, still in the chain) and returns what
-// each did. It is meant to run periodically (cmd/picd); an address whose
-// sweep fails is logged and the others go on; the first error is returned.
+// SweepDeposits advances the sweep of every address with a final deposit
+// (eth_deposits: credited, its block final; one a reorg can still undo is
+// left where it is) and returns what each did. It is meant to run
+// periodically (cmd/picd); an address whose sweep fails is logged and the
+// others go on; the first error is returned.
 func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	if s.deps.Invoices == nil {
 		return nil, errors.New("eth sender: SweepDeposits needs Invoices")
 	}
 	db := s.deps.DB
 	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT asset, address, MIN(invoice_id) FROM eth_deposits WHERE confirmed = 1 AND state = ? AND invoice_id <> ''
-		GROUP BY asset, address ORDER BY asset, address LIMIT ?`), chain.ScanSeen, maxSweepRows)
+		GROUP BY asset, address ORDER BY asset, address LIMIT ?`), scanFinal, maxSweepRows)
 	if err != nil {
 		return nil, fmt.Errorf("eth sender: deposits to sweep: %w", err)
 	}
@@ -987,15 +988,16 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 }
 
 // shortOf is the error of a payout the hot wallet cannot fund: temporary
-// while confirmed deposits of the asset still wait to be swept into the hot
-// wallet (the processor retries; sweeps run every minute), permanent
-// otherwise, so the payout fails and the merchant's funds are released.
+// while credited deposits of the asset (final, or not yet) still wait to
+// be swept into the hot wallet (the processor retries; sweeps run every
+// minute), permanent otherwise, so the payout fails and the merchant's
+// funds are released.
 func (s *Sender) shortOf(ctx context.Context, asset, detail string) error {
 	db := s.deps.DB
 	var waiting int
-	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT count(*) FROM eth_deposits d WHERE d.asset = ? AND d.confirmed = 1 AND d.state = ?
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT count(*) FROM eth_deposits d WHERE d.asset = ? AND d.confirmed = 1 AND d.state IN (?, ?)
 		AND NOT EXISTS (SELECT 1 FROM eth_sweeps w WHERE w.asset = d.asset AND lower(w.address) = lower(d.address)
-			AND w.state = ? AND w.created_at >= d.updated_at)`), asset, chain.ScanSeen, SweepDone).Scan(&waiting)
+			AND w.state = ? AND w.created_at >= d.updated_at)`), asset, chain.ScanSeen, scanFinal, SweepDone).Scan(&waiting)
 	if err != nil {
 		return fmt.Errorf("eth sender: deposits awaiting a sweep: %w", err)
 	}

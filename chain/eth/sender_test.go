@@ -476,6 +476,13 @@ func TestProcessorPaysOutOnSimulatedChain(t *testing.T) {
 	e.mine(confirmations)
 	e.scan()
 	e.wantStatus(id, domain.StatusPaid)
+	e.wantBalance("USDT.ETH", "0", "19.95")
+	// Not final: the deposit stays where it is.
+	if res, err := s.SweepDeposits(e.ctx); err != nil || len(res) != 0 {
+		t.Fatalf("sweeps of a deposit not final: %+v %v", res, err)
+	}
+	e.mine(finality - confirmations)
+	e.scan()
 	e.wantBalance("USDT.ETH", "19.95", "0")
 
 	for i := 0; ; i++ {
