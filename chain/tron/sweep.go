@@ -540,9 +540,9 @@ func (s *Sender) balanceOf(ctx context.Context, contract string, owner []byte) (
 	return v, nil
 }
 
-// SweepDeposits advances the sweep of every address with a credited
-// deposit (tron_deposits: confirmed, still in the chain) not yet covered
-// by a finished sweep, and returns what each did. It is meant to run
+// SweepDeposits advances the sweep of every address with a final deposit
+// (tron_deposits: credited, its block final; one a reorg can still undo
+// is left where it is) not yet covered by a finished sweep, and returns what each did. It is meant to run
 // periodically (cmd/picd); an address whose sweep fails is logged and the
 // others go on; the first error is returned. Errors: no Invoices in the
 // config, node and database errors, ErrSweepTopUpFunds.
@@ -551,11 +551,11 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 		return nil, errors.New("tron sweep: SweepDeposits needs SenderConfig.Invoices")
 	}
 	// A deposit is covered by a finished (or empty) round started after it
-	// was credited: that round saw its tokens. Open rounds are resumed.
+	// was final: that round saw its tokens. Open rounds are resumed.
 	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT d.asset, d.address, MIN(d.invoice_id) FROM tron_deposits d
 		WHERE d.confirmed = 1 AND d.state = ? AND d.invoice_id <> ''
 		AND NOT EXISTS (SELECT 1 FROM tron_sweeps w WHERE w.asset = d.asset AND w.address = d.address AND w.state IN (?, ?) AND w.created_at >= d.updated_at)
-		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`), chain.ScanSeen, SweepDone, SweepEmpty, maxSweepRows)
+		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`), scanFinal, SweepDone, SweepEmpty, maxSweepRows)
 	if err != nil {
 		return nil, fmt.Errorf("tron sweep: deposits to sweep: %w", err)
 	}

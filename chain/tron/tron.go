@@ -4,7 +4,8 @@
 // transactions and TRC-20 Transfer events of the configured token
 // contracts (USDT.TRON). It reports them to the ledger through a
 // chain.Sink, confirms them by block depth once their block is also
-// solidified, reverts the ones a reorg removed, and keeps its scan
+// solidified, makes them final at once (money rule 4: a solidified block
+// is irreversible), reverts the ones a reorg removed, and keeps its scan
 // checkpoint, recent block ids and reported deposits in its own tables of
 // the read-model database, so a restart at any block (or after hours down)
 // misses nothing. Sender (sender.go) pays out TRX and TRC-20 tokens from the
@@ -53,6 +54,12 @@ type Config struct {
 	// code. A deposit is never confirmed below its invoice's
 	// required_confirmations: the domain refuses that.
 	Confirmations map[string]int
+	// Finality overrides, by asset code, when a credited deposit becomes
+	// final and its money available: at that depth (its block solidified
+	// too, unless IgnoreSolidity). By default a deposit is final as soon
+	// as it is confirmed, its block being solidified; with IgnoreSolidity,
+	// at the asset's finality depth.
+	Finality map[string]int
 	// Contracts overrides token contract addresses (base58 "T…") by asset
 	// code (a testnet such as Nile or Shasta has its own USDT).
 	Contracts map[string]string
@@ -109,6 +116,8 @@ type Watcher struct {
 	tokens     map[string]token // by contract, 20-byte lower-case hex
 	assetCodes []string
 	thresholds map[string]int
+	finality   map[string]int // the depth at which deposits are final; 0: once solidified
+	db         projections.DB
 
 	mu             sync.Mutex // one scan at a time
 	watched        map[account]string
@@ -138,7 +147,7 @@ func New(cfg Config, node Node, sink chain.Sink, db projections.DB, assets domai
 		log = slog.Default()
 	}
 	w := &Watcher{cfg: cfg, node: node, sink: sink, st: newStore(db), log: log.With("chain", "tron"),
-		tokens: map[string]token{}, thresholds: map[string]int{}, watched: map[account]string{}}
+		tokens: map[string]token{}, thresholds: map[string]int{}, finality: map[string]int{}, db: db, watched: map[account]string{}}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainTron {
 			continue
@@ -151,6 +160,15 @@ func New(cfg Config, node Node, sink chain.Sink, db projections.DB, assets domai
 			n = o
 		}
 		w.thresholds[a.Code] = n
+		if cfg.IgnoreSolidity {
+			w.finality[a.Code] = max(a.FinalityDepth(), n)
+		}
+		if f, ok := cfg.Finality[a.Code]; ok {
+			if f < n {
+				return nil, fmt.Errorf("tron: %s: finality %d below its %d confirmations", a.Code, f, n)
+			}
+			w.finality[a.Code] = f
+		}
 		w.assetCodes = append(w.assetCodes, a.Code)
 		contract := a.Contract
 		if c, ok := cfg.Contracts[a.Code]; ok {
@@ -175,6 +193,11 @@ func New(cfg Config, node Node, sink chain.Sink, db projections.DB, assets domai
 			return nil, fmt.Errorf("tron: confirmations for %q: not a TRON asset", code)
 		}
 	}
+	for code := range cfg.Finality {
+		if _, ok := w.thresholds[code]; !ok {
+			return nil, fmt.Errorf("tron: finality for %q: not a TRON asset", code)
+		}
+	}
 	if len(w.assetCodes) == 0 {
 		return nil, errors.New("tron: no TRON asset configured")
 	}
@@ -193,9 +216,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 // checkpoint block is still canonical (rewinding to the fork point when
 // not), scans the new blocks in batches (reporting deposits, then storing
 // block ids, deposits and checkpoint together), confirms deposits deep
-// enough and solidified, and reverts deposits whose blocks left the chain
-// and did not come back. A failure leaves the checkpoint at the last batch
-// fully recorded.
+// enough and solidified, reverts deposits whose blocks left the chain and
+// did not come back, and finalizes the credited ones. A failure leaves the
+// checkpoint at the last batch fully recorded.
 func (w *Watcher) ScanOnce(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -255,7 +278,10 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 	if err := w.confirm(ctx, cp.Height, solid); err != nil {
 		return err
 	}
-	return w.revertOrphans(ctx)
+	if err := w.revertOrphans(ctx); err != nil {
+		return err
+	}
+	return w.finalize(ctx, cp.Height, solid)
 }
 
 // refreshWatched adds the pay addresses of new TRON invoices.
@@ -332,6 +358,14 @@ func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, er
 	if err != nil {
 		return cp, err
 	}
+	finals, err := orphanFinal(ctx, w.db, fork.Height, w.cfg.Now())
+	if err != nil {
+		return cp, err
+	}
+	if finals > 0 {
+		w.log.Error("tron: reorg below final deposits", "fork_height", fork.Height, "final_deposits", finals)
+	}
+	orphaned += finals
 	w.log.Warn("tron: reorg", "checkpoint", cp.Height, "old_block_id", cp.Block, "fork_height", fork.Height, "orphaned_deposits", orphaned)
 	return fork, nil
 }
@@ -577,6 +611,36 @@ func (w *Watcher) revertOrphans(ctx context.Context) error {
 		if err := w.st.SetState(ctx, d.DepositID, chain.ScanReverted, false, w.cfg.Now()); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// finalize makes final the credited deposits at or below the solidified
+// block and, where a finality depth applies, that deep below tip (money
+// rule 4): their money moves from pending to available. A crash between
+// the ledger and the table is harmless: finalizing a final deposit again
+// records nothing.
+func (w *Watcher) finalize(ctx context.Context, tip, solid int64) error {
+	deps, err := w.st.Deposits(ctx, chain.ScanSeen, false)
+	if err != nil {
+		return err
+	}
+	for _, d := range deps {
+		depth := int(tip - d.BlockHeight + 1)
+		if !d.Confirmed || d.InvoiceID == "" || d.BlockHeight > solid || depth < max(w.finality[d.Asset], d.RequiredConfirmations) {
+			continue
+		}
+		if err := w.sink.Finalize(ctx, d.InvoiceID, d.DepositID, depth); err != nil {
+			if errors.Is(err, domain.ErrInvalidState) || errors.Is(err, domain.ErrNotFound) {
+				w.log.Error("tron: ledger refused a finality", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
+				continue
+			}
+			return fmt.Errorf("tron finalize %s: %w", d.DepositID, err)
+		}
+		if err := w.st.SetState(ctx, d.DepositID, scanFinal, true, w.cfg.Now()); err != nil {
+			return err
+		}
+		w.log.Info("tron: deposit final", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "depth", depth)
 	}
 	return nil
 }

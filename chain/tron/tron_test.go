@@ -313,7 +313,8 @@ func (e *env) checkReplay(ids ...string) {
 }
 
 // A TRX invoice paid exactly: detected, confirming, then paid after the
-// threshold, credited net of the 0.25 % fee.
+// threshold, credited net of the 0.25 % fee, and final at once (its block
+// is solidified).
 func TestTRXExactPayment(t *testing.T) { testTRXExactPayment(t, setup(t, tron.Config{})) }
 
 // The same with the read models and the watcher's tables on Postgres.
@@ -344,7 +345,7 @@ func testTRXExactPayment(t *testing.T, e *env) {
 	e.wantBalance("TRX", "149.625", "0")
 	e.node.mine(4)
 	e.scan() // nothing more happens
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized")
 	e.checkReplay(id)
 }
 
@@ -372,7 +373,8 @@ func TestUSDTPartialThenComplete(t *testing.T) {
 		t.Fatalf("received %s", inv.AmountReceived)
 	}
 	e.wantBalance("USDT.TRON", "9.975", "0")
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoicePartiallyPaid DepositDetected InvoiceConfirming DepositConfirmed DepositConfirmed InvoicePaid")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoicePartiallyPaid DepositDetected InvoiceConfirming DepositConfirmed DepositConfirmed InvoicePaid "+
+		"DepositFinalized DepositFinalized")
 	e.checkReplay(id)
 }
 
@@ -489,8 +491,10 @@ func TestReorgBeforePaid(t *testing.T) {
 	e.checkReplay(id)
 }
 
-// A reorg removes a USDT deposit after the invoice was paid: the credit is
-// undone and the invoice stays paid, as the domain rules.
+// A reorg removes a USDT deposit after the invoice was paid, its block
+// solidified (which a TRON node never undoes, but the fake one does): the
+// final credit is undone out of the available balance and the invoice is
+// reverted (money rule 5).
 func TestReorgAfterPaid(t *testing.T) {
 	e := setup(t, tron.Config{})
 	id, addr := e.invoice("USDT.TRON", "40", 0)
@@ -501,12 +505,100 @@ func TestReorgAfterPaid(t *testing.T) {
 	e.wantBalance("USDT.TRON", "39.9", "0")
 	e.node.reorg(confirmations, nil)
 	e.scan()
-	inv := e.wantStatus(id, domain.StatusPaid)
+	inv := e.wantStatus(id, domain.StatusReverted)
 	if inv.Payments[0].Status != readapi.PaymentReverted || inv.AmountReceived.String() != "0" {
 		t.Fatalf("after reorg: %+v received %s", inv.Payments, inv.AmountReceived)
 	}
 	e.wantBalance("USDT.TRON", "0", "0")
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositReverted")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized DepositReverted InvoiceReverted")
+	e.checkReplay(id)
+}
+
+// With a finality depth (Config.Finality) a confirmed deposit's money is
+// pending until that depth, then available; a reorg before then reverts
+// the credit out of pending.
+func TestFinalityOverride(t *testing.T) {
+	e := setup(t, tron.Config{Finality: map[string]int{"TRX": 5, "USDT.TRON": 5}})
+	id, addr := e.invoice("TRX", "10", 0)
+	e.payTRX(addr, "10")
+	e.node.mine(confirmations)
+	e.scan()
+	e.wantStatus(id, domain.StatusPaid)
+	e.wantBalance("TRX", "0", "9.975")
+	e.node.mine(1)
+	e.scan()
+	e.wantBalance("TRX", "0", "9.975")
+	e.node.mine(1)
+	e.scan()
+	e.wantBalance("TRX", "9.975", "0")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized")
+
+	usdt, addr := e.invoice("USDT.TRON", "40", 0)
+	e.payUSDT(addr, "40")
+	e.node.mine(confirmations)
+	e.scan()
+	e.wantStatus(usdt, domain.StatusPaid)
+	e.wantBalance("USDT.TRON", "0", "39.9")
+	e.node.reorg(confirmations, nil)
+	e.scan()
+	e.wantStatus(usdt, domain.StatusReverted)
+	e.wantBalance("USDT.TRON", "0", "0")
+	e.node.mine(5)
+	e.scan()
+	e.wantTrail(usdt, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositReverted InvoiceReverted")
+	e.checkReplay(id, usdt)
+}
+
+// Without the solidified block (IgnoreSolidity) a deposit is confirmed by
+// depth and final at the asset's finality depth (19 blocks).
+func TestFinalityWithoutSolidity(t *testing.T) {
+	e := setup(t, tron.Config{IgnoreSolidity: true})
+	e.node.SetSolidLag(100) // not asked
+	asset, _ := e.assets.Lookup("TRX")
+	if asset.FinalityDepth() != 19 {
+		t.Fatalf("TRX finality %d, want 19", asset.FinalityDepth())
+	}
+	id, addr := e.invoice("TRX", "3", 0)
+	e.payTRX(addr, "3")
+	e.node.mine(confirmations)
+	e.scan()
+	e.wantStatus(id, domain.StatusPaid)
+	e.wantBalance("TRX", "0", "2.9925")
+	e.node.mine(18 - confirmations)
+	e.scan()
+	e.wantBalance("TRX", "0", "2.9925")
+	e.node.mine(1)
+	e.scan()
+	e.wantBalance("TRX", "2.9925", "0")
+	e.checkReplay(id)
+}
+
+// A watcher stopped between a deposit's confirmation and its finality
+// makes it final once restarted; a finality recorded in the ledger but not
+// in tron_deposits (a crash in between) is done again without a second
+// DepositFinalized.
+func TestFinalityAcrossRestarts(t *testing.T) {
+	e := setup(t, tron.Config{Finality: map[string]int{"TRX": 5}})
+	id, addr := e.invoice("TRX", "4", 0)
+	tx := e.payTRX(addr, "4")
+	e.node.mine(confirmations)
+	e.scan()
+	e.wantBalance("TRX", "0", "3.99")
+	e.w = nil // stopped
+	e.node.mine(2)
+	e.w = e.newWatcher(e.client)
+	e.scan()
+	e.wantBalance("TRX", "3.99", "0")
+	if _, err := e.db.Write.Exec(e.db.Q(`UPDATE tron_deposits SET state = 'seen' WHERE deposit_id = ?`), tx); err != nil {
+		t.Fatal(err)
+	}
+	e.scan()
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized")
+	var state string
+	if err := e.db.Read.QueryRow(e.db.Q(`SELECT state FROM tron_deposits WHERE deposit_id = ?`), tx).Scan(&state); err != nil || state != "final" {
+		t.Fatalf("deposit state %q %v, want final", state, err)
+	}
+	e.wantBalance("TRX", "3.99", "0")
 	e.checkReplay(id)
 }
 
@@ -531,7 +623,7 @@ func TestReorgReincluded(t *testing.T) {
 	e.node.mine(confirmations - 2)
 	e.scan()
 	e.wantStatus(id, domain.StatusPaid)
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized")
 	e.checkReplay(id)
 }
 
@@ -594,7 +686,8 @@ func TestRunThroughFailingNode(t *testing.T) {
 		t.Fatalf("the node failed %d times, want 7", n)
 	}
 	e.wantBalance("USDT.TRON", "8.9775", "0")
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoicePartiallyPaid DepositDetected InvoiceConfirming DepositConfirmed DepositConfirmed InvoicePaid")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoicePartiallyPaid DepositDetected InvoiceConfirming DepositConfirmed DepositConfirmed InvoicePaid "+
+		"DepositFinalized DepositFinalized")
 	e.checkReplay(id)
 }
 
@@ -616,7 +709,7 @@ func TestNodeBehind(t *testing.T) {
 	e.node.mine(1)
 	e.scan()
 	e.wantStatus(id, domain.StatusPaid)
-	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid")
+	e.wantTrail(id, "InvoiceCreated DepositDetected InvoiceConfirming DepositConfirmed InvoicePaid DepositFinalized")
 }
 
 // lagging is a node whose head is at height head.
@@ -639,6 +732,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{Contracts: map[string]string{"USDT.TRON": "not-an-address"}},
 		{Confirmations: map[string]int{"TRX": 0}},
 		{Confirmations: map[string]int{"ETH": 2}},
+		{Finality: map[string]int{"TRX": confirmations - 1}},
+		{Finality: map[string]int{"ETH": 5}},
 	} {
 		if _, err := tron.New(cfg, nil, chain.Sink{}, projections.DB{}, assets, nil); err == nil {
 			t.Errorf("accepted %+v", cfg)
