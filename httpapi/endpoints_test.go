@@ -17,6 +17,8 @@ const (
 	secretB  = "secretB"
 	pubB     = "pubB"
 	secretC  = "secretC" // a merchant without a webhook_url
+	secretD  = "secretD" // a merchant whose consolidate_to (TRX) has no price
+	pubD     = "pubD"
 	badKey   = "pic_live_000000000000000000000000000000000000000000000000"
 	badPub   = "pic_pub_000000000000000000000000000000000000000000000000"
 	junkKey  = "sk_test_123"
@@ -37,7 +39,12 @@ func TestEndpoints(t *testing.T) {
 	b := setup(t, func(c *Config) { c.SignupRatePerMinute = 100 })
 	a, other := b.signUp(t, "Shop A"), b.signUp(t, "Shop B")
 	c := b.do(t, req{method: "POST", path: "/v1/merchants", body: `{"name":"Shop C"}`}).json(t)
-	keys := map[string]string{secretA: a.secret, pubA: a.pub, secretB: other.secret, pubB: other.pub, secretC: c["secret_key"].(string)}
+	d := b.signUp(t, "Shop D")
+	if res := b.do(t, req{method: "PATCH", path: "/v1/account", key: d.secret, body: `{"consolidate_to":"TRX"}`}); res.status != http.StatusOK {
+		t.Fatalf("consolidate_to: %d %s", res.status, res.raw)
+	}
+	keys := map[string]string{secretA: a.secret, pubA: a.pub, secretB: other.secret, pubB: other.pub, secretC: c["secret_key"].(string),
+		secretD: d.secret, pubD: d.pub}
 	ia := b.createInvoice(t, a.secret, usdtBody)["id"].(string)
 	ib := b.createInvoice(t, other.secret, btcBody)["id"].(string)
 	// One pending webhook delivery each: partially_paid for A, confirming for B.
@@ -98,6 +105,14 @@ func TestEndpoints(t *testing.T) {
 		{"create publishable", "POST", "/v1/invoices", pubA, btcBody, nil, 201, ""},
 		{"create x-api-key", "POST", "/v1/invoices", noKey, btcBody, map[string]string{"x-api-key": "{pubA}"}, 201, ""},
 		{"create settle_as", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","settle_as":"USDT.TRON","expires_in":600}`, nil, 201, ""},
+		// Money rule 3: an invoice that will be converted needs a fresh
+		// price of its pair when it is created (the harness has none for TRX).
+		{"create settle_as without a price", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"0.01","settle_as":"TRX"}`, nil, 503, "price_unavailable"},
+		{"create settle_as without a price publishable", "POST", "/v1/invoices", pubA, `{"asset":"TRX","amount":"5","settle_as":"BTC"}`, nil, 503, "price_unavailable"},
+		{"create consolidate_to without a price", "POST", "/v1/invoices", secretD, btcBody, nil, 503, "price_unavailable"},
+		{"create consolidate_to without a price publishable", "POST", "/v1/invoices", pubD, btcBody, nil, 503, "price_unavailable"},
+		{"create consolidate_to in that coin", "POST", "/v1/invoices", secretD, `{"asset":"TRX","amount":"5"}`, nil, 201, ""},
+		{"create consolidate_to overridden by settle_as", "POST", "/v1/invoices", secretD, `{"asset":"BTC","amount":"0.01","settle_as":"USDT.ETH"}`, nil, 201, ""},
 		{"create no key", "POST", "/v1/invoices", noKey, btcBody, nil, 401, "unauthorized"},
 		{"create unsupported", "POST", "/v1/invoices", secretA, `{"asset":"DOGE","amount":"1"}`, nil, 400, "unsupported_asset"},
 		{"create bad settle_as", "POST", "/v1/invoices", secretA, `{"asset":"BTC","amount":"1","settle_as":"XYZ"}`, nil, 400, "unsupported_asset"},
@@ -178,7 +193,9 @@ func TestEndpoints(t *testing.T) {
 		{"put payout amount precise", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","instant_min_amount":"0.000000001"}`, nil, 400, "invalid_amount"},
 		{"put payout unsupported", "PUT", "/v1/payout-settings", secretA, `{"asset":"DOGE","mode":"manual"}`, nil, 400, "unsupported_asset"},
 		{"put payout publishable", "PUT", "/v1/payout-settings", pubA, `{"asset":"BTC","mode":"manual"}`, nil, 403, "forbidden"},
-		{"put payout address null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","payout_address":null}`, nil, 400, "validation_error"},
+		{"put payout address null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","payout_address":null}`, nil, 200, ""},
+		{"put payout instant address null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"instant","payout_address":null}`, nil, 400, "validation_error"},
+		{"put payout address number", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","payout_address":5}`, nil, 400, "validation_error"},
 		{"put payout amount null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","instant_min_amount":null}`, nil, 400, "validation_error"},
 		{"put payout mode null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":null}`, nil, 400, "validation_error"},
 		{"put payout duplicate key", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","mode":"instant"}`, nil, 400, "invalid_json"},

@@ -22,6 +22,7 @@ type publicInvoiceJSON struct {
 	PayAddress            string        `json:"pay_address"`
 	PayAmount             string        `json:"pay_amount"`
 	AmountReceived        string        `json:"amount_received"`
+	AmountDue             string        `json:"amount_due"`
 	ExpiresAt             int64         `json:"expires_at"`
 	Confirmations         int           `json:"confirmations"`
 	RequiredConfirmations int           `json:"required_confirmations"`
@@ -181,7 +182,7 @@ func (s *server) publicInvoice(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, publicInvoiceJSON{
 		ID: inv.ID, Asset: inv.Asset, Status: inv.Status, PayAddress: inv.PayAddress, PayAmount: inv.PayAmount.String(),
-		AmountReceived: inv.AmountReceived.String(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
+		AmountReceived: inv.AmountReceived.String(), AmountDue: inv.AmountDue().String(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
 		Confirmations: inv.Confirmations(), RequiredConfirmations: inv.RequiredConfirmations,
 	})
 }

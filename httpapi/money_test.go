@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
 // setupMoney is setup with the price oracle wired into the HTTP layer.
@@ -23,21 +26,61 @@ func setupMoney(t *testing.T) *bundle {
 	return b
 }
 
-// credit pays and confirms an invoice of amount, so its net is available.
+// credit pays an invoice of amount and takes it through money rule 4, as
+// the chain would: confirmed (the invoice is paid, its fee charged, the net
+// still pending), then one block deeper final (the net moves to
+// available). It checks the balance at both steps.
 func (b *bundle) credit(t *testing.T, key, asset, amount string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	wait := func(pos eventstore.Position) {
+		t.Helper()
+		if err := b.runner.WaitFor(ctx, pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := b.balanceOf(t, key, asset)
 	inv := b.createInvoice(t, key, `{"asset":"`+asset+`","amount":"`+amount+`"}`)["id"].(string)
 	b.payDeposit(t, inv, amount)
 	dep := fmt.Sprintf("dep%d", b.n)
-	res, err := b.deps.Commands.ConfirmDeposit.Handle(context.Background(), commands.ConfirmDeposit{InvoiceID: inv, DepositID: dep, Confirmations: 100})
+	const confirmations = 100
+	res, err := b.deps.Commands.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{InvoiceID: inv, DepositID: dep, Confirmations: confirmations})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.runner.WaitFor(ctx, res.Position); err != nil {
+	wait(res.Position)
+	paid := b.do(t, req{method: "GET", path: "/v1/invoices/" + inv, key: key}).json(t)
+	if paid["status"] != string(domain.StatusPaid) {
+		t.Fatalf("confirmed invoice: %v", paid)
+	}
+	net := domain.MustAmount(amount).Sub(domain.MustAmount(paid["fee"].(string)))
+	if got := b.balanceOf(t, key, asset); !got.available.Equal(before.available) || !got.pending.Equal(before.pending.Add(net)) {
+		t.Fatalf("paid, not final: %s available %s pending %s, want %s and %s", asset, got.available, got.pending,
+			before.available, before.pending.Add(net))
+	}
+	res, err = b.deps.Commands.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{InvoiceID: inv, DepositID: dep, Depth: confirmations + 1})
+	if err != nil {
 		t.Fatal(err)
 	}
+	wait(res.Position)
+	if got := b.balanceOf(t, key, asset); !got.available.Equal(before.available.Add(net)) || !got.pending.Equal(before.pending) {
+		t.Fatalf("final: %s available %s pending %s, want %s and %s", asset, got.available, got.pending,
+			before.available.Add(net), before.pending)
+	}
+}
+
+// balance is one asset's balance as GET /v1/balance shows it.
+type balance struct{ available, pending domain.Amount }
+
+func (b *bundle) balanceOf(t *testing.T, key, asset string) balance {
+	t.Helper()
+	res := b.do(t, req{method: "GET", path: "/v1/balance?asset=" + asset, key: key})
+	if res.status != http.StatusOK {
+		t.Fatalf("balance: %d %s", res.status, res.raw)
+	}
+	j := res.json(t)
+	return balance{available: domain.MustAmount(j["available"].(string)), pending: domain.MustAmount(j["pending"].(string))}
 }
 
 // TestMoneyEndpoints runs quotes, withdrawals, payouts and consolidation
@@ -223,4 +266,57 @@ func TestWithdrawalFlow(t *testing.T) {
 		t.Fatalf("total_usd on stale prices: %v", acc["total_usd"])
 	}
 	_ = domain.ErrPriceUnavailable
+}
+
+// TestConvertedInvoiceNeedsAPrice is money rule 3 at creation: an invoice
+// whose payments will be converted (its settle_as, or else the account's
+// consolidate_to) is 503 price_unavailable without a fresh price of the
+// pair, and nothing is created; an invoice that will not be converted
+// needs no price.
+func TestConvertedInvoiceNeedsAPrice(t *testing.T) {
+	b := setup(t) // the commands have prices, none for TRX
+	m := b.signUp(t, "Shop")
+	refused := func(key, body string) {
+		t.Helper()
+		res := b.do(t, req{method: "POST", path: "/v1/invoices", key: key, body: body})
+		if res.status != http.StatusServiceUnavailable || res.code() != "price_unavailable" {
+			t.Fatalf("%s: %d %s, want 503 price_unavailable", body, res.status, res.raw)
+		}
+	}
+	tier := func(inv map[string]any, settleAsset any, bps float64) {
+		t.Helper()
+		if inv["settle_asset"] != settleAsset || inv["fee_bps"] != bps || inv["settlement"] != nil {
+			t.Fatalf("invoice %s: settle_asset %v fee_bps %v settlement %v, want %v %v null", inv["id"], inv["settle_asset"],
+				inv["fee_bps"], inv["settlement"], settleAsset, bps)
+		}
+	}
+
+	refused(m.secret, `{"asset":"BTC","amount":"0.01","settle_as":"TRX"}`)
+	refused(m.pub, `{"asset":"TRX","amount":"5","settle_as":"BTC"}`)
+	patch := b.do(t, req{method: "PATCH", path: "/v1/account", key: m.secret, body: `{"consolidate_to":"TRX"}`})
+	if patch.status != http.StatusOK {
+		t.Fatalf("consolidate_to: %d %s", patch.status, patch.raw)
+	}
+	refused(m.secret, btcBody)
+	refused(m.pub, `{"asset":"USDT.ETH","amount":"10"}`)
+	if n := b.countInvoices(t, m.secret); n != 0 {
+		t.Fatalf("refused requests created %d invoices", n)
+	}
+
+	// Paid in the account's coin: nothing to convert, no price needed.
+	tier(b.createInvoice(t, m.secret, `{"asset":"TRX","amount":"5"}`), nil, 25)
+	// settle_as, priced, wins over consolidate_to.
+	tier(b.createInvoice(t, m.pub, `{"asset":"BTC","amount":"0.01","settle_as":"USDT.ETH"}`), "USDT.ETH", 50)
+	// Once TRX has a price, the account's invoices convert (50 bps).
+	b.prices.USD["TRX"] = decimal.RequireFromString("0.25")
+	tier(b.createInvoice(t, m.secret, btcBody), nil, 50)
+
+	// A stale price is no price.
+	b.prices.At, b.prices.MaxAge = b.clock.Now().Add(-time.Hour), time.Minute
+	refused(m.secret, btcBody)
+	refused(m.secret, `{"asset":"ETH","amount":"1","settle_as":"USDT.ETH"}`)
+	tier(b.createInvoice(t, m.secret, `{"asset":"TRX","amount":"5"}`), nil, 25)
+	if n := b.countInvoices(t, m.secret); n != 4 {
+		t.Fatalf("%d invoices, want the 4 created", n)
+	}
 }

@@ -15,9 +15,11 @@ type payoutSettingsJSON struct {
 }
 
 type putPayoutSettingsRequest struct {
-	Asset         string `json:"asset"`
-	PayoutAddress string `json:"payout_address"`
-	Mode          string `json:"mode"`
+	Asset string `json:"asset"`
+	// PayoutAddress is optional; null (as GET shows no address) or absent
+	// means none: a GET result sent back as it is sets the same.
+	PayoutAddress nullableString `json:"payout_address"`
+	Mode          string         `json:"mode"`
 	// InstantMinAmount is optional: absent means no minimum ("0").
 	InstantMinAmount *amountString `json:"instant_min_amount"`
 }
@@ -52,7 +54,7 @@ func (s *server) putPayoutSettings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	settings := domain.PayoutSettings{Asset: asset.Code, PayoutAddress: req.PayoutAddress, Mode: domain.PayoutMode(req.Mode), InstantMinAmount: minAmount}
+	settings := domain.PayoutSettings{Asset: asset.Code, PayoutAddress: req.PayoutAddress.Value, Mode: domain.PayoutMode(req.Mode), InstantMinAmount: minAmount}
 	pos, err := s.d.Commands.SetPayoutSettings.Handle(r.Context(), commands.SetPayoutSettings{
 		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID, Settings: settings,
 	})

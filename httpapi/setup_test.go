@@ -106,10 +106,14 @@ func setup(t *testing.T, configure ...func(*Config)) *bundle {
 	go func() { defer close(done); runner.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
 
-	// Fixed test prices; tests make them stale through prices.At. The HTTP
-	// layer sees them only in setupMoney (Deps.Prices stays nil here).
+	// Fixed test prices; tests make them stale through prices.At. The
+	// commands always have them (creating an invoice that will be converted
+	// needs a fresh price: money rule 3); the HTTP layer sees them only in
+	// setupMoney (Deps.Prices stays nil here). TRX has no price, for the
+	// tests of a missing one.
 	prices := &oracle.Static{USD: map[string]decimal.Decimal{"BTC": decimal.RequireFromString("60000"),
-		"ETH": decimal.RequireFromString("3000"), "USDT.ETH": decimal.RequireFromString("1")}, Now: clk.Now}
+		"ETH": decimal.RequireFromString("3000"), "USDT.ETH": decimal.RequireFromString("1"),
+		"USDT.TRON": decimal.RequireFromString("1")}, Now: clk.Now}
 	cd := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now),
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices}
 	acceptAll := func(domain.Chain, string) error { return nil }

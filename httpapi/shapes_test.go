@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
 )
 
 func keysOf(m map[string]any) []string {
@@ -34,11 +38,11 @@ func TestInvoiceShape(t *testing.T) {
 	m := b.signUp(t, "Shop")
 	created := b.createInvoice(t, m.secret, `{"asset":"USDT.ETH","amount":"49.99","order_id":"order-123"}`)
 	wantKeys(t, "invoice", created, "id", "object", "asset", "status", "pay_address", "pay_amount", "amount", "fee", "fee_bps",
-		"settle_asset", "expires_at", "order_id", "amount_received", "amount_due", "payments", "created_at", "paid_at", "checkout_url",
-		"confirmations", "required_confirmations")
+		"settle_asset", "settlement", "expires_at", "order_id", "amount_received", "amount_due", "payments", "created_at", "paid_at",
+		"checkout_url", "confirmations", "required_confirmations")
 	checks := map[string]any{
 		"asset": "USDT.ETH", "status": "new", "pay_amount": "49.99", "amount": "49.99", "fee": "0.124975",
-		"settle_asset": nil, "order_id": "order-123", "amount_received": "0", "amount_due": "49.99", "paid_at": nil,
+		"settle_asset": nil, "settlement": nil, "order_id": "order-123", "amount_received": "0", "amount_due": "49.99", "paid_at": nil,
 		"confirmations": 0.0, "required_confirmations": 12.0, "fee_bps": 25.0,
 	}
 	for k, want := range checks {
@@ -66,15 +70,34 @@ func TestInvoiceShape(t *testing.T) {
 	}
 
 	pub := b.do(t, req{method: "GET", path: "/v1/public/invoices/" + id}).json(t)
-	wantKeys(t, "public invoice", pub, "id", "asset", "status", "pay_address", "pay_amount", "amount_received", "expires_at",
-		"confirmations", "required_confirmations")
+	wantKeys(t, "public invoice", pub, "id", "asset", "status", "pay_address", "pay_amount", "amount_received", "amount_due",
+		"expires_at", "confirmations", "required_confirmations")
+	if pub["amount_due"] != "49.99" {
+		t.Errorf("public amount_due = %#v, want \"49.99\"", pub["amount_due"])
+	}
 
 	conv := b.createInvoice(t, m.pub, `{"asset":"BTC","amount":"0.01","settle_as":"USDT.ETH","expires_in":600}`)
-	if conv["settle_asset"] != "USDT.ETH" || conv["fee"] != "0.00005" || conv["fee_bps"] != 50.0 {
-		t.Errorf("conversion tier: %v %v %v", conv["settle_asset"], conv["fee"], conv["fee_bps"])
+	if conv["settle_asset"] != "USDT.ETH" || conv["fee"] != "0.00005" || conv["fee_bps"] != 50.0 || conv["settlement"] != nil {
+		t.Errorf("conversion tier: %v %v %v, settlement %v before any payment", conv["settle_asset"], conv["fee"], conv["fee_bps"],
+			conv["settlement"])
 	}
 	if conv["expires_at"].(float64)-conv["created_at"].(float64) != 600*1000 {
 		t.Errorf("expires_in ignored")
+	}
+
+	// Partly paid: the public invoice asks for the rest, as the private one.
+	res, err := b.deps.Commands.ObserveDeposit.Handle(context.Background(), commands.ObserveDeposit{InvoiceID: id,
+		Deposit: domain.ObservedDeposit{DepositID: "dep-part", TxID: "tx-part", Amount: domain.MustAmount("10")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.runner.WaitFor(context.Background(), res.Position); err != nil {
+		t.Fatal(err)
+	}
+	pub = b.do(t, req{method: "GET", path: "/v1/public/invoices/" + id}).json(t)
+	priv := b.do(t, req{method: "GET", path: "/v1/invoices/" + id, key: m.secret}).json(t)
+	if pub["amount_due"] != "39.99" || priv["amount_due"] != "39.99" || pub["status"] != "partially_paid" {
+		t.Errorf("partly paid: public amount_due %v, private %v, status %v", pub["amount_due"], priv["amount_due"], pub["status"])
 	}
 }
 
@@ -164,6 +187,62 @@ func TestAccountBalanceAssetsPayoutShapes(t *testing.T) {
 	data := list["data"].([]any)
 	if len(data) != 1 || !reflect.DeepEqual(data[0], put) {
 		t.Errorf("GET after PUT = %s", mustJSON(list))
+	}
+}
+
+// TestPayoutSettingsRoundTrip: what GET /v1/payout-settings shows can be
+// sent back to PUT as it is, payout_address null included (null means no
+// address, as leaving it out does, and clears one that was set).
+func TestPayoutSettingsRoundTrip(t *testing.T) {
+	b := setup(t)
+	m := b.signUp(t, "Shop")
+	put := func(body string) map[string]any {
+		t.Helper()
+		res := b.do(t, req{method: "PUT", path: "/v1/payout-settings", key: m.secret, body: body})
+		if res.status != http.StatusOK {
+			t.Fatalf("PUT %s: %d %s", body, res.status, res.raw)
+		}
+		return res.json(t)
+	}
+	list := func() []any {
+		t.Helper()
+		return b.do(t, req{method: "GET", path: "/v1/payout-settings", key: m.secret}).json(t)["data"].([]any)
+	}
+	put(`{"asset":"USDT.TRON","mode":"manual"}`)
+	put(`{"asset":"BTC","payout_address":"bc1qexample","mode":"instant","instant_min_amount":"0.001"}`)
+	before := list()
+	if len(before) != 2 {
+		t.Fatalf("settings %s", mustJSON(before))
+	}
+	nulls := 0
+	for _, s := range before {
+		if s.(map[string]any)["payout_address"] == nil {
+			nulls++
+		}
+		if got := put(mustJSON(s)); !reflect.DeepEqual(got, s) {
+			t.Errorf("PUT of a GET result answered %s, want %s", mustJSON(got), mustJSON(s))
+		}
+	}
+	if nulls != 1 {
+		t.Fatalf("want one setting without an address: %s", mustJSON(before))
+	}
+	if after := list(); !reflect.DeepEqual(after, before) {
+		t.Errorf("sending GET's settings back changed them\n got %s\nwant %s", mustJSON(after), mustJSON(before))
+	}
+
+	cleared := put(`{"asset":"BTC","payout_address":null,"mode":"manual","instant_min_amount":"0.001"}`)
+	if _, ok := cleared["payout_address"]; !ok || cleared["payout_address"] != nil || cleared["mode"] != "manual" {
+		t.Errorf("null did not clear the address: %s", mustJSON(cleared))
+	}
+	for _, s := range list() {
+		if s := s.(map[string]any); s["asset"] == "BTC" && !reflect.DeepEqual(s, cleared) {
+			t.Errorf("GET after clearing: %s", mustJSON(s))
+		}
+	}
+	// Instant payouts still need an address, null or not.
+	res := b.do(t, req{method: "PUT", path: "/v1/payout-settings", key: m.secret, body: `{"asset":"BTC","payout_address":null,"mode":"instant"}`})
+	if res.status != http.StatusBadRequest || res.code() != "validation_error" {
+		t.Errorf("instant without an address: %d %s", res.status, res.raw)
 	}
 }
 
