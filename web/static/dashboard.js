@@ -414,19 +414,29 @@ async function deliveries(invoiceId) {
 
 function newInvoice() {
   const assets = account.assets || [];
+  const assetSelect = el('select', { id: 'new-asset', name: 'asset', on: { change: () => syncSettle(), input: () => syncSettle() } },
+    assets.map((a) => el('option', { value: a.asset }, a.asset + ' · ' + a.name)));
+  const settleSelect = el('select', { id: 'new-settle', name: 'settle_as' });
+  // settle_as must name another coin than the invoice's (the API answers
+  // 400 otherwise), so the chosen asset is not offered; a choice that
+  // became the asset falls back to no conversion.
+  const syncSettle = () => {
+    const keep = settleSelect.value === assetSelect.value ? '' : settleSelect.value;
+    settleSelect.replaceChildren(el('option', { value: '' }, t('new.settle_none')),
+      ...assets.filter((a) => a.asset !== assetSelect.value).map((a) => el('option', { value: a.asset }, a.asset)));
+    settleSelect.value = keep;
+  };
+  syncSettle();
   const form = el('form', { id: 'new-invoice-form', autocomplete: 'off' },
     el('div', { class: 'grid2' },
-      el('div', {}, el('label', { for: 'new-asset' }, t('new.asset')),
-        el('select', { id: 'new-asset', name: 'asset' }, assets.map((a) => el('option', { value: a.asset }, a.asset + ' · ' + a.name)))),
+      el('div', {}, el('label', { for: 'new-asset' }, t('new.asset')), assetSelect),
       el('div', {}, el('label', { for: 'new-amount' }, t('new.amount')),
         el('input', { id: 'new-amount', name: 'amount', inputmode: 'decimal', required: true, placeholder: '49.99', pattern: '[0-9]+(\\.[0-9]+)?' })),
       el('div', {}, el('label', { for: 'new-order' }, t('new.order_id')),
         el('input', { id: 'new-order', name: 'order_id', maxlength: 200 })),
       el('div', {}, el('label', { for: 'new-expires' }, t('new.expires')),
         el('input', { id: 'new-expires', name: 'expires', type: 'number', min: 1, max: 10080, value: 60 })),
-      el('div', {}, el('label', { for: 'new-settle' }, t('new.settle')),
-        el('select', { id: 'new-settle', name: 'settle_as' }, el('option', { value: '' }, t('new.settle_none')),
-          assets.map((a) => el('option', { value: a.asset }, a.asset))))),
+      el('div', {}, el('label', { for: 'new-settle' }, t('new.settle')), settleSelect)),
     el('p', { id: 'new-error', class: 'error', hidden: true }),
     el('div', { class: 'actions' }, el('button', { type: 'submit', id: 'new-submit' }, t('new.submit'))));
   const result = el('div', { id: 'new-result' });
@@ -455,6 +465,7 @@ function newInvoice() {
           el('a', { class: 'button', id: 'new-checkout-link', href: '/pay/' + inv.id, target: '_blank', rel: 'noopener' }, t('new.open_checkout')),
           el('a', { class: 'button secondary', href: '#/invoices/' + inv.id }, t('new.view')))));
       form.reset();
+      syncSettle(); // the reset asset is offered again, and its own coin not
     } finally {
       submit.disabled = false;
     }
