@@ -176,7 +176,7 @@ func TestAccountBalanceAssetsPayoutShapes(t *testing.T) {
 	if len(assets) == 0 || assets[0]["asset"] != "BTC" || assets[0]["contract"] != nil || assets[0]["decimals"] != 8.0 {
 		t.Errorf("assets = %v", assets)
 	}
-	wantKeys(t, "asset", assets[0], "asset", "name", "chain", "decimals", "confirmations", "contract")
+	wantKeys(t, "asset", assets[0], "asset", "name", "chain", "decimals", "confirmations", "finality", "contract")
 
 	put := b.do(t, req{method: "PUT", path: "/v1/payout-settings", key: m.secret,
 		body: `{"asset":"BTC","payout_address":"bc1qexample","mode":"instant","instant_min_amount":"0.00100"}`}).json(t)
