@@ -231,6 +231,11 @@ func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Sett
 			case err == nil:
 				out.Conversion = &conv.Conversion
 				asset, amount, pos = target, conv.Conversion.Net, conv.Position
+				if _, _, err := invoiceCommand(ctx, d, "converted/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+					return inv.RecordConversion(conv.Conversion, d.Now())
+				}); err != nil {
+					return out, fmt.Errorf("record the conversion on the invoice: %w", err)
+				}
 			case errors.Is(err, domain.ErrPriceUnavailable):
 				if _, _, werr := invoiceCommand(ctx, d, "wait/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 					return inv.WaitForPrice(dep.DepositID, err.Error(), d.Now())

@@ -25,6 +25,7 @@ const (
 	TypeDepositFinalized       = "DepositFinalized"
 	TypeConversionWaiting      = "ConversionWaitingForPrice"
 	TypeConversionAbandoned    = "ConversionAbandoned"
+	TypePaymentConverted       = "PaymentConverted"
 	TypeInvoiceReverted        = "InvoiceReverted"
 	TypeBalanceNegative        = "BalanceNegative"
 	TypeInvoicePartiallyPaid   = "InvoicePartiallyPaid"
@@ -199,6 +200,19 @@ type ConversionAbandoned struct {
 	Postings   []Posting `json:"postings"`
 }
 
+// PaymentConverted records on the invoice that a final payment's net was
+// converted (ConversionID, in the funds stream of the paid coin), so the
+// invoice's own stream tells its settlement without reading another.
+type PaymentConverted struct {
+	InvoiceID    string    `json:"invoice_id"`
+	MerchantID   string    `json:"merchant_id"`
+	DepositID    string    `json:"deposit_id"`
+	ConversionID string    `json:"conversion_id"`
+	To           string    `json:"to"`
+	Credited     Amount    `json:"credited"`
+	At           time.Time `json:"at"`
+}
+
 // BalanceNegative: a reversal left a merchant's available balance below
 // zero, a debt that later credits repay first (money rule 6). It moves no
 // money: the postings that made the debt are the reversal's.
@@ -255,6 +269,7 @@ func (DepositFinalized) EventType() string       { return TypeDepositFinalized }
 func (ConversionWaiting) EventType() string      { return TypeConversionWaiting }
 func (ConversionAbandoned) EventType() string    { return TypeConversionAbandoned }
 func (BalanceNegative) EventType() string        { return TypeBalanceNegative }
+func (PaymentConverted) EventType() string       { return TypePaymentConverted }
 
 // EventType of a status change is the type of the status entered.
 func (e InvoiceStatusChanged) EventType() string {
@@ -312,6 +327,8 @@ func Decode(eventType string, data []byte) (Event, error) {
 		e, err = decode[ConversionAbandoned](data)
 	case TypeBalanceNegative:
 		e, err = decode[BalanceNegative](data)
+	case TypePaymentConverted:
+		e, err = decode[PaymentConverted](data)
 	case TypeInvoicePartiallyPaid, TypeInvoiceConfirming, TypeInvoicePaid, TypeInvoiceExpired, TypeInvoiceAwaitingPayment, TypeInvoiceReverted:
 		e, err = decode[InvoiceStatusChanged](data)
 	case TypeAddressReserved:

@@ -171,6 +171,8 @@ func (inv *Invoice) Apply(e Event) {
 		}
 	case ConversionWaiting:
 		inv.waiting[e.DepositID] = true
+	case PaymentConverted:
+		delete(inv.waiting, e.DepositID)
 	case ConversionAbandoned:
 		delete(inv.waiting, e.DepositID)
 		inv.unconverted, inv.feeBps, inv.convertTo = true, e.Fee.Bps, ""
@@ -499,6 +501,16 @@ func (inv *Invoice) WaitForPrice(depositID, reason string, now time.Time) ([]Eve
 	}
 	return []Event{ConversionWaiting{InvoiceID: inv.ID(), MerchantID: inv.MerchantID(), DepositID: depositID, Reason: reason,
 		Since: now.UTC()}}, nil
+}
+
+// RecordConversion notes on the invoice that a payment was converted.
+// Errors: ErrNotFound, ErrInvalidState.
+func (inv *Invoice) RecordConversion(c ConversionExecuted, now time.Time) ([]Event, error) {
+	if _, err := inv.DepositNet(c.DepositID); err != nil {
+		return nil, err
+	}
+	return []Event{PaymentConverted{InvoiceID: inv.ID(), MerchantID: inv.MerchantID(), DepositID: c.DepositID,
+		ConversionID: c.ConversionID, To: c.To, Credited: c.Net, At: now.UTC()}}, nil
 }
 
 // AbandonConversion gives up converting the invoice's payments after the

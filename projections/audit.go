@@ -189,7 +189,7 @@ var auditSkips = map[string]bool{
 	domain.TypeAccountSettingsChanged: true, domain.TypePayoutSettingsChanged: true,
 	domain.TypeInvoicePartiallyPaid: true, domain.TypeInvoiceConfirming: true, domain.TypeInvoicePaid: true,
 	domain.TypeInvoiceExpired: true, domain.TypeInvoiceAwaitingPayment: true, domain.TypeInvoiceReverted: true,
-	domain.TypeConversionWaiting: true, domain.TypeBalanceNegative: true,
+	domain.TypeConversionWaiting: true, domain.TypeBalanceNegative: true, domain.TypePaymentConverted: true,
 	domain.TypeAddressReserved: true, domain.TypeAddressIndexesReserved: true,
 }
 

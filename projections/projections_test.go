@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -108,7 +109,7 @@ func testProjections(t *testing.T, newDB func(*testing.T) projections.DB) {
 			}
 		}
 	}
-	pay(ids[0], "d0", "49.99", true) // paid: available 49.99 - 0.124975
+	pay(ids[0], "d0", "49.99", true) // paid: 49.99 - 0.124975, in pending until final (below)
 	pay(ids[1], "d1", "10", false)   // partially paid, pending 10
 	pay(ids[2], "d2", "49.99", false)
 	if _, err := h.RevertDeposit.Handle(ctx, commands.RevertDeposit{CommandID: "rv", InvoiceID: ids[2], DepositID: "d2", Reason: "reorg"}); err != nil {
@@ -131,6 +132,22 @@ func testProjections(t *testing.T, newDB func(*testing.T) projections.DB) {
 		t.Fatal(err)
 	}
 	r := readapi.NewSQL(db)
+	// Paid is not yet spendable (money rule 4): d0's net is in pending
+	// with d1 until d0 is final.
+	bal, err := r.Balances(ctx, m.MerchantID)
+	if err != nil || len(bal) != 1 || bal[0].Available.String() != "0" || bal[0].Pending.String() != "59.865025" {
+		t.Fatalf("balances before finality = %+v, %v", bal, err)
+	}
+	if _, err := h.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{CommandID: "fd0", InvoiceID: ids[0], DepositID: "d0", Depth: 64}); err != nil {
+		t.Fatal(err)
+	}
+	// d1 is not credited: it cannot be final.
+	if _, err := h.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{CommandID: "fd1", InvoiceID: ids[1], DepositID: "d1", Depth: 64}); !errors.Is(err, domain.ErrInvalidState) {
+		t.Fatalf("finalized a deposit that was never confirmed: %v", err)
+	}
+	if err := runner.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	wantStatus := []domain.Status{domain.StatusPaid, domain.StatusPartiallyPaid, domain.StatusNew, domain.StatusExpired, domain.StatusNew}
 	for i, id := range ids {
 		inv, err := r.InvoiceByID(ctx, m.MerchantID, id)
@@ -176,7 +193,7 @@ func testProjections(t *testing.T, newDB func(*testing.T) projections.DB) {
 	if _, err := r.InvoiceByID(ctx, "mer_other", ids[0]); err == nil {
 		t.Fatal("another merchant read the invoice")
 	}
-	bal, err := r.Balances(ctx, m.MerchantID)
+	bal, err = r.Balances(ctx, m.MerchantID)
 	if err != nil || len(bal) != 1 || bal[0].Available.String() != "49.865025" || bal[0].Pending.String() != "10" {
 		t.Fatalf("balances = %+v, %v", bal, err)
 	}
@@ -201,7 +218,8 @@ func testProjections(t *testing.T, newDB func(*testing.T) projections.DB) {
 	}
 
 	rep, err := projections.Audit(ctx, store, db)
-	if err != nil || !rep.OK() || rep.FeesChecked != 6 || rep.MoneyEvents != 5 {
+	// Money events: three detections, a confirmation, a reversal, a finality.
+	if err != nil || !rep.OK() || rep.FeesChecked != 6 || rep.MoneyEvents != 6 {
 		t.Fatalf("audit: %+v %v", rep, err)
 	}
 	if got := rep.Ledger[domain.FeeAccount]["USDT.ETH"].String(); got != "0.124975" {
@@ -245,7 +263,7 @@ func TestRunnerResumesFromCheckpoint(t *testing.T) {
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	confirmOne := func(i int) {
+	confirmOne := func(i int) string {
 		inv, err := h.CreateInvoice.Handle(ctx, commands.CreateInvoice{CommandID: fmt.Sprint("i", i), MerchantID: m.MerchantID, Asset: "BTC", Amount: "1"})
 		if err != nil {
 			t.Fatal(err)
@@ -253,16 +271,37 @@ func TestRunnerResumesFromCheckpoint(t *testing.T) {
 		id := inv.Invoice.InvoiceID
 		h.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{CommandID: fmt.Sprint("o", i), InvoiceID: id, Deposit: domain.ObservedDeposit{DepositID: "d", Amount: domain.MustAmount("1")}})
 		h.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{CommandID: fmt.Sprint("c", i), InvoiceID: id, DepositID: "d", Confirmations: 6})
+		return id
 	}
-	for round := 0; round < 3; round++ {
-		confirmOne(round)
+	restart := func() []readapi.Balance {
+		t.Helper()
 		if err := projections.NewRunner(store, db, slog.Default()).CatchUp(ctx); err != nil {
 			t.Fatal(err)
 		}
+		bal, err := readapi.NewSQL(db).Balances(ctx, m.MerchantID)
+		if err != nil || len(bal) != 1 {
+			t.Fatalf("balances: %+v %v", bal, err)
+		}
+		return bal
 	}
-	bal, _ := readapi.NewSQL(db).Balances(ctx, m.MerchantID)
-	if len(bal) != 1 || bal[0].Available.String() != "2.9925" {
-		t.Fatalf("after three runner restarts: %+v", bal)
+	available := domain.MustAmount("0")
+	for round := 0; round < 3; round++ {
+		id := confirmOne(round)
+		// Confirmed, not yet final (money rule 4): the net is in pending.
+		if bal := restart(); !bal[0].Available.Equal(available) || bal[0].Pending.String() != "0.9975" {
+			t.Fatalf("round %d, confirmed: %+v", round, bal)
+		}
+		if _, err := h.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{CommandID: fmt.Sprint("f", round), InvoiceID: id, DepositID: "d", Depth: 6}); err != nil {
+			t.Fatal(err)
+		}
+		available = available.Add(domain.MustAmount("0.9975"))
+		if bal := restart(); !bal[0].Available.Equal(available) || bal[0].Pending.String() != "0" {
+			t.Fatalf("round %d, final: %+v", round, bal)
+		}
+	}
+	bal := restart()
+	if bal[0].Available.String() != "2.9925" || bal[0].Pending.String() != "0" {
+		t.Fatalf("after six runner restarts: %+v", bal)
 	}
 }
 
@@ -336,6 +375,9 @@ func testRebuild(t *testing.T, embedded bool) {
 	d := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clock, NewID: commands.NewIDGenerator(clock)}
 	h := commands.New(d, commands.NewIndexAllocator(d, derive), func(domain.Chain, string) error { return nil })
 	m, _ := h.RegisterMerchant.Handle(ctx, commands.RegisterMerchant{CommandID: "r", Name: "Shop"})
+	// pay confirms a payment and, but for the last one, makes it final
+	// (money rule 4: the net moves from pending to available).
+	var last string
 	pay := func(i int) {
 		inv, err := h.CreateInvoice.Handle(ctx, commands.CreateInvoice{CommandID: fmt.Sprint("i", i), MerchantID: m.MerchantID, Asset: "BTC", Amount: "1"})
 		if err != nil {
@@ -344,6 +386,13 @@ func testRebuild(t *testing.T, embedded bool) {
 		}
 		h.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: inv.Invoice.InvoiceID, Deposit: domain.ObservedDeposit{DepositID: "d", Amount: domain.MustAmount("1")}})
 		h.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{InvoiceID: inv.Invoice.InvoiceID, DepositID: "d", Confirmations: 6})
+		if i == 299 {
+			last = inv.Invoice.InvoiceID
+			return
+		}
+		if _, err := h.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{InvoiceID: inv.Invoice.InvoiceID, DepositID: "d", Depth: 6}); err != nil {
+			t.Error(err)
+		}
 	}
 	for i := 0; i < 200; i++ {
 		pay(i)
@@ -364,17 +413,26 @@ func testRebuild(t *testing.T, embedded bool) {
 		t.Fatal(err)
 	}
 	<-writes
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		bal, _ := readapi.NewSQL(db).Balances(ctx, m.MerchantID)
-		if len(bal) == 1 && bal[0].Available.String() == "299.25" {
-			break
+	waitFor := func(what, available, pending string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			bal, _ := readapi.NewSQL(db).Balances(ctx, m.MerchantID)
+			if len(bal) == 1 && bal[0].Available.String() == available && bal[0].Pending.String() == pending {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after the rebuild the live runner did not reach %s: %+v", what, bal)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the rebuild the live runner did not reach 300 payments: %+v", bal)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	// 299 payments final, the last one confirmed: its net in pending.
+	waitFor("300 payments, 299 final", "298.2525", "0.9975")
+	if _, err := h.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{InvoiceID: last, DepositID: "d", Depth: 6}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("300 final payments", "299.25", "0")
 	stop()
 	<-done
 	rep, err := projections.Audit(ctx, store, db)

@@ -55,7 +55,7 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli())
 		return nil
 	case domain.DepositDetected, domain.DepositConfirmed, domain.DepositReverted, domain.InvoiceStatusChanged,
-		domain.ConversionWaiting, domain.ConversionAbandoned, domain.ConversionExecuted:
+		domain.ConversionWaiting, domain.ConversionAbandoned, domain.PaymentConverted:
 		if err := tx.flushRows(ctx, "invoice_rows"); err != nil {
 			return err
 		}
@@ -87,11 +87,9 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 	case domain.ConversionWaiting:
 		_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'waiting_for_price', settlement_since = ?, settlement_reason = ?
 			WHERE invoice_id = ? AND settlement_status IN ('', 'converted')`, e.Since.UnixMilli(), e.Reason, e.InvoiceID)
-	case domain.ConversionExecuted:
-		if e.InvoiceID != "" && (e.Reason == domain.ConversionSettleAs || e.Reason == domain.ConversionConsolidateTo) {
-			_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'converted', settlement_reason = '' WHERE invoice_id = ?
-				AND settlement_status <> 'unconverted'`, e.InvoiceID)
-		}
+	case domain.PaymentConverted:
+		_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'converted', settlement_since = NULL, settlement_reason = ''
+			WHERE invoice_id = ? AND settlement_status <> 'unconverted'`, e.InvoiceID)
 	case domain.ConversionAbandoned:
 		_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'unconverted', settlement_reason = ?, fee = ?, fee_bps = ?
 			WHERE invoice_id = ?`, e.Reason, e.Fee.Fee.String(), e.Fee.Bps, e.InvoiceID)

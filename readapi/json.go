@@ -121,9 +121,14 @@ func InvoiceFromEvents(evs []domain.Event) (Invoice, error) {
 				inv.Fee = e.Fee.Fee
 			}
 		case domain.ConversionWaiting:
-			if inv.Settlement.Status == "" {
+			// As the projection: a later payment's wait follows a conversion.
+			if inv.Settlement.Status == "" || inv.Settlement.Status == SettlementConverted {
 				since := e.Since
 				inv.Settlement = Settlement{Status: SettlementWaiting, Since: &since, Reason: e.Reason}
+			}
+		case domain.PaymentConverted:
+			if inv.Settlement.Status != SettlementUnconverted {
+				inv.Settlement = Settlement{Status: SettlementConverted}
 			}
 		case domain.ConversionAbandoned:
 			inv.Settlement = Settlement{Status: SettlementUnconverted, Reason: e.Reason}

@@ -464,6 +464,10 @@ func (m *Model) payout(merchant, asset string, amount decimal.Decimal) {
 	m.PaidOut[k] = m.PaidOut[k].Add(amount)
 }
 
+// Tick moves the clock without running the expiry (as between two runs of
+// the gateway's expiry loop).
+func (m *Model) Tick(d time.Duration) { m.Now = m.Now.Add(d) }
+
 // Advance moves the clock: invoices past their window without enough
 // payment expire; due waits retry (converted when a price is there,
 // unconverted after the longest wait, else later with backoff).
@@ -541,5 +545,5 @@ func (m *Model) Consolidate(merchant, to string) {
 
 // String describes an invoice for failure messages.
 func (inv *MInvoice) String() string {
-	return fmt.Sprintf("%s %s %s amount %s: %s received %s due %s", inv.ID, inv.Merchant, inv.Asset, inv.Amount, inv.Status, inv.Received(), inv.Due())
+	return fmt.Sprintf("%s %s %s amount %s: %s received %s due %s (statuses %v)", inv.ID, inv.Merchant, inv.Asset, inv.Amount, inv.Status, inv.Received(), inv.Due(), inv.Statuses)
 }

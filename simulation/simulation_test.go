@@ -468,7 +468,7 @@ func (r *run) createInvoice() {
 	amount := r.units(a.Decimals, bps)
 	expiresIn := time.Duration(60+r.rng.IntN(7200)) * time.Second
 	w.clock.Advance(time.Millisecond)
-	m.Advance(time.Millisecond)
+	m.Tick(time.Millisecond)
 	res, err := w.h.CreateInvoice.Handle(w.ctx, commands.CreateInvoice{MerchantID: merchant, Asset: asset, Amount: amount.String(),
 		SettleAs: settleAs, ExpiresIn: expiresIn})
 	probe := &MInvoice{Merchant: merchant, Asset: asset, SettleAs: settleAs}
