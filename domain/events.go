@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -141,6 +142,32 @@ type DepositConfirmed struct {
 	ConvertTo     string    `json:"convert_to,omitempty"`
 	ConfirmedAt   time.Time `json:"confirmed_at"`
 	Postings      []Posting `json:"postings"`
+}
+
+// Legacy reports a confirmation recorded before the money rules of
+// 2026-12-03: it charged the fee of this deposit alone and credited
+// available at once (the payment counts as final).
+func (e DepositConfirmed) Legacy() bool {
+	for _, p := range e.Postings {
+		if strings.HasSuffix(p.Account, ":available") {
+			return true
+		}
+	}
+	return false
+}
+
+// LegacyFeeRefund is the fee a reversal recorded before the money rules
+// gave back (it carries no Fee): the negative posting to the fee account.
+func (e DepositReverted) LegacyFeeRefund() (Amount, bool) {
+	if e.Fee != nil {
+		return Amount{}, false
+	}
+	for _, p := range e.Postings {
+		if p.Account == FeeAccount {
+			return p.Amount.Neg(), true
+		}
+	}
+	return Amount{}, false
 }
 
 // DepositFinalized makes a credited deposit's net available (money rule 4).

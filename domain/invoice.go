@@ -160,6 +160,9 @@ func (inv *Invoice) Apply(e Event) {
 		d := inv.deposits[e.DepositID]
 		d.confirmed, d.confirmations, d.charged = true, e.Confirmations, e.Charged
 		inv.tierFixed, inv.feeBps, inv.convertTo = true, e.Fee.Bps, e.ConvertTo
+		if e.Legacy() { // its own fee, and available at once
+			d.charged, d.final = e.Fee.Fee, true
+		}
 	case DepositFinalized:
 		inv.deposits[e.DepositID].final = true
 	case DepositReverted:

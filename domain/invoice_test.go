@@ -274,3 +274,39 @@ func TestUniquePayAmount(t *testing.T) {
 		t.Fatalf("taken = %v", got)
 	}
 }
+
+// A log written before the money rules confirmed a deposit straight into
+// available with the fee of that deposit alone: replayed today, the
+// deposit is final (nothing is credited twice) and a reversal gives back
+// exactly what was credited.
+func TestLegacyConfirmationIsFinal(t *testing.T) {
+	inv := newTestInvoice(t, "10.000002", "")
+	apply(t, inv)(inv.ObserveDeposit(ObservedDeposit{DepositID: "d1", Amount: MustAmount("10.000002")}, t0))
+	fee := ComputeFee(MustAmount("10.000002"), FeeBps, 6)
+	net := MustAmount("10.000002").Sub(fee.Fee)
+	legacy := DepositConfirmed{InvoiceID: "inv_1", MerchantID: "mer_1", DepositID: "d1", Asset: "USDT.ETH", Amount: MustAmount("10.000002"),
+		Confirmations: 12, Fee: fee, Net: net, ConfirmedAt: t0, Postings: []Posting{
+			{Account: PendingAccount("mer_1"), Asset: "USDT.ETH", Amount: MustAmount("10.000002").Neg()},
+			{Account: AvailableAccount("mer_1"), Asset: "USDT.ETH", Amount: net},
+			{Account: FeeAccount, Asset: "USDT.ETH", Amount: fee.Fee},
+		}}
+	if !legacy.Legacy() {
+		t.Fatal("not recognised as a legacy confirmation")
+	}
+	inv.Apply(legacy)
+	if evs, err := inv.FinalizeDeposit("d1", 100, t0); err != nil || len(evs) != 0 {
+		t.Fatalf("finalizing a legacy confirmation: %v %v, want nothing", evs, err)
+	}
+	evs, err := inv.RevertDeposit("d1", "reorg", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := evs[0].(DepositReverted)
+	sums := map[string]Amount{}
+	for _, p := range append(legacy.Postings, rev.Postings...) {
+		sums[p.Account] = sums[p.Account].Add(p.Amount)
+	}
+	if !sums[AvailableAccount("mer_1")].IsZero() || !sums[FeeAccount].IsZero() {
+		t.Fatalf("after the reversal: available %s, fees %s; want both 0", sums[AvailableAccount("mer_1")], sums[FeeAccount])
+	}
+}

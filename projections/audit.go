@@ -230,6 +230,15 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 			return
 		}
 		rep.verifyFee(rec, c.Fee, domain.FeeBps, domain.ConversionFeeBps)
+		if c.Legacy() { // before the money rules: the fee of this deposit alone
+			if !c.Net.Add(c.Fee.Fee).Equal(c.Amount) || !c.Fee.Base.Equal(c.Amount) {
+				rep.problem("event %s: net %s + fee %s != amount %s", rec.ID, c.Net, c.Fee.Fee, c.Amount)
+			}
+			inv.bps, inv.credited, inv.charged = c.Fee.Bps, inv.credited.Add(c.Amount), inv.charged.Add(c.Fee.Fee)
+			inv.live[c.DepositID] = c.Amount
+			rep.addRevenue(c.Fee.Bps, c.Asset, c.Fee.Fee)
+			return
+		}
 		credited := inv.credited.Add(c.Amount)
 		if len(inv.live) > 0 && c.Fee.Bps != inv.bps {
 			rep.problem("event %s: invoice %s credited at %d bps after %d", rec.ID, c.InvoiceID, c.Fee.Bps, inv.bps)
@@ -252,6 +261,12 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 			return
 		}
 		amount, credited := inv.live[c.DepositID]
+		if refund, legacy := c.LegacyFeeRefund(); legacy && credited {
+			delete(inv.live, c.DepositID)
+			inv.credited, inv.charged = inv.credited.Sub(amount), inv.charged.Sub(refund)
+			rep.addRevenue(inv.bps, c.Asset, refund.Neg())
+			return
+		}
 		if credited != (c.Fee != nil) {
 			rep.problem("event %s: reversal of deposit %s disagrees on whether it was credited", rec.ID, c.DepositID)
 			return
