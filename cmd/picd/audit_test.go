@@ -102,3 +102,116 @@ type fixedCredits map[string]string
 func (f fixedCredits) Credited(_ context.Context, _, asset string, _ eventstore.Position) (domain.Amount, error) {
 	return domain.MustAmount(f[asset]), nil
 }
+
+// TestAuditDebtsAndTampering: a log with a reversal of funds already paid
+// out passes the audit, which lists the open debt (money rule 6); the same
+// log fails once a balance row is corrupted, and fails on a fee that
+// money rule 1 does not give.
+func TestAuditDebtsAndTampering(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	d := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clock, NewID: commands.NewIDGenerator(clock),
+		Credits: fixedCredits{"USDT.ETH": "99.75"}}
+	h := commands.New(d, commands.StaticAddresses{domain.ChainEthereum: "0xabc"}, func(domain.Chain, string) error { return nil })
+	m, err := h.RegisterMerchant.Handle(ctx, commands.RegisterMerchant{Name: "Shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := h.CreateInvoice.Handle(ctx, commands.CreateInvoice{MerchantID: m.MerchantID, Asset: "USDT.ETH", Amount: "100"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := inv.Invoice.InvoiceID
+	steps := []func() error{
+		func() error {
+			_, err := h.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: id,
+				Deposit: domain.ObservedDeposit{DepositID: "tx:0", TxID: "tx", Amount: domain.MustAmount("100")}})
+			return err
+		},
+		func() error {
+			_, err := h.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{InvoiceID: id, DepositID: "tx:0", Confirmations: 12})
+			return err
+		},
+		func() error {
+			_, err := h.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{InvoiceID: id, DepositID: "tx:0", Depth: 64})
+			return err
+		},
+		func() error {
+			_, err := h.RequestPayout.Handle(ctx, commands.RequestPayout{MerchantID: m.MerchantID, Asset: "USDT.ETH", Amount: "99.75",
+				ToAddress: "0x1111111111111111111111111111111111111111", Kind: domain.PayoutKindInstant})
+			return err
+		},
+		func() error {
+			_, err := h.RevertDeposit.Handle(ctx, commands.RevertDeposit{InvoiceID: id, DepositID: "tx:0", Reason: "reorg"})
+			return err
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+
+	var out, errOut bytes.Buffer
+	if err := auditCmd(ctx, []string{"--data", dir}, &out, &errOut); err != nil {
+		t.Fatalf("audit of a consistent ledger with a debt: %v\n%s", err, out.String())
+	}
+	debt := "merchant:" + m.MerchantID + ":available  USDT.ETH  -99.75"
+	if !strings.Contains(out.String(), "RESULT: OK") || !strings.Contains(out.String(), debt) {
+		t.Fatalf("the report does not pass or does not list %q:\n%s", debt, out.String())
+	}
+
+	// A balance row that disagrees with the log.
+	store, err = sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.WriteDB().Exec(`UPDATE balances SET available = '0'`); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	out.Reset()
+	err = auditCmd(ctx, []string{"--data", dir}, &out, &errOut)
+	if !errors.Is(err, errAuditMismatch) || !strings.Contains(out.String(), "PROBLEM: balance merchant:"+m.MerchantID+":available") {
+		t.Fatalf("corrupted balance row: %v\n%s", err, out.String())
+	}
+
+	// A confirmation that charges the fee of the deposit alone on an invoice
+	// that had already been charged: balanced postings, a wrong fee.
+	store, err = sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.WriteDB().Exec(`UPDATE balances SET available = '-99.75'`); err != nil {
+		t.Fatal(err)
+	}
+	fee := domain.ComputeFee(domain.MustAmount("0.000002"), domain.FeeBps, 6)
+	wrong := domain.DepositConfirmed{InvoiceID: id, MerchantID: m.MerchantID, DepositID: "tx2:0", Asset: "USDT.ETH",
+		Amount: domain.MustAmount("0.000002"), Confirmations: 12, Fee: fee, Charged: domain.MustAmount("0.000001"),
+		Net: domain.MustAmount("0.000001"), ConfirmedAt: now, Postings: []domain.Posting{
+			{Account: domain.ExternalAccount, Asset: "USDT.ETH", Amount: domain.MustAmount("-0.000001")},
+			{Account: domain.FeeAccount, Asset: "USDT.ETH", Amount: domain.MustAmount("0.000001")},
+		}}
+	data, err := domain.Encode(wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, commands.InvoiceStream(id), eventstore.Any, []eventstore.EventData{{ID: "00000000-0000-4000-8000-000000000001",
+		Type: wrong.EventType(), Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	out.Reset()
+	err = auditCmd(ctx, []string{"--data", dir}, &out, &errOut)
+	if !errors.Is(err, errAuditMismatch) || !strings.Contains(out.String(), "PROBLEM: event 00000000-0000-4000-8000-000000000001: charged 0.000001") {
+		t.Fatalf("a wrong fee: %v\n%s", err, out.String())
+	}
+}
