@@ -2,6 +2,7 @@ package simulation
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/shopspring/decimal"
 
 	"github.com/acceptcryptohere/gateway/chain"
@@ -24,6 +26,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/eventstore/postgres"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
@@ -36,6 +39,7 @@ var (
 	seedsFlag = flag.Int("seeds", 0, "how many seeds to run (default 40, or PIC_SIM_SEEDS)")
 	firstFlag = flag.Uint64("first", 1, "first seed of a run of -seeds")
 	stepsFlag = flag.Int("steps", 60, "steps per seed")
+	pgFlag    = flag.Int("pg-seeds", 5, "seeds TestSimulationPostgres runs on Postgres (PIC_TEST_POSTGRES_URL)")
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -92,7 +96,7 @@ func (c *clock) Advance(d time.Duration) {
 type world struct {
 	t        *testing.T
 	ctx      context.Context
-	store    *sqlite.Store
+	store    eventstore.Store
 	db       projections.DB
 	clock    *clock
 	prices   *fakePrices
@@ -107,13 +111,25 @@ type world struct {
 	deriveIn []byte
 }
 
-func newWorld(t *testing.T, seed uint64) *world {
+// newWorld builds the gateway on the embedded store, or on Postgres (a
+// schema of its own for the log and the read models) when pg.
+func newWorld(t *testing.T, seed uint64, pg ...bool) *world {
 	ctx := context.Background()
-	store, err := sqlite.Open(filepath.Join(t.TempDir(), "pic.db"))
-	if err != nil {
-		t.Fatal(err)
+	var store interface {
+		eventstore.Store
+		Close() error
 	}
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	var db projections.DB
+	if len(pg) > 0 && pg[0] {
+		s, rm := openPostgres(t)
+		store, db = s, rm
+	} else {
+		s, err := sqlite.Open(filepath.Join(t.TempDir(), "pic.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, db = s, projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
+	}
 	for _, m := range []func(context.Context, projections.DB) error{projections.Migrate, chain.Migrate, sim.Migrate} {
 		if err := m(ctx, db); err != nil {
 			t.Fatal(err)
@@ -129,6 +145,47 @@ func newWorld(t *testing.T, seed uint64) *world {
 	w.start()
 	t.Cleanup(func() { w.stopRun(); store.Close() })
 	return w
+}
+
+func openPostgres(t *testing.T) (*postgres.Store, projections.DB) {
+	url := os.Getenv("PIC_TEST_POSTGRES_URL")
+	if url == "" {
+		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := fmt.Sprintf("sim_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Fatalf("postgres (set PIC_TEST_POSTGRES_URL): %v", err)
+	}
+	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); admin.Close() })
+	ctx := context.Background()
+	store, err := postgres.Open(ctx, url, postgres.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rm, err := sql.Open("pgx", url+"&search_path="+schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rm.Close() })
+	return store, projections.DB{Read: rm, Write: rm, Dialect: projections.Postgres}
+}
+
+// TestSimulationPostgres runs a few seeds with the log and the read models
+// on Postgres: the money rules hold on every store.
+func TestSimulationPostgres(t *testing.T) {
+	for i := 0; i < *pgFlag; i++ {
+		seed := *firstFlag + uint64(i)
+		if !t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { runSeed(t, seed, *stepsFlag, map[string]int{}, true) }) {
+			t.Fatalf("seed %d failed on Postgres", seed)
+		}
+	}
 }
 
 // start builds every process part anew on the same store: a restart.
@@ -263,8 +320,8 @@ func (r *run) must(err error) {
 
 var simAssets = []string{"BTC", "ETH", "USDT.ETH", "USDT.TRON"}
 
-func runSeed(t *testing.T, seed uint64, steps int, counts map[string]int) {
-	w := newWorld(t, seed)
+func runSeed(t *testing.T, seed uint64, steps int, counts map[string]int, pg ...bool) {
+	w := newWorld(t, seed, pg...)
 	var massets []MAsset
 	for _, a := range w.assets.List() {
 		massets = append(massets, MAsset{Code: a.Code, Decimals: a.Decimals, Confirmations: a.Confirmations})
