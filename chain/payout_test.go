@@ -163,8 +163,21 @@ func (s *stack) merchant(t *testing.T, settings ...domain.PayoutSettings) string
 	return r.MerchantID
 }
 
-// paid creates an invoice, pays it in full and mines it to confirmation.
+// paid creates an invoice, pays it in full, mines it to confirmation and
+// then one block more, to finality: money rule 4, the simulator finalizes
+// one block past confirmations. It checks the net is in pending once the
+// invoice is paid, and moves to available (nothing settled yet: the
+// settlement runs in sync) once final.
 func (s *stack) paid(t *testing.T, merchantID, asset, amount, settleAs string) string {
+	t.Helper()
+	id := s.confirmed(t, merchantID, asset, amount, settleAs)
+	s.finalize(t, merchantID, id)
+	return id
+}
+
+// confirmed creates an invoice, pays it in full and mines it to
+// confirmation: the invoice is paid, its net is in pending.
+func (s *stack) confirmed(t *testing.T, merchantID, asset, amount, settleAs string) string {
 	t.Helper()
 	s.clock.Advance(time.Millisecond)
 	inv, err := s.h.CreateInvoice.Handle(s.ctx, commands.CreateInvoice{MerchantID: merchantID, Asset: asset, Amount: amount, SettleAs: settleAs})
@@ -174,13 +187,55 @@ func (s *stack) paid(t *testing.T, merchantID, asset, amount, settleAs string) s
 	if err := s.project(s.ctx); err != nil {
 		t.Fatal(err)
 	}
+	before := s.balance(t, merchantID, asset)
 	if _, err := s.sim.Pay(s.ctx, inv.Invoice.InvoiceID, inv.Invoice.PayAmount.String()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.sim.Mine(s.ctx, 1); err != nil {
+	res, err := s.sim.Mine(s.ctx, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.project(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.reader.InvoiceByID(s.ctx, merchantID, inv.Invoice.InvoiceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != domain.StatusPaid {
+		t.Fatalf("invoice %s is %s after its confirmation, want paid (mined: %+v)", got.ID, got.Status, res)
+	}
+	net := got.AmountReceived.Sub(got.Fee)
+	after := s.balance(t, merchantID, asset)
+	want(t, "pending once paid (the net, not yet final)", after.Pending.Sub(before.Pending), net.String())
+	want(t, "available once paid (unchanged until final)", after.Available.Sub(before.Available), "0")
 	return inv.Invoice.InvoiceID
+}
+
+// finalize mines the one block that makes a confirmed payment of invoice
+// final (the simulator's finality), and checks its net moved from pending
+// to available.
+func (s *stack) finalize(t *testing.T, merchantID, invoiceID string) {
+	t.Helper()
+	inv, err := s.reader.InvoiceByID(s.ctx, merchantID, invoiceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := inv.AmountReceived.Sub(inv.Fee)
+	before := s.balance(t, merchantID, inv.Asset)
+	res, err := s.sim.Mine(s.ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Final) == 0 {
+		t.Fatalf("no deposit became final: %+v", res)
+	}
+	if err := s.project(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := s.balance(t, merchantID, inv.Asset)
+	want(t, "pending once final", before.Pending.Sub(after.Pending), net.String())
+	want(t, "available once final", after.Available.Sub(before.Available), net.String())
 }
 
 func (s *stack) balance(t *testing.T, merchantID, asset string) readapi.Balance {
@@ -230,7 +285,14 @@ const ethAddr = "0x1111111111111111111111111111111111111111"
 func TestInstantPayoutAfterConfirmedInvoice(t *testing.T) {
 	s := setup(t)
 	m := s.merchant(t, domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: ethAddr, Mode: domain.PayoutInstant, InstantMinAmount: domain.MustAmount("10")})
-	inv := s.paid(t, m, "USDT.ETH", "49.99", "")
+	inv := s.confirmed(t, m, "USDT.ETH", "49.99", "")
+	// Money rule 4: paid is not yet spendable; the settlement acts on
+	// finality, so a confirmed payment is not paid out.
+	s.sync(t)
+	if ps := s.payouts(t, m); len(ps) != 0 {
+		t.Fatalf("paid out before the payment was final: %+v", ps)
+	}
+	s.finalize(t, m, inv)
 	small := s.paid(t, m, "USDT.ETH", "5", "") // below instant_min_amount: accrues
 	s.sync(t)
 
@@ -488,19 +550,26 @@ func TestSettleAsConvertsAtTheOraclePrice(t *testing.T) {
 		t.Fatalf("consolidate: %+v %v", res, err)
 	}
 	c := res.Conversions[0]
-	// 0.009975 BTC × 60000 = 598.5; fee 50 bps = 2.9925.
+	// 0.009975 BTC × 60000 = 598.5. Money rule 2 (changed from 50 bps on the
+	// conversion): the balance was credited at 25 bps, so consolidating
+	// charges the other 25 bps on what it converts: 1.49625.
 	want(t, "converted", c.ToAmount, "598.5")
-	want(t, "fee", c.Fee.Fee, "2.9925")
-	if c.Fee.Bps != 50 || c.Rate.String() != "60000" || c.RateSource != "static" {
+	want(t, "fee", c.Fee.Fee, "1.49625")
+	if c.Fee.Bps != 25 || c.Rate.String() != "60000" || c.RateSource != "static" {
 		t.Fatalf("conversion %+v", c)
 	}
 	s.sync(t)
-	want(t, "USDT.ETH after consolidating", s.balance(t, m, "USDT.ETH").Available, "1192.5075")
+	want(t, "USDT.ETH after consolidating", s.balance(t, m, "USDT.ETH").Available, "1194.00375")
 	rep := s.audit(t)
 	if !rep.OK() {
 		t.Fatalf("audit: %v", rep.Problems)
 	}
-	want(t, "USDT.ETH revenue at 50 bps", rep.FeeRevenue[50]["USDT.ETH"], "2.9925")
+	// Each payment paid 0.5 % in total, never more: the settle_as one 50 bps
+	// on the BTC at its confirmation and nothing on its conversion, the
+	// consolidated one 25 bps on the BTC and 25 bps on the conversion.
+	want(t, "USDT.ETH revenue at 25 bps (the consolidation)", rep.FeeRevenue[25]["USDT.ETH"], "1.49625")
+	want(t, "USDT.ETH revenue at 50 bps (none: conversions charge at most 25)", rep.FeeRevenue[50]["USDT.ETH"], "0")
+	want(t, "USDT.ETH revenue at 0 bps (the settle_as conversion)", rep.FeeRevenue[0]["USDT.ETH"], "0")
 	want(t, "BTC revenue at 50 bps", rep.FeeRevenue[50]["BTC"], "0.00005")
 	want(t, "BTC revenue at 25 bps", rep.FeeRevenue[25]["BTC"], "0.000025")
 }

@@ -213,8 +213,18 @@ func TestPayAndMineOverHTTP(t *testing.T) {
 	if inv.AmountReceived.String() != "0.01" || len(inv.Payments) != 2 || inv.Payments[1].Confirmations != 2 {
 		t.Fatalf("invoice %+v", inv)
 	}
+	// Money rule 4: paid is not yet spendable; the net stays in pending
+	// until the simulator's finality, one block past the confirmations.
+	e.wantBalance("BTC", "0", "0.009975")
+	m = e.ok("/v1/sim/mine", `{"blocks":1}`)
+	if len(m["confirmed"].([]any)) != 0 || len(m["final"].([]any)) != 2 {
+		t.Fatalf("mine answer %v", m)
+	}
 	e.wantBalance("BTC", "0.009975", "0")
-	e.ok("/v1/sim/mine", `{"blocks":5}`) // nothing left to confirm
+	m = e.ok("/v1/sim/mine", `{"blocks":5}`) // nothing left to confirm or finalize
+	if len(m["confirmed"].([]any)) != 0 || len(m["final"].([]any)) != 0 {
+		t.Fatalf("mine answer %v", m)
+	}
 	e.wantBalance("BTC", "0.009975", "0")
 	e.audit()
 }
@@ -247,6 +257,16 @@ func TestQuickStartOneConfirmation(t *testing.T) {
 	if inv := e.wantStatus(over, domain.StatusPaid); inv.AmountReceived.String() != "12.5" {
 		t.Fatalf("overpaid invoice received %s", inv.AmountReceived)
 	}
+	// Paid, not yet final (money rule 4): the nets are pending.
+	e.wantBalance("ETH", "0", "0.49875")
+	e.wantBalance("USDT.ETH", "0", "49.865025")
+	e.wantBalance("TRX", "0", "12.46875")
+	// One more block: final, available.
+	res, err = e.sim.Mine(e.ctx, 1)
+	if err != nil || len(res.Confirmed) != 0 || len(res.Final) != 3 {
+		t.Fatalf("mine: %+v %v", res, err)
+	}
+	e.catchUp()
 	e.wantBalance("ETH", "0.49875", "0")
 	e.wantBalance("USDT.ETH", "49.865025", "0")
 	e.wantBalance("TRX", "12.46875", "0")
@@ -291,11 +311,16 @@ func TestLatePayment(t *testing.T) {
 	if len(inv.Payments) != 1 || !inv.Payments[0].Late || inv.Payments[0].Status != readapi.PaymentConfirmed {
 		t.Fatalf("payments %+v", inv.Payments)
 	}
+	e.wantBalance("USDT.TRON", "0", "19.95") // credited, not yet final (money rule 4)
+	e.ok("/v1/sim/mine", `{"blocks":1}`)
+	e.wantStatus(id, domain.StatusExpired)
 	e.wantBalance("USDT.TRON", "19.95", "0")
 }
 
-// A simulated reorg reverts what the dropped blocks held, confirmed or not;
-// a payment still waiting for its first block stays.
+// A simulated reorg reverts what the dropped blocks held, confirmed or not,
+// final or not; a payment still waiting for its first block stays. Here
+// the reverted transactions are not mined again (reinclude false: a double
+// spend); TestReorgReincludes has them back in the mempool.
 func TestReorg(t *testing.T) {
 	e := setup(t, domain.DefaultAssets(), sim.Config{})
 	a, _ := e.invoice("BTC", "1", 0)
@@ -304,22 +329,81 @@ func TestReorg(t *testing.T) {
 	e.sim.Pay(e.ctx, a, "1")
 	e.sim.Mine(e.ctx, 2) // a: paid
 	e.sim.Pay(e.ctx, b, "2")
-	e.sim.Mine(e.ctx, 1) // b: 1 confirmation
+	e.sim.Mine(e.ctx, 1) // a: final (3 blocks); b: 1 confirmation
 	e.sim.Pay(e.ctx, c, "3")
 	e.catchUp()
 	e.wantStatus(a, domain.StatusPaid)
 	e.wantStatus(b, domain.StatusConfirming)
-	r := e.ok("/v1/sim/reorg", `{"depth":3}`)
+	e.wantBalance("BTC", "0.9975", "5")
+	r := e.ok("/v1/sim/reorg", `{"depth":3,"reinclude":false}`)
 	if len(r["reverted"].([]any)) != 2 {
 		t.Fatalf("reorg answer %v", r)
 	}
-	e.wantStatus(a, domain.StatusPaid) // stays paid; its credit is undone
+	// Money rule 5 (changed: a used to stay paid): a paid invoice that no
+	// longer holds its amount is reverted; its credit is undone, out of
+	// available since it was final.
+	if inv := e.wantStatus(a, domain.StatusReverted); inv.AmountReceived.String() != "0" || inv.Fee.String() != "0" {
+		t.Fatalf("reverted invoice received %s, fee %s", inv.AmountReceived, inv.Fee)
+	}
 	e.wantStatus(b, domain.StatusNew)
 	e.wantStatus(c, domain.StatusConfirming)
 	e.wantBalance("BTC", "0", "3")
 	e.sim.Mine(e.ctx, 2)
 	e.catchUp()
 	e.wantStatus(c, domain.StatusPaid)
+	e.wantStatus(a, domain.StatusReverted) // gone for good
+	e.wantBalance("BTC", "0", "2.9925")
+	e.sim.Mine(e.ctx, 1) // c: final
+	e.catchUp()
+	e.wantBalance("BTC", "2.9925", "0")
+	e.audit()
+}
+
+// With reinclude (the operator endpoint's default), the reorganised
+// payments are back in the mempool: seen again with 0 confirmations, and
+// the next blocks mine them again. A reverted invoice whose payment is
+// confirmed again is paid again (money rule 5).
+func TestReorgReincludes(t *testing.T) {
+	e := setup(t, domain.DefaultAssets(), sim.Config{})
+	a, _ := e.invoice("BTC", "1", 0)
+	b, _ := e.invoice("BTC", "2", 0)
+	e.sim.Pay(e.ctx, a, "1")
+	e.sim.Mine(e.ctx, 3) // a: paid (2), final (3)
+	e.sim.Pay(e.ctx, b, "2")
+	e.sim.Mine(e.ctx, 1) // b: 1 confirmation
+	e.catchUp()
+	e.wantStatus(a, domain.StatusPaid)
+	e.wantStatus(b, domain.StatusConfirming)
+	e.wantBalance("BTC", "0.9975", "2")
+	r := e.ok("/v1/sim/reorg", `{"depth":4}`)
+	if len(r["reverted"].([]any)) != 2 {
+		t.Fatalf("reorg answer %v", r)
+	}
+	// Both back in the mempool: detected again, in pending, unconfirmed.
+	inv := e.wantStatus(a, domain.StatusReverted)
+	if inv.AmountReceived.String() != "1" || inv.Fee.String() != "0" {
+		t.Fatalf("invoice a after the reorg: received %s, fee %s", inv.AmountReceived, inv.Fee)
+	}
+	e.wantStatus(b, domain.StatusConfirming)
+	e.wantBalance("BTC", "0", "3")
+	m := e.ok("/v1/sim/mine", `{"blocks":1}`)
+	if len(m["confirmed"].([]any)) != 0 {
+		t.Fatalf("confirmed at one block: %v", m)
+	}
+	e.wantStatus(a, domain.StatusReverted)
+	m = e.ok("/v1/sim/mine", `{"blocks":1}`)
+	if len(m["confirmed"].([]any)) != 2 {
+		t.Fatalf("mine answer %v", m)
+	}
+	if inv := e.wantStatus(a, domain.StatusPaid); inv.Fee.String() != "0.0025" {
+		t.Fatalf("invoice a paid again with fee %s", inv.Fee)
+	}
+	e.wantStatus(b, domain.StatusPaid)
+	e.wantBalance("BTC", "0", "2.9925")
+	m = e.ok("/v1/sim/mine", `{"blocks":1}`)
+	if len(m["final"].([]any)) != 2 {
+		t.Fatalf("mine answer %v", m)
+	}
 	e.wantBalance("BTC", "2.9925", "0")
 	e.audit()
 }
