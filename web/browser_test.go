@@ -338,6 +338,12 @@ func checkoutFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	}
 	b.waitJS("polling stops at a terminal status", `document.getElementById('live').hidden`)
 	b.shot("checkout-paid")
+	// Paid is not yet spendable (money rule 4): the net stays in pending
+	// until the simulator's finality, one block past the confirmations;
+	// the dashboard below shows it available.
+	s.waitBalance(t, m.SecretKey, "BTC", "0", "0.009975")
+	s.simMine(t, 1)
+	s.waitBalance(t, m.SecretKey, "BTC", "0.009975", "0")
 
 	// expired, with a payment that came too late to complete it.
 	exp := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "USDT.ETH", "amount": "49.99", "expires_in": 60})
@@ -392,6 +398,9 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	// 0.01 BTC paid at 0.25 %: 0.000025 fee.
 	if got := b.text(`#balances tr[data-asset="BTC"] td:nth-child(2)`); got != "0.009975" {
 		t.Errorf("BTC available %q, want 0.009975", got)
+	}
+	if got := b.text(`#balances tr[data-asset="BTC"] td:nth-child(3)`); got != "0" {
+		t.Errorf("BTC pending %q, want 0 (the payment is final)", got)
 	}
 	if got := b.text(`#balances tr[data-asset="BTC"] td:nth-child(4)`); got != "—" {
 		t.Errorf("BTC usd_value %q, want —", got)

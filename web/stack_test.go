@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -224,6 +225,33 @@ func (s *stack) simMine(t *testing.T, blocks int) {
 	var out map[string]any
 	if st := s.call(t, "POST", "/v1/sim/mine", s.simToken, map[string]any{"blocks": blocks}, &out); st != http.StatusOK {
 		t.Fatalf("sim mine: %d %v", st, out)
+	}
+}
+
+// waitBalance waits until GET /v1/balance shows the merchant's asset with
+// available and pending as given (the projections run behind the commands).
+func (s *stack) waitBalance(t *testing.T, key, asset, available, pending string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var bal struct {
+			Data []struct {
+				Asset     string `json:"asset"`
+				Available string `json:"available"`
+				Pending   string `json:"pending"`
+			} `json:"data"`
+		}
+		st := s.call(t, "GET", "/v1/balance", key, nil, &bal)
+		got := fmt.Sprintf("%d %+v", st, bal.Data)
+		for _, b := range bal.Data {
+			if st == http.StatusOK && b.Asset == asset && b.Available == available && b.Pending == pending {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s balance: %s, want %s available and %s pending", asset, got, available, pending)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

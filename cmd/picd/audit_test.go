@@ -14,6 +14,7 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
+	"github.com/acceptcryptohere/gateway/projections"
 )
 
 // TestAuditCommand writes a small log with paid invoices and a withdrawal
@@ -35,6 +36,16 @@ func TestAuditCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// ledger reads the merchant's USDT.ETH accounts from the log alone.
+	ledger := func(account string) string {
+		t.Helper()
+		rep, err := projections.AuditWith(ctx, store, projections.DB{}, projections.AuditOptions{SkipReadModels: true})
+		if err != nil || !rep.OK() {
+			t.Fatalf("audit of the log: %v %v", rep.Problems, err)
+		}
+		return rep.Ledger[account]["USDT.ETH"].String()
+	}
+	pending, available := domain.PendingAccount(m.MerchantID), domain.AvailableAccount(m.MerchantID)
 	for i, amount := range []string{"49.99", "10"} {
 		inv, err := h.CreateInvoice.Handle(ctx, commands.CreateInvoice{MerchantID: m.MerchantID, Asset: "USDT.ETH", Amount: amount})
 		if err != nil {
@@ -48,6 +59,19 @@ func TestAuditCommand(t *testing.T) {
 		if _, err := h.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{InvoiceID: inv.Invoice.InvoiceID, DepositID: dep, Confirmations: 12}); err != nil {
 			t.Fatal(err)
 		}
+		// Money rule 4: the withdrawal below takes available funds, so the
+		// payments are made final; the net is pending until then.
+		before := domain.MustAmount(ledger(available))
+		net := []string{"49.865025", "9.975"}[i]
+		if got := ledger(pending); got != net {
+			t.Fatalf("pending once paid = %s, want %s", got, net)
+		}
+		if _, err := h.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{InvoiceID: inv.Invoice.InvoiceID, DepositID: dep, Depth: 64}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ledger(available), before.Add(domain.MustAmount(net)).String(); got != want || ledger(pending) != "0" {
+			t.Fatalf("once final: available %s, pending %s; want %s and 0", got, ledger(pending), want)
+		}
 	}
 	if _, err := h.RequestPayout.Handle(ctx, commands.RequestPayout{MerchantID: m.MerchantID, Asset: "USDT.ETH", Amount: "20",
 		ToAddress: "0x1111111111111111111111111111111111111111", Kind: domain.PayoutKindWithdrawal}); err != nil {
@@ -59,7 +83,8 @@ func TestAuditCommand(t *testing.T) {
 	if err := auditCmd(ctx, []string{"--data", dir}, &out, &errOut); err != nil {
 		t.Fatalf("audit: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"RESULT: OK", "25 bps", "merchant:" + m.MerchantID + ":reserved", "platform:fees"} {
+	for _, want := range []string{"RESULT: OK", "25 bps", "merchant:" + m.MerchantID + ":reserved", "platform:fees", "OPEN DEBTS: none",
+		"merchant:" + m.MerchantID + ":available  USDT.ETH  39.840025"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, out.String())
 		}

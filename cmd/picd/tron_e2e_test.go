@@ -77,18 +77,23 @@ func hasStatus(want string) func(map[string]any) bool {
 	return func(m map[string]any) bool { return m["status"] == want }
 }
 
-func wantTronBalance(t *testing.T, g *gateway, key, available string) {
+// wantTronBalance waits (at most 30 s) until the merchant's USDT.TRON
+// balance is available and pending as given. It waits because finality is
+// recorded by its own event (money rule 4: DepositFinalized) after the
+// confirmation that makes the invoice paid, even where the chain makes a
+// payment final with its confirmation (TRON's solidified block).
+func wantTronBalance(t *testing.T, g *gateway, key, available, pending string) {
 	t.Helper()
-	_, bal := g.do("GET", "/v1/balance", key, nil)
-	for _, b := range bal["data"].([]any) {
-		if b := b.(map[string]any); b["asset"] == "USDT.TRON" {
-			if b["available"] != available || b["pending"] != "0" {
-				t.Fatalf("USDT.TRON balance %v, want %s available", b, available)
+	waitFor(t, g, "USDT.TRON balance "+available+" available, "+pending+" pending", func() map[string]any {
+		_, bal := g.do("GET", "/v1/balance", key, nil)
+		data, _ := bal["data"].([]any)
+		for _, b := range data {
+			if b := b.(map[string]any); b["asset"] == "USDT.TRON" {
+				return b
 			}
-			return
 		}
-	}
-	t.Fatalf("no USDT.TRON balance: %v", bal)
+		return bal
+	}, func(b map[string]any) bool { return b["available"] == available && b["pending"] == pending })
 }
 
 func TestUSDTTronThroughTheFakeNode(t *testing.T) {
@@ -120,7 +125,10 @@ func TestUSDTTronThroughTheFakeNode(t *testing.T) {
 	if len(payments) != 1 || !strings.Contains(payments[0].(map[string]any)["txid"].(string), txid) {
 		t.Fatalf("payments %v", inv["payments"])
 	}
-	wantTronBalance(t, g, key, "24.9375") // less the 0.25 % fee
+	// TRON's finality is the solidified block, and the fake node solidifies
+	// at once: the confirmed deposit is final too, its net (less the 0.25 %
+	// fee) available.
+	wantTronBalance(t, g, key, "24.9375", "0")
 
 	// A withdrawal: the hot wallet (m/44'/195'/0'/0/2^31−1 of the seed) is
 	// funded on the fake with TRX for energy and with the USDT it pays
@@ -158,7 +166,7 @@ func TestUSDTTronThroughTheFakeNode(t *testing.T) {
 	if _, got, _ := node.Balances(payee); domain.FromBaseUnits(got, 6).String() != sent.String() {
 		t.Fatalf("payee holds %s USDT units, want %s", got, sent)
 	}
-	wantTronBalance(t, g, key, "4.9375")
+	wantTronBalance(t, g, key, "4.9375", "0")
 }
 
 // tronHotWallet derives the TRON hot wallet's address as picd does.
@@ -244,5 +252,11 @@ func TestUSDTTronThroughTheSimulator(t *testing.T) {
 	if inv["pay_address"] != addr || inv["amount_received"] != "25" {
 		t.Fatalf("invoice %v", inv)
 	}
-	wantTronBalance(t, g, key, "24.9375")
+	// Paid is not yet spendable (money rule 4): the simulator makes a
+	// payment final one block past its confirmations.
+	wantTronBalance(t, g, key, "0", "24.9375")
+	if status, m := g.do("POST", "/v1/sim/mine", op, map[string]any{"blocks": 1}); status/100 != 2 || len(m["final"].([]any)) != 1 {
+		t.Fatalf("sim mine: %d %v", status, m)
+	}
+	wantTronBalance(t, g, key, "24.9375", "0")
 }
