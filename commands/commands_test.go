@@ -122,6 +122,21 @@ func TestCreateInvoiceRecordsFeeAndFreshAddresses(t *testing.T) {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
+	// Money rules 2 and 3: settle_as equal to the invoice's asset converts
+	// nothing and is refused; an invoice that will be converted needs a
+	// fresh price (none here: no oracle).
+	for _, tc := range []struct {
+		c    commands.CreateInvoice
+		want error
+	}{
+		{commands.CreateInvoice{Asset: "BTC", Amount: "1", SettleAs: "BTC"}, domain.ErrValidation},
+		{commands.CreateInvoice{Asset: "BTC", Amount: "1", SettleAs: "USDT.ETH"}, domain.ErrPriceUnavailable},
+	} {
+		tc.c.MerchantID, tc.c.CommandID = r.MerchantID, "bad-"+tc.c.SettleAs
+		if _, err := b.h.CreateInvoice.Handle(ctx, tc.c); !errors.Is(err, tc.want) {
+			t.Errorf("%+v: %v, want %v", tc.c, err, tc.want)
+		}
+	}
 }
 
 // Two allocators (two processes) on one log never hand out the same index.
