@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,6 +96,24 @@ func WithConfirmations(assets domain.Assets, n int) (domain.Assets, error) {
 	for i := range list {
 		// The simulator's finality is one block past confirmations (money rule 4).
 		list[i].Confirmations, list[i].Finality = n, n+1
+	}
+	raw, err := json.Marshal(list)
+	if err != nil {
+		return domain.Assets{}, err
+	}
+	return domain.ParseAssets(raw)
+}
+
+// WithSimulatedFinality returns assets whose chains in simulated have the
+// simulator's finality, one block past their confirmations (money rule
+// 4), so that GET /v1/assets says what the simulator does when real nodes
+// watch the other chains.
+func WithSimulatedFinality(assets domain.Assets, simulated []domain.Chain) (domain.Assets, error) {
+	list := assets.List()
+	for i, a := range list {
+		if slices.Contains(simulated, a.Chain) {
+			list[i].Finality = a.Confirmations + 1
+		}
 	}
 	raw, err := json.Marshal(list)
 	if err != nil {
@@ -240,6 +259,9 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.reobserve(ctx); err != nil {
+		return MineResult{}, err
+	}
 	res := MineResult{Blocks: blocks, Heights: map[domain.Chain]int64{}, Confirmed: []Confirmed{}, Final: []Confirmed{}}
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
@@ -300,6 +322,10 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 				return res, err
 			}
 			s.log.Error("sim: finality failed; the next mine retries it", "deposit_id", t.DepositID, "err", err)
+			if res.Failed == nil {
+				res.Failed = map[string]string{}
+			}
+			res.Failed[t.DepositID] = "finality failed"
 			continue
 		}
 		if err := s.setState(ctx, t.TxID, "final"); err != nil {
@@ -346,20 +372,45 @@ func (s *Simulator) Reorg(ctx context.Context, depth int, reinclude bool) (Reorg
 		if !reinclude {
 			continue
 		}
-		amount, err := domain.ParseAmount(t.Amount, 18)
-		if err != nil {
-			return res, fmt.Errorf("sim reorg: %w", err)
-		}
-		// Back to the invoice it paid, whatever else the address now expects.
-		if _, err := s.sink.Commands.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: t.InvoiceID,
-			Deposit: domain.ObservedDeposit{DepositID: t.DepositID, TxID: t.TxID, Amount: amount}}); err != nil {
-			return res, fmt.Errorf("sim reorg: back in the mempool: %w", err)
-		}
-		if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET state = 'pending', confirmations = 0 WHERE txid = ?`), t.TxID); err != nil {
+		// Back in the mempool: recorded first, so that a failure to tell the
+		// ledger is retried (by the next Mine) instead of losing the payment.
+		if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET state = 'mempool', confirmations = 0 WHERE txid = ?`), t.TxID); err != nil {
 			return res, fmt.Errorf("sim transfer %s: %w", t.TxID, err)
+		}
+		t.Confirmations = 0
+		if err := s.reobserveOne(ctx, t); err != nil {
+			return res, err
 		}
 	}
 	return res, nil
+}
+
+// reobserve tells the ledger about the reorganised transactions back in
+// the mempool: each is seen again by the invoice it paid, whatever else the
+// address now expects, then follows the pending ones' way.
+func (s *Simulator) reobserve(ctx context.Context) error {
+	back, err := s.transfers(ctx, `state = 'mempool'`)
+	if err != nil {
+		return err
+	}
+	for _, t := range back {
+		if err := s.reobserveOne(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Simulator) reobserveOne(ctx context.Context, t transfer) error {
+	amount, err := domain.ParseAmount(t.Amount, 18)
+	if err != nil {
+		return fmt.Errorf("sim transfer %s: %w", t.TxID, err)
+	}
+	if _, err := s.sink.Commands.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: t.InvoiceID,
+		Deposit: domain.ObservedDeposit{DepositID: t.DepositID, TxID: t.TxID, Amount: amount, Confirmations: t.Confirmations}}); err != nil {
+		return fmt.Errorf("sim: back in the mempool: %w", err)
+	}
+	return s.setState(ctx, t.TxID, "pending")
 }
 
 type transfer struct {

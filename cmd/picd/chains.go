@@ -56,10 +56,12 @@ func simulatedChains(cfg Config) []domain.Chain {
 }
 
 // quickStartAssets lowers confirmations when every chain is simulated, so a
-// newcomer sees an invoice paid after one `picd sim mine`.
+// newcomer sees an invoice paid after one `picd sim mine`. With a real node
+// somewhere the thresholds stay real, and the simulated chains' finality is
+// the simulator's (one block past confirmations).
 func quickStartAssets(cfg Config, assets domain.Assets) (domain.Assets, error) {
-	if len(simulatedChains(cfg)) < 3 { // a real node somewhere: keep real thresholds
-		return assets, nil
+	if simulated := simulatedChains(cfg); len(simulated) < 3 {
+		return sim.WithSimulatedFinality(assets, simulated)
 	}
 	return sim.WithConfirmations(assets, cfg.SimConfirmations)
 }
