@@ -130,6 +130,7 @@ func newWorld(t *testing.T, seed uint64, pg ...bool) *world {
 		}
 		store, db = s, projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
 	}
+	store = &trackedStore{Store: store, closer: store}
 	for _, m := range []func(context.Context, projections.DB) error{projections.Migrate, chain.Migrate, sim.Migrate} {
 		if err := m(ctx, db); err != nil {
 			t.Fatal(err)
@@ -145,6 +146,42 @@ func newWorld(t *testing.T, seed uint64, pg ...bool) *world {
 	w.start()
 	t.Cleanup(func() { w.stopRun(); store.Close() })
 	return w
+}
+
+// trackedStore remembers the furthest position an append reached, so the
+// harness waits for the projections to apply everything written: Postgres
+// shows a commit to readers only once every older transaction has ended,
+// so reading the log's end right after a step can stop short of it.
+type trackedStore struct {
+	eventstore.Store
+	closer interface{ Close() error }
+	mu     sync.Mutex
+	head   eventstore.Position
+}
+
+func (s *trackedStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	res, err := s.Store.Append(ctx, stream, expected, events)
+	if err == nil {
+		s.mu.Lock()
+		if s.head.Less(res.Position) {
+			s.head = res.Position
+		}
+		s.mu.Unlock()
+	}
+	return res, err
+}
+
+// ReadAllOfTypes keeps the store's own filtering (the wrapper would hide it).
+func (s *trackedStore) ReadAllOfTypes(ctx context.Context, after eventstore.Position, max int, types []string) (eventstore.Page, error) {
+	return eventstore.ReadAllOfTypes(ctx, s.Store, after, max, types)
+}
+
+func (s *trackedStore) Close() error { return s.closer.Close() }
+
+func (s *trackedStore) written() eventstore.Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.head
 }
 
 func openPostgres(t *testing.T) (*postgres.Store, projections.DB) {
@@ -236,6 +273,9 @@ func (w *world) project() error {
 			break
 		}
 		head = recs[len(recs)-1].Position
+	}
+	if written := w.store.(*trackedStore).written(); head.Less(written) {
+		head = written
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
