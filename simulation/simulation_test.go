@@ -30,6 +30,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 // go test ./simulation -run TestSimulation -seed N replays one seed;
@@ -108,6 +109,7 @@ type world struct {
 	sim      *sim.Simulator
 	settle   *chain.Settlement
 	proc     *chain.Processor
+	hooks    *webhooks.Subscriber
 	deriveIn []byte
 }
 
@@ -131,7 +133,7 @@ func newWorld(t *testing.T, seed uint64, pg ...bool) *world {
 		store, db = s, projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
 	}
 	store = &trackedStore{Store: store, closer: store}
-	for _, m := range []func(context.Context, projections.DB) error{projections.Migrate, chain.Migrate, sim.Migrate} {
+	for _, m := range []func(context.Context, projections.DB) error{projections.Migrate, chain.Migrate, sim.Migrate, webhooks.Migrate} {
 		if err := m(ctx, db); err != nil {
 			t.Fatal(err)
 		}
@@ -256,6 +258,7 @@ func (w *world) start() {
 		PollInterval: time.Second, Logger: quiet})
 	w.settle = chain.NewSettlement(w.store, w.db, w.h, quiet)
 	w.settle.SetWaits(w.clock.Now, maxWait)
+	w.hooks = webhooks.NewSubscriber(w.store, w.db, webhooks.SubscriberConfig{Now: w.clock.Now, Logger: quiet, Gather: -1})
 	runCtx, stop := context.WithCancel(w.ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); w.runner.Run(runCtx) }()
@@ -287,7 +290,8 @@ func (w *world) sync() error {
 	for i := 0; i < 2; i++ {
 		steps := []func() error{w.project, func() error { return w.settle.CatchUp(w.ctx) }, w.project,
 			func() error { _, err := w.settle.RetryWaits(w.ctx); return err }, w.project,
-			func() error { return w.proc.CatchUp(w.ctx) }, func() error { _, err := w.proc.Pass(w.ctx); return err }, w.project}
+			func() error { return w.proc.CatchUp(w.ctx) }, func() error { _, err := w.proc.Pass(w.ctx); return err },
+			func() error { return w.hooks.CatchUp(w.ctx) }, w.project}
 		for _, f := range steps {
 			if err := f(); err != nil {
 				return err
@@ -741,9 +745,23 @@ func (r *run) final() {
 			}
 		}
 	}
+	// Exactly one webhook per status change, in order, named after the new status.
+	hooks := map[string][]string{}
+	rows, err := w.db.Read.QueryContext(w.ctx, `SELECT invoice_id, event_type FROM webhook_deliveries ORDER BY seq`)
+	r.must(err)
+	for rows.Next() {
+		var id, typ string
+		r.must(rows.Scan(&id, &typ))
+		hooks[id] = append(hooks[id], strings.TrimPrefix(typ, "invoice."))
+	}
+	rows.Close()
 	for _, id := range r.inv {
-		if got, want := strings.Join(statuses[id], ","), strings.Join(m.Invoices[id].Statuses, ","); got != want {
+		want := strings.Join(m.Invoices[id].Statuses, ",")
+		if got := strings.Join(statuses[id], ","); got != want {
 			r.fail("invoice %s status changes %q, the model expects %q", id, got, want)
+		}
+		if got := strings.Join(hooks[id], ","); got != want {
+			r.fail("invoice %s webhooks %q, the model expects one per status change: %q", id, got, want)
 		}
 	}
 	rep, err := projections.Audit(w.ctx, w.store, w.db)
