@@ -376,8 +376,17 @@ func TestSenderBroadcastNonceTakenIsPermanent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client.SendTransaction(e.ctx, tx); err != nil {
-		t.Fatal(err)
+	// The pool takes the funding block in asynchronously: until it has, it
+	// sees the hot wallet empty.
+	for i := 0; ; i++ {
+		err := e.client.SendTransaction(e.ctx, tx)
+		if err == nil {
+			break
+		}
+		if i == 200 || !strings.Contains(err.Error(), "insufficient funds") {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	e.commitTxs(tx.Hash().Hex())
 	if err := s.Broadcast(e.ctx, signed); !errors.Is(err, chain.ErrPermanent) {
