@@ -43,16 +43,42 @@ func mustPrincipal(r *http.Request) principal {
 const maxKeyLen = 200
 
 // presentedKey returns the API key of a request: Authorization: Bearer, or
-// x-api-key. "" when neither is sent.
-func presentedKey(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, token, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(token)
+// x-api-key; "" when neither is sent. A request that carries two different
+// credentials (both headers with different keys, or either header twice
+// with different values) is errAmbiguousCredentials, whatever the keys are
+// and before any of them is looked up: which key acts must never be a
+// guess. The same key sent in both headers is that key.
+func presentedKey(r *http.Request) (string, error) {
+	key := ""
+	take := func(k string) error {
+		if key != "" && k != key {
+			return errAmbiguousCredentials
 		}
-		return "\x00invalid" // an Authorization header we do not understand is not "no key"
+		key = k
+		return nil
 	}
-	return strings.TrimSpace(r.Header.Get("x-api-key"))
+	for _, h := range r.Header.Values("Authorization") {
+		if h == "" {
+			continue
+		}
+		k := "\x00invalid" // an Authorization header we do not understand is not "no key"
+		if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			if k = strings.TrimSpace(token); k == "" {
+				continue
+			}
+		}
+		if err := take(k); err != nil {
+			return "", err
+		}
+	}
+	for _, h := range r.Header.Values("x-api-key") {
+		if k := strings.TrimSpace(h); k != "" {
+			if err := take(k); err != nil {
+				return "", err
+			}
+		}
+	}
+	return key, nil
 }
 
 // authenticate resolves the key or the session cookie to a merchant, or
@@ -85,7 +111,10 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 }
 
 func (s *server) resolve(r *http.Request) (principal, error) {
-	key := presentedKey(r)
+	key, err := presentedKey(r)
+	if err != nil {
+		return principal{}, err
+	}
 	if key == "" {
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			return s.verifySession(r.Context(), c.Value)
@@ -138,8 +167,8 @@ func constantTimeEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// clientIP is the address rate limits and sign-up idempotency are scoped
-// to. Only a configured proxy header is trusted, never one by default.
+// clientIP is the address the per-IP rate limits are scoped to. Only a
+// configured proxy header is trusted, never one by default.
 func (s *server) clientIP(r *http.Request) string {
 	if h := s.cfg.ClientIPHeader; h != "" {
 		if v := r.Header.Get(h); v != "" {

@@ -72,6 +72,13 @@ func TestEndpoints(t *testing.T) {
 		{"signup name null", "POST", "/v1/merchants", noKey, `{"name":null}`, nil, 400, "validation_error"},
 		{"signup webhook null", "POST", "/v1/merchants", noKey, `{"name":"x","webhook_url":null}`, nil, 400, "validation_error"},
 		{"signup duplicate key", "POST", "/v1/merchants", noKey, `{"name":"x","name":"y"}`, nil, 400, "invalid_json"},
+		// Sign-up never replays (its secrets are shown once, to one
+		// caller): the same Idempotency-Key and body sign up twice, and a
+		// key is not even looked at.
+		{"signup idempotency key", "POST", "/v1/merchants", noKey, `{"name":"Twice"}`, map[string]string{"Idempotency-Key": "signup-twice"}, 201, ""},
+		{"signup idempotency key again", "POST", "/v1/merchants", noKey, `{"name":"Twice"}`, map[string]string{"Idempotency-Key": "signup-twice"}, 201, ""},
+		{"signup idempotency key other body", "POST", "/v1/merchants", noKey, `{"name":"Other"}`, map[string]string{"Idempotency-Key": "signup-twice"}, 201, ""},
+		{"signup bad idempotency key ignored", "POST", "/v1/merchants", noKey, `{"name":"x"}`, map[string]string{"Idempotency-Key": "bad\tkey"}, 201, ""},
 
 		// Account.
 		{"account", "GET", "/v1/account", secretA, "", nil, 200, ""},
@@ -81,6 +88,14 @@ func TestEndpoints(t *testing.T) {
 		{"account unknown publishable", "GET", "/v1/account", badPub, "", nil, 401, "unauthorized"},
 		{"account junk key", "GET", "/v1/account", junkKey, "", nil, 401, "unauthorized"},
 		{"account basic auth", "GET", "/v1/account", noKey, "", map[string]string{"Authorization": "Basic dXNlcjpwdw=="}, 401, "unauthorized"},
+		// Two different keys in one request: 400, whichever they are.
+		{"account two merchants' keys", "GET", "/v1/account", secretA, "", map[string]string{"x-api-key": "{secretB}"}, 400, "ambiguous_credentials"},
+		{"account secret and publishable", "GET", "/v1/account", secretA, "", map[string]string{"x-api-key": "{pubA}"}, 400, "ambiguous_credentials"},
+		{"account publishable and secret", "GET", "/v1/account", pubA, "", map[string]string{"x-api-key": "{secretA}"}, 400, "ambiguous_credentials"},
+		{"account key and unknown key", "GET", "/v1/account", secretA, "", map[string]string{"x-api-key": badKey}, 400, "ambiguous_credentials"},
+		{"account basic auth and key", "GET", "/v1/account", noKey, "", map[string]string{"Authorization": "Basic dXNlcjpwdw==", "x-api-key": "{secretA}"}, 400, "ambiguous_credentials"},
+		{"account same key twice", "GET", "/v1/account", secretA, "", map[string]string{"x-api-key": "{secretA}"}, 200, ""},
+		{"account x-api-key", "GET", "/v1/account", noKey, "", map[string]string{"x-api-key": "{secretA}"}, 200, ""},
 		{"patch account", "PATCH", "/v1/account", secretA, `{"webhook_url":"https://a.example/hook"}`, nil, 200, ""},
 		{"patch account clear", "PATCH", "/v1/account", secretA, `{"consolidate_to":null}`, nil, 200, ""},
 		{"patch account bad coin", "PATCH", "/v1/account", secretA, `{"consolidate_to":"DOGE"}`, nil, 400, "unsupported_asset"},
@@ -92,6 +107,8 @@ func TestEndpoints(t *testing.T) {
 		{"patch account publishable", "PATCH", "/v1/account", pubA, `{"webhook_url":null}`, nil, 403, "forbidden"},
 		{"rotate keys publishable", "POST", "/v1/account/keys/rotate", pubA, "", nil, 403, "forbidden"},
 		{"rotate keys no key", "POST", "/v1/account/keys/rotate", noKey, "", nil, 401, "unauthorized"},
+		{"rotate keys two keys", "POST", "/v1/account/keys/rotate", secretA, "", map[string]string{"x-api-key": "{secretB}"}, 400, "ambiguous_credentials"},
+		{"rotate keys two keys of one merchant", "POST", "/v1/account/keys/rotate", secretA, "", map[string]string{"x-api-key": "{pubA}"}, 400, "ambiguous_credentials"},
 		{"rotate webhook secret", "POST", "/v1/account/webhook-secret/rotate", secretA, "", nil, 200, ""},
 		{"rotate webhook secret publishable", "POST", "/v1/account/webhook-secret/rotate", pubA, "", nil, 403, "forbidden"},
 
@@ -154,6 +171,17 @@ func TestEndpoints(t *testing.T) {
 		{"create json charset", "POST", "/v1/invoices", secretA, btcBody, map[string]string{"Content-Type": "application/json; charset=utf-8"}, 201, ""},
 		{"create too large", "POST", "/v1/invoices", secretA, big, nil, 413, "request_too_large"},
 		{"create bad idempotency key", "POST", "/v1/invoices", secretA, btcBody, map[string]string{"Idempotency-Key": "bad\tkey"}, 400, "validation_error"},
+		{"create two keys", "POST", "/v1/invoices", pubA, btcBody, map[string]string{"x-api-key": "{pubB}"}, 400, "ambiguous_credentials"},
+		{"create same publishable key twice", "POST", "/v1/invoices", pubA, btcBody, map[string]string{"x-api-key": "{pubA}"}, 201, ""},
+		// The publishable key has its own Idempotency-Key space: it cannot
+		// squat the key (here the order id) of the merchant's server, and
+		// either key replays only its own answer.
+		{"create publishable squats an order id", "POST", "/v1/invoices", pubA, btcBody, map[string]string{"Idempotency-Key": "order-squat"}, 201, ""},
+		{"create secret with the squatted order id", "POST", "/v1/invoices", secretA, usdtBody, map[string]string{"Idempotency-Key": "order-squat"}, 201, ""},
+		{"create secret replays its own", "POST", "/v1/invoices", secretA, usdtBody, map[string]string{"Idempotency-Key": "order-squat"}, 201, ""},
+		{"create secret conflicts in its own space", "POST", "/v1/invoices", secretA, btcBody, map[string]string{"Idempotency-Key": "order-squat"}, 409, "idempotency_conflict"},
+		{"create publishable conflicts in its own space", "POST", "/v1/invoices", pubA, usdtBody, map[string]string{"Idempotency-Key": "order-squat"}, 409, "idempotency_conflict"},
+		{"create other merchant's publishable key", "POST", "/v1/invoices", pubB, usdtBody, map[string]string{"Idempotency-Key": "order-squat"}, 201, ""},
 
 		// Reading invoices: the owner's keys see it, anyone else gets 404.
 		{"get secret", "GET", "/v1/invoices/" + invA, secretA, "", nil, 200, ""},
@@ -174,6 +202,7 @@ func TestEndpoints(t *testing.T) {
 		{"list cursor of other merchant", "GET", "/v1/invoices?starting_after=" + invB, secretA, "", nil, 404, "not_found"},
 		{"public", "GET", "/v1/public/invoices/" + invA, noKey, "", nil, 200, ""},
 		{"public missing", "GET", "/v1/public/invoices/" + missing, noKey, "", nil, 404, "not_found"},
+		{"public with two keys", "GET", "/v1/public/invoices/" + invA, secretA, "", map[string]string{"x-api-key": "{secretB}"}, 200, ""},
 
 		// Balance.
 		{"balance all", "GET", "/v1/balance", secretA, "", nil, 200, ""},
@@ -193,6 +222,7 @@ func TestEndpoints(t *testing.T) {
 		{"put payout amount precise", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","instant_min_amount":"0.000000001"}`, nil, 400, "invalid_amount"},
 		{"put payout unsupported", "PUT", "/v1/payout-settings", secretA, `{"asset":"DOGE","mode":"manual"}`, nil, 400, "unsupported_asset"},
 		{"put payout publishable", "PUT", "/v1/payout-settings", pubA, `{"asset":"BTC","mode":"manual"}`, nil, 403, "forbidden"},
+		{"put payout two keys", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual"}`, map[string]string{"x-api-key": "{secretB}"}, 400, "ambiguous_credentials"},
 		{"put payout address null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","payout_address":null}`, nil, 200, ""},
 		{"put payout instant address null", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"instant","payout_address":null}`, nil, 400, "validation_error"},
 		{"put payout address number", "PUT", "/v1/payout-settings", secretA, `{"asset":"BTC","mode":"manual","payout_address":5}`, nil, 400, "validation_error"},
@@ -207,6 +237,7 @@ func TestEndpoints(t *testing.T) {
 		{"deliveries cursor", "GET", "/v1/webhooks/deliveries?starting_after=" + delA, secretA, "", nil, 200, ""},
 		{"deliveries publishable", "GET", "/v1/webhooks/deliveries", pubA, "", nil, 403, "forbidden"},
 		{"deliveries no key", "GET", "/v1/webhooks/deliveries", noKey, "", nil, 401, "unauthorized"},
+		{"deliveries two keys", "GET", "/v1/webhooks/deliveries", secretA, "", map[string]string{"x-api-key": "{secretB}"}, 400, "ambiguous_credentials"},
 		{"deliveries bad status", "GET", "/v1/webhooks/deliveries?status=sent", secretA, "", nil, 400, "validation_error"},
 		{"deliveries invoice status", "GET", "/v1/webhooks/deliveries?status=paid", secretA, "", nil, 400, "validation_error"},
 		{"deliveries limit 0", "GET", "/v1/webhooks/deliveries?limit=0", secretA, "", nil, 400, "validation_error"},
@@ -240,6 +271,7 @@ func TestEndpoints(t *testing.T) {
 
 		// The event feed: secret key or session only.
 		{"events", "GET", "/v1/events", secretA, "", nil, 200, ""},
+		{"events two keys", "GET", "/v1/events", secretB, "", map[string]string{"x-api-key": "{secretA}"}, 400, "ambiguous_credentials"},
 		{"events page", "GET", "/v1/events?after=1&limit=1000", secretA, "", nil, 200, ""},
 		{"events after the end", "GET", "/v1/events?after=9223372036854775807", secretA, "", nil, 200, ""},
 		{"events publishable", "GET", "/v1/events", pubA, "", nil, 403, "forbidden"},

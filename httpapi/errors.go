@@ -45,6 +45,11 @@ var (
 	errInternal       = errorf(http.StatusInternalServerError, "internal_error", "internal error")
 )
 
+// errAmbiguousCredentials: a request carries two different API keys; which
+// one acts must never be a guess (see presentedKey).
+var errAmbiguousCredentials = errorf(http.StatusBadRequest, "ambiguous_credentials",
+	"the request carries two different API keys (Authorization: Bearer and x-api-key, or one header twice); send one key")
+
 // errorTable maps the sentinel errors of domain and commands to a status
 // and a code; the first match wins. An empty message means the error's own
 // text is safe to show (domain errors describe the client's input). Errors

@@ -61,11 +61,11 @@ const (
 // idempotency_keys, see MigrateIdempotency).
 //
 // What the table holds cannot reveal a response or a request by itself:
-// the row id is SHA-256 of scope and key, the response body (sign-up answers
-// hold secret keys) is sealed with AES-256-GCM under a key derived from the
-// scope and the Idempotency-Key, and the request body is kept only as an
-// HMAC under another derived key. Only a client that knows the
-// Idempotency-Key can have its response decrypted.
+// the row id is SHA-256 of scope and key, the response body (a key
+// rotation's answer holds the new secret key) is sealed with AES-256-GCM
+// under a key derived from the scope and the Idempotency-Key, and the
+// request body is kept only as an HMAC under another derived key. Only a
+// client that knows the Idempotency-Key can have its response decrypted.
 type SQLIdempotency struct {
 	db        projections.DB
 	mu        sync.Mutex

@@ -33,17 +33,18 @@ func TestIdempotentReplay(t *testing.T) {
 	if again.status != http.StatusCreated || !bytes.Equal(again.raw, first.raw) || again.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay: %d %v %s", again.status, again.header, again.raw)
 	}
-	// The publishable key acts for the same merchant: same scope, same key.
+	// The publishable key has its own key space (TestPublishableKeyOwnIdempotencySpace):
+	// the same key is another key there.
 	viaPub := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.pub, body: usdtBody, header: key})
-	if !bytes.Equal(viaPub.raw, first.raw) {
-		t.Fatalf("publishable retry created another invoice: %s", viaPub.raw)
+	if viaPub.status != http.StatusCreated || viaPub.header.Get("Idempotent-Replayed") != "" || bytes.Equal(viaPub.raw, first.raw) {
+		t.Fatalf("the publishable key got the secret key's answer: %d %s", viaPub.status, viaPub.raw)
 	}
 	conflict := b.do(t, req{method: "POST", path: "/v1/invoices", key: m.secret, body: btcBody, header: key})
 	if conflict.status != http.StatusConflict || conflict.code() != "idempotency_conflict" {
 		t.Fatalf("different body: %d %s", conflict.status, conflict.raw)
 	}
-	if n := b.countInvoices(t, m.secret); n != 1 {
-		t.Fatalf("%d invoices, want 1", n)
+	if n := b.countInvoices(t, m.secret); n != 2 {
+		t.Fatalf("%d invoices, want 2 (one per key space)", n)
 	}
 
 	// Another merchant's identical key is another key.
@@ -94,17 +95,18 @@ func TestIdempotentConcurrentDuplicates(t *testing.T) {
 	}
 }
 
-// TestIdempotentSignUpKeepsSecretsOutOfTheDatabase: the stored response of
-// a sign-up holds the secret key; the table must not reveal it.
-func TestIdempotentSignUpKeepsSecretsOutOfTheDatabase(t *testing.T) {
+// TestIdempotentKeepsSecretsOutOfTheDatabase: the stored answer of a key
+// rotation holds the new secret key; the table must not reveal it. (Sign-up
+// answers are never stored: TestSignUpNeverReplaysSecrets.)
+func TestIdempotentKeepsSecretsOutOfTheDatabase(t *testing.T) {
 	b := setup(t)
-	key := map[string]string{"Idempotency-Key": "signup-1"}
-	first := b.do(t, req{method: "POST", path: "/v1/merchants", body: `{"name":"Shop"}`, header: key})
-	again := b.do(t, req{method: "POST", path: "/v1/merchants", body: `{"name":"Shop"}`, header: key})
-	if first.status != http.StatusCreated || !bytes.Equal(first.raw, again.raw) || again.header.Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("sign-up replay: %d %d %s %s", first.status, again.status, first.raw, again.raw)
+	m := b.signUp(t, "Shop")
+	key := map[string]string{"Idempotency-Key": "rotate-1"}
+	res := b.do(t, req{method: "POST", path: "/v1/account/keys/rotate", key: m.secret, header: key})
+	if res.status != http.StatusOK {
+		t.Fatalf("rotate: %d %s", res.status, res.raw)
 	}
-	secret := first.json(t)["secret_key"].(string)
+	secret := res.json(t)["secret_key"].(string)
 	rows, err := b.db.Read.Query(`SELECT id, claim, request_mac, state, response FROM idempotency_keys`)
 	if err != nil {
 		t.Fatal(err)
@@ -119,8 +121,9 @@ func TestIdempotentSignUpKeepsSecretsOutOfTheDatabase(t *testing.T) {
 		}
 		count++
 		for _, col := range [][]byte{[]byte(id), []byte(claim), []byte(mac), []byte(state), resp} {
-			if bytes.Contains(col, []byte(secret)) || bytes.Contains(col, []byte("signup-1")) || bytes.Contains(col, []byte("pic_live_")) {
-				t.Fatalf("the idempotency table holds a secret or the key in clear")
+			if bytes.Contains(col, []byte(secret)) || bytes.Contains(col, []byte("rotate-1")) || bytes.Contains(col, []byte("pic_live_")) ||
+				bytes.Contains(col, []byte(m.id)) {
+				t.Fatalf("the idempotency table holds a secret, the key or the merchant in clear")
 			}
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/acceptcryptohere/gateway/readapi"
 )
 
 // maxIdempotencyKeyLen: Stripe allows 255 characters; so do we.
@@ -32,12 +34,18 @@ func commandID(r *http.Request) string {
 	return "cmd_" + id
 }
 
-// idemScope is who sent the key to which endpoint: the merchant, or for the
-// unauthenticated sign-up the client's IP.
+// idemScope is who sent the key to which endpoint. Each merchant has two
+// key spaces: its secret key's (shared with its dashboard sessions, which
+// act as the secret key) and its publishable key's. The publishable key is
+// public, so a key it uses must never squat, replay or conflict with the
+// same Idempotency-Key of the merchant's own server. The secret key's scope
+// is the merchant id alone, as before the spaces were split, so keys stored
+// before then keep their meaning.
 func (s *server) idemScope(r *http.Request) string {
-	who := "ip:" + s.clientIP(r)
-	if p, ok := principalFrom(r.Context()); ok {
-		who = p.merchantID
+	p := mustPrincipal(r)
+	who := p.merchantID
+	if p.kind != readapi.SecretKey {
+		who += "|" + string(p.kind)
 	}
 	return who + "|" + r.Method + "|" + r.URL.Path
 }

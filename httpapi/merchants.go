@@ -20,7 +20,11 @@ type createMerchantResponse struct {
 	WebhookSecret  string `json:"webhook_secret"`
 }
 
-// createMerchant is POST /v1/merchants: sign-up without a key.
+// createMerchant is POST /v1/merchants: sign-up without a key. Every call
+// registers a new merchant under a fresh command id: an Idempotency-Key is
+// ignored, because a replay would hand the secrets to whoever repeats the
+// key and body (API.md: shown once, to one caller). A retry after a lost
+// answer creates another merchant; the unused one holds nothing.
 func (s *server) createMerchant(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.RegistrationOpen {
 		s.writeError(w, r, errRegistration)

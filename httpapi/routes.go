@@ -7,7 +7,8 @@ import (
 // routes lists every endpoint. Reading down a route's middleware says who
 // may call it: public routes are rate-limited per IP; the rest authenticate
 // (401), then anyKey or secretOnly decide the key type (403); mutations
-// then check the body's type (415) and honour Idempotency-Key.
+// then check the body's type (415) and honour Idempotency-Key (in the
+// merchant's secret or publishable key space; sign-up never replays).
 //
 // Keep openapi.json in step: TestOpenAPIListsEveryRoute walks this router.
 func (s *server) routes() chi.Router {
@@ -18,7 +19,10 @@ func (s *server) routes() chi.Router {
 
 	// Public: no key.
 	r.Get("/v1/openapi.json", serveOpenAPI)
-	r.With(s.limitIP(s.signup, "signup"), requireJSON, s.idempotent).Post("/v1/merchants", s.createMerchant)
+	// Sign-up ignores Idempotency-Key: its secrets are shown once, to one
+	// caller, so no answer of it is ever stored to be replayed (clients
+	// behind one proxy share an IP, the only scope a key could have here).
+	r.With(s.limitIP(s.signup, "signup"), requireJSON).Post("/v1/merchants", s.createMerchant)
 	r.With(s.limitIP(s.public, "public")).Get("/v1/public/invoices/{id}", s.publicInvoice)
 	// Logging in is not idempotent-keyed: it writes nothing, and its
 	// answer (a cookie) must not be stored.
