@@ -2,9 +2,9 @@ package domain
 
 import (
 	"fmt"
-	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Status of an invoice.
@@ -84,8 +84,8 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 	if convertTo == "" && n.ConsolidateTo != n.Asset.Code {
 		convertTo = n.ConsolidateTo
 	}
-	if len(n.OrderID) > maxOrderIDLen || strings.IndexFunc(n.OrderID, unicode.IsControl) >= 0 {
-		return InvoiceCreated{}, fmt.Errorf("%w: order_id must be at most %d printable characters", ErrValidation, maxOrderIDLen)
+	if err := ValidateText("order_id", n.OrderID, maxOrderIDLen); err != nil {
+		return InvoiceCreated{}, err
 	}
 	if n.ExpiresIn == 0 {
 		n.ExpiresIn = DefaultExpiresIn
@@ -106,6 +106,34 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 		Fee:       ComputeFee(n.Amount, TierBps(convertTo != ""), n.Asset.Decimals),
 		CreatedAt: now, ExpiresAt: now.Add(n.ExpiresIn),
 	}, nil
+}
+
+// ValidateText checks an identifier or a piece of free text that people
+// will read (order_id, a merchant's name): valid UTF-8 of at most maxChars
+// characters, each a letter, mark, digit, punctuation, symbol or the space
+// U+0020 (unicode.IsPrint). It refuses what would make the text read other
+// than it is: control characters, format characters (the bidirectional
+// controls U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C, zero-width
+// characters, U+FEFF), other spaces and separators, private-use and
+// unassigned code points, invalid UTF-8, and U+FFFD, which JSON decoding
+// puts in place of invalid UTF-8. "" is valid (a field left out); whether
+// a field is required is its caller's rule. The message names the field
+// and the offending code point, never echoes it. Errors: ErrValidation.
+func ValidateText(field, s string, maxChars int) error {
+	allowed := fmt.Sprintf("%s must be at most %d characters: letters, digits, punctuation, symbols and spaces", field, maxChars)
+	if n := utf8.RuneCountInString(s); n > maxChars {
+		return fmt.Errorf("%w: %s; it has %d", ErrValidation, allowed, n)
+	}
+	for i, r := range s {
+		pos := utf8.RuneCountInString(s[:i]) + 1
+		switch {
+		case r == utf8.RuneError:
+			return fmt.Errorf("%w: %s; character %d is invalid UTF-8 or U+FFFD (which stands for it)", ErrValidation, allowed, pos)
+		case !unicode.IsPrint(r):
+			return fmt.Errorf("%w: %s; character %d is U+%04X, a control, format, bidirectional or invisible character", ErrValidation, allowed, pos, r)
+		}
+	}
+	return nil
 }
 
 type deposit struct {

@@ -5,8 +5,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // PayoutMode says whether confirmed payments are paid out one by one or accrue.
@@ -71,15 +69,7 @@ func validateName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: name is required", ErrValidation)
 	}
-	if utf8.RuneCountInString(name) > maxNameLen {
-		return fmt.Errorf("%w: name is longer than %d characters", ErrValidation, maxNameLen)
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: name contains control characters", ErrValidation)
-		}
-	}
-	return nil
+	return ValidateText("name", name, maxNameLen)
 }
 
 // ValidateWebhookURL accepts "" (no webhooks) or an absolute http(s) URL.
