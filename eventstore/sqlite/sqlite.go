@@ -93,13 +93,18 @@ var (
 )
 
 // Open opens (creating it and its parent directories if needed) the
-// database at path and applies the event store's migrations.
+// database at path and applies the event store's migrations. New
+// directories are 0700; the database and its -wal, -shm and -journal are
+// 0600, also when they already existed (privateFiles).
 func Open(path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := privateFiles(abs); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// The writer first: it switches the file to WAL (a persistent setting)
@@ -152,6 +157,43 @@ func Open(path string) (*Store, error) {
 	}
 	s.committer = eventstore.NewCommitterGather(maxBatch, gather, s.flush)
 	return s, nil
+}
+
+// privateFiles creates the database file 0600, or makes an existing one and
+// its -wal, -shm and -journal 0600: they hold webhook secrets and key hashes.
+//
+// SQLite itself creates a new database file 0644 less the umask, but every
+// -wal, -shm and -journal it creates later (after a checkpoint, at each
+// restart) with the database file's own mode: its unix VFS
+// (findCreateFileMode, robust_open, also in the pure-Go modernc.org/sqlite)
+// stats the database file and fchmods the new file to that mode, whatever
+// the umask. So a database file that is 0600 before SQLite opens it is
+// enough; no process-wide umask (which would change every other file the
+// process writes, and cannot fix files an older version left 0644) and no
+// chmod after checkpoints.
+func privateFiles(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		fi, err := os.Stat(abs + suffix)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm() != 0o600 {
+			if err := os.Chmod(abs+suffix, 0o600); err != nil {
+				return fmt.Errorf("make %s private: %w", filepath.Base(abs+suffix), err)
+			}
+		}
+	}
+	return nil
 }
 
 // prepare prepares the two reads every command and every subscriber of the
