@@ -75,7 +75,7 @@ func testDerive(chain domain.Chain, index int64) (string, error) {
 // file, the projection runner, readapi, commands, the idempotency store, the
 // webhook tables with a worker and a subscriber, and the handler behind an
 // httptest.Server.
-func setup(t *testing.T, configure ...func(*Config)) *bundle {
+func setup(t testing.TB, configure ...func(*Config)) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "pic.db"))
@@ -141,7 +141,7 @@ func setup(t *testing.T, configure ...func(*Config)) *bundle {
 }
 
 // testWriter sends the handler's warnings to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
