@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -56,6 +57,26 @@ func newCredentials() (Credentials, domain.MerchantKeys, error) {
 	return c, domain.MerchantKeys{SecretKeyHash: HashSecretKey(c.SecretKey), PublishableKey: c.PublishableKey, WebhookSecret: c.WebhookSecret}, nil
 }
 
+// SecretSealer seals a merchant's webhook secret before it enters the log;
+// *webhooks.SecretBox implements it (and opens it where deliveries are
+// signed).
+type SecretSealer interface {
+	Seal(merchantID, secret string) (string, error)
+}
+
+// storedWebhookSecret is how a webhook secret goes into an event: sealed
+// when d has a sealer, else in clear (tests; logs from before sealing).
+func storedWebhookSecret(d Deps, merchantID, secret string) (clear, sealed string, err error) {
+	if d.WebhookSecrets == nil {
+		return secret, "", nil
+	}
+	sealed, err = d.WebhookSecrets.Seal(merchantID, secret)
+	if err != nil {
+		return "", "", fmt.Errorf("seal webhook secret: %w", err)
+	}
+	return "", sealed, nil
+}
+
 // RegisterMerchant signs a merchant up.
 type RegisterMerchant struct {
 	CommandID  string
@@ -79,10 +100,15 @@ func (h RegisterMerchantHandler) Handle(ctx context.Context, c RegisterMerchant)
 		return Registered{}, err
 	}
 	id := h.d.NewID("mer_")
+	var sealed string
+	if keys.WebhookSecret, sealed, err = storedWebhookSecret(h.d, id, creds.WebhookSecret); err != nil {
+		return Registered{}, err
+	}
 	ev, err := domain.RegisterMerchant(id, c.Name, c.WebhookURL, keys, h.d.Now())
 	if err != nil {
 		return Registered{}, err
 	}
+	ev.WebhookSecretSealed = sealed
 	stream := MerchantStream(id)
 	data, err := encode([]domain.Event{ev}, stream, Metadata{CommandID: c.CommandID, MerchantID: id, OccurredAt: ev.RegisteredAt})
 	if err != nil {
@@ -155,14 +181,79 @@ func (h RotateWebhookSecretHandler) Handle(ctx context.Context, c RotateWebhookS
 	if err != nil {
 		return RotatedWebhookSecret{}, err
 	}
+	clear, sealed, err := storedWebhookSecret(h.d, c.MerchantID, secret)
+	if err != nil {
+		return RotatedWebhookSecret{}, err
+	}
 	res, _, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
-		ev, err := m.RotateWebhookSecret(secret, h.d.Now())
+		ev, err := m.RotateWebhookSecret(clear, h.d.Now())
+		ev.WebhookSecretSealed = sealed
 		return []domain.Event{ev}, err
 	})
 	if err != nil {
 		return RotatedWebhookSecret{}, err
 	}
 	return RotatedWebhookSecret{WebhookSecret: secret, Position: res.Position}, nil
+}
+
+// RekeyWebhookSecret seals a merchant's webhook secret that its stream
+// holds in clear (a log from before secrets were sealed): it appends a
+// WebhookSecretRotated with the same secret, sealed, and Rekeyed set. The
+// older event keeps the clear value (events are immutable), so the
+// merchant should still rotate.
+type RekeyWebhookSecret struct {
+	CommandID  string
+	MerchantID string
+}
+
+type RekeyWebhookSecretHandler struct{ d Deps }
+
+// NewRekeyWebhookSecretHandler builds the handler; d.WebhookSecrets must be set.
+func NewRekeyWebhookSecretHandler(d Deps) RekeyWebhookSecretHandler {
+	return RekeyWebhookSecretHandler{d}
+}
+
+// ErrNoSealer: re-keying needs Deps.WebhookSecrets.
+var ErrNoSealer = errors.New("commands: no webhook secret sealer configured")
+
+// Handle reports whether it appended (false: the secret was sealed
+// already). Errors: domain.ErrNotFound, ErrNoSealer.
+func (h RekeyWebhookSecretHandler) Handle(ctx context.Context, c RekeyWebhookSecret) (bool, eventstore.Position, error) {
+	if h.d.WebhookSecrets == nil {
+		return false, eventstore.Position{}, ErrNoSealer
+	}
+	meta := Metadata{CommandID: c.CommandID, MerchantID: c.MerchantID, OccurredAt: h.d.Now().UTC()}
+	res, evs, err := execute(ctx, h.d.Store, MerchantStream(c.MerchantID), &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
+		m := &domain.Merchant{}
+		var clear string // the live secret, when the stream holds it in clear
+		apply := func(e domain.Event) {
+			m.Apply(e)
+			switch e := e.(type) {
+			case domain.MerchantRegistered:
+				clear = e.WebhookSecret
+			case domain.WebhookSecretRotated:
+				clear = e.WebhookSecret
+			}
+		}
+		return apply, func() ([]domain.Event, error) {
+			if !m.Registered() {
+				return nil, fmt.Errorf("merchant: %w", domain.ErrNotFound)
+			}
+			if clear == "" {
+				return nil, nil
+			}
+			_, sealed, err := storedWebhookSecret(h.d, c.MerchantID, clear)
+			if err != nil {
+				return nil, err
+			}
+			return []domain.Event{domain.WebhookSecretRotated{MerchantID: c.MerchantID, WebhookSecretSealed: sealed,
+				Rekeyed: true, RotatedAt: h.d.Now().UTC()}}, nil
+		}
+	})
+	if err != nil {
+		return false, eventstore.Position{}, err
+	}
+	return len(evs) > 0, res.Position, nil
 }
 
 // UpdateAccount changes the webhook URL and the consolidation coin.

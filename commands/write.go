@@ -43,6 +43,9 @@ type Deps struct {
 	// Accounts answers an account's consolidate_to for invoice creation
 	// from the read model; nil reads the merchant's stream instead.
 	Accounts Accounts
+	// WebhookSecrets seals webhook secrets before they enter the log
+	// (picd always sets it); nil writes them in clear, as tests may.
+	WebhookSecrets SecretSealer
 }
 
 // Accounts reads account settings. Errors: domain.ErrNotFound.

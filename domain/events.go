@@ -49,13 +49,19 @@ const (
 // Merchant events.
 
 type MerchantRegistered struct {
-	MerchantID     string    `json:"merchant_id"`
-	Name           string    `json:"name"`
-	WebhookURL     string    `json:"webhook_url,omitempty"`
-	SecretKeyHash  string    `json:"secret_key_hash"` // hex SHA-256 of the secret key
-	PublishableKey string    `json:"publishable_key"`
-	WebhookSecret  string    `json:"webhook_secret"`
-	RegisteredAt   time.Time `json:"registered_at"`
+	MerchantID     string `json:"merchant_id"`
+	Name           string `json:"name"`
+	WebhookURL     string `json:"webhook_url,omitempty"`
+	SecretKeyHash  string `json:"secret_key_hash"` // hex SHA-256 of the secret key
+	PublishableKey string `json:"publishable_key"`
+	// WebhookSecret is the secret in clear: only in logs from before
+	// secrets were sealed (issue #17), and from command handlers built
+	// without a sealer (tests). picd writes WebhookSecretSealed instead.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+	// WebhookSecretSealed is the secret sealed under a key kept outside
+	// the log (webhooks.SecretBox), opened only where deliveries are signed.
+	WebhookSecretSealed string    `json:"webhook_secret_sealed,omitempty"`
+	RegisteredAt        time.Time `json:"registered_at"`
 }
 
 type APIKeysRotated struct {
@@ -66,9 +72,15 @@ type APIKeysRotated struct {
 }
 
 type WebhookSecretRotated struct {
-	MerchantID    string    `json:"merchant_id"`
-	WebhookSecret string    `json:"webhook_secret"`
-	RotatedAt     time.Time `json:"rotated_at"`
+	MerchantID string `json:"merchant_id"`
+	// WebhookSecret and WebhookSecretSealed: as in MerchantRegistered.
+	WebhookSecret       string `json:"webhook_secret,omitempty"`
+	WebhookSecretSealed string `json:"webhook_secret_sealed,omitempty"`
+	// Rekeyed: the secret did not change; it is the one an older event
+	// holds in clear, now sealed (picd does this once at start). The
+	// merchant should still rotate: the clear value stays in the log.
+	Rekeyed   bool      `json:"rekeyed,omitempty"`
+	RotatedAt time.Time `json:"rotated_at"`
 }
 
 // AccountSettingsChanged carries the new values of all account settings.

@@ -30,9 +30,10 @@ func (EventFeed) Name() string     { return "event_feed" }
 func (EventFeed) Tables() []string { return []string{"event_feed"} }
 
 // feedSecretFields are event fields that never leave the event log through
-// the feed: API.md promises that secrets are shown once, and a key hash
-// is material for an offline guess.
-var feedSecretFields = []string{"secret_key_hash", "webhook_secret"}
+// the feed: API.md promises that secrets are shown once, a key hash is
+// material for an offline guess, and a sealed secret opens with the
+// gateway's secrets key.
+var feedSecretFields = []string{"secret_key_hash", "webhook_secret", "webhook_secret_sealed"}
 
 func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, _ domain.Event) error {
 	merchantID, err := metadataMerchant(rec.Metadata)

@@ -20,12 +20,19 @@ func (Merchants) Apply(ctx context.Context, tx Tx, _ eventstore.RecordedEvent, e
 	var err error
 	switch e := ev.(type) {
 	case domain.MerchantRegistered:
-		_, err = tx.Exec(ctx, `INSERT INTO merchants (merchant_id, name, publishable_key, secret_key_hash, webhook_url, webhook_secret, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.MerchantID, e.Name, e.PublishableKey, e.SecretKeyHash, e.WebhookURL, e.WebhookSecret, e.RegisteredAt.UnixMilli())
+		_, err = tx.Exec(ctx, `INSERT INTO merchants (merchant_id, name, publishable_key, secret_key_hash, webhook_url, webhook_secret,
+			webhook_secret_sealed, webhook_secret_exposed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.MerchantID, e.Name, e.PublishableKey, e.SecretKeyHash, e.WebhookURL, e.WebhookSecret,
+			e.WebhookSecretSealed, exposed(e.WebhookSecret), e.RegisteredAt.UnixMilli())
 	case domain.APIKeysRotated:
 		_, err = tx.Exec(ctx, `UPDATE merchants SET publishable_key = ?, secret_key_hash = ? WHERE merchant_id = ?`, e.PublishableKey, e.SecretKeyHash, e.MerchantID)
 	case domain.WebhookSecretRotated:
-		_, err = tx.Exec(ctx, `UPDATE merchants SET webhook_secret = ? WHERE merchant_id = ?`, e.WebhookSecret, e.MerchantID)
+		if e.Rekeyed { // the same secret, sealed: it stays exposed
+			_, err = tx.Exec(ctx, `UPDATE merchants SET webhook_secret = '', webhook_secret_sealed = ? WHERE merchant_id = ?`, e.WebhookSecretSealed, e.MerchantID)
+			break
+		}
+		_, err = tx.Exec(ctx, `UPDATE merchants SET webhook_secret = ?, webhook_secret_sealed = ?, webhook_secret_exposed = ? WHERE merchant_id = ?`,
+			e.WebhookSecret, e.WebhookSecretSealed, exposed(e.WebhookSecret), e.MerchantID)
 	case domain.AccountSettingsChanged:
 		_, err = tx.Exec(ctx, `UPDATE merchants SET webhook_url = ?, consolidate_to = ? WHERE merchant_id = ?`, e.WebhookURL, e.ConsolidateTo, e.MerchantID)
 	case domain.PayoutSettingsChanged:
@@ -35,6 +42,14 @@ func (Merchants) Apply(ctx context.Context, tx Tx, _ eventstore.RecordedEvent, e
 			e.MerchantID, e.Asset, e.PayoutAddress, string(e.Mode), e.InstantMinAmount.String(), e.ChangedAt.UnixMilli())
 	}
 	return err
+}
+
+// exposed is webhook_secret_exposed for a secret an event holds in clear.
+func exposed(clearSecret string) int {
+	if clearSecret != "" {
+		return 1
+	}
+	return 0
 }
 
 // Invoices projects invoices and their payments.

@@ -72,6 +72,10 @@ type env struct {
 	runner *projections.Runner
 	sub    *Subscriber
 	n      int // command counter
+	// box seals the webhook secrets h writes and opens them in e.worker,
+	// as in picd; clear writes them in clear, as logs from before sealing.
+	box   *SecretBox
+	clear commands.Handlers
 }
 
 const baseURL = "https://pay.example"
@@ -121,6 +125,14 @@ func setup(t *testing.T, newDB func(*testing.T, *sqlite.Store) projections.DB) *
 	derive := func(chain domain.Chain, index int64) (string, error) {
 		return fmt.Sprintf("%s-addr-%d", chain, index), nil
 	}
+	clearHandlers := commands.New(d, commands.NewIndexAllocator(d, derive), func(domain.Chain, string) error { return nil })
+	key := make([]byte, 32)
+	rand.Read(key)
+	box, err := NewSecretBox(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.WebhookSecrets = box
 	h := commands.New(d, commands.NewIndexAllocator(d, derive), func(domain.Chain, string) error { return nil })
 	db := newDB(t, store)
 	if err := projections.Migrate(ctx, db); err != nil {
@@ -133,7 +145,7 @@ func setup(t *testing.T, newDB func(*testing.T, *sqlite.Store) projections.DB) *
 		t.Fatalf("second migrate: %v", err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &env{t: t, ctx: ctx, store: store, db: db, h: h, clock: clock,
+	return &env{t: t, ctx: ctx, store: store, db: db, h: h, clock: clock, box: box, clear: clearHandlers,
 		runner: projections.NewRunner(store, db, quiet),
 		sub:    NewSubscriber(store, db, SubscriberConfig{BaseURL: baseURL, Now: clock.Now, Logger: quiet})}
 }
@@ -220,6 +232,9 @@ func (e *env) worker(cfg Config) *Worker {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Secrets == nil {
+		cfg.Secrets = e.box
 	}
 	return NewWorker(e.db, cfg)
 }

@@ -81,6 +81,11 @@ type Config struct {
 	Jitter    func(d time.Duration) time.Duration
 	UserAgent string // ["AcceptCryptoHERE-Webhooks/1"]
 	Logger    *slog.Logger
+	// Secrets opens the merchants' sealed webhook secrets (picd: the data
+	// directory's secrets.key or PIC_SECRETS_KEY). Without it only clear
+	// secrets of logs from before sealing can sign; a delivery whose
+	// secret does not open waits, and the error goes to Logger.
+	Secrets *SecretBox
 }
 
 // Worker sends due deliveries and answers the delivery-log queries.
@@ -384,16 +389,32 @@ func (w *Worker) Pass(ctx context.Context) (int, error) {
 // endpoint is where a merchant's webhooks go, read at send time.
 type endpoint struct{ url, secret string }
 
-// endpoint errors: domain.ErrNotFound when the merchant is not (yet) in
-// the read model.
+// errNoSecretsKey: a sealed secret and no Config.Secrets to open it.
+var errNoSecretsKey = errors.New("webhooks: the webhook secret is sealed and this worker has no secrets key (Config.Secrets)")
+
+// endpoint reads the merchant's URL and opens its sealed secret (a log from
+// before sealing has it in clear).
+// Errors: domain.ErrNotFound when the merchant is not (yet) in the read
+// model; ErrSecretsKey, ErrSealedSecret or errNoSecretsKey when its secret
+// does not open.
 func (w *Worker) endpoint(ctx context.Context, merchantID string) (endpoint, error) {
 	var ep endpoint
-	err := w.db.Read.QueryRowContext(ctx, w.db.Q(`SELECT webhook_url, webhook_secret FROM merchants WHERE merchant_id = ?`), merchantID).Scan(&ep.url, &ep.secret)
+	var sealed string
+	err := w.db.Read.QueryRowContext(ctx, w.db.Q(`SELECT webhook_url, webhook_secret, webhook_secret_sealed FROM merchants WHERE merchant_id = ?`), merchantID).
+		Scan(&ep.url, &ep.secret, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ep, fmt.Errorf("merchant %s: %w", merchantID, domain.ErrNotFound)
 	}
 	if err != nil {
 		return ep, fmt.Errorf("merchant %s: %w", merchantID, err)
+	}
+	if sealed != "" {
+		if w.cfg.Secrets == nil {
+			return ep, fmt.Errorf("merchant %s: %w", merchantID, errNoSecretsKey)
+		}
+		if ep.secret, err = w.cfg.Secrets.Open(merchantID, sealed); err != nil {
+			return ep, fmt.Errorf("merchant %s: %w", merchantID, err)
+		}
 	}
 	return ep, nil
 }

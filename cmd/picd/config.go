@@ -21,6 +21,7 @@ type Config struct {
 	EventStoreURL       string // PIC_EVENTSTORE_URL
 	Registration        string // PIC_REGISTRATION: open | closed
 	SessionSecret       string // PIC_SESSION_SECRET (hex); default: generated under DataDir
+	SecretsKey          string // PIC_SECRETS_KEY (hex): seals webhook secrets; default: <data>/secrets.key, generated
 	SecureCookies       bool   // PIC_SECURE_COOKIES
 	ClientIPHeader      string // PIC_CLIENT_IP_HEADER
 	KeyRatePerMinute    int    // PIC_KEY_RATE_PER_MINUTE
@@ -106,6 +107,8 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.StringVar(&c.EventStoreURL, "eventstore-url", env("PIC_EVENTSTORE_URL", ""), "EventStoreDB connection string for the esdb mode (PIC_EVENTSTORE_URL)")
 	fs.StringVar(&c.Registration, "registration", env("PIC_REGISTRATION", "open"), "merchant sign-up: open or closed (PIC_REGISTRATION)")
 	fs.StringVar(&c.SessionSecret, "session-secret", env("PIC_SESSION_SECRET", ""), "hex key for dashboard session cookies (PIC_SESSION_SECRET)")
+	fs.StringVar(&c.SecretsKey, "secrets-key", env("PIC_SECRETS_KEY", ""),
+		"hex key (64+ digits) that seals webhook secrets in the log (PIC_SECRETS_KEY; default <data>/secrets.key, created 0600 on first start)")
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", env("PIC_SECURE_COOKIES", "") == "true", "mark cookies Secure; set behind HTTPS (PIC_SECURE_COOKIES)")
 	fs.StringVar(&c.ClientIPHeader, "client-ip-header", env("PIC_CLIENT_IP_HEADER", ""), "header with the client IP from a trusted proxy (PIC_CLIENT_IP_HEADER)")
 	fs.IntVar(&c.KeyRatePerMinute, "key-rate", envInt("PIC_KEY_RATE_PER_MINUTE", 60000), "requests per minute per API key (PIC_KEY_RATE_PER_MINUTE)")

@@ -48,7 +48,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		debug.SetGCPercent(200)
 	}
 	log := newLogger(logOut)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := privateDataDir(cfg.DataDir); err != nil {
 		return err
 	}
 	b, err := openBackend(ctx, cfg, log)
@@ -56,6 +56,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	defer b.close()
+	secretBox, err := webhookSecretBox(ctx, cfg, b.db, log)
+	if err != nil {
+		return err
+	}
 
 	sessionSecret, err := secretFile(cfg.SessionSecret, filepath.Join(cfg.DataDir, "session.key"), log)
 	if err != nil {
@@ -83,7 +87,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	reader.Keys = readapi.NewKeyCache(keyCacheSize)
 	runner.Observe(reader.Keys)
 	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
-		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices, Accounts: reader}
+		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices, Accounts: reader, WebhookSecrets: secretBox}
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
 	handlers := commands.New(deps, addresses, hd.AddressCheck(wallet.BitcoinParams()))
 	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, addresses, assets, prices, log)
@@ -98,7 +102,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 
-	worker := webhooks.NewWorker(b.db, webhooks.Config{AllowPrivate: cfg.WebhookAllowPrivate, Logger: log})
+	worker := webhooks.NewWorker(b.db, webhooks.Config{AllowPrivate: cfg.WebhookAllowPrivate, Secrets: secretBox, Logger: log})
 	// Closed when shutdown starts, so open event streams end at once.
 	streamsDone := make(chan struct{})
 	api := httpapi.New(httpapi.Config{
@@ -122,6 +126,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		func(ctx context.Context) { _ = worker.Run(ctx) },
 		func(ctx context.Context) { _ = processor.Run(ctx) },
 		func(ctx context.Context) { _ = settlement.Run(ctx) },
+		func(ctx context.Context) {
+			rekeyLegacySecrets(ctx, b.store, runner, b.db, commands.NewRekeyWebhookSecretHandler(deps), log)
+		},
 	}
 	background = append(background, chains.loops...)
 	background = append(background, senderLoops...)
@@ -228,6 +235,12 @@ func secretFile(configured, path string, log *slog.Logger) ([]byte, error) {
 		b, err := hex.DecodeString(string(data))
 		if err != nil || len(b) < 32 {
 			return nil, fmt.Errorf("%s is corrupt: want 64 hex characters", path)
+		}
+		// An older version, or an operator's copy, may have left it readable.
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() != 0o600 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return nil, fmt.Errorf("%s: make it 0600: %w", path, err)
+			}
 		}
 		return b, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
