@@ -19,6 +19,8 @@ type CreateInvoice struct {
 	OrderID    string
 	SettleAs   string
 	ExpiresIn  time.Duration // 0: the default
+	// CreatedBy is the kind of key that asks; "" is the secret key.
+	CreatedBy domain.CreatedBy
 }
 
 // InvoiceCreated is the handler's answer.
@@ -53,7 +55,7 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 	}
 	now := h.d.Now()
 	n := domain.NewInvoice{InvoiceID: h.d.NewID("inv_"), MerchantID: c.MerchantID, Asset: asset, Amount: amount, PayAmount: amount,
-		SettleAsset: c.SettleAs, ConsolidateTo: consolidateTo, OrderID: c.OrderID, ExpiresIn: c.ExpiresIn}
+		SettleAsset: c.SettleAs, ConsolidateTo: consolidateTo, OrderID: c.OrderID, ExpiresIn: c.ExpiresIn, CreatedBy: c.CreatedBy}
 	// Validate before an address is spent on a request that will fail.
 	n.PayAddress, n.AddressIndex = "-", -1
 	draft, err := domain.CreateInvoice(n, h.d.Assets, now)

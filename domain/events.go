@@ -118,6 +118,9 @@ type InvoiceCreated struct {
 	Fee       FeeCalc   `json:"fee"` // at the invoice's tier, on Amount
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// CreatedBy is the kind of key that created the invoice; "" in logs
+	// from before it was recorded, read as the secret key (Creator).
+	CreatedBy CreatedBy `json:"created_by,omitempty"`
 }
 
 type DepositDetected struct {

@@ -41,6 +41,28 @@ const (
 	maxOrderIDLen    = 200
 )
 
+// CreatedBy is the kind of API key that created an invoice. The
+// publishable key is public by design (it sits in a shop's web pages), so
+// what it creates must never pass for what the merchant's server created
+// with the secret key (API.md, additions of 2026-12-03).
+type CreatedBy string
+
+const (
+	// CreatedBySecretKey: the secret key, or a dashboard session (which
+	// signs in with it).
+	CreatedBySecretKey      CreatedBy = "secret_key"
+	CreatedByPublishableKey CreatedBy = "publishable_key"
+)
+
+// Creator is the kind of key that created the invoice; an event from
+// before created_by was recorded reads as the secret key's.
+func (e InvoiceCreated) Creator() CreatedBy {
+	if e.CreatedBy == "" {
+		return CreatedBySecretKey
+	}
+	return e.CreatedBy
+}
+
 // NewInvoice is a validated request to create an invoice.
 type NewInvoice struct {
 	InvoiceID  string
@@ -58,6 +80,8 @@ type NewInvoice struct {
 	ConsolidateTo string
 	OrderID       string
 	ExpiresIn     time.Duration
+	// CreatedBy is the kind of key of the request; "" is the secret key.
+	CreatedBy CreatedBy
 }
 
 // CreateInvoice decides the InvoiceCreated event.
@@ -87,6 +111,13 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 	if err := ValidateText("order_id", n.OrderID, maxOrderIDLen); err != nil {
 		return InvoiceCreated{}, err
 	}
+	switch n.CreatedBy {
+	case "":
+		n.CreatedBy = CreatedBySecretKey
+	case CreatedBySecretKey, CreatedByPublishableKey:
+	default: // the caller's bug, not the client's input
+		return InvoiceCreated{}, fmt.Errorf("domain: invoice created by unknown key kind %q", n.CreatedBy)
+	}
 	if n.ExpiresIn == 0 {
 		n.ExpiresIn = DefaultExpiresIn
 	}
@@ -104,7 +135,7 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 		RequiredConfirmations: n.Asset.Confirmations, Finality: n.Asset.FinalityDepth(), SettleAsset: n.SettleAsset, ConvertTo: convertTo,
 		OrderID:   n.OrderID,
 		Fee:       ComputeFee(n.Amount, TierBps(convertTo != ""), n.Asset.Decimals),
-		CreatedAt: now, ExpiresAt: now.Add(n.ExpiresIn),
+		CreatedAt: now, ExpiresAt: now.Add(n.ExpiresIn), CreatedBy: n.CreatedBy,
 	}, nil
 }
 

@@ -62,9 +62,9 @@ func (s *server) patchAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 // rotateKeys is POST /v1/account/keys/rotate. The old keys stop working as
-// soon as the projection applies the rotation, which we wait for. A
-// dashboard session that asked for the rotation gets a fresh cookie for
-// the new key; every other session of the old key has ended.
+// soon as the projection applies the rotation, which we wait for. Every
+// session of the merchant ends; a dashboard session that asked for the
+// rotation gets a fresh one for the new key (keysRotated).
 func (s *server) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	if err := decodeJSON(r, &struct{}{}, true); err != nil {
 		s.writeError(w, r, err)
@@ -77,9 +77,7 @@ func (s *server) rotateKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.waitForRead(r.Context(), res.Position)
-	if p.viaSession {
-		s.setSession(w, p.merchantID, commands.HashSecretKey(res.SecretKey))
-	}
+	s.keysRotated(w, r, p, commands.HashSecretKey(res.SecretKey))
 	writeJSON(w, http.StatusOK, rotatedKeysJSON{SecretKey: res.SecretKey, PublishableKey: res.PublishableKey})
 }
 

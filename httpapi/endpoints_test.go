@@ -45,6 +45,42 @@ func TestEndpoints(t *testing.T) {
 	}
 	keys := map[string]string{secretA: a.secret, pubA: a.pub, secretB: other.secret, pubB: other.pub, secretC: c["secret_key"].(string),
 		secretD: d.secret, pubD: d.pub}
+	// Dashboard sessions, sent as cookies in the header column: A's live
+	// one; one A signed out of; E's after E rotated its keys through one of
+	// them (the rotating one, another device's, and the one the rotation
+	// handed back); F's after F signed out everywhere.
+	const (
+		sessA           = "sessA"
+		sessSignedOut   = "sessSignedOut"
+		sessRotated     = "sessRotated"
+		sessOtherDevice = "sessOtherDevice"
+		sessRenewed     = "sessRenewed"
+		sessEverywhere  = "sessEverywhere"
+	)
+	e, f := b.signUp(t, "Shop E"), b.signUp(t, "Shop F")
+	cookies := map[string]*http.Cookie{sessA: b.login(t, a.secret), sessSignedOut: b.login(t, a.secret),
+		sessRotated: b.login(t, e.secret), sessOtherDevice: b.login(t, e.secret), sessEverywhere: b.login(t, f.secret)}
+	if res := b.do(t, req{method: "DELETE", path: "/v1/sessions", header: withCookie(cookies[sessSignedOut])}); res.status != http.StatusNoContent {
+		t.Fatalf("sign-out: %d %s", res.status, res.raw)
+	}
+	rotated := b.do(t, req{method: "POST", path: "/v1/account/keys/rotate", header: withCookie(cookies[sessRotated], "X-Requested-With", "fetch")})
+	if rotated.status != http.StatusOK {
+		t.Fatalf("rotate by session: %d %s", rotated.status, rotated.raw)
+	}
+	cookies[sessRenewed] = sessionFrom(t, rotated)
+	if res := b.do(t, req{method: "DELETE", path: "/v1/sessions?all=true", header: withCookie(b.login(t, f.secret), "X-Requested-With", "fetch")}); res.status != http.StatusNoContent {
+		t.Fatalf("sign out everywhere: %d %s", res.status, res.raw)
+	}
+	for name, c := range cookies {
+		keys[name] = c.Name + "=" + c.Value
+	}
+	session := func(name string, csrf bool) map[string]string {
+		h := map[string]string{"Cookie": "{" + name + "}"}
+		if csrf {
+			h["X-Requested-With"] = "fetch"
+		}
+		return h
+	}
 	ia := b.createInvoice(t, a.secret, usdtBody)["id"].(string)
 	ib := b.createInvoice(t, other.secret, btcBody)["id"].(string)
 	// One pending webhook delivery each: partially_paid for A, confirming for B.
@@ -299,6 +335,26 @@ func TestEndpoints(t *testing.T) {
 		{"login null", "POST", "/v1/sessions", noKey, `{"secret_key":null}`, nil, 400, "validation_error"},
 		{"login duplicate key", "POST", "/v1/sessions", noKey, `{"secret_key":"pic_live_nope","secret_key":"{secretA}"}`, nil, 400, "invalid_json"},
 		{"logout", "DELETE", "/v1/sessions", noKey, "", nil, 204, ""},
+		{"account by session", "GET", "/v1/account", noKey, "", session(sessA, false), 200, ""},
+		{"get by session", "GET", "/v1/invoices/" + invA, noKey, "", session(sessA, false), 200, ""},
+		{"get other merchant by session", "GET", "/v1/invoices/" + invB, noKey, "", session(sessA, false), 404, "not_found"},
+		{"account after sign-out", "GET", "/v1/account", noKey, "", session(sessSignedOut, false), 401, "unauthorized"},
+		{"get after sign-out", "GET", "/v1/invoices/" + invA, noKey, "", session(sessSignedOut, false), 401, "unauthorized"},
+		{"patch account after sign-out", "PATCH", "/v1/account", noKey, `{"webhook_url":null}`, session(sessSignedOut, true), 401, "unauthorized"},
+		{"rotate keys after sign-out", "POST", "/v1/account/keys/rotate", noKey, "", session(sessSignedOut, true), 401, "unauthorized"},
+		{"events after sign-out", "GET", "/v1/events", noKey, "", session(sessSignedOut, false), 401, "unauthorized"},
+		{"account after rotation", "GET", "/v1/account", noKey, "", session(sessRotated, false), 401, "unauthorized"},
+		{"account of another device after rotation", "GET", "/v1/account", noKey, "", session(sessOtherDevice, false), 401, "unauthorized"},
+		{"withdraw of another device after rotation", "POST", "/v1/withdrawals", noKey, `{"asset":"BTC"}`, session(sessOtherDevice, true), 401, "unauthorized"},
+		{"account by the session the rotation renewed", "GET", "/v1/account", noKey, "", session(sessRenewed, false), 200, ""},
+		{"account after sign out everywhere", "GET", "/v1/account", noKey, "", session(sessEverywhere, false), 401, "unauthorized"},
+		{"sign out everywhere no key", "DELETE", "/v1/sessions?all=true", noKey, "", nil, 401, "unauthorized"},
+		{"sign out everywhere publishable", "DELETE", "/v1/sessions?all=true", pubA, "", nil, 403, "forbidden"},
+		{"sign out everywhere bad value", "DELETE", "/v1/sessions?all=1", secretA, "", nil, 400, "validation_error"},
+		{"sign out everywhere session without CSRF header", "DELETE", "/v1/sessions?all=true", noKey, "", session(sessA, false), 403, "csrf_header_required"},
+		{"sign out everywhere ended session", "DELETE", "/v1/sessions?all=true", noKey, "", session(sessEverywhere, true), 401, "unauthorized"},
+		{"sign out everywhere", "DELETE", "/v1/sessions?all=true", secretB, "", nil, 204, ""},
+		{"logout ended session", "DELETE", "/v1/sessions", noKey, "", session(sessSignedOut, false), 204, ""},
 		{"openapi", "GET", "/v1/openapi.json", noKey, "", nil, 200, ""},
 
 		// Routing.

@@ -32,8 +32,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// SignupRatePerMinute limits POST /v1/merchants per client IP (default 10).
 	SignupRatePerMinute int
-	// PublicRatePerMinute limits the unauthenticated reads and the session
-	// login per client IP (default 120: a checkout page polls).
+	// PublicRatePerMinute limits each unauthenticated route but sign-up
+	// (the public invoice status, log-in, sign-out, the OpenAPI document)
+	// per client IP, each route in a bucket of its own (default 120: a
+	// checkout page polls). NewIPLimiter gives the pages outside /v1 the same.
 	PublicRatePerMinute int
 	// KeyRatePerMinute limits all requests of one API key or session (default 600).
 	KeyRatePerMinute int
@@ -76,6 +78,10 @@ type Deps struct {
 	Webhooks    Webhooks  // nil: the /v1/webhooks routes answer 503
 	Events      EventFeed // nil: the /v1/events routes answer 503
 	Prices      Prices    // nil: quotes are 503, usd_value and total_usd null
+	// Sessions keeps the dashboard sessions (nil: in memory, for one
+	// process; sessions end when it restarts). Several processes on one
+	// database need SQLSessions, or a sign-out on one misses the others.
+	Sessions SessionStore
 	// ShuttingDown is closed when the server starts to shut down, so open
 	// event streams end and http.Server.Shutdown can drain (nil: streams
 	// end with their client or after EventStreamMaxDuration).
@@ -93,6 +99,8 @@ type server struct {
 	signup *limiter
 	public *limiter
 	perKey *limiter
+	// sessions is d.Sessions, or the in-memory store.
+	sessions SessionStore
 	// streams counts each merchant's open event streams.
 	streams *streamSlots
 }
@@ -148,8 +156,13 @@ func newServer(cfg Config, d Deps) *server {
 	if now == nil {
 		now = time.Now
 	}
+	sessions := d.Sessions
+	if sessions == nil {
+		sessions = newMemorySessions()
+		log.Warn("httpapi: no session store configured; dashboard sessions are kept in memory, for this process only")
+	}
 	return &server{
-		cfg: cfg, d: d, log: log, now: now,
+		cfg: cfg, d: d, log: log, now: now, sessions: sessions,
 		signup:  newLimiter(cfg.SignupRatePerMinute, maxLimiterEntries),
 		public:  newLimiter(cfg.PublicRatePerMinute, maxLimiterEntries),
 		perKey:  newLimiter(cfg.KeyRatePerMinute, maxLimiterEntries),

@@ -70,7 +70,7 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 	res, err := s.d.Commands.CreateInvoice.Handle(r.Context(), commands.CreateInvoice{
 		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
 		Asset: req.Asset, Amount: string(req.Amount), OrderID: req.OrderID, SettleAs: settleAs,
-		ExpiresIn: expiresIn(req.ExpiresInSec),
+		ExpiresIn: expiresIn(req.ExpiresInSec), CreatedBy: createdBy(mustPrincipal(r)),
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -83,6 +83,16 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, s.renderInvoice(inv))
+}
+
+// createdBy is the kind of key an invoice is marked with: the secret key's
+// (a dashboard session signs in with it) only when the request proved the
+// secret key; anything else is the publishable key's.
+func createdBy(p principal) domain.CreatedBy {
+	if p.kind == readapi.SecretKey {
+		return domain.CreatedBySecretKey
+	}
+	return domain.CreatedByPublishableKey
 }
 
 // otherAsset checks a field naming the coin to convert into (settle_as,

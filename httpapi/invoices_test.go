@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -63,5 +64,72 @@ func checkTextRefused(t *testing.T, what string, res response, field string) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("%s: message %q does not say %q", what, msg, want)
 		}
+	}
+}
+
+// TestCreatedBy (issue #17, finding 3): what the publishable key creates is
+// marked created_by "publishable_key" in the POST answer, GET (with either
+// key), the list and the webhook's data; the secret key and the dashboard's
+// session create "secret_key" invoices.
+func TestCreatedBy(t *testing.T) {
+	b := setup(t)
+	m := b.signUp(t, "Shop")
+	body := `{"asset":"USDT.ETH","amount":"49.99","order_id":"order-1"}`
+	bySecret := b.createInvoice(t, m.secret, body)
+	byPub := b.createInvoice(t, m.pub, `{"asset":"USDT.ETH","amount":"0.01","order_id":"order-1"}`)
+	cookie := b.login(t, m.secret)
+	res := b.do(t, req{method: "POST", path: "/v1/invoices", body: body, header: withCookie(cookie, "X-Requested-With", "dashboard")})
+	if res.status != http.StatusCreated {
+		t.Fatalf("create with the session: %d %s", res.status, res.raw)
+	}
+	bySession := res.json(t)
+	want := map[string]string{bySecret["id"].(string): "secret_key", byPub["id"].(string): "publishable_key", bySession["id"].(string): "secret_key"}
+	for what, inv := range map[string]map[string]any{"secret key": bySecret, "publishable key": byPub, "session": bySession} {
+		id := inv["id"].(string)
+		if inv["created_by"] != want[id] {
+			t.Errorf("POST with the %s: created_by %#v, want %q", what, inv["created_by"], want[id])
+		}
+		for _, key := range []string{m.secret, m.pub} {
+			got := b.do(t, req{method: "GET", path: "/v1/invoices/" + id, key: key}).json(t)
+			if got["created_by"] != want[id] {
+				t.Errorf("GET of the %s's invoice: created_by %#v, want %q", what, got["created_by"], want[id])
+			}
+		}
+	}
+	list := b.do(t, req{method: "GET", path: "/v1/invoices", key: m.secret}).json(t)["data"].([]any)
+	if len(list) != 3 {
+		t.Fatalf("list: %d invoices", len(list))
+	}
+	for _, x := range list {
+		inv := x.(map[string]any)
+		if inv["created_by"] != want[inv["id"].(string)] {
+			t.Errorf("list: %s created_by %#v, want %q", inv["id"], inv["created_by"], want[inv["id"].(string)])
+		}
+	}
+	// The public status endpoint says nothing about keys.
+	if pub := b.do(t, req{method: "GET", path: "/v1/public/invoices/" + byPub["id"].(string)}).json(t); pub["created_by"] != nil {
+		t.Errorf("public invoice shows created_by %v", pub["created_by"])
+	}
+
+	// The webhook of the publishable key's invoice says so too.
+	rc := newHookReceiver(t)
+	if res := b.do(t, req{method: "PATCH", path: "/v1/account", key: m.secret, body: `{"webhook_url":"` + rc.srv.URL + `/ipn"}`}); res.status != http.StatusOK {
+		t.Fatalf("set webhook_url: %d %s", res.status, res.raw)
+	}
+	b.payDeposit(t, byPub["id"].(string), "0.01")
+	b.syncWebhooks(t)
+	b.passAll(t)
+	got := rc.requests()
+	if len(got) != 1 {
+		t.Fatalf("receiver got %d webhooks, want 1", len(got))
+	}
+	var hook struct {
+		Data map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(got[0].body, &hook); err != nil {
+		t.Fatal(err)
+	}
+	if hook.Data["id"] != byPub["id"] || hook.Data["created_by"] != "publishable_key" || hook.Data["order_id"] != "order-1" {
+		t.Errorf("webhook data: id %v created_by %#v order_id %#v", hook.Data["id"], hook.Data["created_by"], hook.Data["order_id"])
 	}
 }

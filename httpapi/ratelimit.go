@@ -92,12 +92,65 @@ func (s *server) limitIP(l *limiter, namespace string) func(http.Handler) http.H
 	}
 }
 
+// IPLimiter is the per-client-IP limit of the public /v1 routes, for the
+// unauthenticated routes outside /v1: the hosted checkout and the
+// dashboard's page (web.Config.Limiter) and cmd/picd's /readyz. It finds
+// the client IP as the API does (Config.ClientIPHeader) and, like the API,
+// keeps one bucket per namespace and IP, in memory (limits are per process).
+type IPLimiter struct {
+	l   *limiter
+	ip  func(*http.Request) string
+	now func() time.Time
+}
+
+// NewIPLimiter allows perMinute requests per client IP and namespace
+// (perMinute <= 0: the API's default public rate, 120). clientIPHeader is
+// Config.ClientIPHeader; now is the clock (nil: time.Now).
+func NewIPLimiter(perMinute int, clientIPHeader string, now func() time.Time) *IPLimiter {
+	if perMinute <= 0 {
+		perMinute = 120
+	}
+	if now == nil {
+		now = time.Now
+	}
+	// The API's own client-IP rule, so that a page and an API call of one
+	// client count for the same IP.
+	ip := (&server{cfg: Config{ClientIPHeader: clientIPHeader}}).clientIP
+	return &IPLimiter{l: newLimiter(perMinute, maxLimiterEntries), ip: ip, now: now}
+}
+
+// Allow takes a token from the bucket of r's client IP in namespace. When
+// none is left it returns false and how long the client should wait.
+func (l *IPLimiter) Allow(r *http.Request, namespace string) (retryAfter time.Duration, ok bool) {
+	if err := l.l.allow(namespace+"|"+l.ip(r), l.now()); err != nil {
+		rl, _ := err.(rateLimited)
+		return rl.retryAfter, false
+	}
+	return 0, true
+}
+
+// Limit puts next behind the limit of namespace; a refused request gets
+// the API's JSON 429 with Retry-After.
+func (l *IPLimiter) Limit(namespace string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := l.Allow(r, namespace); !ok {
+			secs := retryAfterSeconds(wait)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeJSON(w, http.StatusTooManyRequests, errorBody{"rate_limited", "too many requests; retry after " + strconv.Itoa(secs) + " seconds"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// retryAfterSeconds rounds a wait up to whole seconds, at least one.
+func retryAfterSeconds(wait time.Duration) int {
+	return max(int(math.Ceil(wait.Seconds())), 1)
+}
+
 func (s *server) writeRateLimited(w http.ResponseWriter, r *http.Request, err error) {
 	rl, _ := err.(rateLimited)
-	secs := int(math.Ceil(rl.retryAfter.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
+	secs := retryAfterSeconds(rl.retryAfter)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	s.writeError(w, r, errorf(http.StatusTooManyRequests, "rate_limited", "too many requests; retry after "+strconv.Itoa(secs)+" seconds"))
 }

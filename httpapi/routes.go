@@ -17,8 +17,8 @@ func (s *server) routes() chi.Router {
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed(r))
 
-	// Public: no key.
-	r.Get("/v1/openapi.json", serveOpenAPI)
+	// Public: no key. Each is limited per client IP, in a bucket of its own.
+	r.With(s.limitIP(s.public, "openapi")).Get("/v1/openapi.json", serveOpenAPI)
 	// Sign-up ignores Idempotency-Key: its secrets are shown once, to one
 	// caller, so no answer of it is ever stored to be replayed (clients
 	// behind one proxy share an IP, the only scope a key could have here).
@@ -27,7 +27,9 @@ func (s *server) routes() chi.Router {
 	// Logging in is not idempotent-keyed: it writes nothing, and its
 	// answer (a cookie) must not be stored.
 	r.With(s.limitIP(s.public, "login"), requireJSON).Post("/v1/sessions", s.createSession)
-	r.Delete("/v1/sessions", s.deleteSession)
+	// Signing out writes (the session ends in the store). With ?all=true
+	// it authenticates too, and counts against the key's limit as well.
+	r.With(s.limitIP(s.public, "logout")).Delete("/v1/sessions", s.deleteSession)
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)

@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acceptcryptohere/gateway/commands"
 )
 
 // login posts the secret key and returns the session cookie.
@@ -121,15 +124,107 @@ func TestSessionExpires(t *testing.T) {
 	}
 }
 
-// A cookie signed with another secret (another deployment) is refused.
+// A cookie signed with another secret (another deployment) is refused,
+// even when its session is live in the store.
 func TestSessionOtherSecret(t *testing.T) {
 	b := setup(t)
 	m := b.signUp(t, "Shop")
 	other := newServer(Config{SessionSecret: []byte("another-secret-another-secret-xx")}, b.deps)
 	rec := &recorder{header: http.Header{}}
-	other.setSession(rec, m.id, "anything")
+	if _, err := other.setSession(context.Background(), rec, m.id, commands.HashSecretKey(m.secret)); err != nil {
+		t.Fatal(err)
+	}
 	forged := sessionFrom(t, response{header: rec.header})
 	if res := b.do(t, req{method: "GET", path: "/v1/account", header: withCookie(forged)}); res.status != http.StatusUnauthorized {
 		t.Fatalf("forged cookie: %d", res.status)
+	}
+}
+
+// TestSignOutEndsTheSession (issue #17, finding 4): a copy of the cookie,
+// as a thief would keep it, stops working once its owner signs out; the
+// merchant's other sessions go on.
+func TestSignOutEndsTheSession(t *testing.T) {
+	b := setup(t)
+	m := b.signUp(t, "Shop")
+	laptop, phone := b.login(t, m.secret), b.login(t, m.secret)
+	stolen := *laptop
+	if res := b.do(t, req{method: "DELETE", path: "/v1/sessions", header: withCookie(laptop)}); res.status != http.StatusNoContent {
+		t.Fatalf("sign-out: %d %s", res.status, res.raw)
+	}
+	if res := b.do(t, req{method: "GET", path: "/v1/account", header: withCookie(&stolen)}); res.status != http.StatusUnauthorized {
+		t.Fatalf("the signed-out cookie still works: %d %s", res.status, res.raw)
+	}
+	if res := b.do(t, req{method: "GET", path: "/v1/account", header: withCookie(phone)}); res.status != http.StatusOK {
+		t.Fatalf("another session ended with it: %d", res.status)
+	}
+	// Signing out twice, or with a cookie that was never valid, is fine.
+	for _, c := range []*http.Cookie{&stolen, {Name: sessionCookie, Value: "junk"}} {
+		if res := b.do(t, req{method: "DELETE", path: "/v1/sessions", header: withCookie(c)}); res.status != http.StatusNoContent {
+			t.Fatalf("sign-out with %q: %d", c.Value, res.status)
+		}
+	}
+}
+
+// TestSignOutEverywhere: DELETE /v1/sessions?all=true, by a session (with
+// the CSRF header) or the secret key, ends every session of the merchant
+// at once, and only the merchant's.
+func TestSignOutEverywhere(t *testing.T) {
+	b := setup(t)
+	m, other := b.signUp(t, "Shop"), b.signUp(t, "Other")
+	laptop, phone, theirs := b.login(t, m.secret), b.login(t, m.secret), b.login(t, other.secret)
+	account := func(c *http.Cookie) int {
+		return b.do(t, req{method: "GET", path: "/v1/account", header: withCookie(c)}).status
+	}
+	everywhere := req{method: "DELETE", path: "/v1/sessions?all=true"}
+
+	// A cookie alone may not: another site could make the browser send it.
+	everywhere.header = withCookie(laptop)
+	if res := b.do(t, everywhere); res.status != http.StatusForbidden || res.code() != "csrf_header_required" {
+		t.Fatalf("without the CSRF header: %d %s", res.status, res.raw)
+	}
+	if got := account(laptop); got != http.StatusOK {
+		t.Fatalf("a refused sign-out ended the session: %d", got)
+	}
+	everywhere.header = withCookie(laptop, "X-Requested-With", "fetch")
+	res := b.do(t, everywhere)
+	if res.status != http.StatusNoContent {
+		t.Fatalf("sign out everywhere: %d %s", res.status, res.raw)
+	}
+	if cleared := sessionFrom(t, res); cleared.MaxAge >= 0 || cleared.Value != "" {
+		t.Fatalf("the caller's cookie is not cleared: %+v", cleared)
+	}
+	if a, p, o := account(laptop), account(phone), account(theirs); a != http.StatusUnauthorized || p != http.StatusUnauthorized || o != http.StatusOK {
+		t.Fatalf("after sign out everywhere: laptop %d, phone %d, another merchant %d", a, p, o)
+	}
+	// An ended session cannot do it again.
+	if res := b.do(t, everywhere); res.status != http.StatusUnauthorized {
+		t.Fatalf("by an ended session: %d", res.status)
+	}
+
+	// By the secret key (a merchant who lost the laptop with the cookie).
+	later := b.login(t, m.secret)
+	if res := b.do(t, req{method: "DELETE", path: "/v1/sessions?all=true", key: m.secret}); res.status != http.StatusNoContent {
+		t.Fatalf("by key: %d %s", res.status, res.raw)
+	}
+	if got := account(later); got != http.StatusUnauthorized {
+		t.Fatalf("session after sign out everywhere by key: %d", got)
+	}
+	// A new login works again.
+	if got := account(b.login(t, m.secret)); got != http.StatusOK {
+		t.Fatalf("login after sign out everywhere: %d", got)
+	}
+	for _, tt := range []struct {
+		name, path, key string
+		wantStatus      int
+		wantCode        string
+	}{
+		{"no key", "/v1/sessions?all=true", "", 401, "unauthorized"},
+		{"publishable key", "/v1/sessions?all=true", m.pub, 403, "forbidden"},
+		{"bad value", "/v1/sessions?all=yes", m.secret, 400, "validation_error"},
+		{"twice", "/v1/sessions?all=true&all=true", m.secret, 400, "validation_error"},
+	} {
+		if res := b.do(t, req{method: "DELETE", path: tt.path, key: tt.key}); res.status != tt.wantStatus || res.code() != tt.wantCode {
+			t.Errorf("%s: %d %s, want %d %s", tt.name, res.status, res.raw, tt.wantStatus, tt.wantCode)
+		}
 	}
 }

@@ -90,6 +90,9 @@ func setup(t testing.TB, configure ...func(*Config)) *bundle {
 	if err := MigrateIdempotency(ctx, db); err != nil {
 		t.Fatal(err)
 	}
+	if err := MigrateSessions(ctx, db); err != nil {
+		t.Fatal(err)
+	}
 	if err := webhooks.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +131,7 @@ func setup(t testing.TB, configure ...func(*Config)) *bundle {
 		Reader:      reader,
 		Wait:        runner,
 		Idempotency: NewSQLIdempotency(db),
+		Sessions:    NewSQLSessions(db),
 		Assets:      domain.DefaultAssets(),
 		Webhooks:    worker,
 		Events:      reader,

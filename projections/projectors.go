@@ -64,10 +64,10 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 		// New invoices are inserted together (FlushBatch, or before any
 		// other invoice event of the batch touches the table).
 		tx.bufferRow("invoice_rows", `INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps,
-			settle_asset, order_id, amount_received, required_confirmations, created_at, expires_at, updated_at)`,
+			settle_asset, order_id, amount_received, required_confirmations, created_at, expires_at, updated_at, created_by)`,
 			e.InvoiceID, e.MerchantID, e.Asset, string(domain.StatusNew), e.Amount.String(), e.PayAmount.String(), e.PayAddress,
 			e.Fee.Fee.String(), e.Fee.Bps, e.SettleAsset, e.OrderID, "0", e.RequiredConfirmations,
-			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli())
+			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli(), string(e.Creator()))
 		return nil
 	case domain.DepositDetected, domain.DepositConfirmed, domain.DepositReverted, domain.InvoiceStatusChanged,
 		domain.ConversionWaiting, domain.ConversionAbandoned, domain.PaymentConverted:

@@ -29,6 +29,10 @@ type InvoiceJSON struct {
 	ExpiresAt             int64           `json:"expires_at"` // Unix ms
 	PaidAt                *int64          `json:"paid_at"`    // Unix ms
 	CheckoutURL           string          `json:"checkout_url"`
+
+	// CreatedBy is "secret_key" or "publishable_key": what the public
+	// publishable key created is never taken for the merchant's own.
+	CreatedBy domain.CreatedBy `json:"created_by"`
 }
 
 // SettlementJSON is money rule 3 on the invoice; null until a conversion
@@ -54,7 +58,7 @@ func (inv Invoice) JSON(baseURL string) InvoiceJSON {
 	out := InvoiceJSON{
 		ID: inv.ID, Object: "invoice", Asset: inv.Asset, Status: inv.Status, PayAddress: inv.PayAddress,
 		PayAmount: inv.PayAmount, Amount: inv.Amount, Fee: inv.Fee, FeeBps: inv.FeeBps,
-		SettleAsset: optional(inv.SettleAsset), OrderID: optional(inv.OrderID), AmountReceived: inv.AmountReceived,
+		SettleAsset: optional(inv.SettleAsset), OrderID: optional(inv.OrderID), CreatedBy: inv.CreatedBy, AmountReceived: inv.AmountReceived,
 		AmountDue: inv.AmountDue(), Confirmations: inv.Confirmations(), RequiredConfirmations: inv.RequiredConfirmations,
 		Payments:  make([]PaymentJSON, 0, len(inv.Payments)),
 		CreatedAt: inv.CreatedAt.UnixMilli(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
@@ -63,6 +67,9 @@ func (inv Invoice) JSON(baseURL string) InvoiceJSON {
 	for _, p := range inv.Payments {
 		out.Payments = append(out.Payments, PaymentJSON{TxID: p.TxID, Amount: p.Amount, Confirmations: p.Confirmations,
 			Status: p.Status, Late: p.Late, DetectedAt: p.DetectedAt.UnixMilli()})
+	}
+	if out.CreatedBy == "" { // as an event from before created_by reads
+		out.CreatedBy = domain.CreatedBySecretKey
 	}
 	if inv.PaidAt != nil {
 		ms := inv.PaidAt.UnixMilli()
@@ -96,7 +103,8 @@ func InvoiceFromEvents(evs []domain.Event) (Invoice, error) {
 		case domain.InvoiceCreated:
 			inv = Invoice{ID: e.InvoiceID, MerchantID: e.MerchantID, Asset: e.Asset, Status: domain.StatusNew, Amount: e.Amount,
 				PayAmount: e.PayAmount, PayAddress: e.PayAddress, Fee: e.Fee.Fee, FeeBps: e.Fee.Bps, SettleAsset: e.SettleAsset,
-				OrderID: e.OrderID, RequiredConfirmations: e.RequiredConfirmations, CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt, UpdatedAt: e.CreatedAt}
+				OrderID: e.OrderID, CreatedBy: e.Creator(), RequiredConfirmations: e.RequiredConfirmations, CreatedAt: e.CreatedAt,
+				ExpiresAt: e.ExpiresAt, UpdatedAt: e.CreatedAt}
 		case domain.DepositDetected:
 			p := Payment{DepositID: e.DepositID, TxID: e.TxID, Amount: e.Amount,
 				Confirmations: e.Confirmations, Status: PaymentPending, Late: e.Late, DetectedAt: e.DetectedAt}

@@ -31,3 +31,33 @@ func TestAmountDue(t *testing.T) {
 		}
 	}
 }
+
+// TestInvoiceJSONCreatedBy (issue #17, finding 3): the invoice document,
+// which webhooks render from the log through InvoiceFromEvents, says which
+// kind of key created the invoice; an event from before created_by reads
+// as the secret key's.
+func TestInvoiceJSONCreatedBy(t *testing.T) {
+	created := domain.InvoiceCreated{InvoiceID: "inv_1", MerchantID: "mer_1", Asset: "BTC", Amount: domain.MustAmount("1"),
+		PayAmount: domain.MustAmount("1"), PayAddress: "bc1q", RequiredConfirmations: 2}
+	for _, tc := range []struct {
+		recorded domain.CreatedBy
+		want     string
+	}{
+		{"", "secret_key"}, // a log from before created_by
+		{domain.CreatedBySecretKey, "secret_key"},
+		{domain.CreatedByPublishableKey, "publishable_key"},
+	} {
+		created.CreatedBy = tc.recorded
+		inv, err := InvoiceFromEvents([]domain.Event{created})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := json.Marshal(inv.JSON("https://pay.example"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"created_by":"` + tc.want + `"`; !strings.Contains(string(raw), want) {
+			t.Errorf("recorded %q: invoice JSON lacks %s: %s", tc.recorded, want, raw)
+		}
+	}
+}

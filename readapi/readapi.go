@@ -25,6 +25,7 @@ type Invoice struct {
 	Settlement            Settlement
 	SettleAsset           string // "" when not converting
 	OrderID               string
+	CreatedBy             domain.CreatedBy
 	AmountReceived        domain.Amount
 	RequiredConfirmations int
 	Payments              []Payment

@@ -55,22 +55,23 @@ func (s *SQL) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 }
 
 const invoiceColumns = `invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps, settle_asset, order_id,
-	amount_received, required_confirmations, created_at, expires_at, paid_at, updated_at, settlement_status, settlement_since, settlement_reason`
+	amount_received, required_confirmations, created_at, expires_at, paid_at, updated_at, settlement_status, settlement_since, settlement_reason,
+	created_by`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanInvoice(row scanner) (Invoice, error) {
 	var inv Invoice
-	var status, amount, payAmount, fee, received string
+	var status, amount, payAmount, fee, received, createdBy string
 	var created, expires, updated int64
 	var paid, since sql.NullInt64
 	err := row.Scan(&inv.ID, &inv.MerchantID, &inv.Asset, &status, &amount, &payAmount, &inv.PayAddress, &fee, &inv.FeeBps,
 		&inv.SettleAsset, &inv.OrderID, &received, &inv.RequiredConfirmations, &created, &expires, &paid, &updated,
-		&inv.Settlement.Status, &since, &inv.Settlement.Reason)
+		&inv.Settlement.Status, &since, &inv.Settlement.Reason, &createdBy)
 	if err != nil {
 		return Invoice{}, err
 	}
-	inv.Status = domain.Status(status)
+	inv.Status, inv.CreatedBy = domain.Status(status), domain.CreatedBy(createdBy)
 	inv.Amount, inv.PayAmount, inv.Fee, inv.AmountReceived = domain.MustAmount(amount), domain.MustAmount(payAmount), domain.MustAmount(fee), domain.MustAmount(received)
 	inv.CreatedAt, inv.ExpiresAt, inv.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC(), time.UnixMilli(updated).UTC()
 	if paid.Valid {

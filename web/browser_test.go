@@ -380,9 +380,15 @@ func checkoutFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 }
 
 func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
-	// Enough invoices for two pages of 20.
+	// Enough invoices for two pages of 20; the newest was created with the
+	// publishable key (issue #17, finding 3), with an order id the shop uses.
+	var byPub invoiceJSON
 	for i := range 21 {
-		s.createInvoice(t, m.SecretKey, map[string]any{"asset": "ETH", "amount": fmt.Sprintf("0.%03d", i+1), "order_id": fmt.Sprintf("bulk-%d", i)})
+		key := m.SecretKey
+		if i == 20 {
+			key = m.PublishableKey
+		}
+		byPub = s.createInvoice(t, key, map[string]any{"asset": "ETH", "amount": fmt.Sprintf("0.%03d", i+1), "order_id": fmt.Sprintf("bulk-%d", i)})
 	}
 	b.viewport(1280, 900, false)
 	b.do("open dashboard", chromedp.Navigate(s.srv.URL+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
@@ -414,6 +420,13 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	// Invoices: the list, the filter, the pages.
 	b.do("invoices", chromedp.Click(chromedp.CSS(`#nav a[data-view="invoices"]`)))
 	b.waitJS("invoice list", `document.querySelectorAll('#invoices tbody tr').length === 20 && !!document.getElementById('next-page')`)
+	// What the publishable key created carries a badge; nothing else does.
+	if got := b.eval(`[...document.querySelectorAll('#invoices tbody tr')].filter(tr => tr.querySelector('.badge[data-created-by="publishable_key"]')).map(tr => tr.dataset.id).join(',')`); got != byPub.ID {
+		t.Errorf("rows with the publishable key's badge: %q, want %q", got, byPub.ID)
+	}
+	if got := b.text(`#invoices tbody tr[data-id="` + byPub.ID + `"] .badge[data-created-by]`); got != "Publishable key" {
+		t.Errorf("badge text %q", got)
+	}
 	b.shot("dashboard-invoices")
 	b.do("next page", chromedp.Click(chromedp.CSS("#next-page")))
 	b.waitJS("second page", `!!document.getElementById('prev-page') && document.querySelectorAll('#invoices tbody tr').length === 4`)
@@ -432,6 +445,22 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 		t.Errorf("delivery statuses %q", got)
 	}
 	b.shot("dashboard-invoice-detail")
+	if b.eval(`String(!!document.getElementById('created-by-notice'))`) != "false" {
+		t.Error("the secret key's invoice shows the publishable key's notice")
+	}
+	if got := b.text("#invoice-created-by"); got != "Secret key" {
+		t.Errorf("created with %q, want Secret key", got)
+	}
+	// The publishable key's invoice says so, with a warning, on its page.
+	b.do("publishable key's invoice", chromedp.Navigate(s.srv.URL+"/dashboard#/invoices/"+byPub.ID))
+	b.waitJS("publishable detail", `(document.getElementById('invoice-detail') || {}).dataset?.createdBy === 'publishable_key'`)
+	if got := b.text("#created-by-notice"); !strings.Contains(got, "publishable key") || !strings.Contains(got, "bulk-20") {
+		t.Errorf("notice %q", got)
+	}
+	if got := b.text("#invoice-created-by"); got != "Publishable key" {
+		t.Errorf("created with %q, want Publishable key", got)
+	}
+	b.shot("dashboard-invoice-publishable")
 
 	// New invoice form.
 	b.do("new invoice", chromedp.Click(chromedp.CSS(`#nav a[data-view="new"]`)), chromedp.WaitVisible(chromedp.CSS("#new-invoice-form")))

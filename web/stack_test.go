@@ -75,6 +75,9 @@ func newStack(t *testing.T) *stack {
 	if err := httpapi.MigrateIdempotency(ctx, db); err != nil {
 		t.Fatal(err)
 	}
+	if err := httpapi.MigrateSessions(ctx, db); err != nil {
+		t.Fatal(err)
+	}
 	if err := sim.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,7 @@ func newStack(t *testing.T) *stack {
 		// The checkout polls fast in tests; every page shares 127.0.0.1.
 		PublicRatePerMinute: 100000, KeyRatePerMinute: 100000, SignupRatePerMinute: 1000,
 	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(db),
-		Webhooks: worker, Assets: assets, Now: clk.Now, Logger: warn})
+		Sessions: httpapi.NewSQLSessions(db), Webhooks: worker, Assets: assets, Now: clk.Now, Logger: warn})
 	simulator, err := sim.New(sim.Config{Now: clk.Now}, chain.Sink{Commands: handlers, Addresses: reader}, db, assets, warn)
 	if err != nil {
 		t.Fatal(err)

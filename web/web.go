@@ -22,8 +22,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,8 +56,20 @@ type Config struct {
 	// EthereumChainID goes into EIP-681 URIs (default 1, mainnet).
 	EthereumChainID int64
 	// Now is the server clock the countdown is synchronised to (default time.Now).
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// Limiter limits the pages per client (nil: no limit). cmd/picd passes
+	// httpapi's per-IP limiter, so that these unauthenticated pages are
+	// limited as the public /v1 routes are. Static files are not limited:
+	// they are embedded bytes, cost no query, are cached by browsers and
+	// proxies (a year with ?v=), and every page load fetches several.
+	Limiter Limiter
+	Logger  *slog.Logger
+}
+
+// Limiter admits a request of a client, or says how long it must wait.
+// Each namespace is a bucket of its own. httpapi.IPLimiter implements it.
+type Limiter interface {
+	Allow(r *http.Request, namespace string) (retryAfter time.Duration, ok bool)
 }
 
 // site serves both pages.
@@ -96,13 +110,38 @@ func New(cfg Config) http.Handler {
 		cfg.Logger = slog.Default()
 	}
 	s := &site{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	// A checkout's page and its payment requests share one bucket per
+	// client: each reads the invoice (the request also draws a QR code).
 	s.mux.HandleFunc("GET /pay/static/{file}", serveStatic)
-	s.mux.HandleFunc("GET /pay/{id}", s.checkout)
-	s.mux.HandleFunc("GET /pay/request/{id}", s.paymentRequest)
-	s.mux.HandleFunc("GET /dashboard", s.dashboard)
-	s.mux.HandleFunc("GET /dashboard/{$}", s.dashboard)
+	s.mux.Handle("GET /pay/{id}", s.limit("checkout", false, s.checkout))
+	s.mux.Handle("GET /pay/request/{id}", s.limit("checkout", true, s.paymentRequest))
+	s.mux.Handle("GET /dashboard", s.limit("dashboard", false, s.dashboard))
+	s.mux.Handle("GET /dashboard/{$}", s.limit("dashboard", false, s.dashboard))
 	s.mux.HandleFunc("GET /dashboard/static/{file}", serveStatic)
 	return s
+}
+
+// limit puts next behind the Limiter's bucket namespace. A refused request
+// gets 429 with Retry-After: the HTML error page, or JSON for the
+// checkout script's calls (asJSON), which simply try again later.
+func (s *site) limit(namespace string, asJSON bool, next http.HandlerFunc) http.Handler {
+	if s.cfg.Limiter == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wait, ok := s.cfg.Limiter.Allow(r, namespace)
+		if ok {
+			next(w, r)
+			return
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(wait.Seconds())), 1)))
+		if asJSON {
+			w.Header().Set("Cache-Control", "no-store")
+			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "rate_limited"})
+			return
+		}
+		s.renderError(w, r, http.StatusTooManyRequests)
+	})
 }
 
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -226,7 +265,7 @@ type errorPage struct {
 	Status  int
 }
 
-// renderError answers an HTML page for 404, 405 and 503.
+// renderError answers an HTML page for 404, 405, 429 and 503.
 func (s *site) renderError(w http.ResponseWriter, r *http.Request, status int) {
 	c := negotiate(r)
 	p := errorPage{Lang: c.lang, T: c, Version: assetVersion, Static: "/pay/static/", Status: status}
@@ -236,6 +275,10 @@ func (s *site) renderError(w http.ResponseWriter, r *http.Request, status int) {
 	case http.StatusServiceUnavailable:
 		p.Title, p.Message = c.text("error.unavailable.title"), c.text("error.unavailable.message")
 		w.Header().Set("Retry-After", "5")
+	case http.StatusTooManyRequests:
+		// "Try again in a moment" is the advice for both; the caller set
+		// Retry-After.
+		p.Title, p.Message = c.text("error.unavailable.title"), c.text("error.unavailable.message")
 	default:
 		p.Title, p.Message = c.text("error.method.title"), c.text("error.method.message")
 	}

@@ -102,5 +102,9 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		b.close()
 		return nil, err
 	}
+	if err := httpapi.MigrateSessions(ctx, b.db); err != nil {
+		b.close()
+		return nil, err
+	}
 	return b, nil
 }

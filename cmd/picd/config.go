@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,7 @@ type Config struct {
 	SignupRatePerMinute int    // PIC_SIGNUP_RATE_PER_MINUTE
 	PublicRatePerMinute int    // PIC_PUBLIC_RATE_PER_MINUTE
 	DebugListen         string // PIC_DEBUG_LISTEN: pprof on a separate, private address
+	MetricsListen       string // PIC_METRICS_LISTEN: Prometheus /metrics on its own address (default loopback); empty: off
 	WebhookAllowPrivate bool   // PIC_WEBHOOK_ALLOW_PRIVATE: let webhooks reach loopback and private networks
 
 	Mnemonic           string // PIC_MNEMONIC: the master seed's words (else read from MnemonicFile)
@@ -113,7 +115,7 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.StringVar(&c.ClientIPHeader, "client-ip-header", env("PIC_CLIENT_IP_HEADER", ""), "header with the client IP from a trusted proxy (PIC_CLIENT_IP_HEADER)")
 	fs.IntVar(&c.KeyRatePerMinute, "key-rate", envInt("PIC_KEY_RATE_PER_MINUTE", 60000), "requests per minute per API key (PIC_KEY_RATE_PER_MINUTE)")
 	fs.IntVar(&c.SignupRatePerMinute, "signup-rate", envInt("PIC_SIGNUP_RATE_PER_MINUTE", 10), "merchant sign-ups per minute per IP (PIC_SIGNUP_RATE_PER_MINUTE)")
-	fs.IntVar(&c.PublicRatePerMinute, "public-rate", envInt("PIC_PUBLIC_RATE_PER_MINUTE", 120), "public invoice reads per minute per IP (PIC_PUBLIC_RATE_PER_MINUTE)")
+	fs.IntVar(&c.PublicRatePerMinute, "public-rate", envInt("PIC_PUBLIC_RATE_PER_MINUTE", 120), "requests per minute per IP to each unauthenticated route: public invoice status, checkout, dashboard page, log-in, sign-out, /readyz (PIC_PUBLIC_RATE_PER_MINUTE)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("PIC_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhook URLs on loopback and private networks (PIC_WEBHOOK_ALLOW_PRIVATE)")
 	fs.StringVar(&c.Mnemonic, "mnemonic", env("PIC_MNEMONIC", ""), "BIP-39 words of the master seed (PIC_MNEMONIC); prefer the file")
 	fs.StringVar(&c.MnemonicFile, "mnemonic-file", env("PIC_MNEMONIC_FILE", ""), "file with the master seed's words (PIC_MNEMONIC_FILE; default <data>/mnemonic, created 0600 on first start)")
@@ -138,6 +140,8 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 		"credit a payment unconverted when no price came for its conversion within this (PIC_CONVERSION_MAX_WAIT)")
 	fs.DurationVar(&c.PriceMaxAge, "price-max-age", envDuration("PIC_PRICE_MAX_AGE", 10*time.Minute), "refuse prices older than this (PIC_PRICE_MAX_AGE)")
 	fs.StringVar(&c.DebugListen, "debug-listen", env("PIC_DEBUG_LISTEN", ""), "serve Go's pprof profiles on this private address (PIC_DEBUG_LISTEN)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", env("PIC_METRICS_LISTEN", "127.0.0.1:9464"),
+		"serve Prometheus /metrics on this address, never on the public one; empty: no metrics (PIC_METRICS_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -168,6 +172,11 @@ func (c *Config) validate() error {
 	}
 	if c.PriceMaxAge <= 0 {
 		return fmt.Errorf("price max age must be a positive duration")
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return fmt.Errorf("metrics listen %q: want host:port, or empty for no metrics", c.MetricsListen)
+		}
 	}
 	if c.SimConfirmations < 1 {
 		return fmt.Errorf("sim confirmations must be at least 1")

@@ -64,7 +64,9 @@ func startGateway(t testing.TB, env []string) *gateway {
 	addr := freeAddr(t)
 	g := &gateway{t: t, url: "http://" + addr, env: env, logs: &bytes.Buffer{}}
 	g.cmd = exec.Command(picdBin, "serve")
-	g.cmd.Env = append(os.Environ(), append(env, "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
+	// Metrics off unless a test asks (env wins): the default loopback port
+	// is one per machine, and tests run several picd at once.
+	g.cmd.Env = append(os.Environ(), append(append([]string{"PIC_METRICS_LISTEN="}, env...), "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -347,20 +349,29 @@ func TestLeaderTakeover(t *testing.T) {
 	}
 }
 
-// TestObservability checks the operator endpoints of a running picd.
+// TestObservability checks the operator endpoints of a running picd. The
+// metrics are served on their own address (PIC_METRICS_LISTEN), never on
+// the public port (issue #17, finding 10).
 func TestObservability(t *testing.T) {
-	g := startGateway(t, []string{"PIC_DATA_DIR=" + t.TempDir()})
+	metricsAddr := freeAddr(t)
+	g := startGateway(t, []string{"PIC_DATA_DIR=" + t.TempDir(), "PIC_METRICS_LISTEN=" + metricsAddr})
 	_, m := g.do("POST", "/v1/merchants", "", map[string]any{"name": "Shop"})
 	g.do("POST", "/v1/invoices", m["secret_key"].(string), map[string]any{"asset": "BTC", "amount": "0.01"})
 	if status, body := g.do("GET", "/readyz", "", nil); status != 200 || body["ready"] != true {
 		t.Fatalf("readyz: %d %v", status, body)
 	}
-	resp, err := http.Get(g.url + "/metrics")
+	if status, _ := g.do("GET", "/metrics", "", nil); status != http.StatusNotFound {
+		t.Errorf("/metrics on the public port: %d, want 404", status)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics address: %d %s", resp.StatusCode, raw)
+	}
 	for _, want := range []string{
 		`picd_http_requests_total{code="201",method="POST",route="/v1/invoices"} 1`,
 		`picd_http_request_duration_seconds_bucket{method="POST",route="/v1/merchants"`,

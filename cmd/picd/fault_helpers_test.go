@@ -60,7 +60,8 @@ func startProc(t testing.TB, env []string) *proc {
 	addr := freeAddr(t)
 	p := &proc{gateway: &gateway{t: t, url: "http://" + addr, env: env, logs: &bytes.Buffer{}}, out: &syncBuffer{}}
 	p.cmd = exec.Command(picdBin, "serve")
-	p.cmd.Env = append(os.Environ(), append(env, "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
+	// Metrics off unless a test asks (env wins), as in startGateway.
+	p.cmd.Env = append(os.Environ(), append(append([]string{"PIC_METRICS_LISTEN="}, env...), "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -12,15 +12,16 @@ import (
 // TestPicload runs the load tool against a real picd: invoices created at
 // a fixed rate, paid through the simulator, blocks mined, webhooks
 // received. The report must show every invoice created, paid and announced
-// once, and a projection lag sampled from /metrics.
+// once, and a projection lag sampled from the metrics address.
 func TestPicload(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "picload")
 	if out, err := exec.Command("go", "build", "-o", bin, "../picload").CombinedOutput(); err != nil {
 		t.Fatalf("build picload: %v\n%s", err, out)
 	}
 	dataDir := t.TempDir()
-	g := startProc(t, []string{"PIC_DATA_DIR=" + dataDir, "PIC_WEBHOOK_ALLOW_PRIVATE=true", "PIC_KEY_RATE_PER_MINUTE=100000000"})
-	cmd := exec.Command(bin, "-url", g.url, "-n", "300", "-rate", "300", "-clients", "8", "-merchants", "2",
+	metricsAddr := freeAddr(t)
+	g := startProc(t, []string{"PIC_DATA_DIR=" + dataDir, "PIC_WEBHOOK_ALLOW_PRIVATE=true", "PIC_KEY_RATE_PER_MINUTE=100000000", "PIC_METRICS_LISTEN=" + metricsAddr})
+	cmd := exec.Command(bin, "-url", g.url, "-metrics-url", "http://"+metricsAddr+"/metrics", "-n", "300", "-rate", "300", "-clients", "8", "-merchants", "2",
 		"-pay", "-webhooks", "-data", dataDir, "-mine-every", "200ms", "-sample-every", "100ms", "-wait", "20s")
 	cmd.Env = os.Environ()
 	out, err := cmd.Output()

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,7 +110,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		RegistrationOpen: cfg.Registration == "open", SessionSecret: sessionSecret, BaseURL: cfg.BaseURL,
 		SecureCookies: cfg.SecureCookies, ClientIPHeader: cfg.ClientIPHeader, KeyRatePerMinute: cfg.KeyRatePerMinute,
 		SignupRatePerMinute: cfg.SignupRatePerMinute, PublicRatePerMinute: cfg.PublicRatePerMinute,
-	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(b.db), Webhooks: worker,
+	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(b.db), Sessions: httpapi.NewSQLSessions(b.db), Webhooks: worker,
 		Events: reader, ShuttingDown: streamsDone, Prices: prices,
 		Assets: assets, Now: now, Logger: log})
 
@@ -162,20 +163,27 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	obs := newObservability(log)
 	scans := chainScans(cfg)
 	obs.registerStateGauges(b.store, runner, b.db, scans)
+	if cfg.MetricsListen != "" {
+		stopMetrics := serveMetrics(cfg.MetricsListen, obs, log)
+		defer stopMetrics()
+	}
+	// The unauthenticated routes outside /v1 get the public routes' per-IP
+	// limit (each in a bucket of its own); /healthz, a constant answer for
+	// probes, and the static files are exempt.
+	publicLimit := httpapi.NewIPLimiter(cfg.PublicRatePerMinute, cfg.ClientIPHeader, now)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"ok"}`)
 	})
-	mux.HandleFunc("GET /readyz", readiness(b, runner, scans, now))
-	mux.Handle("GET /metrics", obs.metricsHandler())
+	mux.Handle("GET /readyz", publicLimit.Limit("readyz", readiness(b, runner, scans, now)))
 	mux.Handle("/v1/sim/", obs.wrap(chains.routes))
-	site := obs.wrap(web.New(web.Config{Invoices: reader, Assets: assets, Now: now, Logger: log}))
+	site := obs.wrap(web.New(web.Config{Invoices: reader, Assets: assets, Now: now, Logger: log, Limiter: publicLimit}))
 	mux.Handle("/pay/", site)
 	mux.Handle("/dashboard", site)
 	mux.Handle("/dashboard/", site)
 	mux.Handle("/", obs.wrap(api))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: withHSTS(cfg.BaseURL, mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	srv.RegisterOnShutdown(func() { close(streamsDone) })
 	log.Info("picd listening", "url", "http://"+ln.Addr().String(), "store", cfg.Store, "base_url", cfg.BaseURL)
@@ -193,6 +201,49 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// serveMetrics serves Prometheus /metrics on its own address, apart from
+// the public port: the metrics name every route, queue depth and chain
+// height, which is for the operator only. A loopback default keeps them
+// on the machine; set PIC_METRICS_LISTEN to a private interface for a
+// scraper elsewhere. An address that cannot be bound is logged as an error
+// and the gateway serves on without metrics: a busy monitoring port must
+// not stop payments (Prometheus shows the target down). It returns the
+// function that stops the metrics server.
+func serveMetrics(addr string, obs *observability, log *slog.Logger) (stop func()) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("metrics: cannot listen; no metrics are served", "addr", addr, "err", err)
+		return func() {}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", obs.metricsHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return func() { _ = srv.Close() }
+}
+
+// hstsValue asks browsers to use HTTPS only, for a year, subdomains included.
+const hstsValue = "max-age=31536000; includeSubDomains"
+
+// withHSTS sends Strict-Transport-Security on every response when the
+// public origin is https (TLS ends at a proxy in front, which passes the
+// header on). With an http origin it sends nothing: browsers ignore it
+// over plain HTTP, and a local quick start must not pin its host to HTTPS.
+func withHSTS(baseURL string, next http.Handler) http.Handler {
+	if !strings.HasPrefix(strings.ToLower(baseURL), "https://") {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", hstsValue)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // expireLoop closes invoices whose window has passed. The command id is

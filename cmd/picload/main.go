@@ -3,7 +3,8 @@
 // clients as fast as possible or at a fixed rate, optionally pays each one
 // through the simulator and mines blocks so they become paid, runs its own
 // webhook receiver on loopback (signatures verified, each delivery id
-// counted), samples the projection lag from /metrics, and prints
+// counted), samples the projection lag from picd's metrics address
+// (-metrics-url; picd serves no /metrics on its public port), and prints
 // throughput, latency percentiles, projection lag, webhook latency,
 // duplicate and missing deliveries as a table and as one line of JSON.
 //
@@ -61,6 +62,7 @@ type config struct {
 	wait          time.Duration
 
 	sampleEvery time.Duration
+	metricsURL  string
 	stdClient   bool
 }
 
@@ -85,6 +87,7 @@ func main() {
 	flag.StringVar(&c.webhookSecret, "webhook-secret", "", "webhook secret of the -key merchant (default: rotate it and use the new one)")
 	flag.DurationVar(&c.wait, "wait", 60*time.Second, "after the load, how long to wait for payments to confirm and webhooks to arrive")
 	flag.DurationVar(&c.sampleEvery, "sample-every", 250*time.Millisecond, "how often to sample the projection lag")
+	flag.StringVar(&c.metricsURL, "metrics-url", "http://127.0.0.1:9464/metrics", "the gateway's Prometheus metrics (its PIC_METRICS_LISTEN); unreachable: the lag is read from /readyz")
 	flag.BoolVar(&c.stdClient, "std-client", false, "create invoices with net/http's client instead of the lighter hand-written one")
 	flag.Parse()
 	nSet := false
@@ -120,8 +123,9 @@ type merchant struct {
 
 // gw talks to the gateway.
 type gw struct {
-	url    string
-	client *http.Client
+	url        string
+	metricsURL string
+	client     *http.Client
 }
 
 // call sends a JSON request and decodes a JSON answer into out (when not nil).
@@ -216,7 +220,7 @@ type toPay struct {
 // run drives the load and returns the report. A setup error returns no report.
 func run(ctx context.Context, c config) (*report, error) {
 	conns := c.clients + c.payClients + 8
-	g := &gw{url: strings.TrimRight(c.url, "/"), client: &http.Client{
+	g := &gw{url: strings.TrimRight(c.url, "/"), metricsURL: c.metricsURL, client: &http.Client{
 		Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns},
 		Timeout:   30 * time.Second,
 	}}

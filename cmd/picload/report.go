@@ -144,7 +144,7 @@ func (s *state) fill(r *report, payEndS float64) {
 var behindBy = regexp.MustCompile(`behind by ([0-9a-z.]+)`)
 
 // sampleLag reads picd_projection_lag_seconds (and the webhook queue depth)
-// from /metrics until ctx ends; without /metrics it reads /readyz, whose
+// from the metrics (g.metricsURL) until ctx ends; without them it reads /readyz, whose
 // "behind by" is coarse (whole seconds, only past 30 s).
 func (s *state) sampleLag(ctx context.Context, g *gw, every time.Duration) {
 	t := time.NewTicker(every)
@@ -182,7 +182,10 @@ func (s *state) sampleLag(ctx context.Context, g *gw, every time.Duration) {
 }
 
 func readMetrics(ctx context.Context, g *gw) (lag, queue float64, ok bool) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", g.url+"/metrics", nil)
+	if g.metricsURL == "" {
+		return 0, 0, false
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", g.metricsURL, nil)
 	resp, err := g.client.Do(req)
 	if err != nil {
 		return 0, 0, false

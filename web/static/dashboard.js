@@ -169,6 +169,15 @@ function badge(status) {
   return el('span', { class: 'badge', dataset: { status } }, t('status.' + status));
 }
 
+// createdByBadge marks an invoice of the publishable key (issue #17): that
+// key is public, so anyone could have created it, with any order id and
+// amount. null for the secret key's (and the dashboard's) own invoices.
+function createdByBadge(inv) {
+  if (inv.created_by !== 'publishable_key') return null;
+  return el('span', { class: 'badge', dataset: { createdBy: inv.created_by }, title: t('created_by.publishable_hint') },
+    t('created_by.publishable_key'));
+}
+
 function table(headers, rows, { numeric = [] } = {}) {
   return el('div', { class: 'table-wrap' }, el('table', {},
     el('thead', {}, el('tr', {}, headers.map((h, i) => el('th', { class: numeric.includes(i) ? 'num' : undefined }, h)))),
@@ -312,7 +321,7 @@ async function invoiceList(params) {
         cell(inv.amount + ' ' + inv.asset, true),
         cell(inv.amount_received, true),
         cell(badge(inv.status)),
-        cell(inv.order_id || ''))),
+        cell([inv.order_id ? el('span', {}, inv.order_id) : null, createdByBadge(inv)]))),
       { numeric: [2, 3] }));
   }
   const base = '#/invoices?' + (status ? 'status=' + status + '&' : '');
@@ -338,10 +347,17 @@ async function invoiceDetail(id) {
   if (!res.ok) return card(t('invoice.title', { id }), el('p', { class: 'notice bad' }, errorText(res)));
   const inv = res.data;
   const prop = (label, value) => [el('dt', {}, label), el('dd', {}, value)];
+  const byPublishable = inv.created_by === 'publishable_key';
+  // Order last: an order id is the merchant's customer's text, not a placeholder.
+  const notice = !byPublishable ? null : el('p', { class: 'notice warn', id: 'created-by-notice' }, inv.order_id
+    ? t('invoice.publishable_notice', { amount: inv.amount, asset: inv.asset, order: inv.order_id })
+    : t('invoice.publishable_notice_no_order', { amount: inv.amount, asset: inv.asset }));
   const details = card(t('invoice.title', { id: inv.id }),
     el('p', {}, el('a', { href: '#/invoices' }, '← ' + t('invoice.back'))),
+    notice,
     el('dl', { class: 'props' },
       prop(t('invoice.status'), badge(inv.status)),
+      prop(t('invoice.created_by'), el('span', { id: 'invoice-created-by' }, createdByBadge(inv) || t('created_by.secret_key'))),
       prop(t('invoice.amount'), inv.amount + ' ' + inv.asset),
       prop(t('invoice.pay_amount'), el('code', {}, inv.pay_amount)),
       prop(t('invoice.pay_address'), el('code', { class: 'wrap' }, inv.pay_address)),
@@ -355,6 +371,7 @@ async function invoiceDetail(id) {
       prop(t('invoice.checkout'), el('a', { href: '/pay/' + inv.id, target: '_blank', rel: 'noopener' }, '/pay/' + inv.id))));
   details.id = 'invoice-detail';
   details.dataset.status = inv.status;
+  details.dataset.createdBy = inv.created_by;
 
   const payments = card(t('invoice.payments'));
   payments.id = 'payments';
