@@ -49,6 +49,12 @@ func (s *server) patchAccount(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if u := req.WebhookURL.ptr(); u != nil {
+		if err := s.checkWebhookURL(r.Context(), *u); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	pos, err := s.d.Commands.UpdateAccount.Handle(r.Context(), commands.UpdateAccount{
 		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
 		Patch: domain.AccountPatch{WebhookURL: req.WebhookURL.ptr(), ConsolidateTo: req.ConsolidateTo.ptr()},

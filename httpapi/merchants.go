@@ -35,6 +35,10 @@ func (s *server) createMerchant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.checkWebhookURL(r.Context(), req.WebhookURL); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	res, err := s.d.Commands.RegisterMerchant.Handle(r.Context(), commands.RegisterMerchant{
 		CommandID: commandID(r), Name: req.Name, WebhookURL: req.WebhookURL,
 	})

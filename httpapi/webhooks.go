@@ -21,6 +21,21 @@ type Webhooks interface {
 	Retry(ctx context.Context, merchantID, id string) (webhooks.Delivery, error)
 	// SendTest errors: domain.ErrNotFound, domain.ErrValidation (no webhook_url).
 	SendTest(ctx context.Context, merchantID string) (webhooks.Attempt, error)
+	// CheckURL applies the delivery guard's address rules to a webhook URL
+	// being saved. Errors: domain.ErrValidation.
+	CheckURL(ctx context.Context, rawURL string) error
+}
+
+// checkWebhookURL refuses, when a webhook URL is saved, what the delivery
+// worker would refuse to connect to (loopback, private, link-local, as a
+// literal or as a name that resolves there now), unless the operator allows
+// private addresses. A server without a worker sends no webhooks: nothing
+// to check.
+func (s *server) checkWebhookURL(ctx context.Context, rawURL string) error {
+	if s.d.Webhooks == nil || rawURL == "" {
+		return nil
+	}
+	return s.d.Webhooks.CheckURL(ctx, rawURL)
 }
 
 // errNoWebhooks answers the webhook endpoints of a server built without

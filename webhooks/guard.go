@@ -1,13 +1,18 @@
 package webhooks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
 )
 
 // ErrForbiddenAddress: the webhook host resolved to an address that is not
@@ -72,6 +77,61 @@ func checkDestination(ip netip.Addr) error {
 	for _, p := range forbidden {
 		if p.Contains(ip) {
 			return fmt.Errorf("%w: %s is in %s", ErrForbiddenAddress, ip, p)
+		}
+	}
+	return nil
+}
+
+// ErrPrivateWebhookURL: a webhook URL saved while its host is, or resolves
+// to, an address checkDestination refuses. It is a domain.ErrValidation and
+// its text names no address (what a name resolves to inside the gateway's
+// network is not the merchant's to learn).
+var ErrPrivateWebhookURL = fmt.Errorf("%w: webhook_url must reach the public internet: its host is, or resolves to, a loopback, private or link-local address",
+	domain.ErrValidation)
+
+// saveLookupTimeout bounds the DNS lookup of CheckURL.
+const saveLookupTimeout = 2 * time.Second
+
+// CheckURL applies, when a webhook URL is saved, the rules the dialer
+// applies to every connection: a literal address, or every address the host
+// resolves to now, must pass checkDestination, unless the operator allows
+// private addresses. A host that does not resolve (yet), or a lookup that
+// fails or times out, is accepted: the merchant may set DNS up later, and
+// the dial-time check stays, since DNS can change after saving.
+// Errors: domain.ErrValidation (a malformed URL), ErrPrivateWebhookURL.
+func (w *Worker) CheckURL(ctx context.Context, rawURL string) error {
+	return checkURL(ctx, rawURL, w.cfg.AllowPrivate, net.DefaultResolver.LookupNetIP)
+}
+
+func checkURL(ctx context.Context, rawURL string, allowPrivate bool, lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)) error {
+	if err := domain.ValidateWebhookURL(rawURL); err != nil || rawURL == "" || allowPrivate {
+		return err
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("%w: webhook_url is not a valid URL", domain.ErrValidation)
+	}
+	host := u.Hostname()
+	// RFC 6761: localhost and its subdomains are loopback by definition,
+	// whatever this resolver answers today.
+	if name := strings.TrimSuffix(strings.ToLower(host), "."); name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return ErrPrivateWebhookURL
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if checkDestination(ip) != nil {
+			return ErrPrivateWebhookURL
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, saveLookupTimeout)
+	defer cancel()
+	ips, err := lookup(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, ip := range ips {
+		if checkDestination(ip) != nil {
+			return ErrPrivateWebhookURL
 		}
 	}
 	return nil

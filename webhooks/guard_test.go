@@ -1,12 +1,16 @@
 package webhooks
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
 )
 
 func TestCheckDestination(t *testing.T) {
@@ -51,7 +55,7 @@ func TestOutboundGuard(t *testing.T) {
 		e.sync()
 		start := time.Now()
 		a, err := strict.SendTest(e.ctx, m.MerchantID)
-		if err != nil || a.OK() || !strings.Contains(a.Error, "refused") || !strings.Contains(a.Error, "not allowed") || time.Since(start) > time.Second {
+		if err != nil || a.OK() || a.Error != "refused: private address" || time.Since(start) > time.Second {
 			t.Errorf("%s: %+v %v", url, a, err)
 		}
 	}
@@ -90,5 +94,64 @@ func TestOutboundGuard(t *testing.T) {
 	e.drain(open, time.Millisecond, 3)
 	if d := e.all(open, m.MerchantID)[0]; d.Status != StatusDelivered || len(rc.requests()) != 2 {
 		t.Fatalf("with AllowPrivate: %+v", d)
+	}
+}
+
+// Issue #17, finding 8: the save-time check applies checkDestination to a
+// literal host and to every address a name resolves to now; a name that
+// does not resolve is accepted (the dial-time check remains), and
+// AllowPrivate accepts everything well-formed.
+func TestCheckURL(t *testing.T) {
+	ctx := context.Background()
+	dns := map[string][]netip.Addr{
+		"shop.example.com":     {netip.MustParseAddr("93.184.216.34")},
+		"internal.example.com": {netip.MustParseAddr("10.20.30.40")},
+		"mixed.example.com":    {netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("192.168.0.9")},
+		"metadata.example.com": {netip.MustParseAddr("169.254.169.254")},
+		"v6.example.com":       {netip.MustParseAddr("fd00::7")},
+	}
+	lookups := 0
+	lookup := func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+		lookups++
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("lookup without a deadline")
+		}
+		if ips, ok := dns[host]; ok {
+			return ips, nil
+		}
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	for url, want := range map[string]error{
+		"":                                 nil,
+		"https://shop.example.com/ipn":     nil,
+		"https://not-yet.example.com/ipn":  nil,
+		"https://93.184.216.34:8443/ipn":   nil,
+		"https://internal.example.com/ipn": ErrPrivateWebhookURL,
+		"https://mixed.example.com/ipn":    ErrPrivateWebhookURL,
+		"http://metadata.example.com/":     ErrPrivateWebhookURL,
+		"https://v6.example.com/":          ErrPrivateWebhookURL,
+		"http://127.0.0.1:3000/":           ErrPrivateWebhookURL,
+		"http://localhost/":                ErrPrivateWebhookURL,
+		"http://api.LocalHost./":           ErrPrivateWebhookURL,
+		"http://[::ffff:10.0.0.1]/":        ErrPrivateWebhookURL,
+		"ftp://shop.example.com/":          domain.ErrValidation,
+	} {
+		err := checkURL(ctx, url, false, lookup)
+		if !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Errorf("%q: %v, want %v", url, err, want)
+		}
+		if err != nil && strings.ContainsAny(strings.TrimPrefix(err.Error(), "validation failed: "), "0123456789") {
+			t.Errorf("%q: the message names an address: %v", url, err)
+		}
+		err = checkURL(ctx, url, true, lookup)
+		if want == domain.ErrValidation && !errors.Is(err, domain.ErrValidation) || want != domain.ErrValidation && err != nil {
+			t.Errorf("%q with AllowPrivate: %v", url, err)
+		}
+	}
+	if !errors.Is(ErrPrivateWebhookURL, domain.ErrValidation) {
+		t.Fatal("ErrPrivateWebhookURL is not a validation error")
+	}
+	if lookups == 0 {
+		t.Fatal("names were never resolved")
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -33,9 +34,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -387,7 +390,7 @@ func (w *Worker) Pass(ctx context.Context) (int, error) {
 }
 
 // endpoint is where a merchant's webhooks go, read at send time.
-type endpoint struct{ url, secret string }
+type endpoint struct{ merchantID, url, secret string }
 
 // errNoSecretsKey: a sealed secret and no Config.Secrets to open it.
 var errNoSecretsKey = errors.New("webhooks: the webhook secret is sealed and this worker has no secrets key (Config.Secrets)")
@@ -398,7 +401,7 @@ var errNoSecretsKey = errors.New("webhooks: the webhook secret is sealed and thi
 // model; ErrSecretsKey, ErrSealedSecret or errNoSecretsKey when its secret
 // does not open.
 func (w *Worker) endpoint(ctx context.Context, merchantID string) (endpoint, error) {
-	var ep endpoint
+	ep := endpoint{merchantID: merchantID}
 	var sealed string
 	err := w.db.Read.QueryRowContext(ctx, w.db.Q(`SELECT webhook_url, webhook_secret, webhook_secret_sealed FROM merchants WHERE merchant_id = ?`), merchantID).
 		Scan(&ep.url, &ep.secret, &sealed)
@@ -446,7 +449,7 @@ func (w *Worker) post(ctx context.Context, ep endpoint, eventType, deliveryID st
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(body))
 	if err != nil {
-		a.Error = bounded("bad request: " + err.Error())
+		a.Error = "webhook_url is not a valid URL"
 		return a, 0
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -458,13 +461,10 @@ func (w *Worker) post(ctx context.Context, ep endpoint, eventType, deliveryID st
 	resp, err := w.cfg.Client.Do(req)
 	if err != nil {
 		a.LatencyMs = time.Since(start).Milliseconds()
-		switch {
-		case errors.Is(err, ErrForbiddenAddress):
-			a.Error = bounded("refused: " + err.Error())
-		case errors.Is(err, context.DeadlineExceeded):
-			a.Error = fmt.Sprintf("timeout: no response within %s", w.cfg.AttemptTimeout)
-		default:
-			a.Error = bounded(err.Error())
+		a.Error = attemptError(err, w.cfg.AttemptTimeout)
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			w.cfg.Logger.Info("webhooks: attempt failed", "delivery_id", deliveryID, "merchant_id", ep.merchantID,
+				"shown", a.Error, "err", err)
 		}
 		return a, 0
 	}
@@ -484,6 +484,41 @@ func (w *Worker) post(ctx context.Context, ep endpoint, eventType, deliveryID st
 		a.Error = bounded("HTTP " + resp.Status)
 	}
 	return a, parseRetryAfter(resp.Header.Get("Retry-After"), a.At)
+}
+
+// attemptError is what the merchant is shown of an attempt that got no
+// response: a category, never a resolved address, a port, the resolver's
+// address or Go's error text (which has them all); the operator's log has
+// the details. The categories stand in the stored delivery log and in
+// POST /v1/webhooks/test's answer.
+func attemptError(err error, timeout time.Duration) string {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	var recordErr tls.RecordHeaderError
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	switch {
+	case errors.Is(err, ErrForbiddenAddress):
+		return "refused: private address"
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return "dns: host not found"
+		}
+		return "dns: lookup failed"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("timeout: no response within %s", timeout)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by the endpoint"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "network unreachable"
+	case errors.As(err, &certErr):
+		return "tls: certificate not trusted"
+	case errors.As(err, &recordErr), errors.As(err, &alert), errors.Is(err, http.ErrSchemeMismatch):
+		return "tls: handshake failed"
+	}
+	return "connection failed"
 }
 
 func bounded(s string) string {
