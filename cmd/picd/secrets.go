@@ -33,9 +33,12 @@ func privateDataDir(dir string) error {
 
 // webhookSecretBox loads the key that seals webhook secrets (see
 // webhooks.SecretBox): PIC_SECRETS_KEY, else <data>/secrets.key, generated
-// 0600 on first start. It will not generate a new key, or start with one,
-// when the read models hold secrets sealed under another key: every
-// delivery would then wait unsigned.
+// 0600 on first start. It will not generate a new key while the read
+// models hold sealed secrets (a data directory lost or not persisted would
+// otherwise leave every delivery unsigned without a word). A key that is
+// there but is not the one they were sealed under is logged as an error
+// and picd runs: that is how an operator who lost the key starts again
+// (those merchants' deliveries wait until they rotate their secret).
 func webhookSecretBox(ctx context.Context, cfg Config, db projections.DB, log *slog.Logger) (*webhooks.SecretBox, error) {
 	path := filepath.Join(cfg.DataDir, "secrets.key")
 	var sample string
@@ -67,7 +70,9 @@ func webhookSecretBox(ctx context.Context, cfg Config, db projections.DB, log *s
 		return nil, err
 	}
 	if sealedUnder != "" && sealedUnder != box.KeyID() {
-		return nil, fmt.Errorf("webhook secrets are sealed under key %s and the configured secrets key is %s: restore %s or the PIC_SECRETS_KEY they were sealed under", sealedUnder, box.KeyID(), path)
+		log.Error("webhook secrets are sealed under another key than the configured one: their deliveries wait, unsigned, "+
+			"until the key they were sealed under is restored (secrets.key or PIC_SECRETS_KEY) or the merchants rotate their secret; see docs/security.md",
+			"sealed_under", sealedUnder, "configured", box.KeyID(), "path", path)
 	}
 	return box, nil
 }
