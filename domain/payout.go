@@ -167,6 +167,10 @@ func (f *Funds) Available(credited Amount) Amount {
 // when want is nil. Errors: ErrInsufficientFunds, ErrInvalidAmount.
 func (f *Funds) debitAmount(want *Amount, credited Amount, decimals int32) (Amount, error) {
 	avail := f.Available(credited)
+	if bal := f.Balance(credited); bal.IsNegative() {
+		// Money rule 6: say so, rather than "0 available".
+		return Amount{}, fmt.Errorf("%w: available is %s, a debt left by a reversal; later payments repay it first", ErrInsufficientFunds, bal)
+	}
 	if want == nil {
 		if !avail.IsPositive() {
 			return Amount{}, fmt.Errorf("%w: nothing is available", ErrInsufficientFunds)

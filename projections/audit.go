@@ -54,6 +54,12 @@ type auditInvoice struct {
 	credited domain.Amount
 	charged  domain.Amount
 	live     map[string]domain.Amount // credited deposits by id
+	// What the invoices read model must show.
+	createdFee   domain.Amount
+	received     domain.Amount
+	status       domain.Status
+	everCredited bool
+	legacy       bool // confirmed by the rule before 2026-12-03: its fee field is not rule 1's
 }
 
 type auditPayout struct {
@@ -177,6 +183,9 @@ func AuditWith(ctx context.Context, store eventstore.Store, db DB, opt AuditOpti
 		if err := rep.comparePayouts(ctx, db); err != nil {
 			return rep, err
 		}
+		if err := rep.compareInvoices(ctx, db); err != nil {
+			return rep, err
+		}
 	}
 	rep.Elapsed = time.Since(start)
 	return rep, nil
@@ -187,8 +196,6 @@ func AuditWith(ctx context.Context, store eventstore.Store, db DB, opt AuditOpti
 var auditSkips = map[string]bool{
 	domain.TypeMerchantRegistered: true, domain.TypeAPIKeysRotated: true, domain.TypeWebhookSecretRotated: true,
 	domain.TypeAccountSettingsChanged: true, domain.TypePayoutSettingsChanged: true,
-	domain.TypeInvoicePartiallyPaid: true, domain.TypeInvoiceConfirming: true, domain.TypeInvoicePaid: true,
-	domain.TypeInvoiceExpired: true, domain.TypeInvoiceAwaitingPayment: true, domain.TypeInvoiceReverted: true,
 	domain.TypeConversionWaiting: true, domain.TypeBalanceNegative: true, domain.TypePaymentConverted: true,
 	domain.TypeAddressReserved: true, domain.TypeAddressIndexesReserved: true,
 }
@@ -223,14 +230,25 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 	switch c := e.(type) {
 	case domain.InvoiceCreated:
 		rep.verifyFee(rec, c.Fee, domain.FeeBps, domain.ConversionFeeBps)
-		rep.invoices[c.InvoiceID] = &auditInvoice{decimals: c.Decimals, bps: c.Fee.Bps, live: map[string]domain.Amount{}}
+		rep.invoices[c.InvoiceID] = &auditInvoice{decimals: c.Decimals, bps: c.Fee.Bps, live: map[string]domain.Amount{},
+			createdFee: c.Fee.Fee, status: domain.StatusNew}
+	case domain.DepositDetected:
+		if inv := rep.invoice(rec, c.InvoiceID); inv != nil {
+			inv.received = inv.received.Add(c.Amount)
+		}
+	case domain.InvoiceStatusChanged:
+		if inv := rep.invoice(rec, c.InvoiceID); inv != nil {
+			inv.status = c.To
+		}
 	case domain.DepositConfirmed:
 		inv := rep.invoice(rec, c.InvoiceID)
 		if inv == nil {
 			return
 		}
 		rep.verifyFee(rec, c.Fee, domain.FeeBps, domain.ConversionFeeBps)
+		inv.everCredited = true
 		if c.Legacy() { // before the money rules: the fee of this deposit alone
+			inv.legacy = true
 			if !c.Net.Add(c.Fee.Fee).Equal(c.Amount) || !c.Fee.Base.Equal(c.Amount) {
 				rep.problem("event %s: net %s + fee %s != amount %s", rec.ID, c.Net, c.Fee.Fee, c.Amount)
 			}
@@ -260,6 +278,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 		if inv == nil {
 			return
 		}
+		inv.received = inv.received.Sub(c.Amount)
 		amount, credited := inv.live[c.DepositID]
 		if refund, legacy := c.LegacyFeeRefund(); legacy && credited {
 			delete(inv.live, c.DepositID)
@@ -514,6 +533,51 @@ func (rep *AuditReport) comparePayouts(ctx context.Context, db DB) error {
 	for id := range rep.payouts {
 		if !seen[id] {
 			rep.problem("payout %s: missing from the read model", id)
+		}
+	}
+	return nil
+}
+
+// compareInvoices checks every invoice row against the log: status,
+// amount received, and the fee and tier money rule 1 gives (what was
+// charged once anything was credited, the fee of amount before).
+func (rep *AuditReport) compareInvoices(ctx context.Context, db DB) error {
+	rows, err := db.Read.QueryContext(ctx, `SELECT invoice_id, status, amount_received, fee, fee_bps FROM invoices`)
+	if err != nil {
+		return fmt.Errorf("audit: invoices: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var id, status, received, fee string
+		var bps int64
+		if err := rows.Scan(&id, &status, &received, &fee, &bps); err != nil {
+			return err
+		}
+		rep.RowsCompared++
+		seen[id] = true
+		want := rep.invoices[id]
+		if want == nil {
+			rep.problem("invoice %s: in the read model, not in the log", id)
+			continue
+		}
+		wantFee := want.createdFee
+		if want.everCredited {
+			wantFee = want.charged
+		}
+		switch {
+		case status != string(want.status) || received != want.received.String():
+			rep.problem("invoice %s: read model %s, received %s; log %s, received %s", id, status, received, want.status, want.received)
+		case !want.legacy && (fee != wantFee.String() || bps != want.bps):
+			rep.problem("invoice %s: read model fee %s at %d bps; log %s at %d bps", id, fee, bps, wantFee, want.bps)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for id := range rep.invoices {
+		if !seen[id] {
+			rep.problem("invoice %s: missing from the read model", id)
 		}
 	}
 	return nil

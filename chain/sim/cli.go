@@ -22,7 +22,9 @@ const DefaultBaseURL = "http://localhost:3000"
 var ErrUsage = errors.New(`usage:
   picd sim pay <invoice_id|address> <amount>   send a simulated payment (0 confirmations)
   picd sim mine [blocks]                       mine blocks (default 1) on every simulated chain
-  picd sim reorg [depth]                       drop the last blocks (default 1) and their payments
+  picd sim reorg [--double-spend] [depth]      reorganise the last blocks (default 1): their payments are
+                                               reverted and back in the mempool, mined again by the next
+                                               blocks; with --double-spend they are gone
 The gateway must run with the simulator on; the token is PIC_SIM_TOKEN.`)
 
 // CLI runs "picd sim …" (args are what follows "sim") against a running
@@ -93,6 +95,11 @@ func CLI(ctx context.Context, args []string, baseURL, token string, stdout io.Wr
 		}
 		return nil
 	case "reorg":
+		reinclude := true
+		if len(args) > 1 && args[1] == "--double-spend" {
+			reinclude = false
+			args = append(args[:1], args[2:]...)
+		}
 		n, err := count(1)
 		if err != nil {
 			return err
@@ -101,10 +108,13 @@ func CLI(ctx context.Context, args []string, baseURL, token string, stdout io.Wr
 			return ErrNoToken
 		}
 		var res ReorgResult
-		if err := call(ctx, baseURL+"/v1/sim/reorg", token, reorgRequest{Depth: n}, &res); err != nil {
+		if err := call(ctx, baseURL+"/v1/sim/reorg", token, reorgRequest{Depth: n, Reinclude: &reinclude}, &res); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "reorganised the last %d block(s); %d payment(s) reverted\n", res.Depth, len(res.Reverted))
+		if reinclude && len(res.Reverted) > 0 {
+			fmt.Fprintln(stdout, "  back in the mempool: the next blocks mine them again")
+		}
 		for _, r := range res.Reverted {
 			fmt.Fprintf(stdout, "  reverted %s of invoice %s\n", r.TxID, r.InvoiceID)
 		}

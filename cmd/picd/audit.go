@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -51,6 +52,14 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr io.Writer) error {
+	if cfg.Store == "sqlite" {
+		// Opening would create an empty store, and an empty log audits as OK:
+		// a mistyped data directory must not pass.
+		path := filepath.Join(cfg.DataDir, "picd.db")
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("audit: no event log at %s (set --data or PIC_DATA_DIR): %w", path, err)
+		}
+	}
 	log := newLogger(io.Discard)
 	b, err := openBackend(ctx, cfg, log)
 	if err != nil {
@@ -82,6 +91,9 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 		if runner.Position() == before {
 			break
 		}
+	}
+	if rep.Problems == nil {
+		rep.Problems = []string{}
 	}
 	if out.json {
 		enc := json.NewEncoder(stdout)
@@ -117,7 +129,11 @@ func printAudit(w io.Writer, rep projections.AuditReport) {
 	fmt.Fprintln(tw, "FEE TIER\tASSET\tREVENUE")
 	for _, bps := range rep.Tiers() {
 		for _, asset := range sortedKeys(rep.FeeRevenue[bps]) {
-			fmt.Fprintf(tw, "%d bps\t%s\t%s\n", bps, asset, rep.FeeRevenue[bps][asset])
+			tier := fmt.Sprintf("%d bps", bps)
+			if bps == 0 {
+				tier = "conversion rounding"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", tier, asset, rep.FeeRevenue[bps][asset])
 		}
 	}
 	tw.Flush()

@@ -208,6 +208,30 @@ func TestAuditDebtsAndTampering(t *testing.T) {
 		t.Fatalf("corrupted balance row: %v\n%s", err, out.String())
 	}
 
+	// An invoice row whose fee is not what the invoice was charged.
+	store, err = sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.WriteDB().Exec(`UPDATE balances SET available = '-99.75'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.WriteDB().Exec(`UPDATE invoices SET fee = '0.25'`); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	out.Reset()
+	err = auditCmd(ctx, []string{"--data", dir}, &out, &errOut)
+	if !errors.Is(err, errAuditMismatch) || !strings.Contains(out.String(), "PROBLEM: invoice "+id+": read model fee 0.25") {
+		t.Fatalf("corrupted invoice fee: %v\n%s", err, out.String())
+	}
+
+	// A mistyped data directory is an error, not an empty log that passes.
+	missing := filepath.Join(t.TempDir(), "nowhere")
+	if err := auditCmd(ctx, []string{"--data", missing}, &out, &errOut); err == nil || errors.Is(err, errAuditMismatch) {
+		t.Fatalf("audit of a missing data directory: %v", err)
+	}
+
 	// A confirmation that charges the fee of the deposit alone on an invoice
 	// that had already been charged: balanced postings, a wrong fee.
 	store, err = sqlite.Open(filepath.Join(dir, "picd.db"))
@@ -215,7 +239,7 @@ func TestAuditDebtsAndTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := store.WriteDB().Exec(`UPDATE balances SET available = '-99.75'`); err != nil {
+	if _, err := store.WriteDB().Exec(`UPDATE invoices SET fee = '0'`); err != nil {
 		t.Fatal(err)
 	}
 	fee := domain.ComputeFee(domain.MustAmount("0.000002"), domain.FeeBps, 6)

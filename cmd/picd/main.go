@@ -22,7 +22,7 @@ const usage = `picd: a self-hosted crypto payment gateway
 usage:
   picd serve [flags]     run the gateway (embedded SQLite on http://localhost:3000 by default)
   picd migrate [flags]   create or update the schemas of the configured stores, then exit
-  picd sim pay <invoice_id> <amount> | picd sim mine [n]
+  picd sim pay <invoice_id> <amount> | picd sim mine [n] | picd sim reorg [--double-spend] [depth]
                          pay an invoice on the simulated chains of a running gateway
                          (PIC_SIM_URL, default http://localhost:3000; token from PIC_SIM_TOKEN or ./data/sim.token)
   picd audit [--json] [--progress|--no-progress] [flags]

@@ -195,6 +195,11 @@ func TestDefectReversalAfterPayoutIsADebt(t *testing.T) {
 	if data, _ := list["data"].([]any); len(data) != 1 {
 		t.Fatalf("a payout was requested out of a debt: %v", list)
 	}
+	status, refused := g.do("POST", "/v1/withdrawals", key, map[string]any{"asset": "USDT.TRON", "amount": "1",
+		"to_address": "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"})
+	if msg, _ := refused["message"].(string); status != 409 || !strings.Contains(msg, "-49.875") || !strings.Contains(msg, "debt") {
+		t.Fatalf("a withdrawal during a debt: %d %v, want 409 naming the debt", status, refused)
+	}
 	g.stop()
 	out := auditAgrees(t, env)
 	if !strings.Contains(out, "OPEN DEBTS") || !strings.Contains(out, "-49.875") {
