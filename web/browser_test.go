@@ -15,6 +15,8 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"github.com/acceptcryptohere/gateway/domain"
 )
 
 // The browser tests drive Debian's Chromium through the DevTools protocol
@@ -250,6 +252,7 @@ func TestBrowser(t *testing.T) {
 
 	checkoutFlow(t, b, s, m)
 	dashboardFlow(t, b, s, m)
+	revertedFlow(t, b, s)
 
 	if p := b.consoleProblems(); len(p) > 0 {
 		t.Errorf("the pages reported errors (CSP violations, exceptions):\n%s", strings.Join(p, "\n"))
@@ -558,4 +561,86 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	if st := b.evalAsync(`fetch('/v1/account', {credentials: 'same-origin'}).then(r => String(r.status))`); st != "401" {
 		t.Errorf("after sign-out GET /v1/account answers %s, want 401", st)
 	}
+}
+
+// revertedFlow: chain reorganisations after payment (money rule 5), for a
+// merchant of its own so that the flows above keep their numbers. One
+// invoice's payment is gone for good; the other's is mined again, and its
+// checkout, open on the reverted screen, turns paid without a reload.
+func revertedFlow(t *testing.T, b *browser, s *stack) {
+	m := s.signUp(t, "Reorg Test Shop")
+	// BTC needs two confirmations; older transfers are deeper than the
+	// two-block reorganisations below, which leave them alone.
+	gone := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "BTC", "amount": "0.02", "order_id": "order-gone"})
+	s.simPay(t, gone.ID, gone.PayAmount)
+	s.simMine(t, 2)
+	s.waitStatus(t, gone.ID, domain.StatusPaid)
+	s.simReorg(t, 2, false)
+	s.waitStatus(t, gone.ID, domain.StatusReverted)
+
+	back := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "BTC", "amount": "0.03", "order_id": "order-back"})
+	s.simPay(t, back.ID, back.PayAmount)
+	s.simMine(t, 2)
+	s.waitStatus(t, back.ID, domain.StatusPaid)
+	s.simReorg(t, 2, true) // back in the mempool, not confirmed: still reverted
+	s.waitStatus(t, back.ID, domain.StatusReverted)
+
+	b.viewport(480, 900, false)
+	b.do("open reverted checkout", chromedp.Navigate(s.srv.URL+"/pay/"+back.ID), chromedp.WaitVisible(chromedp.CSS("#screen-reverted")))
+	for _, sel := range []string{"#screen-pay", "#qr", "#pay-amount-big", "#wallet-link", "#screen-paid", "#screen-confirming", "#screen-expired"} {
+		if b.eval(`String(!!(document.querySelector(`+jsString(sel)+`) || {}).checkVisibility?.())`) != "false" {
+			t.Errorf("the reverted checkout shows %s", sel)
+		}
+	}
+	if got := b.text("#status-badge"); got != "Payment reversed" {
+		t.Errorf("badge %q, want Payment reversed", got)
+	}
+	if got := b.text("#screen-reverted h1"); got != "Payment reversed by the network" {
+		t.Errorf("heading %q", got)
+	}
+	// Not terminal: the page keeps asking.
+	b.waitJS("live status on the reverted screen", `!document.getElementById('live').hidden`)
+	b.shot("checkout-reverted")
+	b.eval(`window.__sameLoad = 'yes'; ''`)
+
+	// Mined again: paid again, on the same page.
+	s.simMine(t, 2)
+	b.waitJS("paid again", `!document.getElementById('screen-paid').hidden && document.getElementById('screen-reverted').hidden`)
+	if got := b.text("#status-badge"); got != "Paid" {
+		t.Errorf("badge after the payment is mined again %q, want Paid", got)
+	}
+	if b.eval(`window.__sameLoad || 'reloaded'`) != "yes" {
+		t.Error("the page reloaded; it must change screens in place")
+	}
+	b.waitJS("polling stops when paid again", `document.getElementById('live').hidden`)
+
+	// The dashboard lists, filters and labels reverted invoices.
+	b.viewport(1280, 900, false)
+	b.do("open dashboard", chromedp.Navigate(s.srv.URL+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	b.eval(`document.getElementById('secret-key').value = ''; ''`)
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#secret-key"), m.SecretKey), chromedp.Click(chromedp.CSS("#signin-submit")))
+	b.waitJS("balances", `!!document.querySelector('#balances')`)
+	b.do("invoices", chromedp.Click(chromedp.CSS(`#nav a[data-view="invoices"]`)))
+	b.waitJS("invoice list", `document.querySelectorAll('#invoices tbody tr').length === 2`)
+	if got := b.text(`#invoices tbody tr[data-id="` + gone.ID + `"] .badge[data-status]`); got != "Payment reversed" {
+		t.Errorf("list badge of the reverted invoice %q", got)
+	}
+	if got := b.eval(`(document.querySelector('#status-filter option[value="reverted"]') || {}).textContent || 'missing'`); got != "Payment reversed" {
+		t.Errorf("status filter option for reverted: %q", got)
+	}
+	b.eval(`const f = document.getElementById('status-filter'); f.value = 'reverted'; f.dispatchEvent(new Event('change')); ''`)
+	b.waitJS("filtered list", `location.hash.includes('status=reverted') && document.querySelectorAll('#invoices tbody tr').length === 1`)
+	if got := b.eval(`document.querySelector('#invoices tbody tr').dataset.id`); got != gone.ID {
+		t.Errorf("the reverted filter lists %s, want %s", got, gone.ID)
+	}
+	if bg := b.eval(`getComputedStyle(document.querySelector('#invoices tbody .badge[data-status]')).backgroundColor`); bg == b.eval(`getComputedStyle(document.querySelector('#status-filter')).backgroundColor`) {
+		t.Errorf("the reverted badge has no colour of its own: %s", bg)
+	}
+	b.shot("dashboard-invoices-reverted")
+	b.do("reverted invoice detail", chromedp.Click(chromedp.CSS(`#invoices tbody tr a`)))
+	b.waitJS("detail", `(document.getElementById('invoice-detail') || {}).dataset?.status === 'reverted'`)
+	if got := b.text(`#invoice-detail .badge[data-status]`); got != "Payment reversed" {
+		t.Errorf("detail badge %q", got)
+	}
+	b.do("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
 }

@@ -48,10 +48,12 @@ type checkoutPage struct {
 	QR        template.HTML
 }
 
-// screen names which of the page's screens the status shows.
+// screen names which of the page's screens the status shows. A reverted
+// invoice (money rule 5) asks for nothing: it is not the customer's to pay
+// again, and its payment may yet be mined again.
 func (p checkoutPage) Screen() string {
 	switch p.Status {
-	case domain.StatusConfirming, domain.StatusPaid, domain.StatusExpired:
+	case domain.StatusConfirming, domain.StatusPaid, domain.StatusExpired, domain.StatusReverted:
 		return string(p.Status)
 	}
 	return "pay" // new and partially_paid

@@ -53,6 +53,7 @@ type stack struct {
 	handlers commands.Handlers
 	reader   *readapi.SQL
 	clock    *clock
+	sim      *sim.Simulator
 	simToken string
 	// webhookURL acknowledges every delivery.
 	webhookURL string
@@ -131,7 +132,7 @@ func newStack(t *testing.T) *stack {
 	mux.Handle("/", api)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &stack{srv: srv, handlers: handlers, reader: reader, clock: clk, simToken: testSimToken, webhookURL: receiver.URL + "/ipn"}
+	return &stack{srv: srv, handlers: handlers, reader: reader, clock: clk, sim: simulator, simToken: testSimToken, webhookURL: receiver.URL + "/ipn"}
 }
 
 type testWriter struct{ t *testing.T }
@@ -228,6 +229,20 @@ func (s *stack) simMine(t *testing.T, blocks int) {
 	var out map[string]any
 	if st := s.call(t, "POST", "/v1/sim/mine", s.simToken, map[string]any{"blocks": blocks}, &out); st != http.StatusOK {
 		t.Fatalf("sim mine: %d %v", st, out)
+	}
+}
+
+// simReorg replaces the last depth blocks of every simulated chain: the
+// transfers mined in them are reverted, and with reinclude back in the
+// mempool, mined again by the next blocks.
+func (s *stack) simReorg(t *testing.T, depth int, reinclude bool) {
+	t.Helper()
+	res, err := s.sim.Reorg(context.Background(), depth, reinclude)
+	if err != nil {
+		t.Fatalf("sim reorg: %v", err)
+	}
+	if len(res.Reverted) == 0 {
+		t.Fatalf("sim reorg of %d blocks reverted nothing", depth)
 	}
 }
 

@@ -80,6 +80,7 @@ func TestCheckoutScreens(t *testing.T) {
 		"inv_paid":     testInvoice("inv_paid", domain.StatusPaid, "49.990001"),
 		"inv_expired":  testInvoice("inv_expired", domain.StatusExpired, "0"),
 		"inv_expired2": testInvoice("inv_expired2", domain.StatusExpired, "1.5"),
+		"inv_reverted": testInvoice("inv_reverted", domain.StatusReverted, "0", readapi.Payment{TxID: "tx1", Amount: domain.MustAmount("49.990001"), Status: readapi.PaymentReverted}),
 	}}
 	h := newTestSite(f)
 	tests := []struct {
@@ -101,23 +102,14 @@ func TestCheckoutScreens(t *testing.T) {
 		{"inv_paid", "paid", []string{`Payment complete`}, nil},
 		{"inv_expired", "expired", []string{`This invoice has expired`, `<p id="expired-received" class="notice" hidden>`}, nil},
 		{"inv_expired2", "expired", []string{`We received 1.5 USDT.ETH for this invoice`}, []string{`<p id="expired-received" class="notice" hidden>`}},
+		{"inv_reverted", "reverted", []string{`>Payment reversed</span>`, `Payment reversed by the network`}, []string{`>status.reverted<`}},
 	}
 	for _, tt := range tests {
 		p := get(t, h, "GET", "/pay/"+tt.id)
 		if p.status != http.StatusOK {
 			t.Fatalf("%s: status %d", tt.id, p.status)
 		}
-		for _, s := range []string{"pay", "confirming", "paid", "expired"} {
-			open := `<section id="screen-` + s + `" class="screen` + map[bool]string{true: `"`, false: ` center"`}[s == "pay"]
-			visible := strings.Contains(p.body, open+">")
-			hidden := strings.Contains(p.body, open+" hidden>")
-			if !visible && !hidden {
-				t.Fatalf("%s: screen %s not found", tt.id, s)
-			}
-			if visible != (s == tt.screen) {
-				t.Errorf("%s: screen %s visible=%v", tt.id, s, visible)
-			}
-		}
+		checkScreen(t, tt.id, p.body, tt.screen)
 		for _, w := range tt.want {
 			if !strings.Contains(p.body, w) {
 				t.Errorf("%s: page lacks %q", tt.id, w)
@@ -127,6 +119,74 @@ func TestCheckoutScreens(t *testing.T) {
 			if strings.Contains(p.body, w) {
 				t.Errorf("%s: page has %q", tt.id, w)
 			}
+		}
+	}
+}
+
+// checkoutScreens are the checkout page's screens, one visible at a time.
+var checkoutScreens = []string{"pay", "confirming", "paid", "expired", "reverted"}
+
+// checkScreen checks that the page has every screen and shows only screen.
+func checkScreen(t *testing.T, id, body, screen string) {
+	t.Helper()
+	for _, s := range checkoutScreens {
+		open := `<section id="screen-` + s + `" class="screen` + map[bool]string{true: `"`, false: ` center"`}[s == "pay"]
+		visible := strings.Contains(body, open+">")
+		hidden := strings.Contains(body, open+" hidden>")
+		if !visible && !hidden {
+			t.Errorf("%s: screen %s not found", id, s)
+			continue
+		}
+		if visible != (s == screen) {
+			t.Errorf("%s: screen %s visible=%v", id, s, visible)
+		}
+	}
+}
+
+// TestCheckoutReverted: a paid invoice whose payment a reorganisation took
+// away (money rule 5) says so, and asks for no payment: the badge is words,
+// not the key "status.reverted", and the pay screen with its QR code and
+// "Send exactly" is hidden. Made as a customer meets it, through the whole
+// stack and the chain simulator.
+func TestCheckoutReverted(t *testing.T) {
+	s := newStack(t)
+	m := s.signUp(t, "Reorg Shop")
+	inv := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "USDT.ETH", "amount": "100"})
+	s.simPay(t, inv.ID, inv.PayAmount)
+	s.simMine(t, 12) // USDT.ETH needs twelve confirmations
+	s.waitStatus(t, inv.ID, domain.StatusPaid)
+	s.simReorg(t, 12, false) // gone, as after a double spend
+	s.waitStatus(t, inv.ID, domain.StatusReverted)
+
+	res, err := http.Get(s.srv.URL + "/pay/" + inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	body := string(raw)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	checkScreen(t, inv.ID, body, "reverted")
+	for _, want := range []string{
+		`data-status="reverted"`,
+		`<span class="badge" id="status-badge" role="status" data-status="reverted">Payment reversed</span>`,
+		`<h1>Payment reversed by the network</h1>`,
+		`removed from the blockchain`,
+		`this page updates by itself`,
+		`Contact the merchant`,
+		`<title>Payment reversed · Accept Crypto HERE</title>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the reverted checkout lacks %q", want)
+		}
+	}
+	// The key as text: the translation is missing. (The catalog for the
+	// script has the key, with its text.)
+	for _, bad := range []string{`>status.reverted<`, `<title>Pay `, `<title>status.`} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the reverted checkout has %q", bad)
 		}
 	}
 }
@@ -303,7 +363,7 @@ func TestStringsInOnePlace(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"new", "partially_paid", "confirming", "paid", "expired"} {
+	for _, s := range []string{"new", "partially_paid", "confirming", "paid", "expired", "reverted"} {
 		used["status."+s] = true
 	}
 	for _, c := range []domain.Chain{domain.ChainBitcoin, domain.ChainEthereum, domain.ChainTron} {

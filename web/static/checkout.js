@@ -1,8 +1,10 @@
 // The hosted checkout: a countdown to expires_at and live status from the
 // public GET /v1/public/invoices/{id}, polled with backoff until the
-// invoice reaches a terminal status. The server rendered every screen; this
-// script only switches them and fills in numbers, and redraws the QR code
-// and wallet link (from GET /pay/request/{id}) when the amount due changes.
+// invoice reaches a terminal status (paid or expired; reverted is not: a
+// payment a reorganisation took away may be mined again). The server
+// rendered every screen; this script only switches them and fills in
+// numbers, and redraws the QR code and wallet link (from
+// GET /pay/request/{id}) when the amount due changes.
 import { t, subtract, svg, wireCopyButtons } from './common.js';
 
 const root = document.getElementById('checkout');
@@ -21,6 +23,7 @@ const skewMs = (Number(root.dataset.now) || Date.now()) - Date.now();
 let expiresAt = Number(root.dataset.expiresAt);
 let status = root.dataset.status;
 
+// Not reverted: its payment may be mined again, and the page then shows paid.
 const TERMINAL = new Set(['paid', 'expired']);
 const MAX_POLLS = 20000; // a bound: about a week at the slowest pace
 const byId = (x) => document.getElementById(x);
@@ -71,8 +74,8 @@ function render(inv) {
   badge.textContent = t('status.' + status);
 
   const screen = screenFor(status);
-  for (const name of ['pay', 'confirming', 'paid', 'expired']) {
-    byId('screen-' + name).hidden = name !== screen;
+  for (const section of root.querySelectorAll('section.screen')) {
+    section.hidden = section.id !== 'screen-' + screen;
   }
   for (const node of root.querySelectorAll('.js-received')) node.textContent = inv.amount_received;
 

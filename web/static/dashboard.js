@@ -9,7 +9,7 @@ const nav = document.getElementById('nav');
 const signin = document.getElementById('signin');
 const signoutButton = document.getElementById('signout');
 const flashBox = document.getElementById('flash');
-const STATUSES = ['new', 'partially_paid', 'confirming', 'paid', 'expired'];
+const STATUSES = ['new', 'partially_paid', 'confirming', 'paid', 'expired', 'reverted'];
 const CHART_DAYS = 14;
 const CHART_MAX_PAGES = 5; // at most 500 invoices are read for the chart
 
