@@ -642,5 +642,42 @@ func revertedFlow(t *testing.T, b *browser, s *stack) {
 	if got := b.text(`#invoice-detail .badge[data-status]`); got != "Payment reversed" {
 		t.Errorf("detail badge %q", got)
 	}
-	b.do("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	// Sign out everywhere: another session of the account (a second browser,
+	// or a stolen cookie) ends too.
+	other := s.sessionCookie(t, m.SecretKey)
+	if st := s.withCookie(t, other); st != 200 {
+		t.Fatalf("the second session before: %d", st)
+	}
+	b.do("sign out everywhere", chromedp.Click(chromedp.CSS("#signout-all")), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	if st := s.withCookie(t, other); st != 401 {
+		t.Errorf("the second session after signing out everywhere: %d, want 401", st)
+	}
+}
+
+// sessionCookie signs in with secretKey outside the browser and returns the cookie.
+func (s *stack) sessionCookie(t *testing.T, secretKey string) *http.Cookie {
+	t.Helper()
+	resp, err := http.Post(s.srv.URL+"/v1/sessions", "application/json", strings.NewReader(`{"secret_key":"`+secretKey+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		return c
+	}
+	t.Fatalf("sign-in set no cookie: %d", resp.StatusCode)
+	return nil
+}
+
+// withCookie reads the account with a session cookie and returns the status.
+func (s *stack) withCookie(t *testing.T, c *http.Cookie) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.srv.URL+"/v1/account", nil)
+	req.AddCookie(c)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

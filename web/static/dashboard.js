@@ -8,6 +8,7 @@ const view = document.getElementById('view');
 const nav = document.getElementById('nav');
 const signin = document.getElementById('signin');
 const signoutButton = document.getElementById('signout');
+const signoutAllButton = document.getElementById('signout-all');
 const flashBox = document.getElementById('flash');
 const STATUSES = ['new', 'partially_paid', 'confirming', 'paid', 'expired', 'reverted'];
 const CHART_DAYS = 14;
@@ -70,6 +71,7 @@ function showSignIn(message) {
   account = null;
   nav.hidden = true;
   signoutButton.hidden = true;
+  signoutAllButton.hidden = true;
   document.getElementById('account-name').textContent = '';
   view.replaceChildren();
   signin.hidden = false;
@@ -81,6 +83,7 @@ function showApp() {
   signin.hidden = true;
   nav.hidden = false;
   signoutButton.hidden = false;
+  signoutAllButton.hidden = false;
   document.getElementById('account-name').textContent = account ? account.name : '';
 }
 
@@ -110,6 +113,12 @@ document.getElementById('signin-form').addEventListener('submit', async (e) => {
 signoutButton.addEventListener('click', async () => {
   await api('DELETE', '/sessions', undefined, { allow401: true });
   showSignIn(t('dash.signed_out'));
+});
+
+// Ends every session of the account, a stolen cookie's too.
+signoutAllButton.addEventListener('click', async () => {
+  await api('DELETE', '/sessions?all=true', undefined, { allow401: true });
+  showSignIn(t('dash.signed_out_all'));
 });
 
 // --- routing ---------------------------------------------------------------
