@@ -90,6 +90,9 @@ func CLI(ctx context.Context, args []string, baseURL, token string, stdout io.Wr
 		for _, c := range res.Confirmed {
 			fmt.Fprintf(stdout, "  confirmed %s for invoice %s (%d confirmations)\n", c.TxID, c.InvoiceID, c.Confirmations)
 		}
+		for _, c := range res.Final {
+			fmt.Fprintf(stdout, "  final %s for invoice %s: its net is available\n", c.TxID, c.InvoiceID)
+		}
 		if len(res.Failed) > 0 {
 			fmt.Fprintf(stdout, "  %d confirmation(s) failed; the next mine retries them (see the gateway's log)\n", len(res.Failed))
 		}

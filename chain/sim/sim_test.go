@@ -516,8 +516,14 @@ func TestCLI(t *testing.T) {
 	e.catchUp()
 	e.wantStatus(id, domain.StatusPaid)
 	out.Reset()
-	if err := sim.CLI(e.ctx, []string{"mine", "3"}, e.srv.URL, token, &out); err != nil || !strings.Contains(out.String(), "bitcoin 4") {
+	if err := sim.CLI(e.ctx, []string{"mine", "3"}, e.srv.URL, token, &out); err != nil || !strings.Contains(out.String(), "bitcoin 4") ||
+		!strings.Contains(out.String(), "final ") {
 		t.Fatalf("mine 3: %q %v", out.String(), err)
+	}
+	out.Reset()
+	if err := sim.CLI(e.ctx, []string{"reorg", "--double-spend", "4"}, e.srv.URL, token, &out); err != nil ||
+		!strings.Contains(out.String(), "1 payment(s) reverted") || strings.Contains(out.String(), "mempool") {
+		t.Fatalf("reorg --double-spend: %q %v", out.String(), err)
 	}
 
 	for _, args := range [][]string{nil, {"pay", id}, {"mine", "x"}, {"mine", "0"}, {"mine", "1", "2"}, {"fly"}} {
