@@ -61,9 +61,15 @@ func freeAddr(t testing.TB) string {
 // startGateway runs picd serve with env and waits until it answers.
 func startGateway(t testing.TB, env []string) *gateway {
 	t.Helper()
+	return startGatewayCmd(t, env, exec.Command(picdBin, "serve"))
+}
+
+// startGatewayCmd is startGateway with the command that runs picd serve.
+func startGatewayCmd(t testing.TB, env []string, cmd *exec.Cmd) *gateway {
+	t.Helper()
 	addr := freeAddr(t)
 	g := &gateway{t: t, url: "http://" + addr, env: env, logs: &bytes.Buffer{}}
-	g.cmd = exec.Command(picdBin, "serve")
+	g.cmd = cmd
 	// Metrics off unless a test asks (env wins): the default loopback port
 	// is one per machine, and tests run several picd at once.
 	g.cmd.Env = append(os.Environ(), append(append([]string{"PIC_METRICS_LISTEN="}, env...), "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)

@@ -36,27 +36,7 @@ import (
 // startUmask0 is startGateway under umask 000 (the child inherits it).
 func startUmask0(t *testing.T, env []string) *gateway {
 	t.Helper()
-	addr := freeAddr(t)
-	g := &gateway{t: t, url: "http://" + addr, env: env, logs: &bytes.Buffer{}}
-	g.cmd = exec.Command("sh", "-c", `umask 000 && exec "$0" serve`, picdBin)
-	g.cmd.Env = append(os.Environ(), append(env, "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
-	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(g.url + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return g
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("picd did not start:\n%s", g.logs)
-	return nil
+	return startGatewayCmd(t, env, exec.Command("sh", "-c", `umask 000 && exec "$0" serve`, picdBin))
 }
 
 // signedReceiver records the test events it gets with their signatures.
