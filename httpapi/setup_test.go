@@ -201,16 +201,7 @@ func (b *bundle) do(t *testing.T, rq req) response {
 	for k, v := range rq.header {
 		hr.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{status: res.StatusCode, header: res.Header, raw: raw}
+	return b.send(t, hr)
 }
 
 // merchant is a signed-up merchant's credentials.
