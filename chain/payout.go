@@ -235,7 +235,7 @@ func (p *Processor) drive(ctx context.Context, j job) error {
 		req := po.Request()
 		switch po.Status() {
 		case domain.PayoutRequestedStatus:
-			tx, err := sender.Build(ctx, PayoutToSend{PayoutID: req.PayoutID, Asset: asset, ToAddress: req.ToAddress, Amount: req.Amount})
+			tx, err := p.build(ctx, sender, asset, req)
 			if errors.Is(err, ErrPermanent) {
 				return p.fail(ctx, ref, err.Error())
 			}
@@ -286,6 +286,35 @@ func (p *Processor) drive(ctx context.Context, j job) error {
 		}
 	}
 	return nil
+}
+
+// maxRefundBuilds bounds the builds of a refund whose fee moves between builds.
+const maxRefundBuilds = 4
+
+// build builds a payout's transaction. A refund sends exactly its amount:
+// the sender deducts its network fee from what it is given, so the refund
+// is built for amount + fee, the fee learnt from the build before (a
+// sender may be asked to build a payout again: only the recorded build is
+// ever broadcast). When the fee moves with the amount (coin selection),
+// it builds again, a bounded number of times.
+func (p *Processor) build(ctx context.Context, sender Sender, asset domain.Asset, req domain.PayoutRequested) (Signed, error) {
+	to := PayoutToSend{PayoutID: req.PayoutID, Asset: asset, ToAddress: req.ToAddress, Amount: req.Amount}
+	if req.Kind != domain.PayoutKindRefund {
+		return sender.Build(ctx, to)
+	}
+	fee := domain.Amount{}
+	for i := 0; i < maxRefundBuilds; i++ {
+		to.Amount = req.Amount.Add(fee)
+		tx, err := sender.Build(ctx, to)
+		if err != nil {
+			return Signed{}, err
+		}
+		if tx.NetworkFee.Equal(fee) {
+			return tx, nil
+		}
+		fee = tx.NetworkFee
+	}
+	return Signed{}, fmt.Errorf("refund %s: the network fee kept moving over %d builds", req.PayoutID, maxRefundBuilds)
 }
 
 func (p *Processor) fail(ctx context.Context, ref commands.PayoutRef, reason string) error {

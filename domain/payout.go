@@ -14,7 +14,15 @@ type PayoutKind string
 const (
 	PayoutKindInstant    PayoutKind = "instant"
 	PayoutKindWithdrawal PayoutKind = "withdrawal"
+	// PayoutKindRefund sends an invoice's money back to its customer: the
+	// customer receives exactly the amount, the network fee is the
+	// merchant's on top (SourceInvoiceID is the invoice).
+	PayoutKindRefund PayoutKind = "refund"
 )
+
+// ErrRefundExceeded: the refunds of an invoice would exceed what it
+// received net of its fee (409).
+var ErrRefundExceeded = fmt.Errorf("%w: refunds would exceed what the invoice received", ErrInvalidState)
 
 // PayoutStatus is where a payout is. Signed is internal: the API shows a
 // signed payout as requested until its broadcast is accepted.
@@ -69,8 +77,12 @@ type PayoutSigned struct {
 	Nonce      *uint64   `json:"nonce,omitempty"`
 	Inputs     []string  `json:"inputs,omitempty"`
 	NetworkFee Amount    `json:"network_fee"` // in the payout's asset
-	Sent       Amount    `json:"sent"`        // amount − network fee: what the recipient gets
+	Sent       Amount    `json:"sent"`        // amount − network fee: what the recipient gets; a refund's amount
 	SignedAt   time.Time `json:"signed_at"`
+	// Postings of a refund: its network fee, which the merchant pays on top
+	// of the amount, moves from available to reserved once it is known.
+	// Empty for the other kinds (their fee is deducted from the amount).
+	Postings []Posting `json:"postings,omitempty"`
 }
 
 // PayoutSent records that a node accepted the broadcast.
@@ -91,7 +103,7 @@ type PayoutConfirmed struct {
 	Amount          Amount    `json:"amount"`
 	NetworkFee      Amount    `json:"network_fee"`
 	Sent            Amount    `json:"sent"`
-	NetOfNetworkFee bool      `json:"net_of_network_fee"` // always false: the fee is deducted from Amount
+	NetOfNetworkFee bool      `json:"net_of_network_fee"` // false: the fee is deducted from Amount; true for a refund: the fee was on top
 	Confirmations   int       `json:"confirmations"`
 	ConfirmedAt     time.Time `json:"confirmed_at"`
 	Postings        []Posting `json:"postings"`
@@ -115,6 +127,7 @@ func (PayoutConfirmed) EventType() string { return TypePayoutConfirmed }
 func (PayoutFailed) EventType() string    { return TypePayoutFailed }
 
 func (e PayoutRequested) LedgerPostings() []Posting { return e.Postings }
+func (e PayoutSigned) LedgerPostings() []Posting    { return e.Postings }
 func (e PayoutConfirmed) LedgerPostings() []Posting { return e.Postings }
 func (e PayoutFailed) LedgerPostings() []Posting    { return e.Postings }
 
@@ -132,6 +145,7 @@ func (e PayoutFailed) LedgerPostings() []Posting    { return e.Postings }
 // deposit; a lagging read model can over-estimate by that until it catches up.
 type Funds struct {
 	debited Amount
+	refunds map[string][]PayoutRequested // by invoice id
 }
 
 // Apply folds an event of the funds stream.
@@ -139,13 +153,32 @@ func (f *Funds) Apply(e Event) {
 	switch e := e.(type) {
 	case PayoutRequested:
 		f.debited = f.debited.Add(e.Amount)
+		if e.Kind == PayoutKindRefund {
+			if f.refunds == nil {
+				f.refunds = map[string][]PayoutRequested{}
+			}
+			f.refunds[e.SourceInvoiceID] = append(f.refunds[e.SourceInvoiceID], e)
+		}
 	case ConversionExecuted:
 		f.debited = f.debited.Add(e.FromAmount)
 	}
 }
 
 // Clone returns a copy that a decision may use without touching f.
-func (f *Funds) Clone() *Funds { c := *f; return &c }
+func (f *Funds) Clone() *Funds {
+	c := *f
+	c.refunds = make(map[string][]PayoutRequested, len(f.refunds))
+	for k, v := range f.refunds {
+		c.refunds[k] = append([]PayoutRequested(nil), v...)
+	}
+	return &c
+}
+
+// Refunds are the refund requests of an invoice that the stream recorded
+// (failed ones too: their failure is in each payout's own stream).
+func (f *Funds) Refunds(invoiceID string) []PayoutRequested {
+	return append([]PayoutRequested(nil), f.refunds[invoiceID]...)
+}
 
 // Debited is the sum of every debit the stream recorded.
 func (f *Funds) Debited() Amount { return f.debited }
@@ -219,7 +252,7 @@ func (f *Funds) RequestPayout(r PayoutRequest, credited Amount, now time.Time) (
 	if len(r.ToAddress) > maxAddressLen || strings.IndexFunc(r.ToAddress, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }) >= 0 {
 		return PayoutRequested{}, fmt.Errorf("%w: to_address is malformed", ErrValidation)
 	}
-	if r.Kind != PayoutKindInstant && r.Kind != PayoutKindWithdrawal {
+	if r.Kind != PayoutKindInstant && r.Kind != PayoutKindWithdrawal && r.Kind != PayoutKindRefund {
 		return PayoutRequested{}, fmt.Errorf("domain: payout kind %q", r.Kind)
 	}
 	if r.AtMost && r.Amount != nil {
@@ -316,11 +349,25 @@ func (p *Payout) Sign(tx SignedTx, now time.Time) ([]Event, error) {
 	if _, err := tx.NetworkFee.BaseUnits(p.req.Decimals); err != nil {
 		return nil, err
 	}
-	if tx.NetworkFee.Cmp(p.req.Amount) >= 0 {
-		return nil, fmt.Errorf("%w: network fee %s is not below the payout's %s", ErrInvalidAmount, tx.NetworkFee, p.req.Amount)
+	r := p.req
+	if r.Kind == PayoutKindRefund {
+		// The customer receives exactly the amount (the sender built the
+		// transaction of amount + fee); the fee is reserved on top.
+		var ps []Posting
+		if !tx.NetworkFee.IsZero() {
+			ps = mustBalance([]Posting{
+				{Account: AvailableAccount(r.MerchantID), Asset: r.Asset, Amount: tx.NetworkFee.Neg()},
+				{Account: ReservedAccount(r.MerchantID), Asset: r.Asset, Amount: tx.NetworkFee},
+			})
+		}
+		return []Event{PayoutSigned{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, TxID: tx.TxID, Raw: tx.Raw,
+			Nonce: tx.Nonce, Inputs: tx.Inputs, NetworkFee: tx.NetworkFee, Sent: r.Amount, SignedAt: now.UTC(), Postings: ps}}, nil
 	}
-	return []Event{PayoutSigned{PayoutID: p.req.PayoutID, MerchantID: p.req.MerchantID, Asset: p.req.Asset, TxID: tx.TxID, Raw: tx.Raw,
-		Nonce: tx.Nonce, Inputs: tx.Inputs, NetworkFee: tx.NetworkFee, Sent: p.req.Amount.Sub(tx.NetworkFee), SignedAt: now.UTC()}}, nil
+	if tx.NetworkFee.Cmp(r.Amount) >= 0 {
+		return nil, fmt.Errorf("%w: network fee %s is not below the payout's %s", ErrInvalidAmount, tx.NetworkFee, r.Amount)
+	}
+	return []Event{PayoutSigned{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, TxID: tx.TxID, Raw: tx.Raw,
+		Nonce: tx.Nonce, Inputs: tx.Inputs, NetworkFee: tx.NetworkFee, Sent: r.Amount.Sub(tx.NetworkFee), SignedAt: now.UTC()}}, nil
 }
 
 // MarkSent records an accepted broadcast. Errors: ErrNotFound, ErrInvalidState.
@@ -356,13 +403,24 @@ func (p *Payout) Confirm(confirmations, required int, now time.Time) ([]Event, e
 	}
 	r, s := p.req, p.signed
 	return []Event{PayoutConfirmed{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, TxID: s.TxID, Amount: r.Amount,
-		NetworkFee: s.NetworkFee, Sent: s.Sent, Confirmations: confirmations, ConfirmedAt: now.UTC(),
+		NetworkFee: s.NetworkFee, Sent: s.Sent, NetOfNetworkFee: r.Kind == PayoutKindRefund, Confirmations: confirmations, ConfirmedAt: now.UTC(),
 		Postings: mustBalance(confirmPostings(r, s))}}, nil
+}
+
+// Reserved returns what a payout holds in the reserved account: its
+// amount, and a signed refund's network fee on top.
+func (p *Payout) Reserved() Amount { return reservedOf(p.req, p.signed) }
+
+func reservedOf(r PayoutRequested, s PayoutSigned) Amount {
+	if r.Kind == PayoutKindRefund && s.TxID != "" {
+		return r.Amount.Add(s.NetworkFee)
+	}
+	return r.Amount
 }
 
 func confirmPostings(r PayoutRequested, s PayoutSigned) []Posting {
 	ps := []Posting{
-		{Account: ReservedAccount(r.MerchantID), Asset: r.Asset, Amount: r.Amount.Neg()},
+		{Account: ReservedAccount(r.MerchantID), Asset: r.Asset, Amount: reservedOf(r, s).Neg()},
 		{Account: ExternalAccount, Asset: r.Asset, Amount: s.Sent},
 	}
 	if !s.NetworkFee.IsZero() {
@@ -389,14 +447,43 @@ func (p *Payout) Fail(reason string, now time.Time) ([]Event, error) {
 		return nil, fmt.Errorf("%w: payout %s is %s", ErrInvalidState, p.req.PayoutID, p.status)
 	}
 	r := p.req
-	return []Event{PayoutFailed{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, Amount: r.Amount, Reason: reason, FailedAt: now.UTC(),
+	// A refund's reserved network fee is released too.
+	held := p.Reserved()
+	return []Event{PayoutFailed{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, Amount: held, Reason: reason, FailedAt: now.UTC(),
 		Postings: mustBalance([]Posting{
-			{Account: ReservedAccount(r.MerchantID), Asset: r.Asset, Amount: r.Amount.Neg()},
-			{Account: AvailableAccount(r.MerchantID), Asset: r.Asset, Amount: r.Amount},
+			{Account: ReservedAccount(r.MerchantID), Asset: r.Asset, Amount: held.Neg()},
+			{Account: AvailableAccount(r.MerchantID), Asset: r.Asset, Amount: held},
 		})}}, nil
 }
 
 // Tx is the recorded transaction, as the sender built it.
 func (e PayoutSigned) Tx() SignedTx {
 	return SignedTx{TxID: e.TxID, Raw: e.Raw, Nonce: e.Nonce, Inputs: e.Inputs, NetworkFee: e.NetworkFee}
+}
+
+// RefundableNet is what an invoice left its merchant: its credited
+// payments (confirmed, not reverted) less its fee. Its refunds never
+// exceed it; the platform fee is not returned.
+func (inv *Invoice) RefundableNet() Amount { return inv.credited().Sub(inv.Charged()) }
+
+// RequestRefund decides a refund of an invoice against the funds: at most
+// room (the invoice's refundable net less its refunds that have not
+// failed), and within the available balance like any payout. Amount nil
+// refunds the whole room. Errors: ErrRefundExceeded, ErrInsufficientFunds,
+// ErrInvalidAmount, ErrValidation.
+func (f *Funds) RequestRefund(r PayoutRequest, credited, room Amount, now time.Time) (PayoutRequested, error) {
+	if r.SourceInvoiceID == "" {
+		return PayoutRequested{}, fmt.Errorf("domain: a refund needs its invoice")
+	}
+	r.Kind, r.AtMost = PayoutKindRefund, false
+	if r.Amount == nil {
+		if !room.IsPositive() {
+			return PayoutRequested{}, fmt.Errorf("%w: nothing is left to refund", ErrRefundExceeded)
+		}
+		a := room
+		r.Amount = &a
+	} else if r.Amount.IsPositive() && r.Amount.Cmp(room) > 0 {
+		return PayoutRequested{}, fmt.Errorf("%w: %s requested, %s left to refund", ErrRefundExceeded, r.Amount, room)
+	}
+	return f.RequestPayout(r, credited, now)
 }

@@ -60,10 +60,14 @@ type auditInvoice struct {
 	status       domain.Status
 	everCredited bool
 	legacy       bool // confirmed by the rule before 2026-12-03: its fee field is not rule 1's
+	// refunded: the invoice's refunds that have not failed.
+	refunded domain.Amount
 }
 
 type auditPayout struct {
 	merchantID, status, txid string
+	kind                     domain.PayoutKind
+	invoiceID                string
 	amount                   domain.Amount
 	networkFee               *domain.Amount
 }
@@ -329,12 +333,34 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 		rep.addRevenue(0, c.From, c.Remainder) // rounding remainders: revenue at no tier
 	case domain.PayoutRequested:
 		rep.Payouts++
-		rep.payouts[c.PayoutID] = &auditPayout{merchantID: c.MerchantID, status: string(domain.PayoutRequestedStatus), amount: c.Amount}
+		rep.payouts[c.PayoutID] = &auditPayout{merchantID: c.MerchantID, status: string(domain.PayoutRequestedStatus), amount: c.Amount,
+			kind: c.Kind, invoiceID: c.SourceInvoiceID}
+		if c.Kind == domain.PayoutKindRefund {
+			// Refunds of an invoice never exceed what it left the
+			// merchant: credited less its fee, at the time of the request.
+			if inv := rep.invoice(rec, c.SourceInvoiceID); inv != nil {
+				inv.refunded = inv.refunded.Add(c.Amount)
+				if net := inv.credited.Sub(inv.charged); inv.refunded.Cmp(net) > 0 {
+					rep.problem("event %s: refunds of invoice %s reach %s, more than its net %s", rec.ID, c.SourceInvoiceID, inv.refunded, net)
+				}
+			}
+		}
 	case domain.PayoutSigned:
 		if p := rep.payout(rec, c.PayoutID); p != nil {
 			fee := c.NetworkFee
 			p.status, p.txid, p.networkFee = string(domain.PayoutSignedStatus), c.TxID, &fee
-			if !c.Sent.Add(c.NetworkFee).Equal(p.amount) {
+			if p.kind == domain.PayoutKindRefund {
+				// The customer gets exactly the amount; the fee is
+				// reserved on top (available → reserved).
+				want := []domain.Posting{{Account: domain.AvailableAccount(p.merchantID), Amount: fee.Neg()},
+					{Account: domain.ReservedAccount(p.merchantID), Amount: fee}}
+				if fee.IsZero() {
+					want = nil
+				}
+				if !c.Sent.Equal(p.amount) || fee.IsNegative() || !samePostings(c.Postings, want) {
+					rep.problem("event %s: refund %s sends %s (fee %s on top, postings %v), not its %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, c.Postings, p.amount)
+				}
+			} else if !c.Sent.Add(c.NetworkFee).Equal(p.amount) || len(c.Postings) != 0 {
 				rep.problem("event %s: payout %s sends %s + fee %s, not its %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, p.amount)
 			}
 		}
@@ -345,13 +371,22 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 	case domain.PayoutConfirmed:
 		if p := rep.payout(rec, c.PayoutID); p != nil {
 			p.status = string(domain.PayoutConfirmedStatus)
-			if !c.Sent.Add(c.NetworkFee).Equal(c.Amount) || !c.Amount.Equal(p.amount) || c.NetOfNetworkFee {
+			if p.kind == domain.PayoutKindRefund {
+				if !c.Sent.Equal(c.Amount) || !c.Amount.Equal(p.amount) || !c.NetOfNetworkFee || p.networkFee == nil || !c.NetworkFee.Equal(*p.networkFee) {
+					rep.problem("event %s: refund %s confirmed %s (fee %s on top) for %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, p.amount)
+				}
+			} else if !c.Sent.Add(c.NetworkFee).Equal(c.Amount) || !c.Amount.Equal(p.amount) || c.NetOfNetworkFee {
 				rep.problem("event %s: payout %s confirmed %s + fee %s for %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, p.amount)
 			}
 		}
 	case domain.PayoutFailed:
 		if p := rep.payout(rec, c.PayoutID); p != nil {
 			p.status = string(domain.PayoutFailedStatus)
+			if p.kind == domain.PayoutKindRefund {
+				if inv := rep.invoices[p.invoiceID]; inv != nil {
+					inv.refunded = inv.refunded.Sub(p.amount)
+				}
+			}
 		}
 	}
 }
@@ -601,4 +636,18 @@ func (r AuditReport) Tiers() []int64 {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// samePostings compares postings by account and amount (the asset is the
+// event's; the ledger check covers it).
+func samePostings(got, want []domain.Posting) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i].Account != want[i].Account || !got[i].Amount.Equal(want[i].Amount) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,193 @@
+package chain_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/chain/sim"
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+)
+
+const customer = "0x2222222222222222222222222222222222222222"
+
+// refund requests a refund and fails the test on an error.
+func (s *stack) refund(t *testing.T, m, inv, amount string) commands.PayoutRequestedResult {
+	t.Helper()
+	res, err := s.h.RequestPayout.Refund(s.ctx, commands.RequestRefund{MerchantID: m, InvoiceID: inv, Amount: amount, ToAddress: customer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// mineAndSettle mines a block and lets the processor confirm what was sent.
+func (s *stack) mineAndSettle(t *testing.T) {
+	t.Helper()
+	if _, err := s.sim.Mine(s.ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(2 * time.Second)
+	s.sync(t)
+}
+
+func TestRefundPartialThenFull(t *testing.T) {
+	s := setup(t)
+	m := s.merchant(t, domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: ethAddr, Mode: domain.PayoutManual})
+	inv := s.paid(t, m, "USDT.ETH", "100", "") // net 99.75
+	s.paid(t, m, "USDT.ETH", "10", "")         // net 9.975: pays the network fees
+	s.sync(t)
+	want(t, "available before", s.balance(t, m, "USDT.ETH").Available, "109.725")
+
+	part := s.refund(t, m, inv, "40")
+	if part.Payout.Kind != domain.PayoutKindRefund || part.Payout.SourceInvoiceID != inv {
+		t.Fatalf("refund %+v", part.Payout)
+	}
+	want(t, "reserved at the request", part.Payout.Amount, "40")
+	s.sync(t)
+	// The network fee (0.5) is reserved on top once the transaction is signed.
+	b := s.balance(t, m, "USDT.ETH")
+	want(t, "available while sending", b.Available, "69.225")
+	want(t, "reserved while sending", b.Reserved, "40.5")
+	s.mineAndSettle(t)
+	txs, _ := s.eth.PayoutTxs(s.ctx)
+	if len(txs) != 1 || txs[0].Amount != "40" || txs[0].To != customer {
+		t.Fatalf("the customer must receive exactly 40: %+v", txs)
+	}
+	p := s.payouts(t, m)[0]
+	if p.Status != domain.PayoutConfirmedStatus || p.Kind != domain.PayoutKindRefund || p.SourceInvoiceID != inv {
+		t.Fatalf("payout %+v", p)
+	}
+	want(t, "sent", *p.Sent, "40")
+	want(t, "network fee", *p.NetworkFee, "0.5")
+
+	// The default is what is left of the invoice's net: 99.75 − 40.
+	rest, err := s.h.RequestPayout.Refund(s.ctx, commands.RequestRefund{MerchantID: m, InvoiceID: inv, ToAddress: customer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "the rest", rest.Payout.Amount, "59.75")
+	s.sync(t)
+	s.mineAndSettle(t)
+	b = s.balance(t, m, "USDT.ETH")
+	want(t, "available at the end (109.725 − 99.75 − 2 × 0.5)", b.Available, "8.975")
+	want(t, "reserved at the end", b.Reserved, "0")
+	if _, err := s.h.RequestPayout.Refund(s.ctx, commands.RequestRefund{MerchantID: m, InvoiceID: inv, Amount: "0.01", ToAddress: customer}); !errors.Is(err, domain.ErrRefundExceeded) {
+		t.Fatalf("a refund beyond what the invoice received: %v", err)
+	}
+	if rep := s.audit(t); !rep.OK() {
+		t.Fatalf("audit: %v", rep.Problems)
+	}
+}
+
+func TestRefundErrors(t *testing.T) {
+	s := setup(t)
+	m := s.merchant(t, domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: ethAddr, Mode: domain.PayoutManual})
+	inv := s.paid(t, m, "USDT.ETH", "10", "")
+	s.sync(t)
+	for _, c := range []struct {
+		name    string
+		cmd     commands.RequestRefund
+		wantErr error
+	}{
+		{"over the limit", commands.RequestRefund{InvoiceID: inv, Amount: "9.976", ToAddress: customer}, domain.ErrRefundExceeded},
+		{"no address", commands.RequestRefund{InvoiceID: inv, Amount: "1"}, domain.ErrValidation},
+		{"malformed address", commands.RequestRefund{InvoiceID: inv, Amount: "1", ToAddress: "not an address"}, domain.ErrValidation},
+		{"zero", commands.RequestRefund{InvoiceID: inv, Amount: "0", ToAddress: customer}, domain.ErrInvalidAmount},
+		{"unknown invoice", commands.RequestRefund{InvoiceID: "inv_nope", Amount: "1", ToAddress: customer}, domain.ErrNotFound},
+	} {
+		c.cmd.MerchantID = m
+		if _, err := s.h.RequestPayout.Refund(s.ctx, c.cmd); !errors.Is(err, c.wantErr) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.wantErr)
+		}
+	}
+	// Another merchant's invoice is not found.
+	other := s.merchant(t)
+	if _, err := s.h.RequestPayout.Refund(s.ctx, commands.RequestRefund{MerchantID: other, InvoiceID: inv, Amount: "1", ToAddress: customer}); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("another merchant's invoice: %v", err)
+	}
+	// Nothing available: the balance was withdrawn.
+	if _, err := s.h.RequestPayout.Handle(s.ctx, commands.RequestPayout{MerchantID: m, Asset: "USDT.ETH", Kind: domain.PayoutKindWithdrawal}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.h.RequestPayout.Refund(s.ctx, commands.RequestRefund{MerchantID: m, InvoiceID: inv, Amount: "1", ToAddress: customer}); !errors.Is(err, domain.ErrInsufficientFunds) {
+		t.Errorf("nothing available: %v", err)
+	}
+}
+
+func TestConcurrentRefundsNeverExceedTheInvoice(t *testing.T) {
+	s := setup(t)
+	m := s.merchant(t, domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: ethAddr, Mode: domain.PayoutManual})
+	inv := s.paid(t, m, "USDT.ETH", "100", "") // net 99.75
+	s.paid(t, m, "USDT.ETH", "100", "")        // enough available for more
+	s.sync(t)
+	const n = 12
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = s.h.RequestPayout.Refund(s.ctx, commands.RequestRefund{CommandID: fmt.Sprint("r", i), MerchantID: m, InvoiceID: inv,
+				Amount: "30", ToAddress: customer})
+		}(i)
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, domain.ErrRefundExceeded):
+		default:
+			t.Fatalf("unexpected: %v", err)
+		}
+	}
+	if ok != 3 {
+		t.Fatalf("%d refunds of 30 out of an invoice of net 99.75 succeeded, want 3", ok)
+	}
+	s.sync(t)
+	s.mineAndSettle(t)
+	if rep := s.audit(t); !rep.OK() {
+		t.Fatalf("audit: %v", rep.Problems)
+	}
+}
+
+func TestRefundWhoseBroadcastFailsReleasesTheFunds(t *testing.T) {
+	s := setup(t)
+	poor, err := sim.NewSender(s.ctx, s.db, sim.SenderConfig{Chain: domain.ChainEthereum, Now: s.clock.Now,
+		NetworkFee: map[string]domain.Amount{"USDT.ETH": domain.MustAmount("0.5")},
+		HotWallet:  map[string]domain.Amount{"USDT.ETH": domain.MustAmount("1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.proc = s.processor(poor)
+	m := s.merchant(t, domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: ethAddr, Mode: domain.PayoutManual})
+	inv := s.paid(t, m, "USDT.ETH", "10", "")
+	s.sync(t)
+	s.refund(t, m, inv, "5")
+	s.sync(t)
+	p := s.payouts(t, m)[0]
+	if p.Status != domain.PayoutFailedStatus || p.Kind != domain.PayoutKindRefund {
+		t.Fatalf("%+v", p)
+	}
+	b := s.balance(t, m, "USDT.ETH")
+	want(t, "available after the release", b.Available, "9.975")
+	want(t, "reserved", b.Reserved, "0")
+	// A failed refund does not count against the invoice: the whole net can be refunded again.
+	s.proc = s.processor(s.eth)
+	full, err := s.h.RequestPayout.Refund(s.ctx, commands.RequestRefund{MerchantID: m, InvoiceID: inv, Amount: "9", ToAddress: customer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "refund after a failed one", full.Payout.Amount, "9")
+	s.sync(t)
+	s.mineAndSettle(t)
+	want(t, "available at the end", s.balance(t, m, "USDT.ETH").Available, "0.475")
+	if rep := s.audit(t); !rep.OK() {
+		t.Fatalf("audit: %v", rep.Problems)
+	}
+}
