@@ -21,6 +21,10 @@ type CreateInvoice struct {
 	ExpiresIn  time.Duration // 0: the default
 	// CreatedBy is the kind of key that asks; "" is the secret key.
 	CreatedBy domain.CreatedBy
+	// The merchant's details (issue #19), validated by the domain.
+	Description string
+	Metadata    map[string]string
+	RedirectURL string
 }
 
 // InvoiceCreated is the handler's answer.
@@ -55,7 +59,8 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 	}
 	now := h.d.Now()
 	n := domain.NewInvoice{InvoiceID: h.d.NewID("inv_"), MerchantID: c.MerchantID, Asset: asset, Amount: amount, PayAmount: amount,
-		SettleAsset: c.SettleAs, ConsolidateTo: consolidateTo, OrderID: c.OrderID, ExpiresIn: c.ExpiresIn, CreatedBy: c.CreatedBy}
+		SettleAsset: c.SettleAs, ConsolidateTo: consolidateTo, OrderID: c.OrderID, ExpiresIn: c.ExpiresIn, CreatedBy: c.CreatedBy,
+		Description: c.Description, Metadata: c.Metadata, RedirectURL: c.RedirectURL}
 	// Validate before an address is spent on a request that will fail.
 	n.PayAddress, n.AddressIndex = "-", -1
 	draft, err := domain.CreateInvoice(n, h.d.Assets, now)

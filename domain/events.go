@@ -121,6 +121,12 @@ type InvoiceCreated struct {
 	// CreatedBy is the kind of key that created the invoice; "" in logs
 	// from before it was recorded, read as the secret key (Creator).
 	CreatedBy CreatedBy `json:"created_by,omitempty"`
+	// The merchant's details and the fiat price (issue #19); absent in
+	// logs from before them.
+	Description string            `json:"description,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	RedirectURL string            `json:"redirect_url,omitempty"`
+	Price       *InvoicePrice     `json:"price,omitempty"`
 }
 
 type DepositDetected struct {

@@ -82,6 +82,13 @@ type NewInvoice struct {
 	ExpiresIn     time.Duration
 	// CreatedBy is the kind of key of the request; "" is the secret key.
 	CreatedBy CreatedBy
+	// Description, Metadata and RedirectURL are the merchant's own
+	// details (validateDetails); Price is set when the invoice was priced
+	// in fiat.
+	Description string
+	Metadata    map[string]string
+	RedirectURL string
+	Price       *InvoicePrice
 }
 
 // CreateInvoice decides the InvoiceCreated event.
@@ -111,6 +118,12 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 	if err := ValidateText("order_id", n.OrderID, maxOrderIDLen); err != nil {
 		return InvoiceCreated{}, err
 	}
+	if err := n.validateDetails(); err != nil {
+		return InvoiceCreated{}, err
+	}
+	if len(n.Metadata) == 0 {
+		n.Metadata = nil // one form for "none" in the log
+	}
 	switch n.CreatedBy {
 	case "":
 		n.CreatedBy = CreatedBySecretKey
@@ -136,6 +149,7 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 		OrderID:   n.OrderID,
 		Fee:       ComputeFee(n.Amount, TierBps(convertTo != ""), n.Asset.Decimals),
 		CreatedAt: now, ExpiresAt: now.Add(n.ExpiresIn), CreatedBy: n.CreatedBy,
+		Description: n.Description, Metadata: n.Metadata, RedirectURL: n.RedirectURL, Price: n.Price,
 	}, nil
 }
 

@@ -41,6 +41,11 @@ type createInvoiceRequest struct {
 	SettleAs *string `json:"settle_as"`
 	// ExpiresInSec is optional; the domain applies the default and the bounds.
 	ExpiresInSec *int64 `json:"expires_in"`
+	// The merchant's details (issue #19). Metadata is nil when left out;
+	// the publishable key may set neither it nor RedirectURL.
+	Description string            `json:"description"`
+	Metadata    map[string]string `json:"metadata"`
+	RedirectURL string            `json:"redirect_url"`
 }
 
 // Invoice list page sizes.
@@ -62,6 +67,14 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "validation_error", "asset is required"))
 		return
 	}
+	if mustPrincipal(r).kind != readapi.SecretKey && (req.Metadata != nil || req.RedirectURL != "") {
+		// The publishable key is public: anyone could send a customer to
+		// their own site from the shop's checkout, or forge the merchant's
+		// own data (API.md, additions of 2026-12-03).
+		s.writeError(w, r, errorf(http.StatusForbidden, "forbidden",
+			"metadata and redirect_url may only be set with the secret key; the publishable key may set description"))
+		return
+	}
 	settleAs, err := s.otherAsset("settle_as", req.SettleAs, req.Asset)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -71,6 +84,7 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
 		Asset: req.Asset, Amount: string(req.Amount), OrderID: req.OrderID, SettleAs: settleAs,
 		ExpiresIn: expiresIn(req.ExpiresInSec), CreatedBy: createdBy(mustPrincipal(r)),
+		Description: req.Description, Metadata: req.Metadata, RedirectURL: req.RedirectURL,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

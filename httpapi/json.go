@@ -84,6 +84,10 @@ func scanBody(data []byte) (nullKeys []string, err error) {
 		keys     map[string]bool // folded keys seen so far
 		key      string          // the key whose value comes next
 		afterKey bool
+		// exact: the object is a map of the merchant's own keys
+		// (metadata), where "a" and "A" are two keys, not one field
+		// sent twice; its values must not be null either.
+		exact bool
 	}
 	stack := []frame{{keys: map[string]bool{}}}
 	for len(stack) > 0 {
@@ -98,6 +102,9 @@ func scanBody(data []byte) (nullKeys []string, err error) {
 			}
 			key, _ := tok.(string) // the decoder allows only strings here
 			folded := foldKey(key)
+			if top.exact {
+				folded = key
+			}
 			if top.keys[folded] {
 				return nil, errorf(http.StatusBadRequest, "invalid_json", "duplicate key "+quoteKey(key)+" in the request body; send each key once (keys match ignoring case)")
 			}
@@ -108,7 +115,8 @@ func scanBody(data []byte) (nullKeys []string, err error) {
 		top.afterKey = false
 		switch tok {
 		case json.Delim('{'):
-			stack = append(stack, frame{keys: map[string]bool{}})
+			exact := len(stack) == 1 && exactKeyFields[foldKey(top.key)]
+			stack = append(stack, frame{keys: map[string]bool{}, exact: exact})
 		case json.Delim('['):
 			stack = append(stack, frame{})
 		case json.Delim(']'):
@@ -117,6 +125,9 @@ func scanBody(data []byte) (nullKeys []string, err error) {
 			if len(stack) == 1 {
 				nullKeys = append(nullKeys, top.key)
 			}
+			if top.exact {
+				return nil, errorf(http.StatusBadRequest, "validation_error", "metadata values must be strings, not null")
+			}
 		}
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -124,6 +135,10 @@ func scanBody(data []byte) (nullKeys []string, err error) {
 	}
 	return nullKeys, nil
 }
+
+// exactKeyFields are the top-level fields (folded) whose object value is a
+// map of the merchant's own keys, compared exactly rather than ignoring case.
+var exactKeyFields = map[string]bool{foldKey("metadata"): true}
 
 // foldKey maps the keys encoding/json would match to the same struct field
 // (it compares names as bytes.EqualFold does) to one string, so "asset"

@@ -39,10 +39,11 @@ func TestInvoiceShape(t *testing.T) {
 	created := b.createInvoice(t, m.secret, `{"asset":"USDT.ETH","amount":"49.99","order_id":"order-123"}`)
 	wantKeys(t, "invoice", created, "id", "object", "asset", "status", "pay_address", "pay_amount", "amount", "fee", "fee_bps",
 		"settle_asset", "settlement", "expires_at", "order_id", "amount_received", "amount_due", "payments", "created_at", "paid_at",
-		"checkout_url", "confirmations", "required_confirmations", "created_by")
+		"checkout_url", "confirmations", "required_confirmations", "created_by", "description", "metadata", "redirect_url", "price")
 	checks := map[string]any{
 		"asset": "USDT.ETH", "status": "new", "pay_amount": "49.99", "amount": "49.99", "fee": "0.124975",
 		"settle_asset": nil, "settlement": nil, "order_id": "order-123", "amount_received": "0", "amount_due": "49.99", "paid_at": nil,
+		"description": nil, "redirect_url": nil, "price": nil,
 		"confirmations": 0.0, "required_confirmations": 12.0, "fee_bps": 25.0, "created_by": "secret_key",
 	}
 	for k, want := range checks {

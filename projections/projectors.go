@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -61,13 +62,20 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 	var err error
 	switch e := ev.(type) {
 	case domain.InvoiceCreated:
+		var priceCurrency, priceAmount, priceRate, priceSource string
+		var priceAt int64
+		if p := e.Price; p != nil {
+			priceCurrency, priceAmount, priceRate, priceSource, priceAt = p.Currency, p.Amount.String(), p.Rate.String(), p.Source, p.RateAt.UnixMilli()
+		}
 		// New invoices are inserted together (FlushBatch, or before any
 		// other invoice event of the batch touches the table).
 		tx.bufferRow("invoice_rows", `INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps,
-			settle_asset, order_id, amount_received, required_confirmations, created_at, expires_at, updated_at, created_by)`,
+			settle_asset, order_id, amount_received, required_confirmations, created_at, expires_at, updated_at, created_by,
+			description, metadata, redirect_url, price_currency, price_amount, price_rate, price_source, price_rate_at)`,
 			e.InvoiceID, e.MerchantID, e.Asset, string(domain.StatusNew), e.Amount.String(), e.PayAmount.String(), e.PayAddress,
 			e.Fee.Fee.String(), e.Fee.Bps, e.SettleAsset, e.OrderID, "0", e.RequiredConfirmations,
-			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli(), string(e.Creator()))
+			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli(), string(e.Creator()),
+			e.Description, metadataJSON(e.Metadata), e.RedirectURL, priceCurrency, priceAmount, priceRate, priceSource, priceAt)
 		return nil
 	case domain.DepositDetected, domain.DepositConfirmed, domain.DepositReverted, domain.InvoiceStatusChanged,
 		domain.ConversionWaiting, domain.ConversionAbandoned, domain.PaymentConverted:
@@ -117,6 +125,18 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 			string(e.To), paidAt, e.At.UnixMilli(), e.InvoiceID)
 	}
 	return err
+}
+
+// metadataJSON is an invoice's metadata column: a JSON object, "{}" when none.
+func metadataJSON(md map[string]string) string {
+	if len(md) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(md)
+	if err != nil { // a map of strings always encodes
+		panic(fmt.Sprintf("projections: metadata: %v", err))
+	}
+	return string(b)
 }
 
 // FlushBatch writes the batch's new invoices.

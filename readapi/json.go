@@ -33,6 +33,24 @@ type InvoiceJSON struct {
 	// CreatedBy is "secret_key" or "publishable_key": what the public
 	// publishable key created is never taken for the merchant's own.
 	CreatedBy domain.CreatedBy `json:"created_by"`
+
+	// The merchant's details (issue #19): null, {} and null when not set.
+	Description *string           `json:"description"`
+	Metadata    map[string]string `json:"metadata"`
+	RedirectURL *string           `json:"redirect_url"`
+	// Price is the fiat price the invoice was created from; null when it
+	// was created in its asset.
+	Price *PriceJSON `json:"price"`
+}
+
+// PriceJSON is an invoice's fiat price: amount in currency, at rate
+// (currency per one unit of the asset) from source, as of rate_at (Unix ms).
+type PriceJSON struct {
+	Currency string        `json:"currency"`
+	Amount   domain.Amount `json:"amount"`
+	Rate     string        `json:"rate"`
+	Source   string        `json:"source"`
+	RateAt   int64         `json:"rate_at"`
 }
 
 // SettlementJSON is money rule 3 on the invoice; null until a conversion
@@ -67,6 +85,13 @@ func (inv Invoice) JSON(baseURL string) InvoiceJSON {
 	for _, p := range inv.Payments {
 		out.Payments = append(out.Payments, PaymentJSON{TxID: p.TxID, Amount: p.Amount, Confirmations: p.Confirmations,
 			Status: p.Status, Late: p.Late, DetectedAt: p.DetectedAt.UnixMilli()})
+	}
+	out.Description, out.RedirectURL, out.Metadata = optional(inv.Description), optional(inv.RedirectURL), inv.Metadata
+	if out.Metadata == nil {
+		out.Metadata = map[string]string{}
+	}
+	if p := inv.Price; p != nil {
+		out.Price = &PriceJSON{Currency: p.Currency, Amount: p.Amount, Rate: p.Rate.String(), Source: p.Source, RateAt: p.RateAt.UnixMilli()}
 	}
 	if out.CreatedBy == "" { // as an event from before created_by reads
 		out.CreatedBy = domain.CreatedBySecretKey
@@ -104,7 +129,8 @@ func InvoiceFromEvents(evs []domain.Event) (Invoice, error) {
 			inv = Invoice{ID: e.InvoiceID, MerchantID: e.MerchantID, Asset: e.Asset, Status: domain.StatusNew, Amount: e.Amount,
 				PayAmount: e.PayAmount, PayAddress: e.PayAddress, Fee: e.Fee.Fee, FeeBps: e.Fee.Bps, SettleAsset: e.SettleAsset,
 				OrderID: e.OrderID, CreatedBy: e.Creator(), RequiredConfirmations: e.RequiredConfirmations, CreatedAt: e.CreatedAt,
-				ExpiresAt: e.ExpiresAt, UpdatedAt: e.CreatedAt}
+				ExpiresAt: e.ExpiresAt, UpdatedAt: e.CreatedAt,
+				Description: e.Description, Metadata: e.Metadata, RedirectURL: e.RedirectURL, Price: e.Price}
 		case domain.DepositDetected:
 			p := Payment{DepositID: e.DepositID, TxID: e.TxID, Amount: e.Amount,
 				Confirmations: e.Confirmations, Status: PaymentPending, Late: e.Late, DetectedAt: e.DetectedAt}

@@ -20,12 +20,18 @@ type Invoice struct {
 	PayAddress string
 	// Fee is what the invoice was charged (money rule 1): the fee of what it
 	// credited, or of Amount before any payment is credited.
-	Fee                   domain.Amount
-	FeeBps                int64
-	Settlement            Settlement
-	SettleAsset           string // "" when not converting
-	OrderID               string
-	CreatedBy             domain.CreatedBy
+	Fee         domain.Amount
+	FeeBps      int64
+	Settlement  Settlement
+	SettleAsset string // "" when not converting
+	OrderID     string
+	CreatedBy   domain.CreatedBy
+	// The merchant's details and the fiat price (issue #19); Metadata is
+	// nil or empty when none, Price nil when created in the asset.
+	Description           string
+	Metadata              map[string]string
+	RedirectURL           string
+	Price                 *domain.InvoicePrice
 	AmountReceived        domain.Amount
 	RequiredConfirmations int
 	Payments              []Payment

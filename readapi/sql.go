@@ -3,11 +3,14 @@ package readapi
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/projections"
@@ -56,20 +59,35 @@ func (s *SQL) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 
 const invoiceColumns = `invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps, settle_asset, order_id,
 	amount_received, required_confirmations, created_at, expires_at, paid_at, updated_at, settlement_status, settlement_since, settlement_reason,
-	created_by`
+	created_by, description, metadata, redirect_url, price_currency, price_amount, price_rate, price_source, price_rate_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanInvoice(row scanner) (Invoice, error) {
 	var inv Invoice
-	var status, amount, payAmount, fee, received, createdBy string
-	var created, expires, updated int64
+	var status, amount, payAmount, fee, received, createdBy, metadata string
+	var priceCurrency, priceAmount, priceRate, priceSource string
+	var created, expires, updated, priceAt int64
 	var paid, since sql.NullInt64
 	err := row.Scan(&inv.ID, &inv.MerchantID, &inv.Asset, &status, &amount, &payAmount, &inv.PayAddress, &fee, &inv.FeeBps,
 		&inv.SettleAsset, &inv.OrderID, &received, &inv.RequiredConfirmations, &created, &expires, &paid, &updated,
-		&inv.Settlement.Status, &since, &inv.Settlement.Reason, &createdBy)
+		&inv.Settlement.Status, &since, &inv.Settlement.Reason, &createdBy,
+		&inv.Description, &metadata, &inv.RedirectURL, &priceCurrency, &priceAmount, &priceRate, &priceSource, &priceAt)
 	if err != nil {
 		return Invoice{}, err
+	}
+	if metadata != "" && metadata != "{}" {
+		if err := json.Unmarshal([]byte(metadata), &inv.Metadata); err != nil {
+			return Invoice{}, fmt.Errorf("invoice %s: metadata: %w", inv.ID, err)
+		}
+	}
+	if priceCurrency != "" {
+		rate, err := decimal.NewFromString(priceRate)
+		if err != nil {
+			return Invoice{}, fmt.Errorf("invoice %s: price rate: %w", inv.ID, err)
+		}
+		inv.Price = &domain.InvoicePrice{Currency: priceCurrency, Amount: domain.MustAmount(priceAmount), Rate: rate, Source: priceSource,
+			RateAt: time.UnixMilli(priceAt).UTC()}
 	}
 	inv.Status, inv.CreatedBy = domain.Status(status), domain.CreatedBy(createdBy)
 	inv.Amount, inv.PayAmount, inv.Fee, inv.AmountReceived = domain.MustAmount(amount), domain.MustAmount(payAmount), domain.MustAmount(fee), domain.MustAmount(received)

@@ -46,6 +46,13 @@ type checkoutPage struct {
 	// html/template would otherwise refuse its bitcoin:/ethereum:/tron: scheme.
 	WalletURI template.URL
 	QR        template.HTML
+
+	// Description is the merchant's text for the customer (escaped as any
+	// text). ReturnURL is the invoice's redirect_url, else the account's
+	// default_redirect_url: https only (validated when set), rendered as a
+	// plain attribute, so html/template still escapes it.
+	Description string
+	ReturnURL   string
 }
 
 // screen names which of the page's screens the status shows. A reverted
@@ -100,6 +107,7 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 		Confirmations: inv.Confirmations(), Required: inv.RequiredConfirmations,
 		ExpiresAtMs: inv.ExpiresAt.UnixMilli(), NowMs: s.cfg.Now().UnixMilli(),
 		PollMs: s.cfg.PollInterval.Milliseconds(), MaxPollMs: s.cfg.MaxPollInterval.Milliseconds(),
+		Description: inv.Description, ReturnURL: inv.RedirectURL,
 	}
 	// An asset no longer configured still gets its page, only without the
 	// network name and QR code: the amount and address are what matter.
