@@ -1,12 +1,14 @@
 package chain_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -187,6 +189,36 @@ func TestRefundWhoseBroadcastFailsReleasesTheFunds(t *testing.T) {
 	s.sync(t)
 	s.mineAndSettle(t)
 	want(t, "available at the end", s.balance(t, m, "USDT.ETH").Available, "0.475")
+	if rep := s.audit(t); !rep.OK() {
+		t.Fatalf("audit: %v", rep.Problems)
+	}
+}
+
+// rejecting is a sender whose node refuses every broadcast for good.
+type rejecting struct{ *sim.Sender }
+
+func (rejecting) Broadcast(context.Context, chain.Signed) error {
+	return fmt.Errorf("%w: inputs already spent (simulated)", chain.ErrPermanent)
+}
+
+func TestRefundWhoseSignedBroadcastFailsReleasesAmountAndFee(t *testing.T) {
+	s := setup(t)
+	s.proc = s.processor(rejecting{s.eth})
+	m := s.merchant(t, domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: ethAddr, Mode: domain.PayoutManual})
+	inv := s.paid(t, m, "USDT.ETH", "10", "")
+	s.sync(t)
+	s.refund(t, m, inv, "9.975")
+	s.sync(t)
+	p := s.payouts(t, m)[0]
+	if p.Status != domain.PayoutFailedStatus || p.TxID == "" {
+		t.Fatalf("a signed refund whose broadcast is refused: %+v", p)
+	}
+	b := s.balance(t, m, "USDT.ETH")
+	want(t, "available after the release (amount and fee)", b.Available, "9.975")
+	want(t, "reserved", b.Reserved, "0")
+	if txs, _ := s.eth.PayoutTxs(s.ctx); len(txs) != 0 {
+		t.Fatalf("nothing may reach the chain: %+v", txs)
+	}
 	if rep := s.audit(t); !rep.OK() {
 		t.Fatalf("audit: %v", rep.Problems)
 	}
