@@ -12,7 +12,7 @@ import (
 	"github.com/acceptcryptohere/gateway/readapi"
 )
 
-// payoutJSON is a payout: an instant one or a withdrawal. txid is null
+// payoutJSON is a payout: an instant one, a withdrawal or a refund. txid is null
 // until the transaction is broadcast; network_fee and sent_amount once it
 // is signed. Amounts are before the network fee (net_of_network_fee: false).
 type payoutJSON struct {
@@ -28,6 +28,8 @@ type payoutJSON struct {
 	ToAddress       string            `json:"to_address"`
 	TxID            *string           `json:"txid"`
 	SourceInvoiceID *string           `json:"source_invoice_id"`
+	// InvoiceID is the refunded invoice (kind refund only).
+	InvoiceID *string `json:"invoice_id,omitempty"`
 	FailureReason   *string           `json:"failure_reason"`
 	CreatedAt       int64             `json:"created_at"`
 	SentAt          *int64            `json:"sent_at"`
@@ -50,6 +52,11 @@ func renderPayout(p readapi.Payout) payoutJSON {
 	out := payoutJSON{ID: p.ID, Object: "payout", Asset: p.Asset, Kind: p.Kind, Status: string(status), Amount: p.Amount.String(),
 		ToAddress: p.ToAddress, SourceInvoiceID: nullable(p.SourceInvoiceID), FailureReason: nullable(p.FailureReason),
 		CreatedAt: p.CreatedAt.UnixMilli(), SentAt: msPtr(p.SentAt), ConfirmedAt: msPtr(p.ConfirmedAt), FailedAt: msPtr(p.FailedAt)}
+	if p.Kind == domain.PayoutKindRefund {
+		// The customer receives exactly amount; the network fee is the
+		// merchant's, on top.
+		out.InvoiceID, out.NetOfNetworkFee = nullable(p.SourceInvoiceID), true
+	}
 	if p.NetworkFee != nil {
 		f, s := p.NetworkFee.String(), p.Sent.String()
 		out.NetworkFee, out.SentAmount = &f, &s

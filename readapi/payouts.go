@@ -39,6 +39,8 @@ type PayoutFilter struct {
 	Status        domain.PayoutStatus // "" for all
 	Limit         int                 // 1..100
 	StartingAfter string
+	// RefundsOf lists only the refunds of this invoice ("" for all payouts).
+	RefundsOf string
 }
 
 const payoutColumns = `payout_id, merchant_id, asset, kind, amount, to_address, status, txid, network_fee, sent_amount,
@@ -92,6 +94,10 @@ func (s *SQL) ListPayouts(ctx context.Context, merchantID string, f PayoutFilter
 	}
 	q := `SELECT ` + payoutColumns + ` FROM payouts WHERE merchant_id = ?`
 	args := []any{merchantID}
+	if f.RefundsOf != "" {
+		q += ` AND source_invoice_id = ? AND kind = ?`
+		args = append(args, f.RefundsOf, string(domain.PayoutKindRefund))
+	}
 	switch f.Status {
 	case "":
 	case domain.PayoutRequestedStatus: // signed payouts show as requested

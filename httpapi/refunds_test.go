@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/commands"
+)
+
+// paidInvoice creates an invoice of amount, pays it and takes it to
+// finality, and returns its id.
+func (b *bundle) paidInvoice(t *testing.T, key, asset, amount string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	inv := b.createInvoice(t, key, `{"asset":"`+asset+`","amount":"`+amount+`"}`)["id"].(string)
+	b.payDeposit(t, inv, amount)
+	dep := fmt.Sprintf("dep%d", b.n)
+	if _, err := b.deps.Commands.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{InvoiceID: inv, DepositID: dep, Confirmations: 100}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.deps.Commands.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{InvoiceID: inv, DepositID: dep, Depth: 101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.runner.WaitFor(ctx, res.Position); err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func TestRefundEndpoints(t *testing.T) {
+	b := setupMoney(t)
+	a, other := b.signUp(t, "Shop A"), b.signUp(t, "Shop B")
+	inv := b.paidInvoice(t, a.secret, "USDT.ETH", "100") // net 99.75
+	b.paidInvoice(t, a.secret, "USDT.ETH", "10")
+	path := "/v1/invoices/" + inv + "/refunds"
+	const to = `"to_address":"0x2222222222222222222222222222222222222222"`
+	for _, c := range []struct {
+		name       string
+		key        string
+		body       string
+		wantStatus int
+		wantCode   string
+	}{
+		{"publishable key", a.pub, `{"amount":"1",` + to + `}`, http.StatusForbidden, "forbidden"},
+		{"another merchant's invoice", other.secret, `{"amount":"1",` + to + `}`, http.StatusNotFound, "not_found"},
+		{"no address", a.secret, `{"amount":"1"}`, http.StatusBadRequest, "validation_error"},
+		{"invalid address", a.secret, `{"amount":"1","to_address":"not an address"}`, http.StatusBadRequest, "validation_error"},
+		{"amount as a number", a.secret, `{"amount":1,` + to + `}`, http.StatusBadRequest, ""},
+		{"too many decimals", a.secret, `{"amount":"1.0000001",` + to + `}`, http.StatusBadRequest, "invalid_amount"},
+		{"over what the invoice received", a.secret, `{"amount":"99.76",` + to + `}`, http.StatusConflict, "invalid_state"},
+		{"partial", a.secret, `{"amount":"40",` + to + `}`, http.StatusCreated, ""},
+		{"the rest by default", a.secret, `{` + to + `}`, http.StatusCreated, ""},
+		{"nothing left", a.secret, `{` + to + `}`, http.StatusConflict, "invalid_state"},
+	} {
+		res := b.do(t, req{method: "POST", path: path, key: c.key, body: c.body})
+		if res.status != c.wantStatus || (c.wantCode != "" && res.code() != c.wantCode) {
+			t.Errorf("%s: %d %s, want %d %s", c.name, res.status, res.raw, c.wantStatus, c.wantCode)
+		}
+	}
+	list := b.do(t, req{method: "GET", path: path, key: a.secret})
+	if list.status != http.StatusOK {
+		t.Fatalf("list: %d %s", list.status, list.raw)
+	}
+	data := list.json(t)["data"].([]any)
+	if len(data) != 2 {
+		t.Fatalf("refunds: %s", list.raw)
+	}
+	newest, oldest := data[0].(map[string]any), data[1].(map[string]any)
+	if newest["amount"] != "59.75" || oldest["amount"] != "40" {
+		t.Fatalf("refund amounts: %s", list.raw)
+	}
+	for _, r := range data {
+		r := r.(map[string]any)
+		if r["kind"] != "refund" || r["invoice_id"] != inv || r["net_of_network_fee"] != true || r["asset"] != "USDT.ETH" {
+			t.Fatalf("refund %v", r)
+		}
+	}
+	// The payout list shows them too.
+	all := b.do(t, req{method: "GET", path: "/v1/payouts", key: a.secret}).json(t)["data"].([]any)
+	if len(all) != 2 || all[0].(map[string]any)["kind"] != "refund" {
+		t.Fatalf("payouts: %v", all)
+	}
+	if res := b.do(t, req{method: "GET", path: path, key: other.secret}); res.status != http.StatusNotFound {
+		t.Fatalf("another merchant's refunds: %d", res.status)
+	}
+	if res := b.do(t, req{method: "GET", path: "/v1/invoices/inv_nope/refunds", key: a.secret}); res.status != http.StatusNotFound {
+		t.Fatalf("unknown invoice: %d", res.status)
+	}
+}
