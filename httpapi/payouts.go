@@ -29,12 +29,12 @@ type payoutJSON struct {
 	TxID            *string           `json:"txid"`
 	SourceInvoiceID *string           `json:"source_invoice_id"`
 	// InvoiceID is the refunded invoice (kind refund only).
-	InvoiceID *string `json:"invoice_id,omitempty"`
-	FailureReason   *string           `json:"failure_reason"`
-	CreatedAt       int64             `json:"created_at"`
-	SentAt          *int64            `json:"sent_at"`
-	ConfirmedAt     *int64            `json:"confirmed_at"`
-	FailedAt        *int64            `json:"failed_at"`
+	InvoiceID     *string `json:"invoice_id,omitempty"`
+	FailureReason *string `json:"failure_reason"`
+	CreatedAt     int64   `json:"created_at"`
+	SentAt        *int64  `json:"sent_at"`
+	ConfirmedAt   *int64  `json:"confirmed_at"`
+	FailedAt      *int64  `json:"failed_at"`
 	// Conversion is set on a withdrawal that converted first (consolidate_to).
 	Conversion *conversionJSON `json:"conversion,omitempty"`
 }
