@@ -2,6 +2,7 @@ package chain_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 const customer = "0x2222222222222222222222222222222222222222"
@@ -77,6 +79,48 @@ func TestRefundPartialThenFull(t *testing.T) {
 	b = s.balance(t, m, "USDT.ETH")
 	want(t, "available at the end (109.725 − 99.75 − 2 × 0.5)", b.Available, "8.975")
 	want(t, "reserved at the end", b.Reserved, "0")
+	// Each confirmed refund is an invoice.refunded webhook with the invoice and the refund.
+	if err := webhooks.Migrate(s.ctx, s.db); err != nil {
+		t.Fatal(err)
+	}
+	if err := webhooks.NewSubscriber(s.store, s.db, webhooks.SubscriberConfig{Now: s.clock.Now, Logger: quiet}).CatchUp(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.Read.Query(`SELECT invoice_id, body FROM webhook_deliveries WHERE event_type = 'invoice.refunded' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var amounts []string
+	for rows.Next() {
+		var invID string
+		var raw []byte
+		if err := rows.Scan(&invID, &raw); err != nil {
+			t.Fatal(err)
+		}
+		var b struct {
+			Type string
+			Data struct {
+				ID     string
+				Status string
+			}
+			Refund struct {
+				Amount     string
+				NetworkFee string `json:"network_fee"`
+				ToAddress  string `json:"to_address"`
+			}
+		}
+		if err := json.Unmarshal(raw, &b); err != nil {
+			t.Fatal(err)
+		}
+		if invID != inv || b.Type != "invoice.refunded" || b.Data.ID != inv || b.Data.Status != "paid" || b.Refund.NetworkFee != "0.5" || b.Refund.ToAddress != customer {
+			t.Fatalf("delivery %s", raw)
+		}
+		amounts = append(amounts, b.Refund.Amount)
+	}
+	rows.Close()
+	if fmt.Sprint(amounts) != "[40 59.75]" {
+		t.Fatalf("invoice.refunded deliveries: %v", amounts)
+	}
 	if _, err := s.h.RequestPayout.Refund(s.ctx, commands.RequestRefund{MerchantID: m, InvoiceID: inv, Amount: "0.01", ToAddress: customer}); !errors.Is(err, domain.ErrRefundExceeded) {
 		t.Fatalf("a refund beyond what the invoice received: %v", err)
 	}

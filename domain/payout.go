@@ -96,17 +96,22 @@ type PayoutSent struct {
 // PayoutConfirmed settles a payout: the reservation goes out to the chain,
 // split into what the recipient got and what the network took.
 type PayoutConfirmed struct {
-	PayoutID        string    `json:"payout_id"`
-	MerchantID      string    `json:"merchant_id"`
-	Asset           string    `json:"asset"`
-	TxID            string    `json:"txid"`
-	Amount          Amount    `json:"amount"`
-	NetworkFee      Amount    `json:"network_fee"`
-	Sent            Amount    `json:"sent"`
-	NetOfNetworkFee bool      `json:"net_of_network_fee"` // false: the fee is deducted from Amount; true for a refund: the fee was on top
-	Confirmations   int       `json:"confirmations"`
-	ConfirmedAt     time.Time `json:"confirmed_at"`
-	Postings        []Posting `json:"postings"`
+	PayoutID        string `json:"payout_id"`
+	MerchantID      string `json:"merchant_id"`
+	Asset           string `json:"asset"`
+	TxID            string `json:"txid"`
+	Amount          Amount `json:"amount"`
+	NetworkFee      Amount `json:"network_fee"`
+	Sent            Amount `json:"sent"`
+	NetOfNetworkFee bool   `json:"net_of_network_fee"` // false: the fee is deducted from Amount; true for a refund: the fee was on top
+	// Kind and InvoiceID are set on a refund's confirmation only (the
+	// invoice.refunded webhook follows it); ToAddress is the customer's.
+	Kind          PayoutKind `json:"kind,omitempty"`
+	InvoiceID     string     `json:"invoice_id,omitempty"`
+	ToAddress     string     `json:"to_address,omitempty"`
+	Confirmations int        `json:"confirmations"`
+	ConfirmedAt   time.Time  `json:"confirmed_at"`
+	Postings      []Posting  `json:"postings"`
 }
 
 // PayoutFailed releases the reservation back to the available balance.
@@ -402,9 +407,13 @@ func (p *Payout) Confirm(confirmations, required int, now time.Time) ([]Event, e
 		return nil, fmt.Errorf("%w: %d of %d confirmations", ErrInvalidState, confirmations, required)
 	}
 	r, s := p.req, p.signed
-	return []Event{PayoutConfirmed{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, TxID: s.TxID, Amount: r.Amount,
-		NetworkFee: s.NetworkFee, Sent: s.Sent, NetOfNetworkFee: r.Kind == PayoutKindRefund, Confirmations: confirmations, ConfirmedAt: now.UTC(),
-		Postings: mustBalance(confirmPostings(r, s))}}, nil
+	c := PayoutConfirmed{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, TxID: s.TxID, Amount: r.Amount,
+		NetworkFee: s.NetworkFee, Sent: s.Sent, Confirmations: confirmations, ConfirmedAt: now.UTC(),
+		Postings: mustBalance(confirmPostings(r, s))}
+	if r.Kind == PayoutKindRefund {
+		c.NetOfNetworkFee, c.Kind, c.InvoiceID, c.ToAddress = true, r.Kind, r.SourceInvoiceID, r.ToAddress
+	}
+	return []Event{c}, nil
 }
 
 // Reserved returns what a payout holds in the reserved account: its

@@ -29,6 +29,10 @@ const (
 	// backwards too, is a webhook named after the new status).
 	EventInvoiceReverted = "invoice.reverted"
 	EventInvoiceNew      = "invoice.new"
+	// EventInvoiceRefunded: a refund of the invoice is confirmed on chain
+	// (the customer has it). Not a status change: the invoice keeps its
+	// status; the body adds the refund.
+	EventInvoiceRefunded = "invoice.refunded"
 	// EventTest is only sent by SendTest.
 	EventTest = "test"
 )
@@ -44,8 +48,9 @@ var webhookTypes = map[string]string{
 	domain.TypeInvoiceAwaitingPayment: EventInvoiceNew,
 }
 
-// logTypes are the keys of webhookTypes: all the subscriber reads.
-var logTypes = slices.Collect(maps.Keys(webhookTypes))
+// logTypes are the keys of webhookTypes and the payout confirmations
+// (a refund's is invoice.refunded): all the subscriber reads.
+var logTypes = append(slices.Collect(maps.Keys(webhookTypes)), domain.TypePayoutConfirmed)
 
 // webhookType maps a log event type to the webhook it announces; ok=false
 // for events that announce none.
@@ -67,6 +72,19 @@ type body struct {
 	Type      string `json:"type"`
 	CreatedAt int64  `json:"created_at"` // Unix ms of the event
 	Data      any    `json:"data"`
+	// Refund is set on invoice.refunded only.
+	Refund *refundJSON `json:"refund,omitempty"`
+}
+
+// refundJSON is the confirmed refund an invoice.refunded announces.
+type refundJSON struct {
+	ID              string `json:"id"`
+	Amount          string `json:"amount"` // what the customer received
+	NetworkFee      string `json:"network_fee"`
+	NetOfNetworkFee bool   `json:"net_of_network_fee"`
+	ToAddress       string `json:"to_address"`
+	TxID            string `json:"txid"`
+	ConfirmedAt     int64  `json:"confirmed_at"`
 }
 
 const checkpointName = "deliveries"
@@ -240,6 +258,9 @@ func (s *Subscriber) step(ctx context.Context) (eventstore.Position, bool, error
 // deliveryFor builds the delivery an event causes, if any: the body shows
 // the invoice as of that event, folded from its stream up to the event.
 func (s *Subscriber) deliveryFor(ctx context.Context, rec eventstore.RecordedEvent) (newDelivery, bool, error) {
+	if rec.Type == domain.TypePayoutConfirmed {
+		return s.refundDelivery(ctx, rec)
+	}
 	typ, ok := webhookType(rec.Type)
 	if !ok {
 		return newDelivery{}, false, nil
@@ -325,4 +346,43 @@ func (s *Subscriber) commit(ctx context.Context, from string, to eventstore.Posi
 		return 0, fmt.Errorf("webhooks: commit deliveries: %w", err)
 	}
 	return created, nil
+}
+
+// refundDelivery builds the invoice.refunded delivery of a refund's
+// confirmation (other payouts announce nothing): the invoice as its stream
+// stands, and the refund.
+func (s *Subscriber) refundDelivery(ctx context.Context, rec eventstore.RecordedEvent) (newDelivery, bool, error) {
+	ev, err := domain.Decode(rec.Type, rec.Data)
+	if err != nil {
+		return newDelivery{}, false, fmt.Errorf("webhooks: event %s: %w", rec.ID, err)
+	}
+	c, ok := ev.(domain.PayoutConfirmed)
+	if !ok || c.Kind != domain.PayoutKindRefund || c.InvoiceID == "" {
+		return newDelivery{}, false, nil
+	}
+	stream := commands.InvoiceStream(c.InvoiceID)
+	recs, err := eventstore.ReadFullStream(ctx, s.store, stream)
+	if err != nil {
+		return newDelivery{}, false, fmt.Errorf("webhooks: read %s: %w", stream, err)
+	}
+	evs := make([]domain.Event, 0, len(recs))
+	for _, r := range recs {
+		e, err := domain.Decode(r.Type, r.Data)
+		if err != nil {
+			return newDelivery{}, false, fmt.Errorf("webhooks: event %s: %w", r.ID, err)
+		}
+		evs = append(evs, e)
+	}
+	inv, err := readapi.InvoiceFromEvents(evs)
+	if err != nil {
+		return newDelivery{}, false, fmt.Errorf("webhooks: invoice %s: %w", c.InvoiceID, err)
+	}
+	raw, err := json.Marshal(body{Type: EventInvoiceRefunded, CreatedAt: c.ConfirmedAt.UnixMilli(), Data: inv.JSON(s.cfg.BaseURL),
+		Refund: &refundJSON{ID: c.PayoutID, Amount: c.Sent.String(), NetworkFee: c.NetworkFee.String(), NetOfNetworkFee: true,
+			ToAddress: c.ToAddress, TxID: c.TxID, ConfirmedAt: c.ConfirmedAt.UnixMilli()}})
+	if err != nil {
+		return newDelivery{}, false, err
+	}
+	return newDelivery{id: DeliveryID(rec.ID), eventID: rec.ID, position: rec.Position.String(), merchantID: c.MerchantID,
+		invoiceID: c.InvoiceID, eventType: EventInvoiceRefunded, body: raw}, true, nil
 }
