@@ -21,6 +21,10 @@ type CreateInvoice struct {
 	ExpiresIn  time.Duration // 0: the default
 	// CreatedBy is the kind of key that asks; "" is the secret key.
 	CreatedBy domain.CreatedBy
+	// PriceAmount and PriceCurrency price the invoice in fiat instead of
+	// Amount (issue #19): the asset amount comes from the oracle's rate.
+	PriceAmount   string
+	PriceCurrency string
 	// The merchant's details (issue #19), validated by the domain.
 	Description string
 	Metadata    map[string]string
@@ -49,8 +53,13 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 	if err != nil {
 		return InvoiceCreated{}, err
 	}
-	amount, err := domain.ParseAmount(c.Amount, asset.Decimals)
-	if err != nil {
+	var amount domain.Amount
+	var price *domain.InvoicePrice
+	if c.PriceAmount != "" || c.PriceCurrency != "" {
+		if amount, price, err = h.priceInFiat(ctx, c, asset); err != nil {
+			return InvoiceCreated{}, err
+		}
+	} else if amount, err = domain.ParseAmount(c.Amount, asset.Decimals); err != nil {
 		return InvoiceCreated{}, err
 	}
 	consolidateTo, err := h.consolidateTo(ctx, c.MerchantID)
@@ -60,7 +69,7 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 	now := h.d.Now()
 	n := domain.NewInvoice{InvoiceID: h.d.NewID("inv_"), MerchantID: c.MerchantID, Asset: asset, Amount: amount, PayAmount: amount,
 		SettleAsset: c.SettleAs, ConsolidateTo: consolidateTo, OrderID: c.OrderID, ExpiresIn: c.ExpiresIn, CreatedBy: c.CreatedBy,
-		Description: c.Description, Metadata: c.Metadata, RedirectURL: c.RedirectURL}
+		Description: c.Description, Metadata: c.Metadata, RedirectURL: c.RedirectURL, Price: price}
 	// Validate before an address is spent on a request that will fail.
 	n.PayAddress, n.AddressIndex = "-", -1
 	draft, err := domain.CreateInvoice(n, h.d.Assets, now)
@@ -100,6 +109,50 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 		return InvoiceCreated{}, fmt.Errorf("create invoice: %w", err)
 	}
 	return InvoiceCreated{Invoice: ev, Position: res.Position}, nil
+}
+
+// fiats are the currencies an invoice may be priced in (domain/fiats.json).
+var fiats = domain.DefaultFiats()
+
+// priceInFiat turns price_amount in price_currency into the asset amount
+// at the oracle's rate now, rounded up to the asset's unit, and the price
+// to record. Errors: domain.ErrValidation (amount with a price, half a
+// price, an unknown currency), domain.ErrInvalidAmount,
+// domain.ErrPriceUnavailable (no oracle, no fresh price).
+func (h CreateInvoiceHandler) priceInFiat(ctx context.Context, c CreateInvoice, asset domain.Asset) (domain.Amount, *domain.InvoicePrice, error) {
+	switch {
+	case c.Amount != "":
+		return domain.Amount{}, nil, fmt.Errorf("%w: send either amount or price_amount with price_currency, not both", domain.ErrValidation)
+	case c.PriceAmount == "" || c.PriceCurrency == "":
+		return domain.Amount{}, nil, fmt.Errorf("%w: price_amount and price_currency go together", domain.ErrValidation)
+	}
+	fiat, err := fiats.Lookup(c.PriceCurrency)
+	if err != nil {
+		return domain.Amount{}, nil, err
+	}
+	priceAmount, err := domain.ParseAmount(c.PriceAmount, fiat.Decimals)
+	if err != nil {
+		return domain.Amount{}, nil, fmt.Errorf("price_amount: %w", err)
+	}
+	if !priceAmount.IsPositive() {
+		return domain.Amount{}, nil, fmt.Errorf("%w: price_amount must be greater than 0", domain.ErrInvalidAmount)
+	}
+	if h.d.Prices == nil {
+		return domain.Amount{}, nil, fmt.Errorf("%w: no price oracle is configured", domain.ErrPriceUnavailable)
+	}
+	q, err := h.d.Prices.Price(ctx, asset.Code, fiat.Code)
+	if err != nil {
+		if errors.Is(err, domain.ErrPriceUnavailable) {
+			return domain.Amount{}, nil, err
+		}
+		return domain.Amount{}, nil, fmt.Errorf("%w: %v", domain.ErrPriceUnavailable, err)
+	}
+	amount, err := domain.FiatToAsset(priceAmount, q.Rate, asset.Decimals)
+	if err != nil {
+		return domain.Amount{}, nil, err
+	}
+	return amount, &domain.InvoicePrice{Currency: fiat.Code, Amount: priceAmount, Rate: q.Rate, Source: q.Source,
+		RateAt: q.At.UTC().Truncate(time.Millisecond)}, nil
 }
 
 // consolidateTo is the account's setting, from the read model when there is one.

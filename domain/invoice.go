@@ -121,6 +121,12 @@ func CreateInvoice(n NewInvoice, assets Assets, now time.Time) (InvoiceCreated, 
 	if err := n.validateDetails(); err != nil {
 		return InvoiceCreated{}, err
 	}
+	if p := n.Price; p != nil {
+		// The caller computed Amount from the price; a mismatch is a bug.
+		if want, err := FiatToAsset(p.Amount, p.Rate, n.Asset.Decimals); err != nil || !want.Equal(n.Amount) || p.Currency == "" {
+			return InvoiceCreated{}, fmt.Errorf("domain: amount %s does not follow from the price %s %s at %s", n.Amount, p.Amount, p.Currency, p.Rate)
+		}
+	}
 	if len(n.Metadata) == 0 {
 		n.Metadata = nil // one form for "none" in the log
 	}

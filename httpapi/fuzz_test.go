@@ -75,6 +75,7 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 		c.SignupRatePerMinute, c.PublicRatePerMinute, c.KeyRatePerMinute = 1<<30, 1<<30, 1<<30
 	})
 	b.prices.USD["TRX"] = decimal.RequireFromString("0.1")
+	b.prices.USD["EUR"] = decimal.RequireFromString("1.08") // USD per EUR: invoices priced in EUR
 	fs := &fuzzServer{}
 	deps := b.deps
 	deps.Prices = b.prices

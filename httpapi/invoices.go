@@ -41,6 +41,10 @@ type createInvoiceRequest struct {
 	SettleAs *string `json:"settle_as"`
 	// ExpiresInSec is optional; the domain applies the default and the bounds.
 	ExpiresInSec *int64 `json:"expires_in"`
+	// PriceAmount and PriceCurrency price the invoice in fiat instead of
+	// Amount (issue #19).
+	PriceAmount   amountString `json:"price_amount"`
+	PriceCurrency string       `json:"price_currency"`
 	// The merchant's details (issue #19). Metadata is nil when left out;
 	// the publishable key may set neither it nor RedirectURL.
 	Description string            `json:"description"`
@@ -85,6 +89,7 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		Asset: req.Asset, Amount: string(req.Amount), OrderID: req.OrderID, SettleAs: settleAs,
 		ExpiresIn: expiresIn(req.ExpiresInSec), CreatedBy: createdBy(mustPrincipal(r)),
 		Description: req.Description, Metadata: req.Metadata, RedirectURL: req.RedirectURL,
+		PriceAmount: string(req.PriceAmount), PriceCurrency: req.PriceCurrency,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

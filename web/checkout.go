@@ -53,6 +53,9 @@ type checkoutPage struct {
 	// plain attribute, so html/template still escapes it.
 	Description string
 	ReturnURL   string
+	// FiatPrice is the invoice's price ("49.99 USD") when it was priced in
+	// fiat; the customer sees what the shop asked beside the crypto amount.
+	FiatPrice string
 }
 
 // screen names which of the page's screens the status shows. A reverted
@@ -65,6 +68,9 @@ func (p checkoutPage) Screen() string {
 	}
 	return "pay" // new and partially_paid
 }
+
+// fiats format an invoice's fiat price with its currency's decimals.
+var fiats = domain.DefaultFiats()
 
 // checkout is GET /pay/{id}.
 func (s *site) checkout(w http.ResponseWriter, r *http.Request) {
@@ -108,6 +114,13 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 		ExpiresAtMs: inv.ExpiresAt.UnixMilli(), NowMs: s.cfg.Now().UnixMilli(),
 		PollMs: s.cfg.PollInterval.Milliseconds(), MaxPollMs: s.cfg.MaxPollInterval.Milliseconds(),
 		Description: inv.Description, ReturnURL: inv.RedirectURL,
+	}
+	if inv.Price != nil {
+		amount := inv.Price.Amount.String()
+		if f, err := fiats.Lookup(inv.Price.Currency); err == nil {
+			amount = inv.Price.Amount.Decimal().StringFixed(f.Decimals) // 19.90, not 19.9
+		}
+		p.FiatPrice = amount + " " + inv.Price.Currency
 	}
 	// An asset no longer configured still gets its page, only without the
 	// network name and QR code: the amount and address are what matter.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/readapi"
 )
@@ -56,5 +58,25 @@ func TestCheckoutDescriptionAndReturnLink(t *testing.T) {
 		if strings.Contains(plain.body, bad) {
 			t.Errorf("an invoice without details has %q", bad)
 		}
+	}
+}
+
+// TestCheckoutFiatPrice: an invoice priced in fiat shows its price beside
+// the crypto amount; one created in its asset shows none.
+func TestCheckoutFiatPrice(t *testing.T) {
+	priced := testInvoice("inv_priced", domain.StatusNew, "0")
+	priced.Price = &domain.InvoicePrice{Currency: "USD", Amount: domain.MustAmount("49.9"), Rate: decimal.RequireFromString("1"), Source: "static", RateAt: testNow}
+	h := newTestSite(fakeInvoices{byID: map[string]readapi.Invoice{"inv_priced": priced, "inv_plain": testInvoice("inv_plain", domain.StatusNew, "0")}})
+	p := get(t, h, "GET", "/pay/inv_priced")
+	want := `<p class="fiat-price" id="fiat-price">49.90 USD</p>`
+	if !strings.Contains(p.body, want) {
+		t.Errorf("priced checkout lacks %q", want)
+	}
+	// Beside the big amount, inside the pay screen.
+	if i, j := strings.Index(p.body, `id="pay-amount-big"`), strings.Index(p.body, want); j < i || j-i > 200 {
+		t.Errorf("the fiat price is not beside the amount")
+	}
+	if plain := get(t, h, "GET", "/pay/inv_plain"); strings.Contains(plain.body, `fiat-price`) {
+		t.Errorf("an invoice in its asset shows a fiat price")
 	}
 }
