@@ -67,6 +67,7 @@ type MInvoice struct {
 	convertTo           string
 	unconverted         bool
 	everCredited        bool
+	refunded            decimal.Decimal // refunds sent back to the customer
 }
 
 type mDeposit struct {
@@ -528,6 +529,39 @@ func (m *Model) Withdraw(merchant, asset string) bool {
 	}
 	m.payout(merchant, asset, avail)
 	return true
+}
+
+// Refund outcomes.
+const (
+	refundOK           = "ok"
+	refundExceeded     = "exceeded"     // more than the invoice has left to refund (409)
+	refundInsufficient = "insufficient" // the available balance does not cover it, or is a debt (409)
+)
+
+// Refund sends an invoice's money back to its customer (API.md, additions
+// of 2026-12-03): the refunds of one invoice never exceed what it received
+// net of its fee (the platform fee is not returned): its credited payments
+// less the fee they were charged, less its earlier refunds. A zero amount
+// refunds all that is left. Like every payout it is paid only out of the
+// available balance, never out of a debt (rule 6). The limit is checked
+// first. The network fee is the merchant's on top; the simulator's is zero.
+func (m *Model) Refund(invoiceID string, amount decimal.Decimal) (decimal.Decimal, string) {
+	inv := m.Invoices[invoiceID]
+	room := inv.credited().Sub(inv.chargedTotal()).Sub(inv.refunded)
+	if amount.IsZero() {
+		if !room.IsPositive() {
+			return decimal.Zero, refundExceeded
+		}
+		amount = room
+	} else if amount.GreaterThan(room) {
+		return decimal.Zero, refundExceeded
+	}
+	if avail := m.b(inv.Merchant, inv.Asset).Available; avail.IsNegative() || amount.GreaterThan(avail) {
+		return decimal.Zero, refundInsufficient
+	}
+	inv.refunded = inv.refunded.Add(amount)
+	m.payout(inv.Merchant, inv.Asset, amount)
+	return amount, refundOK
 }
 
 // Consolidate converts every other available balance into to, in listing

@@ -329,7 +329,7 @@ func TestSimulation(t *testing.T) {
 	// What the histories covered: a run that never reverts or converts proves little.
 	for _, k := range []string{domain.TypeDepositConfirmed, domain.TypeDepositFinalized, domain.TypeDepositReverted, domain.TypeInvoiceReverted,
 		domain.TypeInvoiceAwaitingPayment, domain.TypeInvoiceExpired, domain.TypeConversionExecuted, domain.TypeConversionWaiting,
-		domain.TypeConversionAbandoned, domain.TypePayoutRequested, domain.TypeBalanceNegative, "open debts"} {
+		domain.TypeConversionAbandoned, domain.TypePayoutRequested, domain.TypeBalanceNegative, "open debts", "refunds", "invoice.refunded"} {
 		t.Logf("%-26s %d", k, counts[k])
 	}
 }
@@ -475,8 +475,10 @@ func (r *run) step() {
 		w.prices.mu.Unlock()
 		m.SetPrices(up)
 		r.logf("prices up=%v", up)
-	case k < 88:
+	case k < 84:
 		r.withdraw()
+	case k < 88:
+		r.refund()
 	case k < 91:
 		if !w.prices.up {
 			return
@@ -653,6 +655,87 @@ func (r *run) withdraw() {
 	}
 }
 
+// refund asks twice at once for the same refund of an invoice: the whole
+// rest, a part of it, or one unit more than is left.
+func (r *run) refund() {
+	w, m := r.w, r.m
+	inv := m.Invoices[r.inv[r.rng.IntN(len(r.inv))]]
+	if r.rng.IntN(3) > 0 {
+		// Mostly an invoice that has something left to refund.
+		var open []*MInvoice
+		for _, id := range r.inv {
+			if x := m.Invoices[id]; x.credited().Sub(x.chargedTotal()).Sub(x.refunded).IsPositive() {
+				open = append(open, x)
+			}
+		}
+		if len(open) > 0 {
+			inv = open[r.rng.IntN(len(open))]
+		}
+	}
+	dec := m.assets[inv.Asset].Decimals
+	room := inv.credited().Sub(inv.chargedTotal()).Sub(inv.refunded)
+	var amount decimal.Decimal // zero: the rest
+	switch r.rng.IntN(3) {
+	case 1:
+		if room.IsPositive() {
+			amount = room.Mul(decimal.New(int64(1+r.rng.IntN(3)), 0)).Div(decimal.New(4, 0)).Truncate(dec)
+		}
+	case 2:
+		amount = room.Add(decimal.New(1, -dec))
+	}
+	if amount.IsNegative() {
+		amount = decimal.New(1, -dec)
+	}
+	text := ""
+	if !amount.IsZero() {
+		text = amount.String()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	got := make([]commands.PayoutRequestedResult, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = w.h.RequestPayout.Refund(w.ctx, commands.RequestRefund{MerchantID: inv.Merchant, InvoiceID: inv.ID, Amount: text,
+				ToAddress: "customer-" + inv.Asset})
+		}()
+	}
+	wg.Wait()
+	var outcomes []string
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			outcomes = append(outcomes, refundOK+" "+got[i].Payout.Amount.String())
+		case errors.Is(err, domain.ErrRefundExceeded):
+			outcomes = append(outcomes, refundExceeded)
+		case errors.Is(err, domain.ErrInsufficientFunds):
+			outcomes = append(outcomes, refundInsufficient)
+		default:
+			r.fail("refund of %s: %v", inv.ID, err)
+		}
+	}
+	var want []string
+	for range errs {
+		a, outcome := m.Refund(inv.ID, amount)
+		if outcome == refundOK {
+			outcome += " " + a.String()
+		}
+		want = append(want, outcome)
+	}
+	sort.Strings(outcomes)
+	sort.Strings(want)
+	r.logf("refund %q of %s (%s left) twice at once: %v", text, inv.ID, room, outcomes)
+	if strings.Join(outcomes, ",") != strings.Join(want, ",") {
+		r.fail("concurrent refunds of %s: %v, the model expects %v", inv.ID, outcomes, want)
+	}
+	for _, o := range outcomes {
+		if strings.HasPrefix(o, refundOK) {
+			r.counts["refunds"]++
+		}
+	}
+}
+
 // compare checks every invoice and balance against the model.
 func (r *run) compare() {
 	w, m := r.w, r.m
@@ -746,12 +829,16 @@ func (r *run) final() {
 		}
 	}
 	// Exactly one webhook per status change, in order, named after the new status.
-	hooks := map[string][]string{}
+	hooks, refunded := map[string][]string{}, map[string]int{}
 	rows, err := w.db.Read.QueryContext(w.ctx, `SELECT invoice_id, event_type FROM webhook_deliveries ORDER BY seq`)
 	r.must(err)
 	for rows.Next() {
 		var id, typ string
 		r.must(rows.Scan(&id, &typ))
+		if typ == "invoice.refunded" {
+			refunded[id]++
+			continue
+		}
 		hooks[id] = append(hooks[id], strings.TrimPrefix(typ, "invoice."))
 	}
 	rows.Close()
@@ -764,6 +851,20 @@ func (r *run) final() {
 			r.fail("invoice %s webhooks %q, the model expects one per status change: %q", id, got, want)
 		}
 	}
+	// One invoice.refunded per confirmed refund.
+	confirmedRefunds := map[string]int{}
+	rows, err = w.db.Read.QueryContext(w.ctx, `SELECT source_invoice_id FROM payouts WHERE kind = 'refund' AND status = 'confirmed'`)
+	r.must(err)
+	for rows.Next() {
+		var id string
+		r.must(rows.Scan(&id))
+		confirmedRefunds[id]++
+	}
+	rows.Close()
+	if fmt.Sprint(confirmedRefunds) != fmt.Sprint(refunded) {
+		r.fail("invoice.refunded deliveries %v, confirmed refunds %v", refunded, confirmedRefunds)
+	}
+	r.counts["invoice.refunded"] += len(refunded)
 	rep, err := projections.Audit(w.ctx, w.store, w.db)
 	r.must(err)
 	if !rep.OK() {
