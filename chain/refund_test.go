@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
@@ -265,5 +267,47 @@ func TestRefundWhoseSignedBroadcastFailsReleasesAmountAndFee(t *testing.T) {
 	}
 	if rep := s.audit(t); !rep.OK() {
 		t.Fatalf("audit: %v", rep.Problems)
+	}
+}
+
+// TestAuditCatchesARefundBeyondTheInvoice: a refund written past the
+// command's check (a forged or buggy log) is a problem for picd audit.
+func TestAuditCatchesARefundBeyondTheInvoice(t *testing.T) {
+	s := setup(t)
+	m := s.merchant(t, domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: ethAddr, Mode: domain.PayoutManual})
+	inv := s.paid(t, m, "USDT.ETH", "10", "") // net 9.975
+	s.paid(t, m, "USDT.ETH", "10", "")
+	s.sync(t)
+	s.refund(t, m, inv, "9")
+	if rep := s.audit(t); !rep.OK() {
+		t.Fatalf("audit: %v", rep.Problems)
+	}
+	usdt, _ := domain.DefaultAssets().Lookup("USDT.ETH")
+	amount := domain.MustAmount("1")
+	forged, err := (&domain.Funds{}).RequestRefund(domain.PayoutRequest{PayoutID: "po_forged", MerchantID: m, CommandID: "forged", Asset: usdt,
+		Amount: &amount, ToAddress: customer, SourceInvoiceID: inv}, domain.MustAmount("100"), domain.MustAmount("100"), s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := commands.FundsStream(m, "USDT.ETH")
+	recs, err := s.store.ReadStream(s.ctx, stream, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.store.Append(s.ctx, stream, eventstore.ExpectedVersion(len(recs)-1),
+		[]eventstore.EventData{{ID: "01a00000-0000-7000-8000-00000000f0f0", Type: domain.TypePayoutRequested, Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+	rep := s.audit(t)
+	found := false
+	for _, p := range rep.Problems {
+		found = found || strings.Contains(p, "refunds of invoice "+inv+" reach 10, more than its net 9.975")
+	}
+	if !found {
+		t.Fatalf("the audit does not see a refund beyond the invoice's net: %v", rep.Problems)
 	}
 }
