@@ -94,3 +94,25 @@ func TestRefundEndpoints(t *testing.T) {
 		t.Fatalf("unknown invoice: %d", res.status)
 	}
 }
+
+func TestRefundIdempotency(t *testing.T) {
+	b := setupMoney(t)
+	a := b.signUp(t, "Shop")
+	inv := b.paidInvoice(t, a.secret, "USDT.ETH", "100")
+	path := "/v1/invoices/" + inv + "/refunds"
+	body := `{"amount":"10","to_address":"0x2222222222222222222222222222222222222222"}`
+	hdr := map[string]string{"Idempotency-Key": "refund-1"}
+	first := b.do(t, req{method: "POST", path: path, key: a.secret, body: body, header: hdr})
+	again := b.do(t, req{method: "POST", path: path, key: a.secret, body: body, header: hdr})
+	if first.status != http.StatusCreated || again.status != http.StatusCreated || first.json(t)["id"] != again.json(t)["id"] {
+		t.Fatalf("a retried refund: %d %s / %d %s", first.status, first.raw, again.status, again.raw)
+	}
+	other := b.do(t, req{method: "POST", path: path, key: a.secret, body: `{"amount":"11","to_address":"0x2222222222222222222222222222222222222222"}`, header: hdr})
+	if other.status != http.StatusConflict {
+		t.Fatalf("the same key with another body: %d %s", other.status, other.raw)
+	}
+	list := b.do(t, req{method: "GET", path: path, key: a.secret}).json(t)["data"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("one refund expected: %v", list)
+	}
+}
