@@ -89,6 +89,9 @@ type AccountSettingsChanged struct {
 	WebhookURL    string    `json:"webhook_url"`
 	ConsolidateTo string    `json:"consolidate_to"`
 	ChangedAt     time.Time `json:"changed_at"`
+	// Branding is the checkout's branding (issue #19); empty in logs from
+	// before it existed, as it then was.
+	Branding
 }
 
 type PayoutSettingsChanged struct {

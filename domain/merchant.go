@@ -29,6 +29,7 @@ type Merchant struct {
 	name           string
 	webhookURL     string
 	consolidateTo  string
+	branding       Branding
 	secretKeyHash  string
 	publishableKey string
 	webhookSecret  string
@@ -99,7 +100,7 @@ func (m *Merchant) Apply(e Event) {
 	case WebhookSecretRotated:
 		m.webhookSecret = e.WebhookSecret
 	case AccountSettingsChanged:
-		m.webhookURL, m.consolidateTo = e.WebhookURL, e.ConsolidateTo
+		m.webhookURL, m.consolidateTo, m.branding = e.WebhookURL, e.ConsolidateTo, e.Branding
 	case PayoutSettingsChanged:
 		m.payouts[e.Asset] = e.PayoutSettings
 	}
@@ -140,6 +141,7 @@ func (m *Merchant) RotateWebhookSecret(secret string, now time.Time) (WebhookSec
 type AccountPatch struct {
 	WebhookURL    *string
 	ConsolidateTo *string
+	BrandingPatch
 }
 
 // ChangeSettings applies a patch. It returns no event when nothing changes.
@@ -149,6 +151,11 @@ func (m *Merchant) ChangeSettings(p AccountPatch, assets Assets, now time.Time) 
 		return nil, err
 	}
 	next := AccountSettingsChanged{MerchantID: m.id, WebhookURL: m.webhookURL, ConsolidateTo: m.consolidateTo, ChangedAt: now.UTC()}
+	branding, err := p.BrandingPatch.apply(m.branding)
+	if err != nil {
+		return nil, err
+	}
+	next.Branding = branding
 	if p.WebhookURL != nil {
 		if err := ValidateWebhookURL(*p.WebhookURL); err != nil {
 			return nil, err
@@ -163,7 +170,7 @@ func (m *Merchant) ChangeSettings(p AccountPatch, assets Assets, now time.Time) 
 		}
 		next.ConsolidateTo = *p.ConsolidateTo
 	}
-	if next.WebhookURL == m.webhookURL && next.ConsolidateTo == m.consolidateTo {
+	if next.WebhookURL == m.webhookURL && next.ConsolidateTo == m.consolidateTo && next.Branding == m.branding {
 		return nil, nil
 	}
 	return []Event{next}, nil

@@ -21,11 +21,20 @@ type accountJSON struct {
 	Balances       []balanceJSON        `json:"balances"`
 	TotalUSD       *string              `json:"total_usd"`
 	Assets         []assetJSON          `json:"assets"`
+	// The checkout's branding (issue #19); null when not set.
+	DisplayName        *string `json:"display_name"`
+	LogoURL            *string `json:"logo_url"`
+	BrandColor         *string `json:"brand_color"`
+	DefaultRedirectURL *string `json:"default_redirect_url"`
 }
 
 type patchAccountRequest struct {
-	WebhookURL    nullableString `json:"webhook_url"`
-	ConsolidateTo nullableString `json:"consolidate_to"`
+	WebhookURL         nullableString `json:"webhook_url"`
+	ConsolidateTo      nullableString `json:"consolidate_to"`
+	DisplayName        nullableString `json:"display_name"`
+	LogoURL            nullableString `json:"logo_url"`
+	BrandColor         nullableString `json:"brand_color"`
+	DefaultRedirectURL nullableString `json:"default_redirect_url"`
 }
 
 type rotatedKeysJSON struct {
@@ -57,7 +66,9 @@ func (s *server) patchAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	pos, err := s.d.Commands.UpdateAccount.Handle(r.Context(), commands.UpdateAccount{
 		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
-		Patch: domain.AccountPatch{WebhookURL: req.WebhookURL.ptr(), ConsolidateTo: req.ConsolidateTo.ptr()},
+		Patch: domain.AccountPatch{WebhookURL: req.WebhookURL.ptr(), ConsolidateTo: req.ConsolidateTo.ptr(),
+			BrandingPatch: domain.BrandingPatch{DisplayName: req.DisplayName.ptr(), LogoURL: req.LogoURL.ptr(),
+				BrandColor: req.BrandColor.ptr(), DefaultRedirectURL: req.DefaultRedirectURL.ptr()}},
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -122,6 +133,8 @@ func (s *server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 		Balances:       rendered,
 		TotalUSD:       total,
 		Assets:         renderAssets(s.d.Assets.List()),
+		DisplayName:    nullable(acc.Branding.DisplayName), LogoURL: nullable(acc.Branding.LogoURL),
+		BrandColor: nullable(acc.Branding.BrandColor), DefaultRedirectURL: nullable(acc.Branding.DefaultRedirectURL),
 	})
 }
 

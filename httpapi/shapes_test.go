@@ -140,7 +140,7 @@ func TestAccountBalanceAssetsPayoutShapes(t *testing.T) {
 	m := b.signUp(t, "Shop")
 	acc := b.do(t, req{method: "GET", path: "/v1/account", key: m.secret}).json(t)
 	wantKeys(t, "account", acc, "merchant_id", "name", "publishable_key", "webhook_url", "consolidate_to", "payout_settings",
-		"balances", "total_usd", "assets")
+		"balances", "total_usd", "assets", "display_name", "logo_url", "brand_color", "default_redirect_url")
 	if acc["merchant_id"] != m.id || acc["publishable_key"] != m.pub || acc["webhook_url"] != "https://shop.example/ipn" ||
 		acc["consolidate_to"] != nil || acc["total_usd"] != nil {
 		t.Errorf("account = %s", mustJSON(acc))

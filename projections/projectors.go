@@ -35,7 +35,9 @@ func (Merchants) Apply(ctx context.Context, tx Tx, _ eventstore.RecordedEvent, e
 		_, err = tx.Exec(ctx, `UPDATE merchants SET webhook_secret = ?, webhook_secret_sealed = ?, webhook_secret_exposed = ? WHERE merchant_id = ?`,
 			e.WebhookSecret, e.WebhookSecretSealed, exposed(e.WebhookSecret), e.MerchantID)
 	case domain.AccountSettingsChanged:
-		_, err = tx.Exec(ctx, `UPDATE merchants SET webhook_url = ?, consolidate_to = ? WHERE merchant_id = ?`, e.WebhookURL, e.ConsolidateTo, e.MerchantID)
+		_, err = tx.Exec(ctx, `UPDATE merchants SET webhook_url = ?, consolidate_to = ?, display_name = ?, logo_url = ?, brand_color = ?,
+			default_redirect_url = ? WHERE merchant_id = ?`, e.WebhookURL, e.ConsolidateTo, e.DisplayName, e.LogoURL, e.BrandColor,
+			e.DefaultRedirectURL, e.MerchantID)
 	case domain.PayoutSettingsChanged:
 		_, err = tx.Exec(ctx, `INSERT INTO payout_settings (merchant_id, asset, payout_address, mode, instant_min_amount, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (merchant_id, asset) DO UPDATE SET payout_address = excluded.payout_address, mode = excluded.mode,

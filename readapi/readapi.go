@@ -123,7 +123,11 @@ type Account struct {
 	ConsolidateTo  string
 	PayoutSettings []domain.PayoutSettings
 	CreatedAt      time.Time
+	Branding       Branding
 }
+
+// Branding is how a merchant's checkout shows the shop (issue #19).
+type Branding = domain.Branding
 
 // KeyKind says which kind of key authenticated a request.
 type KeyKind string

@@ -221,11 +221,27 @@ func (s *SQL) Balances(ctx context.Context, merchantID string) ([]Balance, error
 }
 
 // Account errors: domain.ErrNotFound.
+// Branding is what the checkout shows of a merchant. Errors: domain.ErrNotFound.
+func (s *SQL) Branding(ctx context.Context, merchantID string) (Branding, error) {
+	var b Branding
+	err := s.queryRow(ctx, `SELECT display_name, logo_url, brand_color, default_redirect_url FROM merchants WHERE merchant_id = ?`, merchantID).
+		Scan(&b.DisplayName, &b.LogoURL, &b.BrandColor, &b.DefaultRedirectURL)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Branding{}, fmt.Errorf("merchant %s: %w", merchantID, domain.ErrNotFound)
+	}
+	if err != nil {
+		return Branding{}, fmt.Errorf("branding: %w", err)
+	}
+	return b, nil
+}
+
 func (s *SQL) Account(ctx context.Context, merchantID string) (Account, error) {
 	var a Account
 	var created int64
-	err := s.queryRow(ctx, `SELECT merchant_id, name, publishable_key, webhook_url, consolidate_to, created_at FROM merchants WHERE merchant_id = ?`, merchantID).
-		Scan(&a.MerchantID, &a.Name, &a.PublishableKey, &a.WebhookURL, &a.ConsolidateTo, &created)
+	err := s.queryRow(ctx, `SELECT merchant_id, name, publishable_key, webhook_url, consolidate_to, created_at,
+		display_name, logo_url, brand_color, default_redirect_url FROM merchants WHERE merchant_id = ?`, merchantID).
+		Scan(&a.MerchantID, &a.Name, &a.PublishableKey, &a.WebhookURL, &a.ConsolidateTo, &created,
+			&a.Branding.DisplayName, &a.Branding.LogoURL, &a.Branding.BrandColor, &a.Branding.DefaultRedirectURL)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("merchant %s: %w", merchantID, domain.ErrNotFound)
 	}

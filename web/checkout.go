@@ -53,6 +53,14 @@ type checkoutPage struct {
 	// plain attribute, so html/template still escapes it.
 	Description string
 	ReturnURL   string
+	// Brand is the shop's display name, else the gateway's. LogoURL is
+	// shown only when its origin is named in the page's CSP (LogoOrigin);
+	// BrandColor (#rrggbb, validated when set) is applied by checkout.js
+	// through the CSSOM, as the CSP refuses inline styles.
+	Brand      string
+	LogoURL    string
+	LogoOrigin string
+	BrandColor string
 	// FiatPrice is the invoice's price ("49.99 USD") when it was priced in
 	// fiat; the customer sees what the shop asked beside the crypto amount.
 	FiatPrice string
@@ -90,7 +98,38 @@ func (s *site) checkout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := negotiate(r)
-	s.render(w, r, http.StatusOK, "checkout.html", s.checkoutPage(c, inv))
+	p := s.checkoutPage(c, inv)
+	s.brand(r, &p, inv)
+	if p.LogoOrigin != "" {
+		w.Header().Set("Content-Security-Policy", cspWithLogo(p.LogoOrigin))
+	}
+	s.render(w, r, http.StatusOK, "checkout.html", p)
+}
+
+// brand puts the shop's branding on the page. Without it (none set, no
+// reader, or the read fails: the customer must still be able to pay) the
+// page shows the gateway's name.
+func (s *site) brand(r *http.Request, p *checkoutPage, inv readapi.Invoice) {
+	if s.cfg.Branding == nil {
+		return
+	}
+	b, err := s.cfg.Branding.Branding(r.Context(), inv.MerchantID)
+	if err != nil {
+		if !isNotFound(err) {
+			s.log.WarnContext(r.Context(), "web: checkout without branding", "invoice_id", inv.ID, "err", err)
+		}
+		return
+	}
+	if b.DisplayName != "" {
+		p.Brand = b.DisplayName
+	}
+	if origin := logoOrigin(b.LogoURL); origin != "" {
+		p.LogoURL, p.LogoOrigin = b.LogoURL, origin
+	}
+	p.BrandColor = b.BrandColor
+	if p.ReturnURL == "" {
+		p.ReturnURL = b.DefaultRedirectURL
+	}
 }
 
 // sendAmount is what the pay screen's words, QR code and wallet link ask
@@ -113,7 +152,7 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 		Confirmations: inv.Confirmations(), Required: inv.RequiredConfirmations,
 		ExpiresAtMs: inv.ExpiresAt.UnixMilli(), NowMs: s.cfg.Now().UnixMilli(),
 		PollMs: s.cfg.PollInterval.Milliseconds(), MaxPollMs: s.cfg.MaxPollInterval.Milliseconds(),
-		Description: inv.Description, ReturnURL: inv.RedirectURL,
+		Description: inv.Description, ReturnURL: inv.RedirectURL, Brand: c.text("brand"),
 	}
 	if inv.Price != nil {
 		amount := inv.Price.Amount.String()

@@ -1,9 +1,13 @@
 package web
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -78,5 +82,63 @@ func TestCheckoutFiatPrice(t *testing.T) {
 	}
 	if plain := get(t, h, "GET", "/pay/inv_plain"); strings.Contains(plain.body, `fiat-price`) {
 		t.Errorf("an invoice in its asset shows a fiat price")
+	}
+}
+
+// fakeBranding serves fixed branding by merchant.
+type fakeBranding map[string]readapi.Branding
+
+func (f fakeBranding) Branding(_ context.Context, merchantID string) (readapi.Branding, error) {
+	return f[merchantID], nil
+}
+
+// TestCheckoutBranding (issue #19): the checkout shows the shop's display
+// name, logo and colour instead of the gateway's; the CSP admits images
+// from the logo's origin only; the account's default_redirect_url is the
+// return link when the invoice has none.
+func TestCheckoutBranding(t *testing.T) {
+	paid := testInvoice("inv_paid", domain.StatusPaid, "49.990001")
+	own := testInvoice("inv_own", domain.StatusPaid, "49.990001")
+	own.RedirectURL = "https://shop.example/order/7"
+	plain := testInvoice("inv_plain", domain.StatusNew, "0")
+	plain.MerchantID = "mer_plain"
+	h := New(Config{Invoices: fakeInvoices{byID: map[string]readapi.Invoice{"inv_paid": paid, "inv_own": own, "inv_plain": plain}},
+		Branding: fakeBranding{"mer_1": {DisplayName: `Café <Olé>`, LogoURL: "https://cdn.shop.example:8443/img/logo.png?v=2",
+			BrandColor: "#1a2b3c", DefaultRedirectURL: "https://shop.example/done"}},
+		Now: func() time.Time { return testNow }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+
+	p := get(t, h, "GET", "/pay/inv_paid")
+	for _, want := range []string{
+		`<p class="brand">Café &lt;Olé&gt;</p>`,
+		`<img class="logo" id="logo" src="https://cdn.shop.example:8443/img/logo.png?v=2" alt="Café &lt;Olé&gt;" referrerpolicy="no-referrer">`,
+		`data-brand-color="#1a2b3c"`,
+		`<title>Paid · Café &lt;Olé&gt;</title>`,
+		`id="return-link" href="https://shop.example/done"`,
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("branded checkout lacks %q", want)
+		}
+	}
+	if strings.Contains(p.body, `<p class="brand">Accept Crypto HERE</p>`) {
+		t.Errorf("branded checkout shows the gateway's name")
+	}
+	csp := p.header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "img-src 'self' data: https://cdn.shop.example:8443;") {
+		t.Errorf("CSP %q does not admit the logo's origin (only)", csp)
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "img-src 'self' data: https:;") {
+		t.Errorf("CSP too wide: %q", csp)
+	}
+	// The invoice's own redirect_url wins over the account's default.
+	if own := get(t, h, "GET", "/pay/inv_own"); !strings.Contains(own.body, `id="return-link" href="https://shop.example/order/7"`) {
+		t.Errorf("the invoice's redirect_url is not the return link")
+	}
+	// Without branding: the gateway's name, no logo, the strict CSP.
+	p = get(t, h, "GET", "/pay/inv_plain")
+	if !strings.Contains(p.body, `<p class="brand">Accept Crypto HERE</p>`) || strings.Contains(p.body, `id="logo"`) || strings.Contains(p.body, `data-brand-color`) {
+		t.Errorf("unbranded checkout: wrong header")
+	}
+	if csp := p.header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data:;") {
+		t.Errorf("unbranded CSP %q", csp)
 	}
 }

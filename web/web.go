@@ -24,7 +24,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +66,15 @@ type Config struct {
 	// proxies (a year with ?v=), and every page load fetches several.
 	Limiter Limiter
 	Logger  *slog.Logger
+	// Branding reads the shop's display name, logo, colour and default
+	// return link for its checkout (nil: every checkout shows the gateway's).
+	Branding BrandingReader
+}
+
+// BrandingReader is the read model of a merchant's checkout branding.
+// Errors: domain.ErrNotFound.
+type BrandingReader interface {
+	Branding(ctx context.Context, merchantID string) (readapi.Branding, error)
 }
 
 // Limiter admits a request of a client, or says how long it must wait.
@@ -167,6 +178,32 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+// logoOriginRE is what a logo's origin may look like to be named in the
+// CSP: https, a host name or address and a port, nothing that could end
+// the directive (";", ",", spaces) or widen it ("*").
+var logoOriginRE = regexp.MustCompile(`^https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$`)
+
+// logoOrigin is the origin of an https logo URL for img-src, or "" when
+// it cannot be named safely (then the logo is not shown).
+func logoOrigin(logoURL string) string {
+	u, err := url.Parse(logoURL)
+	if err != nil || u.Scheme != "https" || u.User != nil {
+		return ""
+	}
+	origin := "https://" + u.Host
+	if !logoOriginRE.MatchString(origin) {
+		return ""
+	}
+	return origin
+}
+
+// cspWithLogo is the page's policy with images also from origin: only the
+// shop's logo's own origin, never https: at large, so the strict policy
+// stays strict (no inline code, no other hosts).
+func cspWithLogo(origin string) string {
+	return strings.Replace(contentSecurityPolicy, "img-src 'self' data:;", "img-src 'self' data: "+origin+";", 1)
+}
 
 func setSecurityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", contentSecurityPolicy)

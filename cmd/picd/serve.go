@@ -178,7 +178,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	})
 	mux.Handle("GET /readyz", publicLimit.Limit("readyz", readiness(b, runner, scans, now)))
 	mux.Handle("/v1/sim/", obs.wrap(chains.routes))
-	site := obs.wrap(web.New(web.Config{Invoices: reader, Assets: assets, Now: now, Logger: log, Limiter: publicLimit}))
+	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, Now: now, Logger: log, Limiter: publicLimit}))
 	mux.Handle("/pay/", site)
 	mux.Handle("/dashboard", site)
 	mux.Handle("/dashboard/", site)

@@ -18,6 +18,17 @@ let drawnFor = sendAmount;
 let requestInFlight = false;
 const basePollMs = Math.max(200, Number(root.dataset.pollMs) || 2000);
 const maxPollMs = Math.max(basePollMs, Number(root.dataset.maxPollMs) || 15000);
+
+// The shop's colour (#rrggbb, checked by the server) replaces the accent
+// through the CSSOM, which the CSP allows where a style attribute is not;
+// the text on it is black or white, whichever reads better.
+const brandColor = root.dataset.brandColor || '';
+if (/^#[0-9a-f]{6}$/.test(brandColor)) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(brandColor.slice(i, i + 2), 16));
+  const light = 0.299 * r + 0.587 * g + 0.114 * b > 150;
+  document.documentElement.style.setProperty('--accent', brandColor);
+  document.documentElement.style.setProperty('--accent-text', light ? '#0b0d10' : '#ffffff');
+}
 // The server's clock minus ours, so a wrong phone clock shows the right time left.
 const skewMs = (Number(root.dataset.now) || Date.now()) - Date.now();
 let expiresAt = Number(root.dataset.expiresAt);
