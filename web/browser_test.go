@@ -253,6 +253,7 @@ func TestBrowser(t *testing.T) {
 	checkoutFlow(t, b, s, m)
 	dashboardFlow(t, b, s, m)
 	revertedFlow(t, b, s)
+	brandedFlow(t, b, s)
 
 	if p := b.consoleProblems(); len(p) > 0 {
 		t.Errorf("the pages reported errors (CSP violations, exceptions):\n%s", strings.Join(p, "\n"))
@@ -680,4 +681,48 @@ func (s *stack) withCookie(t *testing.T, c *http.Cookie) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// brandedFlow (issue #19): a shop's branding, a USD price, a description
+// and the return link, in a real browser under the page's CSP (a violation
+// would be a console problem; the logo's host does not resolve, which is a
+// network error, not one).
+func brandedFlow(t *testing.T, b *browser, s *stack) {
+	m := s.signUp(t, "Branded Shop")
+	if code := s.call(t, "PATCH", "/v1/account", m.SecretKey, map[string]any{"display_name": "Mug & Co", "brand_color": "#0A7D5A",
+		"logo_url": "https://logo.invalid/mug.png", "default_redirect_url": "https://mugs.example/thanks"}, nil); code != http.StatusOK {
+		t.Fatalf("branding: %d", code)
+	}
+	inv := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "BTC", "price_amount": "30", "price_currency": "USD", "description": "Blue mug, large"})
+	if inv.PayAmount != "0.0005" {
+		t.Fatalf("pay amount %q, want 0.0005 (30 USD at 60000)", inv.PayAmount)
+	}
+	b.viewport(480, 900, false)
+	b.do("open branded checkout", chromedp.Navigate(s.srv.URL+"/pay/"+inv.ID), chromedp.WaitVisible(chromedp.CSS("#screen-pay")))
+	b.waitJS("live status", `!document.getElementById('live').hidden`)
+	for sel, want := range map[string]string{".brand": "Mug & Co", "#fiat-price": "30.00 USD", "#description": "Blue mug, large"} {
+		if got := b.text(sel); got != want {
+			t.Errorf("%s %q, want %q", sel, got, want)
+		}
+	}
+	if got := b.eval(`getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()`); got != "#0a7d5a" {
+		t.Errorf("accent %q, want the brand colour", got)
+	}
+	if got := b.eval(`document.title`); !strings.HasSuffix(got, " · Mug & Co") {
+		t.Errorf("title %q", got)
+	}
+	if b.eval(`String(document.getElementById('logo').hidden)`) != "true" {
+		t.Errorf("a logo that cannot load is shown broken")
+	}
+	b.shot("checkout-branded")
+	s.simPay(t, inv.ID, inv.PayAmount)
+	s.simMine(t, 2)
+	b.waitJS("paid screen", `document.getElementById('checkout').dataset.status === 'paid'`)
+	if b.eval(`String(document.getElementById('return-link').checkVisibility())`) != "true" {
+		t.Errorf("the return link is not visible once paid")
+	}
+	if href := b.eval(`document.getElementById('return-link').getAttribute('href')`); href != "https://mugs.example/thanks" {
+		t.Errorf("return link %q", href)
+	}
+	b.shot("checkout-branded-paid")
 }

@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/oracle"
 	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -104,7 +107,10 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(func() { stop(); wg.Wait() })
 
 	assets := domain.DefaultAssets()
-	cd := commands.Deps{Store: store, Assets: assets, Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now)}
+	// Fixed prices for invoices priced in fiat (issue #19).
+	prices := oracle.Static{USD: map[string]decimal.Decimal{"BTC": decimal.RequireFromString("60000"), "EUR": decimal.RequireFromString("1.08")},
+		Now: clk.Now}
+	cd := commands.Deps{Store: store, Assets: assets, Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now), Prices: prices}
 	handlers := commands.New(cd, commands.NewIndexAllocator(cd, sim.Deriver([]byte("web-test-seed"))), func(domain.Chain, string) error { return nil })
 	reader := readapi.NewSQL(db)
 	api := httpapi.New(httpapi.Config{
@@ -121,7 +127,7 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := New(Config{Invoices: reader, Assets: assets, Now: clk.Now, Logger: warn,
+	site := New(Config{Invoices: reader, Branding: reader, Assets: assets, Now: clk.Now, Logger: warn,
 		PollInterval: 150 * time.Millisecond, MaxPollInterval: 600 * time.Millisecond})
 
 	mux := http.NewServeMux()

@@ -29,6 +29,14 @@ if (/^#[0-9a-f]{6}$/.test(brandColor)) {
   document.documentElement.style.setProperty('--accent', brandColor);
   document.documentElement.style.setProperty('--accent-text', light ? '#0b0d10' : '#ffffff');
 }
+// A logo that cannot load is hidden rather than shown broken (the shop's
+// name is beside it; the image is decorative, alt="").
+const logo = document.getElementById('logo');
+if (logo) {
+  const hide = () => { logo.hidden = true; };
+  if (logo.complete && logo.naturalWidth === 0) hide();
+  else logo.addEventListener('error', hide);
+}
 // The server's clock minus ours, so a wrong phone clock shows the right time left.
 const skewMs = (Number(root.dataset.now) || Date.now()) - Date.now();
 let expiresAt = Number(root.dataset.expiresAt);
