@@ -41,7 +41,7 @@ type CoinGeckoConfig struct {
 	Now     func() time.Time
 }
 
-// CoinGecko reads /api/v3/simple/price?ids=…&vs_currencies=usd&include_last_updated_at=true,
+// CoinGecko reads /api/v3/simple/price?ids=…&vs_currencies=usd,eur&include_last_updated_at=true,
 // whose answer is {"bitcoin":{"usd":67187.33,"last_updated_at":1711356300},…}.
 // Numbers are read as decimal text, never as floats.
 type CoinGecko struct {
@@ -91,6 +91,9 @@ func (c *CoinGecko) Price(ctx context.Context, base, quote string) (domain.Price
 	// younger than MaxAge; cross refuses them after that.
 	return cross(base, quote, func(code string) (usdPrice, bool) {
 		id, ok := c.cfg.IDs[code]
+		if code == eurCode {
+			id, ok = eurKey, true
+		}
 		if !ok {
 			return usdPrice{}, false
 		}
@@ -134,7 +137,7 @@ func (c *CoinGecko) fetch(ctx context.Context) (map[string]usdPrice, error) {
 	}
 	sort.Strings(list)
 	u := c.cfg.BaseURL + "/api/v3/simple/price?" + url.Values{
-		"ids": {strings.Join(list, ",")}, "vs_currencies": {"usd"}, "include_last_updated_at": {"true"},
+		"ids": {strings.Join(list, ",")}, "vs_currencies": {"usd,eur"}, "include_last_updated_at": {"true"},
 	}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -159,6 +162,15 @@ func (c *CoinGecko) fetch(ctx context.Context) (map[string]usdPrice, error) {
 	return parseSimplePrice(body)
 }
 
+// The euro, for invoices priced in EUR (issue #19): CoinGecko quotes every
+// coin in usd and eur from one exchange rate, so the euro's USD price is
+// a coin's usd ÷ eur (the freshest coin that has both), kept in the price
+// map under eurKey, which no coin id can be (ids have no colon).
+const (
+	eurCode = "EUR"
+	eurKey  = "fiat:eur"
+)
+
 // parseSimplePrice reads the simple/price answer with numbers as text.
 func parseSimplePrice(body []byte) (map[string]usdPrice, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -168,6 +180,7 @@ func parseSimplePrice(body []byte) (map[string]usdPrice, error) {
 		return nil, fmt.Errorf("simple/price: %w", err)
 	}
 	out := make(map[string]usdPrice, len(raw))
+	eurFrom := "" // the coin the euro's price came from: ties go to the smaller id, so every answer reads the same
 	for id, fields := range raw {
 		usd, ok := fields["usd"]
 		if !ok {
@@ -189,6 +202,13 @@ func parseSimplePrice(body []byte) (map[string]usdPrice, error) {
 			continue // without a time we cannot tell a stale price
 		}
 		out[id] = usdPrice{rate: rate, at: at}
+		if eur, ok := fields["eur"]; ok {
+			perCoin, err := decimal.NewFromString(eur.String())
+			prev := out[eurKey].at
+			if err == nil && perCoin.IsPositive() && (prev.IsZero() || at.After(prev) || (at.Equal(prev) && id < eurFrom)) {
+				out[eurKey], eurFrom = usdPrice{rate: rate.DivRound(perCoin, ratePrecision), at: at}, id
+			}
+		}
 	}
 	return out, nil
 }

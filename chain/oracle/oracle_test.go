@@ -26,7 +26,7 @@ type fakeCoinGecko struct {
 
 func (f *fakeCoinGecko) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.calls.Add(1)
-	if r.URL.Path != "/api/v3/simple/price" || r.URL.Query().Get("vs_currencies") != "usd" ||
+	if r.URL.Path != "/api/v3/simple/price" || r.URL.Query().Get("vs_currencies") != "usd,eur" ||
 		r.URL.Query().Get("include_last_updated_at") != "true" || !strings.Contains(r.URL.Query().Get("ids"), "bitcoin") {
 		http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
 		return
@@ -123,5 +123,33 @@ func TestStatic(t *testing.T) {
 	}
 	if _, err := ParseStatic(map[string]string{"BTC": "-1"}); err == nil {
 		t.Fatal("negative price accepted")
+	}
+}
+
+// TestCoinGeckoEUR (issue #19): invoices priced in EUR. CoinGecko quotes
+// each coin in usd and eur at once; the euro's USD price is the freshest
+// coin's usd ÷ eur, so a EUR price is the same cross as any other pair.
+func TestCoinGeckoEUR(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	fake := &fakeCoinGecko{}
+	fake.body.Store(fmt.Sprintf(`{"bitcoin":{"usd":60000,"eur":50000,"last_updated_at":%d},"tether":{"usd":1,"eur":0.9,"last_updated_at":%d},"ethereum":{"usd":3000,"last_updated_at":%d}}`,
+		now.Add(-10*time.Second).Unix(), now.Add(-time.Minute).Unix(), now.Add(-20*time.Second).Unix()))
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	clock := now
+	o := NewCoinGecko(CoinGeckoConfig{BaseURL: srv.URL, Now: func() time.Time { return clock }, MaxAge: 5 * time.Minute})
+	// Bitcoin is the freshest coin with both: 1 EUR = 60000/50000 = 1.2 USD.
+	q, err := o.Price(context.Background(), "BTC", "EUR")
+	if err != nil || q.Rate.String() != "50000" || !q.At.Equal(now.Add(-10*time.Second)) {
+		t.Fatalf("BTC/EUR %+v %v", q, err)
+	}
+	q, err = o.Price(context.Background(), "ETH", "EUR")
+	if err != nil || q.Rate.String() != "2500" || !q.At.Equal(now.Add(-20*time.Second)) {
+		t.Fatalf("ETH/EUR %+v %v", q, err)
+	}
+	// As old as its older side: stale once the euro's rate is.
+	clock = now.Add(5 * time.Minute)
+	if _, err := o.Price(context.Background(), "ETH", "EUR"); !errors.Is(err, domain.ErrPriceUnavailable) {
+		t.Fatalf("stale EUR: %v", err)
 	}
 }
