@@ -65,7 +65,8 @@ func TestInvoiceDetails(t *testing.T) {
 }
 
 // TestInvoiceDetailsRoundTrip: what was sent comes back the same in the
-// creation's answer, GET, the list and a webhook's body.
+// creation's answer, GET, the list and a webhook's body; so does the fiat
+// price.
 func TestInvoiceDetailsRoundTrip(t *testing.T) {
 	b := setup(t)
 	m := b.signUp(t, "Shop")
@@ -74,11 +75,15 @@ func TestInvoiceDetailsRoundTrip(t *testing.T) {
 		t.Fatalf("set webhook_url: %d %s", res.status, res.raw)
 	}
 	wantMeta := map[string]any{"cart": "42", "Cart": "x", "note": "Größe L / 注文"}
-	created := b.createInvoice(t, m.secret, `{"asset":"BTC","amount":"0.01","description":"2 × coffee","metadata":{"cart":"42","Cart":"x","note":"Größe L / 注文"},"redirect_url":"https://shop.example/thanks?o=1"}`)
+	created := b.createInvoice(t, m.secret, `{"asset":"BTC","price_amount":"600","price_currency":"USD","description":"2 × coffee","metadata":{"cart":"42","Cart":"x","note":"Größe L / 注文"},"redirect_url":"https://shop.example/thanks?o=1"}`)
 	check := func(where string, inv map[string]any) {
 		t.Helper()
 		if inv["description"] != "2 × coffee" || inv["redirect_url"] != "https://shop.example/thanks?o=1" || !reflect.DeepEqual(inv["metadata"], wantMeta) {
 			t.Errorf("%s: description %v, metadata %v, redirect_url %v", where, inv["description"], inv["metadata"], inv["redirect_url"])
+		}
+		wantPrice := map[string]any{"currency": "USD", "amount": "600", "rate": "60000", "source": "static", "rate_at": float64(b.clock.Now().UnixMilli())}
+		if inv["amount"] != "0.01" || !reflect.DeepEqual(inv["price"], wantPrice) {
+			t.Errorf("%s: amount %v, price %v", where, inv["amount"], inv["price"])
 		}
 	}
 	check("created", created)
