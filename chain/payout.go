@@ -69,6 +69,16 @@ type Sender interface {
 	Confirmations(ctx context.Context, txid string) (int, error)
 }
 
+// FeeOnTopSender is a Sender that can also build a transaction that sends
+// exactly p.Amount to p.ToAddress, the network fee paid on top of it (a
+// refund: the customer receives exactly the amount). The fee it returns
+// is what the merchant is debited on top. Same contract as Build
+// otherwise; a payout is only ever built one way.
+type FeeOnTopSender interface {
+	Sender
+	BuildFeeOnTop(ctx context.Context, p PayoutToSend) (Signed, error)
+}
+
 // ProcessorConfig tunes the payout processor. Zero values get the defaults noted.
 type ProcessorConfig struct {
 	Now func() time.Time
@@ -288,33 +298,22 @@ func (p *Processor) drive(ctx context.Context, j job) error {
 	return nil
 }
 
-// maxRefundBuilds bounds the builds of a refund whose fee moves between builds.
-const maxRefundBuilds = 4
-
-// build builds a payout's transaction. A refund sends exactly its amount:
-// the sender deducts its network fee from what it is given, so the refund
-// is built for amount + fee, the fee learnt from the build before (a
-// sender may be asked to build a payout again: only the recorded build is
-// ever broadcast). When the fee moves with the amount (coin selection),
-// it builds again, a bounded number of times.
+// build builds a payout's transaction. A refund sends exactly its amount,
+// the network fee on top: only a FeeOnTopSender can build it (Build takes
+// the fee out of the amount, and a sender may hand back its first build of
+// a payout when asked again, so building twice to learn the fee is no
+// way). On a chain whose sender cannot, the refund fails cleanly and its
+// funds are released.
 func (p *Processor) build(ctx context.Context, sender Sender, asset domain.Asset, req domain.PayoutRequested) (Signed, error) {
 	to := PayoutToSend{PayoutID: req.PayoutID, Asset: asset, ToAddress: req.ToAddress, Amount: req.Amount}
 	if req.Kind != domain.PayoutKindRefund {
 		return sender.Build(ctx, to)
 	}
-	fee := domain.Amount{}
-	for i := 0; i < maxRefundBuilds; i++ {
-		to.Amount = req.Amount.Add(fee)
-		tx, err := sender.Build(ctx, to)
-		if err != nil {
-			return Signed{}, err
-		}
-		if tx.NetworkFee.Equal(fee) {
-			return tx, nil
-		}
-		fee = tx.NetworkFee
+	exact, ok := sender.(FeeOnTopSender)
+	if !ok {
+		return Signed{}, fmt.Errorf("%w: refunds are not supported on %s yet (its sender cannot send an exact amount)", ErrPermanent, asset.Chain)
 	}
-	return Signed{}, fmt.Errorf("refund %s: the network fee kept moving over %d builds", req.PayoutID, maxRefundBuilds)
+	return exact.BuildFeeOnTop(ctx, to)
 }
 
 func (p *Processor) fail(ctx context.Context, ref commands.PayoutRef, reason string) error {

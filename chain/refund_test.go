@@ -311,3 +311,29 @@ func TestAuditCatchesARefundBeyondTheInvoice(t *testing.T) {
 		t.Fatalf("the audit does not see a refund beyond the invoice's net: %v", rep.Problems)
 	}
 }
+
+// plain hides BuildFeeOnTop: a chain whose sender cannot send an exact amount.
+type plain struct{ chain.Sender }
+
+func TestRefundOnAChainWithoutFeeOnTopFailsCleanly(t *testing.T) {
+	s := setup(t)
+	s.proc = s.processor(plain{s.eth})
+	m := s.merchant(t, domain.PayoutSettings{Asset: "USDT.ETH", PayoutAddress: ethAddr, Mode: domain.PayoutManual})
+	inv := s.paid(t, m, "USDT.ETH", "10", "")
+	s.sync(t)
+	s.refund(t, m, inv, "5")
+	s.sync(t)
+	p := s.payouts(t, m)[0]
+	if p.Status != domain.PayoutFailedStatus || !strings.Contains(p.FailureReason, "not supported") || p.TxID != "" {
+		t.Fatalf("%+v", p)
+	}
+	b := s.balance(t, m, "USDT.ETH")
+	want(t, "available after the release", b.Available, "9.975")
+	want(t, "reserved", b.Reserved, "0")
+	if txs, _ := s.eth.PayoutTxs(s.ctx); len(txs) != 0 {
+		t.Fatalf("nothing may reach the chain: %+v", txs)
+	}
+	if rep := s.audit(t); !rep.OK() {
+		t.Fatalf("audit: %v", rep.Problems)
+	}
+}

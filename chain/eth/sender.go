@@ -397,6 +397,19 @@ func (s *Sender) storedPayout(ctx context.Context, payoutID string) (ethTx, bool
 // below the amount, a hot wallet short of the amount, and a hot wallet
 // short of ETH for a token payout's gas; others are temporary.
 func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	return s.build(ctx, p, false)
+}
+
+// BuildFeeOnTop implements chain.FeeOnTopSender (refunds): the recipient
+// gets exactly p.Amount; an ETH transfer's gas is paid on top of it (and
+// is its NetworkFee), a token transfer's gas in ETH as always.
+func (s *Sender) BuildFeeOnTop(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	return s.build(ctx, p, true)
+}
+
+var _ chain.FeeOnTopSender = (*Sender)(nil)
+
+func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool) (chain.Signed, error) {
 	var token *tokenAsset
 	if t, ok := s.tokens[p.Asset.Code]; ok {
 		token = &t
@@ -440,11 +453,19 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 		}
 		gas = max(gas, transferGas)
 		fee := new(big.Int).Mul(new(big.Int).SetUint64(gas), feeCap)
-		if fee.Cmp(units) >= 0 {
-			return chain.Signed{}, fmt.Errorf("%w: network fee %s wei (%d gas at %s wei) is not below the payout's %s wei",
-				chain.ErrPermanent, fee, gas, feeCap, units)
+		if feeOnTop {
+			// A refund: exactly units to the recipient, the fee on top.
+			if need := new(big.Int).Add(units, fee); haveETH.Cmp(need) < 0 {
+				return chain.Signed{}, s.shortOf(ctx, p.Asset.Code, fmt.Sprintf("%s holds %s wei spendable, %s wei needed", s.hot.Hex(), haveETH, need))
+			}
+			value = units
+		} else {
+			if fee.Cmp(units) >= 0 {
+				return chain.Signed{}, fmt.Errorf("%w: network fee %s wei (%d gas at %s wei) is not below the payout's %s wei",
+					chain.ErrPermanent, fee, gas, feeCap, units)
+			}
+			value = new(big.Int).Sub(units, fee)
 		}
-		value = new(big.Int).Sub(units, fee)
 		txdata.Gas, txdata.To, txdata.Value = gas, &to, value
 	} else {
 		if haveTok.Cmp(units) < 0 {

@@ -94,6 +94,18 @@ func (s *Sender) networkFee(a domain.Asset) domain.Amount {
 // Build implements chain.Sender. Errors: chain.ErrPermanent for a bad
 // address, a fee not below the amount, or a hot wallet that cannot pay.
 func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	return s.build(ctx, p, false)
+}
+
+// BuildFeeOnTop implements chain.FeeOnTopSender: the recipient gets
+// exactly p.Amount, the hot wallet pays p.Amount + the fee.
+func (s *Sender) BuildFeeOnTop(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	return s.build(ctx, p, true)
+}
+
+var _ chain.FeeOnTopSender = (*Sender)(nil)
+
+func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool) (chain.Signed, error) {
 	s.mu.Lock()
 	s.builds[p.PayoutID]++
 	s.mu.Unlock()
@@ -106,7 +118,10 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 		}
 	}
 	fee := s.networkFee(p.Asset)
-	if fee.Cmp(p.Amount) >= 0 {
+	received, need := p.Amount.Sub(fee), p.Amount
+	if feeOnTop {
+		received, need = p.Amount, p.Amount.Add(fee)
+	} else if fee.Cmp(p.Amount) >= 0 {
 		return chain.Signed{}, fmt.Errorf("%w: network fee %s is not below %s", chain.ErrPermanent, fee, p.Amount)
 	}
 	if s.cfg.HotWallet != nil {
@@ -114,15 +129,15 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 		if err != nil {
 			return chain.Signed{}, err
 		}
-		if have := s.cfg.HotWallet[p.Asset.Code].Sub(spent); have.LessThan(p.Amount) {
-			return chain.Signed{}, fmt.Errorf("%w: insufficient hot-wallet funds: %s %s left, %s needed", chain.ErrPermanent, have, p.Asset.Code, p.Amount)
+		if have := s.cfg.HotWallet[p.Asset.Code].Sub(spent); have.LessThan(need) {
+			return chain.Signed{}, fmt.Errorf("%w: insufficient hot-wallet funds: %s %s left, %s needed", chain.ErrPermanent, have, p.Asset.Code, need)
 		}
 	}
 	nonce := make([]byte, 8)
 	if _, err := rand.Read(nonce); err != nil {
 		return chain.Signed{}, err
 	}
-	raw, err := json.Marshal(simTx{PayoutID: p.PayoutID, Asset: p.Asset.Code, To: p.ToAddress, Amount: p.Amount.Sub(fee).String(),
+	raw, err := json.Marshal(simTx{PayoutID: p.PayoutID, Asset: p.Asset.Code, To: p.ToAddress, Amount: received.String(),
 		Fee: fee.String(), Nonce: hex.EncodeToString(nonce)})
 	if err != nil {
 		return chain.Signed{}, err
