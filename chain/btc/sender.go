@@ -267,6 +267,22 @@ type utxo struct {
 // amount, and a hot wallet that cannot cover the amount even with what is
 // still confirming; other errors (node, database) are temporary.
 func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	return s.build(ctx, p, false)
+}
+
+// BuildFeeOnTop implements chain.FeeOnTopSender (refunds): the recipient
+// gets exactly p.Amount; the coins are selected for p.Amount + the fee of
+// that selection, found by a few rounds of selection.
+func (s *Sender) BuildFeeOnTop(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	return s.build(ctx, p, true)
+}
+
+var _ chain.FeeOnTopSender = (*Sender)(nil)
+
+// maxFeeRounds bounds the selections of a fee-on-top payout.
+const maxFeeRounds = 8
+
+func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool) (chain.Signed, error) {
 	if p.Asset.Code != s.asset.Code {
 		return chain.Signed{}, fmt.Errorf("%w: btc sender cannot pay %s", chain.ErrPermanent, p.Asset.Code)
 	}
@@ -302,13 +318,23 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 		if err != nil {
 			return chain.Signed{}, err
 		}
-		sel, ok := selectCoins(cands, amount, rate, len(toScript))
-		if !ok {
-			return chain.Signed{}, s.insufficient(ctx, amount, cands)
+		// target is what the inputs pay: the amount, fee included; with
+		// the fee on top, the amount + the fee of the selection.
+		target := amount
+		sel, ok := selectCoins(cands, target, rate, len(toScript))
+		for round := 0; feeOnTop && ok && sel.fee != target-amount && round < maxFeeRounds; round++ {
+			target = amount + sel.fee
+			sel, ok = selectCoins(cands, target, rate, len(toScript))
 		}
-		if sel.fee >= amount || amount-sel.fee < DustLimit {
+		if !ok {
+			return chain.Signed{}, s.insufficient(ctx, target, cands)
+		}
+		if feeOnTop && sel.fee != target-amount {
+			return chain.Signed{}, fmt.Errorf("btc sender: the fee of payout %s did not settle over %d selections; try again", p.PayoutID, maxFeeRounds)
+		}
+		if sel.fee >= target || target-sel.fee < DustLimit {
 			return chain.Signed{}, fmt.Errorf("%w: network fee %d sat (%d sat/vB) leaves nothing worth sending of %d sat",
-				chain.ErrPermanent, sel.fee, rate, amount)
+				chain.ErrPermanent, sel.fee, rate, target)
 		}
 		if gone, err := s.checkUnspent(ctx, sel.inputs); err != nil {
 			return chain.Signed{}, err
@@ -322,7 +348,7 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 			}
 			change = &a
 		}
-		tx, err := s.sign(sel, toScript, amount-sel.fee, change)
+		tx, err := s.sign(sel, toScript, target-sel.fee, change)
 		if err != nil {
 			return chain.Signed{}, err
 		}
