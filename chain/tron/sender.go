@@ -240,6 +240,27 @@ type estimate struct {
 // address, a fee not below the amount, a cost above MaxFeeLimitSun, and
 // ErrHotWalletFunds; others are temporary.
 func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	return s.build(ctx, p, false)
+}
+
+// BuildFeeOnTop implements chain.FeeOnTopSender (refunds): the recipient
+// gets exactly p.Amount and the network fee is paid on top of it, booked
+// as for Build. A TRX transfer sends the whole amount and burns its
+// bandwidth (or the account-creation fee) from the hot wallet's TRX on
+// top: that TRX is its NetworkFee, and the hot wallet must hold amount +
+// fee. A TRC-20 transfer sends the whole amount; the TRX it burns for
+// energy and bandwidth is converted into the token with
+// SenderConfig.Prices (without them the NetworkFee is 0 and the TRX is
+// booked in tron_payout_txs only), as for any token payout, but debited on
+// top instead of deducted. Same errors as Build, without the fee having to
+// be below the amount.
+func (s *Sender) BuildFeeOnTop(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	return s.build(ctx, p, true)
+}
+
+var _ chain.FeeOnTopSender = (*Sender)(nil)
+
+func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool) (chain.Signed, error) {
 	if p.Asset.Chain != domain.ChainTron {
 		return chain.Signed{}, fmt.Errorf("%w: %s is not a TRON asset", chain.ErrPermanent, p.Asset.Code)
 	}
@@ -269,9 +290,9 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 	var raw RawTx
 	var est estimate
 	if p.Asset.Native() {
-		raw, est, err = s.buildTRX(ctx, p, to, units.Int64(), hotAcct, res, f)
+		raw, est, err = s.buildTRX(ctx, p, to, units.Int64(), hotAcct, res, f, feeOnTop)
 	} else {
-		raw, est, err = s.buildToken(ctx, p, to, units.Int64(), hotAcct, res, f)
+		raw, est, err = s.buildToken(ctx, p, to, units.Int64(), hotAcct, res, f, feeOnTop)
 	}
 	if err != nil {
 		return chain.Signed{}, err
@@ -295,8 +316,9 @@ func (s *Sender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed,
 	return chain.Signed{TxID: txid, Raw: hex.EncodeToString(signed), NetworkFee: est.fee}, nil
 }
 
-// buildTRX estimates and builds a TRX transfer of units − fee.
-func (s *Sender) buildTRX(ctx context.Context, p chain.PayoutToSend, to []byte, units int64, hot Account, res AccountResource, f fees) (RawTx, estimate, error) {
+// buildTRX estimates and builds a TRX transfer of units − fee, or of
+// units with the fee burned on top when feeOnTop.
+func (s *Sender) buildTRX(ctx context.Context, p chain.PayoutToSend, to []byte, units int64, hot Account, res AccountResource, f fees, feeOnTop bool) (RawTx, estimate, error) {
 	toAcct, err := s.node.Account(ctx, p.ToAddress)
 	if err != nil {
 		return RawTx{}, estimate{}, fmt.Errorf("tron account %s: %w", p.ToAddress, err)
@@ -317,6 +339,15 @@ func (s *Sender) buildTRX(ctx context.Context, p chain.PayoutToSend, to []byte, 
 	}
 	size := bandwidthBytes(r.Marshal())
 	feeSun := bandwidthFeeSun(size, res, f, !toAcct.Exists())
+	if feeOnTop {
+		// The first build is the transaction: exactly units, its size
+		// measured, the fee burned on top from the hot wallet's TRX.
+		if hot.Balance < units+feeSun {
+			return RawTx{}, estimate{}, fmt.Errorf("%w: hot wallet %s holds %s TRX, the refund needs %s TRX and %s TRX of network fee on top",
+				ErrHotWalletFunds, s.hot, sunString(hot.Balance), sunString(units), sunString(feeSun))
+		}
+		return r, estimate{sentUnits: units, feeTRXSun: feeSun, bandwidth: size, fee: domain.FromBaseUnits(big.NewInt(feeSun), p.Asset.Decimals)}, nil
+	}
 	if feeSun >= units {
 		return RawTx{}, estimate{}, fmt.Errorf("%w: network fee %s TRX is not below the payout's %s TRX", chain.ErrPermanent, sunString(feeSun), p.Amount)
 	}
@@ -343,8 +374,10 @@ func transferParameter(to []byte, units int64) []byte {
 	return p
 }
 
-// buildToken estimates and builds a TRC-20 transfer(to, units − fee).
-func (s *Sender) buildToken(ctx context.Context, p chain.PayoutToSend, to []byte, units int64, hot Account, res AccountResource, f fees) (RawTx, estimate, error) {
+// buildToken estimates and builds a TRC-20 transfer(to, units − fee), or
+// transfer(to, units) with the fee (in the token) debited on top when
+// feeOnTop.
+func (s *Sender) buildToken(ctx context.Context, p chain.PayoutToSend, to []byte, units int64, hot Account, res AccountResource, f fees, feeOnTop bool) (RawTx, estimate, error) {
 	contract, ok := s.tokens[p.Asset.Code]
 	if !ok {
 		return RawTx{}, estimate{}, fmt.Errorf("%w: no contract for %s", chain.ErrPermanent, p.Asset.Code)
@@ -414,6 +447,10 @@ func (s *Sender) buildToken(ctx context.Context, p chain.PayoutToSend, to []byte
 	feeUnits, err := est.fee.BaseUnits(p.Asset.Decimals)
 	if err != nil {
 		return RawTx{}, estimate{}, err
+	}
+	if feeOnTop {
+		est.sentUnits = units
+		return first, est, nil
 	}
 	if feeUnits.Int64() >= units {
 		return RawTx{}, estimate{}, fmt.Errorf("%w: network fee %s %s is not below the payout's %s", chain.ErrPermanent, est.fee, p.Asset.Code, p.Amount)
