@@ -101,7 +101,7 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, s.renderInvoice(inv))
+	writeJSON(w, http.StatusCreated, s.renderInvoice(inv, nil)) // new: no refunds yet
 }
 
 // createdBy is the kind of key an invoice is marked with: the secret key's
@@ -158,7 +158,12 @@ func (s *server) getInvoice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.renderInvoice(inv))
+	refunds, err := s.d.Reader.RefundsOfInvoices(r.Context(), inv.MerchantID, []string{inv.ID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.renderInvoice(inv, refunds[inv.ID]))
 }
 
 // listInvoices is GET /v1/invoices?status=&limit=&starting_after=, newest first.
@@ -173,9 +178,18 @@ func (s *server) listInvoices(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	ids := make([]string, 0, len(page))
+	for _, inv := range page {
+		ids = append(ids, inv.ID)
+	}
+	refunds, err := s.d.Reader.RefundsOfInvoices(r.Context(), mustPrincipal(r).merchantID, ids)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	out := invoiceListJSON{Data: make([]readapi.InvoiceJSON, 0, len(page)), HasMore: hasMore}
 	for _, inv := range page {
-		out.Data = append(out.Data, s.renderInvoice(inv))
+		out.Data = append(out.Data, s.renderInvoice(inv, refunds[inv.ID]))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -217,7 +231,9 @@ func (s *server) publicInvoice(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderInvoice uses readapi's rendering, which webhooks share, so an
-// invoice reads the same in a GET and in a webhook's data.
-func (s *server) renderInvoice(inv readapi.Invoice) readapi.InvoiceJSON {
-	return inv.JSON(strings.TrimRight(s.cfg.BaseURL, "/"))
+// invoice reads the same in a GET and in a webhook's data; the API adds
+// the invoice's refunds from the payouts read model (webhooks leave the
+// key out: see readapi.InvoiceJSON.Refunds).
+func (s *server) renderInvoice(inv readapi.Invoice, refunds []readapi.Payout) readapi.InvoiceJSON {
+	return inv.JSON(strings.TrimRight(s.cfg.BaseURL, "/")).WithRefunds(refunds)
 }

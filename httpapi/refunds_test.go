@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -114,5 +116,67 @@ func TestRefundIdempotency(t *testing.T) {
 	list := b.do(t, req{method: "GET", path: path, key: a.secret}).json(t)["data"].([]any)
 	if len(list) != 1 {
 		t.Fatalf("one refund expected: %v", list)
+	}
+}
+
+// TestInvoiceListsItsRefunds: the invoice's refunds field (API.md,
+// additions of 2026-12-03) in GET and the list, [] when none; a webhook's
+// data is the invoice as its event stream stands and leaves the key out.
+func TestInvoiceListsItsRefunds(t *testing.T) {
+	b := setupMoney(t)
+	m := b.signUp(t, "Shop")
+	rc := newHookReceiver(t)
+	if res := b.do(t, req{method: "PATCH", path: "/v1/account", key: m.secret, body: `{"webhook_url":"` + rc.srv.URL + `/ipn"}`}); res.status != http.StatusOK {
+		t.Fatalf("set webhook_url: %d %s", res.status, res.raw)
+	}
+	inv := b.paidInvoice(t, m.secret, "USDT.ETH", "100")
+	plain := b.paidInvoice(t, m.secret, "USDT.ETH", "10")
+	res := b.do(t, req{method: "POST", path: "/v1/invoices/" + inv + "/refunds", key: m.secret,
+		body: `{"amount":"40","to_address":"0x2222222222222222222222222222222222222222"}`})
+	if res.status != http.StatusCreated {
+		t.Fatalf("refund: %d %s", res.status, res.raw)
+	}
+	refund := res.json(t)
+	want := []any{map[string]any{"id": refund["id"], "amount": "40", "status": "requested", "network_fee": nil, "txid": nil,
+		"created_at": refund["created_at"]}}
+	got := b.do(t, req{method: "GET", path: "/v1/invoices/" + inv, key: m.secret}).json(t)
+	if !reflect.DeepEqual(got["refunds"], want) {
+		t.Errorf("GET refunds = %#v\nwant %#v", got["refunds"], want)
+	}
+	if got := b.do(t, req{method: "GET", path: "/v1/invoices/" + plain, key: m.secret}).json(t); !reflect.DeepEqual(got["refunds"], []any{}) {
+		t.Errorf("GET of an invoice without refunds: refunds = %#v, want []", got["refunds"])
+	}
+	list := b.do(t, req{method: "GET", path: "/v1/invoices", key: m.secret}).json(t)["data"].([]any)
+	if len(list) != 2 {
+		t.Fatalf("list: %v", list)
+	}
+	for _, item := range list {
+		item := item.(map[string]any)
+		wantHere := []any{}
+		if item["id"] == inv {
+			wantHere = want
+		}
+		if !reflect.DeepEqual(item["refunds"], wantHere) {
+			t.Errorf("list %s: refunds = %#v, want %#v", item["id"], item["refunds"], wantHere)
+		}
+	}
+
+	b.syncWebhooks(t)
+	b.passAll(t)
+	hooks := rc.requests()
+	if len(hooks) == 0 {
+		t.Fatal("no webhook")
+	}
+	for _, h := range hooks {
+		var body struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal(h.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := body.Data["refunds"]; ok || body.Data["id"] == nil {
+			t.Errorf("webhook %s: data %v: want the invoice without refunds", body.Type, body.Data)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func TestInvoiceShape(t *testing.T) {
 	created := b.createInvoice(t, m.secret, `{"asset":"USDT.ETH","amount":"49.99","order_id":"order-123"}`)
 	wantKeys(t, "invoice", created, "id", "object", "asset", "status", "pay_address", "pay_amount", "amount", "fee", "fee_bps",
 		"settle_asset", "settlement", "expires_at", "order_id", "amount_received", "amount_due", "payments", "created_at", "paid_at",
-		"checkout_url", "confirmations", "required_confirmations", "created_by", "description", "metadata", "redirect_url", "price")
+		"checkout_url", "confirmations", "required_confirmations", "created_by", "description", "metadata", "redirect_url", "price", "refunds")
 	checks := map[string]any{
 		"asset": "USDT.ETH", "status": "new", "pay_amount": "49.99", "amount": "49.99", "fee": "0.124975",
 		"settle_asset": nil, "settlement": nil, "order_id": "order-123", "amount_received": "0", "amount_due": "49.99", "paid_at": nil,
@@ -54,6 +54,9 @@ func TestInvoiceShape(t *testing.T) {
 	id := created["id"].(string)
 	if !strings.HasPrefix(id, "inv_") || created["checkout_url"] != "https://pay.example/pay/"+id {
 		t.Errorf("id %q checkout_url %q", id, created["checkout_url"])
+	}
+	if r, ok := created["refunds"].([]any); !ok || len(r) != 0 {
+		t.Errorf("refunds = %#v, want []", created["refunds"])
 	}
 	if p, ok := created["payments"].([]any); !ok || len(p) != 0 {
 		t.Errorf("payments = %#v, want []", created["payments"])

@@ -1,6 +1,8 @@
 package readapi
 
 import (
+	"sort"
+
 	"github.com/acceptcryptohere/gateway/domain"
 )
 
@@ -41,6 +43,52 @@ type InvoiceJSON struct {
 	// Price is the fiat price the invoice was created from; null when it
 	// was created in its asset.
 	Price *PriceJSON `json:"price"`
+	// Refunds are the invoice's refunds, oldest first ([] when none). The
+	// API fills them from the payouts read model (WithRefunds); a webhook's
+	// data is the invoice as its own event stream stands and leaves the key
+	// out (nil): invoice.refunded carries its refund, and GET
+	// /v1/invoices/{id} or /v1/invoices/{id}/refunds the current list.
+	Refunds *[]RefundJSON `json:"refunds,omitempty"`
+}
+
+// RefundJSON is one refund as the invoice lists it; the full payout is at
+// /v1/invoices/{id}/refunds.
+type RefundJSON struct {
+	ID         string        `json:"id"`
+	Amount     domain.Amount `json:"amount"`
+	Status     string        `json:"status"`
+	NetworkFee *string       `json:"network_fee"` // null until signed
+	TxID       *string       `json:"txid"`        // null until sent
+	CreatedAt  int64         `json:"created_at"`  // Unix ms
+}
+
+// WithRefunds sets the invoice's refunds (any order; listed oldest first,
+// [] when none). A signed refund shows as requested, as in the payouts API.
+func (out InvoiceJSON) WithRefunds(refunds []Payout) InvoiceJSON {
+	list := make([]RefundJSON, 0, len(refunds))
+	for _, p := range refunds {
+		status := p.Status
+		if status == domain.PayoutSignedStatus {
+			status = domain.PayoutRequestedStatus // signed is internal: not yet on any node
+		}
+		r := RefundJSON{ID: p.ID, Amount: p.Amount, Status: string(status), CreatedAt: p.CreatedAt.UnixMilli()}
+		if p.NetworkFee != nil {
+			f := p.NetworkFee.String()
+			r.NetworkFee = &f
+		}
+		if status == domain.PayoutSentStatus || status == domain.PayoutConfirmedStatus {
+			r.TxID = optional(p.TxID)
+		}
+		list = append(list, r)
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		if list[i].CreatedAt != list[j].CreatedAt {
+			return list[i].CreatedAt < list[j].CreatedAt
+		}
+		return list[i].ID < list[j].ID
+	})
+	out.Refunds = &list
+	return out
 }
 
 // PriceJSON is an invoice's fiat price: amount in currency, at rate

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -187,4 +188,35 @@ func (c Credits) Credited(ctx context.Context, merchantID, asset string, atLeast
 		}
 	}
 	return c.SQL.Credited(ctx, merchantID, asset)
+}
+
+// RefundsOfInvoices returns the merchant's refunds of these invoices, by
+// invoice id (an invoice without refunds is absent), in one query.
+func (s *SQL) RefundsOfInvoices(ctx context.Context, merchantID string, invoiceIDs []string) (map[string][]Payout, error) {
+	out := map[string][]Payout{}
+	if len(invoiceIDs) == 0 {
+		return out, nil
+	}
+	q := `SELECT ` + payoutColumns + ` FROM payouts WHERE merchant_id = ? AND kind = ? AND source_invoice_id IN (?` +
+		strings.Repeat(`, ?`, len(invoiceIDs)-1) + `) ORDER BY created_at, payout_id`
+	args := []any{merchantID, string(domain.PayoutKindRefund)}
+	for _, id := range invoiceIDs {
+		args = append(args, id)
+	}
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("refunds of invoices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanPayout(rows)
+		if err != nil {
+			return nil, fmt.Errorf("refunds of invoices: %w", err)
+		}
+		out[p.SourceInvoiceID] = append(out[p.SourceInvoiceID], p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("refunds of invoices: %w", err)
+	}
+	return out, nil
 }

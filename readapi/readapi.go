@@ -159,4 +159,6 @@ type Reader interface {
 	MerchantByKey(ctx context.Context, kind KeyKind, keyOrHash string) (merchantID string, err error)
 	PayoutByID(ctx context.Context, merchantID, payoutID string) (Payout, error)
 	ListPayouts(ctx context.Context, merchantID string, f PayoutFilter) (page []Payout, hasMore bool, err error)
+	// RefundsOfInvoices returns the refunds of these invoices by invoice id.
+	RefundsOfInvoices(ctx context.Context, merchantID string, invoiceIDs []string) (map[string][]Payout, error)
 }
