@@ -57,6 +57,7 @@ type MInvoice struct {
 	ID, Merchant, Asset string
 	Amount, PayAmount   decimal.Decimal
 	SettleAs            string
+	Price               *MPrice // nil when priced in the asset
 	createdBps          int64
 	ExpiresAt           time.Time
 	Status              string
@@ -156,6 +157,44 @@ func (m *Model) converts(inv *MInvoice) string {
 		return to
 	}
 	return ""
+}
+
+// MPrice is an invoice's fiat price: Amount in Currency, at Rate (Currency
+// per one unit of the asset).
+type MPrice struct {
+	Currency     string
+	Amount, Rate decimal.Decimal
+}
+
+func (p *MPrice) String() string {
+	if p == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s %s at %s", p.Amount, p.Currency, p.Rate)
+}
+
+// FiatAmount is the asset amount of price in currency (API.md, additions
+// of 2026-12-03: "the asset amount is computed at the oracle rate at
+// creation, rounded up to the asset's unit"): the least whole number of
+// the asset's units worth at least the price at rate, so that
+// amount × rate ≥ price and one unit less falls short. ok is false when
+// the feed gives no price (the API answers 503).
+func (m *Model) FiatAmount(asset, currency string, price decimal.Decimal) (amount, rate decimal.Decimal, ok bool) {
+	rate, ok = m.rates[[2]string{asset, currency}]
+	if !m.priceUp || !ok || !rate.IsPositive() {
+		return decimal.Zero, decimal.Zero, false
+	}
+	unit := decimal.New(1, -m.assets[asset].Decimals)
+	// A first guess from a long division, then made exact with
+	// multiplications only (which decimals do without rounding).
+	amount = price.DivRound(rate, m.assets[asset].Decimals+30).RoundCeil(m.assets[asset].Decimals)
+	for amount.Mul(rate).LessThan(price) {
+		amount = amount.Add(unit)
+	}
+	for amount.Sub(unit).Mul(rate).GreaterThanOrEqual(price) {
+		amount = amount.Sub(unit)
+	}
+	return amount, rate, true
 }
 
 // CreateInvoice records an invoice; its fee before any payment is that of

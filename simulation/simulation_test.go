@@ -51,6 +51,11 @@ const maxWait = time.Hour
 // It is a fake of the price oracle (the live APIs cannot run here).
 var usd = map[string]string{"BTC": "60000.5", "ETH": "3000.25", "USDT.ETH": "1", "USDT.TRON": "0.9999", "TRX": "0.25"}
 
+// The fiat currencies an invoice may be priced in, in dollars: the feed
+// quotes every asset in them (currency per one unit of the asset), as
+// the oracle does (the euro through the dollar).
+var fiatUSD = map[string]string{"USD": "1", "EUR": "1.0825"}
+
 func rates() map[[2]string]decimal.Decimal {
 	out := map[[2]string]decimal.Decimal{}
 	for a, pa := range usd {
@@ -58,6 +63,9 @@ func rates() map[[2]string]decimal.Decimal {
 			if a != b {
 				out[[2]string{a, b}] = decimal.RequireFromString(pa).DivRound(decimal.RequireFromString(pb), 12)
 			}
+		}
+		for f, pf := range fiatUSD {
+			out[[2]string{a, f}] = decimal.RequireFromString(pa).DivRound(decimal.RequireFromString(pf), 12)
 		}
 	}
 	return out
@@ -329,7 +337,7 @@ func TestSimulation(t *testing.T) {
 	// What the histories covered: a run that never reverts or converts proves little.
 	for _, k := range []string{domain.TypeDepositConfirmed, domain.TypeDepositFinalized, domain.TypeDepositReverted, domain.TypeInvoiceReverted,
 		domain.TypeInvoiceAwaitingPayment, domain.TypeInvoiceExpired, domain.TypeConversionExecuted, domain.TypeConversionWaiting,
-		domain.TypeConversionAbandoned, domain.TypePayoutRequested, domain.TypeBalanceNegative, "open debts", "refunds", "invoice.refunded"} {
+		domain.TypeConversionAbandoned, domain.TypePayoutRequested, domain.TypeBalanceNegative, "open debts", "refunds", "invoice.refunded", "fiat invoices", "fiat refused"} {
 		t.Logf("%-26s %d", k, counts[k])
 	}
 }
@@ -569,25 +577,50 @@ func (r *run) createInvoice() {
 		bps = 50
 	}
 	amount := r.units(a.Decimals, bps)
+	cmd := commands.CreateInvoice{MerchantID: merchant, Asset: asset, Amount: amount.String(), SettleAs: settleAs}
+	// A quarter are priced in fiat (API.md, additions of 2026-12-03): the
+	// model works the asset amount out itself.
+	var price *MPrice
+	if r.rng.IntN(4) == 0 {
+		cents := r.rng.Int64N(pow10(1+r.rng.IntN(8))) + 1
+		price = &MPrice{Currency: []string{"USD", "EUR"}[r.rng.IntN(2)], Amount: decimal.New(cents, -2)}
+		cmd.Amount, cmd.PriceAmount, cmd.PriceCurrency = "", price.Amount.StringFixed(2), price.Currency
+	}
 	expiresIn := time.Duration(60+r.rng.IntN(7200)) * time.Second
+	cmd.ExpiresIn = expiresIn
 	w.clock.Advance(time.Millisecond)
 	m.Tick(time.Millisecond)
-	res, err := w.h.CreateInvoice.Handle(w.ctx, commands.CreateInvoice{MerchantID: merchant, Asset: asset, Amount: amount.String(),
-		SettleAs: settleAs, ExpiresIn: expiresIn})
+	res, err := w.h.CreateInvoice.Handle(w.ctx, cmd)
 	probe := &MInvoice{Merchant: merchant, Asset: asset, SettleAs: settleAs}
 	converting := m.converts(probe) != ""
-	if converting && !w.prices.up {
+	if (converting || price != nil) && !w.prices.up {
 		if !errors.Is(err, domain.ErrPriceUnavailable) {
-			r.fail("invoice to convert with no price: %v, want price unavailable (rule 3)", err)
+			r.fail("invoice to convert or priced in fiat with no price: %v, want price unavailable (rule 3, fiat 503)", err)
 		}
-		r.logf("invoice %s %s settle_as=%q refused: no price", asset, amount, settleAs)
+		if price != nil {
+			r.counts["fiat refused"]++
+		}
+		r.logf("invoice %s %s price %v settle_as=%q refused: no price", asset, amount, price, settleAs)
 		return
+	}
+	if price != nil {
+		var ok bool
+		if amount, price.Rate, ok = m.FiatAmount(asset, price.Currency, price.Amount); !ok {
+			r.fail("the model has no %s rate of %s", price.Currency, asset)
+		}
 	}
 	r.must(err)
 	e := res.Invoice
+	if !eq(e.Amount, amount) {
+		r.fail("invoice %s %s price %v: amount %s, the model computes %s", e.InvoiceID, asset, price, e.Amount, amount)
+	}
 	inv := m.CreateInvoice(e.InvoiceID, merchant, asset, amount, decimal.RequireFromString(e.PayAmount.String()), settleAs, e.ExpiresAt)
+	inv.Price = price
+	if price != nil {
+		r.counts["fiat invoices"]++
+	}
 	r.inv = append(r.inv, e.InvoiceID)
-	r.logf("invoice %s %s %s settle_as=%q expires in %s (pay %s)", inv.ID, asset, amount, settleAs, expiresIn, e.PayAmount)
+	r.logf("invoice %s %s %s price %v settle_as=%q expires in %s (pay %s)", inv.ID, asset, amount, price, settleAs, expiresIn, e.PayAmount)
 }
 
 func (r *run) pay() {
@@ -745,6 +778,9 @@ func (r *run) compare() {
 		r.must(err)
 		want := m.Invoices[id]
 		gotFee := decimal.RequireFromString(got.Fee.String())
+		if !eq(got.Amount, want.Amount) || !samePrice(got.Price, want.Price) {
+			r.fail("invoice %s: amount %s price %+v; model: amount %s price %v", id, got.Amount, got.Price, want.Amount, want.Price)
+		}
 		if string(got.Status) != want.Status || !eq(got.AmountReceived, want.Received()) || !eq(got.AmountDue(), want.Due()) ||
 			!gotFee.Equal(m.Fee(want)) {
 			r.fail("invoice %s: status %s received %s due %s fee %s; model: %s fee %s", id, got.Status, got.AmountReceived, got.AmountDue(),
@@ -786,6 +822,14 @@ func (r *run) compare() {
 			r.fail("payouts of %s %s: %s requested, the model expects %s", k.merchant, k.asset, v, m.PaidOut[k])
 		}
 	}
+}
+
+// samePrice compares an invoice's recorded fiat price with the model's.
+func samePrice(got *domain.InvoicePrice, want *MPrice) bool {
+	if got == nil || want == nil {
+		return got == nil && want == nil
+	}
+	return got.Currency == want.Currency && eq(got.Amount, want.Amount) && got.Rate.Equal(want.Rate)
 }
 
 func eq(a domain.Amount, b decimal.Decimal) bool {
