@@ -26,6 +26,8 @@ type SQL struct {
 	// Keys, when set, answers MerchantByKey from memory while this process
 	// runs the projectors (see KeyCache).
 	Keys *KeyCache
+	// Accounts, when set, answers ConsolidateTo from memory the same way.
+	Accounts *AccountCache
 }
 
 var _ Reader = (*SQL)(nil)
@@ -274,7 +276,7 @@ func (s *SQL) MerchantByKey(ctx context.Context, kind KeyKind, keyOrHash string)
 	}
 	var gen uint64
 	if s.Keys != nil {
-		id, g, ok := s.Keys.get(kind, keyOrHash)
+		id, g, ok := s.Keys.get(keyRef{kind, keyOrHash})
 		if ok {
 			return id, nil
 		}
@@ -289,7 +291,7 @@ func (s *SQL) MerchantByKey(ctx context.Context, kind KeyKind, keyOrHash string)
 		return "", fmt.Errorf("key lookup: %w", err)
 	}
 	if s.Keys != nil {
-		s.Keys.put(kind, keyOrHash, id, gen)
+		s.Keys.put(keyRef{kind, keyOrHash}, id, gen)
 	}
 	return id, nil
 }

@@ -87,6 +87,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// Postgres follower looks every key up.
 	reader.Keys = readapi.NewKeyCache(keyCacheSize)
 	runner.Observe(reader.Keys)
+	reader.Accounts = readapi.NewAccountCache(keyCacheSize)
+	runner.Observe(reader.Accounts)
 	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices, Accounts: reader, WebhookSecrets: secretBox}
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
