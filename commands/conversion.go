@@ -218,7 +218,7 @@ func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Sett
 			out.Unconverted = true
 			for _, e := range evs {
 				if a, ok := e.(domain.ConversionAbandoned); ok && a.DepositID == dep.DepositID {
-					amount = amount.Add(a.Refund)
+					amount = amount.Add(a.Refunds[dep.DepositID])
 				}
 			}
 			if res.Position != (eventstore.Position{}) {

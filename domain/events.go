@@ -240,15 +240,17 @@ type ConversionWaiting struct {
 // invoice's payments stay in their coin at the 25 bps tier (Fee, on all it
 // credited), and Refund is the fee difference returned.
 type ConversionAbandoned struct {
-	InvoiceID  string    `json:"invoice_id"`
-	MerchantID string    `json:"merchant_id"`
-	DepositID  string    `json:"deposit_id"`
-	Asset      string    `json:"asset"`
-	Reason     string    `json:"reason"`
-	Fee        FeeCalc   `json:"fee"`
-	Refund     Amount    `json:"refund"`
-	At         time.Time `json:"at"`
-	Postings   []Posting `json:"postings"`
+	InvoiceID  string  `json:"invoice_id"`
+	MerchantID string  `json:"merchant_id"`
+	DepositID  string  `json:"deposit_id"`
+	Asset      string  `json:"asset"`
+	Reason     string  `json:"reason"`
+	Fee        FeeCalc `json:"fee"`
+	Refund     Amount  `json:"refund"`
+	// Refunds is what each credited payment got back, into its own account.
+	Refunds  map[string]Amount `json:"refunds,omitempty"`
+	At       time.Time         `json:"at"`
+	Postings []Posting         `json:"postings"`
 }
 
 // PaymentConverted records on the invoice that a final payment's net was

@@ -258,8 +258,10 @@ func (inv *Invoice) Apply(e Event) {
 	case ConversionAbandoned:
 		delete(inv.waiting, e.DepositID)
 		inv.unconverted, inv.feeBps, inv.convertTo = true, e.Fee.Bps, ""
-		d := inv.deposits[e.DepositID]
-		d.charged = d.charged.Sub(e.Refund)
+		for id, back := range e.Refunds {
+			o := inv.deposits[id]
+			o.charged = o.charged.Sub(back)
+		}
 	case InvoiceStatusChanged:
 		inv.status = e.To
 	}
@@ -613,15 +615,36 @@ func (inv *Invoice) AbandonConversion(depositID, reason string, now time.Time) (
 	}
 	m, a := inv.MerchantID(), inv.asset()
 	fee := ComputeFee(inv.credited(), FeeBps, inv.created.Decimals)
-	refund := inv.Charged().Sub(fee.Fee)
-	account := PendingAccount(m)
-	if d.final {
-		account = AvailableAccount(m)
+	// Each credited payment's share becomes its difference to the 25 bps fee
+	// of what was credited up to it, and gets back what it paid over that,
+	// into the account its net is in; so the shares still sum to the fee.
+	var cum, before, pending, available Amount
+	refunds := map[string]Amount{}
+	for _, id := range inv.order {
+		o := inv.deposits[id]
+		if !o.confirmed || o.reverted {
+			continue
+		}
+		cum = cum.Add(o.amount)
+		after := ComputeFee(cum, FeeBps, inv.created.Decimals).Fee
+		back := o.charged.Sub(after.Sub(before))
+		before = after
+		if back.IsZero() {
+			continue
+		}
+		refunds[id] = back
+		if o.final {
+			available = available.Add(back)
+		} else {
+			pending = pending.Add(back)
+		}
 	}
+	refund := pending.Add(available)
 	return []Event{ConversionAbandoned{InvoiceID: inv.ID(), MerchantID: m, DepositID: depositID, Asset: a, Reason: reason,
-		Fee: fee, Refund: refund, At: now.UTC(), Postings: mustBalance(nonZero([]Posting{
+		Fee: fee, Refund: refund, Refunds: refunds, At: now.UTC(), Postings: mustBalance(nonZero([]Posting{
 			{Account: FeeAccount, Asset: a, Amount: refund.Neg()},
-			{Account: account, Asset: a, Amount: refund},
+			{Account: PendingAccount(m), Asset: a, Amount: pending},
+			{Account: AvailableAccount(m), Asset: a, Amount: available},
 		}))}}, nil
 }
 

@@ -438,14 +438,28 @@ func (m *Model) settle(d *mDeposit, round int, net decimal.Decimal, giveUp bool)
 	asset, amount := inv.Asset, net
 	if to := inv.convertTo; to != "" && !inv.unconverted && amount.IsPositive() {
 		if giveUp {
-			// Rule 3: credited unconverted at 25 bps; the difference comes back.
-			refund := inv.chargedTotal().Sub(feeOf(inv.credited(), 25, m.assets[asset].Decimals))
+			// Rule 3: credited unconverted at 25 bps; the difference comes
+			// back, each credited payment's to the account its net is in:
+			// its share becomes its difference to the 25 bps fee of what
+			// was credited up to it (docs/money.md).
 			inv.unconverted, inv.bps, inv.convertTo = true, 25, ""
-			d.charged = d.charged.Sub(refund)
 			bal := m.b(inv.Merchant, asset)
-			acc := bal.account(d)
-			*acc = acc.Add(refund)
-			amount = amount.Add(refund)
+			var cum, before decimal.Decimal
+			for _, o := range inv.deposits {
+				if o.state != confirmed && o.state != final {
+					continue
+				}
+				cum = cum.Add(o.amount)
+				after := feeOf(cum, 25, m.assets[asset].Decimals)
+				back := o.charged.Sub(after.Sub(before))
+				before = after
+				o.charged = o.charged.Sub(back)
+				acc := bal.account(o)
+				*acc = acc.Add(back)
+				if o == d {
+					amount = amount.Add(back)
+				}
+			}
 		} else {
 			if !m.priceUp {
 				return true
