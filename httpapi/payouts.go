@@ -85,7 +85,7 @@ type createWithdrawalRequest struct {
 // createWithdrawal is POST /v1/withdrawals: pays out amount (or the whole
 // available balance) of asset to to_address (or the configured
 // payout_address). With consolidate_to, the amount is first converted
-// into that coin at the oracle's price (50 bps) and the conversion's net
+// into that coin at the oracle's price (the other 25 bps, money rule 2) and the conversion's net
 // is paid out in it. The balance is reserved at once: a second withdrawal
 // of the same funds is 409 insufficient_funds.
 func (s *server) createWithdrawal(w http.ResponseWriter, r *http.Request) {
