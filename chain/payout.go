@@ -11,7 +11,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // PayoutToSend is what a Sender needs to build one payout's transaction.
@@ -99,7 +99,7 @@ type ProcessorConfig struct {
 // with its recorded transaction, never signed again.
 type Processor struct {
 	store    eventstore.Store
-	db       projections.DB
+	db       sqldb.DB
 	commands commands.Handlers
 	assets   domain.Assets
 	senders  map[domain.Chain]Sender
@@ -108,7 +108,7 @@ type Processor struct {
 }
 
 // NewProcessor builds a processor; run Migrate on db first.
-func NewProcessor(store eventstore.Store, db projections.DB, h commands.Handlers, assets domain.Assets, senders []Sender, cfg ProcessorConfig) *Processor {
+func NewProcessor(store eventstore.Store, db sqldb.DB, h commands.Handlers, assets domain.Assets, senders []Sender, cfg ProcessorConfig) *Processor {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -365,7 +365,7 @@ func (p *Processor) later(ctx context.Context, ref commands.PayoutRef, d time.Du
 // unconverted.
 type Settlement struct {
 	sub      *subscription
-	db       projections.DB
+	db       sqldb.DB
 	commands commands.Handlers
 	log      *slog.Logger
 	now      func() time.Time
@@ -377,7 +377,7 @@ type Settlement struct {
 const DefaultConversionMaxWait = time.Hour
 
 // NewSettlement builds the process manager; run Migrate on db first.
-func NewSettlement(store eventstore.Store, db projections.DB, h commands.Handlers, log *slog.Logger) *Settlement {
+func NewSettlement(store eventstore.Store, db sqldb.DB, h commands.Handlers, log *slog.Logger) *Settlement {
 	if log == nil {
 		log = slog.Default()
 	}

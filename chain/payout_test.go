@@ -22,6 +22,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 type clock struct {
@@ -42,7 +43,7 @@ func (c *clock) Advance(d time.Duration) {
 type stack struct {
 	ctx       context.Context
 	store     *sqlite.Store
-	db        projections.DB
+	db        sqldb.DB
 	clock     *clock
 	h         commands.Handlers
 	runner    *projections.Runner
@@ -65,8 +66,8 @@ func setup(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
-	for _, m := range []func(context.Context, projections.DB) error{projections.Migrate, chain.Migrate, sim.Migrate} {
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
+	for _, m := range []func(context.Context, sqldb.DB) error{projections.Migrate, chain.Migrate, sim.Migrate} {
 		if err := m(ctx, db); err != nil {
 			t.Fatal(err)
 		}

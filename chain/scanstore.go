@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Deposit states of a ScanStore, as stored in <prefix>_deposits.state:
@@ -54,7 +54,7 @@ var ErrNoScanCheckpoint = errors.New("no scan checkpoint")
 // (<prefix>_scan_checkpoint, <prefix>_blocks, <prefix>_deposits), with
 // their own name for a block's id.
 type ScanStore struct {
-	db     projections.DB
+	db     sqldb.DB
 	prefix string
 	q      scanQueries
 }
@@ -69,7 +69,7 @@ type scanQueries struct {
 // is the block id's column in the checkpoint and blocks tables,
 // depositBlockCol in the deposits table. Both are identifiers of our own
 // migrations, never input.
-func NewScanStore(db projections.DB, prefix, blockCol, depositBlockCol string) ScanStore {
+func NewScanStore(db sqldb.DB, prefix, blockCol, depositBlockCol string) ScanStore {
 	cp, blocks, deps := prefix+"_scan_checkpoint", prefix+"_blocks", prefix+"_deposits"
 	return ScanStore{db: db, prefix: prefix, q: scanQueries{
 		checkpoint:       `SELECT height, ` + blockCol + ` FROM ` + cp + ` WHERE id = 1`,

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/eventstore"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 //go:embed migrations
@@ -17,14 +17,14 @@ var migrations embed.FS
 
 // Migrate creates or upgrades the chain package's tables (payout work and
 // subscriber checkpoints) in the read-model database.
-func Migrate(ctx context.Context, db projections.DB) error {
-	return projections.ApplyMigrations(ctx, db, migrations, "migrations", "chain_migrations")
+func Migrate(ctx context.Context, db sqldb.DB) error {
+	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "chain_migrations")
 }
 
 // subscription reads the global log from a named checkpoint in batches.
 type subscription struct {
 	store eventstore.Store
-	db    projections.DB
+	db    sqldb.DB
 	name  string
 	batch int
 	// types are the event types the subscriber acts on: the only ones it

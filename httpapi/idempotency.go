@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // IdempotencyStore remembers the first response to each Idempotency-Key.
@@ -67,20 +67,20 @@ const (
 // request body is kept only as an HMAC under another derived key. Only a
 // client that knows the Idempotency-Key can have its response decrypted.
 type SQLIdempotency struct {
-	db        projections.DB
+	db        sqldb.DB
 	mu        sync.Mutex
 	lastSweep time.Time
 }
 
 // NewSQLIdempotency returns the store over db; run MigrateIdempotency first.
-func NewSQLIdempotency(db projections.DB) *SQLIdempotency { return &SQLIdempotency{db: db} }
+func NewSQLIdempotency(db sqldb.DB) *SQLIdempotency { return &SQLIdempotency{db: db} }
 
 var _ IdempotencyStore = (*SQLIdempotency)(nil)
 
 // MigrateIdempotency creates the idempotency_keys table if it is missing.
-func MigrateIdempotency(ctx context.Context, db projections.DB) error {
+func MigrateIdempotency(ctx context.Context, db sqldb.DB) error {
 	blob, integer := "BLOB", "INTEGER"
-	if db.Dialect == projections.Postgres {
+	if db.Dialect == sqldb.Postgres {
 		blob, integer = "BYTEA", "BIGINT"
 	}
 	stmts := []string{

@@ -18,7 +18,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 func TestIdempotentReplay(t *testing.T) {
@@ -158,7 +158,7 @@ func TestIdempotencyStorePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	db := projections.DB{Read: pool, Write: pool, Dialect: projections.Postgres}
+	db := sqldb.DB{Read: pool, Write: pool, Dialect: sqldb.Postgres}
 	for i := 0; i < 2; i++ { // migrating twice is harmless
 		if err := MigrateIdempotency(context.Background(), db); err != nil {
 			t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Session is one dashboard sign-in as the store keeps it.
@@ -49,20 +49,20 @@ const sessionSweepEvery = time.Hour
 // apart from the projections' tables: a rebuild of the read models leaves
 // it alone. On Postgres every picd process shares it.
 type SQLSessions struct {
-	db        projections.DB
+	db        sqldb.DB
 	mu        sync.Mutex
 	lastSweep time.Time
 }
 
 // NewSQLSessions returns the store over db; run MigrateSessions first.
-func NewSQLSessions(db projections.DB) *SQLSessions { return &SQLSessions{db: db} }
+func NewSQLSessions(db sqldb.DB) *SQLSessions { return &SQLSessions{db: db} }
 
 var _ SessionStore = (*SQLSessions)(nil)
 
 // MigrateSessions creates the dashboard_sessions table if it is missing.
-func MigrateSessions(ctx context.Context, db projections.DB) error {
+func MigrateSessions(ctx context.Context, db sqldb.DB) error {
 	integer := "INTEGER"
-	if db.Dialect == projections.Postgres {
+	if db.Dialect == sqldb.Postgres {
 		integer = "BIGINT"
 	}
 	stmts := []string{

@@ -13,13 +13,13 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // postgresSchema returns the read-model database in a schema of its own on
 // the test Postgres (PIC_TEST_POSTGRES_URL), dropped at the end; the test
 // is skipped without a Postgres.
-func postgresSchema(t *testing.T, prefix string) projections.DB {
+func postgresSchema(t *testing.T, prefix string) sqldb.DB {
 	t.Helper()
 	url := os.Getenv("PIC_TEST_POSTGRES_URL")
 	if url == "" {
@@ -40,7 +40,7 @@ func postgresSchema(t *testing.T, prefix string) projections.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pool.Close() })
-	return projections.DB{Read: pool, Write: pool, Dialect: projections.Postgres}
+	return sqldb.DB{Read: pool, Write: pool, Dialect: sqldb.Postgres}
 }
 
 func TestSessionStoreMemory(t *testing.T) { testSessionStore(t, newMemorySessions()) }

@@ -24,6 +24,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
@@ -50,7 +51,7 @@ type bundle struct {
 	srv    *httptest.Server
 	store  *sqlite.Store
 	clock  *clock
-	db     projections.DB
+	db     sqldb.DB
 	reader *readapi.SQL
 	cfg    Config
 	deps   Deps
@@ -83,7 +84,7 @@ func setup(t testing.TB, configure ...func(*Config)) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // AuditReport is what an auditor gets from the log alone: the ledger per
@@ -99,7 +100,7 @@ type AuditOptions struct {
 
 // Audit reads the whole log (up to its current end) and checks it, then
 // compares the read models. The read models must be caught up first.
-func Audit(ctx context.Context, store eventstore.Store, db DB) (AuditReport, error) {
+func Audit(ctx context.Context, store eventstore.Store, db sqldb.DB) (AuditReport, error) {
 	return AuditWith(ctx, store, db, AuditOptions{})
 }
 
@@ -115,7 +116,7 @@ const auditBatch = 5000
 // what the log says, to the smallest unit.
 //
 // Events are decoded in parallel and applied in log order.
-func AuditWith(ctx context.Context, store eventstore.Store, db DB, opt AuditOptions) (AuditReport, error) {
+func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt AuditOptions) (AuditReport, error) {
 	start := time.Now()
 	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
 		Debts:    map[string]map[string]domain.Amount{},
@@ -492,7 +493,7 @@ func (rep *AuditReport) checkFeeAccount() {
 	}
 }
 
-func (rep *AuditReport) compareBalances(ctx context.Context, db DB) error {
+func (rep *AuditReport) compareBalances(ctx context.Context, db sqldb.DB) error {
 	rows, err := db.Read.QueryContext(ctx, `SELECT merchant_id, asset, available, pending, reserved FROM balances`)
 	if err != nil {
 		return fmt.Errorf("audit: balances: %w", err)
@@ -534,7 +535,7 @@ func (rep *AuditReport) compareBalances(ctx context.Context, db DB) error {
 	return nil
 }
 
-func (rep *AuditReport) comparePayouts(ctx context.Context, db DB) error {
+func (rep *AuditReport) comparePayouts(ctx context.Context, db sqldb.DB) error {
 	rows, err := db.Read.QueryContext(ctx, `SELECT payout_id, merchant_id, status, amount, txid, network_fee FROM payouts`)
 	if err != nil {
 		return fmt.Errorf("audit: payouts: %w", err)
@@ -576,7 +577,7 @@ func (rep *AuditReport) comparePayouts(ctx context.Context, db DB) error {
 // compareInvoices checks every invoice row against the log: status,
 // amount received, and the fee and tier money rule 1 gives (what was
 // charged once anything was credited, the fee of amount before).
-func (rep *AuditReport) compareInvoices(ctx context.Context, db DB) error {
+func (rep *AuditReport) compareInvoices(ctx context.Context, db sqldb.DB) error {
 	rows, err := db.Read.QueryContext(ctx, `SELECT invoice_id, status, amount_received, fee, fee_bps FROM invoices`)
 	if err != nil {
 		return fmt.Errorf("audit: invoices: %w", err)

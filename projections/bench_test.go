@@ -16,6 +16,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // benchLog returns an embedded store holding n events (n/5 paid invoices
@@ -104,7 +105,7 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	store := benchLog(b, n)
 	defer store.Close()
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	ctx := context.Background()
 	if err := projections.Migrate(ctx, db); err != nil {
 		b.Fatal(err)
@@ -128,7 +129,7 @@ func BenchmarkAudit(b *testing.B) {
 	}
 	store := benchLog(b, n)
 	defer store.Close()
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	ctx := context.Background()
 	if err := projections.Migrate(ctx, db); err != nil {
 		b.Fatal(err)

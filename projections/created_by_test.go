@@ -18,6 +18,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 func TestCreatedBySQLite(t *testing.T)   { testCreatedBy(t, separateSQLite) }
@@ -27,11 +28,11 @@ func TestCreatedByPostgres(t *testing.T) { testCreatedBy(t, postgresDB) }
 // kind of key created each invoice. Rows projected before migration 0007
 // and InvoiceCreated events of logs from before created_by read as the
 // secret key's; the publishable key's invoices read as its own.
-func testCreatedBy(t *testing.T, newDB func(*testing.T) projections.DB) {
+func testCreatedBy(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	ctx := context.Background()
 	db := newDB(t)
 	// The schema as it was before 0007, with a row its projector wrote.
-	if err := projections.ApplyMigrations(ctx, db, migrationsBefore(t, 7), "migrations", "read_model_migrations"); err != nil {
+	if err := sqldb.ApplyMigrations(ctx, db, migrationsBefore(t, 7), "migrations", "read_model_migrations"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Write.ExecContext(ctx, db.Q(`INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount,

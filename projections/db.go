@@ -7,45 +7,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"strconv"
-	"strings"
+
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
-
-// Dialect is the SQL flavour of the read-model database.
-type Dialect string
-
-const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
-)
-
-// DB is the read-model database. In embedded mode Write is the SQLite
-// store's single writer connection and Read its reader pool; on Postgres
-// both are the same pool.
-type DB struct {
-	Read    *sql.DB
-	Write   *sql.DB
-	Dialect Dialect
-}
-
-// Q adapts a query written with ? placeholders to the dialect ($1, $2, ...
-// on Postgres). Queries are constants, so a ? never appears inside a string.
-func (db DB) Q(query string) string {
-	if db.Dialect != Postgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
 
 // beginReadModelTx starts a transaction for read-model writes that commits
 // without waiting for its flush to disk (Postgres: synchronous_commit off
@@ -55,8 +19,8 @@ func (db DB) Q(query string) string {
 // again; the log's own appends keep their durable commits, and each
 // flush of the log covers what was written before it. release must be
 // called after the transaction ends.
-func (db DB) beginReadModelTx(ctx context.Context) (*sql.Tx, func(), error) {
-	if db.Dialect != SQLite {
+func beginReadModelTx(ctx context.Context, db sqldb.DB) (*sql.Tx, func(), error) {
+	if db.Dialect != sqldb.SQLite {
 		tx, err := db.Write.BeginTx(ctx, nil)
 		if err != nil {
 			return nil, nil, err

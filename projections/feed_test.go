@@ -19,6 +19,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 func TestEventFeedSQLite(t *testing.T)   { testEventFeed(t, separateSQLite) }
@@ -154,7 +155,7 @@ func checkFeed(t *testing.T, feed []readapi.FeedEvent, log []eventstore.Recorded
 	}
 }
 
-func testEventFeed(t *testing.T, newDB func(*testing.T) projections.DB) {
+func testEventFeed(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	ctx := context.Background()
 	l := newFeedLog(t)
 	db := newDB(t)
@@ -233,7 +234,7 @@ func TestEventFeedBlueGreenRebuild(t *testing.T) {
 	ctx := context.Background()
 	l := newFeedLog(t)
 	l.round(t, 1)
-	db := projections.DB{Read: l.store.DB(), Write: l.store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: l.store.DB(), Write: l.store.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 func TestInvoiceDetailsSQLite(t *testing.T)   { testInvoiceDetails(t, separateSQLite) }
@@ -26,10 +27,10 @@ func TestInvoiceDetailsPostgres(t *testing.T) { testInvoiceDetails(t, postgresDB
 // an older version left (its rows read as without details, price or
 // branding), then an invoice's description, metadata, redirect_url and
 // fiat price and an account's branding, projected and read back.
-func testInvoiceDetails(t *testing.T, newDB func(*testing.T) projections.DB) {
+func testInvoiceDetails(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	ctx := context.Background()
 	db := newDB(t)
-	if err := projections.ApplyMigrations(ctx, db, migrationsBefore(t, 9), "migrations", "read_model_migrations"); err != nil {
+	if err := sqldb.ApplyMigrations(ctx, db, migrationsBefore(t, 9), "migrations", "read_model_migrations"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Write.ExecContext(ctx, db.Q(`INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount,

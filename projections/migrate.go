@@ -3,89 +3,14 @@ package projections
 import (
 	"context"
 	"embed"
-	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
-	"time"
+
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 //go:embed migrations
 var migrations embed.FS
 
 // Migrate applies the read models' numbered migrations that have not run yet.
-func Migrate(ctx context.Context, db DB) error {
-	return ApplyMigrations(ctx, db, migrations, "migrations", "read_model_migrations")
-}
-
-// ApplyMigrations applies the numbered files NNNN_name.sql of
-// <dir>/<dialect> in files that are not yet recorded in table, each in its
-// own transaction together with its bookkeeping row. Every package that
-// keeps tables in the read-model database (webhooks, chain watchers, the
-// simulator) runs its own set through it, with its own table.
-func ApplyMigrations(ctx context.Context, db DB, files fs.FS, dir, table string) error {
-	if _, err := db.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate %s: %w", table, err)
-	}
-	dir += "/" + string(db.Dialect)
-	entries, err := fs.ReadDir(files, dir)
-	if err != nil {
-		return fmt.Errorf("migrate %s: %w", table, err)
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return fmt.Errorf("migrate %s: %s is not named NNNN_name.sql", table, e.Name())
-		}
-		body, err := fs.ReadFile(files, dir+"/"+e.Name())
-		if err != nil {
-			return err
-		}
-		if err := applyMigration(ctx, db, table, string(body), version); err != nil {
-			return fmt.Errorf("migrate %s: %w", e.Name(), err)
-		}
-	}
-	return nil
-}
-
-func applyMigration(ctx context.Context, db DB, table, body string, version int) error {
-	tx, err := db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, db.Q(`SELECT count(*) FROM `+table+` WHERE version = ?`), version).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	// Statements are split on ";" once comments are gone; our migrations
-	// hold no string literals with semicolons.
-	for _, stmt := range strings.Split(stripComments(body), ";") {
-		if strings.TrimSpace(stmt) == "" {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO `+table+` (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMilli()); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-func stripComments(s string) string {
-	var out []string
-	for _, line := range strings.Split(s, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
+func Migrate(ctx context.Context, db sqldb.DB) error {
+	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "read_model_migrations")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // recorder checks what an Observer is promised: its Applied sees a batch
@@ -20,7 +21,7 @@ import (
 type recorder struct {
 	t      *testing.T
 	runner *projections.Runner
-	db     projections.DB
+	db     sqldb.DB
 	mu     sync.Mutex
 	calls  []string
 }
@@ -61,7 +62,7 @@ func TestObserverSeesBatchesBeforeTheyArePublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}

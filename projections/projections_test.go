@@ -24,6 +24,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 func derive(chain domain.Chain, index int64) (string, error) {
@@ -31,18 +32,18 @@ func derive(chain domain.Chain, index int64) (string, error) {
 }
 
 // separateSQLite opens a read-model database in its own file.
-func separateSQLite(t *testing.T) projections.DB {
+func separateSQLite(t *testing.T) sqldb.DB {
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "rm.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	return projections.DB{Read: db, Write: db, Dialect: projections.SQLite}
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.SQLite}
 }
 
 // postgresDB gives the test its own schema on the real Postgres.
-func postgresDB(t *testing.T) projections.DB {
+func postgresDB(t *testing.T) sqldb.DB {
 	url := os.Getenv("PIC_TEST_POSTGRES_URL")
 	if url == "" {
 		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -64,7 +65,7 @@ func postgresDB(t *testing.T) projections.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return projections.DB{Read: db, Write: db, Dialect: projections.Postgres}
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
 }
 
 func TestProjectionsSQLite(t *testing.T)   { testProjections(t, separateSQLite) }
@@ -72,7 +73,7 @@ func TestProjectionsPostgres(t *testing.T) { testProjections(t, postgresDB) }
 
 // testProjections drives commands, projects, checks the read models, then
 // rebuilds into a fresh database from the log and compares.
-func testProjections(t *testing.T, newDB func(*testing.T) projections.DB) {
+func testProjections(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	ctx := context.Background()
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
@@ -259,7 +260,7 @@ func TestRunnerResumesFromCheckpoint(t *testing.T) {
 	d := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clock, NewID: commands.NewIDGenerator(clock)}
 	h := commands.New(d, commands.NewIndexAllocator(d, derive), func(domain.Chain, string) error { return nil })
 	m, _ := h.RegisterMerchant.Handle(ctx, commands.RegisterMerchant{CommandID: "r", Name: "Shop"})
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +365,7 @@ func testRebuild(t *testing.T, embedded bool) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	if !embedded {
 		db = postgresDB(t)
 	}

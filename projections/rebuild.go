@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Tabled is a projector that can be rebuilt: it names the tables it owns.
@@ -71,7 +72,7 @@ type Counter interface {
 // the last events, renames the tables and moves the live checkpoints to the
 // rebuilt position. A live runner then finds its checkpoint moved and
 // continues from there. No names: all projectors.
-func Rebuild(ctx context.Context, store eventstore.Store, db DB, names []string, progress func(RebuildProgress)) error {
+func Rebuild(ctx context.Context, store eventstore.Store, db sqldb.DB, names []string, progress func(RebuildProgress)) error {
 	projectors, err := selectProjectors(names)
 	if err != nil {
 		return err
@@ -143,13 +144,13 @@ func projectorNames() []string {
 
 // createShadowTables creates <table>__next with the live table's columns
 // and indexes, dropping a leftover of an interrupted rebuild first.
-func createShadowTables(ctx context.Context, db DB, tables []string) error {
+func createShadowTables(ctx context.Context, db sqldb.DB, tables []string) error {
 	for _, t := range tables {
 		next := t + nextSuffix
 		if _, err := db.Write.ExecContext(ctx, `DROP TABLE IF EXISTS `+next); err != nil {
 			return err
 		}
-		if db.Dialect == Postgres {
+		if db.Dialect == sqldb.Postgres {
 			if _, err := db.Write.ExecContext(ctx, `CREATE TABLE `+next+` (LIKE `+t+` INCLUDING ALL)`); err != nil {
 				return fmt.Errorf("rebuild: create %s: %w", next, err)
 			}
@@ -206,8 +207,8 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) error {
 }
 
 // swap catches the new tables up and puts them live, in one transaction.
-func swap(ctx context.Context, store eventstore.Store, db DB, r *Runner, tables []string) error {
-	sqlTx, release, err := db.beginReadModelTx(ctx)
+func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, tables []string) error {
+	sqlTx, release, err := beginReadModelTx(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -268,7 +269,7 @@ func swap(ctx context.Context, store eventstore.Store, db DB, r *Runner, tables 
 	return sqlTx.Commit()
 }
 
-func checkpointsIn(ctx context.Context, tx *sql.Tx, db DB, r *Runner) (map[string]eventstore.Position, error) {
+func checkpointsIn(ctx context.Context, tx *sql.Tx, db sqldb.DB, r *Runner) (map[string]eventstore.Position, error) {
 	cps := map[string]eventstore.Position{}
 	for _, p := range r.projectors {
 		var s string
@@ -296,7 +297,7 @@ type Status struct {
 }
 
 // Statuses reports every live projection.
-func Statuses(ctx context.Context, store eventstore.Store, db DB) ([]Status, error) {
+func Statuses(ctx context.Context, store eventstore.Store, db sqldb.DB) ([]Status, error) {
 	r := NewRunner(store, db, nil)
 	cps, err := r.readCheckpoints(ctx)
 	if err != nil {

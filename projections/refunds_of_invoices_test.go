@@ -6,6 +6,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 func TestRefundsOfInvoicesSQLite(t *testing.T)   { testRefundsOfInvoices(t, separateSQLite) }
@@ -14,7 +15,7 @@ func TestRefundsOfInvoicesPostgres(t *testing.T) { testRefundsOfInvoices(t, post
 // testRefundsOfInvoices: the refunds of a page of invoices in one query
 // (the invoice's refunds field), by invoice, oldest first; only the
 // merchant's, only refunds.
-func testRefundsOfInvoices(t *testing.T, newDB func(*testing.T) projections.DB) {
+func testRefundsOfInvoices(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	ctx := context.Background()
 	db := newDB(t)
 	if err := projections.Migrate(ctx, db); err != nil {

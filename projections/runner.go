@@ -15,13 +15,14 @@ import (
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Tx is a read-model transaction with the dialect's placeholders. During a
 // rebuild it also points the projectors' table names at the new tables.
 type Tx struct {
 	tx     *sql.Tx
-	db     DB
+	db     sqldb.DB
 	tables *tableRename
 	// stmts caches prepared statements for the transaction: a batch runs
 	// the same few statements hundreds of times, and preparing (parsing)
@@ -34,7 +35,7 @@ type Tx struct {
 	batch map[string]any
 }
 
-func newTx(tx *sql.Tx, db DB, tables *tableRename, shared *sharedStmts) Tx {
+func newTx(tx *sql.Tx, db sqldb.DB, tables *tableRename, shared *sharedStmts) Tx {
 	return Tx{tx: tx, db: db, tables: tables, stmts: map[string]*sql.Stmt{}, shared: shared, batch: map[string]any{}}
 }
 
@@ -113,7 +114,7 @@ func (t Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 func (t Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if t.db.Dialect == Postgres {
+	if t.db.Dialect == sqldb.Postgres {
 		// pgx already caches prepared statements per connection; an
 		// explicit Prepare would cost two more round trips per batch.
 		return t.tx.ExecContext(ctx, t.db.Q(t.tables.apply(query)), args...)
@@ -127,7 +128,7 @@ func (t Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, er
 
 // QueryRow errors surface from Scan, as with database/sql.
 func (t Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if t.db.Dialect == Postgres {
+	if t.db.Dialect == sqldb.Postgres {
 		return t.tx.QueryRowContext(ctx, t.db.Q(t.tables.apply(query)), args...)
 	}
 	st, err := t.stmt(ctx, query)
@@ -154,7 +155,7 @@ type Runner struct {
 	running atomic.Bool
 
 	store      eventstore.Store
-	db         DB
+	db         sqldb.DB
 	projectors []Projector
 	observers  []Observer
 	log        *slog.Logger
@@ -171,7 +172,7 @@ type Runner struct {
 }
 
 // NewRunner prepares a runner; Run starts it.
-func NewRunner(store eventstore.Store, db DB, log *slog.Logger, projectors ...Projector) *Runner {
+func NewRunner(store eventstore.Store, db sqldb.DB, log *slog.Logger, projectors ...Projector) *Runner {
 	if len(projectors) == 0 {
 		projectors = All()
 	}
@@ -179,7 +180,7 @@ func NewRunner(store eventstore.Store, db DB, log *slog.Logger, projectors ...Pr
 		log = slog.Default()
 	}
 	r := &Runner{store: store, db: db, projectors: projectors, log: log, changed: make(chan struct{}), batchSize: batchSize}
-	if db.Dialect == SQLite {
+	if db.Dialect == sqldb.SQLite {
 		r.stmts = &sharedStmts{}
 	}
 	return r
@@ -394,7 +395,7 @@ func (r *Runner) checkpointName(p Projector) string { return p.Name() + r.suffix
 // writes the checkpoints, all in one transaction. checkpoints is keyed by
 // projector name and updated only when the transaction commits.
 func (r *Runner) applyDecoded(ctx context.Context, page decodedPage, checkpoints map[string]eventstore.Position) error {
-	sqlTx, release, err := r.db.beginReadModelTx(ctx)
+	sqlTx, release, err := beginReadModelTx(ctx, r.db)
 	if err != nil {
 		return err
 	}

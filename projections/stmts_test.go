@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/acceptcryptohere/gateway/sqldb"
 	_ "modernc.org/sqlite"
 )
 
@@ -20,14 +21,14 @@ func TestSharedStatementsAcrossBatches(t *testing.T) {
 	}
 	conn.SetMaxOpenConns(1) // as the embedded writer: one connection
 	t.Cleanup(func() { conn.Close() })
-	db := DB{Read: conn, Write: conn, Dialect: SQLite}
+	db := sqldb.DB{Read: conn, Write: conn, Dialect: sqldb.SQLite}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE rows (n INTEGER NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
 	shared := &sharedStmts{}
 	batch := func(from int) {
 		t.Helper()
-		sqlTx, release, err := db.beginReadModelTx(ctx)
+		sqlTx, release, err := beginReadModelTx(ctx, db)
 		if err != nil {
 			t.Fatal(err)
 		}

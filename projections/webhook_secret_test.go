@@ -13,6 +13,7 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // prefixSealer seals by prefixing: enough to tell the forms apart.
@@ -29,7 +30,7 @@ func TestWebhookSecretReadModelPostgres(t *testing.T) { testWebhookSecretReadMod
 // sealed and no clear copy; a clear secret of an old log until it is
 // re-keyed; and remembers that the live secret was in clear in the log
 // (exposed) until the merchant really rotates it.
-func testWebhookSecretReadModel(t *testing.T, newDB func(*testing.T) projections.DB) {
+func testWebhookSecretReadModel(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	ctx := context.Background()
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {

@@ -13,12 +13,12 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // SQL reads the read models of projections.
 type SQL struct {
-	db projections.DB
+	db sqldb.DB
 	// stmts holds the fixed queries prepared once (query text → *sql.Stmt):
 	// SQLite parses and plans a query string on every call otherwise, which
 	// was a third of an API key lookup.
@@ -32,7 +32,7 @@ type SQL struct {
 
 var _ Reader = (*SQL)(nil)
 
-func NewSQL(db projections.DB) *SQL { return &SQL{db: db} }
+func NewSQL(db sqldb.DB) *SQL { return &SQL{db: db} }
 
 func (s *SQL) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if st, ok := s.stmts.Load(q); ok {

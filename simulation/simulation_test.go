@@ -30,6 +30,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
@@ -106,7 +107,7 @@ type world struct {
 	t        *testing.T
 	ctx      context.Context
 	store    eventstore.Store
-	db       projections.DB
+	db       sqldb.DB
 	clock    *clock
 	prices   *fakePrices
 	assets   domain.Assets
@@ -129,7 +130,7 @@ func newWorld(t *testing.T, seed uint64, pg ...bool) *world {
 		eventstore.Store
 		Close() error
 	}
-	var db projections.DB
+	var db sqldb.DB
 	if len(pg) > 0 && pg[0] {
 		s, rm := openPostgres(t)
 		store, db = s, rm
@@ -138,10 +139,10 @@ func newWorld(t *testing.T, seed uint64, pg ...bool) *world {
 		if err != nil {
 			t.Fatal(err)
 		}
-		store, db = s, projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
+		store, db = s, sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
 	}
 	store = &trackedStore{Store: store, closer: store}
-	for _, m := range []func(context.Context, projections.DB) error{projections.Migrate, chain.Migrate, sim.Migrate, webhooks.Migrate} {
+	for _, m := range []func(context.Context, sqldb.DB) error{projections.Migrate, chain.Migrate, sim.Migrate, webhooks.Migrate} {
 		if err := m(ctx, db); err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +195,7 @@ func (s *trackedStore) written() eventstore.Position {
 	return s.head
 }
 
-func openPostgres(t *testing.T) (*postgres.Store, projections.DB) {
+func openPostgres(t *testing.T) (*postgres.Store, sqldb.DB) {
 	url := os.Getenv("PIC_TEST_POSTGRES_URL")
 	if url == "" {
 		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -221,7 +222,7 @@ func openPostgres(t *testing.T) (*postgres.Store, projections.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rm.Close() })
-	return store, projections.DB{Read: rm, Write: rm, Dialect: projections.Postgres}
+	return store, sqldb.DB{Read: rm, Write: rm, Dialect: sqldb.Postgres}
 }
 
 // TestSimulationPostgres runs a few seeds with the log and the read models

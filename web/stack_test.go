@@ -26,6 +26,7 @@ import (
 	"github.com/acceptcryptohere/gateway/httpapi"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
@@ -72,7 +73,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // addressLike finds what must never reach a merchant: an IPv4 or IPv6
@@ -113,7 +113,7 @@ func TestAttemptErrorsAreGeneric(t *testing.T) {
 // Attempts stored before the errors became generic are rewritten by the
 // webhook tables' migration 0002: nothing stored keeps an address.
 func TestStoredAttemptErrorsMigrated(t *testing.T) {
-	for name, newDB := range map[string]func(*testing.T, *sqlite.Store) projections.DB{"sqlite": embedded, "postgres": postgresDB} {
+	for name, newDB := range map[string]func(*testing.T, *sqlite.Store) sqldb.DB{"sqlite": embedded, "postgres": postgresDB} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			store, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"))
@@ -134,7 +134,7 @@ func TestStoredAttemptErrorsMigrated(t *testing.T) {
 				}
 				only["m/"+d+"/0001_webhooks.sql"] = &fstest.MapFile{Data: raw}
 			}
-			if err := projections.ApplyMigrations(ctx, db, only, "m", "webhook_migrations"); err != nil {
+			if err := sqldb.ApplyMigrations(ctx, db, only, "m", "webhook_migrations"); err != nil {
 				t.Fatal(err)
 			}
 			old := map[string]string{

@@ -4,7 +4,7 @@ import (
 	"context"
 	"embed"
 
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 //go:embed migrations
@@ -15,6 +15,6 @@ var migrations embed.FS
 // run yet, each in its own transaction with its row in webhook_migrations.
 // It is safe to run on every start. The merchants table it reads at send
 // time belongs to projections.Migrate.
-func Migrate(ctx context.Context, db projections.DB) error {
-	return projections.ApplyMigrations(ctx, db, migrations, "migrations", "webhook_migrations")
+func Migrate(ctx context.Context, db sqldb.DB) error {
+	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "webhook_migrations")
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // fakeClock is the injected clock of commands, subscriber and worker.
@@ -66,7 +67,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	store  *sqlite.Store
-	db     projections.DB
+	db     sqldb.DB
 	h      commands.Handlers
 	clock  *fakeClock
 	runner *projections.Runner
@@ -82,12 +83,12 @@ const baseURL = "https://pay.example"
 
 // embedded puts the read models in the event store's own file, as picd's
 // default mode does (one writer connection for appends and read models).
-func embedded(t *testing.T, s *sqlite.Store) projections.DB {
-	return projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
+func embedded(t *testing.T, s *sqlite.Store) sqldb.DB {
+	return sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
 }
 
 // postgresDB gives the test its own schema on the real Postgres.
-func postgresDB(t *testing.T, _ *sqlite.Store) projections.DB {
+func postgresDB(t *testing.T, _ *sqlite.Store) sqldb.DB {
 	url := os.Getenv("PIC_TEST_POSTGRES_URL")
 	if url == "" {
 		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -109,10 +110,10 @@ func postgresDB(t *testing.T, _ *sqlite.Store) projections.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return projections.DB{Read: db, Write: db, Dialect: projections.Postgres}
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
 }
 
-func setup(t *testing.T, newDB func(*testing.T, *sqlite.Store) projections.DB) *env {
+func setup(t *testing.T, newDB func(*testing.T, *sqlite.Store) sqldb.DB) *env {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"))

@@ -14,8 +14,8 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
-	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Webhook event types (x-payincrypto-event and the body's type).
@@ -122,7 +122,7 @@ const defaultGather = 10 * time.Millisecond
 // delivery nor creates a duplicate.
 type Subscriber struct {
 	store eventstore.Store
-	db    projections.DB
+	db    sqldb.DB
 	cfg   SubscriberConfig
 	batch int
 
@@ -139,7 +139,7 @@ type Subscriber struct {
 const saveEvery = time.Second
 
 // NewSubscriber prepares a subscriber; run Migrate first, then Run.
-func NewSubscriber(store eventstore.Store, db projections.DB, cfg SubscriberConfig) *Subscriber {
+func NewSubscriber(store eventstore.Store, db sqldb.DB, cfg SubscriberConfig) *Subscriber {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

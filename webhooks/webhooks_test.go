@@ -16,8 +16,8 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
-	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 func TestDeliveriesSQLite(t *testing.T)   { testDeliveries(t, embedded) }
@@ -26,7 +26,7 @@ func TestDeliveriesPostgres(t *testing.T) { testDeliveries(t, postgresDB) }
 // testDeliveries drives real commands, turns the log into deliveries, sends
 // them to a real receiver and checks bodies, signatures, statuses, the
 // delivery log queries and the subscriber's restart behaviour.
-func testDeliveries(t *testing.T, newDB func(*testing.T, *sqlite.Store) projections.DB) {
+func testDeliveries(t *testing.T, newDB func(*testing.T, *sqlite.Store) sqldb.DB) {
 	e := setup(t, newDB)
 	rcA, rcB := newReceiver(t), newReceiver(t)
 	a := e.merchant("A", rcA.srv.URL+"/ipn")

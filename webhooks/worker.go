@@ -42,7 +42,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 const (
@@ -93,14 +93,14 @@ type Config struct {
 
 // Worker sends due deliveries and answers the delivery-log queries.
 type Worker struct {
-	db   projections.DB
+	db   sqldb.DB
 	cfg  Config
 	wake chan struct{}
 }
 
 // NewWorker prepares a worker over the read-model database (Migrate and
 // projections.Migrate first); Run starts sending.
-func NewWorker(db projections.DB, cfg Config) *Worker {
+func NewWorker(db sqldb.DB, cfg Config) *Worker {
 	if cfg.Client == nil {
 		cfg.Client = NewHTTPClient(cfg.AllowPrivate)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // gateway is the real write and read side (SQLite event store, projections,
@@ -32,7 +33,7 @@ type gateway struct {
 	ctx      context.Context
 	node     *btcdNode
 	store    *sqlite.Store
-	db       projections.DB
+	db       sqldb.DB
 	runner   *projections.Runner
 	reader   *readapi.SQL
 	h        commands.Handlers
@@ -52,14 +53,14 @@ func testLog() *slog.Logger {
 
 func newGateway(t testing.TB) *gateway {
 	t.Helper()
-	return newGatewayOn(t, func(store *sqlite.Store) projections.DB {
-		return projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	return newGatewayOn(t, func(store *sqlite.Store) sqldb.DB {
+		return sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	})
 }
 
 // postgresDB gives the test its own schema on the real Postgres
 // (PIC_TEST_POSTGRES_URL, as the projections tests).
-func postgresDB(t *testing.T) projections.DB {
+func postgresDB(t *testing.T) sqldb.DB {
 	url := os.Getenv("PIC_TEST_POSTGRES_URL")
 	if url == "" {
 		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -81,10 +82,10 @@ func postgresDB(t *testing.T) projections.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return projections.DB{Read: db, Write: db, Dialect: projections.Postgres}
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
 }
 
-func newGatewayOn(t testing.TB, readDB func(*sqlite.Store) projections.DB) *gateway {
+func newGatewayOn(t testing.TB, readDB func(*sqlite.Store) sqldb.DB) *gateway {
 	t.Helper()
 	n := testNode(t)
 	ctx := context.Background()

@@ -4,7 +4,7 @@ import (
 	"context"
 	"embed"
 
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 //go:embed migrations
@@ -13,6 +13,6 @@ var migrations embed.FS
 // Migrate creates or updates the watcher's tables in the read-model
 // database: numbered files per dialect, each applied once in its own
 // transaction, tracked in chain_btc_migrations.
-func Migrate(ctx context.Context, db projections.DB) error {
-	return projections.ApplyMigrations(ctx, db, migrations, "migrations", "chain_btc_migrations")
+func Migrate(ctx context.Context, db sqldb.DB) error {
+	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "chain_btc_migrations")
 }

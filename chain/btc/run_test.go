@@ -11,6 +11,7 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Run, as picd runs it: the watcher and the projection runner loop side by
@@ -64,7 +65,7 @@ func TestRunRetriesDeadNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"finality of another asset":    {RPCHost: "127.0.0.1:1", Params: testNodeParams(), Finality: map[string]int{"ETH": 6}},
 		"finality below confirmations": {RPCHost: "127.0.0.1:1", Params: testNodeParams(), Finality: map[string]int{"BTC": 1}},
 	} {
-		db := projections.DB{Read: &sql.DB{}, Write: &sql.DB{}, Dialect: projections.SQLite}
+		db := sqldb.DB{Read: &sql.DB{}, Write: &sql.DB{}, Dialect: sqldb.SQLite}
 		if _, err := New(c, chain.Sink{}, db, domain.DefaultAssets(), nil); err == nil {
 			t.Errorf("%s: accepted", name)
 		}

@@ -29,7 +29,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Keys is the HD wallet a sender signs with; *hd.Wallet implements it.
@@ -68,7 +68,7 @@ type SenderConfig struct {
 type SenderDeps struct {
 	// DB is the read-model database: the watcher's chain_btc_deposits and
 	// the sender's own tables (btc.Migrate creates both).
-	DB       projections.DB
+	DB       sqldb.DB
 	Keys     Keys
 	Invoices StreamReader
 	// Change allocates the fresh address each payout's change goes to: an

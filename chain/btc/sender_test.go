@@ -24,6 +24,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // walletGateway is the gateway of gateway_test.go with its HD wallet kept,
@@ -71,12 +72,12 @@ func activateSegwit(t *testing.T, n *btcdNode) {
 
 func newWalletGateway(t *testing.T) *walletGateway {
 	t.Helper()
-	return newWalletGatewayOn(t, func(store *sqlite.Store) projections.DB {
-		return projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+	return newWalletGatewayOn(t, func(store *sqlite.Store) sqldb.DB {
+		return sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 	})
 }
 
-func newWalletGatewayOn(t *testing.T, readDB func(*sqlite.Store) projections.DB) *walletGateway {
+func newWalletGatewayOn(t *testing.T, readDB func(*sqlite.Store) sqldb.DB) *walletGateway {
 	t.Helper()
 	n := testNode(t)
 	activateSegwit(t, n)
@@ -88,7 +89,7 @@ func newWalletGatewayOn(t *testing.T, readDB func(*sqlite.Store) projections.DB)
 	t.Cleanup(func() { store.Close() })
 	g := &gateway{t: t, ctx: ctx, node: n, store: store, clock: time.Now().UTC()}
 	g.db = readDB(store)
-	for _, m := range []func(context.Context, projections.DB) error{projections.Migrate, Migrate, chain.Migrate} {
+	for _, m := range []func(context.Context, sqldb.DB) error{projections.Migrate, Migrate, chain.Migrate} {
 		if err := m(ctx, g.db); err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +344,7 @@ func TestSenderConcurrentBuildsShareNoInput(t *testing.T) {
 // The same with the wallet's tables on Postgres, where the two senders'
 // locking transactions really run at the same time.
 func TestSenderConcurrentBuildsShareNoInputPostgres(t *testing.T) {
-	testConcurrentBuilds(t, newWalletGatewayOn(t, func(*sqlite.Store) projections.DB { return postgresDB(t) }))
+	testConcurrentBuilds(t, newWalletGatewayOn(t, func(*sqlite.Store) sqldb.DB { return postgresDB(t) }))
 }
 
 func testConcurrentBuilds(t *testing.T, g *walletGateway) {

@@ -23,7 +23,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Config of a watcher. RPCHost is host:port of the node's RPC server.
@@ -103,7 +103,7 @@ type Watcher struct {
 	client *rpcclient.Client // nil when a test supplies node
 	node   node
 	sink   deposits
-	db     projections.DB
+	db     sqldb.DB
 	asset  domain.Asset
 	// finality is the depth at which a credited deposit is final.
 	finality int
@@ -120,7 +120,7 @@ type Watcher struct {
 // New connects lazily to the node (nothing is sent before the first scan).
 // The watcher reports the chain's native asset of assets (BTC) through
 // sink and keeps its state in db, whose tables Migrate creates.
-func New(cfg Config, sink chain.Sink, db projections.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
+func New(cfg Config, sink chain.Sink, db sqldb.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
 	if cfg.RPCHost == "" {
 		return nil, errors.New("btc: no RPC host")
 	}
@@ -140,7 +140,7 @@ func New(cfg Config, sink chain.Sink, db projections.DB, assets domain.Assets, l
 	return w, nil
 }
 
-func newWatcher(cfg Config, n node, sink deposits, db projections.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
+func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
 	if cfg.Params == nil {
 		return nil, errors.New("btc: no network parameters")
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 const feeSat = 10_000
@@ -139,7 +139,7 @@ func TestReorgAfterPaid(t *testing.T) { testReorgAfterPaid(t, newGateway(t)) }
 
 // The same with the read models and the watcher's tables on Postgres.
 func TestReorgAfterPaidPostgres(t *testing.T) {
-	testReorgAfterPaid(t, newGatewayOn(t, func(*sqlite.Store) projections.DB { return postgresDB(t) }))
+	testReorgAfterPaid(t, newGatewayOn(t, func(*sqlite.Store) sqldb.DB { return postgresDB(t) }))
 }
 
 func testReorgAfterPaid(t *testing.T, g *gateway) {

@@ -30,7 +30,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Client is the part of go-ethereum's JSON-RPC client the watcher uses.
@@ -115,7 +115,7 @@ type Watcher struct {
 	// override, else the fallback for a node without a finalized block.
 	finality   map[string]int
 	overridden map[string]bool
-	db         projections.DB
+	db         sqldb.DB
 
 	mu             sync.Mutex // one scan at a time
 	watched        watchSet
@@ -126,7 +126,7 @@ type Watcher struct {
 // New builds a watcher for the Ethereum assets of assets. Run Migrate on db
 // first. Errors: a bad contract address or threshold in cfg, or no
 // Ethereum asset at all.
-func New(cfg Config, client Client, sink chain.Sink, db projections.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
+func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
 	if cfg.BatchBlocks <= 0 {
 		cfg.BatchBlocks = 50
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 var _ eth.Client = (simulated.Client)(nil)
@@ -103,7 +104,7 @@ type env struct {
 	token   common.Address
 
 	store    *sqlite.Store
-	db       projections.DB
+	db       sqldb.DB
 	assets   domain.Assets
 	h        commands.Handlers
 	runner   *projections.Runner
@@ -120,13 +121,13 @@ type env struct {
 type option func(*setupOptions)
 
 type setupOptions struct {
-	readDB    func(t testing.TB, store *sqlite.Store) projections.DB
+	readDB    func(t testing.TB, store *sqlite.Store) sqldb.DB
 	addresses func(e *env, d commands.Deps) commands.AddressSource
 	cfg       eth.Config
 	backend   []func(*node.Config, *ethconfig.Config)
 }
 
-func withReadDB(f func(t testing.TB, store *sqlite.Store) projections.DB) option {
+func withReadDB(f func(t testing.TB, store *sqlite.Store) sqldb.DB) option {
 	return func(o *setupOptions) { o.readDB = f }
 }
 
@@ -137,8 +138,8 @@ func withConfig(cfg eth.Config) option { return func(o *setupOptions) { o.cfg = 
 // (the embedded mode), the commands, a merchant, and the watcher.
 func setup(t testing.TB, opts ...option) *env {
 	o := setupOptions{
-		readDB: func(t testing.TB, store *sqlite.Store) projections.DB {
-			return projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
+		readDB: func(t testing.TB, store *sqlite.Store) sqldb.DB {
+			return sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
 		},
 		addresses: func(e *env, d commands.Deps) commands.AddressSource {
 			return commands.NewIndexAllocator(d, deriveAddress)
@@ -429,18 +430,18 @@ func (e *env) checkReplay(ids ...string) {
 	}
 }
 
-func separateSQLite(t testing.TB) projections.DB {
+func separateSQLite(t testing.TB) sqldb.DB {
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "rm.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	return projections.DB{Read: db, Write: db, Dialect: projections.SQLite}
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.SQLite}
 }
 
 // postgresDB gives the test its own schema on the real Postgres.
-func postgresDB(t testing.TB, _ *sqlite.Store) projections.DB {
+func postgresDB(t testing.TB, _ *sqlite.Store) sqldb.DB {
 	url := os.Getenv("PIC_TEST_POSTGRES_URL")
 	if url == "" {
 		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -462,7 +463,7 @@ func postgresDB(t testing.TB, _ *sqlite.Store) projections.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return projections.DB{Read: db, Write: db, Dialect: projections.Postgres}
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
 }
 
 func TestTokenContract(t *testing.T) {
@@ -1018,7 +1019,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{Finality: map[string]int{"ETH": confirmations - 1}},
 		{Finality: map[string]int{"BTC": 6}},
 	} {
-		if _, err := eth.New(cfg, nil, chain.Sink{}, projections.DB{}, assets, nil); err == nil {
+		if _, err := eth.New(cfg, nil, chain.Sink{}, sqldb.DB{}, assets, nil); err == nil {
 			t.Errorf("accepted %+v", cfg)
 		}
 	}

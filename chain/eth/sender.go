@@ -24,7 +24,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // SenderClient is the part of go-ethereum's client the sender uses;
@@ -79,7 +79,7 @@ type SenderConfig struct {
 
 // SenderDeps are the sender's collaborators.
 type SenderDeps struct {
-	DB       projections.DB // read-model database; eth.Migrate creates the tables
+	DB       sqldb.DB // read-model database; eth.Migrate creates the tables
 	Keys     Keys
 	Invoices StreamReader // needed by SweepDeposits only
 	Assets   domain.Assets

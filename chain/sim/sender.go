@@ -14,7 +14,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // SenderConfig tunes a simulated payout sender.
@@ -40,7 +40,7 @@ type SenderConfig struct {
 // broadcast for the same payout is refused as a double spend.
 type Sender struct {
 	cfg    SenderConfig
-	db     projections.DB
+	db     sqldb.DB
 	mu     sync.Mutex
 	fail   int // the next fail broadcasts fail (temporary), for tests and demos
 	builds map[string]int
@@ -50,7 +50,7 @@ var _ chain.Sender = (*Sender)(nil)
 
 // NewSender builds a sender for cfg.Chain. Run Migrate (the simulator's
 // tables, sim_payout_txs among them) on db first.
-func NewSender(ctx context.Context, db projections.DB, cfg SenderConfig) (*Sender, error) {
+func NewSender(ctx context.Context, db sqldb.DB, cfg SenderConfig) (*Sender, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // MaxBlocks bounds one Mine or Reorg call.
@@ -51,7 +51,7 @@ type Config struct {
 type Simulator struct {
 	cfg    Config
 	sink   chain.Sink
-	db     projections.DB
+	db     sqldb.DB
 	assets domain.Assets
 	log    *slog.Logger
 	chains map[domain.Chain]bool
@@ -60,7 +60,7 @@ type Simulator struct {
 
 // New builds a simulator. Run Migrate on db first. Errors: a threshold
 // override below 1 or for an unknown asset.
-func New(cfg Config, sink chain.Sink, db projections.DB, assets domain.Assets, log *slog.Logger) (*Simulator, error) {
+func New(cfg Config, sink chain.Sink, db sqldb.DB, assets domain.Assets, log *slog.Logger) (*Simulator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -448,6 +448,6 @@ var migrations embed.FS
 
 // Migrate creates or upgrades the simulator's tables in the read-model
 // database (numbered migrations per dialect, tracked in sim_migrations).
-func Migrate(ctx context.Context, db projections.DB) error {
-	return projections.ApplyMigrations(ctx, db, migrations, "migrations", "sim_migrations")
+func Migrate(ctx context.Context, db sqldb.DB) error {
+	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "sim_migrations")
 }

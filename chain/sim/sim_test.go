@@ -23,6 +23,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 const token = "operator-secret"
@@ -33,7 +34,7 @@ type env struct {
 	t        *testing.T
 	ctx      context.Context
 	store    *sqlite.Store
-	db       projections.DB
+	db       sqldb.DB
 	assets   domain.Assets
 	h        commands.Handlers
 	runner   *projections.Runner
@@ -55,7 +56,7 @@ func setup(t *testing.T, assets domain.Assets, cfg sim.Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
-	e.db = projections.DB{Read: e.store.DB(), Write: e.store.WriteDB(), Dialect: projections.SQLite}
+	e.db = sqldb.DB{Read: e.store.DB(), Write: e.store.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(e.ctx, e.db); err != nil {
 		t.Fatal(err)
 	}

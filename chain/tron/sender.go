@@ -20,7 +20,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // SenderNode is the part of a TRON node's HTTP API the sender uses.
@@ -98,7 +98,7 @@ type Sender struct {
 	cfg      SenderConfig
 	node     SenderNode
 	keys     Keys
-	db       projections.DB
+	db       sqldb.DB
 	hot      string // base58
 	hotBytes []byte
 	tokens   map[string][]byte // asset code → contract (21 bytes)
@@ -124,7 +124,7 @@ var (
 
 // NewSender builds a sender for the TRON assets of assets. Run Migrate on
 // db first. Errors: a bad configuration or an unusable key.
-func NewSender(cfg SenderConfig, node SenderNode, keys Keys, db projections.DB, assets domain.Assets) (*Sender, error) {
+func NewSender(cfg SenderConfig, node SenderNode, keys Keys, db sqldb.DB, assets domain.Assets) (*Sender, error) {
 	if cfg.HotWalletIndex == 0 {
 		cfg.HotWalletIndex = DefaultHotWalletIndex
 	}

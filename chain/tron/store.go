@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/chain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 //go:embed migrations
@@ -17,8 +17,8 @@ var migrations embed.FS
 // read-model database: numbered migrations per dialect, each applied once in its own
 // transaction, tracked in tron_migrations (apart from the read models' own
 // bookkeeping, so their numbers never collide).
-func Migrate(ctx context.Context, db projections.DB) error {
-	return projections.ApplyMigrations(ctx, db, migrations, "migrations", "tron_migrations")
+func Migrate(ctx context.Context, db sqldb.DB) error {
+	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "tron_migrations")
 }
 
 // The watcher's scan state is chain.ScanStore over the tron_ tables.
@@ -28,7 +28,7 @@ type (
 	store      = chain.ScanStore
 )
 
-func newStore(db projections.DB) store { return chain.NewScanStore(db, "tron", "block_id", "block_id") }
+func newStore(db sqldb.DB) store { return chain.NewScanStore(db, "tron", "block_id", "block_id") }
 
 // scanFinal is the state of a credited deposit whose block is final
 // (money rule 4), next to chain.ScanSeen and the others.
@@ -38,7 +38,7 @@ const scanFinal = "final"
 // ScanStore.Rewind does for seen ones: a reorg that deep (below a finality
 // depth, or a node undoing a solidified block) removes them too, and they
 // are reverted unless the rescan finds them again.
-func orphanFinal(ctx context.Context, db projections.DB, fork int64, now time.Time) (int64, error) {
+func orphanFinal(ctx context.Context, db sqldb.DB, fork int64, now time.Time) (int64, error) {
 	res, err := db.Write.ExecContext(ctx, db.Q(`UPDATE tron_deposits SET state = ?, updated_at = ? WHERE state = ? AND block_height > ?`),
 		chain.ScanOrphaned, now.UnixMilli(), scanFinal, fork)
 	if err != nil {

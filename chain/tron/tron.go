@@ -29,7 +29,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // Node is the part of a TRON node's HTTP API the watcher uses. *HTTPClient
@@ -117,7 +117,7 @@ type Watcher struct {
 	assetCodes []string
 	thresholds map[string]int
 	finality   map[string]int // the depth at which deposits are final; 0: once solidified
-	db         projections.DB
+	db         sqldb.DB
 
 	mu             sync.Mutex // one scan at a time
 	watched        map[account]string
@@ -127,7 +127,7 @@ type Watcher struct {
 // New builds a watcher for the TRON assets of assets. Run Migrate on db
 // first. Errors: a bad contract address or threshold in cfg, or no TRON
 // asset at all.
-func New(cfg Config, node Node, sink chain.Sink, db projections.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
+func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Assets, log *slog.Logger) (*Watcher, error) {
 	if cfg.BatchBlocks <= 0 {
 		cfg.BatchBlocks = 20
 	}

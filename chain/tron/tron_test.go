@@ -33,6 +33,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // quiet drops the logs; go test -v with PIC_TEST_LOG=1 shows them.
@@ -82,7 +83,7 @@ type env struct {
 	wallet *hd.Wallet
 
 	store    *sqlite.Store
-	db       projections.DB
+	db       sqldb.DB
 	assets   domain.Assets
 	h        commands.Handlers
 	runner   *projections.Runner
@@ -103,7 +104,7 @@ func setup(t testing.TB, cfg tron.Config) *env { return setupWith(t, cfg, nil) }
 
 // setupWith puts the read models (and the watcher's tables) in readDB's
 // database; nil: the event store's SQLite file.
-func setupWith(t testing.TB, cfg tron.Config, readDB func(testing.TB) projections.DB) *env {
+func setupWith(t testing.TB, cfg tron.Config, readDB func(testing.TB) sqldb.DB) *env {
 	e := &env{t: t, ctx: context.Background(), now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
 	e.node = newFakeNode(t)
 	e.client = tron.NewClient(e.node.url(), "test-key", 2*time.Second)
@@ -120,11 +121,11 @@ func setupWith(t testing.TB, cfg tron.Config, readDB func(testing.TB) projection
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
-	e.db = projections.DB{Read: e.store.DB(), Write: e.store.WriteDB(), Dialect: projections.SQLite}
+	e.db = sqldb.DB{Read: e.store.DB(), Write: e.store.WriteDB(), Dialect: sqldb.SQLite}
 	if readDB != nil {
 		e.db = readDB(t)
 	}
-	for _, m := range []func(context.Context, projections.DB) error{projections.Migrate, chain.Migrate, tron.Migrate, tron.Migrate} {
+	for _, m := range []func(context.Context, sqldb.DB) error{projections.Migrate, chain.Migrate, tron.Migrate, tron.Migrate} {
 		if err := m(e.ctx, e.db); err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +304,7 @@ func (e *env) checkReplay(ids ...string) {
 	}
 	db.SetMaxOpenConns(1)
 	e.t.Cleanup(func() { db.Close() })
-	fresh := projections.DB{Read: db, Write: db, Dialect: projections.SQLite}
+	fresh := sqldb.DB{Read: db, Write: db, Dialect: sqldb.SQLite}
 	if err := projections.Migrate(e.ctx, fresh); err != nil {
 		e.t.Fatal(err)
 	}
@@ -753,7 +754,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{Finality: map[string]int{"TRX": confirmations - 1}},
 		{Finality: map[string]int{"ETH": 5}},
 	} {
-		if _, err := tron.New(cfg, nil, chain.Sink{}, projections.DB{}, assets, nil); err == nil {
+		if _, err := tron.New(cfg, nil, chain.Sink{}, sqldb.DB{}, assets, nil); err == nil {
 			t.Errorf("accepted %+v", cfg)
 		}
 	}
@@ -879,7 +880,7 @@ func TestUSDTPayoutPostgres(t *testing.T) {
 
 // postgresDB gives the test its own schema on the real Postgres
 // (PIC_TEST_POSTGRES_URL, default the local test database).
-func postgresDB(t testing.TB) projections.DB {
+func postgresDB(t testing.TB) sqldb.DB {
 	url := os.Getenv("PIC_TEST_POSTGRES_URL")
 	if url == "" {
 		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -901,7 +902,7 @@ func postgresDB(t testing.TB) projections.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return projections.DB{Read: db, Write: db, Dialect: projections.Postgres}
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
 }
 
 // A TRC-20 payout: the energy estimated by a dry run, the fee_limit set

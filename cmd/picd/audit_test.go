@@ -15,6 +15,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // TestAuditCommand writes a small log with paid invoices and a withdrawal
@@ -39,7 +40,7 @@ func TestAuditCommand(t *testing.T) {
 	// ledger reads the merchant's USDT.ETH accounts from the log alone.
 	ledger := func(account string) string {
 		t.Helper()
-		rep, err := projections.AuditWith(ctx, store, projections.DB{}, projections.AuditOptions{SkipReadModels: true})
+		rep, err := projections.AuditWith(ctx, store, sqldb.DB{}, projections.AuditOptions{SkipReadModels: true})
 		if err != nil || !rep.OK() {
 			t.Fatalf("audit of the log: %v %v", rep.Problems, err)
 		}

@@ -20,13 +20,14 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/httpapi"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 // backend is the configured event store and read-model database, migrated.
 type backend struct {
 	store   eventstore.Store
-	db      projections.DB
+	db      sqldb.DB
 	closers []func() error
 }
 
@@ -46,7 +47,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 			return nil, err
 		}
 		b.store, b.closers = s, append(b.closers, s.Close)
-		b.db = projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
+		b.db = sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
 		log.Info("embedded store", "path", path)
 	case "postgres", "esdb":
 		// Two pools: HTTP reads may use many connections at once, and must
@@ -66,7 +67,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		write.SetMaxOpenConns(12)
 		write.SetMaxIdleConns(12)
 		b.closers = append(b.closers, read.Close, write.Close)
-		b.db = projections.DB{Read: read, Write: write, Dialect: projections.Postgres}
+		b.db = sqldb.DB{Read: read, Write: write, Dialect: sqldb.Postgres}
 		if cfg.Store == "postgres" {
 			s, err := postgres.Open(ctx, cfg.PostgresURL)
 			if err != nil {
@@ -92,7 +93,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		b.close()
 		return nil, err
 	}
-	for _, migrate := range []func(context.Context, projections.DB) error{webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, tron.Migrate, sim.Migrate} {
+	for _, migrate := range []func(context.Context, sqldb.DB) error{webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, tron.Migrate, sim.Migrate} {
 		if err := migrate(ctx, b.db); err != nil {
 			b.close()
 			return nil, err

@@ -18,8 +18,8 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // keys loads the master seed (creating it on first start) and derives the
@@ -74,7 +74,7 @@ type watchers struct {
 	routes http.Handler
 }
 
-func startWatchers(ctx context.Context, cfg Config, db projections.DB, handlers commands.Handlers, reader *readapi.SQL,
+func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers commands.Handlers, reader *readapi.SQL,
 	assets domain.Assets, wallet *hd.Wallet, log *slog.Logger) (*watchers, error) {
 	sink := chain.Sink{Commands: handlers, Addresses: reader}
 	w := &watchers{}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // observability wraps the HTTP handler with request ids, one structured log
@@ -152,7 +153,7 @@ type scanCheckpoint struct {
 
 // readScan reads c's checkpoint. It returns sql.ErrNoRows (wrapped) before
 // the watcher's first scan, or the database's error.
-func readScan(ctx context.Context, db projections.DB, c chainScan) (scanCheckpoint, error) {
+func readScan(ctx context.Context, db sqldb.DB, c chainScan) (scanCheckpoint, error) {
 	var cp scanCheckpoint
 	var updatedMs int64
 	// The table name comes from chainScans, never from input.
@@ -183,7 +184,7 @@ func scanReadiness(cp scanCheckpoint, err error, now time.Time, staleAfter time.
 // registerStateGauges exposes the state the background work leaves in the
 // databases: projection lag, webhook queue depth and failures, and each
 // chain watcher's scan height and checkpoint age.
-func (o *observability) registerStateGauges(store eventstore.Store, runner *projections.Runner, db projections.DB, scans []chainScan) {
+func (o *observability) registerStateGauges(store eventstore.Store, runner *projections.Runner, db sqldb.DB, scans []chainScan) {
 	o.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_projection_lag_seconds",
 		Help: "Age of the oldest event the projections have not applied (0 when caught up)."}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

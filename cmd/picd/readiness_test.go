@@ -20,6 +20,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 func TestReadyScanDecision(t *testing.T) {
@@ -69,8 +70,8 @@ func TestReadyChains(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	db := projections.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: projections.SQLite}
-	for _, migrate := range []func(context.Context, projections.DB) error{projections.Migrate, btc.Migrate, eth.Migrate, tron.Migrate} {
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
+	for _, migrate := range []func(context.Context, sqldb.DB) error{projections.Migrate, btc.Migrate, eth.Migrate, tron.Migrate} {
 		if err := migrate(ctx, db); err != nil {
 			t.Fatal(err)
 		}

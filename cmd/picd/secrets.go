@@ -13,6 +13,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
@@ -39,7 +40,7 @@ func privateDataDir(dir string) error {
 // there but is not the one they were sealed under is logged as an error
 // and picd runs: that is how an operator who lost the key starts again
 // (those merchants' deliveries wait until they rotate their secret).
-func webhookSecretBox(ctx context.Context, cfg Config, db projections.DB, log *slog.Logger) (*webhooks.SecretBox, error) {
+func webhookSecretBox(ctx context.Context, cfg Config, db sqldb.DB, log *slog.Logger) (*webhooks.SecretBox, error) {
 	path := filepath.Join(cfg.DataDir, "secrets.key")
 	var sample string
 	err := db.Read.QueryRowContext(ctx, `SELECT webhook_secret_sealed FROM merchants WHERE webhook_secret_sealed <> '' LIMIT 1`).Scan(&sample)
@@ -92,7 +93,7 @@ const (
 // keep the clear value (they are immutable, and copy-events and the audit
 // must see the log as it was), so the operator is told, now and at every
 // start, which merchants should rotate their secret. See docs/security.md.
-func rekeyLegacySecrets(ctx context.Context, store eventstore.Store, runner *projections.Runner, db projections.DB,
+func rekeyLegacySecrets(ctx context.Context, store eventstore.Store, runner *projections.Runner, db sqldb.DB,
 	rekey commands.RekeyWebhookSecretHandler, log *slog.Logger) {
 	// The read model lists the merchants: let it reach the log's end first.
 	deadline := time.Now().Add(rekeyCatchUpLimit)
@@ -152,7 +153,7 @@ func rekeyLegacySecrets(ctx context.Context, store eventstore.Store, runner *pro
 
 // merchantIDs lists up to limit merchant ids after after, in order, whose
 // row matches where (a constant condition).
-func merchantIDs(ctx context.Context, db projections.DB, where, after string, limit int) ([]string, error) {
+func merchantIDs(ctx context.Context, db sqldb.DB, where, after string, limit int) ([]string, error) {
 	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT merchant_id FROM merchants WHERE `+where+` AND merchant_id > ? ORDER BY merchant_id LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/postgres"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
@@ -283,7 +284,7 @@ func legacyLog(t *testing.T, path, webhookURL string) commands.Registered {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	db := projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}

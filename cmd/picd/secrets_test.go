@@ -13,6 +13,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
@@ -38,7 +39,7 @@ func TestWebhookSecretBoxKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	db := projections.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: projections.SQLite}
+	db := sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
