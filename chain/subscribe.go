@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
@@ -124,7 +125,7 @@ func (s *subscription) step(ctx context.Context, act func(ctx context.Context, r
 }
 
 func (s *subscription) run(ctx context.Context, onErr func(error), stepFn func(ctx context.Context) (bool, eventstore.Position, error)) error {
-	backoff := 100 * time.Millisecond
+	failures := 0
 	for ctx.Err() == nil {
 		more, pos, err := stepFn(ctx)
 		if err != nil {
@@ -132,25 +133,19 @@ func (s *subscription) run(ctx context.Context, onErr func(error), stepFn func(c
 				break
 			}
 			onErr(err)
-			sleepCtx(ctx, backoff)
-			backoff = min(backoff*2, 30*time.Second)
+			failures++
+			subscriptionRetry.Wait(ctx, failures)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		failures = 0
 		if !more {
 			if s.store.Wait(ctx, pos) == nil && s.gather > 0 {
-				sleepCtx(ctx, s.gather)
+				backoff.Sleep(ctx, s.gather)
 			}
 		}
 	}
 	return ctx.Err()
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+// subscriptionRetry paces the retries of a failing batch.
+var subscriptionRetry = backoff.Policy{Base: 100 * time.Millisecond, Max: 30 * time.Second}

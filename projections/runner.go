@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -228,7 +229,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		defer o.Stopped()
 	}
 	r.publish(minPosition(checkpoints))
-	backoff := 100 * time.Millisecond
+	failures := 0
 	for ctx.Err() == nil {
 		err := r.drain(ctx, checkpoints)
 		if errors.Is(err, errCheckpointMoved) {
@@ -244,11 +245,11 @@ func (r *Runner) Run(ctx context.Context) error {
 				break
 			}
 			r.log.Error("projection batch failed; retrying", "from", minPosition(checkpoints).String(), "err", err)
-			sleep(ctx, backoff)
-			backoff = min(backoff*2, 10*time.Second)
+			failures++
+			retryPolicy.Wait(ctx, failures)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		failures = 0
 		_ = r.store.Wait(ctx, minPosition(checkpoints))
 	}
 	return ctx.Err()
@@ -339,14 +340,8 @@ func decodeAll(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
 	return out, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+// retryPolicy paces the retries of a failing batch.
+var retryPolicy = backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second}
 
 func minPosition(cps map[string]eventstore.Position) eventstore.Position {
 	first := true

@@ -25,8 +25,8 @@ const (
 	notReadyDelay = time.Second
 )
 
-// backoff is the scheduled pause after failed attempt number n (1-based).
-func backoff(n int) time.Duration {
+// scheduledPause is the scheduled pause after failed attempt number n (1-based).
+func scheduledPause(n int) time.Duration {
 	if n < 1 {
 		n = 1
 	}
@@ -47,7 +47,7 @@ func defaultJitter(d time.Duration) time.Duration {
 // of the next attempt, or ok=false when the delivery has run out of its
 // window. retryAfter (0 when absent) wins over the schedule when longer.
 func nextAttempt(n int, createdAt, now time.Time, retryAfter time.Duration, jitter func(time.Duration) time.Duration) (time.Time, bool) {
-	pause := backoff(n)
+	pause := scheduledPause(n)
 	pause += jitter(pause)
 	if retryAfter > pause {
 		pause = min(retryAfter, maxRetryAfter)

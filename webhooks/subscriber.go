@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
@@ -159,7 +160,7 @@ func NewSubscriber(store eventstore.Store, db sqldb.DB, cfg SubscriberConfig) *S
 // batch is retried after a pause (at most 10 s): the subscriber stops
 // rather than skips an event.
 func (s *Subscriber) Run(ctx context.Context) error {
-	pause := 100 * time.Millisecond
+	failures := 0
 	for ctx.Err() == nil {
 		pos, more, err := s.step(ctx)
 		if err != nil {
@@ -167,14 +168,14 @@ func (s *Subscriber) Run(ctx context.Context) error {
 				break
 			}
 			s.cfg.Logger.Error("webhooks: subscriber batch failed; retrying", "err", err)
-			sleepCtx(ctx, pause)
-			pause = min(pause*2, 10*time.Second)
+			failures++
+			retryPolicy.Wait(ctx, failures)
 			continue
 		}
-		pause = 100 * time.Millisecond
+		failures = 0
 		if !more {
 			if s.store.Wait(ctx, pos) == nil && s.cfg.Gather > 0 {
-				sleepCtx(ctx, s.cfg.Gather)
+				backoff.Sleep(ctx, s.cfg.Gather)
 			}
 		}
 	}
@@ -192,14 +193,9 @@ func (s *Subscriber) CatchUp(ctx context.Context) error {
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+// retryPolicy paces the subscriber's and the worker's retries after a
+// database error.
+var retryPolicy = backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second}
 
 // newDelivery is a delivery row about to be inserted.
 type newDelivery struct {

@@ -235,11 +235,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	perMerchant := make(map[string]int)
 	var unrecorded []outcome
 	var wg sync.WaitGroup
-	pause := 100 * time.Millisecond
+	failures := 0
 	fail := func(what string, err error) {
 		w.cfg.Logger.Error("webhooks: "+what, "err", err)
-		sleepCtx(ctx, pause)
-		pause = min(pause*2, 10*time.Second)
+		failures++
+		retryPolicy.Wait(ctx, failures)
 	}
 	for {
 	collect:
@@ -314,7 +314,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				}()
 			}
 		}
-		pause = 100 * time.Millisecond
+		failures = 0
 		if launched > 0 {
 			continue // more may be due
 		}
