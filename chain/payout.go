@@ -222,80 +222,147 @@ func (p *Processor) Pass(ctx context.Context) (int, error) {
 	return len(jobs), nil
 }
 
-// drive moves one payout as far as it can go now.
+// drive moves one payout as far as it can go now, on the step machine:
+// requested → signed → sent → confirmed at most. A permanent error fails
+// the payout and releases its funds; any other is retried with backoff.
 func (p *Processor) drive(ctx context.Context, j job) error {
-	ref := j.ref
-	log := p.cfg.Logger.With("payout_id", ref.PayoutID)
-	for step := 0; step < 4; step++ { // requested → signed → sent → confirmed at most
-		po, err := commands.LoadPayout(ctx, p.store, ref)
-		if err != nil {
-			return p.retry(ctx, j, err)
-		}
-		asset, err := p.assets.Lookup(ref.Asset)
-		if err != nil {
-			return p.retry(ctx, j, err)
-		}
-		if po.Terminal() {
-			return p.done(ctx, ref)
-		}
-		sender := p.senders[asset.Chain]
-		if sender == nil {
-			return p.retry(ctx, j, fmt.Errorf("no payout sender for chain %s", asset.Chain))
-		}
-		req := po.Request()
-		switch po.Status() {
-		case domain.PayoutRequestedStatus:
-			tx, err := p.build(ctx, sender, asset, req)
-			if errors.Is(err, ErrPermanent) {
-				return p.fail(ctx, ref, err.Error())
-			}
-			if err != nil {
-				return p.retry(ctx, j, fmt.Errorf("build: %w", err))
-			}
-			_, err = p.commands.SignPayout.Handle(ctx, commands.SignPayout{CommandID: "sign/" + ref.PayoutID, Ref: ref, Tx: tx})
-			if errors.Is(err, domain.ErrInvalidAmount) || errors.Is(err, domain.ErrValidation) {
-				// Never recorded, so never broadcast: failing is safe.
-				return p.fail(ctx, ref, "cannot send: "+err.Error())
-			}
-			if err != nil {
-				return p.retry(ctx, j, fmt.Errorf("record signed: %w", err))
-			}
-			log.Info("payout signed", "txid", tx.TxID)
-			// Loop: broadcast what the log recorded (after a crash before
-			// the append, that is an earlier build, not tx).
-		case domain.PayoutSignedStatus:
-			err := sender.Broadcast(ctx, po.Signed().Tx())
-			if errors.Is(err, ErrPermanent) {
-				return p.fail(ctx, ref, err.Error())
-			}
-			if err != nil {
-				log.Warn("broadcast failed; retrying the same transaction", "txid", po.Signed().TxID, "attempt", j.attempts+1, "err", err)
-				return p.retry(ctx, j, fmt.Errorf("broadcast: %w", err))
-			}
-			if _, err := p.commands.MarkPayoutSent.Handle(ctx, commands.MarkPayoutSent{CommandID: "sent/" + ref.PayoutID, Ref: ref}); err != nil {
-				return p.retry(ctx, j, fmt.Errorf("record sent: %w", err))
-			}
-			log.Info("payout sent", "txid", po.Signed().TxID)
-			j.attempts = 0
-		case domain.PayoutSentStatus:
-			n, err := sender.Confirmations(ctx, po.Signed().TxID)
-			if errors.Is(err, ErrPermanent) {
-				return p.fail(ctx, ref, err.Error()) // mined but failed, or expired unmined
-			}
-			if err != nil {
-				return p.retry(ctx, j, fmt.Errorf("confirmations: %w", err))
-			}
-			if n < asset.Confirmations {
-				return p.later(ctx, ref, p.cfg.PollInterval, "")
-			}
-			if _, err := p.commands.ConfirmPayout.Handle(ctx, commands.ConfirmPayout{CommandID: "confirm/" + ref.PayoutID, Ref: ref,
-				Confirmations: n}); err != nil {
-				return p.retry(ctx, j, fmt.Errorf("record confirmed: %w", err))
-			}
-			log.Info("payout confirmed", "txid", po.Signed().TxID, "confirmations", n)
-		}
+	ps := &payoutSteps{p: p, job: &j}
+	stage, err := Drive(ctx, ps, 4)
+	switch {
+	case errors.Is(err, ErrPermanent):
+		return p.fail(ctx, j.ref, err.Error())
+	case err != nil:
+		return p.retry(ctx, j, err)
+	case stage == StageDone:
+		return p.done(ctx, j.ref)
+	case stage == StageSent:
+		return p.later(ctx, j.ref, p.cfg.PollInterval, "")
 	}
 	return nil
+}
+
+// failReason is a permanent error whose text is the failure reason as it is.
+type failReason string
+
+func (e failReason) Error() string        { return string(e) }
+func (e failReason) Is(target error) bool { return target == ErrPermanent }
+
+// payoutSteps are a payout's steps: its stage is its status in the log,
+// loaded again before every step, never the job's row.
+type payoutSteps struct {
+	p      *Processor
+	job    *job
+	po     *domain.Payout
+	asset  domain.Asset
+	sender Sender
+	n      int // confirmations Follow saw
+}
+
+var _ Steps = (*payoutSteps)(nil)
+
+func (s *payoutSteps) Stage(ctx context.Context) (Stage, error) {
+	ref := s.job.ref
+	po, err := commands.LoadPayout(ctx, s.p.store, ref)
+	if err != nil {
+		return StageBuild, err
+	}
+	asset, err := s.p.assets.Lookup(ref.Asset)
+	if err != nil {
+		return StageBuild, err
+	}
+	if po.Terminal() {
+		return StageDone, nil
+	}
+	s.po, s.asset = po, asset
+	if s.sender = s.p.senders[asset.Chain]; s.sender == nil {
+		return StageBuild, fmt.Errorf("no payout sender for chain %s", asset.Chain)
+	}
+	switch po.Status() {
+	case domain.PayoutSignedStatus:
+		return StageSigned, nil
+	case domain.PayoutSentStatus:
+		return StageSent, nil
+	}
+	return StageBuild, nil
+}
+
+func (s *payoutSteps) Build(ctx context.Context) (Next, error) {
+	ref := s.job.ref
+	tx, err := s.p.build(ctx, s.sender, s.asset, s.po.Request())
+	if errors.Is(err, ErrPermanent) {
+		return Wait, err
+	}
+	if err != nil {
+		return Wait, fmt.Errorf("build: %w", err)
+	}
+	_, err = s.p.commands.SignPayout.Handle(ctx, commands.SignPayout{CommandID: "sign/" + ref.PayoutID, Ref: ref, Tx: tx})
+	if errors.Is(err, domain.ErrInvalidAmount) || errors.Is(err, domain.ErrValidation) {
+		// Never recorded, so never broadcast: failing is safe.
+		return Wait, failReason("cannot send: " + err.Error())
+	}
+	if err != nil {
+		return Wait, fmt.Errorf("record signed: %w", err)
+	}
+	s.p.cfg.Logger.Info("payout signed", "payout_id", ref.PayoutID, "txid", tx.TxID)
+	// Continue: broadcast what the log recorded (after a crash before the
+	// append, that is an earlier build, not tx).
+	return Continue, nil
+}
+
+func (s *payoutSteps) Broadcast(ctx context.Context) (Next, error) {
+	ref, signed := s.job.ref, s.po.Signed()
+	err := s.sender.Broadcast(ctx, signed.Tx())
+	if errors.Is(err, ErrPermanent) {
+		return Wait, err
+	}
+	if err != nil {
+		s.p.cfg.Logger.Warn("broadcast failed; retrying the same transaction", "payout_id", ref.PayoutID, "txid", signed.TxID,
+			"attempt", s.job.attempts+1, "err", err)
+		return Wait, fmt.Errorf("broadcast: %w", err)
+	}
+	if _, err := s.p.commands.MarkPayoutSent.Handle(ctx, commands.MarkPayoutSent{CommandID: "sent/" + ref.PayoutID, Ref: ref}); err != nil {
+		return Wait, fmt.Errorf("record sent: %w", err)
+	}
+	s.p.cfg.Logger.Info("payout sent", "payout_id", ref.PayoutID, "txid", signed.TxID)
+	s.job.attempts = 0
+	return Continue, nil
+}
+
+// Follow: ErrPermanent from the sender (mined but failed, or expired
+// unmined) is returned as it is, and drive fails the payout with it.
+func (s *payoutSteps) Follow(ctx context.Context) (Outcome, error) {
+	n, err := s.sender.Confirmations(ctx, s.po.Signed().TxID)
+	if errors.Is(err, ErrPermanent) {
+		return Pending, err
+	}
+	if err != nil {
+		return Pending, fmt.Errorf("confirmations: %w", err)
+	}
+	if n < s.asset.Confirmations {
+		return Pending, nil
+	}
+	s.n = n
+	return Mined, nil
+}
+
+func (s *payoutSteps) Confirm(ctx context.Context) error {
+	ref := s.job.ref
+	if _, err := s.p.commands.ConfirmPayout.Handle(ctx, commands.ConfirmPayout{CommandID: "confirm/" + ref.PayoutID, Ref: ref,
+		Confirmations: s.n}); err != nil {
+		return fmt.Errorf("record confirmed: %w", err)
+	}
+	s.p.cfg.Logger.Info("payout confirmed", "payout_id", ref.PayoutID, "txid", s.po.Signed().TxID, "confirmations", s.n)
+	return nil
+}
+
+// Fail and Rebuild are not reached: a payout's Follow reports a failed
+// transaction as ErrPermanent (its reason), and never drops one.
+func (s *payoutSteps) Fail(context.Context) error {
+	return fmt.Errorf("%w: payout transaction failed", ErrPermanent)
+}
+
+func (s *payoutSteps) Rebuild(context.Context) error {
+	return fmt.Errorf("%w: a payout is never built twice", ErrPermanent)
 }
 
 // build builds a payout's transaction. A refund sends exactly its amount,

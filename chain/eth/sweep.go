@@ -13,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/domain"
 )
 
@@ -81,20 +82,14 @@ func (s *Sender) Sweep(ctx context.Context, asset string, index int64) (SweepRes
 	if err != nil {
 		return SweepResult{}, err
 	}
-	for step := 0; step < 4; step++ {
-		if !ok {
-			row, ok, err = s.startSweep(ctx, asset, addr, index, token)
-			if err != nil || !ok {
-				return SweepResult{SweepID: row.id, Asset: asset, Address: addr.Hex(), State: SweepNothing}, err
-			}
+	if !ok {
+		row, ok, err = s.startSweep(ctx, asset, addr, index, token)
+		if err != nil || !ok {
+			return SweepResult{SweepID: row.id, Asset: asset, Address: addr.Hex(), State: SweepNothing}, err
 		}
-		next, err := s.sweepStep(ctx, &row, key, token)
-		if err != nil {
-			return s.result(row, nil), err
-		}
-		if !next {
-			break
-		}
+	}
+	if _, err := chain.Drive(ctx, &sweepSteps{s: s, r: &row, key: key, token: token}, maxSweepSteps); err != nil {
+		return s.result(row, nil), err
 	}
 	var cost *big.Int
 	if row.state == SweepDone {
@@ -191,91 +186,136 @@ func (s *Sender) saveSweep(ctx context.Context, r sweepRow, extra string, args .
 	return nil
 }
 
-// sweepStep advances a sweep by one transition; next says another step
-// may follow at once.
-func (s *Sender) sweepStep(ctx context.Context, r *sweepRow, key *ecdsa.PrivateKey, token *tokenAsset) (next bool, err error) {
-	addr := common.HexToAddress(r.address)
-	switch r.state {
+// maxSweepSteps bounds the transitions of one Sweep call.
+const maxSweepSteps = 4
+
+// sweepSteps are a sweep round's steps on the step machine. Its stage is
+// the row's state: topup is StageBuild (top-ups, then the transfer are
+// built there), transfer is StageSent (following it rebroadcasts it
+// while it waits: waitTx), done and failed StageDone.
+type sweepSteps struct {
+	s     *Sender
+	r     *sweepRow
+	key   *ecdsa.PrivateKey
+	token *tokenAsset
+}
+
+var _ chain.Steps = (*sweepSteps)(nil)
+
+func (w *sweepSteps) Stage(context.Context) (chain.Stage, error) {
+	switch w.r.state {
 	case SweepTopUp:
-		if last := lastOf(r.topups); last != "" {
-			mined, err := s.waitTx(ctx, last)
-			if err != nil || !mined {
-				return false, err
-			}
-		}
-		tip, feeCap, err := s.fees(ctx)
-		if err != nil {
-			return false, err
-		}
-		txdata := types.DynamicFeeTx{GasTipCap: tip, GasFeeCap: feeCap, To: &s.hot}
-		var value *big.Int
-		if token != nil {
-			data := transferData(s.hot, r.amount)
-			gas, err := s.client.EstimateGas(ctx, ethereum.CallMsg{From: addr, To: &token.contract, Data: data})
-			if err != nil {
-				return false, fmt.Errorf("eth sender: estimate sweep gas: %w", err)
-			}
-			gas += gas * tokenGasMarginPct / 100
-			need := new(big.Int).Mul(new(big.Int).SetUint64(gas), feeCap)
-			have, _, err := s.spendable(ctx, addr, nil)
-			if err != nil {
-				return false, err
-			}
-			if have.Cmp(need) < 0 {
-				return false, s.topUp(ctx, r, new(big.Int).Sub(need, have), tip, feeCap)
-			}
-			value = r.amount
-			txdata.To, txdata.Gas, txdata.Value, txdata.Data = &token.contract, gas, new(big.Int), data
-		} else {
-			bal, _, err := s.spendable(ctx, addr, nil)
-			if err != nil {
-				return false, err
-			}
-			fee := new(big.Int).Mul(big.NewInt(transferGas), feeCap)
-			value = new(big.Int).Sub(bal, fee)
-			if value.Sign() <= 0 {
-				r.state = SweepFailed
-				return false, s.saveSweep(ctx, *r, "")
-			}
-			r.amount = value
-			txdata.Gas, txdata.Value = transferGas, value
-		}
-		t, err := s.signAndStore(ctx, key, txdata, "sweep", r.id, r.asset, value)
-		if err != nil {
-			return false, err
-		}
-		r.state, r.transfer = SweepTransfer, t.txid
-		if err := s.saveSweep(ctx, *r, ""); err != nil {
-			return false, err
-		}
-		return true, nil
+		return chain.StageBuild, nil
 	case SweepTransfer:
-		mined, err := s.waitTx(ctx, r.transfer)
-		if err != nil || !mined {
-			return false, err
-		}
-		rc, err := s.client.TransactionReceipt(ctx, common.HexToHash(r.transfer))
-		if err != nil {
-			return false, fmt.Errorf("eth sender: receipt %s: %w", r.transfer, err)
-		}
-		if rc.Status != types.ReceiptStatusSuccessful {
-			r.state = SweepFailed
-			s.log.Error("eth: sweep transfer reverted", "sweep_id", r.id, "txid", r.transfer)
-			return false, s.saveSweep(ctx, *r, "")
-		}
-		r.state = SweepDone
-		cost, err := s.sweepCost(ctx, *r, token == nil)
-		if err != nil {
-			return false, err
-		}
-		if err := s.saveSweep(ctx, *r, `, gas_cost_wei = ?`, cost.String()); err != nil {
-			return false, err
-		}
-		s.log.Info("eth: sweep done", "sweep_id", r.id, "asset", r.asset, "amount_units", r.amount.String(), "topup_wei", r.topupWei.String(),
-			"gas_cost_wei", cost.String(), "txid", r.transfer)
-		return false, nil
+		return chain.StageSent, nil
 	}
-	return false, nil
+	return chain.StageDone, nil
+}
+
+// Build waits for the last top-up, then tops the address up (Wait) or
+// signs and stores its transfer (→ transfer).
+func (w *sweepSteps) Build(ctx context.Context) (chain.Next, error) {
+	s, r, token := w.s, w.r, w.token
+	addr := common.HexToAddress(r.address)
+	if last := lastOf(r.topups); last != "" {
+		mined, err := s.waitTx(ctx, last)
+		if err != nil || !mined {
+			return chain.Wait, err
+		}
+	}
+	tip, feeCap, err := s.fees(ctx)
+	if err != nil {
+		return chain.Wait, err
+	}
+	txdata := types.DynamicFeeTx{GasTipCap: tip, GasFeeCap: feeCap, To: &s.hot}
+	var value *big.Int
+	if token != nil {
+		data := transferData(s.hot, r.amount)
+		gas, err := s.client.EstimateGas(ctx, ethereum.CallMsg{From: addr, To: &token.contract, Data: data})
+		if err != nil {
+			return chain.Wait, fmt.Errorf("eth sender: estimate sweep gas: %w", err)
+		}
+		gas += gas * tokenGasMarginPct / 100
+		need := new(big.Int).Mul(new(big.Int).SetUint64(gas), feeCap)
+		have, _, err := s.spendable(ctx, addr, nil)
+		if err != nil {
+			return chain.Wait, err
+		}
+		if have.Cmp(need) < 0 {
+			return chain.Wait, s.topUp(ctx, r, new(big.Int).Sub(need, have), tip, feeCap)
+		}
+		value = r.amount
+		txdata.To, txdata.Gas, txdata.Value, txdata.Data = &token.contract, gas, new(big.Int), data
+	} else {
+		bal, _, err := s.spendable(ctx, addr, nil)
+		if err != nil {
+			return chain.Wait, err
+		}
+		fee := new(big.Int).Mul(big.NewInt(transferGas), feeCap)
+		value = new(big.Int).Sub(bal, fee)
+		if value.Sign() <= 0 {
+			r.state = SweepFailed
+			return chain.Wait, s.saveSweep(ctx, *r, "")
+		}
+		r.amount = value
+		txdata.Gas, txdata.Value = transferGas, value
+	}
+	t, err := s.signAndStore(ctx, w.key, txdata, "sweep", r.id, r.asset, value)
+	if err != nil {
+		return chain.Wait, err
+	}
+	r.state, r.transfer = SweepTransfer, t.txid
+	if err := s.saveSweep(ctx, *r, ""); err != nil {
+		return chain.Wait, err
+	}
+	return chain.Continue, nil
+}
+
+// Broadcast is not reached: a signed transfer is StageSent, and Follow sends it.
+func (w *sweepSteps) Broadcast(context.Context) (chain.Next, error) {
+	return chain.Wait, fmt.Errorf("eth sender: sweep %s: no signed stage", w.r.id)
+}
+
+func (w *sweepSteps) Follow(ctx context.Context) (chain.Outcome, error) {
+	s, r := w.s, w.r
+	mined, err := s.waitTx(ctx, r.transfer)
+	if err != nil || !mined {
+		return chain.Pending, err
+	}
+	rc, err := s.client.TransactionReceipt(ctx, common.HexToHash(r.transfer))
+	if err != nil {
+		return chain.Pending, fmt.Errorf("eth sender: receipt %s: %w", r.transfer, err)
+	}
+	if rc.Status != types.ReceiptStatusSuccessful {
+		return chain.Failed, nil
+	}
+	return chain.Mined, nil
+}
+
+func (w *sweepSteps) Fail(ctx context.Context) error {
+	w.r.state = SweepFailed
+	w.s.log.Error("eth: sweep transfer reverted", "sweep_id", w.r.id, "txid", w.r.transfer)
+	return w.s.saveSweep(ctx, *w.r, "")
+}
+
+func (w *sweepSteps) Confirm(ctx context.Context) error {
+	s, r := w.s, w.r
+	r.state = SweepDone
+	cost, err := s.sweepCost(ctx, *r, w.token == nil)
+	if err != nil {
+		return err
+	}
+	if err := s.saveSweep(ctx, *r, `, gas_cost_wei = ?`, cost.String()); err != nil {
+		return err
+	}
+	s.log.Info("eth: sweep done", "sweep_id", r.id, "asset", r.asset, "amount_units", r.amount.String(), "topup_wei", r.topupWei.String(),
+		"gas_cost_wei", cost.String(), "txid", r.transfer)
+	return nil
+}
+
+// Rebuild is not reached: a stored transaction keeps its nonce until mined.
+func (w *sweepSteps) Rebuild(context.Context) error {
+	return fmt.Errorf("eth sender: sweep %s: a transfer is never dropped", w.r.id)
 }
 
 // topUp sends the deposit address the ETH its transfer's gas needs.

@@ -131,14 +131,8 @@ func (s *Sender) Sweep(ctx context.Context, asset string, index int64) (SweepRes
 			return SweepResult{SweepID: row.id, Asset: asset, Address: addr, State: row.state}, err
 		}
 	}
-	for step := 0; step < maxSweepSteps; step++ {
-		next, err := s.sweepStep(ctx, &row)
-		if err != nil {
-			return row.result(), err
-		}
-		if !next {
-			break
-		}
+	if _, err := chain.Drive(ctx, &sweepSteps{s: s, r: &row}, maxSweepSteps); err != nil {
+		return row.result(), err
 	}
 	return row.result(), nil
 }
@@ -257,41 +251,80 @@ func (s *Sender) saveSweep(ctx context.Context, r sweepRow) error {
 	return nil
 }
 
-// sweepStep advances a sweep by one transition; next says another step
-// may follow at once.
-func (s *Sender) sweepStep(ctx context.Context, r *sweepRow) (next bool, err error) {
-	switch r.state {
+// sweepSteps are a sweep round's steps on the step machine. Its stage is
+// the row's state: topup is StageBuild (a pending top-up is followed,
+// then the next top-up or the transfer is signed, stored and sent there),
+// transfer is StageSent, done and failed StageDone.
+type sweepSteps struct {
+	s    *Sender
+	r    *sweepRow
+	info *TransactionInfo // the failed transfer's, for Fail
+}
+
+var _ chain.Steps = (*sweepSteps)(nil)
+
+func (w *sweepSteps) Stage(context.Context) (chain.Stage, error) {
+	switch w.r.state {
 	case SweepTopUp:
-		if r.pendingTxID != "" { // a top-up is out
-			_, settled, err := s.settle(ctx, r)
-			if err != nil || !settled {
-				return false, err
-			}
-		}
-		return false, s.sendSweep(ctx, r)
+		return chain.StageBuild, nil
 	case SweepTransfer:
-		info, settled, err := s.settle(ctx, r)
-		if err != nil || !settled {
-			return false, err
-		}
-		if info == nil { // dropped: it can never confirm; build it again
-			r.state = SweepTopUp
-			return true, s.saveSweep(ctx, *r)
-		}
-		if info.Failed() {
-			r.state = SweepFailed
-			s.cfg.Logger.Error("tron: sweep transfer failed on chain; the tokens stay on the deposit address", "sweep_id", r.id,
-				"txid", r.transfer, "result", info.Receipt.Result, "message", nodeMessage(info.ResMessage), "burned_trx", sunString(r.burnedSun))
-			return false, s.saveSweep(ctx, *r)
-		}
-		r.state = SweepDone
-		if err := s.saveSweep(ctx, *r); err != nil {
-			return false, err
-		}
-		s.cfg.Logger.Info("tron: sweep done", "sweep_id", r.id, "asset", r.asset, "address", r.address, "amount_units", r.amount.String(),
-			"topup_trx", sunString(r.topupSun), "burned_trx", sunString(r.burnedSun), "txid", r.transfer)
+		return chain.StageSent, nil
 	}
-	return false, nil
+	return chain.StageDone, nil
+}
+
+func (w *sweepSteps) Build(ctx context.Context) (chain.Next, error) {
+	if w.r.pendingTxID != "" { // a top-up is out
+		_, settled, err := w.s.settle(ctx, w.r)
+		if err != nil || !settled {
+			return chain.Wait, err
+		}
+	}
+	return chain.Wait, w.s.sendSweep(ctx, w.r)
+}
+
+// Broadcast is not reached: sendSweep signs and sends in one step.
+func (w *sweepSteps) Broadcast(context.Context) (chain.Next, error) {
+	return chain.Wait, fmt.Errorf("tron sweep %s: no signed stage", w.r.id)
+}
+
+func (w *sweepSteps) Follow(ctx context.Context) (chain.Outcome, error) {
+	info, settled, err := w.s.settle(ctx, w.r)
+	switch {
+	case err != nil || !settled:
+		return chain.Pending, err
+	case info == nil:
+		return chain.Dropped, nil
+	case info.Failed():
+		w.info = info
+		return chain.Failed, nil
+	}
+	return chain.Mined, nil
+}
+
+// Rebuild: the transfer can never confirm; build it again.
+func (w *sweepSteps) Rebuild(ctx context.Context) error {
+	w.r.state = SweepTopUp
+	return w.s.saveSweep(ctx, *w.r)
+}
+
+func (w *sweepSteps) Fail(ctx context.Context) error {
+	r, info := w.r, w.info
+	r.state = SweepFailed
+	w.s.cfg.Logger.Error("tron: sweep transfer failed on chain; the tokens stay on the deposit address", "sweep_id", r.id,
+		"txid", r.transfer, "result", info.Receipt.Result, "message", nodeMessage(info.ResMessage), "burned_trx", sunString(r.burnedSun))
+	return w.s.saveSweep(ctx, *r)
+}
+
+func (w *sweepSteps) Confirm(ctx context.Context) error {
+	r := w.r
+	r.state = SweepDone
+	if err := w.s.saveSweep(ctx, *r); err != nil {
+		return err
+	}
+	w.s.cfg.Logger.Info("tron: sweep done", "sweep_id", r.id, "asset", r.asset, "address", r.address, "amount_units", r.amount.String(),
+		"topup_trx", sunString(r.topupSun), "burned_trx", sunString(r.burnedSun), "txid", r.transfer)
+	return nil
 }
 
 // settle follows the pending transaction: mined, its fee is added to the
