@@ -80,7 +80,7 @@ type Deps struct {
 	Prices      Prices    // nil: quotes are 503, usd_value and total_usd null
 	// Sessions keeps the dashboard sessions (nil: in memory, for one
 	// process; sessions end when it restarts). Several processes on one
-	// database need SQLSessions, or a sign-out on one misses the others.
+	// database need opstore.Sessions, or a sign-out on one misses the others.
 	Sessions SessionStore
 	// ShuttingDown is closed when the server starts to shut down, so open
 	// event streams end and http.Server.Shutdown can drain (nil: streams

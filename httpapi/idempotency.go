@@ -2,19 +2,13 @@ package httpapi
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/opstore"
 )
 
 // IdempotencyStore remembers the first response to each Idempotency-Key.
@@ -32,236 +26,19 @@ type IdempotencyStore interface {
 	Release(ctx context.Context, scope, key, token string) error
 }
 
-// IdempotencyRecord is the state of one key.
-type IdempotencyRecord struct {
-	Claimed  bool
-	Token    string
-	SameBody bool
-	Done     bool
-	Response StoredResponse
-}
+// IdempotencyRecord is the state of one key (opstore.Idempotency keeps it).
+type IdempotencyRecord = opstore.IdempotencyRecord
 
 // StoredResponse is a response to replay.
-type StoredResponse struct {
-	Status int
-	Body   []byte
-}
+type StoredResponse = opstore.StoredResponse
 
-const (
-	// idempotencyTTL: a key is remembered this long, as Stripe does.
-	idempotencyTTL = 24 * time.Hour
-	// claimLease: an in-progress claim older than this belongs to a process
-	// that died mid-request; the key may be claimed again.
-	claimLease = 2 * time.Minute
-	// sweepEvery: how often Claim also deletes every expired row.
-	sweepEvery = time.Hour
-)
-
-// SQLIdempotency keeps keys in the read-model database (table
-// idempotency_keys, see MigrateIdempotency).
-//
-// What the table holds cannot reveal a response or a request by itself:
-// the row id is SHA-256 of scope and key, the response body (a key
-// rotation's answer holds the new secret key) is sealed with AES-256-GCM
-// under a key derived from the scope and the Idempotency-Key, and the
-// request body is kept only as an HMAC under another derived key. Only a
-// client that knows the Idempotency-Key can have its response decrypted.
-type SQLIdempotency struct {
-	db        sqldb.DB
-	mu        sync.Mutex
-	lastSweep time.Time
-}
-
-// NewSQLIdempotency returns the store over db; run MigrateIdempotency first.
-func NewSQLIdempotency(db sqldb.DB) *SQLIdempotency { return &SQLIdempotency{db: db} }
-
-var _ IdempotencyStore = (*SQLIdempotency)(nil)
-
-// MigrateIdempotency creates the idempotency_keys table if it is missing.
-func MigrateIdempotency(ctx context.Context, db sqldb.DB) error {
-	blob, integer := "BLOB", "INTEGER"
-	if db.Dialect == sqldb.Postgres {
-		blob, integer = "BYTEA", "BIGINT"
-	}
-	stmts := []string{
-		`CREATE TABLE IF NOT EXISTS idempotency_keys (
-			id          TEXT PRIMARY KEY,           -- hex SHA-256 of scope and key
-			claim       TEXT NOT NULL,              -- random token of the request that holds the key
-			request_mac TEXT NOT NULL,              -- hex HMAC of the request body under a key-derived key
-			state       TEXT NOT NULL,              -- in_progress | done
-			status      ` + integer + ` NOT NULL DEFAULT 0,
-			response    ` + blob + `,                   -- nonce || AES-256-GCM(body)
-			created_at  ` + integer + ` NOT NULL    -- Unix ms of the claim
-		)`,
-		`CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON idempotency_keys (created_at)`,
-	}
-	for _, q := range stmts {
-		if _, err := db.Write.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("migrate idempotency_keys: %w", err)
-		}
-	}
-	return nil
-}
-
-// idemKeys are the values derived from scope and key; each use has its
-// own label so one cannot stand in for another.
-type idemKeys struct {
-	id     string
-	encKey [32]byte
-	macKey [32]byte
-}
-
-func deriveIdem(scope, key string) idemKeys {
-	d := func(label string) [32]byte { return sha256.Sum256([]byte(label + "\x00" + scope + "\x00" + key)) }
-	id := d("pic-idem-id")
-	return idemKeys{id: hex.EncodeToString(id[:]), encKey: d("pic-idem-enc"), macKey: d("pic-idem-mac")}
-}
+var _ IdempotencyStore = (*opstore.Idempotency)(nil)
 
 // commandIDFor derives a command id from scope and key, so a retry that
 // reaches a command again carries the same id.
 func commandIDFor(scope, key string) string {
 	h := sha256.Sum256([]byte("pic-idem-cmd\x00" + scope + "\x00" + key))
 	return "idem_" + hex.EncodeToString(h[:16])
-}
-
-func (k idemKeys) requestMAC(body []byte) string {
-	m := hmac.New(sha256.New, k.macKey[:])
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// Claim implements IdempotencyStore.
-func (s *SQLIdempotency) Claim(ctx context.Context, scope, key string, body []byte, now time.Time) (IdempotencyRecord, error) {
-	k := deriveIdem(scope, key)
-	nowMs := now.UnixMilli()
-	s.sweep(ctx, now)
-	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(
-		`DELETE FROM idempotency_keys WHERE id = ? AND (created_at < ? OR (state = 'in_progress' AND created_at < ?))`),
-		k.id, nowMs-idempotencyTTL.Milliseconds(), nowMs-claimLease.Milliseconds()); err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency: expire: %w", err)
-	}
-	mac := k.requestMAC(body)
-	token, err := randomHex(16)
-	if err != nil {
-		return IdempotencyRecord{}, err
-	}
-	res, err := s.db.Write.ExecContext(ctx, s.db.Q(
-		`INSERT INTO idempotency_keys (id, claim, request_mac, state, status, created_at) VALUES (?, ?, ?, 'in_progress', 0, ?)
-		 ON CONFLICT (id) DO NOTHING`), k.id, token, mac, nowMs)
-	if err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency: claim: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency: claim: %w", err)
-	} else if n == 1 {
-		return IdempotencyRecord{Claimed: true, Token: token, SameBody: true}, nil
-	}
-	// Someone holds the key; committed rows are visible to the read pool.
-	var storedMAC, state string
-	var status int
-	var sealed []byte
-	err = s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT request_mac, state, status, response FROM idempotency_keys WHERE id = ?`), k.id).
-		Scan(&storedMAC, &state, &status, &sealed)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Released between our insert and our read: report it as still in
-		// progress; the caller polls and claims it on its next try.
-		return IdempotencyRecord{SameBody: true}, nil
-	}
-	if err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency: read: %w", err)
-	}
-	rec := IdempotencyRecord{SameBody: hmac.Equal([]byte(storedMAC), []byte(mac))}
-	if !rec.SameBody || state != "done" {
-		return rec, nil
-	}
-	plain, err := open(k, sealed)
-	if err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency: %w", err)
-	}
-	rec.Done, rec.Response = true, StoredResponse{Status: status, Body: plain}
-	return rec, nil
-}
-
-// Complete implements IdempotencyStore.
-func (s *SQLIdempotency) Complete(ctx context.Context, scope, key, token string, resp StoredResponse) error {
-	k := deriveIdem(scope, key)
-	sealed, err := seal(k, resp.Body)
-	if err != nil {
-		return fmt.Errorf("idempotency: %w", err)
-	}
-	res, err := s.db.Write.ExecContext(ctx, s.db.Q(
-		`UPDATE idempotency_keys SET state = 'done', status = ?, response = ? WHERE id = ? AND claim = ?`),
-		resp.Status, sealed, k.id, token)
-	if err != nil {
-		return fmt.Errorf("idempotency: complete: %w", err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n != 1 {
-		return fmt.Errorf("idempotency: complete: the claim was lost (lease of %s expired)", claimLease)
-	}
-	return nil
-}
-
-// Release implements IdempotencyStore.
-func (s *SQLIdempotency) Release(ctx context.Context, scope, key, token string) error {
-	k := deriveIdem(scope, key)
-	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM idempotency_keys WHERE id = ? AND claim = ?`), k.id, token); err != nil {
-		return fmt.Errorf("idempotency: release: %w", err)
-	}
-	return nil
-}
-
-// sweep deletes all expired rows, at most once per sweepEvery; a failure
-// only delays the cleanup.
-func (s *SQLIdempotency) sweep(ctx context.Context, now time.Time) {
-	s.mu.Lock()
-	due := now.Sub(s.lastSweep) >= sweepEvery
-	if due {
-		s.lastSweep = now
-	}
-	s.mu.Unlock()
-	if due {
-		s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM idempotency_keys WHERE created_at < ?`), now.Add(-idempotencyTTL).UnixMilli())
-	}
-}
-
-// seal encrypts body; the row id is the additional data, so a sealed
-// response cannot be moved to another key's row.
-func seal(k idemKeys, body []byte) ([]byte, error) {
-	gcm, err := newGCM(k)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, gcm.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return gcm.Seal(nonce, nonce, body, []byte(k.id)), nil
-}
-
-func open(k idemKeys, sealed []byte) ([]byte, error) {
-	gcm, err := newGCM(k)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < gcm.NonceSize() {
-		return nil, errors.New("stored response is truncated")
-	}
-	plain, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], []byte(k.id))
-	if err != nil {
-		return nil, fmt.Errorf("stored response does not decrypt: %w", err)
-	}
-	if plain == nil {
-		plain = []byte{}
-	}
-	return plain, nil
-}
-
-func newGCM(k idemKeys) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(k.encKey[:])
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
 }
 
 func randomHex(n int) (string, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
@@ -160,11 +161,11 @@ func TestIdempotencyStorePostgres(t *testing.T) {
 	defer pool.Close()
 	db := sqldb.DB{Read: pool, Write: pool, Dialect: sqldb.Postgres}
 	for i := 0; i < 2; i++ { // migrating twice is harmless
-		if err := MigrateIdempotency(context.Background(), db); err != nil {
+		if err := opstore.Migrate(context.Background(), db); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testIdempotencyStore(t, NewSQLIdempotency(db))
+	testIdempotencyStore(t, opstore.NewIdempotency(db))
 }
 
 func testIdempotencyStore(t *testing.T, s IdempotencyStore) {
@@ -203,7 +204,7 @@ func testIdempotencyStore(t *testing.T, s IdempotencyStore) {
 
 	// A claim abandoned by a crashed process is taken over after the lease.
 	stale, _ := s.Claim(ctx, "scope", "crash", body, now)
-	if again, _ := s.Claim(ctx, "scope", "crash", body, now.Add(claimLease+time.Second)); !again.Claimed {
+	if again, _ := s.Claim(ctx, "scope", "crash", body, now.Add(opstore.ClaimLease+time.Second)); !again.Claimed {
 		t.Fatal("a stale claim was not taken over")
 	}
 	if err := s.Complete(ctx, "scope", "crash", stale.Token, StoredResponse{Status: 200}); err == nil {

@@ -29,7 +29,7 @@ import (
 // everywhere at once: signing out (DELETE /v1/sessions) ends this one, a
 // stolen copy of the cookie included; signing out everywhere
 // (DELETE /v1/sessions?all=true) and a key rotation end all of the
-// merchant's. With SQLSessions, on every picd process of the database.
+// merchant's. With opstore.Sessions, on every picd process of the database.
 //
 // The signature lets a forged or garbled cookie be refused before any
 // database read. The session also records the hash of the secret key it

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
@@ -50,11 +51,11 @@ func TestSessionStoreSQLite(t *testing.T) { testSessionStore(t, setup(t).deps.Se
 func TestSessionStorePostgres(t *testing.T) {
 	db := postgresSchema(t, "sess_")
 	for i := 0; i < 2; i++ { // migrating twice is harmless
-		if err := MigrateSessions(context.Background(), db); err != nil {
+		if err := opstore.Migrate(context.Background(), db); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testSessionStore(t, NewSQLSessions(db))
+	testSessionStore(t, opstore.NewSessions(db))
 }
 
 func testSessionStore(t *testing.T, s SessionStore) {
@@ -119,14 +120,14 @@ func testSessionStore(t *testing.T, s SessionStore) {
 // other; signing out on either, or everywhere, ends it on both at once.
 func TestSessionsAcrossProcessesPostgres(t *testing.T) {
 	db := postgresSchema(t, "sess_")
-	if err := MigrateSessions(context.Background(), db); err != nil {
+	if err := opstore.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	b := setup(t)
 	procs := make([]*bundle, 2)
 	for i := range procs {
 		deps := b.deps
-		deps.Sessions = NewSQLSessions(db)
+		deps.Sessions = opstore.NewSessions(db)
 		srv := httptest.NewServer(New(b.cfg, deps))
 		t.Cleanup(srv.Close)
 		p := *b

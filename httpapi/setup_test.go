@@ -22,6 +22,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
+	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -88,10 +89,7 @@ func setup(t testing.TB, configure ...func(*Config)) *bundle {
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	if err := MigrateIdempotency(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if err := MigrateSessions(ctx, db); err != nil {
+	if err := opstore.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if err := webhooks.Migrate(ctx, db); err != nil {
@@ -131,8 +129,8 @@ func setup(t testing.TB, configure ...func(*Config)) *bundle {
 		Commands:    commands.New(cd, commands.NewIndexAllocator(cd, testDerive), acceptAll),
 		Reader:      reader,
 		Wait:        runner,
-		Idempotency: NewSQLIdempotency(db),
-		Sessions:    NewSQLSessions(db),
+		Idempotency: opstore.NewIdempotency(db),
+		Sessions:    opstore.NewSessions(db),
 		Assets:      domain.DefaultAssets(),
 		Webhooks:    worker,
 		Events:      reader,

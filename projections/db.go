@@ -18,7 +18,9 @@ import (
 // only roll a projection and its checkpoint back together, to be applied
 // again; the log's own appends keep their durable commits, and each
 // flush of the log covers what was written before it. release must be
-// called after the transaction ends.
+// called after the transaction ends: on SQLite it sets synchronous back to
+// FULL before the connection returns to the pool, since that pool is the
+// event store's single writer (TestReadModelTxRestoresTheWriter).
 func beginReadModelTx(ctx context.Context, db sqldb.DB) (*sql.Tx, func(), error) {
 	if db.Dialect != sqldb.SQLite {
 		tx, err := db.Write.BeginTx(ctx, nil)

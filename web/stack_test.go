@@ -24,6 +24,7 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/httpapi"
+	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -77,10 +78,7 @@ func newStack(t *testing.T) *stack {
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	if err := httpapi.MigrateIdempotency(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if err := httpapi.MigrateSessions(ctx, db); err != nil {
+	if err := opstore.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if err := sim.Migrate(ctx, db); err != nil {
@@ -118,8 +116,8 @@ func newStack(t *testing.T) *stack {
 		RegistrationOpen: true, SessionSecret: []byte("web-test-session-secret-32-bytes"),
 		// The checkout polls fast in tests; every page shares 127.0.0.1.
 		PublicRatePerMinute: 100000, KeyRatePerMinute: 100000, SignupRatePerMinute: 1000,
-	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(db),
-		Sessions: httpapi.NewSQLSessions(db), Webhooks: worker, Assets: assets, Now: clk.Now, Logger: warn})
+	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: opstore.NewIdempotency(db),
+		Sessions: opstore.NewSessions(db), Webhooks: worker, Assets: assets, Now: clk.Now, Logger: warn})
 	simulator, err := sim.New(sim.Config{Now: clk.Now}, chain.Sink{Commands: handlers, Addresses: reader}, db, assets, warn)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/esdb"
 	"github.com/acceptcryptohere/gateway/eventstore/postgres"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
-	"github.com/acceptcryptohere/gateway/httpapi"
+	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/webhooks"
@@ -93,19 +93,11 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		b.close()
 		return nil, err
 	}
-	for _, migrate := range []func(context.Context, sqldb.DB) error{webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, tron.Migrate, sim.Migrate} {
+	for _, migrate := range []func(context.Context, sqldb.DB) error{opstore.Migrate, webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, tron.Migrate, sim.Migrate} {
 		if err := migrate(ctx, b.db); err != nil {
 			b.close()
 			return nil, err
 		}
-	}
-	if err := httpapi.MigrateIdempotency(ctx, b.db); err != nil {
-		b.close()
-		return nil, err
-	}
-	if err := httpapi.MigrateSessions(ctx, b.db); err != nil {
-		b.close()
-		return nil, err
 	}
 	return b, nil
 }

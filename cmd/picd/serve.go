@@ -24,6 +24,7 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/httpapi"
+	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/web"
@@ -112,7 +113,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		RegistrationOpen: cfg.Registration == "open", SessionSecret: sessionSecret, BaseURL: cfg.BaseURL,
 		SecureCookies: cfg.SecureCookies, ClientIPHeader: cfg.ClientIPHeader, KeyRatePerMinute: cfg.KeyRatePerMinute,
 		SignupRatePerMinute: cfg.SignupRatePerMinute, PublicRatePerMinute: cfg.PublicRatePerMinute,
-	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: httpapi.NewSQLIdempotency(b.db), Sessions: httpapi.NewSQLSessions(b.db), Webhooks: worker,
+	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: opstore.NewIdempotency(b.db), Sessions: opstore.NewSessions(b.db), Webhooks: worker,
 		Events: reader, ShuttingDown: streamsDone, Prices: prices,
 		Assets: assets, Now: now, Logger: log})
 

@@ -1,0 +1,12 @@
+-- The first response to each Idempotency-Key. IF NOT EXISTS: before
+-- opstore, httpapi created this table at start; that table is kept as it is.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    id          TEXT PRIMARY KEY,        -- hex SHA-256 of scope and key
+    claim       TEXT NOT NULL,           -- random token of the request that holds the key
+    request_mac TEXT NOT NULL,           -- hex HMAC of the request body under a key-derived key
+    state       TEXT NOT NULL,           -- in_progress | done
+    status      INTEGER NOT NULL DEFAULT 0,
+    response    BLOB,                   -- nonce || AES-256-GCM(body)
+    created_at  INTEGER NOT NULL            -- Unix ms of the claim
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON idempotency_keys (created_at);
