@@ -6,26 +6,25 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // maxLimiterEntries bounds each limiter's memory: a flood from many
 // addresses evicts buckets instead of growing the map without end.
 const maxLimiterEntries = 10000
 
-// limiter is a set of token buckets, one per key (an IP or a credential).
-// Each bucket holds up to a minute's allowance and refills continuously.
-// It lives in memory: limits are per process, which is what protects this
-// process; a cluster behind a balancer gets N times the rate.
+// limiter is a set of token buckets (golang.org/x/time/rate), one per key
+// (an IP or a credential). Each bucket holds up to a minute's allowance
+// and refills continuously. It lives in memory: limits are per process,
+// which is what protects this process; a cluster behind a balancer gets N
+// times the rate.
 type limiter struct {
-	perMinute float64
-	max       int
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
+	every   rate.Limit
+	burst   int
+	max     int
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
 }
 
 // rateLimited carries how long the client should wait.
@@ -34,7 +33,7 @@ type rateLimited struct{ retryAfter time.Duration }
 func (e rateLimited) Error() string { return "rate limited" }
 
 func newLimiter(perMinute, maxEntries int) *limiter {
-	return &limiter{perMinute: float64(perMinute), max: maxEntries, buckets: map[string]*bucket{}}
+	return &limiter{every: rate.Limit(float64(perMinute) / 60), burst: perMinute, max: maxEntries, buckets: map[string]*rate.Limiter{}}
 }
 
 // allow takes a token from key's bucket, or returns rateLimited.
@@ -46,18 +45,14 @@ func (l *limiter) allow(key string, now time.Time) error {
 		if len(l.buckets) >= l.max {
 			l.evict(now)
 		}
-		b = &bucket{tokens: l.perMinute, last: now}
+		b = rate.NewLimiter(l.every, l.burst)
 		l.buckets[key] = b
 	}
-	if elapsed := now.Sub(b.last); elapsed > 0 {
-		b.tokens = math.Min(l.perMinute, b.tokens+elapsed.Minutes()*l.perMinute)
-		b.last = now
-	}
-	if b.tokens < 1 {
-		wait := time.Duration((1 - b.tokens) / l.perMinute * float64(time.Minute))
+	r := b.ReserveN(now, 1)
+	if wait := r.DelayFrom(now); wait > 0 {
+		r.CancelAt(now)
 		return rateLimited{retryAfter: wait}
 	}
-	b.tokens--
 	return nil
 }
 
@@ -66,7 +61,7 @@ func (l *limiter) allow(key string, now time.Time) error {
 // loosens a limit, and only under a flood of distinct keys.
 func (l *limiter) evict(now time.Time) {
 	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Minutes()*l.perMinute >= l.perMinute {
+		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
 	}
