@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"math/big"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -29,6 +28,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
@@ -87,40 +87,26 @@ type Config struct {
 	Now func() time.Time
 }
 
-// watchedMarginMs re-reads invoices created this long before the newest
-// one seen, so an invoice that reaches the read model late still gets watched.
-const watchedMarginMs = 10 * 60 * 1000
-
-// maxChainMovedRetries bounds how often one scan starts over because the
-// chain changed under it.
-const maxChainMovedRetries = 3
-
-// errChainMoved: a block or log does not belong to the chain we were reading.
-var errChainMoved = errors.New("eth: chain changed during the scan")
-
-// Watcher scans an Ethereum chain for deposits to invoice addresses.
+// Watcher scans an Ethereum chain for deposits to invoice addresses: the
+// engine of chain/scan over ethChain.
 type Watcher struct {
-	cfg    Config
+	cfg  Config
+	scan *scan.Scanner[*types.Block]
+	log  *slog.Logger
+}
+
+// ethChain is what is particular to Ethereum: the node's calls, native
+// transfers in blocks and token Transfer logs of a range, and receipts.
+type ethChain struct {
 	client Client
-	sink   chain.Sink
-	st     store
 	log    *slog.Logger
 
 	native     *token // nil when ETH is not an asset
 	tokens     map[common.Address]token
 	tokenAddrs []common.Address
-	assetCodes []string
-	thresholds map[string]int
-	// finality is the depth at which an asset's deposits are final: an
-	// override, else the fallback for a node without a finalized block.
-	finality   map[string]int
-	overridden map[string]bool
-	db         sqldb.DB
+	watched    watchSet
 
-	mu             sync.Mutex // one scan at a time
-	watched        watchSet
-	watchedSinceMs int64
-	noFinalized    bool // the node had no finalized block last time: logged once
+	noFinalized bool // the node had no finalized block last time: logged once
 }
 
 // New builds a watcher for the Ethereum assets of assets. Run Migrate on db
@@ -145,9 +131,9 @@ func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Watcher{cfg: cfg, client: client, sink: sink, st: newStore(db), log: log.With("chain", "ethereum"),
-		tokens: map[common.Address]token{}, thresholds: map[string]int{}, finality: map[string]int{}, overridden: map[string]bool{},
-		db: db, watched: watchSet{}}
+	log = log.With("chain", "ethereum")
+	c := &ethChain{client: client, log: log, tokens: map[common.Address]token{}, watched: watchSet{}}
+	rules := map[string]scan.Asset{}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainEthereum {
 			continue
@@ -159,304 +145,152 @@ func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.
 			}
 			n = o
 		}
-		w.thresholds[a.Code] = n
-		w.finality[a.Code] = max(a.FinalityDepth(), n)
+		// Final once the node's finalized block covers the deposit; at
+		// the asset's finality depth when the node has none, or at the
+		// overriding depth.
+		rule := scan.Asset{Confirmations: n, FinalDepth: max(a.FinalityDepth(), n), Final: scan.FinalByBlockElseDepth}
 		if f, ok := cfg.Finality[a.Code]; ok {
 			if f < n {
 				return nil, fmt.Errorf("eth: %s: finality %d below its %d confirmations", a.Code, f, n)
 			}
-			w.finality[a.Code], w.overridden[a.Code] = f, true
+			rule.FinalDepth, rule.Final = f, scan.FinalByDepth
 		}
-		w.assetCodes = append(w.assetCodes, a.Code)
+		rules[a.Code] = rule
 		contract := a.Contract
-		if c, ok := cfg.Contracts[a.Code]; ok {
-			contract = c
+		if ct, ok := cfg.Contracts[a.Code]; ok {
+			contract = ct
 		}
 		if contract == "" {
-			w.native = &token{asset: a.Code, decimals: a.Decimals}
+			c.native = &token{asset: a.Code, decimals: a.Decimals}
 			continue
 		}
 		if !common.IsHexAddress(contract) {
 			return nil, fmt.Errorf("eth: %s: contract %q is not an address", a.Code, contract)
 		}
 		addr := common.HexToAddress(contract)
-		if _, dup := w.tokens[addr]; dup {
+		if _, dup := c.tokens[addr]; dup {
 			return nil, fmt.Errorf("eth: contract %s listed for two assets", addr.Hex())
 		}
-		w.tokens[addr] = token{asset: a.Code, decimals: a.Decimals}
-		w.tokenAddrs = append(w.tokenAddrs, addr)
+		c.tokens[addr] = token{asset: a.Code, decimals: a.Decimals}
+		c.tokenAddrs = append(c.tokenAddrs, addr)
 	}
 	for code := range cfg.Confirmations {
-		if _, ok := w.thresholds[code]; !ok {
+		if _, ok := rules[code]; !ok {
 			return nil, fmt.Errorf("eth: confirmations for %q: not an Ethereum asset", code)
 		}
 	}
 	for code := range cfg.Finality {
-		if _, ok := w.thresholds[code]; !ok {
+		if _, ok := rules[code]; !ok {
 			return nil, fmt.Errorf("eth: finality for %q: not an Ethereum asset", code)
 		}
 	}
-	if len(w.assetCodes) == 0 {
+	if len(rules) == 0 {
 		return nil, errors.New("eth: no Ethereum asset configured")
 	}
-	return w, nil
+	sc, err := scan.New[*types.Block](scan.Config{Name: "eth", Assets: rules, StartBlock: int64(cfg.StartBlock),
+		BatchBlocks: cfg.BatchBlocks, KeepBlocks: cfg.KeepBlocks, Reports: maxConcurrentReports, ConfirmAtTip: true, Now: cfg.Now},
+		c, sink, newStore(db), log)
+	if err != nil {
+		return nil, err
+	}
+	return &Watcher{cfg: cfg, scan: sc, log: log}, nil
 }
 
 // Run scans until ctx ends. A failed scan is logged and retried with
 // exponential backoff from the stored checkpoint, so no block is skipped.
 // It returns nil when ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
-	chain.Poll(ctx, w.cfg.PollInterval, w.cfg.MaxBackoff, w.log, w.ScanOnce)
+	scan.Poll(ctx, w.cfg.PollInterval, w.cfg.MaxBackoff, w.log, w.ScanOnce)
 	return nil
 }
 
-// ScanOnce brings the watcher up to the chain's current head: it checks
-// the checkpoint block is still canonical (rewinding to the fork point when
-// not), scans the new blocks in batches (reporting deposits, then storing
-// hashes, deposits and checkpoint together), confirms deposits deep enough
-// (those of earlier scans while the range reaching the tip is reported,
-// the rest after it), reverts deposits whose blocks left the chain and did
-// not come back, and finalizes credited deposits whose block is final.
-// A failure leaves the checkpoint at the last batch fully recorded.
-func (w *Watcher) ScanOnce(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.refreshWatched(ctx); err != nil {
-		return err
-	}
-	head, err := w.client.HeaderByNumber(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("eth head: %w", err)
-	}
-	tip := head.Number.Int64()
-	cp, err := w.st.Checkpoint(ctx)
-	switch {
-	case errors.Is(err, chain.ErrNoScanCheckpoint):
-		start := int64(w.cfg.StartBlock)
-		if start == 0 {
-			start = tip
-		}
-		cp = checkpoint{Height: start - 1} // parent hash unknown: not checked
-		w.log.Info("eth: first scan", "start_block", start)
-	case err != nil:
-		return err
-	case tip < cp.Height:
-		// A node still syncing, or another node behind a load balancer:
-		// what it lacks is not a reorg. Wait until it has caught up.
-		w.log.Warn("eth: node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.Height)
-		return nil
-	default:
-		if cp, err = w.checkReorg(ctx, cp); err != nil {
-			return err
-		}
-	}
-	for moved := 0; cp.Height < tip; {
-		to := min(tip, cp.Height+int64(w.cfg.BatchBlocks))
-		next, err := w.scanRange(ctx, cp, to, to == tip)
-		if errors.Is(err, errChainMoved) && moved < maxChainMovedRetries {
-			moved++
-			w.log.Warn("eth: chain changed during the scan; checking for a reorg", "err", err)
-			if cp, err = w.checkReorg(ctx, cp); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		cp = next
-	}
-	if err := w.confirm(ctx, cp.Height); err != nil {
-		return err
-	}
-	if err := w.revertOrphans(ctx); err != nil {
-		return err
-	}
-	return w.finalize(ctx, cp.Height)
-}
+// ScanOnce brings the watcher up to the chain's current head (see
+// scan.Scanner.ScanOnce). Native transfers come from the blocks, token
+// transfers from the Transfer logs of each batch (one FilterLogs call);
+// a deposit is final once the node's finalized block covers it.
+func (w *Watcher) ScanOnce(ctx context.Context) error { return w.scan.ScanOnce(ctx) }
 
-// refreshWatched adds the pay addresses of new Ethereum invoices.
-func (w *Watcher) refreshWatched(ctx context.Context) error {
-	addrs, newest, err := w.st.WatchedSince(ctx, w.assetCodes, w.watchedSinceMs-watchedMarginMs)
-	if err != nil {
-		return err
-	}
+// Identity is the node's genesis block hash.
+func (w *Watcher) Identity(ctx context.Context) (string, error) { return w.scan.Identity(ctx) }
+
+// Watch adds the pay addresses of new Ethereum invoices.
+func (c *ethChain) Watch(addrs []string) {
 	for _, a := range addrs {
 		if !common.IsHexAddress(a) {
 			continue // not an Ethereum address: nothing on this chain can pay it
 		}
-		w.watched[common.HexToAddress(a)] = a
+		c.watched[common.HexToAddress(a)] = a
 	}
-	w.watchedSinceMs = max(w.watchedSinceMs, newest)
-	return nil
 }
 
-// onChain reports whether block b (height and hash) is on the canonical chain.
-func (w *Watcher) onChain(ctx context.Context, b checkpoint) (bool, error) {
-	if b.Height < 0 {
-		return true, nil
+func (c *ethChain) Head(ctx context.Context) (int64, error) {
+	h, err := c.client.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("eth head: %w", err)
 	}
-	h, err := w.client.HeaderByNumber(ctx, big.NewInt(b.Height))
+	return h.Number.Int64(), nil
+}
+
+func (c *ethChain) HashAt(ctx context.Context, height int64) (string, error) {
+	h, err := c.client.HeaderByNumber(ctx, big.NewInt(height))
 	if errors.Is(err, ethereum.NotFound) {
-		return false, nil
+		return "", fmt.Errorf("eth header %d: %w", height, scan.ErrNotFound)
 	}
 	if err != nil {
-		return false, fmt.Errorf("eth header %d: %w", b.Height, err)
+		return "", fmt.Errorf("eth header %d: %w", height, err)
 	}
-	return h.Hash().Hex() == b.Block, nil
+	return h.Hash().Hex(), nil
 }
 
-// checkReorg returns cp when its block is still canonical; otherwise it
-// finds the newest stored block that is, rewinds to it and returns it.
-func (w *Watcher) checkReorg(ctx context.Context, cp checkpoint) (checkpoint, error) {
-	if same, err := w.onChain(ctx, cp); err != nil || same {
-		return cp, err
-	}
-	recent, err := w.st.RecentBlocks(ctx, cp.Height-1, w.cfg.KeepBlocks)
+func (c *ethChain) Block(ctx context.Context, height int64) (scan.Block[*types.Block], error) {
+	b, err := c.client.BlockByNumber(ctx, big.NewInt(height))
 	if err != nil {
-		return cp, err
+		return scan.Block[*types.Block]{}, fmt.Errorf("eth block %d: %w", height, err)
 	}
-	fork, found := checkpoint{Height: -1}, false
-	for _, b := range recent {
-		same, err := w.onChain(ctx, b)
-		if err != nil {
-			return cp, err
-		}
-		if same {
-			fork, found = b, true
-			break
-		}
-	}
-	if !found {
-		// Deeper than the hashes we keep: rescan from below the oldest one,
-		// taking the chain's word for that block.
-		fork.Height = cp.Height - int64(w.cfg.KeepBlocks)
-		if len(recent) > 0 {
-			fork.Height = recent[len(recent)-1].Height - 1
-		}
-		fork.Height = max(fork.Height, -1)
-		if fork.Height >= 0 {
-			h, err := w.client.HeaderByNumber(ctx, big.NewInt(fork.Height))
-			if err != nil {
-				return cp, fmt.Errorf("eth header %d: %w", fork.Height, err)
-			}
-			fork.Block = h.Hash().Hex()
-		}
-		w.log.Error("eth: reorg deeper than the block hashes kept; rescanning", "checkpoint", cp.Height, "from", fork.Height+1)
-	}
-	orphaned, err := w.st.Rewind(ctx, fork, w.cfg.Now())
-	if err != nil {
-		return cp, err
-	}
-	finals, err := orphanFinal(ctx, w.db, fork.Height, w.cfg.Now())
-	if err != nil {
-		return cp, err
-	}
-	if finals > 0 {
-		w.log.Error("eth: reorg below final deposits", "fork_height", fork.Height, "final_deposits", finals)
-	}
-	orphaned += finals
-	w.log.Warn("eth: reorg", "checkpoint", cp.Height, "old_hash", cp.Block, "fork_height", fork.Height, "orphaned_deposits", orphaned)
-	return fork, nil
+	return scan.Block[*types.Block]{Height: b.Number().Int64(), Hash: b.Hash().Hex(), Parent: b.ParentHash().Hex(), Raw: b}, nil
 }
 
-// scanRange scans blocks cp.height+1..to and records them. It returns the
-// new checkpoint. When the range ends at the tip, once its blocks are
-// fetched and chain up from cp, the deposits recorded earlier that are now
-// deep enough are confirmed while this range's transfers are matched and
-// reported: the two are independent ledger commands, and waiting for one
-// before the other doubled the time a block takes. Ranges below the tip
-// (catching up) leave confirming to ScanOnce's last confirm, which counts
-// confirmations from the tip. Errors: errChainMoved when blocks or logs do
-// not chain up (a reorg while reading), RPC and database errors.
-func (w *Watcher) scanRange(ctx context.Context, cp checkpoint, to int64, atTip bool) (checkpoint, error) {
-	from := cp.Height + 1
-	blocks := make([]*types.Block, 0, to-from+1)
-	parent := cp.Block
-	for h := from; h <= to; h++ {
-		b, err := w.client.BlockByNumber(ctx, big.NewInt(h))
-		if err != nil {
-			return cp, fmt.Errorf("eth block %d: %w", h, err)
-		}
-		if parent != "" && b.ParentHash().Hex() != parent {
-			return cp, fmt.Errorf("%w: block %d does not follow %s", errChainMoved, h, parent)
-		}
-		parent = b.Hash().Hex()
-		blocks = append(blocks, b)
-	}
-	confirmed := chain.Alongside(atTip, func() error { return w.confirm(ctx, to) })
-	rows, err := w.matchAndReport(ctx, blocks, from, to)
-	if cErr := confirmed(); err == nil {
-		err = cErr
-	}
-	if err != nil {
-		return cp, err
-	}
-	recs := make([]checkpoint, len(blocks))
-	for i, b := range blocks {
-		recs[i] = checkpoint{Height: b.Number().Int64(), Block: b.Hash().Hex()}
-	}
-	if err := w.st.CommitRange(ctx, recs, rows, w.cfg.KeepBlocks, w.cfg.Now()); err != nil {
-		return cp, err
-	}
-	return recs[len(recs)-1], nil
-}
+// Identity is the hash of the genesis block.
+func (c *ethChain) Identity(ctx context.Context) (string, error) { return c.HashAt(ctx, 0) }
 
-// matchAndReport finds the transfers to watched addresses in blocks (the
-// range from..to) and in the token logs of that range, and reports them.
-func (w *Watcher) matchAndReport(ctx context.Context, blocks []*types.Block, from, to int64) ([]deposit, error) {
+// Match finds the native transfers to watched addresses in blocks and the
+// token transfers in the Transfer logs of their range, and leaves out the
+// native ones whose transaction failed. Errors: scan.ErrChainMoved when a
+// log or receipt is of another block, RPC errors.
+func (c *ethChain) Match(ctx context.Context, blocks []scan.Block[*types.Block]) ([]scan.Transfer, error) {
+	from, to := blocks[0].Height, blocks[len(blocks)-1].Height
 	var hits []found
-	if w.native != nil {
+	if c.native != nil {
 		for _, b := range blocks {
-			hits = append(hits, matchNative(b, w.watched, w.native.asset, w.native.decimals)...)
+			hits = append(hits, matchNative(b.Raw, c.watched, c.native.asset, c.native.decimals)...)
 		}
 	}
-	if len(w.tokenAddrs) > 0 && len(w.watched) > 0 {
-		logs, err := w.client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(from), ToBlock: big.NewInt(to),
-			Addresses: w.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
+	if len(c.tokenAddrs) > 0 && len(c.watched) > 0 {
+		logs, err := c.client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(from), ToBlock: big.NewInt(to),
+			Addresses: c.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
 		if err != nil {
 			return nil, fmt.Errorf("eth logs %d-%d: %w", from, to, err)
 		}
 		for _, l := range logs {
 			i := int64(l.BlockNumber) - from
-			if i < 0 || i >= int64(len(blocks)) || blocks[i].Hash() != l.BlockHash {
-				return nil, fmt.Errorf("%w: log of block %d %s", errChainMoved, l.BlockNumber, l.BlockHash.Hex())
+			if i < 0 || i >= int64(len(blocks)) || blocks[i].Raw.Hash() != l.BlockHash {
+				return nil, fmt.Errorf("%w: log of block %d %s", scan.ErrChainMoved, l.BlockNumber, l.BlockHash.Hex())
 			}
 		}
-		hits = append(hits, matchLogs(logs, w.watched, w.tokens)...)
+		hits = append(hits, matchLogs(logs, c.watched, c.tokens)...)
 	}
-	return w.reportAll(ctx, hits, to)
-}
-
-// reportAll checks the receipts of the native transfers among hits (a
-// failed transaction moved no value), then hands the deposits to the
-// ledger: concurrently across addresses, in block order for each address.
-// It returns the rows to record, in the order of hits. Errors:
-// errChainMoved when a receipt is of another block, RPC and ledger errors.
-func (w *Watcher) reportAll(ctx context.Context, hits []found, tip int64) ([]deposit, error) {
-	failed, err := w.failedTxs(ctx, hits)
+	failed, err := c.failedTxs(ctx, hits)
 	if err != nil {
 		return nil, err
 	}
-	rows := make([]deposit, len(hits))
-	err = chain.ForEachGroup(len(hits), maxConcurrentReports, func(i int) string { return hits[i].address }, func(i int) error {
-		f := hits[i]
+	out := make([]scan.Transfer, 0, len(hits))
+	for _, f := range hits {
 		if f.native && failed[f.txHash] {
-			w.log.Info("eth: failed transaction to our address ignored", "tx", f.txHash.Hex(), "address", f.address)
-			return nil
+			c.log.Info("eth: failed transaction to our address ignored", "tx", f.txHash.Hex(), "address", f.address)
+			continue
 		}
-		d, err := w.report(ctx, f, tip)
-		rows[i] = d
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := rows[:0]
-	for _, d := range rows {
-		if d.DepositID != "" {
-			out = append(out, d)
-		}
+		out = append(out, scan.Transfer{Asset: f.asset, Address: f.address, TxID: f.txHash.Hex(), DepositID: f.depositID,
+			Amount: domain.FromBaseUnits(f.units, f.decimals), Height: f.height, Block: f.blockHash.Hex()})
 	}
 	return out, nil
 }
@@ -469,8 +303,8 @@ func (w *Watcher) reportAll(ctx context.Context, hits []found, tip int64) ([]dep
 // address that had code at the transfer's block but not at the head would
 // have to have shed its delegation since; deposit addresses derived from
 // our seed never delegate. Calls run at most maxReceiptFetches at a time.
-// Errors: errChainMoved when a receipt is of another block, RPC errors.
-func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]bool, error) {
+// Errors: scan.ErrChainMoved when a receipt is of another block, RPC errors.
+func (c *ethChain) failedTxs(ctx context.Context, hits []found) (map[common.Hash]bool, error) {
 	withCode := map[common.Address]bool{} // every paid address; true once its code is seen
 	var addrs []common.Address
 	for _, f := range hits {
@@ -483,7 +317,7 @@ func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]
 	}
 	hasCode := make([]bool, len(addrs))
 	err := chain.ForEachGroup(len(addrs), maxReceiptFetches, strconv.Itoa, func(i int) error {
-		code, err := w.client.CodeAt(ctx, addrs[i], nil)
+		code, err := c.client.CodeAt(ctx, addrs[i], nil)
 		if err != nil {
 			return fmt.Errorf("eth code of %s: %w", addrs[i].Hex(), err)
 		}
@@ -505,12 +339,12 @@ func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]
 	status := make([]uint64, len(natives))
 	err = chain.ForEachGroup(len(natives), maxReceiptFetches, strconv.Itoa, func(i int) error {
 		f := natives[i]
-		r, err := w.client.TransactionReceipt(ctx, f.txHash)
+		r, err := c.client.TransactionReceipt(ctx, f.txHash)
 		if err != nil {
 			return fmt.Errorf("eth receipt %s: %w", f.txHash.Hex(), err)
 		}
 		if r.BlockHash != f.blockHash {
-			return fmt.Errorf("%w: receipt of %s is in block %s", errChainMoved, f.txHash.Hex(), r.BlockHash.Hex())
+			return fmt.Errorf("%w: receipt of %s is in block %s", scan.ErrChainMoved, f.txHash.Hex(), r.BlockHash.Hex())
 		}
 		status[i] = r.Status
 		return nil
@@ -527,176 +361,24 @@ func (w *Watcher) failedTxs(ctx context.Context, hits []found) (map[common.Hash]
 	return failed, nil
 }
 
-// report hands one deposit to the ledger and returns its row.
-func (w *Watcher) report(ctx context.Context, f found, tip int64) (deposit, error) {
-	amount := domain.FromBaseUnits(f.units, f.decimals)
-	d := deposit{DepositID: f.depositID, Asset: f.asset, Address: f.address, TxID: f.txHash.Hex(), Amount: amount.String(),
-		BlockHeight: f.height, Block: f.blockHash.Hex(), State: chain.ScanSeen}
-	inv, err := w.sink.Observe(ctx, chain.Transfer{Asset: f.asset, Address: f.address, TxID: d.TxID, DepositID: f.depositID,
-		Amount: amount, Confirmations: int(tip - f.height + 1)})
-	switch {
-	case errors.Is(err, chain.ErrNotOurs), errors.Is(err, domain.ErrNotFound), errors.Is(err, domain.ErrValidation), errors.Is(err, domain.ErrInvalidAmount):
-		// Kept in eth_deposits as unmatched, never silently dropped; an
-		// operator sees it there and in the log.
-		w.log.Warn("eth: deposit to our address matches no invoice", "deposit_id", f.depositID, "asset", f.asset,
-			"address", f.address, "amount", amount.String(), "err", err)
-		d.State = chain.ScanUnmatched
-		return d, nil
-	case err != nil:
-		return deposit{}, fmt.Errorf("eth observe %s: %w", f.depositID, err)
-	}
-	required, err := w.st.RequiredConfirmations(ctx, inv)
-	if err != nil {
-		return deposit{}, err
-	}
-	d.InvoiceID, d.RequiredConfirmations = inv, max(w.thresholds[f.asset], required)
-	w.log.Info("eth: deposit seen", "deposit_id", f.depositID, "asset", f.asset, "amount", d.Amount, "invoice_id", inv, "block", f.height)
-	return d, nil
-}
-
-// confirm credits seen deposits that are deep enough below tip:
-// concurrently across invoices, then one transaction marks them all. A
-// crash in between is harmless: confirming a confirmed deposit again is a
-// no-op in the ledger.
-func (w *Watcher) confirm(ctx context.Context, tip int64) error {
-	deps, err := w.st.Deposits(ctx, chain.ScanSeen, true)
-	if err != nil {
-		return err
-	}
-	var due []deposit
-	for _, d := range deps {
-		if d.InvoiceID != "" && int(tip-d.BlockHeight+1) >= d.RequiredConfirmations {
-			due = append(due, d)
-		}
-	}
-	done := make([]bool, len(due))
-	err = chain.ForEachGroup(len(due), maxConcurrentReports, func(i int) string { return due[i].InvoiceID }, func(i int) error {
-		d := due[i]
-		conf := int(tip - d.BlockHeight + 1)
-		if err := w.sink.Confirm(ctx, d.InvoiceID, d.DepositID, conf); err != nil {
-			if errors.Is(err, domain.ErrInvalidState) || errors.Is(err, domain.ErrNotFound) {
-				// The ledger disagrees with our table: say so loudly, do not retry forever.
-				w.log.Error("eth: ledger refused a confirmation", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
-				return nil
-			}
-			return fmt.Errorf("eth confirm %s: %w", d.DepositID, err)
-		}
-		done[i] = true
-		w.log.Info("eth: deposit confirmed", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "confirmations", conf)
-		return nil
-	})
-	var ids []string
-	for i, d := range due {
-		if done[i] {
-			ids = append(ids, d.DepositID)
-		}
-	}
-	// What was confirmed is recorded even when another confirmation failed.
-	if mErr := w.st.MarkConfirmed(ctx, ids, w.cfg.Now()); mErr != nil {
-		return errors.Join(err, mErr)
-	}
-	return err
-}
-
-// revertOrphans reverts deposits whose block left the chain and that the
-// rescan up to the head did not find again.
-func (w *Watcher) revertOrphans(ctx context.Context) error {
-	deps, err := w.st.Deposits(ctx, chain.ScanOrphaned, false)
-	if err != nil {
-		return err
-	}
-	for _, d := range deps {
-		if d.InvoiceID != "" {
-			reason := fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.Block)
-			if err := w.sink.Revert(ctx, d.InvoiceID, d.DepositID, reason); err != nil && !errors.Is(err, domain.ErrNotFound) {
-				return fmt.Errorf("eth revert %s: %w", d.DepositID, err)
-			}
-			w.log.Warn("eth: deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
-		}
-		if err := w.st.SetState(ctx, d.DepositID, chain.ScanReverted, false, w.cfg.Now()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// finalize makes final the credited deposits whose block the node's
-// finalized block covers (money rule 4), or, for an asset with a Finality
-// override or when the node has no finalized block, that are that many
-// blocks deep at tip: their money moves from pending to available. A crash
-// between the ledger and the table is harmless: finalizing a final
-// deposit again records nothing.
-func (w *Watcher) finalize(ctx context.Context, tip int64) error {
-	deps, err := w.st.Deposits(ctx, chain.ScanSeen, false)
-	if err != nil {
-		return err
-	}
-	var due []deposit
-	finalized, tagged, asked := int64(0), false, false
-	for _, d := range deps {
-		if !d.Confirmed || d.InvoiceID == "" {
-			continue
-		}
-		if !w.overridden[d.Asset] && !asked {
-			if finalized, tagged, err = w.finalizedBlock(ctx); err != nil {
-				return err
-			}
-			asked = true
-		}
-		if !w.overridden[d.Asset] && tagged {
-			if d.BlockHeight <= finalized {
-				due = append(due, d)
-			}
-			continue
-		}
-		if int(tip-d.BlockHeight+1) >= max(w.finality[d.Asset], d.RequiredConfirmations) {
-			due = append(due, d)
-		}
-	}
-	done := make([]bool, len(due))
-	err = chain.ForEachGroup(len(due), maxConcurrentReports, func(i int) string { return due[i].InvoiceID }, func(i int) error {
-		d := due[i]
-		depth := int(tip - d.BlockHeight + 1)
-		if err := w.sink.Finalize(ctx, d.InvoiceID, d.DepositID, depth); err != nil {
-			if errors.Is(err, domain.ErrInvalidState) || errors.Is(err, domain.ErrNotFound) {
-				w.log.Error("eth: ledger refused a finality", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
-				return nil
-			}
-			return fmt.Errorf("eth finalize %s: %w", d.DepositID, err)
-		}
-		done[i] = true
-		w.log.Info("eth: deposit final", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "depth", depth)
-		return nil
-	})
-	for i, d := range due {
-		if !done[i] {
-			continue
-		}
-		if sErr := w.st.SetState(ctx, d.DepositID, scanFinal, true, w.cfg.Now()); sErr != nil {
-			return errors.Join(err, sErr)
-		}
-	}
-	return err
-}
-
-// finalizedBlock is the height of the node's finalized block; tagged is
+// FinalBlock is the height of the node's finalized block; tagged is
 // false when the node has none (a node before the merge, a chain without
 // finality, an error): deposits then count blocks.
-func (w *Watcher) finalizedBlock(ctx context.Context) (height int64, tagged bool, err error) {
-	h, err := w.client.HeaderByNumber(ctx, big.NewInt(int64(rpc.FinalizedBlockNumber)))
+func (c *ethChain) FinalBlock(ctx context.Context) (height int64, tagged bool, err error) {
+	h, err := c.client.HeaderByNumber(ctx, big.NewInt(int64(rpc.FinalizedBlockNumber)))
 	if ctx.Err() != nil {
 		return 0, false, ctx.Err()
 	}
 	if err != nil || h == nil {
-		if !w.noFinalized {
-			w.log.Warn("eth: the node has no finalized block; deposits are final by depth", "err", err)
+		if !c.noFinalized {
+			c.log.Warn("eth: the node has no finalized block; deposits are final by depth", "err", err)
 		}
-		w.noFinalized = true
+		c.noFinalized = true
 		return 0, false, nil
 	}
-	if w.noFinalized {
-		w.log.Info("eth: the node has a finalized block again", "height", h.Number)
+	if c.noFinalized {
+		c.log.Info("eth: the node has a finalized block again", "height", h.Number)
 	}
-	w.noFinalized = false
+	c.noFinalized = false
 	return h.Number.Int64(), true, nil
 }

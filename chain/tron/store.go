@@ -3,10 +3,9 @@ package tron
 import (
 	"context"
 	"embed"
-	"fmt"
-	"time"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
@@ -21,28 +20,8 @@ func Migrate(ctx context.Context, db sqldb.DB) error {
 	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "tron_migrations")
 }
 
-// The watcher's scan state is chain.ScanStore over the tron_ tables.
-type (
-	checkpoint = chain.ScanPoint
-	deposit    = chain.ScanDeposit
-	store      = chain.ScanStore
-)
-
-func newStore(db sqldb.DB) store { return chain.NewScanStore(db, "tron", "block_id", "block_id") }
+func newStore(db sqldb.DB) scan.Store { return scan.NewStore(db, "tron", "block_id", "block_id") }
 
 // scanFinal is the state of a credited deposit whose block is final
 // (money rule 4), next to chain.ScanSeen and the others.
-const scanFinal = "final"
-
-// orphanFinal marks orphaned the final deposits above the fork, as
-// ScanStore.Rewind does for seen ones: a reorg that deep (below a finality
-// depth, or a node undoing a solidified block) removes them too, and they
-// are reverted unless the rescan finds them again.
-func orphanFinal(ctx context.Context, db sqldb.DB, fork int64, now time.Time) (int64, error) {
-	res, err := db.Write.ExecContext(ctx, db.Q(`UPDATE tron_deposits SET state = ?, updated_at = ? WHERE state = ? AND block_height > ?`),
-		chain.ScanOrphaned, now.UnixMilli(), scanFinal, fork)
-	if err != nil {
-		return 0, fmt.Errorf("tron rewind: %w", err)
-	}
-	return res.RowsAffected()
-}
+const scanFinal = chain.ScanFinal

@@ -1,4 +1,4 @@
-package chain
+package scan
 
 import (
 	"context"
@@ -11,18 +11,34 @@ import (
 // maxBackoff: scanners resume from their stored checkpoint, so retrying
 // skips nothing, and a node that is down is not hammered.
 func Poll(ctx context.Context, interval, maxBackoff time.Duration, log *slog.Logger, scan func(context.Context) error) {
+	PollMore(ctx, interval, maxBackoff, log, func(ctx context.Context) (bool, error) { return false, scan(ctx) })
+}
+
+// PollMore is Poll for a scan that does a bounded part of its work per
+// call: when it reports more to do, the next call follows at once.
+func PollMore(ctx context.Context, interval, maxBackoff time.Duration, log *slog.Logger, scan func(context.Context) (more bool, err error)) {
 	failures := 0
 	for {
 		wait := interval
-		if err := scan(ctx); err != nil {
+		more, err := scan(ctx)
+		switch {
+		case err != nil:
 			if ctx.Err() != nil {
 				return
 			}
 			failures++
 			wait = doubled(interval, maxBackoff, failures)
 			log.Error("scan failed; retrying from the checkpoint", "err", err, "failures", failures, "retry_in", wait.String())
-		} else {
+		case more:
+			failures, wait = 0, 0
+		default:
 			failures = 0
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if wait == 0 {
+			continue
 		}
 		t := time.NewTimer(wait)
 		select {

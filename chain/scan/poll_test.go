@@ -1,4 +1,4 @@
-package chain
+package scan
 
 import (
 	"context"
@@ -41,16 +41,5 @@ func TestPollRetriesUntilCancelled(t *testing.T) {
 	}
 	if calls != 6 {
 		t.Fatalf("%d scans, want 6", calls)
-	}
-}
-
-func TestAlongside(t *testing.T) {
-	called := false
-	if err := Alongside(false, func() error { called = true; return errors.New("ran") })(); err != nil || called {
-		t.Fatalf("not run: err %v, called %v", err, called)
-	}
-	boom := errors.New("boom")
-	if err := Alongside(true, func() error { return boom })(); !errors.Is(err, boom) {
-		t.Fatalf("run: err %v, want boom", err)
 	}
 }

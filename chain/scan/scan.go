@@ -1,0 +1,564 @@
+// Package scan is the chain-scanning engine every watcher runs: it keeps
+// the scan checkpoint and the recent block ids, detects a reorg by those
+// ids and rewinds to the fork, reports the transfers a chain finds in new
+// blocks to the ledger, confirms them by depth, makes them final (money
+// rule 4) and reverts the ones a reorg removed for good. A chain supplies
+// only what is particular to it through Chain: its head, the id of a
+// height, its blocks, the matching of their transfers to our addresses,
+// its final block and the identity of the node.
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/domain"
+)
+
+// ErrNotFound: the node has no block at that height. Chains wrap it.
+var ErrNotFound = errors.New("scan: no block at that height")
+
+// ErrChainMoved: a block, log or receipt does not belong to the chain the
+// scan was reading (a reorg while reading). Chains wrap it.
+var ErrChainMoved = errors.New("scan: chain changed during the scan")
+
+// Block is a block by height, its id and its parent's id, with the chain's
+// own decoded block for Match.
+type Block[B any] struct {
+	Height int64
+	Hash   string
+	Parent string
+	Raw    B
+}
+
+// Chain is what the engine asks of a blockchain's node and of the code
+// that knows its blocks. Errors are wrapped with the chain's name.
+type Chain[B any] interface {
+	// Head is the height of the node's best block.
+	Head(ctx context.Context) (int64, error)
+	// HashAt is the id of the block at height on the node's best chain.
+	// Errors: ErrNotFound when the node has none there.
+	HashAt(ctx context.Context, height int64) (string, error)
+	// Block fetches the block at height on the node's best chain.
+	Block(ctx context.Context, height int64) (Block[B], error)
+	// Match returns the transfers to watched addresses in blocks, which
+	// are consecutive and chain up, in block order; transfers that moved
+	// nothing (a failed transaction) are left out. Errors: ErrChainMoved
+	// when what it reads beside the blocks is of another chain.
+	Match(ctx context.Context, blocks []Block[B]) ([]Transfer, error)
+	// Watch adds invoice pay addresses to those Match looks for; an
+	// address of another chain is ignored.
+	Watch(addresses []string)
+	// FinalBlock is the height of the newest block the node holds final
+	// (Ethereum's finalized, TRON's solidified block); ok is false when
+	// it has none now.
+	FinalBlock(ctx context.Context) (height int64, ok bool, err error)
+	// Identity names the chain the node follows (its genesis block), so
+	// that a node of another network is told apart.
+	Identity(ctx context.Context) (string, error)
+}
+
+// Transfer is a payment to one of our addresses found in a block.
+type Transfer struct {
+	Asset     string
+	Address   string // as stored on invoices
+	TxID      string
+	DepositID string
+	Amount    domain.Amount
+	Height    int64
+	Block     string
+}
+
+// FinalRule says when a credited deposit of an asset is final.
+type FinalRule int
+
+const (
+	// FinalByDepth: Asset.FinalDepth blocks deep (and no less than its
+	// required confirmations).
+	FinalByDepth FinalRule = iota
+	// FinalByBlockElseDepth: at or below the node's final block; by depth
+	// when the node has none.
+	FinalByBlockElseDepth
+	// FinalByBlockAndDepth: at or below the final block and that deep.
+	FinalByBlockAndDepth
+)
+
+// Asset is how the engine treats the deposits of one asset.
+type Asset struct {
+	Confirmations int // credited at this depth, or the invoice's own when more
+	FinalDepth    int
+	Final         FinalRule
+}
+
+// Sink is what the engine asks of the ledger; chain.Sink does it.
+type Sink interface {
+	Observe(ctx context.Context, t chain.Transfer) (invoiceID string, err error)
+	Confirm(ctx context.Context, invoiceID, depositID string, confirmations int) error
+	Finalize(ctx context.Context, invoiceID, depositID string, depth int) error
+	Revert(ctx context.Context, invoiceID, depositID, reason string) error
+}
+
+var _ Sink = chain.Sink{}
+
+// Config tunes a Scanner.
+type Config struct {
+	// Name prefixes log messages ("eth").
+	Name   string
+	Assets map[string]Asset
+	// StartBlock is where the first scan starts when no checkpoint is
+	// stored; 0 means the chain's head at that moment.
+	StartBlock int64
+	// BatchBlocks is how many blocks one Match and one checkpoint
+	// transaction cover; KeepBlocks how many recent block ids are kept to
+	// find the fork point of a reorg.
+	BatchBlocks int
+	KeepBlocks  int
+	// Reports bounds the ledger commands in flight; 1 sends them one after
+	// another in block order.
+	Reports int
+	// ConfirmAtTip confirms older deposits while the range that reaches
+	// the tip is reported (two independent sets of ledger commands).
+	ConfirmAtTip bool
+	// ConfirmFinalOnly confirms a deposit only once its block is also at
+	// or below the node's final block.
+	ConfirmFinalOnly bool
+	Now              func() time.Time
+}
+
+// watchedMarginMs re-reads invoices created this long before the newest
+// one seen, so an invoice that reaches the read model late still gets watched.
+const watchedMarginMs = 10 * 60 * 1000
+
+// maxChainMovedRetries bounds how often one scan starts over because the
+// chain changed under it.
+const maxChainMovedRetries = 3
+
+// Scanner scans one chain for deposits to invoice addresses.
+type Scanner[B any] struct {
+	cfg    Config
+	chain  Chain[B]
+	sink   Sink
+	st     Store
+	log    *slog.Logger
+	assets []string
+
+	mu             sync.Mutex // one scan at a time
+	watchedSinceMs int64
+}
+
+// New builds a scanner of c over st. Errors: no asset, or a threshold
+// below 1.
+func New[B any](cfg Config, c Chain[B], sink Sink, st Store, log *slog.Logger) (*Scanner[B], error) {
+	if len(cfg.Assets) == 0 {
+		return nil, fmt.Errorf("%s: no asset to scan", cfg.Name)
+	}
+	s := &Scanner[B]{cfg: cfg, chain: c, sink: sink, st: st, log: log}
+	for code, a := range cfg.Assets {
+		if a.Confirmations < 1 {
+			return nil, fmt.Errorf("%s: %s: confirmations must be at least 1", cfg.Name, code)
+		}
+		s.assets = append(s.assets, code)
+	}
+	if s.cfg.Reports < 1 {
+		s.cfg.Reports = 1
+	}
+	return s, nil
+}
+
+// Identity is the node's, as its Chain names it.
+func (s *Scanner[B]) Identity(ctx context.Context) (string, error) { return s.chain.Identity(ctx) }
+
+// ScanOnce brings the scanner up to the chain's current head: it checks
+// the checkpoint block is still canonical (rewinding to the fork point when
+// not), scans the new blocks in batches (reporting deposits, then storing
+// block ids, deposits and checkpoint together), confirms deposits deep
+// enough, reverts deposits whose blocks left the chain and did not come
+// back, and finalizes credited deposits whose block is final. A failure
+// leaves the checkpoint at the last batch fully recorded.
+func (s *Scanner[B]) ScanOnce(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.refreshWatched(ctx); err != nil {
+		return err
+	}
+	tip, err := s.chain.Head(ctx)
+	if err != nil {
+		return err
+	}
+	cp, err := s.st.Checkpoint(ctx)
+	switch {
+	case errors.Is(err, ErrNoCheckpoint):
+		start := s.cfg.StartBlock
+		if start == 0 {
+			start = tip
+		}
+		cp = Point{Height: start - 1} // parent id unknown: not checked
+		s.log.Info(s.cfg.Name+": first scan", "start_block", start)
+	case err != nil:
+		return err
+	case tip < cp.Height:
+		// A node still syncing, or another node behind a load balancer:
+		// what it lacks is not a reorg. Wait until it has caught up.
+		s.log.Warn(s.cfg.Name+": node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.Height)
+		return nil
+	default:
+		if cp, err = s.checkReorg(ctx, cp); err != nil {
+			return err
+		}
+	}
+	for moved := 0; cp.Height < tip; {
+		to := min(tip, cp.Height+int64(s.cfg.BatchBlocks))
+		next, err := s.scanRange(ctx, cp, to, to == tip)
+		if errors.Is(err, ErrChainMoved) && moved < maxChainMovedRetries {
+			moved++
+			s.log.Warn(s.cfg.Name+": chain changed during the scan; checking for a reorg", "err", err)
+			if cp, err = s.checkReorg(ctx, cp); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		cp = next
+	}
+	solid := cp.Height
+	if s.cfg.ConfirmFinalOnly {
+		f, ok, err := s.chain.FinalBlock(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			solid = min(solid, f)
+		}
+	}
+	if err := s.confirm(ctx, cp.Height, solid); err != nil {
+		return err
+	}
+	if err := s.revertOrphans(ctx); err != nil {
+		return err
+	}
+	return s.finalize(ctx, cp.Height, solid)
+}
+
+// refreshWatched hands the chain the pay addresses of new invoices.
+func (s *Scanner[B]) refreshWatched(ctx context.Context) error {
+	addrs, newest, err := s.st.WatchedSince(ctx, s.assets, s.watchedSinceMs-watchedMarginMs)
+	if err != nil {
+		return err
+	}
+	s.chain.Watch(addrs)
+	s.watchedSinceMs = max(s.watchedSinceMs, newest)
+	return nil
+}
+
+// onChain reports whether block b is on the node's best chain.
+func (s *Scanner[B]) onChain(ctx context.Context, b Point) (bool, error) {
+	if b.Height < 0 {
+		return true, nil
+	}
+	h, err := s.chain.HashAt(ctx, b.Height)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return h == b.Block, nil
+}
+
+// checkReorg returns cp when its block is still canonical; otherwise it
+// finds the newest stored block that is, rewinds to it and returns it.
+func (s *Scanner[B]) checkReorg(ctx context.Context, cp Point) (Point, error) {
+	if same, err := s.onChain(ctx, cp); err != nil || same {
+		return cp, err
+	}
+	recent, err := s.st.RecentBlocks(ctx, cp.Height-1, s.cfg.KeepBlocks)
+	if err != nil {
+		return cp, err
+	}
+	fork, found, err := ForkPoint(ctx, recent, s.onChain)
+	if err != nil {
+		return cp, err
+	}
+	if !found {
+		// Deeper than the ids we keep: rescan from below the oldest one,
+		// taking the chain's word for that block.
+		fork.Height = cp.Height - int64(s.cfg.KeepBlocks)
+		if len(recent) > 0 {
+			fork.Height = recent[len(recent)-1].Height - 1
+		}
+		fork.Height = max(fork.Height, -1)
+		if fork.Height >= 0 {
+			if fork.Block, err = s.chain.HashAt(ctx, fork.Height); err != nil {
+				return cp, err
+			}
+		}
+		s.log.Error(s.cfg.Name+": reorg deeper than the block ids kept; rescanning", "checkpoint", cp.Height, "from", fork.Height+1)
+	}
+	orphaned, finals, err := s.st.Rewind(ctx, fork, s.cfg.Now())
+	if err != nil {
+		return cp, err
+	}
+	if finals > 0 {
+		s.log.Error(s.cfg.Name+": reorg below final deposits", "fork_height", fork.Height, "final_deposits", finals)
+	}
+	s.log.Warn(s.cfg.Name+": reorg", "checkpoint", cp.Height, "old_block", cp.Block, "fork_height", fork.Height,
+		"orphaned_deposits", orphaned+finals)
+	return fork, nil
+}
+
+// ForkPoint returns the first of kept (newest first) that is still on
+// the best chain; found is false when none is. Errors: onChain's.
+func ForkPoint(ctx context.Context, kept []Point, onChain func(context.Context, Point) (bool, error)) (fork Point, found bool, err error) {
+	for _, b := range kept {
+		same, err := onChain(ctx, b)
+		if err != nil {
+			return Point{}, false, err
+		}
+		if same {
+			return b, true, nil
+		}
+	}
+	return Point{Height: -1}, false, nil
+}
+
+// scanRange scans blocks cp.Height+1..to and records them. It returns the
+// new checkpoint. With ConfirmAtTip, when the range ends at the tip, once
+// its blocks are fetched and chain up from cp, the deposits recorded
+// earlier that are now deep enough are confirmed while this range's
+// transfers are matched and reported: the two are independent ledger
+// commands, and waiting for one before the other doubled the time a block
+// takes. Ranges below the tip (catching up) leave confirming to
+// ScanOnce's last confirm, which counts confirmations from the tip.
+// Errors: ErrChainMoved when blocks do not chain up (a reorg while
+// reading), node, ledger and database errors.
+func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to int64, atTip bool) (Point, error) {
+	blocks := make([]Block[B], 0, to-cp.Height)
+	parent := cp.Block
+	for h := cp.Height + 1; h <= to; h++ {
+		b, err := s.chain.Block(ctx, h)
+		if err != nil {
+			return cp, err
+		}
+		if parent != "" && b.Parent != parent {
+			return cp, fmt.Errorf("%w: block %d does not follow %s", ErrChainMoved, h, parent)
+		}
+		parent = b.Hash
+		blocks = append(blocks, b)
+	}
+	confirmed := chain.Alongside(atTip && s.cfg.ConfirmAtTip, func() error { return s.confirm(ctx, to, to) })
+	found, err := s.chain.Match(ctx, blocks)
+	var rows []Deposit
+	if err == nil {
+		rows, err = s.reportAll(ctx, found, to)
+	}
+	if cErr := confirmed(); err == nil {
+		err = cErr
+	}
+	if err != nil {
+		return cp, err
+	}
+	recs := make([]Point, len(blocks))
+	for i, b := range blocks {
+		recs[i] = Point{Height: b.Height, Block: b.Hash}
+	}
+	if err := s.st.CommitRange(ctx, recs, rows, s.cfg.KeepBlocks, s.cfg.Now()); err != nil {
+		return cp, err
+	}
+	return recs[len(recs)-1], nil
+}
+
+// each calls f for i in [0, n): one after another when Reports is 1,
+// otherwise concurrently across keys and in order within one key
+// (chain.ForEachGroup). It stops at the first error and returns it.
+func (s *Scanner[B]) each(n int, key func(i int) string, f func(i int) error) error {
+	if s.cfg.Reports <= 1 {
+		for i := 0; i < n; i++ {
+			if err := f(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return chain.ForEachGroup(n, s.cfg.Reports, key, f)
+}
+
+// reportAll hands the transfers to the ledger, in block order for each
+// address, and returns the rows to record, in the order of found.
+func (s *Scanner[B]) reportAll(ctx context.Context, found []Transfer, tip int64) ([]Deposit, error) {
+	rows := make([]Deposit, len(found))
+	err := s.each(len(found), func(i int) string { return found[i].Address }, func(i int) error {
+		d, err := s.report(ctx, found[i], tip)
+		rows[i] = d
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// report hands one deposit to the ledger and returns its row.
+func (s *Scanner[B]) report(ctx context.Context, f Transfer, tip int64) (Deposit, error) {
+	d := Deposit{DepositID: f.DepositID, Asset: f.Asset, Address: f.Address, TxID: f.TxID, Amount: f.Amount.String(),
+		BlockHeight: f.Height, Block: f.Block, State: chain.ScanSeen}
+	inv, err := s.sink.Observe(ctx, chain.Transfer{Asset: f.Asset, Address: f.Address, TxID: f.TxID, DepositID: f.DepositID,
+		Amount: f.Amount, Confirmations: int(tip - f.Height + 1)})
+	switch {
+	case errors.Is(err, chain.ErrNotOurs), errors.Is(err, domain.ErrNotFound), errors.Is(err, domain.ErrValidation), errors.Is(err, domain.ErrInvalidAmount):
+		// Kept in the deposits table as unmatched, never silently
+		// dropped; an operator sees it there and in the log.
+		s.log.Warn(s.cfg.Name+": deposit to our address matches no invoice", "deposit_id", f.DepositID, "asset", f.Asset,
+			"address", f.Address, "amount", d.Amount, "err", err)
+		d.State = chain.ScanUnmatched
+		return d, nil
+	case err != nil:
+		return Deposit{}, fmt.Errorf("%s observe %s: %w", s.cfg.Name, f.DepositID, err)
+	}
+	required, err := s.st.RequiredConfirmations(ctx, inv)
+	if err != nil {
+		return Deposit{}, err
+	}
+	d.InvoiceID, d.RequiredConfirmations = inv, max(s.cfg.Assets[f.Asset].Confirmations, required)
+	s.log.Info(s.cfg.Name+": deposit seen", "deposit_id", f.DepositID, "asset", f.Asset, "amount", d.Amount, "invoice_id", inv, "block", f.Height)
+	return d, nil
+}
+
+// refused tells a command the ledger refuses for good (our table disagrees
+// with it: logged loudly, not retried forever) from an operating error.
+func refused(err error) bool {
+	return errors.Is(err, domain.ErrInvalidState) || errors.Is(err, domain.ErrNotFound)
+}
+
+// confirm credits seen deposits that are deep enough below tip and at or
+// below solid, then one transaction marks them all. A crash in between is
+// harmless: confirming a confirmed deposit again is a no-op in the ledger.
+func (s *Scanner[B]) confirm(ctx context.Context, tip, solid int64) error {
+	deps, err := s.st.Deposits(ctx, chain.ScanSeen, true)
+	if err != nil {
+		return err
+	}
+	var due []Deposit
+	for _, d := range deps {
+		if d.InvoiceID != "" && int(tip-d.BlockHeight+1) >= d.RequiredConfirmations && d.BlockHeight <= solid {
+			due = append(due, d)
+		}
+	}
+	done := make([]bool, len(due))
+	err = s.each(len(due), func(i int) string { return due[i].InvoiceID }, func(i int) error {
+		d := due[i]
+		conf := int(tip - d.BlockHeight + 1)
+		if err := s.sink.Confirm(ctx, d.InvoiceID, d.DepositID, conf); err != nil {
+			if refused(err) {
+				s.log.Error(s.cfg.Name+": ledger refused a confirmation", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
+				return nil
+			}
+			return fmt.Errorf("%s confirm %s: %w", s.cfg.Name, d.DepositID, err)
+		}
+		done[i] = true
+		s.log.Info(s.cfg.Name+": deposit confirmed", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "confirmations", conf)
+		return nil
+	})
+	var ids []string
+	for i, d := range due {
+		if done[i] {
+			ids = append(ids, d.DepositID)
+		}
+	}
+	// What was confirmed is recorded even when another confirmation failed.
+	if mErr := s.st.MarkConfirmed(ctx, ids, s.cfg.Now()); mErr != nil {
+		return errors.Join(err, mErr)
+	}
+	return err
+}
+
+// revertOrphans reverts deposits whose block left the chain and that the
+// rescan up to the head did not find again.
+func (s *Scanner[B]) revertOrphans(ctx context.Context) error {
+	deps, err := s.st.Deposits(ctx, chain.ScanOrphaned, false)
+	if err != nil {
+		return err
+	}
+	for _, d := range deps {
+		if d.InvoiceID != "" {
+			reason := fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.Block)
+			if err := s.sink.Revert(ctx, d.InvoiceID, d.DepositID, reason); err != nil && !errors.Is(err, domain.ErrNotFound) {
+				return fmt.Errorf("%s revert %s: %w", s.cfg.Name, d.DepositID, err)
+			}
+			s.log.Warn(s.cfg.Name+": deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
+		}
+		if err := s.st.SetState(ctx, d.DepositID, chain.ScanReverted, false, s.cfg.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finalize makes final the credited deposits that their asset's rule
+// says are (money rule 4): their money moves from pending to available.
+// solid is the final block as ScanOnce knows it (the checkpoint without
+// ConfirmFinalOnly); FinalByBlockElseDepth asks the node at the first
+// deposit that needs it. A crash between the ledger and the table is
+// harmless: finalizing a final deposit again records nothing.
+func (s *Scanner[B]) finalize(ctx context.Context, tip, solid int64) error {
+	deps, err := s.st.Deposits(ctx, chain.ScanSeen, false)
+	if err != nil {
+		return err
+	}
+	var due []Deposit
+	finalized, tagged, asked := int64(0), false, false
+	for _, d := range deps {
+		if !d.Confirmed || d.InvoiceID == "" {
+			continue
+		}
+		a := s.cfg.Assets[d.Asset]
+		deep := int(tip-d.BlockHeight+1) >= max(a.FinalDepth, d.RequiredConfirmations)
+		switch a.Final {
+		case FinalByBlockElseDepth:
+			if !asked {
+				if finalized, tagged, err = s.chain.FinalBlock(ctx); err != nil {
+					return err
+				}
+				asked = true
+			}
+			if tagged {
+				deep = d.BlockHeight <= finalized
+			}
+		case FinalByBlockAndDepth:
+			deep = deep && d.BlockHeight <= solid
+		}
+		if deep {
+			due = append(due, d)
+		}
+	}
+	done := make([]bool, len(due))
+	err = s.each(len(due), func(i int) string { return due[i].InvoiceID }, func(i int) error {
+		d := due[i]
+		depth := int(tip - d.BlockHeight + 1)
+		if err := s.sink.Finalize(ctx, d.InvoiceID, d.DepositID, depth); err != nil {
+			if refused(err) {
+				s.log.Error(s.cfg.Name+": ledger refused a finality", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
+				return nil
+			}
+			return fmt.Errorf("%s finalize %s: %w", s.cfg.Name, d.DepositID, err)
+		}
+		done[i] = true
+		s.log.Info(s.cfg.Name+": deposit final", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "depth", depth)
+		return nil
+	})
+	for i, d := range due {
+		if !done[i] {
+			continue
+		}
+		if sErr := s.st.SetState(ctx, d.DepositID, chain.ScanFinal, true, s.cfg.Now()); sErr != nil {
+			return errors.Join(err, sErr)
+		}
+	}
+	return err
+}
