@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/acceptcryptohere/gateway/backoff"
 )
 
 // Poll runs scan every interval until ctx ends. A failed scan is logged
@@ -17,6 +19,7 @@ func Poll(ctx context.Context, interval, maxBackoff time.Duration, log *slog.Log
 // PollMore is Poll for a scan that does a bounded part of its work per
 // call: when it reports more to do, the next call follows at once.
 func PollMore(ctx context.Context, interval, maxBackoff time.Duration, log *slog.Logger, scan func(context.Context) (more bool, err error)) {
+	retry := backoff.Policy{Base: interval, Max: maxBackoff}
 	failures := 0
 	for {
 		wait := interval
@@ -27,34 +30,15 @@ func PollMore(ctx context.Context, interval, maxBackoff time.Duration, log *slog
 				return
 			}
 			failures++
-			wait = doubled(interval, maxBackoff, failures)
+			wait = retry.Delay(failures)
 			log.Error("scan failed; retrying from the checkpoint", "err", err, "failures", failures, "retry_in", wait.String())
 		case more:
 			failures, wait = 0, 0
 		default:
 			failures = 0
 		}
-		if ctx.Err() != nil {
+		if !backoff.Sleep(ctx, wait) {
 			return
 		}
-		if wait == 0 {
-			continue
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
 	}
-}
-
-// doubled is base doubled per failure after the first, up to limit.
-func doubled(base, limit time.Duration, failures int) time.Duration {
-	d := base
-	for i := 1; i < failures && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
 }

@@ -9,15 +9,6 @@ import (
 	"time"
 )
 
-func TestDoubledPause(t *testing.T) {
-	base, limit := 5*time.Second, time.Minute
-	for failures, want := range map[int]time.Duration{1: 5 * time.Second, 2: 10 * time.Second, 3: 20 * time.Second, 4: 40 * time.Second, 5: time.Minute, 50: time.Minute} {
-		if got := doubled(base, limit, failures); got != want {
-			t.Errorf("failures %d: %v, want %v", failures, got, want)
-		}
-	}
-}
-
 // Poll keeps scanning through failures and returns when ctx ends.
 func TestPollRetriesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
