@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,10 +12,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/follow"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
@@ -125,19 +126,16 @@ type Subscriber struct {
 	store eventstore.Store
 	db    sqldb.DB
 	cfg   SubscriberConfig
-	batch int
-
-	// The position read to is kept in memory; batches without a status
-	// event write the stored checkpoint at most every saveEvery, so an idle
-	// subscriber does not take the (SQLite: only) writer from appends. A
-	// restart re-reads at most that much, and delivery ids make it harmless.
-	loaded  bool
-	pos     eventstore.Position
-	saved   string
-	savedAt time.Time
+	// f keeps the position read to in memory; batches without a status
+	// event write the stored checkpoint at most every
+	// follow.DefaultSaveEvery, so an idle subscriber does not take the
+	// (SQLite: only) writer from appends. A restart re-reads at most that
+	// much, and delivery ids make it harmless.
+	f *follow.Follower
+	// deliveries are the current batch's, built before its transaction.
+	deliveries []newDelivery
+	created    int
 }
-
-const saveEvery = time.Second
 
 // NewSubscriber prepares a subscriber; run Migrate first, then Run.
 func NewSubscriber(store eventstore.Store, db sqldb.DB, cfg SubscriberConfig) *Subscriber {
@@ -153,49 +151,29 @@ func NewSubscriber(store eventstore.Store, db sqldb.DB, cfg SubscriberConfig) *S
 	if cfg.Gather == 0 {
 		cfg.Gather = defaultGather
 	}
-	return &Subscriber{store: store, db: db, cfg: cfg, batch: subscriberBatch}
+	s := &Subscriber{store: store, db: db, cfg: cfg}
+	log := cfg.Logger
+	s.f = follow.New(follow.Config{Store: store, DB: db, Name: "webhooks", Types: logTypes, Batch: subscriberBatch, Gather: cfg.Gather, Now: cfg.Now,
+		Checkpoint: follow.Table{DB: db, Table: "webhook_checkpoint", Name: checkpointName, Made: true, Now: cfg.Now},
+		OnError:    func(err error) { log.Error("webhooks: subscriber batch failed; retrying", "err", err) }})
+	return s
 }
 
+// Metrics are the subscriber's follower counters.
+func (s *Subscriber) Metrics() *follow.Metrics { return s.f.Metrics() }
+
 // Run follows the log until ctx ends and returns ctx's error. A failing
-// batch is retried after a pause (at most 10 s): the subscriber stops
-// rather than skips an event.
+// batch is retried after follow.Retry's pause: the subscriber stops rather
+// than skips an event.
 func (s *Subscriber) Run(ctx context.Context) error {
-	failures := 0
-	for ctx.Err() == nil {
-		pos, more, err := s.step(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			s.cfg.Logger.Error("webhooks: subscriber batch failed; retrying", "err", err)
-			failures++
-			retryPolicy.Wait(ctx, failures)
-			continue
-		}
-		failures = 0
-		if !more {
-			if s.store.Wait(ctx, pos) == nil && s.cfg.Gather > 0 {
-				backoff.Sleep(ctx, s.cfg.Gather)
-			}
-		}
-	}
-	return ctx.Err()
+	return s.f.Run(ctx, s.handler())
 }
 
 // CatchUp turns everything currently in the log into deliveries and
 // returns (for tools and tests that do not run the loop).
 func (s *Subscriber) CatchUp(ctx context.Context) error {
-	for {
-		_, more, err := s.step(ctx)
-		if err != nil || !more {
-			return err
-		}
-	}
+	return s.f.CatchUp(ctx, s.handler())
 }
-
-// retryPolicy paces the subscriber's and the worker's retries after a
-// database error.
-var retryPolicy = backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second}
 
 // newDelivery is a delivery row about to be inserted.
 type newDelivery struct {
@@ -203,52 +181,36 @@ type newDelivery struct {
 	body                                                    []byte
 }
 
-// step handles one batch from the checkpoint. It returns the position
-// reached and whether the batch was full (more may be waiting).
-func (s *Subscriber) step(ctx context.Context) (eventstore.Position, bool, error) {
-	if !s.loaded {
-		if err := s.db.Write.QueryRowContext(ctx, s.db.Q(`SELECT position FROM webhook_checkpoint WHERE name = ?`), checkpointName).Scan(&s.saved); err != nil {
-			return eventstore.Start, false, fmt.Errorf("webhooks: checkpoint: %w", err)
-		}
-		pos, err := eventstore.ParsePosition(s.saved)
-		if err != nil {
-			return pos, false, err
-		}
-		s.pos, s.savedAt, s.loaded = pos, s.cfg.Now(), true
+// handler builds a batch's deliveries before its transaction (reading the
+// log while holding the SQLite write connection would stall every append
+// behind it), inserts them in the transaction that moves the checkpoint,
+// and wakes the worker when it created any.
+func (s *Subscriber) handler() follow.Handler {
+	return follow.Handler{
+		Prepare: func(ctx context.Context, recs []eventstore.RecordedEvent) (bool, error) {
+			s.deliveries, s.created = s.deliveries[:0], 0
+			for _, rec := range recs {
+				d, ok, err := s.deliveryFor(ctx, rec)
+				if err != nil {
+					return false, err
+				}
+				if ok {
+					s.deliveries = append(s.deliveries, d)
+				}
+			}
+			return len(s.deliveries) > 0, nil
+		},
+		Write: func(ctx context.Context, tx *sql.Tx, _ []eventstore.RecordedEvent) error {
+			var err error
+			s.created, err = s.insert(ctx, tx, s.deliveries)
+			return err
+		},
+		Committed: func([]eventstore.RecordedEvent) {
+			if s.created > 0 {
+				s.cfg.Notify()
+			}
+		},
 	}
-	from := s.pos
-	page, err := eventstore.ReadAllOfTypes(ctx, s.store, from, s.batch, logTypes)
-	if err != nil || page.Reached == from {
-		return from, false, err
-	}
-	recs, to := page.Events, page.Reached
-	// The invoice documents are built before the transaction: reading the
-	// log while holding the (SQLite: only) write connection would stall
-	// every append behind it.
-	var deliveries []newDelivery
-	for _, rec := range recs {
-		d, ok, err := s.deliveryFor(ctx, rec)
-		if err != nil {
-			return from, false, err
-		}
-		if ok {
-			deliveries = append(deliveries, d)
-		}
-	}
-	if len(deliveries) == 0 && s.cfg.Now().Sub(s.savedAt) < saveEvery {
-		s.pos = to
-		return to, page.More, nil
-	}
-	created, err := s.commit(ctx, s.saved, to, deliveries)
-	if err != nil {
-		s.loaded = false // another subscriber may have moved it: re-read
-		return from, false, err
-	}
-	s.pos, s.saved, s.savedAt = to, to.String(), s.cfg.Now()
-	if created > 0 {
-		s.cfg.Notify()
-	}
-	return to, page.More, nil
 }
 
 // deliveryFor builds the delivery an event causes, if any: the body shows
@@ -294,27 +256,15 @@ func (s *Subscriber) deliveryFor(ctx context.Context, rec eventstore.RecordedEve
 		invoiceID: change.InvoiceID, eventType: typ, body: raw}, true, nil
 }
 
-// commit inserts the deliveries and moves the checkpoint from `from` to
-// `to` in one transaction. The checkpoint update is conditional on `from`,
-// so two subscribers on one database cannot both apply a batch: the loser
-// rolls back and re-reads the checkpoint.
-func (s *Subscriber) commit(ctx context.Context, from string, to eventstore.Position, deliveries []newDelivery) (int, error) {
-	tx, err := s.db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
+// insert writes the deliveries in tx, after the follower moved (and so
+// locked: Postgres a row lock, SQLite the write lock) the checkpoint row,
+// and reads and advances the sequence under that lock.
+func (s *Subscriber) insert(ctx context.Context, tx *sql.Tx, deliveries []newDelivery) (int, error) {
+	if len(deliveries) == 0 {
+		return 0, nil
 	}
-	defer tx.Rollback()
 	nowMs := s.cfg.Now().UnixMilli()
 	var seq int64
-	// Lock the checkpoint row first (Postgres: row lock; SQLite: the
-	// write lock), then read the sequence under it.
-	res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE webhook_checkpoint SET updated_at = ? WHERE name = ? AND position = ?`), nowMs, checkpointName, from)
-	if err != nil {
-		return 0, fmt.Errorf("webhooks: checkpoint: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return 0, fmt.Errorf("webhooks: checkpoint moved under the subscriber (another one running?)")
-	}
 	if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT next_seq FROM webhook_checkpoint WHERE name = ?`), checkpointName).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("webhooks: checkpoint: %w", err)
 	}
@@ -334,12 +284,8 @@ func (s *Subscriber) commit(ctx context.Context, from string, to eventstore.Posi
 			created++
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE webhook_checkpoint SET position = ?, next_seq = ?, updated_at = ? WHERE name = ?`),
-		to.String(), seq, nowMs, checkpointName); err != nil {
+	if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE webhook_checkpoint SET next_seq = ? WHERE name = ?`), seq, checkpointName); err != nil {
 		return 0, fmt.Errorf("webhooks: checkpoint: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("webhooks: commit deliveries: %w", err)
 	}
 	return created, nil
 }

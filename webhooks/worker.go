@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/follow"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
@@ -239,7 +240,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	fail := func(what string, err error) {
 		w.cfg.Logger.Error("webhooks: "+what, "err", err)
 		failures++
-		retryPolicy.Wait(ctx, failures)
+		follow.Retry.Wait(ctx, failures)
 	}
 	for {
 	collect:
