@@ -230,12 +230,12 @@ func (w *Worker) nextDue(ctx context.Context, busyIDs, busyMerchants []string) (
 // the attempts in flight (they are cancelled; a cancelled attempt is not
 // recorded, so the delivery is sent again after a restart) and returns
 // ctx's error. Database errors are logged and retried.
+//
+// Each turn collects the finished attempts, records them, dispatches due
+// deliveries to free senders, and otherwise schedules a wake-up for the
+// next due delivery and waits.
 func (w *Worker) Run(ctx context.Context) error {
-	results := make(chan outcome, w.cfg.Workers) // at most Workers in flight: sends never block
-	inFlight := make(map[string]string, w.cfg.Workers)
-	perMerchant := make(map[string]int)
-	var unrecorded []outcome
-	var wg sync.WaitGroup
+	d := newDispatcher(w)
 	failures := 0
 	fail := func(what string, err error) {
 		w.cfg.Logger.Error("webhooks: "+what, "err", err)
@@ -243,115 +243,183 @@ func (w *Worker) Run(ctx context.Context) error {
 		follow.Retry.Wait(ctx, failures)
 	}
 	for {
-	collect:
-		for {
-			select {
-			case o := <-results:
-				unrecorded = append(unrecorded, o)
-			default:
-				break collect
+		d.collect()
+		if err := d.record(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
 			}
-		}
-		if len(unrecorded) > 0 {
-			if err := w.record(ctx, unrecorded); err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				fail("record attempts", err)
-				continue
-			}
-			for _, o := range unrecorded {
-				m := inFlight[o.job.id]
-				delete(inFlight, o.job.id)
-				if perMerchant[m]--; perMerchant[m] <= 0 {
-					delete(perMerchant, m)
-				}
-			}
-			unrecorded = unrecorded[:0]
+			fail("record attempts", err)
+			continue
 		}
 		if ctx.Err() != nil {
 			break
 		}
-		busyIDs := make([]string, 0, len(inFlight))
-		for id := range inFlight {
-			busyIDs = append(busyIDs, id)
-		}
-		var busyMerchants []string
-		for m, n := range perMerchant {
-			if n >= w.cfg.PerMerchant {
-				busyMerchants = append(busyMerchants, m)
+		busyIDs, busyMerchants := d.busy()
+		launched, err := d.dispatch(ctx, busyIDs, busyMerchants)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
 			}
-		}
-		free := w.cfg.Workers - len(inFlight)
-		launched := 0
-		if free > 0 {
-			now := w.cfg.Now()
-			jobs, err := w.due(ctx, now, busyIDs, busyMerchants, min(4*free, passLimit))
-			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				fail("dispatch", err)
-				continue
-			}
-			for _, j := range jobs {
-				if len(inFlight) >= w.cfg.Workers {
-					break
-				}
-				if perMerchant[j.merchantID] >= w.cfg.PerMerchant {
-					continue
-				}
-				inFlight[j.id] = j.merchantID
-				perMerchant[j.merchantID]++
-				launched++
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					o := w.send(ctx, j)
-					if ctx.Err() != nil {
-						o.kind = discarded
-					}
-					results <- o
-				}()
-			}
+			fail("dispatch", err)
+			continue
 		}
 		failures = 0
 		if launched > 0 {
 			continue // more may be due
 		}
-		var timer <-chan time.Time
-		if free > 0 {
-			next, ok, err := w.nextDue(ctx, busyIDs, busyMerchants)
-			switch {
-			case err != nil:
-				w.cfg.Logger.Error("webhooks: next due", "err", err)
-				timer = w.cfg.After(w.cfg.PollInterval)
-			case ok:
-				timer = w.cfg.After(min(max(next.Sub(w.cfg.Now()), time.Millisecond), w.cfg.PollInterval))
-			case len(inFlight) == 0:
-				timer = w.cfg.After(w.cfg.PollInterval)
-			}
-			// Otherwise only sends are outstanding: their results wake us.
-		}
+		d.wait(ctx, d.schedule(ctx, busyIDs, busyMerchants))
+	}
+	d.shutdown(ctx)
+	return ctx.Err()
+}
+
+// dispatcher is the state of one Run: the attempts in flight, per delivery
+// and per merchant, and the finished ones not yet recorded.
+type dispatcher struct {
+	w           *Worker
+	results     chan outcome      // at most Workers in flight: sends never block
+	inFlight    map[string]string // delivery id -> merchant id
+	perMerchant map[string]int
+	unrecorded  []outcome
+	wg          sync.WaitGroup
+}
+
+func newDispatcher(w *Worker) *dispatcher {
+	return &dispatcher{w: w, results: make(chan outcome, w.cfg.Workers), inFlight: make(map[string]string, w.cfg.Workers),
+		perMerchant: make(map[string]int)}
+}
+
+// collect takes the finished attempts without waiting.
+func (d *dispatcher) collect() {
+	for {
 		select {
-		case o := <-results:
-			unrecorded = append(unrecorded, o)
-		case <-w.wake:
-		case <-timer:
-		case <-ctx.Done():
+		case o := <-d.results:
+			d.unrecorded = append(d.unrecorded, o)
+		default:
+			return
 		}
 	}
-	wg.Wait()
-	close(results)
-	for o := range results {
-		unrecorded = append(unrecorded, o)
+}
+
+// record writes the collected outcomes in one transaction and frees their
+// senders; on an error they stay collected for the next turn.
+func (d *dispatcher) record(ctx context.Context) error {
+	if len(d.unrecorded) == 0 {
+		return nil
+	}
+	if err := d.w.record(ctx, d.unrecorded); err != nil {
+		return err
+	}
+	for _, o := range d.unrecorded {
+		m := d.inFlight[o.job.id]
+		delete(d.inFlight, o.job.id)
+		if d.perMerchant[m]--; d.perMerchant[m] <= 0 {
+			delete(d.perMerchant, m)
+		}
+	}
+	d.unrecorded = d.unrecorded[:0]
+	return nil
+}
+
+// busy lists the deliveries in flight and the merchants at their limit,
+// which the queries for due deliveries leave out.
+func (d *dispatcher) busy() (busyIDs, busyMerchants []string) {
+	busyIDs = make([]string, 0, len(d.inFlight))
+	for id := range d.inFlight {
+		busyIDs = append(busyIDs, id)
+	}
+	for m, n := range d.perMerchant {
+		if n >= d.w.cfg.PerMerchant {
+			busyMerchants = append(busyMerchants, m)
+		}
+	}
+	return busyIDs, busyMerchants
+}
+
+func (d *dispatcher) free() int { return d.w.cfg.Workers - len(d.inFlight) }
+
+// dispatch starts an attempt for each due delivery while senders are free
+// (at most PerMerchant per merchant) and returns how many it started.
+func (d *dispatcher) dispatch(ctx context.Context, busyIDs, busyMerchants []string) (int, error) {
+	free := d.free()
+	if free <= 0 {
+		return 0, nil
+	}
+	w := d.w
+	jobs, err := w.due(ctx, w.cfg.Now(), busyIDs, busyMerchants, min(4*free, passLimit))
+	if err != nil {
+		return 0, err
+	}
+	launched := 0
+	for _, j := range jobs {
+		if len(d.inFlight) >= w.cfg.Workers {
+			break
+		}
+		if d.perMerchant[j.merchantID] >= w.cfg.PerMerchant {
+			continue
+		}
+		d.inFlight[j.id] = j.merchantID
+		d.perMerchant[j.merchantID]++
+		launched++
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			o := w.send(ctx, j)
+			if ctx.Err() != nil {
+				o.kind = discarded
+			}
+			d.results <- o
+		}()
+	}
+	return launched, nil
+}
+
+// schedule returns the timer of the next look at the database: when the
+// earliest ready delivery is due, at most PollInterval away. It is nil
+// when no sender is free, or when nothing is ready and attempts are in
+// flight: their results wake the worker.
+func (d *dispatcher) schedule(ctx context.Context, busyIDs, busyMerchants []string) <-chan time.Time {
+	if d.free() <= 0 {
+		return nil
+	}
+	w := d.w
+	next, ok, err := w.nextDue(ctx, busyIDs, busyMerchants)
+	switch {
+	case err != nil:
+		w.cfg.Logger.Error("webhooks: next due", "err", err)
+		return w.cfg.After(w.cfg.PollInterval)
+	case ok:
+		return w.cfg.After(min(max(next.Sub(w.cfg.Now()), time.Millisecond), w.cfg.PollInterval))
+	case len(d.inFlight) == 0:
+		return w.cfg.After(w.cfg.PollInterval)
+	}
+	return nil
+}
+
+// wait blocks until an attempt finishes, Notify, the timer or ctx's end.
+func (d *dispatcher) wait(ctx context.Context, timer <-chan time.Time) {
+	select {
+	case o := <-d.results:
+		d.unrecorded = append(d.unrecorded, o)
+	case <-d.w.wake:
+	case <-timer:
+	case <-ctx.Done():
+	}
+}
+
+// shutdown waits for the attempts in flight and records what they did,
+// with a few seconds past ctx's end.
+func (d *dispatcher) shutdown(ctx context.Context) {
+	d.wg.Wait()
+	close(d.results)
+	for o := range d.results {
+		d.unrecorded = append(d.unrecorded, o)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := w.record(rctx, unrecorded); err != nil {
-		w.cfg.Logger.Error("webhooks: record attempts at shutdown", "err", err)
+	if err := d.w.record(rctx, d.unrecorded); err != nil {
+		d.w.cfg.Logger.Error("webhooks: record attempts at shutdown", "err", err)
 	}
-	return ctx.Err()
 }
 
 // Pass sends every delivery due now (at most Config.PerMerchant per
