@@ -13,9 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/follow"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
@@ -166,6 +166,9 @@ type Runner struct {
 	progress  func(applied int, pos eventstore.Position)
 	batchSize int
 	stmts     *sharedStmts // SQLite only
+	metrics   follow.Metrics
+	// Now stamps the checkpoints' updated_at [time.Now].
+	Now func() time.Time
 
 	mu      sync.Mutex
 	reached eventstore.Position // every projector has applied up to here
@@ -180,7 +183,7 @@ func NewRunner(store eventstore.Store, db sqldb.DB, log *slog.Logger, projectors
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Runner{store: store, db: db, projectors: projectors, log: log, changed: make(chan struct{}), batchSize: batchSize}
+	r := &Runner{store: store, db: db, projectors: projectors, log: log, changed: make(chan struct{}), batchSize: batchSize, Now: time.Now}
 	if db.Dialect == sqldb.SQLite {
 		r.stmts = &sharedStmts{}
 	}
@@ -215,8 +218,10 @@ func All() []Projector {
 	return []Projector{Merchants{}, Invoices{}, Balances{}, Payouts{}, EventFeed{}}
 }
 
-// Run applies the log until ctx ends. A failing batch is retried after a
-// pause: projections stop rather than skip an event.
+// Run applies the log until ctx ends. A failing batch is retried after
+// follow.Retry's pause: projections stop rather than skip an event.
+// Errors: loading the checkpoints (before anything is applied); otherwise
+// ctx's error when it ends.
 func (r *Runner) Run(ctx context.Context) error {
 	r.running.Store(true)
 	defer r.running.Store(false)
@@ -229,31 +234,29 @@ func (r *Runner) Run(ctx context.Context) error {
 		defer o.Stopped()
 	}
 	r.publish(minPosition(checkpoints))
-	failures := 0
-	for ctx.Err() == nil {
+	loop := follow.Loop{Store: r.store, Metrics: &r.metrics, OnError: func(err error) {
+		r.log.Error("projection batch failed; retrying", "from", minPosition(checkpoints).String(), "err", err)
+	}}
+	return loop.Run(ctx, func(ctx context.Context) (bool, eventstore.Position, error) {
 		err := r.drain(ctx, checkpoints)
 		if errors.Is(err, errCheckpointMoved) {
 			// Another runner (a former leader still finishing) applied the
 			// batch; continue from where it got to.
-			if checkpoints, err = r.loadCheckpoints(ctx); err == nil {
-				r.applied(nil) // what it applied is not known here
-				continue
+			cps, lerr := r.loadCheckpoints(ctx)
+			if lerr != nil {
+				return false, minPosition(checkpoints), lerr
 			}
+			checkpoints = cps
+			r.applied(nil) // what it applied is not known here
+			return true, minPosition(checkpoints), nil
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			r.log.Error("projection batch failed; retrying", "from", minPosition(checkpoints).String(), "err", err)
-			failures++
-			retryPolicy.Wait(ctx, failures)
-			continue
-		}
-		failures = 0
-		_ = r.store.Wait(ctx, minPosition(checkpoints))
-	}
-	return ctx.Err()
+		return false, minPosition(checkpoints), err
+	})
 }
+
+// Metrics are the live runner's counters: events applied, failed batches
+// and the position every projector has reached.
+func (r *Runner) Metrics() *follow.Metrics { return &r.metrics }
 
 // CatchUp applies everything currently in the log and returns (for tools
 // and tests that do not run the loop).
@@ -340,9 +343,6 @@ func decodeAll(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
 	return out, nil
 }
 
-// retryPolicy paces the retries of a failing batch.
-var retryPolicy = backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second}
-
 func minPosition(cps map[string]eventstore.Position) eventstore.Position {
 	first := true
 	var m eventstore.Position
@@ -363,7 +363,7 @@ func (r *Runner) loadCheckpoints(ctx context.Context) (map[string]eventstore.Pos
 	for _, p := range r.projectors {
 		// Every projector has a row, so a batch can fence on it.
 		if _, err := r.db.Write.ExecContext(ctx, r.db.Q(`INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO NOTHING`), r.checkpointName(p), eventstore.Start.String(), time.Now().UnixMilli()); err != nil {
+			ON CONFLICT (name) DO NOTHING`), r.checkpointName(p), eventstore.Start.String(), r.Now().UnixMilli()); err != nil {
 			return nil, fmt.Errorf("projections: checkpoint of %s: %w", p.Name(), err)
 		}
 		var s string
@@ -413,6 +413,7 @@ func (r *Runner) applyDecoded(ctx context.Context, page decodedPage, checkpoints
 	for k, v := range next {
 		checkpoints[k] = v
 	}
+	r.metrics.AddApplied(len(page.recs))
 	if r.progress != nil {
 		r.progress(len(page.recs), page.recs[len(page.recs)-1].Position)
 	}
@@ -423,7 +424,7 @@ func (r *Runner) applyDecoded(ctx context.Context, page decodedPage, checkpoints
 // in. Two runners never both apply a batch: the second waits for the
 // first's commit, then finds the position moved.
 func (r *Runner) fence(ctx context.Context, tx Tx, checkpoints map[string]eventstore.Position) error {
-	nowMs := time.Now().UnixMilli()
+	nowMs := r.Now().UnixMilli()
 	// Usually every projector is at the same position: one statement.
 	if pos, same := samePosition(checkpoints); same {
 		names := r.checkpointNames()
