@@ -1,36 +1,22 @@
 package hd
 
 import (
-	"crypto/pbkdf2"
-	"crypto/sha256"
-	"crypto/sha512"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/tyler-smith/go-bip39"
 )
 
 // ErrInvalidMnemonic: the phrase is not a valid BIP-39 English mnemonic
 // (wrong word count, a word not in the list, or a bad checksum).
 var ErrInvalidMnemonic = errors.New("hd: invalid BIP-39 mnemonic")
 
-// englishWords is the BIP-39 English word list (SHA-256
-// 2f5eed53a4727b4bf8880d8f3f199efc90e58503646d9ff8eff3a2ed3b24dbda, checked in a test).
-//
-//go:embed bip39_english.txt
-var englishWords string
-
-var (
-	wordList  = strings.Fields(englishWords)
-	wordIndex = func() map[string]int {
-		m := make(map[string]int, len(wordList))
-		for i, w := range wordList {
-			m[w] = i
-		}
-		return m
-	}()
-)
+// The encoding, the English word list and the seed are go-bip39's, checked
+// against the official (Trezor) vectors in TestBIP39TrezorVectors. What
+// stays here is the policy: canonical form, and errors that never echo a
+// word of the secret.
 
 // NewMnemonic encodes entropy (16, 20, 24, 28 or 32 bytes) as a BIP-39
 // English mnemonic of 12 to 24 words.
@@ -39,19 +25,11 @@ func NewMnemonic(entropy []byte) (string, error) {
 	if n < 16 || n > 32 || n%4 != 0 {
 		return "", fmt.Errorf("hd: entropy of %d bytes; want 16..32 in steps of 4", n)
 	}
-	checksumBits := n * 8 / 32
-	sum := sha256.Sum256(entropy)
-	bits := append(append([]byte(nil), entropy...), sum[0]) // checksum bits are at most 8
-	words := make([]string, (n*8+checksumBits)/11)
-	for i := range words {
-		idx := 0
-		for b := 0; b < 11; b++ {
-			pos := i*11 + b
-			idx = idx<<1 | int(bits[pos/8]>>(7-pos%8)&1)
-		}
-		words[i] = wordList[idx]
+	m, err := bip39.NewMnemonic(entropy)
+	if err != nil {
+		return "", fmt.Errorf("hd: mnemonic: %w", err)
 	}
-	return strings.Join(words, " "), nil
+	return m, nil
 }
 
 // GenerateMnemonic returns a fresh 24-word mnemonic (256 bits of entropy from rand).
@@ -73,29 +51,18 @@ func NormalizeMnemonic(mnemonic string) (string, error) {
 	default:
 		return "", fmt.Errorf("%w: %d words; want 12, 15, 18, 21 or 24", ErrInvalidMnemonic, len(words))
 	}
-	totalBits := len(words) * 11
-	checksumBits := totalBits / 33
-	buf := make([]byte, (totalBits+7)/8)
 	for i, w := range words {
-		idx, ok := wordIndex[w]
-		if !ok {
+		if _, ok := bip39.GetWordIndex(w); !ok {
 			// The word itself is not echoed: it is part of a secret.
 			return "", fmt.Errorf("%w: word %d is not in the BIP-39 English list", ErrInvalidMnemonic, i+1)
 		}
-		for b := 0; b < 11; b++ {
-			if idx>>(10-b)&1 == 1 {
-				pos := i*11 + b
-				buf[pos/8] |= 1 << (7 - pos%8)
-			}
-		}
 	}
-	entropy := buf[:(totalBits-checksumBits)/8]
-	sum := sha256.Sum256(entropy)
-	mask := byte(0xff << (8 - checksumBits))
-	if got := buf[len(entropy)] & mask; got != sum[0]&mask {
+	m := strings.Join(words, " ")
+	// go-bip39's error names no word; it is dropped all the same.
+	if _, err := bip39.EntropyFromMnemonic(m); err != nil {
 		return "", fmt.Errorf("%w: checksum does not match", ErrInvalidMnemonic)
 	}
-	return strings.Join(words, " "), nil
+	return m, nil
 }
 
 // Seed derives the 64-byte BIP-39 seed from a mnemonic and an optional
@@ -106,5 +73,5 @@ func Seed(mnemonic, passphrase string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pbkdf2.Key(sha512.New, m, []byte("mnemonic"+passphrase), 2048, 64)
+	return bip39.NewSeed(m, passphrase), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,24 +14,73 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/tyler-smith/go-bip39"
 
 	"github.com/acceptcryptohere/gateway/domain"
 )
 
 const abandon = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 
+// TestWordList: the English list go-bip39 encodes with is the BIP-39 one
+// (the SHA-256 of bip-0039/english.txt, one word a line).
 func TestWordList(t *testing.T) {
-	sum := sha256.Sum256([]byte(englishWords))
+	words := bip39.GetWordList()
+	sum := sha256.Sum256([]byte(strings.Join(words, "\n") + "\n"))
 	if got := hex.EncodeToString(sum[:]); got != "2f5eed53a4727b4bf8880d8f3f199efc90e58503646d9ff8eff3a2ed3b24dbda" {
 		t.Fatalf("english word list sha256 %s", got)
 	}
-	if len(wordList) != 2048 || len(wordIndex) != 2048 {
-		t.Fatalf("%d words, %d distinct", len(wordList), len(wordIndex))
+	distinct := map[string]bool{}
+	for _, w := range words {
+		distinct[w] = true
+	}
+	if len(words) != 2048 || len(distinct) != 2048 {
+		t.Fatalf("%d words, %d distinct", len(words), len(distinct))
+	}
+}
+
+// TestBIP39TrezorVectors checks every English vector of the reference
+// implementation (trezor/python-mnemonic vectors.json, copied to testdata):
+// entropy to mnemonic, the mnemonic read back in any case and spacing, the
+// seed under the passphrase "TREZOR", and the BIP-32 master key of that seed.
+func TestBIP39TrezorVectors(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("testdata", "bip39_english_vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vectors [][4]string
+	if err := json.Unmarshal(body, &vectors); err != nil {
+		t.Fatal(err)
+	}
+	if len(vectors) != 24 {
+		t.Fatalf("%d vectors, want the 24 English ones", len(vectors))
+	}
+	for _, v := range vectors {
+		entropy, err := hex.DecodeString(v[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewMnemonic(entropy)
+		if err != nil || m != v[1] {
+			t.Fatalf("NewMnemonic(%s) = %q, %v; want %q", v[0], m, err, v[1])
+		}
+		if n, err := NormalizeMnemonic("  " + strings.ToUpper(strings.ReplaceAll(m, " ", " \t ")) + "\n"); err != nil || n != m {
+			t.Fatalf("NormalizeMnemonic of %q = %q, %v", m, n, err)
+		}
+		seed, err := Seed(m, "TREZOR")
+		if err != nil || hex.EncodeToString(seed) != v[2] {
+			t.Fatalf("seed of %q = %x, %v; want %s", m, seed, err, v[2])
+		}
+		master, err := hdkeychain.NewMaster(seed, &chaincfg.MainNetParams)
+		if err != nil || master.String() != v[3] {
+			t.Fatalf("master key of %q = %v, %v; want %s", m, master, err, v[3])
+		}
 	}
 }
 
 // BIP-39 reference vectors (entropy → mnemonic; seed with passphrase "TREZOR").
+// TestBIP39TrezorVectors has them all; these stay as they were written.
 func TestBIP39Vectors(t *testing.T) {
 	for _, v := range []struct{ entropy, mnemonic, seed string }{
 		{"00000000000000000000000000000000", abandon,
