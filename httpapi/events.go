@@ -236,6 +236,8 @@ func (sw *sseWriter) event(e readapi.FeedEvent) error {
 }
 
 func (sw *sseWriter) write(b []byte) error {
+	// A socket deadline is on the system's clock, never on Deps.Now (the
+	// business clock, which tests fix): the one direct clock read here.
 	if err := sw.rc.SetWriteDeadline(time.Now().Add(sw.deadline)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}

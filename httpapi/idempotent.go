@@ -78,7 +78,10 @@ func (s *server) idempotent(next http.Handler) http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		scope := s.idemScope(r)
-		waitUntil := time.Now().Add(s.cfg.IdempotencyWait)
+		// A timer, not the injected clock: the wait is real time even
+		// when Deps.Now is a test's fixed clock.
+		waited := time.NewTimer(s.cfg.IdempotencyWait)
+		defer waited.Stop()
 		for {
 			rec, err := s.d.Idempotency.Claim(r.Context(), scope, key, body, s.now())
 			switch {
@@ -98,10 +101,12 @@ func (s *server) idempotent(next http.Handler) http.Handler {
 				s.runClaimed(w, r, next, scope, key, rec.Token)
 				return
 			}
-			if time.Now().After(waitUntil) {
+			select {
+			case <-waited.C:
 				w.Header().Set("Retry-After", "1")
 				s.writeError(w, r, errIdemInProgress)
 				return
+			default:
 			}
 			select {
 			case <-r.Context().Done():

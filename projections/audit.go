@@ -96,6 +96,8 @@ type AuditOptions struct {
 	Progress func(done int, total int64)
 	// SkipReadModels audits the log alone (no database needed).
 	SkipReadModels bool
+	// Now is the clock that times the audit (nil: time.Now).
+	Now func() time.Time
 }
 
 // Audit reads the whole log (up to its current end) and checks it, then
@@ -117,7 +119,11 @@ const auditBatch = 5000
 //
 // Events are decoded in parallel and applied in log order.
 func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt AuditOptions) (AuditReport, error) {
-	start := time.Now()
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	start := now()
 	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
 		Debts:    map[string]map[string]domain.Amount{},
 		invoices: map[string]*auditInvoice{}, payouts: map[string]*auditPayout{}}
@@ -192,7 +198,7 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 			return rep, err
 		}
 	}
-	rep.Elapsed = time.Since(start)
+	rep.Elapsed = now().Sub(start)
 	return rep, nil
 }
 

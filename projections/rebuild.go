@@ -2,7 +2,9 @@ package projections
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"regexp"
@@ -73,6 +75,23 @@ type Counter interface {
 // rebuilt position. A live runner then finds its checkpoint moved and
 // continues from there. No names: all projectors.
 func Rebuild(ctx context.Context, store eventstore.Store, db sqldb.DB, names []string, progress func(RebuildProgress)) error {
+	return RebuildWith(ctx, store, db, names, RebuildOptions{Progress: progress})
+}
+
+// RebuildOptions are Rebuild's optional inputs.
+type RebuildOptions struct {
+	// Progress is called after each batch.
+	Progress func(RebuildProgress)
+	// Now is the clock for progress and the checkpoints' updated_at (nil: time.Now).
+	Now func() time.Time
+}
+
+// RebuildWith is Rebuild with options.
+func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names []string, opt RebuildOptions) error {
+	now, progress := opt.Now, opt.Progress
+	if now == nil {
+		now = time.Now
+	}
 	projectors, err := selectProjectors(names)
 	if err != nil {
 		return err
@@ -98,17 +117,17 @@ func Rebuild(ctx context.Context, store eventstore.Store, db sqldb.DB, names []s
 			return err
 		}
 	}
-	start, applied := time.Now(), 0
+	start, applied := now(), 0
 	r.progress = func(n int, _ eventstore.Position) {
 		applied += n
 		if progress != nil {
-			progress(RebuildProgress{Applied: applied, Total: total, Elapsed: time.Since(start)})
+			progress(RebuildProgress{Applied: applied, Total: total, Elapsed: now().Sub(start)})
 		}
 	}
 	if err := r.CatchUp(ctx); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	return swap(ctx, store, db, r, tables)
+	return swap(ctx, store, db, r, tables, now)
 }
 
 func selectProjectors(names []string) ([]Tabled, error) {
@@ -191,7 +210,13 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) error {
 		indexes = append(indexes, ix)
 	}
 	rows.Close()
-	gen := fmt.Sprintf("__g%d", time.Now().UnixNano())
+	// Index names are global in SQLite: each rebuild's must differ from
+	// the live table's (named by the rebuild before).
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return err
+	}
+	gen := fmt.Sprintf("__g%d", binary.BigEndian.Uint64(nonce[:])>>1)
 	for _, ix := range indexes {
 		newName := indexSuffix.ReplaceAllString(ix.name, "") + gen
 		re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(ix.name) + `"?\s+ON\s+"?` + regexp.QuoteMeta(t) + `"?`)
@@ -207,7 +232,7 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) error {
 }
 
 // swap catches the new tables up and puts them live, in one transaction.
-func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, tables []string) error {
+func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, tables []string, now func() time.Time) error {
 	sqlTx, release, err := beginReadModelTx(ctx, db)
 	if err != nil {
 		return err
@@ -218,7 +243,7 @@ func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, t
 	// Lock the live checkpoints: the live runner's next batch waits here,
 	// then finds its checkpoint moved and reloads it.
 	for _, p := range r.projectors {
-		if _, err := sqlTx.ExecContext(ctx, db.Q(`UPDATE projection_checkpoints SET updated_at = ? WHERE name = ?`), time.Now().UnixMilli(), p.Name()); err != nil {
+		if _, err := sqlTx.ExecContext(ctx, db.Q(`UPDATE projection_checkpoints SET updated_at = ? WHERE name = ?`), now().UnixMilli(), p.Name()); err != nil {
 			return fmt.Errorf("rebuild: fence %s: %w", p.Name(), err)
 		}
 	}
@@ -296,8 +321,8 @@ type Status struct {
 	Lag      time.Duration // age of the oldest unapplied event
 }
 
-// Statuses reports every live projection.
-func Statuses(ctx context.Context, store eventstore.Store, db sqldb.DB) ([]Status, error) {
+// Statuses reports every live projection; lag is measured at now.
+func Statuses(ctx context.Context, store eventstore.Store, db sqldb.DB, now time.Time) ([]Status, error) {
 	r := NewRunner(store, db, nil)
 	cps, err := r.readCheckpoints(ctx)
 	if err != nil {
@@ -316,7 +341,7 @@ func Statuses(ctx context.Context, store eventstore.Store, db sqldb.DB) ([]Statu
 			return nil, err
 		}
 		if len(next) > 0 {
-			st.Lag = time.Since(next[0].RecordedAt)
+			st.Lag = now.Sub(next[0].RecordedAt)
 		}
 		out = append(out, st)
 	}

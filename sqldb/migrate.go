@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // ApplyMigrations applies the numbered files NNNN_name.sql of
@@ -65,10 +64,19 @@ func applyMigration(ctx context.Context, db DB, table, body string, version int)
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO `+table+` (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMilli()); err != nil {
+	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO `+table+` (version, applied_at) VALUES (?, `+db.nowMillis()+`)`), version); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// nowMillis is the database's clock in Unix ms: a migration is stamped
+// with the time of the database it changed, as the event stores' are.
+func (db DB) nowMillis() string {
+	if db.Dialect == Postgres {
+		return `(extract(epoch FROM clock_timestamp()) * 1000)::bigint`
+	}
+	return `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
 }
 
 func stripComments(s string) string {

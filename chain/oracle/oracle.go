@@ -104,10 +104,11 @@ func ParseStatic(prices map[string]string) (Static, error) {
 
 // Price implements Oracle. Errors: domain.ErrPriceUnavailable.
 func (s Static) Price(_ context.Context, base, quote string) (domain.PriceQuote, error) {
-	now := time.Now()
-	if s.Now != nil {
-		now = s.Now()
+	clock := s.Now
+	if clock == nil {
+		clock = time.Now
 	}
+	now := clock()
 	at := s.At
 	if at.IsZero() {
 		at = now

@@ -28,7 +28,7 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer b.close()
 	switch sub {
 	case "status":
-		sts, err := projections.Statuses(ctx, b.store, b.db)
+		sts, err := projections.Statuses(ctx, b.store, b.db, time.Now())
 		if err != nil {
 			return err
 		}
@@ -43,9 +43,9 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return nil
 	case "rebuild":
 		start := time.Now()
-		err := projections.Rebuild(ctx, b.store, b.db, names, func(p projections.RebuildProgress) {
+		err := projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: time.Now, Progress: func(p projections.RebuildProgress) {
 			fmt.Fprint(stdout, "\r"+progressBar(p))
-		})
+		}})
 		fmt.Fprintln(stdout)
 		if err != nil {
 			return err

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 )
 
 //go:embed migrations/*.sql
@@ -94,8 +93,8 @@ func applyMigration(ctx context.Context, db *sql.DB, scope string, version int, 
 		return err
 	}
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO schema_migrations (scope, version, name, applied_at) VALUES (?, ?, ?, ?)`,
-		scope, version, name, time.Now().UnixMicro()); err != nil {
+		`INSERT INTO schema_migrations (scope, version, name, applied_at) VALUES (?, ?, ?, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))`,
+		scope, version, name); err != nil { // applied_at: the database's clock, as on Postgres
 		return err
 	}
 	return tx.Commit()

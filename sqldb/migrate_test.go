@@ -1,0 +1,96 @@
+package sqldb_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
+	"github.com/acceptcryptohere/gateway/sqldb"
+)
+
+func sqliteDB(t *testing.T) sqldb.DB {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.SQLite}
+}
+
+func postgresDB(t *testing.T) sqldb.DB {
+	url := os.Getenv("PIC_TEST_POSTGRES_URL")
+	if url == "" {
+		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	schema := "mig_" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano(), 36))
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Skipf("no Postgres (set PIC_TEST_POSTGRES_URL): %v", err)
+	}
+	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
+	db, err := sql.Open("pgx", url+"&search_path="+schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
+}
+
+// TestApplyMigrations: files apply in number order, once each, with the
+// database's time in applied_at; a second run changes nothing.
+func TestApplyMigrationsSQLite(t *testing.T)   { testApplyMigrations(t, sqliteDB(t)) }
+func TestApplyMigrationsPostgres(t *testing.T) { testApplyMigrations(t, postgresDB(t)) }
+
+func testApplyMigrations(t *testing.T, db sqldb.DB) {
+	ctx := context.Background()
+	dir := "m/" + string(db.Dialect)
+	files := fstest.MapFS{
+		dir + "/0002_b.sql": {Data: []byte("-- second\nINSERT INTO t (v) VALUES (2);")},
+		dir + "/0001_a.sql": {Data: []byte("CREATE TABLE t (v BIGINT);\nINSERT INTO t (v) VALUES (1);")},
+	}
+	before := time.Now().Add(-time.Minute).UnixMilli()
+	for i := 0; i < 2; i++ {
+		if err := sqldb.ApplyMigrations(ctx, db, files, "m", "test_migrations"); err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+	}
+	var n, sum int
+	if err := db.Read.QueryRowContext(ctx, `SELECT count(*), sum(v) FROM t`).Scan(&n, &sum); err != nil || n != 2 || sum != 3 {
+		t.Fatalf("t: %d rows, sum %d, %v", n, sum, err)
+	}
+	rows, err := db.Read.QueryContext(ctx, `SELECT version, applied_at FROM test_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	after := time.Now().Add(time.Minute).UnixMilli()
+	var versions []int
+	for rows.Next() {
+		var v int
+		var at int64
+		if err := rows.Scan(&v, &at); err != nil {
+			t.Fatal(err)
+		}
+		if at < before || at > after {
+			t.Fatalf("version %d applied_at %d, not around now (%d..%d)", v, at, before, after)
+		}
+		versions = append(versions, v)
+	}
+	if len(versions) != 2 || versions[0] != 1 || versions[1] != 2 {
+		t.Fatalf("recorded versions %v", versions)
+	}
+}
