@@ -30,14 +30,17 @@ type Config struct {
 	SessionTTL time.Duration
 	// MaxBodyBytes bounds request bodies (default 64 KiB).
 	MaxBodyBytes int64
-	// SignupRatePerMinute limits POST /v1/merchants per client IP (default 10).
+	// SignupRatePerMinute limits POST /v1/merchants per client IP (default
+	// DefaultSignupRatePerMinute).
 	SignupRatePerMinute int
 	// PublicRatePerMinute limits each unauthenticated route but sign-up
 	// (the public invoice status, log-in, sign-out, the OpenAPI document)
 	// per client IP, each route in a bucket of its own (default 120: a
-	// checkout page polls). NewIPLimiter gives the pages outside /v1 the same.
+	// checkout page polls: DefaultPublicRatePerMinute). NewIPLimiter gives
+	// the pages outside /v1 the same.
 	PublicRatePerMinute int
-	// KeyRatePerMinute limits all requests of one API key or session (default 600).
+	// KeyRatePerMinute limits all requests of one API key or session
+	// (default DefaultKeyRatePerMinute).
 	KeyRatePerMinute int
 	// BaseURL is the public origin, for checkout_url = BaseURL + "/pay/" + id.
 	BaseURL string
@@ -105,6 +108,16 @@ type server struct {
 	streams *streamSlots
 }
 
+// The rate limits' defaults: the one source for Config's zero values and
+// picd's flags.
+const (
+	DefaultSignupRatePerMinute = 10
+	DefaultPublicRatePerMinute = 120
+	// DefaultKeyRatePerMinute is picd's (PIC_KEY_RATE_PER_MINUTE); a
+	// Config left at zero used to get 600.
+	DefaultKeyRatePerMinute = 60000
+)
+
 // New returns the /v1 handler. Paths outside /v1 answer 404 JSON, so
 // cmd/picd mounts the web pages (/pay/{id}, the dashboard) beside it.
 func New(cfg Config, d Deps) http.Handler {
@@ -119,13 +132,13 @@ func newServer(cfg Config, d Deps) *server {
 		cfg.SessionTTL = 12 * time.Hour
 	}
 	if cfg.SignupRatePerMinute <= 0 {
-		cfg.SignupRatePerMinute = 10
+		cfg.SignupRatePerMinute = DefaultSignupRatePerMinute
 	}
 	if cfg.PublicRatePerMinute <= 0 {
-		cfg.PublicRatePerMinute = 120
+		cfg.PublicRatePerMinute = DefaultPublicRatePerMinute
 	}
 	if cfg.KeyRatePerMinute <= 0 {
-		cfg.KeyRatePerMinute = 600
+		cfg.KeyRatePerMinute = DefaultKeyRatePerMinute
 	}
 	if cfg.IdempotencyWait <= 0 {
 		cfg.IdempotencyWait = 10 * time.Second

@@ -99,11 +99,11 @@ type IPLimiter struct {
 }
 
 // NewIPLimiter allows perMinute requests per client IP and namespace
-// (perMinute <= 0: the API's default public rate, 120). clientIPHeader is
+// (perMinute <= 0: DefaultPublicRatePerMinute, the API's). clientIPHeader is
 // Config.ClientIPHeader; now is the clock (nil: time.Now).
 func NewIPLimiter(perMinute int, clientIPHeader string, now func() time.Time) *IPLimiter {
 	if perMinute <= 0 {
-		perMinute = 120
+		perMinute = DefaultPublicRatePerMinute
 	}
 	if now == nil {
 		now = time.Now

@@ -8,8 +8,8 @@ import (
 )
 
 // KeyCache remembers which merchant an API key belongs to, so that a
-// request does not query the merchants table (on Postgres that lookup was a
-// third of the statements of creating an invoice).
+// request does not query the merchants table (on Postgres that lookup was
+// a large share of the statements of creating an invoice).
 //
 // It answers only while this process runs the projectors (it is their
 // projections.Observer): then every change to the keys is applied here, and
@@ -30,7 +30,7 @@ type keyRef struct {
 func NewKeyCache(max int) *KeyCache { return newObservedCache[keyRef](max, domain.TypeAPIKeysRotated) }
 
 // AccountCache remembers each merchant's consolidate_to for invoice
-// creation (a query per invoice cost 12-15 % of the creation rate), under
+// creation (a query per invoice measurably slowed creation), under
 // the same rule as KeyCache: answered only while this process runs the
 // projectors; a settings change drops every entry.
 type AccountCache = observedCache[string]

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acceptcryptohere/gateway/httpapi"
 )
 
 // Config is parsed once from flags and PIC_* environment variables (a flag
@@ -113,9 +115,9 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 		"hex key (64+ digits) that seals webhook secrets in the log (PIC_SECRETS_KEY; default <data>/secrets.key, created 0600 on first start)")
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", env("PIC_SECURE_COOKIES", "") == "true", "mark cookies Secure; set behind HTTPS (PIC_SECURE_COOKIES)")
 	fs.StringVar(&c.ClientIPHeader, "client-ip-header", env("PIC_CLIENT_IP_HEADER", ""), "header with the client IP from a trusted proxy (PIC_CLIENT_IP_HEADER)")
-	fs.IntVar(&c.KeyRatePerMinute, "key-rate", envInt("PIC_KEY_RATE_PER_MINUTE", 60000), "requests per minute per API key (PIC_KEY_RATE_PER_MINUTE)")
-	fs.IntVar(&c.SignupRatePerMinute, "signup-rate", envInt("PIC_SIGNUP_RATE_PER_MINUTE", 10), "merchant sign-ups per minute per IP (PIC_SIGNUP_RATE_PER_MINUTE)")
-	fs.IntVar(&c.PublicRatePerMinute, "public-rate", envInt("PIC_PUBLIC_RATE_PER_MINUTE", 120), "requests per minute per IP to each unauthenticated route: public invoice status, checkout, dashboard page, log-in, sign-out, /readyz (PIC_PUBLIC_RATE_PER_MINUTE)")
+	fs.IntVar(&c.KeyRatePerMinute, "key-rate", envInt("PIC_KEY_RATE_PER_MINUTE", httpapi.DefaultKeyRatePerMinute), "requests per minute per API key (PIC_KEY_RATE_PER_MINUTE)")
+	fs.IntVar(&c.SignupRatePerMinute, "signup-rate", envInt("PIC_SIGNUP_RATE_PER_MINUTE", httpapi.DefaultSignupRatePerMinute), "merchant sign-ups per minute per IP (PIC_SIGNUP_RATE_PER_MINUTE)")
+	fs.IntVar(&c.PublicRatePerMinute, "public-rate", envInt("PIC_PUBLIC_RATE_PER_MINUTE", httpapi.DefaultPublicRatePerMinute), "requests per minute per IP to each unauthenticated route: public invoice status, checkout, dashboard page, log-in, sign-out, /readyz (PIC_PUBLIC_RATE_PER_MINUTE)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("PIC_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhook URLs on loopback and private networks (PIC_WEBHOOK_ALLOW_PRIVATE)")
 	fs.StringVar(&c.Mnemonic, "mnemonic", env("PIC_MNEMONIC", ""), "BIP-39 words of the master seed (PIC_MNEMONIC); prefer the file")
 	fs.StringVar(&c.MnemonicFile, "mnemonic-file", env("PIC_MNEMONIC_FILE", ""), "file with the master seed's words (PIC_MNEMONIC_FILE; default <data>/mnemonic, created 0600 on first start)")

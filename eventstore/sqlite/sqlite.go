@@ -35,11 +35,10 @@ const (
 	// maxBatch bounds the appends written in one transaction.
 	maxBatch = 256
 	// gather is how long the writer lets concurrent appends queue before it
-	// takes a batch. Every commit costs an fsync (7 % of picd's CPU in a
-	// profile creating invoices) and WAL writes of the same tail pages, and
-	// the pause leaves the one connection to the projector meanwhile. Creating invoices with 32
-	// clients: 1 ms took 4,480 / 4,366 to 4,724 / 4,688 invoices/s and 283
-	// to 258-263 µs of CPU per invoice; 2 ms was slower (4,006).
+	// takes a batch. Every commit costs an fsync and WAL writes of the same
+	// tail pages, and the pause leaves the one connection to the projector
+	// meanwhile. 1 ms was measured faster than none and than 2 ms (the
+	// figures are in the commit that set it).
 	gather = time.Millisecond
 	// listSizes is how many IN (...) list lengths the writer prepares: 1, 2,
 	// 4 ... 512 values. A shorter list is padded with its last value (a
@@ -243,9 +242,9 @@ func dsn(abs string, readOnly bool) string {
 		// The writer gets a 16 MiB page cache (the default is 2 MiB): index
 		// inserts into large tables stop re-reading pages, which is most of
 		// a projection rebuild's time. Not more: every transaction's end
-		// scans the cache's hash table, and with 64 MiB that scan was 5 % of
-		// the CPU of creating invoices, on the one connection all writes
-		// share (rebuilding 300,000 events took 8.0 s with either size).
+		// scans the cache's hash table, a measurable share of the CPU of
+		// creating invoices at 64 MiB, on the one connection all writes
+		// share, and a rebuild was no faster with it.
 		// Readers keep the small default: a reader's cache is reset whenever
 		// the log has changed since its last read, and resetting costs in
 		// proportion to the cache.
