@@ -69,7 +69,7 @@ func quickStartAssets(cfg Config, assets domain.Assets) (domain.Assets, error) {
 // watchers are the chain loops that run under leadership, and the
 // simulator's operator endpoints.
 type watchers struct {
-	loops  []func(context.Context)
+	loops  []loop
 	sim    *sim.Simulator
 	routes http.Handler
 }
@@ -83,7 +83,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 		if err != nil {
 			return nil, fmt.Errorf("bitcoin watcher: %w", err)
 		}
-		w.loops = append(w.loops, func(ctx context.Context) { _ = bw.Run(ctx) })
+		w.loops = append(w.loops, loop{name: "bitcoin watcher", run: bw.Run})
 	}
 	if cfg.ETHRPCURL != "" {
 		client, err := eth.Dial(ctx, cfg.ETHRPCURL)
@@ -94,7 +94,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 		if err != nil {
 			return nil, fmt.Errorf("ethereum watcher: %w", err)
 		}
-		w.loops = append(w.loops, func(ctx context.Context) { _ = ew.Run(ctx) })
+		w.loops = append(w.loops, loop{name: "ethereum watcher", run: ew.Run})
 	}
 	if cfg.TronAPIURL != "" {
 		client := tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0)
@@ -102,7 +102,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 		if err != nil {
 			return nil, fmt.Errorf("tron watcher: %w", err)
 		}
-		w.loops = append(w.loops, func(ctx context.Context) { _ = tw.Run(ctx) })
+		w.loops = append(w.loops, loop{name: "tron watcher", run: tw.Run})
 	}
 	s, err := sim.New(sim.Config{Chains: simulatedChains(cfg)}, sink, db, assets, log)
 	if err != nil {
@@ -167,7 +167,7 @@ func tronContracts(cfg Config) map[string]string {
 }
 
 func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Wallet, change commands.AddressSource, assets domain.Assets,
-	prices oracle.Oracle, log *slog.Logger) (senders []chain.Sender, loops []func(context.Context), err error) {
+	prices oracle.Oracle, log *slog.Logger) (senders []chain.Sender, loops []loop, err error) {
 	db := b.db
 	if cfg.BTCRPCHost != "" {
 		bs, err := btc.NewSender(btc.SenderConfig{Config: btcConfig(cfg, wallet)},
@@ -190,7 +190,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		log.Info("Ethereum hot wallet: fund it with ETH for gas", "address", es.HotWallet())
 		senders = append(senders, es)
 		// Deposits on invoice addresses move to the hot wallet, which pays out.
-		loops = append(loops, func(ctx context.Context) {
+		loops = append(loops, loop{name: "ethereum sweep", run: func(ctx context.Context) error {
 			t := time.NewTicker(time.Minute)
 			defer t.Stop()
 			for {
@@ -199,11 +199,11 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 				}
 				select {
 				case <-ctx.Done():
-					return
+					return ctx.Err()
 				case <-t.C:
 				}
 			}
-		})
+		}})
 	}
 	if cfg.TronAPIURL != "" {
 		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log},
@@ -215,7 +215,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		senders = append(senders, ts)
 		// Deposits on invoice addresses move to the hot wallet, which pays
 		// out; a token sweep first tops the address up with TRX for energy.
-		loops = append(loops, func(ctx context.Context) {
+		loops = append(loops, loop{name: "tron sweep", run: func(ctx context.Context) error {
 			t := time.NewTicker(time.Minute)
 			defer t.Stop()
 			for {
@@ -224,11 +224,11 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 				}
 				select {
 				case <-ctx.Done():
-					return
+					return ctx.Err()
 				case <-t.C:
 				}
 			}
-		})
+		}})
 	}
 	for _, c := range simulatedChains(cfg) {
 		c := c

@@ -383,6 +383,8 @@ func TestObservability(t *testing.T) {
 		`picd_http_request_duration_seconds_bucket{method="POST",route="/v1/merchants"`,
 		"picd_projection_lag_seconds",
 		"picd_webhook_queue_depth",
+		`picd_follower_applied_total{follower="projections"}`,
+		`picd_loop_restarts_total{loop="projections"} 0`,
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("metrics lack %s", want)

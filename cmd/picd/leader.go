@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/acceptcryptohere/gateway/backoff"
 )
 
 // leaderKey is the Postgres advisory lock that one picd of a cluster holds
@@ -27,7 +29,7 @@ func lead(ctx context.Context, dsn string, retry time.Duration, log *slog.Logger
 	for ctx.Err() == nil {
 		held, lost, release := acquire(ctx, dsn, retry, log)
 		if !held {
-			sleep(ctx, retry)
+			backoff.Sleep(ctx, retry)
 			continue
 		}
 		log.Info("leader: this process runs the background work")
@@ -88,14 +90,5 @@ func acquire(ctx context.Context, dsn string, every time.Duration, log *slog.Log
 		<-done
 		// Closing the session releases the advisory lock.
 		conn.Close(context.Background())
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

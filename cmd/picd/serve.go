@@ -23,6 +23,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/follow"
 	"github.com/acceptcryptohere/gateway/httpapi"
 	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/projections"
@@ -82,6 +83,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	now := time.Now
 	runner := projections.NewRunner(b.store, b.db, log)
+	runner.Now = now
 	reader := readapi.NewSQL(b.db)
 	// API keys from memory while this process runs the projectors; a
 	// Postgres follower looks every key up.
@@ -119,22 +121,28 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	subscriber := webhooks.NewSubscriber(b.store, b.db, webhooks.SubscriberConfig{BaseURL: cfg.BaseURL, Notify: worker.Notify, Logger: log})
 
 	// Background loops stop only after the HTTP server has drained, so no
-	// accepted request is left waiting on a projection that stopped.
+	// accepted request is left waiting on a projection that stopped. Each
+	// runs under supervise: a failed loop is logged and restarted.
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	background := []func(context.Context){
-		func(ctx context.Context) { _ = runner.Run(ctx) },
-		func(ctx context.Context) { expireLoop(ctx, reader, handlers.ExpireInvoice, now, log) },
-		func(ctx context.Context) { _ = subscriber.Run(ctx) },
-		func(ctx context.Context) { _ = worker.Run(ctx) },
-		func(ctx context.Context) { _ = processor.Run(ctx) },
-		func(ctx context.Context) { _ = settlement.Run(ctx) },
-		func(ctx context.Context) {
+	loops := []loop{
+		{name: "projections", run: runner.Run},
+		{name: "invoice expiry", run: func(ctx context.Context) error {
+			expireLoop(ctx, reader, handlers.ExpireInvoice, now, log)
+			return ctx.Err()
+		}},
+		{name: "webhook subscriber", run: subscriber.Run},
+		{name: "webhook worker", run: worker.Run},
+		{name: "payout processor", run: processor.Run},
+		{name: "settlement", run: settlement.Run},
+		{name: "webhook secrets re-key", run: func(ctx context.Context) error {
 			rekeyLegacySecrets(ctx, b.store, runner, b.db, commands.NewRekeyWebhookSecretHandler(deps), log)
-		},
+			return nil // once per start; it logs its own errors
+		}},
 	}
-	background = append(background, chains.loops...)
-	background = append(background, senderLoops...)
+	loops = append(loops, chains.loops...)
+	loops = withRestartCounters(append(loops, senderLoops...))
+	background := supervised(loops, log, now)
 	if cfg.Store == "sqlite" {
 		// The embedded store is one process: it always leads.
 		for _, loop := range background {
@@ -165,6 +173,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	obs := newObservability(log)
 	scans := chainScans(cfg)
 	obs.registerStateGauges(b.store, runner, b.db, scans)
+	obs.registerLoops(map[string]*follow.Metrics{"projections": runner.Metrics(), "webhooks": subscriber.Metrics(),
+		"settlement": settlement.Metrics(), "payout_intake": processor.IntakeMetrics()}, loops)
 	if cfg.MetricsListen != "" {
 		stopMetrics := serveMetrics(cfg.MetricsListen, obs, log)
 		defer stopMetrics()
