@@ -134,7 +134,10 @@ func NewProcessor(store eventstore.Store, db sqldb.DB, h commands.Handlers, asse
 
 // Run takes in requests and drives due payouts until ctx ends.
 func (p *Processor) Run(ctx context.Context) error {
+	intakeDone := make(chan struct{})
+	defer func() { <-intakeDone }() // the intake writes too: stop it before returning
 	go func() {
+		defer close(intakeDone)
 		_ = p.intake.run(ctx, func(err error) { p.cfg.Logger.Error("payout intake failed; retrying", "err", err) }, p.intakeStep)
 	}()
 	tick := time.NewTicker(time.Second)
@@ -466,7 +469,10 @@ func (s *Settlement) SetWaits(now func() time.Time, maxWait time.Duration) {
 
 // Run handles the log until ctx ends, and retries the waiting conversions.
 func (s *Settlement) Run(ctx context.Context) error {
+	waitsDone := make(chan struct{})
+	defer func() { <-waitsDone }() // the retries write too: stop them before returning
 	go func() {
+		defer close(waitsDone)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
