@@ -15,19 +15,22 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migrationScope is the event store's namespace in schema_migrations; the
-// projections that share the file record their own migrations under theirs.
+// migrationScope is the event store's namespace in schema_migrations. The
+// other schemas that share the file (read models, opstore, webhooks, the
+// chains) have their own tables, through sqldb.ApplyMigrations; the event
+// store keeps this runner because it sits below sqldb (docs/architecture.md,
+// "Hand-written parts we keep") and existing files record its migrations here.
 const migrationScope = "eventstore"
 
-// Migrate applies the numbered migrations in dir of files (names like
+// migrate applies the numbered migrations in dir of files (names like
 // 0001_events.sql, applied in number order) that schema_migrations does not
 // yet list under scope. Each migration runs in its own write transaction
 // together with its schema_migrations row, so a crash leaves it either fully
-// applied or not at all, and running Migrate again is a no-op. db must be
+// applied or not at all, and running migrate again is a no-op. db must be
 // the write pool (Store.WriteDB).
 //
 // Errors: a malformed or duplicate migration number, or the database's.
-func Migrate(ctx context.Context, db *sql.DB, scope string, files fs.FS, dir string) error {
+func migrate(ctx context.Context, db *sql.DB, scope string, files fs.FS, dir string) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		scope      TEXT    NOT NULL,
 		version    INTEGER NOT NULL,

@@ -126,7 +126,7 @@ func Open(path string) (*Store, error) {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: journal mode is %q, want wal", path, mode)
 	}
-	if err := Migrate(ctx, wdb, migrationScope, migrations, "migrations"); err != nil {
+	if err := migrate(ctx, wdb, migrationScope, migrations, "migrations"); err != nil {
 		_ = wdb.Close()
 		return nil, err
 	}
