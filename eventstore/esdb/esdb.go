@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
@@ -153,8 +154,8 @@ func (s *Store) resolveConflict(ctx context.Context, stream string, expected eve
 		if expected == eventstore.Any || last != int64(expected) {
 			break
 		}
-		if err := sleep(ctx, time.Duration(10<<try)*time.Millisecond); err != nil {
-			return eventstore.AppendResult{}, err
+		if !conflictSettle.Wait(ctx, try+1) {
+			return eventstore.AppendResult{}, ctx.Err()
 		}
 	}
 	return eventstore.AppendResult{}, fmt.Errorf("esdb: append to %s at %d: %w", stream, expected, eventstore.ErrConflict)
@@ -495,13 +496,5 @@ func isContextEnd(err error) bool {
 	return c == codes.Canceled || c == codes.DeadlineExceeded
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// conflictSettle paces the looks for a write readers cannot see yet.
+var conflictSettle = backoff.Policy{Base: 10 * time.Millisecond}

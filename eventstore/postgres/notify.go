@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acceptcryptohere/gateway/backoff"
 )
 
 // notifier LISTENs on the log's channel on a connection of its own and
@@ -27,11 +29,10 @@ type notifier struct {
 	senderDone chan struct{}
 }
 
-const (
-	notifyInterval    = 5 * time.Millisecond
-	minReconnectDelay = 100 * time.Millisecond
-	maxReconnectDelay = 5 * time.Second
-)
+const notifyInterval = 5 * time.Millisecond
+
+// reconnect paces the listener's reconnections.
+var reconnect = backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 
 func startNotifier(pool *pgxpool.Pool, channel string) *notifier {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -91,20 +92,18 @@ func (n *notifier) broadcast() {
 // disconnected, Wait falls back to polling.
 func (n *notifier) run(ctx context.Context) {
 	defer close(n.done)
-	delay := minReconnectDelay
+	failures := 0
 	for ctx.Err() == nil {
 		listened := n.listen(ctx)
 		if listened {
-			delay = minReconnectDelay
+			failures = 0
 		}
 		// Notifications may have been missed: let waiters check again.
 		n.broadcast()
-		select {
-		case <-ctx.Done():
+		failures++
+		if !reconnect.Wait(ctx, failures) {
 			return
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, maxReconnectDelay)
 	}
 }
 
