@@ -140,7 +140,7 @@ type Table struct {
 	// Made: a migration creates the row (with columns of its own), so Load
 	// only reads it; otherwise Load creates it at the start of the log.
 	Made bool
-	Now  func() time.Time
+	Now  func() time.Time // stamps updated_at (required)
 }
 
 var _ Checkpoint = Table{}

@@ -209,6 +209,7 @@ func (s *Subscriber) handler() follow.Handler {
 			if s.created > 0 {
 				s.cfg.Notify()
 			}
+			s.deliveries, s.created = s.deliveries[:0], 0
 		},
 	}
 }
