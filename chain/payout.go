@@ -79,6 +79,9 @@ type FeeOnTopSender interface {
 	BuildFeeOnTop(ctx context.Context, p PayoutToSend) (Signed, error)
 }
 
+// DefaultMaxBuildAttempts is ProcessorConfig.MaxBuildAttempts' default.
+const DefaultMaxBuildAttempts = 12
+
 // ProcessorConfig tunes the payout processor. Zero values get the defaults noted.
 type ProcessorConfig struct {
 	Now func() time.Time
@@ -87,6 +90,12 @@ type ProcessorConfig struct {
 	RetryBase, RetryMax time.Duration
 	// PollInterval is how often a sent payout's confirmations are checked (default 30 s).
 	PollInterval time.Duration
+	// MaxBuildAttempts bounds the temporary errors of a payout not yet
+	// signed (default 12: about an hour with the default backoff): past
+	// it the payout fails and its funds are released. A signed payout is
+	// never failed for a temporary error: its transaction may still reach
+	// a block.
+	MaxBuildAttempts int
 	Logger       *slog.Logger
 }
 
@@ -120,6 +129,9 @@ func NewProcessor(store eventstore.Store, db sqldb.DB, h commands.Handlers, asse
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 30 * time.Second
+	}
+	if cfg.MaxBuildAttempts <= 0 {
+		cfg.MaxBuildAttempts = DefaultMaxBuildAttempts
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -227,13 +239,17 @@ func (p *Processor) Pass(ctx context.Context) (int, error) {
 
 // drive moves one payout as far as it can go now, on the step machine:
 // requested → signed → sent → confirmed at most. A permanent error fails
-// the payout and releases its funds; any other is retried with backoff.
+// the payout and releases its funds; any other is retried with backoff,
+// and before anything is signed at most MaxBuildAttempts times.
 func (p *Processor) drive(ctx context.Context, j job) error {
 	ps := &payoutSteps{p: p, job: &j}
 	stage, err := Drive(ctx, ps, 4)
 	switch {
 	case errors.Is(err, ErrPermanent):
 		return p.fail(ctx, j.ref, err.Error())
+	case err != nil && stage == StageBuild && j.attempts+1 >= p.cfg.MaxBuildAttempts:
+		// Nothing was broadcast (only a signed payout is): failing is safe.
+		return p.fail(ctx, j.ref, fmt.Sprintf("not sent after %d attempts: %v", j.attempts+1, err))
 	case err != nil:
 		return p.retry(ctx, j, err)
 	case stage == StageDone:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -89,7 +90,7 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 		// A contract recipient may need more than a plain transfer's gas.
 		gas, err := s.client.EstimateGas(ctx, ethereum.CallMsg{From: s.hot, To: &to, Value: big.NewInt(1)})
 		if err != nil {
-			return chain.Signed{}, fmt.Errorf("eth sender: estimate gas: %w", err)
+			return chain.Signed{}, estimateError(fmt.Sprintf("estimate gas of a transfer to %s", to.Hex()), err)
 		}
 		gas = max(gas, transferGas)
 		fee := new(big.Int).Mul(new(big.Int).SetUint64(gas), feeCap)
@@ -114,7 +115,7 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 		data := transferData(to, units)
 		gas, err := s.client.EstimateGas(ctx, ethereum.CallMsg{From: s.hot, To: &token.contract, Data: data})
 		if err != nil {
-			return chain.Signed{}, fmt.Errorf("eth sender: estimate gas of %s transfer: %w", p.Asset.Code, err)
+			return chain.Signed{}, estimateError(fmt.Sprintf("estimate gas of %s transfer to %s", p.Asset.Code, to.Hex()), err)
 		}
 		gas += gas * tokenGasMarginPct / 100
 		need := new(big.Int).Mul(new(big.Int).SetUint64(gas), feeCap)
@@ -189,4 +190,15 @@ func (s *Sender) shortOf(ctx context.Context, asset, detail string) error {
 		return fmt.Errorf("eth sender: hot wallet short (%s); %d %s deposits are still to be swept into it", detail, waiting, asset)
 	}
 	return fmt.Errorf("%w: insufficient hot-wallet funds: %s", chain.ErrPermanent, detail)
+}
+
+// estimateError classifies a failed gas estimate of a payout: the call
+// reverted (a contract recipient that rejects ETH, a token that refuses
+// the transfer while the hot wallet holds the amount) is permanent, since
+// the same call reverts again; anything else (node down) is temporary.
+func estimateError(what string, err error) error {
+	if strings.Contains(err.Error(), "execution reverted") {
+		return fmt.Errorf("%w: eth: %s: %v", chain.ErrPermanent, what, err)
+	}
+	return fmt.Errorf("eth sender: %s: %w", what, err)
 }

@@ -1,0 +1,68 @@
+package eth_test
+
+import (
+	"math/big"
+	"strings"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/domain"
+)
+
+// deployRejecter deploys a contract that reverts every call, so every
+// ETH transfer to it: its runtime is PUSH0 PUSH0 REVERT.
+func (m *moneyOut) deployRejecter() common.Address {
+	m.t.Helper()
+	init, err := assemble(`
+		PUSH3 0x5f5ffd
+		PUSH1 0x00
+		MSTORE
+		PUSH1 0x03
+		PUSH1 0x1d
+		RETURN`)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	h := m.signedTx(nil, big.NewInt(0), 100_000, init)
+	m.commit()
+	r, err := m.client.TransactionReceipt(m.ctx, h)
+	if err != nil || r.Status != types.ReceiptStatusSuccessful {
+		m.t.Fatalf("deploy: %+v %v", r, err)
+	}
+	if code, err := m.client.CodeAt(m.ctx, r.ContractAddress, nil); err != nil || common.Bytes2Hex(code) != "5f5ffd" {
+		m.t.Fatalf("deployed code %x %v", code, err)
+	}
+	return r.ContractAddress
+}
+
+// Issue 16 item 3: a withdrawal to a contract that rejects ETH fails its
+// gas estimate ("execution reverted"). That can never succeed: the payout
+// fails at once with the reason, and the funds are released.
+func TestScenarioPayoutToAContractThatRejectsETHFails(t *testing.T) {
+	m := newMoneyOut(t)
+	s := &countingSender{Sender: m.sender()}
+	m.fundHot(s.Sender, "1", "")
+	to := m.deployRejecter()
+	m.setPayout(domain.PayoutSettings{Asset: "ETH", PayoutAddress: stranger(t).Hex(), Mode: domain.PayoutManual})
+	inv := m.paid("ETH", "0.1")
+	proc := m.processor(s)
+	m.settleAndPass(proc)
+	res, err := m.h.RequestPayout.Handle(m.ctx, commands.RequestPayout{CommandID: "wd-rejecter", MerchantID: m.merchant, Asset: "ETH",
+		ToAddress: to.Hex(), Kind: domain.PayoutKindWithdrawal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.settleAndPass(proc)
+	po := m.payout(res.Payout.PayoutID)
+	if po.Status != domain.PayoutFailedStatus || !strings.Contains(po.FailureReason, "execution reverted") {
+		t.Fatalf("a payout to a contract that rejects ETH: %+v", po)
+	}
+	if m.payoutTxs() != 0 {
+		t.Fatalf("%d payout transactions stored", m.payoutTxs())
+	}
+	m.wantFunds("ETH", "0.09975", "0")
+	m.checkReplay(inv)
+}
