@@ -96,7 +96,7 @@ type ProcessorConfig struct {
 	// never failed for a temporary error: its transaction may still reach
 	// a block.
 	MaxBuildAttempts int
-	Logger       *slog.Logger
+	Logger           *slog.Logger
 }
 
 // Processor turns payout requests into transactions. Its intake is a log
