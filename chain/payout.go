@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
@@ -417,10 +418,7 @@ func (p *Processor) done(ctx context.Context, ref commands.PayoutRef) error {
 
 // retry schedules the job after an exponential backoff.
 func (p *Processor) retry(ctx context.Context, j job, cause error) error {
-	delay := p.cfg.RetryBase << min(j.attempts, 20)
-	if delay > p.cfg.RetryMax || delay <= 0 {
-		delay = p.cfg.RetryMax
-	}
+	delay := backoff.Policy{Base: p.cfg.RetryBase, Max: p.cfg.RetryMax}.Delay(j.attempts + 1)
 	_, err := p.db.Write.ExecContext(ctx, p.db.Q(`UPDATE payout_jobs SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE payout_id = ?`),
 		p.cfg.Now().Add(delay).UnixMilli(), cause.Error(), j.ref.PayoutID)
 	if err != nil {

@@ -27,6 +27,7 @@ type Handlers struct {
 	MarkPayoutSent MarkPayoutSentHandler
 	ConfirmPayout  ConfirmPayoutHandler
 	FailPayout     FailPayoutHandler
+	CancelPayout   CancelPayoutHandler
 	Convert        ConvertHandler
 	Consolidate    ConsolidateHandler
 	SettleDeposit  SettleDepositHandler
@@ -56,6 +57,7 @@ func New(d Deps, addresses AddressSource, checkAddress domain.AddressCheck) Hand
 		MarkPayoutSent: MarkPayoutSentHandler{d},
 		ConfirmPayout:  ConfirmPayoutHandler{d},
 		FailPayout:     FailPayoutHandler{d},
+		CancelPayout:   CancelPayoutHandler{d},
 		Convert:        ConvertHandler{d},
 		Consolidate:    ConsolidateHandler{ConvertHandler{d}},
 		SettleDeposit:  SettleDepositHandler{convert: ConvertHandler{d}, payout: RequestPayoutHandler{d: d, checkAddress: checkAddress}},

@@ -106,13 +106,13 @@ func (h RequestPayoutHandler) Refund(ctx context.Context, c RequestRefund) (Payo
 		Ref: PayoutRef{MerchantID: p.MerchantID, Asset: p.Asset, PayoutID: p.PayoutID, RequestVersion: res.version}}, nil
 }
 
-// payoutFailed reports whether a requested payout has failed (its
-// reservation released).
+// payoutFailed reports whether a requested payout has failed or was
+// canceled (its reservation released).
 func payoutFailed(ctx context.Context, store eventstore.Store, req domain.PayoutRequested) (bool, error) {
 	p := &domain.Payout{}
 	p.Apply(req)
 	if _, err := load(ctx, store, PayoutStream(req.PayoutID), p.Apply); err != nil {
 		return false, err
 	}
-	return p.Status() == domain.PayoutFailedStatus, nil
+	return p.Released(), nil
 }

@@ -43,6 +43,7 @@ const (
 	TypePayoutSent         = "PayoutSent"
 	TypePayoutConfirmed    = "PayoutConfirmed"
 	TypePayoutFailed       = "PayoutFailed"
+	TypePayoutCanceled     = "PayoutCanceled"
 	TypeConversionExecuted = "ConversionExecuted"
 )
 
@@ -398,6 +399,8 @@ func Decode(eventType string, data []byte) (Event, error) {
 		e, err = decode[PayoutConfirmed](data)
 	case TypePayoutFailed:
 		e, err = decode[PayoutFailed](data)
+	case TypePayoutCanceled:
+		e, err = decode[PayoutCanceled](data)
 	case TypeConversionExecuted:
 		e, err = decode[ConversionExecuted](data)
 	default:

@@ -34,6 +34,9 @@ const (
 	PayoutSentStatus      PayoutStatus = "sent"
 	PayoutConfirmedStatus PayoutStatus = "confirmed"
 	PayoutFailedStatus    PayoutStatus = "failed"
+	// PayoutCanceledStatus: the merchant canceled it before anything was
+	// signed; its funds were released.
+	PayoutCanceledStatus PayoutStatus = "canceled"
 )
 
 // PayoutRequested reserves the amount: it leaves the merchant's available
@@ -125,16 +128,30 @@ type PayoutFailed struct {
 	Postings   []Posting `json:"postings"`
 }
 
+// PayoutCanceled: the merchant canceled a payout before anything was
+// signed (POST /v1/payouts/{id}/cancel); the reservation goes back to the
+// available balance, as on a failure.
+type PayoutCanceled struct {
+	PayoutID   string    `json:"payout_id"`
+	MerchantID string    `json:"merchant_id"`
+	Asset      string    `json:"asset"`
+	Amount     Amount    `json:"amount"`
+	CanceledAt time.Time `json:"canceled_at"`
+	Postings   []Posting `json:"postings"`
+}
+
 func (PayoutRequested) EventType() string { return TypePayoutRequested }
 func (PayoutSigned) EventType() string    { return TypePayoutSigned }
 func (PayoutSent) EventType() string      { return TypePayoutSent }
 func (PayoutConfirmed) EventType() string { return TypePayoutConfirmed }
 func (PayoutFailed) EventType() string    { return TypePayoutFailed }
+func (PayoutCanceled) EventType() string  { return TypePayoutCanceled }
 
 func (e PayoutRequested) LedgerPostings() []Posting { return e.Postings }
 func (e PayoutSigned) LedgerPostings() []Posting    { return e.Postings }
 func (e PayoutConfirmed) LedgerPostings() []Posting { return e.Postings }
 func (e PayoutFailed) LedgerPostings() []Posting    { return e.Postings }
+func (e PayoutCanceled) LedgerPostings() []Posting  { return e.Postings }
 
 // Funds is the aggregate behind a payouts-<merchant>-<asset> stream: every
 // debit of the merchant's available balance in that asset that the
@@ -303,6 +320,8 @@ func (p *Payout) Apply(e Event) {
 		p.status = PayoutConfirmedStatus
 	case PayoutFailed:
 		p.status = PayoutFailedStatus
+	case PayoutCanceled:
+		p.status = PayoutCanceledStatus
 	}
 }
 
@@ -311,7 +330,13 @@ func (p *Payout) Status() PayoutStatus     { return p.status }
 func (p *Payout) Signed() PayoutSigned     { return p.signed }
 func (p *Payout) IsSigned() bool           { return p.signed.TxID != "" }
 func (p *Payout) Terminal() bool {
-	return p.status == PayoutConfirmedStatus || p.status == PayoutFailedStatus
+	return p.status == PayoutConfirmedStatus || p.status == PayoutFailedStatus || p.status == PayoutCanceledStatus
+}
+
+// Released reports whether a payout ended without paying: failed or
+// canceled, its reservation back in the available balance.
+func (p *Payout) Released() bool {
+	return p.status == PayoutFailedStatus || p.status == PayoutCanceledStatus
 }
 func (p *Payout) mustExist() error {
 	if !p.exists {
@@ -462,6 +487,31 @@ func (p *Payout) Fail(reason string, now time.Time) ([]Event, error) {
 		Postings: mustBalance([]Posting{
 			{Account: ReservedAccount(r.MerchantID), Asset: r.Asset, Amount: held.Neg()},
 			{Account: AvailableAccount(r.MerchantID), Asset: r.Asset, Amount: held},
+		})}}, nil
+}
+
+// Cancel ends a payout that nothing was signed for yet and releases its
+// reservation. Canceling it again is a no-op. Errors: ErrNotFound,
+// ErrInvalidState (signed, sent, confirmed or failed: a signed
+// transaction may already be on its way).
+func (p *Payout) Cancel(now time.Time) ([]Event, error) {
+	if err := p.mustExist(); err != nil {
+		return nil, err
+	}
+	switch p.status {
+	case PayoutCanceledStatus:
+		return nil, nil
+	case PayoutRequestedStatus:
+	case PayoutSignedStatus:
+		return nil, fmt.Errorf("%w: payout %s is already signed and on its way; it can no longer be canceled", ErrInvalidState, p.req.PayoutID)
+	default:
+		return nil, fmt.Errorf("%w: payout %s is %s; only a payout not yet sent can be canceled", ErrInvalidState, p.req.PayoutID, p.status)
+	}
+	r := p.req
+	return []Event{PayoutCanceled{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, Amount: r.Amount, CanceledAt: now.UTC(),
+		Postings: mustBalance([]Posting{
+			{Account: ReservedAccount(r.MerchantID), Asset: r.Asset, Amount: r.Amount.Neg()},
+			{Account: AvailableAccount(r.MerchantID), Asset: r.Asset, Amount: r.Amount},
 		})}}, nil
 }
 

@@ -173,10 +173,10 @@ func (s *server) listPayouts(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	switch st := domain.PayoutStatus(q.Get("status")); st {
-	case "", domain.PayoutRequestedStatus, domain.PayoutSentStatus, domain.PayoutConfirmedStatus, domain.PayoutFailedStatus:
+	case "", domain.PayoutRequestedStatus, domain.PayoutSentStatus, domain.PayoutConfirmedStatus, domain.PayoutFailedStatus, domain.PayoutCanceledStatus:
 		f.Status = st
 	default:
-		s.writeError(w, r, errorf(http.StatusBadRequest, "validation_error", "status must be requested, sent, confirmed or failed"))
+		s.writeError(w, r, errorf(http.StatusBadRequest, "validation_error", "status must be requested, sent, confirmed, failed or canceled"))
 		return
 	}
 	page, more, err := s.d.Reader.ListPayouts(r.Context(), mustPrincipal(r).merchantID, f)
@@ -198,6 +198,39 @@ func (s *server) getPayout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, renderPayout(p))
+}
+
+// cancelPayout is POST /v1/payouts/{id}/cancel: a payout nothing was
+// signed for yet (it shows requested) is canceled and its funds released;
+// it answers the payout, now canceled. Canceling it again answers the same.
+// Once signed (it may be on its way) it is 409 invalid_state; another
+// merchant's payout is 404.
+func (s *server) cancelPayout(w http.ResponseWriter, r *http.Request) {
+	if err := decodeJSON(r, &struct{}{}, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	merchantID := mustPrincipal(r).merchantID
+	p, err := s.d.Reader.PayoutByID(r.Context(), merchantID, chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// The command decides on the payout's log, not on this read: a payout
+	// the processor signed a moment ago is refused.
+	res, err := s.d.Commands.CancelPayout.Handle(r.Context(), commands.CancelPayout{CommandID: "cancel/" + p.ID,
+		Ref: commands.PayoutRef{MerchantID: merchantID, Asset: p.Asset, PayoutID: p.ID, RequestVersion: p.RequestVersion}})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.waitForRead(r.Context(), res.Position)
+	if p, err = s.d.Reader.PayoutByID(r.Context(), merchantID, p.ID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p.Status = domain.PayoutCanceledStatus // what the log says, whether or not the read model has caught up
 	writeJSON(w, http.StatusOK, renderPayout(p))
 }
 

@@ -54,6 +54,7 @@ func (s *server) routes() chi.Router {
 			r.With(requireJSON, s.idempotent).Post("/v1/withdrawals", s.createWithdrawal)
 			r.Get("/v1/payouts", s.listPayouts)
 			r.Get("/v1/payouts/{id}", s.getPayout)
+			r.With(requireJSON, s.idempotent).Post("/v1/payouts/{id}/cancel", s.cancelPayout)
 			r.With(requireJSON, s.idempotent).Post("/v1/invoices/{id}/refunds", s.createRefund)
 			r.Get("/v1/invoices/{id}/refunds", s.listRefunds)
 			r.With(requireJSON, s.idempotent).Post("/v1/consolidate", s.consolidate)

@@ -387,12 +387,20 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 			}
 		}
 	case domain.PayoutFailed:
-		if p := rep.payout(rec, c.PayoutID); p != nil {
-			p.status = string(domain.PayoutFailedStatus)
-			if p.kind == domain.PayoutKindRefund {
-				if inv := rep.invoices[p.invoiceID]; inv != nil {
-					inv.refunded = inv.refunded.Sub(p.amount)
-				}
+		rep.payoutReleased(rec, c.PayoutID, domain.PayoutFailedStatus)
+	case domain.PayoutCanceled:
+		rep.payoutReleased(rec, c.PayoutID, domain.PayoutCanceledStatus)
+	}
+}
+
+// payoutReleased ends a payout that paid nothing: a refund's amount may
+// be refunded again.
+func (rep *AuditReport) payoutReleased(rec eventstore.RecordedEvent, id string, status domain.PayoutStatus) {
+	if p := rep.payout(rec, id); p != nil {
+		p.status = string(status)
+		if p.kind == domain.PayoutKindRefund {
+			if inv := rep.invoices[p.invoiceID]; inv != nil {
+				inv.refunded = inv.refunded.Sub(p.amount)
 			}
 		}
 	}

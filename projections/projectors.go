@@ -286,6 +286,9 @@ func (Payouts) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, e
 	case domain.PayoutFailed:
 		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, failure_reason = ?, failed_at = ?, updated_at = ? WHERE payout_id = ?`,
 			string(domain.PayoutFailedStatus), e.Reason, e.FailedAt.UnixMilli(), e.FailedAt.UnixMilli(), e.PayoutID)
+	case domain.PayoutCanceled:
+		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, updated_at = ? WHERE payout_id = ?`,
+			string(domain.PayoutCanceledStatus), e.CanceledAt.UnixMilli(), e.PayoutID)
 	}
 	return err
 }
