@@ -83,6 +83,16 @@ type FeeOnTopSender interface {
 // DefaultMaxBuildAttempts is ProcessorConfig.MaxBuildAttempts' default.
 const DefaultMaxBuildAttempts = 12
 
+// PaidFeeSender is a Sender that learns, once a transaction is mined, the
+// network fee it paid when that can be less than the fee recorded when
+// signed (Ethereum: gas used × effective gas price, under the fee cap).
+// PaidFee returns it in the payout's asset; ok is false when the signed
+// fee stands (a token payout's fee is 0 in the token, whatever its gas).
+type PaidFeeSender interface {
+	Sender
+	PaidFee(ctx context.Context, txid string, asset domain.Asset) (fee domain.Amount, ok bool, err error)
+}
+
 // ProcessorConfig tunes the payout processor. Zero values get the defaults noted.
 type ProcessorConfig struct {
 	Now func() time.Time
@@ -367,8 +377,17 @@ func (s *payoutSteps) Follow(ctx context.Context) (Outcome, error) {
 
 func (s *payoutSteps) Confirm(ctx context.Context) error {
 	ref := s.job.ref
-	if _, err := s.p.commands.ConfirmPayout.Handle(ctx, commands.ConfirmPayout{CommandID: "confirm/" + ref.PayoutID, Ref: ref,
-		Confirmations: s.n}); err != nil {
+	c := commands.ConfirmPayout{CommandID: "confirm/" + ref.PayoutID, Ref: ref, Confirmations: s.n}
+	if pf, ok := s.sender.(PaidFeeSender); ok {
+		fee, ok, err := pf.PaidFee(ctx, s.po.Signed().TxID, s.asset)
+		if err != nil {
+			return fmt.Errorf("fee paid: %w", err)
+		}
+		if ok {
+			c.PaidFee = &fee
+		}
+	}
+	if _, err := s.p.commands.ConfirmPayout.Handle(ctx, c); err != nil {
 		return fmt.Errorf("record confirmed: %w", err)
 	}
 	s.p.cfg.Logger.Info("payout confirmed", "payout_id", ref.PayoutID, "txid", s.po.Signed().TxID, "confirmations", s.n)

@@ -357,6 +357,9 @@ type ConfirmPayout struct {
 	CommandID     string
 	Ref           PayoutRef
 	Confirmations int
+	// PaidFee is the network fee the chain says was paid, when the sender
+	// knows it (nil: the fee recorded when signed).
+	PaidFee *domain.Amount
 }
 
 type ConfirmPayoutHandler struct{ d Deps }
@@ -368,7 +371,7 @@ func (h ConfirmPayoutHandler) Handle(ctx context.Context, c ConfirmPayout) (even
 		return eventstore.AppendResult{}, err
 	}
 	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
-		return p.Confirm(c.Confirmations, asset.Confirmations, h.d.Now())
+		return p.ConfirmPaid(c.Confirmations, asset.Confirmations, c.PaidFee, h.d.Now())
 	})
 	return res, err
 }

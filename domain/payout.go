@@ -113,8 +113,13 @@ type PayoutConfirmed struct {
 	InvoiceID     string     `json:"invoice_id,omitempty"`
 	ToAddress     string     `json:"to_address,omitempty"`
 	Confirmations int        `json:"confirmations"`
-	ConfirmedAt   time.Time  `json:"confirmed_at"`
-	Postings      []Posting  `json:"postings"`
+	// FeeReturned is what the chain did not take of the network fee
+	// recorded when signed (an Ethereum fee cap above what the receipt
+	// says was paid): NetworkFee is then what was paid, and FeeReturned
+	// goes back to the available balance. Nil when the signed fee was paid.
+	FeeReturned *Amount   `json:"fee_returned,omitempty"`
+	ConfirmedAt time.Time `json:"confirmed_at"`
+	Postings    []Posting `json:"postings"`
 }
 
 // PayoutFailed releases the reservation back to the available balance.
@@ -418,6 +423,15 @@ func (p *Payout) MarkSent(now time.Time) ([]Event, error) {
 // A signed payout may confirm without PayoutSent (the broadcast was
 // accepted just before a restart). Errors: ErrNotFound, ErrInvalidState.
 func (p *Payout) Confirm(confirmations, required int, now time.Time) ([]Event, error) {
+	return p.ConfirmPaid(confirmations, required, nil, now)
+}
+
+// ConfirmPaid is Confirm with the network fee the chain says the
+// transaction paid: below the signed fee, it is the payout's network fee
+// and the rest of the signed fee goes back to the available balance
+// (FeeReturned). Nil, negative or not below the signed fee: the signed
+// fee stands. Errors: ErrNotFound, ErrInvalidState.
+func (p *Payout) ConfirmPaid(confirmations, required int, paidFee *Amount, now time.Time) ([]Event, error) {
 	if err := p.mustExist(); err != nil {
 		return nil, err
 	}
@@ -433,8 +447,16 @@ func (p *Payout) Confirm(confirmations, required int, now time.Time) ([]Event, e
 	}
 	r, s := p.req, p.signed
 	c := PayoutConfirmed{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, TxID: s.TxID, Amount: r.Amount,
-		NetworkFee: s.NetworkFee, Sent: s.Sent, Confirmations: confirmations, ConfirmedAt: now.UTC(),
-		Postings: mustBalance(confirmPostings(r, s))}
+		NetworkFee: s.NetworkFee, Sent: s.Sent, Confirmations: confirmations, ConfirmedAt: now.UTC()}
+	var returned Amount
+	if paidFee != nil && !paidFee.IsNegative() && paidFee.LessThan(s.NetworkFee) {
+		if _, err := paidFee.BaseUnits(r.Decimals); err != nil {
+			return nil, err
+		}
+		returned = s.NetworkFee.Sub(*paidFee)
+		c.NetworkFee, c.FeeReturned = *paidFee, &returned
+	}
+	c.Postings = mustBalance(confirmPostings(r, s, c.NetworkFee, returned))
 	if r.Kind == PayoutKindRefund {
 		c.NetOfNetworkFee, c.Kind, c.InvoiceID, c.ToAddress = true, r.Kind, r.SourceInvoiceID, r.ToAddress
 	}
@@ -452,13 +474,18 @@ func reservedOf(r PayoutRequested, s PayoutSigned) Amount {
 	return r.Amount
 }
 
-func confirmPostings(r PayoutRequested, s PayoutSigned) []Posting {
+// confirmPostings move the reservation out: what was sent, the fee the
+// network took, and what it did not take back to available.
+func confirmPostings(r PayoutRequested, s PayoutSigned, fee, returned Amount) []Posting {
 	ps := []Posting{
 		{Account: ReservedAccount(r.MerchantID), Asset: r.Asset, Amount: reservedOf(r, s).Neg()},
 		{Account: ExternalAccount, Asset: r.Asset, Amount: s.Sent},
 	}
-	if !s.NetworkFee.IsZero() {
-		ps = append(ps, Posting{Account: NetworkFeeAccount, Asset: r.Asset, Amount: s.NetworkFee})
+	if !fee.IsZero() {
+		ps = append(ps, Posting{Account: NetworkFeeAccount, Asset: r.Asset, Amount: fee})
+	}
+	if !returned.IsZero() {
+		ps = append(ps, Posting{Account: AvailableAccount(r.MerchantID), Asset: r.Asset, Amount: returned})
 	}
 	return ps
 }

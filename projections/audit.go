@@ -376,15 +376,21 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 			p.status = string(domain.PayoutSentStatus)
 		}
 	case domain.PayoutConfirmed:
+		var returned domain.Amount // of a fee the chain took less of than signed
+		if c.FeeReturned != nil {
+			returned = *c.FeeReturned
+		}
 		if p := rep.payout(rec, c.PayoutID); p != nil {
 			p.status = string(domain.PayoutConfirmedStatus)
 			if p.kind == domain.PayoutKindRefund {
-				if !c.Sent.Equal(c.Amount) || !c.Amount.Equal(p.amount) || !c.NetOfNetworkFee || p.networkFee == nil || !c.NetworkFee.Equal(*p.networkFee) {
+				if !c.Sent.Equal(c.Amount) || !c.Amount.Equal(p.amount) || !c.NetOfNetworkFee || p.networkFee == nil || !c.NetworkFee.Add(returned).Equal(*p.networkFee) {
 					rep.problem("event %s: refund %s confirmed %s (fee %s on top) for %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, p.amount)
 				}
-			} else if !c.Sent.Add(c.NetworkFee).Equal(c.Amount) || !c.Amount.Equal(p.amount) || c.NetOfNetworkFee {
+			} else if !c.Sent.Add(c.NetworkFee).Add(returned).Equal(c.Amount) || !c.Amount.Equal(p.amount) || c.NetOfNetworkFee {
 				rep.problem("event %s: payout %s confirmed %s + fee %s for %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, p.amount)
 			}
+			fee := c.NetworkFee // what was paid, the read model's from now on
+			p.networkFee = &fee
 		}
 	case domain.PayoutFailed:
 		rep.payoutReleased(rec, c.PayoutID, domain.PayoutFailedStatus)

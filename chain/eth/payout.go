@@ -17,6 +17,23 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 )
 
+// PaidFee implements chain.PaidFeeSender: an ETH payout's fee is what its
+// receipt says was paid (gas used × effective gas price), at most the fee
+// cap it recorded when signed. A token payout's fee stays 0 in the token
+// (ok false): its gas is the hot wallet's, booked in eth_txs.
+func (s *Sender) PaidFee(ctx context.Context, txid string, asset domain.Asset) (domain.Amount, bool, error) {
+	if s.native == nil || asset.Code != s.native.Code {
+		return domain.Amount{}, false, nil
+	}
+	r, err := s.client.TransactionReceipt(ctx, common.HexToHash(txid))
+	if err != nil {
+		return domain.Amount{}, false, fmt.Errorf("eth sender: receipt %s: %w", txid, err)
+	}
+	return domain.FromBaseUnits(s.recordFeePaid(ctx, r), 18), true, nil
+}
+
+var _ chain.PaidFeeSender = (*Sender)(nil)
+
 // ErrReverted: a transaction was mined but failed (a token transfer that
 // reverted): it moved nothing and never will, so the payout fails
 // (chain.ErrPermanent). Confirmations returns it.

@@ -66,3 +66,40 @@ func TestScenarioPayoutToAContractThatRejectsETHFails(t *testing.T) {
 	m.wantFunds("ETH", "0.09975", "0")
 	m.checkReplay(inv)
 }
+
+// Issue 16 item 8: an ETH payout's network_fee is what its receipt says
+// was paid (gas used × effective gas price), not the fee cap it reserved
+// when signed. The recipient got amount − the cap (the value was fixed at
+// signing); what the cap left unspent goes back to the merchant's
+// available balance when the payout confirms.
+func TestScenarioETHPayoutNetworkFeeIsWhatTheReceiptSays(t *testing.T) {
+	m := newMoneyOut(t)
+	s := m.sender()
+	m.fundHot(s, "1", "")
+	to := stranger(t)
+	m.setPayout(domain.PayoutSettings{Asset: "ETH", PayoutAddress: to.Hex(), Mode: domain.PayoutManual})
+	inv := m.paid("ETH", "0.1")
+	proc := m.processor(s)
+	m.settleAndPass(proc)
+	res, err := m.h.RequestPayout.Handle(m.ctx, commands.RequestPayout{CommandID: "wd-fee", MerchantID: m.merchant, Asset: "ETH",
+		Kind: domain.PayoutKindWithdrawal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.settleAndPass(proc)
+	capFee := *m.payout(res.Payout.PayoutID).NetworkFee // what the signed transaction may pay at most
+	po := m.confirmPayout(proc, res.Payout.PayoutID)
+	r, err := m.client.TransactionReceipt(m.ctx, common.HexToHash(po.TxID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid := domain.FromBaseUnits(new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice), 18)
+	if !po.NetworkFee.Equal(paid) || !paid.LessThan(capFee) {
+		t.Fatalf("network_fee %s, the receipt says %s was paid (fee cap %s)", po.NetworkFee, paid, capFee)
+	}
+	if got := m.balance(to); got.Cmp(units(t, po.Sent.String(), 18)) != 0 || !po.Sent.Equal(po.Amount.Sub(capFee)) {
+		t.Fatalf("recipient holds %s wei; sent %s = %s − %s", got, po.Sent, po.Amount, capFee)
+	}
+	m.wantFunds("ETH", capFee.Sub(paid).String(), "0")
+	m.checkReplay(inv)
+}

@@ -186,22 +186,31 @@ func (m *moneyOut) hotNonce(s *eth.Sender) uint64 {
 }
 
 // wantETHPaid checks that the recipient (a fresh address) holds exactly
-// the payout's amount − network fee, that this is what the payout says it
-// sent, and that its mined transaction is the recorded one. It returns
-// the fee in wei.
+// what the payout says it sent, that its mined transaction is the
+// recorded one, and that its network fee is what the receipt says was
+// paid (issue 16 item 8; it was the fee cap, and the recipient got the
+// amount − that cap). It returns the fee in wei.
 func (m *moneyOut) wantETHPaid(po readapi.Payout) *big.Int {
 	m.t.Helper()
 	fee := units(m.t, po.NetworkFee.String(), 18)
-	want := new(big.Int).Sub(units(m.t, po.Amount.String(), 18), fee)
 	got := m.balance(common.HexToAddress(po.ToAddress))
-	if got.Cmp(want) != 0 || units(m.t, po.Sent.String(), 18).Cmp(want) != 0 {
-		m.t.Fatalf("recipient holds %s wei, payout sent %s; want %s − %s = %s wei", got, po.Sent, po.Amount, fee, want)
+	if sent := units(m.t, po.Sent.String(), 18); got.Cmp(sent) != 0 || new(big.Int).Add(sent, fee).Cmp(units(m.t, po.Amount.String(), 18)) > 0 {
+		m.t.Fatalf("recipient holds %s wei, payout sent %s + fee %s of %s", got, po.Sent, po.NetworkFee, po.Amount)
 	}
 	r, err := m.client.TransactionReceipt(m.ctx, common.HexToHash(po.TxID))
 	if err != nil || r.Status != types.ReceiptStatusSuccessful {
 		m.t.Fatalf("receipt of %s: %+v %v", po.TxID, r, err)
 	}
+	if paid := new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice); paid.Cmp(fee) != 0 {
+		m.t.Fatalf("network fee %s wei, the receipt says %s wei", fee, paid)
+	}
 	return fee
+}
+
+// feeReturned is what a confirmed ETH payout's fee cap left unspent: it
+// went back to the available balance.
+func feeReturned(po readapi.Payout) domain.Amount {
+	return po.Amount.Sub(*po.Sent).Sub(*po.NetworkFee)
 }
 
 // countingSender counts what the processor asks of a real Sender.
@@ -366,7 +375,7 @@ func TestScenarioManualAccrualThenWithdrawal(t *testing.T) {
 	if s.builds.Load() != 1 || m.payoutTxs() != 1 || m.hotNonce(s.Sender) != nonce+1 {
 		t.Fatalf("builds %d, stored %d, hot wallet nonce %d → %d", s.builds.Load(), m.payoutTxs(), nonce, m.hotNonce(s.Sender))
 	}
-	m.wantFunds("ETH", "0", "0")
+	m.wantFunds("ETH", feeReturned(po).String(), "0") // what the fee cap left unspent
 	t.Logf("withdrawal %s: 0.29925 ETH − fee %s wei, txid %s", po.ID, fee, po.TxID)
 	m.checkReplay(a, b)
 }
@@ -430,7 +439,7 @@ func TestScenarioConcurrentWithdrawalsOfTheWholeBalance(t *testing.T) {
 	if m.payoutTxs() != 1 || m.hotNonce(s) != nonce+1 {
 		t.Fatalf("stored payout transactions %d, hot wallet nonce %d → %d: want one transaction", m.payoutTxs(), nonce, m.hotNonce(s))
 	}
-	m.wantFunds("ETH", "0", "0")
+	m.wantFunds("ETH", feeReturned(po).String(), "0") // what the fee cap left unspent
 	t.Logf("one of two withdrawals of 0.29925 ETH: fee %s wei, txid %s", fee, po.TxID)
 	m.checkReplay(inv)
 }
@@ -507,7 +516,7 @@ func TestScenarioBroadcastFailsThenRetriedWithoutDoubleSpending(t *testing.T) {
 			t.Fatalf("sent %s, signed %s", h, signed.TxID)
 		}
 	}
-	m.wantFunds("ETH", "0", "0")
+	m.wantFunds("ETH", feeReturned(po).String(), "0") // what the fee cap left unspent
 	t.Logf("send attempts %d (2 refused), all of %s; fee %s wei", len(client.sent), signed.TxID, fee)
 	m.checkReplay(inv)
 }
@@ -594,7 +603,7 @@ func TestScenarioRestartBetweenSigningAndBroadcast(t *testing.T) {
 	if m.payoutTxs() != 1 || m.hotNonce(second.Sender) != nonce+1 {
 		t.Fatalf("stored %d, hot wallet nonce %d → %d: want one transaction", m.payoutTxs(), nonce, m.hotNonce(second.Sender))
 	}
-	m.wantFunds("ETH", "0.09925", "0")
+	m.wantFunds("ETH", domain.MustAmount("0.09925").Add(feeReturned(after)).String(), "0")
 	t.Logf("restart: recorded %s (nonce %d) broadcast by the new process; fee %s wei", tx.TxID, *tx.Nonce, fee)
 	m.checkReplay(inv)
 }

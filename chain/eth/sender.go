@@ -90,10 +90,12 @@ type SenderDeps struct {
 // sweeps deposit addresses into it; it implements chain.Sender.
 //
 // Transactions are EIP-1559 (fee cap = 2 × the latest base fee + the
-// node's suggested tip). An ETH payout sends Amount − gas × fee cap: that
-// is the network fee it records, the most the network can take; what the
-// base fee leaves unspent stays in the hot wallet, and eth_txs shows both
-// (max_fee_wei and, once mined, fee_paid_wei). A token payout calls
+// node's suggested tip). An ETH payout sends Amount − gas × fee cap, the
+// most the network can take, recorded as its fee when signed; once mined
+// its fee is what the receipt says was paid (PaidFee), and what the cap
+// left unspent, which stayed in the hot wallet, goes back to the
+// merchant's available balance. eth_txs shows both (max_fee_wei and, once
+// mined, fee_paid_wei). A token payout calls
 // transfer(to, Amount) and records a network fee of 0 in the token: its
 // gas is paid in ETH by the hot wallet and booked in eth_txs (purpose
 // payout, max_fee_wei and fee_paid_wei), because converting gas into the
