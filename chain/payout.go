@@ -83,6 +83,16 @@ type FeeOnTopSender interface {
 // DefaultMaxBuildAttempts is ProcessorConfig.MaxBuildAttempts' default.
 const DefaultMaxBuildAttempts = 12
 
+// Releaser is a Sender that frees what a build took (Bitcoin inputs, an
+// Ethereum nonce) for a payout that ended, failed or canceled, before its
+// transaction was recorded as signed: nothing broadcast that transaction
+// and nothing ever will. The processor calls Release until it succeeds;
+// it must be idempotent.
+type Releaser interface {
+	Sender
+	Release(ctx context.Context, payoutID string) error
+}
+
 // PaidFeeSender is a Sender that learns, once a transaction is mined, the
 // network fee it paid when that can be less than the fee recorded when
 // signed (Ethereum: gas used × effective gas price, under the fee cap).
@@ -264,7 +274,10 @@ func (p *Processor) drive(ctx context.Context, j job) error {
 	case err != nil:
 		return p.retry(ctx, j, err)
 	case stage == StageDone:
-		return p.done(ctx, j.ref)
+		if err := p.done(ctx, j.ref); err != nil {
+			return p.retry(ctx, j, err)
+		}
+		return nil
 	case stage == StageSent:
 		return p.later(ctx, j.ref, p.cfg.PollInterval, "")
 	}
@@ -430,9 +443,32 @@ func (p *Processor) fail(ctx context.Context, ref commands.PayoutRef, reason str
 	return p.done(ctx, ref)
 }
 
+// done forgets an ended payout's job, once its sender released what a
+// build took for it if it ended unsigned.
 func (p *Processor) done(ctx context.Context, ref commands.PayoutRef) error {
+	if err := p.release(ctx, ref); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
 	_, err := p.db.Write.ExecContext(ctx, p.db.Q(`DELETE FROM payout_jobs WHERE payout_id = ?`), ref.PayoutID)
 	return err
+}
+
+func (p *Processor) release(ctx context.Context, ref commands.PayoutRef) error {
+	po, err := commands.LoadPayout(ctx, p.store, ref)
+	if err != nil {
+		return err
+	}
+	if !po.Released() || po.IsSigned() {
+		return nil // confirmed, or its transaction is the log's: nothing to free
+	}
+	asset, err := p.assets.Lookup(ref.Asset)
+	if err != nil {
+		return err
+	}
+	if r, ok := p.senders[asset.Chain].(Releaser); ok {
+		return r.Release(ctx, ref.PayoutID)
+	}
+	return nil
 }
 
 // retry schedules the job after an exponential backoff.

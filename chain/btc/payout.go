@@ -184,6 +184,24 @@ func (s *Sender) insufficient(ctx context.Context, amount int64, cands []utxo) e
 		chain.ErrPermanent, have, incoming.Int64, amount)
 }
 
+// Release implements chain.Releaser: the inputs of a payout that ended
+// before its transaction was recorded are available again, its change
+// void. A payout without a built transaction here has nothing to free.
+func (s *Sender) Release(ctx context.Context, payoutID string) error {
+	db := s.deps.DB
+	var txid string
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT txid FROM chain_btc_payouts WHERE payout_id = ? AND state = 'built'`), payoutID).Scan(&txid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("btc sender: release payout %s: %w", payoutID, err)
+	}
+	return s.release(ctx, txid, nil)
+}
+
+var _ chain.Releaser = (*Sender)(nil)
+
 // stored returns the transaction already built for a payout.
 func (s *Sender) stored(ctx context.Context, payoutID string) (chain.Signed, bool, error) {
 	db := s.deps.DB

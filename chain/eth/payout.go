@@ -3,6 +3,7 @@ package eth
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -16,6 +17,65 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/domain"
 )
+
+// Release implements chain.Releaser: a payout that ended before its
+// transaction was recorded (canceled, or failed, after its build) leaves
+// that transaction stored and unsent, and its nonce would hold back every
+// later transaction of the hot wallet. The nonce goes to a zero-value
+// transfer from the hot wallet to itself (purpose void), sent at once and
+// again on every call until it is mined. Errors: node and database errors.
+func (s *Sender) Release(ctx context.Context, payoutID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	db := s.deps.DB
+	var from, purpose, txid string
+	var nonce int64
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT from_address, nonce, purpose, txid FROM eth_txs WHERE ref = ? AND purpose IN ('payout', 'void')`),
+		payoutID).Scan(&from, &nonce, &purpose, &txid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // nothing was built
+	}
+	if err != nil {
+		return fmt.Errorf("eth sender: release payout %s: %w", payoutID, err)
+	}
+	if purpose == "payout" {
+		if _, _, err := s.client.TransactionByHash(ctx, common.HexToHash(txid)); err == nil {
+			// The node has it: someone broadcast what the log never
+			// recorded. Leave it to an operator rather than race it.
+			return fmt.Errorf("eth sender: payout %s ended unsigned, but the node has its transaction %s", payoutID, txid)
+		}
+		tip, feeCap, err := s.fees(ctx)
+		if err != nil {
+			return err
+		}
+		signer, err := s.signer(ctx)
+		if err != nil {
+			return err
+		}
+		void, err := types.SignNewTx(s.hotKey, signer, &types.DynamicFeeTx{ChainID: s.chainID, Nonce: uint64(nonce), GasTipCap: tip, GasFeeCap: feeCap,
+			Gas: transferGas, To: &s.hot, Value: new(big.Int)})
+		if err != nil {
+			return fmt.Errorf("eth sender: sign void: %w", err)
+		}
+		raw, err := void.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		maxFee := new(big.Int).Mul(big.NewInt(transferGas), feeCap)
+		if _, err := db.Write.ExecContext(ctx, db.Q(`UPDATE eth_txs SET txid = ?, raw = ?, purpose = 'void', asset = ?, value_units = '0', max_fee_wei = ?
+			WHERE from_address = ? AND nonce = ? AND purpose = 'payout' AND ref = ?`),
+			void.Hash().Hex(), hex.EncodeToString(raw), s.nativeCode(), maxFee.String(), from, nonce, payoutID); err != nil {
+			return fmt.Errorf("eth sender: release payout %s: %w", payoutID, err)
+		}
+		s.log.Warn("ethereum payout ended before it was sent; its nonce goes to a void transaction", "payout_id", payoutID,
+			"unsent_txid", txid, "void_txid", void.Hash().Hex(), "nonce", nonce)
+		txid = void.Hash().Hex()
+	}
+	_, err = s.waitTx(ctx, txid)
+	return err
+}
+
+var _ chain.Releaser = (*Sender)(nil)
 
 // PaidFee implements chain.PaidFeeSender: an ETH payout's fee is what its
 // receipt says was paid (gas used × effective gas price), at most the fee

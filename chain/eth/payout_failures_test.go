@@ -1,6 +1,7 @@
 package eth_test
 
 import (
+	"context"
 	"math/big"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 )
@@ -101,5 +104,77 @@ func TestScenarioETHPayoutNetworkFeeIsWhatTheReceiptSays(t *testing.T) {
 		t.Fatalf("recipient holds %s wei; sent %s = %s − %s", got, po.Sent, po.Amount, capFee)
 	}
 	m.wantFunds("ETH", capFee.Sub(paid).String(), "0")
+	m.checkReplay(inv)
+}
+
+// cancelingSender cancels each payout right after building it: the
+// merchant's cancel lands between the build and PayoutSigned.
+type cancelingSender struct {
+	*eth.Sender
+	m *moneyOut
+}
+
+func (c cancelingSender) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	tx, err := c.Sender.Build(ctx, p)
+	if err != nil {
+		return tx, err
+	}
+	po, err := c.m.read.PayoutByID(ctx, c.m.merchant, p.PayoutID)
+	if err != nil {
+		return chain.Signed{}, err
+	}
+	ref := commands.PayoutRef{MerchantID: c.m.merchant, Asset: p.Asset.Code, PayoutID: p.PayoutID, RequestVersion: po.RequestVersion}
+	if _, err := c.m.h.CancelPayout.Handle(ctx, commands.CancelPayout{CommandID: "cancel/" + p.PayoutID, Ref: ref}); err != nil {
+		return chain.Signed{}, err
+	}
+	return tx, nil
+}
+
+// A payout canceled (or failed) after its transaction was built but
+// before it was recorded leaves a stored transaction that is never sent;
+// its nonce would hold back every later payout. It is given to a void
+// transfer, and the next payout confirms.
+func TestScenarioCanceledAfterItsBuildFreesItsNonce(t *testing.T) {
+	m := newMoneyOut(t)
+	s := m.sender()
+	m.fundHot(s, "1", "")
+	m.setPayout(domain.PayoutSettings{Asset: "ETH", PayoutAddress: stranger(t).Hex(), Mode: domain.PayoutManual})
+	inv := m.paid("ETH", "0.1")
+	racing := m.processor(cancelingSender{Sender: s, m: m})
+	m.settleAndPass(racing)
+	first, err := m.h.RequestPayout.Handle(m.ctx, commands.RequestPayout{CommandID: "wd-1", MerchantID: m.merchant, Asset: "ETH",
+		Amount: "0.04", Kind: domain.PayoutKindWithdrawal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := m.hotNonce(s)
+	m.settleAndPass(racing) // built, canceled, refused to record
+	m.settleAndPass(racing) // ended: its nonce is released
+	if po := m.payout(first.Payout.PayoutID); po.Status != domain.PayoutCanceledStatus {
+		t.Fatalf("the raced payout: %+v", po)
+	}
+	proc := m.processor(s)
+	second, err := m.h.RequestPayout.Handle(m.ctx, commands.RequestPayout{CommandID: "wd-2", MerchantID: m.merchant, Asset: "ETH",
+		Amount: "0.05", Kind: domain.PayoutKindWithdrawal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.settleAndPass(proc)
+	po := m.payout(second.Payout.PayoutID)
+	if po.Status != domain.PayoutSentStatus {
+		t.Fatalf("the next payout: %+v", po)
+	}
+	var voided int
+	if err := m.db.Read.QueryRow(`SELECT count(*) FROM eth_txs WHERE purpose = 'void' AND ref = ?`, first.Payout.PayoutID).Scan(&voided); err != nil {
+		t.Fatal(err)
+	}
+	m.mine(1)
+	m.settleAndPass(proc)
+	m.mine(confirmations - 1)
+	m.settleAndPass(proc)
+	if po = m.payout(second.Payout.PayoutID); po.Status != domain.PayoutConfirmedStatus || voided != 1 || m.hotNonce(s) != nonce+2 {
+		t.Fatalf("the next payout %+v; void transactions %d; hot wallet nonce %d → %d", po, voided, nonce, m.hotNonce(s))
+	}
+	m.wantFunds("ETH", domain.MustAmount("0.04975").Add(feeReturned(po)).String(), "0")
 	m.checkReplay(inv)
 }
