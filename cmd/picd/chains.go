@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/chain"
@@ -117,6 +120,107 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 	}
 	w.sim = s
 	return w, nil
+}
+
+// ethNodeWait bounds how long start waits for the Ethereum node to answer.
+const ethNodeWait = time.Minute
+
+// ethereumAssets asks the Ethereum node, before anything uses the asset
+// list, what the checkout and the watcher must agree with: its chain id
+// (for EIP-681 links) and each token contract, which must be deployed and
+// have its asset's decimals. A token that is not refuses to start: it is
+// left out of the list, so no invoice, payment or payout uses it, and the
+// reason is logged. Without a node configured, nothing changes (chain id 1).
+// Errors: the node does not answer within ethNodeWait.
+func ethereumAssets(ctx context.Context, cfg Config, assets domain.Assets, log *slog.Logger) (domain.Assets, int64, error) {
+	if cfg.ETHRPCURL == "" {
+		return assets, 1, nil
+	}
+	client, err := eth.Dial(ctx, cfg.ETHRPCURL)
+	if err != nil {
+		return assets, 0, fmt.Errorf("ethereum node: %w", err)
+	}
+	defer client.Close()
+	deadline := time.Now().Add(ethNodeWait)
+	var chainID int64
+	var refused []string
+	for attempt := 1; ; attempt++ {
+		chainID, refused, err = checkEthereumNode(ctx, client, assets, log)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return assets, 0, fmt.Errorf("ethereum node %s did not answer: %w", cfg.ETHRPCURL, err)
+		}
+		log.Warn("ethereum node: waiting for it to answer", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	list := assets.List()
+	kept := list[:0]
+	for _, a := range list {
+		if !slices.Contains(refused, a.Code) {
+			kept = append(kept, a)
+		}
+	}
+	raw, err := json.Marshal(kept)
+	if err != nil {
+		return assets, 0, err
+	}
+	assets, err = domain.ParseAssets(raw)
+	return assets, chainID, err
+}
+
+// checkEthereumNode reads the chain id and verifies every token; it
+// returns the tokens that do not match. Errors: the node's.
+func checkEthereumNode(ctx context.Context, client *eth.NodeClient, assets domain.Assets, log *slog.Logger) (int64, []string, error) {
+	id, err := client.ChainID(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	log.Info("ethereum node", "chain_id", id)
+	var refused []string
+	for _, a := range assets.List() {
+		if a.Chain != domain.ChainEthereum || a.Native() {
+			continue
+		}
+		info, err := eth.VerifyToken(ctx, client, a)
+		switch {
+		case errors.Is(err, eth.ErrTokenMismatch):
+			log.Error("token contract does not match its asset: the asset is not started", "asset", a.Code, "contract", a.Contract, "err", err)
+			refused = append(refused, a.Code)
+		case err != nil:
+			return 0, nil, err
+		default:
+			log.Info("token contract verified", "asset", a.Code, "contract", a.Contract, "symbol", info.Symbol, "decimals", info.Decimals)
+		}
+	}
+	return id.Int64(), refused, nil
+}
+
+// withContracts puts the configured contract overrides (testnets, private
+// chains) into the asset list itself, so the API's assets, checkout links,
+// watchers and senders all use the one the node has.
+func withContracts(cfg Config, assets domain.Assets) (domain.Assets, error) {
+	overrides := map[string]string{}
+	maps.Copy(overrides, ethContracts(cfg))
+	maps.Copy(overrides, tronContracts(cfg))
+	if len(overrides) == 0 {
+		return assets, nil
+	}
+	list := assets.List()
+	for i, a := range list {
+		if c, ok := overrides[a.Code]; ok {
+			list[i].Contract = c
+		}
+	}
+	raw, err := json.Marshal(list)
+	if err != nil {
+		return assets, err
+	}
+	return domain.ParseAssets(raw)
 }
 
 func btcConfig(cfg Config, wallet *hd.Wallet) btc.Config {

@@ -75,6 +75,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if assets, err = withContracts(cfg, assets); err != nil {
+		return err
+	}
+	assets, ethChainID, err := ethereumAssets(ctx, cfg, assets, log)
+	if err != nil {
+		return err
+	}
 
 	prices, err := priceOracle(cfg)
 	if err != nil {
@@ -190,7 +197,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	})
 	mux.Handle("GET /readyz", publicLimit.Limit("readyz", readiness(b, runner, scans, now)))
 	mux.Handle("/v1/sim/", obs.wrap(chains.routes))
-	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, Now: now, Logger: log, Limiter: publicLimit}))
+	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, EthereumChainID: ethChainID, Now: now, Logger: log, Limiter: publicLimit}))
 	mux.Handle("/pay/", site)
 	mux.Handle("/dashboard", site)
 	mux.Handle("/dashboard/", site)
