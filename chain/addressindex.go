@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
@@ -37,7 +36,7 @@ func (a *AddressIndexes) Of(ctx context.Context, invoiceID string) (int64, error
 	if ok {
 		return i, nil
 	}
-	recs, err := a.invoices.ReadStream(ctx, commands.InvoiceStream(invoiceID), 0, 1)
+	recs, err := a.invoices.ReadStream(ctx, domain.InvoiceStream(invoiceID), 0, 1)
 	if err != nil {
 		return 0, fmt.Errorf("invoice %s: %w", invoiceID, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
 // ErrAddressUnavailable: no address could be derived or reserved (503).
@@ -27,7 +26,8 @@ type AddressSource interface {
 	Allocate(ctx context.Context, asset domain.Asset, merchantID string) (Allocation, error)
 }
 
-// Deriver turns an HD index into a chain's address (chain/ implements it).
+// Deriver turns an HD index into a chain's address. chain/hd and chain/sim
+// return plain functions of this shape, so they need not import commands.
 type Deriver func(chain domain.Chain, index int64) (string, error)
 
 // indexBlock is how many indexes one log append reserves: a crash wastes at
@@ -46,11 +46,21 @@ type IndexAllocator struct {
 
 type indexRange struct {
 	next, end int64
-	// The allocator's view of the index stream: its version and the end of
-	// the highest block reserved so far. A reservation reads only the events
-	// after that version, so reserving stays cheap however long the stream grows.
-	version  eventstore.ExpectedVersion
+	// The allocator's view of the index stream, and the end of the highest
+	// block reserved so far. A reservation reads only the events after the
+	// view's version, so reserving stays cheap however long the stream grows.
+	state    *state
 	reserved int64
+}
+
+func newIndexRange() *indexRange {
+	r := &indexRange{}
+	r.state = newCachedState(func(e domain.Event) {
+		if b, ok := e.(domain.AddressIndexesReserved); ok && b.From+b.Count > r.reserved {
+			r.reserved = b.From + b.Count
+		}
+	})
+	return r
 }
 
 func NewIndexAllocator(d Deps, derive Deriver) *IndexAllocator {
@@ -76,7 +86,7 @@ func (a *IndexAllocator) nextIndex(ctx context.Context, chain domain.Chain) (int
 	defer a.mu.Unlock()
 	r := a.chains[chain]
 	if r == nil {
-		r = &indexRange{version: eventstore.NoStream}
+		r = newIndexRange()
 		a.chains[chain] = r
 	}
 	if r.next >= r.end {
@@ -93,60 +103,19 @@ func (a *IndexAllocator) nextIndex(ctx context.Context, chain domain.Chain) (int
 // every block reserved so far (by any process), with optimistic
 // concurrency on the index stream, and points r at it.
 func (a *IndexAllocator) reserveBlock(ctx context.Context, chain domain.Chain, r *indexRange) error {
-	stream := indexStream(chain)
 	meta := Metadata{CommandID: a.d.NewID("cmd_"), OccurredAt: a.d.Now().UTC()}
-	for attempt := 0; attempt < maxConflictRetries; attempt++ {
-		if err := a.catchUp(ctx, stream, r); err != nil {
-			return err
-		}
-		ev := domain.AddressIndexesReserved{Chain: chain, From: r.reserved, Count: indexBlock}
-		data, err := encode([]domain.Event{ev}, stream, meta)
-		if err != nil {
-			return err
-		}
-		res, err := a.d.Store.Append(ctx, stream, r.version, data)
-		if errors.Is(err, eventstore.ErrConflict) {
-			backoff(ctx, attempt)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("append %s: %w", stream, err)
-		}
-		if res.NextExpected != int64(r.version)+1 {
-			// A retry of this very command was already stored: read it back.
-			if err := a.catchUp(ctx, stream, r); err != nil {
-				return err
+	w, err := write(ctx, a.d.Store, command{stream: indexStream(chain), meta: &meta,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			return r.state, func() ([]domain.Event, error) {
+				return []domain.Event{domain.AddressIndexesReserved{Chain: chain, From: r.reserved, Count: indexBlock}}, nil
 			}
-			continue
-		}
-		r.version, r.reserved = eventstore.ExpectedVersion(res.NextExpected), ev.From+ev.Count
-		r.next, r.end = ev.From, ev.From+ev.Count
-		return nil
+		}})
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("%s: %w", stream, ErrBusy)
-}
-
-// catchUp folds the index stream's events after r.version into r.
-func (a *IndexAllocator) catchUp(ctx context.Context, stream string, r *indexRange) error {
-	for {
-		recs, err := a.d.Store.ReadStream(ctx, stream, int64(r.version)+1, 500)
-		if err != nil {
-			return fmt.Errorf("load %s: %w", stream, err)
-		}
-		for _, rec := range recs {
-			e, err := domain.Decode(rec.Type, rec.Data)
-			if err != nil {
-				return fmt.Errorf("load %s: %w", stream, err)
-			}
-			if b, ok := e.(domain.AddressIndexesReserved); ok && b.From+b.Count > r.reserved {
-				r.reserved = b.From + b.Count
-			}
-			r.version = eventstore.ExpectedVersion(rec.Version)
-		}
-		if len(recs) < 500 {
-			return nil
-		}
-	}
+	b := w.events[0].(domain.AddressIndexesReserved)
+	r.next, r.end = b.From, b.From+b.Count
+	return nil
 }
 
 // StaticAddresses pays every invoice of a chain to one configured address

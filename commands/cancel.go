@@ -22,8 +22,8 @@ type CancelPayoutHandler struct{ d Deps }
 // nothing. Errors: domain.ErrNotFound, domain.ErrInvalidState (signed,
 // sent, confirmed or failed).
 func (h CancelPayoutHandler) Handle(ctx context.Context, c CancelPayout) (eventstore.AppendResult, error) {
-	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+	w, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
 		return p.Cancel(h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }

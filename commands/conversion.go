@@ -66,7 +66,8 @@ func (h ConvertHandler) Handle(ctx context.Context, c Convert) (Converted, error
 	if meta.CommandID == "" {
 		meta.CommandID = randomCommandID()
 	}
-	res, err := executeFunds(ctx, h.d, FundsStream(c.MerchantID, from.Code), meta, func(f *domain.Funds) (domain.Event, error) {
+	stream := FundsStream(c.MerchantID, from.Code)
+	res, err := executeFunds(ctx, h.d, stream, meta, func(f *domain.Funds) (domain.Event, error) {
 		credited, err := h.d.Credits.Credited(ctx, c.MerchantID, from.Code, c.AtLeast)
 		if err != nil {
 			return nil, fmt.Errorf("credits of %s %s: %w", c.MerchantID, from.Code, err)
@@ -84,7 +85,7 @@ func (h ConvertHandler) Handle(ctx context.Context, c Convert) (Converted, error
 			}
 			price = &q
 		}
-		return f.Convert(domain.ConversionRequest{ConversionID: h.d.NewID("cnv_"), MerchantID: c.MerchantID, CommandID: meta.CommandID,
+		return f.Convert(domain.ConversionRequest{ConversionID: domain.DerivedID("cnv_", meta.CommandID, stream, h.d.Now()), MerchantID: c.MerchantID, CommandID: meta.CommandID,
 			From: from, To: to, Amount: amount, Price: *price, FeeBps: domain.ConversionFeeFor(reason), Reason: reason,
 			InvoiceID: c.InvoiceID, DepositID: c.DepositID}, credited, h.d.Now())
 	})
@@ -209,20 +210,20 @@ func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Sett
 			reason = domain.ConversionConsolidateTo
 		}
 		if c.GiveUp {
-			res, evs, err := invoiceCommand(ctx, d, "unconverted/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+			w, err := invoiceCommand(ctx, d, "unconverted/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 				return inv.AbandonConversion(dep.DepositID, c.GiveUpReason, d.Now())
 			})
 			if err != nil {
 				return out, fmt.Errorf("give up conversion: %w", err)
 			}
 			out.Unconverted = true
-			for _, e := range evs {
+			for _, e := range w.events {
 				if a, ok := e.(domain.ConversionAbandoned); ok && a.DepositID == dep.DepositID {
 					amount = amount.Add(a.Refunds[dep.DepositID])
 				}
 			}
-			if res.Position != (eventstore.Position{}) {
-				pos = res.Position
+			if w.res.Position != (eventstore.Position{}) {
+				pos = w.res.Position
 			}
 		} else {
 			conv, err := h.convert.Handle(ctx, Convert{CommandID: "settle/" + c.EventID, MerchantID: dep.MerchantID, From: asset, To: target,
@@ -231,13 +232,13 @@ func (h SettleDepositHandler) Handle(ctx context.Context, c SettleDeposit) (Sett
 			case err == nil:
 				out.Conversion = &conv.Conversion
 				asset, amount, pos = target, conv.Conversion.Net, conv.Position
-				if _, _, err := invoiceCommand(ctx, d, "converted/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+				if _, err := invoiceCommand(ctx, d, "converted/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 					return inv.RecordConversion(conv.Conversion, d.Now())
 				}); err != nil {
 					return out, fmt.Errorf("record the conversion on the invoice: %w", err)
 				}
 			case errors.Is(err, domain.ErrPriceUnavailable):
-				if _, _, werr := invoiceCommand(ctx, d, "wait/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+				if _, werr := invoiceCommand(ctx, d, "wait/"+c.EventID, dep.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 					return inv.WaitForPrice(dep.DepositID, err.Error(), d.Now())
 				}); werr != nil {
 					return out, fmt.Errorf("record the wait for a price: %w", werr)
@@ -309,20 +310,26 @@ func (h NoteBalanceHandler) Handle(ctx context.Context, c NoteBalance) (*domain.
 	// One stream per cause: a repeat finds the notice and adds nothing.
 	meta := Metadata{CommandID: "balance/" + c.CauseID, MerchantID: c.MerchantID, OccurredAt: h.d.Now().UTC()}
 	var out *domain.BalanceNegative
-	_, _, err = execute(ctx, h.d.Store, "balance-negative-"+c.CauseID, &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
-		return func(e domain.Event) {
-				if b, ok := e.(domain.BalanceNegative); ok {
-					out = &b
+	w, err := write(ctx, h.d.Store, command{stream: "balance-negative-" + c.CauseID, meta: &meta,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			return newState(func(e domain.Event) {
+					if b, ok := e.(domain.BalanceNegative); ok {
+						out = &b
+					}
+				}), func() ([]domain.Event, error) {
+					if out != nil {
+						return nil, nil
+					}
+					ev := domain.BalanceNegative{MerchantID: c.MerchantID, Asset: c.Asset, Available: balance, CauseID: c.CauseID,
+						InvoiceID: c.InvoiceID, At: h.d.Now().UTC()}
+					out = &ev
+					return []domain.Event{ev}, nil
 				}
-			}, func() ([]domain.Event, error) {
-				if out != nil {
-					return nil, nil
-				}
-				ev := domain.BalanceNegative{MerchantID: c.MerchantID, Asset: c.Asset, Available: balance, CauseID: c.CauseID,
-					InvoiceID: c.InvoiceID, At: h.d.Now().UTC()}
-				out = &ev
-				return []domain.Event{ev}, nil
-			}
-	})
+		}})
+	if err == nil && len(w.events) > 0 {
+		if b, ok := w.events[0].(domain.BalanceNegative); ok {
+			out = &b // what was stored, for a repeat the store recognised
+		}
+	}
 	return out, err
 }

@@ -37,7 +37,7 @@ type Handlers struct {
 // New wires the handlers. checkAddress validates merchants' payout addresses.
 func New(d Deps, addresses AddressSource, checkAddress domain.AddressCheck) Handlers {
 	if d.funds == nil {
-		d.funds = &fundsViews{}
+		d.funds = newFundsViews(maxFundsViews)
 	}
 	return Handlers{
 		RegisterMerchant:    RegisterMerchantHandler{d},

@@ -67,7 +67,13 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 		return InvoiceCreated{}, err
 	}
 	now := h.d.Now()
-	n := domain.NewInvoice{InvoiceID: h.d.NewID("inv_"), MerchantID: c.MerchantID, Asset: asset, Amount: amount, PayAmount: amount,
+	// A retry (the same command id) names the same invoice, and the store
+	// answers it with the invoice it recorded.
+	commandID := c.CommandID
+	if commandID == "" {
+		commandID = randomCommandID()
+	}
+	n := domain.NewInvoice{InvoiceID: domain.DerivedID("inv_", commandID, "", now), MerchantID: c.MerchantID, Asset: asset, Amount: amount, PayAmount: amount,
 		SettleAsset: c.SettleAs, ConsolidateTo: consolidateTo, OrderID: c.OrderID, ExpiresIn: c.ExpiresIn, CreatedBy: c.CreatedBy,
 		Description: c.Description, Metadata: c.Metadata, RedirectURL: c.RedirectURL, Price: price}
 	// Validate before an address is spent on a request that will fail.
@@ -91,7 +97,7 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 		if expiresIn == 0 {
 			expiresIn = domain.DefaultExpiresIn
 		}
-		if n.PayAmount, err = h.reservePayAmount(ctx, c.CommandID, asset, alloc.Address, n.InvoiceID, amount, now.Add(expiresIn)); err != nil {
+		if n.PayAmount, err = h.reservePayAmount(ctx, commandID, asset, alloc.Address, n.InvoiceID, amount, now.Add(expiresIn)); err != nil {
 			return InvoiceCreated{}, err
 		}
 	}
@@ -99,16 +105,25 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 	if err != nil {
 		return InvoiceCreated{}, err
 	}
-	stream := InvoiceStream(ev.InvoiceID)
-	data, err := encode([]domain.Event{ev}, stream, Metadata{CommandID: c.CommandID, MerchantID: c.MerchantID, OccurredAt: ev.CreatedAt})
-	if err != nil {
-		return InvoiceCreated{}, err
-	}
-	res, err := h.d.Store.Append(ctx, stream, eventstore.NoStream, data)
+	meta := Metadata{CommandID: commandID, MerchantID: c.MerchantID, OccurredAt: ev.CreatedAt}
+	w, err := write(ctx, h.d.Store, command{stream: InvoiceStream(ev.InvoiceID), meta: &meta, create: true,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			inv := &domain.Invoice{}
+			return newState(inv.Apply), func() ([]domain.Event, error) {
+				if inv.Exists() { // another command's invoice: the ids collided
+					return nil, fmt.Errorf("%w: invoice %s exists", domain.ErrInvalidState, ev.InvoiceID)
+				}
+				return []domain.Event{ev}, nil
+			}
+		}})
 	if err != nil {
 		return InvoiceCreated{}, fmt.Errorf("create invoice: %w", err)
 	}
-	return InvoiceCreated{Invoice: ev, Position: res.Position}, nil
+	created, ok := w.events[0].(domain.InvoiceCreated)
+	if !ok {
+		return InvoiceCreated{}, fmt.Errorf("%w: command %s already recorded a %s", domain.ErrInvalidState, commandID, w.events[0].EventType())
+	}
+	return InvoiceCreated{Invoice: created, Position: w.res.Position}, nil
 }
 
 // fiats are the currencies an invoice may be priced in (domain/fiats.json).
@@ -190,34 +205,37 @@ func (h CreateInvoiceHandler) reservePayAmount(ctx context.Context, commandID st
 	stream := addressStream(asset.Code, address)
 	unlock := h.reserving.lock(stream)
 	defer unlock()
-	_, evs, err := execute(ctx, h.d.Store, stream, &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
-		r := &domain.AddressReservations{}
-		return r.Apply, func() ([]domain.Event, error) {
-			pay := domain.UniquePayAmount(amount, asset.Decimals, r.Taken(h.d.Now()))
-			return []domain.Event{domain.AddressReserved{Asset: asset.Code, Address: address, InvoiceID: invoiceID, PayAmount: pay,
-				OpenUntil: expiresAt.Add(domain.LatePaymentWindow).UTC()}}, nil
-		}
-	})
+	w, err := write(ctx, h.d.Store, command{stream: stream, meta: &meta,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			r := &domain.AddressReservations{}
+			return newState(r.Apply), func() ([]domain.Event, error) {
+				pay := domain.UniquePayAmount(amount, asset.Decimals, r.Taken(h.d.Now()))
+				return []domain.Event{domain.AddressReserved{Asset: asset.Code, Address: address, InvoiceID: invoiceID, PayAmount: pay,
+					OpenUntil: expiresAt.Add(domain.LatePaymentWindow).UTC()}}, nil
+			}
+		}})
 	if err != nil {
 		return domain.Amount{}, fmt.Errorf("reserve pay amount: %w", err)
 	}
-	return evs[0].(domain.AddressReserved).PayAmount, nil
+	return w.events[0].(domain.AddressReserved).PayAmount, nil
 }
 
 // invoiceCommand runs decide against the invoice's current state.
 func invoiceCommand(ctx context.Context, d Deps, commandID, invoiceID string,
-	decide func(inv *domain.Invoice) ([]domain.Event, error)) (eventstore.AppendResult, []domain.Event, error) {
+	decide func(inv *domain.Invoice) ([]domain.Event, error)) (written, error) {
 	meta := Metadata{CommandID: commandID, OccurredAt: d.Now().UTC()}
-	return execute(ctx, d.Store, InvoiceStream(invoiceID), &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
-		inv := &domain.Invoice{}
-		return inv.Apply, func() ([]domain.Event, error) {
-			if !inv.Exists() {
-				return nil, fmt.Errorf("invoice %s: %w", invoiceID, domain.ErrNotFound)
+	w, err := write(ctx, d.Store, command{stream: InvoiceStream(invoiceID), meta: &meta,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			inv := &domain.Invoice{}
+			return newState(inv.Apply), func() ([]domain.Event, error) {
+				if !inv.Exists() {
+					return nil, fmt.Errorf("invoice %s: %w", invoiceID, domain.ErrNotFound)
+				}
+				meta.MerchantID = inv.MerchantID()
+				return decide(inv)
 			}
-			meta.MerchantID = inv.MerchantID()
-			return decide(inv)
-		}
-	})
+		}})
+	return w, err
 }
 
 // ExpireInvoice closes an unpaid invoice after its window.
@@ -230,10 +248,10 @@ type ExpireInvoiceHandler struct{ d Deps }
 
 // Handle errors: domain.ErrNotFound, domain.ErrInvalidState.
 func (h ExpireInvoiceHandler) Handle(ctx context.Context, c ExpireInvoice) (eventstore.AppendResult, error) {
-	res, _, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+	w, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 		return inv.Expire(h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }
 
 // ObserveDeposit records a payment seen on a chain (chain watchers send it).
@@ -247,10 +265,10 @@ type ObserveDepositHandler struct{ d Deps }
 
 // Handle errors: domain.ErrNotFound, domain.ErrInvalidAmount, domain.ErrValidation.
 func (h ObserveDepositHandler) Handle(ctx context.Context, c ObserveDeposit) (eventstore.AppendResult, error) {
-	res, _, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+	w, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 		return inv.ObserveDeposit(c.Deposit, h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }
 
 // ConfirmDeposit credits a deposit that reached its confirmations.
@@ -265,7 +283,7 @@ type ConfirmDepositHandler struct{ d Deps }
 
 // Handle errors: domain.ErrNotFound, domain.ErrInvalidState.
 func (h ConfirmDepositHandler) Handle(ctx context.Context, c ConfirmDeposit) (eventstore.AppendResult, error) {
-	res, _, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+	w, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 		// The account's consolidate_to as the payment is credited fixes
 		// the tier of an invoice without settle_as (money rule 2).
 		m, err := loadMerchant(ctx, h.d, inv.MerchantID())
@@ -274,7 +292,7 @@ func (h ConfirmDepositHandler) Handle(ctx context.Context, c ConfirmDeposit) (ev
 		}
 		return inv.ConfirmDeposit(c.DepositID, c.Confirmations, m.ConsolidateTo(), h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }
 
 // FinalizeDeposit makes a credited deposit available once its block is final.
@@ -289,10 +307,10 @@ type FinalizeDepositHandler struct{ d Deps }
 
 // Handle errors: domain.ErrNotFound, domain.ErrInvalidState.
 func (h FinalizeDepositHandler) Handle(ctx context.Context, c FinalizeDeposit) (eventstore.AppendResult, error) {
-	res, _, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+	w, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 		return inv.FinalizeDeposit(c.DepositID, c.Depth, h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }
 
 // RevertDeposit undoes a deposit that a reorg removed.
@@ -307,8 +325,8 @@ type RevertDepositHandler struct{ d Deps }
 
 // Handle errors: domain.ErrNotFound.
 func (h RevertDepositHandler) Handle(ctx context.Context, c RevertDeposit) (eventstore.AppendResult, error) {
-	res, _, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
+	w, err := invoiceCommand(ctx, h.d, c.CommandID, c.InvoiceID, func(inv *domain.Invoice) ([]domain.Event, error) {
 		return inv.RevertDeposit(c.DepositID, c.Reason, h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }

@@ -93,42 +93,64 @@ type Registered struct {
 
 type RegisterMerchantHandler struct{ d Deps }
 
-// Handle errors: domain.ErrValidation.
+// Handle errors: domain.ErrValidation. A retry (the same command id)
+// answers with the merchant it registered; the secret key and a sealed
+// webhook secret are shown once, so the retry's Credentials hold only what
+// the log has in clear.
 func (h RegisterMerchantHandler) Handle(ctx context.Context, c RegisterMerchant) (Registered, error) {
 	creds, keys, err := newCredentials()
 	if err != nil {
 		return Registered{}, err
 	}
-	id := h.d.NewID("mer_")
+	commandID := c.CommandID
+	if commandID == "" {
+		commandID = randomCommandID()
+	}
+	now := h.d.Now()
+	id := domain.DerivedID("mer_", commandID, "", now)
 	var sealed string
 	if keys.WebhookSecret, sealed, err = storedWebhookSecret(h.d, id, creds.WebhookSecret); err != nil {
 		return Registered{}, err
 	}
-	ev, err := domain.RegisterMerchant(id, c.Name, c.WebhookURL, keys, h.d.Now())
+	ev, err := domain.RegisterMerchant(id, c.Name, c.WebhookURL, keys, now)
 	if err != nil {
 		return Registered{}, err
 	}
 	ev.WebhookSecretSealed = sealed
-	stream := MerchantStream(id)
-	data, err := encode([]domain.Event{ev}, stream, Metadata{CommandID: c.CommandID, MerchantID: id, OccurredAt: ev.RegisteredAt})
-	if err != nil {
-		return Registered{}, err
-	}
-	res, err := h.d.Store.Append(ctx, stream, eventstore.NoStream, data)
+	meta := Metadata{CommandID: commandID, MerchantID: id, OccurredAt: ev.RegisteredAt}
+	w, err := write(ctx, h.d.Store, command{stream: MerchantStream(id), meta: &meta, create: true,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			m := &domain.Merchant{}
+			return newState(m.Apply), func() ([]domain.Event, error) {
+				if m.Registered() { // another command's merchant: the ids collided
+					return nil, fmt.Errorf("%w: merchant %s exists", domain.ErrInvalidState, id)
+				}
+				return []domain.Event{ev}, nil
+			}
+		}})
 	if err != nil {
 		return Registered{}, fmt.Errorf("register merchant: %w", err)
 	}
-	return Registered{MerchantID: id, Credentials: creds, Position: res.Position}, nil
+	stored, ok := w.events[0].(domain.MerchantRegistered)
+	if !ok {
+		return Registered{}, fmt.Errorf("%w: command %s already recorded a %s", domain.ErrInvalidState, commandID, w.events[0].EventType())
+	}
+	if w.replayed {
+		creds = Credentials{PublishableKey: stored.PublishableKey, WebhookSecret: stored.WebhookSecret}
+	}
+	return Registered{MerchantID: id, Credentials: creds, Position: w.res.Position}, nil
 }
 
 // merchantCommand runs decide against the merchant's current state.
 func merchantCommand(ctx context.Context, d Deps, commandID, merchantID string,
-	decide func(m *domain.Merchant) ([]domain.Event, error)) (eventstore.AppendResult, []domain.Event, error) {
+	decide func(m *domain.Merchant) ([]domain.Event, error)) (written, error) {
 	meta := Metadata{CommandID: commandID, MerchantID: merchantID, OccurredAt: d.Now().UTC()}
-	return execute(ctx, d.Store, MerchantStream(merchantID), &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
-		m := &domain.Merchant{}
-		return m.Apply, func() ([]domain.Event, error) { return decide(m) }
-	})
+	w, err := write(ctx, d.Store, command{stream: MerchantStream(merchantID), meta: &meta,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			m := &domain.Merchant{}
+			return newState(m.Apply), func() ([]domain.Event, error) { return decide(m) }
+		}})
+	return w, err
 }
 
 // RotateKeys replaces the secret and publishable keys; the old ones stop
@@ -146,20 +168,26 @@ type RotatedKeys struct {
 
 type RotateKeysHandler struct{ d Deps }
 
-// Handle errors: domain.ErrNotFound.
+// Handle errors: domain.ErrNotFound. A retry (the same command id) answers
+// with the rotation it recorded, without the secret key, which was shown once.
 func (h RotateKeysHandler) Handle(ctx context.Context, c RotateKeys) (RotatedKeys, error) {
 	creds, keys, err := newCredentials()
 	if err != nil {
 		return RotatedKeys{}, err
 	}
-	res, _, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
+	w, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
 		ev, err := m.RotateKeys(keys, h.d.Now())
 		return []domain.Event{ev}, err
 	})
 	if err != nil {
 		return RotatedKeys{}, err
 	}
-	return RotatedKeys{SecretKey: creds.SecretKey, PublishableKey: creds.PublishableKey, Position: res.Position}, nil
+	if w.replayed { // the secret key is shown once: the log holds its hash
+		if ev, ok := w.events[0].(domain.APIKeysRotated); ok {
+			return RotatedKeys{PublishableKey: ev.PublishableKey, Position: w.res.Position}, nil
+		}
+	}
+	return RotatedKeys{SecretKey: creds.SecretKey, PublishableKey: creds.PublishableKey, Position: w.res.Position}, nil
 }
 
 // RotateWebhookSecret replaces the webhook signing secret.
@@ -185,7 +213,7 @@ func (h RotateWebhookSecretHandler) Handle(ctx context.Context, c RotateWebhookS
 	if err != nil {
 		return RotatedWebhookSecret{}, err
 	}
-	res, _, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
+	w, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
 		ev, err := m.RotateWebhookSecret(clear, h.d.Now())
 		ev.WebhookSecretSealed = sealed
 		return []domain.Event{ev}, err
@@ -193,7 +221,12 @@ func (h RotateWebhookSecretHandler) Handle(ctx context.Context, c RotateWebhookS
 	if err != nil {
 		return RotatedWebhookSecret{}, err
 	}
-	return RotatedWebhookSecret{WebhookSecret: secret, Position: res.Position}, nil
+	if w.replayed { // shown once: a sealed secret is not shown again
+		if ev, ok := w.events[0].(domain.WebhookSecretRotated); ok {
+			return RotatedWebhookSecret{WebhookSecret: ev.WebhookSecret, Position: w.res.Position}, nil
+		}
+	}
+	return RotatedWebhookSecret{WebhookSecret: secret, Position: w.res.Position}, nil
 }
 
 // RekeyWebhookSecret seals a merchant's webhook secret that its stream
@@ -223,7 +256,7 @@ func (h RekeyWebhookSecretHandler) Handle(ctx context.Context, c RekeyWebhookSec
 		return false, eventstore.Position{}, ErrNoSealer
 	}
 	meta := Metadata{CommandID: c.CommandID, MerchantID: c.MerchantID, OccurredAt: h.d.Now().UTC()}
-	res, evs, err := execute(ctx, h.d.Store, MerchantStream(c.MerchantID), &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
+	w, err := write(ctx, h.d.Store, command{stream: MerchantStream(c.MerchantID), meta: &meta, attempt: func() (*state, func() ([]domain.Event, error)) {
 		m := &domain.Merchant{}
 		var clear string // the live secret, when the stream holds it in clear
 		apply := func(e domain.Event) {
@@ -235,7 +268,7 @@ func (h RekeyWebhookSecretHandler) Handle(ctx context.Context, c RekeyWebhookSec
 				clear = e.WebhookSecret
 			}
 		}
-		return apply, func() ([]domain.Event, error) {
+		return newState(apply), func() ([]domain.Event, error) {
 			if !m.Registered() {
 				return nil, fmt.Errorf("merchant: %w", domain.ErrNotFound)
 			}
@@ -249,11 +282,11 @@ func (h RekeyWebhookSecretHandler) Handle(ctx context.Context, c RekeyWebhookSec
 			return []domain.Event{domain.WebhookSecretRotated{MerchantID: c.MerchantID, WebhookSecretSealed: sealed,
 				Rekeyed: true, RotatedAt: h.d.Now().UTC()}}, nil
 		}
-	})
+	}})
 	if err != nil {
 		return false, eventstore.Position{}, err
 	}
-	return len(evs) > 0, res.Position, nil
+	return len(w.events) > 0, w.res.Position, nil
 }
 
 // UpdateAccount changes the webhook URL and the consolidation coin.
@@ -268,10 +301,10 @@ type UpdateAccountHandler struct{ d Deps }
 // Handle returns the position to wait for (zero when nothing changed).
 // Errors: domain.ErrNotFound, domain.ErrValidation, domain.ErrUnsupportedAsset.
 func (h UpdateAccountHandler) Handle(ctx context.Context, c UpdateAccount) (eventstore.Position, error) {
-	res, _, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
+	w, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
 		return m.ChangeSettings(c.Patch, h.d.Assets, h.d.Now())
 	})
-	return res.Position, err
+	return w.res.Position, err
 }
 
 // SetPayoutSettings replaces one asset's payout settings.
@@ -288,9 +321,9 @@ type SetPayoutSettingsHandler struct {
 
 // Handle errors: domain.ErrNotFound, domain.ErrValidation, domain.ErrUnsupportedAsset, domain.ErrInvalidAmount.
 func (h SetPayoutSettingsHandler) Handle(ctx context.Context, c SetPayoutSettings) (eventstore.Position, error) {
-	res, _, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
+	w, err := merchantCommand(ctx, h.d, c.CommandID, c.MerchantID, func(m *domain.Merchant) ([]domain.Event, error) {
 		ev, err := m.SetPayoutSettings(c.Settings, h.d.Assets, h.checkAddress, h.d.Now())
 		return []domain.Event{ev}, err
 	})
-	return res.Position, err
+	return w.res.Position, err
 }

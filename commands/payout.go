@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -30,11 +31,6 @@ type Prices interface {
 	Price(ctx context.Context, base, quote string) (domain.PriceQuote, error)
 }
 
-// FundsStream is the stream that serialises a merchant's debits of one
-// asset; PayoutStream holds one payout's life after its request.
-func FundsStream(merchantID, asset string) string { return "payouts-" + merchantID + "-" + asset }
-func PayoutStream(id string) string               { return "payout-" + id }
-
 // fundsResult is a debit that the funds stream holds.
 type fundsResult struct {
 	event    domain.Event
@@ -42,115 +38,80 @@ type fundsResult struct {
 	version  int64
 }
 
-// executeFunds runs the write path on a funds stream. Unlike execute it
-// remembers where each command's event is, so a retried command (the same
-// command id) answers with the event, position and version it recorded the
-// first time instead of deciding again against funds it already took.
+// executeFunds runs the write path on a funds stream, on the view of it
+// this process keeps. A retried command (the same command id) is found
+// before deciding and answers with the event, position and version it
+// recorded the first time, instead of deciding again against funds it
+// already took.
 func executeFunds(ctx context.Context, d Deps, stream string, meta Metadata,
 	decide func(f *domain.Funds) (domain.Event, error)) (fundsResult, error) {
-	if meta.CommandID == "" {
-		meta.CommandID = randomCommandID()
-	}
 	views := d.funds
 	if views == nil { // Deps not built by New: no cache, same result
-		views = &fundsViews{}
+		views = newFundsViews(1)
 	}
 	view := views.view(stream)
 	view.mu.Lock()
 	defer view.mu.Unlock()
-	for attempt := 0; attempt < maxConflictRetries; attempt++ {
-		if err := view.catchUp(ctx, d.Store, stream); err != nil {
-			return fundsResult{}, err
-		}
-		if done, ok := view.byCommand[meta.CommandID]; ok {
-			return done, nil
-		}
-		ev, err := decide(view.funds.Clone())
-		if err != nil {
-			return fundsResult{}, err
-		}
-		data, err := encode([]domain.Event{ev}, stream, meta)
-		if err != nil {
-			return fundsResult{}, err
-		}
-		res, err := d.Store.Append(ctx, stream, view.version, data)
-		if errors.Is(err, eventstore.ErrConflict) {
-			backoff(ctx, attempt)
-			continue
-		}
-		if err != nil {
-			return fundsResult{}, fmt.Errorf("append %s: %w", stream, err)
-		}
-		if res.NextExpected != int64(view.version)+1 {
-			continue // a retry the store recognised: the next round finds it
-		}
-		return fundsResult{event: ev, position: res.Position, version: res.NextExpected}, nil
+	w, err := write(ctx, d.Store, command{stream: stream, meta: &meta,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			return view.state, func() ([]domain.Event, error) {
+				ev, err := decide(view.funds.Clone())
+				if err != nil {
+					return nil, err
+				}
+				return []domain.Event{ev}, nil
+			}
+		}})
+	if err != nil {
+		return fundsResult{}, err
 	}
-	return fundsResult{}, fmt.Errorf("%s: %w", stream, ErrBusy)
+	return fundsResult{event: w.events[0], position: w.res.Position, version: w.res.NextExpected}, nil
 }
+
+// maxFundsViews bounds the funds streams this process keeps folded; the
+// least recently used is dropped (and read again from the log when used).
+const maxFundsViews = 4096
 
 // fundsViews keeps, per funds stream, the state folded so far, so a debit
 // reads only the events appended since the last one in this process (the
 // stream grows by one event per payout or conversion, for ever).
 type fundsViews struct {
 	mu      sync.Mutex
-	streams map[string]*fundsView
+	max     int
+	recent  *list.List // of *fundsView, most recently used first
+	streams map[string]*list.Element
 }
 
 type fundsView struct {
-	mu        sync.Mutex // one decision at a time per stream in this process
-	version   eventstore.ExpectedVersion
-	funds     *domain.Funds
-	byCommand map[string]fundsResult // every debit's event, by its command id
+	stream string
+	mu     sync.Mutex // one decision at a time per stream in this process
+	state  *state     // folds into funds; seen finds a retried command's debit
+	funds  *domain.Funds
 }
 
+func newFundsViews(max int) *fundsViews {
+	return &fundsViews{max: max, recent: list.New(), streams: map[string]*list.Element{}}
+}
+
+// view returns the stream's view, made and cached when it has none. Two
+// views of one stream (one dropped while in use) stay correct: their
+// appends are checked against the stream's version.
 func (v *fundsViews) view(stream string) *fundsView {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.streams == nil {
-		v.streams = map[string]*fundsView{}
+	if el, ok := v.streams[stream]; ok {
+		v.recent.MoveToFront(el)
+		return el.Value.(*fundsView)
 	}
-	fv := v.streams[stream]
-	if fv == nil {
-		fv = &fundsView{version: eventstore.NoStream, funds: &domain.Funds{}, byCommand: map[string]fundsResult{}}
-		v.streams[stream] = fv
+	fv := &fundsView{stream: stream, funds: &domain.Funds{}}
+	fv.state = newCachedState(fv.funds.Apply)
+	v.streams[stream] = v.recent.PushFront(fv)
+	for v.recent.Len() > v.max {
+		last := v.recent.Back()
+		v.recent.Remove(last)
+		delete(v.streams, last.Value.(*fundsView).stream)
 	}
 	return fv
-}
-
-// catchUp folds the stream's events after the view's version.
-func (fv *fundsView) catchUp(ctx context.Context, store eventstore.Store, stream string) error {
-	for {
-		recs, err := store.ReadStream(ctx, stream, int64(fv.version)+1, 500)
-		if err != nil {
-			return fmt.Errorf("load %s: %w", stream, err)
-		}
-		for _, r := range recs {
-			e, err := domain.Decode(r.Type, r.Data)
-			if err != nil {
-				return fmt.Errorf("load %s: %w", stream, err)
-			}
-			fv.funds.Apply(e)
-			if id := fundsCommand(e); id != "" {
-				fv.byCommand[id] = fundsResult{event: e, position: r.Position, version: r.Version}
-			}
-			fv.version = eventstore.ExpectedVersion(r.Version)
-		}
-		if len(recs) < 500 {
-			return nil
-		}
-	}
-}
-
-// fundsCommand is the command id a funds-stream event records.
-func fundsCommand(e domain.Event) string {
-	switch e := e.(type) {
-	case domain.PayoutRequested:
-		return e.CommandID
-	case domain.ConversionExecuted:
-		return e.CommandID
-	}
-	return ""
 }
 
 // RequestPayout reserves an amount for a payout.
@@ -243,7 +204,7 @@ func (h RequestPayoutHandler) Handle(ctx context.Context, c RequestPayout) (Payo
 		if c.AtMost && f.Available(credited).LessThan(c.MinAmount) {
 			return nil, fmt.Errorf("%w: %s available after debts, below instant_min_amount", domain.ErrInsufficientFunds, f.Available(credited))
 		}
-		return f.RequestPayout(domain.PayoutRequest{PayoutID: h.d.NewID("po_"), MerchantID: c.MerchantID, CommandID: meta.CommandID,
+		return f.RequestPayout(domain.PayoutRequest{PayoutID: domain.DerivedID("po_", meta.CommandID, stream, h.d.Now()), MerchantID: c.MerchantID, CommandID: meta.CommandID,
 			Asset: asset, Amount: amount, ToAddress: to, Kind: c.Kind, SourceInvoiceID: c.SourceInvoiceID, SourceDepositID: c.SourceDepositID,
 			AtMost: c.AtMost}, credited, h.d.Now())
 	})
@@ -291,17 +252,19 @@ func loadRequest(ctx context.Context, store eventstore.Store, ref PayoutRef) (do
 // payoutCommand runs decide against a payout: its request, read from the
 // funds stream at ref, then its own stream.
 func payoutCommand(ctx context.Context, d Deps, commandID string, ref PayoutRef,
-	decide func(p *domain.Payout) ([]domain.Event, error)) (eventstore.AppendResult, []domain.Event, error) {
+	decide func(p *domain.Payout) ([]domain.Event, error)) (written, error) {
 	req, err := loadRequest(ctx, d.Store, ref)
 	if err != nil {
-		return eventstore.AppendResult{}, nil, err
+		return written{}, err
 	}
 	meta := Metadata{CommandID: commandID, MerchantID: ref.MerchantID, OccurredAt: d.Now().UTC()}
-	return execute(ctx, d.Store, PayoutStream(ref.PayoutID), &meta, func() (func(domain.Event), func() ([]domain.Event, error)) {
-		p := &domain.Payout{}
-		p.Apply(req)
-		return p.Apply, func() ([]domain.Event, error) { return decide(p) }
-	})
+	w, err := write(ctx, d.Store, command{stream: PayoutStream(ref.PayoutID), meta: &meta,
+		attempt: func() (*state, func() ([]domain.Event, error)) {
+			p := &domain.Payout{}
+			p.Apply(req)
+			return newState(p.Apply), func() ([]domain.Event, error) { return decide(p) }
+		}})
+	return w, err
 }
 
 // LoadPayout folds a payout from the log. Errors: domain.ErrNotFound.
@@ -330,10 +293,20 @@ type SignPayoutHandler struct{ d Deps }
 // Handle errors: domain.ErrNotFound, domain.ErrInvalidState (signed as
 // another transaction, or ended), domain.ErrValidation, domain.ErrInvalidAmount.
 func (h SignPayoutHandler) Handle(ctx context.Context, c SignPayout) (eventstore.AppendResult, error) {
-	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+	w, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
 		return p.Sign(c.Tx, h.d.Now())
 	})
-	return res, err
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if w.replayed {
+		// The command id names the signing; another transaction under it
+		// must not pass for the stored one (it could spend twice).
+		if ev, ok := w.events[0].(domain.PayoutSigned); !ok || ev.TxID != c.Tx.TxID {
+			return eventstore.AppendResult{}, fmt.Errorf("%w: payout %s is already signed under command %s", domain.ErrInvalidState, c.Ref.PayoutID, c.CommandID)
+		}
+	}
+	return w.res, nil
 }
 
 // MarkPayoutSent records an accepted broadcast.
@@ -346,10 +319,10 @@ type MarkPayoutSentHandler struct{ d Deps }
 
 // Handle errors: domain.ErrNotFound, domain.ErrInvalidState.
 func (h MarkPayoutSentHandler) Handle(ctx context.Context, c MarkPayoutSent) (eventstore.AppendResult, error) {
-	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+	w, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
 		return p.MarkSent(h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }
 
 // ConfirmPayout settles a payout whose transaction is deep enough.
@@ -370,10 +343,10 @@ func (h ConfirmPayoutHandler) Handle(ctx context.Context, c ConfirmPayout) (even
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+	w, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
 		return p.ConfirmPaid(c.Confirmations, asset.Confirmations, c.PaidFee, h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }
 
 // FailPayout ends a payout that cannot be sent and releases its funds.
@@ -387,8 +360,8 @@ type FailPayoutHandler struct{ d Deps }
 
 // Handle errors: domain.ErrNotFound, domain.ErrInvalidState (already sent).
 func (h FailPayoutHandler) Handle(ctx context.Context, c FailPayout) (eventstore.AppendResult, error) {
-	res, _, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
+	w, err := payoutCommand(ctx, h.d, c.CommandID, c.Ref, func(p *domain.Payout) ([]domain.Event, error) {
 		return p.Fail(c.Reason, h.d.Now())
 	})
-	return res, err
+	return w.res, err
 }

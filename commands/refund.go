@@ -92,7 +92,7 @@ func (h RequestPayoutHandler) Refund(ctx context.Context, c RequestRefund) (Payo
 		if err != nil {
 			return nil, fmt.Errorf("credits of %s %s: %w", c.MerchantID, asset.Code, err)
 		}
-		return f.RequestRefund(domain.PayoutRequest{PayoutID: h.d.NewID("po_"), MerchantID: c.MerchantID, CommandID: meta.CommandID,
+		return f.RequestRefund(domain.PayoutRequest{PayoutID: domain.DerivedID("po_", meta.CommandID, stream, h.d.Now()), MerchantID: c.MerchantID, CommandID: meta.CommandID,
 			Asset: asset, Amount: amount, ToAddress: c.ToAddress, SourceInvoiceID: c.InvoiceID}, credited, room, h.d.Now())
 	})
 	if err != nil {

@@ -1,19 +1,19 @@
 // Package commands holds the only writers of the event log. Every handler
-// follows one path: load the aggregate's stream, decide with pure domain
-// code, append with the expected version, and retry a bounded number of
-// times when another writer got there first.
+// goes through one function, write: load the aggregate's stream, decide
+// with pure domain code, append with the expected version, retry a bounded
+// number of times when another writer got there first, and answer a
+// recognised retry (the command's events already stored) with what was
+// stored.
 package commands
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -31,7 +31,8 @@ type Deps struct {
 	Store  eventstore.Store
 	Assets domain.Assets
 	Now    func() time.Time
-	// NewID returns a fresh public id with the prefix ("mer_", "inv_").
+	// NewID returns a fresh public id with the prefix ("cmd_"); the ids of
+	// the aggregates a command creates derive from its command id instead.
 	NewID func(prefix string) string
 
 	// funds caches the funds streams' state for this process (set by New).
@@ -60,51 +61,162 @@ type Metadata struct {
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
-// Stream names: one stream per aggregate.
-func MerchantStream(id string) string { return "merchant-" + id }
-func InvoiceStream(id string) string  { return "invoice-" + id }
-func addressStream(asset, address string) string {
-	return "address-" + asset + "-" + address
+// state is a stream as the write path sees it: the version folded so far
+// and how to fold an event into the aggregate. A state made per attempt
+// (newState) is read from the start; a cached one (funds, address indexes)
+// reads only what was appended since, and keeps in seen the versions of
+// the event ids it folded, to find a command's events appended before.
+type state struct {
+	version eventstore.ExpectedVersion
+	fold    func(domain.Event)
+	seen    map[string]int64
 }
-func indexStream(chain domain.Chain) string { return "addresses-" + string(chain) }
 
-// EventID derives an event id (UUID-shaped, as EventStoreDB wants) from the
-// command, the stream and the event's index among the command's events, so
-// that retrying the same command is recognised by the store instead of
-// duplicated.
-//
-// In a stream named after a time-ordered id (invoice-inv_01jfz3k8m2...) the
-// id begins with that id's milliseconds, UUIDv7-style: the stores' unique
-// index on event ids then grows at its end instead of at a random page per
-// event. With random ids that page was a sixth of the write calls and of
-// the bytes written per invoice (SQLite, 15.7 against 13.2 write calls).
-func EventID(commandID, stream string, index int) string {
-	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", commandID, stream, index)))
-	h[6] = h[6]&0x0f | 0x50 // version 5 style: name-based
-	if ms, ok := idTime(stream); ok {
-		h[0], h[1], h[2], h[3], h[4], h[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-		h[6] = h[6]&0x0f | 0x70 // version 7: time-ordered
+func newState(fold func(domain.Event)) *state {
+	return &state{version: eventstore.NoStream, fold: fold}
+}
+
+func newCachedState(fold func(domain.Event)) *state {
+	return &state{version: eventstore.NoStream, fold: fold, seen: map[string]int64{}}
+}
+
+// catchUp folds the stream's events after s.version. It returns the
+// version of the event with id want, when it folded it or had (-1: not seen).
+func (s *state) catchUp(ctx context.Context, store eventstore.Store, stream, want string) (int64, error) {
+	const page = 500
+	found := int64(-1)
+	if v, ok := s.seen[want]; ok {
+		found = v
 	}
-	h[8] = h[8]&0x3f | 0x80
-	s := hex.EncodeToString(h[:16])
-	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+	for {
+		recs, err := store.ReadStream(ctx, stream, int64(s.version)+1, page)
+		if err != nil {
+			return -1, fmt.Errorf("load %s: %w", stream, err)
+		}
+		for _, r := range recs {
+			e, err := domain.Decode(r.Type, r.Data)
+			if err != nil {
+				return -1, fmt.Errorf("load %s: %w", stream, err)
+			}
+			s.fold(e)
+			if s.seen != nil {
+				s.seen[r.ID] = r.Version
+			}
+			if r.ID == want {
+				found = r.Version
+			}
+			s.version = eventstore.ExpectedVersion(r.Version)
+		}
+		if len(recs) < page {
+			return found, nil
+		}
+	}
+}
+
+// command is one write: the stream, the metadata of its events, and per
+// attempt the state to decide on and the decision. decide may return no
+// events (nothing to do) and may fill in meta (the merchant it found).
+type command struct {
+	stream string
+	meta   *Metadata
+	// attempt returns the state and the decision for one round; a fresh
+	// state (newState) is read from the start.
+	attempt func() (*state, func() ([]domain.Event, error))
+	// create: the stream should not exist yet, so the first round appends
+	// without reading it; a conflict reads it and finds the command's events
+	// when this is a retry.
+	create bool
+}
+
+// written is what a command wrote, or had written when it is a retry.
+type written struct {
+	res    eventstore.AppendResult
+	events []domain.Event
+	// replayed: the events are a retry's, stored before this call.
+	replayed bool
+}
+
+// write runs the write path for one command. A retry of a command (its
+// events, named by its command id, are in the stream already) is answered
+// with what was stored, without deciding again: found while loading, or
+// reported by the store when another writer's retry appended them between
+// our load and our append. When nothing was appended the result's Position
+// is the zero Position. Errors: the decision's, ErrBusy, storage errors.
+func write(ctx context.Context, store eventstore.Store, c command) (written, error) {
+	if c.meta.CommandID == "" {
+		c.meta.CommandID = randomCommandID()
+	}
+	firstID := domain.EventID(c.meta.CommandID, c.stream, 0)
+	for attempt := 0; attempt < maxConflictRetries; attempt++ {
+		st, decide := c.attempt()
+		if !c.create || attempt > 0 {
+			v, err := st.catchUp(ctx, store, c.stream, firstID)
+			if err != nil {
+				return written{}, err
+			}
+			if v >= 0 {
+				return readStored(ctx, store, c.stream, c.meta.CommandID, v)
+			}
+		}
+		evs, err := decide()
+		if err != nil || len(evs) == 0 {
+			return written{}, err
+		}
+		data, err := encode(evs, c.stream, *c.meta)
+		if err != nil {
+			return written{}, err
+		}
+		res, err := store.Append(ctx, c.stream, st.version, data)
+		if errors.Is(err, eventstore.ErrConflict) {
+			backoff(ctx, attempt)
+			continue
+		}
+		if err != nil {
+			return written{}, fmt.Errorf("append %s: %w", c.stream, err)
+		}
+		if res.NextExpected != int64(st.version)+int64(len(evs)) {
+			// The store recognised the command's events as stored.
+			return readStored(ctx, store, c.stream, c.meta.CommandID, res.NextExpected-int64(len(evs))+1)
+		}
+		return written{res: res, events: evs}, nil
+	}
+	return written{}, fmt.Errorf("%s: %w", c.stream, ErrBusy)
+}
+
+// readStored reads back the events a command stored from version from:
+// those whose ids the command derives, in order.
+func readStored(ctx context.Context, store eventstore.Store, stream, commandID string, from int64) (written, error) {
+	const most = 64 // more events than any command writes
+	recs, err := store.ReadStream(ctx, stream, from, most)
+	if err != nil {
+		return written{}, fmt.Errorf("read back %s: %w", stream, err)
+	}
+	out := written{replayed: true}
+	for i, r := range recs {
+		if r.ID != domain.EventID(commandID, stream, i) {
+			break
+		}
+		e, err := domain.Decode(r.Type, r.Data)
+		if err != nil {
+			return written{}, fmt.Errorf("read back %s: %w", stream, err)
+		}
+		out.events = append(out.events, e)
+		out.res = eventstore.AppendResult{NextExpected: r.Version, Position: r.Position}
+	}
+	if len(out.events) == 0 {
+		return written{}, fmt.Errorf("read back %s: command %s's events are not at version %d", stream, commandID, from)
+	}
+	return out, nil
 }
 
 // load reads a stream and folds it into an aggregate; it returns the
 // stream's version (eventstore.NoStream when empty).
 func load(ctx context.Context, store eventstore.Store, stream string, apply func(domain.Event)) (eventstore.ExpectedVersion, error) {
-	recs, err := eventstore.ReadFullStream(ctx, store, stream)
-	if err != nil {
-		return 0, fmt.Errorf("load %s: %w", stream, err)
+	st := newState(apply)
+	if _, err := st.catchUp(ctx, store, stream, ""); err != nil {
+		return 0, err
 	}
-	for _, r := range recs {
-		e, err := domain.Decode(r.Type, r.Data)
-		if err != nil {
-			return 0, fmt.Errorf("load %s: %w", stream, err)
-		}
-		apply(e)
-	}
-	return eventstore.ExpectedVersion(len(recs) - 1), nil
+	return st.version, nil
 }
 
 // encode turns a command's domain events into events to append.
@@ -124,65 +236,7 @@ func encode(evs []domain.Event, stream string, meta Metadata) ([]eventstore.Even
 		if err != nil {
 			return nil, err
 		}
-		out[i] = eventstore.EventData{ID: EventID(meta.CommandID, stream, i), Type: e.EventType(), Data: data, Metadata: md}
-	}
-	return out, nil
-}
-
-// execute runs the write path for one stream. fresh returns an empty
-// aggregate's apply and decide functions; decide may return no events
-// (nothing to do) and may fill in meta (the merchant it found). The result's Position is the zero Position when nothing
-// was appended.
-func execute(ctx context.Context, store eventstore.Store, stream string, meta *Metadata,
-	fresh func() (apply func(domain.Event), decide func() ([]domain.Event, error))) (eventstore.AppendResult, []domain.Event, error) {
-	if meta.CommandID == "" {
-		meta.CommandID = randomCommandID()
-	}
-	for attempt := 0; attempt < maxConflictRetries; attempt++ {
-		apply, decide := fresh()
-		version, err := load(ctx, store, stream, apply)
-		if err != nil {
-			return eventstore.AppendResult{}, nil, err
-		}
-		evs, err := decide()
-		if err != nil || len(evs) == 0 {
-			return eventstore.AppendResult{}, nil, err
-		}
-		data, err := encode(evs, stream, *meta)
-		if err != nil {
-			return eventstore.AppendResult{}, nil, err
-		}
-		res, err := store.Append(ctx, stream, version, data)
-		if errors.Is(err, eventstore.ErrConflict) {
-			backoff(ctx, attempt)
-			continue
-		}
-		if err != nil {
-			return eventstore.AppendResult{}, nil, fmt.Errorf("append %s: %w", stream, err)
-		}
-		if res.NextExpected != int64(version)+int64(len(evs)) {
-			// The store recognised a retry of this command: answer with
-			// what was stored the first time, not with today's decision.
-			evs, err = storedEvents(ctx, store, stream, res.NextExpected-int64(len(evs))+1, len(evs))
-			if err != nil {
-				return eventstore.AppendResult{}, nil, err
-			}
-		}
-		return res, evs, nil
-	}
-	return eventstore.AppendResult{}, nil, fmt.Errorf("%s: %w", stream, ErrBusy)
-}
-
-func storedEvents(ctx context.Context, store eventstore.Store, stream string, from int64, n int) ([]domain.Event, error) {
-	recs, err := store.ReadStream(ctx, stream, from, n)
-	if err != nil {
-		return nil, fmt.Errorf("read back %s: %w", stream, err)
-	}
-	out := make([]domain.Event, len(recs))
-	for i, r := range recs {
-		if out[i], err = domain.Decode(r.Type, r.Data); err != nil {
-			return nil, err
-		}
+		out[i] = eventstore.EventData{ID: domain.EventID(meta.CommandID, stream, i), Type: e.EventType(), Data: data, Metadata: md}
 	}
 	return out, nil
 }
@@ -207,24 +261,4 @@ func backoff(ctx context.Context, attempt int) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
-}
-
-// idTime reads the milliseconds of the NewIDGenerator id a name ends with
-// (prefix_ then 10 characters of time and 16 random, Crockford's base32).
-func idTime(name string) (uint64, bool) {
-	i := strings.LastIndexByte(name, '_')
-	if i < 0 || len(name)-i-1 != 26 {
-		return 0, false
-	}
-	var ms uint64
-	for k, c := range name[i+1:] {
-		v := strings.IndexRune(crockford, c)
-		if v < 0 {
-			return 0, false
-		}
-		if k < 10 {
-			ms = ms<<5 | uint64(v)
-		}
-	}
-	return ms, ms < 1<<48
 }

@@ -65,7 +65,7 @@ func (s *server) patchAccount(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	pos, err := s.d.Commands.UpdateAccount.Handle(r.Context(), commands.UpdateAccount{
-		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
+		CommandID: s.commandID(r), MerchantID: mustPrincipal(r).merchantID,
 		Patch: domain.AccountPatch{WebhookURL: req.WebhookURL.ptr(), ConsolidateTo: req.ConsolidateTo.ptr(),
 			BrandingPatch: domain.BrandingPatch{DisplayName: req.DisplayName.ptr(), LogoURL: req.LogoURL.ptr(),
 				BrandColor: req.BrandColor.ptr(), DefaultRedirectURL: req.DefaultRedirectURL.ptr()}},
@@ -88,7 +88,7 @@ func (s *server) rotateKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := mustPrincipal(r)
-	res, err := s.d.Commands.RotateKeys.Handle(r.Context(), commands.RotateKeys{CommandID: commandID(r), MerchantID: p.merchantID})
+	res, err := s.d.Commands.RotateKeys.Handle(r.Context(), commands.RotateKeys{CommandID: s.commandID(r), MerchantID: p.merchantID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -105,7 +105,7 @@ func (s *server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.d.Commands.RotateWebhookSecret.Handle(r.Context(), commands.RotateWebhookSecret{
-		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
+		CommandID: s.commandID(r), MerchantID: mustPrincipal(r).merchantID,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -18,15 +18,18 @@ const maxIdempotencyKeyLen = 255
 // one has finished.
 const idempotencyPoll = 25 * time.Millisecond
 
-type commandIDKey struct{}
-
-// commandID is the command id for the request's write: derived from the
-// Idempotency-Key when one was sent (so the event store, too, recognises a
-// retry), random otherwise.
-func commandID(r *http.Request) string {
-	if id, ok := r.Context().Value(commandIDKey{}).(string); ok {
-		return id
+// commandID is the command id for the request's write, for routes under
+// idempotent: derived from the Idempotency-Key when one is honoured (so the
+// event store, too, recognises a retry), random otherwise.
+func (s *server) commandID(r *http.Request) string {
+	if key := r.Header.Get("Idempotency-Key"); key != "" && s.d.Idempotency != nil && validIdempotencyKey(key) {
+		return commandIDFor(s.idemScope(r), key)
 	}
+	return randomCommandID()
+}
+
+// randomCommandID names a write that no retry will repeat.
+func randomCommandID() string {
 	id, err := randomHex(16)
 	if err != nil {
 		panic("httpapi: crypto/rand: " + err.Error()) // never fails on supported platforms
@@ -132,7 +135,7 @@ func (s *server) runClaimed(w http.ResponseWriter, r *http.Request, next http.Ha
 			}
 		}
 	}()
-	next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), commandIDKey{}, commandIDFor(scope, key))))
+	next.ServeHTTP(rec, r)
 	if rec.status >= 500 {
 		if err := s.d.Idempotency.Release(ctx, scope, key, token); err != nil {
 			s.log.ErrorContext(ctx, "httpapi: releasing an idempotency key", "err", err)

@@ -85,7 +85,7 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.d.Commands.CreateInvoice.Handle(r.Context(), commands.CreateInvoice{
-		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID,
+		CommandID: s.commandID(r), MerchantID: mustPrincipal(r).merchantID,
 		Asset: req.Asset, Amount: string(req.Amount), OrderID: req.OrderID, SettleAs: settleAs,
 		ExpiresIn: expiresIn(req.ExpiresInSec), CreatedBy: createdBy(mustPrincipal(r)),
 		Description: req.Description, Metadata: req.Metadata, RedirectURL: req.RedirectURL,

@@ -40,7 +40,7 @@ func (s *server) createMerchant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.d.Commands.RegisterMerchant.Handle(r.Context(), commands.RegisterMerchant{
-		CommandID: commandID(r), Name: req.Name, WebhookURL: req.WebhookURL,
+		CommandID: randomCommandID(), Name: req.Name, WebhookURL: req.WebhookURL,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -115,7 +115,7 @@ func (s *server) createWithdrawal(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	merchantID, cmd := mustPrincipal(r).merchantID, commandID(r)
+	merchantID, cmd := mustPrincipal(r).merchantID, s.commandID(r)
 	asset := req.Asset
 	var conv *conversionJSON
 	pay := commands.RequestPayout{CommandID: cmd + "/payout", MerchantID: merchantID, Asset: asset, Amount: amount,

@@ -56,7 +56,7 @@ func (s *server) putPayoutSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	settings := domain.PayoutSettings{Asset: asset.Code, PayoutAddress: req.PayoutAddress.Value, Mode: domain.PayoutMode(req.Mode), InstantMinAmount: minAmount}
 	pos, err := s.d.Commands.SetPayoutSettings.Handle(r.Context(), commands.SetPayoutSettings{
-		CommandID: commandID(r), MerchantID: mustPrincipal(r).merchantID, Settings: settings,
+		CommandID: s.commandID(r), MerchantID: mustPrincipal(r).merchantID, Settings: settings,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -120,7 +120,7 @@ func (s *server) consolidate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	merchantID := mustPrincipal(r).merchantID
-	res, err := s.d.Commands.Consolidate.Handle(r.Context(), commands.Consolidate{CommandID: commandID(r), MerchantID: merchantID, To: req.To})
+	res, err := s.d.Commands.Consolidate.Handle(r.Context(), commands.Consolidate{CommandID: s.commandID(r), MerchantID: merchantID, To: req.To})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -38,7 +38,7 @@ func (s *server) createRefund(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := s.d.Commands.RequestPayout.Refund(r.Context(), commands.RequestRefund{CommandID: commandID(r) + "/refund",
+	res, err := s.d.Commands.RequestPayout.Refund(r.Context(), commands.RequestRefund{CommandID: s.commandID(r) + "/refund",
 		MerchantID: mustPrincipal(r).merchantID, InvoiceID: chi.URLParam(r, "id"), Amount: amount, ToAddress: req.ToAddress})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/follow"
@@ -232,7 +231,7 @@ func (s *Subscriber) deliveryFor(ctx context.Context, rec eventstore.RecordedEve
 	if !ok {
 		return newDelivery{}, false, fmt.Errorf("webhooks: event %s of type %s is a %T", rec.ID, rec.Type, ev)
 	}
-	stream := commands.InvoiceStream(change.InvoiceID)
+	stream := domain.InvoiceStream(change.InvoiceID)
 	prefix, err := s.store.ReadStream(ctx, stream, 0, int(rec.Version)+1)
 	if err != nil {
 		return newDelivery{}, false, fmt.Errorf("webhooks: read %s: %w", stream, err)
@@ -303,7 +302,7 @@ func (s *Subscriber) refundDelivery(ctx context.Context, rec eventstore.Recorded
 	if !ok || c.Kind != domain.PayoutKindRefund || c.InvoiceID == "" {
 		return newDelivery{}, false, nil
 	}
-	stream := commands.InvoiceStream(c.InvoiceID)
+	stream := domain.InvoiceStream(c.InvoiceID)
 	recs, err := eventstore.ReadFullStream(ctx, s.store, stream)
 	if err != nil {
 		return newDelivery{}, false, fmt.Errorf("webhooks: read %s: %w", stream, err)

@@ -21,7 +21,6 @@ import (
 	"github.com/btcsuite/btcd/wire"
 	"golang.org/x/crypto/sha3"
 
-	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 )
 
@@ -144,11 +143,11 @@ func (w *Wallet) encode(chain domain.Chain, pub *btcec.PublicKey) (string, error
 	return "", fmt.Errorf("hd: unknown chain %q", chain)
 }
 
-// Deriver gives the index allocator the same addresses as Address, made
+// Deriver gives the index allocator (commands.Deriver) the same addresses as Address, made
 // addressBlock consecutive indexes at a time (one field inversion for all
 // of them, see pubBranch.children): the allocator hands indexes out in
 // order. While a block is used, the next one is derived in the background.
-func (w *Wallet) Deriver() commands.Deriver {
+func (w *Wallet) Deriver() func(chain domain.Chain, index int64) (string, error) {
 	d := &blockDeriver{w: w, blocks: map[blockKey]*derivedBlock{}}
 	return d.address
 }
