@@ -122,10 +122,6 @@ type command struct {
 	// attempt returns the state and the decision for one round; a fresh
 	// state (newState) is read from the start.
 	attempt func() (*state, func() ([]domain.Event, error))
-	// create: the stream should not exist yet, so the first round appends
-	// without reading it; a conflict reads it and finds the command's events
-	// when this is a retry.
-	create bool
 }
 
 // written is what a command wrote, or had written when it is a retry.
@@ -149,14 +145,12 @@ func write(ctx context.Context, store eventstore.Store, c command) (written, err
 	firstID := domain.EventID(c.meta.CommandID, c.stream, 0)
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
 		st, decide := c.attempt()
-		if !c.create || attempt > 0 {
-			v, err := st.catchUp(ctx, store, c.stream, firstID)
-			if err != nil {
-				return written{}, err
-			}
-			if v >= 0 {
-				return readStored(ctx, store, c.stream, c.meta.CommandID, v)
-			}
+		v, err := st.catchUp(ctx, store, c.stream, firstID)
+		if err != nil {
+			return written{}, err
+		}
+		if v >= 0 {
+			return readStored(ctx, store, c.stream, c.meta.CommandID, v)
 		}
 		evs, err := decide()
 		if err != nil || len(evs) == 0 {
