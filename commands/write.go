@@ -13,15 +13,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
 // maxConflictRetries bounds the load-decide-append loop under contention.
 const maxConflictRetries = 8
+
+// conflictBackoff waits a random time below 2^(n-1) ms after the n-th
+// conflict, so writers that collided on a stream do not collide again in
+// lockstep.
+var conflictBackoff = backoff.Policy{Base: time.Millisecond, Jitter: 1}
 
 // ErrBusy: the stream kept changing under us for maxConflictRetries rounds.
 var ErrBusy = errors.New("commands: too much contention, try again")
@@ -162,7 +167,7 @@ func write(ctx context.Context, store eventstore.Store, c command) (written, err
 		}
 		res, err := store.Append(ctx, c.stream, st.version, data)
 		if errors.Is(err, eventstore.ErrConflict) {
-			backoff(ctx, attempt)
+			conflictBackoff.Wait(ctx, attempt+1)
 			continue
 		}
 		if err != nil {
@@ -243,16 +248,4 @@ func randomCommandID() string {
 		panic("commands: crypto/rand: " + err.Error())
 	}
 	return "cmd_" + hex.EncodeToString(b)
-}
-
-// backoff waits a random time below 2^attempt ms before a retry, so writers
-// that collided on a stream do not collide again in lockstep.
-func backoff(ctx context.Context, attempt int) {
-	d := time.Duration(mrand.Int64N(int64(time.Millisecond) << attempt))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
