@@ -546,3 +546,36 @@ func TestProcessorPaysOutOnRegtest(t *testing.T) {
 	g.wantBalance("0", "0")
 	g.audit()
 }
+
+// A payout that ended before its transaction was recorded (canceled or
+// failed after its build) gives its inputs back: Release unlocks them and
+// voids the change, and another payout can spend them.
+func TestSenderReleaseOfAnUnrecordedBuild(t *testing.T) {
+	g := newWalletGateway(t)
+	g.fund("0.01")
+	s := g.sender()
+	if _, err := s.Build(g.ctx, btcPayout(t, "po_canceled", outsider(t), "0.004")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Build(g.ctx, btcPayout(t, "po_next", outsider(t), "0.01")); !errors.Is(err, chain.ErrPermanent) {
+		t.Fatalf("the whole deposit while a build holds it: %v", err)
+	}
+	for i := 0; i < 2; i++ { // idempotent
+		if err := s.Release(g.ctx, "po_canceled"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Release(g.ctx, "po_never_built"); err != nil {
+		t.Fatal(err)
+	}
+	bal, err := s.WalletBalance(g.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal[utxoLocked] != 0 || bal[utxoPending] != 0 || bal[utxoAvailable] != sat(t, "0.01") {
+		t.Fatalf("after the release: %v", bal)
+	}
+	if _, err := s.Build(g.ctx, btcPayout(t, "po_next", outsider(t), "0.01")); err != nil {
+		t.Fatalf("the whole deposit once released: %v", err)
+	}
+}
