@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/backoff"
@@ -509,6 +510,7 @@ type Settlement struct {
 	log      *slog.Logger
 	now      func() time.Time
 	maxWait  time.Duration
+	seq      atomic.Int64 // orders the waits written in one millisecond
 }
 
 // DefaultConversionMaxWait is how long a payment waits for a price before
@@ -614,12 +616,18 @@ func (s *Settlement) step(ctx context.Context) (bool, eventstore.Position, error
 		for _, w := range waits {
 			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO settlement_waits (event_id, position, data, since, attempts, next_attempt_at, last_error, seq)
 				VALUES (?, ?, ?, ?, 0, ?, '', ?) ON CONFLICT (event_id) DO NOTHING`),
-				w.eventID, w.position.String(), string(w.data), now, now+waitBase.Milliseconds(), time.Now().UnixNano()); err != nil {
+				w.eventID, w.position.String(), string(w.data), now, now+waitBase.Milliseconds(), s.nextSeq(now)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// nextSeq is a wait's insertion order: its millisecond, then a counter
+// (the injected clock may stand still; a restart is a later millisecond).
+func (s *Settlement) nextSeq(nowMs int64) int64 {
+	return nowMs*1_000_000 + s.seq.Add(1)%1_000_000
 }
 
 func (s *Settlement) settle(ctx context.Context, c commands.SettleDeposit) error {
