@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"strings"
 	"time"
@@ -60,7 +61,10 @@ type Transaction struct {
 
 // TxResult is Transaction.Result: contractRet is "SUCCESS" for a
 // transaction that did what it asked, "REVERT", "OUT_OF_ENERGY", … otherwise.
+// Ret is the code field: "FAILED" on a failed dry run
+// (triggerconstantcontract), absent (SUCESS, the default) otherwise.
 type TxResult struct {
+	Ret         string `json:"ret,omitempty"`
 	ContractRet string `json:"contractRet,omitempty"`
 }
 
@@ -179,12 +183,52 @@ type Return struct {
 }
 
 // TransactionExtention is api.TransactionExtention, the answer of the
-// trigger endpoints.
+// trigger endpoints. A dry run (triggerconstantcontract) that reverted
+// still has Result.Result true: java-tron marks it in transaction.ret[0].ret
+// ("FAILED") and a hex Result.Message ("REVERT opcode executed"), with the
+// revert data in ConstantResult. EnergyPenalty is the extra energy a
+// popular contract costs (dynamic energy model).
 type TransactionExtention struct {
 	Result         Return       `json:"result"`
 	EnergyUsed     int64        `json:"energy_used,omitempty"`
+	EnergyPenalty  int64        `json:"energy_penalty,omitempty"`
 	ConstantResult []string     `json:"constant_result,omitempty"`
 	Transaction    *Transaction `json:"transaction,omitempty"`
+}
+
+// Reverted reports whether a dry run's call reverted (or otherwise failed
+// in the VM), and why as far as the answer tells: the revert reason when the
+// contract gave one (Error(string)), else the node's message.
+func (e TransactionExtention) Reverted() (bool, string) {
+	if e.Transaction == nil || len(e.Transaction.Ret) == 0 || e.Transaction.Ret[0].Ret != "FAILED" {
+		return false, ""
+	}
+	why := nodeMessage(e.Result.Message)
+	if len(e.ConstantResult) > 0 {
+		if reason, ok := revertReason(e.ConstantResult[0]); ok {
+			why = reason
+		}
+	}
+	if why == "" {
+		why = "reverted"
+	}
+	return true, why
+}
+
+// Energy is what a dry run says the call uses, its penalty included.
+func (e TransactionExtention) Energy() int64 { return e.EnergyUsed + e.EnergyPenalty }
+
+// revertReason decodes Error(string) revert data (selector 08c379a0).
+func revertReason(h string) (string, bool) {
+	b, err := hex.DecodeString(strings.TrimPrefix(h, "0x"))
+	if err != nil || len(b) < 4+64 || hex.EncodeToString(b[:4]) != "08c379a0" {
+		return "", false
+	}
+	n := new(big.Int).SetBytes(b[4+32 : 4+64])
+	if !n.IsInt64() || n.Int64() > int64(len(b)-4-64) {
+		return "", false
+	}
+	return string(b[4+64 : 4+64+n.Int64()]), true
 }
 
 // BroadcastResult is the answer of broadcasthex and broadcasttransaction.

@@ -155,10 +155,10 @@ func (s *Sender) buildToken(ctx context.Context, p chain.PayoutToSend, to []byte
 	if err != nil {
 		return RawTx{}, estimate{}, fmt.Errorf("tron energy estimate: %w", err)
 	}
-	if !sim.Result.Result || sim.EnergyUsed <= 0 || !returnsTrue(sim.ConstantResult) {
-		return RawTx{}, estimate{}, fmt.Errorf("tron energy estimate: the dry run of the transfer failed: %s %s", sim.Result.Code, nodeMessage(sim.Result.Message))
+	energy, err := transferEnergy(sim)
+	if err != nil {
+		return RawTx{}, estimate{}, fmt.Errorf("tron energy estimate: %w", err)
 	}
-	energy := sim.EnergyUsed
 	burn := max(0, energy-max(0, res.EnergyLimit-res.EnergyUsed))
 	energySun := burn * f.energySun
 	feeLimit := ceilDiv(energy*f.energySun*(10_000+s.cfg.EnergyMarginBps), 10_000)

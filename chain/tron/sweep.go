@@ -400,6 +400,14 @@ func (s *Sender) sendSweep(ctx context.Context, r *sweepRow) error {
 	var raw RawTx
 	if contract, ok := s.tokens[r.asset]; ok {
 		energy, err := s.sweepEnergy(ctx, r, contract)
+		if errors.Is(err, ErrDryRunReverted) {
+			// Signed, it would revert on chain and burn the top-up: this
+			// round fails (counted toward maxFailedSweeps), nothing sent.
+			r.state = SweepFailed
+			s.cfg.Logger.Error("tron: sweep dry run reverted; the tokens stay on the deposit address", "sweep_id", r.id,
+				"asset", r.asset, "address", r.address, "err", err)
+			return s.saveSweep(ctx, *r)
+		}
 		if err != nil {
 			return err
 		}
@@ -477,10 +485,11 @@ func (s *Sender) sweepEnergy(ctx context.Context, r *sweepRow, contract []byte) 
 	if err != nil {
 		return 0, fmt.Errorf("tron sweep: energy estimate: %w", err)
 	}
-	if !sim.Result.Result || sim.EnergyUsed <= 0 || !returnsTrue(sim.ConstantResult) {
-		return 0, fmt.Errorf("tron sweep %s: the dry run of the transfer failed: %s %s", r.id, sim.Result.Code, nodeMessage(sim.Result.Message))
+	energy, err := transferEnergy(sim)
+	if err != nil {
+		return 0, fmt.Errorf("tron sweep %s: %w", r.id, err)
 	}
-	return sim.EnergyUsed, nil
+	return energy, nil
 }
 
 // topUp sends the deposit address amountSun of TRX from the hot wallet.

@@ -312,3 +312,27 @@ func TestSweepRebuildsADeadTopUp(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// A sweep whose dry run reverts (the deposit address is blacklisted by the
+// token) fails that round before anything is sent: no top-up, no
+// transfer, the round recorded as failed; the next pass starts a new round
+// (bounded by maxFailedSweeps), it does not loop on the same one.
+func TestUSDTSweepRevertedDryRun(t *testing.T) {
+	e := setup(t, tron.Config{})
+	s := e.sweeper(e.client, 50_000_000)
+	_, addr := e.paid("USDT.TRON", "80")
+	if err := e.node.Blacklist(addr); err != nil {
+		t.Fatal(err)
+	}
+	broadcasts := len(e.node.Verified())
+	res := sweepOnce(t, s)
+	if len(res) != 1 || res[0].State != tron.SweepFailed || len(res[0].TxIDs) != 0 || res[0].TopUpSun != 0 {
+		t.Fatalf("sweep: %+v", res)
+	}
+	if r := e.sweepRecord(res[0].SweepID); r.state != tron.SweepFailed || r.topups != "" || r.pending != "" {
+		t.Fatalf("record: %+v", r)
+	}
+	if len(e.node.Verified()) != broadcasts {
+		t.Fatalf("broadcasts: %v", e.node.Verified())
+	}
+}

@@ -1065,3 +1065,28 @@ func TestUSDTPayoutFeeBookedInTRXWithoutPrices(t *testing.T) {
 		t.Fatalf("payee got %s", got)
 	}
 }
+
+// A token transfer whose dry run reverts (mainnet USDT's blacklist: a bare
+// require, no reason string) answers as java-tron does, result true with
+// transaction.ret FAILED: the payout fails at once with that reason,
+// nothing is signed or broadcast and the merchant's funds come back.
+func TestUSDTPayoutRevertedDryRun(t *testing.T) {
+	p := withPayouts(setup(t, tron.Config{}), 50_000_000, 500_000_000)
+	p.earn("USDT.TRON", "30")
+	if err := p.node.Blacklist(p.sender.HotWalletAddress()); err != nil {
+		t.Fatal(err)
+	}
+	payee, _ := crypto.GenerateKey()
+	broadcasts := len(p.node.Verified())
+	ref := p.request("USDT.TRON", "20", tron.EncodeAddress(keyAddress(payee)))
+	p.pass()
+	po := p.payout(ref)
+	if po.Status != domain.PayoutFailedStatus || !strings.Contains(po.FailureReason, "dry run of the transfer reverted") ||
+		!strings.Contains(po.FailureReason, "REVERT opcode executed") {
+		t.Fatalf("payout: %+v", po)
+	}
+	if len(p.node.Verified()) != broadcasts {
+		t.Fatalf("broadcasts: %v", p.node.Verified())
+	}
+	p.wantBalance("USDT.TRON", "29.925", "0")
+}

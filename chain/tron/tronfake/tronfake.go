@@ -106,6 +106,7 @@ type Node struct {
 	failures  int
 	verified  []string // txids of broadcasts whose signature checked out
 	tamper    func(raw *tron.RawTx)
+	blacklist map[[20]byte]bool // owners the token refuses to move funds of
 }
 
 type block struct {
@@ -278,6 +279,23 @@ func (f *Node) SetFreeNet(n int64) { f.mu.Lock(); f.freeNet = n; f.mu.Unlock() }
 
 // SetTamper makes the create endpoints alter what they build (nil: honest).
 func (f *Node) SetTamper(fn func(raw *tron.RawTx)) { f.mu.Lock(); f.tamper = fn; f.mu.Unlock() }
+
+// Blacklist makes the token refuse transfers from address, as mainnet
+// USDT's blacklist does (require, no reason string): the dry run answers
+// java-tron's revert and a mined transfer reverts.
+func (f *Node) Blacklist(address string) error {
+	b, err := tron.DecodeAddress(address)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.blacklist == nil {
+		f.blacklist = map[[20]byte]bool{}
+	}
+	f.blacklist[acct(b)] = true
+	return nil
+}
 
 // refBlock fills a raw transaction's TaPoS fields from the head.
 func (f *Node) refBlock(r *tron.RawTx) {
@@ -522,7 +540,7 @@ func (f *Node) execute(t *tx) bool {
 			t.info.Receipt.EnergyFee = burn
 			t.ret, t.info.Result, t.info.Receipt.Result = "OUT_OF_ENERGY", "FAILED", "OUT_OF_ENERGY"
 			return true
-		case f.tokenBalance(from).Cmp(amount) < 0:
+		case f.tokenBalance(from).Cmp(amount) < 0 || f.blacklist[from]:
 			f.move(t, from, -energyFee, nil)
 			t.info.Fee += energyFee
 			t.info.Receipt.EnergyFee = energyFee
@@ -918,12 +936,25 @@ func (f *Node) unsigned(c tron.Contract, feeLimit int64) tron.Transaction {
 }
 
 // constant models triggerconstantcontract on the fake USDT: balanceOf,
-// and a dry run of transfer with its energy.
+// and a dry run of transfer with its energy. A call that reverts answers
+// as java-tron does (Wallet.triggerConstantContract): result.result true,
+// result.message "REVERT opcode executed" in hex, transaction.ret[0].ret
+// "FAILED", the revert data (empty for a bare require) in constant_result
+// and the energy used up to the revert.
 func (f *Node) constant(selector string, owner, contract, data []byte, ext map[string]any) map[string]any {
 	if !bytes.Equal(contract, f.token) {
 		return map[string]any{"code": "CONTRACT_VALIDATE_ERROR", "message": hex.EncodeToString([]byte("No contract or not a smart contract"))}
 	}
 	word := func(v *big.Int) string { return hex.EncodeToString(v.FillBytes(make([]byte, 32))) }
+	revert := func() map[string]any {
+		ext["energy_used"] = 3_000
+		ext["constant_result"] = []string{""}
+		if t, ok := ext["transaction"].(tron.Transaction); ok {
+			t.Ret = []tron.TxResult{{Ret: "FAILED"}}
+			ext["transaction"] = t
+		}
+		return map[string]any{"result": true, "message": hex.EncodeToString([]byte("REVERT opcode executed"))}
+	}
 	switch {
 	case selector == "balanceOf(address)" && len(data) == 4+32:
 		ext["energy_used"] = 535
@@ -931,9 +962,8 @@ func (f *Node) constant(selector string, owner, contract, data []byte, ext map[s
 		return map[string]any{"result": true}
 	case selector == "transfer(address,uint256)" && len(data) == 4+64:
 		to, amount := acct(data[4+12:4+32]), new(big.Int).SetBytes(data[36:68])
-		if f.tokenBalance(acct(owner)).Cmp(amount) < 0 {
-			ext["energy_used"] = 3_000
-			return map[string]any{"code": "CONTRACT_EXE_ERROR", "message": hex.EncodeToString([]byte("REVERT opcode executed"))}
+		if f.tokenBalance(acct(owner)).Cmp(amount) < 0 || f.blacklist[acct(owner)] {
+			return revert()
 		}
 		ext["energy_used"] = int64(EnergyNewHolder)
 		if f.tokenBalance(to).Sign() > 0 {
@@ -942,7 +972,7 @@ func (f *Node) constant(selector string, owner, contract, data []byte, ext map[s
 		ext["constant_result"] = []string{word(big.NewInt(1))}
 		return map[string]any{"result": true}
 	}
-	return map[string]any{"code": "CONTRACT_EXE_ERROR", "message": hex.EncodeToString([]byte("REVERT opcode executed"))}
+	return revert()
 }
 
 // nodeError answers as java-tron's Util.processError does: HTTP 200 with
