@@ -13,6 +13,7 @@ import (
 	"github.com/btcsuite/btcd/wire"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/scan"
 )
 
 type checkpoint struct {
@@ -190,10 +191,10 @@ func (w *Watcher) rewind(ctx context.Context, cp checkpoint, tip int64) (checkpo
 	if err != nil {
 		return cp, fmt.Errorf("btc: rewind: %w", err)
 	}
-	var kept []checkpoint
+	var kept []scan.Point
 	for rows.Next() {
-		var b checkpoint
-		if err := rows.Scan(&b.height, &b.hash); err != nil {
+		var b scan.Point
+		if err := rows.Scan(&b.Height, &b.Block); err != nil {
 			rows.Close()
 			return cp, fmt.Errorf("btc: rewind: %w", err)
 		}
@@ -203,23 +204,24 @@ func (w *Watcher) rewind(ctx context.Context, cp checkpoint, tip int64) (checkpo
 	if err := rows.Err(); err != nil {
 		return cp, fmt.Errorf("btc: rewind: %w", err)
 	}
-	fork, found := checkpoint{height: cp.height - int64(w.cfg.ReorgDepth)}, false
-	for _, b := range kept {
-		if b.height > tip {
-			continue
+	found, ok, err := scan.ForkPoint(ctx, kept, func(ctx context.Context, b scan.Point) (bool, error) {
+		if b.Height > tip {
+			return false, nil
 		}
-		h, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(b.height) })
+		h, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(b.Height) })
 		if err != nil {
-			return cp, fmt.Errorf("btc: getblockhash %d: %w", b.height, err)
+			return false, fmt.Errorf("btc: getblockhash %d: %w", b.Height, err)
 		}
-		if h.String() == b.hash {
-			fork, found = b, true
-			break
-		}
+		return h.String() == b.Block, nil
+	})
+	if err != nil {
+		return cp, err
 	}
-	if !found {
+	fork := checkpoint{height: found.Height, hash: found.Block}
+	if !ok {
+		fork = checkpoint{height: cp.height - int64(w.cfg.ReorgDepth)}
 		if len(kept) > 0 {
-			fork.height = kept[len(kept)-1].height - 1
+			fork.height = kept[len(kept)-1].Height - 1
 		}
 		fork.height = max(fork.height, -1)
 		w.log.Error("bitcoin reorg deeper than the kept block hashes; rescanning", "from_height", fork.height+1)

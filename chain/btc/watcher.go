@@ -22,6 +22,7 @@ import (
 	"github.com/btcsuite/btcd/wire"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
@@ -52,6 +53,8 @@ type Config struct {
 	// deposit becomes final and its money available (money rule 4); the
 	// asset's finality (6 blocks) otherwise. Tests use small depths.
 	Finality map[string]int
+	// Now is the clock for bookkeeping times (default time.Now).
+	Now func() time.Time
 }
 
 // Limits that keep one scan bounded.
@@ -156,6 +159,9 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 	if cfg.RPCTimeout <= 0 {
 		cfg.RPCTimeout = 30 * time.Second
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.StartHeight < 0 {
 		return nil, fmt.Errorf("btc: negative start height %d", cfg.StartHeight)
 	}
@@ -184,7 +190,7 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Watcher{cfg: cfg, node: n, sink: sink, db: db, asset: asset, finality: finality, log: log.With("chain", "bitcoin"), now: time.Now,
+	return &Watcher{cfg: cfg, node: n, sink: sink, db: db, asset: asset, finality: finality, log: log.With("chain", "bitcoin"), now: cfg.Now,
 		watched: map[string]string{}, mempoolSeen: map[chainhash.Hash]struct{}{}}, nil
 }
 
@@ -197,32 +203,22 @@ func (w *Watcher) Close() {
 
 // Run scans until ctx ends, then returns nil. Node and database errors are
 // logged and retried with exponential backoff (up to two minutes); the
-// checkpoint only moves past work that is done, so nothing is skipped.
+// checkpoint only moves past work that is done, so nothing is skipped. A
+// long catch-up continues at once.
 func (w *Watcher) Run(ctx context.Context) error {
 	defer w.Close()
-	delay := w.cfg.PollInterval
-	for {
-		more, err := w.scan(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			delay = min(delay*2, maxBackoff)
-			w.log.Warn("bitcoin scan failed; retrying", "err", err, "retry_in", delay)
-		case more:
-			delay = 0 // a long catch-up continues at once
-		default:
-			delay = w.cfg.PollInterval
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(delay):
-		}
-		if delay == 0 {
-			delay = w.cfg.PollInterval
-		}
+	scan.PollMore(ctx, w.cfg.PollInterval, maxBackoff, w.log, w.scan)
+	return nil
+}
+
+// Identity is the hash of the node's genesis block, which names its
+// network.
+func (w *Watcher) Identity(ctx context.Context) (string, error) {
+	h, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(0) })
+	if err != nil {
+		return "", fmt.Errorf("btc: getblockhash 0: %w", err)
 	}
+	return h.String(), nil
 }
 
 // ScanOnce refreshes the watched addresses, scans new blocks from the
