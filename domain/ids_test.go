@@ -1,4 +1,4 @@
-package commands
+package domain
 
 import (
 	"strings"
@@ -10,8 +10,9 @@ import (
 
 func TestEventIDs(t *testing.T) {
 	at := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
-	invoice := InvoiceStream(NewIDGenerator(func() time.Time { return at })("inv_"))
-	later := InvoiceStream(NewIDGenerator(func() time.Time { return at.Add(time.Millisecond) })("inv_"))
+	var tail [10]byte
+	invoice := InvoiceStream(FormatID("inv_", uint64(at.UnixMilli()), tail))
+	later := InvoiceStream(FormatID("inv_", uint64(at.Add(time.Millisecond).UnixMilli()), tail))
 	a := EventID("cmd_1", invoice, 0)
 	if a != EventID("cmd_1", invoice, 0) {
 		t.Fatal("not deterministic")
@@ -42,5 +43,27 @@ func TestEventIDs(t *testing.T) {
 	}
 	if strings.ToLower(a) != a {
 		t.Fatal("not lower case")
+	}
+}
+
+// DerivedID depends on the command id alone when the command id carries
+// its time, and keeps the id format: prefix, 26 characters, time first.
+func TestDerivedID(t *testing.T) {
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var tail [10]byte
+	cmd := FormatID("cmd_", uint64(at.UnixMilli()), tail)
+	a := DerivedID("inv_", cmd, "", at)
+	if a != DerivedID("inv_", cmd, "", at.Add(time.Hour)) {
+		t.Fatal("a time-carrying command id gave two ids")
+	}
+	if ms, ok := IDTime(a); !ok || ms != uint64(at.UnixMilli()) || len(a) != len("inv_")+26 || a[:4] != "inv_" {
+		t.Fatalf("%s: time %d %v", a, ms, ok)
+	}
+	if a == DerivedID("inv_", cmd, "other", at) || a == DerivedID("inv_", cmd+"x", "", at) {
+		t.Fatal("another scope or command gave the same id")
+	}
+	plain := DerivedID("inv_", "idem_0123", "", at)
+	if ms, _ := IDTime(plain); ms != uint64(at.UnixMilli()) || plain != DerivedID("inv_", "idem_0123", "", at) {
+		t.Fatalf("%s: a command id without time takes at's millisecond", plain)
 	}
 }
