@@ -242,9 +242,10 @@ type BroadcastResult struct {
 // HTTPClient speaks a TRON full node's HTTP API (java-tron's /wallet and
 // /walletsolidity endpoints, as TronGrid serves them).
 type HTTPClient struct {
-	base   string
-	apiKey string
-	hc     *http.Client
+	base     string
+	solidity string // where /walletsolidity/* is served (base unless set)
+	apiKey   string
+	hc       *http.Client
 }
 
 // maxResponseBytes bounds one response (a full mainnet block is a few MB).
@@ -257,7 +258,19 @@ func NewClient(baseURL, apiKey string, timeout time.Duration) *HTTPClient {
 	if timeout <= 0 {
 		timeout = 20 * time.Second
 	}
-	return &HTTPClient{base: strings.TrimRight(baseURL, "/"), apiKey: apiKey, hc: &http.Client{Timeout: timeout}}
+	base := strings.TrimRight(baseURL, "/")
+	return &HTTPClient{base: base, solidity: base, apiKey: apiKey, hc: &http.Client{Timeout: timeout}}
+}
+
+// WithSolidity sets where the /walletsolidity/* calls go: a self-hosted
+// java-tron node serves them on its solidity port (8091 by default), not
+// on the full-node port (8090); TronGrid serves both on one host, the
+// default. An empty url keeps the API URL.
+func (c *HTTPClient) WithSolidity(url string) *HTTPClient {
+	if url != "" {
+		c.solidity = strings.TrimRight(url, "/")
+	}
+	return c
 }
 
 // post sends body as JSON to path and decodes the answer into out. A node
@@ -267,7 +280,11 @@ func (c *HTTPClient) post(ctx context.Context, path string, body, out any) error
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(b))
+	base := c.base
+	if strings.HasPrefix(path, "/walletsolidity/") {
+		base = c.solidity
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("tron %s: %w", path, err)
 	}
@@ -324,7 +341,8 @@ func (c *HTTPClient) NowBlock(ctx context.Context) (Block, error) {
 func (c *HTTPClient) SolidBlock(ctx context.Context) (Block, error) {
 	var b Block
 	if err := c.post(ctx, "/walletsolidity/getnowblock", struct{}{}, &b); err != nil {
-		return Block{}, err
+		return Block{}, fmt.Errorf("solidity endpoint %s/walletsolidity/getnowblock: %w (a java-tron node serves /walletsolidity on its solidity port, 8091 by default: set PIC_TRON_SOLIDITY_URL)",
+			c.solidity, err)
 	}
 	if b.BlockID == "" {
 		return Block{}, fmt.Errorf("tron solid block: %w", ErrNotFound)

@@ -107,6 +107,12 @@ type tronChain struct {
 	node           Node
 	log            *slog.Logger
 	ignoreSolidity bool
+	// solidOK: the solidity endpoint answered the last time it was asked.
+	// Until it has, Head asks it first, so a node without it fails the
+	// scan before any block is recorded: the error names the endpoint and
+	// the checkpoint stands still (picd's /readyz fails), rather than
+	// deposits being seen and never confirmed.
+	solidOK bool
 
 	native  *token           // nil when TRX is not an asset
 	tokens  map[string]token // by contract, 20-byte lower-case hex
@@ -232,6 +238,11 @@ func (c *tronChain) Watch(addrs []string) {
 }
 
 func (c *tronChain) Head(ctx context.Context) (int64, error) {
+	if !c.ignoreSolidity && !c.solidOK {
+		if _, _, err := c.FinalBlock(ctx); err != nil {
+			return 0, err
+		}
+	}
 	head, err := c.node.NowBlock(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("tron head: %w", err)
@@ -267,6 +278,7 @@ func (c *tronChain) FinalBlock(ctx context.Context) (int64, bool, error) {
 		return 0, false, nil
 	}
 	b, err := c.node.SolidBlock(ctx)
+	c.solidOK = err == nil
 	if err != nil {
 		return 0, false, fmt.Errorf("tron solidified block: %w", err)
 	}

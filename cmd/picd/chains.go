@@ -100,7 +100,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 		w.loops = append(w.loops, loop{name: "ethereum watcher", run: ew.Run})
 	}
 	if cfg.TronAPIURL != "" {
-		client := tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0)
+		client := tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0).WithSolidity(cfg.TronSolidityURL)
 		tw, err := tron.New(tron.Config{StartBlock: int64(cfg.TronStartBlock), Contracts: tronContracts(cfg)}, client, sink, db, assets, log)
 		if err != nil {
 			return nil, fmt.Errorf("tron watcher: %w", err)
@@ -311,7 +311,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 	}
 	if cfg.TronAPIURL != "" {
 		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log},
-			tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0), wallet, db, assets)
+			tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0).WithSolidity(cfg.TronSolidityURL), wallet, db, assets)
 		if err != nil {
 			return nil, nil, fmt.Errorf("tron sender: %w", err)
 		}

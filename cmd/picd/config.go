@@ -45,6 +45,7 @@ type Config struct {
 	ETHRPCURL          string // PIC_ETH_RPC_URL: an Ethereum node; unset: ETH and USDT.ETH are simulated
 	ETHUSDTContract    string // PIC_ETH_USDT_CONTRACT: override of the USDT contract (testnets)
 	TronAPIURL         string // PIC_TRON_API_URL: a TRON full node or TronGrid; unset: TRX and USDT.TRON are simulated
+	TronSolidityURL    string // PIC_TRON_SOLIDITY_URL: where /walletsolidity/* is served (a java-tron node's solidity port, 8091); unset: TronAPIURL (TronGrid)
 	TronAPIKey         string // PIC_TRON_API_KEY (never logged)
 	TronUSDTContract   string // PIC_TRON_USDT_CONTRACT: override (Nile, Shasta)
 	TronStartBlock     int    // PIC_TRON_START_BLOCK
@@ -130,6 +131,7 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.StringVar(&c.ETHRPCURL, "eth-rpc-url", env("PIC_ETH_RPC_URL", ""), "Ethereum node JSON-RPC URL (PIC_ETH_RPC_URL); unset: simulated")
 	fs.StringVar(&c.ETHUSDTContract, "eth-usdt-contract", env("PIC_ETH_USDT_CONTRACT", ""), "USDT contract override (PIC_ETH_USDT_CONTRACT)")
 	fs.StringVar(&c.TronAPIURL, "tron-api-url", env("PIC_TRON_API_URL", ""), "TRON node HTTP API, e.g. https://api.trongrid.io (PIC_TRON_API_URL); unset: simulated")
+	fs.StringVar(&c.TronSolidityURL, "tron-solidity-url", env("PIC_TRON_SOLIDITY_URL", ""), "TRON solidity HTTP API (/walletsolidity/*), e.g. http://127.0.0.1:8091 for a java-tron node; unset: the API URL, right for TronGrid (PIC_TRON_SOLIDITY_URL)")
 	fs.StringVar(&c.TronAPIKey, "tron-api-key", env("PIC_TRON_API_KEY", ""), "TRON-PRO-API-KEY for TronGrid (PIC_TRON_API_KEY)")
 	fs.StringVar(&c.TronUSDTContract, "tron-usdt-contract", env("PIC_TRON_USDT_CONTRACT", ""), "USDT TRC-20 contract override (PIC_TRON_USDT_CONTRACT)")
 	fs.IntVar(&c.TronStartBlock, "tron-start-block", envInt("PIC_TRON_START_BLOCK", 0), "first TRON block to scan without a checkpoint; 0: the head (PIC_TRON_START_BLOCK)")

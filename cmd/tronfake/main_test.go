@@ -39,7 +39,7 @@ func start(t *testing.T, cfg config) (url string, out *syncBuffer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, cfg, out) }()
+	go func() { done <- serve(ctx, ln, nil, cfg, out) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -151,5 +151,52 @@ func TestServeMinesOnItsOwn(t *testing.T) {
 func TestRunRejectsArguments(t *testing.T) {
 	if err := run([]string{"extra"}, &bytes.Buffer{}); err == nil {
 		t.Fatal("accepted an argument")
+	}
+}
+
+// With -solidity-listen the fake serves java-tron's two ports: the
+// solidified block on the solidity port only, 404 for it on the full-node
+// port (and for /wallet/* on the solidity port); the banner names both URLs.
+func TestServeJavaTronPortSplit(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	solid, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, solid, config{}, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	fullURL, solidURL := "http://"+ln.Addr().String(), "http://"+solid.Addr().String()
+	status := func(url string) int {
+		resp, err := http.Post(url, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if a, b, c, d := status(fullURL+"/wallet/getnowblock"), status(fullURL+"/walletsolidity/getnowblock"),
+		status(solidURL+"/walletsolidity/getnowblock"), status(solidURL+"/wallet/getnowblock"); a != 200 || b != 404 || c != 200 || d != 404 {
+		t.Fatalf("full /wallet %d, full /walletsolidity %d, solidity /walletsolidity %d, solidity /wallet %d", a, b, c, d)
+	}
+	client := tron.NewClient(fullURL, "", 5*time.Second)
+	if _, err := client.SolidBlock(context.Background()); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
+		t.Fatalf("solidified block from the full-node port: %v", err)
+	}
+	if _, err := client.WithSolidity(solidURL).SolidBlock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "PIC_TRON_SOLIDITY_URL="+solidURL) {
+		t.Fatalf("banner:\n%s", out)
 	}
 }

@@ -740,6 +740,32 @@ func blockJSON(b *block) map[string]any {
 	return out
 }
 
+// FullNodeHandler serves the node as java-tron's full-node HTTP port (8090)
+// does: /wallet/* and the fake's /fake/*; /walletsolidity/* is not found
+// there (java-tron serves it on its solidity port only). ServeHTTP serves
+// both families on one address, as TronGrid does.
+func (f *Node) FullNodeHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/walletsolidity/") {
+			http.NotFound(w, r)
+			return
+		}
+		f.ServeHTTP(w, r)
+	})
+}
+
+// SolidityHandler serves the node as java-tron's solidity HTTP port (8091)
+// does: /walletsolidity/* only.
+func (f *Node) SolidityHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/walletsolidity/") {
+			http.NotFound(w, r)
+			return
+		}
+		f.ServeHTTP(w, r)
+	})
+}
+
 // ServeHTTP serves the node's API (and the fake's own /fake/ endpoints).
 func (f *Node) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if strings.HasPrefix(req.URL.Path, "/fake/") {
