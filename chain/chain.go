@@ -11,7 +11,6 @@ import (
 
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
-	"github.com/acceptcryptohere/gateway/readapi"
 )
 
 // ErrNotOurs: nothing of ours is paid at that address.
@@ -31,7 +30,7 @@ type Transfer struct {
 
 // Addresses finds the invoices paid to an address.
 type Addresses interface {
-	InvoicesByAddress(ctx context.Context, address string) ([]readapi.AddressInvoice, error)
+	InvoicesByAddress(ctx context.Context, address string) ([]domain.AddressInvoice, error)
 }
 
 // Sink applies what watchers see to the ledger through the commands.

@@ -10,6 +10,15 @@ import (
 // Status of an invoice.
 type Status string
 
+// AddressInvoice is an invoice that uses an address, as the chain watchers
+// see it when they match a payment to an invoice.
+type AddressInvoice struct {
+	ID        string
+	Asset     string
+	PayAmount Amount
+	Status    Status
+}
+
 const (
 	StatusNew           Status = "new"
 	StatusPartiallyPaid Status = "partially_paid"

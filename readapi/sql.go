@@ -316,24 +316,16 @@ func (s *SQL) DueInvoices(ctx context.Context, now time.Time, limit int) ([]stri
 	return ids, rows.Err()
 }
 
-// AddressInvoice is an invoice paid to an address, for matching payments.
-type AddressInvoice struct {
-	ID        string
-	Asset     string
-	PayAmount domain.Amount
-	Status    domain.Status
-}
-
 // InvoicesByAddress lists the invoices that use address, newest first.
-func (s *SQL) InvoicesByAddress(ctx context.Context, address string) ([]AddressInvoice, error) {
+func (s *SQL) InvoicesByAddress(ctx context.Context, address string) ([]domain.AddressInvoice, error) {
 	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT invoice_id, asset, pay_amount, status FROM invoices WHERE pay_address = ? ORDER BY invoice_id DESC LIMIT 1000`), address)
 	if err != nil {
 		return nil, fmt.Errorf("invoices by address: %w", err)
 	}
 	defer rows.Close()
-	var out []AddressInvoice
+	var out []domain.AddressInvoice
 	for rows.Next() {
-		var a AddressInvoice
+		var a domain.AddressInvoice
 		var pay, status string
 		if err := rows.Scan(&a.ID, &a.Asset, &pay, &status); err != nil {
 			return nil, err

@@ -48,7 +48,6 @@ var openToAll = []string{"backoff"}
 // with its issue. Delete a line as soon as the import is gone (the test
 // fails on a line no import needs any more).
 var exceptions = map[string]string{
-	"chain -> readapi": "#22 item 5: chain.Sink looks invoices up through readapi (A/C)",
 }
 
 // thirdParty limits what a folder may pull in from outside the module,
