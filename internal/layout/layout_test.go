@@ -47,8 +47,7 @@ var openToAll = []string{"backoff"}
 // exceptions are imports against the table that are being removed, each
 // with its issue. Delete a line as soon as the import is gone (the test
 // fails on a line no import needs any more).
-var exceptions = map[string]string{
-}
+var exceptions = map[string]string{}
 
 // thirdParty limits what a folder may pull in from outside the module,
 // directly or not; other folders may use any module of go.mod.
