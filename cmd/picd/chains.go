@@ -225,7 +225,7 @@ func withContracts(cfg Config, assets domain.Assets) (domain.Assets, error) {
 
 func btcConfig(cfg Config, wallet *hd.Wallet) btc.Config {
 	return btc.Config{RPCHost: cfg.BTCRPCHost, RPCUser: cfg.BTCRPCUser, RPCPass: cfg.BTCRPCPass,
-		Params: wallet.BitcoinParams(), StartHeight: int64(cfg.BTCStartHeight)}
+		Params: wallet.BitcoinParams(), StartHeight: int64(cfg.BTCStartHeight), Now: time.Now}
 }
 
 func ethContracts(cfg Config) map[string]string {
