@@ -127,6 +127,21 @@ type Config struct {
 	// ConfirmFinalOnly confirms a deposit only once its block is also at
 	// or below the node's final block.
 	ConfirmFinalOnly bool
+	// MaxBlocks bounds the blocks one scan covers (0: up to the head);
+	// ScanMore tells when more remain. Deposits a reorg orphaned are
+	// reverted only by a scan that reaches the head, once the rescan has
+	// had its chance to find them again.
+	MaxBlocks int
+	// AnchorFirst makes the first scan store the block below StartBlock,
+	// with its id, as the checkpoint, so that the first block scanned is
+	// checked to follow it and a restart before any block is scanned
+	// starts where the first scan meant to.
+	AnchorFirst bool
+	// RewindWhenBehind takes a node head below the checkpoint for a reorg
+	// (the node went back: invalidateblock, a shorter best chain) and
+	// rewinds to the fork, rather than waiting for the node to catch up
+	// (a syncing node behind a load balancer).
+	RewindWhenBehind bool
 	Now              func() time.Time
 }
 
@@ -179,71 +194,103 @@ func (s *Scanner[B]) Identity(ctx context.Context) (string, error) { return s.ch
 // block ids, deposits and checkpoint together), confirms deposits deep
 // enough, reverts deposits whose blocks left the chain and did not come
 // back, and finalizes credited deposits whose block is final. A failure
-// leaves the checkpoint at the last batch fully recorded.
+// leaves the checkpoint at the last batch fully recorded. With MaxBlocks
+// it stops after that many blocks (see ScanMore).
 func (s *Scanner[B]) ScanOnce(ctx context.Context) error {
+	_, err := s.ScanMore(ctx)
+	return err
+}
+
+// ScanMore is ScanOnce that also tells whether blocks up to the head were
+// left for the next call (MaxBlocks); scan.PollMore calls it again at once.
+func (s *Scanner[B]) ScanMore(ctx context.Context) (more bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.refreshWatched(ctx); err != nil {
-		return err
+		return false, err
 	}
 	tip, err := s.chain.Head(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	cp, err := s.st.Checkpoint(ctx)
 	switch {
 	case errors.Is(err, ErrNoCheckpoint):
-		start := s.cfg.StartBlock
-		if start == 0 {
-			start = tip
+		if cp, err = s.firstCheckpoint(ctx, tip); err != nil {
+			return false, err
 		}
-		cp = Point{Height: start - 1} // parent id unknown: not checked
-		s.log.Info(s.cfg.Name+": first scan", "start_block", start)
 	case err != nil:
-		return err
-	case tip < cp.Height:
+		return false, err
+	case tip < cp.Height && !s.cfg.RewindWhenBehind:
 		// A node still syncing, or another node behind a load balancer:
 		// what it lacks is not a reorg. Wait until it has caught up.
 		s.log.Warn(s.cfg.Name+": node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.Height)
-		return nil
+		return false, nil
 	default:
 		if cp, err = s.checkReorg(ctx, cp); err != nil {
-			return err
+			return false, err
 		}
 	}
-	for moved := 0; cp.Height < tip; {
+	for moved, scanned := 0, int64(0); cp.Height < tip && (s.cfg.MaxBlocks <= 0 || scanned < int64(s.cfg.MaxBlocks)); {
 		to := min(tip, cp.Height+int64(s.cfg.BatchBlocks))
+		if s.cfg.MaxBlocks > 0 {
+			to = min(to, cp.Height+int64(s.cfg.MaxBlocks)-scanned)
+		}
 		next, err := s.scanRange(ctx, cp, to, to == tip)
 		if errors.Is(err, ErrChainMoved) && moved < maxChainMovedRetries {
 			moved++
 			s.log.Warn(s.cfg.Name+": chain changed during the scan; checking for a reorg", "err", err)
 			if cp, err = s.checkReorg(ctx, cp); err != nil {
-				return err
+				return false, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
+		scanned += next.Height - cp.Height
 		cp = next
 	}
 	solid := cp.Height
 	if s.cfg.ConfirmFinalOnly {
 		f, ok, err := s.chain.FinalBlock(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if ok {
 			solid = min(solid, f)
 		}
 	}
 	if err := s.confirm(ctx, cp.Height, solid); err != nil {
-		return err
+		return false, err
 	}
-	if err := s.revertOrphans(ctx); err != nil {
-		return err
+	if cp.Height >= tip {
+		if err := s.revertOrphans(ctx); err != nil {
+			return false, err
+		}
 	}
-	return s.finalize(ctx, cp.Height, solid)
+	return cp.Height < tip, s.finalize(ctx, cp.Height, solid)
+}
+
+// firstCheckpoint is where the first scan starts: below StartBlock, or
+// below the head when it is 0. With AnchorFirst that block's id is
+// stored as the checkpoint; otherwise the parent of the first block
+// scanned is not checked.
+func (s *Scanner[B]) firstCheckpoint(ctx context.Context, tip int64) (Point, error) {
+	start := s.cfg.StartBlock
+	if start == 0 {
+		start = tip
+	}
+	cp := Point{Height: start - 1}
+	s.log.Info(s.cfg.Name+": first scan", "start_block", start)
+	if !s.cfg.AnchorFirst || cp.Height < 0 || cp.Height > tip {
+		return cp, nil
+	}
+	var err error
+	if cp.Block, err = s.chain.HashAt(ctx, cp.Height); err != nil {
+		return cp, err
+	}
+	return cp, s.st.CommitRange(ctx, []Point{cp}, nil, s.cfg.KeepBlocks, s.cfg.Now())
 }
 
 // refreshWatched hands the chain the pay addresses of new invoices.
