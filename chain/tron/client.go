@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/btcutil/base58"
@@ -27,6 +28,61 @@ import (
 
 // ErrNotFound: the node does not have that block or transaction.
 var ErrNotFound = errors.New("tron: not found")
+
+// ErrThrottled: the API refused a request for its rate or its daily
+// quota: HTTP 429, or 403 as TronGrid answers a key over its limits.
+var ErrThrottled = errors.New("tron: throttled by the API (rate limit or daily quota)")
+
+// MaxBlockRange is the most blocks one getblockbylimitnext returns
+// (java-tron's BLOCK_LIMIT_NUM).
+const MaxBlockRange = 100
+
+// RequestStats counts a client's requests against a quota counted per
+// UTC day (TronGrid's): the total, those of the current day, and the
+// throttled ones. Share one between the clients that use one API key.
+type RequestStats struct {
+	now func() time.Time
+
+	mu               sync.Mutex
+	total, throttled uint64
+	day              string
+	today            uint64
+}
+
+// NewRequestStats counts days by now's UTC date.
+func NewRequestStats(now func() time.Time) *RequestStats { return &RequestStats{now: now} }
+
+func (s *RequestStats) add(throttled bool) {
+	if s == nil {
+		return
+	}
+	day := s.now().UTC().Format(time.DateOnly)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if day != s.day {
+		s.day, s.today = day, 0
+	}
+	s.total++
+	s.today++
+	if throttled {
+		s.throttled++
+	}
+}
+
+// Total is every request made; Throttled those refused as over a limit.
+func (s *RequestStats) Total() uint64     { s.mu.Lock(); defer s.mu.Unlock(); return s.total }
+func (s *RequestStats) Throttled() uint64 { s.mu.Lock(); defer s.mu.Unlock(); return s.throttled }
+
+// Today is the requests made on the current UTC day.
+func (s *RequestStats) Today() uint64 {
+	day := s.now().UTC().Format(time.DateOnly)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if day != s.day {
+		return 0
+	}
+	return s.today
+}
 
 // APIKeyHeader is TronGrid's API-key header.
 const APIKeyHeader = "TRON-PRO-API-KEY"
@@ -246,6 +302,7 @@ type HTTPClient struct {
 	solidity string // where /walletsolidity/* is served (base unless set)
 	apiKey   string
 	hc       *http.Client
+	stats    *RequestStats
 }
 
 // maxResponseBytes bounds one response (a full mainnet block is a few MB).
@@ -260,6 +317,12 @@ func NewClient(baseURL, apiKey string, timeout time.Duration) *HTTPClient {
 	}
 	base := strings.TrimRight(baseURL, "/")
 	return &HTTPClient{base: base, solidity: base, apiKey: apiKey, hc: &http.Client{Timeout: timeout}}
+}
+
+// WithStats counts the client's requests in stats.
+func (c *HTTPClient) WithStats(stats *RequestStats) *HTTPClient {
+	c.stats = stats
+	return c
 }
 
 // WithSolidity sets where the /walletsolidity/* calls go: a self-hosted
@@ -295,12 +358,18 @@ func (c *HTTPClient) post(ctx context.Context, path string, body, out any) error
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		c.stats.add(false)
 		return fmt.Errorf("tron %s: %w", path, err)
 	}
 	defer resp.Body.Close()
+	throttled := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusForbidden
+	c.stats.add(throttled)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return fmt.Errorf("tron %s: %w", path, err)
+	}
+	if throttled {
+		return fmt.Errorf("tron %s: HTTP %d: %w: %s", path, resp.StatusCode, ErrThrottled, snippet(data))
 	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("tron %s: HTTP %d: %s", path, resp.StatusCode, snippet(data))
@@ -361,6 +430,24 @@ func (c *HTTPClient) BlockByNum(ctx context.Context, n int64) (Block, error) {
 		return Block{}, fmt.Errorf("tron block %d: %w", n, ErrNotFound)
 	}
 	return b, nil
+}
+
+// BlocksByLimitNext returns the blocks from height start up to, not
+// including, end (/wallet/getblockbylimitnext; at most MaxBlockRange):
+// as many as the node has, in height order, none past its head.
+func (c *HTTPClient) BlocksByLimitNext(ctx context.Context, start, end int64) ([]Block, error) {
+	var resp struct {
+		Block []Block `json:"block"`
+	}
+	if err := c.post(ctx, "/wallet/getblockbylimitnext", map[string]int64{"startNum": start, "endNum": end}, &resp); err != nil {
+		return nil, err
+	}
+	for i, b := range resp.Block {
+		if b.Number() != start+int64(i) {
+			return nil, fmt.Errorf("tron getblockbylimitnext %d-%d: block %d at place %d", start, end, b.Number(), i)
+		}
+	}
+	return resp.Block, nil
 }
 
 // TransactionInfoByBlockNum returns the receipts of every transaction of

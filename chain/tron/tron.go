@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -39,6 +40,9 @@ type Node interface {
 	SolidBlock(ctx context.Context) (Block, error)
 	// BlockByNum errors: ErrNotFound.
 	BlockByNum(ctx context.Context, n int64) (Block, error)
+	// BlocksByLimitNext returns blocks start..end-1 (at most
+	// MaxBlockRange), as many as the node has.
+	BlocksByLimitNext(ctx context.Context, start, end int64) ([]Block, error)
 	TransactionInfoByBlockNum(ctx context.Context, n int64) ([]TransactionInfo, error)
 }
 
@@ -47,6 +51,10 @@ var _ Node = (*HTTPClient)(nil)
 // TransferTopic is topic 0 of a TRC-20 (ERC-20) Transfer(address,address,uint256)
 // event: keccak256 of that signature, in hex as TRON's logs carry it.
 const TransferTopic = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+// DefaultSolidEveryBlocks is Config.SolidEveryBlocks against a quota
+// (picd's): the solidified block asked at most every 15 s of chain.
+const DefaultSolidEveryBlocks = 5
 
 // Config tunes the watcher. The zero value is usable.
 type Config struct {
@@ -75,10 +83,27 @@ type Config struct {
 	// /walletsolidity endpoints. By default a deposit is confirmed only
 	// once its block is also solidified (irreversible).
 	IgnoreSolidity bool
-	// PollInterval is the pause between scans in Run (default 3 s, one
-	// TRON block); MaxBackoff bounds the pause after failures (default 1 min).
-	PollInterval time.Duration
-	MaxBackoff   time.Duration
+	// PollInterval is the pause between scans in Run while a TRON invoice
+	// is open or a deposit not yet final (default 5 s: one request per
+	// scan, two blocks, keeps TronGrid's free quota; see docs/operations.md).
+	// IdlePollInterval is the pause while none is (default 25 s, under
+	// picd's 45 s readiness bound); Run looks at the read model every
+	// PollInterval, so an invoice opened meanwhile is scanned for at once.
+	// MaxBackoff bounds the pause after failures (default 1 min).
+	PollInterval     time.Duration
+	IdlePollInterval time.Duration
+	MaxBackoff       time.Duration
+	// SolidEveryBlocks: while a deposit waits for its block to be
+	// solidified, the solidified block is asked at most once per that many
+	// new blocks (default 1); it is not asked while none waits.
+	SolidEveryBlocks int64
+	// AllCallReceipts reads the receipts of every block with a contract
+	// call, so that token transfers made by other contracts (an exchange's
+	// batch payout) are seen too: about one request more per block, for a
+	// node without a request quota. By default only blocks with a direct
+	// transfer or transferFrom of a watched token to a watched address
+	// have their receipts read.
+	AllCallReceipts bool
 	// Now is the clock for bookkeeping times (default time.Now).
 	Now func() time.Time
 }
@@ -96,23 +121,45 @@ type token struct {
 // Watcher scans the TRON chain for deposits to invoice addresses: the
 // engine of chain/scan over tronChain.
 type Watcher struct {
-	cfg  Config
-	scan *scan.Scanner[Block]
-	log  *slog.Logger
+	cfg      Config
+	scan     *scan.Scanner[Block]
+	chain    *tronChain
+	db       sqldb.DB
+	busyQ    string
+	busyArgs []any
+	log      *slog.Logger
+
+	failures int
+	lastScan time.Time
 }
 
 // tronChain is what is particular to TRON: the node's calls, TRX
 // transfers in blocks and TRC-20 Transfer events in their receipts.
 type tronChain struct {
-	node           Node
-	log            *slog.Logger
-	ignoreSolidity bool
+	node            Node
+	log             *slog.Logger
+	ignoreSolidity  bool
+	allCallReceipts bool
+	solidEvery      int64
+	pending         func(ctx context.Context) (int64, error)
 	// solidOK: the solidity endpoint answered the last time it was asked.
 	// Until it has, Head asks it first, so a node without it fails the
 	// scan before any block is recorded: the error names the endpoint and
 	// the checkpoint stands still (picd's /readyz fails), rather than
 	// deposits being seen and never confirmed.
 	solidOK bool
+	// solid is the solidified block last asked, when the head was at
+	// solidAskedAt.
+	solid, solidAskedAt int64
+
+	// The blocks this scan fetched (since its Head), by height, and the
+	// newest block handed to the engine, kept across scans: the next scan
+	// fetches from the block after it in one request, and HashAt answers
+	// from a block fetched in this scan (or the parent id of the next one),
+	// never from an older answer.
+	head   int64
+	blocks map[int64]Block
+	last   *Block
 
 	native  *token           // nil when TRX is not an asset
 	tokens  map[string]token // by contract, 20-byte lower-case hex
@@ -130,7 +177,13 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 		cfg.KeepBlocks = 256
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 3 * time.Second
+		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.IdlePollInterval < cfg.PollInterval {
+		cfg.IdlePollInterval = max(25*time.Second, cfg.PollInterval)
+	}
+	if cfg.SolidEveryBlocks <= 0 {
+		cfg.SolidEveryBlocks = 1
 	}
 	if cfg.MaxBackoff < cfg.PollInterval {
 		cfg.MaxBackoff = max(time.Minute, cfg.PollInterval)
@@ -142,7 +195,16 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 		log = slog.Default()
 	}
 	log = log.With("chain", "tron")
-	c := &tronChain{node: node, log: log, ignoreSolidity: cfg.IgnoreSolidity, tokens: map[string]token{}, watched: map[account]string{}}
+	c := &tronChain{node: node, log: log, ignoreSolidity: cfg.IgnoreSolidity, allCallReceipts: cfg.AllCallReceipts, solidEvery: cfg.SolidEveryBlocks,
+		tokens: map[string]token{}, watched: map[account]string{}, blocks: map[int64]Block{}}
+	pendingQ := db.Q(`SELECT COALESCE(MAX(block_height), 0) FROM tron_deposits WHERE state = ?`)
+	c.pending = func(ctx context.Context) (int64, error) {
+		var h int64
+		if err := db.Read.QueryRowContext(ctx, pendingQ, chain.ScanSeen).Scan(&h); err != nil {
+			return 0, fmt.Errorf("tron pending deposits: %w", err)
+		}
+		return h, nil
+	}
 	rules := map[string]scan.Asset{}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainTron {
@@ -207,15 +269,69 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{cfg: cfg, scan: sc, log: log}, nil
+	w := &Watcher{cfg: cfg, scan: sc, chain: c, db: db, log: log}
+	// Busy: an open invoice of a TRON asset, or a deposit not final yet.
+	var codes []any
+	for code := range rules {
+		codes = append(codes, code)
+	}
+	w.busyQ = db.Q(`SELECT (SELECT COUNT(*) FROM invoices WHERE status IN (?, ?, ?) AND asset IN (?` + strings.Repeat(`, ?`, len(codes)-1) + `))
+		+ (SELECT COUNT(*) FROM tron_deposits WHERE state = ?)`)
+	w.busyArgs = append(append([]any{string(domain.StatusNew), string(domain.StatusPartiallyPaid), string(domain.StatusConfirming)}, codes...), chain.ScanSeen)
+	return w, nil
 }
 
 // Run scans until ctx ends. A failed scan (a node that times out or
 // errors) is logged and retried with exponential backoff from the stored
 // checkpoint, so no block is skipped. It returns nil when ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
-	scan.Poll(ctx, w.cfg.PollInterval, w.cfg.MaxBackoff, w.log, w.ScanOnce)
-	return nil
+	for {
+		if !backoff.Sleep(ctx, w.Step(ctx)) {
+			return nil
+		}
+	}
+}
+
+// Step scans when it is time to and returns the pause before the next
+// Step: PollInterval; after a failure, a pause that doubles per failure in
+// a row up to MaxBackoff (a throttled request, HTTP 429 or 403, included).
+// While no TRON invoice is open and no deposit waits, it scans only once
+// per IdlePollInterval, so an idle gateway spends little of the API's quota.
+func (w *Watcher) Step(ctx context.Context) time.Duration {
+	now := w.cfg.Now()
+	if !w.lastScan.IsZero() && now.Sub(w.lastScan) < w.cfg.IdlePollInterval && w.failures == 0 {
+		busy, err := w.busy(ctx)
+		if err != nil {
+			w.log.Warn("tron: cannot tell whether an invoice is open; scanning", "err", err)
+		} else if !busy {
+			return w.cfg.PollInterval
+		}
+	}
+	err := w.ScanOnce(ctx)
+	if err == nil {
+		w.failures, w.lastScan = 0, now
+		return w.cfg.PollInterval
+	}
+	if ctx.Err() != nil {
+		return 0
+	}
+	w.failures++
+	wait := backoff.Policy{Base: w.cfg.PollInterval, Max: w.cfg.MaxBackoff}.Delay(w.failures)
+	msg := "tron: scan failed; retrying from the checkpoint"
+	if errors.Is(err, ErrThrottled) {
+		msg = "tron: the API throttles us (rate or daily quota); backing off"
+	}
+	w.log.Error(msg, "err", err, "failures", w.failures, "retry_in", wait.String())
+	return wait
+}
+
+// busy reports whether a TRON invoice is open or a deposit not final.
+func (w *Watcher) busy(ctx context.Context) (bool, error) {
+	var n int64
+	if err := w.db.Read.QueryRowContext(ctx, w.busyQ, w.busyArgs...).Scan(&n); err != nil {
+		return false, err
+	}
+	return n > 0, nil
 }
 
 // ScanOnce brings the watcher up to the node's head (see
@@ -237,20 +353,52 @@ func (c *tronChain) Watch(addrs []string) {
 	}
 }
 
+// Head is the node's head. After a first scan it fetches every block past
+// the last one handed to the engine in one request (getblockbylimitnext),
+// the newest of which is the head; the head block itself is asked
+// (getnowblock) only when that range is empty or full, or there is no
+// last block.
 func (c *tronChain) Head(ctx context.Context) (int64, error) {
 	if !c.ignoreSolidity && !c.solidOK {
-		if _, _, err := c.FinalBlock(ctx); err != nil {
+		if _, err := c.askSolid(ctx); err != nil {
 			return 0, err
 		}
+	}
+	clear(c.blocks)
+	if c.last != nil {
+		from := c.last.Number() + 1
+		bs, err := c.node.BlocksByLimitNext(ctx, from, from+MaxBlockRange)
+		if err != nil {
+			return 0, fmt.Errorf("tron blocks from %d: %w", from, err)
+		}
+		for _, b := range bs {
+			c.blocks[b.Number()] = b
+		}
+		if len(bs) > 0 && len(bs) < MaxBlockRange {
+			c.head = bs[len(bs)-1].Number()
+			return c.head, nil
+		}
+		// None: the node may be behind our last block (a node that is
+		// still syncing is no reorg); full: it may be further ahead.
 	}
 	head, err := c.node.NowBlock(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("tron head: %w", err)
 	}
-	return head.Number(), nil
+	c.blocks[head.Number()] = head
+	c.head = head.Number()
+	return c.head, nil
 }
 
+// HashAt is the id of the block at height: from a block this scan
+// fetched, or the parent id of the one above it; else asked.
 func (c *tronChain) HashAt(ctx context.Context, height int64) (string, error) {
+	if b, ok := c.blocks[height]; ok {
+		return b.BlockID, nil
+	}
+	if next, ok := c.blocks[height+1]; ok && c.last != nil && c.last.Number() == height && next.BlockHeader.RawData.ParentHash == c.last.BlockID {
+		return c.last.BlockID, nil
+	}
 	b, err := c.node.BlockByNum(ctx, height)
 	if errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("tron block %d: %w", height, scan.ErrNotFound)
@@ -261,28 +409,67 @@ func (c *tronChain) HashAt(ctx context.Context, height int64) (string, error) {
 	return b.BlockID, nil
 }
 
+// Block is the block at height: fetched in this scan, or with the blocks
+// after it up to the head (one request per MaxBlockRange blocks).
 func (c *tronChain) Block(ctx context.Context, height int64) (scan.Block[Block], error) {
-	b, err := c.node.BlockByNum(ctx, height)
-	if err != nil {
-		return scan.Block[Block]{}, fmt.Errorf("tron block %d: %w", height, err)
+	b, ok := c.blocks[height]
+	if !ok {
+		if height < c.head {
+			bs, err := c.node.BlocksByLimitNext(ctx, height, min(height+MaxBlockRange, c.head+1))
+			if err != nil {
+				return scan.Block[Block]{}, fmt.Errorf("tron blocks from %d: %w", height, err)
+			}
+			for _, b := range bs {
+				c.blocks[b.Number()] = b
+			}
+			b, ok = c.blocks[height]
+		}
+		if !ok {
+			var err error
+			if b, err = c.node.BlockByNum(ctx, height); err != nil {
+				return scan.Block[Block]{}, fmt.Errorf("tron block %d: %w", height, err)
+			}
+		}
 	}
 	if b.Number() != height {
 		return scan.Block[Block]{}, fmt.Errorf("tron block %d: the node answered block %d", height, b.Number())
 	}
+	if c.last == nil || height >= c.last.Number() {
+		c.last = &b
+	}
 	return scan.Block[Block]{Height: height, Hash: b.BlockID, Parent: b.BlockHeader.RawData.ParentHash, Raw: b}, nil
 }
 
-// FinalBlock is the solidified block; with IgnoreSolidity, none.
+// FinalBlock is the solidified block; with IgnoreSolidity, none. It is
+// asked only while a deposit above the last answer waits for it, at most
+// once per SolidEveryBlocks new blocks: a solidified block only moves up,
+// so an older answer is a safe lower bound meanwhile.
 func (c *tronChain) FinalBlock(ctx context.Context) (int64, bool, error) {
 	if c.ignoreSolidity {
 		return 0, false, nil
 	}
+	need, err := c.pending(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	if c.solidOK && (need <= c.solid || c.head-c.solidAskedAt < c.solidEvery) {
+		return c.solid, true, nil
+	}
+	n, err := c.askSolid(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	return n, true, nil
+}
+
+func (c *tronChain) askSolid(ctx context.Context) (int64, error) {
 	b, err := c.node.SolidBlock(ctx)
 	c.solidOK = err == nil
 	if err != nil {
-		return 0, false, fmt.Errorf("tron solidified block: %w", err)
+		return 0, fmt.Errorf("tron solidified block: %w", err)
 	}
-	return b.Number(), true, nil
+	c.solid, c.solidAskedAt = max(c.solid, b.Number()), c.head
+	return c.solid, nil
 }
 
 // Identity is the id of the genesis block.
@@ -332,7 +519,7 @@ func (c *tronChain) matchBlock(ctx context.Context, b Block) ([]found, error) {
 		ct := tx.RawData.Contract[0]
 		switch ct.Type {
 		case "TriggerSmartContract":
-			calls = true
+			calls = calls || c.allCallReceipts || c.directTransfer(ct.Parameter.Value)
 		case "TransferContract":
 			if c.native == nil {
 				continue
@@ -356,10 +543,11 @@ func (c *tronChain) matchBlock(ctx context.Context, b Block) ([]found, error) {
 				units: big.NewInt(ct.Parameter.Value.Amount), height: b.Number(), blockID: b.BlockID})
 		}
 	}
-	// Token transfers show only in the receipts' logs, and a Transfer of
-	// our token may come from a call to any contract (an exchange's batch
-	// payout calls the token itself), so every block with a contract call
-	// has its receipts read.
+	// Token transfers show only in the receipts' logs. A block's receipts
+	// are read when it calls a watched token's transfer or transferFrom to
+	// a watched address (one request per such block, not per block), or,
+	// with AllCallReceipts, when it has any contract call (a Transfer of
+	// our token made by another contract, an exchange's batch payout).
 	if !calls || len(c.tokens) == 0 {
 		return out, nil
 	}
@@ -388,6 +576,40 @@ func (c *tronChain) matchBlock(ctx context.Context, b Block) ([]found, error) {
 		}
 	}
 	return out, nil
+}
+
+// Selectors of transfer(address,uint256) and transferFrom(address,address,uint256).
+const (
+	transferSel     = "a9059cbb"
+	transferFromSel = "23b872dd"
+)
+
+// directTransfer reports whether a contract call is a watched token's
+// transfer or transferFrom to a watched address.
+func (c *tronChain) directTransfer(v ContractValue) bool {
+	addr := strings.ToLower(v.ContractAddress)
+	if len(addr) == 42 && strings.HasPrefix(addr, "41") {
+		addr = addr[2:]
+	}
+	if _, ok := c.tokens[addr]; !ok {
+		return false
+	}
+	data := strings.ToLower(strings.TrimPrefix(v.Data, "0x"))
+	var to string
+	switch {
+	case strings.HasPrefix(data, transferSel) && len(data) >= 8+64:
+		to = data[8 : 8+64]
+	case strings.HasPrefix(data, transferFromSel) && len(data) >= 8+128:
+		to = data[8+64 : 8+128]
+	default:
+		return false
+	}
+	b, err := hex.DecodeString(to)
+	if err != nil {
+		return false
+	}
+	_, ok := c.watched[account(b[12:])]
+	return ok
 }
 
 // matchLog reads a Transfer event of a watched token to a watched address.

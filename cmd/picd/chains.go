@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/btc"
 	"github.com/acceptcryptohere/gateway/chain/eth"
@@ -100,8 +102,8 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 		w.loops = append(w.loops, loop{name: "ethereum watcher", run: ew.Run})
 	}
 	if cfg.TronAPIURL != "" {
-		client := tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0).WithSolidity(cfg.TronSolidityURL)
-		tw, err := tron.New(tron.Config{StartBlock: int64(cfg.TronStartBlock), Contracts: tronContracts(cfg)}, client, sink, db, assets, log)
+		tw, err := tron.New(tron.Config{StartBlock: int64(cfg.TronStartBlock), Contracts: tronContracts(cfg),
+			SolidEveryBlocks: tron.DefaultSolidEveryBlocks}, tronClient(cfg), sink, db, assets, log)
 		if err != nil {
 			return nil, fmt.Errorf("tron watcher: %w", err)
 		}
@@ -263,6 +265,25 @@ func priceOracle(cfg Config) (oracle.Oracle, error) {
 
 // payoutSenders are the senders of the simulated chains; real chains add
 // theirs when their node is configured.
+// tronRequests counts the TRON API requests of the watcher and the sender
+// together: one API key, one daily quota (TronGrid's).
+var tronRequests = tron.NewRequestStats(time.Now)
+
+func tronClient(cfg Config) *tron.HTTPClient {
+	return tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0).WithSolidity(cfg.TronSolidityURL).WithStats(tronRequests)
+}
+
+// registerTronMetrics exposes the TRON API requests against the quota.
+func registerTronMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "picd_tron_requests_total",
+			Help: "Requests to the TRON API (watcher and sender)."}, func() float64 { return float64(tronRequests.Total()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_tron_requests_today",
+			Help: "Requests to the TRON API this UTC day (TronGrid counts its quota per day)."}, func() float64 { return float64(tronRequests.Today()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "picd_tron_throttled_total",
+			Help: "TRON API requests refused for rate or quota (HTTP 429 or 403); the watcher backs off."}, func() float64 { return float64(tronRequests.Throttled()) }))
+}
+
 func tronContracts(cfg Config) map[string]string {
 	if cfg.TronUSDTContract == "" {
 		return nil
@@ -311,7 +332,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 	}
 	if cfg.TronAPIURL != "" {
 		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log},
-			tron.NewClient(cfg.TronAPIURL, cfg.TronAPIKey, 0).WithSolidity(cfg.TronSolidityURL), wallet, db, assets)
+			tronClient(cfg), wallet, db, assets)
 		if err != nil {
 			return nil, nil, fmt.Errorf("tron sender: %w", err)
 		}

@@ -180,6 +180,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	obs := newObservability(log)
 	scans := chainScans(cfg)
 	obs.registerStateGauges(b.store, runner, b.db, scans)
+	if cfg.TronAPIURL != "" {
+		registerTronMetrics(obs.registry)
+	}
 	obs.registerLoops(map[string]*follow.Metrics{"projections": runner.Metrics(), "webhooks": subscriber.Metrics(),
 		"settlement": settlement.Metrics(), "payout_intake": processor.IntakeMetrics()}, loops)
 	if cfg.MetricsListen != "" {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -47,7 +49,8 @@ func TestTronSolidityPortSplit(t *testing.T) {
 	})
 
 	t.Run("both ports", func(t *testing.T) {
-		g := startGateway(t, env("PIC_TRON_SOLIDITY_URL="+solid.URL))
+		metrics := freeAddr(t)
+		g := startGateway(t, env("PIC_TRON_SOLIDITY_URL="+solid.URL, "PIC_METRICS_LISTEN="+metrics))
 		key := tronSignUp(t, g)
 		id, addr, _ := tronInvoice(t, g, key, "25")
 		if _, err := node.Pay(addr, "USDT", 25_000_000); err != nil {
@@ -59,5 +62,20 @@ func TestTronSolidityPortSplit(t *testing.T) {
 			_, m := g.do("GET", "/readyz", "", nil)
 			return m
 		}, func(m map[string]any) bool { return m["ready"] == true })
+		// The requests against TronGrid's quota are counted in /metrics.
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, name := range []string{"picd_tron_requests_total ", "picd_tron_requests_today ", "picd_tron_throttled_total 0"} {
+			if !strings.Contains(string(body), name) {
+				t.Errorf("/metrics lacks %q", name)
+			}
+		}
+		if strings.Contains(string(body), "picd_tron_requests_total 0\n") {
+			t.Error("no TRON request counted")
+		}
 	})
 }

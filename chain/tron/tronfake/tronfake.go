@@ -101,6 +101,7 @@ type Node struct {
 	energyFee int64  // sun per energy
 	fork      int    // salt of block ids, so a fork gets new ids
 	fail      int    // the next fail requests answer HTTP 503
+	throttle  int    // the next throttle requests answer HTTP 429
 	slow      int    // the next slow requests stall for stall
 	stall     time.Duration
 	failures  int
@@ -262,9 +263,13 @@ func (f *Node) Activated(address string) bool {
 // FailNext makes the next n requests fail with HTTP 503; StallNext makes
 // the next n requests stall for the stall duration (SetStall) and then
 // answer 504; Faults counts the requests so failed.
-func (f *Node) FailNext(n int)  { f.mu.Lock(); f.fail = n; f.mu.Unlock() }
-func (f *Node) StallNext(n int) { f.mu.Lock(); f.slow = n; f.mu.Unlock() }
-func (f *Node) Faults() int     { f.mu.Lock(); defer f.mu.Unlock(); return f.failures }
+func (f *Node) FailNext(n int) { f.mu.Lock(); f.fail = n; f.mu.Unlock() }
+
+// ThrottleNext makes the next n API requests answer HTTP 429, as TronGrid
+// does past a key's rate.
+func (f *Node) ThrottleNext(n int) { f.mu.Lock(); f.throttle = n; f.mu.Unlock() }
+func (f *Node) StallNext(n int)    { f.mu.Lock(); f.slow = n; f.mu.Unlock() }
+func (f *Node) Faults() int        { f.mu.Lock(); defer f.mu.Unlock(); return f.failures }
 
 // SetStall sets how long a stalled request hangs (default 2 s).
 func (f *Node) SetStall(d time.Duration) { f.mu.Lock(); f.stall = d; f.mu.Unlock() }
@@ -774,6 +779,13 @@ func (f *Node) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	f.mu.Lock()
 	switch {
+	case f.throttle > 0:
+		f.throttle--
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"Error":"request rate exceeded the allowed_rps(15), and the query server is suspended for 5s"}`))
+		return
 	case f.fail > 0:
 		f.fail--
 		f.failures++
@@ -860,6 +872,19 @@ func (f *Node) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		writeJSON(w, blockJSON(f.blocks[n]))
+	case "/wallet/getblockbylimitnext":
+		start, end := num("startNum"), num("endNum")
+		out := []map[string]any{}
+		if start >= 0 && end > start && end-start <= tron.MaxBlockRange {
+			for n := start; n < end && n < int64(len(f.blocks)); n++ {
+				out = append(out, blockJSON(f.blocks[n]))
+			}
+		}
+		if len(out) == 0 {
+			writeJSON(w, map[string]any{}) // java-tron answers {} for an empty or refused range
+			return
+		}
+		writeJSON(w, map[string]any{"block": out})
 	case "/wallet/gettransactioninfobyblocknum":
 		n := num("num")
 		infos := []tron.TransactionInfo{}
