@@ -117,9 +117,9 @@ var (
 	// ErrFailedOnChain: a payout's transaction is in a block but failed
 	// (a reverted or out-of-energy token transfer): nothing was paid.
 	ErrFailedOnChain = fmt.Errorf("%w: tron: payout transaction failed on chain", chain.ErrPermanent)
-	// ErrDryRunReverted: the node's dry run of the transfer reverted (or
-	// the token answered false): signed, it would revert on chain and burn
-	// TRX for nothing, so nothing is signed.
+	// ErrDryRunReverted: the node's dry run of the transfer reverted:
+	// signed, it would revert on chain and burn TRX for nothing, so
+	// nothing is signed.
 	ErrDryRunReverted = fmt.Errorf("%w: tron: the dry run of the transfer reverted", chain.ErrPermanent)
 	// errBadBuild: the node built another transaction than the one asked for.
 	errBadBuild = errors.New("tron: the node built an unexpected transaction")
@@ -235,8 +235,8 @@ func bandwidthFeeSun(size int64, r AccountResource, f fees, newAccount bool) int
 // transfer that returns nothing, as some tokens do, counts as true).
 // transferEnergy reads the dry run of a token transfer: the energy it
 // uses (penalty included). Errors: ErrDryRunReverted (permanent) for a
-// call that reverted or returned false; a temporary error when the node
-// could not run it (result false: busy, an API error).
+// call that reverted; a temporary error when the node could not run it
+// (result false: busy, an API error) or the token answered false.
 func transferEnergy(sim TransactionExtention) (int64, error) {
 	if reverted, why := sim.Reverted(); reverted {
 		return 0, fmt.Errorf("%w: %s", ErrDryRunReverted, why)
@@ -245,7 +245,10 @@ func transferEnergy(sim TransactionExtention) (int64, error) {
 		return 0, fmt.Errorf("the dry run of the transfer failed: %s %s", sim.Result.Code, nodeMessage(sim.Result.Message))
 	}
 	if !returnsTrue(sim.ConstantResult) {
-		return 0, fmt.Errorf("%w: the token answered %s, not true", ErrDryRunReverted, sim.ConstantResult[0])
+		// Not a revert: kept a temporary error, as before. Some tokens
+		// return false from a transfer that moved the tokens (the TRON
+		// docs' own dry-run sample logs a Transfer and returns 0).
+		return 0, fmt.Errorf("the dry run of the transfer answered %s, not true", sim.ConstantResult[0])
 	}
 	if sim.Energy() <= 0 {
 		return 0, fmt.Errorf("the dry run of the transfer reports no energy used")
