@@ -78,7 +78,7 @@ func TestDocumentedDryRuns(t *testing.T) {
 func TestDocumentedBlocksAndReceipts(t *testing.T) {
 	ctx := context.Background()
 	c := documented(t, map[string]string{
-		"/wallet/getblockbylimitnext":         "getblockbylimitnext.json",
+		"/wallet/getblockbylimitnext":          "getblockbylimitnext.json",
 		"/wallet/gettransactioninfobyblocknum": "gettransactioninfobyblocknum.json",
 	})
 	blocks, err := c.BlocksByLimitNext(ctx, 62021135, 62021137)
