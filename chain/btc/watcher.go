@@ -2,9 +2,12 @@
 // and reports payments to our invoice addresses through chain.Sink:
 // mempool transactions at once (0 confirmations), blocks from a stored
 // checkpoint, confirmations up to the asset's threshold, finality at the
-// asset's finality depth (money rule 4), and reorgs detected by block hash. Its state lives in its own tables
-// (chain_btc_*), so a restart, even hours later, rescans from where it
-// stopped and misses nothing.
+// asset's finality depth (money rule 4), and reorgs detected by block
+// hash. The blocks are scanned by the engine (chain/scan) with Bitcoin's
+// options; this package supplies the node, block decoding, output
+// matching, the mempool rule and the engine's State over its own tables
+// (chain_btc_*, state.go), so a restart, even hours later, rescans from
+// where it stopped and misses nothing.
 package btc
 
 import (
@@ -59,12 +62,10 @@ type Config struct {
 
 // Limits that keep one scan bounded.
 const (
-	maxBlocksPerScan      = 500
-	maxMempoolFetches     = 2000
-	missingPollsToRevert  = 2
-	addressRefreshOverlap = 10 * time.Minute
-	fullAddressReload     = 10 * time.Minute
-	maxBackoff            = 2 * time.Minute
+	maxBlocksPerScan     = 500
+	maxMempoolFetches    = 2000
+	missingPollsToRevert = 2
+	maxBackoff           = 2 * time.Minute
 )
 
 // Deposit states in chain_btc_deposits: pending (reported), confirmed
@@ -113,11 +114,14 @@ type Watcher struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	engine *scan.Scanner[*wire.MsgBlock]
+	tip    int64 // the node's height at the start of the current scan
+	// started: a checkpoint exists (it is logged when the first is made).
+	started bool
+
 	// watched maps an output script to the invoice address it pays.
-	watched       map[string]string
-	watchedSince  int64 // newest invoice created_at loaded (Unix ms)
-	watchedFullAt time.Time
-	mempoolSeen   map[chainhash.Hash]struct{}
+	watched     map[string]string
+	mempoolSeen map[chainhash.Hash]struct{}
 }
 
 // New connects lazily to the node (nothing is sent before the first scan).
@@ -190,8 +194,24 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Watcher{cfg: cfg, node: n, sink: sink, db: db, asset: asset, finality: finality, log: log.With("chain", "bitcoin"), now: cfg.Now,
-		watched: map[string]string{}, mempoolSeen: map[chainhash.Hash]struct{}{}}, nil
+	w := &Watcher{cfg: cfg, node: n, sink: sink, db: db, asset: asset, finality: finality, log: log.With("chain", "bitcoin"), now: cfg.Now,
+		watched: map[string]string{}, mempoolSeen: map[chainhash.Hash]struct{}{}}
+	// Bitcoin's rules on the engine: a block per commit and at most
+	// maxBlocksPerScan a scan; the block below the first one scanned is
+	// stored with its hash; a node whose tip went back (invalidateblock)
+	// is a reorg; a deposit is reported once, with its depth from the tip;
+	// deposits the ledger refuses are logged and skipped. Mempool payments
+	// are ScanPending's.
+	var err error
+	w.engine, err = scan.New(scan.Config{Name: "btc",
+		Assets:     map[string]scan.Asset{asset.Code: {Confirmations: asset.Confirmations, FinalDepth: finality, Final: scan.FinalByDepth}},
+		StartBlock: cfg.StartHeight, BatchBlocks: 1, KeepBlocks: cfg.ReorgDepth, MaxBlocks: maxBlocksPerScan, Reports: maxConcurrentReports,
+		ConfirmAtTip: true, AnchorFirst: true, RewindWhenBehind: true, ReportOnce: true, DepthFromHead: true, Refused: isDataError,
+		Now: cfg.Now}, scan.Chain[*wire.MsgBlock](w), scan.Sink(watcherSink{w}), scan.State(state{w}), w.log)
+	if err != nil {
+		return nil, fmt.Errorf("btc: %w", err)
+	}
+	return w, nil
 }
 
 // Close releases the RPC client.
@@ -232,54 +252,112 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 }
 
 func (w *Watcher) scan(ctx context.Context) (more bool, err error) {
-	if err := w.refreshAddresses(ctx); err != nil {
-		return false, err
+	if w.started {
+		return w.engine.ScanMore(ctx)
 	}
+	more, err = w.engine.ScanMore(ctx)
+	if _, cpErr := (state{w}).Checkpoint(ctx); cpErr == nil {
+		w.started = true
+		w.log.Info("bitcoin watcher starts", "start_height", w.cfg.StartHeight, "node_tip", w.tip)
+	}
+	return more, err
+}
+
+// Head, HashAt, Block, Match, Watch, FinalBlock and Identity make the
+// watcher the scan engine's Chain, and ScanPending its Pending.
+var (
+	_ scan.Chain[*wire.MsgBlock] = (*Watcher)(nil)
+	_ scan.Pending               = (*Watcher)(nil)
+)
+
+// Head is the node's height; HashAt answers scan.ErrNotFound above it.
+func (w *Watcher) Head(ctx context.Context) (int64, error) {
 	tip, err := call(ctx, w, w.node.GetBlockCount)
 	if err != nil {
-		return false, fmt.Errorf("btc: getblockcount: %w", err)
+		return 0, fmt.Errorf("btc: getblockcount: %w", err)
 	}
-	cp, err := w.checkpoint(ctx, tip)
+	w.tip = tip
+	return tip, nil
+}
+
+func (w *Watcher) HashAt(ctx context.Context, height int64) (string, error) {
+	if height > w.tip {
+		return "", fmt.Errorf("btc: block %d above the node's tip %d: %w", height, w.tip, scan.ErrNotFound)
+	}
+	h, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(height) })
 	if err != nil {
-		return false, err
+		return "", fmt.Errorf("btc: getblockhash %d: %w", height, err)
 	}
-	// The checkpoint's block may have left the best chain while we were
-	// away, or the node's tip went back (invalidateblock, a shorter chain).
-	if cp, err = w.checkFork(ctx, cp, tip); err != nil {
-		return false, err
+	return h.String(), nil
+}
+
+func (w *Watcher) Block(ctx context.Context, height int64) (scan.Block[*wire.MsgBlock], error) {
+	hash, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(height) })
+	if err != nil {
+		return scan.Block[*wire.MsgBlock]{}, fmt.Errorf("btc: getblockhash %d: %w", height, err)
 	}
-	for scanned, rounds := 0, 0; cp.height < tip && scanned < maxBlocksPerScan; rounds++ {
-		if rounds > 2*maxBlocksPerScan {
-			return false, errors.New("btc: chain keeps reorganizing under the scan")
+	blk, err := call(ctx, w, func() (*wire.MsgBlock, error) { return w.node.GetBlock(hash) })
+	if err != nil {
+		return scan.Block[*wire.MsgBlock]{}, fmt.Errorf("btc: getblock %s: %w", hash, err)
+	}
+	return scan.Block[*wire.MsgBlock]{Height: height, Hash: hash.String(), Parent: blk.Header.PrevBlock.String(), Raw: blk}, nil
+}
+
+// Match returns the outputs of the blocks that pay watched addresses; a
+// zero-value output carries no money and is left out.
+func (w *Watcher) Match(_ context.Context, blocks []scan.Block[*wire.MsgBlock]) ([]scan.Transfer, error) {
+	var found []scan.Transfer
+	var outs []output
+	for _, b := range blocks {
+		outs = outs[:0]
+		for _, tx := range b.Raw.Transactions {
+			outs = w.match(tx, nil, outs)
 		}
-		next, reorg, err := w.scanBlock(ctx, cp, tip)
-		if err != nil {
-			return false, err
-		}
-		if reorg {
-			if cp, err = w.rewind(ctx, cp, tip); err != nil {
-				return false, err
+		for _, o := range outs {
+			if o.sat > 0 {
+				found = append(found, scan.Transfer{Asset: w.asset.Code, Address: o.address, TxID: o.txid.String(), DepositID: o.depositID(),
+					Amount: w.sats(o.sat), Height: b.Height, Block: b.Hash})
 			}
-			continue
-		}
-		cp = next
-		scanned++
-	}
-	if cp.height >= tip {
-		if err := w.revertOrphanedCredits(ctx); err != nil {
-			return false, err
 		}
 	}
-	if err := w.confirm(ctx, cp.height); err != nil {
-		return false, err
+	return found, nil
+}
+
+// Watch adds the output scripts of invoice addresses of this network.
+func (w *Watcher) Watch(addresses []string) {
+	for _, addr := range addresses {
+		script, err := addressScript(addr, w)
+		if err != nil {
+			continue // not an address of this network (e.g. a simulator address)
+		}
+		w.watched[string(script)] = addr
 	}
-	if err := w.finalize(ctx, cp.height); err != nil {
-		return false, err
-	}
-	if err := w.scanMempool(ctx); err != nil {
-		return false, err
-	}
-	return cp.height < tip, nil
+}
+
+// FinalBlock: Bitcoin has no final block; depth decides.
+func (w *Watcher) FinalBlock(context.Context) (int64, bool, error) { return 0, false, nil }
+
+// ScanPending scans the mempool (see scanMempool).
+func (w *Watcher) ScanPending(ctx context.Context) error { return w.scanMempool(ctx) }
+
+// watcherSink hands the engine's ledger commands to the watcher's sink of
+// the moment (tests swap it).
+type watcherSink struct{ w *Watcher }
+
+func (s watcherSink) Observe(ctx context.Context, t chain.Transfer) (string, error) {
+	return s.w.sink.Observe(ctx, t)
+}
+
+func (s watcherSink) Confirm(ctx context.Context, invoiceID, depositID string, confirmations int) error {
+	return s.w.sink.Confirm(ctx, invoiceID, depositID, confirmations)
+}
+
+func (s watcherSink) Finalize(ctx context.Context, invoiceID, depositID string, depth int) error {
+	return s.w.sink.Finalize(ctx, invoiceID, depositID, depth)
+}
+
+func (s watcherSink) Revert(ctx context.Context, invoiceID, depositID, reason string) error {
+	return s.w.sink.Revert(ctx, invoiceID, depositID, reason)
 }
 
 // call runs one RPC with the per-call timeout; rpcclient takes no context,

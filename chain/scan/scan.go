@@ -63,6 +63,47 @@ type Chain[B any] interface {
 	Identity(ctx context.Context) (string, error)
 }
 
+// Pending is a Chain whose payments are also seen before they are in a
+// block (Bitcoin's mempool), with its own rule for those that never make
+// it into one. The Scanner calls ScanPending at the end of each scan, after
+// the blocks.
+type Pending interface {
+	ScanPending(ctx context.Context) error
+}
+
+// State is what the Scanner keeps between scans. Store keeps it in the
+// engine's tables; a chain whose tables predate the engine supplies its
+// own over them (Bitcoin).
+type State interface {
+	// Checkpoint is the last block scanned completely. Errors:
+	// ErrNoCheckpoint before the first scan.
+	Checkpoint(ctx context.Context) (Point, error)
+	// RecentBlocks returns the kept blocks at or below height, newest first.
+	RecentBlocks(ctx context.Context, height int64, limit int) ([]Point, error)
+	// Rewind moves the checkpoint back to fork and orphans the deposits
+	// above it, in one transaction (see Store.Rewind).
+	Rewind(ctx context.Context, fork Point, now time.Time) (orphaned, finals int64, err error)
+	// CommitRange records scanned blocks, their deposits and the new
+	// checkpoint in one transaction, keeping about keep block ids.
+	CommitRange(ctx context.Context, blocks []Point, deps []Deposit, keep int, now time.Time) error
+	// Deposits lists the deposits in a state, oldest block first.
+	Deposits(ctx context.Context, state string, unconfirmedOnly bool) ([]Deposit, error)
+	MarkConfirmed(ctx context.Context, depositIDs []string, now time.Time) error
+	SetState(ctx context.Context, depositID, state string, confirmed bool, now time.Time) error
+	// WatchedSince returns the pay addresses of the assets' invoices
+	// created at or after sinceMs, and the newest created_at seen.
+	WatchedSince(ctx context.Context, assets []string, sinceMs int64) (addrs []string, newest int64, err error)
+	// RequiredConfirmations is the invoice's own threshold; 0 for none.
+	RequiredConfirmations(ctx context.Context, invoiceID string) (int, error)
+}
+
+// Known is a State that looks deposits up by id, for Config.ReportOnce.
+type Known interface {
+	Known(ctx context.Context, depositIDs []string) (map[string]Deposit, error)
+}
+
+var _ State = Store{}
+
 // Transfer is a payment to one of our addresses found in a block.
 type Transfer struct {
 	Asset     string
@@ -135,14 +176,27 @@ type Config struct {
 	// AnchorFirst makes the first scan store the block below StartBlock,
 	// with its id, as the checkpoint, so that the first block scanned is
 	// checked to follow it and a restart before any block is scanned
-	// starts where the first scan meant to.
+	// starts where the first scan meant to. Below the genesis block or
+	// above the node's head it is stored without an id (not checked); the
+	// State keeps no block without an id.
 	AnchorFirst bool
 	// RewindWhenBehind takes a node head below the checkpoint for a reorg
 	// (the node went back: invalidateblock, a shorter best chain) and
 	// rewinds to the fork, rather than waiting for the node to catch up
 	// (a syncing node behind a load balancer).
 	RewindWhenBehind bool
-	Now              func() time.Time
+	// ReportOnce reports a deposit to the ledger only the first time it is
+	// found (and again after a revert); found again in another block, only
+	// its row moves. The State must be Known.
+	ReportOnce bool
+	// DepthFromHead counts the confirmations a deposit is reported with
+	// from the node's head rather than from the end of its batch.
+	DepthFromHead bool
+	// Refused tells a deposit or command the ledger refuses for good
+	// (logged, kept as unmatched or left as it is, never retried as an
+	// operating error); nil keeps the engine's own list.
+	Refused func(error) bool
+	Now     func() time.Time
 }
 
 // watchedMarginMs re-reads invoices created this long before the newest
@@ -158,7 +212,7 @@ type Scanner[B any] struct {
 	cfg    Config
 	chain  Chain[B]
 	sink   Sink
-	st     Store
+	st     State
 	log    *slog.Logger
 	assets []string
 
@@ -168,7 +222,7 @@ type Scanner[B any] struct {
 
 // New builds a scanner of c over st. Errors: no asset, or a threshold
 // below 1.
-func New[B any](cfg Config, c Chain[B], sink Sink, st Store, log *slog.Logger) (*Scanner[B], error) {
+func New[B any](cfg Config, c Chain[B], sink Sink, st State, log *slog.Logger) (*Scanner[B], error) {
 	if len(cfg.Assets) == 0 {
 		return nil, fmt.Errorf("%s: no asset to scan", cfg.Name)
 	}
@@ -181,6 +235,9 @@ func New[B any](cfg Config, c Chain[B], sink Sink, st Store, log *slog.Logger) (
 	}
 	if s.cfg.Reports < 1 {
 		s.cfg.Reports = 1
+	}
+	if _, ok := st.(Known); cfg.ReportOnce && !ok {
+		return nil, fmt.Errorf("%s: ReportOnce needs a State that looks deposits up", cfg.Name)
 	}
 	return s, nil
 }
@@ -236,7 +293,7 @@ func (s *Scanner[B]) ScanMore(ctx context.Context) (more bool, err error) {
 		if s.cfg.MaxBlocks > 0 {
 			to = min(to, cp.Height+int64(s.cfg.MaxBlocks)-scanned)
 		}
-		next, err := s.scanRange(ctx, cp, to, to == tip)
+		next, err := s.scanRange(ctx, cp, to, tip)
 		if errors.Is(err, ErrChainMoved) && moved < maxChainMovedRetries {
 			moved++
 			s.log.Warn(s.cfg.Name+": chain changed during the scan; checking for a reorg", "err", err)
@@ -269,7 +326,15 @@ func (s *Scanner[B]) ScanMore(ctx context.Context) (more bool, err error) {
 			return false, err
 		}
 	}
-	return cp.Height < tip, s.finalize(ctx, cp.Height, solid)
+	if err := s.finalize(ctx, cp.Height, solid); err != nil {
+		return false, err
+	}
+	if p, ok := s.chain.(Pending); ok {
+		if err := p.ScanPending(ctx); err != nil {
+			return false, err
+		}
+	}
+	return cp.Height < tip, nil
 }
 
 // firstCheckpoint is where the first scan starts: below StartBlock, or
@@ -283,12 +348,14 @@ func (s *Scanner[B]) firstCheckpoint(ctx context.Context, tip int64) (Point, err
 	}
 	cp := Point{Height: start - 1}
 	s.log.Info(s.cfg.Name+": first scan", "start_block", start)
-	if !s.cfg.AnchorFirst || cp.Height < 0 || cp.Height > tip {
+	if !s.cfg.AnchorFirst {
 		return cp, nil
 	}
-	var err error
-	if cp.Block, err = s.chain.HashAt(ctx, cp.Height); err != nil {
-		return cp, err
+	if cp.Height >= 0 && cp.Height <= tip {
+		var err error
+		if cp.Block, err = s.chain.HashAt(ctx, cp.Height); err != nil {
+			return cp, err
+		}
 	}
 	return cp, s.st.CommitRange(ctx, []Point{cp}, nil, s.cfg.KeepBlocks, s.cfg.Now())
 }
@@ -306,7 +373,7 @@ func (s *Scanner[B]) refreshWatched(ctx context.Context) error {
 
 // onChain reports whether block b is on the node's best chain.
 func (s *Scanner[B]) onChain(ctx context.Context, b Point) (bool, error) {
-	if b.Height < 0 {
+	if b.Height < 0 || b.Block == "" { // an id not known is not checked
 		return true, nil
 	}
 	h, err := s.chain.HashAt(ctx, b.Height)
@@ -385,7 +452,7 @@ func ForkPoint(ctx context.Context, kept []Point, onChain func(context.Context, 
 // ScanOnce's last confirm, which counts confirmations from the tip.
 // Errors: ErrChainMoved when blocks do not chain up (a reorg while
 // reading), node, ledger and database errors.
-func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to int64, atTip bool) (Point, error) {
+func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to, tip int64) (Point, error) {
 	blocks := make([]Block[B], 0, to-cp.Height)
 	parent := cp.Block
 	for h := cp.Height + 1; h <= to; h++ {
@@ -399,11 +466,15 @@ func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to int64, atTip bo
 		parent = b.Hash
 		blocks = append(blocks, b)
 	}
-	confirmed := chain.Alongside(atTip && s.cfg.ConfirmAtTip, func() error { return s.confirm(ctx, to, to) })
+	confirmed := chain.Alongside(to == tip && s.cfg.ConfirmAtTip, func() error { return s.confirm(ctx, to, to) })
+	depth := to
+	if s.cfg.DepthFromHead {
+		depth = tip
+	}
 	found, err := s.chain.Match(ctx, blocks)
 	var rows []Deposit
 	if err == nil {
-		rows, err = s.reportAll(ctx, found, to)
+		rows, err = s.reportAll(ctx, found, depth)
 	}
 	if cErr := confirmed(); err == nil {
 		err = cErr
@@ -438,9 +509,27 @@ func (s *Scanner[B]) each(n int, key func(i int) string, f func(i int) error) er
 
 // reportAll hands the transfers to the ledger, in block order for each
 // address, and returns the rows to record, in the order of found.
+// With ReportOnce, deposits already reported (and not reverted since)
+// are not reported again: their rows only move to where they are now.
 func (s *Scanner[B]) reportAll(ctx context.Context, found []Transfer, tip int64) ([]Deposit, error) {
+	var known map[string]Deposit
+	if s.cfg.ReportOnce && len(found) > 0 {
+		ids := make([]string, len(found))
+		for i, f := range found {
+			ids[i] = f.DepositID
+		}
+		var err error
+		if known, err = s.st.(Known).Known(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
 	rows := make([]Deposit, len(found))
 	err := s.each(len(found), func(i int) string { return found[i].Address }, func(i int) error {
+		if d, ok := known[found[i].DepositID]; ok && d.State != chain.ScanReverted {
+			d.BlockHeight, d.Block = found[i].Height, found[i].Block
+			rows[i] = d
+			return nil
+		}
 		d, err := s.report(ctx, found[i], tip)
 		rows[i] = d
 		return err
@@ -458,7 +547,7 @@ func (s *Scanner[B]) report(ctx context.Context, f Transfer, tip int64) (Deposit
 	inv, err := s.sink.Observe(ctx, chain.Transfer{Asset: f.Asset, Address: f.Address, TxID: f.TxID, DepositID: f.DepositID,
 		Amount: f.Amount, Confirmations: int(tip - f.Height + 1)})
 	switch {
-	case errors.Is(err, chain.ErrNotOurs), errors.Is(err, domain.ErrNotFound), errors.Is(err, domain.ErrValidation), errors.Is(err, domain.ErrInvalidAmount):
+	case s.unmatched(err):
 		// Kept in the deposits table as unmatched, never silently
 		// dropped; an operator sees it there and in the log.
 		s.log.Warn(s.cfg.Name+": deposit to our address matches no invoice", "deposit_id", f.DepositID, "asset", f.Asset,
@@ -477,9 +566,25 @@ func (s *Scanner[B]) report(ctx context.Context, f Transfer, tip int64) (Deposit
 	return d, nil
 }
 
+// unmatched tells a deposit the ledger has no invoice for, or refuses,
+// from an operating error.
+func (s *Scanner[B]) unmatched(err error) bool {
+	if err == nil {
+		return false
+	}
+	if s.cfg.Refused != nil {
+		return s.cfg.Refused(err)
+	}
+	return errors.Is(err, chain.ErrNotOurs) || errors.Is(err, domain.ErrNotFound) || errors.Is(err, domain.ErrValidation) ||
+		errors.Is(err, domain.ErrInvalidAmount)
+}
+
 // refused tells a command the ledger refuses for good (our table disagrees
 // with it: logged loudly, not retried forever) from an operating error.
-func refused(err error) bool {
+func (s *Scanner[B]) refused(err error) bool {
+	if s.cfg.Refused != nil {
+		return s.cfg.Refused(err)
+	}
 	return errors.Is(err, domain.ErrInvalidState) || errors.Is(err, domain.ErrNotFound)
 }
 
@@ -502,7 +607,7 @@ func (s *Scanner[B]) confirm(ctx context.Context, tip, solid int64) error {
 		d := due[i]
 		conf := int(tip - d.BlockHeight + 1)
 		if err := s.sink.Confirm(ctx, d.InvoiceID, d.DepositID, conf); err != nil {
-			if refused(err) {
+			if s.refused(err) {
 				s.log.Error(s.cfg.Name+": ledger refused a confirmation", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
 				return nil
 			}
@@ -534,8 +639,16 @@ func (s *Scanner[B]) revertOrphans(ctx context.Context) error {
 	}
 	for _, d := range deps {
 		if d.InvoiceID != "" {
-			reason := fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.Block)
-			if err := s.sink.Revert(ctx, d.InvoiceID, d.DepositID, reason); err != nil && !errors.Is(err, domain.ErrNotFound) {
+			reason := "reorg: the block with this payment left the best chain" // a State that forgets where it was
+			if d.Block != "" {
+				reason = fmt.Sprintf("reorg: block %d %s left the chain", d.BlockHeight, d.Block)
+			}
+			err := s.sink.Revert(ctx, d.InvoiceID, d.DepositID, reason)
+			switch {
+			case err == nil, s.cfg.Refused == nil && errors.Is(err, domain.ErrNotFound):
+			case s.cfg.Refused != nil && s.cfg.Refused(err):
+				s.log.Error(s.cfg.Name+": ledger refused a revert", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
+			default:
 				return fmt.Errorf("%s revert %s: %w", s.cfg.Name, d.DepositID, err)
 			}
 			s.log.Warn(s.cfg.Name+": deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
@@ -589,7 +702,7 @@ func (s *Scanner[B]) finalize(ctx context.Context, tip, solid int64) error {
 		d := due[i]
 		depth := int(tip - d.BlockHeight + 1)
 		if err := s.sink.Finalize(ctx, d.InvoiceID, d.DepositID, depth); err != nil {
-			if refused(err) {
+			if s.refused(err) {
 				s.log.Error(s.cfg.Name+": ledger refused a finality", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "err", err)
 				return nil
 			}

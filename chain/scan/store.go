@@ -170,6 +170,9 @@ func (s Store) CommitRange(ctx context.Context, blocks []Point, deps []Deposit, 
 	}
 	defer tx.Rollback()
 	for _, b := range blocks {
+		if b.Block == "" {
+			continue // a first checkpoint with no id (Config.AnchorFirst)
+		}
 		if _, err := tx.ExecContext(ctx, s.q.putBlock, b.Height, b.Block); err != nil {
 			return fmt.Errorf("%s blocks: %w", s.prefix, err)
 		}
