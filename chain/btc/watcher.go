@@ -252,6 +252,14 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 }
 
 func (w *Watcher) scan(ctx context.Context) (more bool, err error) {
+	if !w.started {
+		// The first checkpoint is logged once it is stored.
+		_, err := (state{w}).Checkpoint(ctx)
+		if err != nil && !errors.Is(err, scan.ErrNoCheckpoint) {
+			return false, err
+		}
+		w.started = err == nil
+	}
 	if w.started {
 		return w.engine.ScanMore(ctx)
 	}
