@@ -103,7 +103,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 	}
 	if cfg.TronAPIURL != "" {
 		tw, err := tron.New(tron.Config{StartBlock: int64(cfg.TronStartBlock), Contracts: tronContracts(cfg),
-			SolidEveryBlocks: tron.DefaultSolidEveryBlocks}, tronClient(cfg), sink, db, assets, log)
+			SolidEveryBlocks: tron.DefaultSolidEveryBlocks, AllCallReceipts: cfg.TronAllCallReceipts}, tronClient(cfg), sink, db, assets, log)
 		if err != nil {
 			return nil, fmt.Errorf("tron watcher: %w", err)
 		}

@@ -49,8 +49,13 @@ type Config struct {
 	TronAPIKey         string // PIC_TRON_API_KEY (never logged)
 	TronUSDTContract   string // PIC_TRON_USDT_CONTRACT: override (Nile, Shasta)
 	TronStartBlock     int    // PIC_TRON_START_BLOCK
-	SimToken           string // PIC_SIM_TOKEN: operator token of the simulator's endpoints (default: generated under <data>)
-	SimConfirmations   int    // PIC_SIM_CONFIRMATIONS: confirmations when every chain is simulated (quick start)
+	// TronAllCallReceipts: read the receipts of every block with a contract
+	// call, so token transfers made by other contracts (an exchange's batch
+	// payout) are seen; costs requests, so it is on by default only for a
+	// self-hosted node (a separate solidity URL), which has no quota.
+	TronAllCallReceipts bool   // PIC_TRON_ALL_CALL_RECEIPTS
+	SimToken            string // PIC_SIM_TOKEN: operator token of the simulator's endpoints (default: generated under <data>)
+	SimConfirmations    int    // PIC_SIM_CONFIRMATIONS: confirmations when every chain is simulated (quick start)
 
 	Prices          string        // PIC_PRICES: static USD prices as JSON, e.g. {"BTC":"60000"}; set: no live source
 	CoinGeckoURL    string        // PIC_COINGECKO_URL
@@ -134,6 +139,8 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.StringVar(&c.TronSolidityURL, "tron-solidity-url", env("PIC_TRON_SOLIDITY_URL", ""), "TRON solidity HTTP API (/walletsolidity/*), e.g. http://127.0.0.1:8091 for a java-tron node; unset: the API URL, right for TronGrid (PIC_TRON_SOLIDITY_URL)")
 	fs.StringVar(&c.TronAPIKey, "tron-api-key", env("PIC_TRON_API_KEY", ""), "TRON-PRO-API-KEY for TronGrid (PIC_TRON_API_KEY)")
 	fs.StringVar(&c.TronUSDTContract, "tron-usdt-contract", env("PIC_TRON_USDT_CONTRACT", ""), "USDT TRC-20 contract override (PIC_TRON_USDT_CONTRACT)")
+	fs.BoolVar(&c.TronAllCallReceipts, "tron-all-call-receipts", env("PIC_TRON_ALL_CALL_RECEIPTS", strconv.FormatBool(env("PIC_TRON_SOLIDITY_URL", "") != "")) == "true",
+		"read the receipts of every TRON block with a contract call, to see token transfers made by other contracts (PIC_TRON_ALL_CALL_RECEIPTS; default: true with PIC_TRON_SOLIDITY_URL, a self-hosted node, else false)")
 	fs.IntVar(&c.TronStartBlock, "tron-start-block", envInt("PIC_TRON_START_BLOCK", 0), "first TRON block to scan without a checkpoint; 0: the head (PIC_TRON_START_BLOCK)")
 	fs.StringVar(&c.SimToken, "sim-token", env("PIC_SIM_TOKEN", ""), "operator token of /v1/sim/* (PIC_SIM_TOKEN; default generated in <data>/sim.token)")
 	fs.IntVar(&c.SimConfirmations, "sim-confirmations", envInt("PIC_SIM_CONFIRMATIONS", 1), "confirmations when every chain is simulated (PIC_SIM_CONFIRMATIONS)")
