@@ -3,6 +3,7 @@ package tron_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -108,6 +109,61 @@ func TestDocumentedBlocksAndReceipts(t *testing.T) {
 	}
 	if amount, _ := new(big.Int).SetString(info.Log[0].Data, 16); amount.Int64() != 25_000_000 {
 		t.Fatalf("amount %s", amount)
+	}
+}
+
+// Nile block 66987565 as TRON's HTTP API documentation shows it: the
+// header (getblock's example, the same protocol.Block that getnowblock and
+// getblockbynum answer) and the receipts of its first two transactions.
+func TestDocumentedNileBlock(t *testing.T) {
+	ctx := context.Background()
+	c := documented(t, map[string]string{
+		"/wallet/getnowblock":                  "getblock_nile_66987565.json",
+		"/wallet/getblockbynum":                "getblock_nile_66987565.json",
+		"/wallet/gettransactioninfobyblocknum": "gettransactioninfobyblocknum_nile_66987565.json",
+	})
+	head, err := c.NowBlock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNum, err := c.BlockByNum(ctx, 66987565)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []tron.Block{head, byNum} {
+		if b.Number() != 66987565 || b.BlockID != "0000000003fe262d52bfa4b2814f816fd2e57af5b98a33d60d8630a03a908e0e" ||
+			b.BlockHeader.RawData.ParentHash != "0000000003fe262c85cd6b02033f4c3e5c1efa35de256a17bd906dc61fb1aeed" ||
+			b.BlockHeader.RawData.Timestamp != 1777445121000 || len(b.Transactions) != 0 {
+			t.Fatalf("documented block: %+v", b)
+		}
+		// A block id starts with its height, the parent's with height-1.
+		if !strings.HasPrefix(b.BlockID, fmt.Sprintf("%016x", b.Number())) ||
+			!strings.HasPrefix(b.BlockHeader.RawData.ParentHash, fmt.Sprintf("%016x", b.Number()-1)) {
+			t.Fatalf("block id and height disagree: %+v", b)
+		}
+	}
+
+	infos, err := c.TransactionInfoByBlockNum(ctx, 66987565)
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("receipts: %+v %v", infos, err)
+	}
+	ids := []string{"ff44a2823a870c12f12a4ca6e7647650356bc2bb5e02c5855312cf2db4c950c1",
+		"0419405287081aa44f4d78725e6fabac8d14e71abf9e28825ad4f4e61a5bccb7"}
+	for i, info := range infos {
+		// Paid in burnt bandwidth only: no result field, no energy, no logs.
+		if info.ID != ids[i] || info.Fee != 267_000 || info.Receipt.NetFee != 267_000 || info.BlockNumber != head.Number() ||
+			info.BlockTimeStamp != head.BlockHeader.RawData.Timestamp || info.Failed() || len(info.Log) != 0 ||
+			info.Receipt.EnergyUsageTotal != 0 {
+			t.Fatalf("receipt %d: %+v", i, info)
+		}
+	}
+}
+
+// A block the node lacks is answered {} (documented for getblock).
+func TestDocumentedMissingBlock(t *testing.T) {
+	c := documented(t, map[string]string{"/wallet/getblockbynum": "getblock_not_found.json"})
+	if _, err := c.BlockByNum(context.Background(), 1<<40); !errors.Is(err, tron.ErrNotFound) {
+		t.Fatalf("missing block: %v", err)
 	}
 }
 
