@@ -185,12 +185,11 @@ const insertDeposit = `INSERT INTO chain_btc_deposits
 
 type trackedDeposit struct {
 	id, txid, invoiceID string
-	height              int64
 	missing             int
 }
 
 func (w *Watcher) tracked(ctx context.Context, where string, args ...any) ([]trackedDeposit, error) {
-	rows, err := w.db.Read.QueryContext(ctx, w.db.Q(`SELECT deposit_id, txid, invoice_id, block_height, missing_polls FROM chain_btc_deposits WHERE `+where+` LIMIT 1000`), args...)
+	rows, err := w.db.Read.QueryContext(ctx, w.db.Q(`SELECT deposit_id, txid, invoice_id, missing_polls FROM chain_btc_deposits WHERE `+where+` LIMIT 1000`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("btc: deposits: %w", err)
 	}
@@ -198,7 +197,7 @@ func (w *Watcher) tracked(ctx context.Context, where string, args ...any) ([]tra
 	var out []trackedDeposit
 	for rows.Next() {
 		var d trackedDeposit
-		if err := rows.Scan(&d.id, &d.txid, &d.invoiceID, &d.height, &d.missing); err != nil {
+		if err := rows.Scan(&d.id, &d.txid, &d.invoiceID, &d.missing); err != nil {
 			return nil, fmt.Errorf("btc: deposits: %w", err)
 		}
 		out = append(out, d)
