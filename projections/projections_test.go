@@ -2,14 +2,10 @@ package projections_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,6 +21,7 @@ import (
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/sqldb/sqldbtest"
 )
 
 func derive(chain domain.Chain, index int64) (string, error) {
@@ -33,39 +30,12 @@ func derive(chain domain.Chain, index int64) (string, error) {
 
 // separateSQLite opens a read-model database in its own file.
 func separateSQLite(t *testing.T) sqldb.DB {
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "rm.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.SQLite}
+	return sqldbtest.SQLite(t)
 }
 
 // postgresDB gives the test its own schema on the real Postgres.
 func postgresDB(t *testing.T) sqldb.DB {
-	url := os.Getenv("PIC_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "rm_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("postgres (set PIC_TEST_POSTGRES_URL): %v", err)
-	}
-	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
-	db, err := sql.Open("pgx", url+"&search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
+	return sqldbtest.Postgres(t, "rm")
 }
 
 func TestProjectionsSQLite(t *testing.T)   { testProjections(t, separateSQLite) }

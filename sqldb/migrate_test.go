@@ -2,11 +2,6 @@ package sqldb_test
 
 import (
 	"context"
-	"database/sql"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -15,39 +10,15 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/sqldb/sqldbtest"
 )
 
 func sqliteDB(t *testing.T) sqldb.DB {
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.SQLite}
+	return sqldbtest.SQLite(t)
 }
 
 func postgresDB(t *testing.T) sqldb.DB {
-	url := os.Getenv("PIC_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	schema := "mig_" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano(), 36))
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Skipf("no Postgres (set PIC_TEST_POSTGRES_URL): %v", err)
-	}
-	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
-	db, err := sql.Open("pgx", url+"&search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
+	return sqldbtest.Postgres(t, "mig")
 }
 
 // TestApplyMigrations: files apply in number order, once each, with the

@@ -3,8 +3,6 @@ package webhooks
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -25,6 +22,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/sqldb/sqldbtest"
 )
 
 // fakeClock is the injected clock of commands, subscriber and worker.
@@ -89,28 +87,7 @@ func embedded(t *testing.T, s *sqlite.Store) sqldb.DB {
 
 // postgresDB gives the test its own schema on the real Postgres.
 func postgresDB(t *testing.T, _ *sqlite.Store) sqldb.DB {
-	url := os.Getenv("PIC_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "wh_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("postgres (set PIC_TEST_POSTGRES_URL): %v", err)
-	}
-	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
-	db, err := sql.Open("pgx", url+"&search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
+	return sqldbtest.Postgres(t, "wh")
 }
 
 func setup(t *testing.T, newDB func(*testing.T, *sqlite.Store) sqldb.DB) *env {

@@ -3,8 +3,6 @@ package btc
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +22,7 @@ import (
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/sqldb/sqldbtest"
 )
 
 // gateway is the real write and read side (SQLite event store, projections,
@@ -61,28 +60,7 @@ func newGateway(t testing.TB) *gateway {
 // postgresDB gives the test its own schema on the real Postgres
 // (PIC_TEST_POSTGRES_URL, as the projections tests).
 func postgresDB(t *testing.T) sqldb.DB {
-	url := os.Getenv("PIC_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "btc_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("postgres (set PIC_TEST_POSTGRES_URL): %v", err)
-	}
-	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
-	db, err := sql.Open("pgx", url+"&search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
+	return sqldbtest.Postgres(t, "btc")
 }
 
 func newGatewayOn(t testing.TB, readDB func(*sqlite.Store) sqldb.DB) *gateway {

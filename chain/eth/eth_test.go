@@ -3,9 +3,7 @@ package eth_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +39,7 @@ import (
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/sqldb/sqldbtest"
 )
 
 var _ eth.Client = (simulated.Client)(nil)
@@ -442,28 +441,7 @@ func separateSQLite(t testing.TB) sqldb.DB {
 
 // postgresDB gives the test its own schema on the real Postgres.
 func postgresDB(t testing.TB, _ *sqlite.Store) sqldb.DB {
-	url := os.Getenv("PIC_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "eth_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("postgres (set PIC_TEST_POSTGRES_URL): %v", err)
-	}
-	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
-	db, err := sql.Open("pgx", url+"&search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}
+	return sqldbtest.Postgres(t, "eth")
 }
 
 func TestTokenContract(t *testing.T) {
