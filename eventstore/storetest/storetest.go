@@ -405,11 +405,16 @@ func testReadAllOfTypesLongRun(t *testing.T, s eventstore.Store) {
 			}
 			return
 		}
+		// An empty read that moved on is a bounded step. On Postgres a read
+		// sees only transactions below the cluster's xmin, so another
+		// client's open transaction can end a read early without More.
+		if pos.Less(page.Reached) {
+			emptySteps++
+		}
 		if page.More {
 			if !pos.Less(page.Reached) {
 				t.Fatalf("More without progress at %v", pos)
 			}
-			emptySteps++
 		} else {
 			wc, cancel := context.WithTimeout(c, 200*time.Millisecond)
 			_ = s.Wait(wc, page.Reached)
