@@ -106,7 +106,7 @@ func (h CreateInvoiceHandler) Handle(ctx context.Context, c CreateInvoice) (Invo
 		return InvoiceCreated{}, err
 	}
 	meta := Metadata{CommandID: commandID, MerchantID: c.MerchantID, OccurredAt: ev.CreatedAt}
-	w, err := write(ctx, h.d.Store, command{stream: InvoiceStream(ev.InvoiceID), meta: &meta,
+	w, err := write(ctx, h.d.Store, command{stream: InvoiceStream(ev.InvoiceID), meta: &meta, created: true,
 		attempt: func() (*state, func() ([]domain.Event, error)) {
 			inv := &domain.Invoice{}
 			return newState(inv.Apply), func() ([]domain.Event, error) {

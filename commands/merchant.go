@@ -118,7 +118,7 @@ func (h RegisterMerchantHandler) Handle(ctx context.Context, c RegisterMerchant)
 	}
 	ev.WebhookSecretSealed = sealed
 	meta := Metadata{CommandID: commandID, MerchantID: id, OccurredAt: ev.RegisteredAt}
-	w, err := write(ctx, h.d.Store, command{stream: MerchantStream(id), meta: &meta,
+	w, err := write(ctx, h.d.Store, command{stream: MerchantStream(id), meta: &meta, created: true,
 		attempt: func() (*state, func() ([]domain.Event, error)) {
 			m := &domain.Merchant{}
 			return newState(m.Apply), func() ([]domain.Event, error) {

@@ -127,6 +127,12 @@ type command struct {
 	// attempt returns the state and the decision for one round; a fresh
 	// state (newState) is read from the start.
 	attempt func() (*state, func() ([]domain.Event, error))
+	// created: the stream is named by an id derived from the command id,
+	// so it is empty unless this is a retry. On a store that reports
+	// replays the first round appends without reading it: a retry shows as
+	// Replayed (or, when another command took the id, as a conflict, and
+	// the next round reads).
+	created bool
 }
 
 // written is what a command wrote, or had written when it is a retry.
@@ -150,12 +156,14 @@ func write(ctx context.Context, store eventstore.Store, c command) (written, err
 	firstID := domain.EventID(c.meta.CommandID, c.stream, 0)
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
 		st, decide := c.attempt()
-		v, err := st.catchUp(ctx, store, c.stream, firstID)
-		if err != nil {
-			return written{}, err
-		}
-		if v >= 0 {
-			return readStored(ctx, store, c.stream, c.meta.CommandID, v)
+		if !c.created || attempt > 0 || !reportsReplays(store) {
+			v, err := st.catchUp(ctx, store, c.stream, firstID)
+			if err != nil {
+				return written{}, err
+			}
+			if v >= 0 {
+				return readStored(ctx, store, c.stream, c.meta.CommandID, v)
+			}
 		}
 		evs, err := decide()
 		if err != nil || len(evs) == 0 {
@@ -173,7 +181,7 @@ func write(ctx context.Context, store eventstore.Store, c command) (written, err
 		if err != nil {
 			return written{}, fmt.Errorf("append %s: %w", c.stream, err)
 		}
-		if res.NextExpected != int64(st.version)+int64(len(evs)) {
+		if res.Replayed || res.NextExpected != int64(st.version)+int64(len(evs)) {
 			// The store recognised the command's events as stored.
 			return readStored(ctx, store, c.stream, c.meta.CommandID, res.NextExpected-int64(len(evs))+1)
 		}
@@ -248,4 +256,9 @@ func randomCommandID() string {
 		panic("commands: crypto/rand: " + err.Error())
 	}
 	return "cmd_" + hex.EncodeToString(b)
+}
+
+func reportsReplays(store eventstore.Store) bool {
+	r, ok := store.(eventstore.ReplayReporter)
+	return ok && r.ReportsReplays()
 }

@@ -111,6 +111,16 @@ type AppendResult struct {
 	// Position is the global position of the last appended event. A reader
 	// that has passed it has seen the whole append.
 	Position Position
+	// Replayed: the events were already stored (an idempotent re-append);
+	// nothing was written. Reliable only from a ReplayReporter.
+	Replayed bool
+}
+
+// ReplayReporter is a Store whose AppendResult.Replayed is reliable, so
+// that a writer of a stream that must be new can append without reading it
+// first and still recognise a retry.
+type ReplayReporter interface {
+	ReportsReplays() bool
 }
 
 // Store is the event store port.

@@ -122,7 +122,7 @@ func idempotent(r Request, stored map[string]StoredID) (AppendResult, bool, erro
 		}
 		last = s
 	}
-	return AppendResult{NextExpected: last.Version, Position: last.Position}, true, nil
+	return AppendResult{NextExpected: last.Version, Position: last.Position, Replayed: true}, true, nil
 }
 
 func firstKnown(r Request, stored map[string]StoredID, pending map[string]int) string {

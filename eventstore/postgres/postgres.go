@@ -525,6 +525,7 @@ func (s *Store) writeTx(ctx context.Context, conn *pgx.Conn, reqs []eventstore.R
 			outs[i].Err = d.Err
 		case d.DuplicateOf >= 0:
 			outs[i] = outs[d.DuplicateOf]
+			outs[i].Result.Replayed = true
 		case d.Write:
 			last := reqs[i].Events[len(reqs[i].Events)-1].ID
 			pos, ok := written[last]
@@ -733,3 +734,7 @@ func (s *Store) writeFresh(ctx context.Context, conn *pgx.Conn, reqs []eventstor
 	}
 	return outs, nil
 }
+
+// ReportsReplays: an idempotent re-append says Replayed (the group-commit
+// plan sees the stored ids), so writers of new streams may skip reading them.
+func (s *Store) ReportsReplays() bool { return true }

@@ -378,8 +378,10 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 				Position:     eventstore.Position{Commit: uint64(last)},
 			}}
 		case d.DuplicateOf >= 0:
-			// Plan only points at an earlier request that writes.
+			// Plan only points at an earlier request that writes; this one
+			// wrote nothing itself.
 			outs[i] = outs[d.DuplicateOf]
+			outs[i].Result.Replayed = true
 		default: // an idempotent re-append of stored events
 			outs[i] = eventstore.Outcome{Result: d.Result}
 		}
@@ -727,3 +729,7 @@ func (s *Store) CountAfter(ctx context.Context, after eventstore.Position) (int6
 	}
 	return n, nil
 }
+
+// ReportsReplays: an idempotent re-append says Replayed (the group-commit
+// plan sees the stored ids), so writers of new streams may skip reading them.
+func (s *Store) ReportsReplays() bool { return true }

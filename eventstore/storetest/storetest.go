@@ -188,7 +188,13 @@ func testIdempotentReappend(t *testing.T, s eventstore.Store) {
 	if err != nil {
 		t.Fatalf("re-append of the same ids: %v, want success", err)
 	}
-	if again != first {
+	if first.Replayed {
+		t.Fatalf("first append says Replayed: %+v", first)
+	}
+	if _, reports := s.(eventstore.ReplayReporter); reports && !again.Replayed {
+		t.Fatalf("re-append on a ReplayReporter does not say Replayed: %+v", again)
+	}
+	if again.NextExpected != first.NextExpected || again.Position != first.Position {
 		t.Fatalf("re-append result %+v, first %+v", again, first)
 	}
 	all, _ := s.ReadStream(c, stream, 0, 10)
