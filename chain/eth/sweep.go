@@ -421,43 +421,29 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 		return nil, errors.New("eth sender: SweepDeposits needs Invoices")
 	}
 	db := s.deps.DB
-	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT asset, address, MIN(invoice_id) FROM eth_deposits WHERE confirmed = 1 AND state = ? AND invoice_id <> ''
-		GROUP BY asset, address ORDER BY asset, address LIMIT ?`), scanFinal, maxSweepRows)
+	targets, err := chain.SweepTargets(ctx, db, `SELECT asset, address, MIN(invoice_id) FROM eth_deposits WHERE confirmed = 1 AND state = ? AND invoice_id <> ''
+		GROUP BY asset, address ORDER BY asset, address LIMIT ?`, scanFinal, maxSweepRows)
 	if err != nil {
 		return nil, fmt.Errorf("eth sender: deposits to sweep: %w", err)
-	}
-	type target struct{ asset, address, invoice string }
-	var targets []target
-	for rows.Next() {
-		var t target
-		if err := rows.Scan(&t.asset, &t.address, &t.invoice); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		targets = append(targets, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	var out []SweepResult
 	var first error
 	for _, t := range targets {
-		index, err := s.indexes.Of(ctx, t.invoice)
+		index, err := s.indexes.Of(ctx, t.Invoice)
 		if err == nil && index < 0 {
 			continue // a reused address we do not hold the key of
 		}
 		if err == nil {
-			if a, derr := s.deps.Keys.Address(domain.ChainEthereum, index); derr != nil || !strings.EqualFold(a, t.address) {
-				err = fmt.Errorf("eth sender: %s is not our address at index %d", t.address, index)
+			if a, derr := s.deps.Keys.Address(domain.ChainEthereum, index); derr != nil || !strings.EqualFold(a, t.Address) {
+				err = fmt.Errorf("eth sender: %s is not our address at index %d", t.Address, index)
 			}
 		}
 		var res SweepResult
 		if err == nil {
-			res, err = s.Sweep(ctx, t.asset, index)
+			res, err = s.Sweep(ctx, t.Asset, index)
 		}
 		if err != nil {
-			s.log.Error("eth: sweep failed", "asset", t.asset, "address", t.address, "err", err)
+			s.log.Error("eth: sweep failed", "asset", t.Asset, "address", t.Address, "err", err)
 			if first == nil {
 				first = err
 			}

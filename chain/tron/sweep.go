@@ -594,45 +594,31 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	}
 	// A deposit is covered by a finished (or empty) round started after it
 	// was final: that round saw its tokens. Open rounds are resumed.
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT d.asset, d.address, MIN(d.invoice_id) FROM tron_deposits d
+	targets, err := chain.SweepTargets(ctx, s.db, `SELECT d.asset, d.address, MIN(d.invoice_id) FROM tron_deposits d
 		WHERE d.confirmed = 1 AND d.state = ? AND d.invoice_id <> ''
 		AND NOT EXISTS (SELECT 1 FROM tron_sweeps w WHERE w.asset = d.asset AND w.address = d.address AND w.state IN (?, ?) AND w.created_at >= d.updated_at)
-		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`), scanFinal, SweepDone, SweepEmpty, maxSweepRows)
+		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`, scanFinal, SweepDone, SweepEmpty, maxSweepRows)
 	if err != nil {
 		return nil, fmt.Errorf("tron sweep: deposits to sweep: %w", err)
-	}
-	type target struct{ asset, address, invoice string }
-	var targets []target
-	for rows.Next() {
-		var t target
-		if err := rows.Scan(&t.asset, &t.address, &t.invoice); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		targets = append(targets, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	var out []SweepResult
 	var first error
 	for _, t := range targets {
-		index, err := s.indexes.Of(ctx, t.invoice)
+		index, err := s.indexes.Of(ctx, t.Invoice)
 		if err == nil && index < 0 {
 			continue // a reused address we do not hold the key of
 		}
 		if err == nil {
-			if a, derr := s.addressAt(index); derr != nil || a != t.address {
-				err = fmt.Errorf("tron sweep: %s is not our address at index %d", t.address, index)
+			if a, derr := s.addressAt(index); derr != nil || a != t.Address {
+				err = fmt.Errorf("tron sweep: %s is not our address at index %d", t.Address, index)
 			}
 		}
 		var res SweepResult
 		if err == nil {
-			res, err = s.Sweep(ctx, t.asset, index)
+			res, err = s.Sweep(ctx, t.Asset, index)
 		}
 		if err != nil {
-			s.cfg.Logger.Error("tron: sweep failed", "asset", t.asset, "address", t.address, "err", err)
+			s.cfg.Logger.Error("tron: sweep failed", "asset", t.Asset, "address", t.Address, "err", err)
 			if first == nil {
 				first = err
 			}
