@@ -95,7 +95,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 		if err != nil {
 			return nil, fmt.Errorf("ethereum node: %w", err)
 		}
-		ew, err := eth.New(eth.Config{Contracts: ethContracts(cfg)}, client, sink, db, assets, log)
+		ew, err := eth.New(eth.Config{Contracts: ethContracts(cfg), StartBlock: uint64(cfg.ETHStartBlock)}, client, sink, db, assets, log)
 		if err != nil {
 			return nil, fmt.Errorf("ethereum watcher: %w", err)
 		}

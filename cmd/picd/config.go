@@ -44,6 +44,7 @@ type Config struct {
 	BTCStartHeight     int    // PIC_BTC_START_HEIGHT
 	ETHRPCURL          string // PIC_ETH_RPC_URL: an Ethereum node; unset: ETH and USDT.ETH are simulated
 	ETHUSDTContract    string // PIC_ETH_USDT_CONTRACT: override of the USDT contract (testnets)
+	ETHStartBlock      int    // PIC_ETH_START_BLOCK
 	TronAPIURL         string // PIC_TRON_API_URL: a TRON full node or TronGrid; unset: TRX and USDT.TRON are simulated
 	TronSolidityURL    string // PIC_TRON_SOLIDITY_URL: where /walletsolidity/* is served (a java-tron node's solidity port, 8091); unset: TronAPIURL (TronGrid)
 	TronAPIKey         string // PIC_TRON_API_KEY (never logged)
@@ -134,6 +135,7 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.StringVar(&c.BTCRPCPass, "btc-rpc-pass", env("PIC_BTC_RPC_PASS", ""), "Bitcoin node RPC password (PIC_BTC_RPC_PASS)")
 	fs.IntVar(&c.BTCStartHeight, "btc-start-height", envInt("PIC_BTC_START_HEIGHT", 0), "first block to scan without a checkpoint; 0: the tip (PIC_BTC_START_HEIGHT)")
 	fs.StringVar(&c.ETHRPCURL, "eth-rpc-url", env("PIC_ETH_RPC_URL", ""), "Ethereum node JSON-RPC URL (PIC_ETH_RPC_URL); unset: simulated")
+	fs.IntVar(&c.ETHStartBlock, "eth-start-block", envInt("PIC_ETH_START_BLOCK", 0), "first Ethereum block to scan without a checkpoint; 0: the head (PIC_ETH_START_BLOCK)")
 	fs.StringVar(&c.ETHUSDTContract, "eth-usdt-contract", env("PIC_ETH_USDT_CONTRACT", ""), "USDT contract override (PIC_ETH_USDT_CONTRACT)")
 	fs.StringVar(&c.TronAPIURL, "tron-api-url", env("PIC_TRON_API_URL", ""), "TRON node HTTP API, e.g. https://api.trongrid.io (PIC_TRON_API_URL); unset: simulated")
 	fs.StringVar(&c.TronSolidityURL, "tron-solidity-url", env("PIC_TRON_SOLIDITY_URL", ""), "TRON solidity HTTP API (/walletsolidity/*), e.g. http://127.0.0.1:8091 for a java-tron node; unset: the API URL, right for TronGrid (PIC_TRON_SOLIDITY_URL)")
@@ -187,6 +189,13 @@ func (c *Config) validate() error {
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			return fmt.Errorf("metrics listen %q: want host:port, or empty for no metrics", c.MetricsListen)
+		}
+	}
+	// A start block is used only when no checkpoint is stored (the first
+	// start); picd chain rescan covers a range scanned before.
+	for name, v := range map[string]int{"btc start height": c.BTCStartHeight, "eth start block": c.ETHStartBlock, "tron start block": c.TronStartBlock} {
+		if v < 0 {
+			return fmt.Errorf("%s must be a block height (0: the chain's head at the first start)", name)
 		}
 	}
 	if c.SimConfirmations < 1 {
