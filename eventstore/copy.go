@@ -10,7 +10,7 @@ import (
 )
 
 // Copy appends every event of from, in global order, to to, keeping ids,
-// stream versions and order. Consecutive events of one stream go in one
+// stream versions, order and recorded times. Consecutive events of one stream go in one
 // append. It is safe to run again after an interruption: events already
 // copied are recognised by their ids. progress, if set, is called after
 // each page with the number of events copied so far.
@@ -32,7 +32,7 @@ func Copy(ctx context.Context, from, to Store, progress func(copied int)) (int, 
 			run := page[i:j]
 			evs := make([]EventData, len(run))
 			for k, r := range run {
-				evs[k] = EventData{ID: r.ID, Type: r.Type, Data: r.Data, Metadata: r.Metadata}
+				evs[k] = EventData{ID: r.ID, Type: r.Type, Data: r.Data, Metadata: r.Metadata, RecordedAt: r.RecordedAt}
 			}
 			if _, err := to.Append(ctx, run[0].Stream, ExpectedVersion(run[0].Version-1), evs); err != nil {
 				return copied, fmt.Errorf("copy: %s version %d: %w", run[0].Stream, run[0].Version, err)
@@ -48,7 +48,7 @@ func Copy(ctx context.Context, from, to Store, progress func(copied int)) (int, 
 }
 
 // Checksum hashes the whole log in global order: each event's id, stream,
-// version, type, data and metadata. Two stores holding the same log give
+// version, type, data, metadata and recorded time. Two stores holding the same log give
 // the same checksum whatever their positions look like.
 func Checksum(ctx context.Context, s Store) (sum string, events int, err error) {
 	h := sha256.New()
@@ -67,6 +67,10 @@ func Checksum(ctx context.Context, s Store) (sum string, events int, err error) 
 			}
 			var v [8]byte
 			binary.BigEndian.PutUint64(v[:], uint64(e.Version))
+			h.Write(v[:])
+			// The recorded time too, to the microsecond every store keeps:
+			// a copy keeps it (money rule 8).
+			binary.BigEndian.PutUint64(v[:], uint64(e.RecordedAt.UnixMicro()))
 			h.Write(v[:])
 			events++
 		}

@@ -48,6 +48,10 @@ type EventData struct {
 	Type     string
 	Data     []byte // JSON
 	Metadata []byte // JSON or nil
+	// RecordedAt, when set, is stored as the event's recorded time (to the
+	// microsecond) instead of the store's clock: a copy of a log keeps each
+	// event's original time (money rule 8). Writers of new events leave it zero.
+	RecordedAt time.Time
 }
 
 // Position is a place in the global log. Its meaning is the adapter's

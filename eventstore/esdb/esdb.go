@@ -23,7 +23,9 @@
 package esdb
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -399,15 +401,52 @@ func toEventData(events []eventstore.EventData) ([]esdb.EventData, []uuid.UUID, 
 			return nil, nil, fmt.Errorf("%w: event %d id %q is not a UUID in canonical lowercase form (EventStoreDB stores ids as UUIDs)", eventstore.ErrInvalid, i, e.ID)
 		}
 		ids[i] = id
+		meta := e.Metadata
+		if !e.RecordedAt.IsZero() {
+			if meta, err = wrapRecordedAt(e.RecordedAt, e.Metadata); err != nil {
+				return nil, nil, fmt.Errorf("%w: event %d: %w", eventstore.ErrInvalid, i, err)
+			}
+		}
 		out[i] = esdb.EventData{
 			EventID:     id,
 			EventType:   e.Type,
 			ContentType: esdb.ContentTypeJson,
 			Data:        e.Data,
-			Metadata:    e.Metadata,
+			Metadata:    meta,
 		}
 	}
 	return out, ids, nil
+}
+
+// EventStoreDB stamps every event with the server's time and lets no client
+// set it, so a given recorded time (a copied log's, money rule 8) travels in
+// the user metadata, in an envelope that also holds the event's own
+// metadata byte for byte; reads unwrap it. The "$" prefix is the one
+// EventStoreDB reserves for its own metadata keys, which our events never use.
+const recordedAtKey = "$pic.recordedAt"
+
+type recordedEnvelope struct {
+	RecordedAt time.Time `json:"$pic.recordedAt"`
+	Metadata   []byte    `json:"$pic.metadata,omitempty"` // base64: any bytes round-trip
+}
+
+var envelopePrefix = []byte(`{"` + recordedAtKey + `":`)
+
+func wrapRecordedAt(at time.Time, meta []byte) ([]byte, error) {
+	return json.Marshal(recordedEnvelope{RecordedAt: at.UTC().Truncate(time.Microsecond), Metadata: meta})
+}
+
+// unwrapRecordedAt returns the recorded time and metadata of an envelope,
+// ok=false for user metadata that is not one.
+func unwrapRecordedAt(meta []byte) (time.Time, []byte, bool) {
+	if !bytes.HasPrefix(meta, envelopePrefix) {
+		return time.Time{}, nil, false
+	}
+	var env recordedEnvelope
+	if err := json.Unmarshal(meta, &env); err != nil {
+		return time.Time{}, nil, false
+	}
+	return env.RecordedAt, env.Metadata, true
 }
 
 func fromWriteResult(wr *esdb.WriteResult) eventstore.AppendResult {
@@ -440,6 +479,10 @@ func toRecorded(e *esdb.RecordedEvent) eventstore.RecordedEvent {
 	if len(e.UserMetadata) > 0 {
 		meta = e.UserMetadata
 	}
+	at := e.CreatedDate
+	if given, inner, ok := unwrapRecordedAt(meta); ok {
+		at, meta = given, inner
+	}
 	return eventstore.RecordedEvent{
 		ID:         e.EventID.String(),
 		Stream:     e.StreamID,
@@ -448,7 +491,7 @@ func toRecorded(e *esdb.RecordedEvent) eventstore.RecordedEvent {
 		Position:   toPosition(e.Position),
 		Data:       e.Data,
 		Metadata:   meta,
-		RecordedAt: e.CreatedDate,
+		RecordedAt: at,
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acceptcryptohere/gateway/eventstore"
@@ -194,10 +195,12 @@ func buildQueries(schema string) queries {
 		// database-wide lock through its commit (WAL flush included), which
 		// would serialise every append batch. Listeners are told after the
 		// commit instead (notifier.poke).
-		insertNotify: `INSERT INTO ` + t + ` (event_id, stream, version, type, data, metadata)
-			SELECT event_id, stream, version, type, data, metadata
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])
-				WITH ORDINALITY AS u(event_id, stream, version, type, data, metadata, ord)
+		// A recorded time given with the event (a copy keeps the source's)
+		// is stored as given; the others get the transaction's time.
+		insertNotify: `INSERT INTO ` + t + ` (event_id, stream, version, type, data, metadata, recorded_at)
+			SELECT event_id, stream, version, type, data, metadata, COALESCE(at, now())
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[], $7::timestamptz[])
+				WITH ORDINALITY AS u(event_id, stream, version, type, data, metadata, at, ord)
 			ORDER BY ord
 			RETURNING event_id, transaction_id, global_position`,
 	}
@@ -492,6 +495,7 @@ func (s *Store) writeTx(ctx context.Context, conn *pgx.Conn, reqs []eventstore.R
 	var ids, streams, types []string
 	var vers []int64
 	var data, meta [][]byte
+	var at []pgtype.Timestamptz
 	for i, d := range decisions {
 		if !d.Write {
 			continue
@@ -506,11 +510,12 @@ func (s *Store) writeTx(ctx context.Context, conn *pgx.Conn, reqs []eventstore.R
 			}
 			data = append(data, e.Data)
 			meta = append(meta, e.Metadata)
+			at = append(at, recordedAt(e))
 		}
 	}
 	written := map[string]eventstore.Position{}
 	if len(ids) > 0 {
-		written, err = s.insert(ctx, conn, false, ids, streams, vers, types, data, meta)
+		written, err = s.insert(ctx, conn, false, ids, streams, vers, types, data, meta, at)
 	} else {
 		_, err = conn.Exec(ctx, "COMMIT")
 	}
@@ -625,7 +630,7 @@ func (s *Store) load(ctx context.Context, conn *pgx.Conn, reqs []eventstore.Requ
 // one round trip, then wakes listeners.
 // After an error the rest of the pipeline is skipped and the transaction is
 // left for the caller to roll back.
-func (s *Store) insert(ctx context.Context, conn *pgx.Conn, begin bool, ids, streams []string, vers []int64, types []string, data, meta [][]byte) (map[string]eventstore.Position, error) {
+func (s *Store) insert(ctx context.Context, conn *pgx.Conn, begin bool, ids, streams []string, vers []int64, types []string, data, meta [][]byte, at []pgtype.Timestamptz) (map[string]eventstore.Position, error) {
 	b := &pgx.Batch{}
 	if begin {
 		b.Queue("BEGIN")
@@ -634,7 +639,7 @@ func (s *Store) insert(ctx context.Context, conn *pgx.Conn, begin bool, ids, str
 		// local to this transaction); a transaction begun here has none.
 		b.Queue(resetPlanMode)
 	}
-	b.Queue(s.q.insertNotify, ids, streams, vers, types, data, meta)
+	b.Queue(s.q.insertNotify, ids, streams, vers, types, data, meta, at)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
@@ -668,6 +673,14 @@ func (s *Store) insert(ctx context.Context, conn *pgx.Conn, begin bool, ids, str
 	s.notify.broadcast()
 	s.notify.poke()
 	return written, nil
+}
+
+// recordedAt is the event's given recorded time, or NULL (the transaction's time).
+func recordedAt(e eventstore.EventData) pgtype.Timestamptz {
+	if e.RecordedAt.IsZero() {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: e.RecordedAt, Valid: true}
 }
 
 // CountAfter counts the events after pos (readable or not yet), for
@@ -711,6 +724,7 @@ func (s *Store) writeFresh(ctx context.Context, conn *pgx.Conn, reqs []eventstor
 	var ids, streams, types []string
 	var vers []int64
 	var data, meta [][]byte
+	var at []pgtype.Timestamptz
 	for _, r := range reqs {
 		for j, e := range r.Events {
 			ids = append(ids, e.ID)
@@ -722,9 +736,10 @@ func (s *Store) writeFresh(ctx context.Context, conn *pgx.Conn, reqs []eventstor
 			}
 			data = append(data, e.Data)
 			meta = append(meta, e.Metadata)
+			at = append(at, recordedAt(e))
 		}
 	}
-	written, err := s.insert(ctx, conn, true, ids, streams, vers, types, data, meta)
+	written, err := s.insert(ctx, conn, true, ids, streams, vers, types, data, meta, at)
 	if err != nil {
 		return nil, err
 	}

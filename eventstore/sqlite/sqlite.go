@@ -361,7 +361,12 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 		case d.Write:
 			r := reqs[i]
 			for k, e := range r.Events {
-				res, err := ins.ExecContext(ctx, e.ID, r.Stream, d.FirstVersion+int64(k), e.Type, e.Data, e.Metadata, recordedAt)
+				at, atTime := recordedAt, recordedTime
+				if !e.RecordedAt.IsZero() { // a copy keeps the source's time
+					at = e.RecordedAt.UnixMicro()
+					atTime = time.UnixMicro(at).UTC()
+				}
+				res, err := ins.ExecContext(ctx, e.ID, r.Stream, d.FirstVersion+int64(k), e.Type, e.Data, e.Metadata, at)
 				if err != nil {
 					return nil, fmt.Errorf("sqlite: append to %s: %w", r.Stream, err)
 				}
@@ -370,7 +375,7 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 				}
 				committed = append(committed, eventstore.RecordedEvent{Position: eventstore.Position{Commit: uint64(last)},
 					ID: e.ID, Stream: r.Stream, Version: d.FirstVersion + int64(k), Type: e.Type, Data: bytes.Clone(e.Data), Metadata: bytes.Clone(e.Metadata),
-					RecordedAt: recordedTime})
+					RecordedAt: atTime})
 			}
 			wrote = true
 			outs[i] = eventstore.Outcome{Result: eventstore.AppendResult{

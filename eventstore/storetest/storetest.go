@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("ReadAllOfTypesSkipsLongRuns", func(t *testing.T) { testReadAllOfTypesLongRun(t, newStore(t)) })
 	t.Run("WaitWakesOnAppend", func(t *testing.T) { testWait(t, newStore(t)) })
 	t.Run("ConcurrentAppendersAndReader", func(t *testing.T) { testStress(t, newStore(t)) })
+	t.Run("KeepsGivenRecordedTime", func(t *testing.T) { testGivenRecordedTime(t, newStore(t)) })
 }
 
 func rnd() string {
@@ -604,4 +605,60 @@ func streamLen(i int) int {
 		n += 1 + j%3
 	}
 	return n
+}
+
+// testGivenRecordedTime: an event appended with a recorded time (a copied
+// log's, money rule 8) reads back with that time, from its stream and from
+// the global log, and with its metadata intact; an event without one gets
+// the store's own time.
+func testGivenRecordedTime(t *testing.T, s eventstore.Store) {
+	closeAtEnd(t, s)
+	c := ctx(t)
+	stream := "test-" + rnd()
+	given := time.Date(2021, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	before := headPosition(t, s)
+	evs := events(3, "Thing")
+	evs[0].RecordedAt = given
+	evs[0].Metadata = []byte(`{"m": 1, "x":"y"}`) // spacing kept byte for byte
+	evs[1].RecordedAt = given.Add(time.Second).In(time.FixedZone("X", 3600))
+	if _, err := s.Append(c, stream, eventstore.NoStream, evs); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	check := func(where string, got []eventstore.RecordedEvent) {
+		t.Helper()
+		if len(got) != 3 {
+			t.Fatalf("%s: %d events, want 3", where, len(got))
+		}
+		if !got[0].RecordedAt.Equal(given) || string(got[0].Metadata) != string(evs[0].Metadata) {
+			t.Errorf("%s: event 0 recorded at %v with metadata %q, want %v and %q", where, got[0].RecordedAt, got[0].Metadata, given, evs[0].Metadata)
+		}
+		if !got[1].RecordedAt.Equal(evs[1].RecordedAt) || got[1].Metadata != nil {
+			t.Errorf("%s: event 1 recorded at %v with metadata %q, want %v and none", where, got[1].RecordedAt, got[1].Metadata, evs[1].RecordedAt)
+		}
+		if got[2].RecordedAt.IsZero() || got[2].RecordedAt.Equal(given) || got[2].RecordedAt.Equal(evs[1].RecordedAt) {
+			t.Errorf("%s: event 2 (no time given) recorded at %v", where, got[2].RecordedAt)
+		}
+	}
+	got, err := s.ReadStream(c, stream, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ReadStream", got)
+	var all []eventstore.RecordedEvent
+	for pos := before; len(all) < 3; {
+		page, err := s.ReadAll(c, pos, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			t.Fatalf("ReadAll found %d of the 3 events", len(all))
+		}
+		for _, e := range page {
+			if e.Stream == stream {
+				all = append(all, e)
+			}
+		}
+		pos = page[len(page)-1].Position
+	}
+	check("ReadAll", all)
 }
