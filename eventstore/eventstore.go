@@ -27,6 +27,9 @@ var (
 	ErrInvalid = errors.New("eventstore: invalid append")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("eventstore: closed")
+	// ErrNotMigrated: a store opened without migrating lacks a migration
+	// of this build (run picd migrate).
+	ErrNotMigrated = errors.New("eventstore: schema not migrated (run picd migrate)")
 )
 
 // ExpectedVersion is the version the caller believes a stream is at: the

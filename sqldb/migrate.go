@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -15,6 +16,9 @@ import (
 // keeps tables in the database (projections, webhooks, chain watchers, the
 // simulator) runs its own set through it, with its own table.
 func ApplyMigrations(ctx context.Context, db DB, files fs.FS, dir, table string) error {
+	if db.CheckOnly {
+		return checkMigrations(ctx, db, files, dir, table)
+	}
 	if _, err := db.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate %s: %w", table, err)
 	}
@@ -36,6 +40,43 @@ func ApplyMigrations(ctx context.Context, db DB, files fs.FS, dir, table string)
 		}
 		if err := applyMigration(ctx, db, table, string(body), version); err != nil {
 			return fmt.Errorf("migrate %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// ErrNotMigrated: a schema lacks migrations of this build (run picd migrate).
+var ErrNotMigrated = errors.New("schema not migrated (run picd migrate)")
+
+// checkMigrations fails with ErrNotMigrated unless every file of dir is
+// recorded in table. It only reads.
+func checkMigrations(ctx context.Context, db DB, files fs.FS, dir, table string) error {
+	entries, err := fs.ReadDir(files, dir+"/"+string(db.Dialect))
+	if err != nil {
+		return fmt.Errorf("check migrations %s: %w", table, err)
+	}
+	applied := map[int]bool{}
+	rows, err := db.Read.QueryContext(ctx, `SELECT version FROM `+table)
+	if err != nil {
+		// The table itself is missing (or the database is unreachable, which
+		// the caller's ping tells apart).
+		return fmt.Errorf("%w: %s: %w", ErrNotMigrated, table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return fmt.Errorf("check migrations %s: %w", table, err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("check migrations %s: %w", table, err)
+	}
+	for _, e := range entries {
+		num, _, _ := strings.Cut(e.Name(), "_")
+		if v, err := strconv.Atoi(num); err == nil && !applied[v] {
+			return fmt.Errorf("%w: %s lacks %s", ErrNotMigrated, table, e.Name())
 		}
 	}
 	return nil

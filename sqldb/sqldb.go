@@ -25,6 +25,10 @@ type DB struct {
 	Read    *sql.DB
 	Write   *sql.DB
 	Dialect Dialect
+	// CheckOnly makes ApplyMigrations only check that every migration is
+	// applied (ErrNotMigrated otherwise), writing nothing: read-only tools
+	// (picd audit) must not change the schema of the gateway they inspect.
+	CheckOnly bool
 }
 
 // Q adapts a query written with ? placeholders to the dialect ($1, $2, ...

@@ -18,6 +18,16 @@ import (
 // errAuditMismatch makes picd exit non-zero when the audit found problems.
 var errAuditMismatch = errors.New("audit found problems")
 
+// The audit's exit statuses: an operator's script must tell a ledger that
+// is wrong from an audit that could not look.
+const (
+	exitProblems    = 1 // the audit ran and found a problem
+	exitUsage       = 2 // bad flags
+	exitUnreachable = 3 // a store, database or node could not be read (or its schema lags this build)
+)
+
+func unreachable(err error) error { return &exitError{code: exitUnreachable, err: err} }
+
 // auditOutput says how the report is printed.
 type auditOutput struct {
 	json     bool
@@ -45,8 +55,9 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, "picd audit [--json] [--progress|--no-progress] [store flags]")
+			fmt.Fprintln(stdout, "exit status: 0 clean, 1 a problem found, 2 bad flags, 3 a store or node unreachable (or not migrated)")
 		}
-		return err
+		return &exitError{code: exitUsage, err: err}
 	}
 	return runAudit(ctx, cfg, out, stdout, stderr)
 }
@@ -57,13 +68,15 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 		// a mistyped data directory must not pass.
 		path := filepath.Join(cfg.DataDir, "picd.db")
 		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("audit: no event log at %s (set --data or PIC_DATA_DIR): %w", path, err)
+			return unreachable(fmt.Errorf("audit: no event log at %s (set --data or PIC_DATA_DIR): %w", path, err))
 		}
 	}
 	log := newLogger(io.Discard)
-	b, err := openBackend(ctx, cfg, log)
+	// Read-only: an audit never migrates the gateway it inspects; a schema
+	// that lags this build stops it (exit 3) instead.
+	b, err := openReadOnly(ctx, cfg, log)
 	if err != nil {
-		return err
+		return unreachable(fmt.Errorf("audit: %w", err))
 	}
 	defer b.close()
 	runner := projections.NewRunner(b.store, b.db, log)
@@ -79,14 +92,14 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 	var rep projections.AuditReport
 	for try := 0; try < 5; try++ {
 		if err := runner.CatchUp(ctx); err != nil {
-			return err
+			return unreachable(err)
 		}
 		before := runner.Position()
 		if rep, err = projections.AuditWith(ctx, b.store, b.db, opt); err != nil {
-			return err
+			return unreachable(err)
 		}
 		if err := runner.CatchUp(ctx); err != nil {
-			return err
+			return unreachable(err)
 		}
 		if runner.Position() == before {
 			break
@@ -108,7 +121,7 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 		printAudit(stdout, rep)
 	}
 	if !rep.OK() {
-		return fmt.Errorf("%w: %d", errAuditMismatch, len(rep.Problems))
+		return &exitError{code: exitProblems, err: fmt.Errorf("%w: %d", errAuditMismatch, len(rep.Problems))}
 	}
 	return nil
 }

@@ -79,6 +79,7 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Close()
+	migrateData(t, dir)
 
 	var out, errOut bytes.Buffer
 	if err := auditCmd(ctx, []string{"--data", dir}, &out, &errOut); err != nil {
@@ -117,8 +118,66 @@ func TestAuditCommand(t *testing.T) {
 	store.Close()
 	out.Reset()
 	err = auditCmd(ctx, []string{"--data", dir}, &out, &errOut)
-	if !errors.Is(err, errAuditMismatch) || !strings.Contains(out.String(), "PROBLEM: balance merchant:"+m.MerchantID+":reserved") {
-		t.Fatalf("corrupted read model: %v\n%s", err, out.String())
+	if !errors.Is(err, errAuditMismatch) || exitCode(err) != 1 || !strings.Contains(out.String(), "PROBLEM: balance merchant:"+m.MerchantID+":reserved") {
+		t.Fatalf("corrupted read model: %v (exit %d)\n%s", err, exitCode(err), out.String())
+	}
+}
+
+// migrateData runs "picd migrate" on a data directory, as an operator
+// does before serving: the audit itself never migrates.
+func migrateData(t *testing.T, dir string) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"migrate", "--data", dir}, &out, &out); err != nil {
+		t.Fatalf("picd migrate: %v\n%s", err, out.String())
+	}
+}
+
+// TestAuditExitCodes: 0 clean, 1 a problem, 3 a store it cannot reach or
+// whose schema lags (the audit does not migrate it: nothing is written).
+func TestAuditExitCodes(t *testing.T) {
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+
+	// No database in the data directory.
+	err := auditCmd(ctx, []string{"--data", filepath.Join(t.TempDir(), "nowhere")}, &out, &errOut)
+	if exitCode(err) != 3 {
+		t.Fatalf("missing data directory: exit %d (%v), want 3", exitCode(err), err)
+	}
+	// A Postgres nobody listens on (a port of this test's range).
+	err = auditCmd(ctx, []string{"--store", "postgres", "--postgres-url", "postgres://postgres@127.0.0.1:35001/test?sslmode=disable&connect_timeout=2"}, &out, &errOut)
+	if exitCode(err) != 3 {
+		t.Fatalf("unreachable Postgres: exit %d (%v), want 3", exitCode(err), err)
+	}
+	// An event store whose read models were never migrated: 3, and the
+	// audit created nothing.
+	dir := t.TempDir()
+	store, err := sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	err = auditCmd(ctx, []string{"--data", dir}, &out, &errOut)
+	if exitCode(err) != 3 || !strings.Contains(err.Error(), "picd migrate") {
+		t.Fatalf("unmigrated read models: exit %d (%v), want 3 naming picd migrate", exitCode(err), err)
+	}
+	store, err = sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables int
+	if err := store.DB().QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'read_model_migrations'`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("the audit migrated the read models (%d, %v)", tables, err)
+	}
+	store.Close()
+	// Migrated and empty: clean.
+	migrateData(t, dir)
+	if err := auditCmd(ctx, []string{"--data", dir}, &out, &errOut); err != nil {
+		t.Fatalf("clean empty log: %v", err)
+	}
+	// Bad flags.
+	if err := auditCmd(ctx, []string{"--no-such-flag"}, &out, &errOut); exitCode(err) != 2 {
+		t.Fatalf("bad flag: exit %d (%v), want 2", exitCode(err), err)
 	}
 }
 
@@ -184,6 +243,7 @@ func TestAuditDebtsAndTampering(t *testing.T) {
 		}
 	}
 	store.Close()
+	migrateData(t, dir)
 
 	var out, errOut bytes.Buffer
 	if err := auditCmd(ctx, []string{"--data", dir}, &out, &errOut); err != nil {
@@ -229,7 +289,7 @@ func TestAuditDebtsAndTampering(t *testing.T) {
 
 	// A mistyped data directory is an error, not an empty log that passes.
 	missing := filepath.Join(t.TempDir(), "nowhere")
-	if err := auditCmd(ctx, []string{"--data", missing}, &out, &errOut); err == nil || errors.Is(err, errAuditMismatch) {
+	if err := auditCmd(ctx, []string{"--data", missing}, &out, &errOut); err == nil || errors.Is(err, errAuditMismatch) || exitCode(err) != 3 {
 		t.Fatalf("audit of a missing data directory: %v", err)
 	}
 

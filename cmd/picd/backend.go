@@ -38,11 +38,27 @@ func (b *backend) close() {
 }
 
 func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, error) {
+	return openBackendMode(ctx, cfg, log, false)
+}
+
+// openReadOnly opens the configured backend without migrating anything: it
+// fails with eventstore.ErrNotMigrated or sqldb.ErrNotMigrated when a schema
+// lags this build, and pings the databases so that an unreachable one is
+// told apart. For picd audit, which must not change what it inspects.
+func openReadOnly(ctx context.Context, cfg Config, log *slog.Logger) (*backend, error) {
+	return openBackendMode(ctx, cfg, log, true)
+}
+
+func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly bool) (*backend, error) {
 	b := &backend{}
 	switch cfg.Store {
 	case "sqlite":
 		path := filepath.Join(cfg.DataDir, "picd.db")
-		s, err := sqlite.Open(path)
+		var opts []sqlite.Option
+		if readOnly {
+			opts = append(opts, sqlite.CheckOnly())
+		}
+		s, err := sqlite.Open(path, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -68,6 +84,12 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 		write.SetMaxIdleConns(12)
 		b.closers = append(b.closers, read.Close, write.Close)
 		b.db = sqldb.DB{Read: read, Write: write, Dialect: sqldb.Postgres}
+		if readOnly {
+			if err := read.PingContext(ctx); err != nil {
+				b.close()
+				return nil, fmt.Errorf("read-model database: %w", err)
+			}
+		}
 		if cfg.Store == "postgres" {
 			s, err := postgres.Open(ctx, cfg.PostgresURL)
 			if err != nil {
@@ -75,7 +97,11 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 				return nil, err
 			}
 			b.closers = append(b.closers, s.Close)
-			if err := s.Migrate(ctx); err != nil {
+			migrate := s.Migrate
+			if readOnly {
+				migrate = s.CheckMigrated
+			}
+			if err := migrate(ctx); err != nil {
 				b.close()
 				return nil, err
 			}
@@ -89,6 +115,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 			b.store, b.closers = s, append(b.closers, s.Close)
 		}
 	}
+	b.db.CheckOnly = readOnly
 	if err := projections.Migrate(ctx, b.db); err != nil {
 		b.close()
 		return nil, err
@@ -99,5 +126,6 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (*backend, e
 			return nil, err
 		}
 	}
+	b.db.CheckOnly = false
 	return b, nil
 }

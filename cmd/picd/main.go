@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,7 +27,8 @@ usage:
                          pay an invoice on the simulated chains of a running gateway
                          (PIC_SIM_URL, default http://localhost:3000; token from PIC_SIM_TOKEN or ./data/sim.token)
   picd audit [--json] [--progress|--no-progress] [flags]
-                         rebuild every balance and fee from the log and compare with the read models
+                         rebuild every balance and fee from the log and compare with the read models;
+                         exit 0 clean, 1 a problem found, 3 a store or node unreachable (or not migrated)
   picd copy-events --from <store> --to <store>
                          copy a whole log (ids, order, versions) and compare checksums;
                          stores are sqlite:<path>, postgres:<url>, esdb:<url>
@@ -45,8 +47,27 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "picd:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitError gives an error a process exit status of its own (picd audit:
+// 1 a problem found, 3 a dependency unreachable); any other error exits 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode is the status picd exits with for err.
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -10,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
 // Migrations are numbered files, applied in order, each once per schema.
@@ -111,6 +115,38 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate %s: %w", s.schema, err)
+	}
+	return nil
+}
+
+// CheckMigrated fails with eventstore.ErrNotMigrated unless every migration
+// of this build is applied. It writes nothing (read-only tools such as
+// picd audit must not change the schema they inspect).
+func (s *Store) CheckMigrated(ctx context.Context) error {
+	migs, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("postgres: check migrations: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, "SELECT version FROM "+pgx.Identifier{s.schema, "schema_migrations"}.Sanitize())
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return fmt.Errorf("%w: postgres %s: %w", eventstore.ErrNotMigrated, s.schema, err)
+		}
+		return fmt.Errorf("postgres: check migrations: %w", err)
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return fmt.Errorf("postgres: check migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	for _, v := range versions {
+		applied[int(v)] = true
+	}
+	for _, m := range migs {
+		if !applied[m.version] {
+			return fmt.Errorf("%w: postgres %s lacks %s", eventstore.ErrNotMigrated, s.schema, m.name)
+		}
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
 //go:embed migrations/*.sql
@@ -73,6 +75,30 @@ func migrate(ctx context.Context, db *sql.DB, scope string, files fs.FS, dir str
 		}
 		if err := applyMigration(ctx, db, scope, m.version, m.name, string(body)); err != nil {
 			return fmt.Errorf("sqlite: migrate %s: %s: %w", scope, m.name, err)
+		}
+	}
+	return nil
+}
+
+// checkMigrated fails with eventstore.ErrNotMigrated unless every
+// migration in dir is recorded under scope. It writes nothing.
+func checkMigrated(ctx context.Context, db *sql.DB, scope string, files fs.FS, dir string) error {
+	entries, err := fs.ReadDir(files, dir)
+	if err != nil {
+		return fmt.Errorf("sqlite: check %s: %w", scope, err)
+	}
+	for _, e := range entries {
+		num, _, _ := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if err != nil {
+			continue
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE scope = ? AND version = ?`, scope, v).Scan(&n); err != nil {
+			return fmt.Errorf("%w: sqlite %s: %w", eventstore.ErrNotMigrated, scope, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: sqlite %s lacks %s", eventstore.ErrNotMigrated, scope, e.Name())
 		}
 	}
 	return nil

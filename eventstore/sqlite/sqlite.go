@@ -91,14 +91,34 @@ var (
 	_ eventstore.TypeReader = (*Store)(nil)
 )
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct{ checkOnly bool }
+
+// CheckOnly opens an existing database without changing its schema: Open
+// fails with eventstore.ErrNotMigrated when a migration of this build is
+// not applied, and with a not-exist error when there is no database at
+// path. For read-only tools (picd audit).
+func CheckOnly() Option { return func(o *options) { o.checkOnly = true } }
+
 // Open opens (creating it and its parent directories if needed) the
 // database at path and applies the event store's migrations. New
 // directories are 0700; the database and its -wal, -shm and -journal are
 // 0600, also when they already existed (privateFiles).
-func Open(path string) (*Store, error) {
+func Open(path string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if o.checkOnly {
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -126,7 +146,11 @@ func Open(path string) (*Store, error) {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: journal mode is %q, want wal", path, mode)
 	}
-	if err := migrate(ctx, wdb, migrationScope, migrations, "migrations"); err != nil {
+	migrateOrCheck := migrate
+	if o.checkOnly {
+		migrateOrCheck = checkMigrated
+	}
+	if err := migrateOrCheck(ctx, wdb, migrationScope, migrations, "migrations"); err != nil {
 		_ = wdb.Close()
 		return nil, err
 	}
