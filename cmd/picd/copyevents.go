@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/esdb"
 	"github.com/acceptcryptohere/gateway/eventstore/postgres"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
+	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 // openStoreURL opens an event store named "sqlite:<path>",
@@ -40,16 +43,20 @@ func openStoreURL(ctx context.Context, spec string) (eventstore.Store, error) {
 	return nil, fmt.Errorf("store %q: unknown kind %q", spec, kind)
 }
 
-// copyEvents moves a whole log between stores and proves it by checksum.
+// copyEvents moves a whole log between stores and proves it by checksum,
+// then carries the webhook delivery state across (money rule 8: a gateway
+// started on the copy does not deliver again what was delivered).
 func copyEvents(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("picd copy-events", flag.ContinueOnError)
 	from := fs.String("from", "", "source store: sqlite:<path>, postgres:<url> or esdb:<url>")
 	to := fs.String("to", "", "target store, same forms")
+	fromDB := fs.String("from-db", "", "the source gateway's database holding webhook deliveries (sqlite:<path> or postgres:<url>); default: the source store's own (required with esdb)")
+	toDB := fs.String("to-db", "", "the target gateway's database, same forms; default: the target store's own (required with esdb)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *from == "" || *to == "" {
-		return fmt.Errorf("usage: picd copy-events --from <store> --to <store>")
+		return fmt.Errorf("usage: picd copy-events --from <store> --to <store> [--from-db <db>] [--to-db <db>]")
 	}
 	src, err := openStoreURL(ctx, *from)
 	if err != nil {
@@ -61,6 +68,17 @@ func copyEvents(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer dst.Close()
+	srcDB, closeSrc, err := stateDB(ctx, *fromDB, *from, src)
+	if err != nil {
+		return fmt.Errorf("source database: %w", err)
+	}
+	defer closeSrc()
+	dstDB, closeDst, err := stateDB(ctx, *toDB, *to, dst)
+	if err != nil {
+		return fmt.Errorf("target database: %w", err)
+	}
+	defer closeDst()
+
 	n, err := eventstore.Copy(ctx, src, dst, func(copied int) { fmt.Fprintf(stdout, "\rcopied %d events", copied) })
 	fmt.Fprintln(stdout)
 	if err != nil {
@@ -88,6 +106,101 @@ func copyEvents(ctx context.Context, args []string, stdout io.Writer) error {
 	if srcSum != dstSum {
 		return fmt.Errorf("checksums differ: the target holds other events too, or the copy is incomplete")
 	}
-	fmt.Fprintf(stdout, "copied %d events; the logs are identical\n", n)
+	fmt.Fprintf(stdout, "copied %d events (recorded times kept); the logs are identical\n", n)
+
+	has, err := webhooks.HasState(ctx, srcDB)
+	if err != nil {
+		return err
+	}
+	if !has {
+		fmt.Fprintln(stdout, "webhooks: the source has no delivery state (no gateway ran on it); nothing to carry")
+		return nil
+	}
+	st, err := webhooks.CopyState(ctx, srcDB, dstDB, func(ctx context.Context, p eventstore.Position) (eventstore.Position, error) {
+		return translatePosition(ctx, src, dst, p)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "webhooks: carried %d deliveries and %d attempts; the target's subscriber resumes at %s (delivery %d next)\n",
+		st.Deliveries, st.Attempts, st.Checkpoint, st.NextSeq)
 	return nil
+}
+
+// stateDB opens the gateway database that holds the webhook state beside a
+// store: spec when given, else the store's own (the SQLite file, or the
+// Postgres database whose schema holds the log).
+func stateDB(ctx context.Context, spec, storeSpec string, store eventstore.Store) (sqldb.DB, func(), error) {
+	if spec == "" {
+		if s, ok := store.(*sqlite.Store); ok {
+			return sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}, func() {}, nil
+		}
+		kind, _, _ := strings.Cut(storeSpec, ":")
+		if kind != "postgres" {
+			return sqldb.DB{}, nil, fmt.Errorf("an %s store keeps no webhook state: name the gateway's database with --from-db/--to-db", kind)
+		}
+		spec = storeSpec
+	}
+	kind, target, ok := strings.Cut(spec, ":")
+	if !ok || target == "" {
+		return sqldb.DB{}, nil, fmt.Errorf("database %q: want sqlite:<path> or postgres:<url>", spec)
+	}
+	switch kind {
+	case "postgres":
+		db, err := sql.Open("pgx", target)
+		if err != nil {
+			return sqldb.DB{}, nil, err
+		}
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return sqldb.DB{}, nil, err
+		}
+		return sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}, func() { db.Close() }, nil
+	case "sqlite":
+		s, err := sqlite.Open(target)
+		if err != nil {
+			return sqldb.DB{}, nil, err
+		}
+		return sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}, func() { s.Close() }, nil
+	}
+	return sqldb.DB{}, nil, fmt.Errorf("database %q: unknown kind %q", spec, kind)
+}
+
+// translatePosition maps a position of the source log (an event's, as
+// follower checkpoints are) to the same event's position in the target:
+// the last source event at or before p, found again by stream and version.
+func translatePosition(ctx context.Context, src, dst eventstore.Store, p eventstore.Position) (eventstore.Position, error) {
+	if p == eventstore.Start {
+		return eventstore.Start, nil
+	}
+	var last *eventstore.RecordedEvent
+	for pos := eventstore.Start; ; {
+		page, err := src.ReadAll(ctx, pos, 1000)
+		if err != nil {
+			return eventstore.Position{}, err
+		}
+		done := len(page) == 0
+		for i := range page {
+			if p.Less(page[i].Position) {
+				done = true
+				break
+			}
+			last = &page[i]
+		}
+		if done {
+			break
+		}
+		pos = page[len(page)-1].Position
+	}
+	if last == nil {
+		return eventstore.Start, nil
+	}
+	got, err := dst.ReadStream(ctx, last.Stream, last.Version, 1)
+	if err != nil {
+		return eventstore.Position{}, err
+	}
+	if len(got) != 1 || got[0].ID != last.ID {
+		return eventstore.Position{}, fmt.Errorf("event %s (%s version %d) is not in the target", last.ID, last.Stream, last.Version)
+	}
+	return got[0].Position, nil
 }

@@ -29,8 +29,9 @@ usage:
   picd audit [--json] [--progress|--no-progress] [flags]
                          rebuild every balance and fee from the log and compare with the read models;
                          exit 0 clean, 1 a problem found, 3 a store or node unreachable (or not migrated)
-  picd copy-events --from <store> --to <store>
-                         copy a whole log (ids, order, versions) and compare checksums;
+  picd copy-events --from <store> --to <store> [--from-db <db>] [--to-db <db>]
+                         copy a whole log (ids, order, versions, recorded times), compare checksums,
+                         and carry the webhook delivery state across (nothing is delivered twice);
                          stores are sqlite:<path>, postgres:<url>, esdb:<url>
   picd projections rebuild [name...] [flags]
                          rebuild read models beside the live ones and swap them in (blue/green)
