@@ -67,10 +67,12 @@ func IDTime(name string) (uint64, bool) {
 // command id (and of scope, where one command id may create in several
 // places, as the funds streams of two assets): a retried create names the
 // same stream, so the store recognises it. The time part is the command
-// id's own when the command id is a FormatID id (then the id depends on the
-// command id alone), otherwise at's millisecond.
+// id's own when the command id is a FormatID id, alone or before a "/"
+// naming one of its parts ("idem_…/payout"): then the id depends on the
+// command id alone. Otherwise it is at's millisecond.
 func DerivedID(prefix, commandID, scope string, at time.Time) string {
-	ms, ok := IDTime(commandID)
+	base, _, _ := strings.Cut(commandID, "/")
+	ms, ok := IDTime(base)
 	if !ok {
 		ms = uint64(at.UnixMilli())
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/opstore"
 )
 
@@ -34,11 +35,16 @@ type StoredResponse = opstore.StoredResponse
 
 var _ IdempotencyStore = (*opstore.Idempotency)(nil)
 
-// commandIDFor derives a command id from scope and key, so a retry that
-// reaches a command again carries the same id.
-func commandIDFor(scope, key string) string {
+// commandIDFor derives a command id from scope, key and the key's first
+// claim, so that a retry that reaches the handler again (after a released
+// key) is recognised by the event store too. It is a public-id-shaped id
+// whose time is the first claim's: the ids of what the command creates
+// take their time from it (domain.DerivedID), not from the retry's clock.
+func commandIDFor(scope, key string, firstClaim time.Time) string {
 	h := sha256.Sum256([]byte("pic-idem-cmd\x00" + scope + "\x00" + key))
-	return "idem_" + hex.EncodeToString(h[:16])
+	var tail [10]byte
+	copy(tail[:], h[:])
+	return domain.FormatID("idem_", uint64(firstClaim.UnixMilli()), tail)
 }
 
 func randomHex(n int) (string, error) {

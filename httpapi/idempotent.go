@@ -22,11 +22,15 @@ const idempotencyPoll = 25 * time.Millisecond
 // idempotent: derived from the Idempotency-Key when one is honoured (so the
 // event store, too, recognises a retry), random otherwise.
 func (s *server) commandID(r *http.Request) string {
-	if key := r.Header.Get("Idempotency-Key"); key != "" && s.d.Idempotency != nil && validIdempotencyKey(key) {
-		return commandIDFor(s.idemScope(r), key)
+	if first, ok := r.Context().Value(firstClaimKey{}).(time.Time); ok {
+		return commandIDFor(s.idemScope(r), r.Header.Get("Idempotency-Key"), first)
 	}
 	return randomCommandID()
 }
+
+// firstClaimKey holds, in a claimed request's context, when its key was
+// first claimed (for commandID).
+type firstClaimKey struct{}
 
 // randomCommandID names a write that no retry will repeat.
 func randomCommandID() string {
@@ -101,7 +105,7 @@ func (s *server) idempotent(next http.Handler) http.Handler {
 				w.Write(rec.Response.Body)
 				return
 			case rec.Claimed:
-				s.runClaimed(w, r, next, scope, key, rec.Token)
+				s.runClaimed(w, r.WithContext(context.WithValue(r.Context(), firstClaimKey{}, rec.FirstClaim)), next, scope, key, rec.Token)
 				return
 			}
 			select {

@@ -24,6 +24,10 @@ type IdempotencyRecord struct {
 	SameBody bool
 	Done     bool
 	Response StoredResponse
+	// FirstClaim is when the key was first claimed, kept across releases
+	// until the key expires: what a claimed request derives its command id
+	// from, so that its retries name the same command.
+	FirstClaim time.Time
 }
 
 // StoredResponse is a response to replay.
@@ -82,17 +86,17 @@ func (k idemKeys) requestMAC(body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Claim looks the key up, deleting it first if it has expired. A new key
-// is claimed for this request (Claimed, with a Token for Complete or
-// Release); a known key returns what is stored: whether body matches the
-// first request's, and the first response once it is Done.
+// Claim looks the key up, deleting it first if it has expired. A new key,
+// a released one or one whose claim's lease ran out is claimed for this
+// request (Claimed, with a Token for Complete or Release) when the body is
+// the first request's; otherwise what is stored is returned: whether body
+// matches the first request's, and the first response once it is Done.
 func (s *Idempotency) Claim(ctx context.Context, scope, key string, body []byte, now time.Time) (IdempotencyRecord, error) {
 	k := deriveIdem(scope, key)
 	nowMs := now.UnixMilli()
 	s.sweep(ctx, now)
-	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(
-		`DELETE FROM idempotency_keys WHERE id = ? AND (created_at < ? OR (state = 'in_progress' AND created_at < ?))`),
-		k.id, nowMs-IdempotencyTTL.Milliseconds(), nowMs-ClaimLease.Milliseconds()); err != nil {
+	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM idempotency_keys WHERE id = ? AND created_at < ?`),
+		k.id, nowMs-IdempotencyTTL.Milliseconds()); err != nil {
 		return IdempotencyRecord{}, fmt.Errorf("idempotency: expire: %w", err)
 	}
 	mac := k.requestMAC(body)
@@ -101,31 +105,49 @@ func (s *Idempotency) Claim(ctx context.Context, scope, key string, body []byte,
 		return IdempotencyRecord{}, err
 	}
 	res, err := s.db.Write.ExecContext(ctx, s.db.Q(
-		`INSERT INTO idempotency_keys (id, claim, request_mac, state, status, created_at) VALUES (?, ?, ?, 'in_progress', 0, ?)
-		 ON CONFLICT (id) DO NOTHING`), k.id, token, mac, nowMs)
+		`INSERT INTO idempotency_keys (id, claim, request_mac, state, status, created_at, claimed_at) VALUES (?, ?, ?, 'in_progress', 0, ?, ?)
+		 ON CONFLICT (id) DO NOTHING`), k.id, token, mac, nowMs, nowMs)
 	if err != nil {
 		return IdempotencyRecord{}, fmt.Errorf("idempotency: claim: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return IdempotencyRecord{}, fmt.Errorf("idempotency: claim: %w", err)
 	} else if n == 1 {
-		return IdempotencyRecord{Claimed: true, Token: token, SameBody: true}, nil
+		return IdempotencyRecord{Claimed: true, Token: token, SameBody: true, FirstClaim: time.UnixMilli(nowMs)}, nil
 	}
-	// Someone holds the key; committed rows are visible to the read pool.
+	// Known: take it over when it was released or its holder's lease ran
+	// out (a process that died mid-request), for the same body only.
+	res, err = s.db.Write.ExecContext(ctx, s.db.Q(
+		`UPDATE idempotency_keys SET claim = ?, state = 'in_progress', claimed_at = ?
+		 WHERE id = ? AND request_mac = ? AND (state = 'released' OR (state = 'in_progress' AND COALESCE(claimed_at, created_at) < ?))`),
+		token, nowMs, k.id, mac, nowMs-ClaimLease.Milliseconds())
+	if err != nil {
+		return IdempotencyRecord{}, fmt.Errorf("idempotency: reclaim: %w", err)
+	}
+	reclaimed, err := res.RowsAffected()
+	if err != nil {
+		return IdempotencyRecord{}, fmt.Errorf("idempotency: reclaim: %w", err)
+	}
+	// Read from the writer: a reclaim must see its own row, and the read
+	// pool may lag it.
 	var storedMAC, state string
 	var status int
 	var sealed []byte
-	err = s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT request_mac, state, status, response FROM idempotency_keys WHERE id = ?`), k.id).
-		Scan(&storedMAC, &state, &status, &sealed)
+	var createdMs int64
+	err = s.db.Write.QueryRowContext(ctx, s.db.Q(`SELECT request_mac, state, status, response, created_at FROM idempotency_keys WHERE id = ?`), k.id).
+		Scan(&storedMAC, &state, &status, &sealed, &createdMs)
 	if errors.Is(err, sql.ErrNoRows) {
-		// Released between our insert and our read: report it as still in
+		// Expired between our insert and our read: report it as still in
 		// progress; the caller polls and claims it on its next try.
 		return IdempotencyRecord{SameBody: true}, nil
 	}
 	if err != nil {
 		return IdempotencyRecord{}, fmt.Errorf("idempotency: read: %w", err)
 	}
-	rec := IdempotencyRecord{SameBody: hmac.Equal([]byte(storedMAC), []byte(mac))}
+	if reclaimed == 1 {
+		return IdempotencyRecord{Claimed: true, Token: token, SameBody: true, FirstClaim: time.UnixMilli(createdMs)}, nil
+	}
+	rec := IdempotencyRecord{SameBody: hmac.Equal([]byte(storedMAC), []byte(mac)), FirstClaim: time.UnixMilli(createdMs)}
 	if !rec.SameBody || state != "done" {
 		return rec, nil
 	}
@@ -157,10 +179,13 @@ func (s *Idempotency) Complete(ctx context.Context, scope, key, token string, re
 	return nil
 }
 
-// Release forgets a claim whose request failed, so a retry runs again.
+// Release gives up a claim whose request failed, so a retry with the same
+// body runs again. The key keeps its first claim's time (and so its command
+// id): the failed request may have written before it failed, and the retry
+// must be recognised as the same command.
 func (s *Idempotency) Release(ctx context.Context, scope, key, token string) error {
 	k := deriveIdem(scope, key)
-	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM idempotency_keys WHERE id = ? AND claim = ?`), k.id, token); err != nil {
+	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE idempotency_keys SET state = 'released', claim = '' WHERE id = ? AND claim = ?`), k.id, token); err != nil {
 		return fmt.Errorf("idempotency: release: %w", err)
 	}
 	return nil

@@ -66,17 +66,18 @@ func testUpgradeKeepsRows(t *testing.T, db sqldb.DB) {
 		}
 	}
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	// Rows written by the old code, which opstore's stores are.
-	idem, sessions := opstore.NewIdempotency(db), opstore.NewSessions(db)
-	rec, err := idem.Claim(ctx, "mer_1|POST|/v1/invoices", "k1", []byte(`{}`), now)
-	if err != nil || !rec.Claimed {
-		t.Fatalf("claim: %+v %v", rec, err)
+	// Rows as the old code wrote them: a done key in the old columns
+	// (opstore's later migrations add columns), a session by the store.
+	id, mac, sealed, err := opstore.LegacyIdempotencyRow("mer_1|POST|/v1/invoices", "k1", []byte(`{}`), []byte(`{"id":"inv_1"}`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := idem.Complete(ctx, "mer_1|POST|/v1/invoices", "k1", rec.Token, opstore.StoredResponse{Status: 201, Body: []byte(`{"id":"inv_1"}`)}); err != nil {
+	if _, err := db.Write.ExecContext(ctx, db.Q(`INSERT INTO idempotency_keys (id, claim, request_mac, state, status, response, created_at)
+		VALUES (?, 'tok', ?, 'done', 201, ?, ?)`), id, mac, sealed, now.UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 	sess := opstore.Session{ID: "s1", MerchantID: "mer_1", KeyHash: "h", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-	if err := sessions.Create(ctx, sess, now); err != nil {
+	if err := opstore.NewSessions(db).Create(ctx, sess, now); err != nil {
 		t.Fatal(err)
 	}
 
@@ -86,7 +87,7 @@ func testUpgradeKeepsRows(t *testing.T, db sqldb.DB) {
 		}
 	}
 	var versions int
-	if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM opstore_migrations`).Scan(&versions); err != nil || versions != 2 {
+	if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM opstore_migrations`).Scan(&versions); err != nil || versions != 3 {
 		t.Fatalf("opstore_migrations: %d rows, %v", versions, err)
 	}
 	again, err := opstore.NewIdempotency(db).Claim(ctx, "mer_1|POST|/v1/invoices", "k1", []byte(`{}`), now.Add(time.Minute))
@@ -118,5 +119,56 @@ func testMigrateFresh(t *testing.T, db sqldb.DB) {
 	}
 	if _, err := opstore.NewSessions(db).Get(ctx, "s", now); err != nil {
 		t.Fatalf("session after a second migrate: %v", err)
+	}
+}
+
+// A released key keeps the time of its first claim, which a retry's command
+// id is derived from; only the first body may claim it again; a claim whose
+// lease ran out is taken over with the same first-claim time.
+func TestReleasedKeyKeepsFirstClaimSQLite(t *testing.T) {
+	testReleasedKeyKeepsFirstClaim(t, sqliteDB(t))
+}
+func TestReleasedKeyKeepsFirstClaimPostgres(t *testing.T) {
+	testReleasedKeyKeepsFirstClaim(t, postgresDB(t))
+}
+
+func testReleasedKeyKeepsFirstClaim(t *testing.T, db sqldb.DB) {
+	ctx := context.Background()
+	if err := opstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	idem := opstore.NewIdempotency(db)
+	const scope, key = "mer_1|POST|/v1/invoices", "k"
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	first, err := idem.Claim(ctx, scope, key, []byte(`{"a":1}`), t0)
+	if err != nil || !first.Claimed || !first.FirstClaim.Equal(t0) {
+		t.Fatalf("first claim: %+v %v", first, err)
+	}
+	if err := idem.Release(ctx, scope, key, first.Token); err != nil {
+		t.Fatal(err)
+	}
+	other, err := idem.Claim(ctx, scope, key, []byte(`{"a":2}`), t0.Add(time.Second))
+	if err != nil || other.Claimed || other.SameBody {
+		t.Fatalf("another body after a release: %+v %v, want a conflict", other, err)
+	}
+	retry, err := idem.Claim(ctx, scope, key, []byte(`{"a":1}`), t0.Add(2*time.Second))
+	if err != nil || !retry.Claimed || !retry.FirstClaim.Equal(t0) {
+		t.Fatalf("retry after a release: %+v %v, want claimed with the first claim's time", retry, err)
+	}
+	waiting, err := idem.Claim(ctx, scope, key, []byte(`{"a":1}`), t0.Add(3*time.Second))
+	if err != nil || waiting.Claimed || waiting.Done {
+		t.Fatalf("while claimed: %+v %v, want in progress", waiting, err)
+	}
+	late := t0.Add(2*time.Second + opstore.ClaimLease + time.Millisecond)
+	taken, err := idem.Claim(ctx, scope, key, []byte(`{"a":1}`), late)
+	if err != nil || !taken.Claimed || !taken.FirstClaim.Equal(t0) {
+		t.Fatalf("after the lease ran out: %+v %v", taken, err)
+	}
+	if err := idem.Complete(ctx, scope, key, retry.Token, opstore.StoredResponse{Status: 201}); err == nil {
+		t.Fatal("the claim whose lease ran out completed over its successor")
+	}
+	expired, err := idem.Claim(ctx, scope, key, []byte(`{"a":2}`), t0.Add(opstore.IdempotencyTTL+time.Second))
+	if err != nil || !expired.Claimed || !expired.FirstClaim.Equal(t0.Add(opstore.IdempotencyTTL+time.Second)) {
+		t.Fatalf("after the key expired: %+v %v, want a new key", expired, err)
 	}
 }
