@@ -26,6 +26,17 @@ type publicInvoiceJSON struct {
 	ExpiresAt             int64         `json:"expires_at"`
 	Confirmations         int           `json:"confirmations"`
 	RequiredConfirmations int           `json:"required_confirmations"`
+	// Payments carry what the checkout shows of each transaction: its id
+	// (public on chain anyway) for the explorer link, and its confirmations,
+	// which move block by block.
+	Payments []publicPaymentJSON `json:"payments"`
+}
+
+type publicPaymentJSON struct {
+	TxID          string `json:"txid"`
+	Amount        string `json:"amount"`
+	Confirmations int    `json:"confirmations"`
+	Status        string `json:"status"`
 }
 
 type invoiceListJSON struct {
@@ -223,11 +234,16 @@ func (s *server) publicInvoice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, publicInvoiceJSON{
+	out := publicInvoiceJSON{
 		ID: inv.ID, Asset: inv.Asset, Status: inv.Status, PayAddress: inv.PayAddress, PayAmount: inv.PayAmount.String(),
 		AmountReceived: inv.AmountReceived.String(), AmountDue: inv.AmountDue().String(), ExpiresAt: inv.ExpiresAt.UnixMilli(),
 		Confirmations: inv.Confirmations(), RequiredConfirmations: inv.RequiredConfirmations,
-	})
+		Payments: make([]publicPaymentJSON, 0, len(inv.Payments)),
+	}
+	for _, p := range inv.Payments {
+		out.Payments = append(out.Payments, publicPaymentJSON{TxID: p.TxID, Amount: p.Amount.String(), Confirmations: p.Confirmations, Status: p.Status})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // renderInvoice uses readapi's rendering, which webhooks share, so an

@@ -75,7 +75,7 @@ func TestInvoiceShape(t *testing.T) {
 
 	pub := b.do(t, req{method: "GET", path: "/v1/public/invoices/" + id}).json(t)
 	wantKeys(t, "public invoice", pub, "id", "asset", "status", "pay_address", "pay_amount", "amount_received", "amount_due",
-		"expires_at", "confirmations", "required_confirmations")
+		"expires_at", "confirmations", "required_confirmations", "payments")
 	if pub["amount_due"] != "49.99" {
 		t.Errorf("public amount_due = %#v, want \"49.99\"", pub["amount_due"])
 	}
@@ -103,6 +103,15 @@ func TestInvoiceShape(t *testing.T) {
 	if pub["amount_due"] != "39.99" || priv["amount_due"] != "39.99" || pub["status"] != "partially_paid" {
 		t.Errorf("partly paid: public amount_due %v, private %v, status %v", pub["amount_due"], priv["amount_due"], pub["status"])
 	}
+	// The checkout links each transaction to an explorer (issue #20).
+	pays, _ := pub["payments"].([]any)
+	if len(pays) != 1 {
+		t.Fatalf("public payments %#v, want one", pub["payments"])
+	}
+	if p := pays[0].(map[string]any); p["txid"] != "tx-part" || p["amount"] != "10" || p["status"] != "pending" {
+		t.Errorf("public payment %#v", p)
+	}
+	wantKeys(t, "public payment", pays[0].(map[string]any), "txid", "amount", "confirmations", "status")
 }
 
 func TestListInvoicesPaginates(t *testing.T) {

@@ -333,14 +333,40 @@ func checkoutFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	if got := b.text("#screen-confirming .js-received"); got != "0.01" {
 		t.Errorf("received on the confirming screen %q, want 0.01", got)
 	}
+	// Both transactions are listed, each linked to the configured explorer.
+	b.waitJS("two transactions", `document.querySelectorAll('#tx-list li').length === 2`)
+	links := b.eval(`[...document.querySelectorAll('#tx-list a.tx')].map(a => a.getAttribute('href') === 'https://explorer.invalid/tx/' + a.closest('li').dataset.txid).join(',')`)
+	if links != "true,true" {
+		t.Errorf("explorer links: %q, want two links to the explorer's transaction pages", links)
+	}
+	if got := b.text("#confirmations") + "/" + b.text("#required"); got != "0/2" {
+		t.Errorf("confirmations %q, want 0/2", got)
+	}
 	b.shot("checkout-confirming")
 
-	s.simMine(t, 2) // BTC needs two confirmations
+	// Progress by block: one block, 1 / 2, on the same page, as soon as
+	// the API reports confirmations per block for the simulated chain
+	// (#16 item 6 moves them; until then the API says 0 until confirmed).
+	s.simMine(t, 1)
+	if s.publicConfirmations(t, inv.ID) == 1 {
+		b.waitJS("one confirmation", `document.getElementById('confirmations').textContent === '1' && document.getElementById('confirm-progress').value === 1`)
+		if got := b.eval(`[...document.querySelectorAll('#tx-list .tx-conf')].map(e => e.textContent).join(',')`); got != "1 / 2 confirmations,1 / 2 confirmations" {
+			t.Errorf("per-transaction confirmations %q", got)
+		}
+		b.shot("checkout-confirming-1-of-2")
+	} else {
+		t.Log("the API does not report confirmations per block on the simulator yet: 1 / 2 not checked")
+	}
+
+	s.simMine(t, 1) // BTC needs two confirmations
 	b.waitJS("paid screen", `!document.getElementById('screen-paid').hidden && document.getElementById('screen-confirming').hidden`)
 	if b.eval(`window.__sameLoad || 'reloaded'`) != "yes" {
 		t.Error("the page reloaded; it must change screens in place")
 	}
 	b.waitJS("polling stops at a terminal status", `document.getElementById('live').hidden`)
+	if got := b.eval(`String(document.querySelectorAll('#tx-list a.tx').length)`); got != "2" {
+		t.Errorf("the paid screen links %s transactions, want 2", got)
+	}
 	b.shot("checkout-paid")
 	// Paid is not yet spendable (money rule 4): the net stays in pending
 	// until the simulator's finality, one block past the confirmations;
@@ -358,6 +384,10 @@ func checkoutFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	b.shot("checkout-new-usdt-erc20")
 	s.simPay(t, exp.ID, "10")
 	b.waitJS("partial before expiry", `document.getElementById('checkout').dataset.status === 'partially_paid'`)
+	b.waitJS("the transaction is listed", `document.querySelectorAll('#tx-list li').length === 1`)
+	if got := b.eval(`String(document.querySelectorAll('#tx-list a').length)`); got != "0" {
+		t.Errorf("a chain without an explorer got %s links", got)
+	}
 	s.expire(t, exp.ID, 2*time.Minute)
 	b.waitJS("expired screen", `!document.getElementById('screen-expired').hidden && !document.getElementById('expired-received').hidden`)
 	if got := b.text("#expired-received"); !strings.Contains(got, "10 USDT.ETH") {
@@ -725,4 +755,23 @@ func brandedFlow(t *testing.T, b *browser, s *stack) {
 		t.Errorf("return link %q", href)
 	}
 	b.shot("checkout-branded-paid")
+}
+
+// publicConfirmations reads the checkout's own source of confirmations,
+// giving the projections a few seconds to show a block.
+func (s *stack) publicConfirmations(t *testing.T, invoiceID string) int {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var pub struct {
+			Confirmations int `json:"confirmations"`
+		}
+		if st := s.call(t, "GET", "/v1/public/invoices/"+invoiceID, "", nil, &pub); st != http.StatusOK {
+			t.Fatalf("public invoice: %d", st)
+		}
+		if pub.Confirmations > 0 || time.Now().After(deadline) {
+			return pub.Confirmations
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

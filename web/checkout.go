@@ -64,6 +64,23 @@ type checkoutPage struct {
 	// FiatPrice is the invoice's price ("49.99 USD") when it was priced in
 	// fiat; the customer sees what the shop asked beside the crypto amount.
 	FiatPrice string
+	// Payments are the invoice's transactions, each with its explorer link
+	// when the chain has one (ExplorerTx, the URL with {txid}, lets
+	// checkout.js link the ones that arrive while the page is open).
+	Payments   []paymentView
+	ExplorerTx string
+	// Langs is the language switch: every catalog, the current one marked.
+	Langs []langLink
+}
+
+// paymentView is one transaction on the checkout.
+type paymentView struct {
+	TxID          string
+	Short         string // the txid shortened for the eye; the link and title carry it whole
+	URL           string
+	Amount        string
+	Confirmations int
+	Status        string
 }
 
 // screen names which of the page's screens the status shows. A reverted
@@ -152,7 +169,11 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 		Confirmations: inv.Confirmations(), Required: inv.RequiredConfirmations,
 		ExpiresAtMs: inv.ExpiresAt.UnixMilli(), NowMs: s.cfg.Now().UnixMilli(),
 		PollMs: s.cfg.PollInterval.Milliseconds(), MaxPollMs: s.cfg.MaxPollInterval.Milliseconds(),
-		Description: inv.Description, ReturnURL: inv.RedirectURL, Brand: c.text("brand"),
+		Description: inv.Description, ReturnURL: inv.RedirectURL, Brand: c.text("brand"), Langs: c.links(),
+	}
+	for _, pay := range inv.Payments {
+		p.Payments = append(p.Payments, paymentView{TxID: pay.TxID, Short: shorten(pay.TxID), Amount: pay.Amount.String(),
+			Confirmations: pay.Confirmations, Status: pay.Status})
 	}
 	if inv.Price != nil {
 		amount := inv.Price.Amount.String()
@@ -169,6 +190,10 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 		return p
 	}
 	p.AssetName, p.Contract, p.Decimals = a.Name, a.Contract, a.Decimals
+	p.ExplorerTx = s.cfg.Explorers[a.Chain]
+	for i := range p.Payments {
+		p.Payments[i].URL = s.cfg.Explorers.TxURL(a.Chain, p.Payments[i].TxID)
+	}
 	p.Network = c.text("network." + string(a.Chain))
 	if !a.Native() {
 		p.Network += " (" + c.text("token_standard."+string(a.Chain)) + ")"
@@ -185,6 +210,15 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 	}
 	p.WalletURI, p.QR = template.URL(uri), qr
 	return p
+}
+
+// shorten keeps the head and tail of a long id or address, which is what
+// people compare: 0x5c1e0f…4b3c2d1e.
+func shorten(s string) string {
+	if len(s) <= 20 {
+		return s
+	}
+	return s[:10] + "…" + s[len(s)-8:]
 }
 
 // payRequestJSON is the pay screen's request for the current amount due.

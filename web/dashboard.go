@@ -12,11 +12,12 @@ type dashboardPage struct {
 	I18N    map[string]string
 	Version string
 	Static  string // where the page's CSS and scripts are
+	Langs   []langLink
 }
 
 // dashboard is GET /dashboard (and /dashboard/). Views are chosen by the
 // URL fragment (#/invoices, #/settings, ...), so one shell serves them all.
 func (s *site) dashboard(w http.ResponseWriter, r *http.Request) {
 	c := negotiate(r)
-	s.render(w, r, http.StatusOK, "dashboard.html", dashboardPage{Lang: c.lang, T: c, I18N: c.JSON(), Version: assetVersion, Static: "/dashboard/static/"})
+	s.render(w, r, http.StatusOK, "dashboard.html", dashboardPage{Lang: c.lang, T: c, I18N: c.JSON(), Version: assetVersion, Static: "/dashboard/static/", Langs: c.links()})
 }

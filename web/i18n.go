@@ -44,7 +44,9 @@ func loadCatalogs() map[string]catalog {
 		if err := json.Unmarshal(data, &m); err != nil {
 			panic("web: i18n/" + e.Name() + ": " + err.Error())
 		}
-		out[lang] = catalog{lang: lang, strings: m}
+		// Keys are lower case (tags compare case-insensitively); lang keeps
+		// the file's spelling for <html lang> (pt-BR).
+		out[strings.ToLower(lang)] = catalog{lang: lang, strings: m}
 	}
 	if _, ok := out[defaultLang]; !ok {
 		panic("web: i18n/" + defaultLang + ".json is missing")
@@ -87,14 +89,15 @@ func (c catalog) JSON() map[string]string {
 
 // negotiate picks the page language: ?lang= first, then the first
 // Accept-Language entry we have (by quality, then by order), else English.
+// A tag matches a catalog of the same tag (pt-BR), or of the same base
+// language (pt-PT and pt get pt-BR: the nearest we have).
 func negotiate(r *http.Request) catalog {
-	if c, ok := catalogs[strings.ToLower(r.URL.Query().Get("lang"))]; ok {
+	if c, ok := lookupLang(r.URL.Query().Get("lang")); ok {
 		return c
 	}
 	type choice struct {
-		lang string
-		q    float64
-		i    int
+		c catalog
+		q float64
 	}
 	var choices []choice
 	for i, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
@@ -106,16 +109,67 @@ func negotiate(r *http.Request) catalog {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
 			q = parseQ(v)
 		}
-		base, _, _ := strings.Cut(strings.ToLower(tag), "-")
-		if _, ok := catalogs[base]; ok && q > 0 {
-			choices = append(choices, choice{base, q, i})
+		if c, ok := lookupLang(tag); ok && q > 0 {
+			choices = append(choices, choice{c, q})
 		}
 	}
 	sort.SliceStable(choices, func(a, b int) bool { return choices[a].q > choices[b].q })
 	if len(choices) > 0 {
-		return catalogs[choices[0].lang]
+		return choices[0].c
 	}
 	return catalogs[defaultLang]
+}
+
+// lookupLang finds the catalog of a language tag: the tag itself, else its
+// base language, else a catalog of that base language with a region.
+func lookupLang(tag string) (catalog, bool) {
+	tag = strings.ToLower(strings.TrimSpace(tag))
+	if tag == "" {
+		return catalog{}, false
+	}
+	if c, ok := catalogs[tag]; ok {
+		return c, true
+	}
+	base, _, _ := strings.Cut(tag, "-")
+	if c, ok := catalogs[base]; ok {
+		return c, true
+	}
+	for _, key := range langOrder {
+		if strings.HasPrefix(key, base+"-") {
+			return catalogs[key], true
+		}
+	}
+	return catalog{}, false
+}
+
+// langOrder is the catalogs' keys in a fixed order: English first, then
+// alphabetical, as the language switch lists them.
+var langOrder = func() []string {
+	var keys []string
+	for k := range catalogs {
+		if k != defaultLang {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return append([]string{defaultLang}, keys...)
+}()
+
+// langLink is one entry of the language switch: the language's name in
+// itself (each catalog's "language.name"), its tag for ?lang=, and whether
+// it is the page's.
+type langLink struct {
+	Tag, Name string
+	Current   bool
+}
+
+func (c catalog) links() []langLink {
+	out := make([]langLink, 0, len(langOrder))
+	for _, k := range langOrder {
+		other := catalogs[k]
+		out = append(out, langLink{Tag: other.lang, Name: other.text("language.name"), Current: other.lang == c.lang})
+	}
+	return out
 }
 
 // parseQ reads a quality value "0", "0.5", "1" (RFC 9110: at most three

@@ -66,6 +66,10 @@ type stack struct {
 
 const testSimToken = "sim-operator-token-for-tests"
 
+// testExplorers links Bitcoin's transactions (as an operator would with
+// PIC_EXPLORER_BTC_TX) and leaves the other chains without a link.
+var testExplorers = Explorers{domain.ChainBitcoin: "https://explorer.invalid/tx/{txid}"}
+
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
@@ -126,7 +130,7 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := New(Config{Invoices: reader, Branding: reader, Assets: assets, Now: clk.Now, Logger: warn,
+	site := New(Config{Invoices: reader, Branding: reader, Assets: assets, Now: clk.Now, Logger: warn, Explorers: testExplorers,
 		PollInterval: 150 * time.Millisecond, MaxPollInterval: 600 * time.Millisecond})
 
 	mux := http.NewServeMux()

@@ -69,6 +69,10 @@ type Config struct {
 	// Branding reads the shop's display name, logo, colour and default
 	// return link for its checkout (nil: every checkout shows the gateway's).
 	Branding BrandingReader
+	// Explorers links the checkout's transactions to a block explorer per
+	// chain (nil or a chain left out: no link). cmd/picd sets none for a
+	// simulated chain.
+	Explorers Explorers
 }
 
 // BrandingReader is the read model of a merchant's checkout branding.
@@ -300,12 +304,13 @@ type errorPage struct {
 	Title   string
 	Message string
 	Status  int
+	Langs   []langLink
 }
 
 // renderError answers an HTML page for 404, 405, 429 and 503.
 func (s *site) renderError(w http.ResponseWriter, r *http.Request, status int) {
 	c := negotiate(r)
-	p := errorPage{Lang: c.lang, T: c, Version: assetVersion, Static: "/pay/static/", Status: status}
+	p := errorPage{Lang: c.lang, T: c, Version: assetVersion, Static: "/pay/static/", Status: status, Langs: c.links()}
 	switch status {
 	case http.StatusNotFound:
 		p.Title, p.Message = c.text("error.not_found.title"), c.text("error.not_found.message")

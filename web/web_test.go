@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -315,10 +316,18 @@ func TestDashboardShell(t *testing.T) {
 func TestLanguage(t *testing.T) {
 	for _, tc := range []struct{ header, query, want string }{
 		{"", "", "en"},
-		{"de-DE,de;q=0.9", "", "en"}, // no German catalog yet: English
+		{"de-DE,de;q=0.9", "", "de"},
 		{"fr;q=0.5, en;q=0.8", "", "en"},
+		{"fr-CH, fr;q=0.9, es;q=0.8, en;q=0.7", "", "es"},
 		{"en-GB", "", "en"},
+		{"pt-BR", "", "pt-BR"},
+		{"pt-PT,pt;q=0.9", "", "pt-BR"}, // the nearest Portuguese we have
+		{"tr-TR", "", "tr"},
+		{"ru", "", "ru"},
+		{"ru;q=0.2, de;q=0.3", "", "de"},
 		{"", "lang=EN", "en"},
+		{"de", "lang=pt-br", "pt-BR"},
+		{"de", "lang=xx", "de"}, // an unknown switch value: the browser's choice
 	} {
 		req := httptest.NewRequest("GET", "/pay/x?"+tc.query, nil)
 		req.Header.Set("Accept-Language", tc.header)
@@ -383,5 +392,61 @@ func TestStringsInOnePlace(t *testing.T) {
 				t.Errorf("i18n/%s.json lacks %q", lang, k)
 			}
 		}
+		for k := range c.strings {
+			if _, ok := en[k]; !ok {
+				t.Errorf("i18n/%s.json has %q, which en.json does not", lang, k)
+			}
+		}
+	}
+}
+
+// TestTranslations: the languages the issue asks for are there, each
+// names itself, and every translation keeps the placeholders of English
+// (a lost {amount} would show the customer no amount).
+func TestTranslations(t *testing.T) {
+	for _, lang := range []string{"en", "es", "de", "pt-BR", "tr", "ru"} {
+		c, ok := catalogs[strings.ToLower(lang)]
+		if !ok || c.lang != lang {
+			t.Errorf("no catalog for %s", lang)
+			continue
+		}
+		if c.strings["language.name"] == "" || (lang != "en" && c.strings["language.name"] == "English") {
+			t.Errorf("%s: language.name %q", lang, c.strings["language.name"])
+		}
+	}
+	placeholder := regexp.MustCompile(`\{[a-z_]+\}`)
+	for _, c := range catalogs {
+		for k, en := range catalogs[defaultLang].strings {
+			want := placeholder.FindAllString(en, -1)
+			got := placeholder.FindAllString(c.strings[k], -1)
+			sort.Strings(want)
+			sort.Strings(got)
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("%s %s: placeholders %v, English has %v", c.lang, k, got, want)
+			}
+		}
+	}
+}
+
+// TestLanguageSwitch: every page lists every language, in its own name,
+// the current one marked, and is rendered in the one asked for.
+func TestLanguageSwitch(t *testing.T) {
+	f := fakeInvoices{byID: map[string]readapi.Invoice{"inv_new": testInvoice("inv_new", domain.StatusNew, "0")}}
+	h := newTestSite(f)
+	for _, target := range []string{"/pay/inv_new?lang=de", "/dashboard?lang=de", "/pay/inv_missing?lang=de"} {
+		p := get(t, h, "GET", target)
+		if !strings.Contains(p.body, `<html lang="de">`) {
+			t.Errorf("%s: not in German", target)
+		}
+		for _, want := range []string{`href="?lang=es"`, `>Español</a>`, `>Português (Brasil)</a>`, `>Türkçe</a>`, `>Русский</a>`, `>English</a>`,
+			`data-lang="de" aria-current="true">Deutsch</a>`} {
+			if !strings.Contains(p.body, want) {
+				t.Errorf("%s: the language switch lacks %s", target, want)
+			}
+		}
+	}
+	p := get(t, h, "GET", "/pay/inv_new", "Accept-Language", "ru-RU,ru;q=0.9")
+	if !strings.Contains(p.body, "Отправьте ровно") {
+		t.Error("the checkout for a Russian browser is not in Russian")
 	}
 }

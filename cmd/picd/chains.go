@@ -25,6 +25,7 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/web"
 )
 
 // keys loads the master seed (creating it on first start) and derives the
@@ -56,6 +57,16 @@ func simulatedChains(cfg Config) []domain.Chain {
 	}
 	if cfg.TronAPIURL == "" {
 		out = append(out, domain.ChainTron)
+	}
+	return out
+}
+
+// explorers are the checkout's block explorer links of the chains with a
+// node: a simulated chain's transactions exist on no explorer.
+func explorers(cfg Config) web.Explorers {
+	out := web.Explorers{domain.ChainBitcoin: cfg.ExplorerBTCTx, domain.ChainEthereum: cfg.ExplorerETHTx, domain.ChainTron: cfg.ExplorerTronTx}
+	for _, c := range simulatedChains(cfg) {
+		delete(out, c)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/httpapi"
+	"github.com/acceptcryptohere/gateway/web"
 )
 
 // Config is parsed once from flags and PIC_* environment variables (a flag
@@ -65,6 +66,13 @@ type Config struct {
 	// ConversionMaxWait: a payment whose conversion has no price is
 	// credited unconverted after this long (money rule 3).
 	ConversionMaxWait time.Duration
+
+	// Block explorer links of the checkout's transactions, a URL with
+	// {txid}: PIC_EXPLORER_BTC_TX, PIC_EXPLORER_ETH_TX, PIC_EXPLORER_TRON_TX.
+	// A simulated chain gets none (its transactions exist nowhere else).
+	ExplorerBTCTx  string
+	ExplorerETHTx  string
+	ExplorerTronTx string
 }
 
 func env(name, def string) string {
@@ -155,6 +163,12 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 	fs.StringVar(&c.DebugListen, "debug-listen", env("PIC_DEBUG_LISTEN", ""), "serve Go's pprof profiles on this private address (PIC_DEBUG_LISTEN)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", env("PIC_METRICS_LISTEN", "127.0.0.1:9464"),
 		"serve Prometheus /metrics on this address, never on the public one; empty: no metrics (PIC_METRICS_LISTEN)")
+	fs.StringVar(&c.ExplorerBTCTx, "explorer-btc-tx", env("PIC_EXPLORER_BTC_TX", ""),
+		"checkout link of a Bitcoin transaction, with {txid}, e.g. https://mempool.space/tx/{txid} (PIC_EXPLORER_BTC_TX)")
+	fs.StringVar(&c.ExplorerETHTx, "explorer-eth-tx", env("PIC_EXPLORER_ETH_TX", ""),
+		"checkout link of an Ethereum transaction, with {txid}, e.g. https://etherscan.io/tx/{txid} (PIC_EXPLORER_ETH_TX)")
+	fs.StringVar(&c.ExplorerTronTx, "explorer-tron-tx", env("PIC_EXPLORER_TRON_TX", ""),
+		"checkout link of a TRON transaction, with {txid}, e.g. https://tronscan.org/#/transaction/{txid} (PIC_EXPLORER_TRON_TX)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -200,6 +214,13 @@ func (c *Config) validate() error {
 	}
 	if c.SimConfirmations < 1 {
 		return fmt.Errorf("sim confirmations must be at least 1")
+	}
+	for name, v := range map[string]string{"PIC_EXPLORER_BTC_TX": c.ExplorerBTCTx, "PIC_EXPLORER_ETH_TX": c.ExplorerETHTx, "PIC_EXPLORER_TRON_TX": c.ExplorerTronTx} {
+		if v != "" {
+			if err := web.CheckExplorerURL(v); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
 	}
 	if c.MnemonicFile == "" {
 		c.MnemonicFile = filepath.Join(c.DataDir, "mnemonic")

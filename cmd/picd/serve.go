@@ -200,7 +200,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	})
 	mux.Handle("GET /readyz", publicLimit.Limit("readyz", readiness(b, runner, scans, now)))
 	mux.Handle("/v1/sim/", obs.wrap(chains.routes))
-	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, EthereumChainID: ethChainID, Now: now, Logger: log, Limiter: publicLimit}))
+	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, EthereumChainID: ethChainID, Now: now, Logger: log, Limiter: publicLimit,
+		Explorers: explorers(cfg)}))
 	mux.Handle("/pay/", site)
 	mux.Handle("/dashboard", site)
 	mux.Handle("/dashboard/", site)

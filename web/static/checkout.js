@@ -5,7 +5,7 @@
 // rendered every screen; this script only switches them and fills in
 // numbers, and redraws the QR code and wallet link (from
 // GET /pay/request/{id}) when the amount due changes.
-import { t, subtract, svg, wireCopyButtons } from './common.js';
+import { t, el, subtract, svg, wireCopyButtons, shorten } from './common.js';
 
 const root = document.getElementById('checkout');
 const id = root.dataset.invoiceId;
@@ -18,6 +18,10 @@ let drawnFor = sendAmount;
 let requestInFlight = false;
 const basePollMs = Math.max(200, Number(root.dataset.pollMs) || 2000);
 const maxPollMs = Math.max(basePollMs, Number(root.dataset.maxPollMs) || 15000);
+// The block explorer's transaction URL with {txid}, when the chain has one.
+const explorerTx = root.dataset.explorerTx || '';
+// The shop's name as the server rendered it (the gateway's without branding).
+const brandName = document.querySelector('.checkout-head .brand')?.textContent.trim() || t('brand');
 
 // The shop's colour (#rrggbb, checked by the server) replaces the accent
 // through the CSSOM, which the CSP allows where a style attribute is not;
@@ -125,8 +129,29 @@ function render(inv) {
     clearInterval(countdownTimer);
     countdownTimer = null;
   }
-  if (changed) document.title = t('status.' + status) + ' · ' + t('brand');
+  renderTxs(inv.payments, inv.required_confirmations);
+  if (changed) document.title = t('status.' + status) + ' · ' + brandName;
   return changed;
+}
+
+// renderTxs lists the invoice's transactions with their confirmations,
+// which move block by block, each linked to the chain's explorer when one
+// is configured (a txid is hex: anything else gets no link).
+function renderTxs(payments, required) {
+  if (!Array.isArray(payments)) return;
+  const box = byId('txs');
+  const list = byId('tx-list');
+  box.hidden = payments.length === 0;
+  list.replaceChildren(...payments.map((p) => {
+    const short = el('code', {}, shorten(p.txid));
+    const link = explorerTx && /^(0x)?[0-9a-fA-F]{1,128}$/.test(p.txid)
+      ? el('a', { class: 'tx', href: explorerTx.replace('{txid}', p.txid), target: '_blank', rel: 'noopener noreferrer', title: p.txid }, short)
+      : el('code', { class: 'tx', title: p.txid }, shorten(p.txid));
+    const conf = p.status === 'reverted' ? t('checkout.tx_reverted')
+      : t('checkout.tx_confirmations', { n: p.confirmations, required });
+    return el('li', { dataset: { txid: p.txid, status: p.status } }, link, ' ',
+      el('span', { class: 'tx-amount' }, p.amount + ' ' + asset), ' ', el('span', { class: 'tx-conf' }, conf));
+  }));
 }
 
 // amountDue is the API's amount_due; from an API without it, the same

@@ -134,3 +134,15 @@ export function formatTime(ms) {
     year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
   });
 }
+
+// shorten keeps the head and tail of a long id or address, which is what
+// people compare (web/checkout.go's shorten does the same on the server).
+export function shorten(s) {
+  s = String(s || '');
+  return s.length <= 20 ? s : s.slice(0, 10) + '…' + s.slice(-8);
+}
+
+// The language switch keeps the dashboard's view (the URL fragment).
+for (const a of document.querySelectorAll('.langs a[data-lang]')) {
+  a.addEventListener('click', () => { a.hash = location.hash; });
+}
