@@ -43,7 +43,7 @@ func (a *AddressIndexes) Of(ctx context.Context, invoiceID string) (int64, error
 	if len(recs) == 0 || recs[0].Type != domain.TypeInvoiceCreated {
 		return 0, fmt.Errorf("invoice %s: no InvoiceCreated", invoiceID)
 	}
-	e, err := domain.Decode(recs[0].Type, recs[0].Data)
+	e, err := domain.DecodeStored(recs[0].Type, recs[0].Data, recs[0].Metadata)
 	if err != nil {
 		return 0, fmt.Errorf("invoice %s: %w", invoiceID, err)
 	}

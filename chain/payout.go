@@ -204,7 +204,7 @@ func (p *Processor) intakeStep(ctx context.Context) (bool, eventstore.Position, 
 			if rec.Type != domain.TypePayoutRequested {
 				continue
 			}
-			e, err := domain.Decode(rec.Type, rec.Data)
+			e, err := domain.DecodeStored(rec.Type, rec.Data, rec.Metadata)
 			if err != nil {
 				return err
 			}
@@ -582,7 +582,7 @@ func (s *Settlement) step(ctx context.Context) (bool, eventstore.Position, error
 	return s.sub.step(ctx, func(ctx context.Context, recs []eventstore.RecordedEvent) error {
 		waits = waits[:0]
 		for _, rec := range recs {
-			e, err := domain.Decode(rec.Type, rec.Data)
+			e, err := domain.DecodeStored(rec.Type, rec.Data, rec.Metadata)
 			if err != nil {
 				return err
 			}
@@ -590,7 +590,12 @@ func (s *Settlement) step(ctx context.Context) (bool, eventstore.Position, error
 			case domain.DepositFinalized:
 				err := s.settle(ctx, commands.SettleDeposit{EventID: rec.ID, Deposit: e, Position: rec.Position})
 				if errors.Is(err, domain.ErrPriceUnavailable) {
-					waits = append(waits, priceWait{eventID: rec.ID, position: rec.Position, data: rec.Data})
+					// The body in this build's shape (upcast), as the retry decodes it.
+					data, err := domain.Encode(e)
+					if err != nil {
+						return err
+					}
+					waits = append(waits, priceWait{eventID: rec.ID, position: rec.Position, data: data})
 					continue
 				}
 				if err != nil {

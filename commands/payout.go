@@ -238,7 +238,7 @@ func loadRequest(ctx context.Context, store eventstore.Store, ref PayoutRef) (do
 		return domain.PayoutRequested{}, fmt.Errorf("payout %s: %w", ref.PayoutID, err)
 	}
 	if len(recs) == 1 && recs[0].Type == domain.TypePayoutRequested {
-		e, err := domain.Decode(recs[0].Type, recs[0].Data)
+		e, err := domain.DecodeStored(recs[0].Type, recs[0].Data, recs[0].Metadata)
 		if err != nil {
 			return domain.PayoutRequested{}, err
 		}

@@ -64,6 +64,9 @@ type Metadata struct {
 	CommandID  string    `json:"command_id"`
 	MerchantID string    `json:"merchant_id,omitempty"`
 	OccurredAt time.Time `json:"occurred_at"`
+	// SchemaVersion is the version of the event's body shape when above 1
+	// (domain.DecodeStored upcasts older ones); set per event by encode.
+	SchemaVersion int `json:"schema_version,omitempty"`
 }
 
 // state is a stream as the write path sees it: the version folded so far
@@ -99,7 +102,7 @@ func (s *state) catchUp(ctx context.Context, store eventstore.Store, stream, wan
 			return -1, fmt.Errorf("load %s: %w", stream, err)
 		}
 		for _, r := range recs {
-			e, err := domain.Decode(r.Type, r.Data)
+			e, err := domain.DecodeStored(r.Type, r.Data, r.Metadata)
 			if err != nil {
 				return -1, fmt.Errorf("load %s: %w", stream, err)
 			}
@@ -203,7 +206,7 @@ func readStored(ctx context.Context, store eventstore.Store, stream, commandID s
 		if r.ID != domain.EventID(commandID, stream, i) {
 			break
 		}
-		e, err := domain.Decode(r.Type, r.Data)
+		e, err := domain.DecodeStored(r.Type, r.Data, r.Metadata)
 		if err != nil {
 			return written{}, fmt.Errorf("read back %s: %w", stream, err)
 		}
@@ -243,7 +246,17 @@ func encode(evs []domain.Event, stream string, meta Metadata) ([]eventstore.Even
 		if err != nil {
 			return nil, err
 		}
-		out[i] = eventstore.EventData{ID: domain.EventID(meta.CommandID, stream, i), Type: e.EventType(), Data: data, Metadata: md}
+		emd := md
+		if v := domain.SchemaVersionOf(e.EventType()); v > 1 {
+			// Version 1 is left unsaid, so logs from before versions and
+			// today's version-1 events read the same.
+			m := meta
+			m.SchemaVersion = v
+			if emd, err = json.Marshal(m); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = eventstore.EventData{ID: domain.EventID(meta.CommandID, stream, i), Type: e.EventType(), Data: data, Metadata: emd}
 	}
 	return out, nil
 }

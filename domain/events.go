@@ -2,7 +2,6 @@ package domain
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -350,66 +349,10 @@ func (e DepositReverted) LedgerPostings() []Posting     { return e.Postings }
 func (e DepositFinalized) LedgerPostings() []Posting    { return e.Postings }
 func (e ConversionAbandoned) LedgerPostings() []Posting { return e.Postings }
 
-// Decode turns a stored event back into its Go type.
+// Decode turns a body in this build's shape into its Go type. A body read
+// from the log goes through DecodeStored, which upcasts it first.
 func Decode(eventType string, data []byte) (Event, error) {
-	var e Event
-	var err error
-	switch eventType {
-	case TypeMerchantRegistered:
-		e, err = decode[MerchantRegistered](data)
-	case TypeAPIKeysRotated:
-		e, err = decode[APIKeysRotated](data)
-	case TypeWebhookSecretRotated:
-		e, err = decode[WebhookSecretRotated](data)
-	case TypeAccountSettingsChanged:
-		e, err = decode[AccountSettingsChanged](data)
-	case TypePayoutSettingsChanged:
-		e, err = decode[PayoutSettingsChanged](data)
-	case TypeInvoiceCreated:
-		e, err = decode[InvoiceCreated](data)
-	case TypeDepositDetected:
-		e, err = decode[DepositDetected](data)
-	case TypeDepositConfirmed:
-		e, err = decode[DepositConfirmed](data)
-	case TypeDepositReverted:
-		e, err = decode[DepositReverted](data)
-	case TypeDepositFinalized:
-		e, err = decode[DepositFinalized](data)
-	case TypeConversionWaiting:
-		e, err = decode[ConversionWaiting](data)
-	case TypeConversionAbandoned:
-		e, err = decode[ConversionAbandoned](data)
-	case TypeBalanceNegative:
-		e, err = decode[BalanceNegative](data)
-	case TypePaymentConverted:
-		e, err = decode[PaymentConverted](data)
-	case TypeInvoicePartiallyPaid, TypeInvoiceConfirming, TypeInvoicePaid, TypeInvoiceExpired, TypeInvoiceAwaitingPayment, TypeInvoiceReverted:
-		e, err = decode[InvoiceStatusChanged](data)
-	case TypeAddressReserved:
-		e, err = decode[AddressReserved](data)
-	case TypeAddressIndexesReserved:
-		e, err = decode[AddressIndexesReserved](data)
-	case TypePayoutRequested:
-		e, err = decode[PayoutRequested](data)
-	case TypePayoutSigned:
-		e, err = decode[PayoutSigned](data)
-	case TypePayoutSent:
-		e, err = decode[PayoutSent](data)
-	case TypePayoutConfirmed:
-		e, err = decode[PayoutConfirmed](data)
-	case TypePayoutFailed:
-		e, err = decode[PayoutFailed](data)
-	case TypePayoutCanceled:
-		e, err = decode[PayoutCanceled](data)
-	case TypeConversionExecuted:
-		e, err = decode[ConversionExecuted](data)
-	default:
-		return nil, fmt.Errorf("domain: unknown event type %q", eventType)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("domain: decode %s: %w", eventType, err)
-	}
-	return e, nil
+	return DefaultSchemas.Decode(eventType, DefaultSchemas.Current(eventType), data)
 }
 
 func decode[T Event](data []byte) (Event, error) {

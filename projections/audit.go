@@ -224,7 +224,7 @@ func decodeParallel(recs []eventstore.RecordedEvent, out []domain.Event, errs []
 				if auditSkips[recs[i].Type] {
 					continue
 				}
-				out[i], errs[i] = domain.Decode(recs[i].Type, recs[i].Data)
+				out[i], errs[i] = domain.DecodeStored(recs[i].Type, recs[i].Data, recs[i].Metadata)
 			}
 		}(lo, hi)
 	}

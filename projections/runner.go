@@ -332,7 +332,7 @@ func (r *Runner) readAhead(ctx context.Context, pos eventstore.Position, out cha
 func decodeAll(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
 	out := make([]domain.Event, len(recs))
 	for i, rec := range recs {
-		e, err := domain.Decode(rec.Type, rec.Data)
+		e, err := domain.DecodeStored(rec.Type, rec.Data, rec.Metadata)
 		if err != nil {
 			// Events of types this version does not know (a newer writer)
 			// cannot be projected; stopping is safer than guessing.

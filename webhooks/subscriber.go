@@ -223,7 +223,7 @@ func (s *Subscriber) deliveryFor(ctx context.Context, rec eventstore.RecordedEve
 	if !ok {
 		return newDelivery{}, false, nil
 	}
-	ev, err := domain.Decode(rec.Type, rec.Data)
+	ev, err := domain.DecodeStored(rec.Type, rec.Data, rec.Metadata)
 	if err != nil {
 		return newDelivery{}, false, fmt.Errorf("webhooks: event %s: %w", rec.ID, err)
 	}
@@ -238,7 +238,7 @@ func (s *Subscriber) deliveryFor(ctx context.Context, rec eventstore.RecordedEve
 	}
 	evs := make([]domain.Event, 0, len(prefix))
 	for _, r := range prefix {
-		e, err := domain.Decode(r.Type, r.Data)
+		e, err := domain.DecodeStored(r.Type, r.Data, r.Metadata)
 		if err != nil {
 			return newDelivery{}, false, fmt.Errorf("webhooks: event %s: %w", r.ID, err)
 		}
@@ -294,7 +294,7 @@ func (s *Subscriber) insert(ctx context.Context, tx *sql.Tx, deliveries []newDel
 // confirmation (other payouts announce nothing): the invoice as its stream
 // stands, and the refund.
 func (s *Subscriber) refundDelivery(ctx context.Context, rec eventstore.RecordedEvent) (newDelivery, bool, error) {
-	ev, err := domain.Decode(rec.Type, rec.Data)
+	ev, err := domain.DecodeStored(rec.Type, rec.Data, rec.Metadata)
 	if err != nil {
 		return newDelivery{}, false, fmt.Errorf("webhooks: event %s: %w", rec.ID, err)
 	}
@@ -309,7 +309,7 @@ func (s *Subscriber) refundDelivery(ctx context.Context, rec eventstore.Recorded
 	}
 	evs := make([]domain.Event, 0, len(recs))
 	for _, r := range recs {
-		e, err := domain.Decode(r.Type, r.Data)
+		e, err := domain.DecodeStored(r.Type, r.Data, r.Metadata)
 		if err != nil {
 			return newDelivery{}, false, fmt.Errorf("webhooks: event %s: %w", r.ID, err)
 		}
