@@ -227,7 +227,8 @@ func (w *Watcher) Close() {
 // long catch-up continues at once.
 func (w *Watcher) Run(ctx context.Context) error {
 	defer w.Close()
-	scan.PollMore(ctx, w.cfg.PollInterval, maxBackoff, w.log, w.scan)
+	p := scan.Poller{Interval: w.cfg.PollInterval, MaxBackoff: maxBackoff, Log: w.log, Now: w.cfg.Now}
+	p.Run(ctx, w.scan)
 	return nil
 }
 

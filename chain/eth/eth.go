@@ -200,7 +200,8 @@ func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.
 // exponential backoff from the stored checkpoint, so no block is skipped.
 // It returns nil when ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
-	scan.Poll(ctx, w.cfg.PollInterval, w.cfg.MaxBackoff, w.log, w.ScanOnce)
+	p := scan.Poller{Interval: w.cfg.PollInterval, MaxBackoff: w.cfg.MaxBackoff, Log: w.log, Now: w.cfg.Now}
+	p.Run(ctx, scan.Once(w.ScanOnce))
 	return nil
 }
 

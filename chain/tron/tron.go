@@ -26,7 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/backoff"
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -128,9 +127,7 @@ type Watcher struct {
 	busyQ    string
 	busyArgs []any
 	log      *slog.Logger
-
-	failures int
-	lastScan time.Time
+	poll     scan.Poller
 }
 
 // tronChain is what is particular to TRON: the node's calls, TRX
@@ -278,6 +275,8 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 	w.busyQ = db.Q(`SELECT (SELECT COUNT(*) FROM invoices WHERE status IN (?, ?, ?) AND asset IN (?` + strings.Repeat(`, ?`, len(codes)-1) + `))
 		+ (SELECT COUNT(*) FROM tron_deposits WHERE state = ?)`)
 	w.busyArgs = append(append([]any{string(domain.StatusNew), string(domain.StatusPartiallyPaid), string(domain.StatusConfirming)}, codes...), chain.ScanSeen)
+	w.poll = scan.Poller{Interval: cfg.PollInterval, MaxBackoff: cfg.MaxBackoff, Idle: w.idle, IdleInterval: cfg.IdlePollInterval,
+		Explain: explain, Log: log, Now: cfg.Now}
 	return w, nil
 }
 
@@ -285,11 +284,8 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 // errors) is logged and retried with exponential backoff from the stored
 // checkpoint, so no block is skipped. It returns nil when ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
-	for {
-		if !backoff.Sleep(ctx, w.Step(ctx)) {
-			return nil
-		}
-	}
+	w.poll.Run(ctx, scan.Once(w.ScanOnce))
+	return nil
 }
 
 // Step scans when it is time to and returns the pause before the next
@@ -298,31 +294,21 @@ func (w *Watcher) Run(ctx context.Context) error {
 // While no TRON invoice is open and no deposit waits, it scans only once
 // per IdlePollInterval, so an idle gateway spends little of the API's quota.
 func (w *Watcher) Step(ctx context.Context) time.Duration {
-	now := w.cfg.Now()
-	if !w.lastScan.IsZero() && now.Sub(w.lastScan) < w.cfg.IdlePollInterval && w.failures == 0 {
-		busy, err := w.busy(ctx)
-		if err != nil {
-			w.log.Warn("tron: cannot tell whether an invoice is open; scanning", "err", err)
-		} else if !busy {
-			return w.cfg.PollInterval
-		}
-	}
-	err := w.ScanOnce(ctx)
-	if err == nil {
-		w.failures, w.lastScan = 0, now
-		return w.cfg.PollInterval
-	}
-	if ctx.Err() != nil {
-		return 0
-	}
-	w.failures++
-	wait := backoff.Policy{Base: w.cfg.PollInterval, Max: w.cfg.MaxBackoff}.Delay(w.failures)
-	msg := "tron: scan failed; retrying from the checkpoint"
+	return w.poll.Step(ctx, scan.Once(w.ScanOnce))
+}
+
+// idle reports that no TRON invoice is open and no deposit waits.
+func (w *Watcher) idle(ctx context.Context) (bool, error) {
+	busy, err := w.busy(ctx)
+	return !busy, err
+}
+
+// explain names a throttled scan in the log.
+func explain(err error) string {
 	if errors.Is(err, ErrThrottled) {
-		msg = "tron: the API throttles us (rate or daily quota); backing off"
+		return "tron: the API throttles us (rate or daily quota); backing off"
 	}
-	w.log.Error(msg, "err", err, "failures", w.failures, "retry_in", wait.String())
-	return wait
+	return "tron: scan failed; retrying from the checkpoint"
 }
 
 // busy reports whether a TRON invoice is open or a deposit not final.
