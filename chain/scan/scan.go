@@ -553,6 +553,9 @@ func (s *Scanner[B]) report(ctx context.Context, f Transfer, tip int64) (Deposit
 		s.log.Warn(s.cfg.Name+": deposit to our address matches no invoice", "deposit_id", f.DepositID, "asset", f.Asset,
 			"address", f.Address, "amount", d.Amount, "err", err)
 		d.State = chain.ScanUnmatched
+		if err := s.recordUnmatched(ctx, f, err); err != nil {
+			return Deposit{}, err
+		}
 		return d, nil
 	case err != nil:
 		return Deposit{}, fmt.Errorf("%s observe %s: %w", s.cfg.Name, f.DepositID, err)

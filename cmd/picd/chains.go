@@ -102,19 +102,14 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 		w.loops = append(w.loops, loop{name: "bitcoin watcher", run: bw.Run})
 	}
 	if cfg.ETHRPCURL != "" {
-		client, err := eth.Dial(ctx, cfg.ETHRPCURL)
+		ew, err := ethWatcher(ctx, cfg, sink, db, assets, log)
 		if err != nil {
-			return nil, fmt.Errorf("ethereum node: %w", err)
-		}
-		ew, err := eth.New(eth.Config{Contracts: ethContracts(cfg), StartBlock: uint64(cfg.ETHStartBlock)}, client, sink, db, assets, log)
-		if err != nil {
-			return nil, fmt.Errorf("ethereum watcher: %w", err)
+			return nil, err
 		}
 		w.loops = append(w.loops, loop{name: "ethereum watcher", run: ew.Run})
 	}
 	if cfg.TronAPIURL != "" {
-		tw, err := tron.New(tron.Config{StartBlock: int64(cfg.TronStartBlock), Contracts: tronContracts(cfg),
-			SolidEveryBlocks: tron.DefaultSolidEveryBlocks, AllCallReceipts: cfg.TronAllCallReceipts}, tronClient(cfg), sink, db, assets, log)
+		tw, err := tronWatcher(cfg, sink, db, assets, log)
 		if err != nil {
 			return nil, fmt.Errorf("tron watcher: %w", err)
 		}
@@ -133,6 +128,26 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 	}
 	w.sim = s
 	return w, nil
+}
+
+// ethWatcher is the Ethereum watcher as picd configures it (picd serve,
+// picd chain rescan).
+func ethWatcher(ctx context.Context, cfg Config, sink chain.Sink, db sqldb.DB, assets domain.Assets, log *slog.Logger) (*eth.Watcher, error) {
+	client, err := eth.Dial(ctx, cfg.ETHRPCURL)
+	if err != nil {
+		return nil, fmt.Errorf("ethereum node: %w", err)
+	}
+	ew, err := eth.New(eth.Config{Contracts: ethContracts(cfg), StartBlock: uint64(cfg.ETHStartBlock)}, client, sink, db, assets, log)
+	if err != nil {
+		return nil, fmt.Errorf("ethereum watcher: %w", err)
+	}
+	return ew, nil
+}
+
+// tronWatcher is the TRON watcher as picd configures it.
+func tronWatcher(cfg Config, sink chain.Sink, db sqldb.DB, assets domain.Assets, log *slog.Logger) (*tron.Watcher, error) {
+	return tron.New(tron.Config{StartBlock: int64(cfg.TronStartBlock), Contracts: tronContracts(cfg),
+		SolidEveryBlocks: tron.DefaultSolidEveryBlocks, AllCallReceipts: cfg.TronAllCallReceipts}, tronClient(cfg), sink, db, assets, log)
 }
 
 // ethNodeWait bounds how long start waits for the Ethereum node to answer.

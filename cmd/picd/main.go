@@ -37,6 +37,8 @@ usage:
                          rebuild read models beside the live ones and swap them in (blue/green)
   picd projections status [flags]
                          each projection's position and lag
+  picd chain rescan ASSET --from HEIGHT [--to HEIGHT] | picd chain unmatched [--json] [credit|sweep|ignore ID ...]
+                         rescan blocks for missed payments; decide about payments no invoice takes
   picd health URL        exit 0 when URL answers 2xx (for container health checks)
   picd help              this text
 
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return auditCmd(ctx, args, stdout, stderr)
 	case "projections":
 		return projectionsCmd(ctx, args, stdout, stderr)
+	case "chain":
+		return chainCmd(ctx, args, stdout, stderr)
 	case "copy-events":
 		return copyEvents(ctx, args, stdout)
 	case "health":

@@ -180,6 +180,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	obs := newObservability(log)
 	scans := chainScans(cfg)
 	obs.registerStateGauges(b.store, runner, b.db, scans)
+	registerUnmatchedMetrics(obs.registry, b.db, assets)
 	if cfg.TronAPIURL != "" {
 		registerTronMetrics(obs.registry)
 	}
