@@ -71,7 +71,7 @@ type fixtureExpect struct {
 	Note     string                               `json:"note"`
 	Invoices map[string]fixtureInvoice            `json:"invoices"`
 	Balances map[string]map[string]fixtureBalance `json:"balances"` // merchant → asset
-	PaidOut  map[string]map[string]string        `json:"paid_out"` // merchant → asset → payouts requested, canceled and failed ones aside
+	PaidOut  map[string]map[string]string         `json:"paid_out"` // merchant → asset → payouts requested, canceled and failed ones aside
 }
 
 func TestWriteFixtureLog(t *testing.T) {
