@@ -149,3 +149,27 @@ func BenchmarkAudit(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkVerifyChain recomputes the hash chain of a log of
+// PIC_BENCH_EVENTS events (default 100,000) on the embedded store, as
+// "picd audit --verify-chain" does.
+func BenchmarkVerifyChain(b *testing.B) {
+	n := 100000
+	if v, err := strconv.Atoi(os.Getenv("PIC_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	store := benchLog(b, n)
+	defer store.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep, err := eventstore.VerifyChain(ctx, store, time.Now, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Break != nil || rep.Events != uint64(n) {
+			b.Fatalf("chain of %d events: %d verified, break %v", n, rep.Events, rep.Break)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/projections"
 )
 
@@ -32,6 +33,8 @@ func unreachable(err error) error { return &exitError{code: exitUnreachable, err
 type auditOutput struct {
 	json     bool
 	progress bool // a progress bar on stderr
+	// verifyChain: recompute the log's hash chain instead of the ledger.
+	verifyChain bool
 }
 
 // auditCmd is "picd audit [--json] [--progress|--no-progress] [flags]".
@@ -47,6 +50,8 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			out.progress = true
 		case "--no-progress", "-no-progress":
 			out.progress = false
+		case "--verify-chain", "-verify-chain":
+			out.verifyChain = true
 		default:
 			rest = append(rest, a)
 		}
@@ -54,7 +59,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := parseConfig(rest)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "picd audit [--json] [--progress|--no-progress] [store flags]")
+			fmt.Fprintln(stdout, "picd audit [--json] [--progress|--no-progress] [--verify-chain] [store flags]")
 			fmt.Fprintln(stdout, "exit status: 0 clean, 1 a problem found, 2 bad flags, 3 a store or node unreachable (or not migrated)")
 		}
 		return &exitError{code: exitUsage, err: err}
@@ -79,6 +84,9 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 		return unreachable(fmt.Errorf("audit: %w", err))
 	}
 	defer b.close()
+	if out.verifyChain {
+		return verifyChain(ctx, b, out, stdout, stderr)
+	}
 	runner := projections.NewRunner(b.store, b.db, log)
 	opt := projections.AuditOptions{}
 	if out.progress {
@@ -234,4 +242,62 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// verifyChain is "picd audit --verify-chain": every stored event's hash is
+// recomputed from the first, and the first that differs is named.
+func verifyChain(ctx context.Context, b *backend, out auditOutput, stdout, stderr io.Writer) error {
+	var progress func(uint64)
+	if out.progress {
+		var total int64
+		if c, ok := b.store.(interface {
+			CountAfter(context.Context, eventstore.Position) (int64, error)
+		}); ok {
+			total, _ = c.CountAfter(ctx, eventstore.Start)
+		}
+		bar := newProgressBar(stderr)
+		progress = func(done uint64) { bar.update(int(done), total) }
+		defer bar.done()
+	}
+	rep, err := eventstore.VerifyChain(ctx, b.store, time.Now, progress)
+	if errors.Is(err, eventstore.ErrNoChain) {
+		return unreachable(fmt.Errorf("audit --verify-chain: %w (see docs/operations.md#the-hash-chain)", err))
+	}
+	if err != nil {
+		return unreachable(fmt.Errorf("audit --verify-chain: %w", err))
+	}
+	if out.json {
+		type brk struct {
+			Seq      uint64 `json:"seq"`
+			Position string `json:"position"`
+			EventID  string `json:"event_id"`
+			Stream   string `json:"stream"`
+			Reason   string `json:"reason"`
+		}
+		j := struct {
+			OK        bool   `json:"ok"`
+			Events    uint64 `json:"events"`
+			HeadSeq   uint64 `json:"head_seq"`
+			HeadHash  string `json:"head_hash,omitempty"`
+			ElapsedMs int64  `json:"elapsed_ms"`
+			Break     *brk   `json:"break,omitempty"`
+		}{OK: rep.Break == nil, Events: rep.Events, HeadSeq: rep.Head, HeadHash: rep.HeadHash, ElapsedMs: rep.Elapsed.Milliseconds()}
+		if rep.Break != nil {
+			j.HeadHash = ""
+			j.Break = &brk{rep.Break.Seq, rep.Break.Position.String(), rep.Break.EventID, rep.Break.Stream, rep.Break.Reason}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(j); err != nil {
+			return err
+		}
+	} else if rep.Break == nil {
+		fmt.Fprintf(stdout, "hash chain verified: %d events in %s\nhead: seq %d, hash %s\nRESULT: OK\n", rep.Events, rep.Elapsed.Round(time.Millisecond), rep.Head, rep.HeadHash)
+	} else {
+		fmt.Fprintf(stdout, "hash chain: %d events verified before the break\nRESULT: PROBLEM: %s\n", rep.Events, rep.Break)
+	}
+	if rep.Break != nil {
+		return &exitError{code: exitProblems, err: fmt.Errorf("%w: %s", errAuditMismatch, rep.Break)}
+	}
+	return nil
 }

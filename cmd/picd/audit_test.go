@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -323,5 +324,66 @@ func TestAuditDebtsAndTampering(t *testing.T) {
 	err = auditCmd(ctx, []string{"--data", dir}, &out, &errOut)
 	if !errors.Is(err, errAuditMismatch) || !strings.Contains(out.String(), "PROBLEM: event 00000000-0000-4000-8000-000000000001: charged 0.000001") {
 		t.Fatalf("a wrong fee: %v\n%s", err, out.String())
+	}
+}
+
+// TestAuditVerifyChain: "picd audit --verify-chain" passes on a log written
+// through the commands and fails, naming the position, once one stored
+// event is altered.
+func TestAuditVerifyChain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	d := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clock, NewID: commands.NewIDGenerator(clock),
+		Credits: fixedCredits{"USDT.ETH": "0"}}
+	h := commands.New(d, commands.StaticAddresses{domain.ChainEthereum: "0xabc"}, func(domain.Chain, string) error { return nil })
+	m, err := h.RegisterMerchant.Handle(ctx, commands.RegisterMerchant{Name: "Shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := h.CreateInvoice.Handle(ctx, commands.CreateInvoice{MerchantID: m.MerchantID, Asset: "USDT.ETH", Amount: "10"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := store.DB().QueryRow(`SELECT count(*) FROM events`).Scan(&n); err != nil || n < 6 {
+		t.Fatalf("%d events (%v)", n, err)
+	}
+	store.Close()
+	migrateData(t, dir)
+
+	var out, errOut bytes.Buffer
+	if err := auditCmd(ctx, []string{"--verify-chain", "--data", dir}, &out, &errOut); err != nil {
+		t.Fatalf("intact log: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("hash chain verified: %d events", n)) || !strings.Contains(out.String(), "RESULT: OK") {
+		t.Fatalf("intact log:\n%s", out.String())
+	}
+
+	store, err = sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.WriteDB().Exec(`UPDATE events SET data = replace(data, '"10"', '"1"') WHERE global_position = 3`); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	out.Reset()
+	err = auditCmd(ctx, []string{"--verify-chain", "--json", "--data", dir}, &out, &errOut)
+	var rep struct {
+		OK    bool `json:"ok"`
+		Break struct {
+			Seq      uint64 `json:"seq"`
+			Position string `json:"position"`
+		} `json:"break"`
+	}
+	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil || exitCode(err) != 1 || rep.OK || rep.Break.Seq != 3 || rep.Break.Position != "3/0" {
+		t.Fatalf("altered event 3: exit %d (%v), %+v %v\n%s", exitCode(err), err, rep, jerr, out.String())
 	}
 }

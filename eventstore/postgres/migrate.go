@@ -113,6 +113,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("postgres: migrate %s: %s: %w", s.schema, m.name, err)
 		}
 	}
+	// Part of migration 0002: events written before the chain get it.
+	if err := chainExisting(ctx, tx, s.schema); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", s.schema, err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate %s: %w", s.schema, err)
 	}

@@ -77,6 +77,10 @@ type Store struct {
 	// finds them already prepared on that connection).
 	insertEvent        *sql.Stmt
 	versions, storedAt [listSizes]*sql.Stmt
+	// chain is the last link written (chain.go); chainer computes the next.
+	// Both belong to the one writer goroutine.
+	chain   chainHead
+	chainer *eventstore.Chainer
 	// readTypes holds ReadAllOfTypes' statements by number of types.
 	typesMu   sync.Mutex
 	readTypes map[int]*sql.Stmt
@@ -154,6 +158,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 		_ = wdb.Close()
 		return nil, err
 	}
+	if !o.checkOnly {
+		// Part of migration 0002: events written before the chain get it.
+		if err := chainExisting(ctx, wdb); err != nil {
+			_ = wdb.Close()
+			return nil, err
+		}
+	}
 	rdb, err := sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
 		_ = wdb.Close()
@@ -165,7 +176,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
 
-	s := &Store{rdb: rdb, wdb: wdb, now: time.Now, changed: make(chan struct{}), closed: make(chan struct{})}
+	s := &Store{rdb: rdb, wdb: wdb, now: time.Now, changed: make(chan struct{}), closed: make(chan struct{}), chainer: eventstore.NewChainer()}
 	head, err := s.readHead(ctx)
 	if err != nil {
 		_ = rdb.Close()
@@ -225,8 +236,9 @@ func privateFiles(abs string) error {
 // CPU.
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
+	// The position is given: the chain hash covers it (chain.go).
 	s.insertEvent, err = s.wdb.PrepareContext(ctx, `INSERT INTO events
-		(event_id, stream, version, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		(global_position, event_id, stream, version, type, data, metadata, recorded_at, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -316,6 +328,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 // not fail the others.
 func (s *Store) flush(reqs []eventstore.Request) []eventstore.Outcome {
 	outs, err := s.writeBatch(reqs)
+	if isPositionTaken(err) {
+		// Another process appended: the batch is decided again on the
+		// head read anew.
+		outs, err = s.writeBatch(reqs)
+	}
 	if err == nil {
 		return outs
 	}
@@ -336,9 +353,17 @@ func (s *Store) flush(reqs []eventstore.Request) []eventstore.Outcome {
 
 // writeBatch decides and writes reqs in one write transaction. It returns
 // an error only when the transaction failed as a whole.
-func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, error) {
+func (s *Store) writeBatch(reqs []eventstore.Request) (outs []eventstore.Outcome, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
+	head := s.chain
+	defer func() {
+		if err != nil {
+			s.chain.valid = false // rolled back, or another process moved the log
+		} else {
+			s.chain = head
+		}
+	}()
 	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: append: begin: %w", err)
@@ -374,7 +399,13 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 	defer ins.Close()
 	recordedAt := s.now().UnixMicro()
 	recordedTime := time.UnixMicro(recordedAt).UTC() // as a read of the row gives it back
-	outs := make([]eventstore.Outcome, len(reqs))
+	outs = make([]eventstore.Outcome, len(reqs))
+	if !head.valid && writes(decisions) {
+		if err := s.loadHead(ctx, tx); err != nil {
+			return nil, fmt.Errorf("sqlite: append: %w", err)
+		}
+		head = s.chain
+	}
 	var last int64 // global position of the last inserted event
 	wrote := false
 	var committed []eventstore.RecordedEvent
@@ -390,13 +421,12 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 					at = e.RecordedAt.UnixMicro()
 					atTime = time.UnixMicro(at).UTC()
 				}
-				res, err := ins.ExecContext(ctx, e.ID, r.Stream, d.FirstVersion+int64(k), e.Type, e.Data, e.Metadata, at)
-				if err != nil {
+				pos, version := head.pos+1, d.FirstVersion+int64(k)
+				h := s.chainer.Next(nil, head.hash, uint64(pos), e.ID, r.Stream, version, e.Type, e.Data, e.Metadata, atTime)
+				if _, err := ins.ExecContext(ctx, pos, e.ID, r.Stream, version, e.Type, e.Data, e.Metadata, at, h); err != nil {
 					return nil, fmt.Errorf("sqlite: append to %s: %w", r.Stream, err)
 				}
-				if last, err = res.LastInsertId(); err != nil {
-					return nil, fmt.Errorf("sqlite: append to %s: %w", r.Stream, err)
-				}
+				head.pos, head.hash, last = pos, h, pos
 				committed = append(committed, eventstore.RecordedEvent{Position: eventstore.Position{Commit: uint64(last)},
 					ID: e.ID, Stream: r.Stream, Version: d.FirstVersion + int64(k), Type: e.Type, Data: bytes.Clone(e.Data), Metadata: bytes.Clone(e.Metadata),
 					RecordedAt: atTime})
@@ -424,6 +454,15 @@ func (s *Store) writeBatch(reqs []eventstore.Request) ([]eventstore.Outcome, err
 	s.recent.add(committed)
 	s.advance(uint64(last))
 	return outs, nil
+}
+
+func writes(ds []eventstore.Decision) bool {
+	for _, d := range ds {
+		if d.Write {
+			return true
+		}
+	}
+	return false
 }
 
 // inList runs the prepared statement of stmts for the first (up to maxList)

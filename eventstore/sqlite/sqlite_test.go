@@ -133,8 +133,8 @@ func TestPragmas(t *testing.T) {
 		t.Error("the read pool accepted a write")
 	}
 	var n int
-	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE scope = 'eventstore'`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("schema_migrations has %d eventstore rows (%v), want 1", n, err)
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE scope = 'eventstore'`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("schema_migrations has %d eventstore rows (%v), want 2 (events, chain_hash)", n, err)
 	}
 }
 

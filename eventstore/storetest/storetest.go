@@ -34,6 +34,61 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("WaitWakesOnAppend", func(t *testing.T) { testWait(t, newStore(t)) })
 	t.Run("ConcurrentAppendersAndReader", func(t *testing.T) { testStress(t, newStore(t)) })
 	t.Run("KeepsGivenRecordedTime", func(t *testing.T) { testGivenRecordedTime(t, newStore(t)) })
+	t.Run("HashChain", func(t *testing.T) { testHashChain(t, newStore(t)) })
+}
+
+// testHashChain: concurrent appends (batched together by the writer, some
+// of them rejected) leave an unbroken chain over every stored event, whose
+// head is the store's ChainHead. Stores without a chain skip it.
+func testHashChain(t *testing.T, s eventstore.Store) {
+	closeAtEnd(t, s)
+	c, ok := s.(eventstore.Chained)
+	if !ok {
+		t.Skip("this store keeps no hash chain")
+	}
+	ctx := ctx(t)
+	stream := "chain-" + rnd()
+	var wg sync.WaitGroup
+	var stored atomic.Uint64
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				evs := events(1+i%3, "Chained")
+				if i%5 == 4 { // an append that conflicts writes nothing
+					if _, err := s.Append(ctx, stream, 1<<40, evs); !errors.Is(err, eventstore.ErrConflict) {
+						t.Errorf("append at a wrong version: %v", err)
+					}
+					continue
+				}
+				if _, err := s.Append(ctx, fmt.Sprintf("%s-%d-%d", stream, w, i%4), eventstore.Any, evs); err != nil {
+					t.Error(err)
+					return
+				}
+				stored.Add(uint64(len(evs)))
+			}
+		}()
+	}
+	wg.Wait()
+	var progressed uint64
+	rep, err := eventstore.VerifyChain(ctx, s, time.Now, func(done uint64) { progressed = done })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Break != nil {
+		t.Fatalf("chain broken after appends: %v", rep.Break)
+	}
+	if rep.Events != stored.Load() || progressed != rep.Events {
+		t.Fatalf("chain checked %d events (progress %d), want %d", rep.Events, progressed, stored.Load())
+	}
+	seq, h, err := c.ChainHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq != rep.Head || hex.EncodeToString(h) != rep.HeadHash {
+		t.Fatalf("ChainHead %d %x, verified head %d %s", seq, h, rep.Head, rep.HeadHash)
+	}
 }
 
 func rnd() string {
