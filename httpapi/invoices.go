@@ -180,6 +180,9 @@ func (s *server) getInvoice(w http.ResponseWriter, r *http.Request) {
 // listInvoices is GET /v1/invoices?status=&limit=&starting_after=, newest first.
 func (s *server) listInvoices(w http.ResponseWriter, r *http.Request) {
 	f, err := parseInvoiceFilter(r)
+	if err == nil {
+		err = s.parseInvoiceSearch(r.URL.Query(), &f)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -142,6 +142,12 @@ type InvoiceFilter struct {
 	Status        domain.Status // "" for all
 	Limit         int           // 1..100
 	StartingAfter string        // an invoice id: the page starts after it
+	// The dashboard's search (issue #20, search.go); zero values select all.
+	Asset       string
+	Query       string    // an invoice id, order id, pay address or txid, exactly
+	Settlement  string    // a Settlement… status
+	CreatedFrom time.Time // inclusive
+	CreatedTo   time.Time // exclusive
 }
 
 // Reader is what the HTTP layer reads. Every method returns

@@ -133,6 +133,9 @@ func (s *SQL) ListInvoices(ctx context.Context, merchantID string, f InvoiceFilt
 		q += ` AND status = ?`
 		args = append(args, string(f.Status))
 	}
+	where, more := f.searchWhere()
+	q += where
+	args = append(args, more...)
 	if f.StartingAfter != "" {
 		// Ids sort by creation time, so the cursor is the id itself; it must
 		// still be the merchant's, or another merchant could probe ids.

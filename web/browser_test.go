@@ -50,6 +50,10 @@ type browser struct {
 
 	mu       sync.Mutex
 	problems []string // console errors and exceptions other than HTTP error statuses
+
+	// The viewport the flow set (shot restores it).
+	width, height int64
+	dark          bool
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -76,7 +80,7 @@ func newBrowser(t *testing.T) *browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{ctx: ctx, t: t}
+	b := &browser{ctx: ctx, t: t, width: 1280, height: 900}
 	if err := chromedp.Do(ctx); err != nil { // starts the browser without a deadline
 		t.Fatalf("browser test: starting %s: %v", path, err)
 	}
@@ -170,8 +174,60 @@ func (b *browser) text(sel string) string {
 	return strings.TrimSpace(b.eval(`(document.querySelector(` + jsString(sel) + `) || {}).textContent || ''`))
 }
 
-// shot saves a full-page screenshot as testdata/screenshots/<name>.png.
+// shot saves full-page screenshots of the page as it is, at 390 and 1280
+// px wide, light and dark (testdata/screenshots/<name>-<width>-<scheme>.png),
+// and has axe-core check each: any violation fails the test. The viewport
+// the flow set is restored after.
 func (b *browser) shot(name string) {
+	b.t.Helper()
+	w, h, dark := b.width, b.height, b.dark
+	for _, width := range []int64{390, 1280} {
+		for _, d := range []bool{false, true} {
+			b.viewport(width, 900, d)
+			variant := fmt.Sprintf("%s-%d-%s", name, width, map[bool]string{false: "light", true: "dark"}[d])
+			b.screenshot(variant)
+			b.axeCheck(variant)
+		}
+	}
+	b.viewport(w, h, dark)
+}
+
+// axeCheck runs axe-core (from npm, web/testdata/axe) in the page and
+// fails the test on any violation, naming the rule and the elements.
+func (b *browser) axeCheck(what string) {
+	b.t.Helper()
+	if b.eval(`typeof axe`) == "undefined" {
+		b.eval(axeSource(b.t) + `; ''`)
+	}
+	got := b.evalAsync(`axe.run(document, { resultTypes: ['violations'] }).then((r) => JSON.stringify(r.violations.map((v) =>
+		v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | '))))`)
+	if got != "[]" {
+		b.t.Errorf("axe-core on %s: %s", what, got)
+	}
+}
+
+var axeOnce struct {
+	sync.Once
+	src string
+	err error
+}
+
+// axeSource is axe-core's script, installed by `npm ci` in
+// web/testdata/axe (scripts/test does it).
+func axeSource(t *testing.T) string {
+	t.Helper()
+	axeOnce.Do(func() {
+		data, err := os.ReadFile(filepath.Join("testdata", "axe", "node_modules", "axe-core", "axe.min.js"))
+		axeOnce.src, axeOnce.err = string(data), err
+	})
+	if axeOnce.err != nil {
+		t.Fatalf("axe-core is not installed (%v): run `npm ci` in web/testdata/axe, or scripts/test, which does", axeOnce.err)
+	}
+	return axeOnce.src
+}
+
+// screenshot saves a full-page screenshot as testdata/screenshots/<name>.png.
+func (b *browser) screenshot(name string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
@@ -203,6 +259,7 @@ func (b *browser) checkQR(want string) {
 
 func (b *browser) viewport(width, height int64, dark bool) {
 	b.t.Helper()
+	b.width, b.height, b.dark = width, height, dark
 	scheme := "light"
 	if dark {
 		scheme = "dark"
@@ -469,6 +526,28 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	b.eval(`const f = document.getElementById('status-filter'); f.value = 'paid'; f.dispatchEvent(new Event('change')); ''`)
 	b.waitJS("filtered list", `location.hash.includes('status=paid') && document.querySelectorAll('#invoices tbody tr').length === 1`)
 	b.shot("dashboard-invoices-paid")
+
+	// Search (issue #20): an order id, a pay address, exactly; a period.
+	b.do("clear the filters", chromedp.Click(chromedp.CSS("#search-clear")))
+	b.waitJS("all invoices again", `location.hash === '#/invoices' && document.querySelectorAll('#invoices tbody tr').length === 20`)
+	b.eval(`document.getElementById('search-q').value = 'bulk-3'; document.getElementById('invoice-search').requestSubmit(); ''`)
+	b.waitJS("found by order id", `location.hash.includes('q=bulk-3') && document.querySelectorAll('#invoices tbody tr').length === 1`)
+	b.shot("dashboard-invoices-search")
+	b.eval(`document.getElementById('search-q').value = ` + jsString(byPub.PayAddress) + `; document.getElementById('invoice-search').requestSubmit(); ''`)
+	b.waitJS("found by address", `document.querySelectorAll('#invoices tbody tr').length === 1 && document.querySelector('#invoices tbody tr').dataset.id === `+jsString(byPub.ID))
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
+	today := time.Now().UTC().Format("2006-01-02")
+	b.do("a period with no invoice", chromedp.Navigate(s.srv.URL+"/dashboard#/invoices?asset=ETH&from="+tomorrow))
+	b.waitJS("nothing in the period", `!!document.getElementById('invoices-empty') && document.getElementById('asset-filter').value === 'ETH'`)
+	b.do("today's ETH invoices", chromedp.Navigate(s.srv.URL+"/dashboard#/invoices?asset=ETH&from="+today+"&to="+today))
+	b.waitJS("today's ETH invoices", `document.querySelectorAll('#invoices tbody tr').length === 20 && !!document.getElementById('next-page')`)
+	if got := b.eval(`String([...document.querySelectorAll('#invoices tbody tr td:nth-child(3)')].every(td => td.textContent.endsWith(' ETH')))`); got != "true" {
+		t.Error("the asset filter lists other coins")
+	}
+	b.do("next page keeps the filters", chromedp.Click(chromedp.CSS("#next-page")))
+	b.waitJS("second page of the filter", `location.hash.includes('asset=ETH') && location.hash.includes('after=') && document.querySelectorAll('#invoices tbody tr').length === 1`)
+	b.do("back to the paid invoice", chromedp.Navigate(s.srv.URL+"/dashboard#/invoices?status=paid"))
+	b.waitJS("paid list", `document.getElementById('status-filter')?.value === 'paid' && document.querySelectorAll('#invoices tbody tr').length === 1`)
 
 	// Invoice detail with its payments; the delivery log may not exist on this server.
 	b.do("invoice detail", chromedp.Click(chromedp.CSS(`#invoices tbody tr a`)))

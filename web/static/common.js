@@ -120,8 +120,14 @@ function flashButton(button, label) {
 // of the element it names.
 export function wireCopyButtons(root, labels) {
   root.addEventListener('click', (e) => {
-    const button = e.target.closest('button[data-copy]');
+    const button = e.target.closest('button[data-copy], button[data-copy-text]');
     if (!button) return;
+    // data-copy-text: the whole value of a shortened one; data-copy: the
+    // id of the element whose text is copied.
+    if (button.dataset.copyText) {
+      copyText(button, button.dataset.copyText, labels);
+      return;
+    }
     const target = document.getElementById(button.dataset.copy);
     if (target) copyText(button, target.textContent.trim(), labels);
   });

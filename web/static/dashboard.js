@@ -2,7 +2,7 @@
 // with the session cookie (credentials: 'same-origin') and the
 // X-Requested-With header that cookie-authenticated changes require: open
 // the developer tools' network tab to see each request as an API example.
-import { t, el, svg, toUnits, fromUnits, wireCopyButtons, formatTime } from './common.js';
+import { t, el, svg, toUnits, fromUnits, wireCopyButtons, formatTime, shorten } from './common.js';
 
 const view = document.getElementById('view');
 const nav = document.getElementById('nav');
@@ -187,9 +187,19 @@ function createdByBadge(inv) {
     t('created_by.publishable_key'));
 }
 
+// table lays rows out under headers. Each cell carries its column's name,
+// which a narrow screen shows beside the value when the rows become cards
+// (base.css); the roles keep it a table for screen readers then too.
 function table(headers, rows, { numeric = [] } = {}) {
-  return el('div', { class: 'table-wrap' }, el('table', {},
-    el('thead', {}, el('tr', {}, headers.map((h, i) => el('th', { class: numeric.includes(i) ? 'num' : undefined }, h)))),
+  for (const tr of rows) {
+    tr.setAttribute('role', 'row');
+    [...tr.children].forEach((td, i) => {
+      td.setAttribute('role', 'cell');
+      if (headers[i]) td.dataset.label = headers[i];
+    });
+  }
+  return el('div', { class: 'table-wrap' }, el('table', { role: 'table' },
+    el('thead', {}, el('tr', { role: 'row' }, headers.map((h, i) => el('th', { role: 'columnheader', scope: 'col', class: numeric.includes(i) ? 'num' : undefined }, h)))),
     el('tbody', {}, rows)));
 }
 
@@ -199,6 +209,19 @@ function cell(content, numeric) {
 
 function card(title, ...children) {
   return el('section', { class: 'card' }, title ? el('h2', {}, title) : null, children);
+}
+
+// mainCard is a view's first card: its title is the page's <h1>.
+function mainCard(title, ...children) {
+  return el('section', { class: 'card' }, el('h1', {}, title), children);
+}
+
+// short shows a long address or id by its head and tail, whole in its
+// title, with a button that copies it whole.
+function short(value) {
+  if (!value) return t('common.none');
+  return el('span', { class: 'short' }, el('code', { title: value }, shorten(value)),
+    value.length > 20 ? el('button', { type: 'button', class: 'copy', dataset: { copyText: value }, 'aria-label': t('common.copy_value', { value }) }, t('common.copy')) : null);
 }
 
 function copyable(id, value) {
@@ -216,7 +239,7 @@ async function balances() {
     cell(b.usd_value === null || b.usd_value === undefined ? t('common.none') : '$' + b.usd_value, true)));
   rows.push(el('tr', { class: 'total' }, cell(t('balances.total')), cell(''), cell(''),
     cell(account.total_usd === null || account.total_usd === undefined ? t('common.none') : '$' + account.total_usd, true)));
-  const balancesCard = card(t('balances.title'),
+  const balancesCard = mainCard(t('balances.title'),
     table([t('balances.asset'), t('balances.available'), t('balances.pending'), t('balances.usd')], rows, { numeric: [1, 2, 3] }));
   balancesCard.id = 'balances';
   return el('div', {}, balancesCard, await volumeChart());
@@ -297,30 +320,88 @@ function barChart(asset, days, firstDay, dayMs) {
 // Pagination keeps the cursors of the pages before this one, so "Previous" works.
 let cursorStack = [];
 
+// The invoice list's filters, kept in the URL fragment (#/invoices?q=…)
+// so that a search can be bookmarked, shared and paged.
+const INVOICE_FILTERS = ['q', 'status', 'asset', 'settlement', 'from', 'to'];
+
+// dayMs turns a date input's YYYY-MM-DD into Unix ms at 00:00 UTC; next
+// moves to the following day, for an inclusive end date.
+function dayMs(value, next) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value || '');
+  if (!m) return null;
+  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + (next ? 1 : 0));
+}
+
+// periodQuery is the API's created_gte / created_lt for from..to (UTC days).
+function periodQuery(from, to) {
+  const q = new URLSearchParams();
+  const gte = dayMs(from, false);
+  const lt = dayMs(to, true);
+  if (gte !== null) q.set('created_gte', String(gte));
+  if (lt !== null) q.set('created_lt', String(lt));
+  return q;
+}
+
 async function invoiceList(params) {
-  const status = params.get('status') || '';
+  const f = Object.fromEntries(INVOICE_FILTERS.map((k) => [k, params.get(k) || '']));
   const after = params.get('after') || '';
   if (!after) cursorStack = [];
-  const query = new URLSearchParams({ limit: '20' });
-  if (status) query.set('status', status);
+  const query = periodQuery(f.from, f.to);
+  query.set('limit', '20');
+  for (const k of ['q', 'status', 'asset', 'settlement']) if (f[k]) query.set(k, f[k]);
   if (after) query.set('starting_after', after);
   const res = await api('GET', '/invoices?' + query);
-  const filter = el('select', { id: 'status-filter', on: { change: (e) => {
+
+  const filterHash = (extra) => {
+    const h = new URLSearchParams();
+    for (const k of INVOICE_FILTERS) if (f[k]) h.set(k, f[k]);
+    for (const [k, v] of Object.entries(extra || {})) {
+      if (v) h.set(k, v);
+      else h.delete(k);
+    }
+    const qs = h.toString();
+    return '#/invoices' + (qs ? '?' + qs : '');
+  };
+  const form = el('form', { id: 'invoice-search', class: 'filters', role: 'search', autocomplete: 'off' },
+    el('div', { class: 'filter wide-field' }, el('label', { for: 'search-q' }, t('invoices.search')),
+      el('input', { id: 'search-q', name: 'q', type: 'search', value: f.q, maxlength: 200, placeholder: t('invoices.search_hint'), spellcheck: 'false' })),
+    el('div', { class: 'filter' }, el('label', { for: 'status-filter' }, t('invoices.filter')),
+      el('select', { id: 'status-filter', name: 'status', on: { change: () => form.requestSubmit() } },
+        el('option', { value: '' }, t('invoices.all')),
+        STATUSES.map((st) => el('option', { value: st, selected: st === f.status }, t('status.' + st))))),
+    el('div', { class: 'filter' }, el('label', { for: 'asset-filter' }, t('invoices.asset')),
+      el('select', { id: 'asset-filter', name: 'asset', on: { change: () => form.requestSubmit() } },
+        el('option', { value: '' }, t('invoices.all')),
+        (account.assets || []).map((a) => el('option', { value: a.asset, selected: a.asset === f.asset }, a.asset)))),
+    el('div', { class: 'filter' }, el('label', { for: 'from-filter' }, t('invoices.from')),
+      el('input', { id: 'from-filter', name: 'from', type: 'date', value: f.from })),
+    el('div', { class: 'filter' }, el('label', { for: 'to-filter' }, t('invoices.to')),
+      el('input', { id: 'to-filter', name: 'to', type: 'date', value: f.to })),
+    el('div', { class: 'filter actions-inline' },
+      el('button', { type: 'submit', id: 'search-submit' }, t('invoices.apply')),
+      INVOICE_FILTERS.some((k) => f[k]) ? el('a', { class: 'button secondary', id: 'search-clear', href: '#/invoices' }, t('invoices.clear')) : null));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const h = new URLSearchParams();
+    for (const k of ['q', 'status', 'asset', 'from', 'to']) {
+      const v = (form.elements[k].value || '').trim();
+      if (v) h.set(k, v);
+    }
+    if (f.settlement) h.set('settlement', f.settlement);
     cursorStack = [];
-    location.hash = '#/invoices' + (e.target.value ? '?status=' + e.target.value : '');
-  } } },
-  el('option', { value: '' }, t('invoices.all')),
-  STATUSES.map((s) => el('option', { value: s, selected: s === status }, t('status.' + s))));
-  const toolbar = el('div', { class: 'toolbar' }, el('label', { for: 'status-filter' }, t('invoices.filter')), filter);
-  const section = card(t('invoices.title'), toolbar);
+    location.hash = '#/invoices' + (h.toString() ? '?' + h : '');
+  });
+  const section = mainCard(t('invoices.title'), form,
+    f.settlement ? el('p', { class: 'notice warn', id: 'settlement-filter' }, t('invoices.settlement_filter', { status: t('settlement.' + f.settlement) }),
+      ' ', el('a', { href: filterHash({ settlement: '' }) }, t('invoices.clear'))) : null);
   section.id = 'invoices';
   if (!res.ok) {
-    section.append(el('p', { class: 'notice bad' }, errorText(res)));
+    section.append(el('p', { class: 'notice bad', id: 'invoices-error' }, errorText(res)));
     return section;
   }
   const list = res.data.data;
   if (list.length === 0) {
-    section.append(el('p', { class: 'muted', id: 'invoices-empty' }, t('invoices.empty')));
+    section.append(el('p', { class: 'muted', id: 'invoices-empty' }, INVOICE_FILTERS.some((k) => f[k]) ? t('invoices.none_match') : t('invoices.empty')));
   } else {
     section.append(table(
       [t('invoices.id'), t('invoices.created'), t('invoices.amount'), t('invoices.received'), t('invoices.status'), t('invoices.order')],
@@ -333,18 +414,17 @@ async function invoiceList(params) {
         cell([inv.order_id ? el('span', {}, inv.order_id) : null, createdByBadge(inv)]))),
       { numeric: [2, 3] }));
   }
-  const base = '#/invoices?' + (status ? 'status=' + status + '&' : '');
   const pager = el('div', { class: 'pager' });
   if (after) {
     pager.append(el('button', { type: 'button', class: 'secondary', id: 'prev-page', on: { click: () => {
       const prev = cursorStack.pop() || '';
-      location.hash = prev ? base + 'after=' + prev : base.replace(/[?&]$/, '');
+      location.hash = prev ? filterHash({ after: prev }) : filterHash();
     } } }, t('invoices.prev')));
   }
   if (res.data.has_more && list.length) {
     pager.append(el('button', { type: 'button', class: 'secondary', id: 'next-page', on: { click: () => {
       cursorStack.push(after);
-      location.hash = base + 'after=' + list[list.length - 1].id;
+      location.hash = filterHash({ after: list[list.length - 1].id });
     } } }, t('invoices.next')));
   }
   section.append(pager);
@@ -353,7 +433,7 @@ async function invoiceList(params) {
 
 async function invoiceDetail(id) {
   const res = await api('GET', '/invoices/' + encodeURIComponent(id));
-  if (!res.ok) return card(t('invoice.title', { id }), el('p', { class: 'notice bad' }, errorText(res)));
+  if (!res.ok) return mainCard(t('invoice.title', { id }), el('p', { class: 'notice bad' }, errorText(res)));
   const inv = res.data;
   const prop = (label, value) => [el('dt', {}, label), el('dd', {}, value)];
   const byPublishable = inv.created_by === 'publishable_key';
@@ -361,7 +441,7 @@ async function invoiceDetail(id) {
   const notice = !byPublishable ? null : el('p', { class: 'notice warn', id: 'created-by-notice' }, inv.order_id
     ? t('invoice.publishable_notice', { amount: inv.amount, asset: inv.asset, order: inv.order_id })
     : t('invoice.publishable_notice_no_order', { amount: inv.amount, asset: inv.asset }));
-  const details = card(t('invoice.title', { id: inv.id }),
+  const details = mainCard(t('invoice.title', { id: inv.id }),
     el('p', {}, el('a', { href: '#/invoices' }, '← ' + t('invoice.back'))),
     notice,
     el('dl', { class: 'props' },
@@ -369,7 +449,7 @@ async function invoiceDetail(id) {
       prop(t('invoice.created_by'), el('span', { id: 'invoice-created-by' }, createdByBadge(inv) || t('created_by.secret_key'))),
       prop(t('invoice.amount'), inv.amount + ' ' + inv.asset),
       prop(t('invoice.pay_amount'), el('code', {}, inv.pay_amount)),
-      prop(t('invoice.pay_address'), el('code', { class: 'wrap' }, inv.pay_address)),
+      prop(t('invoice.pay_address'), short(inv.pay_address)),
       prop(t('invoice.received'), inv.amount_received + ' ' + inv.asset),
       prop(t('invoice.fee'), inv.fee + ' ' + inv.asset + ' (' + inv.fee_bps / 100 + ' %)'),
       inv.settle_asset ? prop(t('invoice.settle'), inv.settle_asset) : null,
@@ -390,7 +470,7 @@ async function invoiceDetail(id) {
     payments.append(table(
       [t('payment.txid'), t('payment.amount'), t('payment.confirmations'), t('payment.status'), t('payment.detected')],
       inv.payments.map((p) => el('tr', {},
-        cell(el('code', { class: 'wrap' }, p.txid)),
+        cell(short(p.txid)),
         cell(p.amount, true),
         cell(String(p.confirmations), true),
         cell(p.status + (p.late ? ' (' + t('payment.late') + ')' : '')),
@@ -419,7 +499,7 @@ async function deliveries(invoiceId) {
     return section;
   }
   section.append(table(
-    [t('deliveries.event'), t('deliveries.status'), t('deliveries.attempts'), t('deliveries.last'), t('deliveries.created'), ''],
+    [t('deliveries.event'), t('deliveries.status'), t('deliveries.attempts'), t('deliveries.last'), t('deliveries.created'), t('deliveries.action')],
     list.map((d) => {
       const attempts = d.attempts || [];
       const last = attempts[attempts.length - 1];
@@ -496,7 +576,7 @@ function newInvoice() {
       submit.disabled = false;
     }
   });
-  const section = card(t('new.title'), form, result);
+  const section = mainCard(t('new.title'), form, result);
   section.id = 'new-invoice';
   return section;
 }
@@ -504,7 +584,7 @@ function newInvoice() {
 // --- payouts ---------------------------------------------------------------
 
 async function payouts() {
-  const section = card(t('payouts.title'));
+  const section = mainCard(t('payouts.title'));
   section.id = 'payouts';
   const res = await api('GET', '/payouts?limit=100');
   if (res.status === 404 || res.status === 405) {
@@ -524,7 +604,7 @@ async function payouts() {
     [t('payouts.id'), t('payouts.kind'), t('payouts.asset'), t('payouts.amount'), t('payouts.network_fee'), t('payouts.to'), t('payouts.txid'), t('payouts.status'), t('payouts.created')],
     list.map((p) => el('tr', { dataset: { id: p.id } },
       cell(el('code', {}, p.id)), cell(p.kind || ''), cell(p.asset), cell(p.amount, true), cell(p.network_fee ?? t('common.none'), true),
-      cell(el('code', { class: 'wrap' }, p.to_address || p.payout_address || '')), cell(el('code', { class: 'wrap' }, p.txid || t('common.none'))),
+      cell(short(p.to_address || p.payout_address || '')), cell(short(p.txid || '')),
       cell(p.status), cell(formatTime(p.created_at)))),
     { numeric: [3, 4] }));
   return section;
@@ -610,7 +690,7 @@ function settings() {
     el('label', { for: 'consolidate-to' }, t('settings.consolidate')), el('div', { class: 'actions' }, consolidate, consolidateStatus),
     (account.assets || []).map((a) => payoutForm(a)));
   payoutsCard.id = 'settings-payouts';
-  return el('div', {}, keys, webhooks, payoutsCard);
+  return el('div', {}, el('h1', { class: 'page-title' }, t('settings.title')), keys, webhooks, payoutsCard);
 }
 
 function payoutForm(asset) {
