@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the Postgres read models
-
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/btc"
 	"github.com/acceptcryptohere/gateway/chain/eth"
@@ -18,6 +16,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore/esdb"
 	"github.com/acceptcryptohere/gateway/eventstore/postgres"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
+	"github.com/acceptcryptohere/gateway/follow"
 	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -69,13 +68,13 @@ func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly
 		// Two pools: HTTP reads may use many connections at once, and must
 		// never make the projector (which every write waits for) queue for
 		// one.
-		read, err := sql.Open("pgx", cfg.PostgresURL)
+		read, err := openPostgres(cfg, "read")
 		if err != nil {
 			return nil, fmt.Errorf("read-model database: %w", err)
 		}
 		read.SetMaxOpenConns(24)
 		read.SetMaxIdleConns(24)
-		write, err := sql.Open("pgx", cfg.PostgresURL)
+		write, err := openPostgres(cfg, "write")
 		if err != nil {
 			read.Close()
 			return nil, fmt.Errorf("read-model database: %w", err)
@@ -91,7 +90,12 @@ func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly
 			}
 		}
 		if cfg.Store == "postgres" {
-			s, err := postgres.Open(ctx, cfg.PostgresURL)
+			dsn, err := postgresDSN(cfg, "events")
+			if err != nil {
+				b.close()
+				return nil, err
+			}
+			s, err := postgres.Open(ctx, dsn)
 			if err != nil {
 				b.close()
 				return nil, err
@@ -120,7 +124,7 @@ func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly
 		b.close()
 		return nil, err
 	}
-	for _, migrate := range []func(context.Context, sqldb.DB) error{opstore.Migrate, webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, tron.Migrate, sim.Migrate} {
+	for _, migrate := range []func(context.Context, sqldb.DB) error{follow.MigrateLease, opstore.Migrate, webhooks.Migrate, chain.Migrate, btc.Migrate, eth.Migrate, tron.Migrate, sim.Migrate} {
 		if err := migrate(ctx, b.db); err != nil {
 			b.close()
 			return nil, err
@@ -128,4 +132,26 @@ func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly
 	}
 	b.db.CheckOnly = false
 	return b, nil
+}
+
+// postgresDSN is the configured Postgres URL with this process's
+// application_name (instance id and role: read, write, events, lease), so
+// pg_stat_activity tells which instance holds which session, and, in
+// serve, a bound on idling inside a transaction.
+func postgresDSN(cfg Config, role string) (string, error) {
+	params := map[string]string{"application_name": sqldb.ApplicationName("picd " + cfg.InstanceID + " " + role)}
+	if cfg.idleInTx > 0 {
+		params["idle_in_transaction_session_timeout"] = fmt.Sprint(cfg.idleInTx.Milliseconds())
+	}
+	return sqldb.Params(cfg.PostgresURL, params)
+}
+
+// openPostgres opens a database/sql handle of role whose transactions
+// check the leader's fence (sqldb.WithFence).
+func openPostgres(cfg Config, role string) (*sql.DB, error) {
+	dsn, err := postgresDSN(cfg, role)
+	if err != nil {
+		return nil, err
+	}
+	return sqldb.OpenPostgres(dsn)
 }

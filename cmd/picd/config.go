@@ -73,6 +73,14 @@ type Config struct {
 	ExplorerBTCTx  string
 	ExplorerETHTx  string
 	ExplorerTronTx string
+
+	InstanceID  string        // PIC_INSTANCE_ID: this process in logs, the leader lease and application_name (default host-pid)
+	LeaderLease time.Duration // PIC_LEADER_LEASE: a leader not renewing for this long is taken over (Postgres)
+	LeaderRenew time.Duration // PIC_LEADER_RENEW: how often the leader renews, and candidates try
+
+	// idleInTx, when set (serve), ends a session idle inside a transaction
+	// for this long: a paused process must not hold locks a takeover waits on.
+	idleInTx time.Duration
 }
 
 func env(name, def string) string {
@@ -169,6 +177,14 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 		"checkout link of an Ethereum transaction, with {txid}, e.g. https://etherscan.io/tx/{txid} (PIC_EXPLORER_ETH_TX)")
 	fs.StringVar(&c.ExplorerTronTx, "explorer-tron-tx", env("PIC_EXPLORER_TRON_TX", ""),
 		"checkout link of a TRON transaction, with {txid}, e.g. https://tronscan.org/#/transaction/{txid} (PIC_EXPLORER_TRON_TX)")
+
+	host, _ := os.Hostname()
+	fs.StringVar(&c.InstanceID, "instance-id", env("PIC_INSTANCE_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
+		"this process's name in logs, the leader lease and Postgres's application_name (PIC_INSTANCE_ID; default host-pid)")
+	fs.DurationVar(&c.LeaderLease, "leader-lease", envDuration("PIC_LEADER_LEASE", 5*time.Second),
+		"with Postgres, another instance takes the background work over when the leader has not renewed its lease for this long (PIC_LEADER_LEASE)")
+	fs.DurationVar(&c.LeaderRenew, "leader-renew", envDuration("PIC_LEADER_RENEW", time.Second),
+		"how often the leader renews its lease and the others try to take it (PIC_LEADER_RENEW)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -211,6 +227,12 @@ func (c *Config) validate() error {
 		if v < 0 {
 			return fmt.Errorf("%s must be a block height (0: the chain's head at the first start)", name)
 		}
+	}
+	if c.LeaderRenew <= 0 || c.LeaderLease < 3*c.LeaderRenew {
+		return fmt.Errorf("leader lease (%s) must be at least 3 renewals (%s)", c.LeaderLease, c.LeaderRenew)
+	}
+	if c.InstanceID == "" {
+		return fmt.Errorf("instance id must not be empty")
 	}
 	if c.SimConfirmations < 1 {
 		return fmt.Errorf("sim confirmations must be at least 1")

@@ -385,6 +385,7 @@ func TestObservability(t *testing.T) {
 		"picd_webhook_queue_depth",
 		`picd_follower_applied_total{follower="projections"}`,
 		`picd_loop_restarts_total{loop="projections"} 0`,
+		"picd_leader 1", // the embedded store's one process always leads
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("metrics lack %s", want)

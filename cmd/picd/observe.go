@@ -184,6 +184,18 @@ func scanReadiness(cp scanCheckpoint, err error, now time.Time, staleAfter time.
 // registerStateGauges exposes the state the background work leaves in the
 // databases: projection lag, webhook queue depth and failures, and each
 // chain watcher's scan height and checkpoint age.
+// registerLeader adds picd_leader: 1 while this process runs the
+// background work (always on SQLite), so a dashboard shows who leads.
+func (o *observability) registerLeader(l *leadership) {
+	o.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_leader",
+		Help: "1 while this process holds the leader lease and runs the background work."}, func() float64 {
+		if l.Leading() {
+			return 1
+		}
+		return 0
+	}))
+}
+
 func (o *observability) registerStateGauges(store eventstore.Store, runner *projections.Runner, db sqldb.DB, scans []chainScan) {
 	o.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_projection_lag_seconds",
 		Help: "Age of the oldest event the projections have not applied (0 when caught up)."}, func() float64 {

@@ -94,7 +94,7 @@ func TestReadyChains(t *testing.T) {
 	scans := chainScans(Config{BTCRPCHost: "node:8332", ETHRPCURL: "http://node:8545", TronAPIURL: "https://api.trongrid.io"})
 
 	rec := httptest.NewRecorder()
-	readiness(b, runner, scans, func() time.Time { return now })(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	readiness(b, runner, scans, nil, func() time.Time { return now })(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	var body struct {
 		Ready  bool              `json:"ready"`
 		Checks map[string]string `json:"checks"`
@@ -115,7 +115,7 @@ func TestReadyChains(t *testing.T) {
 
 	// Only fresh checkpoints: ready.
 	rec = httptest.NewRecorder()
-	readiness(b, runner, scans[1:2], func() time.Time { return now })(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	readiness(b, runner, scans[1:2], nil, func() time.Time { return now })(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("readyz with a fresh ETH checkpoint only: %d %s", rec.Code, rec.Body)
 	}

@@ -53,11 +53,16 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err := privateDataDir(cfg.DataDir); err != nil {
 		return err
 	}
+	cfg.idleInTx = cfg.LeaderLease
 	b, err := openBackend(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer b.close()
+	leader, err := newLeadership(cfg, b, log)
+	if err != nil {
+		return err
+	}
 	secretBox, err := webhookSecretBox(ctx, cfg, b.db, log)
 	if err != nil {
 		return err
@@ -98,7 +103,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	runner.Observe(reader.Keys)
 	reader.Accounts = readapi.NewAccountCache(keyCacheSize)
 	runner.Observe(reader.Accounts)
-	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
+	// The leader's background commands append under its fence; HTTP's do not.
+	appendStore := b.store
+	if cfg.Store != "sqlite" {
+		appendStore = follow.FenceAppends(b.store, b.db.Write)
+	}
+	deps := commands.Deps{Store: appendStore, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices, Accounts: reader, WebhookSecrets: secretBox}
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
 	handlers := commands.New(deps, addresses, hd.AddressCheck(wallet.BitcoinParams()))
@@ -161,7 +171,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		// work. The others follow the projections' checkpoints so their
 		// reads after writes still wait for the right position.
 		wg.Add(2)
-		go func() { defer wg.Done(); lead(bg, cfg.PostgresURL, 2*time.Second, log, background) }()
+		go func() { defer wg.Done(); leader.run(bg, background) }()
 		go func() { defer wg.Done(); runner.Follow(bg, 5*time.Millisecond) }()
 	}
 	defer func() { stopBG(); wg.Wait() }()
@@ -181,6 +191,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	scans := chainScans(cfg)
 	obs.registerStateGauges(b.store, runner, b.db, scans)
 	registerUnmatchedMetrics(obs.registry, b.db, assets)
+	obs.registerLeader(leader)
 	if cfg.TronAPIURL != "" {
 		registerTronMetrics(obs.registry)
 	}
@@ -199,7 +210,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"ok"}`)
 	})
-	mux.Handle("GET /readyz", publicLimit.Limit("readyz", readiness(b, runner, scans, now)))
+	mux.Handle("GET /readyz", publicLimit.Limit("readyz", readiness(b, runner, scans, leader, now)))
 	mux.Handle("/v1/sim/", obs.wrap(chains.routes))
 	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, EthereumChainID: ethChainID, Now: now, Logger: log, Limiter: publicLimit,
 		Explorers: explorers(cfg)}))
@@ -336,7 +347,7 @@ func secretFile(configured, path string, log *slog.Logger) ([]byte, error) {
 // database answer, the projections are not far behind and every chain
 // watcher's checkpoint has moved recently (see scanReadiness); a load
 // balancer takes the process out of rotation otherwise.
-func readiness(b *backend, runner *projections.Runner, scans []chainScan, now func() time.Time) http.HandlerFunc {
+func readiness(b *backend, runner *projections.Runner, scans []chainScan, leader *leadership, now func() time.Time) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -357,6 +368,8 @@ func readiness(b *backend, runner *projections.Runner, scans []chainScan, now fu
 		} else {
 			checks["read_models"] = "ok"
 		}
+		lease, leaseReady := leader.readiness(ctx)
+		ready = ready && leaseReady
 		for _, c := range scans {
 			cp, err := readScan(ctx, b.db, c)
 			check, ok := scanReadiness(cp, err, now(), c.staleAfter)
@@ -367,6 +380,6 @@ func readiness(b *backend, runner *projections.Runner, scans []chainScan, now fu
 		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": checks, "projected_position": runner.Position().String()})
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": checks, "projected_position": runner.Position().String(), "leader": lease})
 	}
 }
