@@ -74,7 +74,9 @@ func (s *server) patchAccount(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.waitForRead(r.Context(), pos)
+	if !s.readable(w, r, pos) {
+		return
+	}
 	s.renderAccount(w, r, http.StatusOK)
 }
 

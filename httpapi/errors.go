@@ -79,6 +79,11 @@ var errorTable = []struct {
 // sentinel does.
 var errDatabaseUnavailable = errors.New("database unavailable")
 
+// errNotYetReadable: the write is stored but cannot be read back yet (see
+// server.readable).
+var errNotYetReadable = errorf(http.StatusServiceUnavailable, "service_unavailable",
+	"the change is stored but not yet readable (a failover is under way); retry with the same Idempotency-Key shortly")
+
 // dbRetryAfterSec is the Retry-After sent while the database is unavailable:
 // a restart or failover usually takes seconds.
 const dbRetryAfterSec = 2

@@ -185,14 +185,38 @@ func newServer(cfg Config, d Deps) *server {
 
 // waitForRead waits, bounded, until the projections have applied pos. A
 // timeout is not an error for the client: the write happened and is durable,
-// only a GET sent right now might not show it yet.
+// only a GET sent right now might not show it yet. For answers that carry
+// a secret shown once (sign-up, key rotation), which a 503 would lose.
 func (s *server) waitForRead(ctx context.Context, pos eventstore.Position) {
+	if err := s.awaitRead(ctx, pos); err != nil {
+		s.log.WarnContext(ctx, "httpapi: projections did not catch up with a write in time", "position", pos.String(), "err", err)
+	}
+}
+
+func (s *server) awaitRead(ctx context.Context, pos eventstore.Position) error {
 	if s.d.Wait == nil || pos == eventstore.Start {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadYourWritesWait)
 	defer cancel()
-	if err := s.d.Wait.WaitFor(ctx, pos); err != nil {
-		s.log.WarnContext(ctx, "httpapi: projections did not catch up with a write in time", "position", pos.String(), "err", err)
+	return s.d.Wait.WaitFor(ctx, pos)
+}
+
+// readable waits like waitForRead and answers 503 with Retry-After when the
+// write is not readable in time (no process is projecting: a failover):
+// a created resource is never answered before a GET of it on any
+// instance finds it. The write is durable; a retry with the same
+// Idempotency-Key answers it once readable, without writing it again.
+func (s *server) readable(w http.ResponseWriter, r *http.Request, pos eventstore.Position) bool {
+	err := s.awaitRead(r.Context(), pos)
+	if err == nil {
+		return true
 	}
+	if r.Context().Err() != nil {
+		return false // the client left
+	}
+	s.log.WarnContext(r.Context(), "httpapi: write not readable in time; answered 503", "position", pos.String(), "err", err)
+	w.Header().Set("Retry-After", "1")
+	s.writeError(w, r, errNotYetReadable)
+	return false
 }

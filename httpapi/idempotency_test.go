@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,35 +213,55 @@ func testIdempotencyStore(t *testing.T, s IdempotencyStore) {
 	}
 }
 
-// slowWaiter stands for projections that lag: the wait times out, and the
-// write still answers success.
-type slowWaiter struct{}
+// gateWaiter stands for projections that do not move (no process leads
+// them, issue #27) until the test opens the gate.
+type gateWaiter struct {
+	open atomic.Bool
+	real Waiter
+}
 
-func (slowWaiter) WaitFor(ctx context.Context, _ eventstore.Position) error {
+func (g *gateWaiter) WaitFor(ctx context.Context, pos eventstore.Position) error {
+	if g.open.Load() {
+		return g.real.WaitFor(ctx, pos)
+	}
 	<-ctx.Done()
 	return ctx.Err()
 }
 
-func TestWriteSucceedsWhenProjectionsLag(t *testing.T) {
+// A create is never answered before it is readable: while the projections
+// stand still it answers 503 with Retry-After (never a 201 that a GET on
+// another instance would answer 404), and the client's retry with the same
+// Idempotency-Key answers the one invoice once they move.
+func TestCreateAnswers503UntilReadable(t *testing.T) {
 	b := setup(t)
+	m := b.signUp(t, "Shop")
+	gate := &gateWaiter{real: b.deps.Wait}
 	deps := b.deps
-	deps.Wait = slowWaiter{}
+	deps.Wait = gate
 	cfg := b.cfg
 	cfg.ReadYourWritesWait = 50 * time.Millisecond
 	srv := httptest.NewServer(New(cfg, deps))
 	defer srv.Close()
-	lagging := *b
-	lagging.srv = srv
-	m := lagging.signUp(t, "Shop")
-	// The sign-up did not wait; poll (bounded) until the real projections
-	// know the new key.
-	for i := 0; lagging.do(t, req{method: "GET", path: "/v1/assets", key: m.secret}).status != http.StatusOK; i++ {
-		if i == 100 {
-			t.Fatal("projections never caught up")
-		}
-		time.Sleep(10 * time.Millisecond)
+	stuck := *b
+	stuck.srv = srv
+	create := req{method: "POST", path: "/v1/invoices", key: m.secret, body: btcBody, header: map[string]string{"Idempotency-Key": "order-1"}}
+	res := stuck.do(t, create)
+	if res.status != http.StatusServiceUnavailable || res.code() != "service_unavailable" || res.header.Get("Retry-After") == "" {
+		t.Fatalf("create while nothing projects: %d %v %s", res.status, res.header, res.raw)
 	}
-	lagging.createInvoice(t, m.secret, btcBody)
+	gate.open.Store(true)
+	again := stuck.do(t, create)
+	if again.status != http.StatusCreated {
+		t.Fatalf("retry once readable: %d %s", again.status, again.raw)
+	}
+	id := again.json(t)["id"].(string)
+	if got := stuck.do(t, req{method: "GET", path: "/v1/invoices/" + id, key: m.secret}); got.status != http.StatusOK {
+		t.Fatalf("GET of the created invoice: %d", got.status)
+	}
+	list := stuck.do(t, req{method: "GET", path: "/v1/invoices", key: m.secret}).json(t)
+	if n := len(list["data"].([]any)); n != 1 {
+		t.Fatalf("%d invoices after a 503 and its retry, want 1", n)
+	}
 }
 
 // A duplicate that outwaits IdempotencyWait gets 409 idempotency_in_progress.

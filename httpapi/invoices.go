@@ -106,7 +106,9 @@ func (s *server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.waitForRead(r.Context(), res.Position)
+	if !s.readable(w, r, res.Position) {
+		return
+	}
 	inv, err := readapi.InvoiceFromEvents([]domain.Event{res.Invoice})
 	if err != nil {
 		s.writeError(w, r, err)

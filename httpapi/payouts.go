@@ -154,7 +154,9 @@ func (s *server) createWithdrawal(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.waitForRead(r.Context(), res.Position)
+	if !s.readable(w, r, res.Position) {
+		return
+	}
 	out := renderPayout(payoutFromEvent(res.Payout, res.Ref))
 	out.Conversion = conv
 	writeJSON(w, http.StatusCreated, out)
@@ -225,7 +227,9 @@ func (s *server) cancelPayout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.waitForRead(r.Context(), res.Position)
+	if !s.readable(w, r, res.Position) {
+		return
+	}
 	if p, err = s.d.Reader.PayoutByID(r.Context(), merchantID, p.ID); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -125,7 +125,9 @@ func (s *server) consolidate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.waitForRead(r.Context(), res.Position)
+	if !s.readable(w, r, res.Position) {
+		return
+	}
 	out := consolidatedJSON{To: req.To, Conversions: make([]conversionJSON, 0, len(res.Conversions))}
 	for _, c := range res.Conversions {
 		out.Conversions = append(out.Conversions, renderConversion(c))

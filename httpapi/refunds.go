@@ -44,7 +44,9 @@ func (s *server) createRefund(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.waitForRead(r.Context(), res.Position)
+	if !s.readable(w, r, res.Position) {
+		return
+	}
 	writeJSON(w, http.StatusCreated, renderPayout(payoutFromEvent(res.Payout, res.Ref)))
 }
 
