@@ -65,6 +65,8 @@ type payRequest struct {
 	InvoiceID string `json:"invoice_id"`
 	Address   string `json:"address"`
 	Amount    string `json:"amount"`
+	// PaymentID makes a retry the same payment (also Idempotency-Key).
+	PaymentID string `json:"payment_id"`
 }
 
 type mineRequest struct {
@@ -95,7 +97,15 @@ func (s *Simulator) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "validation_error", "invoice_id (or address) and amount are required")
 		return
 	}
-	p, err := s.PayDetailed(r.Context(), target, req.Amount)
+	id := req.PaymentID
+	if id == "" {
+		id = r.Header.Get("Idempotency-Key")
+	}
+	if len(id) > 255 {
+		writeError(w, http.StatusBadRequest, "validation_error", "payment_id is at most 255 characters")
+		return
+	}
+	p, err := s.PayOnce(r.Context(), target, req.Amount, id)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,6 +149,16 @@ func (s *Simulator) Pay(ctx context.Context, target, amount string) (string, err
 
 // PayDetailed is Pay returning all it did.
 func (s *Simulator) PayDetailed(ctx context.Context, target, amount string) (Payment, error) {
+	return s.PayOnce(ctx, target, amount, "")
+}
+
+// PayOnce is PayDetailed made safe to retry: the same paymentID (the
+// client's; empty: a random payment) is the same transaction, so a retry
+// after an answer lost in transit (the ledger recorded the deposit, the
+// client saw a 500) records the deposit and the transfer once, and the
+// transfer is mined as usual. A paymentID reused for another invoice or
+// amount is refused (domain.ErrValidation).
+func (s *Simulator) PayOnce(ctx context.Context, target, amount, paymentID string) (Payment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if target == "" {
@@ -178,9 +190,17 @@ func (s *Simulator) PayDetailed(ctx context.Context, target, amount string) (Pay
 	if !value.IsPositive() {
 		return Payment{}, fmt.Errorf("%w: amount must be greater than 0", domain.ErrInvalidAmount)
 	}
-	txid, depositID, err := newTxID(asset)
+	txid, depositID, err := newTxID(asset, invoiceID, paymentID)
 	if err != nil {
 		return Payment{}, err
+	}
+	var was Payment
+	err = s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT invoice_id, amount FROM sim_transfers WHERE txid = ?`), txid).Scan(&was.InvoiceID, &was.Amount)
+	switch {
+	case err == nil && (was.InvoiceID != invoiceID || was.Amount != value.String()):
+		return Payment{}, fmt.Errorf("%w: payment_id %q was used for another payment", domain.ErrValidation, paymentID)
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return Payment{}, fmt.Errorf("sim pay: %w", err)
 	}
 	matched, err := s.sink.Observe(ctx, chain.Transfer{Asset: asset.Code, Address: address, TxID: txid, DepositID: depositID, Amount: value})
 	if err != nil {
@@ -196,8 +216,10 @@ func (s *Simulator) PayDetailed(ctx context.Context, target, amount string) (Pay
 	// Recorded after the ledger saw it: a crash in between leaves a payment
 	// that never confirms, which for a simulator is a fair trade for never
 	// recording one the ledger refused.
+	// A retry of a recorded payment (same paymentID) records nothing more.
 	_, err = s.db.Write.ExecContext(ctx, s.db.Q(`INSERT INTO sim_transfers (txid, deposit_id, chain, asset, address, invoice_id, amount,
-		confirmations, required_confirmations, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?)`),
+		confirmations, required_confirmations, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?)
+		ON CONFLICT (txid) DO NOTHING`),
 		p.TxID, p.DepositID, string(asset.Chain), p.Asset, p.Address, p.InvoiceID, p.Amount, p.RequiredConfirmations, s.cfg.Now().UnixMilli())
 	if err != nil {
 		return Payment{}, fmt.Errorf("sim pay: %w", err)
@@ -213,11 +235,15 @@ func (s *Simulator) threshold(a domain.Asset) int {
 	return a.Confirmations
 }
 
-// newTxID returns a random transaction id shaped like the chain's, and the
-// deposit id of its one transfer.
-func newTxID(a domain.Asset) (txid, depositID string, err error) {
+// newTxID returns a transaction id shaped like the chain's, and the
+// deposit id of its one transfer: derived from the invoice and the
+// client's payment id when there is one, random otherwise.
+func newTxID(a domain.Asset, invoiceID, paymentID string) (txid, depositID string, err error) {
 	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
+	if paymentID != "" {
+		sum := sha256.Sum256([]byte("sim-pay\x00" + invoiceID + "\x00" + paymentID))
+		b = sum[:]
+	} else if _, err := rand.Read(b); err != nil {
 		return "", "", err
 	}
 	txid = hex.EncodeToString(b)
@@ -259,6 +285,11 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.exclusive(ctx)
+	if err != nil {
+		return MineResult{}, err
+	}
+	defer unlock()
 	if err := s.reobserve(ctx); err != nil {
 		return MineResult{}, err
 	}
@@ -268,10 +299,7 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 		return res, fmt.Errorf("sim mine: %w", err)
 	}
 	defer tx.Rollback()
-	for c, on := range s.chains {
-		if !on {
-			continue
-		}
+	for _, c := range s.chainList() {
 		var h int64
 		err := tx.QueryRowContext(ctx, s.db.Q(`SELECT height FROM sim_chains WHERE chain = ?`), string(c)).Scan(&h)
 		switch {
@@ -337,6 +365,43 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 	return res, nil
 }
 
+// exclusive makes Mine and Reorg one at a time across every process that
+// serves the simulator on one Postgres (the mutex does it within one):
+// two mines at once locked the chains' rows in different orders
+// (deadlock) and both confirmed, and listed, the same deposits. It holds a
+// transaction-scoped advisory lock until unlock; SQLite is one process.
+func (s *Simulator) exclusive(ctx context.Context) (unlock func(), err error) {
+	if s.db.Dialect != sqldb.Postgres {
+		return func() {}, nil
+	}
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sim lock: %w", err)
+	}
+	// The lock's session idles while the mine runs its commands on others;
+	// a mine stuck behind another waits at most lock_timeout.
+	for _, q := range []string{`SET LOCAL idle_in_transaction_session_timeout = 0`, `SET LOCAL lock_timeout = '30s'`,
+		`SELECT pg_advisory_xact_lock(hashtext('acceptcryptohere/sim'))`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("sim lock: %w", err)
+		}
+	}
+	return func() { _ = tx.Rollback() }, nil
+}
+
+// chainList is the simulated chains in one order.
+func (s *Simulator) chainList() []domain.Chain {
+	var out []domain.Chain
+	for c, on := range s.chains {
+		if on {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
 // ReorgResult is what Reorg did.
 type ReorgResult struct {
 	Depth    int         `json:"depth"`
@@ -356,6 +421,11 @@ func (s *Simulator) Reorg(ctx context.Context, depth int, reinclude bool) (Reorg
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.exclusive(ctx)
+	if err != nil {
+		return ReorgResult{}, err
+	}
+	defer unlock()
 	res := ReorgResult{Depth: depth, Reverted: []Confirmed{}}
 	gone, err := s.transfers(ctx, `state <> 'reverted' AND confirmations >= 1 AND confirmations <= `+strconv.Itoa(depth))
 	if err != nil {
