@@ -108,6 +108,14 @@ func FenceOf(ctx context.Context) *Fence {
 	return f
 }
 
+// Held reports whether ctx's fence holds in its holder's own view (true
+// without one). Checked before an effect outside the database (a webhook
+// sent) that no transaction can fence.
+func Held(ctx context.Context) bool {
+	f := FenceOf(ctx)
+	return f == nil || f.Held == nil || f.Held()
+}
+
 // CheckFence runs ctx's fence inside tx (a transaction of any handle):
 // nil when ctx carries none or it holds, ErrFenced when it does not.
 func CheckFence(ctx context.Context, tx *sql.Tx) error {

@@ -502,6 +502,11 @@ func (w *Worker) send(ctx context.Context, j job) outcome {
 	if ep.url == "" {
 		return outcome{job: j, kind: noEndpoint}
 	}
+	// A leader that was paused past its lease sends nothing it read before:
+	// the process that took over sends it (issue #27).
+	if !sqldb.Held(ctx) {
+		return outcome{job: j, kind: notReady}
+	}
 	a, retryAfter := w.post(ctx, ep, j.eventType, j.id, j.body)
 	return outcome{job: j, kind: sent, attempt: a, retryAfter: retryAfter}
 }

@@ -6,7 +6,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/follow"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // projectionsCmd runs `picd projections rebuild [name…]` and
@@ -40,7 +42,7 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			}
 			fmt.Fprintf(stdout, "%-14s %-24s %-10s %s\n", st.Name, st.Position, behind, st.Lag.Round(time.Millisecond))
 		}
-		return nil
+		return printLeader(ctx, stdout, cfg, b)
 	case "rebuild":
 		start := time.Now()
 		err := projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: time.Now, Progress: func(p projections.RebuildProgress) {
@@ -78,4 +80,19 @@ func progressBar(p projections.RebuildProgress) string {
 	}
 	eta := time.Duration(float64(p.Total-int64(p.Applied))/max(rate, 1)) * time.Second
 	return fmt.Sprintf("[%s] %3.0f%% %d/%d events %.0f ev/s ETA %s   ", bar, frac*100, p.Applied, p.Total, rate, eta.Round(time.Second))
+}
+
+// printLeader says which process runs the projections (the lease holder)
+// and how long ago it renewed.
+func printLeader(ctx context.Context, stdout io.Writer, cfg Config, b *backend) error {
+	if b.db.Dialect != sqldb.Postgres {
+		_, err := fmt.Fprintln(stdout, "leader: the serving process (embedded store)")
+		return err
+	}
+	st, _, err := follow.ReadLease(ctx, b.db.Read, leaseName, cfg.LeaderLease)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "leader: %s\n", st)
+	return err
 }
