@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"reflect"
 	"sort"
 )
 
@@ -28,12 +30,14 @@ type Upcaster func(data []byte) ([]byte, error)
 type Schemas struct {
 	current   map[string]int
 	decoders  map[string]func([]byte) (Event, error)
+	goTypes   map[string]reflect.Type
 	upcasters map[string]map[int]Upcaster // type → from version → to the next
 }
 
 // NewSchemas returns an empty set.
 func NewSchemas() *Schemas {
-	return &Schemas{current: map[string]int{}, decoders: map[string]func([]byte) (Event, error){}, upcasters: map[string]map[int]Upcaster{}}
+	return &Schemas{current: map[string]int{}, decoders: map[string]func([]byte) (Event, error){}, goTypes: map[string]reflect.Type{},
+		upcasters: map[string]map[int]Upcaster{}}
 }
 
 // Register declares a type at its current version with its decoder.
@@ -159,7 +163,12 @@ func DecodeStored(eventType string, data, metadata []byte) (Event, error) {
 
 func reg[T Event](s *Schemas, eventType string, version int) {
 	s.Register(eventType, version, decode[T])
+	s.goTypes[eventType] = reflect.TypeFor[T]()
 }
+
+// GoType is the Go type a registered type decodes into at its current
+// version (nil when registered without one): docs/events is generated from it.
+func (s *Schemas) GoType(eventType string) reflect.Type { return s.goTypes[eventType] }
 
 // defaultSchemas lists every type with its current version. Raise a version
 // only together with its upcaster (TestSchemasComplete).
@@ -192,4 +201,70 @@ func defaultSchemas() *Schemas {
 	reg[PayoutCanceled](s, TypePayoutCanceled, 1)
 	reg[ConversionExecuted](s, TypeConversionExecuted, 1)
 	return s
+}
+
+// SecretFields are event fields that never leave the event log (the feed,
+// the operator feed, the stream sink, docs/events): API.md promises that
+// secrets are shown once, a key hash is material for an offline guess, and a
+// sealed secret opens with the gateway's secrets key.
+var SecretFields = []string{"secret_key_hash", "webhook_secret", "webhook_secret_sealed"}
+
+// PublishedData is an event body as published: without SecretFields, the
+// rest byte for byte in its order.
+func PublishedData(data []byte) ([]byte, error) { return withoutFields(data, SecretFields) }
+
+// withoutFields removes the named top-level fields from a JSON object and
+// keeps everything else byte for byte, in its order. Objects without them
+// are returned as they are.
+func withoutFields(obj []byte, fields []string) ([]byte, error) {
+	found := false
+	for _, f := range fields {
+		if bytes.Contains(obj, []byte(`"`+f+`"`)) {
+			found = true
+		}
+	}
+	if !found {
+		return obj, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	var out bytes.Buffer
+	out.WriteByte('{')
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, err
+		}
+		drop := false
+		for _, f := range fields {
+			drop = drop || key == f
+		}
+		if drop {
+			continue
+		}
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		k, _ := json.Marshal(key)
+		out.Write(k)
+		out.WriteByte(':')
+		out.Write(val)
+		n++
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the JSON object")
+	}
+	out.WriteByte('}')
+	return out.Bytes(), nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
@@ -29,12 +28,6 @@ var _ Tabled = EventFeed{}
 func (EventFeed) Name() string     { return "event_feed" }
 func (EventFeed) Tables() []string { return []string{"event_feed"} }
 
-// feedSecretFields are event fields that never leave the event log through
-// the feed: API.md promises that secrets are shown once, a key hash is
-// material for an offline guess, and a sealed secret opens with the
-// gateway's secrets key.
-var feedSecretFields = []string{"secret_key_hash", "webhook_secret", "webhook_secret_sealed"}
-
 func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, _ domain.Event) error {
 	merchantID, err := metadataMerchant(rec.Metadata)
 	if err != nil {
@@ -43,7 +36,7 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	if merchantID == "" {
 		return nil // the allocator's and address streams: nobody's feed
 	}
-	data, err := withoutFields(rec.Data, feedSecretFields)
+	data, err := domain.PublishedData(rec.Data)
 	if err != nil {
 		return fmt.Errorf("event_feed: data of %s: %w", rec.ID, err)
 	}
@@ -90,60 +83,4 @@ func metadataMerchant(md []byte) (string, error) {
 		return "", err
 	}
 	return m.MerchantID, nil
-}
-
-// withoutFields removes the named top-level fields from a JSON object and
-// keeps everything else byte for byte, in its order. Objects without them
-// are returned as they are.
-func withoutFields(obj []byte, fields []string) ([]byte, error) {
-	found := false
-	for _, f := range fields {
-		if bytes.Contains(obj, []byte(`"`+f+`"`)) {
-			found = true
-		}
-	}
-	if !found {
-		return obj, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, fmt.Errorf("not a JSON object")
-	}
-	var out bytes.Buffer
-	out.WriteByte('{')
-	n := 0
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, _ := tok.(string)
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return nil, err
-		}
-		drop := false
-		for _, f := range fields {
-			drop = drop || key == f
-		}
-		if drop {
-			continue
-		}
-		if n > 0 {
-			out.WriteByte(',')
-		}
-		k, _ := json.Marshal(key)
-		out.Write(k)
-		out.WriteByte(':')
-		out.Write(val)
-		n++
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("data after the JSON object")
-	}
-	out.WriteByte('}')
-	return out.Bytes(), nil
 }

@@ -30,20 +30,27 @@ type FeedEvent struct {
 // data: the event as stored, with its body and metadata as JSON objects.
 // Amounts in data are decimal strings, as every event stores them.
 type FeedEventJSON struct {
-	ID         string          `json:"id"` // seq, the after cursor and the SSE id
-	EventID    string          `json:"event_id"`
-	Type       string          `json:"type"`
-	Stream     string          `json:"stream"`
-	Version    int64           `json:"version"`
-	Position   string          `json:"position"`
-	RecordedAt int64           `json:"recorded_at"` // Unix ms
-	Metadata   json.RawMessage `json:"metadata"`
-	Data       json.RawMessage `json:"data"`
+	ID      string `json:"id"` // seq, the after cursor and the SSE id
+	EventID string `json:"event_id"`
+	Type    string `json:"type"`
+	// SchemaVersion is the version of data's shape: its JSON Schema is
+	// docs/events/<type>.v<schema_version>.json.
+	SchemaVersion int             `json:"schema_version"`
+	Stream        string          `json:"stream"`
+	Version       int64           `json:"version"`
+	Position      string          `json:"position"`
+	RecordedAt    int64           `json:"recorded_at"` // Unix ms
+	Metadata      json.RawMessage `json:"metadata"`
+	Data          json.RawMessage `json:"data"`
 }
 
 // JSON renders the event.
 func (e FeedEvent) JSON() FeedEventJSON {
-	return FeedEventJSON{ID: strconv.FormatInt(e.Seq, 10), EventID: e.EventID, Type: e.Type, Stream: e.Stream,
+	v, err := domain.SchemaVersion(e.Metadata)
+	if err != nil {
+		v = 1 // the feed's metadata was stored by this gateway; a malformed one predates versions
+	}
+	return FeedEventJSON{ID: strconv.FormatInt(e.Seq, 10), EventID: e.EventID, Type: e.Type, SchemaVersion: v, Stream: e.Stream,
 		Version: e.Version, Position: e.Position, RecordedAt: e.RecordedAt.UnixMilli(), Metadata: e.Metadata, Data: e.Data}
 }
 

@@ -35,6 +35,7 @@ var mayImport = map[string][]string{
 	"chain/oracle": {"domain"},
 	"webhooks":     {"domain", "eventstore", "readapi", "opstore", "sqldb", "follow"},
 	"httpapi":      {"domain", "eventstore", "commands", "readapi", "opstore", "webhooks"},
+	"analytics":    {"domain", "eventstore"},
 	"web":          {"domain", "readapi"},
 	"cmd":          {"*"},
 	"simulation":   {"*"}, // test-only: drives every part at once
