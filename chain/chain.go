@@ -111,3 +111,18 @@ func (s Sink) Revert(ctx context.Context, invoiceID, depositID, reason string) e
 		InvoiceID: invoiceID, DepositID: depositID, Reason: reason})
 	return err
 }
+
+// CostRecorder books a network fee the gateway paid from its own coins
+// (money rule 7) once the chain says what a transaction paid; cmd/picd
+// passes commands.RecordNetworkCost. Recording the same transaction again
+// adds nothing, so a sender records whenever it sees a mined transaction
+// of its own. Nil: costs are not booked (tests of other things).
+type CostRecorder func(ctx context.Context, c commands.RecordNetworkCost) error
+
+// RecordCostWith returns the CostRecorder over h.
+func RecordCostWith(h commands.RecordNetworkCostHandler) CostRecorder {
+	return func(ctx context.Context, c commands.RecordNetworkCost) error {
+		_, err := h.Handle(ctx, c)
+		return err
+	}
+}

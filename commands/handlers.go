@@ -32,6 +32,8 @@ type Handlers struct {
 	Consolidate    ConsolidateHandler
 	SettleDeposit  SettleDepositHandler
 	NoteBalance    NoteBalanceHandler
+	// RecordNetworkCost books a network fee the gateway paid (money rule 7).
+	RecordNetworkCost RecordNetworkCostHandler
 }
 
 // New wires the handlers. checkAddress validates merchants' payout addresses.
@@ -62,6 +64,8 @@ func New(d Deps, addresses AddressSource, checkAddress domain.AddressCheck) Hand
 		Consolidate:    ConsolidateHandler{ConvertHandler{d}},
 		SettleDeposit:  SettleDepositHandler{convert: ConvertHandler{d}, payout: RequestPayoutHandler{d: d, checkAddress: checkAddress}},
 		NoteBalance:    NoteBalanceHandler{d},
+
+		RecordNetworkCost: RecordNetworkCostHandler{d},
 	}
 }
 

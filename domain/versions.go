@@ -200,6 +200,7 @@ func defaultSchemas() *Schemas {
 	reg[PayoutFailed](s, TypePayoutFailed, 1)
 	reg[PayoutCanceled](s, TypePayoutCanceled, 1)
 	reg[ConversionExecuted](s, TypeConversionExecuted, 1)
+	reg[NetworkCostPaid](s, TypeNetworkCostPaid, 1)
 	return s
 }
 

@@ -15,7 +15,7 @@ func TestSchemasComplete(t *testing.T) {
 		TypeDepositFinalized, TypeConversionWaiting, TypeConversionAbandoned, TypePaymentConverted, TypeInvoiceReverted,
 		TypeBalanceNegative, TypeInvoicePartiallyPaid, TypeInvoiceConfirming, TypeInvoicePaid, TypeInvoiceExpired,
 		TypeInvoiceAwaitingPayment, TypeAddressReserved, TypeAddressIndexesReserved, TypePayoutRequested, TypePayoutSigned,
-		TypePayoutSent, TypePayoutConfirmed, TypePayoutFailed, TypePayoutCanceled, TypeConversionExecuted}
+		TypePayoutSent, TypePayoutConfirmed, TypePayoutFailed, TypePayoutCanceled, TypeConversionExecuted, TypeNetworkCostPaid}
 	for _, typ := range all {
 		if DefaultSchemas.Current(typ) < 1 {
 			t.Errorf("%s is not registered in defaultSchemas", typ)

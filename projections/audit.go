@@ -41,10 +41,24 @@ type AuditReport struct {
 	// is the truth after a reversal of funds already paid out, not a mismatch.
 	Debts map[string]map[string]domain.Amount `json:"debts"`
 
+	// NetworkCosts maps a cost kind -> asset -> the network fees the
+	// gateway paid from its own coins (money rule 7).
+	NetworkCosts map[string]map[string]domain.Amount `json:"network_costs"`
+	// OperatorIncome per asset: fee revenue (conversion remainders
+	// included) less the network costs the gateway paid.
+	OperatorIncome map[string]OperatorIncome `json:"operator_income"`
+
 	// invoices follows each invoice's fee as money rule 1 defines it, so
 	// every charge and refund is recomputed from the invoice's own history.
 	invoices map[string]*auditInvoice
 	payouts  map[string]*auditPayout
+}
+
+// OperatorIncome is the operator's account of one asset.
+type OperatorIncome struct {
+	FeeRevenue   domain.Amount `json:"fee_revenue"`
+	NetworkCosts domain.Amount `json:"network_costs"` // paid, as a positive amount
+	Income       domain.Amount `json:"income"`
 }
 
 // auditInvoice is an invoice as the audit recomputes it: what it credited
@@ -125,7 +139,7 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 	}
 	start := now()
 	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
-		Debts:    map[string]map[string]domain.Amount{},
+		Debts: map[string]map[string]domain.Amount{}, NetworkCosts: map[string]map[string]domain.Amount{}, OperatorIncome: map[string]OperatorIncome{},
 		invoices: map[string]*auditInvoice{}, payouts: map[string]*auditPayout{}}
 	total := int64(-1)
 	if c, ok := store.(Counter); ok {
@@ -187,6 +201,7 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 	}
 	rep.checkFeeAccount()
 	rep.listDebts()
+	rep.operatorIncome()
 	if !opt.SkipReadModels {
 		if err := rep.compareBalances(ctx, db); err != nil {
 			return rep, err
@@ -396,6 +411,54 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 		rep.payoutReleased(rec, c.PayoutID, domain.PayoutFailedStatus)
 	case domain.PayoutCanceled:
 		rep.payoutReleased(rec, c.PayoutID, domain.PayoutCanceledStatus)
+	case domain.NetworkCostPaid:
+		rep.checkCost(rec, c)
+	}
+}
+
+// checkCost: a network cost moves exactly its amount from the operator's
+// costs account to the network, in its asset.
+func (rep *AuditReport) checkCost(rec eventstore.RecordedEvent, c domain.NetworkCostPaid) {
+	if c.Amount.IsNegative() {
+		rep.problem("event %s: network cost %s of %s is negative", rec.ID, c.Amount, c.TxID)
+	}
+	var toNetwork, fromOperator domain.Amount
+	for _, p := range c.Postings {
+		switch {
+		case p.Asset != c.Asset:
+			rep.problem("event %s: network cost in %s posts %s", rec.ID, c.Asset, p.Asset)
+		case p.Account == domain.NetworkFeeAccount:
+			toNetwork = toNetwork.Add(p.Amount)
+		case p.Account == domain.OperatorNetworkCostsAccount:
+			fromOperator = fromOperator.Add(p.Amount)
+		default:
+			rep.problem("event %s: network cost of %s posts to %s", rec.ID, c.TxID, p.Account)
+		}
+	}
+	if !toNetwork.Equal(c.Amount) || !fromOperator.Equal(c.Amount.Neg()) {
+		rep.problem("event %s: network cost %s %s of %s posts %s to the network and %s to the operator", rec.ID, c.Amount, c.Asset, c.TxID, toNetwork, fromOperator)
+	}
+	m := rep.NetworkCosts[c.Kind]
+	if m == nil {
+		m = map[string]domain.Amount{}
+		rep.NetworkCosts[c.Kind] = m
+	}
+	m[c.Asset] = m[c.Asset].Add(c.Amount)
+}
+
+// operatorIncome states, per asset, fee revenue less network costs paid.
+func (rep *AuditReport) operatorIncome() {
+	for _, account := range []string{domain.FeeAccount, domain.OperatorNetworkCostsAccount} {
+		for asset, v := range rep.Ledger[account] {
+			inc := rep.OperatorIncome[asset]
+			if account == domain.FeeAccount {
+				inc.FeeRevenue = v
+			} else {
+				inc.NetworkCosts = v.Neg()
+			}
+			inc.Income = inc.FeeRevenue.Sub(inc.NetworkCosts)
+			rep.OperatorIncome[asset] = inc
+		}
 	}
 }
 

@@ -318,6 +318,10 @@ func TestScenarioInstantPayoutAfterConfirmedInvoice(t *testing.T) {
 	if spent := new(big.Int).Sub(hotETH, m.balance(s.HotWallet())); spent.String() != gas {
 		t.Fatalf("the hot wallet spent %s wei of ETH on the payout, booked %s", spent, gas)
 	}
+	// Money rule 7: the gateway paid that gas; the ledger says so.
+	if costs, _ := m.costs(); costs[domain.CostTokenPayoutGas] == nil || costs[domain.CostTokenPayoutGas].String() != gas {
+		t.Fatalf("token payout gas in the ledger %v, paid %s", costs, gas)
+	}
 	m.wantFunds("USDT.ETH", "4.9875", "0")
 	if s.builds.Load() != 1 || s.broadcasts.Load() != 1 || m.payoutTxs() != 1 {
 		t.Fatalf("builds %d broadcasts %d stored %d", s.builds.Load(), s.broadcasts.Load(), m.payoutTxs())

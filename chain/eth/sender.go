@@ -22,6 +22,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -84,6 +85,9 @@ type SenderDeps struct {
 	Invoices StreamReader // needed by SweepDeposits only
 	Assets   domain.Assets
 	Log      *slog.Logger
+	// Costs books the gas the gateway pays itself (sweeps, top-ups, token
+	// payouts, voids) as NetworkCostPaid events; nil books nothing.
+	Costs chain.CostRecorder
 }
 
 // Sender pays out ETH and ERC-20 tokens from the gateway's hot wallet and
@@ -423,11 +427,58 @@ func (s *Sender) send(ctx context.Context, tx *types.Transaction) error {
 	return fmt.Errorf("eth sender: send %s: %w", tx.Hash().Hex(), sendErr)
 }
 
-// recordFeePaid books what a mined transaction of ours paid for gas.
+// recordFeePaid books what a mined transaction of ours paid for gas: in
+// eth_txs, and in the ledger when the gateway paid it (recordCost).
 func (s *Sender) recordFeePaid(ctx context.Context, r *types.Receipt) *big.Int {
 	paid := new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice)
 	if _, err := s.deps.DB.Write.ExecContext(ctx, s.deps.DB.Q(`UPDATE eth_txs SET fee_paid_wei = ? WHERE txid = ?`), paid.String(), r.TxHash.Hex()); err != nil {
 		s.log.Warn("eth sender: recording a fee paid failed", "txid", r.TxHash.Hex(), "err", err)
 	}
+	if err := s.recordCost(ctx, r, paid); err != nil {
+		// Booked again the next time the receipt is seen; picd audit
+		// --chain shows a cost that never was.
+		s.log.Error("eth sender: booking a network cost failed", "txid", r.TxHash.Hex(), "err", err)
+	}
 	return paid
+}
+
+// recordCost books the gas of a mined transaction of ours as the
+// operator's cost (money rule 7), unless a merchant paid it: an ETH payout
+// or refund carries its own fee in PayoutConfirmed. A reverted
+// transaction paid its gas too.
+func (s *Sender) recordCost(ctx context.Context, r *types.Receipt, paid *big.Int) error {
+	if s.deps.Costs == nil || s.native == nil {
+		return nil
+	}
+	db := s.deps.DB
+	var from, purpose, ref, asset string
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT from_address, purpose, ref, asset FROM eth_txs WHERE txid = ?`), r.TxHash.Hex()).Scan(&from, &purpose, &ref, &asset)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // not one of ours
+	}
+	if err != nil {
+		return err
+	}
+	var kind string
+	switch purpose {
+	case "sweep":
+		kind = domain.CostSweepGas
+	case "topup":
+		kind = domain.CostGasTopUp
+	case "void":
+		kind = domain.CostVoid
+	case "payout":
+		if asset == s.native.Code {
+			return nil // the merchant's: PayoutConfirmed posts it
+		}
+		kind = domain.CostTokenPayoutGas
+	default:
+		return fmt.Errorf("eth_txs purpose %q", purpose)
+	}
+	var block uint64
+	if r.BlockNumber != nil {
+		block = r.BlockNumber.Uint64()
+	}
+	return s.deps.Costs(ctx, commands.RecordNetworkCost{Chain: domain.ChainEthereum, TxID: r.TxHash.Hex(), Kind: kind, Asset: s.native.Code,
+		Amount: domain.FromBaseUnits(paid, 18), From: from, Ref: ref, Block: block})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/readapi"
 )
 
@@ -55,11 +56,46 @@ func setupWallet(t *testing.T, opts ...option) *walletEnv {
 func (e *walletEnv) sender() *eth.Sender {
 	e.t.Helper()
 	s, err := eth.NewSender(eth.SenderConfig{Contracts: e.cfg.Contracts, Now: time.Now}, e.client,
-		eth.SenderDeps{DB: e.db, Keys: e.wallet, Invoices: e.store, Assets: e.assets, Log: quiet})
+		eth.SenderDeps{DB: e.db, Keys: e.wallet, Invoices: e.store, Assets: e.assets, Log: quiet, Costs: chain.RecordCostWith(e.h.RecordNetworkCost)})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return s
+}
+
+// costs reads the NetworkCostPaid events of the log: kind → total wei,
+// and how many events.
+func (e *walletEnv) costs() (map[string]*big.Int, int) {
+	e.t.Helper()
+	out := map[string]*big.Int{}
+	n := 0
+	recs, err := e.store.ReadAll(e.ctx, eventstore.Start, 100000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Type != domain.TypeNetworkCostPaid {
+			continue
+		}
+		ev, err := domain.DecodeStored(r.Type, r.Data, r.Metadata)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		c := ev.(domain.NetworkCostPaid)
+		if err := domain.CheckBalanced(c.Postings); err != nil || c.Asset != "ETH" {
+			e.t.Fatalf("cost %+v: %v", c, err)
+		}
+		wei, err := c.Amount.BaseUnits(18)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if out[c.Kind] == nil {
+			out[c.Kind] = new(big.Int)
+		}
+		out[c.Kind].Add(out[c.Kind], wei)
+		n++
+	}
+	return out, n
 }
 
 // fundHot sends the hot wallet ETH and tokens from the payer and mines them.
@@ -454,6 +490,17 @@ func testSweepToken(t *testing.T, e *walletEnv) {
 	if err := e.db.Read.QueryRow(e.db.Q(`SELECT gas_cost_wei FROM eth_sweeps WHERE sweep_id = ?`), res.SweepID).Scan(&stored); err != nil || stored != spent.String() {
 		t.Fatalf("eth_sweeps gas_cost_wei %q %v", stored, err)
 	}
+	// Money rule 7: the ledger's costs are what left our addresses to the
+	// network: the hot wallet's loss less the ETH the top-up left on the
+	// deposit address (still ours), one event per transaction.
+	costs, n := e.costs()
+	left := e.balance(deposit)
+	if n != 2 || costs[domain.CostGasTopUp] == nil || costs[domain.CostSweepGas] == nil {
+		t.Fatalf("cost events %v (%d), want a top-up and a sweep", costs, n)
+	}
+	if sum := new(big.Int).Add(costs[domain.CostGasTopUp], costs[domain.CostSweepGas]); sum.Cmp(new(big.Int).Sub(spent, left)) != 0 {
+		t.Fatalf("costs booked %s wei; the hot wallet spent %s and the deposit address kept %s", sum, spent, left)
+	}
 	// Swept: another call has nothing to do.
 	if res, err := s.Sweep(e.ctx, "USDT.ETH", index); err != nil || res.State != eth.SweepNothing {
 		t.Fatalf("after done %+v %v", res, err)
@@ -581,5 +628,12 @@ func TestSweepETH(t *testing.T) {
 	left := e.balance(common.HexToAddress(addrHex))
 	if sum := new(big.Int).Add(new(big.Int).Add(res.Amount, res.GasCostWei), left); sum.Cmp(units(t, "0.3", 18)) != 0 {
 		t.Fatalf("swept %s + gas %s + left %s != 0.3 ETH", res.Amount, res.GasCostWei, left)
+	}
+	// The sweep's gas is in the ledger once, whatever the repeats.
+	if _, err := s.Sweep(e.ctx, "ETH", 5); err != nil {
+		t.Fatal(err)
+	}
+	if costs, n := e.costs(); n != 1 || costs[domain.CostSweepGas].Cmp(res.GasCostWei) != 0 {
+		t.Fatalf("cost events %v (%d), want the sweep's gas %s once", costs, n, res.GasCostWei)
 	}
 }

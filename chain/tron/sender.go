@@ -3,6 +3,7 @@ package tron
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
@@ -82,8 +84,11 @@ type SenderConfig struct {
 	// a deposit address's HD index from its invoice's InvoiceCreated.
 	// Needed by SweepDeposits only.
 	Invoices StreamReader
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Costs books the TRX the gateway burns itself (sweeps, top-ups,
+	// token payouts) as NetworkCostPaid events; nil books nothing.
+	Costs  chain.CostRecorder
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Sender pays out TRX and TRC-20 tokens from the hot wallet: it builds each
@@ -391,6 +396,9 @@ func (s *Sender) Confirmations(ctx context.Context, txid string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("tron confirmations of %s: %w", txid, err)
 	}
+	if err := s.recordPayoutCost(ctx, info); err != nil {
+		s.cfg.Logger.Error("tron: booking a network cost failed", "txid", txid, "err", err)
+	}
 	if info.Failed() {
 		s.cfg.Logger.Error("tron: payout transaction failed on chain; nothing was paid", "txid", txid, "result", info.Receipt.Result,
 			"message", nodeMessage(info.ResMessage))
@@ -426,4 +434,24 @@ func transferParameter(to []byte, units int64) []byte {
 	copy(p[12:32], to[1:])
 	big.NewInt(units).FillBytes(p[32:64])
 	return p
+}
+
+// recordPayoutCost books the TRX a token payout burned (money rule 7): the
+// hot wallet paid it, whatever fee in the token the payout recorded. A TRX
+// payout's fee is the merchant's (PayoutConfirmed). A failed transaction
+// burned its TRX too.
+func (s *Sender) recordPayoutCost(ctx context.Context, info TransactionInfo) error {
+	if s.cfg.Costs == nil || s.native == "" || info.Fee <= 0 {
+		return nil
+	}
+	var payoutID, asset string
+	err := s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT payout_id, asset FROM tron_payout_txs WHERE txid = ?`), info.ID).Scan(&payoutID, &asset)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && asset == s.native) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.cfg.Costs(ctx, commands.RecordNetworkCost{Chain: domain.ChainTron, TxID: info.ID, Kind: domain.CostTokenPayoutGas, Asset: s.native,
+		Amount: domain.FromBaseUnits(big.NewInt(info.Fee), 6), From: s.hot, Ref: payoutID, Block: uint64(max(0, info.BlockNumber))})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
@@ -336,6 +337,11 @@ func (s *Sender) settle(ctx context.Context, r *sweepRow) (info *TransactionInfo
 	switch {
 	case err == nil:
 		r.burnedSun += got.Fee
+		// Money rule 7: what it burned is the gateway's cost. Booked
+		// before the row forgets the transaction; a repeat adds nothing.
+		if err := s.recordSweepCost(ctx, r, got); err != nil {
+			return nil, false, fmt.Errorf("tron sweep %s: book its cost: %w", r.id, err)
+		}
 		r.pendingTxID, r.pendingRaw = "", ""
 		return &got, true, s.saveSweep(ctx, *r)
 	case !errors.Is(err, ErrNotFound):
@@ -638,4 +644,18 @@ func (s *Sender) addressAt(index int64) (string, error) {
 	}
 	defer key.Zero()
 	return hd.TronAddress(key.PubKey()), nil
+}
+
+// recordSweepCost books the TRX a mined sweep transaction burned: a top-up
+// is paid by the hot wallet, a transfer by the deposit address.
+func (s *Sender) recordSweepCost(ctx context.Context, r *sweepRow, info TransactionInfo) error {
+	if s.cfg.Costs == nil || s.native == "" || info.Fee <= 0 {
+		return nil
+	}
+	kind, from := domain.CostSweepBurn, r.address
+	if r.state == SweepTopUp {
+		kind, from = domain.CostTopUpBurn, s.hot
+	}
+	return s.cfg.Costs(ctx, commands.RecordNetworkCost{Chain: domain.ChainTron, TxID: r.pendingTxID, Kind: kind, Asset: s.native,
+		Amount: domain.FromBaseUnits(big.NewInt(info.Fee), 6), From: from, Ref: r.id, Block: uint64(max(0, info.BlockNumber))})
 }

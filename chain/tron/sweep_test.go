@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/chain/tron/tronfake"
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
 // sweeper is a sender that sweeps, on node (the fake through the client,
@@ -19,7 +21,8 @@ import (
 func (e *env) sweeper(node tron.SenderNode, hotSun int64) *tron.Sender {
 	e.t.Helper()
 	clock := func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }
-	s, err := tron.NewSender(tron.SenderConfig{Invoices: e.store, Now: clock, Logger: quiet}, node, e.wallet, e.db, e.assets)
+	s, err := tron.NewSender(tron.SenderConfig{Invoices: e.store, Now: clock, Logger: quiet, Costs: chain.RecordCostWith(e.h.RecordNetworkCost)},
+		node, e.wallet, e.db, e.assets)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -145,6 +148,14 @@ func testUSDTSweep(t *testing.T, e *env) {
 	left, _ := e.node.balances(addr)
 	if left != rec.topupSun-tr.Fee {
 		t.Fatalf("%d sun left on the deposit address, want %d", left, rec.topupSun-tr.Fee)
+	}
+	// Money rule 7: each transaction's burn is in the ledger once, as the
+	// gateway's cost, paid by the address that sent it.
+	costs := e.costs()
+	if len(costs) != 2 || costs[topup].Kind != domain.CostTopUpBurn || costs[topup].From != s.HotWalletAddress() ||
+		costs[topup].Amount.String() != "1.1" || costs[transfer].Kind != domain.CostSweepBurn || costs[transfer].From != addr ||
+		costs[transfer].Amount.String() != domain.FromBaseUnits(big.NewInt(tr.Fee), 6).String() {
+		t.Fatalf("cost events %+v; receipts: top-up fee %d, transfer fee %d", costs, up.Fee, tr.Fee)
 	}
 
 	verified := len(e.node.Verified())
@@ -335,4 +346,32 @@ func TestUSDTSweepRevertedDryRun(t *testing.T) {
 	if len(e.node.Verified()) != broadcasts {
 		t.Fatalf("broadcasts: %v", e.node.Verified())
 	}
+}
+
+// costs reads the NetworkCostPaid events of the log by txid.
+func (e *env) costs() map[string]domain.NetworkCostPaid {
+	e.t.Helper()
+	recs, err := e.store.ReadAll(context.Background(), eventstore.Start, 100000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]domain.NetworkCostPaid{}
+	for _, r := range recs {
+		if r.Type != domain.TypeNetworkCostPaid {
+			continue
+		}
+		ev, err := domain.DecodeStored(r.Type, r.Data, r.Metadata)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		c := ev.(domain.NetworkCostPaid)
+		if err := domain.CheckBalanced(c.Postings); err != nil || c.Asset != "TRX" {
+			e.t.Fatalf("cost %+v: %v", c, err)
+		}
+		if _, dup := out[c.TxID]; dup {
+			e.t.Fatalf("two cost events for %s", c.TxID)
+		}
+		out[c.TxID] = c
+	}
+	return out
 }

@@ -159,6 +159,25 @@ func printAudit(w io.Writer, rep projections.AuditReport) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	if len(rep.NetworkCosts) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NETWORK COST\tASSET\tPAID BY THE GATEWAY")
+		for _, kind := range sortedKeys(rep.NetworkCosts) {
+			for _, asset := range sortedKeys(rep.NetworkCosts[kind]) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", kind, asset, rep.NetworkCosts[kind][asset])
+			}
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "OPERATOR INCOME\tFEE REVENUE\tNETWORK COSTS\tINCOME")
+	for _, asset := range sortedKeys(rep.OperatorIncome) {
+		inc := rep.OperatorIncome[asset]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", asset, inc.FeeRevenue, inc.NetworkCosts, inc.Income)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
 	if len(rep.Debts) == 0 {
 		fmt.Fprintln(w, "OPEN DEBTS: none")
 	} else {
@@ -180,6 +199,7 @@ func printAudit(w io.Writer, rep projections.AuditReport) {
 		"every payout sends amount − network fee",
 		"no pending or reserved balance ever went negative (log order); negative available is listed as a debt",
 		"the fee account equals the revenue per tier",
+		"every network cost the gateway paid moves its amount from operator:network_costs to network:fees",
 		"balances and payouts read models equal the log to the smallest unit",
 	}
 	for _, c := range checks {

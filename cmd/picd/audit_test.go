@@ -79,6 +79,14 @@ func TestAuditCommand(t *testing.T) {
 		ToAddress: "0x1111111111111111111111111111111111111111", Kind: domain.PayoutKindWithdrawal}); err != nil {
 		t.Fatal(err)
 	}
+	// A sweep's gas the gateway paid (money rule 7), recorded twice as a
+	// sender that sees the receipt again would: booked once.
+	for i := 0; i < 2; i++ {
+		if _, err := h.RecordNetworkCost.Handle(ctx, commands.RecordNetworkCost{Chain: domain.ChainEthereum, TxID: "0xSWEEP", Kind: domain.CostSweepGas,
+			Asset: "ETH", Amount: domain.MustAmount("0.00042"), From: "0xabc", Ref: "swp_1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	store.Close()
 	migrateData(t, dir)
 
@@ -87,6 +95,7 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatalf("audit: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"RESULT: OK", "25 bps", "merchant:" + m.MerchantID + ":reserved", "platform:fees", "OPEN DEBTS: none",
+		"sweep_gas     ETH    0.00042", "ETH              0            0.00042        -0.00042", "USDT.ETH         0.149975     0              0.149975",
 		"merchant:" + m.MerchantID + ":available  USDT.ETH  39.840025"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, out.String())

@@ -318,7 +318,7 @@ func tronContracts(cfg Config) map[string]string {
 }
 
 func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Wallet, change commands.AddressSource, assets domain.Assets,
-	prices oracle.Oracle, log *slog.Logger) (senders []chain.Sender, loops []loop, err error) {
+	prices oracle.Oracle, costs chain.CostRecorder, log *slog.Logger) (senders []chain.Sender, loops []loop, err error) {
 	db := b.db
 	if cfg.BTCRPCHost != "" {
 		bs, err := btc.NewSender(btc.SenderConfig{Config: btcConfig(cfg, wallet)},
@@ -334,7 +334,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 			return nil, nil, fmt.Errorf("ethereum node: %w", err)
 		}
 		es, err := eth.NewSender(eth.SenderConfig{Contracts: ethContracts(cfg)}, client,
-			eth.SenderDeps{DB: db, Keys: wallet, Invoices: b.store, Assets: assets, Log: log})
+			eth.SenderDeps{DB: db, Keys: wallet, Invoices: b.store, Assets: assets, Log: log, Costs: costs})
 		if err != nil {
 			return nil, nil, fmt.Errorf("ethereum sender: %w", err)
 		}
@@ -357,7 +357,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		}})
 	}
 	if cfg.TronAPIURL != "" {
-		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log},
+		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log, Costs: costs},
 			tronClient(cfg), wallet, db, assets)
 		if err != nil {
 			return nil, nil, fmt.Errorf("tron sender: %w", err)

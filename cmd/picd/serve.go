@@ -112,7 +112,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices, Accounts: reader, WebhookSecrets: secretBox}
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
 	handlers := commands.New(deps, addresses, hd.AddressCheck(wallet.BitcoinParams()))
-	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, addresses, assets, prices, log)
+	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, addresses, assets, prices, chain.RecordCostWith(handlers.RecordNetworkCost), log)
 	if err != nil {
 		return err
 	}
