@@ -188,8 +188,8 @@ func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.
 		return nil, errors.New("eth: no Ethereum asset configured")
 	}
 	sc, err := scan.New[*types.Block](scan.Config{Name: "eth", Assets: rules, StartBlock: int64(cfg.StartBlock),
-		BatchBlocks: cfg.BatchBlocks, KeepBlocks: cfg.KeepBlocks, Reports: maxConcurrentReports, ConfirmAtTip: true, Now: cfg.Now},
-		c, sink, newStore(db), log)
+		BatchBlocks: cfg.BatchBlocks, KeepBlocks: cfg.KeepBlocks, Reports: maxConcurrentReports, ConfirmAtTip: true, Now: cfg.Now,
+		OwnTransactions: ownTransactions(db)}, c, sink, newStore(db), log)
 	if err != nil {
 		return nil, err
 	}

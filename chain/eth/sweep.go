@@ -421,8 +421,12 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 		return nil, errors.New("eth sender: SweepDeposits needs Invoices")
 	}
 	db := s.deps.DB
-	targets, err := chain.SweepTargets(ctx, db, `SELECT asset, address, MIN(invoice_id) FROM eth_deposits WHERE confirmed = 1 AND state = ? AND invoice_id <> ''
-		GROUP BY asset, address ORDER BY asset, address LIMIT ?`, scanFinal, maxSweepRows)
+	// The key is that of an invoice on the address: a deposit an operator
+	// credited to another invoice (picd chain unmatched credit) is on
+	// the address it was paid to, not on that invoice's.
+	targets, err := chain.SweepTargets(ctx, db, `SELECT d.asset, d.address, (SELECT MIN(i.invoice_id) FROM invoices i WHERE i.pay_address = d.address)
+		FROM eth_deposits d WHERE d.confirmed = 1 AND d.state = ? AND d.invoice_id <> ''
+		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`, scanFinal, maxSweepRows)
 	if err != nil {
 		return nil, fmt.Errorf("eth sender: deposits to sweep: %w", err)
 	}

@@ -134,6 +134,9 @@ func (s *Scanner[B]) rescanRange(ctx context.Context, st Rescanner, from, to, he
 	if err != nil {
 		return nil, err
 	}
+	if transfers, err = s.dropOwn(ctx, transfers); err != nil {
+		return nil, err
+	}
 	transfers = slices.DeleteFunc(transfers, func(t Transfer) bool { return len(assets) > 0 && !slices.Contains(assets, t.Asset) })
 	if len(transfers) == 0 {
 		return nil, nil
@@ -226,6 +229,28 @@ func (s *Scanner[B]) creditRescanned(ctx context.Context, rows []Deposit, head i
 		return 0, errors.Join(first, err)
 	}
 	return len(done), first
+}
+
+// dropOwn leaves out the gateway's own transactions (Config.OwnTransactions).
+func (s *Scanner[B]) dropOwn(ctx context.Context, found []Transfer) ([]Transfer, error) {
+	if s.cfg.OwnTransactions == nil || len(found) == 0 {
+		return found, nil
+	}
+	ids := make([]string, len(found))
+	for i, t := range found {
+		ids[i] = t.TxID
+	}
+	own, err := s.cfg.OwnTransactions(ctx, ids)
+	if err != nil || len(own) == 0 {
+		return found, err
+	}
+	return slices.DeleteFunc(found, func(t Transfer) bool {
+		if own[t.TxID] {
+			s.log.Info(s.cfg.Name+": our own transaction to our address (a sweep's gas top-up): not a payment", "txid", t.TxID,
+				"asset", t.Asset, "address", t.Address, "amount", t.Amount.String())
+		}
+		return own[t.TxID]
+	}), nil
 }
 
 // recordUnmatched keeps a deposit the ledger has no invoice for where an

@@ -192,6 +192,10 @@ type Config struct {
 	// DepthFromHead counts the confirmations a deposit is reported with
 	// from the node's head rather than from the end of its batch.
 	DepthFromHead bool
+	// OwnTransactions tells which of txids are the gateway's own
+	// transactions (a sweep's gas top-up from the hot wallet to a deposit
+	// address): they pay no invoice and are left out. nil: none.
+	OwnTransactions func(ctx context.Context, txids []string) (map[string]bool, error)
 	// Refused tells a deposit or command the ledger refuses for good
 	// (logged, kept as unmatched or left as it is, never retried as an
 	// operating error); nil keeps the engine's own list.
@@ -472,6 +476,9 @@ func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to, tip int64) (Po
 		depth = tip
 	}
 	found, err := s.chain.Match(ctx, blocks)
+	if err == nil {
+		found, err = s.dropOwn(ctx, found)
+	}
 	var rows []Deposit
 	if err == nil {
 		rows, err = s.reportAll(ctx, found, depth)

@@ -600,7 +600,10 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	}
 	// A deposit is covered by a finished (or empty) round started after it
 	// was final: that round saw its tokens. Open rounds are resumed.
-	targets, err := chain.SweepTargets(ctx, s.db, `SELECT d.asset, d.address, MIN(d.invoice_id) FROM tron_deposits d
+	// The key is that of an invoice on the address: a deposit an operator
+	// credited to another invoice (picd chain unmatched credit) is on
+	// the address it was paid to, not on that invoice's.
+	targets, err := chain.SweepTargets(ctx, s.db, `SELECT d.asset, d.address, (SELECT MIN(i.invoice_id) FROM invoices i WHERE i.pay_address = d.address) FROM tron_deposits d
 		WHERE d.confirmed = 1 AND d.state = ? AND d.invoice_id <> ''
 		AND NOT EXISTS (SELECT 1 FROM tron_sweeps w WHERE w.asset = d.asset AND w.address = d.address AND w.state IN (?, ?) AND w.created_at >= d.updated_at)
 		GROUP BY d.asset, d.address ORDER BY d.asset, d.address LIMIT ?`, scanFinal, SweepDone, SweepEmpty, maxSweepRows)

@@ -262,7 +262,8 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 	// Reports one after another: the ledger sees a scan's deposits in
 	// block order.
 	sc, err := scan.New[Block](scan.Config{Name: "tron", Assets: rules, StartBlock: cfg.StartBlock, BatchBlocks: cfg.BatchBlocks,
-		KeepBlocks: cfg.KeepBlocks, Reports: 1, ConfirmFinalOnly: !cfg.IgnoreSolidity, Now: cfg.Now}, c, sink, newStore(db), log)
+		KeepBlocks: cfg.KeepBlocks, Reports: 1, ConfirmFinalOnly: !cfg.IgnoreSolidity, Now: cfg.Now,
+		OwnTransactions: ownTransactions(db)}, c, sink, newStore(db), log)
 	if err != nil {
 		return nil, err
 	}

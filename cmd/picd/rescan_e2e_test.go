@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/acceptcryptohere/gateway/chain/eth/gethtest"
 )
@@ -260,6 +261,32 @@ func TestUnmatchedDepositsAreKeptAndDecided(t *testing.T) {
 	}
 	mineToFinal(node)
 	wantBalance(t, g, key, "USDT.ETH", "6.9825", "0")
+
+	// The credited tokens are swept from the address they were paid to
+	// (with its key, not the crediting invoice's) into the hot wallet. The
+	// sweep runs at start, then every minute: a restart after its gas
+	// top-up is mined sends the transfer at once. The top-up, ETH to an
+	// ETH invoice's address, is ours, not a payment of that invoice.
+	hot := ethHotWallet(t)
+	node.Fund(hot, ether("1"))
+	g.stop()
+	p := startProc(t, env)
+	waitLog(t, p, "eth: sweep gas top-up", 30*time.Second)
+	node.Mine(1)
+	waitLog(t, p, "not a payment", 30*time.Second)
+	p.stop()
+	p = startProc(t, env)
+	g = p.gateway
+	waitFor(t, g, "credited tokens swept", func() map[string]any {
+		node.Mine(1)
+		return map[string]any{"on the paid address": node.TokenBalance(token, ethAddr).String(), "hot wallet": node.TokenBalance(token, hot).String()}
+	}, func(m map[string]any) bool { return m["on the paid address"] == "0" && m["hot wallet"] == "7000000" })
+	if strings.Contains(p.out.String(), "is not our address") {
+		t.Fatalf("sweep of the credited deposit:\n%s", p.out)
+	}
+	if inv := g.invoiceStatus(key, ethID)(); inv["amount_received"] != "0" {
+		t.Fatalf("the sweep's gas top-up was credited to the ETH invoice on that address: %v", inv)
+	}
 	g.stop()
 	auditAgrees(t, env)
 }
