@@ -13,13 +13,12 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/chain"
-	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
@@ -58,6 +57,11 @@ type Simulator struct {
 	log    *slog.Logger
 	chains map[domain.Chain]bool
 	mu     sync.Mutex // one operation at a time
+
+	// The engine's scanner of each chain and the ledger they report to,
+	// made by the first scan (see scanAll).
+	scanners map[domain.Chain]*scan.Scanner[simBlock]
+	rec      *recorder
 }
 
 // New builds a simulator. Run Migrate on db first. Errors: a threshold
@@ -275,9 +279,10 @@ type MineResult struct {
 	Failed map[string]string `json:"failed,omitempty"` // deposit id → error, retried by the next Mine
 }
 
-// Mine adds blocks (0..MaxBlocks) to every simulated chain: pending
-// transfers gain as many confirmations, and those at their threshold are
-// confirmed. Mine(ctx, 0) retries confirmations that failed before.
+// Mine adds blocks (0..MaxBlocks) to every simulated chain, the first of
+// them with the transfers waiting in the mempool, and runs the scan engine
+// over each chain: transfers at their threshold are confirmed, one block
+// deeper final. Mine(ctx, 0) retries what failed before.
 // Errors: domain.ErrValidation for blocks out of range; database errors.
 func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 	if blocks < 0 || blocks > MaxBlocks {
@@ -290,9 +295,6 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 		return MineResult{}, err
 	}
 	defer unlock()
-	if err := s.reobserve(ctx); err != nil {
-		return MineResult{}, err
-	}
 	res := MineResult{Blocks: blocks, Heights: map[domain.Chain]int64{}, Confirmed: []Confirmed{}, Final: []Confirmed{}}
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
@@ -308,59 +310,25 @@ func (s *Simulator) Mine(ctx context.Context, blocks int) (MineResult, error) {
 		case err == nil:
 			_, err = tx.ExecContext(ctx, s.db.Q(`UPDATE sim_chains SET height = ? WHERE chain = ?`), h+int64(blocks), string(c))
 		}
+		if err == nil && blocks > 0 {
+			_, err = tx.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET height = ? WHERE chain = ? AND height IS NULL AND state <> 'dropped'`),
+				h+1, string(c))
+		}
 		if err != nil {
 			return res, fmt.Errorf("sim mine: %w", err)
 		}
 		res.Heights[c] = h + int64(blocks)
 	}
-	if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET confirmations = confirmations + ? WHERE state <> 'reverted'`), blocks); err != nil {
-		return res, fmt.Errorf("sim mine: %w", err)
-	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("sim mine: %w", err)
 	}
-	due, err := s.transfers(ctx, `state = 'pending' AND confirmations >= required_confirmations`)
+	rec, failed, err := s.scanAll(ctx)
 	if err != nil {
 		return res, err
 	}
-	for _, t := range due {
-		if err := s.sink.Confirm(ctx, t.InvoiceID, t.DepositID, t.Confirmations); err != nil {
-			if ctx.Err() != nil {
-				return res, err
-			}
-			s.log.Error("sim: confirmation failed; the next mine retries it", "deposit_id", t.DepositID, "err", err)
-			if res.Failed == nil {
-				res.Failed = map[string]string{}
-			}
-			res.Failed[t.DepositID] = "confirmation failed"
-			continue
-		}
-		if err := s.setState(ctx, t.TxID, "confirmed"); err != nil {
-			return res, err
-		}
-		res.Confirmed = append(res.Confirmed, Confirmed{InvoiceID: t.InvoiceID, DepositID: t.DepositID, TxID: t.TxID, Confirmations: t.Confirmations})
-	}
-	final, err := s.transfers(ctx, `state = 'confirmed' AND confirmations > required_confirmations`)
-	if err != nil {
-		return res, err
-	}
-	for _, t := range final {
-		if err := s.sink.Finalize(ctx, t.InvoiceID, t.DepositID, t.Confirmations); err != nil {
-			if ctx.Err() != nil {
-				return res, err
-			}
-			s.log.Error("sim: finality failed; the next mine retries it", "deposit_id", t.DepositID, "err", err)
-			if res.Failed == nil {
-				res.Failed = map[string]string{}
-			}
-			res.Failed[t.DepositID] = "finality failed"
-			continue
-		}
-		if err := s.setState(ctx, t.TxID, "final"); err != nil {
-			return res, err
-		}
-		res.Final = append(res.Final, Confirmed{InvoiceID: t.InvoiceID, DepositID: t.DepositID, TxID: t.TxID, Confirmations: t.Confirmations})
-	}
+	res.Confirmed = append(res.Confirmed, rec.confirmed...)
+	res.Final = append(res.Final, rec.final...)
+	res.Failed = failed
 	s.log.Info("sim: mined", "blocks", blocks, "confirmed", len(res.Confirmed), "final", len(res.Final))
 	return res, nil
 }
@@ -408,12 +376,13 @@ type ReorgResult struct {
 	Reverted []Confirmed `json:"reverted"`
 }
 
-// Reorg replaces the last depth blocks of every chain with others:
-// transfers mined in them are reverted (confirmed or not, final or not);
-// transfers still waiting for their first block are untouched. With
-// reinclude, as on a real chain, the reverted transactions are back in the
-// mempool (seen again with 0 confirmations) and the next blocks mine them
-// again; without it they are gone, as after a double spend.
+// Reorg replaces the last depth blocks of every chain with others and runs
+// the scan engine, which finds the fork and reverts the transfers mined in
+// them (confirmed or not, final or not); transfers still waiting for their
+// first block are untouched. With reinclude, as on a real chain, the
+// reverted transactions are back in the mempool (seen again with 0
+// confirmations) and the next blocks mine them again; without it they are
+// gone, as after a double spend.
 // Errors: domain.ErrValidation for depth out of range; database errors.
 func (s *Simulator) Reorg(ctx context.Context, depth int, reinclude bool) (ReorgResult, error) {
 	if depth < 1 || depth > MaxBlocks {
@@ -427,90 +396,52 @@ func (s *Simulator) Reorg(ctx context.Context, depth int, reinclude bool) (Reorg
 	}
 	defer unlock()
 	res := ReorgResult{Depth: depth, Reverted: []Confirmed{}}
-	gone, err := s.transfers(ctx, `state <> 'reverted' AND confirmations >= 1 AND confirmations <= `+strconv.Itoa(depth))
+	salt := make([]byte, 8)
+	if _, err := rand.Read(salt); err != nil {
+		return res, err
+	}
+	gone := "'dropped'"
+	if reinclude {
+		gone = "'mempool'"
+	}
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("sim reorg: %w", err)
+	}
+	defer tx.Rollback()
+	for _, c := range s.chainList() {
+		var h int64
+		err := tx.QueryRowContext(ctx, s.db.Q(`SELECT height FROM sim_chains WHERE chain = ?`), string(c)).Scan(&h)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // nothing mined on it yet
+		}
+		if err != nil {
+			return res, fmt.Errorf("sim reorg: %w", err)
+		}
+		from := max(h-int64(depth)+1, 1)
+		for height := from; height <= h; height++ {
+			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO sim_blocks (chain, height, hash) VALUES (?, ?, ?)
+				ON CONFLICT (chain, height) DO UPDATE SET hash = excluded.hash`), string(c), height, blockID(c, height, hex.EncodeToString(salt))); err != nil {
+				return res, fmt.Errorf("sim reorg: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET height = NULL, state = `+gone+`
+			WHERE chain = ? AND height >= ? AND state <> 'dropped'`), string(c), from); err != nil {
+			return res, fmt.Errorf("sim reorg: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return res, fmt.Errorf("sim reorg: %w", err)
+	}
+	rec, failed, err := s.scanAll(ctx)
 	if err != nil {
 		return res, err
 	}
-	for _, t := range gone {
-		if err := s.sink.Revert(ctx, t.InvoiceID, t.DepositID, fmt.Sprintf("simulated reorg of %d blocks", depth)); err != nil {
-			return res, fmt.Errorf("sim reorg: %w", err)
-		}
-		if err := s.setState(ctx, t.TxID, "reverted"); err != nil {
-			return res, err
-		}
-		res.Reverted = append(res.Reverted, Confirmed{InvoiceID: t.InvoiceID, DepositID: t.DepositID, TxID: t.TxID, Confirmations: t.Confirmations})
-		if !reinclude {
-			continue
-		}
-		// Back in the mempool: recorded first, so that a failure to tell the
-		// ledger is retried (by the next Mine) instead of losing the payment.
-		if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET state = 'mempool', confirmations = 0 WHERE txid = ?`), t.TxID); err != nil {
-			return res, fmt.Errorf("sim transfer %s: %w", t.TxID, err)
-		}
-		t.Confirmations = 0
-		if err := s.reobserveOne(ctx, t); err != nil {
-			return res, err
-		}
+	if len(failed) > 0 {
+		return res, fmt.Errorf("sim reorg: the scan failed (%v); the next mine finishes it", failed)
 	}
+	res.Reverted = append(res.Reverted, rec.reverted...)
 	return res, nil
-}
-
-// reobserve tells the ledger about the reorganised transactions back in
-// the mempool: each is seen again by the invoice it paid, whatever else the
-// address now expects, then follows the pending ones' way.
-func (s *Simulator) reobserve(ctx context.Context) error {
-	back, err := s.transfers(ctx, `state = 'mempool'`)
-	if err != nil {
-		return err
-	}
-	for _, t := range back {
-		if err := s.reobserveOne(ctx, t); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *Simulator) reobserveOne(ctx context.Context, t transfer) error {
-	amount, err := domain.ParseAmount(t.Amount, 18)
-	if err != nil {
-		return fmt.Errorf("sim transfer %s: %w", t.TxID, err)
-	}
-	if _, err := s.sink.Commands.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: t.InvoiceID,
-		Deposit: domain.ObservedDeposit{DepositID: t.DepositID, TxID: t.TxID, Amount: amount, Confirmations: t.Confirmations}}); err != nil {
-		return fmt.Errorf("sim: back in the mempool: %w", err)
-	}
-	return s.setState(ctx, t.TxID, "pending")
-}
-
-type transfer struct {
-	TxID, DepositID, InvoiceID, Amount string
-	Confirmations                      int
-}
-
-// transfers lists transfers matching where (a constant condition), oldest first.
-func (s *Simulator) transfers(ctx context.Context, where string) ([]transfer, error) {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT txid, deposit_id, invoice_id, amount, confirmations FROM sim_transfers WHERE `+where+` ORDER BY created_at, txid`)
-	if err != nil {
-		return nil, fmt.Errorf("sim transfers: %w", err)
-	}
-	defer rows.Close()
-	var out []transfer
-	for rows.Next() {
-		var t transfer
-		if err := rows.Scan(&t.TxID, &t.DepositID, &t.InvoiceID, &t.Amount, &t.Confirmations); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
-}
-
-func (s *Simulator) setState(ctx context.Context, txid, state string) error {
-	if _, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE sim_transfers SET state = ? WHERE txid = ?`), state, txid); err != nil {
-		return fmt.Errorf("sim transfer %s: %w", txid, err)
-	}
-	return nil
 }
 
 //go:embed migrations
