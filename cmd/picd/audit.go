@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,7 +27,14 @@ const (
 	exitUnreachable = 3 // a store, database or node could not be read (or its schema lags this build)
 )
 
-func unreachable(err error) error { return &exitError{code: exitUnreachable, err: err} }
+// unreachable makes err exit with status 3, unless it has a status already.
+func unreachable(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: exitUnreachable, err: err}
+}
 
 // auditOutput says how the report is printed.
 type auditOutput struct {
@@ -56,13 +63,12 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			rest = append(rest, a)
 		}
 	}
-	cfg, err := parseConfig(rest)
+	cfg, args, err := parseConfigFor(auditHelp, rest, stdout)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "picd audit [--json] [--progress|--no-progress] [--verify-chain] [store flags]")
-			fmt.Fprintln(stdout, "exit status: 0 clean, 1 a problem found, 2 bad flags, 3 a store or node unreachable (or not migrated)")
-		}
-		return &exitError{code: exitUsage, err: err}
+		return err // -h (exit 0) or a usage error (2)
+	}
+	if len(args) > 0 {
+		return usageError(fmt.Errorf("unexpected arguments: %s", strings.Join(args, " ")))
 	}
 	return runAudit(ctx, cfg, out, stdout, stderr)
 }

@@ -3,9 +3,15 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/btc"
@@ -53,6 +59,9 @@ func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly
 	switch cfg.Store {
 	case "sqlite":
 		path := filepath.Join(cfg.DataDir, "picd.db")
+		if err := checkDBFile(path); err != nil {
+			return nil, err
+		}
 		var opts []sqlite.Option
 		if readOnly {
 			opts = append(opts, sqlite.CheckOnly())
@@ -154,4 +163,67 @@ func openPostgres(cfg Config, role string) (*sql.DB, error) {
 		return nil, err
 	}
 	return sqldb.OpenPostgres(dsn)
+}
+
+// sqliteHeader begins every SQLite 3 database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// checkDBFile refuses a file at path that is not a picd database: an empty
+// one (a failed copy or restore, a full disk) would otherwise be taken for
+// a new, empty log, and another program's SQLite database would get picd's
+// tables. A missing file is fine: the first start creates it.
+func checkDBFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	switch {
+	case n == 0 && (err == io.EOF || err == nil):
+		return fmt.Errorf("%s is empty (0 bytes), not a picd database: restore it from a backup, or remove it to start a new, empty log", path)
+	case string(head[:n]) != sqliteHeader:
+		return fmt.Errorf("%s is not an SQLite database (it does not begin with %q): not a picd event log; point --data (PIC_DATA_DIR) at the gateway's data directory", path, strings.TrimRight(sqliteHeader, "\x00"))
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	// An escaped file: URI, as eventstore/sqlite opens it; query_only: a
+	// look that writes nothing.
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "_pragma=query_only(1)&_pragma=busy_timeout(5000)"}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer rows.Close()
+	var tables []string
+	ours := false
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		tables = append(tables, name)
+		ours = ours || name == "events" || name == "schema_migrations"
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(tables) > 0 && !ours {
+		if len(tables) > 5 {
+			tables = append(tables[:5], "…")
+		}
+		return fmt.Errorf("%s is another program's SQLite database (tables %s), not a picd event log: point --data (PIC_DATA_DIR) at the gateway's data directory", path, strings.Join(tables, ", "))
+	}
+	return nil
 }

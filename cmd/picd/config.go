@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -117,21 +118,56 @@ func envDuration(name string, def time.Duration) time.Duration {
 func parseConfig(args []string) (Config, error) {
 	c, rest, err := parseConfigArgs(args)
 	if err == nil && len(rest) > 0 {
-		err = fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))
+		err = usageError(fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " ")))
 	}
 	return c, err
 }
 
-// parseConfigArgs parses leading flags and returns the arguments after them.
+// parseConfigArgs parses serve's flags and returns the arguments after them.
 func parseConfigArgs(args []string) (Config, []string, error) {
+	return parseConfigFor(serveHelp, args, os.Stdout)
+}
+
+// parseConfigFor parses the flags of the command h describes, serve's
+// whole set or the store's alone (h.storeOnly), and returns the arguments
+// after them. -h prints h's help to stdout and returns flag.ErrHelp (exit
+// 0); a bad flag or value is a usage error (exit 2).
+func parseConfigFor(h cmdHelp, args []string, stdout io.Writer) (Config, []string, error) {
 	var c Config
-	fs := flag.NewFlagSet("picd serve", flag.ContinueOnError)
-	fs.StringVar(&c.Listen, "listen", env("PIC_LISTEN", "localhost:3000"), "address to listen on (PIC_LISTEN)")
-	fs.StringVar(&c.BaseURL, "base-url", env("PIC_BASE_URL", ""), "public origin for checkout links, e.g. https://pay.example.com (PIC_BASE_URL; default http://<listen>)")
+	fs := flag.NewFlagSet(h.name, flag.ContinueOnError)
+	c.storeFlags(fs)
+	if !h.storeOnly {
+		c.serveFlags(fs)
+	}
+	if err := parseFlags(fs, h, args, stdout); err != nil {
+		return c, nil, err
+	}
+	validate := c.validate
+	if h.storeOnly {
+		validate = c.validateStore
+	}
+	if err := validate(); err != nil {
+		return c, nil, usageError(err)
+	}
+	return c, fs.Args(), nil
+}
+
+// storeFlags are the flags that name the event store and the database:
+// all that migrate, audit and projections need.
+func (c *Config) storeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", env("PIC_STORE", "sqlite"), "event store: sqlite, postgres or esdb (PIC_STORE)")
 	fs.StringVar(&c.DataDir, "data", env("PIC_DATA_DIR", "./data"), "directory for the embedded database and generated secrets (PIC_DATA_DIR)")
 	fs.StringVar(&c.PostgresURL, "postgres-url", env("PIC_POSTGRES_URL", ""), "Postgres URL for the postgres and esdb modes (PIC_POSTGRES_URL)")
 	fs.StringVar(&c.EventStoreURL, "eventstore-url", env("PIC_EVENTSTORE_URL", ""), "EventStoreDB connection string for the esdb mode (PIC_EVENTSTORE_URL)")
+	host, _ := os.Hostname()
+	fs.StringVar(&c.InstanceID, "instance-id", env("PIC_INSTANCE_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
+		"this process's name in logs, the leader lease and Postgres's application_name (PIC_INSTANCE_ID; default host-pid)")
+}
+
+// serveFlags are the rest of serve's flags.
+func (c *Config) serveFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", env("PIC_LISTEN", "localhost:3000"), "address to listen on (PIC_LISTEN)")
+	fs.StringVar(&c.BaseURL, "base-url", env("PIC_BASE_URL", ""), "public origin for checkout links, e.g. https://pay.example.com (PIC_BASE_URL; default http://<listen>)")
 	fs.StringVar(&c.Registration, "registration", env("PIC_REGISTRATION", "open"), "merchant sign-up: open or closed (PIC_REGISTRATION)")
 	fs.StringVar(&c.SessionSecret, "session-secret", env("PIC_SESSION_SECRET", ""), "hex key for dashboard session cookies (PIC_SESSION_SECRET)")
 	fs.StringVar(&c.SecretsKey, "secrets-key", env("PIC_SECRETS_KEY", ""),
@@ -177,21 +213,21 @@ func parseConfigArgs(args []string) (Config, []string, error) {
 		"checkout link of an Ethereum transaction, with {txid}, e.g. https://etherscan.io/tx/{txid} (PIC_EXPLORER_ETH_TX)")
 	fs.StringVar(&c.ExplorerTronTx, "explorer-tron-tx", env("PIC_EXPLORER_TRON_TX", ""),
 		"checkout link of a TRON transaction, with {txid}, e.g. https://tronscan.org/#/transaction/{txid} (PIC_EXPLORER_TRON_TX)")
-
-	host, _ := os.Hostname()
-	fs.StringVar(&c.InstanceID, "instance-id", env("PIC_INSTANCE_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
-		"this process's name in logs, the leader lease and Postgres's application_name (PIC_INSTANCE_ID; default host-pid)")
 	fs.DurationVar(&c.LeaderLease, "leader-lease", envDuration("PIC_LEADER_LEASE", 5*time.Second),
 		"with Postgres, another instance takes the background work over when the leader has not renewed its lease for this long (PIC_LEADER_LEASE)")
 	fs.DurationVar(&c.LeaderRenew, "leader-renew", envDuration("PIC_LEADER_RENEW", time.Second),
 		"how often the leader renews its lease and the others try to take it (PIC_LEADER_RENEW)")
-	if err := fs.Parse(args); err != nil {
-		return c, nil, err
-	}
-	return c, fs.Args(), c.validate()
 }
 
 func (c *Config) validate() error {
+	if err := c.validateStore(); err != nil {
+		return err
+	}
+	return c.validateServe()
+}
+
+// validateStore checks the store flags alone.
+func (c *Config) validateStore() error {
 	switch c.Store {
 	case "sqlite":
 	case "postgres":
@@ -205,6 +241,10 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("store %q: want sqlite, postgres or esdb", c.Store)
 	}
+	return nil
+}
+
+func (c *Config) validateServe() error {
 	if c.Registration != "open" && c.Registration != "closed" {
 		return fmt.Errorf("registration %q: want open or closed", c.Registration)
 	}

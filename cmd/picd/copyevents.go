@@ -18,21 +18,33 @@ import (
 )
 
 // openStoreURL opens an event store named "sqlite:<path>",
-// "postgres:<url>" or "esdb:<connection string>".
-func openStoreURL(ctx context.Context, spec string) (eventstore.Store, error) {
+// "postgres:<url>" or "esdb:<connection string>". A read-only open (the
+// source of a copy) migrates nothing and fails on a store that is missing
+// or lags this build.
+func openStoreURL(ctx context.Context, spec string, readOnly bool) (eventstore.Store, error) {
 	kind, target, ok := strings.Cut(spec, ":")
 	if !ok || target == "" {
-		return nil, fmt.Errorf("store %q: want sqlite:<path>, postgres:<url> or esdb:<url>", spec)
+		return nil, usageError(fmt.Errorf("store %q: want sqlite:<path>, postgres:<url> or esdb:<url>", spec))
 	}
 	switch kind {
 	case "sqlite":
+		if err := checkDBFile(target); err != nil {
+			return nil, err
+		}
+		if readOnly {
+			return sqlite.Open(target, sqlite.CheckOnly())
+		}
 		return sqlite.Open(target)
 	case "postgres":
 		s, err := postgres.Open(ctx, target)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.Migrate(ctx); err != nil {
+		migrate := s.Migrate
+		if readOnly {
+			migrate = s.CheckMigrated
+		}
+		if err := migrate(ctx); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -40,8 +52,13 @@ func openStoreURL(ctx context.Context, spec string) (eventstore.Store, error) {
 	case "esdb":
 		return esdb.Open(target)
 	}
-	return nil, fmt.Errorf("store %q: unknown kind %q", spec, kind)
+	return nil, usageError(fmt.Errorf("store %q: unknown kind %q", spec, kind))
 }
+
+var copyEventsHelp = cmdHelp{name: "picd copy-events", usage: "picd copy-events --from <store> --to <store> [--from-db <db>] [--to-db <db>]",
+	about: "Copy a whole log (ids, order, versions, recorded times), compare checksums, and carry the webhook delivery state across\n" +
+		"(nothing is delivered twice). Stores are sqlite:<path>, postgres:<url>, esdb:<url>. The source is only read (never migrated).",
+	exits: "0 copied and checked, 1 failed, 2 bad usage, 3 a store unreachable or unusable"}
 
 // copyEvents moves a whole log between stores and proves it by checksum,
 // then carries the webhook delivery state across (money rule 8: a gateway
@@ -52,20 +69,20 @@ func copyEvents(ctx context.Context, args []string, stdout io.Writer) error {
 	to := fs.String("to", "", "target store, same forms")
 	fromDB := fs.String("from-db", "", "the source gateway's database holding webhook deliveries (sqlite:<path> or postgres:<url>); default: the source store's own (required with esdb)")
 	toDB := fs.String("to-db", "", "the target gateway's database, same forms; default: the target store's own (required with esdb)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, copyEventsHelp, args, stdout); err != nil {
 		return err
 	}
-	if *from == "" || *to == "" {
-		return fmt.Errorf("usage: picd copy-events --from <store> --to <store> [--from-db <db>] [--to-db <db>]")
+	if *from == "" || *to == "" || fs.NArg() > 0 {
+		return usageError(fmt.Errorf("usage: %s", copyEventsHelp.usage))
 	}
-	src, err := openStoreURL(ctx, *from)
+	src, err := openStoreURL(ctx, *from, true)
 	if err != nil {
-		return err
+		return unreachable(fmt.Errorf("source: %w", err))
 	}
 	defer src.Close()
-	dst, err := openStoreURL(ctx, *to)
+	dst, err := openStoreURL(ctx, *to, false)
 	if err != nil {
-		return err
+		return unreachable(fmt.Errorf("target: %w", err))
 	}
 	defer dst.Close()
 	srcDB, closeSrc, err := stateDB(ctx, *fromDB, *from, src)

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,23 +40,31 @@ usage:
                          each projection's position and lag
   picd chain rescan ASSET --from HEIGHT [--to HEIGHT] | picd chain unmatched [--json] [credit|sweep|ignore ID ...]
                          rescan blocks for missed payments; decide about payments no invoice takes
-  picd health URL        exit 0 when URL answers 2xx (for container health checks)
+  picd health [--timeout 5s] URL
+                         exit 0 when URL answers 2xx (for container health checks)
+  picd version           this build's version, commit and Go version
   picd help              this text
 
-Flags and their PIC_* variables: picd serve -h
+Each command's flags and their PIC_* variables: picd <command> -h
+
+exit status: 0 ok, 1 a problem found (audit) or another failure, 2 bad usage,
+3 a dependency (store, database, node) unreachable or unusable
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "picd:", err)
+		if !errors.Is(err, flag.ErrHelp) { // the help is printed already
+			fmt.Fprintln(os.Stderr, "picd:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
 
-// exitError gives an error a process exit status of its own (picd audit:
-// 1 a problem found, 3 a dependency unreachable); any other error exits 1.
+// exitError gives an error a process exit status of its own: 1 a problem
+// found (picd audit), 2 bad usage, 3 a dependency unreachable; any other
+// error exits 1.
 type exitError struct {
 	code int
 	err  error
@@ -66,6 +75,9 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // exitCode is the status picd exits with for err.
 func exitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -80,19 +92,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "serve":
-		cfg, err := parseConfig(args)
+		cfg, rest, err := parseConfigFor(serveHelp, args, stdout)
 		if err != nil {
 			return err
+		}
+		if len(rest) > 0 {
+			return usageError(fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " ")))
 		}
 		return serve(ctx, cfg, stderr)
 	case "migrate":
-		cfg, err := parseConfig(args)
+		cfg, rest, err := parseConfigFor(migrateHelp, args, stdout)
 		if err != nil {
 			return err
 		}
+		if len(rest) > 0 {
+			return usageError(fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " ")))
+		}
 		b, err := openBackend(ctx, cfg, newLogger(stderr))
 		if err != nil {
-			return err
+			return unreachable(err)
 		}
 		b.close()
 		fmt.Fprintln(stdout, "schemas are up to date")
@@ -108,27 +126,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "copy-events":
 		return copyEvents(ctx, args, stdout)
 	case "health":
-		if len(args) != 1 {
-			return fmt.Errorf("usage: picd health URL")
-		}
-		return health(ctx, args[0])
-	case "help", "-h", "--help":
+		return healthCmd(ctx, args, stdout)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+	return usageError(fmt.Errorf("unknown command %q\n\n%s", cmd, usage))
 }
 
-func health(ctx context.Context, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+var healthHelp = cmdHelp{name: "picd health", usage: "picd health [--timeout 5s] URL",
+	about: "Exit 0 when URL answers 2xx: a container health check (the image has no shell or curl).",
+	exits: "0 healthy, 1 answered but not 2xx, 2 bad usage, 3 unreachable"}
+
+func healthCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(healthHelp.name, flag.ContinueOnError)
+	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	if err := parseFlags(fs, healthHelp, args, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError(fmt.Errorf("usage: %s", healthHelp.usage))
+	}
+	return health(ctx, fs.Arg(0), *timeout)
+}
+
+func health(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return usageError(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return unreachable(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -139,6 +173,13 @@ func health(ctx context.Context, url string) error {
 
 // simCLI runs `picd sim ...` against a running gateway's simulator.
 func simCLI(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || isHelp(args[0]) {
+		printHelp(stdout, simHelp, nil)
+		if len(args) == 0 {
+			return usageError(errors.New("picd sim: want pay, mine or reorg"))
+		}
+		return nil
+	}
 	token := os.Getenv("PIC_SIM_TOKEN")
 	if token == "" {
 		dataDir := os.Getenv("PIC_DATA_DIR")
@@ -147,7 +188,7 @@ func simCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		b, err := os.ReadFile(filepath.Join(dataDir, "sim.token"))
 		if err != nil {
-			return fmt.Errorf("no simulator token: set PIC_SIM_TOKEN or run where the gateway's data directory is (%v)", err)
+			return usageError(fmt.Errorf("no simulator token: set PIC_SIM_TOKEN or run where the gateway's data directory is (%v)", err))
 		}
 		token = strings.TrimSpace(string(b))
 	}
@@ -155,5 +196,14 @@ func simCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	if url == "" {
 		url = sim.DefaultBaseURL
 	}
-	return sim.CLI(ctx, args, url, token, stdout)
+	err := sim.CLI(ctx, args, url, token, stdout)
+	if errors.Is(err, sim.ErrUsage) {
+		return usageError(err)
+	}
+	return err
 }
+
+var simHelp = cmdHelp{name: "picd sim", usage: "picd sim pay <invoice_id|address> <amount> | picd sim mine [n] | picd sim reorg [--double-spend] [depth]",
+	about: "Pay an invoice, mine blocks or reorganise the simulated chains of a running gateway (started with simulated chains).\n" +
+		"PIC_SIM_URL: the gateway (default http://localhost:3000); PIC_SIM_TOKEN: its operator token (default: <PIC_DATA_DIR or ./data>/sim.token).",
+	exits: "0 done, 1 the gateway refused, 2 bad usage"}

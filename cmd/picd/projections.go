@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -14,18 +15,41 @@ import (
 // projectionsCmd runs `picd projections rebuild [name…]` and
 // `picd projections status`.
 func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const use = "usage: picd projections rebuild [flags] [name...] | picd projections status [flags] (picd projections <command> -h: its flags)"
 	if len(args) == 0 {
-		return fmt.Errorf("usage: picd projections rebuild [flags] [name...] | status [flags]")
+		return usageError(errors.New(use))
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		printHelp(stdout, projectionsRebuildHelp, nil)
+		fmt.Fprintln(stdout)
+		printHelp(stdout, projectionsStatusHelp, nil)
+		return nil
+	}
+	var h cmdHelp
+	switch sub {
+	case "rebuild":
+		h = projectionsRebuildHelp
+	case "status":
+		h = projectionsStatusHelp
+	default:
+		return usageError(fmt.Errorf("unknown projections command %q: want rebuild or status\n%s", sub, use))
+	}
 	// Flags first, then projection names: picd projections rebuild --store=postgres invoices
-	cfg, names, err := parseConfigArgs(args)
+	cfg, names, err := parseConfigFor(h, args, stdout)
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(ctx, cfg, newLogger(stderr))
+	open := openBackend
+	if sub == "status" {
+		if len(names) > 0 {
+			return usageError(fmt.Errorf("unexpected arguments: %v", names))
+		}
+		open = openReadOnly // looking changes nothing, not even a schema
+	}
+	b, err := open(ctx, cfg, newLogger(stderr))
 	if err != nil {
-		return err
+		return unreachable(err)
 	}
 	defer b.close()
 	switch sub {
@@ -55,7 +79,7 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "rebuilt and swapped in %s\n", time.Since(start).Round(time.Millisecond))
 		return nil
 	}
-	return fmt.Errorf("unknown projections command %q: want rebuild or status", sub)
+	return nil
 }
 
 // progressBar renders "[=====>    ] 52% 520000/1000000 events 81234 ev/s ETA 6s".

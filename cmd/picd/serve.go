@@ -56,7 +56,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	cfg.idleInTx = cfg.LeaderLease
 	b, err := openBackend(ctx, cfg, log)
 	if err != nil {
-		return err
+		return unreachable(err)
 	}
 	defer b.close()
 	leader, err := newLeadership(cfg, b, log)

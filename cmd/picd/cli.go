@@ -1,0 +1,144 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+// cmdHelp is what -h prints for a subcommand: its usage line, what it
+// does, and (from its flag set) its flags.
+type cmdHelp struct {
+	name      string // "picd migrate"
+	usage     string // "picd migrate [flags]"
+	about     string
+	exits     string // its exit statuses
+	storeOnly bool   // only the store flags (--store, --data, --postgres-url, --eventstore-url)
+}
+
+var (
+	serveHelp = cmdHelp{name: "picd serve", usage: "picd serve [flags]",
+		about: "Run the gateway. With no chain node configured every chain is simulated (the quick start).",
+		exits: "0 stopped by a signal, 1 failed, 2 bad flags or settings, 3 a store unreachable"}
+	migrateHelp = cmdHelp{name: "picd migrate", usage: "picd migrate [flags]", storeOnly: true,
+		about: "Create or update the schemas of the configured stores, then exit.",
+		exits: "0 up to date, 2 bad flags, 3 a store unreachable or unusable"}
+	auditHelp = cmdHelp{name: "picd audit", usage: "picd audit [--json] [--progress|--no-progress] [--verify-chain] [flags]",
+		about: "Rebuild every balance and fee from the event log and compare with the read models. Read-only: never migrates.",
+		exits: "0 clean, 1 a problem found, 2 bad flags, 3 a store or node unreachable (or not migrated)"}
+	projectionsRebuildHelp = cmdHelp{name: "picd projections rebuild", usage: "picd projections rebuild [flags] [name...]", storeOnly: true,
+		about: "Rebuild read models (all, or the named ones) beside the live ones and swap them in (blue/green).",
+		exits: "0 rebuilt, 1 failed, 2 bad flags, 3 a store unreachable or unusable"}
+	projectionsStatusHelp = cmdHelp{name: "picd projections status", usage: "picd projections status [flags]", storeOnly: true,
+		about: "Each projection's position and lag. Read-only: never migrates.",
+		exits: "0 ok, 2 bad flags, 3 a store unreachable or not migrated"}
+)
+
+// The exit statuses of every command (docs/operations.md, "Exit
+// statuses"): 0 ok, exitProblems (1) a problem found or any other failure,
+// exitUsage (2) bad usage, exitUnreachable (3) a dependency unreachable.
+
+// usageError makes err exit with status 2.
+func usageError(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &exitError{code: exitUsage, err: err}
+}
+
+// parseFlags parses args with fs. -h prints h's help to stdout and
+// returns flag.ErrHelp (exit 0); a bad flag is a usage error that names
+// the command's help.
+func parseFlags(fs *flag.FlagSet, h cmdHelp, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard) // flag's own message would come before ours, on stderr
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout, h, fs)
+		return flag.ErrHelp
+	}
+	if err != nil {
+		return usageError(fmt.Errorf("%w (see %s -h)", err, h.name))
+	}
+	return nil
+}
+
+func printHelp(w io.Writer, h cmdHelp, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: %s\n\n%s\n", h.usage, h.about)
+	if fs != nil {
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			if fs.Lookup("store") != nil {
+				fmt.Fprintln(w, "\nflags (each also read from the PIC_* variable it names; a flag wins):")
+			} else {
+				fmt.Fprintln(w, "\nflags:")
+			}
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
+		}
+	}
+	if h.exits != "" {
+		fmt.Fprintf(w, "\nexit status: %s\n", h.exits)
+	}
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+// version is the release, set at build time:
+// go build -ldflags "-X main.version=v1.2.3" ./cmd/picd
+var version string
+
+// versionString says which build this is: the release (or the module
+// version Go recorded), the commit and Go's version.
+func versionString() string {
+	v := version
+	info, ok := debug.ReadBuildInfo()
+	var rev, when string
+	modified := false
+	if ok {
+		if v == "" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				when = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	var parts []string
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if modified {
+			rev += "+dirty"
+		}
+		parts = append(parts, "commit "+rev)
+	}
+	if when != "" {
+		parts = append(parts, when)
+	}
+	parts = append(parts, runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
+	return fmt.Sprintf("picd %s (%s)", v, strings.Join(parts, ", "))
+}
