@@ -162,6 +162,8 @@ func (c *Config) storeFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
 	fs.StringVar(&c.InstanceID, "instance-id", env("PIC_INSTANCE_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
 		"this process's name in logs, the leader lease and Postgres's application_name (PIC_INSTANCE_ID; default host-pid)")
+	fs.DurationVar(&c.LeaderLease, "leader-lease", envDuration("PIC_LEADER_LEASE", 5*time.Second),
+		"with Postgres, another instance takes the background work over when the leader has not renewed its lease for this long (PIC_LEADER_LEASE)")
 }
 
 // serveFlags are the rest of serve's flags.
@@ -213,8 +215,6 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 		"checkout link of an Ethereum transaction, with {txid}, e.g. https://etherscan.io/tx/{txid} (PIC_EXPLORER_ETH_TX)")
 	fs.StringVar(&c.ExplorerTronTx, "explorer-tron-tx", env("PIC_EXPLORER_TRON_TX", ""),
 		"checkout link of a TRON transaction, with {txid}, e.g. https://tronscan.org/#/transaction/{txid} (PIC_EXPLORER_TRON_TX)")
-	fs.DurationVar(&c.LeaderLease, "leader-lease", envDuration("PIC_LEADER_LEASE", 5*time.Second),
-		"with Postgres, another instance takes the background work over when the leader has not renewed its lease for this long (PIC_LEADER_LEASE)")
 	fs.DurationVar(&c.LeaderRenew, "leader-renew", envDuration("PIC_LEADER_RENEW", time.Second),
 		"how often the leader renews its lease and the others try to take it (PIC_LEADER_RENEW)")
 }
