@@ -108,6 +108,9 @@ type ChainReport struct {
 	// or whose Seq is not the next; nil when the chain holds.
 	Break   *ChainBreak
 	Elapsed time.Duration
+	// AtHash is the recomputed hash at the seq VerifyChainAt was asked
+	// about (hex; empty when the chain broke before it or is shorter).
+	AtHash string
 }
 
 // ErrNoChain: the store keeps no hash chain (EventStoreDB, see docs).
@@ -118,6 +121,12 @@ var ErrNoChain = errors.New("eventstore: this store keeps no hash chain")
 // called after each page with the links checked so far. now measures the
 // elapsed time.
 func VerifyChain(ctx context.Context, s Store, now func() time.Time, progress func(done uint64)) (ChainReport, error) {
+	return VerifyChainAt(ctx, s, now, progress, 0)
+}
+
+// VerifyChainAt is VerifyChain that also reports the recomputed hash at
+// seq at (AtHash): the hash a statement carried for the log it read.
+func VerifyChainAt(ctx context.Context, s Store, now func() time.Time, progress func(done uint64), at uint64) (ChainReport, error) {
 	c, ok := s.(Chained)
 	if !ok {
 		return ChainReport{}, ErrNoChain
@@ -157,6 +166,9 @@ func VerifyChain(ctx context.Context, s Store, now func() time.Time, progress fu
 			prev, next = next, prev
 			rep.Head = l.Seq
 			rep.Events++
+			if at != 0 && l.Seq == at {
+				rep.AtHash = hex.EncodeToString(prev)
+			}
 		}
 		if progress != nil {
 			progress(rep.Events)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,6 +43,11 @@ type auditOutput struct {
 	progress bool // a progress bar on stderr
 	// verifyChain: recompute the log's hash chain instead of the ledger.
 	verifyChain bool
+	// statement: a period statement of [from, to) instead of the audit.
+	from, to, merchant string
+	csv                bool
+	// at: --verify-chain also prints the hash at this chain seq.
+	at string
 }
 
 // auditCmd is "picd audit [--json] [--progress|--no-progress] [flags]".
@@ -49,8 +55,31 @@ type auditOutput struct {
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := auditOutput{progress: isTerminal(stderr)}
 	var rest []string
-	for _, a := range args {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && (name == "from" || name == "to" || name == "merchant" || name == "at") {
+			if !ok {
+				if i+1 >= len(args) {
+					return &exitError{code: exitUsage, err: fmt.Errorf("audit: --%s needs a value", name)}
+				}
+				i++
+				value = args[i]
+			}
+			switch name {
+			case "from":
+				out.from = value
+			case "to":
+				out.to = value
+			case "at":
+				out.at = value
+			default:
+				out.merchant = value
+			}
+			continue
+		}
 		switch a {
+		case "--csv", "-csv":
+			out.csv = true
 		case "--json", "-json":
 			out.json = true
 		case "--progress", "-progress":
@@ -92,6 +121,9 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 	defer b.close()
 	if out.verifyChain {
 		return verifyChain(ctx, b, out, stdout, stderr)
+	}
+	if out.from != "" || out.to != "" {
+		return statement(ctx, b, out, stdout)
 	}
 	runner := projections.NewRunner(b.store, b.db, log)
 	opt := projections.AuditOptions{}
@@ -285,7 +317,15 @@ func verifyChain(ctx context.Context, b *backend, out auditOutput, stdout, stder
 		progress = func(done uint64) { bar.update(int(done), total) }
 		defer bar.done()
 	}
-	rep, err := eventstore.VerifyChain(ctx, b.store, time.Now, progress)
+	var at uint64
+	if out.at != "" {
+		n, err := strconv.ParseUint(out.at, 10, 64)
+		if err != nil || n == 0 {
+			return &exitError{code: exitUsage, err: fmt.Errorf("audit: --at %q: want a chain seq (1, 2, ...)", out.at)}
+		}
+		at = n
+	}
+	rep, err := eventstore.VerifyChainAt(ctx, b.store, time.Now, progress, at)
 	if errors.Is(err, eventstore.ErrNoChain) {
 		return unreachable(fmt.Errorf("audit --verify-chain: %w (see docs/operations.md#the-hash-chain)", err))
 	}
@@ -305,9 +345,11 @@ func verifyChain(ctx context.Context, b *backend, out auditOutput, stdout, stder
 			Events    uint64 `json:"events"`
 			HeadSeq   uint64 `json:"head_seq"`
 			HeadHash  string `json:"head_hash,omitempty"`
+			AtSeq     uint64 `json:"at_seq,omitempty"`
+			AtHash    string `json:"at_hash,omitempty"`
 			ElapsedMs int64  `json:"elapsed_ms"`
 			Break     *brk   `json:"break,omitempty"`
-		}{OK: rep.Break == nil, Events: rep.Events, HeadSeq: rep.Head, HeadHash: rep.HeadHash, ElapsedMs: rep.Elapsed.Milliseconds()}
+		}{OK: rep.Break == nil, Events: rep.Events, HeadSeq: rep.Head, HeadHash: rep.HeadHash, AtSeq: at, AtHash: rep.AtHash, ElapsedMs: rep.Elapsed.Milliseconds()}
 		if rep.Break != nil {
 			j.HeadHash = ""
 			j.Break = &brk{rep.Break.Seq, rep.Break.Position.String(), rep.Break.EventID, rep.Break.Stream, rep.Break.Reason}
@@ -318,6 +360,9 @@ func verifyChain(ctx context.Context, b *backend, out auditOutput, stdout, stder
 			return err
 		}
 	} else if rep.Break == nil {
+		if at != 0 {
+			fmt.Fprintf(stdout, "at seq %d: hash %s\n", at, rep.AtHash)
+		}
 		fmt.Fprintf(stdout, "hash chain verified: %d events in %s\nhead: seq %d, hash %s\nRESULT: OK\n", rep.Events, rep.Elapsed.Round(time.Millisecond), rep.Head, rep.HeadHash)
 	} else {
 		fmt.Fprintf(stdout, "hash chain: %d events verified before the break\nRESULT: PROBLEM: %s\n", rep.Events, rep.Break)

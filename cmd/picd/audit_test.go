@@ -396,3 +396,93 @@ func TestAuditVerifyChain(t *testing.T) {
 		t.Fatalf("altered event 3: exit %d (%v), %+v %v\n%s", exitCode(err), err, rep, jerr, out.String())
 	}
 }
+
+// TestAuditStatement: "picd audit --from --to" as a table, JSON and CSV;
+// the hash it carries is the one --verify-chain --at recomputes; bad
+// bounds are a usage error.
+func TestAuditStatement(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	d := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clock, NewID: commands.NewIDGenerator(clock)}
+	h := commands.New(d, commands.StaticAddresses{domain.ChainEthereum: "0xabc"}, func(domain.Chain, string) error { return nil })
+	m, err := h.RegisterMerchant.Handle(ctx, commands.RegisterMerchant{Name: "Shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := h.CreateInvoice.Handle(ctx, commands.CreateInvoice{MerchantID: m.MerchantID, Asset: "USDT.ETH", Amount: "100"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := inv.Invoice.InvoiceID
+	if _, err := h.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: id, Deposit: domain.ObservedDeposit{DepositID: "d", TxID: "d", Amount: domain.MustAmount("100")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{InvoiceID: id, DepositID: "d", Confirmations: 12}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	migrateData(t, dir)
+	from, to := now.UTC().AddDate(0, 0, -1).Format("2006-01-02"), now.UTC().AddDate(0, 0, 2).Format("2006-01-02")
+
+	var out, errOut bytes.Buffer
+	if err := auditCmd(ctx, []string{"--from", from, "--to=" + to, "--data", dir}, &out, &errOut); err != nil {
+		t.Fatalf("statement: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"merchant:" + m.MerchantID + ":pending", "deposits", "fees_and_confirmations", "closing", "platform:fees", "read the log to chain seq"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("statement lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := auditCmd(ctx, []string{"--from", from, "--to", to, "--merchant", m.MerchantID, "--json", "--data", dir}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Accounts []struct {
+			Owner, Account, Asset, Opening, Closing string
+		} `json:"accounts"`
+		LogEnd struct {
+			Seq  uint64 `json:"seq"`
+			Hash string `json:"hash"`
+		} `json:"log_end"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out.String())
+	}
+	closing := map[string]string{}
+	for _, a := range st.Accounts {
+		if a.Owner != m.MerchantID {
+			t.Fatalf("a merchant's statement shows %s", a.Account)
+		}
+		closing[a.Account] = a.Closing
+	}
+	// 100 in, the 0.25 fee charged at confirmation: 99.75 pending.
+	if closing["merchant:"+m.MerchantID+":pending"] != "99.75" || st.LogEnd.Seq == 0 {
+		t.Fatalf("--json: %s", out.String())
+	}
+	out.Reset()
+	if err := auditCmd(ctx, []string{"--from", from, "--to", to, "--csv", "--data", dir}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "from,to,owner,account,asset,line,amount,count\n") || !strings.Contains(out.String(), ",log_end,,seq ") ||
+		!strings.Contains(out.String(), ",platform:fees,USDT.ETH,closing,0.25,") {
+		t.Fatalf("--csv:\n%s", out.String())
+	}
+	out.Reset()
+	if err := auditCmd(ctx, []string{"--verify-chain", "--at", fmt.Sprint(st.LogEnd.Seq), "--data", dir}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), fmt.Sprintf("at seq %d: hash %s", st.LogEnd.Seq, st.LogEnd.Hash)) {
+		t.Fatalf("--verify-chain --at: %v\n%s", err, out.String())
+	}
+	if err := auditCmd(ctx, []string{"--from", to, "--to", from, "--data", dir}, &out, &errOut); exitCode(err) != 2 {
+		t.Fatalf("from after to: exit %d (%v)", exitCode(err), err)
+	}
+	if err := auditCmd(ctx, []string{"--from", "yesterday", "--to", to, "--data", dir}, &out, &errOut); exitCode(err) != 2 {
+		t.Fatalf("a bad date: exit %d (%v)", exitCode(err), err)
+	}
+}
