@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/eventstore/postgres"
 	"github.com/acceptcryptohere/gateway/follow"
 	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/sqldb/sqldbtest"
@@ -207,5 +209,58 @@ func TestParamsNameTheSession(t *testing.T) {
 	kv, err := sqldb.Params("host=127.0.0.1 user=postgres dbname=test", map[string]string{"application_name": "it's"})
 	if err != nil || !strings.Contains(kv, `application_name='it\'s'`) {
 		t.Fatalf("%q %v", kv, err)
+	}
+}
+
+// A leader's background appends go through FenceAppends: refused once
+// another process took the lease over; HTTP's (no fence) never checked.
+func TestFenceAppendsRefusesAStaleHolder(t *testing.T) {
+	ctx := context.Background()
+	l := newLeaseDB(t)
+	var schema string
+	if err := l.db.Read.QueryRow(`SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := postgres.Open(ctx, sqldbtest.PostgresURL(), postgres.WithSchema(schema+"_events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		raw.Close()
+		l.db.Write.Exec(`DROP SCHEMA ` + schema + `_events CASCADE`)
+	})
+	if err := raw.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store := follow.FenceAppends(raw, l.open("a write", 2))
+	a := follow.Lease{Name: "picd", Holder: "a", Bound: 5 * time.Second}
+	b := follow.Lease{Name: "picd", Holder: "b", Bound: 5 * time.Second}
+	ta, _, err := a.TryAcquire(ctx, l.open("a lease", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx := sqldb.WithFence(ctx, a.Fence(ta, always))
+	ev := func(id string) []eventstore.EventData {
+		return []eventstore.EventData{{ID: id, Type: "Tested", Data: []byte(`{}`)}}
+	}
+	if _, err := store.Append(actx, "s-1", eventstore.Any, ev("e-1")); err != nil {
+		t.Fatalf("the holder's append: %v", err)
+	}
+	l.lapse(6 * time.Second)
+	if _, ok, err := b.TryAcquire(ctx, l.open("b lease", 1)); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, err := store.Append(actx, "s-1", eventstore.Any, ev("e-2")); !errors.Is(err, sqldb.ErrFenced) {
+		t.Fatalf("a stale holder appended: %v", err)
+	}
+	if _, err := store.Append(ctx, "s-1", eventstore.Any, ev("e-3")); err != nil {
+		t.Fatalf("an append without a fence: %v", err)
+	}
+	recs, err := raw.ReadStream(ctx, "s-1", 0, 10)
+	if err != nil || len(recs) != 2 || recs[0].ID != "e-1" || recs[1].ID != "e-3" {
+		t.Fatalf("stream: %+v %v", recs, err)
+	}
+	if _, ok := store.(eventstore.TypeReader); !ok {
+		t.Fatal("the fenced store lost the store's type filter")
 	}
 }
