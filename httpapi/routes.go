@@ -58,6 +58,10 @@ func (s *server) routes() chi.Router {
 			r.With(requireJSON, s.idempotent).Post("/v1/invoices/{id}/refunds", s.createRefund)
 			r.Get("/v1/invoices/{id}/refunds", s.listRefunds)
 			r.With(requireJSON, s.idempotent).Post("/v1/consolidate", s.consolidate)
+			// CSV exports for a period, streamed (exports.go).
+			r.Get("/v1/exports/invoices.csv", s.exportInvoices())
+			r.Get("/v1/exports/payouts.csv", s.exportPayouts())
+			r.Get("/v1/exports/ledger.csv", s.exportLedger())
 
 			// Webhook deliveries: 503 on a server without a webhook worker.
 			r.Group(func(r chi.Router) {

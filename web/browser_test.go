@@ -558,6 +558,27 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 		t.Errorf("delivery statuses %q", got)
 	}
 	b.shot("dashboard-invoice-detail")
+	paidID := b.eval(`document.getElementById('invoice-detail').querySelector('h1').textContent.split(' ').pop()`)
+
+	// Refund part of it (POST /v1/invoices/{id}/refunds): listed at once.
+	b.do("refund", chromedp.SendKeys(chromedp.CSS("#refund-amount"), "0.002"),
+		chromedp.SendKeys(chromedp.CSS("#refund-to"), "bc1qcustomerrefundaddress0000000000000000"), chromedp.Click(chromedp.CSS("#refund-submit")))
+	b.waitJS("refund listed", `document.querySelectorAll('#refunds tbody tr').length === 1`)
+	if got := b.text(`#refunds tbody tr td:nth-child(2)`); got != "0.002 BTC" {
+		t.Errorf("refund amount %q", got)
+	}
+	b.shot("dashboard-invoice-refund")
+	var refunds struct {
+		Data []struct {
+			Amount    string `json:"amount"`
+			ToAddress string `json:"to_address"`
+			Kind      string `json:"kind"`
+		} `json:"data"`
+	}
+	if st := s.call(t, "GET", "/v1/invoices/"+paidID+"/refunds", m.SecretKey, nil, &refunds); st != http.StatusOK || len(refunds.Data) != 1 ||
+		refunds.Data[0].Amount != "0.002" || refunds.Data[0].Kind != "refund" {
+		t.Errorf("the refund in the API: %d %+v", st, refunds.Data)
+	}
 	if b.eval(`String(!!document.getElementById('created-by-notice'))`) != "false" {
 		t.Error("the secret key's invoice shows the publishable key's notice")
 	}
@@ -588,10 +609,48 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	}
 	b.shot("dashboard-new-invoice")
 
-	// Payouts: GET /v1/payouts may not exist yet: an empty state.
+	// Payouts: the refund above, then a withdrawal (POST /v1/withdrawals)
+	// cancelled while still requested (POST /v1/payouts/{id}/cancel): no
+	// payout processor runs in this stack, so both stay requested.
 	b.do("payouts", chromedp.Click(chromedp.CSS(`#nav a[data-view="payouts"]`)))
-	b.waitJS("payouts", `!!document.getElementById('payouts') && (!!document.getElementById('payouts-empty') || !!document.querySelector('#payouts table'))`)
+	b.waitJS("payouts", `document.querySelectorAll('#payouts tbody tr').length === 1 && !!document.getElementById('withdraw-form')`)
+	b.eval(`document.getElementById('withdraw-asset').value = 'BTC'; ''`)
+	b.do("withdraw", chromedp.SendKeys(chromedp.CSS("#withdraw-amount"), "0.001"),
+		chromedp.SendKeys(chromedp.CSS("#withdraw-to"), "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"), chromedp.Click(chromedp.CSS("#withdraw-submit")))
+	b.waitJS("withdrawal listed", `document.querySelectorAll('#payouts tbody tr').length === 2 && !!document.querySelector('#payouts tbody tr[data-status="requested"] button[data-cancel]')`)
+	withdrawal := b.eval(`[...document.querySelectorAll('#payouts tbody tr')].find(tr => tr.querySelector('td:nth-child(2)').textContent === 'Withdrawal').dataset.id`)
+	s.waitBalance(t, m.SecretKey, "BTC", "0.006975", "0") // 0.009975 - 0.002 refund - 0.001
 	b.shot("dashboard-payouts")
+	b.do("cancel the withdrawal", chromedp.Click(chromedp.CSS(`#payouts tbody tr[data-id="`+withdrawal+`"] button[data-cancel]`)))
+	b.waitJS("withdrawal canceled", `document.querySelector('#payouts tbody tr[data-id="`+withdrawal+`"]')?.dataset.status === 'canceled'`)
+	s.waitBalance(t, m.SecretKey, "BTC", "0.007975", "0")
+
+	// Exports: the links download the period's CSV with the session cookie.
+	b.do("exports", chromedp.Click(chromedp.CSS(`#nav a[data-view="exports"]`)))
+	b.waitJS("exports", `!!document.getElementById('export-ledger')`)
+	today = time.Now().UTC().Format("2006-01-02")
+	b.eval(`for (const id of ['export-from', 'export-to']) { const i = document.getElementById(id); i.value = '` + today + `'; i.dispatchEvent(new Event('input')); } ''`)
+	if href := b.eval(`document.getElementById('export-invoices').getAttribute('href')`); !strings.Contains(href, "/v1/exports/invoices.csv?created_gte=") || !strings.Contains(href, "&created_lt=") {
+		t.Errorf("export link %q", href)
+	}
+	csv := b.evalAsync(`fetch(document.getElementById('export-invoices').href, { credentials: 'same-origin' }).then(r => r.text())`)
+	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 1+21+3+1 || !strings.HasPrefix(lines[0], "id,created_at,status") {
+		t.Errorf("invoices export: %d lines, want a header and 26 invoices:\n%s", len(lines), csv)
+	}
+	ledger := b.evalAsync(`fetch(document.getElementById('export-ledger').href, { credentials: 'same-origin' }).then(r => r.text())`)
+	if !strings.Contains(ledger, ",DepositConfirmed,") || !strings.Contains(ledger, ",reserved,BTC,") {
+		t.Errorf("ledger export lacks the deposits or the refund's reservation:\n%s", ledger)
+	}
+	b.shot("dashboard-exports")
+
+	// The account's webhook log, its filter and the test button.
+	b.do("webhooks", chromedp.Click(chromedp.CSS(`#nav a[data-view="webhooks"]`)))
+	b.waitJS("webhook log", `document.querySelectorAll('#webhooks tbody tr').length >= 4`)
+	b.do("send test webhook", chromedp.Click(chromedp.CSS("#webhook-test")))
+	b.waitJS("test delivered", `document.querySelector('#webhook-test-result .notice')?.dataset.delivered === 'true'`)
+	b.shot("dashboard-webhooks")
+	b.eval(`{ const f = document.getElementById('delivery-status'); f.value = 'failed'; f.dispatchEvent(new Event('change')); } ''`)
+	b.waitJS("no failed deliveries", `location.hash.includes('status=failed') && !!document.getElementById('deliveries-empty')`)
 
 	// Settings: rotate the keys; the old secret key stops working.
 	b.do("settings", chromedp.Click(chromedp.CSS(`#nav a[data-view="settings"]`)), chromedp.WaitVisible(chromedp.CSS("#settings-keys")))
@@ -752,12 +811,19 @@ func revertedFlow(t *testing.T, b *browser, s *stack) {
 	if got := b.text(`#invoice-detail .badge[data-status]`); got != "Payment reversed" {
 		t.Errorf("detail badge %q", got)
 	}
+	// The dashboard's language switch keeps the view.
+	b.switchLanguage("de")
+	b.waitJS("German dashboard", `document.documentElement.lang === 'de' && location.hash.startsWith('#/invoices/') && (document.getElementById('invoice-detail') || {}).dataset?.status === 'reverted'`)
+	if got := b.text(`#nav a[data-view="invoices"]`); got != "Rechnungen" {
+		t.Errorf("German nav %q", got)
+	}
 	// Sign out everywhere: another session of the account (a second browser,
 	// or a stolen cookie) ends too.
 	other := s.sessionCookie(t, m.SecretKey)
 	if st := s.withCookie(t, other); st != 200 {
 		t.Fatalf("the second session before: %d", st)
 	}
+	b.do("settings", chromedp.Navigate(s.srv.URL+"/dashboard?lang=de#/settings"), chromedp.WaitVisible(chromedp.CSS("#signout-all")))
 	b.do("sign out everywhere", chromedp.Click(chromedp.CSS("#signout-all")), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
 	if st := s.withCookie(t, other); st != 401 {
 		t.Errorf("the second session after signing out everywhere: %d, want 401", st)
@@ -834,6 +900,17 @@ func brandedFlow(t *testing.T, b *browser, s *stack) {
 		t.Errorf("return link %q", href)
 	}
 	b.shot("checkout-branded-paid")
+
+	// The language switch: the same page in Brazilian Portuguese.
+	b.switchLanguage("pt-BR")
+	b.waitJS("Portuguese page", `document.documentElement.lang === 'pt-BR' && !document.getElementById('screen-paid').hidden`)
+	if got := b.text("#screen-paid h1"); got != "Pagamento concluído" {
+		t.Errorf("paid heading in pt-BR %q", got)
+	}
+	if got := b.text("#return-link"); got != "Voltar à loja" {
+		t.Errorf("return link in pt-BR %q", got)
+	}
+	b.shot("checkout-branded-paid-pt-BR")
 }
 
 // publicConfirmations reads the checkout's own source of confirmations,
@@ -853,4 +930,17 @@ func (s *stack) publicConfirmations(t *testing.T, invoiceID string) int {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// switchLanguage follows the language switch's link to lang: the page's
+// own click handler makes the link (it keeps the dashboard's view), then
+// the browser loads it, as a click would, but waiting for the new page.
+func (b *browser) switchLanguage(lang string) {
+	b.t.Helper()
+	href := b.eval(`{ const a = document.querySelector('.langs a[data-lang="` + lang + `"]');
+		a.addEventListener('click', (e) => e.preventDefault(), { once: true }); a.click(); a.href }`)
+	if !strings.Contains(href, "lang="+lang) {
+		b.t.Fatalf("the language switch links to %q", href)
+	}
+	b.do("switch to "+lang, chromedp.Navigate(href))
 }

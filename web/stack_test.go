@@ -113,9 +113,12 @@ func newStack(t *testing.T) *stack {
 	// Fixed prices for invoices priced in fiat (issue #19).
 	prices := oracle.Static{USD: map[string]decimal.Decimal{"BTC": decimal.RequireFromString("60000"), "EUR": decimal.RequireFromString("1.08")},
 		Now: clk.Now}
-	cd := commands.Deps{Store: store, Assets: assets, Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now), Prices: prices}
-	handlers := commands.New(cd, commands.NewIndexAllocator(cd, sim.Deriver([]byte("web-test-seed"))), func(domain.Chain, string) error { return nil })
 	reader := readapi.NewSQL(db)
+	// Credits let the dashboard's withdrawals and refunds be requested
+	// (nothing sends them here: no payout processor runs).
+	cd := commands.Deps{Store: store, Assets: assets, Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now), Prices: prices,
+		Credits: readapi.Credits{SQL: reader, Wait: runner, MaxWait: 5 * time.Second}}
+	handlers := commands.New(cd, commands.NewIndexAllocator(cd, sim.Deriver([]byte("web-test-seed"))), func(domain.Chain, string) error { return nil })
 	api := httpapi.New(httpapi.Config{
 		RegistrationOpen: true, SessionSecret: []byte("web-test-session-secret-32-bytes"),
 		// The checkout polls fast in tests; every page shares 127.0.0.1.

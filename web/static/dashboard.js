@@ -8,7 +8,6 @@ const view = document.getElementById('view');
 const nav = document.getElementById('nav');
 const signin = document.getElementById('signin');
 const signoutButton = document.getElementById('signout');
-const signoutAllButton = document.getElementById('signout-all');
 const flashBox = document.getElementById('flash');
 const STATUSES = ['new', 'partially_paid', 'confirming', 'paid', 'expired', 'reverted'];
 const CHART_DAYS = 14;
@@ -71,7 +70,6 @@ function showSignIn(message) {
   account = null;
   nav.hidden = true;
   signoutButton.hidden = true;
-  signoutAllButton.hidden = true;
   document.getElementById('account-name').textContent = '';
   view.replaceChildren();
   signin.hidden = false;
@@ -83,7 +81,6 @@ function showApp() {
   signin.hidden = true;
   nav.hidden = false;
   signoutButton.hidden = false;
-  signoutAllButton.hidden = false;
   document.getElementById('account-name').textContent = account ? account.name : '';
 }
 
@@ -115,11 +112,18 @@ signoutButton.addEventListener('click', async () => {
   showSignIn(t('dash.signed_out'));
 });
 
-// Ends every session of the account, a stolen cookie's too.
-signoutAllButton.addEventListener('click', async () => {
-  await api('DELETE', '/sessions?all=true', undefined, { allow401: true });
-  showSignIn(t('dash.signed_out_all'));
-});
+// signOutEverywhere ends every session of the account, a stolen
+// cookie's too. It lives in Settings: the top bar keeps to one line.
+function signOutEverywhere() {
+  const button = el('button', { type: 'button', id: 'signout-all', class: 'secondary' }, t('dash.signout_all'));
+  button.addEventListener('click', async () => {
+    await api('DELETE', '/sessions?all=true', undefined, { allow401: true });
+    showSignIn(t('dash.signed_out_all'));
+  });
+  const section = card(t('settings.sessions'), el('p', { class: 'hint' }, t('settings.sessions_hint')), el('div', { class: 'actions' }, button));
+  section.id = 'settings-sessions';
+  return section;
+}
 
 // --- routing ---------------------------------------------------------------
 
@@ -154,11 +158,14 @@ async function route() {
       case 'invoices': content = parts[1] ? await invoiceDetail(parts[1]) : await invoiceList(params); break;
       case 'new': content = newInvoice(); break;
       case 'payouts': content = await payouts(); break;
+      case 'exports': content = exportsView(params); break;
+      case 'webhooks': content = await webhooksView(params); break;
       case 'settings': content = settings(); break;
       default: content = await balances();
     }
+    const alerts = await banners();
     if (seq !== renderSeq) return; // the user went elsewhere meanwhile
-    view.replaceChildren(content);
+    view.replaceChildren(alerts, content);
     view.dataset.view = name;
   } catch (err) {
     if (err instanceof SignedOut) return;
@@ -477,43 +484,147 @@ async function invoiceDetail(id) {
         cell(formatTime(p.detected_at)))),
       { numeric: [1, 2] }));
   }
-  return el('div', {}, details, payments, await deliveries(inv.id));
+  const refunds = card(t('refund.list'));
+  refunds.id = 'refunds';
+  if ((inv.refunds || []).length) {
+    refunds.append(table([t('payouts.id'), t('payouts.amount'), t('payouts.status'), t('payouts.txid'), t('payouts.created')],
+      inv.refunds.map((r) => el('tr', { dataset: { id: r.id } }, cell(short(r.id)), cell(r.amount + ' ' + inv.asset, true), cell(r.status),
+        cell(short(r.txid || '')), cell(formatTime(r.created_at)))), { numeric: [1] }));
+  }
+  if (inv.amount_received !== '0') refunds.append(refundForm(inv));
+  return el('div', {}, details, payments, refunds.childElementCount > 1 ? refunds : null, await deliveries(inv.id));
 }
 
 // deliveries shows GET /v1/webhooks/deliveries?invoice_id=, or says why it cannot.
 async function deliveries(invoiceId) {
   const section = card(t('deliveries.title'));
   section.id = 'deliveries';
-  const res = await api('GET', '/webhooks/deliveries?invoice_id=' + encodeURIComponent(invoiceId));
-  if (res.status === 404 || res.status === 405) {
-    section.append(el('p', { class: 'muted' }, t('deliveries.unavailable')));
-    return section;
-  }
-  if (!res.ok) {
-    section.append(el('p', { class: 'muted' }, res.status >= 500 || res.status === 0 ? t('deliveries.down') : errorText(res)));
-    return section;
-  }
-  const list = (res.data && res.data.data) || [];
-  if (!list.length) {
-    section.append(el('p', { class: 'muted' }, t('deliveries.empty')));
-    return section;
-  }
-  section.append(table(
-    [t('deliveries.event'), t('deliveries.status'), t('deliveries.attempts'), t('deliveries.last'), t('deliveries.created'), t('deliveries.action')],
-    list.map((d) => {
-      const attempts = d.attempts || [];
-      const last = attempts[attempts.length - 1];
-      const lastText = last ? (last.status_code ? 'HTTP ' + last.status_code : last.error || '') : t('common.none');
-      const retry = d.status !== 'delivered' ? el('button', { type: 'button', class: 'secondary', on: { click: async (e) => {
-        e.target.disabled = true;
-        const r = await api('POST', '/webhooks/deliveries/' + encodeURIComponent(d.id) + '/retry', {}, { idempotent: true });
-        e.target.replaceWith(el('span', { class: r.ok ? 'muted' : 'error' }, r.ok ? t('deliveries.retried') : errorText(r)));
-      } } }, t('deliveries.retry')) : null;
-      return el('tr', {}, cell(d.event_type), cell(d.status), cell(String(attempts.length), true), cell(lastText),
-        cell(formatTime(d.created_at)), cell(retry));
-    }),
-    { numeric: [2] }));
+  section.append(await deliveryTable('?invoice_id=' + encodeURIComponent(invoiceId), t('deliveries.empty'), false));
   return section;
+}
+
+// deliveryTable lists deliveries (query: the API's filters), each with a
+// retry button unless delivered; withInvoice adds the invoice's column.
+async function deliveryTable(query, emptyText, withInvoice) {
+  const res = await api('GET', '/webhooks/deliveries' + query);
+  if (res.status === 404 || res.status === 405) return el('p', { class: 'muted' }, t('deliveries.unavailable'));
+  if (!res.ok) return el('p', { class: 'muted' }, res.status >= 500 || res.status === 0 ? t('deliveries.down') : errorText(res));
+  const list = (res.data && res.data.data) || [];
+  if (!list.length) return el('p', { class: 'muted', id: 'deliveries-empty' }, emptyText);
+  const headers = [t('deliveries.event'), t('deliveries.status'), t('deliveries.attempts'), t('deliveries.last'), t('deliveries.created'), t('deliveries.action')];
+  if (withInvoice) headers.splice(1, 0, t('deliveries.invoice'));
+  return table(headers, list.map((d) => {
+    const attempts = d.attempts || [];
+    const last = attempts[attempts.length - 1];
+    const lastText = last ? (last.status_code ? 'HTTP ' + last.status_code : last.error || '') : t('common.none');
+    const retry = d.status !== 'delivered' ? el('button', { type: 'button', class: 'secondary', dataset: { retry: d.id }, on: { click: async (e) => {
+      e.target.disabled = true;
+      const r = await api('POST', '/webhooks/deliveries/' + encodeURIComponent(d.id) + '/retry', {}, { idempotent: true });
+      e.target.replaceWith(el('span', { class: r.ok ? 'muted' : 'error' }, r.ok ? t('deliveries.retried') : errorText(r)));
+    } } }, t('deliveries.retry')) : null;
+    const cells = [cell(d.event_type), cell(d.status), cell(String(attempts.length), true), cell(lastText), cell(formatTime(d.created_at)), cell(retry)];
+    if (withInvoice) cells.splice(1, 0, cell(d.invoice_id ? el('a', { href: '#/invoices/' + d.invoice_id }, shorten(d.invoice_id)) : t('common.none')));
+    return el('tr', { dataset: { id: d.id, status: d.status } }, cells);
+  }), { numeric: [withInvoice ? 3 : 2] });
+}
+
+// --- webhooks --------------------------------------------------------------
+
+// webhooksView is the account's delivery log (GET /v1/webhooks/deliveries)
+// with its filters, and the test button (POST /v1/webhooks/test).
+async function webhooksView(params) {
+  const status = params.get('status') || '';
+  const invoice = params.get('invoice_id') || '';
+  const query = new URLSearchParams({ limit: '50' });
+  if (status) query.set('status', status);
+  if (invoice) query.set('invoice_id', invoice);
+  const form = el('form', { id: 'deliveries-filter', class: 'filters', autocomplete: 'off' },
+    el('div', { class: 'filter' }, el('label', { for: 'delivery-status' }, t('deliveries.status')),
+      el('select', { id: 'delivery-status', name: 'status', on: { change: () => form.requestSubmit() } },
+        el('option', { value: '' }, t('invoices.all')),
+        ['pending', 'delivered', 'failed'].map((st) => el('option', { value: st, selected: st === status }, t('deliveries.status_' + st))))),
+    el('div', { class: 'filter wide-field' }, el('label', { for: 'delivery-invoice' }, t('deliveries.invoice')),
+      el('input', { id: 'delivery-invoice', name: 'invoice_id', type: 'search', value: invoice, placeholder: 'inv_…', spellcheck: 'false' })),
+    el('div', { class: 'filter actions-inline' }, el('button', { type: 'submit' }, t('invoices.apply'))));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const h = new URLSearchParams();
+    if (form.elements.status.value) h.set('status', form.elements.status.value);
+    if (form.elements.invoice_id.value.trim()) h.set('invoice_id', form.elements.invoice_id.value.trim());
+    location.hash = '#/webhooks' + (h.toString() ? '?' + h : '');
+  });
+  const result = el('div', { id: 'webhook-test-result', role: 'status' });
+  const testButton = el('button', { type: 'button', id: 'webhook-test', class: 'secondary' }, t('webhooks.test'));
+  testButton.addEventListener('click', async () => {
+    testButton.disabled = true;
+    result.replaceChildren();
+    try {
+      const r = await api('POST', '/webhooks/test', {}, { idempotent: true });
+      if (!r.ok) {
+        result.replaceChildren(el('p', { class: 'notice bad' }, errorText(r)));
+        return;
+      }
+      const a = r.data.attempt || {};
+      result.replaceChildren(el('p', { class: 'notice ' + (r.data.delivered ? 'ok' : 'bad'), dataset: { delivered: String(r.data.delivered) } },
+        r.data.delivered ? t('webhooks.test_ok', { status: a.status_code, ms: a.latency_ms })
+          : t('webhooks.test_failed', { reason: a.status_code ? 'HTTP ' + a.status_code : a.error || '' })));
+    } finally {
+      testButton.disabled = false;
+    }
+  });
+  const section = mainCard(t('webhooks.title'),
+    el('p', { class: 'hint' }, account.webhook_url ? t('webhooks.sent_to', { url: account.webhook_url }) : t('webhooks.no_url')),
+    el('div', { class: 'actions' }, testButton, el('a', { href: '#/settings' }, t('webhooks.settings'))), result, form,
+    await deliveryTable('?' + query, status || invoice ? t('invoices.none_match') : t('webhooks.empty'), true));
+  section.id = 'webhooks';
+  return section;
+}
+
+// --- exports ---------------------------------------------------------------
+
+// exportsView offers the CSV exports of a period (UTC days) as plain
+// links to GET /v1/exports/*.csv: the browser downloads the stream itself,
+// with the session cookie, whatever its size.
+function exportsView(params) {
+  const from = el('input', { id: 'export-from', type: 'date', value: params.get('from') || '' });
+  const to = el('input', { id: 'export-to', type: 'date', value: params.get('to') || '' });
+  const links = ['invoices', 'payouts', 'ledger'].map((kind) => el('a', { class: 'button secondary', id: 'export-' + kind, download: '' }, t('exports.' + kind)));
+  const sync = () => {
+    const q = periodQuery(from.value, to.value).toString();
+    links.forEach((a, i) => a.setAttribute('href', '/v1/exports/' + ['invoices', 'payouts', 'ledger'][i] + '.csv' + (q ? '?' + q : '')));
+  };
+  from.addEventListener('input', sync);
+  to.addEventListener('input', sync);
+  sync();
+  const section = mainCard(t('exports.title'),
+    el('p', { class: 'hint' }, t('exports.hint')),
+    el('div', { class: 'filters' },
+      el('div', { class: 'filter' }, el('label', { for: 'export-from' }, t('invoices.from')), from),
+      el('div', { class: 'filter' }, el('label', { for: 'export-to' }, t('invoices.to')), to)),
+    el('div', { class: 'actions' }, links));
+  section.id = 'exports';
+  return section;
+}
+
+// --- banners ---------------------------------------------------------------
+
+// banners are what needs the merchant's attention on every page: a debt
+// (money rule 6: a negative available balance) and conversions waiting for
+// a price (rule 3).
+async function banners() {
+  const box = el('div', { id: 'banners' });
+  for (const b of account.balances || []) {
+    if (String(b.available).startsWith('-')) {
+      box.append(el('p', { class: 'notice bad banner', dataset: { debt: b.asset } }, t('banner.debt', { amount: b.available.slice(1), asset: b.asset })));
+    }
+  }
+  const res = await api('GET', '/invoices?settlement=waiting_for_price&limit=100');
+  if (res.ok && res.data.data.length) {
+    const n = res.data.data.length + (res.data.has_more ? '+' : '');
+    box.append(el('p', { class: 'notice warn banner', id: 'banner-waiting' }, t('banner.waiting', { count: n }), ' ',
+      el('a', { href: '#/invoices?settlement=waiting_for_price' }, t('banner.show'))));
+  }
+  return box;
 }
 
 // --- new invoice -----------------------------------------------------------
@@ -584,7 +695,7 @@ function newInvoice() {
 // --- payouts ---------------------------------------------------------------
 
 async function payouts() {
-  const section = mainCard(t('payouts.title'));
+  const section = mainCard(t('payouts.title'), withdrawForm());
   section.id = 'payouts';
   const res = await api('GET', '/payouts?limit=100');
   if (res.status === 404 || res.status === 405) {
@@ -601,13 +712,95 @@ async function payouts() {
     return section;
   }
   section.append(table(
-    [t('payouts.id'), t('payouts.kind'), t('payouts.asset'), t('payouts.amount'), t('payouts.network_fee'), t('payouts.to'), t('payouts.txid'), t('payouts.status'), t('payouts.created')],
-    list.map((p) => el('tr', { dataset: { id: p.id } },
-      cell(el('code', {}, p.id)), cell(p.kind || ''), cell(p.asset), cell(p.amount, true), cell(p.network_fee ?? t('common.none'), true),
+    [t('payouts.id'), t('payouts.kind'), t('payouts.amount'), t('payouts.network_fee'), t('payouts.to'), t('payouts.txid'), t('payouts.status'), t('payouts.created'), t('deliveries.action')],
+    list.map((p) => el('tr', { dataset: { id: p.id, status: p.status } },
+      cell(el('code', { title: p.id }, shorten(p.id))), cell(t('payouts.kind_' + (p.kind || 'instant'))), cell(p.amount + ' ' + p.asset, true), cell(p.network_fee ?? t('common.none'), true),
       cell(short(p.to_address || p.payout_address || '')), cell(short(p.txid || '')),
-      cell(p.status), cell(formatTime(p.created_at)))),
-    { numeric: [3, 4] }));
+      cell(p.status), cell(formatTime(p.created_at)),
+      cell(p.status === 'requested' ? el('button', { type: 'button', class: 'secondary', dataset: { cancel: p.id }, on: { click: async (e) => {
+        e.target.disabled = true;
+        const r = await api('POST', '/payouts/' + encodeURIComponent(p.id) + '/cancel', {}, { idempotent: true });
+        if (r.ok) route();
+        else e.target.replaceWith(el('span', { class: 'error' }, errorText(r)));
+      } } }, t('payouts.cancel')) : null))),
+    { numeric: [2, 3] }));
   return section;
+}
+
+// withdrawForm is POST /v1/withdrawals: the whole available balance (or an
+// amount) to the payout address (or another).
+function withdrawForm() {
+  const assets = account.assets || [];
+  const form = el('form', { id: 'withdraw-form', class: 'subform', autocomplete: 'off' },
+    el('h2', {}, t('withdraw.title')),
+    el('div', { class: 'grid2' },
+      el('div', {}, el('label', { for: 'withdraw-asset' }, t('new.asset')),
+        el('select', { id: 'withdraw-asset', name: 'asset' }, assets.map((a) => el('option', { value: a.asset }, a.asset)))),
+      el('div', {}, el('label', { for: 'withdraw-amount' }, t('withdraw.amount')),
+        el('input', { id: 'withdraw-amount', name: 'amount', inputmode: 'decimal', placeholder: t('withdraw.amount_hint') })),
+      el('div', {}, el('label', { for: 'withdraw-to' }, t('withdraw.to')),
+        el('input', { id: 'withdraw-to', name: 'to_address', spellcheck: 'false', autocapitalize: 'off', placeholder: t('withdraw.to_hint') }))),
+    el('p', { id: 'withdraw-error', class: 'error', role: 'alert', hidden: true }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', id: 'withdraw-submit' }, t('withdraw.submit'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const errorBox = form.querySelector('#withdraw-error');
+    errorBox.hidden = true;
+    const body = { asset: form.elements.asset.value };
+    if (form.elements.amount.value.trim()) body.amount = form.elements.amount.value.trim();
+    if (form.elements.to_address.value.trim()) body.to_address = form.elements.to_address.value.trim();
+    const submit = form.querySelector('#withdraw-submit');
+    submit.disabled = true;
+    try {
+      const res = await api('POST', '/withdrawals', body, { idempotent: true });
+      if (!res.ok) {
+        errorBox.textContent = errorText(res);
+        errorBox.hidden = false;
+        return;
+      }
+      flash(t('withdraw.done', { amount: res.data.amount, asset: res.data.asset }), 'ok');
+      route();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
+// refundForm is POST /v1/invoices/{id}/refunds.
+function refundForm(inv) {
+  const form = el('form', { id: 'refund-form', class: 'subform', autocomplete: 'off' },
+    el('h2', {}, t('refund.title')),
+    el('div', { class: 'grid2' },
+      el('div', {}, el('label', { for: 'refund-amount' }, t('refund.amount', { asset: inv.asset })),
+        el('input', { id: 'refund-amount', name: 'amount', inputmode: 'decimal', placeholder: t('refund.amount_hint') })),
+      el('div', {}, el('label', { for: 'refund-to' }, t('refund.to')),
+        el('input', { id: 'refund-to', name: 'to_address', required: true, spellcheck: 'false', autocapitalize: 'off' }))),
+    el('p', { class: 'hint' }, t('refund.hint')),
+    el('p', { id: 'refund-error', class: 'error', role: 'alert', hidden: true }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', id: 'refund-submit' }, t('refund.submit'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const errorBox = form.querySelector('#refund-error');
+    errorBox.hidden = true;
+    const body = { to_address: form.elements.to_address.value.trim() };
+    if (form.elements.amount.value.trim()) body.amount = form.elements.amount.value.trim();
+    const submit = form.querySelector('#refund-submit');
+    submit.disabled = true;
+    try {
+      const res = await api('POST', '/invoices/' + encodeURIComponent(inv.id) + '/refunds', body, { idempotent: true });
+      if (!res.ok) {
+        errorBox.textContent = errorText(res);
+        errorBox.hidden = false;
+        return;
+      }
+      flash(t('refund.done', { amount: res.data.amount, asset: res.data.asset }), 'ok');
+      route();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
 }
 
 // --- settings --------------------------------------------------------------
@@ -690,7 +883,37 @@ function settings() {
     el('label', { for: 'consolidate-to' }, t('settings.consolidate')), el('div', { class: 'actions' }, consolidate, consolidateStatus),
     (account.assets || []).map((a) => payoutForm(a)));
   payoutsCard.id = 'settings-payouts';
-  return el('div', {}, el('h1', { class: 'page-title' }, t('settings.title')), keys, webhooks, payoutsCard);
+  return el('div', {}, el('h1', { class: 'page-title' }, t('settings.title')), keys, webhooks, brandingCard(), payoutsCard, signOutEverywhere());
+}
+
+// brandingCard is the checkout's branding, PATCH /v1/account: the shop's
+// name, logo (https), colour (#rrggbb) and default "Return to store" link.
+function brandingCard() {
+  const fields = [
+    ['display_name', 'text', 'My store'],
+    ['logo_url', 'url', 'https://cdn.my-store.example/logo.png'],
+    ['brand_color', 'text', '#0a7d5a'],
+    ['default_redirect_url', 'url', 'https://my-store.example/thanks'],
+  ];
+  const inputs = fields.map(([name, type, placeholder]) => el('input', { id: 'branding-' + name, name, type, placeholder,
+    value: account[name] || '', spellcheck: 'false', autocapitalize: 'off' }));
+  const status = el('span', { id: 'branding-status', role: 'status' });
+  const form = el('form', { id: 'branding-form', autocomplete: 'off' },
+    el('div', { class: 'grid2' }, fields.map(([name], i) => el('div', {}, el('label', { for: inputs[i].id }, t('branding.' + name)), inputs[i]))),
+    el('p', { class: 'hint' }, t('branding.hint')),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', id: 'branding-save' }, t('common.save')), status));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    status.textContent = '';
+    const body = {};
+    fields.forEach(([name], i) => { body[name] = inputs[i].value.trim() || null; });
+    const res = await api('PATCH', '/account', body, { idempotent: true });
+    status.className = res.ok ? 'muted' : 'error';
+    status.textContent = res.ok ? t('common.saved') : errorText(res);
+  });
+  const section = card(t('branding.title'), form);
+  section.id = 'settings-branding';
+  return section;
 }
 
 function payoutForm(asset) {
