@@ -58,7 +58,12 @@ type Config struct {
 	// self-hosted node (a separate solidity URL), which has no quota.
 	TronAllCallReceipts bool   // PIC_TRON_ALL_CALL_RECEIPTS
 	SimToken            string // PIC_SIM_TOKEN: operator token of the simulator's endpoints (default: generated under <data>)
-	SimConfirmations    int    // PIC_SIM_CONFIRMATIONS: confirmations when every chain is simulated (quick start)
+	// OperatorToken is the bearer token of the operator's feed of the whole
+	// log (GET /v1/operator/events), from PIC_OPERATOR_TOKEN or the file
+	// PIC_OPERATOR_TOKEN_FILE names (a mounted secret); unset: no feed.
+	OperatorToken     string
+	OperatorTokenFile string
+	SimConfirmations  int // PIC_SIM_CONFIRMATIONS: confirmations when every chain is simulated (quick start)
 
 	Prices          string        // PIC_PRICES: static USD prices as JSON, e.g. {"BTC":"60000"}; set: no live source
 	CoinGeckoURL    string        // PIC_COINGECKO_URL
@@ -199,6 +204,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 		"read the receipts of every TRON block with a contract call, to see token transfers made by other contracts (PIC_TRON_ALL_CALL_RECEIPTS; default: true with PIC_TRON_SOLIDITY_URL, a self-hosted node, else false)")
 	fs.IntVar(&c.TronStartBlock, "tron-start-block", envInt("PIC_TRON_START_BLOCK", 0), "first TRON block to scan without a checkpoint; 0: the head (PIC_TRON_START_BLOCK)")
 	fs.StringVar(&c.SimToken, "sim-token", env("PIC_SIM_TOKEN", ""), "operator token of /v1/sim/* (PIC_SIM_TOKEN; default generated in <data>/sim.token)")
+	fs.StringVar(&c.OperatorToken, "operator-token", env("PIC_OPERATOR_TOKEN", ""), "bearer token of the operator's feed of the whole log, GET /v1/operator/events (PIC_OPERATOR_TOKEN); unset: no feed")
+	fs.StringVar(&c.OperatorTokenFile, "operator-token-file", env("PIC_OPERATOR_TOKEN_FILE", ""), "file holding the operator token, e.g. a mounted secret (PIC_OPERATOR_TOKEN_FILE)")
 	fs.IntVar(&c.SimConfirmations, "sim-confirmations", envInt("PIC_SIM_CONFIRMATIONS", 1), "confirmations when every chain is simulated (PIC_SIM_CONFIRMATIONS)")
 	fs.StringVar(&c.Prices, "prices", env("PIC_PRICES", ""), `static USD prices as JSON, e.g. {"BTC":"60000","ETH":"3000"} (PIC_PRICES); unset: CoinGecko`)
 	fs.StringVar(&c.CoinGeckoURL, "coingecko-url", env("PIC_COINGECKO_URL", ""), "CoinGecko API base URL (PIC_COINGECKO_URL)")

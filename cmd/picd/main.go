@@ -34,6 +34,9 @@ usage:
                          copy a whole log (ids, order, versions, recorded times), compare checksums,
                          and carry the webhook delivery state across (nothing is delivered twice);
                          stores are sqlite:<path>, postgres:<url>, esdb:<url>
+  picd events export|tail [--log <store>] [--from <position>] [--format jsonl|csv]
+                         the whole log (every merchant and type) in global order from a position,
+                         each event with its type and schema version (docs/events); tail keeps following
   picd projections rebuild [name...] [flags]
                          rebuild read models beside the live ones and swap them in (blue/green)
   picd projections status [flags]
@@ -123,6 +126,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return projectionsCmd(ctx, args, stdout, stderr)
 	case "chain":
 		return chainCmd(ctx, args, stdout, stderr)
+	case "events":
+		return eventsCmd(ctx, args, stdout, stderr)
 	case "copy-events":
 		return copyEvents(ctx, args, stdout)
 	case "health":

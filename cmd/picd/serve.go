@@ -212,6 +212,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	})
 	mux.Handle("GET /readyz", publicLimit.Limit("readyz", readiness(b, runner, scans, leader, now)))
 	mux.Handle("/v1/sim/", obs.wrap(chains.routes))
+	opToken, err := operatorToken(cfg)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/v1/operator/events", obs.wrap(httpapi.NewOperatorFeed(httpapi.OperatorFeedConfig{Store: b.store, Token: opToken, Logger: log})))
 	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, EthereumChainID: ethChainID, Now: now, Logger: log, Limiter: publicLimit,
 		Explorers: explorers(cfg)}))
 	mux.Handle("/pay/", site)

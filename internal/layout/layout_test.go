@@ -34,7 +34,7 @@ var mayImport = map[string][]string{
 	"chain/hd":     {"domain"},
 	"chain/oracle": {"domain"},
 	"webhooks":     {"domain", "eventstore", "readapi", "opstore", "sqldb", "follow"},
-	"httpapi":      {"domain", "eventstore", "commands", "readapi", "opstore", "webhooks"},
+	"httpapi":      {"domain", "eventstore", "commands", "readapi", "opstore", "webhooks", "analytics"},
 	"analytics":    {"domain", "eventstore"},
 	"web":          {"domain", "readapi"},
 	"cmd":          {"*"},
