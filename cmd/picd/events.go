@@ -62,7 +62,7 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	store, err := openStoreURL(ctx, spec)
+	store, err := openStoreURL(ctx, spec, true) // an export writes nothing
 	if err != nil {
 		return err
 	}
