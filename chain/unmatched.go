@@ -20,6 +20,9 @@ const (
 	UnmatchedCredited  = "credited"
 	UnmatchedSweep     = "sweep"
 	UnmatchedIgnored   = "ignored"
+	// UnmatchedGone: a reorg took it away before a decision; found again
+	// in a block, it is open again.
+	UnmatchedGone = "gone"
 )
 
 // ErrDecided: the unmatched deposit already has an operator's decision.
@@ -62,15 +65,29 @@ func OutputIndex(depositID string) int64 {
 type Unmatched struct{ DB sqldb.DB }
 
 // Record keeps d as open unless it is already kept (found again by a
-// rescan, or after a reorg): the first finding and any decision stay.
+// rescan, or after a reorg): the first finding and any decision stay; one
+// a reorg had taken away is open again.
 func (u Unmatched) Record(ctx context.Context, d UnmatchedDeposit, now time.Time) error {
 	_, err := u.DB.Write.ExecContext(ctx, u.DB.Q(`INSERT INTO chain_unmatched_deposits (chain, deposit_id, txid, output_index, address, asset,
 		amount, block_height, block_hash, reason, found_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (chain, deposit_id) DO UPDATE SET block_height = excluded.block_height, block_hash = excluded.block_hash`),
+		ON CONFLICT (chain, deposit_id) DO UPDATE SET block_height = excluded.block_height, block_hash = excluded.block_hash,
+		status = CASE WHEN chain_unmatched_deposits.status = ? THEN ? ELSE chain_unmatched_deposits.status END`),
 		d.Chain, d.DepositID, d.TxID, OutputIndex(d.DepositID), d.Address, d.Asset, d.Amount, d.BlockHeight, d.Block, d.Reason,
-		now.UnixMilli(), UnmatchedOpen)
+		now.UnixMilli(), UnmatchedOpen, UnmatchedGone, UnmatchedOpen)
 	if err != nil {
 		return fmt.Errorf("chain: record unmatched deposit %s: %w", d.DepositID, err)
+	}
+	return nil
+}
+
+// Gone marks an open deposit of chain that a reorg took away: there is
+// nothing to decide about any more. A decided one stays as it is (a
+// credited deposit is reverted in the ledger as any payment).
+func (u Unmatched) Gone(ctx context.Context, chainName, depositID string, now time.Time) error {
+	if _, err := u.DB.Write.ExecContext(ctx, u.DB.Q(`UPDATE chain_unmatched_deposits SET status = ?, note = ?, decided_at = ?
+		WHERE chain = ? AND deposit_id = ? AND status = ?`), UnmatchedGone, "its block left the chain", now.UnixMilli(),
+		chainName, depositID, UnmatchedOpen); err != nil {
+		return fmt.Errorf("chain: unmatched deposit %s: %w", depositID, err)
 	}
 	return nil
 }

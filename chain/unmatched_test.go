@@ -82,4 +82,35 @@ func testUnmatched(t *testing.T, db sqldb.DB) {
 	if open, err := u.List(ctx, chain.UnmatchedOpen); err != nil || len(open) != 0 {
 		t.Fatalf("open list: %+v %v", open, err)
 	}
+
+	// A reorg takes an open one away (a decided one stays); back in a
+	// block, it is open again.
+	tron := chain.UnmatchedDeposit{Chain: "tron", DepositID: "77aa", TxID: "77aa", Address: "TAbc", Asset: "TRX", Amount: "3",
+		BlockHeight: 9, Block: "b9", Reason: "not ours"}
+	if err := u.Record(ctx, tron, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Gone(ctx, "tron", "77aa", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Gone(ctx, "eth", "0xabc:3", now); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := u.List(ctx, chain.UnmatchedGone)
+	if err != nil || len(gone) != 1 || gone[0].DepositID != "77aa" {
+		t.Fatalf("gone: %+v %v", gone, err)
+	}
+	if d, _ := u.Get(ctx, tokenID); d.Status != chain.UnmatchedCredited {
+		t.Fatalf("a reorg withdrew a decided deposit: %+v", d)
+	}
+	if err := u.Decide(ctx, gone[0].ID, chain.UnmatchedCrediting, "inv_d", "", now); !errors.Is(err, chain.ErrDecided) {
+		t.Fatalf("credit of a deposit a reorg took away: %v", err)
+	}
+	tron.BlockHeight, tron.Block = 11, "b11"
+	if err := u.Record(ctx, tron, now); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := u.Get(ctx, gone[0].ID); d.Status != chain.UnmatchedOpen || d.BlockHeight != 11 {
+		t.Fatalf("found again: %+v", d)
+	}
 }

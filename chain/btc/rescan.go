@@ -54,6 +54,12 @@ func (s state) RecordUnmatched(ctx context.Context, t scan.Transfer, reason stri
 	return chain.Unmatched{DB: s.w.db}.Record(ctx, scan.UnmatchedOf("btc", t, reason), now)
 }
 
+// UnmatchedGone marks a deposit a reorg took away gone in
+// chain_unmatched_deposits (chain "btc").
+func (s state) UnmatchedGone(ctx context.Context, depositID string, now time.Time) error {
+	return chain.Unmatched{DB: s.w.db}.Gone(ctx, "btc", depositID, now)
+}
+
 // CreditUnmatched makes an unmatched payment the invoice's: a pending row
 // in its block, which the watcher confirms and makes final by depth. The
 // ledger must have been told first (ObserveDeposit on the invoice).

@@ -32,6 +32,9 @@ type Rescanner interface {
 // invoice for where an operator can decide about them.
 type UnmatchedRecorder interface {
 	RecordUnmatched(ctx context.Context, t Transfer, reason string, now time.Time) error
+	// UnmatchedGone says a reorg took the deposit away before anyone
+	// decided about it: there is nothing left to credit.
+	UnmatchedGone(ctx context.Context, depositID string, now time.Time) error
 }
 
 // RescanProgress says how far a rescan is: blocks From..To, Height the
@@ -263,6 +266,15 @@ func (s *Scanner[B]) recordUnmatched(ctx context.Context, t Transfer, reason err
 	return u.RecordUnmatched(ctx, t, reason.Error(), s.cfg.Now())
 }
 
+// unmatchedGone withdraws an undecided unmatched deposit a reorg removed.
+func (s *Scanner[B]) unmatchedGone(ctx context.Context, depositID string) error {
+	u, ok := s.st.(UnmatchedRecorder)
+	if !ok {
+		return nil
+	}
+	return u.UnmatchedGone(ctx, depositID, s.cfg.Now())
+}
+
 // Store keeps rescanned deposits and unmatched ones too.
 var (
 	_ Rescanner         = Store{}
@@ -323,6 +335,11 @@ func (s Store) AddDeposits(ctx context.Context, deps []Deposit, now time.Time) e
 // store's prefix as its chain.
 func (s Store) RecordUnmatched(ctx context.Context, t Transfer, reason string, now time.Time) error {
 	return chain.Unmatched{DB: s.db}.Record(ctx, UnmatchedOf(s.prefix, t, reason), now)
+}
+
+// UnmatchedGone marks the deposit gone in chain_unmatched_deposits.
+func (s Store) UnmatchedGone(ctx context.Context, depositID string, now time.Time) error {
+	return chain.Unmatched{DB: s.db}.Gone(ctx, s.prefix, depositID, now)
 }
 
 // UnmatchedOf is the unmatched deposit t, found on chainName.

@@ -662,6 +662,8 @@ func (s *Scanner[B]) revertOrphans(ctx context.Context) error {
 				return fmt.Errorf("%s revert %s: %w", s.cfg.Name, d.DepositID, err)
 			}
 			s.log.Warn(s.cfg.Name+": deposit reverted", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "reason", reason)
+		} else if err := s.unmatchedGone(ctx, d.DepositID); err != nil {
+			return err
 		}
 		if err := s.st.SetState(ctx, d.DepositID, chain.ScanReverted, false, s.cfg.Now()); err != nil {
 			return err
