@@ -311,6 +311,7 @@ func TestBrowser(t *testing.T) {
 	dashboardFlow(t, b, s, m)
 	revertedFlow(t, b, s)
 	brandedFlow(t, b, s)
+	debtFlow(t, b, s)
 
 	if p := b.consoleProblems(); len(p) > 0 {
 		t.Errorf("the pages reported errors (CSP violations, exceptions):\n%s", strings.Join(p, "\n"))
@@ -943,4 +944,36 @@ func (b *browser) switchLanguage(lang string) {
 		b.t.Fatalf("the language switch links to %q", href)
 	}
 	b.do("switch to "+lang, chromedp.Navigate(href))
+}
+
+// debtFlow (money rule 6): a payment final and withdrawn, then taken away
+// by a reorganisation deeper than finality, leaves available negative:
+// every dashboard page says so in a banner.
+func debtFlow(t *testing.T, b *browser, s *stack) {
+	m := s.signUp(t, "Debt Test Shop")
+	inv := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "BTC", "amount": "0.05"})
+	s.simPay(t, inv.ID, inv.PayAmount)
+	s.simMine(t, 3) // two confirmations, and final one block later
+	s.waitBalance(t, m.SecretKey, "BTC", "0.049875", "0")
+	if st := s.call(t, "POST", "/v1/withdrawals", m.SecretKey, map[string]any{"asset": "BTC", "to_address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"}, nil); st != http.StatusCreated && st != http.StatusOK {
+		t.Fatalf("withdraw: %d", st)
+	}
+	s.waitBalance(t, m.SecretKey, "BTC", "0", "0")
+	s.simReorg(t, 3, false) // a double spend: the payment is gone for good
+	s.waitBalance(t, m.SecretKey, "BTC", "-0.049875", "0")
+
+	b.viewport(1280, 900, false)
+	b.do("open dashboard", chromedp.Navigate(s.srv.URL+"/dashboard#/payouts"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	b.eval(`document.getElementById('secret-key').value = ''; ''`)
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#secret-key"), m.SecretKey), chromedp.Click(chromedp.CSS("#signin-submit")))
+	b.waitJS("debt banner", `!!document.querySelector('#banners [data-debt="BTC"]') && !!document.getElementById('payouts')`)
+	if got := b.text(`#banners [data-debt="BTC"]`); !strings.Contains(got, "0.049875 BTC") {
+		t.Errorf("debt banner %q", got)
+	}
+	b.shot("dashboard-debt")
+	b.do("balances", chromedp.Click(chromedp.CSS(`#nav a[data-view="balances"]`)))
+	b.waitJS("banner on every page", `document.getElementById('view').dataset.view === 'balances' && !!document.querySelector('#banners [data-debt="BTC"]')`)
+	if got := b.text(`#balances tr[data-asset="BTC"] td:nth-child(2)`); got != "-0.049875" {
+		t.Errorf("BTC available %q, want the debt -0.049875", got)
+	}
 }
