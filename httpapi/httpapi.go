@@ -78,9 +78,10 @@ type Deps struct {
 	Wait        Waiter
 	Idempotency IdempotencyStore
 	Assets      domain.Assets
-	Webhooks    Webhooks  // nil: the /v1/webhooks routes answer 503
-	Events      EventFeed // nil: the /v1/events routes answer 503
-	Prices      Prices    // nil: quotes are 503, usd_value and total_usd null
+	Webhooks    Webhooks   // nil: the /v1/webhooks routes answer 503
+	Events      EventFeed  // nil: the /v1/events routes answer 503
+	Prices      Prices     // nil: quotes are 503, usd_value and total_usd null
+	Statements  Statements // nil: GET /v1/statements answers 503
 	// Sessions keeps the dashboard sessions (nil: in memory, for one
 	// process; sessions end when it restarts). Several processes on one
 	// database need opstore.Sessions, or a sign-out on one misses the others.

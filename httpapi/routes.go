@@ -49,6 +49,7 @@ func (s *server) routes() chi.Router {
 			r.With(requireJSON, s.idempotent).Post("/v1/account/keys/rotate", s.rotateKeys)
 			r.With(requireJSON, s.idempotent).Post("/v1/account/webhook-secret/rotate", s.rotateWebhookSecret)
 			r.Get("/v1/balance", s.getBalance)
+			r.Get("/v1/statements", s.getStatement)
 			r.Get("/v1/payout-settings", s.getPayoutSettings)
 			r.With(requireJSON, s.idempotent).Put("/v1/payout-settings", s.putPayoutSettings)
 			r.With(requireJSON, s.idempotent).Post("/v1/withdrawals", s.createWithdrawal)

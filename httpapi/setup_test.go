@@ -134,6 +134,7 @@ func setup(t testing.TB, configure ...func(*Config)) *bundle {
 		Assets:      domain.DefaultAssets(),
 		Webhooks:    worker,
 		Events:      reader,
+		Statements:  readapi.LogStatements{Store: store},
 		Now:         clk.Now,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}

@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		SecureCookies: cfg.SecureCookies, ClientIPHeader: cfg.ClientIPHeader, KeyRatePerMinute: cfg.KeyRatePerMinute,
 		SignupRatePerMinute: cfg.SignupRatePerMinute, PublicRatePerMinute: cfg.PublicRatePerMinute,
 	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: opstore.NewIdempotency(b.db), Sessions: opstore.NewSessions(b.db), Webhooks: worker,
-		Events: reader, ShuttingDown: streamsDone, Prices: prices,
+		Events: reader, Statements: readapi.LogStatements{Store: b.store}, ShuttingDown: streamsDone, Prices: prices,
 		Assets: assets, Now: now, Logger: log})
 
 	subscriber := webhooks.NewSubscriber(b.store, b.db, webhooks.SubscriberConfig{BaseURL: cfg.BaseURL, Notify: worker.Notify, Logger: log})

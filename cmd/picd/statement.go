@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/readapi"
 )
 
 // parseStatementTime reads a statement bound: a date (midnight UTC) or an
@@ -42,7 +42,7 @@ func statement(ctx context.Context, b *backend, out auditOutput, stdout io.Write
 	if !from.Before(to) {
 		return &exitError{code: exitUsage, err: fmt.Errorf("audit: --from %s is not before --to %s", out.from, out.to)}
 	}
-	st, err := projections.BuildStatement(ctx, b.store, projections.StatementOptions{From: from, To: to, Merchant: out.merchant})
+	st, err := readapi.BuildStatement(ctx, b.store, readapi.StatementOptions{From: from, To: to, Merchant: out.merchant})
 	if err != nil {
 		return unreachable(fmt.Errorf("audit: statement: %w", err))
 	}
@@ -60,7 +60,7 @@ func statement(ctx context.Context, b *backend, out auditOutput, stdout io.Write
 
 // writeStatementCSV writes one row per account, asset and line (opening,
 // each kind of movement, closing), and the log's end as a last row.
-func writeStatementCSV(w io.Writer, st projections.Statement) error {
+func writeStatementCSV(w io.Writer, st readapi.Statement) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"from", "to", "owner", "account", "asset", "line", "amount", "count"})
 	f, t := st.From.Format(time.RFC3339), st.To.Format(time.RFC3339)
@@ -78,7 +78,7 @@ func writeStatementCSV(w io.Writer, st projections.Statement) error {
 	return cw.Error()
 }
 
-func printStatement(w io.Writer, st projections.Statement) {
+func printStatement(w io.Writer, st readapi.Statement) {
 	fmt.Fprintf(w, "statement from %s to %s (recorded time, UTC; the end excluded): %d money events in the period\n\n",
 		st.From.Format(time.RFC3339), st.To.Format(time.RFC3339), st.Events)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

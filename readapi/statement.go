@@ -1,4 +1,4 @@
-package projections
+package readapi
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
+
+// statementBatch is how many events one read of a statement returns.
+const statementBatch = 5000
 
 // A period statement is read from the log alone: every posting of a money
 // event recorded before From is in the opening balance, every one recorded
@@ -126,7 +129,7 @@ func BuildStatement(ctx context.Context, store eventstore.Store, opt StatementOp
 	}
 	accounts := map[stmtKey]*acc{}
 	apply := func(rec eventstore.RecordedEvent) error {
-		if rec.RecordedAt.Before(opt.To) == false {
+		if !rec.RecordedAt.Before(opt.To) {
 			return nil
 		}
 		if !isMoneyType(rec.Type) {
@@ -175,7 +178,7 @@ func BuildStatement(ctx context.Context, store eventstore.Store, opt StatementOp
 		var after uint64
 		var last []byte
 		for {
-			links, err := c.ReadChain(ctx, after, auditBatch)
+			links, err := c.ReadChain(ctx, after, statementBatch)
 			if err != nil {
 				return Statement{}, err
 			}
@@ -185,7 +188,7 @@ func BuildStatement(ctx context.Context, store eventstore.Store, opt StatementOp
 				}
 				after, last = l.Seq, l.Hash
 			}
-			if len(links) < auditBatch {
+			if len(links) < statementBatch {
 				break
 			}
 		}
@@ -195,7 +198,7 @@ func BuildStatement(ctx context.Context, store eventstore.Store, opt StatementOp
 	} else {
 		pos := eventstore.Start
 		for {
-			recs, err := store.ReadAll(ctx, pos, auditBatch)
+			recs, err := store.ReadAll(ctx, pos, statementBatch)
 			if err != nil {
 				return Statement{}, err
 			}
@@ -205,7 +208,7 @@ func BuildStatement(ctx context.Context, store eventstore.Store, opt StatementOp
 				}
 				pos = r.Position
 			}
-			if len(recs) < auditBatch {
+			if len(recs) < statementBatch {
 				break
 			}
 		}
@@ -248,4 +251,13 @@ func isMoneyType(t string) bool {
 		return true
 	}
 	return false
+}
+
+// LogStatements answers statements from an event store (GET
+// /v1/statements, picd audit --from --to).
+type LogStatements struct{ Store eventstore.Store }
+
+// Statement is one merchant's statement of [from, to).
+func (l LogStatements) Statement(ctx context.Context, merchantID string, from, to time.Time) (Statement, error) {
+	return BuildStatement(ctx, l.Store, StatementOptions{From: from, To: to, Merchant: merchantID})
 }

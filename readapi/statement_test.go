@@ -1,4 +1,4 @@
-package projections_test
+package readapi_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
@@ -97,7 +98,7 @@ func TestStatementOfAMonth(t *testing.T) {
 		t.Fatalf("the log from %s to %s does not cross into December", at(0), at(len(recs)-1))
 	}
 
-	st, err := projections.BuildStatement(ctx, store, projections.StatementOptions{From: nov, To: dec})
+	st, err := readapi.BuildStatement(ctx, store, readapi.StatementOptions{From: nov, To: dec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestStatementOfAMonth(t *testing.T) {
 	}
 	var fees domain.Amount
 	for _, a := range st.Accounts {
-		if a.Account == domain.FeeAccount && a.Owner == projections.OperatorOwner {
+		if a.Account == domain.FeeAccount && a.Owner == readapi.OperatorOwner {
 			fees = a.Closing
 		}
 	}
@@ -161,7 +162,7 @@ func TestStatementOfAMonth(t *testing.T) {
 	}
 
 	// December opens where November closed; to the end is the audit's ledger.
-	decSt, err := projections.BuildStatement(ctx, store, projections.StatementOptions{From: dec, To: end})
+	decSt, err := readapi.BuildStatement(ctx, store, readapi.StatementOptions{From: dec, To: end})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestStatementOfAMonth(t *testing.T) {
 		}
 	}
 	// One merchant's statement holds its accounts only.
-	one, err := projections.BuildStatement(ctx, store, projections.StatementOptions{From: nov, To: dec, Merchant: merchants[1]})
+	one, err := readapi.BuildStatement(ctx, store, readapi.StatementOptions{From: nov, To: dec, Merchant: merchants[1]})
 	if err != nil {
 		t.Fatal(err)
 	}
