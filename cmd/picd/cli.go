@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/acceptcryptohere/gateway/chain/hd"
 )
 
 // cmdHelp is what -h prints for a subcommand: its usage line, what it
@@ -18,10 +21,11 @@ type cmdHelp struct {
 	about     string
 	exits     string // its exit statuses
 	storeOnly bool   // only the store flags (--store, --data, --postgres-url, --eventstore-url)
+	serve     bool   // the gateway itself: simulated chains only when asked for
 }
 
 var (
-	serveHelp = cmdHelp{name: "picd serve", usage: "picd serve [flags]",
+	serveHelp = cmdHelp{name: "picd serve", usage: "picd serve [flags]", serve: true,
 		about: "Run the gateway. With no chain node configured every chain is simulated (the quick start).",
 		exits: "0 stopped by a signal, 1 failed, 2 bad flags or settings, 3 a store unreachable"}
 	migrateHelp = cmdHelp{name: "picd migrate", usage: "picd migrate [flags]", storeOnly: true,
@@ -141,4 +145,26 @@ func versionString() string {
 	}
 	parts = append(parts, runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
 	return fmt.Sprintf("picd %s (%s)", v, strings.Join(parts, ", "))
+}
+
+var seedHelp = cmdHelp{name: "picd seed", usage: "picd seed new",
+	about: "Print a new master seed (24 BIP-39 words) on stdout, for a secret file PIC_MNEMONIC_FILE names\n" +
+		"(docker compose run --rm --no-deps picd seed new > secrets/mnemonic). Every deposit address derives from it:\n" +
+		"back it up offline before the first start.",
+	exits: "0 printed, 2 bad usage"}
+
+func seedCmd(args []string, stdout io.Writer) error {
+	if len(args) == 1 && isHelp(args[0]) {
+		printHelp(stdout, seedHelp, nil)
+		return nil
+	}
+	if len(args) != 1 || args[0] != "new" {
+		return usageError(fmt.Errorf("usage: %s", seedHelp.usage))
+	}
+	words, err := hd.GenerateMnemonic(rand.Reader)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, words)
+	return err
 }

@@ -80,6 +80,15 @@ type Config struct {
 	ExplorerETHTx  string
 	ExplorerTronTx string
 
+	// PostgresPassword (PIC_POSTGRES_PASSWORD, or _FILE) goes into
+	// PostgresURL's user info: the password the database container reads.
+	PostgresPassword string
+	// Simulator: chains with no node are simulated (PIC_SIMULATOR=true);
+	// simulatorImplied: set by the quick start, where no node is configured.
+	Simulator        bool
+	simulatorImplied bool
+	simulatorSet     bool // PIC_SIMULATOR or --simulator given
+
 	InstanceID  string        // PIC_INSTANCE_ID: this process in logs, the leader lease and application_name (default host-pid)
 	LeaderLease time.Duration // PIC_LEADER_LEASE: a leader not renewing for this long is taken over (Postgres)
 	LeaderRenew time.Duration // PIC_LEADER_RENEW: how often the leader renews, and candidates try
@@ -89,7 +98,15 @@ type Config struct {
 	idleInTx time.Duration
 }
 
+// env is the value of a PIC_* variable, or of the file its NAME_FILE names
+// for a secret (an unreadable file gives "": checkSecretFiles refuses it).
 func env(name, def string) string {
+	if v, ok, err := secretFromFile(name); ok {
+		if err != nil {
+			return ""
+		}
+		return v
+	}
 	if v, ok := os.LookupEnv(name); ok {
 		return v
 	}
@@ -128,9 +145,12 @@ func parseConfig(args []string) (Config, error) {
 	return c, err
 }
 
-// parseConfigArgs parses serve's flags and returns the arguments after them.
+// parseConfigArgs parses serve's flags (for a tool: the simulator is not
+// checked) and returns the arguments after them.
 func parseConfigArgs(args []string) (Config, []string, error) {
-	return parseConfigFor(serveHelp, args, os.Stdout)
+	h := serveHelp
+	h.serve = false
+	return parseConfigFor(h, args, os.Stdout)
 }
 
 // parseConfigFor parses the flags of the command h describes, serve's
@@ -154,6 +174,13 @@ func parseConfigFor(h cmdHelp, args []string, stdout io.Writer) (Config, []strin
 	if err := validate(); err != nil {
 		return c, nil, usageError(err)
 	}
+	if h.serve {
+		// Only the gateway itself runs the simulator; tools (audit, chain)
+		// read what a gateway left, simulated or not.
+		if err := c.checkSimulator(); err != nil {
+			return c, nil, usageError(err)
+		}
+	}
 	return c, fs.Args(), nil
 }
 
@@ -164,6 +191,8 @@ func (c *Config) storeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data", env("PIC_DATA_DIR", "./data"), "directory for the embedded database and generated secrets (PIC_DATA_DIR)")
 	fs.StringVar(&c.PostgresURL, "postgres-url", env("PIC_POSTGRES_URL", ""), "Postgres URL for the postgres and esdb modes (PIC_POSTGRES_URL)")
 	fs.StringVar(&c.EventStoreURL, "eventstore-url", env("PIC_EVENTSTORE_URL", ""), "EventStoreDB connection string for the esdb mode (PIC_EVENTSTORE_URL)")
+	// No flag: a password on a command line is seen by every user of the host.
+	c.PostgresPassword = env("PIC_POSTGRES_PASSWORD", "")
 	host, _ := os.Hostname()
 	fs.StringVar(&c.InstanceID, "instance-id", env("PIC_INSTANCE_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
 		"this process's name in logs, the leader lease and Postgres's application_name (PIC_INSTANCE_ID; default host-pid)")
@@ -173,6 +202,12 @@ func (c *Config) storeFlags(fs *flag.FlagSet) {
 
 // serveFlags are the rest of serve's flags.
 func (c *Config) serveFlags(fs *flag.FlagSet) {
+	fs.Func("simulator", "simulate the chains that have no node (PIC_SIMULATOR=true), with the operator endpoints /v1/sim/*; never in production. Default: true only when no node at all is configured (the quick start)",
+		func(v string) error { return c.setSimulator(v) })
+	if v, ok := os.LookupEnv("PIC_SIMULATOR"); ok {
+		c.simulatorSet = true
+		c.Simulator = v == "true"
+	}
 	fs.StringVar(&c.Listen, "listen", env("PIC_LISTEN", "localhost:3000"), "address to listen on (PIC_LISTEN)")
 	fs.StringVar(&c.BaseURL, "base-url", env("PIC_BASE_URL", ""), "public origin for checkout links, e.g. https://pay.example.com (PIC_BASE_URL; default http://<listen>)")
 	fs.StringVar(&c.Registration, "registration", env("PIC_REGISTRATION", "open"), "merchant sign-up: open or closed (PIC_REGISTRATION)")
@@ -235,6 +270,21 @@ func (c *Config) validate() error {
 
 // validateStore checks the store flags alone.
 func (c *Config) validateStore() error {
+	if err := checkSecretFiles(); err != nil {
+		return err
+	}
+	if c.PostgresPassword != "" && c.PostgresURL != "" {
+		dsn, err := withPostgresPassword(c.PostgresURL, c.PostgresPassword)
+		if err != nil {
+			return err
+		}
+		c.PostgresURL = dsn
+	}
+	if c.Store != "sqlite" && c.PostgresURL != "" {
+		if err := checkPostgresPassword(c.PostgresURL); err != nil {
+			return err
+		}
+	}
 	switch c.Store {
 	case "sqlite":
 	case "postgres":
@@ -298,5 +348,37 @@ func (c *Config) validateServe() error {
 		c.BaseURL = "http://" + c.Listen
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	return nil
+}
+
+func (c *Config) setSimulator(v string) error {
+	switch v {
+	case "true", "false":
+		c.Simulator, c.simulatorSet = v == "true", true
+		return nil
+	}
+	return fmt.Errorf("want true or false")
+}
+
+// checkSimulator refuses simulated chains unless asked for: a chain whose
+// node is missing from a production configuration must not quietly become
+// a simulator that anyone with the token can "pay". The quick start (no
+// node at all, PIC_SIMULATOR unset) implies it, and serve says so.
+func (c *Config) checkSimulator() error {
+	var missing []string
+	for _, n := range []struct{ chain, node string }{{"BTC (PIC_BTC_RPC_HOST)", c.BTCRPCHost}, {"ETH (PIC_ETH_RPC_URL)", c.ETHRPCURL}, {"TRON (PIC_TRON_API_URL)", c.TronAPIURL}} {
+		if n.node == "" {
+			missing = append(missing, n.chain)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if !c.simulatorSet && len(missing) == 3 {
+		c.Simulator, c.simulatorImplied = true, true
+	}
+	if !c.Simulator {
+		return fmt.Errorf("no node for %s: set it, or PIC_SIMULATOR=true to simulate those chains (a demo; never in production)", strings.Join(missing, ", "))
+	}
 	return nil
 }

@@ -72,7 +72,7 @@ func startGatewayCmd(t testing.TB, env []string, cmd *exec.Cmd) *gateway {
 	g.cmd = cmd
 	// Metrics off unless a test asks (env wins): the default loopback port
 	// is one per machine, and tests run several picd at once.
-	g.cmd.Env = append(os.Environ(), append(append([]string{"PIC_METRICS_LISTEN="}, env...), "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
+	g.cmd.Env = append(os.Environ(), append(append([]string{"PIC_METRICS_LISTEN=", "PIC_SIMULATOR=true"}, env...), "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)

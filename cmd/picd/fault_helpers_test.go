@@ -61,7 +61,7 @@ func startProc(t testing.TB, env []string) *proc {
 	p := &proc{gateway: &gateway{t: t, url: "http://" + addr, env: env, logs: &bytes.Buffer{}}, out: &syncBuffer{}}
 	p.cmd = exec.Command(picdBin, "serve")
 	// Metrics off unless a test asks (env wins), as in startGateway.
-	p.cmd.Env = append(os.Environ(), append(append([]string{"PIC_METRICS_LISTEN="}, env...), "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
+	p.cmd.Env = append(os.Environ(), append(append([]string{"PIC_METRICS_LISTEN=", "PIC_SIMULATOR=true"}, env...), "PIC_LISTEN="+addr, "PIC_SIGNUP_RATE_PER_MINUTE=1000")...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,7 @@ usage:
                          rescan blocks for missed payments; decide about payments no invoice takes
   picd health [--timeout 5s] URL
                          exit 0 when URL answers 2xx (for container health checks)
+  picd seed new          print a new master seed (24 BIP-39 words) for PIC_MNEMONIC_FILE
   picd version           this build's version, commit and Go version
   picd help              this text
 
@@ -132,6 +133,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return copyEvents(ctx, args, stdout)
 	case "health":
 		return healthCmd(ctx, args, stdout)
+	case "seed":
+		return seedCmd(args, stdout)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -28,7 +28,7 @@ import (
 func picdChain(t *testing.T, env []string, ok bool, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(picdBin, append([]string{"chain"}, args...)...)
-	cmd.Env = append(os.Environ(), append([]string{"PIC_METRICS_LISTEN="}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"PIC_METRICS_LISTEN=", "PIC_SIMULATOR=true"}, env...)...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -50,6 +50,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		debug.SetGCPercent(200)
 	}
 	log := newLogger(logOut)
+	if cfg.simulatorImplied {
+		log.Warn("quick start: no chain node is configured, so every chain is simulated (PIC_SIMULATOR=true implied) with its operator endpoints /v1/sim/*; configure PIC_BTC_RPC_HOST, PIC_ETH_RPC_URL and PIC_TRON_API_URL for real chains")
+	} else if sims := simulatedChains(cfg); len(sims) > 0 {
+		log.Warn("simulated chains (PIC_SIMULATOR=true): not for production", "chains", sims)
+	}
 	if err := privateDataDir(cfg.DataDir); err != nil {
 		return err
 	}
