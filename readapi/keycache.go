@@ -45,6 +45,12 @@ func NewAccountCache(max int) *AccountCache {
 // Stopped, emptied after a batch with an event of type drops commits (and
 // before WaitFor reports it), or after changes it cannot see.
 type observedCache[K comparable] struct {
+	// Live, when set, is whether this process still leads in its own view
+	// (cmd/picd's lease): a leader paused past its lease wakes with Run
+	// not yet stopped, while another process projected what happened
+	// meanwhile (a key rotation): nothing is answered from memory then.
+	Live func() bool
+
 	mu      sync.Mutex
 	enabled bool
 	// gen changes whenever entries are dropped: a lookup that read the
@@ -64,7 +70,7 @@ func newObservedCache[K comparable](max int, drops string) *observedCache[K] {
 func (c *observedCache[K]) get(k K) (string, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.enabled {
+	if !c.enabled || (c.Live != nil && !c.Live()) {
 		return "", c.gen, false
 	}
 	v, ok := c.entries[k]
@@ -76,7 +82,7 @@ func (c *observedCache[K]) get(k K) (string, uint64, bool) {
 func (c *observedCache[K]) put(k K, v string, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.enabled || gen != c.gen {
+	if !c.enabled || gen != c.gen || (c.Live != nil && !c.Live()) {
 		return
 	}
 	if len(c.entries) >= c.max {

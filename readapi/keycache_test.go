@@ -87,3 +87,28 @@ func TestAccountCacheDropsOnSettingsChange(t *testing.T) {
 		t.Fatal("answered while this process does not run the projectors")
 	}
 }
+
+// A leader paused past its lease wakes with the runner not yet stopped,
+// while another process projected a rotation meanwhile: once Live says
+// the lease may be lost, nothing is answered from memory or kept (#27).
+func TestKeyCacheAnswersOnlyWhileLive(t *testing.T) {
+	live := true
+	c := NewKeyCache(10)
+	c.Live = func() bool { return live }
+	c.Started()
+	_, gen, _ := c.get(keyRef{SecretKey, "h1"})
+	c.put(keyRef{SecretKey, "h1"}, "mer_1", gen)
+	if _, _, ok := c.get(keyRef{SecretKey, "h1"}); !ok {
+		t.Fatal("a live leader's cache missed")
+	}
+	live = false
+	if _, _, ok := c.get(keyRef{SecretKey, "h1"}); ok {
+		t.Fatal("a key answered from memory after the lease lapsed")
+	}
+	_, gen, _ = c.get(keyRef{SecretKey, "h2"})
+	c.put(keyRef{SecretKey, "h2"}, "mer_2", gen)
+	live = true
+	if _, _, ok := c.get(keyRef{SecretKey, "h2"}); ok {
+		t.Fatal("a key looked up while the lease had lapsed was kept")
+	}
+}

@@ -35,13 +35,27 @@ type leadership struct {
 	log   *slog.Logger
 
 	leading atomic.Bool // for the picd_leader gauge
+	// heldUntil is, on the monotonic clock since epoch, until when this
+	// process may trust its lease: the last renewal it sent that
+	// succeeded, plus the bound less one renewal.
+	epoch     time.Time
+	heldUntil atomic.Int64
+}
+
+// Held reports whether this process leads and may trust its lease now
+// (always on SQLite): the fence's own view, and the in-memory caches'.
+func (l *leadership) Held() bool {
+	if l.db == nil {
+		return true
+	}
+	return l.leading.Load() && time.Since(l.epoch) < time.Duration(l.heldUntil.Load())
 }
 
 // newLeadership prepares the lease of cfg's cluster; on SQLite (one
 // process, which always leads) it only answers Leading and readiness.
 func newLeadership(cfg Config, b *backend, log *slog.Logger) (*leadership, error) {
 	l := &leadership{lease: follow.Lease{Name: leaseName, Holder: cfg.InstanceID, Bound: cfg.LeaderLease},
-		renew: cfg.LeaderRenew, log: log, read: b.db.Read}
+		renew: cfg.LeaderRenew, log: log, read: b.db.Read, epoch: time.Now()}
 	if cfg.Store == "sqlite" {
 		l.leading.Store(true)
 		return l, nil
@@ -101,23 +115,22 @@ func (l *leadership) run(ctx context.Context, loops []func(context.Context)) {
 // process's own view, or ctx ends (then it releases the lease, so another
 // process takes over at once).
 func (l *leadership) lead(ctx context.Context, token int64, renewedAt time.Time, loops []func(context.Context)) {
-	// The time of the last renewal this process sent that succeeded, on
-	// the monotonic clock (which runs on while the process is paused).
-	var last atomic.Int64
-	base := renewedAt
-	last.Store(0)
-	// A margin of one renewal under the bound: this process stops trusting
-	// its lease before any other may take it (the store's check is the
-	// guarantee; this keeps the loops from trying at all).
+	// Trusted until the bound less one renewal after the last renewal
+	// sent that succeeded, on the monotonic clock (which runs on while the
+	// process is paused): this process stops trusting its lease before any
+	// other may take it (the store's check is the guarantee; this keeps
+	// the loops from trying at all).
 	valid := l.lease.Bound - l.renew
-	held := func() bool { return time.Since(base.Add(time.Duration(last.Load()))) < valid }
+	renewed := func(sent time.Time) { l.heldUntil.Store(int64(sent.Sub(l.epoch) + valid)) }
+	renewed(renewedAt)
+	held := l.Held
+	l.leading.Store(true)
 	lctx, cancel := context.WithCancel(sqldb.WithFence(ctx, l.lease.Fence(token, held)))
 	var wg sync.WaitGroup
 	for _, loop := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(lctx) }()
 	}
-	l.leading.Store(true)
 	l.log.Info("leader: this process runs the background work", "instance", l.lease.Holder, "token", token)
 	t := time.NewTicker(l.renew)
 	defer t.Stop()
@@ -147,7 +160,7 @@ func (l *leadership) lead(ctx context.Context, token int64, renewedAt time.Time,
 			}
 			continue
 		}
-		last.Store(int64(sent.Sub(base)))
+		renewed(sent)
 	}
 	l.leading.Store(false)
 	cancel()

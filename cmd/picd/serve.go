@@ -105,8 +105,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// API keys from memory while this process runs the projectors; a
 	// Postgres follower looks every key up.
 	reader.Keys = readapi.NewKeyCache(keyCacheSize)
+	reader.Keys.Live = leader.Held
 	runner.Observe(reader.Keys)
 	reader.Accounts = readapi.NewAccountCache(keyCacheSize)
+	reader.Accounts.Live = leader.Held
 	runner.Observe(reader.Accounts)
 	// The leader's background commands append under its fence; HTTP's do not.
 	appendStore := b.store
