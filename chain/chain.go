@@ -26,6 +26,9 @@ type Transfer struct {
 	DepositID     string
 	Amount        domain.Amount
 	Confirmations int
+	// InvoiceID, when set, is the invoice an operator credited this
+	// deposit to (picd chain unmatched credit): no matching by address.
+	InvoiceID string
 }
 
 // Addresses finds the invoices paid to an address.
@@ -80,9 +83,11 @@ func (s Sink) MatchInvoice(ctx context.Context, t Transfer) (string, error) {
 // already has, and takes back one that a reorg had reverted. The commands
 // carry no fixed command id for that reason. Errors: ErrNotOurs.
 func (s Sink) Observe(ctx context.Context, t Transfer) (invoiceID string, err error) {
-	invoiceID, err = s.MatchInvoice(ctx, t)
-	if err != nil {
-		return "", err
+	invoiceID = t.InvoiceID
+	if invoiceID == "" {
+		if invoiceID, err = s.MatchInvoice(ctx, t); err != nil {
+			return "", err
+		}
 	}
 	_, err = s.Commands.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{
 		InvoiceID: invoiceID,

@@ -92,6 +92,21 @@ func (u Unmatched) Gone(ctx context.Context, chainName, depositID string, now ti
 	return nil
 }
 
+// CreditedTo is the invoice an operator credited (or is crediting) the
+// deposit of chain to; "" when none.
+func (u Unmatched) CreditedTo(ctx context.Context, chainName, depositID string) (string, error) {
+	var inv string
+	err := u.DB.Read.QueryRowContext(ctx, u.DB.Q(`SELECT invoice_id FROM chain_unmatched_deposits WHERE chain = ? AND deposit_id = ?
+		AND status IN (?, ?)`), chainName, depositID, UnmatchedCrediting, UnmatchedCredited).Scan(&inv)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("chain: unmatched deposit %s: %w", depositID, err)
+	}
+	return inv, nil
+}
+
 const unmatchedColumns = `id, chain, deposit_id, txid, output_index, address, asset, amount, block_height, block_hash, reason,
 	found_at, status, invoice_id, note, decided_at`
 

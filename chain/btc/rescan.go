@@ -60,6 +60,11 @@ func (s state) UnmatchedGone(ctx context.Context, depositID string, now time.Tim
 	return chain.Unmatched{DB: s.w.db}.Gone(ctx, "btc", depositID, now)
 }
 
+// CreditedTo is the invoice an operator credited the deposit to.
+func (s state) CreditedTo(ctx context.Context, depositID string) (string, error) {
+	return chain.Unmatched{DB: s.w.db}.CreditedTo(ctx, "btc", depositID)
+}
+
 // CreditUnmatched makes an unmatched payment the invoice's: a pending row
 // in its block, which the watcher confirms and makes final by depth. The
 // ledger must have been told first (ObserveDeposit on the invoice).

@@ -35,6 +35,9 @@ type UnmatchedRecorder interface {
 	// UnmatchedGone says a reorg took the deposit away before anyone
 	// decided about it: there is nothing left to credit.
 	UnmatchedGone(ctx context.Context, depositID string, now time.Time) error
+	// CreditedTo is the invoice an operator credited the deposit to; ""
+	// for none.
+	CreditedTo(ctx context.Context, depositID string) (string, error)
 }
 
 // RescanProgress says how far a rescan is: blocks From..To, Height the
@@ -266,6 +269,32 @@ func (s *Scanner[B]) recordUnmatched(ctx context.Context, t Transfer, reason err
 	return u.RecordUnmatched(ctx, t, reason.Error(), s.cfg.Now())
 }
 
+// observeCredited reports a deposit the ledger matches to no invoice to
+// the one an operator credited it to, if any: found again (a reorg
+// rescanned its block), it stays that invoice's. Otherwise it returns
+// notOurs, the ledger's answer.
+func (s *Scanner[B]) observeCredited(ctx context.Context, f Transfer, tip int64, notOurs error) (string, error) {
+	u, ok := s.st.(UnmatchedRecorder)
+	if !ok {
+		return "", notOurs
+	}
+	inv, err := u.CreditedTo(ctx, f.DepositID)
+	if err != nil || inv == "" {
+		return "", cmpOr(err, notOurs)
+	}
+	return s.sink.Observe(ctx, chain.Transfer{Asset: f.Asset, Address: f.Address, TxID: f.TxID, DepositID: f.DepositID,
+		Amount: f.Amount, Confirmations: int(tip - f.Height + 1), InvoiceID: inv})
+}
+
+func cmpOr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
 // unmatchedGone withdraws an undecided unmatched deposit a reorg removed.
 func (s *Scanner[B]) unmatchedGone(ctx context.Context, depositID string) error {
 	u, ok := s.st.(UnmatchedRecorder)
@@ -340,6 +369,11 @@ func (s Store) RecordUnmatched(ctx context.Context, t Transfer, reason string, n
 // UnmatchedGone marks the deposit gone in chain_unmatched_deposits.
 func (s Store) UnmatchedGone(ctx context.Context, depositID string, now time.Time) error {
 	return chain.Unmatched{DB: s.db}.Gone(ctx, s.prefix, depositID, now)
+}
+
+// CreditedTo is the invoice an operator credited the deposit to.
+func (s Store) CreditedTo(ctx context.Context, depositID string) (string, error) {
+	return chain.Unmatched{DB: s.db}.CreditedTo(ctx, s.prefix, depositID)
 }
 
 // UnmatchedOf is the unmatched deposit t, found on chainName.

@@ -101,6 +101,10 @@ func TestRescanLeavesDepositsNotDeepEnough(t *testing.T) {
 type notOurs struct{ *ledger }
 
 func (l notOurs) Observe(ctx context.Context, t chain.Transfer) (string, error) {
+	if t.InvoiceID != "" { // as chain.Sink: the operator's invoice
+		_, err := l.ledger.Observe(ctx, t)
+		return t.InvoiceID, err
+	}
 	if t.Address == "x" {
 		return "", fmt.Errorf("%w: %s %s", chain.ErrNotOurs, t.Asset, t.Address)
 	}
@@ -170,5 +174,65 @@ func TestUnmatchedDepositsAreKeptAndWithdrawnByAReorg(t *testing.T) {
 	}
 	if st := status(); st != chain.UnmatchedOpen {
 		t.Fatalf("found again: %s", st)
+	}
+}
+
+// TestCreditedDepositStaysCreditedAcrossAReorg: an unmatched deposit an
+// operator credited to an invoice, found again in another block after a
+// reorg, stays that invoice's (the ledger still matches no invoice by its
+// address) and is confirmed there, not turned back into unmatched.
+func TestCreditedDepositStaysCreditedAcrossAReorg(t *testing.T) {
+	ctx := context.Background()
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "scan.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetMaxOpenConns(1)
+	t.Cleanup(func() { raw.Close() })
+	db := sqldb.DB{Read: raw, Write: raw, Dialect: sqldb.SQLite}
+	if _, err := raw.Exec(schema + `; INSERT INTO invoices VALUES ('inv-x', 'x', 'TST', 1, 3); INSERT INTO invoices VALUES ('inv-c', 'c', 'TST', 1, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := chain.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	mem, l := &memChain{watched: map[string]bool{}}, &ledger{}
+	store := scan.NewStore(db, "mem", "hash", "block_hash")
+	sc, err := scan.New(scan.Config{Name: "mem", Assets: map[string]scan.Asset{testAsset: {Confirmations: 3, FinalDepth: 6}}, StartBlock: 1,
+		BatchBlocks: 4, KeepBlocks: 20, Now: func() time.Time { return time.UnixMilli(1_000_000) }},
+		scan.Chain[[]payment](mem), scan.Sink(notOurs{l}), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem.build(0, 6, "a")
+	mem.pay(5, "x", 9)
+	if err := sc.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The operator credits it to inv-c (as picd chain unmatched credit does).
+	u := chain.Unmatched{DB: db}
+	list, err := u.List(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("unmatched: %+v %v", list, err)
+	}
+	now := time.UnixMilli(1_000_000)
+	if err := u.Decide(ctx, list[0].ID, chain.UnmatchedCredited, "inv-c", "", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreditUnmatched(ctx, list[0], "inv-c", 3, now); err != nil {
+		t.Fatal(err)
+	}
+	const dep = "tx-x-9:0"
+	mem.build(4, 9, "b") // block 5 replaced: the payment is now in block 6
+	mem.pay(6, "x", 9)
+	if err := sc.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	known, err := store.Known(ctx, []string{dep})
+	if d := known[dep]; err != nil || d.State != chain.ScanSeen || d.InvoiceID != "inv-c" || d.BlockHeight != 6 || !d.Confirmed {
+		t.Fatalf("after the reorg: %+v %v", d, err)
+	}
+	if !slices.Equal(l.confirmed, []string{dep}) || len(l.revert) != 0 {
+		t.Fatalf("ledger: confirmed %v reverted %v", l.confirmed, l.revert)
 	}
 }

@@ -553,6 +553,9 @@ func (s *Scanner[B]) report(ctx context.Context, f Transfer, tip int64) (Deposit
 		BlockHeight: f.Height, Block: f.Block, State: chain.ScanSeen}
 	inv, err := s.sink.Observe(ctx, chain.Transfer{Asset: f.Asset, Address: f.Address, TxID: f.TxID, DepositID: f.DepositID,
 		Amount: f.Amount, Confirmations: int(tip - f.Height + 1)})
+	if s.unmatched(err) {
+		inv, err = s.observeCredited(ctx, f, tip, err)
+	}
 	switch {
 	case s.unmatched(err):
 		// Kept in the deposits table as unmatched, never silently
