@@ -47,6 +47,11 @@ type AuditReport struct {
 	// OperatorIncome per asset: fee revenue (conversion remainders
 	// included) less the network costs the gateway paid.
 	OperatorIncome map[string]OperatorIncome `json:"operator_income"`
+	// Held is, per asset, what the ledger says the gateway holds on chain
+	// (money rule 7): merchant balances + fee revenue − network costs,
+	// which is what came in less what left (external and network:fees).
+	// picd audit --chain is to compare it with the chain (not built yet).
+	Held map[string]domain.Amount `json:"held"`
 
 	// invoices follows each invoice's fee as money rule 1 defines it, so
 	// every charge and refund is recomputed from the invoice's own history.
@@ -446,8 +451,18 @@ func (rep *AuditReport) checkCost(rec eventstore.RecordedEvent, c domain.Network
 	m[c.Asset] = m[c.Asset].Add(c.Amount)
 }
 
-// operatorIncome states, per asset, fee revenue less network costs paid.
+// operatorIncome states, per asset, fee revenue less network costs paid,
+// and what the ledger says is held on chain.
 func (rep *AuditReport) operatorIncome() {
+	rep.Held = map[string]domain.Amount{}
+	for account, byAsset := range rep.Ledger {
+		if account == domain.ExternalAccount || account == domain.NetworkFeeAccount {
+			continue
+		}
+		for asset, v := range byAsset {
+			rep.Held[asset] = rep.Held[asset].Add(v)
+		}
+	}
 	for _, account := range []string{domain.FeeAccount, domain.OperatorNetworkCostsAccount} {
 		for asset, v := range rep.Ledger[account] {
 			inc := rep.OperatorIncome[asset]

@@ -209,6 +209,13 @@ func printAudit(w io.Writer, rep projections.AuditReport) {
 		fmt.Fprintln(w)
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HELD ON CHAIN, BY THE LEDGER\tASSET")
+	for _, asset := range sortedKeys(rep.Held) {
+		fmt.Fprintf(tw, "%s\t%s\n", rep.Held[asset], asset)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "OPERATOR INCOME\tFEE REVENUE\tNETWORK COSTS\tINCOME")
 	for _, asset := range sortedKeys(rep.OperatorIncome) {
 		inc := rep.OperatorIncome[asset]

@@ -109,11 +109,17 @@ func TestAuditCommand(t *testing.T) {
 		OK         bool                         `json:"ok"`
 		Events     int                          `json:"events"`
 		FeeRevenue map[string]map[string]string `json:"fee_revenue"`
+		Held       map[string]string            `json:"held"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out.String())
 	}
 	// Fees: 49.99 → 0.124975, 10 → 0.025.
+	// Held on chain by the ledger: both payments (the withdrawal is not
+	// confirmed: still ours); the sweep's gas left ETH.
+	if rep.Held["USDT.ETH"] != "59.99" || rep.Held["ETH"] != "-0.00042" {
+		t.Fatalf("--json held: %v", rep.Held)
+	}
 	if !rep.OK || rep.Events < 10 || rep.FeeRevenue["25"]["USDT.ETH"] != "0.149975" {
 		t.Fatalf("--json: %s", out.String())
 	}
