@@ -37,6 +37,9 @@ usage:
   picd events export|tail [--log <store>] [--from <position>] [--format jsonl|csv]
                          the whole log (every merchant and type) in global order from a position,
                          each event with its type and schema version (docs/events); tail keeps following
+  picd stream [--nats URL] [--stream NAME] [--checkpoint FILE] [--log <store>]
+                         publish the log to NATS JetStream (event id as Nats-Msg-Id, subjects
+                         <prefix>.<merchant>.<type>), the checkpoint moved only after the server's ack
   picd projections rebuild [name...] [flags]
                          rebuild read models beside the live ones and swap them in (blue/green)
   picd projections status [flags]
@@ -129,6 +132,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return chainCmd(ctx, args, stdout, stderr)
 	case "events":
 		return eventsCmd(ctx, args, stdout, stderr)
+	case "stream":
+		return streamCmd(ctx, args, stdout, stderr)
 	case "copy-events":
 		return copyEvents(ctx, args, stdout)
 	case "health":
