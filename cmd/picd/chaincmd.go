@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acceptcryptohere/gateway/chain"
@@ -45,16 +46,21 @@ flags: those of picd serve, as --name=value, or their PIC_* variables, so that i
 // the running watcher confirms and finalizes what it added.
 func chainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(chainUsage)
+		return usageError(errors.New(chainUsage))
 	}
 	sub, args := args[0], args[1:]
+	if slices.Contains(args, "-h") || slices.Contains(args, "--help") || slices.Contains([]string{"-h", "--help", "help"}, sub) {
+		fmt.Fprintln(stdout, chainUsage)
+		fmt.Fprintln(stdout, "exit status: 0 ok, 1 failed (a rescan stopped, a decision refused), 2 bad usage, 3 the store or node unreachable")
+		return nil
+	}
 	switch sub {
 	case "rescan":
 		return rescanCmd(ctx, args, stdout, stderr)
 	case "unmatched":
 		return unmatchedCmd(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown chain command %q\n%s", sub, chainUsage)
+	return usageError(fmt.Errorf("unknown chain command %q\n%s", sub, chainUsage))
 }
 
 // takeFlags splits args into the named flags' values (--name value,
@@ -96,40 +102,45 @@ type chainEnv struct {
 	assets   domain.Assets
 	reader   *readapi.SQL
 	handlers commands.Handlers
-	wallet   *hd.Wallet
-	log      *slog.Logger
+	// btcParams is the configured Bitcoin network: the chain commands
+	// never load (or create) the master seed.
+	btcParams *chaincfg.Params
+	log       *slog.Logger
 }
 
-func openChainEnv(ctx context.Context, flags []string, stderr io.Writer) (*chainEnv, error) {
+// openChainEnv opens the database; with nodes, it asks the Ethereum node
+// which tokens it serves, as picd serve does (a rescan needs the node; the
+// unmatched deposits' list and decisions do not).
+func openChainEnv(ctx context.Context, flags []string, nodes bool, stderr io.Writer) (*chainEnv, error) {
 	cfg, err := parseConfig(flags)
 	if err != nil {
-		return nil, err
+		return nil, usageError(err)
 	}
 	log := newLogger(stderr)
 	b, err := openBackend(ctx, cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, unreachable(err)
 	}
 	e := &chainEnv{cfg: cfg, b: b, log: log, reader: readapi.NewSQL(b.db)}
-	if e.wallet, err = keys(cfg, log); err != nil {
+	if e.btcParams, err = hd.NetworkParams(cfg.BTCNetwork); err != nil {
 		b.close()
-		return nil, err
+		return nil, usageError(err)
 	}
 	assets, err := quickStartAssets(cfg, domain.DefaultAssets())
 	if err == nil {
 		assets, err = withContracts(cfg, assets)
 	}
-	if err == nil {
+	if err == nil && nodes {
 		assets, _, err = ethereumAssets(ctx, cfg, assets, log)
 	}
 	if err != nil {
 		b.close()
-		return nil, err
+		return nil, unreachable(err)
 	}
 	e.assets = assets
 	now := time.Now
 	deps := commands.Deps{Store: b.store, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now), Accounts: e.reader}
-	e.handlers = commands.New(deps, nil, hd.AddressCheck(e.wallet.BitcoinParams()))
+	e.handlers = commands.New(deps, nil, hd.AddressCheck(e.btcParams))
 	return e, nil
 }
 
@@ -145,7 +156,7 @@ func (e *chainEnv) watcherFor(ctx context.Context, a domain.Asset) (rescanner, f
 		if e.cfg.BTCRPCHost == "" {
 			break
 		}
-		w, err := btc.New(btcConfig(e.cfg, e.wallet), sink, e.b.db, e.assets, e.log)
+		w, err := btc.New(btcConfigOn(e.cfg, e.btcParams), sink, e.b.db, e.assets, e.log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("bitcoin watcher: %w", err)
 		}
@@ -181,27 +192,27 @@ func rescanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	e, err := openChainEnv(ctx, flags, stderr)
-	if err != nil {
-		return err
-	}
-	defer e.b.close()
 	if len(rest) != 1 || vals["from"] == "" {
-		return errors.New("usage: picd chain rescan ASSET --from HEIGHT [--to HEIGHT]")
-	}
-	a, err := e.assets.Lookup(rest[0])
-	if err != nil {
-		return fmt.Errorf("asset %q: %w", rest[0], err)
+		return usageError(errors.New("usage: picd chain rescan ASSET --from HEIGHT [--to HEIGHT]"))
 	}
 	from, err := strconv.ParseInt(vals["from"], 10, 64)
 	if err != nil || from < 0 {
-		return fmt.Errorf("--from %q: want a block height", vals["from"])
+		return usageError(fmt.Errorf("--from %q: want a block height", vals["from"]))
 	}
 	var to int64
 	if v := vals["to"]; v != "" {
 		if to, err = strconv.ParseInt(v, 10, 64); err != nil || to < from {
-			return fmt.Errorf("--to %q: want a block height at or above --from", v)
+			return usageError(fmt.Errorf("--to %q: want a block height at or above --from", v))
 		}
+	}
+	e, err := openChainEnv(ctx, flags, true, stderr)
+	if err != nil {
+		return err
+	}
+	defer e.b.close()
+	a, err := e.assets.Lookup(rest[0])
+	if err != nil {
+		return usageError(fmt.Errorf("asset %q: %w", rest[0], err))
 	}
 	rescan, closeWatcher, err := e.watcherFor(ctx, a)
 	if err != nil {
@@ -233,7 +244,7 @@ func unmatchedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	e, err := openChainEnv(ctx, flags, stderr)
+	e, err := openChainEnv(ctx, flags, false, stderr)
 	if err != nil {
 		return err
 	}
@@ -273,11 +284,11 @@ func unmatchedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return tw.Flush()
 	}
 	if len(rest) != 2 {
-		return errors.New(chainUsage)
+		return usageError(errors.New(chainUsage))
 	}
 	id, err := strconv.ParseInt(rest[1], 10, 64)
 	if err != nil {
-		return fmt.Errorf("unmatched deposit id %q: want the number picd chain unmatched shows", rest[1])
+		return usageError(fmt.Errorf("unmatched deposit id %q: want the number picd chain unmatched shows", rest[1]))
 	}
 	switch rest[0] {
 	case "credit":
@@ -290,7 +301,7 @@ func unmatchedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	case "ignore":
 		if strings.TrimSpace(vals["reason"]) == "" {
-			return errors.New("picd chain unmatched ignore ID --reason TEXT: say why (kept with the deposit)")
+			return usageError(errors.New("picd chain unmatched ignore ID --reason TEXT: say why (kept with the deposit)"))
 		}
 		if err := u.Decide(ctx, id, chain.UnmatchedIgnored, "", vals["reason"], time.Now()); err != nil {
 			return err
@@ -298,7 +309,7 @@ func unmatchedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "unmatched deposit %d ignored: %s\n", id, vals["reason"])
 		return nil
 	}
-	return fmt.Errorf("unknown unmatched command %q: want credit, sweep or ignore", rest[0])
+	return usageError(fmt.Errorf("unknown unmatched command %q: want credit, sweep or ignore", rest[0]))
 }
 
 // creditUnmatched credits an unmatched deposit to an invoice of its asset
@@ -308,7 +319,7 @@ func unmatchedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // cannot credit one deposit to two invoices; run again, it finishes.
 func (e *chainEnv) creditUnmatched(ctx context.Context, u chain.Unmatched, id int64, invoiceID string, stdout io.Writer) error {
 	if invoiceID == "" {
-		return errors.New("picd chain unmatched credit ID --invoice INVOICE_ID")
+		return usageError(errors.New("picd chain unmatched credit ID --invoice INVOICE_ID"))
 	}
 	d, err := u.Get(ctx, id)
 	if err != nil {

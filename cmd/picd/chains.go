@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acceptcryptohere/gateway/chain"
@@ -252,8 +253,13 @@ func withContracts(cfg Config, assets domain.Assets) (domain.Assets, error) {
 }
 
 func btcConfig(cfg Config, wallet *hd.Wallet) btc.Config {
+	return btcConfigOn(cfg, wallet.BitcoinParams())
+}
+
+// btcConfigOn is the Bitcoin watcher's configuration on network params.
+func btcConfigOn(cfg Config, params *chaincfg.Params) btc.Config {
 	return btc.Config{RPCHost: cfg.BTCRPCHost, RPCUser: cfg.BTCRPCUser, RPCPass: cfg.BTCRPCPass,
-		Params: wallet.BitcoinParams(), StartHeight: int64(cfg.BTCStartHeight), Now: time.Now}
+		Params: params, StartHeight: int64(cfg.BTCStartHeight), Now: time.Now}
 }
 
 func ethContracts(cfg Config) map[string]string {
