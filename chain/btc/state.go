@@ -176,9 +176,10 @@ func (s state) sats(amount string) (int64, error) {
 
 const depositColumns = `deposit_id, txid, invoice_id, address, amount_sat, block_hash, block_height, state`
 
-// Deposits lists the deposits the engine asks for (see state), oldest
-// block first, at most 1000 a scan as before the engine.
-func (s state) Deposits(ctx context.Context, st string, unconfirmedOnly bool) ([]scan.Deposit, error) {
+// Deposits lists the deposits the engine asks for (see state) in blocks
+// at or below through, oldest block first, at most 1000 a scan as before
+// the engine. An orphaned deposit is in no block: through does not apply.
+func (s state) Deposits(ctx context.Context, st string, unconfirmedOnly bool, through int64) ([]scan.Deposit, error) {
 	var where string
 	switch {
 	case st == chain.ScanSeen && unconfirmedOnly:
@@ -194,7 +195,11 @@ func (s state) Deposits(ctx context.Context, st string, unconfirmedOnly bool) ([
 	default:
 		return nil, nil
 	}
-	deps, err := s.query(ctx, `SELECT `+depositColumns+` FROM chain_btc_deposits WHERE `+where+` ORDER BY block_height, deposit_id LIMIT 1000`)
+	var args []any
+	if st != chain.ScanOrphaned {
+		where, args = where+` AND block_height <= ?`, []any{through}
+	}
+	deps, err := s.query(ctx, `SELECT `+depositColumns+` FROM chain_btc_deposits WHERE `+where+` ORDER BY block_height, deposit_id LIMIT 1000`, args...)
 	if st == chain.ScanOrphaned {
 		for i := range deps {
 			deps[i].State = chain.ScanOrphaned

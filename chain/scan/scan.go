@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -86,8 +87,10 @@ type State interface {
 	// CommitRange records scanned blocks, their deposits and the new
 	// checkpoint in one transaction, keeping about keep block ids.
 	CommitRange(ctx context.Context, blocks []Point, deps []Deposit, keep int, now time.Time) error
-	// Deposits lists the deposits in a state, oldest block first.
-	Deposits(ctx context.Context, state string, unconfirmedOnly bool) ([]Deposit, error)
+	// Deposits lists the deposits in a state in blocks at or below
+	// through, oldest block first: a scan reads only those that can be
+	// due, not every deposit still waiting.
+	Deposits(ctx context.Context, state string, unconfirmedOnly bool, through int64) ([]Deposit, error)
 	MarkConfirmed(ctx context.Context, depositIDs []string, now time.Time) error
 	SetState(ctx context.Context, depositID, state string, confirmed bool, now time.Time) error
 	// WatchedSince returns the pay addresses of the assets' invoices
@@ -605,7 +608,14 @@ func (s *Scanner[B]) refused(err error) bool {
 // below solid, then one transaction marks them all. A crash in between is
 // harmless: confirming a confirmed deposit again is a no-op in the ledger.
 func (s *Scanner[B]) confirm(ctx context.Context, tip, solid int64) error {
-	deps, err := s.st.Deposits(ctx, chain.ScanSeen, true)
+	// A deposit needs at least its asset's confirmations.
+	minConf := 0
+	for _, a := range s.cfg.Assets {
+		if minConf == 0 || a.Confirmations < minConf {
+			minConf = a.Confirmations
+		}
+	}
+	deps, err := s.st.Deposits(ctx, chain.ScanSeen, true, min(solid, tip-int64(minConf)+1))
 	if err != nil {
 		return err
 	}
@@ -646,7 +656,7 @@ func (s *Scanner[B]) confirm(ctx context.Context, tip, solid int64) error {
 // revertOrphans reverts deposits whose block left the chain and that the
 // rescan up to the head did not find again.
 func (s *Scanner[B]) revertOrphans(ctx context.Context) error {
-	deps, err := s.st.Deposits(ctx, chain.ScanOrphaned, false)
+	deps, err := s.st.Deposits(ctx, chain.ScanOrphaned, false, math.MaxInt64)
 	if err != nil {
 		return err
 	}
@@ -682,7 +692,7 @@ func (s *Scanner[B]) revertOrphans(ctx context.Context) error {
 // deposit that needs it. A crash between the ledger and the table is
 // harmless: finalizing a final deposit again records nothing.
 func (s *Scanner[B]) finalize(ctx context.Context, tip, solid int64) error {
-	deps, err := s.st.Deposits(ctx, chain.ScanSeen, false)
+	deps, err := s.st.Deposits(ctx, chain.ScanSeen, false, s.finalThrough(tip, solid))
 	if err != nil {
 		return err
 	}
@@ -736,4 +746,22 @@ func (s *Scanner[B]) finalize(ctx context.Context, tip, solid int64) error {
 		}
 	}
 	return err
+}
+
+// finalThrough is the newest block a deposit that finalize makes final
+// can be in, under the rules of the assets: younger ones are not read.
+// A rule that asks the node for its final block has no bound here.
+func (s *Scanner[B]) finalThrough(tip, solid int64) int64 {
+	through := int64(math.MinInt64)
+	for _, a := range s.cfg.Assets {
+		byDepth := tip - int64(a.FinalDepth) + 1
+		switch a.Final {
+		case FinalByBlockElseDepth:
+			return math.MaxInt64
+		case FinalByBlockAndDepth:
+			byDepth = min(byDepth, solid)
+		}
+		through = max(through, byDepth)
+	}
+	return through
 }

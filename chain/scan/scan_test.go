@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -209,7 +210,7 @@ func (r *rig) checkpoint(t *testing.T) scan.Point {
 func (r *rig) state(t *testing.T, depositID string) string {
 	t.Helper()
 	for _, st := range []string{chain.ScanSeen, chain.ScanOrphaned, chain.ScanReverted, chain.ScanFinal} {
-		deps, err := r.store.Deposits(context.Background(), st, false)
+		deps, err := r.store.Deposits(context.Background(), st, false, math.MaxInt64)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -228,14 +228,14 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// Deposits lists the deposits in a state, oldest block first;
-// unconfirmedOnly narrows to those not yet credited.
-func (s Store) Deposits(ctx context.Context, state string, unconfirmedOnly bool) ([]Deposit, error) {
-	q := s.q.deposits
+// Deposits lists the deposits in a state in blocks at or below through,
+// oldest block first; unconfirmedOnly narrows to those not yet credited.
+func (s Store) Deposits(ctx context.Context, state string, unconfirmedOnly bool, through int64) ([]Deposit, error) {
+	q := s.q.deposits + ` AND block_height <= ?`
 	if unconfirmedOnly {
 		q += ` AND confirmed = 0`
 	}
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q+` ORDER BY block_height, deposit_id`), state)
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q+` ORDER BY block_height, deposit_id`), state, through)
 	if err != nil {
 		return nil, fmt.Errorf("%s deposits: %w", s.prefix, err)
 	}
