@@ -1,16 +1,19 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/httpapi"
 	"github.com/acceptcryptohere/gateway/web"
 )
@@ -302,6 +305,9 @@ func (c *Config) validateStore() error {
 }
 
 func (c *Config) validateServe() error {
+	if err := checkPriceKeys(c.Prices); err != nil {
+		return err
+	}
 	if c.Registration != "open" && c.Registration != "closed" {
 		return fmt.Errorf("registration %q: want open or closed", c.Registration)
 	}
@@ -379,6 +385,31 @@ func (c *Config) checkSimulator() error {
 	}
 	if !c.Simulator {
 		return fmt.Errorf("no node for %s: set it, or PIC_SIMULATOR=true to simulate those chains (a demo; never in production)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// checkPriceKeys refuses a PIC_PRICES key no lookup ever asks for: a
+// mis-keyed price ("USDT" for "USDT.ETH") would otherwise show only as
+// settlements waiting for a price.
+func checkPriceKeys(prices string) error {
+	if prices == "" {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(prices), &m); err != nil {
+		return fmt.Errorf("PIC_PRICES: want a JSON object of decimal strings: %w", err)
+	}
+	known := []string{"EUR", "TRX"} // the euro (EUR prices), TRX (TRON network fees)
+	for _, a := range domain.DefaultAssets().List() {
+		known = append(known, a.Code)
+	}
+	for k := range m {
+		if !slices.Contains(known, k) {
+			slices.Sort(known)
+			known = slices.Compact(known)
+			return fmt.Errorf("PIC_PRICES: unknown key %q: want some of %s", k, strings.Join(known, ", "))
+		}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -82,6 +83,7 @@ func newRequestID() string {
 func (o *observability) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		outer := r.Pattern // the outer mux's pattern, e.g. "/pay/"
 		id := r.Header.Get("X-Request-Id")
 		if id == "" || len(id) > 64 {
 			id = newRequestID()
@@ -94,6 +96,15 @@ func (o *observability) wrap(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		route := rctx.RoutePattern()
+		if route == "" && outer != "" && outer != "/" {
+			// Pages served outside the API's router (/pay/, /dashboard,
+			// /v1/sim/) are labelled by the pattern that sent them here:
+			// a bounded set, never the raw path.
+			route = outer
+			if strings.HasSuffix(route, "/") {
+				route += "*"
+			}
+		}
 		if route == "" {
 			route = "unmatched"
 		}
@@ -222,8 +233,15 @@ func (o *observability) registerStateGauges(store eventstore.Store, runner *proj
 		`SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'`)
 	count("picd_conversions_waiting_for_price", "Payments whose conversion waits for a price (money rule 3); each waits on its own.",
 		`SELECT count(*) FROM settlement_waits`)
-	count("picd_webhook_failed_total", "Webhook deliveries that failed for good (schedule exhausted or 410 Gone).",
+	// A gauge (a count of rows now), so no _total: promtool reserves that
+	// suffix for counters.
+	count("picd_webhook_deliveries_failed", "Webhook deliveries that failed for good (schedule exhausted or 410 Gone).",
 		`SELECT count(*) FROM webhook_deliveries WHERE status IN ('failed', 'gone')`)
+	o.registry.MustRegister(
+		&statusCounts{db: db, desc: prometheus.NewDesc("picd_invoices", "Invoices in the read model by status.", []string{"status"}, nil),
+			query: `SELECT status, count(*) FROM invoices GROUP BY status`},
+		&statusCounts{db: db, desc: prometheus.NewDesc("picd_payouts", "Payouts in the read model by status.", []string{"status"}, nil),
+			query: `SELECT status, count(*) FROM payouts GROUP BY status`})
 	for _, c := range scans {
 		scan := func(value func(scanCheckpoint) float64) func() float64 {
 			return func() float64 {
@@ -250,4 +268,34 @@ func (o *observability) registerStateGauges(store eventstore.Store, runner *proj
 
 func (o *observability) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(o.registry, promhttp.HandlerOpts{})
+}
+
+// statusCounts is a gauge per status, read from the database at each
+// scrape (a grouped count over an index on status).
+type statusCounts struct {
+	db    sqldb.DB
+	desc  *prometheus.Desc
+	query string
+}
+
+func (s *statusCounts) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
+
+func (s *statusCounts) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := s.db.Read.QueryContext(ctx, s.query)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(s.desc, err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status string
+		var n int64
+		if err := rows.Scan(&status, &n); err != nil {
+			ch <- prometheus.NewInvalidMetric(s.desc, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, float64(n), status)
+	}
 }
