@@ -35,9 +35,27 @@ import (
 type state struct{ w *Watcher }
 
 var (
-	_ scan.State = state{}
-	_ scan.Known = state{}
+	_ scan.State         = state{}
+	_ scan.Known         = state{}
+	_ scan.IdentityState = state{}
 )
+
+// identity is the table of the node's identity (chain_btc_node_identity).
+func (s state) identity() scan.IdentityTable {
+	return scan.NewIdentityTable(s.w.db, "chain_btc_node_identity")
+}
+
+func (s state) RecordedIdentity(ctx context.Context) (string, bool, error) {
+	return s.identity().RecordedIdentity(ctx)
+}
+
+func (s state) RecordIdentity(ctx context.Context, identity string, now time.Time) error {
+	return s.identity().RecordIdentity(ctx, identity, now)
+}
+
+func (s state) SetIdentityMismatch(ctx context.Context, reason string, now time.Time) error {
+	return s.identity().SetIdentityMismatch(ctx, reason, now)
+}
 
 func (s state) Checkpoint(ctx context.Context) (scan.Point, error) {
 	var cp scan.Point

@@ -12,6 +12,7 @@ package btc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -206,7 +207,7 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 	w.engine, err = scan.New(scan.Config{Name: "btc",
 		Assets:     map[string]scan.Asset{asset.Code: {Confirmations: asset.Confirmations, FinalDepth: finality, Final: scan.FinalByDepth}},
 		StartBlock: cfg.StartHeight, BatchBlocks: 1, KeepBlocks: cfg.ReorgDepth, MaxBlocks: maxBlocksPerScan, Reports: maxConcurrentReports,
-		ConfirmAtTip: true, AnchorFirst: true, RewindWhenBehind: true, ReportOnce: true, DepthFromHead: true, Refused: isDataError,
+		ConfirmAtTip: true, AnchorFirst: true, RewindWhenBehind: true, ReportOnce: true, DepthFromHead: true, Refused: isDataError, ForeignHistory: true,
 		Now: cfg.Now}, scan.Chain[*wire.MsgBlock](w), scan.Sink(watcherSink{w}), scan.State(state{w}), w.log)
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
@@ -227,19 +228,50 @@ func (w *Watcher) Close() {
 // long catch-up continues at once.
 func (w *Watcher) Run(ctx context.Context) error {
 	defer w.Close()
+	w.log.Info("bitcoin watcher: network", "network", w.cfg.Params.Name, "genesis", w.cfg.Params.GenesisHash.String(), "node", w.cfg.RPCHost)
 	p := scan.Poller{Interval: w.cfg.PollInterval, MaxBackoff: maxBackoff, Log: w.log, Now: w.cfg.Now}
 	p.Run(ctx, w.scan)
 	return nil
 }
 
 // Identity is the hash of the node's genesis block, which names its
-// network.
+// network. A node of another network than the configured one (a simnet
+// node under a mainnet gateway) is a scan.MismatchError naming both, with
+// the chain the node says it follows (getblockchaininfo) when it answers.
 func (w *Watcher) Identity(ctx context.Context) (string, error) {
 	h, err := call(ctx, w, func() (*chainhash.Hash, error) { return w.node.GetBlockHash(0) })
 	if err != nil {
 		return "", fmt.Errorf("btc: getblockhash 0: %w", err)
 	}
-	return h.String(), nil
+	found := "genesis " + h.String()
+	if !h.IsEqual(w.cfg.Params.GenesisHash) {
+		if name := w.nodeChain(ctx); name != "" {
+			found += fmt.Sprintf(" (the node says chain %q)", name)
+		}
+		return "", &scan.MismatchError{Chain: "btc", Found: found,
+			Expected: fmt.Sprintf("bitcoin %s (genesis %s, configured)", w.cfg.Params.Name, w.cfg.Params.GenesisHash)}
+	}
+	return found, nil
+}
+
+// nodeChain is the chain the node names in getblockchaininfo ("main",
+// "test", "regtest" from Bitcoin Core; "mainnet", "simnet"… from btcd);
+// "" when it does not say.
+func (w *Watcher) nodeChain(ctx context.Context) string {
+	raw, ok := w.node.(interface {
+		RawRequest(method string, params []json.RawMessage) (json.RawMessage, error)
+	})
+	if !ok {
+		return ""
+	}
+	res, err := call(ctx, w, func() (json.RawMessage, error) { return raw.RawRequest("getblockchaininfo", nil) })
+	var info struct {
+		Chain string `json:"chain"`
+	}
+	if err != nil || json.Unmarshal(res, &info) != nil {
+		return ""
+	}
+	return info.Chain
 }
 
 // ScanOnce refreshes the watched addresses, scans new blocks from the

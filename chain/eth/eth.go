@@ -42,6 +42,7 @@ type Client interface {
 	TransactionReceipt(ctx context.Context, txHash common.Hash) (*types.Receipt, error)
 	CodeAt(ctx context.Context, account common.Address, blockNumber *big.Int) ([]byte, error)
 	FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error)
+	ChainID(ctx context.Context) (*big.Int, error)
 }
 
 var _ Client = (*ethclient.Client)(nil)
@@ -83,9 +84,17 @@ type Config struct {
 	// MaxBackoff bounds the pause after failures (default 1 min).
 	PollInterval time.Duration
 	MaxBackoff   time.Duration
+	// ChainID is the chain id the node must have (0: any; the first node's
+	// chain id and genesis block are recorded and every later node must
+	// have the same).
+	ChainID int64
 	// Now is the clock for bookkeeping times (default time.Now).
 	Now func() time.Time
 }
+
+// identityMaxAge is how long a matching node identity (chain id and
+// genesis, two calls) holds between scans; see scan.Config.IdentityMaxAge.
+const identityMaxAge = time.Minute
 
 // Watcher scans an Ethereum chain for deposits to invoice addresses: the
 // engine of chain/scan over ethChain.
@@ -98,8 +107,9 @@ type Watcher struct {
 // ethChain is what is particular to Ethereum: the node's calls, native
 // transfers in blocks and token Transfer logs of a range, and receipts.
 type ethChain struct {
-	client Client
-	log    *slog.Logger
+	client  Client
+	log     *slog.Logger
+	chainID int64 // configured; 0: any
 
 	native     *token // nil when ETH is not an asset
 	tokens     map[common.Address]token
@@ -132,7 +142,7 @@ func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.
 		log = slog.Default()
 	}
 	log = log.With("chain", "ethereum")
-	c := &ethChain{client: client, log: log, tokens: map[common.Address]token{}, watched: watchSet{}}
+	c := &ethChain{client: client, log: log, chainID: cfg.ChainID, tokens: map[common.Address]token{}, watched: watchSet{}}
 	rules := map[string]scan.Asset{}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainEthereum {
@@ -188,7 +198,7 @@ func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.
 		return nil, errors.New("eth: no Ethereum asset configured")
 	}
 	sc, err := scan.New[*types.Block](scan.Config{Name: "eth", Assets: rules, StartBlock: int64(cfg.StartBlock),
-		BatchBlocks: cfg.BatchBlocks, KeepBlocks: cfg.KeepBlocks, Reports: maxConcurrentReports, ConfirmAtTip: true, Now: cfg.Now,
+		BatchBlocks: cfg.BatchBlocks, KeepBlocks: cfg.KeepBlocks, Reports: maxConcurrentReports, ConfirmAtTip: true, IdentityMaxAge: identityMaxAge, ForeignHistory: true, Now: cfg.Now,
 		OwnTransactions: ownTransactions(db)}, c, sink, newStore(db), log)
 	if err != nil {
 		return nil, err
@@ -211,7 +221,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 // a deposit is final once the node's finalized block covers it.
 func (w *Watcher) ScanOnce(ctx context.Context) error { return w.scan.ScanOnce(ctx) }
 
-// Identity is the node's genesis block hash.
+// Identity is the node's chain id and genesis block hash.
 func (w *Watcher) Identity(ctx context.Context) (string, error) { return w.scan.Identity(ctx) }
 
 // Watch adds the pay addresses of new Ethereum invoices.
@@ -251,8 +261,24 @@ func (c *ethChain) Block(ctx context.Context, height int64) (scan.Block[*types.B
 	return scan.Block[*types.Block]{Height: b.Number().Int64(), Hash: b.Hash().Hex(), Parent: b.ParentHash().Hex(), Raw: b}, nil
 }
 
-// Identity is the hash of the genesis block.
-func (c *ethChain) Identity(ctx context.Context) (string, error) { return c.HashAt(ctx, 0) }
+// Identity is the chain id and the hash of the genesis block: another
+// chain with the same id (a fresh dev chain, a fork) has another genesis.
+// A chain id other than the configured one is a scan.MismatchError.
+func (c *ethChain) Identity(ctx context.Context) (string, error) {
+	id, err := c.client.ChainID(ctx)
+	if err != nil {
+		return "", fmt.Errorf("eth chain id: %w", err)
+	}
+	genesis, err := c.HashAt(ctx, 0)
+	if err != nil {
+		return "", err
+	}
+	found := fmt.Sprintf("chain id %s, genesis %s", id, genesis)
+	if c.chainID != 0 && (!id.IsInt64() || id.Int64() != c.chainID) {
+		return "", &scan.MismatchError{Chain: "eth", Expected: fmt.Sprintf("chain id %d (configured)", c.chainID), Found: found}
+	}
+	return found, nil
+}
 
 // Match finds the native transfers to watched addresses in blocks and the
 // token transfers in the Transfer logs of their range, and leaves out the

@@ -20,7 +20,9 @@ func Migrate(ctx context.Context, db sqldb.DB) error {
 	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "eth_migrations")
 }
 
-func newStore(db sqldb.DB) scan.Store { return scan.NewStore(db, "eth", "hash", "block_hash") }
+func newStore(db sqldb.DB) scan.Store {
+	return scan.NewStore(db, "eth", "hash", "block_hash").WithIdentity()
+}
 
 // scanFinal is the state of a credited deposit whose block is final
 // (money rule 4), next to chain.ScanSeen and the others.

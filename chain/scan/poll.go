@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -51,6 +52,13 @@ func (p *Poller) Step(ctx context.Context, scan func(context.Context) (more bool
 	}
 	more, err := scan(ctx)
 	p.more = more && err == nil
+	if errors.Is(err, ErrWrongNode) {
+		// Logged once by the scanner; asked again every interval (at the
+		// idle pace while nothing is awaited), so that scanning resumes
+		// as soon as the right node answers.
+		p.failures, p.lastScan = 0, now
+		return p.Interval
+	}
 	if err == nil {
 		p.failures, p.lastScan = 0, now
 		if more {

@@ -77,6 +77,10 @@ func (s *Scanner[B]) Rescan(ctx context.Context, from, to int64, assets []string
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A node of another chain would credit its payments (#16 item 1).
+	if err := s.checkIdentity(ctx, true); err != nil {
+		return p, err
+	}
 	if err := s.refreshWatched(ctx); err != nil {
 		return p, err
 	}
@@ -87,6 +91,10 @@ func (s *Scanner[B]) Rescan(ctx context.Context, from, to int64, assets []string
 	last := head
 	switch cp, err := s.st.Checkpoint(ctx); {
 	case err == nil:
+		if same, err := s.onChain(ctx, cp); err != nil || !same {
+			return p, errors.Join(err, fmt.Errorf("%s: the node's chain does not hold the watcher's checkpoint, block %d %s: "+
+				"a reorg the watcher has not followed yet, or a node of another chain; nothing is rescanned", s.cfg.Name, cp.Height, cp.Block))
+		}
 		last = min(last, cp.Height)
 	case !errors.Is(err, ErrNoCheckpoint):
 		return p, err

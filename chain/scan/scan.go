@@ -203,7 +203,17 @@ type Config struct {
 	// (logged, kept as unmatched or left as it is, never retried as an
 	// operating error); nil keeps the engine's own list.
 	Refused func(error) bool
-	Now     func() time.Time
+	// IdentityMaxAge is how long a matching node identity holds before it
+	// is asked again (0: at every scan). It is asked again anyway after a
+	// failed scan (a reconnect), before a rewind and while the node is
+	// behind the checkpoint: a node of another chain looks like either.
+	IdentityMaxAge time.Duration
+	// ForeignHistory refuses (ErrWrongNode) a node whose chain holds none
+	// of the kept blocks above the genesis: another chain with the same
+	// genesis (a fresh dev chain, a fork), rather than a reorg to rescan.
+	// Off, such a reorg is followed (the simulator's, from its genesis).
+	ForeignHistory bool
+	Now            func() time.Time
 }
 
 // watchedMarginMs re-reads invoices created this long before the newest
@@ -225,6 +235,7 @@ type Scanner[B any] struct {
 
 	mu             sync.Mutex // one scan at a time
 	watchedSinceMs int64
+	identity       identityCheck
 }
 
 // New builds a scanner of c over st. Errors: no asset, or a threshold
@@ -270,6 +281,16 @@ func (s *Scanner[B]) ScanOnce(ctx context.Context) error {
 func (s *Scanner[B]) ScanMore(ctx context.Context) (more bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() {
+		s.identity.failed = err != nil
+		if err == nil {
+			err = s.scanSucceeded(ctx)
+		}
+	}()
+	// Nothing is read from a node of another chain (see checkIdentity).
+	if err := s.checkIdentity(ctx, s.identity.failed); err != nil {
+		return false, err
+	}
 	if err := s.refreshWatched(ctx); err != nil {
 		return false, err
 	}
@@ -288,6 +309,9 @@ func (s *Scanner[B]) ScanMore(ctx context.Context) (more bool, err error) {
 	case tip < cp.Height && !s.cfg.RewindWhenBehind:
 		// A node still syncing, or another node behind a load balancer:
 		// what it lacks is not a reorg. Wait until it has caught up.
+		if err := s.checkIdentity(ctx, true); err != nil {
+			return false, err
+		}
 		s.log.Warn(s.cfg.Name+": node is behind our checkpoint; waiting", "node_head", tip, "checkpoint", cp.Height)
 		return false, nil
 	default:
@@ -395,8 +419,14 @@ func (s *Scanner[B]) onChain(ctx context.Context, b Point) (bool, error) {
 
 // checkReorg returns cp when its block is still canonical; otherwise it
 // finds the newest stored block that is, rewinds to it and returns it.
+// A node of another chain, or whose chain holds none of the stored blocks,
+// is not rewound for: ErrWrongNode.
 func (s *Scanner[B]) checkReorg(ctx context.Context, cp Point) (Point, error) {
 	if same, err := s.onChain(ctx, cp); err != nil || same {
+		return cp, err
+	}
+	// A node of another chain is no reorg: nothing is rewound for it.
+	if err := s.checkIdentity(ctx, true); err != nil {
 		return cp, err
 	}
 	recent, err := s.st.RecentBlocks(ctx, cp.Height-1, s.cfg.KeepBlocks)
@@ -406,6 +436,9 @@ func (s *Scanner[B]) checkReorg(ctx context.Context, cp Point) (Point, error) {
 	fork, found, err := ForkPoint(ctx, recent, s.onChain)
 	if err != nil {
 		return cp, err
+	}
+	if s.cfg.ForeignHistory && len(recent) > 0 && (!found || fork.Height == 0) {
+		return cp, s.notOurHistory(ctx, cp, recent)
 	}
 	if !found {
 		// Deeper than the ids we keep: rescan from below the oldest one,

@@ -117,7 +117,17 @@ func (c *memChain) Watch(addresses []string) {
 }
 
 func (c *memChain) FinalBlock(context.Context) (int64, bool, error) { return 0, false, nil }
-func (c *memChain) Identity(context.Context) (string, error)        { return "mem", nil }
+
+// Identity is the genesis block's id: a chain built afresh from height 0
+// with another tag is another chain.
+func (c *memChain) Identity(context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.blocks) == 0 {
+		return "", errors.New("mem: no genesis block")
+	}
+	return "genesis " + c.blocks[0].hash, nil
+}
 
 // ledger records what the engine reports.
 type ledger struct {
@@ -165,6 +175,8 @@ CREATE TABLE mem_blocks (height BIGINT PRIMARY KEY, hash TEXT NOT NULL);
 CREATE TABLE mem_deposits (deposit_id TEXT PRIMARY KEY, asset TEXT NOT NULL, address TEXT NOT NULL, txid TEXT NOT NULL,
 	amount TEXT NOT NULL, invoice_id TEXT NOT NULL, required_confirmations INTEGER NOT NULL, block_height BIGINT NOT NULL,
 	block_hash TEXT NOT NULL, state TEXT NOT NULL, confirmed INTEGER NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE mem_node_identity (id INTEGER PRIMARY KEY, identity TEXT NOT NULL, recorded_at BIGINT NOT NULL,
+	mismatch TEXT NOT NULL, updated_at BIGINT NOT NULL);
 CREATE TABLE invoices (invoice_id TEXT PRIMARY KEY, pay_address TEXT NOT NULL, asset TEXT NOT NULL,
 	created_at BIGINT NOT NULL, required_confirmations INTEGER NOT NULL);
 INSERT INTO invoices VALUES ('inv-a', 'a', 'TST', 1, 3);`
@@ -188,7 +200,7 @@ func newRig(t *testing.T, cfg scan.Config) *rig {
 		t.Fatal(err)
 	}
 	db := sqldb.DB{Read: raw, Write: raw, Dialect: sqldb.SQLite}
-	r := &rig{chain: &memChain{watched: map[string]bool{}}, ledger: &ledger{}, store: scan.NewStore(db, "mem", "hash", "block_hash")}
+	r := &rig{chain: &memChain{watched: map[string]bool{}}, ledger: &ledger{}, store: scan.NewStore(db, "mem", "hash", "block_hash").WithIdentity()}
 	cfg.Name, cfg.Assets = "mem", map[string]scan.Asset{testAsset: {Confirmations: 3, FinalDepth: 6}}
 	cfg.BatchBlocks, cfg.KeepBlocks = max(cfg.BatchBlocks, 1), 20
 	cfg.Now = func() time.Time { return time.UnixMilli(1_000_000) }

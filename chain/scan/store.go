@@ -39,13 +39,16 @@ var ErrNoCheckpoint = errors.New("no scan checkpoint")
 
 // Store keeps the scan state of a chain's Scanner in the read-model
 // database: its checkpoint, the recent block ids that locate a reorg's
-// fork point, and the deposits it reported. The chains have the same three tables under their own prefix
-// (<prefix>_scan_checkpoint, <prefix>_blocks, <prefix>_deposits), with
+// fork point, the deposits it reported, and its node's identity. The chains have the same tables under their own prefix
+// (<prefix>_scan_checkpoint, <prefix>_blocks, <prefix>_deposits, <prefix>_node_identity), with
 // their own name for a block's id.
 type Store struct {
 	db     sqldb.DB
 	prefix string
 	q      queries
+	// The node's identity, in <prefix>_node_identity (WithIdentity);
+	// kept in memory only without it (the simulator).
+	IdentityTable
 }
 
 type queries struct {

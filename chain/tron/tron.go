@@ -51,6 +51,10 @@ var _ Node = (*HTTPClient)(nil)
 // event: keccak256 of that signature, in hex as TRON's logs carry it.
 const TransferTopic = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
+// identityMaxAge is how long a matching genesis block id holds between
+// scans (one request; see scan.Config.IdentityMaxAge).
+const identityMaxAge = 5 * time.Minute
+
 // DefaultSolidEveryBlocks is Config.SolidEveryBlocks against a quota
 // (picd's): the solidified block asked at most every 15 s of chain.
 const DefaultSolidEveryBlocks = 5
@@ -262,7 +266,7 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 	// Reports one after another: the ledger sees a scan's deposits in
 	// block order.
 	sc, err := scan.New[Block](scan.Config{Name: "tron", Assets: rules, StartBlock: cfg.StartBlock, BatchBlocks: cfg.BatchBlocks,
-		KeepBlocks: cfg.KeepBlocks, Reports: 1, ConfirmFinalOnly: !cfg.IgnoreSolidity, Now: cfg.Now,
+		KeepBlocks: cfg.KeepBlocks, Reports: 1, ConfirmFinalOnly: !cfg.IgnoreSolidity, IdentityMaxAge: identityMaxAge, ForeignHistory: true, Now: cfg.Now,
 		OwnTransactions: ownTransactions(db)}, c, sink, newStore(db), log)
 	if err != nil {
 		return nil, err
@@ -459,8 +463,15 @@ func (c *tronChain) askSolid(ctx context.Context) (int64, error) {
 	return c.solid, nil
 }
 
-// Identity is the id of the genesis block.
-func (c *tronChain) Identity(ctx context.Context) (string, error) { return c.HashAt(ctx, 0) }
+// Identity is the id of the genesis block: mainnet, Nile and Shasta
+// each have their own.
+func (c *tronChain) Identity(ctx context.Context) (string, error) {
+	id, err := c.HashAt(ctx, 0)
+	if err != nil {
+		return "", err
+	}
+	return "genesis " + id, nil
+}
 
 // Match returns the TRX transfers and token Transfer events to watched
 // addresses in blocks, block by block.

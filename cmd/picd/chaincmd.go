@@ -156,7 +156,11 @@ func (e *chainEnv) watcherFor(ctx context.Context, a domain.Asset) (rescanner, f
 		if e.cfg.BTCRPCHost == "" {
 			break
 		}
-		w, err := btc.New(btcConfigOn(e.cfg, e.btcParams), sink, e.b.db, e.assets, e.log)
+		bc, err := btcConfigOn(e.cfg, e.btcParams)
+		if err != nil {
+			return nil, nil, err
+		}
+		w, err := btc.New(bc, sink, e.b.db, e.assets, e.log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("bitcoin watcher: %w", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -96,7 +97,11 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 	sink := chain.Sink{Commands: handlers, Addresses: reader}
 	w := &watchers{}
 	if cfg.BTCRPCHost != "" {
-		bw, err := btc.New(btcConfig(cfg, wallet), sink, db, assets, log)
+		bc, err := btcConfig(cfg, wallet)
+		if err != nil {
+			return nil, err
+		}
+		bw, err := btc.New(bc, sink, db, assets, log)
 		if err != nil {
 			return nil, fmt.Errorf("bitcoin watcher: %w", err)
 		}
@@ -138,7 +143,7 @@ func ethWatcher(ctx context.Context, cfg Config, sink chain.Sink, db sqldb.DB, a
 	if err != nil {
 		return nil, fmt.Errorf("ethereum node: %w", err)
 	}
-	ew, err := eth.New(eth.Config{Contracts: ethContracts(cfg), StartBlock: uint64(cfg.ETHStartBlock)}, client, sink, db, assets, log)
+	ew, err := eth.New(eth.Config{Contracts: ethContracts(cfg), StartBlock: uint64(cfg.ETHStartBlock), ChainID: cfg.ETHChainID}, client, sink, db, assets, log)
 	if err != nil {
 		return nil, fmt.Errorf("ethereum watcher: %w", err)
 	}
@@ -252,14 +257,27 @@ func withContracts(cfg Config, assets domain.Assets) (domain.Assets, error) {
 	return domain.ParseAssets(raw)
 }
 
-func btcConfig(cfg Config, wallet *hd.Wallet) btc.Config {
+// btcConfig is the Bitcoin watcher's configuration on the wallet's
+// network (see btcConfigOn).
+func btcConfig(cfg Config, wallet *hd.Wallet) (btc.Config, error) {
 	return btcConfigOn(cfg, wallet.BitcoinParams())
 }
 
-// btcConfigOn is the Bitcoin watcher's configuration on network params.
-func btcConfigOn(cfg Config, params *chaincfg.Params) btc.Config {
-	return btc.Config{RPCHost: cfg.BTCRPCHost, RPCUser: cfg.BTCRPCUser, RPCPass: cfg.BTCRPCPass,
+// btcConfigOn is the Bitcoin node's connection on network params: TLS
+// with the configured certificate (read here: a missing file stops the
+// start), cookie-file or user and password authentication. Errors: the
+// certificate unreadable.
+func btcConfigOn(cfg Config, params *chaincfg.Params) (btc.Config, error) {
+	c := btc.Config{RPCHost: cfg.BTCRPCHost, RPCUser: cfg.BTCRPCUser, RPCPass: cfg.BTCRPCPass, RPCCookiePath: cfg.BTCRPCCookie,
 		Params: params, StartHeight: int64(cfg.BTCStartHeight), Now: time.Now}
+	if cfg.BTCRPCCert != "" {
+		pem, err := os.ReadFile(cfg.BTCRPCCert)
+		if err != nil {
+			return c, fmt.Errorf("PIC_BTC_RPC_CERT: %w", err)
+		}
+		c.TLSCert = pem
+	}
+	return c, nil
 }
 
 func ethContracts(cfg Config) map[string]string {
@@ -327,7 +345,11 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 	prices oracle.Oracle, costs chain.CostRecorder, log *slog.Logger) (senders []chain.Sender, loops []loop, err error) {
 	db := b.db
 	if cfg.BTCRPCHost != "" {
-		bs, err := btc.NewSender(btc.SenderConfig{Config: btcConfig(cfg, wallet)},
+		bc, err := btcConfig(cfg, wallet)
+		if err != nil {
+			return nil, nil, err
+		}
+		bs, err := btc.NewSender(btc.SenderConfig{Config: bc},
 			btc.SenderDeps{DB: db, Keys: wallet, Invoices: b.store, Change: change, Assets: assets, Log: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("bitcoin sender: %w", err)
@@ -344,7 +366,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		if err != nil {
 			return nil, nil, fmt.Errorf("ethereum sender: %w", err)
 		}
-		log.Info("Ethereum hot wallet: fund it with ETH for gas", "address", es.HotWallet())
+		log.Info("Ethereum hot wallet: fund it with ETH for gas", "address", es.HotWallet().Hex())
 		senders = append(senders, es)
 		// Deposits on invoice addresses move to the hot wallet, which pays out.
 		loops = append(loops, loop{name: "ethereum sweep", run: func(ctx context.Context) error {

@@ -46,10 +46,13 @@ type Config struct {
 	BTCRPCHost         string // PIC_BTC_RPC_HOST: a btcd or Bitcoin Core node; unset: BTC is simulated
 	BTCRPCUser         string // PIC_BTC_RPC_USER
 	BTCRPCPass         string // PIC_BTC_RPC_PASS
+	BTCRPCCookie       string // PIC_BTC_RPC_COOKIE: Bitcoin Core's cookie file (<datadir>/.cookie), instead of user and password
+	BTCRPCCert         string // PIC_BTC_RPC_CERT: PEM certificate (or CA) of the node's RPC server (btcd's rpc.cert); set: TLS
 	BTCStartHeight     int    // PIC_BTC_START_HEIGHT
 	ETHRPCURL          string // PIC_ETH_RPC_URL: an Ethereum node; unset: ETH and USDT.ETH are simulated
 	ETHUSDTContract    string // PIC_ETH_USDT_CONTRACT: override of the USDT contract (testnets)
 	ETHStartBlock      int    // PIC_ETH_START_BLOCK
+	ETHChainID         int64  // PIC_ETH_CHAIN_ID: the chain id the node must have; 0: the first node's is recorded
 	TronAPIURL         string // PIC_TRON_API_URL: a TRON full node or TronGrid; unset: TRX and USDT.TRON are simulated
 	TronSolidityURL    string // PIC_TRON_SOLIDITY_URL: where /walletsolidity/* is served (a java-tron node's solidity port, 8091); unset: TronAPIURL (TronGrid)
 	TronAPIKey         string // PIC_TRON_API_KEY (never logged)
@@ -122,6 +125,18 @@ func envInt(name string, def int) int {
 		return def
 	}
 	n, err := strconv.Atoi(v)
+	if err != nil {
+		return -1 // rejected by validate
+	}
+	return n
+}
+
+func envInt64(name string, def int64) int64 {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
 		return -1 // rejected by validate
 	}
@@ -230,10 +245,16 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BTCRPCHost, "btc-rpc-host", env("PIC_BTC_RPC_HOST", ""), "Bitcoin node RPC host:port (PIC_BTC_RPC_HOST); unset: simulated")
 	fs.StringVar(&c.BTCRPCUser, "btc-rpc-user", env("PIC_BTC_RPC_USER", ""), "Bitcoin node RPC user (PIC_BTC_RPC_USER)")
 	fs.StringVar(&c.BTCRPCPass, "btc-rpc-pass", env("PIC_BTC_RPC_PASS", ""), "Bitcoin node RPC password (PIC_BTC_RPC_PASS)")
+	fs.StringVar(&c.BTCRPCCookie, "btc-rpc-cookie", env("PIC_BTC_RPC_COOKIE", ""),
+		"Bitcoin Core's RPC cookie file, e.g. ~/.bitcoin/.cookie, read at each connection (PIC_BTC_RPC_COOKIE); instead of user and password")
+	fs.StringVar(&c.BTCRPCCert, "btc-rpc-cert", env("PIC_BTC_RPC_CERT", ""),
+		"PEM file of the Bitcoin node's RPC certificate or its CA, e.g. btcd's rpc.cert (PIC_BTC_RPC_CERT); set: the RPC speaks TLS")
 	fs.IntVar(&c.BTCStartHeight, "btc-start-height", envInt("PIC_BTC_START_HEIGHT", 0), "first block to scan without a checkpoint; 0: the tip (PIC_BTC_START_HEIGHT)")
 	fs.StringVar(&c.ETHRPCURL, "eth-rpc-url", env("PIC_ETH_RPC_URL", ""), "Ethereum node JSON-RPC URL (PIC_ETH_RPC_URL); unset: simulated")
 	fs.IntVar(&c.ETHStartBlock, "eth-start-block", envInt("PIC_ETH_START_BLOCK", 0), "first Ethereum block to scan without a checkpoint; 0: the head (PIC_ETH_START_BLOCK)")
 	fs.StringVar(&c.ETHUSDTContract, "eth-usdt-contract", env("PIC_ETH_USDT_CONTRACT", ""), "USDT contract override (PIC_ETH_USDT_CONTRACT)")
+	fs.Int64Var(&c.ETHChainID, "eth-chain-id", envInt64("PIC_ETH_CHAIN_ID", 0),
+		"chain id the Ethereum node must have, e.g. 1 for mainnet (PIC_ETH_CHAIN_ID); 0: the first node's chain id and genesis are recorded and every later node must match")
 	fs.StringVar(&c.TronAPIURL, "tron-api-url", env("PIC_TRON_API_URL", ""), "TRON node HTTP API, e.g. https://api.trongrid.io (PIC_TRON_API_URL); unset: simulated")
 	fs.StringVar(&c.TronSolidityURL, "tron-solidity-url", env("PIC_TRON_SOLIDITY_URL", ""), "TRON solidity HTTP API (/walletsolidity/*), e.g. http://127.0.0.1:8091 for a java-tron node; unset: the API URL, right for TronGrid (PIC_TRON_SOLIDITY_URL)")
 	fs.StringVar(&c.TronAPIKey, "tron-api-key", env("PIC_TRON_API_KEY", ""), "TRON-PRO-API-KEY for TronGrid (PIC_TRON_API_KEY)")
@@ -323,6 +344,12 @@ func (c *Config) validateServe() error {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			return fmt.Errorf("metrics listen %q: want host:port, or empty for no metrics", c.MetricsListen)
 		}
+	}
+	if c.ETHChainID < 0 {
+		return fmt.Errorf("eth chain id must be a positive integer (or 0: any)")
+	}
+	if c.BTCRPCCookie != "" && (c.BTCRPCUser != "" || c.BTCRPCPass != "") {
+		return fmt.Errorf("PIC_BTC_RPC_COOKIE replaces PIC_BTC_RPC_USER and PIC_BTC_RPC_PASS: set one or the other")
 	}
 	// A start block is used only when no checkpoint is stored (the first
 	// start); picd chain rescan covers a range scanned before.

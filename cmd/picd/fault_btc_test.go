@@ -134,6 +134,10 @@ type btcNode struct {
 	logs                   *syncBuffer
 	client                 *rpcclient.Client
 	spent                  int
+	// tls: the RPC server speaks TLS with the certificate btcd generates
+	// at its first start (cert, under dir).
+	tls  bool
+	cert string
 }
 
 func newBtcNode(t *testing.T, bin string) *btcNode {
@@ -169,17 +173,31 @@ func newBtcNode(t *testing.T, bin string) *btcNode {
 func (n *btcNode) start(t *testing.T) {
 	t.Helper()
 	n.logs = &syncBuffer{}
-	n.cmd = exec.Command(n.bin, "--simnet", "--notls", "--txindex", "--rpcuser=test", "--rpcpass=test",
+	security := []string{"--notls"}
+	if n.tls {
+		n.cert = filepath.Join(n.dir, "rpc.cert")
+		security = []string{"--rpccert=" + n.cert, "--rpckey=" + filepath.Join(n.dir, "rpc.key")}
+	}
+	n.cmd = exec.Command(n.bin, append(security, "--simnet", "--txindex", "--rpcuser=test", "--rpcpass=test",
 		"--rpclisten="+n.rpcHost, "--listen="+n.p2p, "--nodnsseed", "--configfile="+filepath.Join(n.dir, "btcd.conf"),
 		"--datadir="+filepath.Join(n.dir, "data"), "--logdir="+filepath.Join(n.dir, "logs"),
-		"--miningaddr="+n.address, "--debuglevel=warn")
+		"--miningaddr="+n.address, "--debuglevel=warn")...)
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a crashed test binary
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if n.client == nil {
-		c, err := rpcclient.New(&rpcclient.ConnConfig{Host: n.rpcHost, User: "test", Pass: "test", HTTPPostMode: true, DisableTLS: true}, nil)
+		var pem []byte
+		if n.tls {
+			for deadline := time.Now().Add(20 * time.Second); len(pem) == 0; time.Sleep(50 * time.Millisecond) {
+				if pem, _ = os.ReadFile(n.cert); len(pem) == 0 && time.Now().After(deadline) {
+					t.Fatalf("btcd wrote no %s:\n%s", n.cert, n.logs)
+				}
+			}
+		}
+		c, err := rpcclient.New(&rpcclient.ConnConfig{Host: n.rpcHost, User: "test", Pass: "test", HTTPPostMode: true,
+			DisableTLS: !n.tls, Certificates: pem}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -127,6 +128,7 @@ type chainScan struct {
 	chain      string // label: btc, eth, tron
 	table      string
 	staleAfter time.Duration
+	identity   string // the table of the node's identity and mismatch (scan.IdentityTable)
 }
 
 // A checkpoint moves only when the watcher scans a new block, so how long
@@ -145,13 +147,13 @@ const (
 func chainScans(cfg Config) []chainScan {
 	var scans []chainScan
 	if cfg.BTCRPCHost != "" {
-		scans = append(scans, chainScan{"btc", "chain_btc_checkpoint", btcScanStaleAfter})
+		scans = append(scans, chainScan{"btc", "chain_btc_checkpoint", btcScanStaleAfter, "chain_btc_node_identity"})
 	}
 	if cfg.ETHRPCURL != "" {
-		scans = append(scans, chainScan{"eth", "eth_scan_checkpoint", scanStaleAfter})
+		scans = append(scans, chainScan{"eth", "eth_scan_checkpoint", scanStaleAfter, "eth_node_identity"})
 	}
 	if cfg.TronAPIURL != "" {
-		scans = append(scans, chainScan{"tron", "tron_scan_checkpoint", scanStaleAfter})
+		scans = append(scans, chainScan{"tron", "tron_scan_checkpoint", scanStaleAfter, "tron_node_identity"})
 	}
 	return scans
 }
@@ -174,6 +176,12 @@ func readScan(ctx context.Context, db sqldb.DB, c chainScan) (scanCheckpoint, er
 	}
 	cp.updatedAt = time.UnixMilli(updatedMs)
 	return cp, nil
+}
+
+// identityMismatch is why c's watcher stopped scanning: its node is of
+// another chain ("" while it is not, or before the first check).
+func identityMismatch(ctx context.Context, db sqldb.DB, c chainScan) (string, error) {
+	return scan.NewIdentityTable(db, c.identity).Mismatch(ctx)
 }
 
 // scanReadiness decides the readiness check of one chain from its
@@ -256,6 +264,20 @@ func (o *observability) registerStateGauges(store eventstore.Store, runner *proj
 		}
 		labels := prometheus.Labels{"chain": c.chain}
 		o.registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_chain_identity_mismatch", ConstLabels: labels,
+				Help: "1 while the chain's node follows another chain than the configured or recorded one (scanning stopped; /readyz says why), 0 otherwise, -1 when unreadable."},
+				func() float64 {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					defer cancel()
+					reason, err := identityMismatch(ctx, db, c)
+					switch {
+					case err != nil:
+						return -1
+					case reason != "":
+						return 1
+					}
+					return 0
+				}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picd_chain_scan_height", ConstLabels: labels,
 				Help: "Block height the chain watcher has scanned to (-1 before its first scan or when unreadable)."},
 				scan(func(cp scanCheckpoint) float64 { return float64(cp.height) })),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain/btc"
 	"github.com/acceptcryptohere/gateway/chain/eth"
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
@@ -135,6 +136,29 @@ func TestReadyChains(t *testing.T) {
 	} {
 		if !strings.Contains(metrics, line) {
 			t.Errorf("metrics lack %s\n%s", line, metrics)
+		}
+	}
+
+	// The Ethereum node turns out to be of another chain (#16 item 1): its
+	// fresh checkpoint no longer makes it ready; the check says why.
+	const reason = "eth node identity mismatch: expected chain id 1337, genesis 0xaa (recorded first), found chain id 1337, genesis 0xbb"
+	if err := scan.NewIdentityTable(db, "eth_node_identity").SetIdentityMismatch(ctx, reason, now); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	readiness(b, runner, scans[1:2], nil, func() time.Time { return now })(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	body.Checks = nil
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || body.Checks["chain_eth"] != reason {
+		t.Errorf("readyz with the ETH node of another chain: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	obs.metricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range []string{`picd_chain_identity_mismatch{chain="eth"} 1`, `picd_chain_identity_mismatch{chain="btc"} 0`} {
+		if !strings.Contains(rec.Body.String(), line) {
+			t.Errorf("metrics lack %s", line)
 		}
 	}
 }

@@ -118,7 +118,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	deps := commands.Deps{Store: appendStore, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices, Accounts: reader, WebhookSecrets: secretBox}
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
-	handlers := commands.New(deps, addresses, hd.AddressCheck(wallet.BitcoinParams()))
+	// No invoice address on a chain whose node is of another chain.
+	handlers := commands.New(deps, guardAddresses(addresses, b.db, chainScans(cfg), now), hd.AddressCheck(wallet.BitcoinParams()))
 	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, addresses, assets, prices, chain.RecordCostWith(handlers.RecordNetworkCost), log)
 	if err != nil {
 		return err
@@ -357,8 +358,9 @@ func secretFile(configured, path string, log *slog.Logger) ([]byte, error) {
 
 // readiness answers 200 only when the event store and the read-model
 // database answer, the projections are not far behind and every chain
-// watcher's checkpoint has moved recently (see scanReadiness); a load
-// balancer takes the process out of rotation otherwise.
+// watcher's checkpoint has moved recently (see scanReadiness) with its
+// node of the right chain (else the check is the mismatch: expected and
+// found); a load balancer takes the process out of rotation otherwise.
 func readiness(b *backend, runner *projections.Runner, scans []chainScan, leader *leadership, now func() time.Time) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -385,6 +387,14 @@ func readiness(b *backend, runner *projections.Runner, scans []chainScan, leader
 		for _, c := range scans {
 			cp, err := readScan(ctx, b.db, c)
 			check, ok := scanReadiness(cp, err, now(), c.staleAfter)
+			// A node of another chain stops scanning: the reason says
+			// what was expected and what the node is.
+			if reason, err := identityMismatch(ctx, b.db, c); err != nil || reason != "" {
+				check, ok = reason, false
+				if err != nil {
+					check = "unknown: node identity unreadable"
+				}
+			}
 			checks["chain_"+c.chain] = check
 			ready = ready && ok
 		}

@@ -81,6 +81,9 @@ type Options struct {
 	// PayerSun and PayerTokenUnits fund the built-in test wallet that Pay
 	// spends from (defaults 1,000,000 TRX and 1,000,000 USDT).
 	PayerSun, PayerTokenUnits int64
+	// Network names the chain: nodes of different networks have different
+	// genesis blocks (as mainnet, Nile and Shasta do); "" is the default.
+	Network string
 }
 
 // Node is the fake node. It implements http.Handler; all its methods are
@@ -192,6 +195,9 @@ func (f *Node) newBlock(parent *block, txs []*tx) *block {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%d %s %d %d", b.number, b.parent, b.ts, f.fork)
+	if parent == nil && f.opts.Network != "" {
+		fmt.Fprintf(h, " %s", f.opts.Network)
+	}
 	for _, t := range txs {
 		h.Write([]byte(t.id))
 	}

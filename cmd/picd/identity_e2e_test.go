@@ -1,0 +1,170 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/chain/eth/gethtest"
+	"github.com/acceptcryptohere/gateway/chain/hd"
+)
+
+// nodeProxy is one RPC URL in front of a node the test can swap, as an
+// operator's load balancer or a changed DNS name would.
+type nodeProxy struct {
+	srv    *httptest.Server
+	target atomic.Pointer[url.URL]
+}
+
+func newNodeProxy(t *testing.T, to string) *nodeProxy {
+	p := &nodeProxy{}
+	p.point(t, to)
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(p.target.Load()) }}
+	p.srv = httptest.NewServer(rp)
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *nodeProxy) point(t *testing.T, to string) {
+	u, err := url.Parse(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.target.Store(u)
+}
+
+// readyz is /readyz's status code and its chain_<chain> check.
+func (g *gateway) readyz(chain string) map[string]any {
+	status, m := g.do("GET", "/readyz", "", nil)
+	checks, _ := m["checks"].(map[string]any)
+	return map[string]any{"http_status": status, "check": checks["chain_"+chain]}
+}
+
+func metricsText(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestEthereumNodeSwap (#16 item 1): the gateway's RPC URL is pointed, while
+// it runs, at a fresh geth --dev of the same chain id (1337) and genesis
+// that is ahead of it. Before, the watcher took the other chain for a reorg and reverted
+// a confirmed, paid deposit (the invoice stayed paid with nothing
+// received). Now it stops scanning: no reversal, /readyz fails saying what
+// it expected and found, the metric shows it, one error is logged; with
+// the first node back, scanning resumes and a new payment is paid.
+func TestEthereumNodeSwap(t *testing.T) {
+	// geth --dev makes the same genesis block every time: B is A's chain
+	// id and genesis, with another history from block 1 on.
+	a, b := gethtest.Start(t), gethtest.Start(t)
+	proxy := newNodeProxy(t, a.URL)
+	metrics := freeAddr(t)
+	env := []string{"PIC_DATA_DIR=" + t.TempDir(), "PIC_MNEMONIC=" + tronE2EMnemonic, "PIC_PRICES=" + tronE2EPrices,
+		"PIC_ETH_RPC_URL=" + proxy.srv.URL, "PIC_METRICS_LISTEN=" + metrics}
+	g := startEthGateway(t, env)
+	key := tronSignUp(t, g)
+
+	// #16 item 8: the hot wallet is logged in its EIP-55 form.
+	if hot := ethHotWallet(t).Hex(); !strings.Contains(g.logs.String(), hot) {
+		t.Errorf("the log does not name the hot wallet as %s:\n%s", hot, g.logs)
+	}
+
+	id, addr := ethInvoice(t, g, key, "ETH", "0.5")
+	a.Fund(addr, ether("0.5"))
+	a.Mine(11)
+	waitFor(t, g, "ETH paid on node A", g.invoiceStatus(key, id), hasStatus("paid"))
+	wantBalance(t, g, key, "ETH", "0", "0.49875")
+
+	// B, a chain of its own, ahead of A: its blocks do not follow ours.
+	b.MineTo(a.Head() + 5)
+	proxy.point(t, b.URL)
+	r := waitWithin(t, g, 45*time.Second, "readyz failing with the swap", func() map[string]any { return g.readyz("eth") },
+		func(m map[string]any) bool { return m["http_status"] == 503 && m["check"] != "ok" && m["check"] != nil })
+	check, _ := r["check"].(string)
+	for _, want := range []string{"node identity mismatch", "expected a chain holding the blocks scanned", "none of the blocks scanned is on the node's chain"} {
+		if !strings.Contains(check, want) {
+			t.Fatalf("readyz check %q does not say %q", check, want)
+		}
+	}
+	if m := metricsText(t, metrics); !strings.Contains(m, `picd_chain_identity_mismatch{chain="eth"} 1`) {
+		t.Errorf("metrics do not show the mismatch:\n%s", m)
+	}
+	// Several polls (5 s each) on B, which grows meanwhile.
+	for range 3 {
+		b.Mine(2)
+		time.Sleep(5 * time.Second)
+	}
+	inv := waitFor(t, g, "invoice", g.invoiceStatus(key, id), func(map[string]any) bool { return true })
+	if inv["status"] != "paid" || inv["amount_received"] != "0.5" {
+		t.Fatalf("after the swap the invoice is %v %v, want paid 0.5", inv["status"], inv["amount_received"])
+	}
+	wantBalance(t, g, key, "ETH", "0", "0.49875")
+	logs := g.logs.String()
+	if strings.Contains(logs, "deposit reverted") || strings.Contains(logs, `"msg":"eth: reorg`) {
+		t.Fatalf("the swap was taken for a reorg:\n%s", logs)
+	}
+	if n := strings.Count(logs, "node identity mismatch"); n != 1 {
+		t.Fatalf("%d identity errors logged over several polls, want 1:\n%s", n, logs)
+	}
+
+	// Nobody is sent to pay on a chain the gateway does not watch.
+	if status, m := g.do("POST", "/v1/invoices", key, map[string]any{"asset": "ETH", "amount": "0.25"}); status != 503 {
+		t.Fatalf("ETH invoice while the node is of another chain: %d %v", status, m)
+	}
+
+	// A is back: scanning resumes, and a new payment is paid.
+	a.Mine(1) // a block to scan, so the checkpoint moves
+	proxy.point(t, a.URL)
+	waitWithin(t, g, 45*time.Second, "readyz ok with node A back", func() map[string]any { return g.readyz("eth") },
+		func(m map[string]any) bool { return m["http_status"] == 200 && m["check"] == "ok" })
+	id2, addr2 := ethInvoice(t, g, key, "ETH", "0.25")
+	a.Fund(addr2, ether("0.25"))
+	a.Mine(11)
+	waitWithin(t, g, 45*time.Second, "ETH paid after the swap back", g.invoiceStatus(key, id2), hasStatus("paid"))
+	if !strings.Contains(g.logs.String(), "scanning resumes") {
+		t.Errorf("the resumption is not logged")
+	}
+	if m := metricsText(t, metrics); !strings.Contains(m, `picd_chain_identity_mismatch{chain="eth"} 0`) {
+		t.Errorf("metrics still show a mismatch:\n%s", m)
+	}
+	g.stop()
+	auditAgrees(t, env)
+}
+
+// The node settings of #16 items 1 and 7: a cookie file replaces the user
+// and password (both set is refused), the certificate must be readable,
+// and the Ethereum chain id is a number.
+func TestNodeConnectionConfig(t *testing.T) {
+	c, err := parseConfig([]string{"-btc-rpc-cookie", "/var/lib/bitcoind/.cookie", "-btc-rpc-cert", "/etc/btcd/rpc.cert", "-eth-chain-id", "1"})
+	if err != nil || c.BTCRPCCookie != "/var/lib/bitcoind/.cookie" || c.BTCRPCCert != "/etc/btcd/rpc.cert" || c.ETHChainID != 1 {
+		t.Fatalf("flags: %+v %v", c, err)
+	}
+	if _, err := parseConfig([]string{"-btc-rpc-cookie", "/x/.cookie", "-btc-rpc-user", "u"}); err == nil || !strings.Contains(err.Error(), "PIC_BTC_RPC_COOKIE") {
+		t.Fatalf("cookie and user: %v", err)
+	}
+	t.Setenv("PIC_ETH_CHAIN_ID", "mainnet")
+	if _, err := parseConfig(nil); err == nil {
+		t.Fatal("a chain id that is not a number was accepted")
+	}
+	c.BTCRPCHost, c.BTCRPCCert = "node:8334", filepath.Join(t.TempDir(), "missing.cert")
+	params, _ := hd.NetworkParams("mainnet")
+	w, err := hd.NewWallet(tronE2EMnemonic, "", params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := btcConfig(c, w); err == nil || !strings.Contains(err.Error(), "PIC_BTC_RPC_CERT") {
+		t.Fatalf("a missing certificate: %v", err)
+	}
+}
