@@ -115,27 +115,13 @@ func (s *Idempotency) Claim(ctx context.Context, scope, key string, body []byte,
 	} else if n == 1 {
 		return IdempotencyRecord{Claimed: true, Token: token, SameBody: true, FirstClaim: time.UnixMilli(nowMs)}, nil
 	}
-	// Known: take it over when it was released or its holder's lease ran
-	// out (a process that died mid-request), for the same body only.
-	res, err = s.db.Write.ExecContext(ctx, s.db.Q(
-		`UPDATE idempotency_keys SET claim = ?, state = 'in_progress', claimed_at = ?
-		 WHERE id = ? AND request_mac = ? AND (state = 'released' OR (state = 'in_progress' AND COALESCE(claimed_at, created_at) < ?))`),
-		token, nowMs, k.id, mac, nowMs-ClaimLease.Milliseconds())
-	if err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency: reclaim: %w", err)
-	}
-	reclaimed, err := res.RowsAffected()
-	if err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency: reclaim: %w", err)
-	}
-	// Read from the writer: a reclaim must see its own row, and the read
-	// pool may lag it.
-	var storedMAC, state string
+	// Someone holds the key; committed rows are visible to the read pool.
+	var storedMAC, state, holder string
 	var status int
 	var sealed []byte
-	var createdMs int64
-	err = s.db.Write.QueryRowContext(ctx, s.db.Q(`SELECT request_mac, state, status, response, created_at FROM idempotency_keys WHERE id = ?`), k.id).
-		Scan(&storedMAC, &state, &status, &sealed, &createdMs)
+	var createdMs, claimedMs int64
+	err = s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT request_mac, state, claim, status, response, created_at, COALESCE(claimed_at, created_at)
+		FROM idempotency_keys WHERE id = ?`), k.id).Scan(&storedMAC, &state, &holder, &status, &sealed, &createdMs, &claimedMs)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Expired between our insert and our read: report it as still in
 		// progress; the caller polls and claims it on its next try.
@@ -144,10 +130,25 @@ func (s *Idempotency) Claim(ctx context.Context, scope, key string, body []byte,
 	if err != nil {
 		return IdempotencyRecord{}, fmt.Errorf("idempotency: read: %w", err)
 	}
-	if reclaimed == 1 {
-		return IdempotencyRecord{Claimed: true, Token: token, SameBody: true, FirstClaim: time.UnixMilli(createdMs)}, nil
+	sameBody := hmac.Equal([]byte(storedMAC), []byte(mac))
+	if sameBody && (state == "released" || (state == "in_progress" && claimedMs < nowMs-ClaimLease.Milliseconds())) {
+		// Take it over (it was released, or its holder's lease ran out: a
+		// process that died mid-request), only from the holder we read, so
+		// that of two takers one wins.
+		res, err := s.db.Write.ExecContext(ctx, s.db.Q(
+			`UPDATE idempotency_keys SET claim = ?, state = 'in_progress', claimed_at = ? WHERE id = ? AND claim = ? AND state = ?`),
+			token, nowMs, k.id, holder, state)
+		if err != nil {
+			return IdempotencyRecord{}, fmt.Errorf("idempotency: reclaim: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return IdempotencyRecord{}, fmt.Errorf("idempotency: reclaim: %w", err)
+		} else if n == 1 {
+			return IdempotencyRecord{Claimed: true, Token: token, SameBody: true, FirstClaim: time.UnixMilli(createdMs)}, nil
+		}
+		return IdempotencyRecord{SameBody: true, FirstClaim: time.UnixMilli(createdMs)}, nil // another taker won: poll
 	}
-	rec := IdempotencyRecord{SameBody: hmac.Equal([]byte(storedMAC), []byte(mac)), FirstClaim: time.UnixMilli(createdMs)}
+	rec := IdempotencyRecord{SameBody: sameBody, FirstClaim: time.UnixMilli(createdMs)}
 	if !rec.SameBody || state != "done" {
 		return rec, nil
 	}
