@@ -200,7 +200,7 @@ func TestEventsUnavailable(t *testing.T) {
 	a := b.signUp(t, "Shop")
 	d := b.deps
 	d.Events = nil
-	srv := httptest.NewServer(New(b.cfg, d))
+	srv := httptest.NewServer(recordAnswers(New(b.cfg, d)))
 	defer srv.Close()
 	for _, path := range []string{"/v1/events", "/v1/events/stream"} {
 		hr, _ := http.NewRequest("GET", srv.URL+path, nil)

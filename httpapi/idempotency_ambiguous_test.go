@@ -49,7 +49,7 @@ func TestKeyedRetryAfterLostAnswerCreatesNothingTwice(t *testing.T) {
 		Credits: readapi.Credits{SQL: b.reader, Wait: b.runner}, Prices: b.prices}
 	deps := b.deps
 	deps.Commands = commands.New(cd, commands.NewIndexAllocator(cd, testDerive), func(domain.Chain, string) error { return nil })
-	srv := httptest.NewServer(New(b.cfg, deps))
+	srv := httptest.NewServer(recordAnswers(New(b.cfg, deps)))
 	defer srv.Close()
 	flaky := *b
 	flaky.srv = srv

@@ -240,7 +240,7 @@ func TestCreateAnswers503UntilReadable(t *testing.T) {
 	deps.Wait = gate
 	cfg := b.cfg
 	cfg.ReadYourWritesWait = 50 * time.Millisecond
-	srv := httptest.NewServer(New(cfg, deps))
+	srv := httptest.NewServer(recordAnswers(New(cfg, deps)))
 	defer srv.Close()
 	stuck := *b
 	stuck.srv = srv
@@ -286,7 +286,7 @@ func TestIdempotencyReleasesAfterServerError(t *testing.T) {
 	deps := b.deps
 	cd := commands.Deps{Store: b.store, Assets: domain.DefaultAssets(), Now: b.clock.Now, NewID: commands.NewIDGenerator(b.clock.Now)}
 	deps.Commands = commands.New(cd, commands.StaticAddresses{}, nil) // no address for any chain: 503
-	srv := httptest.NewServer(New(b.cfg, deps))
+	srv := httptest.NewServer(recordAnswers(New(b.cfg, deps)))
 	defer srv.Close()
 	broken := *b
 	broken.srv = srv

@@ -21,7 +21,7 @@ func setupMoney(t *testing.T) *bundle {
 	t.Helper()
 	b := setup(t)
 	b.deps.Prices = b.prices
-	b.srv = httptest.NewServer(New(b.cfg, b.deps))
+	b.srv = httptest.NewServer(recordAnswers(New(b.cfg, b.deps)))
 	t.Cleanup(b.srv.Close)
 	return b
 }

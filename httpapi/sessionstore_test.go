@@ -128,7 +128,7 @@ func TestSessionsAcrossProcessesPostgres(t *testing.T) {
 	for i := range procs {
 		deps := b.deps
 		deps.Sessions = opstore.NewSessions(db)
-		srv := httptest.NewServer(New(b.cfg, deps))
+		srv := httptest.NewServer(recordAnswers(New(b.cfg, deps)))
 		t.Cleanup(srv.Close)
 		p := *b
 		p.srv = srv

@@ -138,7 +138,7 @@ func setup(t testing.TB, configure ...func(*Config)) *bundle {
 		Now:         clk.Now,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	srv := httptest.NewServer(New(cfg, deps))
+	srv := httptest.NewServer(recordAnswers(New(cfg, deps)))
 	t.Cleanup(srv.Close)
 	return &bundle{srv: srv, store: store, clock: clk, db: db, reader: reader, cfg: cfg, deps: deps, webhooks: worker, subscriber: subscriber, runner: runner,
 		prices: prices}

@@ -21,7 +21,7 @@ func TestWebhookURLCheckedWhenSaved(t *testing.T) {
 	strict := *b
 	deps := b.deps
 	deps.Webhooks = webhooks.NewWorker(b.db, webhooks.Config{}) // picd without PIC_WEBHOOK_ALLOW_PRIVATE
-	strict.srv = httptest.NewServer(New(b.cfg, deps))
+	strict.srv = httptest.NewServer(recordAnswers(New(b.cfg, deps)))
 	t.Cleanup(strict.srv.Close)
 
 	refused := []string{"http://127.0.0.1:8080/ipn", "http://localhost/ipn", "http://LOCALHOST./ipn", "http://10.0.0.5/ipn",

@@ -300,7 +300,7 @@ func TestWebhooksUnavailable(t *testing.T) {
 	m := b.signUp(t, "Shop")
 	deps := b.deps
 	deps.Webhooks = nil
-	srv := httptest.NewServer(New(b.cfg, deps))
+	srv := httptest.NewServer(recordAnswers(New(b.cfg, deps)))
 	t.Cleanup(srv.Close)
 	without := *b
 	without.srv = srv
