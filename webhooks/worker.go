@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"syscall"
@@ -521,7 +522,7 @@ func (w *Worker) post(ctx context.Context, ep endpoint, eventType, deliveryID st
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(leaseChecked(ctx), http.MethodPost, ep.url, bytes.NewReader(body))
 	if err != nil {
 		a.Error = "webhook_url is not a valid URL"
 		return a, 0
@@ -699,4 +700,19 @@ type testData struct {
 	ID         string `json:"id"`
 	MerchantID string `json:"merchant_id"`
 	Message    string `json:"message"`
+}
+
+// leaseChecked checks the lease again when the transport has the connection
+// the request is about to be written on, and closes it when the lease is
+// lost: a leader paused between send's check and the write sends nothing
+// when it wakes (issue #27).
+func leaseChecked(ctx context.Context) context.Context {
+	if sqldb.FenceOf(ctx) == nil {
+		return ctx
+	}
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) {
+		if !sqldb.Held(ctx) {
+			_ = c.Conn.Close()
+		}
+	}})
 }

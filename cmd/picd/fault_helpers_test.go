@@ -125,6 +125,7 @@ type hookReceiver struct {
 type hookArrival struct {
 	count     int
 	first     time.Time
+	last      time.Time
 	eventType string
 	invoiceID string
 }
@@ -206,6 +207,7 @@ func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.order[body.Data.ID] = append(r.order[body.Data.ID], body.Type)
 	}
 	a.count++
+	a.last = now
 	w.WriteHeader(http.StatusOK)
 }
 
