@@ -298,6 +298,7 @@ func (s *Scanner[B]) ScanMore(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	recordHead(s.cfg.Name, tip)
 	cp, err := s.st.Checkpoint(ctx)
 	switch {
 	case errors.Is(err, ErrNoCheckpoint):

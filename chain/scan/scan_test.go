@@ -359,3 +359,30 @@ func TestRewindWhenBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestLastHead: each scan records the node head it read under the
+// scanner's name (picd's chain head and lag metrics), while the checkpoint
+// trails it under MaxBlocks.
+func TestLastHead(t *testing.T) {
+	ctx := context.Background()
+	if _, ok := scan.LastHead("no-such-scanner"); ok {
+		t.Fatal("a head of a scanner that never ran")
+	}
+	r := newRig(t, scan.Config{StartBlock: 1, MaxBlocks: 4}) // named mem
+	r.chain.build(0, 11, "a")
+	if _, err := r.scan.ScanMore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, ok := scan.LastHead("mem")
+	if !ok || h.Height != 10 || time.Since(h.At) > time.Minute {
+		t.Fatalf("head %+v %v, want 10 just now", h, ok)
+	}
+	if cp := r.checkpoint(t); h.Height-cp.Height != 6 {
+		t.Fatalf("checkpoint %d: lag %d, want 6", cp.Height, h.Height-cp.Height)
+	}
+	r.chain.build(11, 14, "a")
+	r.scan.ScanMore(ctx)
+	if h, _ := scan.LastHead("mem"); h.Height != 13 {
+		t.Fatalf("head %d after the chain grew, want 13", h.Height)
+	}
+}

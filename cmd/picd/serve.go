@@ -200,6 +200,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	obs.registerStateGauges(b.store, runner, b.db, scans)
 	registerUnmatchedMetrics(obs.registry, b.db, assets)
 	obs.registerLeader(leader)
+	obs.registry.MustRegister(newChainHeads(b.db, scans), newPriceAges(prices, assets, time.Now))
+	obs.registerSettlementGauges(b.db, time.Now)
 	if cfg.TronAPIURL != "" {
 		registerTronMetrics(obs.registry)
 	}
