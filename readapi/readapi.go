@@ -4,6 +4,7 @@ package readapi
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -167,4 +168,33 @@ type Reader interface {
 	ListPayouts(ctx context.Context, merchantID string, f PayoutFilter) (page []Payout, hasMore bool, err error)
 	// RefundsOfInvoices returns the refunds of these invoices by invoice id.
 	RefundsOfInvoices(ctx context.Context, merchantID string, invoiceIDs []string) (map[string][]Payout, error)
+}
+
+// depth is where the chain scan engine saw a payment's deposit (the
+// deposit_depths and chain_tips tables); all NULL when it recorded none.
+type depth struct {
+	chain         sql.NullString
+	height, final sql.NullInt64
+	tip           sql.NullInt64
+}
+
+// confirmations is the payment's live count: tip - height + 1 while its
+// block is on the chain, frozen at the depth where it became final, 0
+// while it is in no block (a reorg took its block) and once reverted.
+// Without a recorded block (a mempool payment, a deposit from before the
+// tables) it is stored, the count of the payment's last event.
+func (d depth) confirmations(status string, stored int) int {
+	switch {
+	case status == PaymentReverted:
+		return 0
+	case !d.chain.Valid:
+		return stored
+	case !d.height.Valid:
+		return 0
+	case d.final.Int64 > 0:
+		return int(d.final.Int64)
+	case !d.tip.Valid:
+		return stored
+	}
+	return int(max(d.tip.Int64-d.height.Int64+1, 0))
 }

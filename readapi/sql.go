@@ -184,8 +184,13 @@ func (s *SQL) attachPayments(ctx context.Context, invs []*Invoice) error {
 		byID[inv.ID] = inv
 		args[i] = inv.ID
 	}
-	q := `SELECT invoice_id, deposit_id, txid, amount, confirmations, status, late, detected_at FROM payments
-		WHERE invoice_id IN (?` + strings.Repeat(`, ?`, len(invs)-1) + `) ORDER BY detected_at, deposit_id`
+	// The chain scan engine's depth tables make the count live (liveConfirmations).
+	q := `SELECT p.invoice_id, p.deposit_id, p.txid, p.amount, p.confirmations, p.status, p.late, p.detected_at,
+		d.chain, d.block_height, d.final_depth, t.height
+		FROM payments p
+		LEFT JOIN deposit_depths d ON d.invoice_id = p.invoice_id AND d.deposit_id = p.deposit_id
+		LEFT JOIN chain_tips t ON t.chain = d.chain
+		WHERE p.invoice_id IN (?` + strings.Repeat(`, ?`, len(invs)-1) + `) ORDER BY p.detected_at, p.deposit_id`
 	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q), args...)
 	if err != nil {
 		return fmt.Errorf("payments: %w", err)
@@ -195,9 +200,12 @@ func (s *SQL) attachPayments(ctx context.Context, invs []*Invoice) error {
 		var invoiceID, amount string
 		var p Payment
 		var detected int64
-		if err := rows.Scan(&invoiceID, &p.DepositID, &p.TxID, &amount, &p.Confirmations, &p.Status, &p.Late, &detected); err != nil {
+		var d depth
+		if err := rows.Scan(&invoiceID, &p.DepositID, &p.TxID, &amount, &p.Confirmations, &p.Status, &p.Late, &detected,
+			&d.chain, &d.height, &d.final, &d.tip); err != nil {
 			return err
 		}
+		p.Confirmations = d.confirmations(p.Status, p.Confirmations)
 		p.Amount, p.DetectedAt = domain.MustAmount(amount), time.UnixMilli(detected).UTC()
 		inv := byID[invoiceID]
 		inv.Payments = append(inv.Payments, p)

@@ -208,7 +208,7 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 		Assets:     map[string]scan.Asset{asset.Code: {Confirmations: asset.Confirmations, FinalDepth: finality, Final: scan.FinalByDepth}},
 		StartBlock: cfg.StartHeight, BatchBlocks: 1, KeepBlocks: cfg.ReorgDepth, MaxBlocks: maxBlocksPerScan, Reports: maxConcurrentReports,
 		ConfirmAtTip: true, AnchorFirst: true, RewindWhenBehind: true, ReportOnce: true, DepthFromHead: true, Refused: isDataError, ForeignHistory: true,
-		Now: cfg.Now}, scan.Chain[*wire.MsgBlock](w), scan.Sink(watcherSink{w}), scan.State(state{w}), w.log)
+		Depths: scan.NewDepthTable(db), Now: cfg.Now}, scan.Chain[*wire.MsgBlock](w), scan.Sink(watcherSink{w}), scan.State(state{w}), w.log)
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}

@@ -199,7 +199,7 @@ func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.
 	}
 	sc, err := scan.New[*types.Block](scan.Config{Name: "eth", Assets: rules, StartBlock: int64(cfg.StartBlock),
 		BatchBlocks: cfg.BatchBlocks, KeepBlocks: cfg.KeepBlocks, Reports: maxConcurrentReports, ConfirmAtTip: true, IdentityMaxAge: identityMaxAge, ForeignHistory: true, Now: cfg.Now,
-		OwnTransactions: ownTransactions(db)}, c, sink, newStore(db), log)
+		OwnTransactions: ownTransactions(db), Depths: scan.NewDepthTable(db)}, c, sink, newStore(db), log)
 	if err != nil {
 		return nil, err
 	}

@@ -192,6 +192,11 @@ func (s *Scanner[B]) rescanRange(ctx context.Context, st Rescanner, from, to, he
 		if err := st.AddDeposits(ctx, rows, s.cfg.Now()); err != nil {
 			return nil, err
 		}
+		if s.cfg.Depths != nil { // below the checkpoint: the tip stays
+			if err := s.cfg.Depths.Scanned(ctx, s.cfg.Name, -1, rows, s.cfg.Now()); err != nil {
+				return nil, err
+			}
+		}
 	}
 	p.Found += len(transfers)
 	p.Known += len(transfers) - newFound

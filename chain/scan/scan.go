@@ -213,7 +213,10 @@ type Config struct {
 	// genesis (a fresh dev chain, a fork), rather than a reorg to rescan.
 	// Off, such a reorg is followed (the simulator's, from its genesis).
 	ForeignHistory bool
-	Now            func() time.Time
+	// Depths, when set, is told the scanned height and the blocks of
+	// deposits, for the API's live confirmation counts.
+	Depths Depths
+	Now    func() time.Time
 }
 
 // watchedMarginMs re-reads invoices created this long before the newest
@@ -456,6 +459,12 @@ func (s *Scanner[B]) checkReorg(ctx context.Context, cp Point) (Point, error) {
 		}
 		s.log.Error(s.cfg.Name+": reorg deeper than the block ids kept; rescanning", "checkpoint", cp.Height, "from", fork.Height+1)
 	}
+	// Depths first: a crash before the rewind finds the reorg again.
+	if s.cfg.Depths != nil {
+		if err := s.cfg.Depths.Rewound(ctx, s.cfg.Name, fork.Height, s.cfg.Now()); err != nil {
+			return cp, err
+		}
+	}
 	orphaned, finals, err := s.st.Rewind(ctx, fork, s.cfg.Now())
 	if err != nil {
 		return cp, err
@@ -529,6 +538,12 @@ func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to, tip int64) (Po
 	recs := make([]Point, len(blocks))
 	for i, b := range blocks {
 		recs[i] = Point{Height: b.Height, Block: b.Hash}
+	}
+	// Depths first: a crash before the checkpoint scans the range again.
+	if s.cfg.Depths != nil {
+		if err := s.cfg.Depths.Scanned(ctx, s.cfg.Name, to, rows, s.cfg.Now()); err != nil {
+			return cp, err
+		}
 	}
 	if err := s.st.CommitRange(ctx, recs, rows, s.cfg.KeepBlocks, s.cfg.Now()); err != nil {
 		return cp, err
@@ -771,6 +786,17 @@ func (s *Scanner[B]) finalize(ctx context.Context, tip, solid int64) error {
 		s.log.Info(s.cfg.Name+": deposit final", "deposit_id", d.DepositID, "invoice_id", d.InvoiceID, "depth", depth)
 		return nil
 	})
+	if s.cfg.Depths != nil {
+		var final []Deposit
+		for i, d := range due {
+			if done[i] {
+				final = append(final, d)
+			}
+		}
+		if dErr := s.cfg.Depths.Final(ctx, s.cfg.Name, final, tip, s.cfg.Now()); dErr != nil {
+			return errors.Join(err, dErr)
+		}
+	}
 	for i, d := range due {
 		if !done[i] {
 			continue

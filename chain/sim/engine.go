@@ -64,7 +64,7 @@ func (s *Simulator) newScanner(c domain.Chain, sink scan.Sink) (*scan.Scanner[si
 	ch := &simChain{chain: c, db: s.db, assets: s.assets, sink: s.sink}
 	st := scan.NewStore(s.db, "sim_"+string(c), "hash", "block_hash")
 	return scan.New[simBlock](scan.Config{Name: "sim " + string(c), Assets: rules, StartBlock: 1, AnchorFirst: true,
-		BatchBlocks: keepBlocks, KeepBlocks: keepBlocks, Reports: 1, DepthFromHead: true, Now: s.cfg.Now}, ch, sink, st, s.log)
+		BatchBlocks: keepBlocks, KeepBlocks: keepBlocks, Reports: 1, DepthFromHead: true, Depths: scan.NewDepthTable(s.db), Now: s.cfg.Now}, ch, sink, st, s.log)
 }
 
 // Head reads the chain's height and its replaced block ids.

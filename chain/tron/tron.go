@@ -267,7 +267,7 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 	// block order.
 	sc, err := scan.New[Block](scan.Config{Name: "tron", Assets: rules, StartBlock: cfg.StartBlock, BatchBlocks: cfg.BatchBlocks,
 		KeepBlocks: cfg.KeepBlocks, Reports: 1, ConfirmFinalOnly: !cfg.IgnoreSolidity, IdentityMaxAge: identityMaxAge, ForeignHistory: true, Now: cfg.Now,
-		OwnTransactions: ownTransactions(db)}, c, sink, newStore(db), log)
+		OwnTransactions: ownTransactions(db), Depths: scan.NewDepthTable(db)}, c, sink, newStore(db), log)
 	if err != nil {
 		return nil, err
 	}
