@@ -397,24 +397,18 @@ func checkoutFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	if links != "true,true" {
 		t.Errorf("explorer links: %q, want two links to the explorer's transaction pages", links)
 	}
-	if got := b.text("#confirmations") + "/" + b.text("#required"); got != "0/2" {
-		t.Errorf("confirmations %q, want 0/2", got)
+	if got := b.text("#confirm-count"); got != "0 of 2 confirmations" {
+		t.Errorf("confirmations %q, want 0 of 2", got)
 	}
 	b.shot("checkout-confirming")
 
-	// Progress by block: one block, 1 / 2, on the same page, as soon as
-	// the API reports confirmations per block for the simulated chain
-	// (#16 item 6 moves them; until then the API says 0 until confirmed).
+	// Progress by block: one block, 1 of 2, on the same page.
 	s.simMine(t, 1)
-	if s.publicConfirmations(t, inv.ID) == 1 {
-		b.waitJS("one confirmation", `document.getElementById('confirmations').textContent === '1' && document.getElementById('confirm-progress').value === 1`)
-		if got := b.eval(`[...document.querySelectorAll('#tx-list .tx-conf')].map(e => e.textContent).join(',')`); got != "1 / 2 confirmations,1 / 2 confirmations" {
-			t.Errorf("per-transaction confirmations %q", got)
-		}
-		b.shot("checkout-confirming-1-of-2")
-	} else {
-		t.Log("the API does not report confirmations per block on the simulator yet: 1 / 2 not checked")
+	b.waitJS("one confirmation", `document.getElementById('confirm-count').textContent === '1 of 2 confirmations' && document.getElementById('confirm-progress').value === 1`)
+	if got := b.eval(`[...document.querySelectorAll('#tx-list .tx-conf')].map(e => e.textContent).join(',')`); got != "1 / 2 confirmations,1 / 2 confirmations" {
+		t.Errorf("per-transaction confirmations %q", got)
 	}
+	b.shot("checkout-confirming-1-of-2")
 
 	s.simMine(t, 1) // BTC needs two confirmations
 	b.waitJS("paid screen", `!document.getElementById('screen-paid').hidden && document.getElementById('screen-confirming').hidden`)
@@ -912,25 +906,6 @@ func brandedFlow(t *testing.T, b *browser, s *stack) {
 		t.Errorf("return link in pt-BR %q", got)
 	}
 	b.shot("checkout-branded-paid-pt-BR")
-}
-
-// publicConfirmations reads the checkout's own source of confirmations,
-// giving the projections a few seconds to show a block.
-func (s *stack) publicConfirmations(t *testing.T, invoiceID string) int {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		var pub struct {
-			Confirmations int `json:"confirmations"`
-		}
-		if st := s.call(t, "GET", "/v1/public/invoices/"+invoiceID, "", nil, &pub); st != http.StatusOK {
-			t.Fatalf("public invoice: %d", st)
-		}
-		if pub.Confirmations > 0 || time.Now().After(deadline) {
-			return pub.Confirmations
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // switchLanguage follows the language switch's link to lang: the page's

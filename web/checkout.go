@@ -166,14 +166,14 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 		ID: inv.ID, Asset: inv.Asset, AssetName: inv.Asset, Network: inv.Asset, Status: inv.Status,
 		PayAmount: inv.PayAmount.String(), PayAddress: inv.PayAddress, AmountReceived: inv.AmountReceived.String(),
 		AmountDue: inv.AmountDue().String(), SendAmount: sendAmount(inv).String(),
-		Confirmations: inv.Confirmations(), Required: inv.RequiredConfirmations,
+		Confirmations: shownConfirmations(inv.Confirmations(), inv.RequiredConfirmations), Required: inv.RequiredConfirmations,
 		ExpiresAtMs: inv.ExpiresAt.UnixMilli(), NowMs: s.cfg.Now().UnixMilli(),
 		PollMs: s.cfg.PollInterval.Milliseconds(), MaxPollMs: s.cfg.MaxPollInterval.Milliseconds(),
 		Description: inv.Description, ReturnURL: inv.RedirectURL, Brand: c.text("brand"), Langs: c.links(),
 	}
 	for _, pay := range inv.Payments {
 		p.Payments = append(p.Payments, paymentView{TxID: pay.TxID, Short: shorten(pay.TxID), Amount: pay.Amount.String(),
-			Confirmations: pay.Confirmations, Status: pay.Status})
+			Confirmations: shownConfirmations(pay.Confirmations, inv.RequiredConfirmations), Status: pay.Status})
 	}
 	if inv.Price != nil {
 		amount := inv.Price.Amount.String()
@@ -289,4 +289,14 @@ func validInvoiceID(id string) bool {
 		}
 	}
 	return true
+}
+
+// shownConfirmations is a count as the checkout shows it, "N of M": the
+// API counts on past M until the payment is final, the customer needs no
+// more than M.
+func shownConfirmations(n, required int) int {
+	if required > 0 {
+		return min(n, required)
+	}
+	return n
 }

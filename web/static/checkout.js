@@ -108,11 +108,13 @@ function render(inv) {
   if (status === 'partially_paid' && due !== null) byId('missing').textContent = due;
   if (screen === 'pay' && due !== null) askFor(due !== '0' ? due : inv.pay_amount || payAmount);
 
-  byId('confirmations').textContent = String(inv.confirmations);
-  byId('required').textContent = String(inv.required_confirmations);
+  // "N of M" moves block by block; past M (a chain that waits for its
+  // final block) it stays at M.
+  const required = Math.max(1, inv.required_confirmations);
+  byId('confirm-count').textContent = t('checkout.confirmations_of', { n: Math.min(inv.confirmations, required), required });
   const progress = byId('confirm-progress');
-  progress.max = Math.max(1, inv.required_confirmations);
-  progress.value = Math.min(inv.confirmations, progress.max);
+  progress.max = required;
+  progress.value = Math.min(inv.confirmations, required);
 
   const late = byId('expired-received');
   if (status === 'expired') {
@@ -148,7 +150,7 @@ function renderTxs(payments, required) {
       ? el('a', { class: 'tx', href: explorerTx.replace('{txid}', p.txid), target: '_blank', rel: 'noopener noreferrer', title: p.txid }, short)
       : el('code', { class: 'tx', title: p.txid }, shorten(p.txid));
     const conf = p.status === 'reverted' ? t('checkout.tx_reverted')
-      : t('checkout.tx_confirmations', { n: p.confirmations, required });
+      : t('checkout.tx_confirmations', { n: Math.min(p.confirmations, required), required });
     return el('li', { dataset: { txid: p.txid, status: p.status } }, link, ' ',
       el('span', { class: 'tx-amount' }, p.amount + ' ' + asset), ' ', el('span', { class: 'tx-conf' }, conf));
   }));
@@ -287,7 +289,6 @@ document.addEventListener('visibilitychange', () => {
 
 // Start from what the server rendered.
 root.dataset.received = document.querySelector('.js-received')?.textContent.trim() || '0';
-root.dataset.confirmations = byId('confirmations').textContent.trim();
 if (screenFor(status) === 'pay' && expiresAt > Date.now() + skewMs) {
   countdownTimer = setInterval(tick, 1000);
   tick();
