@@ -99,7 +99,7 @@ func TestCheckoutScreens(t *testing.T) {
 			`<span id="pay-amount-big">29.990001</span>`, `<code id="pay-amount">29.990001</code>`, `data-send-amount="29.990001"`,
 			`href="ethereum:0xdAC17F958D2ee523a2206206994597C13D831ec7@1/transfer?address=0x5c1e0f0ab9e5a1d2c3b4a5968778695a4b3c2d1e&amp;uint256=29990001"`,
 		}, []string{`49.990001</span>`, `uint256=49990001`}},
-		{"inv_confirm", "confirming", []string{`Payment received`, `<dd id="confirm-count" aria-live="polite">3 of 12 confirmations</dd>`}, nil},
+		{"inv_confirm", "confirming", []string{`Payment received`, `<p id="confirm-count" aria-live="polite">3 of 12 confirmations</p>`}, nil},
 		{"inv_paid", "paid", []string{`Payment complete`}, nil},
 		{"inv_expired", "expired", []string{`This invoice has expired`, `<p id="expired-received" class="notice" hidden>`}, nil},
 		{"inv_expired2", "expired", []string{`We received 1.5 USDT.ETH for this invoice`}, []string{`<p id="expired-received" class="notice" hidden>`}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -100,4 +101,51 @@ func (t DepthTable) Final(ctx context.Context, chainName string, deps []Deposit,
 		}
 	}
 	return nil
+}
+
+// CopyTo copies both tables into the read-model database to, whose own
+// rows they replace: read models rebuilt from the log elsewhere show the
+// same live counts as these (the tables are not in the log).
+func (t DepthTable) CopyTo(ctx context.Context, to sqldb.DB) error {
+	tx, err := to.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("copy depths: %w", err)
+	}
+	defer tx.Rollback()
+	for _, table := range []struct{ name, cols string }{
+		{"chain_tips", "chain, height, updated_at"},
+		{"deposit_depths", "invoice_id, deposit_id, chain, block_height, final_depth, updated_at"},
+	} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table.name); err != nil {
+			return fmt.Errorf("copy depths: %w", err)
+		}
+		if err := copyRows(ctx, t.db, tx, to, table.name, table.cols); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func copyRows(ctx context.Context, from sqldb.DB, tx *sql.Tx, to sqldb.DB, table, cols string) error {
+	rows, err := from.Read.QueryContext(ctx, `SELECT `+cols+` FROM `+table)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", table, err)
+	}
+	defer rows.Close()
+	n := len(strings.Split(cols, ","))
+	insert := to.Q(`INSERT INTO ` + table + ` (` + cols + `) VALUES (?` + strings.Repeat(`, ?`, n-1) + `)`)
+	for rows.Next() {
+		vals := make([]any, n)
+		ptrs := make([]any, n)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("copy %s: %w", table, err)
+		}
+		if _, err := tx.ExecContext(ctx, insert, vals...); err != nil {
+			return fmt.Errorf("copy %s: %w", table, err)
+		}
+	}
+	return rows.Err()
 }

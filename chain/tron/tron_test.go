@@ -26,6 +26,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -309,6 +310,10 @@ func (e *env) checkReplay(ids ...string) {
 		e.t.Fatal(err)
 	}
 	if err := projections.NewRunner(e.store, fresh, quiet).CatchUp(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	// The live confirmation counts are the scan engine's, not the log's.
+	if err := scan.NewDepthTable(e.db).CopyTo(e.ctx, fresh); err != nil {
 		e.t.Fatal(err)
 	}
 	again := readapi.NewSQL(fresh)
