@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -138,6 +139,9 @@ func (s *server) resolve(r *http.Request) (principal, error) {
 	}
 	id, err := s.d.Reader.MerchantByKey(r.Context(), kind, lookup)
 	if errors.Is(err, domain.ErrNotFound) {
+		id, err = s.lookupAfterCatchUp(r, kind, lookup)
+	}
+	if errors.Is(err, domain.ErrNotFound) {
 		return principal{}, errUnauthorized
 	}
 	if err != nil {
@@ -185,4 +189,25 @@ func (s *server) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// lookupAfterCatchUp looks a key up again once the read models hold every
+// event recorded before the request: behind a load balancer a key signed
+// up (or rotated) on another instance reaches this one before its
+// projections do. Read models that cannot catch up in time answer 503
+// with Retry-After: whether the key exists is not known yet.
+func (s *server) lookupAfterCatchUp(r *http.Request, kind readapi.KeyKind, lookup string) (string, error) {
+	if s.d.Wait == nil {
+		return "", domain.ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWritesWait)
+	defer cancel()
+	if err := s.d.Wait.WaitRecordedBefore(ctx, time.Now()); err != nil {
+		if r.Context().Err() != nil {
+			return "", r.Context().Err()
+		}
+		s.log.WarnContext(r.Context(), "httpapi: read models behind; an unknown key answered 503", "err", err)
+		return "", errKeyNotYetKnown
+	}
+	return s.d.Reader.MerchantByKey(r.Context(), kind, lookup)
 }

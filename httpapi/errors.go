@@ -84,6 +84,11 @@ var errDatabaseUnavailable = errors.New("database unavailable")
 var errNotYetReadable = errorf(http.StatusServiceUnavailable, "service_unavailable",
 	"the change is stored but not yet readable (a failover is under way); retry with the same Idempotency-Key shortly")
 
+// errKeyNotYetKnown: an API key was not found while the read models are
+// behind the log; the key may be one signed up a moment ago elsewhere.
+var errKeyNotYetKnown = errorf(http.StatusServiceUnavailable, "service_unavailable",
+	"this instance cannot check the API key yet (its read models are catching up); retry shortly")
+
 // dbRetryAfterSec is the Retry-After sent while the database is unavailable:
 // a restart or failover usually takes seconds.
 const dbRetryAfterSec = 2
@@ -132,6 +137,9 @@ type errorBody struct {
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	if errors.As(err, &ae) {
+		if ae.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeJSON(w, ae.status, errorBody{ae.code, ae.message})
 		return
 	}

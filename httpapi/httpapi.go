@@ -69,6 +69,10 @@ type Config struct {
 // client's next GET sees what its POST did. projections.Runner implements it.
 type Waiter interface {
 	WaitFor(ctx context.Context, pos eventstore.Position) error
+	// WaitRecordedBefore waits until the read models include every event
+	// recorded before t: an API key signed up on another instance a
+	// moment ago is found, not answered 401.
+	WaitRecordedBefore(ctx context.Context, t time.Time) error
 }
 
 // Deps are the collaborators of the HTTP layer; cmd/picd builds them.

@@ -228,6 +228,14 @@ func (g *gateWaiter) WaitFor(ctx context.Context, pos eventstore.Position) error
 	return ctx.Err()
 }
 
+func (g *gateWaiter) WaitRecordedBefore(ctx context.Context, t time.Time) error {
+	if g.open.Load() {
+		return g.real.WaitRecordedBefore(ctx, t)
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
 // A create is never answered before it is readable: while the projections
 // stand still it answers 503 with Retry-After (never a 201 that a GET on
 // another instance would answer 404), and the client's retry with the same

@@ -43,25 +43,36 @@ func TestOperatorFeedBackpressure(t *testing.T) {
 		body   map[string]any
 	}
 	polled := make(chan answer, 1)
-	go func() {
+	longPoll := func() {
 		resp, body := get("?wait=30")
 		if resp != nil {
 			polled <- answer{resp.StatusCode, body}
 		}
-	}()
-	// Until the long poll holds the slot, a second request may get it.
-	for {
+	}
+	go longPoll()
+	// Until the long poll holds the slot, a second request may get it (and
+	// the long poll, finding the slot taken, is refused: it asks again).
+	for held := false; !held; {
+		select {
+		case a := <-polled:
+			if a.status != http.StatusTooManyRequests {
+				t.Fatalf("the long poll answered before anything was appended: %d %v", a.status, a.body)
+			}
+			go longPoll()
+			continue
+		default:
+		}
 		resp, body := get("?limit=1")
 		if resp == nil {
 			return
 		}
-		if resp.StatusCode == http.StatusTooManyRequests {
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests:
 			if resp.Header.Get("Retry-After") == "" || body["error"] != "too_many_requests" {
 				t.Errorf("busy answer: %v %v", resp.Header, body)
 			}
-			break
-		}
-		if resp.StatusCode != 200 {
+			held = true
+		case resp.StatusCode != 200:
 			t.Fatalf("feed: %d %v", resp.StatusCode, body)
 		}
 	}

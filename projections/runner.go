@@ -553,6 +553,25 @@ func (r *Runner) WaitFor(ctx context.Context, pos eventstore.Position) error {
 	}
 }
 
+// WaitRecordedBefore blocks until every projector has applied each event
+// recorded before t (by the appending process's clock), or ctx ends. Unlike
+// WaitFor it needs no position: a reader that missed something can wait
+// for whatever was written before it asked, without chasing later writes.
+func (r *Runner) WaitRecordedBefore(ctx context.Context, t time.Time) error {
+	for {
+		next, err := r.store.ReadAll(ctx, r.Position(), 1)
+		if err != nil {
+			return err
+		}
+		if len(next) == 0 || !next[0].RecordedAt.Before(t) {
+			return nil
+		}
+		if err := r.WaitFor(ctx, next[0].Position); err != nil {
+			return err
+		}
+	}
+}
+
 // Follow publishes the checkpoints that another process's runner writes,
 // polling every interval, so WaitFor works in a process that serves HTTP
 // but does not lead the projections.
