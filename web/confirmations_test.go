@@ -121,6 +121,19 @@ func TestConfirmationsMoveEveryBlock(t *testing.T) {
 	s.waitConfirmations(t, key, gone.ID, "reverted", 0)
 	// The first invoice's final payment is far below the reorg: unchanged.
 	s.waitConfirmations(t, key, inv.ID, "confirmed", 13)
+
+	// Every simulated chain counts the same way (BTC is paid at 2).
+	for _, c := range []struct{ asset, amount, second string }{
+		{"BTC", "0.01", "confirmed"}, {"USDT.ETH", "20", "pending"}, {"USDT.TRON", "20", "pending"},
+	} {
+		other := s.createInvoice(t, key, map[string]any{"asset": c.asset, "amount": c.amount})
+		s.simPay(t, other.ID, other.PayAmount)
+		s.waitConfirmations(t, key, other.ID, "pending", 0)
+		s.simMine(t, 1)
+		s.waitConfirmations(t, key, other.ID, "pending", 1)
+		s.simMine(t, 1)
+		s.waitConfirmations(t, key, other.ID, c.second, 2)
+	}
 }
 
 // TestBrowserConfirmationsByBlock: the checkout's confirming screen shows
