@@ -48,6 +48,9 @@ type Wallet struct {
 	priv, pub map[domain.Chain]*hdkeychain.ExtendedKey
 	// fast is pub as curve points, for deriving addresses (fastpub.go).
 	fast map[domain.Chain]*pubBranch
+	// account holds the account-level public keys (m/purpose'/coin'/0'),
+	// serialised: what a watch-only wallet is built from.
+	account map[domain.Chain]string
 }
 
 // NewWallet derives the branch keys from a BIP-39 mnemonic and optional
@@ -73,26 +76,98 @@ func NewWallet(mnemonic, passphrase string, btcParams *chaincfg.Params) (*Wallet
 		btcCoin = 0
 	}
 	paths := map[domain.Chain][]uint32{
-		domain.ChainBitcoin:  {purposeBIP84 + hardened, btcCoin + hardened, hardened, 0},
-		domain.ChainEthereum: {purposeBIP44 + hardened, coinEthereum + hardened, hardened, 0},
-		domain.ChainTron:     {purposeBIP44 + hardened, coinTron + hardened, hardened, 0},
+		domain.ChainBitcoin:  {purposeBIP84 + hardened, btcCoin + hardened, hardened},
+		domain.ChainEthereum: {purposeBIP44 + hardened, coinEthereum + hardened, hardened},
+		domain.ChainTron:     {purposeBIP44 + hardened, coinTron + hardened, hardened},
 	}
-	w := &Wallet{btcParams: btcParams, priv: map[domain.Chain]*hdkeychain.ExtendedKey{}, pub: map[domain.Chain]*hdkeychain.ExtendedKey{},
-		fast: map[domain.Chain]*pubBranch{}}
+	w := newWallet(btcParams)
+	w.priv = map[domain.Chain]*hdkeychain.ExtendedKey{}
 	for chain, path := range paths {
 		k := master
 		for _, i := range path {
 			if k, err = k.Derive(i); err != nil {
-				return nil, fmt.Errorf("hd: derive %s branch: %w", chain, err)
+				return nil, fmt.Errorf("hd: derive %s account: %w", chain, err)
 			}
 		}
-		pub, err := k.Neuter()
+		acct, err := k.Neuter()
 		if err != nil {
-			return nil, fmt.Errorf("hd: %s branch: %w", chain, err)
+			return nil, fmt.Errorf("hd: %s account: %w", chain, err)
 		}
-		w.priv[chain], w.pub[chain] = k, pub
-		if w.fast[chain], err = newPubBranch(pub); err != nil {
-			return nil, fmt.Errorf("hd: %s branch: %w", chain, err)
+		if k, err = k.Derive(0); err != nil {
+			return nil, fmt.Errorf("hd: derive %s branch: %w", chain, err)
+		}
+		w.priv[chain] = k
+		if err := w.addAccount(chain, acct); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func newWallet(btcParams *chaincfg.Params) *Wallet {
+	return &Wallet{btcParams: btcParams, pub: map[domain.Chain]*hdkeychain.ExtendedKey{},
+		fast: map[domain.Chain]*pubBranch{}, account: map[domain.Chain]string{}}
+}
+
+// addAccount sets chain's public keys from its account-level public key.
+func (w *Wallet) addAccount(chain domain.Chain, acct *hdkeychain.ExtendedKey) error {
+	pub, err := acct.Derive(0)
+	if err != nil {
+		return fmt.Errorf("hd: derive %s branch: %w", chain, err)
+	}
+	w.pub[chain], w.account[chain] = pub, acct.String()
+	if w.fast[chain], err = newPubBranch(pub); err != nil {
+		return fmt.Errorf("hd: %s branch: %w", chain, err)
+	}
+	return nil
+}
+
+// Chains are the chains whose keys a wallet holds.
+var Chains = []domain.Chain{domain.ChainBitcoin, domain.ChainEthereum, domain.ChainTron}
+
+// AccountKeys are the account-level extended public keys (m/84'/coin'/0'
+// for Bitcoin, m/44'/60'/0' and m/44'/195'/0'), serialised with the
+// Bitcoin network's version bytes: all a watch-only wallet needs.
+func (w *Wallet) AccountKeys() map[domain.Chain]string {
+	out := make(map[domain.Chain]string, len(w.account))
+	for c, k := range w.account {
+		out[c] = k
+	}
+	return out
+}
+
+// ErrWatchOnly: a private key asked of a wallet built from public keys.
+var ErrWatchOnly = errors.New("hd: watch-only wallet: it holds no private key (the signer does)")
+
+// NewWatchOnly builds a wallet from AccountKeys' output: it derives the
+// same addresses as the seed's wallet and holds no private key
+// (PrivateKey fails with ErrWatchOnly). Errors: a missing chain, a key
+// that is private, malformed or of another Bitcoin network.
+func NewWatchOnly(account map[domain.Chain]string, btcParams *chaincfg.Params) (*Wallet, error) {
+	if btcParams == nil {
+		return nil, errors.New("hd: no Bitcoin network parameters")
+	}
+	w := newWallet(btcParams)
+	for _, chain := range Chains {
+		s, ok := account[chain]
+		if !ok {
+			return nil, fmt.Errorf("hd: no %s account key", chain)
+		}
+		k, err := hdkeychain.NewKeyFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("hd: %s account key: %w", chain, err)
+		}
+		if k.IsPrivate() {
+			return nil, fmt.Errorf("hd: %s account key is private: a watch-only wallet takes public keys only", chain)
+		}
+		if !k.IsForNet(btcParams) {
+			return nil, fmt.Errorf("hd: %s account key is not for Bitcoin network %s", chain, btcParams.Name)
+		}
+		if k.Depth() != 3 {
+			return nil, fmt.Errorf("hd: %s key is at depth %d, not an account key (3)", chain, k.Depth())
+		}
+		if err := w.addAccount(chain, k); err != nil {
+			return nil, err
 		}
 	}
 	return w, nil
@@ -233,6 +308,9 @@ func (d *blockDeriver) derive(chain domain.Chain, branch *pubBranch, from int64,
 // for payouts and sweeps. Callers must not log it.
 // Errors: ErrIndex, and an unknown chain.
 func (w *Wallet) PrivateKey(chain domain.Chain, index int64) (*btcec.PrivateKey, error) {
+	if w.priv == nil {
+		return nil, ErrWatchOnly
+	}
 	k, err := child(w.priv[chain], chain, index)
 	if err != nil {
 		return nil, err
