@@ -18,9 +18,10 @@ import (
 
 // PayoutToSend is what a Sender needs to build one payout's transaction.
 type PayoutToSend struct {
-	PayoutID  string
-	Asset     domain.Asset
-	ToAddress string
+	PayoutID   string
+	MerchantID string // the signer finds the payout's request in the merchant's funds stream
+	Asset      domain.Asset
+	ToAddress  string
 	// Amount is the payout before the network fee: the transaction sends
 	// Amount − NetworkFee to ToAddress (net_of_network_fee: false).
 	Amount domain.Amount
@@ -34,6 +35,12 @@ type Signed = domain.SignedTx
 // fails and its reservation is released. Wrap it (fmt.Errorf("%w: …",
 // chain.ErrPermanent)). Every other error is temporary and retried with backoff.
 var ErrPermanent = errors.New("chain: permanent payout error")
+
+// ErrHeld marks a Build error that only an operator ends: a separate
+// signer holds the payout beyond its limits until `picd signer approve`.
+// The processor asks again every RetryBase without counting an attempt,
+// so a held payout waits as long as it takes and is never failed for it.
+var ErrHeld = errors.New("chain: payout held")
 
 // Sender builds, signs and broadcasts payouts from the gateway's hot
 // wallet on one chain. The payout processor drives it:
@@ -269,6 +276,9 @@ func (p *Processor) drive(ctx context.Context, j job) error {
 	switch {
 	case errors.Is(err, ErrPermanent):
 		return p.fail(ctx, j.ref, err.Error())
+	case errors.Is(err, ErrHeld) && stage == StageBuild:
+		p.cfg.Logger.Warn("payout held by the signer", "payout_id", j.ref.PayoutID, "reason", err.Error())
+		return p.later(ctx, j.ref, p.cfg.RetryBase, err.Error())
 	case err != nil && stage == StageBuild && j.attempts+1 >= p.cfg.MaxBuildAttempts:
 		// Nothing was broadcast (only a signed payout is): failing is safe.
 		return p.fail(ctx, j.ref, fmt.Sprintf("not sent after %d attempts: %v", j.attempts+1, err))
@@ -425,7 +435,7 @@ func (s *payoutSteps) Rebuild(context.Context) error {
 // way). On a chain whose sender cannot, the refund fails cleanly and its
 // funds are released.
 func (p *Processor) build(ctx context.Context, sender Sender, asset domain.Asset, req domain.PayoutRequested) (Signed, error) {
-	to := PayoutToSend{PayoutID: req.PayoutID, Asset: asset, ToAddress: req.ToAddress, Amount: req.Amount}
+	to := PayoutToSend{PayoutID: req.PayoutID, MerchantID: req.MerchantID, Asset: asset, ToAddress: req.ToAddress, Amount: req.Amount}
 	if req.Kind != domain.PayoutKindRefund {
 		return sender.Build(ctx, to)
 	}
