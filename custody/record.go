@@ -58,16 +58,16 @@ func (r *Record) Close() error { return r.db.Close() }
 
 // Signature is one row of the record.
 type Signature struct {
-	Chain      domain.Chain
-	Purpose    string
-	PayoutID   string // the payout, or the sender's reference of an internal move
-	Asset      string
-	Amount     domain.Amount // a payout's amount as the log requested it; 0 for internal moves
-	FromIndex  int64
-	TxID       string
-	Raw        []byte
-	SignedAt   time.Time
-	Sequence   int64
+	Chain     domain.Chain
+	Purpose   string
+	PayoutID  string // the payout, or the sender's reference of an internal move
+	Asset     string
+	Amount    domain.Amount // a payout's amount as the log requested it; 0 for internal moves
+	FromIndex int64
+	TxID      string
+	Raw       []byte
+	SignedAt  time.Time
+	Sequence  int64
 }
 
 func (r *Record) append(ctx context.Context, s Signature) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/custody"
 	"github.com/acceptcryptohere/gateway/domain"
 )
 
@@ -52,8 +53,9 @@ func (s *Sender) Release(ctx context.Context, payoutID string) error {
 		if err != nil {
 			return err
 		}
-		void, err := types.SignNewTx(s.hotKey, signer, &types.DynamicFeeTx{ChainID: s.chainID, Nonce: uint64(nonce), GasTipCap: tip, GasFeeCap: feeCap,
-			Gas: transferGas, To: &s.hot, Value: new(big.Int)})
+		void, err := s.sign(ctx, signer, custody.Request{Chain: domain.ChainEthereum, Purpose: custody.PurposeVoid, PayoutID: payoutID,
+			Asset: s.nativeCode(), FromIndex: s.hotIndex}, &types.DynamicFeeTx{ChainID: s.chainID, Nonce: uint64(nonce), GasTipCap: tip,
+			GasFeeCap: feeCap, Gas: transferGas, To: &s.hot, Value: new(big.Int)}, s.hot)
 		if err != nil {
 			return fmt.Errorf("eth sender: sign void: %w", err)
 		}
@@ -203,7 +205,8 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 		value = units
 		txdata.Gas, txdata.To, txdata.Value, txdata.Data = gas, &token.contract, new(big.Int), data
 	}
-	t, err := s.signAndStore(ctx, s.hotKey, txdata, "payout", p.PayoutID, p.Asset.Code, value)
+	t, err := s.signAndStore(ctx, custody.Request{Purpose: custody.PurposePayout, PayoutID: p.PayoutID, MerchantID: p.MerchantID,
+		Asset: p.Asset.Code, FromIndex: s.hotIndex}, txdata, value)
 	if err != nil {
 		return chain.Signed{}, err
 	}

@@ -2,7 +2,6 @@ package eth
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -17,12 +16,12 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/custody"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -46,7 +45,8 @@ type SenderClient interface {
 
 var _ SenderClient = (*ethclient.Client)(nil)
 
-// Keys is the HD wallet a sender signs with; *hd.Wallet implements it.
+// Keys is the HD wallet a sender takes its addresses from (*hd.Wallet,
+// watch-only or not). In embedded mode it also signs (custody.Local).
 type Keys interface {
 	Address(chain domain.Chain, index int64) (string, error)
 	PrivateKey(chain domain.Chain, index int64) (*btcec.PrivateKey, error)
@@ -80,8 +80,11 @@ type SenderConfig struct {
 
 // SenderDeps are the sender's collaborators.
 type SenderDeps struct {
-	DB       sqldb.DB // read-model database; eth.Migrate creates the tables
-	Keys     Keys
+	DB   sqldb.DB // read-model database; eth.Migrate creates the tables
+	Keys Keys
+	// Signer signs every transaction; nil signs with Keys in this process
+	// (custody.Local). A separate signer gets it through custody.Client.
+	Signer   custody.Signer
 	Invoices StreamReader // needed by SweepDeposits only
 	Assets   domain.Assets
 	Log      *slog.Logger
@@ -120,7 +123,6 @@ type Sender struct {
 	deps   SenderDeps
 	log    *slog.Logger
 
-	hotKey   *ecdsa.PrivateKey
 	hot      common.Address
 	native   *domain.Asset
 	tokens   map[string]tokenAsset // by asset code
@@ -160,6 +162,9 @@ func NewSender(cfg SenderConfig, client SenderClient, deps SenderDeps) (*Sender,
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if deps.Signer == nil {
+		deps.Signer = custody.Local{Keys: deps.Keys}
+	}
 	log := deps.Log
 	if log == nil {
 		log = slog.Default()
@@ -184,11 +189,11 @@ func NewSender(cfg SenderConfig, client SenderClient, deps SenderDeps) (*Sender,
 		}
 		s.tokens[a.Code] = tokenAsset{asset: a, contract: common.HexToAddress(contract)}
 	}
-	key, addr, err := s.key(cfg.HotWalletIndex)
+	addr, err := s.address(cfg.HotWalletIndex)
 	if err != nil {
 		return nil, fmt.Errorf("eth sender: hot wallet: %w", err)
 	}
-	s.hotKey, s.hot = key, addr
+	s.hot = addr
 	return s, nil
 }
 
@@ -198,16 +203,12 @@ func (s *Sender) HotWallet() common.Address { return s.hot }
 // Chain implements chain.Sender.
 func (s *Sender) Chain() domain.Chain { return domain.ChainEthereum }
 
-func (s *Sender) key(index int64) (*ecdsa.PrivateKey, common.Address, error) {
-	k, err := s.deps.Keys.PrivateKey(domain.ChainEthereum, index)
+func (s *Sender) address(index int64) (common.Address, error) {
+	a, err := s.deps.Keys.Address(domain.ChainEthereum, index)
 	if err != nil {
-		return nil, common.Address{}, err
+		return common.Address{}, err
 	}
-	key, err := crypto.ToECDSA(k.Serialize())
-	if err != nil {
-		return nil, common.Address{}, err
-	}
-	return key, crypto.PubkeyToAddress(key.PublicKey), nil
+	return common.HexToAddress(a), nil
 }
 
 func (s *Sender) signer(ctx context.Context) (types.Signer, error) {
@@ -318,11 +319,16 @@ type ethTx struct {
 	purpose string
 }
 
-// signAndStore signs txdata from key at the next free nonce of from and
-// stores it. The caller holds s.mu.
-func (s *Sender) signAndStore(ctx context.Context, key *ecdsa.PrivateKey, tx types.DynamicFeeTx, purpose, ref, asset string,
-	value *big.Int) (ethTx, error) {
-	from := crypto.PubkeyToAddress(key.PublicKey)
+// signAndStore has tx signed (req says by which address and what for) at
+// the next free nonce of its address, and stores it. A payout signed
+// before comes back as that earlier transaction, its nonce included: it is
+// what gets stored. The caller holds s.mu.
+func (s *Sender) signAndStore(ctx context.Context, req custody.Request, tx types.DynamicFeeTx, value *big.Int) (ethTx, error) {
+	req.Chain = domain.ChainEthereum
+	from, err := s.address(req.FromIndex)
+	if err != nil {
+		return ethTx{}, err
+	}
 	signer, err := s.signer(ctx)
 	if err != nil {
 		return ethTx{}, err
@@ -341,20 +347,28 @@ func (s *Sender) signAndStore(ctx context.Context, key *ecdsa.PrivateKey, tx typ
 		nonce = uint64(stored.Int64) + 1
 	}
 	tx.ChainID = s.chainID
-	maxFee := new(big.Int).Mul(new(big.Int).SetUint64(tx.Gas), tx.GasFeeCap)
 	for attempt := 0; attempt < maxNonceRetries; attempt, nonce = attempt+1, nonce+1 {
 		tx.Nonce = nonce
-		signed, err := types.SignNewTx(key, signer, &tx)
+		signed, err := s.sign(ctx, signer, req, &tx, from)
 		if err != nil {
-			return ethTx{}, fmt.Errorf("eth sender: sign: %w", err)
+			return ethTx{}, err
 		}
 		raw, err := signed.MarshalBinary()
 		if err != nil {
 			return ethTx{}, err
 		}
-		row := ethTx{from: from, nonce: nonce, txid: signed.Hash().Hex(), raw: hex.EncodeToString(raw), maxFee: maxFee, value: value, purpose: purpose}
+		if signed.Nonce() != nonce || signed.Value().Cmp(tx.Value) != 0 {
+			s.log.Warn("the signer returned the transaction it signed before for this payout", "ref", req.PayoutID, "txid", signed.Hash().Hex(),
+				"nonce", signed.Nonce())
+			nonce = signed.Nonce()
+			if len(signed.Data()) == 0 {
+				value = signed.Value()
+			}
+		}
+		maxFee := new(big.Int).Mul(new(big.Int).SetUint64(signed.Gas()), signed.GasFeeCap())
+		row := ethTx{from: from, nonce: nonce, txid: signed.Hash().Hex(), raw: hex.EncodeToString(raw), maxFee: maxFee, value: value, purpose: req.Purpose}
 		_, err = db.Write.ExecContext(ctx, db.Q(`INSERT INTO eth_txs (from_address, nonce, txid, raw, purpose, ref, asset, value_units, max_fee_wei, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), from.Hex(), nonce, row.txid, row.raw, purpose, ref, asset, value.String(), maxFee.String(),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), from.Hex(), nonce, row.txid, row.raw, req.Purpose, req.PayoutID, req.Asset, value.String(), maxFee.String(),
 			s.cfg.Now().UnixMilli())
 		if err == nil {
 			return row, nil
@@ -367,6 +381,28 @@ func (s *Sender) signAndStore(ctx context.Context, key *ecdsa.PrivateKey, tx typ
 		// Another process took this nonce first: take the next one.
 	}
 	return ethTx{}, errors.New("eth sender: nonces kept being taken by other processes; try again")
+}
+
+// sign asks the signer and checks that what comes back is a transaction
+// of from on this chain.
+func (s *Sender) sign(ctx context.Context, signer types.Signer, req custody.Request, tx *types.DynamicFeeTx, from common.Address) (*types.Transaction, error) {
+	unsigned, err := custody.UnsignedEthereum(tx)
+	if err != nil {
+		return nil, err
+	}
+	req.Unsigned = unsigned
+	raw, err := s.deps.Signer.Sign(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("eth sender: sign: %w", err)
+	}
+	var signed types.Transaction
+	if err := signed.UnmarshalBinary(raw); err != nil {
+		return nil, fmt.Errorf("eth sender: the signer returned no transaction: %w", err)
+	}
+	if got, err := types.Sender(signer, &signed); err != nil || got != from {
+		return nil, fmt.Errorf("eth sender: the signer returned a transaction of %s, not %s (%v)", got.Hex(), from.Hex(), err)
+	}
+	return &signed, nil
 }
 
 func decodeTx(raw string) (*types.Transaction, error) {

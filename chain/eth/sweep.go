@@ -2,7 +2,6 @@ package eth
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/custody"
 	"github.com/acceptcryptohere/gateway/domain"
 )
 
@@ -72,7 +72,7 @@ func (s *Sender) Sweep(ctx context.Context, asset string, index int64) (SweepRes
 	if index == s.hotIndex {
 		return SweepResult{}, errors.New("eth sender: the hot wallet does not sweep itself")
 	}
-	key, addr, err := s.key(index)
+	addr, err := s.address(index)
 	if err != nil {
 		return SweepResult{}, fmt.Errorf("eth sender: deposit key %d: %w", index, err)
 	}
@@ -88,7 +88,7 @@ func (s *Sender) Sweep(ctx context.Context, asset string, index int64) (SweepRes
 			return SweepResult{SweepID: row.id, Asset: asset, Address: addr.Hex(), State: SweepNothing}, err
 		}
 	}
-	if _, err := chain.Drive(ctx, &sweepSteps{s: s, r: &row, key: key, token: token}, maxSweepSteps); err != nil {
+	if _, err := chain.Drive(ctx, &sweepSteps{s: s, r: &row, token: token}, maxSweepSteps); err != nil {
 		return s.result(row, nil), err
 	}
 	var cost *big.Int
@@ -196,7 +196,6 @@ const maxSweepSteps = 4
 type sweepSteps struct {
 	s     *Sender
 	r     *sweepRow
-	key   *ecdsa.PrivateKey
 	token *tokenAsset
 }
 
@@ -260,7 +259,7 @@ func (w *sweepSteps) Build(ctx context.Context) (chain.Next, error) {
 		r.amount = value
 		txdata.Gas, txdata.Value = transferGas, value
 	}
-	t, err := s.signAndStore(ctx, w.key, txdata, "sweep", r.id, r.asset, value)
+	t, err := s.signAndStore(ctx, custody.Request{Purpose: custody.PurposeSweep, PayoutID: r.id, Asset: r.asset, FromIndex: r.index}, txdata, value)
 	if err != nil {
 		return chain.Wait, err
 	}
@@ -330,8 +329,8 @@ func (s *Sender) topUp(ctx context.Context, r *sweepRow, amount, tip, feeCap *bi
 		return fmt.Errorf("%w: %s holds %s wei spendable; topping up %s for its %s sweep needs %s wei",
 			ErrInsufficientGas, s.hot.Hex(), have, r.address, r.asset, need)
 	}
-	t, err := s.signAndStore(ctx, s.hotKey, types.DynamicFeeTx{GasTipCap: tip, GasFeeCap: feeCap, Gas: transferGas, To: &to, Value: amount},
-		"topup", r.id, s.nativeCode(), amount)
+	t, err := s.signAndStore(ctx, custody.Request{Purpose: custody.PurposeTopUp, PayoutID: r.id, Asset: s.nativeCode(), FromIndex: s.hotIndex,
+		ToIndex: r.index}, types.DynamicFeeTx{GasTipCap: tip, GasFeeCap: feeCap, Gas: transferGas, To: &to, Value: amount}, amount)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/commands"
+	"github.com/acceptcryptohere/gateway/custody"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -341,7 +342,7 @@ func tronContracts(cfg Config) map[string]string {
 	return map[string]string{"USDT.TRON": cfg.TronUSDTContract}
 }
 
-func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Wallet, change commands.AddressSource, assets domain.Assets,
+func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Wallet, signer custody.Signer, change commands.AddressSource, assets domain.Assets,
 	prices oracle.Oracle, costs chain.CostRecorder, log *slog.Logger) (senders []chain.Sender, loops []loop, err error) {
 	db := b.db
 	if cfg.BTCRPCHost != "" {
@@ -362,7 +363,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 			return nil, nil, fmt.Errorf("ethereum node: %w", err)
 		}
 		es, err := eth.NewSender(eth.SenderConfig{Contracts: ethContracts(cfg)}, client,
-			eth.SenderDeps{DB: db, Keys: wallet, Invoices: b.store, Assets: assets, Log: log, Costs: costs})
+			eth.SenderDeps{DB: db, Keys: wallet, Signer: signer, Invoices: b.store, Assets: assets, Log: log, Costs: costs})
 		if err != nil {
 			return nil, nil, fmt.Errorf("ethereum sender: %w", err)
 		}

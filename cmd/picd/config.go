@@ -42,6 +42,7 @@ type Config struct {
 	Mnemonic           string // PIC_MNEMONIC: the master seed's words (else read from MnemonicFile)
 	MnemonicFile       string // PIC_MNEMONIC_FILE: default <data>/mnemonic, created on first start
 	MnemonicPassphrase string // PIC_MNEMONIC_PASSPHRASE
+	Signer             string // PIC_SIGNER: unix:///path of a picd signer; unset: sign in this process
 	BTCNetwork         string // PIC_BTC_NETWORK: mainnet, testnet, signet, regtest, simnet
 	BTCRPCHost         string // PIC_BTC_RPC_HOST: a btcd or Bitcoin Core node; unset: BTC is simulated
 	BTCRPCUser         string // PIC_BTC_RPC_USER
@@ -241,6 +242,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Mnemonic, "mnemonic", env("PIC_MNEMONIC", ""), "BIP-39 words of the master seed (PIC_MNEMONIC); prefer the file")
 	fs.StringVar(&c.MnemonicFile, "mnemonic-file", env("PIC_MNEMONIC_FILE", ""), "file with the master seed's words (PIC_MNEMONIC_FILE; default <data>/mnemonic, created 0600 on first start)")
 	fs.StringVar(&c.MnemonicPassphrase, "mnemonic-passphrase", env("PIC_MNEMONIC_PASSPHRASE", ""), "BIP-39 passphrase (PIC_MNEMONIC_PASSPHRASE)")
+	fs.StringVar(&c.Signer, "signer", env("PIC_SIGNER", ""),
+		"a separate picd signer, unix:///path/to/signer.sock (PIC_SIGNER): this process then holds no seed; unset: it signs itself")
 	fs.StringVar(&c.BTCNetwork, "btc-network", env("PIC_BTC_NETWORK", "mainnet"), "Bitcoin network: mainnet, testnet, signet, regtest, simnet (PIC_BTC_NETWORK)")
 	fs.StringVar(&c.BTCRPCHost, "btc-rpc-host", env("PIC_BTC_RPC_HOST", ""), "Bitcoin node RPC host:port (PIC_BTC_RPC_HOST); unset: simulated")
 	fs.StringVar(&c.BTCRPCUser, "btc-rpc-user", env("PIC_BTC_RPC_USER", ""), "Bitcoin node RPC user (PIC_BTC_RPC_USER)")

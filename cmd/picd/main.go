@@ -49,6 +49,9 @@ usage:
   picd health [--timeout 5s] URL
                          exit 0 when URL answers 2xx (for container health checks)
   picd seed new          print a new master seed (24 BIP-39 words) for PIC_MNEMONIC_FILE
+  picd signer [flags] | picd signer pending | picd signer approve PAYOUT_ID
+                         run the signer, the only process with the seed (picd serve with PIC_SIGNER holds none);
+                         list the payouts held at its limits; approve one
   picd version           this build's version, commit and Go version
   picd help              this text
 
@@ -140,6 +143,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return healthCmd(ctx, args, stdout)
 	case "seed":
 		return seedCmd(args, stdout)
+	case "signer":
+		return signerCmd(ctx, args, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -77,7 +77,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	wallet, err := keys(cfg, log)
+	wallet, signer, err := custodyFor(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
 	// No invoice address on a chain whose node is of another chain.
 	handlers := commands.New(deps, guardAddresses(addresses, b.db, chainScans(cfg), now), hd.AddressCheck(wallet.BitcoinParams()))
-	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, addresses, assets, prices, chain.RecordCostWith(handlers.RecordNetworkCost), log)
+	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, signer, addresses, assets, prices, chain.RecordCostWith(handlers.RecordNetworkCost), log)
 	if err != nil {
 		return err
 	}
