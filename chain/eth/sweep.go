@@ -13,7 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/acceptcryptohere/gateway/chain"
-	"github.com/acceptcryptohere/gateway/custody"
+	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/domain"
 )
 
