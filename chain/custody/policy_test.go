@@ -38,7 +38,7 @@ var (
 
 // fixture is a signer policy over a real SQLite log and record.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	store  *sqlite.Store
 	wallet *hd.Wallet
 	rec    *Record
@@ -47,7 +47,7 @@ type fixture struct {
 	ids    int
 }
 
-func newFixture(t *testing.T, limits map[string]Limit) *fixture {
+func newFixture(t testing.TB, limits map[string]Limit) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(filepath.Join(dir, "log.db"))
