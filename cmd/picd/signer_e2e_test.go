@@ -137,11 +137,15 @@ func TestSignerSignsPayoutsForASeedlessGateway(t *testing.T) {
 	if !seedDerives(t, ethAddr, 64) {
 		t.Fatalf("deposit address %s is not among the seed's first addresses", ethAddr.Hex())
 	}
+	usdtID, usdtAddr := ethInvoice(t, g, key, "USDT.ETH", "25")
 	node.Fund(ethAddr, ether("1.5"))
+	node.TransferToken(token, usdtAddr, big.NewInt(25_000_000))
 	node.Mine(11)
 	waitFor(t, g, "ETH paid", g.invoiceStatus(key, ethID), hasStatus("paid"))
+	waitFor(t, g, "USDT.ETH paid", g.invoiceStatus(key, usdtID), hasStatus("paid"))
 	mineToFinal(node)
 	wantBalance(t, g, key, "ETH", "1.49625", "0")
+	wantBalance(t, g, key, "USDT.ETH", "24.9375", "0")
 	assertNoSeed(t, dataDir, env)
 
 	hot := ethHotWallet(t)
