@@ -50,8 +50,14 @@ type AuditReport struct {
 	// Held is, per asset, what the ledger says the gateway holds on chain
 	// (money rule 7): merchant balances + fee revenue − network costs,
 	// which is what came in less what left (external and network:fees).
-	// picd audit --chain is to compare it with the chain (not built yet).
+	// picd audit --chain compares it with the chain.
 	Held map[string]domain.Amount `json:"held"`
+
+	// Deposits maps asset -> pay address -> what the log says arrived
+	// there (seen, less reversed): picd audit --chain's per-address side.
+	Deposits map[string]map[string]domain.Amount `json:"-"`
+	// PayAddresses maps an asset -> every pay address of its invoices.
+	PayAddresses map[string]map[string]bool `json:"-"`
 
 	// invoices follows each invoice's fee as money rule 1 defines it, so
 	// every charge and refund is recomputed from the invoice's own history.
@@ -69,6 +75,7 @@ type OperatorIncome struct {
 // auditInvoice is an invoice as the audit recomputes it: what it credited
 // (confirmed, not reverted), at which tier, and the fee charged on that.
 type auditInvoice struct {
+	address  string // where it is paid
 	decimals int32
 	bps      int64
 	credited domain.Amount
@@ -86,6 +93,7 @@ type auditInvoice struct {
 
 type auditPayout struct {
 	merchantID, status, txid string
+	asset                    string
 	kind                     domain.PayoutKind
 	invoiceID                string
 	amount                   domain.Amount
@@ -144,7 +152,8 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 	}
 	start := now()
 	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
-		Debts: map[string]map[string]domain.Amount{}, NetworkCosts: map[string]map[string]domain.Amount{}, OperatorIncome: map[string]OperatorIncome{},
+		Debts: map[string]map[string]domain.Amount{}, Deposits: map[string]map[string]domain.Amount{},
+		PayAddresses: map[string]map[string]bool{}, NetworkCosts: map[string]map[string]domain.Amount{}, OperatorIncome: map[string]OperatorIncome{},
 		invoices: map[string]*auditInvoice{}, payouts: map[string]*auditPayout{}}
 	total := int64(-1)
 	if c, ok := store.(Counter); ok {
@@ -261,11 +270,16 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 	switch c := e.(type) {
 	case domain.InvoiceCreated:
 		rep.verifyFee(rec, c.Fee, domain.FeeBps, domain.ConversionFeeBps)
-		rep.invoices[c.InvoiceID] = &auditInvoice{decimals: c.Decimals, bps: c.Fee.Bps, live: map[string]domain.Amount{},
+		rep.invoices[c.InvoiceID] = &auditInvoice{address: c.PayAddress, decimals: c.Decimals, bps: c.Fee.Bps, live: map[string]domain.Amount{},
 			createdFee: c.Fee.Fee, status: domain.StatusNew}
+		if rep.PayAddresses[c.Asset] == nil {
+			rep.PayAddresses[c.Asset] = map[string]bool{}
+		}
+		rep.PayAddresses[c.Asset][c.PayAddress] = true
 	case domain.DepositDetected:
 		if inv := rep.invoice(rec, c.InvoiceID); inv != nil {
 			inv.received = inv.received.Add(c.Amount)
+			rep.addDeposit(c.Asset, inv.address, c.Amount)
 		}
 	case domain.InvoiceStatusChanged:
 		if inv := rep.invoice(rec, c.InvoiceID); inv != nil {
@@ -310,6 +324,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 			return
 		}
 		inv.received = inv.received.Sub(c.Amount)
+		rep.addDeposit(c.Asset, inv.address, c.Amount.Neg())
 		amount, credited := inv.live[c.DepositID]
 		if refund, legacy := c.LegacyFeeRefund(); legacy && credited {
 			delete(inv.live, c.DepositID)
@@ -360,7 +375,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 		rep.addRevenue(0, c.From, c.Remainder) // rounding remainders: revenue at no tier
 	case domain.PayoutRequested:
 		rep.Payouts++
-		rep.payouts[c.PayoutID] = &auditPayout{merchantID: c.MerchantID, status: string(domain.PayoutRequestedStatus), amount: c.Amount,
+		rep.payouts[c.PayoutID] = &auditPayout{merchantID: c.MerchantID, status: string(domain.PayoutRequestedStatus), amount: c.Amount, asset: c.Asset,
 			kind: c.Kind, invoiceID: c.SourceInvoiceID}
 		if c.Kind == domain.PayoutKindRefund {
 			// Refunds of an invoice never exceed what it left the
@@ -475,6 +490,37 @@ func (rep *AuditReport) operatorIncome() {
 			rep.OperatorIncome[asset] = inc
 		}
 	}
+}
+
+func (rep *AuditReport) addDeposit(asset, address string, v domain.Amount) {
+	m := rep.Deposits[asset]
+	if m == nil {
+		m = map[string]domain.Amount{}
+		rep.Deposits[asset] = m
+	}
+	m[address] = m[address].Add(v)
+}
+
+// InFlightPayout is a payout signed or sent and not yet confirmed: its
+// coins may have left the chain while the ledger still reserves them.
+type InFlightPayout struct {
+	PayoutID string        `json:"payout_id"`
+	Asset    string        `json:"asset"`
+	Amount   domain.Amount `json:"amount"`
+	Status   string        `json:"status"`
+	TxID     string        `json:"txid"`
+}
+
+// InFlightPayouts lists the payouts signed or sent, not yet confirmed.
+func (r AuditReport) InFlightPayouts() []InFlightPayout {
+	var out []InFlightPayout
+	for id, p := range r.payouts {
+		if p.status == string(domain.PayoutSignedStatus) || p.status == string(domain.PayoutSentStatus) {
+			out = append(out, InFlightPayout{PayoutID: id, Asset: p.asset, Amount: p.amount, Status: p.status, TxID: p.txid})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PayoutID < out[j].PayoutID })
+	return out
 }
 
 // payoutReleased ends a payout that paid nothing: a refund's amount may

@@ -1,0 +1,197 @@
+package eth
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/acceptcryptohere/gateway/sqldb"
+)
+
+// Pinned is the block a reserves scan reads every balance at, so that
+// the balances of many addresses are one moment of the chain.
+type Pinned struct {
+	Height uint64 `json:"height"`
+	Hash   string `json:"hash"`
+}
+
+// PinHead reads the node's newest block.
+func (c *NodeClient) PinHead(ctx context.Context) (Pinned, error) {
+	var h struct {
+		Number hexutil.Uint64 `json:"number"`
+		Hash   common.Hash    `json:"hash"`
+	}
+	if err := c.rpc.CallContext(ctx, &h, "eth_getBlockByNumber", "latest", false); err != nil {
+		return Pinned{}, fmt.Errorf("eth: head: %w", err)
+	}
+	return Pinned{Height: uint64(h.Number), Hash: h.Hash.Hex()}, nil
+}
+
+// reservesBatch is how many calls one JSON-RPC batch carries: geth's
+// default limit is 1000 per batch.
+const reservesBatch = 500
+
+// reservesWorkers is how many batches are in flight at once.
+const reservesWorkers = 4
+
+// balanceOfSelector is the ERC-20 balanceOf(address) selector.
+var balanceOfSelector = hexutil.MustDecode("0x70a08231")
+
+// BalancesAt reads, at block at, the ETH balance of every address (token
+// empty) or its balance of the ERC-20 token, in base units, in batched
+// JSON-RPC calls. progress, if set, is called with the addresses done.
+func (c *NodeClient) BalancesAt(ctx context.Context, at Pinned, token string, addrs []common.Address, progress func(done int)) ([]*big.Int, error) {
+	out := make([]*big.Int, len(addrs))
+	block := hexutil.EncodeUint64(at.Height)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, reservesWorkers)
+	next := make(chan int)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range reservesWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lo := range next {
+				hi := min(lo+reservesBatch, len(addrs))
+				if err := c.balanceBatch(ctx, block, token, addrs[lo:hi], out[lo:hi]); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+				n := done.Add(int64(hi - lo))
+				if progress != nil {
+					progress(int(n))
+				}
+			}
+		}()
+	}
+feed:
+	for lo := 0; lo < len(addrs); lo += reservesBatch {
+		select {
+		case next <- lo:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *NodeClient) balanceBatch(ctx context.Context, block, token string, addrs []common.Address, out []*big.Int) error {
+	elems := make([]rpc.BatchElem, len(addrs))
+	bal := make([]hexutil.Big, len(addrs))
+	raw := make([]hexutil.Bytes, len(addrs))
+	for i, a := range addrs {
+		if token == "" {
+			elems[i] = rpc.BatchElem{Method: "eth_getBalance", Args: []any{a, block}, Result: &bal[i]}
+			continue
+		}
+		data := append(append([]byte{}, balanceOfSelector...), common.LeftPadBytes(a.Bytes(), 32)...)
+		call := map[string]any{"to": common.HexToAddress(token), "data": hexutil.Bytes(data)}
+		elems[i] = rpc.BatchElem{Method: "eth_call", Args: []any{call, block}, Result: &raw[i]}
+	}
+	if err := c.rpc.BatchCallContext(ctx, elems); err != nil {
+		return fmt.Errorf("eth: balances: %w", err)
+	}
+	for i, e := range elems {
+		if e.Error != nil {
+			return fmt.Errorf("eth: balance of %s at %s: %w", addrs[i].Hex(), block, e.Error)
+		}
+		if token == "" {
+			out[i] = bal[i].ToInt()
+			continue
+		}
+		if len(raw[i]) != 32 {
+			return fmt.Errorf("eth: balanceOf %s on %s answered %d bytes, not 32", addrs[i].Hex(), token, len(raw[i]))
+		}
+		out[i] = new(big.Int).SetBytes(raw[i])
+	}
+	return nil
+}
+
+// SweepFlow is what the gateway's own sweeps moved out of (negative) or
+// into a deposit address, per asset, in base units.
+type SweepFlow struct {
+	// Delta maps asset -> lower-case address -> base units.
+	Delta map[string]map[string]*big.Int
+	// InFlight lists the sweeps not ended (their address may differ from
+	// what is recorded until they do), as "sweep_id asset address state".
+	InFlight []string
+	// Addresses are the addresses of unfinished sweeps, lower-case.
+	Addresses map[string]bool
+}
+
+// SweepFlows reads every sweep of the eth_sweeps table: a done sweep of
+// ETH took its amount and its gas from the address; a token sweep took
+// the token amount, and brought the address the ETH of its top-ups, less
+// the gas its transfer burned.
+func SweepFlows(ctx context.Context, db sqldb.DB, native string) (SweepFlow, error) {
+	f := SweepFlow{Delta: map[string]map[string]*big.Int{}, Addresses: map[string]bool{}}
+	rows, err := db.Read.QueryContext(ctx, `SELECT sweep_id, asset, address, amount_units, state, topup_wei, gas_cost_wei FROM eth_sweeps`)
+	if err != nil {
+		return f, fmt.Errorf("eth: sweeps: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, asset, addr, amount, state, topup, gas string
+		if err := rows.Scan(&id, &asset, &addr, &amount, &state, &topup, &gas); err != nil {
+			return f, err
+		}
+		addr = strings.ToLower(addr)
+		if asset != native {
+			f.add(native, addr, parseUnits(topup))
+		}
+		switch state {
+		case SweepDone:
+			f.add(asset, addr, new(big.Int).Neg(parseUnits(amount)))
+			f.add(native, addr, new(big.Int).Neg(parseUnits(gas)))
+		case SweepFailed:
+			// A reverted transfer moved no coin; its gas is not stored
+			// here, so the address is checked by hand.
+			f.InFlight = append(f.InFlight, fmt.Sprintf("%s %s %s failed (its gas is not recorded per address)", id, asset, addr))
+			f.Addresses[addr] = true
+		default:
+			f.InFlight = append(f.InFlight, fmt.Sprintf("%s %s %s %s", id, asset, addr, state))
+			f.Addresses[addr] = true
+		}
+	}
+	return f, rows.Err()
+}
+
+func (f SweepFlow) add(asset, addr string, v *big.Int) {
+	m := f.Delta[asset]
+	if m == nil {
+		m = map[string]*big.Int{}
+		f.Delta[asset] = m
+	}
+	if m[addr] == nil {
+		m[addr] = new(big.Int)
+	}
+	m[addr].Add(m[addr], v)
+}
+
+func parseUnits(s string) *big.Int {
+	v, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return new(big.Int)
+	}
+	return v
+}
