@@ -23,13 +23,23 @@ type Pinned struct {
 }
 
 // PinHead reads the node's newest block.
-func (c *NodeClient) PinHead(ctx context.Context) (Pinned, error) {
-	var h struct {
+func (c *NodeClient) PinHead(ctx context.Context) (Pinned, error) { return c.pin(ctx, "latest") }
+
+// PinAt reads the block at height.
+func (c *NodeClient) PinAt(ctx context.Context, height uint64) (Pinned, error) {
+	return c.pin(ctx, hexutil.EncodeUint64(height))
+}
+
+func (c *NodeClient) pin(ctx context.Context, tag string) (Pinned, error) {
+	var h *struct {
 		Number hexutil.Uint64 `json:"number"`
 		Hash   common.Hash    `json:"hash"`
 	}
-	if err := c.rpc.CallContext(ctx, &h, "eth_getBlockByNumber", "latest", false); err != nil {
-		return Pinned{}, fmt.Errorf("eth: head: %w", err)
+	if err := c.rpc.CallContext(ctx, &h, "eth_getBlockByNumber", tag, false); err != nil {
+		return Pinned{}, fmt.Errorf("eth: block %s: %w", tag, err)
+	}
+	if h == nil {
+		return Pinned{}, fmt.Errorf("eth: block %s: not found", tag)
 	}
 	return Pinned{Height: uint64(h.Number), Hash: h.Hash.Hex()}, nil
 }

@@ -48,6 +48,9 @@ type auditOutput struct {
 	csv                bool
 	// at: --verify-chain also prints the hash at this chain seq.
 	at string
+	// chain: compare the ledger's holdings with the nodes (--chain);
+	// verbose lists every address that differs.
+	chain, verbose bool
 }
 
 // auditCmd is "picd audit [--json] [--progress|--no-progress] [flags]".
@@ -88,6 +91,10 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			out.progress = false
 		case "--verify-chain", "-verify-chain":
 			out.verifyChain = true
+		case "--chain", "-chain":
+			out.chain = true
+		case "--verbose", "-verbose", "-v":
+			out.verbose = true
 		default:
 			rest = append(rest, a)
 		}
@@ -153,6 +160,9 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 	}
 	if rep.Problems == nil {
 		rep.Problems = []string{}
+	}
+	if out.chain {
+		return chainAudit(ctx, cfg, b, rep, out, stdout, stderr)
 	}
 	if out.json {
 		enc := json.NewEncoder(stdout)

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/acceptcryptohere/gateway/chain/eth"
+	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/reserves"
+)
+
+// reservesReport is picd audit --chain's answer.
+type reservesReport struct {
+	OK     bool              `json:"ok"`
+	Assets []reserves.Asset  `json:"assets"`
+	Chains []reservesChain   `json:"chains"`
+	// InFlight lists transactions whose coins may be on their way:
+	// payouts signed or sent, sweeps not ended.
+	InFlight []string `json:"in_flight"`
+	// Skipped names the assets not compared, and why.
+	Skipped        []string `json:"skipped"`
+	LedgerProblems int      `json:"ledger_problems"`
+	ElapsedMs      int64    `json:"elapsed_ms"`
+}
+
+// reservesChain is where a chain was read: the block pinned and how far
+// the gateway's watcher had scanned.
+type reservesChain struct {
+	Chain     string `json:"chain"`
+	Height    uint64 `json:"height"`
+	Hash      string `json:"hash"`
+	Head      uint64 `json:"head"`
+	Scanned   int64  `json:"scanned"` // the watcher's checkpoint; -1: none
+	Addresses int    `json:"addresses"`
+}
+
+// maxDiffers bounds the per-address lines printed without --verbose.
+const maxDiffers = 20
+
+// chainAudit is picd audit --chain: the ledger's holdings per asset
+// against the balances of the gateway's addresses on each configured
+// node, at one block per chain.
+func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.AuditReport, out auditOutput, stdout, stderr io.Writer) error {
+	start := time.Now()
+	res := reservesReport{LedgerProblems: len(rep.Problems), Assets: []reserves.Asset{}, InFlight: []string{}, Skipped: []string{}}
+	for _, p := range rep.InFlightPayouts() {
+		res.InFlight = append(res.InFlight, fmt.Sprintf("payout %s %s %s %s, tx %s", p.PayoutID, p.Amount, p.Asset, p.Status, p.TxID))
+	}
+	assets, err := quickStartAssets(cfg, domain.DefaultAssets())
+	if err != nil {
+		return unreachable(err)
+	}
+	if cfg.ETHRPCURL != "" {
+		if err := ethReserves(ctx, cfg, b, rep, assets, out, stderr, &res); err != nil {
+			return err
+		}
+	}
+	for _, a := range assets.List() {
+		if a.Chain == domain.ChainEthereum && cfg.ETHRPCURL != "" {
+			continue
+		}
+		if held := rep.Held[a.Code]; !held.IsZero() {
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s (ledger holds %s): not compared by this build", a.Code, held))
+		}
+	}
+	res.OK = res.LedgerProblems == 0
+	for _, a := range res.Assets {
+		res.OK = res.OK && a.OK
+	}
+	res.ElapsedMs = time.Since(start).Milliseconds()
+	if out.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		printReserves(stdout, res, out.verbose)
+	}
+	if !res.OK {
+		return &exitError{code: exitProblems, err: fmt.Errorf("%w: the chain does not hold what the ledger says", errAuditMismatch)}
+	}
+	return nil
+}
+
+// auditWallet derives the gateway's keys without ever creating a seed:
+// an audit of a data directory without one must not make one up.
+func auditWallet(cfg Config) (*hd.Wallet, error) {
+	if cfg.Mnemonic == "" {
+		if _, err := os.Stat(cfg.MnemonicFile); err != nil {
+			return nil, fmt.Errorf("audit --chain: the hot wallet's address needs the master seed (PIC_MNEMONIC or %s): %w", cfg.MnemonicFile, err)
+		}
+	}
+	return keys(cfg, newLogger(io.Discard))
+}
+
+// ethReserves compares ETH and the ERC-20 assets: every pay address of an
+// Ethereum invoice and the hot wallet, read at one block.
+func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.AuditReport, assets domain.Assets,
+	out auditOutput, stderr io.Writer, res *reservesReport) error {
+	wallet, err := auditWallet(cfg)
+	if err != nil {
+		return unreachable(err)
+	}
+	hotAddr, err := wallet.Address(domain.ChainEthereum, eth.DefaultHotWalletIndex)
+	if err != nil {
+		return unreachable(err)
+	}
+	hot := strings.ToLower(hotAddr)
+	client, err := eth.Dial(ctx, cfg.ETHRPCURL)
+	if err != nil {
+		return unreachable(err)
+	}
+	defer client.Close()
+	head, err := client.PinHead(ctx)
+	if err != nil {
+		return unreachable(fmt.Errorf("audit --chain: Ethereum node %s: %w", cfg.ETHRPCURL, err))
+	}
+	scanned, err := checkpoint(ctx, b, "eth_scan_checkpoint")
+	if err != nil {
+		return unreachable(err)
+	}
+	// Pin where the watcher has scanned: a payment above it is on chain
+	// and not yet in the ledger.
+	at := head
+	if scanned >= 0 && uint64(scanned) < head.Height {
+		if at, err = client.PinAt(ctx, uint64(scanned)); err != nil {
+			return unreachable(err)
+		}
+	}
+	var ethAssets []domain.Asset
+	addrSet := map[string]bool{hot: true}
+	for _, a := range assets.List() {
+		if a.Chain != domain.ChainEthereum {
+			continue
+		}
+		if c := ethContracts(cfg)[a.Code]; c != "" {
+			a.Contract = c
+		}
+		ethAssets = append(ethAssets, a)
+		for addr := range rep.PayAddresses[a.Code] {
+			addrSet[strings.ToLower(addr)] = true
+		}
+	}
+	addrs := make([]common.Address, 0, len(addrSet))
+	for a := range addrSet {
+		addrs = append(addrs, common.HexToAddress(a))
+	}
+	sort.Slice(addrs, func(i, j int) bool { return strings.ToLower(addrs[i].Hex()) < strings.ToLower(addrs[j].Hex()) })
+	res.Chains = append(res.Chains, reservesChain{Chain: string(domain.ChainEthereum), Height: at.Height, Hash: at.Hash, Head: head.Height,
+		Scanned: scanned, Addresses: len(addrs)})
+	native := ""
+	for _, a := range ethAssets {
+		if a.Native() {
+			native = a.Code
+		}
+	}
+	flows, err := eth.SweepFlows(ctx, b.db, native)
+	if err != nil {
+		return unreachable(err)
+	}
+	res.InFlight = append(res.InFlight, flows.InFlight...)
+	notes := map[string]string{}
+	for addr := range flows.Addresses {
+		notes[addr] = "a sweep of this address has not ended"
+	}
+	if err := unmatchedNotes(ctx, b, notes); err != nil {
+		return unreachable(err)
+	}
+	for _, a := range ethAssets {
+		var progress func(int)
+		if out.progress {
+			bar := newProgressBar(stderr)
+			progress = func(done int) { bar.update(done, int64(len(addrs))) }
+			defer bar.done()
+		}
+		balances, err := client.BalancesAt(ctx, at, a.Contract, addrs, progress)
+		if err != nil {
+			return unreachable(fmt.Errorf("audit --chain: %s: %w", a.Code, err))
+		}
+		onChain := make(map[string]*big.Int, len(addrs))
+		for i, addr := range addrs {
+			onChain[strings.ToLower(addr.Hex())] = balances[i]
+		}
+		expected := map[string]*big.Int{}
+		for addr, v := range rep.Deposits[a.Code] {
+			u, err := v.BaseUnits(a.Decimals)
+			if err != nil {
+				return fmt.Errorf("audit --chain: %s deposits of %s: %w", a.Code, addr, err)
+			}
+			expected[strings.ToLower(addr)] = u
+		}
+		for addr, d := range flows.Delta[a.Code] {
+			if expected[addr] == nil {
+				expected[addr] = new(big.Int)
+			}
+			expected[addr] = new(big.Int).Add(expected[addr], d)
+		}
+		r := reserves.Compare(reserves.Input{Asset: a.Code, Decimals: a.Decimals, Held: rep.Held[a.Code], Expected: expected,
+			Role: reserves.RoleDeposit, Hot: hot, Chain: onChain, Notes: notes})
+		r.Height, r.BlockHash = at.Height, at.Hash
+		res.Assets = append(res.Assets, r)
+	}
+	return nil
+}
+
+// checkpoint is the block a watcher has scanned to (-1: never scanned).
+func checkpoint(ctx context.Context, b *backend, table string) (int64, error) {
+	var h int64
+	err := b.db.Read.QueryRowContext(ctx, `SELECT height FROM `+table+` WHERE id = 1`).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit --chain: %s: %w", table, err)
+	}
+	return h, nil
+}
+
+// unmatchedNotes marks the addresses holding a deposit no invoice took.
+func unmatchedNotes(ctx context.Context, b *backend, notes map[string]string) error {
+	rows, err := b.db.Read.QueryContext(ctx, `SELECT id, address, asset, amount, status FROM chain_unmatched_deposits`)
+	if err != nil {
+		return fmt.Errorf("audit --chain: unmatched deposits: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var addr, asset, amount, status string
+		if err := rows.Scan(&id, &addr, &asset, &amount, &status); err != nil {
+			return err
+		}
+		if status == "credited" {
+			continue
+		}
+		addr = strings.ToLower(addr)
+		note := fmt.Sprintf("unmatched deposit %d: %s %s (%s)", id, amount, asset, status)
+		if notes[addr] != "" {
+			note = notes[addr] + "; " + note
+		}
+		notes[addr] = note
+	}
+	return rows.Err()
+}
+
+func printReserves(w io.Writer, res reservesReport, verbose bool) {
+	for _, c := range res.Chains {
+		fmt.Fprintf(w, "%s: balances at block %d (%s); node head %d, watcher scanned to %d; %d addresses\n",
+			c.Chain, c.Height, c.Hash, c.Head, c.Scanned, c.Addresses)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ASSET\tLEDGER\tCHAIN\tDIFFERENCE\tOPERATOR FLOAT\tADDRESSES\tRESULT")
+	for _, a := range res.Assets {
+		result := "OK"
+		if !a.OK {
+			result = fmt.Sprintf("%d DIFFER", len(a.Differ))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Asset, a.Ledger, a.Chain, a.Diff, a.Float, a.Addresses, result)
+	}
+	tw.Flush()
+	for _, a := range res.Assets {
+		if a.OK {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s: addresses that differ (chain − ledger)\n", a.Asset)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ADDRESS\tROLE\tLEDGER\tCHAIN\tDIFFERENCE\tNOTE")
+		for i, d := range a.Differ {
+			if i == maxDiffers && !verbose {
+				fmt.Fprintf(tw, "… %d more (--verbose or --json lists all)\n", len(a.Differ)-maxDiffers)
+				break
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Address, d.Role, d.Ledger, d.Chain, d.Diff, d.Note)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w)
+	if len(res.InFlight) > 0 {
+		fmt.Fprintln(w, "IN FLIGHT (may explain a difference; audit again once they end):")
+		for _, f := range res.InFlight {
+			fmt.Fprintln(w, "  "+f)
+		}
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintln(w, "NOT COMPARED: "+s)
+	}
+	if res.LedgerProblems > 0 {
+		fmt.Fprintf(w, "LEDGER: %d problems (picd audit lists them)\n", res.LedgerProblems)
+	}
+	if res.OK {
+		fmt.Fprintln(w, "RESULT: OK, the chain holds what the ledger says")
+		return
+	}
+	fmt.Fprintln(w, "RESULT: MISMATCH")
+}
