@@ -38,7 +38,7 @@ func TestBalancesAtPinnedBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node.Fund(a, big.NewInt(100)) // after the pin
+	node.Fund(a, big.NewInt(100))      // after the pin
 	addrs := addressesFrom(1201, a, b) // three batches
 	wei, err := c.BalancesAt(ctx, pin, "", addrs, nil)
 	if err != nil {

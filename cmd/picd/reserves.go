@@ -25,9 +25,9 @@ import (
 
 // reservesReport is picd audit --chain's answer.
 type reservesReport struct {
-	OK     bool              `json:"ok"`
-	Assets []reserves.Asset  `json:"assets"`
-	Chains []reservesChain   `json:"chains"`
+	OK     bool             `json:"ok"`
+	Assets []reserves.Asset `json:"assets"`
+	Chains []reservesChain  `json:"chains"`
 	// InFlight lists transactions whose coins may be on their way:
 	// payouts signed or sent, sweeps not ended.
 	InFlight []string `json:"in_flight"`
