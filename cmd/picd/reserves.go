@@ -18,6 +18,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/reserves"
@@ -69,8 +70,17 @@ func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.Aud
 			return err
 		}
 	}
+	simulated := map[domain.Chain]bool{}
+	if cfg.Simulator {
+		for _, c := range simulatedChains(cfg) {
+			simulated[c] = true
+			if err := simReserves(ctx, b, rep, assets, c, &res); err != nil {
+				return err
+			}
+		}
+	}
 	for _, a := range assets.List() {
-		if a.Chain == domain.ChainEthereum && cfg.ETHRPCURL != "" {
+		if a.Chain == domain.ChainEthereum && cfg.ETHRPCURL != "" || simulated[a.Chain] {
 			continue
 		}
 		if held := rep.Held[a.Code]; !held.IsZero() {
@@ -213,6 +223,63 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 		r := reserves.Compare(reserves.Input{Asset: a.Code, Decimals: a.Decimals, Held: rep.Held[a.Code], Expected: expected,
 			Role: reserves.RoleDeposit, Hot: hot, Chain: onChain, Notes: notes})
 		r.Height, r.BlockHash = at.Height, at.Hash
+		res.Assets = append(res.Assets, r)
+	}
+	return nil
+}
+
+// simPayouts stands for where a simulated chain's payouts come from: it
+// has no hot wallet, so what they took is one pool.
+const simPayouts = "(payouts)"
+
+// simReserves compares the assets of a simulated chain with its state.
+func simReserves(ctx context.Context, b *backend, rep projections.AuditReport, assets domain.Assets, c domain.Chain, res *reservesReport) error {
+	h, err := sim.HoldingsOf(ctx, b.db, c)
+	if err != nil {
+		return unreachable(err)
+	}
+	res.InFlight = append(res.InFlight, h.Mempool...)
+	addrs := map[string]bool{}
+	var list []domain.Asset
+	for _, a := range assets.List() {
+		if a.Chain != c {
+			continue
+		}
+		list = append(list, a)
+		for addr := range rep.PayAddresses[a.Code] {
+			addrs[addr] = true
+		}
+		for addr := range h.Addresses[a.Code] {
+			addrs[addr] = true
+		}
+	}
+	res.Chains = append(res.Chains, reservesChain{Chain: string(c) + " (simulated)", Height: uint64(h.Height), Head: uint64(h.Height),
+		Scanned: h.Height, Addresses: len(addrs)})
+	for _, a := range list {
+		units := func(v domain.Amount) (*big.Int, error) { return v.BaseUnits(a.Decimals) }
+		onChain, expected := map[string]*big.Int{}, map[string]*big.Int{}
+		rest := rep.Held[a.Code]
+		for addr := range addrs {
+			var err error
+			if onChain[addr], err = units(h.Addresses[a.Code][addr]); err != nil {
+				return err
+			}
+			v := rep.Deposits[a.Code][addr]
+			rest = rest.Sub(v)
+			if expected[addr], err = units(v); err != nil {
+				return err
+			}
+		}
+		var err1, err2 error
+		onChain[simPayouts], err1 = units(h.Spent[a.Code].Neg())
+		expected[simPayouts], err2 = units(rest)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("audit --chain: %s: %w", a.Code, err)
+		}
+		r := reserves.Compare(reserves.Input{Asset: a.Code, Decimals: a.Decimals, Held: rep.Held[a.Code], Expected: expected,
+			Role: reserves.RoleDeposit, Chain: onChain})
+		r.Height = uint64(h.Height)
+		r.Addresses = len(addrs)
 		res.Assets = append(res.Assets, r)
 	}
 	return nil
