@@ -253,6 +253,13 @@ func simReserves(ctx context.Context, b *backend, rep projections.AuditReport, a
 			addrs[addr] = true
 		}
 	}
+	held := false
+	for _, a := range list {
+		held = held || !rep.Held[a.Code].IsZero()
+	}
+	if len(addrs) == 0 && !held {
+		return nil // nothing paid on it, nothing held: nothing to compare
+	}
 	res.Chains = append(res.Chains, reservesChain{Chain: string(c) + " (simulated)", Height: uint64(h.Height), Head: uint64(h.Height),
 		Scanned: h.Height, Addresses: len(addrs)})
 	for _, a := range list {
