@@ -36,6 +36,7 @@ var mayImport = map[string][]string{
 	"webhooks":     {"domain", "eventstore", "readapi", "opstore", "sqldb", "follow"},
 	"httpapi":      {"domain", "eventstore", "commands", "readapi", "opstore", "webhooks", "analytics"},
 	"analytics":    {"domain", "eventstore"},
+	"reserves":     {"domain"},
 	"web":          {"domain", "readapi"},
 	"cmd":          {"*"},
 	"simulation":   {"*"}, // test-only: drives every part at once
