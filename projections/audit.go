@@ -511,6 +511,14 @@ type InFlightPayout struct {
 	TxID     string        `json:"txid"`
 }
 
+// PayoutStatus is a payout's status at the log's end ("" if unknown).
+func (r AuditReport) PayoutStatus(id string) string {
+	if p := r.payouts[id]; p != nil {
+		return p.status
+	}
+	return ""
+}
+
 // InFlightPayouts lists the payouts signed or sent, not yet confirmed.
 func (r AuditReport) InFlightPayouts() []InFlightPayout {
 	var out []InFlightPayout

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/acceptcryptohere/gateway/chain/btc"
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/chain/sim"
@@ -70,6 +71,11 @@ func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.Aud
 			return err
 		}
 	}
+	if cfg.BTCRPCHost != "" {
+		if err := btcReserves(ctx, cfg, b, rep, assets, out, stderr, &res); err != nil {
+			return err
+		}
+	}
 	simulated := map[domain.Chain]bool{}
 	if cfg.Simulator {
 		for _, c := range simulatedChains(cfg) {
@@ -80,7 +86,7 @@ func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.Aud
 		}
 	}
 	for _, a := range assets.List() {
-		if a.Chain == domain.ChainEthereum && cfg.ETHRPCURL != "" || simulated[a.Chain] {
+		if a.Chain == domain.ChainEthereum && cfg.ETHRPCURL != "" || a.Chain == domain.ChainBitcoin && cfg.BTCRPCHost != "" || simulated[a.Chain] {
 			continue
 		}
 		if held := rep.Held[a.Code]; !held.IsZero() {
@@ -225,6 +231,64 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 		r.Height, r.BlockHash = at.Height, at.Hash
 		res.Assets = append(res.Assets, r)
 	}
+	return nil
+}
+
+// btcReserves compares BTC: the outputs the gateway's tables hold
+// (wallet and deposits not yet taken in) against gettxout, per address.
+func btcReserves(ctx context.Context, cfg Config, b *backend, rep projections.AuditReport, assets domain.Assets,
+	out auditOutput, stderr io.Writer, res *reservesReport) error {
+	asset, err := assets.Lookup("BTC")
+	if err != nil {
+		return nil // no Bitcoin asset configured
+	}
+	wallet, err := auditWallet(cfg)
+	if err != nil {
+		return unreachable(err)
+	}
+	bc, err := btcConfig(cfg, wallet)
+	if err != nil {
+		return unreachable(err)
+	}
+	outs, err := btc.ExpectedOutputs(ctx, b.db, rep.PayoutStatus)
+	if err != nil {
+		return unreachable(err)
+	}
+	var progress func(int)
+	if out.progress {
+		bar := newProgressBar(stderr)
+		progress = func(done int) { bar.update(done, int64(len(outs))) }
+		defer bar.done()
+	}
+	tip, sats, err := btc.ReadOutputs(ctx, bc, outs, progress)
+	if err != nil {
+		return unreachable(fmt.Errorf("audit --chain: Bitcoin node %s: %w", cfg.BTCRPCHost, err))
+	}
+	scanned, err := checkpoint(ctx, b, "chain_btc_checkpoint")
+	if err != nil {
+		return unreachable(err)
+	}
+	expected, onChain, notes := map[string]*big.Int{}, map[string]*big.Int{}, map[string]string{}
+	for i, o := range outs {
+		if expected[o.Address] == nil {
+			expected[o.Address], onChain[o.Address] = new(big.Int), new(big.Int)
+		}
+		expected[o.Address].Add(expected[o.Address], big.NewInt(o.Sat))
+		if sats[i] >= 0 {
+			onChain[o.Address].Add(onChain[o.Address], big.NewInt(sats[i]))
+		} else {
+			o.Note = strings.TrimSpace(o.Note + " " + o.OutPoint + " spent or unknown to the node")
+		}
+		if o.Note != "" {
+			notes[o.Address] = strings.TrimPrefix(notes[o.Address]+"; "+o.Note, "; ")
+		}
+	}
+	res.Chains = append(res.Chains, reservesChain{Chain: string(domain.ChainBitcoin), Height: uint64(tip.Height), Hash: tip.Hash,
+		Head: uint64(tip.Height), Scanned: scanned, Addresses: len(expected)})
+	r := reserves.Compare(reserves.Input{Asset: asset.Code, Decimals: asset.Decimals, Held: rep.Held[asset.Code], Expected: expected,
+		Role: reserves.RoleOutput, Chain: onChain, Notes: notes})
+	r.Height, r.BlockHash = uint64(tip.Height), tip.Hash
+	res.Assets = append(res.Assets, r)
 	return nil
 }
 
