@@ -42,6 +42,12 @@ var ErrPermanent = errors.New("chain: permanent payout error")
 // so a held payout waits as long as it takes and is never failed for it.
 var ErrHeld = errors.New("chain: payout held")
 
+// ErrWrongNode: the chain's node is not the one the gateway recorded (a
+// node of another chain behind the same URL, issue #16). Nothing is
+// signed, broadcast or counted as confirmed against it: the payout waits,
+// without counting an attempt, until the right node answers.
+var ErrWrongNode = errors.New("chain: the node is not of the recorded chain")
+
 // Sender builds, signs and broadcasts payouts from the gateway's hot
 // wallet on one chain. The payout processor drives it:
 //
@@ -125,7 +131,11 @@ type ProcessorConfig struct {
 	// never failed for a temporary error: its transaction may still reach
 	// a block.
 	MaxBuildAttempts int
-	Logger           *slog.Logger
+	// CheckNode, when set, is asked before every build, broadcast and
+	// confirmation count whether the chain's node is the recorded one; an
+	// error (wrapped in ErrWrongNode) makes the payout wait.
+	CheckNode func(ctx context.Context, c domain.Chain) error
+	Logger    *slog.Logger
 }
 
 // Processor turns payout requests into transactions. Its intake is a log
@@ -276,6 +286,9 @@ func (p *Processor) drive(ctx context.Context, j job) error {
 	switch {
 	case errors.Is(err, ErrPermanent):
 		return p.fail(ctx, j.ref, err.Error())
+	case errors.Is(err, ErrWrongNode):
+		p.cfg.Logger.Warn("payout waits for the chain's recorded node", "payout_id", j.ref.PayoutID, "stage", stage, "reason", err.Error())
+		return p.later(ctx, j.ref, p.cfg.RetryBase, err.Error())
 	case errors.Is(err, ErrHeld) && stage == StageBuild:
 		p.cfg.Logger.Warn("payout held by the signer", "payout_id", j.ref.PayoutID, "reason", err.Error())
 		return p.later(ctx, j.ref, p.cfg.RetryBase, err.Error())
@@ -340,8 +353,22 @@ func (s *payoutSteps) Stage(ctx context.Context) (Stage, error) {
 	return StageBuild, nil
 }
 
+// checkNode asks ProcessorConfig.CheckNode about the sender's chain.
+func (s *payoutSteps) checkNode(ctx context.Context) error {
+	if s.p.cfg.CheckNode == nil {
+		return nil
+	}
+	if err := s.p.cfg.CheckNode(ctx, s.sender.Chain()); err != nil {
+		return fmt.Errorf("%w: %v", ErrWrongNode, err)
+	}
+	return nil
+}
+
 func (s *payoutSteps) Build(ctx context.Context) (Next, error) {
 	ref := s.job.ref
+	if err := s.checkNode(ctx); err != nil {
+		return Wait, err
+	}
 	tx, err := s.p.build(ctx, s.sender, s.asset, s.po.Request())
 	if errors.Is(err, ErrPermanent) {
 		return Wait, err
@@ -365,6 +392,9 @@ func (s *payoutSteps) Build(ctx context.Context) (Next, error) {
 
 func (s *payoutSteps) Broadcast(ctx context.Context) (Next, error) {
 	ref, signed := s.job.ref, s.po.Signed()
+	if err := s.checkNode(ctx); err != nil {
+		return Wait, err
+	}
 	err := s.sender.Broadcast(ctx, signed.Tx())
 	if errors.Is(err, ErrPermanent) {
 		return Wait, err
@@ -385,6 +415,9 @@ func (s *payoutSteps) Broadcast(ctx context.Context) (Next, error) {
 // Follow: ErrPermanent from the sender (mined but failed, or expired
 // unmined) is returned as it is, and drive fails the payout with it.
 func (s *payoutSteps) Follow(ctx context.Context) (Outcome, error) {
+	if err := s.checkNode(ctx); err != nil {
+		return Pending, err
+	}
 	n, err := s.sender.Confirmations(ctx, s.po.Signed().TxID)
 	if errors.Is(err, ErrPermanent) {
 		return Pending, err

@@ -22,6 +22,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/chain/oracle"
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/chain/sim"
 	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/commands"
@@ -89,6 +90,7 @@ func quickStartAssets(cfg Config, assets domain.Assets) (domain.Assets, error) {
 // simulator's operator endpoints.
 type watchers struct {
 	loops  []loop
+	nodes  map[domain.Chain]nodeIdentity // the chains watched on a node
 	sim    *sim.Simulator
 	routes http.Handler
 }
@@ -96,7 +98,8 @@ type watchers struct {
 func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers commands.Handlers, reader *readapi.SQL,
 	assets domain.Assets, wallet *hd.Wallet, log *slog.Logger) (*watchers, error) {
 	sink := chain.Sink{Commands: handlers, Addresses: reader}
-	w := &watchers{}
+	w := &watchers{nodes: map[domain.Chain]nodeIdentity{}}
+	identityTable := func(prefix string) scan.IdentityTable { return scan.NewIdentityTable(db, prefix+"_node_identity") }
 	if cfg.BTCRPCHost != "" {
 		bc, err := btcConfig(cfg, wallet)
 		if err != nil {
@@ -107,6 +110,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 			return nil, fmt.Errorf("bitcoin watcher: %w", err)
 		}
 		w.loops = append(w.loops, loop{name: "bitcoin watcher", run: bw.Run})
+		w.nodes[domain.ChainBitcoin] = nodeIdentity{bw.Identity, identityTable("chain_btc")}
 	}
 	if cfg.ETHRPCURL != "" {
 		ew, err := ethWatcher(ctx, cfg, sink, db, assets, log)
@@ -114,6 +118,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 			return nil, err
 		}
 		w.loops = append(w.loops, loop{name: "ethereum watcher", run: ew.Run})
+		w.nodes[domain.ChainEthereum] = nodeIdentity{ew.Identity, identityTable("eth")}
 	}
 	if cfg.TronAPIURL != "" {
 		tw, err := tronWatcher(cfg, sink, db, assets, log)
@@ -121,6 +126,7 @@ func startWatchers(ctx context.Context, cfg Config, db sqldb.DB, handlers comman
 			return nil, fmt.Errorf("tron watcher: %w", err)
 		}
 		w.loops = append(w.loops, loop{name: "tron watcher", run: tw.Run})
+		w.nodes[domain.ChainTron] = nodeIdentity{tw.Identity, identityTable("tron")}
 	}
 	s, err := sim.New(sim.Config{Chains: simulatedChains(cfg)}, sink, db, assets, log)
 	if err != nil {

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/chain/scan"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -82,4 +85,43 @@ func (g *identityGuard) mismatch(ctx context.Context, ch domain.Chain, c chainSc
 	g.cache[ch] = guardEntry{mismatch: m, at: now}
 	g.mu.Unlock()
 	return m, nil
+}
+
+// nodeIdentity is how a chain's node names the chain it follows (its
+// watcher's Identity), and the table where the watcher recorded the first
+// identity it saw and the mismatch of the moment.
+type nodeIdentity struct {
+	identity func(ctx context.Context) (string, error)
+	table    scan.IdentityTable
+}
+
+// checkPayoutNode is the payout processor's CheckNode (#16): before a
+// payout is signed, broadcast or counted as confirmed, the node must
+// answer with the identity its watcher recorded, and the watcher must not
+// have stopped on a mismatch. A node of another chain behind the same URL
+// (a fresh dev chain with the same chain id) would otherwise take the
+// transaction and confirm it there, and the ledger would record a payout
+// the merchant never receives. One identity call per payout step.
+func checkPayoutNode(nodes map[domain.Chain]nodeIdentity) func(ctx context.Context, c domain.Chain) error {
+	return func(ctx context.Context, c domain.Chain) error {
+		n, ok := nodes[c]
+		if !ok {
+			return nil // simulated: no node
+		}
+		if m, err := n.table.Mismatch(ctx); err != nil || m != "" {
+			return cmp.Or(err, errors.New(m))
+		}
+		found, err := n.identity(ctx)
+		if err != nil {
+			return err
+		}
+		recorded, ok, err := n.table.RecordedIdentity(ctx)
+		if err != nil {
+			return err
+		}
+		if ok && found != recorded {
+			return &scan.MismatchError{Chain: string(c), Expected: recorded, Found: found}
+		}
+		return nil
+	}
 }

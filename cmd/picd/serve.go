@@ -124,13 +124,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	processor := chain.NewProcessor(b.store, b.db, handlers, assets, senders, chain.ProcessorConfig{Logger: log})
-	settlement := chain.NewSettlement(b.store, b.db, handlers, log)
-	settlement.SetWaits(now, cfg.ConversionMaxWait)
 	chains, err := startWatchers(ctx, cfg, b.db, handlers, reader, assets, wallet, log)
 	if err != nil {
 		return err
 	}
+	processor := chain.NewProcessor(b.store, b.db, handlers, assets, senders, chain.ProcessorConfig{Logger: log, CheckNode: checkPayoutNode(chains.nodes)})
+	settlement := chain.NewSettlement(b.store, b.db, handlers, log)
+	settlement.SetWaits(now, cfg.ConversionMaxWait)
 
 	worker := webhooks.NewWorker(b.db, webhooks.Config{AllowPrivate: cfg.WebhookAllowPrivate, Secrets: secretBox, Logger: log})
 	// Closed when shutdown starts, so open event streams end at once.
