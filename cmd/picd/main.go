@@ -46,6 +46,9 @@ usage:
                          each projection's position and lag
   picd chain rescan ASSET --from HEIGHT [--to HEIGHT] | picd chain unmatched [--json] [credit|sweep|ignore ID ...]
                          rescan blocks for missed payments; decide about payments no invoice takes
+  picd generate --events N [--merchants M] [--seed S] [--keys FILE] [flags]
+                         fill an empty store with a reproducible history (merchants, invoices, payouts)
+                         for measurements at scale; then projections rebuild and audit
   picd health [--timeout 5s] URL
                          exit 0 when URL answers 2xx (for container health checks)
   picd seed new          print a new master seed (24 BIP-39 words) for PIC_MNEMONIC_FILE
@@ -145,6 +148,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return seedCmd(args, stdout)
 	case "signer":
 		return signerCmd(ctx, args, stdout, stderr)
+	case "generate":
+		return generateCmd(ctx, args, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// picd generate fills an empty embedded store that picd audit then finds
+// clean, writes the merchants' keys, and refuses a store that holds events.
+func TestGenerateThenAudit(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys.json")
+	var out, errOut bytes.Buffer
+	args := []string{"generate", "--data", dir, "--events", "3000", "--merchants", "6", "--workers", "6", "--payout-every", "5", "--keys", keys}
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("generate: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "6 merchants") {
+		t.Errorf("generate said: %s", out.String())
+	}
+	raw, err := os.ReadFile(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var merchants []struct {
+		ID        string `json:"id"`
+		SecretKey string `json:"secret_key"`
+	}
+	if err := json.Unmarshal(raw, &merchants); err != nil || len(merchants) != 6 || !strings.HasPrefix(merchants[0].SecretKey, "pic_live_") {
+		t.Errorf("keys file: %v %s", err, raw)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"audit", "--no-progress", "--data", dir}, &out, &errOut); err != nil {
+		t.Fatalf("audit: %v\n%s", err, out.String())
+	}
+	err = run(ctx, args, &out, &errOut)
+	if exitCode(err) != exitUnreachable || !strings.Contains(err.Error(), "already holds events") {
+		t.Errorf("generate into a full store: %v (exit %d), want exit 3", err, exitCode(err))
+	}
+}

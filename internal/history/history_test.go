@@ -1,0 +1,169 @@
+package history_test
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/eventstore/postgres"
+	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
+	"github.com/acceptcryptohere/gateway/internal/history"
+	"github.com/acceptcryptohere/gateway/projections"
+	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/sqldb/sqldbtest"
+)
+
+func smallConfig() history.Config {
+	return history.Config{Events: 20000, Merchants: 40, Seed: 7, Workers: 8,
+		Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		PayoutEvery: 10, FailEvery: 10}
+}
+
+// A 20,000-event history on each store: every event counted is in the log,
+// the mix is the one asked for, the audit finds no problem, the read models
+// agree with the log, and a rebuild gives the same answer.
+func TestGeneratedHistoryAudits(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := sqlite.Open(filepath.Join(t.TempDir(), "picd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		checkHistory(t, s, sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		ctx := context.Background()
+		db := sqldbtest.Postgres(t, "history")
+		var schema string
+		if err := db.Read.QueryRow(`SELECT current_schema()`).Scan(&schema); err != nil {
+			t.Fatal(err)
+		}
+		s, err := postgres.Open(ctx, sqldbtest.PostgresURL(), postgres.WithSchema(schema+"_events"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			s.Close()
+			db.Write.Exec(`DROP SCHEMA ` + schema + `_events CASCADE`)
+		})
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkHistory(t, s, db)
+	})
+}
+
+func checkHistory(t *testing.T, store eventstore.Store, db sqldb.DB) {
+	ctx := context.Background()
+	cfg := smallConfig()
+	rep, err := history.Generate(ctx, store, nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %d events in %s (%.0f events/s), invoices %v, payouts %d, failed %d", rep.Events, rep.Elapsed.Round(time.Millisecond),
+		float64(rep.Events)/rep.Elapsed.Seconds(), rep.Invoices, rep.Payouts, rep.FailedPayouts)
+	if rep.Events < int64(cfg.Events) || rep.Events > int64(cfg.Events)+int64(cfg.Workers)*8 {
+		t.Errorf("wrote %d events, want %d (each writer may pass its share by one invoice and payout)", rep.Events, cfg.Events)
+	}
+	if n := countLog(t, store); n != rep.Events {
+		t.Errorf("the log holds %d events, the report says %d", n, rep.Events)
+	}
+	if len(rep.Merchants) != cfg.Merchants || rep.Merchants[0].SecretKey == "" {
+		t.Errorf("merchants: %d (first %+v), want %d with keys", len(rep.Merchants), rep.Merchants[0], cfg.Merchants)
+	}
+	checkMix(t, rep)
+	if rep.Payouts == 0 || rep.FailedPayouts == 0 {
+		t.Errorf("payouts %d, failed %d: want both", rep.Payouts, rep.FailedPayouts)
+	}
+
+	if err := projections.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.NewRunner(store, db, nil).CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	audit(t, store, db, rep.Events)
+	checkStatuses(t, db, rep)
+	if err := projections.Rebuild(ctx, store, db, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	audit(t, store, db, rep.Events)
+}
+
+func audit(t *testing.T, store eventstore.Store, db sqldb.DB, events int64) {
+	t.Helper()
+	a, err := projections.Audit(context.Background(), store, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.OK() || int64(a.Events) != events || a.Payouts == 0 {
+		t.Fatalf("audit of %d events (want %d), %d payouts: problems %v", a.Events, events, a.Payouts, a.Problems)
+	}
+}
+
+// checkMix: each kind's share of the invoices is the asked one, within
+// what 4,000 draws allow.
+func checkMix(t *testing.T, rep history.Report) {
+	t.Helper()
+	var total int64
+	for _, n := range rep.Invoices {
+		total += n
+	}
+	for _, k := range history.Kinds {
+		want := history.DefaultMix[k]
+		got := float64(rep.Invoices[k]) / float64(total)
+		if tol := 4*math.Sqrt(want*(1-want)/float64(total)) + 0.002; math.Abs(got-want) > tol {
+			t.Errorf("%s: %.3f of %d invoices, want %.3f ± %.3f", k, got, total, want, tol)
+		}
+	}
+}
+
+// checkStatuses: the invoices read model holds each kind's end status.
+func checkStatuses(t *testing.T, db sqldb.DB, rep history.Report) {
+	t.Helper()
+	want := map[domain.Status]int64{
+		domain.StatusPaid:     rep.Invoices[history.Paid],
+		domain.StatusExpired:  rep.Invoices[history.Partial] + rep.Invoices[history.Late] + rep.Invoices[history.Expired],
+		domain.StatusReverted: rep.Invoices[history.Reverted],
+		domain.StatusNew:      rep.Invoices[history.Open],
+	}
+	rows, err := db.Read.Query(`SELECT status, COUNT(*) FROM invoices GROUP BY status`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[domain.Status]int64{}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[domain.Status(s)] = n
+	}
+	for s, n := range want {
+		if got[s] != n {
+			t.Errorf("status %s: %d invoices in the read model, want %d (all: %v)", s, got[s], n, got)
+		}
+	}
+}
+
+func countLog(t *testing.T, s eventstore.Store) int64 {
+	t.Helper()
+	var n int64
+	for pos := eventstore.Start; ; {
+		page, err := s.ReadAll(context.Background(), pos, 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return n
+		}
+		n += int64(len(page))
+		pos = page[len(page)-1].Position
+	}
+}
