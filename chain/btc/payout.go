@@ -15,6 +15,7 @@ import (
 	"github.com/btcsuite/btcd/wire"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -97,7 +98,7 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 			}
 			change = &a
 		}
-		tx, err := s.sign(sel, toScript, target-sel.fee, change)
+		tx, err := s.sign(ctx, p, sel, toScript, target-sel.fee, change)
 		if err != nil {
 			return chain.Signed{}, err
 		}
@@ -259,11 +260,14 @@ func (s *Sender) changeAddress(ctx context.Context) (commands.Allocation, error)
 	return a, nil
 }
 
-// sign builds the transaction of sel and signs every input (P2WPKH).
-func (s *Sender) sign(sel selection, toScript []byte, pay int64, change *commands.Allocation) (*wire.MsgTx, error) {
+// sign builds the transaction of sel and has the signer sign every input
+// (P2WPKH); what comes back is verified against the inputs' scripts.
+func (s *Sender) sign(ctx context.Context, p chain.PayoutToSend, sel selection, toScript []byte, pay int64, change *commands.Allocation) (*wire.MsgTx, error) {
 	tx := wire.NewMsgTx(2)
 	prev := map[wire.OutPoint]*wire.TxOut{}
 	scripts := make([][]byte, len(sel.inputs))
+	req := custody.Request{Chain: domain.ChainBitcoin, Purpose: custody.PurposePayout, PayoutID: p.PayoutID, MerchantID: p.MerchantID,
+		Asset: p.Asset.Code, ToIndex: -1}
 	for i, u := range sel.inputs {
 		a, err := btcutil.DecodeAddress(u.address, s.cfg.Params)
 		if err != nil {
@@ -275,6 +279,7 @@ func (s *Sender) sign(sel selection, toScript []byte, pay int64, change *command
 		op := u.op
 		tx.AddTxIn(wire.NewTxIn(&op, nil, nil))
 		prev[op] = wire.NewTxOut(u.sat, scripts[i])
+		req.Inputs = append(req.Inputs, custody.Input{Index: u.index, Sat: u.sat})
 	}
 	tx.AddTxOut(wire.NewTxOut(pay, toScript))
 	if sel.change > 0 {
@@ -287,24 +292,33 @@ func (s *Sender) sign(sel selection, toScript []byte, pay int64, change *command
 			return nil, fmt.Errorf("btc sender: change address: %w", err)
 		}
 		tx.AddTxOut(wire.NewTxOut(sel.change, script))
+		req.ToIndex = change.Index
 	}
+	unsigned, err := custody.UnsignedBitcoin(tx)
+	if err != nil {
+		return nil, err
+	}
+	req.Unsigned = unsigned
+	raw, err := s.deps.Signer.Sign(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("btc sender: sign: %w", err)
+	}
+	var signed wire.MsgTx
+	if err := signed.Deserialize(bytes.NewReader(raw)); err != nil {
+		return nil, fmt.Errorf("btc sender: the signer returned no transaction: %w", err)
+	}
+	if signed.TxHash() != tx.TxHash() {
+		// The signer signed this payout before, with other inputs, and
+		// signs no second transaction for it.
+		return nil, fmt.Errorf("btc sender: payout %s: the signer returned its earlier transaction %s, not %s; an operator must look",
+			p.PayoutID, signed.TxHash(), tx.TxHash())
+	}
+	// Check the signer's work before it is recorded: a transaction that
+	// does not verify would be rejected only after the payout was signed.
 	fetcher := txscript.NewMultiPrevOutFetcher(prev)
-	hashes := txscript.NewTxSigHashes(tx, fetcher)
+	hashes := txscript.NewTxSigHashes(&signed, fetcher)
 	for i, u := range sel.inputs {
-		key, err := s.deps.Keys.PrivateKey(domain.ChainBitcoin, u.index)
-		if err != nil {
-			return nil, fmt.Errorf("btc sender: key of %s: %w", u.op, err)
-		}
-		w, err := txscript.WitnessSignature(tx, hashes, i, u.sat, scripts[i], txscript.SigHashAll, key, true)
-		if err != nil {
-			return nil, fmt.Errorf("btc sender: sign %s: %w", u.op, err)
-		}
-		tx.TxIn[i].Witness = w
-	}
-	// Check our own work before it is recorded: a transaction that does
-	// not verify would be rejected only after the payout was signed.
-	for i, u := range sel.inputs {
-		vm, err := txscript.NewEngine(scripts[i], tx, i, txscript.StandardVerifyFlags, nil, hashes, u.sat, fetcher)
+		vm, err := txscript.NewEngine(scripts[i], &signed, i, txscript.StandardVerifyFlags, nil, hashes, u.sat, fetcher)
 		if err == nil {
 			err = vm.Execute()
 		}
@@ -312,7 +326,7 @@ func (s *Sender) sign(sel selection, toScript []byte, pay int64, change *command
 			return nil, fmt.Errorf("btc sender: input %d does not verify: %w", i, err)
 		}
 	}
-	return tx, nil
+	return &signed, nil
 }
 
 // record locks the inputs, adds the change as a pending output and stores

@@ -22,6 +22,7 @@ import (
 	"github.com/btcsuite/btcd/wire"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -74,6 +75,9 @@ type SenderDeps struct {
 	Change commands.AddressSource
 	Assets domain.Assets
 	Log    *slog.Logger
+	// Signer signs every payout; nil signs with Keys in this process
+	// (custody.Local). A separate signer gets it through custody.Client.
+	Signer custody.Signer
 }
 
 // senderNode is the part of the RPC client the sender uses.
@@ -181,6 +185,9 @@ func newSender(cfg SenderConfig, n senderNode, deps SenderDeps) (*Sender, error)
 		return nil, errors.New("btc sender: no database")
 	case deps.Keys == nil || deps.Invoices == nil || deps.Change == nil:
 		return nil, errors.New("btc sender: needs Keys, Invoices and Change")
+	}
+	if deps.Signer == nil {
+		deps.Signer = custody.Local{Keys: deps.Keys}
 	}
 	if cfg.ConfTarget <= 0 {
 		cfg.ConfTarget = 6

@@ -37,11 +37,23 @@ type Request struct {
 	Asset      string `json:"asset,omitempty"`
 	// FromIndex is the HD index (receive branch) of the signing address.
 	FromIndex int64 `json:"from_index"`
-	// ToIndex is the HD index of a top-up's destination.
+	// ToIndex is the HD index of a top-up's destination, or of a Bitcoin
+	// payout's change output.
 	ToIndex int64 `json:"to_index,omitempty"`
+	// Inputs are a Bitcoin transaction's inputs in order: the HD index of
+	// the address each spends and its value. A wrong value only makes
+	// the signature invalid (SegWit signs the amount).
+	Inputs []Input `json:"inputs,omitempty"`
 	// Unsigned is the transaction to sign, as the chain encodes it
-	// (Ethereum: the EIP-2718 binary of a type-2 transaction).
+	// (Ethereum: the EIP-2718 binary of a type-2 transaction; Bitcoin:
+	// the serialised transaction without witnesses).
 	Unsigned []byte `json:"unsigned"`
+}
+
+// Input is a spent Bitcoin output of the gateway's wallet.
+type Input struct {
+	Index int64 `json:"index"`
+	Sat   int64 `json:"sat"`
 }
 
 // Signer signs transactions; it never hands out a key. The signed bytes

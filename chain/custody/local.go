@@ -21,6 +21,13 @@ type Local struct{ Keys KeySource }
 
 // Sign implements Signer.
 func (l Local) Sign(_ context.Context, req Request) ([]byte, error) {
+	if req.Chain == domain.ChainBitcoin {
+		tx, err := decodeBitcoin(req)
+		if err != nil {
+			return nil, err
+		}
+		return signBitcoin(l.Keys, tx, req.Inputs)
+	}
 	key, err := l.Keys.PrivateKey(req.Chain, req.FromIndex)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
@@ -40,8 +41,10 @@ type PolicyConfig struct {
 	Limits map[string]Limit
 	// EthereumHotIndex is the hot wallet's HD index (eth.DefaultHotWalletIndex).
 	EthereumHotIndex int64
-	Now              func() time.Time
-	Logger           *slog.Logger
+	// BitcoinParams is the network payout addresses are decoded on.
+	BitcoinParams *chaincfg.Params
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // Policy signs only what the log asks for: a payout that exists, still
@@ -74,6 +77,8 @@ func (p *Policy) Sign(ctx context.Context, req Request) ([]byte, error) {
 	switch req.Chain {
 	case domain.ChainEthereum:
 		return p.signEthereum(ctx, req)
+	case domain.ChainBitcoin:
+		return p.signBitcoin(ctx, req)
 	}
 	return nil, refused("this signer does not sign %s transactions yet", req.Chain)
 }

@@ -357,7 +357,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 			return nil, nil, err
 		}
 		bs, err := btc.NewSender(btc.SenderConfig{Config: bc},
-			btc.SenderDeps{DB: db, Keys: wallet, Invoices: b.store, Change: change, Assets: assets, Log: log})
+			btc.SenderDeps{DB: db, Keys: wallet, Signer: signer, Invoices: b.store, Change: change, Assets: assets, Log: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("bitcoin sender: %w", err)
 		}

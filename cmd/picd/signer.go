@@ -189,7 +189,7 @@ func runSigner(ctx context.Context, cfg signerConfig, log *slog.Logger) error {
 		}
 	}
 	policy := custody.NewPolicy(custody.PolicyConfig{Wallet: wallet, Log: logStore, Record: rec, Assets: assets, Limits: cfg.Limits,
-		EthereumHotIndex: eth.DefaultHotWalletIndex, Logger: log})
+		EthereumHotIndex: eth.DefaultHotWalletIndex, BitcoinParams: params, Logger: log})
 	ln, err := custody.ListenUnix(cfg.Socket)
 	if err != nil {
 		return err
@@ -216,9 +216,9 @@ func custodyFor(ctx context.Context, cfg Config, log *slog.Logger) (*hd.Wallet, 
 	if err := noSeedFor(cfg); err != nil {
 		return nil, nil, usageError(err)
 	}
-	if cfg.BTCRPCHost != "" || cfg.TronAPIURL != "" {
-		return nil, nil, usageError(errors.New("PIC_SIGNER: the separate signer signs Ethereum transactions only so far; " +
-			"Bitcoin and TRON nodes need the embedded signer (unset PIC_SIGNER)"))
+	if cfg.TronAPIURL != "" {
+		return nil, nil, usageError(errors.New("PIC_SIGNER: the separate signer signs Bitcoin and Ethereum transactions so far; " +
+			"a TRON node needs the embedded signer (unset PIC_SIGNER)"))
 	}
 	client, err := custody.Dial(cfg.Signer)
 	if err != nil {
