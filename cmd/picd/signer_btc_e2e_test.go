@@ -23,7 +23,7 @@ import (
 func TestSignerSignsBitcoinPayouts(t *testing.T) {
 	n := newBtcNode(t, btcdBinary(t))
 	n.start(t)
-	n.generate(t, 110) // the first coinbase is mature after 100 blocks
+	n.generate(t, 310) // SegWit is active on simnet from block 300
 	dataDir, signerDir := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(signerDir, "mnemonic"), []byte(tronE2EMnemonic+"\n"), 0o600); err != nil {
 		t.Fatal(err)

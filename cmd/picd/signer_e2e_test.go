@@ -271,3 +271,59 @@ func assertNoSeed(t *testing.T, dataDir string, env []string) {
 		t.Fatal(err)
 	}
 }
+
+// The signer SIGKILLed the moment it has signed a payout (its record
+// written, its answer perhaps not yet sent): after its restart the payout
+// is paid by the transaction it signed, once.
+func TestSignerKilledAfterSigning(t *testing.T) {
+	node := gethtest.Start(t)
+	token := node.DeployToken("USDT", 6)
+	dataDir, signerDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(signerDir, "mnemonic"), []byte(tronE2EMnemonic+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extra := []string{"PIC_ETH_USDT_CONTRACT=" + token.Hex()}
+	signer := startSigner(t, signerDir, dataDir, extra...)
+	env := []string{"PIC_DATA_DIR=" + dataDir, "PIC_MNEMONIC=", "PIC_MNEMONIC_FILE=", "PIC_SIGNER=unix://" + signer.socket, "PIC_PRICES=" + tronE2EPrices,
+		"PIC_ETH_RPC_URL=" + node.URL, "PIC_ETH_USDT_CONTRACT=" + token.Hex()}
+	g := startEthGateway(t, env)
+	key := tronSignUp(t, g)
+	id, addr := ethInvoice(t, g, key, "ETH", "1")
+	node.Fund(addr, ether("1"))
+	node.Mine(11)
+	waitFor(t, g, "ETH paid", g.invoiceStatus(key, id), hasStatus("paid"))
+	mineToFinal(node)
+	wantBalance(t, g, key, "ETH", "0.9975", "0")
+	node.Fund(ethHotWallet(t), ether("2"))
+	payeeKey, _ := crypto.GenerateKey()
+	payee := crypto.PubkeyToAddress(payeeKey.PublicKey)
+	status, po := g.do("POST", "/v1/withdrawals", key, map[string]any{"asset": "ETH", "amount": "0.5", "to_address": payee.Hex()})
+	if status/100 != 2 {
+		t.Fatalf("withdrawal: %d %v", status, po)
+	}
+	payoutID := po["id"].(string)
+	signedLine := `"msg":"payout signed","payout_id":"` + payoutID + `"`
+	for deadline := time.Now().Add(45 * time.Second); !strings.Contains(signer.logs.String(), signedLine); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the signer did not sign %s:\n%s", payoutID, signer.logs)
+		}
+	}
+	_ = signer.cmd.Process.Signal(syscall.SIGKILL)
+	_ = signer.cmd.Wait()
+	logs := signer.logs.String()
+	line := logs[strings.Index(logs, signedLine):]
+	txid := line[strings.Index(line, `"txid":"`)+8:][:66]
+
+	signer = startSigner(t, signerDir, dataDir, extra...)
+	po = waitWithin(t, g, 60*time.Second, "sent after the signer's restart", g.payout(key, payoutID), hasStatus("sent"))
+	if po["txid"] != txid {
+		t.Fatalf("payout sent as %v, the signer signed %s", po["txid"], txid)
+	}
+	node.Mine(12)
+	po = waitWithin(t, g, 75*time.Second, "confirmed", g.payout(key, payoutID), hasStatus("confirmed"))
+	if sent, _ := domain.MustAmount(po["sent_amount"].(string)).BaseUnits(18); node.Balance(payee).Cmp(sent) != 0 {
+		t.Fatalf("payee holds %s wei, the payout sent %s once", node.Balance(payee), sent)
+	}
+	again := strings.Contains(signer.logs.String(), "payout signed before: its transaction again")
+	t.Logf("killed after signing %s; the gateway asked the restarted signer again: %v", txid, again)
+}
