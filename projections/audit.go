@@ -63,6 +63,8 @@ type AuditReport struct {
 	// every charge and refund is recomputed from the invoice's own history.
 	invoices map[string]*auditInvoice
 	payouts  map[string]*auditPayout
+	// costs: network costs by transaction id, for picd audit --chain.
+	costs map[string]domain.Amount
 }
 
 // OperatorIncome is the operator's account of one asset.
@@ -154,7 +156,7 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
 		Debts: map[string]map[string]domain.Amount{}, Deposits: map[string]map[string]domain.Amount{},
 		PayAddresses: map[string]map[string]bool{}, NetworkCosts: map[string]map[string]domain.Amount{}, OperatorIncome: map[string]OperatorIncome{},
-		invoices: map[string]*auditInvoice{}, payouts: map[string]*auditPayout{}}
+		invoices: map[string]*auditInvoice{}, payouts: map[string]*auditPayout{}, costs: map[string]domain.Amount{}}
 	total := int64(-1)
 	if c, ok := store.(Counter); ok {
 		n, err := c.CountAfter(ctx, eventstore.Start)
@@ -458,6 +460,7 @@ func (rep *AuditReport) checkCost(rec eventstore.RecordedEvent, c domain.Network
 	if !toNetwork.Equal(c.Amount) || !fromOperator.Equal(c.Amount.Neg()) {
 		rep.problem("event %s: network cost %s %s of %s posts %s to the network and %s to the operator", rec.ID, c.Amount, c.Asset, c.TxID, toNetwork, fromOperator)
 	}
+	rep.costs[c.TxID] = rep.costs[c.TxID].Add(c.Amount)
 	m := rep.NetworkCosts[c.Kind]
 	if m == nil {
 		m = map[string]domain.Amount{}
@@ -510,6 +513,9 @@ type InFlightPayout struct {
 	Status   string        `json:"status"`
 	TxID     string        `json:"txid"`
 }
+
+// CostOf is the network cost the log records for a transaction.
+func (r AuditReport) CostOf(txid string) domain.Amount { return r.costs[txid] }
 
 // PayoutStatus is a payout's status at the log's end ("" if unknown).
 func (r AuditReport) PayoutStatus(id string) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/chain/sim"
+	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/reserves"
@@ -76,6 +77,11 @@ func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.Aud
 			return err
 		}
 	}
+	if cfg.TronAPIURL != "" {
+		if err := tronReserves(ctx, cfg, b, rep, assets, out, stderr, &res); err != nil {
+			return err
+		}
+	}
 	simulated := map[domain.Chain]bool{}
 	if cfg.Simulator {
 		for _, c := range simulatedChains(cfg) {
@@ -86,7 +92,8 @@ func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.Aud
 		}
 	}
 	for _, a := range assets.List() {
-		if a.Chain == domain.ChainEthereum && cfg.ETHRPCURL != "" || a.Chain == domain.ChainBitcoin && cfg.BTCRPCHost != "" || simulated[a.Chain] {
+		if a.Chain == domain.ChainEthereum && cfg.ETHRPCURL != "" || a.Chain == domain.ChainBitcoin && cfg.BTCRPCHost != "" ||
+			a.Chain == domain.ChainTron && cfg.TronAPIURL != "" || simulated[a.Chain] {
 			continue
 		}
 		if held := rep.Held[a.Code]; !held.IsZero() {
@@ -231,6 +238,115 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 		r.Height, r.BlockHash = at.Height, at.Hash
 		res.Assets = append(res.Assets, r)
 	}
+	return nil
+}
+
+// tronReserves compares TRX and the TRC-20 assets: every pay address of
+// a TRON invoice and the hot wallet, at the node's newest block (the API
+// reads no older state: the block is read before and after).
+func tronReserves(ctx context.Context, cfg Config, b *backend, rep projections.AuditReport, assets domain.Assets,
+	out auditOutput, stderr io.Writer, res *reservesReport) error {
+	wallet, err := auditWallet(cfg)
+	if err != nil {
+		return unreachable(err)
+	}
+	hot, err := wallet.Address(domain.ChainTron, tron.DefaultHotWalletIndex)
+	if err != nil {
+		return unreachable(err)
+	}
+	client := tronClient(cfg)
+	var list []domain.Asset
+	addrSet := map[string]bool{hot: true}
+	native := ""
+	for _, a := range assets.List() {
+		if a.Chain != domain.ChainTron {
+			continue
+		}
+		if c := tronContracts(cfg)[a.Code]; c != "" {
+			a.Contract = c
+		}
+		if a.Native() {
+			native = a.Code
+		}
+		list = append(list, a)
+		for addr := range rep.PayAddresses[a.Code] {
+			addrSet[addr] = true
+		}
+	}
+	addrs := sortedKeys(addrSet)
+	decimalsOf := map[string]int32{}
+	for _, a := range list {
+		decimalsOf[a.Code] = a.Decimals
+	}
+	flows, err := tron.SweepFlows(ctx, b.db, native, func(txid string) *big.Int {
+		u, err := rep.CostOf(txid).BaseUnits(decimalsOf[native])
+		if err != nil {
+			return new(big.Int)
+		}
+		return u
+	})
+	if err != nil {
+		return unreachable(err)
+	}
+	res.InFlight = append(res.InFlight, flows.InFlight...)
+	notes := map[string]string{}
+	for addr := range flows.Addresses {
+		notes[addr] = "a sweep of this address has not ended"
+	}
+	if err := unmatchedNotes(ctx, b, notes); err != nil {
+		return unreachable(err)
+	}
+	before, err := client.NowBlock(ctx)
+	if err != nil {
+		return unreachable(fmt.Errorf("audit --chain: TRON API %s: %w", cfg.TronAPIURL, err))
+	}
+	scanned, err := checkpoint(ctx, b, "tron_scan_checkpoint")
+	if err != nil {
+		return unreachable(err)
+	}
+	for _, a := range list {
+		var progress func(int)
+		if out.progress {
+			bar := newProgressBar(stderr)
+			progress = func(done int) { bar.update(done, int64(len(addrs))) }
+			defer bar.done()
+		}
+		balances, err := tron.BalancesAt(ctx, client, a.Contract, addrs, progress)
+		if err != nil {
+			return unreachable(fmt.Errorf("audit --chain: %s: %w", a.Code, err))
+		}
+		onChain := make(map[string]*big.Int, len(addrs))
+		for i, addr := range addrs {
+			onChain[addr] = balances[i]
+		}
+		expected := map[string]*big.Int{}
+		for addr, v := range rep.Deposits[a.Code] {
+			u, err := v.BaseUnits(a.Decimals)
+			if err != nil {
+				return fmt.Errorf("audit --chain: %s deposits of %s: %w", a.Code, addr, err)
+			}
+			expected[addr] = u
+		}
+		for addr, d := range flows.Delta[a.Code] {
+			if expected[addr] == nil {
+				expected[addr] = new(big.Int)
+			}
+			expected[addr] = new(big.Int).Add(expected[addr], d)
+		}
+		r := reserves.Compare(reserves.Input{Asset: a.Code, Decimals: a.Decimals, Held: rep.Held[a.Code], Expected: expected,
+			Role: reserves.RoleDeposit, Hot: hot, Chain: onChain, Notes: notes})
+		r.Height, r.BlockHash = uint64(before.Number()), before.BlockID
+		res.Assets = append(res.Assets, r)
+	}
+	after, err := client.NowBlock(ctx)
+	if err != nil {
+		return unreachable(fmt.Errorf("audit --chain: TRON API %s: %w", cfg.TronAPIURL, err))
+	}
+	if after.Number() != before.Number() {
+		res.InFlight = append(res.InFlight, fmt.Sprintf("TRON: blocks %d to %d were made while the balances were read", before.Number()+1, after.Number()))
+	}
+	res.Chains = append(res.Chains, reservesChain{Chain: string(domain.ChainTron), Height: uint64(before.Number()), Hash: before.BlockID,
+		Head: uint64(after.Number()), Scanned: scanned, Addresses: len(addrs)})
 	return nil
 }
 
