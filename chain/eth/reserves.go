@@ -153,16 +153,19 @@ type SweepFlow struct {
 // ETH took its amount and its gas from the address; a token sweep took
 // the token amount, and brought the address the ETH of its top-ups, less
 // the gas its transfer burned.
-func SweepFlows(ctx context.Context, db sqldb.DB, native string) (SweepFlow, error) {
+//
+// A reverted transfer moved no coin and burned its gas: costOf gives what
+// the log booked for it (its NetworkCostPaid).
+func SweepFlows(ctx context.Context, db sqldb.DB, native string, costOf func(txid string) *big.Int) (SweepFlow, error) {
 	f := SweepFlow{Delta: map[string]map[string]*big.Int{}, Addresses: map[string]bool{}}
-	rows, err := db.Read.QueryContext(ctx, `SELECT sweep_id, asset, address, amount_units, state, topup_wei, gas_cost_wei FROM eth_sweeps`)
+	rows, err := db.Read.QueryContext(ctx, `SELECT sweep_id, asset, address, amount_units, state, topup_wei, gas_cost_wei, transfer_txid FROM eth_sweeps`)
 	if err != nil {
 		return f, fmt.Errorf("eth: sweeps: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id, asset, addr, amount, state, topup, gas string
-		if err := rows.Scan(&id, &asset, &addr, &amount, &state, &topup, &gas); err != nil {
+		var id, asset, addr, amount, state, topup, gas, transfer string
+		if err := rows.Scan(&id, &asset, &addr, &amount, &state, &topup, &gas, &transfer); err != nil {
 			return f, err
 		}
 		addr = strings.ToLower(addr)
@@ -174,10 +177,9 @@ func SweepFlows(ctx context.Context, db sqldb.DB, native string) (SweepFlow, err
 			f.add(asset, addr, new(big.Int).Neg(parseUnits(amount)))
 			f.add(native, addr, new(big.Int).Neg(parseUnits(gas)))
 		case SweepFailed:
-			// A reverted transfer moved no coin; its gas is not stored
-			// here, so the address is checked by hand.
-			f.InFlight = append(f.InFlight, fmt.Sprintf("%s %s %s failed (its gas is not recorded per address)", id, asset, addr))
-			f.Addresses[addr] = true
+			if transfer != "" {
+				f.add(native, addr, new(big.Int).Neg(costOf(transfer)))
+			}
 		default:
 			f.InFlight = append(f.InFlight, fmt.Sprintf("%s %s %s %s", id, asset, addr, state))
 			f.Addresses[addr] = true

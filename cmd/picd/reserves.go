@@ -192,7 +192,19 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 			native = a.Code
 		}
 	}
-	flows, err := eth.SweepFlows(ctx, b.db, native)
+	decimals := int32(18)
+	for _, a := range ethAssets {
+		if a.Native() {
+			decimals = a.Decimals
+		}
+	}
+	flows, err := eth.SweepFlows(ctx, b.db, native, func(txid string) *big.Int {
+		u, err := rep.CostOf(txid).BaseUnits(decimals)
+		if err != nil {
+			return new(big.Int)
+		}
+		return u
+	})
 	if err != nil {
 		return unreachable(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -253,6 +254,14 @@ func TestChainAuditOnSimulator(t *testing.T) {
 	code, rep, raw = runChainAudit(t, env)
 	if code != 0 || !rep.OK {
 		t.Fatalf("audit --chain on the simulator: exit %d\n%s", code, raw)
+	}
+	// The table an operator reads.
+	cmd := exec.Command(picdBin, "audit", "--chain", "--no-progress")
+	cmd.Env = append(os.Environ(), append([]string{"PIC_SIMULATOR=true"}, env...)...)
+	text, err := cmd.Output()
+	if err != nil || !regexp.MustCompile(`(?m)^BTC +0\.015 +0\.015 +0 +0 +2 +OK$`).Match(text) ||
+		!strings.Contains(string(text), "RESULT: OK, the chain holds what the ledger says") {
+		t.Fatalf("audit --chain as a table: %v\n%s", err, text)
 	}
 	for _, a := range rep.Assets {
 		if a.Asset != "BTC" {
