@@ -410,7 +410,8 @@ func TestHATakeoverTimes(t *testing.T) {
 					return
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("no leader 15 s after the %s:\n%s", fault, tail(b.out.String(), 2000))
+					t.Fatalf("no leader 15 s after the %s (a's picd_leader %d):\n--- a:\n%s\n--- b:\n%s", fault, a.leads(),
+						tail(a.out.String(), 3000), tail(b.out.String(), 2000))
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
