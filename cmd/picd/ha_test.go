@@ -401,10 +401,11 @@ func TestHATakeoverTimes(t *testing.T) {
 			// either way the work runs again.
 			deadline := time.Now().Add(15 * time.Second)
 			for !strings.Contains(b.out.String(), "leader: this process runs") {
-				if fault == "lease session terminated" && time.Since(start) > 8*time.Second &&
-					strings.Contains(a.out.String(), "leader: cannot renew the lease") && a.leads() == 1 {
+				if fault == "lease session terminated" && time.Since(start) > 8*time.Second && a.leads() == 1 {
 					// a renewed on a new session before b saw the old
-					// one gone: the work never stopped.
+					// one gone (database/sql reconnects, often without
+					// an error to log): past the bound, b would have
+					// taken a lapsed lease. The work never stopped.
 					report = append(report, fault+": a kept its lease on a new session (no gap)")
 					t.Log(report[len(report)-1])
 					return
