@@ -241,9 +241,12 @@ func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, t
 	defer sqlTx.Rollback()
 	tx := newTx(sqlTx, db, r.tables, nil)
 	// Lock the live checkpoints: the live runner's next batch waits here,
-	// then finds its checkpoint moved and reloads it.
+	// then finds its checkpoint moved and reloads it. A projector that never
+	// ran (a log restored or generated, then rebuilt) gets its row now, or
+	// the rebuilt position would be lost and its first run replay the log.
 	for _, p := range r.projectors {
-		if _, err := sqlTx.ExecContext(ctx, db.Q(`UPDATE projection_checkpoints SET updated_at = ? WHERE name = ?`), now().UnixMilli(), p.Name()); err != nil {
+		if _, err := sqlTx.ExecContext(ctx, db.Q(`INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at`), p.Name(), eventstore.Start.String(), now().UnixMilli()); err != nil {
 			return fmt.Errorf("rebuild: fence %s: %w", p.Name(), err)
 		}
 	}
