@@ -16,6 +16,10 @@
 // The gateway must allow webhooks to loopback (PIC_WEBHOOK_ALLOW_PRIVATE=true)
 // for -webhooks, and a key rate above the load (PIC_KEY_RATE_PER_MINUTE,
 // default 60000 per minute per key) or the excess is refused with 429.
+// With -reads N and -keys-file (picd generate --keys), picload instead times
+// reading one invoice and the first page of each status, and pages the
+// event feed, against a gateway that already holds a history.
+//
 // picload exits 1 when a request failed or a webhook is missing, duplicated
 // or badly signed.
 package main
@@ -89,7 +93,12 @@ func main() {
 	flag.DurationVar(&c.sampleEvery, "sample-every", 250*time.Millisecond, "how often to sample the projection lag")
 	flag.StringVar(&c.metricsURL, "metrics-url", "http://127.0.0.1:9464/metrics", "the gateway's Prometheus metrics (its PIC_METRICS_LISTEN); unreachable: the lag is read from /readyz")
 	flag.BoolVar(&c.stdClient, "std-client", false, "create invoices with net/http's client instead of the lighter hand-written one")
+	reads := flag.Int("reads", 0, "instead of creating invoices: time this many reads of each kind (one invoice, first page per status) and page the event feed, as the merchants of -keys-file")
+	keysFile := flag.String("keys-file", "keys.json", "with -reads: the merchants' keys, as picd generate --keys writes them")
 	flag.Parse()
+	if *reads > 0 {
+		os.Exit(mainReads(c, *reads, *keysFile))
+	}
 	nSet := false
 	flag.Visit(func(f *flag.Flag) { nSet = nSet || f.Name == "n" })
 	if c.duration > 0 && !nSet {
@@ -114,6 +123,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "picload:", err)
 		os.Exit(1)
 	}
+}
+
+// mainReads runs -reads and returns the exit status.
+func mainReads(c config, n int, keysFile string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := runReads(ctx, c, n, keysFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "picload:", err)
+		return 1
+	}
+	rep.print(os.Stdout)
+	out, _ := json.Marshal(rep)
+	fmt.Println(string(out))
+	if rep.Failures > 0 {
+		return 1
+	}
+	return 0
 }
 
 // merchant is one account the load goes to.
