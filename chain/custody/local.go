@@ -33,6 +33,9 @@ func (l Local) Sign(_ context.Context, req Request) ([]byte, error) {
 		return nil, err
 	}
 	switch req.Chain {
+	case domain.ChainTron:
+		sig, _, err := signTron(key, req.Unsigned)
+		return sig, err
 	case domain.ChainEthereum:
 		tx, err := decodeEthereum(req.Unsigned)
 		if err != nil {

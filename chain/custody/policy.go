@@ -43,8 +43,12 @@ type PolicyConfig struct {
 	EthereumHotIndex int64
 	// BitcoinParams is the network payout addresses are decoded on.
 	BitcoinParams *chaincfg.Params
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// TronRead reads TRON transactions (tron.ReadTransfer); nil: none
+	// are signed. TronHotIndex is TRON's hot wallet index.
+	TronRead     TronReader
+	TronHotIndex int64
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // Policy signs only what the log asks for: a payout that exists, still
@@ -79,6 +83,8 @@ func (p *Policy) Sign(ctx context.Context, req Request) ([]byte, error) {
 		return p.signEthereum(ctx, req)
 	case domain.ChainBitcoin:
 		return p.signBitcoin(ctx, req)
+	case domain.ChainTron:
+		return p.signTron(ctx, req)
 	}
 	return nil, refused("this signer does not sign %s transactions yet", req.Chain)
 }
@@ -150,7 +156,7 @@ func (p *Policy) checkEthereumInternal(req Request, t ethereumTransfer, hot comm
 		if req.FromIndex == hotIndex || t.to != hot {
 			return refused("a sweep goes from a deposit address to the hot wallet %s, not to %s", hot.Hex(), t.to.Hex())
 		}
-		if t.contract != nil && !p.knownContract(*t.contract) {
+		if t.contract != nil && !p.knownContract(domain.ChainEthereum, t.contract.Hex()) {
 			return refused("a sweep moves ETH or a configured token, not the contract %s", t.contract.Hex())
 		}
 	case PurposeTopUp:
@@ -171,9 +177,13 @@ func (p *Policy) checkEthereumInternal(req Request, t ethereumTransfer, hot comm
 	return nil
 }
 
-func (p *Policy) knownContract(c common.Address) bool {
+// knownContract tells whether c is the contract of one of chain's assets.
+func (p *Policy) knownContract(chain domain.Chain, c string) bool {
 	for _, a := range p.cfg.Assets.List() {
-		if a.Chain == domain.ChainEthereum && a.Contract != "" && common.HexToAddress(a.Contract) == c {
+		if a.Chain != chain || a.Contract == "" {
+			continue
+		}
+		if a.Contract == c || (chain == domain.ChainTron && tronBase58(a.Contract) == c) || (chain == domain.ChainEthereum && common.HexToAddress(a.Contract) == common.HexToAddress(c)) {
 			return true
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/domain"
 )
@@ -72,7 +73,8 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 	}
 	raw.Expiration = base + s.cfg.Expiration.Milliseconds()
 	rawBytes := raw.Marshal()
-	signed, txid, err := s.sign(rawBytes, s.cfg.HotWalletIndex)
+	signed, txid, err := s.sign(ctx, custody.Request{Purpose: custody.PurposePayout, PayoutID: p.PayoutID, MerchantID: p.MerchantID,
+		Asset: p.Asset.Code}, rawBytes, s.cfg.HotWalletIndex)
 	if err != nil {
 		return chain.Signed{}, err
 	}

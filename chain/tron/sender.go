@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -41,8 +42,10 @@ type SenderNode interface {
 
 var _ SenderNode = (*HTTPClient)(nil)
 
-// Keys gives the hot wallet's signing key; *hd.Wallet implements it.
+// Keys gives the wallet's addresses (*hd.Wallet, watch-only or not); in
+// embedded mode it also signs (custody.Local).
 type Keys interface {
+	Address(chain domain.Chain, index int64) (string, error)
 	PrivateKey(chain domain.Chain, index int64) (*btcec.PrivateKey, error)
 }
 
@@ -89,6 +92,9 @@ type SenderConfig struct {
 	Costs  chain.CostRecorder
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Signer signs every transaction; nil signs with the wallet in this
+	// process (custody.Local). A separate signer: custody.Client.
+	Signer custody.Signer
 }
 
 // Sender pays out TRX and TRC-20 tokens from the hot wallet: it builds each
@@ -154,12 +160,13 @@ func NewSender(cfg SenderConfig, node SenderNode, keys Keys, db sqldb.DB, assets
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	key, err := keys.PrivateKey(domain.ChainTron, cfg.HotWalletIndex)
-	if err != nil {
-		return nil, fmt.Errorf("tron sender: hot wallet key: %w", err)
+	if cfg.Signer == nil {
+		cfg.Signer = custody.Local{Keys: keys}
 	}
-	hot := hd.TronAddress(key.PubKey())
-	key.Zero()
+	hot, err := keys.Address(domain.ChainTron, cfg.HotWalletIndex)
+	if err != nil {
+		return nil, fmt.Errorf("tron sender: hot wallet: %w", err)
+	}
 	s := &Sender{cfg: cfg, node: node, keys: keys, db: db, hot: hot, tokens: map[string][]byte{}, indexes: chain.NewAddressIndexes(cfg.Invoices)}
 	s.hotBytes, _ = DecodeAddress(hot)
 	for _, a := range assets.List() {
@@ -328,26 +335,38 @@ func (s *Sender) verifyTrigger(tx Transaction, owner, contract, data []byte, fee
 	return r, nil
 }
 
-// sign signs raw with the key at HD index (the hot wallet's, or a deposit
-// address's for a sweep): a recoverable secp256k1 signature over
-// txID = sha256(raw), 65 bytes r‖s‖v with v the recovery id (0 or 1), as
-// java-tron's ECKey writes it. It returns the signed Transaction's bytes
-// and the txID.
-func (s *Sender) sign(raw []byte, index int64) ([]byte, string, error) {
-	key, err := s.keys.PrivateKey(domain.ChainTron, index)
+// sign has raw signed by the key at HD index (the hot wallet's, or a
+// deposit address's for a sweep), req saying what for: a recoverable
+// secp256k1 signature over txID = sha256(raw), 65 bytes r‖s‖v, as
+// java-tron's ECKey writes it. It checks the signature is the index's
+// over raw (a signer returns its earlier transaction's for a payout it
+// signed before) and returns the signed Transaction's bytes and the txID.
+func (s *Sender) sign(ctx context.Context, req custody.Request, raw []byte, index int64) ([]byte, string, error) {
+	req.Chain, req.FromIndex, req.Unsigned = domain.ChainTron, index, raw
+	want, err := s.keys.Address(domain.ChainTron, index)
 	if err != nil {
-		return nil, "", fmt.Errorf("tron: key %d: %w", index, err)
+		return nil, "", fmt.Errorf("tron: address %d: %w", index, err)
 	}
-	defer key.Zero()
-	txid := TxID(raw)
-	id, _ := hex.DecodeString(txid)
-	ek := key.ToECDSA()
-	sig, err := crypto.Sign(id, ek)
-	ek.D.SetInt64(0)
+	sig, err := s.cfg.Signer.Sign(ctx, req)
 	if err != nil {
 		return nil, "", fmt.Errorf("tron: sign: %w", err)
 	}
+	txid := TxID(raw)
+	id, _ := hex.DecodeString(txid)
+	if !signedBy(id, sig, want) {
+		return nil, "", fmt.Errorf("tron: the signer's signature is not %s's over %s (an earlier transaction of this payout?); an operator must look", want, txid)
+	}
 	return MarshalTransaction(raw, [][]byte{sig}), txid, nil
+}
+
+// signedBy tells whether sig over id recovers to the TRON address want.
+func signedBy(id, sig []byte, want string) bool {
+	pub, err := crypto.SigToPub(id, sig)
+	if err != nil {
+		return false
+	}
+	k, err := btcec.ParsePubKey(crypto.FromECDSAPub(pub))
+	return err == nil && hd.TronAddress(k) == want
 }
 
 // Broadcast implements chain.Sender: it sends the recorded signed bytes

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/acceptcryptohere/gateway/chain"
+	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -472,7 +473,7 @@ func (s *Sender) sendSweep(ctx context.Context, r *sweepRow) error {
 		}
 		r.amount = big.NewInt(amount)
 	}
-	txid, signed, err := s.signSweepTx(raw, r.index)
+	txid, signed, err := s.signSweepTx(ctx, custody.Request{Purpose: custody.PurposeSweep, PayoutID: r.id, Asset: r.asset}, raw, r.index)
 	if err != nil {
 		return err
 	}
@@ -525,7 +526,8 @@ func (s *Sender) topUp(ctx context.Context, r *sweepRow, amountSun int64, activa
 		return fmt.Errorf("%w: %s holds %s TRX; topping up %s for its %s sweep needs %s TRX", ErrSweepTopUpFunds, s.hot,
 			sunString(hot.Balance), r.address, r.asset, sunString(need))
 	}
-	txid, signed, err := s.signSweepTx(raw, s.cfg.HotWalletIndex)
+	txid, signed, err := s.signSweepTx(ctx, custody.Request{Purpose: custody.PurposeTopUp, PayoutID: r.id, Asset: s.native, ToIndex: r.index},
+		raw, s.cfg.HotWalletIndex)
 	if err != nil {
 		return err
 	}
@@ -543,13 +545,13 @@ func (s *Sender) topUp(ctx context.Context, r *sweepRow, amountSun int64, activa
 }
 
 // signSweepTx sets the expiration and signs with the key at index.
-func (s *Sender) signSweepTx(raw RawTx, index int64) (txid, signedHex string, err error) {
+func (s *Sender) signSweepTx(ctx context.Context, req custody.Request, raw RawTx, index int64) (txid, signedHex string, err error) {
 	base := raw.Timestamp
 	if base == 0 {
 		base = s.cfg.Now().UnixMilli()
 	}
 	raw.Expiration = base + s.cfg.Expiration.Milliseconds()
-	signed, txid, err := s.sign(raw.Marshal(), index)
+	signed, txid, err := s.sign(ctx, req, raw.Marshal(), index)
 	if err != nil {
 		return "", "", err
 	}

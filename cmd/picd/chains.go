@@ -392,7 +392,8 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		}})
 	}
 	if cfg.TronAPIURL != "" {
-		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log, Costs: costs},
+		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log, Costs: costs,
+			Signer: signer},
 			tronClient(cfg), wallet, db, assets)
 		if err != nil {
 			return nil, nil, fmt.Errorf("tron sender: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
@@ -51,6 +52,7 @@ func parseSignerConfig(args []string, stdout io.Writer) (signerConfig, []string,
 	fs.StringVar(&c.MnemonicPassphrase, "mnemonic-passphrase", env("PIC_MNEMONIC_PASSPHRASE", ""), "BIP-39 passphrase (PIC_MNEMONIC_PASSPHRASE)")
 	fs.StringVar(&c.BTCNetwork, "btc-network", env("PIC_BTC_NETWORK", "mainnet"), "Bitcoin network (PIC_BTC_NETWORK), as the gateway's")
 	fs.StringVar(&c.ETHUSDTContract, "eth-usdt-contract", env("PIC_ETH_USDT_CONTRACT", ""), "USDT contract override (PIC_ETH_USDT_CONTRACT), as the gateway's")
+	fs.StringVar(&c.TronUSDTContract, "tron-usdt-contract", env("PIC_TRON_USDT_CONTRACT", ""), "USDT TRC-20 contract override (PIC_TRON_USDT_CONTRACT), as the gateway's")
 	limits := env("PIC_SIGNER_LIMITS", "")
 	fs.StringVar(&limits, "limits", limits,
 		`per-asset payout limits per rolling hour and day, e.g. "ETH=2/10,USDT.ETH=5000/20000" (PIC_SIGNER_LIMITS); beyond one a payout waits for picd signer approve; an asset not named has none`)
@@ -189,7 +191,8 @@ func runSigner(ctx context.Context, cfg signerConfig, log *slog.Logger) error {
 		}
 	}
 	policy := custody.NewPolicy(custody.PolicyConfig{Wallet: wallet, Log: logStore, Record: rec, Assets: assets, Limits: cfg.Limits,
-		EthereumHotIndex: eth.DefaultHotWalletIndex, BitcoinParams: params, Logger: log})
+		EthereumHotIndex: eth.DefaultHotWalletIndex, BitcoinParams: params, TronRead: tron.ReadTransfer, TronHotIndex: tron.DefaultHotWalletIndex,
+		Logger: log})
 	ln, err := custody.ListenUnix(cfg.Socket)
 	if err != nil {
 		return err
@@ -215,10 +218,6 @@ func custodyFor(ctx context.Context, cfg Config, log *slog.Logger) (*hd.Wallet, 
 	}
 	if err := noSeedFor(cfg); err != nil {
 		return nil, nil, usageError(err)
-	}
-	if cfg.TronAPIURL != "" {
-		return nil, nil, usageError(errors.New("PIC_SIGNER: the separate signer signs Bitcoin and Ethereum transactions so far; " +
-			"a TRON node needs the embedded signer (unset PIC_SIGNER)"))
 	}
 	client, err := custody.Dial(cfg.Signer)
 	if err != nil {
