@@ -125,6 +125,12 @@ func (s state) putCheckpoint(ctx context.Context, tx *sql.Tx, cp scan.Point, now
 // is a block), the deposits found in them and the checkpoint, and forgets
 // block hashes older than the reorg window.
 func (s state) CommitRange(ctx context.Context, blocks []scan.Point, deps []scan.Deposit, keep int, now time.Time) error {
+	return s.CommitRangeWith(ctx, blocks, deps, keep, now, nil)
+}
+
+// CommitRangeWith is CommitRange that also runs also (the engine's
+// depths) in its transaction.
+func (s state) CommitRangeWith(ctx context.Context, blocks []scan.Point, deps []scan.Deposit, keep int, now time.Time, also func(*sql.Tx) error) error {
 	db := s.w.db
 	tx, err := db.Write.BeginTx(ctx, nil)
 	if err != nil {
@@ -160,6 +166,11 @@ func (s state) CommitRange(ctx context.Context, blocks []scan.Point, deps []scan
 	}
 	if err := s.putCheckpoint(ctx, tx, last, now); err != nil {
 		return err
+	}
+	if also != nil {
+		if err := also(tx); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }
@@ -322,3 +333,5 @@ func (s state) WatchedSince(ctx context.Context, _ []string, sinceMs int64) (add
 // confirmations, and the ledger refuses (retried each block) an invoice
 // that asks for more.
 func (s state) RequiredConfirmations(context.Context, string) (int, error) { return 0, nil }
+
+var _ scan.RangeCommitter = state{}

@@ -18,12 +18,20 @@ type Depths interface {
 	// Scanned records the blocks of deposits found in a scanned range and,
 	// with tip >= 0, the chain's new scanned height, together.
 	Scanned(ctx context.Context, chain string, tip int64, deps []Deposit, now time.Time) error
+	// ScannedIn is Scanned within tx, for a RangeCommitter.
+	ScannedIn(ctx context.Context, tx *sql.Tx, chain string, tip int64, deps []Deposit, now time.Time) error
 	// Rewound takes the blocks above fork off the chain: their deposits
 	// are in no block until a scan finds them again, and the tip is fork.
 	Rewound(ctx context.Context, chain string, fork int64, now time.Time) error
 	// Final records the depth at which deposits became final, where their
 	// count stops.
 	Final(ctx context.Context, chain string, deps []Deposit, tip int64, now time.Time) error
+}
+
+// RangeCommitter is a State whose CommitRange runs more writes in its
+// transaction: a scanned range and its Depths in one write transaction.
+type RangeCommitter interface {
+	CommitRangeWith(ctx context.Context, blocks []Point, deps []Deposit, keep int, now time.Time, also func(*sql.Tx) error) error
 }
 
 // DepthTable is Depths over chain_tips and deposit_depths (projections'
@@ -36,33 +44,57 @@ func NewDepthTable(db sqldb.DB) DepthTable { return DepthTable{db: db} }
 var _ Depths = DepthTable{}
 
 // Scanned upserts the deposits' blocks (those of an invoice; unmatched
-// ones have none to show) and the tip in one transaction. A deposit found
-// again in the same block keeps its final depth; in another block it
-// counts again from there.
+// ones have none to show) and the tip in one transaction.
 func (t DepthTable) Scanned(ctx context.Context, chainName string, tip int64, deps []Deposit, now time.Time) error {
 	tx, err := t.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("deposit depths: %w", err)
 	}
 	defer tx.Rollback()
-	put := t.db.Q(`INSERT INTO deposit_depths (invoice_id, deposit_id, chain, block_height, final_depth, updated_at)
-		VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (invoice_id, deposit_id) DO UPDATE SET chain = excluded.chain,
-		block_height = excluded.block_height, updated_at = excluded.updated_at,
-		final_depth = CASE WHEN deposit_depths.block_height = excluded.block_height THEN deposit_depths.final_depth ELSE 0 END`)
+	if err := t.ScannedIn(ctx, tx, chainName, tip, deps, now); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// ScannedIn is Scanned within tx (a RangeCommitter's): a few dozen rows
+// per statement. A deposit found again in the same block keeps its final
+// depth; in another block it counts again from there.
+func (t DepthTable) ScannedIn(ctx context.Context, tx *sql.Tx, chainName string, tip int64, deps []Deposit, now time.Time) error {
+	var args []any
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		q := `INSERT INTO deposit_depths (invoice_id, deposit_id, chain, block_height, final_depth, updated_at) VALUES (?, ?, ?, ?, 0, ?)` +
+			strings.Repeat(`, (?, ?, ?, ?, 0, ?)`, len(args)/5-1) + ` ON CONFLICT (invoice_id, deposit_id) DO UPDATE SET chain = excluded.chain,
+			block_height = excluded.block_height, updated_at = excluded.updated_at,
+			final_depth = CASE WHEN deposit_depths.block_height = excluded.block_height THEN deposit_depths.final_depth ELSE 0 END`
+		_, err := tx.ExecContext(ctx, t.db.Q(q), args...)
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("deposit depths: %w", err)
+		}
+		return nil
+	}
 	for _, d := range deps {
 		if d.InvoiceID == "" {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, put, d.InvoiceID, d.DepositID, chainName, d.BlockHeight, now.UnixMilli()); err != nil {
-			return fmt.Errorf("deposit depths: %w", err)
+		args = append(args, d.InvoiceID, d.DepositID, chainName, d.BlockHeight, now.UnixMilli())
+		if len(args) == 5*depositsPerInsert {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if tip >= 0 {
-		if err := t.putTip(ctx, tx, chainName, tip, now); err != nil {
-			return err
-		}
+		return t.putTip(ctx, tx, chainName, tip, now)
 	}
-	return tx.Commit()
+	return nil
 }
 
 func (t DepthTable) putTip(ctx context.Context, tx *sql.Tx, chainName string, tip int64, now time.Time) error {

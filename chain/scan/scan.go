@@ -10,6 +10,7 @@ package scan
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,6 +107,7 @@ type Known interface {
 }
 
 var _ State = Store{}
+var _ RangeCommitter = Store{}
 
 // Transfer is a payment to one of our addresses found in a block.
 type Transfer struct {
@@ -539,16 +541,29 @@ func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to, tip int64) (Po
 	for i, b := range blocks {
 		recs[i] = Point{Height: b.Height, Block: b.Hash}
 	}
-	// Depths first: a crash before the checkpoint scans the range again.
-	if s.cfg.Depths != nil {
-		if err := s.cfg.Depths.Scanned(ctx, s.cfg.Name, to, rows, s.cfg.Now()); err != nil {
-			return cp, err
-		}
-	}
-	if err := s.st.CommitRange(ctx, recs, rows, s.cfg.KeepBlocks, s.cfg.Now()); err != nil {
+	if err := s.commitRange(ctx, recs, rows, to); err != nil {
 		return cp, err
 	}
 	return recs[len(recs)-1], nil
+}
+
+// commitRange records the range and its Depths: in one transaction when
+// the State is a RangeCommitter, otherwise the Depths first (a crash
+// before the checkpoint scans the range again).
+func (s *Scanner[B]) commitRange(ctx context.Context, recs []Point, rows []Deposit, tip int64) error {
+	now := s.cfg.Now()
+	if s.cfg.Depths == nil {
+		return s.st.CommitRange(ctx, recs, rows, s.cfg.KeepBlocks, now)
+	}
+	if c, ok := s.st.(RangeCommitter); ok {
+		return c.CommitRangeWith(ctx, recs, rows, s.cfg.KeepBlocks, now, func(tx *sql.Tx) error {
+			return s.cfg.Depths.ScannedIn(ctx, tx, s.cfg.Name, tip, rows, now)
+		})
+	}
+	if err := s.cfg.Depths.Scanned(ctx, s.cfg.Name, tip, rows, now); err != nil {
+		return err
+	}
+	return s.st.CommitRange(ctx, recs, rows, s.cfg.KeepBlocks, now)
 }
 
 // each calls f for i in [0, n): one after another when Reports is 1,

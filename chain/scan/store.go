@@ -167,6 +167,12 @@ func (s Store) putCheckpoint(ctx context.Context, tx *sql.Tx, cp Point, now time
 // it and the new checkpoint (its last block), in one transaction; blocks
 // older than keep are pruned.
 func (s Store) CommitRange(ctx context.Context, blocks []Point, deps []Deposit, keep int, now time.Time) error {
+	return s.CommitRangeWith(ctx, blocks, deps, keep, now, nil)
+}
+
+// CommitRangeWith is CommitRange that also runs also (when not nil) in
+// its transaction.
+func (s Store) CommitRangeWith(ctx context.Context, blocks []Point, deps []Deposit, keep int, now time.Time, also func(*sql.Tx) error) error {
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -189,6 +195,11 @@ func (s Store) CommitRange(ctx context.Context, blocks []Point, deps []Deposit, 
 	}
 	if err := s.putCheckpoint(ctx, tx, last, now); err != nil {
 		return err
+	}
+	if also != nil {
+		if err := also(tx); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }
