@@ -460,7 +460,8 @@ func (rep *AuditReport) checkCost(rec eventstore.RecordedEvent, c domain.Network
 	if !toNetwork.Equal(c.Amount) || !fromOperator.Equal(c.Amount.Neg()) {
 		rep.problem("event %s: network cost %s %s of %s posts %s to the network and %s to the operator", rec.ID, c.Amount, c.Asset, c.TxID, toNetwork, fromOperator)
 	}
-	rep.costs[c.TxID] = rep.costs[c.TxID].Add(c.Amount)
+	tx := strings.ToLower(c.TxID)
+	rep.costs[tx] = rep.costs[tx].Add(c.Amount)
 	m := rep.NetworkCosts[c.Kind]
 	if m == nil {
 		m = map[string]domain.Amount{}
@@ -515,7 +516,7 @@ type InFlightPayout struct {
 }
 
 // CostOf is the network cost the log records for a transaction.
-func (r AuditReport) CostOf(txid string) domain.Amount { return r.costs[txid] }
+func (r AuditReport) CostOf(txid string) domain.Amount { return r.costs[strings.ToLower(txid)] }
 
 // PayoutStatus is a payout's status at the log's end ("" if unknown).
 func (r AuditReport) PayoutStatus(id string) string {

@@ -147,6 +147,9 @@ type SweepFlow struct {
 	InFlight []string
 	// Addresses are the addresses of unfinished sweeps, lower-case.
 	Addresses map[string]bool
+	// Problems: a sweep transaction whose gas the log books otherwise than
+	// the receipt said (a NetworkCostPaid missing or wrong, money rule 7).
+	Problems []string
 }
 
 // SweepFlows reads every sweep of the eth_sweeps table: a done sweep of
@@ -176,6 +179,10 @@ func SweepFlows(ctx context.Context, db sqldb.DB, native string, costOf func(txi
 		case SweepDone:
 			f.add(asset, addr, new(big.Int).Neg(parseUnits(amount)))
 			f.add(native, addr, new(big.Int).Neg(parseUnits(gas)))
+			if booked := costOf(transfer); gas != "" && booked.Cmp(parseUnits(gas)) != 0 {
+				f.Problems = append(f.Problems, fmt.Sprintf("sweep %s of %s: its transfer %s paid %s wei of gas, the log books %s",
+					id, addr, transfer, gas, booked))
+			}
 		case SweepFailed:
 			if transfer != "" {
 				f.add(native, addr, new(big.Int).Neg(costOf(transfer)))

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/binary"
 	"math/big"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/eth/gethtest"
+	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // addressesFrom makes n distinct addresses, the first k of the given ones.
@@ -87,4 +91,47 @@ func BenchmarkBalancesAt100k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(2*len(addrs)*b.N)/b.Elapsed().Seconds(), "balances/s")
+}
+
+// TestSweepFlows: what sweeps moved per address, from eth_sweeps; a done
+// sweep whose gas the log does not book is a problem.
+func TestSweepFlows(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	db := sqldb.DB{Read: store.DB(), Write: store.WriteDB(), Dialect: sqldb.SQLite}
+	if err := eth.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ id, asset, addr, amount, state, topup, gas, transfer string }{
+		{"s1", "ETH", "0xAA", "1000", eth.SweepDone, "0", "21", "0xt1"},
+		{"s2", "USDT.ETH", "0xbb", "500", eth.SweepDone, "90", "60", "0xT2"},
+		{"s3", "USDT.ETH", "0xcc", "7", eth.SweepFailed, "90", "", "0xt3"},
+		{"s4", "ETH", "0xdd", "5", "transfer", "0", "", "0xt4"},
+	} {
+		if _, err := db.Write.ExecContext(ctx, `INSERT INTO eth_sweeps (sweep_id, asset, address, hd_index, round, amount_units, state,
+			transfer_txid, topup_wei, gas_cost_wei, created_at, updated_at) VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?, ?, 0, 0)`,
+			r.id, r.asset, r.addr, r.amount, r.state, r.transfer, r.topup, r.gas); err != nil {
+			t.Fatal(err)
+		}
+	}
+	booked := map[string]int64{"0xt1": 21, "0xt2": 55, "0xt3": 40} // s2's gas booked short
+	f, err := eth.SweepFlows(ctx, db, "ETH", func(tx string) *big.Int { return big.NewInt(booked[strings.ToLower(tx)]) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]int64{"ETH": {"0xaa": -1021, "0xbb": 30, "0xcc": 50}, "USDT.ETH": {"0xbb": -500}}
+	for asset, m := range want {
+		for addr, v := range m {
+			if got := f.Delta[asset][addr]; got == nil || got.Int64() != v {
+				t.Errorf("%s %s: %v, want %d", asset, addr, got, v)
+			}
+		}
+	}
+	if len(f.InFlight) != 1 || !f.Addresses["0xdd"] || len(f.Problems) != 1 || !strings.Contains(f.Problems[0], "s2") {
+		t.Fatalf("in flight %v, problems %v", f.InFlight, f.Problems)
+	}
 }

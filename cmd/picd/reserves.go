@@ -34,6 +34,9 @@ type reservesReport struct {
 	// InFlight lists transactions whose coins may be on their way:
 	// payouts signed or sent, sweeps not ended.
 	InFlight []string `json:"in_flight"`
+	// Problems are costs the chain's records show and the log does not
+	// book as they were paid.
+	Problems []string `json:"problems"`
 	// Skipped names the assets not compared, and why.
 	Skipped        []string `json:"skipped"`
 	LedgerProblems int      `json:"ledger_problems"`
@@ -59,7 +62,8 @@ const maxDiffers = 20
 // node, at one block per chain.
 func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.AuditReport, out auditOutput, stdout, stderr io.Writer) error {
 	start := time.Now()
-	res := reservesReport{LedgerProblems: len(rep.Problems), Assets: []reserves.Asset{}, InFlight: []string{}, Skipped: []string{}}
+	res := reservesReport{LedgerProblems: len(rep.Problems), Assets: []reserves.Asset{}, InFlight: []string{}, Skipped: []string{},
+		Problems: []string{}}
 	for _, p := range rep.InFlightPayouts() {
 		res.InFlight = append(res.InFlight, fmt.Sprintf("payout %s %s %s %s, tx %s", p.PayoutID, p.Amount, p.Asset, p.Status, p.TxID))
 	}
@@ -100,7 +104,7 @@ func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.Aud
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s (ledger holds %s): not compared by this build", a.Code, held))
 		}
 	}
-	res.OK = res.LedgerProblems == 0
+	res.OK = res.LedgerProblems == 0 && len(res.Problems) == 0
 	for _, a := range res.Assets {
 		res.OK = res.OK && a.OK
 	}
@@ -209,6 +213,7 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 		return unreachable(err)
 	}
 	res.InFlight = append(res.InFlight, flows.InFlight...)
+	res.Problems = append(res.Problems, flows.Problems...)
 	notes := map[string]string{}
 	for addr := range flows.Addresses {
 		notes[addr] = "a sweep of this address has not ended"
@@ -564,6 +569,9 @@ func printReserves(w io.Writer, res reservesReport, verbose bool) {
 	}
 	for _, s := range res.Skipped {
 		fmt.Fprintln(w, "NOT COMPARED: "+s)
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintln(w, "PROBLEM: "+p)
 	}
 	if res.LedgerProblems > 0 {
 		fmt.Fprintf(w, "LEDGER: %d problems (picd audit lists them)\n", res.LedgerProblems)
