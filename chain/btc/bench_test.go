@@ -89,22 +89,13 @@ func BenchmarkScanBlock3000Tx100kAddresses(b *testing.B) {
 	b.ReportMetric(float64(found)*float64(time.Second)/float64(perBlock), "deposits/s")
 }
 
-// The goal: a full block of 3,000 transactions matched against
-// 100,000 watched addresses in under 50 ms (decode and match; RPC and
-// ledger writes for the few matches are extra).
-func TestScanBlockBudget(t *testing.T) {
+// A full block of 3,000 transactions matched against 100,000 watched
+// addresses finds exactly the 100 paid ones. How fast is the benchmark's
+// to say (BenchmarkScanBlock3000Tx100kAddresses; the goal is 50 ms): a
+// timed assertion fails on a loaded machine and proves nothing on a fast one.
+func TestScanBlockMatchesEveryPaidAddress(t *testing.T) {
 	w, raw := benchBlock(t, 100)
-	best := time.Hour
-	for i := 0; i < 5; i++ {
-		start := time.Now()
-		outs := scanRaw(t, w, raw)
-		best = min(best, time.Since(start))
-		if len(outs) != 100 {
-			t.Fatalf("matched %d outputs, want 100", len(outs))
-		}
-	}
-	t.Logf("3,000-tx block (%d KiB) against 100,000 addresses: %v", len(raw)/1024, best)
-	if best > 50*time.Millisecond {
-		t.Fatalf("block scan took %v, budget 50ms", best)
+	if outs := scanRaw(t, w, raw); len(outs) != 100 {
+		t.Fatalf("matched %d outputs, want 100", len(outs))
 	}
 }
