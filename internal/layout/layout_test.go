@@ -21,26 +21,27 @@ const module = "github.com/acceptcryptohere/gateway"
 // open to every folder). A package takes the row of its longest matching
 // folder. Keep the two in step.
 var mayImport = map[string][]string{
-	"domain":       {},
-	"sqldb":        {},
-	"backoff":      {},
-	"follow":       {"domain", "eventstore", "sqldb"},
-	"eventstore":   {"domain"},
-	"commands":     {"domain", "eventstore"},
-	"projections":  {"domain", "eventstore", "sqldb", "follow"},
-	"opstore":      {"domain", "sqldb"},
-	"readapi":      {"domain", "eventstore", "sqldb"},
-	"chain":        {"domain", "eventstore", "commands", "opstore", "sqldb", "follow"},
-	"chain/hd":     {"domain"},
-	"chain/oracle": {"domain"},
-	"webhooks":     {"domain", "eventstore", "readapi", "opstore", "sqldb", "follow"},
-	"httpapi":      {"domain", "eventstore", "commands", "readapi", "opstore", "webhooks", "analytics"},
-	"analytics":    {"domain", "eventstore"},
-	"reserves":     {"domain"},
-	"web":          {"domain", "readapi"},
-	"cmd":          {"*"},
-	"simulation":   {"*"}, // test-only: drives every part at once
-	"internal":     {},
+	"domain":           {},
+	"sqldb":            {},
+	"backoff":          {},
+	"follow":           {"domain", "eventstore", "sqldb"},
+	"eventstore":       {"domain"},
+	"commands":         {"domain", "eventstore"},
+	"projections":      {"domain", "eventstore", "sqldb", "follow"},
+	"opstore":          {"domain", "sqldb"},
+	"readapi":          {"domain", "eventstore", "sqldb"},
+	"chain":            {"domain", "eventstore", "commands", "opstore", "sqldb", "follow"},
+	"chain/hd":         {"domain"},
+	"chain/oracle":     {"domain"},
+	"webhooks":         {"domain", "eventstore", "readapi", "opstore", "sqldb", "follow"},
+	"httpapi":          {"domain", "eventstore", "commands", "readapi", "opstore", "webhooks", "analytics"},
+	"analytics":        {"domain", "eventstore"},
+	"reserves":         {"domain"},
+	"web":              {"domain", "readapi"},
+	"cmd":              {"*"},
+	"simulation":       {"*"}, // test-only: drives every part at once
+	"internal":         {},
+	"internal/history": {"domain", "eventstore", "commands"},
 }
 
 // openToAll may be imported by any package of the module.
