@@ -75,24 +75,32 @@ func TestMetricsPassPromtool(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	// A request is counted once its handler returns, which may be just
-	// after the client has read the answer: scrape until the last is in.
-	var raw []byte
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		raw = []byte(scrape(t, metricsAddr))
-		if strings.Contains(string(raw), `route="/dashboard"`) || time.Now().After(deadline) {
-			break
-		}
-	}
-	for _, want := range []string{
+	wants := []string{
 		`picd_invoices{status="new"} 1`,
 		`route="/pay/*"`,
 		`route="/dashboard"`,
 		"# TYPE picd_webhook_deliveries_failed gauge",
-	} {
-		if !strings.Contains(string(raw), want) {
-			t.Errorf("metrics lack %s", want)
+	}
+	lacking := func(raw string) (missing []string) {
+		for _, want := range wants {
+			if !strings.Contains(raw, want) {
+				missing = append(missing, want)
+			}
 		}
+		return missing
+	}
+	// A request is counted once its handler returns, which may be just
+	// after the client has read the answer (and after the next request
+	// was counted): scrape until every series is in.
+	var raw []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		raw = []byte(scrape(t, metricsAddr))
+		if len(lacking(string(raw))) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range lacking(string(raw)) {
+		t.Errorf("metrics lack %s", want)
 	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", raw)
