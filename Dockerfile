@@ -14,5 +14,8 @@ RUN mkdir -m 700 /data-dir
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /picd /picd
 COPY --from=build --chown=65532:65532 /data-dir /data
+# The same for the signer's own directory and the volume of its socket.
+COPY --from=build --chown=65532:65532 /data-dir /signer
+COPY --from=build --chown=65532:65532 /data-dir /run/signer
 USER nonroot
 ENTRYPOINT ["/picd"]

@@ -21,6 +21,7 @@ type composeFile struct {
 		Environment map[string]string `yaml:"environment"`
 		Ports       []string          `yaml:"ports"`
 		Secrets     []string          `yaml:"secrets"`
+		Volumes     []string          `yaml:"volumes"`
 	} `yaml:"services"`
 	Secrets map[string]struct {
 		File string `yaml:"file"`
@@ -90,7 +91,8 @@ func TestComposeIsProductionShaped(t *testing.T) {
 	f := loadCompose(t, composeVars)
 	pinned := regexp.MustCompile(`:[0-9]+(\.[0-9]+)+(-[a-z0-9]+)?$`)
 	for name, s := range f.Services {
-		if s.Build == nil && !pinned.MatchString(s.Image) {
+		// The signer runs the image the picd service builds.
+		if s.Build == nil && !pinned.MatchString(s.Image) && s.Image != f.Services["picd"].Image {
 			t.Errorf("service %s: image %q is not pinned to a release", name, s.Image)
 		}
 		for _, p := range s.Ports {
@@ -170,7 +172,7 @@ func TestComposeRefusesToStartWithoutSecrets(t *testing.T) {
 		t.Fatalf("with every secret: %v", err)
 	}
 	if !strings.Contains(c.PostgresURL, "pic:s3cret-pg@postgres") || c.SecretsKey != values["secrets_key"] || c.BTCRPCPass != "rpc-pass" ||
-		c.ETHRPCURL != values["eth_rpc_url"] || c.TronAPIKey != "tron-key" || c.Simulator || !c.SecureCookies || c.MnemonicFile != filepath.Join(dir, "mnemonic") {
+		c.ETHRPCURL != values["eth_rpc_url"] || c.TronAPIKey != "tron-key" || c.Simulator || !c.SecureCookies || c.Signer != "unix:///run/signer/signer.sock" {
 		t.Fatalf("config from the compose environment: %+v", c)
 	}
 	// Each secret missing alone stops picd, naming it.
@@ -181,6 +183,30 @@ func TestComposeRefusesToStartWithoutSecrets(t *testing.T) {
 		}
 		write(name)
 	}
+	// The seed is the signer's alone (#18): picd gets neither it nor the
+	// signer's volume, and picd serve refuses a seed with PIC_SIGNER.
+	if contains(picd.Secrets, "mnemonic") || strings.Contains(strings.Join(picd.Volumes, " "), "signer-data") {
+		t.Errorf("picd has the seed or the signer's volume: secrets %v, volumes %v", picd.Secrets, picd.Volumes)
+	}
+	if err := noSeedFor(c); err != nil {
+		t.Errorf("picd's compose configuration holds a seed: %v", err)
+	}
+	signer := f.Services["signer"]
+	for k, v := range signer.Environment {
+		if name, ok := strings.CutPrefix(v, "/run/secrets/"); ok {
+			if !contains(signer.Secrets, name) {
+				t.Errorf("signer: %s=%s is not one of its secrets", k, v)
+			}
+			v = filepath.Join(dir, name)
+		}
+		t.Setenv(k, v)
+	}
+	sc, rest, err := parseSignerConfig(signer.Command[1:], io.Discard)
+	if err != nil || len(rest) > 0 || sc.MnemonicFile != filepath.Join(dir, "mnemonic") || sc.Store != "postgres" || sc.Socket != "/run/signer/signer.sock" ||
+		!strings.Contains(sc.PostgresURL, "pic:s3cret-pg@postgres") {
+		t.Fatalf("signer config from the compose environment: %+v %v", sc, err)
+	}
+
 	// No default password: the database password not given at all.
 	os.Unsetenv("PIC_POSTGRES_PASSWORD_FILE")
 	if _, err := start(); err == nil || !strings.Contains(err.Error(), "without a password") {
