@@ -27,8 +27,12 @@ func (f InvoiceFilter) searchWhere() (string, []any) {
 		args = append(args, f.CreatedTo.UnixMilli())
 	}
 	if f.Query != "" {
-		q.WriteString(` AND (invoice_id = ? OR order_id = ? OR pay_address = ?
-			OR invoice_id IN (SELECT invoice_id FROM payments WHERE txid = ?))`)
+		// A union of index lookups: an OR over the columns would read
+		// every invoice of the merchant.
+		q.WriteString(` AND invoice_id IN (SELECT CAST(? AS TEXT)
+			UNION SELECT invoice_id FROM invoices WHERE order_id = ?
+			UNION SELECT invoice_id FROM invoices WHERE pay_address = ?
+			UNION SELECT invoice_id FROM payments WHERE txid = ?)`)
 		args = append(args, f.Query, f.Query, f.Query, f.Query)
 	}
 	return q.String(), args
