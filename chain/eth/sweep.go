@@ -412,7 +412,7 @@ func (s *Sender) sweepCost(ctx context.Context, r sweepRow, native bool) (*big.I
 
 // SweepDeposits advances the sweep of every address with a final deposit
 // (eth_deposits: credited, its block final; one a reorg can still undo is
-// left where it is) and returns what each did. It is meant to run
+// left where it is, and unmatched ones an operator decided to sweep) and returns what each did. It is meant to run
 // periodically (cmd/picd); an address whose sweep fails is logged and the
 // others go on; the first error is returned.
 func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
@@ -429,6 +429,14 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eth sender: deposits to sweep: %w", err)
 	}
+	if err := s.markUnmatchedSwept(ctx); err != nil {
+		return nil, err
+	}
+	unmatched, err := s.unmatchedTargets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	targets = withUnmatched(targets, unmatched)
 	var out []SweepResult
 	var first error
 	for _, t := range targets {
@@ -455,6 +463,9 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 		if res.State != SweepNothing {
 			out = append(out, res)
 		}
+	}
+	if err := s.markUnmatchedSwept(ctx); err != nil && first == nil {
+		first = err
 	}
 	return out, first
 }
