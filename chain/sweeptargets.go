@@ -29,3 +29,19 @@ func SweepTargets(ctx context.Context, db sqldb.DB, query string, args ...any) (
 	}
 	return out, rows.Err()
 }
+
+// WithTargets adds to targets those of more whose asset and address are
+// not there yet.
+func WithTargets(targets, more []SweepTarget) []SweepTarget {
+	have := map[[2]string]bool{}
+	for _, t := range targets {
+		have[[2]string{t.Asset, t.Address}] = true
+	}
+	for _, t := range more {
+		if k := [2]string{t.Asset, t.Address}; !have[k] {
+			have[k] = true
+			targets = append(targets, t)
+		}
+	}
+	return targets
+}

@@ -161,7 +161,10 @@ type SweepFlow struct {
 // the log booked for it (its NetworkCostPaid).
 func SweepFlows(ctx context.Context, db sqldb.DB, native string, costOf func(txid string) *big.Int) (SweepFlow, error) {
 	f := SweepFlow{Delta: map[string]map[string]*big.Int{}, Addresses: map[string]bool{}}
-	rows, err := db.Read.QueryContext(ctx, `SELECT sweep_id, asset, address, amount_units, state, topup_wei, gas_cost_wei, transfer_txid FROM eth_sweeps`)
+	// The address burned its transfer's gas (fee_paid_wei); gas_cost_wei
+	// is what the sweep cost the hot wallet, for a token its top-ups.
+	rows, err := db.Read.QueryContext(ctx, `SELECT w.sweep_id, w.asset, w.address, w.amount_units, w.state, w.topup_wei,
+		COALESCE(t.fee_paid_wei, ''), w.transfer_txid FROM eth_sweeps w LEFT JOIN eth_txs t ON t.txid = w.transfer_txid`)
 	if err != nil {
 		return f, fmt.Errorf("eth: sweeps: %w", err)
 	}

@@ -436,7 +436,7 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets = withUnmatched(targets, unmatched)
+	targets = chain.WithTargets(targets, unmatched)
 	var out []SweepResult
 	var first error
 	for _, t := range targets {

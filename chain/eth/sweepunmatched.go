@@ -49,18 +49,3 @@ func (s *Sender) markUnmatchedSwept(ctx context.Context) error {
 	}
 	return err
 }
-
-// withUnmatched adds the unmatched targets not already in targets.
-func withUnmatched(targets, unmatched []chain.SweepTarget) []chain.SweepTarget {
-	have := map[[2]string]bool{}
-	for _, t := range targets {
-		have[[2]string{t.Asset, t.Address}] = true
-	}
-	for _, t := range unmatched {
-		if !have[[2]string{t.Asset, t.Address}] {
-			have[[2]string{t.Asset, t.Address}] = true
-			targets = append(targets, t)
-		}
-	}
-	return targets
-}

@@ -116,6 +116,7 @@ type Sender struct {
 
 	mu      sync.Mutex // one sweep step at a time in this process
 	indexes *chain.AddressIndexes
+	assets  domain.Assets // finality depths of unmatched deposits to sweep
 }
 
 var _ chain.Sender = (*Sender)(nil)
@@ -169,6 +170,7 @@ func NewSender(cfg SenderConfig, node SenderNode, keys Keys, db sqldb.DB, assets
 	}
 	s := &Sender{cfg: cfg, node: node, keys: keys, db: db, hot: hot, tokens: map[string][]byte{}, indexes: chain.NewAddressIndexes(cfg.Invoices)}
 	s.hotBytes, _ = DecodeAddress(hot)
+	s.assets = assets
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainTron {
 			continue

@@ -612,6 +612,14 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tron sweep: deposits to sweep: %w", err)
 	}
+	if err := s.markUnmatchedSwept(ctx); err != nil {
+		return nil, err
+	}
+	unmatched, err := s.unmatchedTargets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	targets = chain.WithTargets(targets, unmatched)
 	var out []SweepResult
 	var first error
 	for _, t := range targets {
@@ -638,6 +646,9 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 		if res.State != SweepNothing && res.State != SweepEmpty {
 			out = append(out, res)
 		}
+	}
+	if err := s.markUnmatchedSwept(ctx); err != nil && first == nil {
+		first = err
 	}
 	return out, first
 }
