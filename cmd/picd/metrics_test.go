@@ -77,6 +77,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 	}
 	wants := []string{
 		`picd_invoices{status="new"} 1`,
+		`picd_invoice_transitions_total{status="new"} 1`,
 		`route="/pay/*"`,
 		`route="/dashboard"`,
 		"# TYPE picd_webhook_deliveries_failed gauge",

@@ -110,6 +110,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	reader.Accounts = readapi.NewAccountCache(keyCacheSize)
 	reader.Accounts.Live = leader.Held
 	runner.Observe(reader.Accounts)
+	eventCounts := newEventCounters()
+	runner.Observe(eventCounts)
 	// The leader's background commands append under its fence; HTTP's do not.
 	appendStore := b.store
 	if cfg.Store != "sqlite" {
@@ -200,6 +202,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	obs.registerStateGauges(b.store, runner, b.db, scans)
 	registerUnmatchedMetrics(obs.registry, b.db, assets)
 	obs.registerLeader(leader)
+	eventCounts.register(obs.registry)
 	obs.registry.MustRegister(newChainHeads(b.db, scans), newPriceAges(prices, assets, time.Now))
 	obs.registerSettlementGauges(b.db, time.Now)
 	if cfg.TronAPIURL != "" {
