@@ -203,23 +203,14 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 			decimals = a.Decimals
 		}
 	}
-	flows, err := eth.SweepFlows(ctx, b.db, native, func(txid string) *big.Int {
-		u, err := rep.CostOf(txid).BaseUnits(decimals)
-		if err != nil {
-			return new(big.Int)
-		}
-		return u
-	})
+	flows, err := eth.SweepFlows(ctx, b.db, native, costUnits(rep, decimals))
 	if err != nil {
 		return unreachable(err)
 	}
 	res.InFlight = append(res.InFlight, flows.InFlight...)
 	res.Problems = append(res.Problems, flows.Problems...)
-	notes := map[string]string{}
-	for addr := range flows.Addresses {
-		notes[addr] = "a sweep of this address has not ended"
-	}
-	if err := unmatchedNotes(ctx, b, notes); err != nil {
+	notes, err := addressNotes(ctx, b, flows.Addresses)
+	if err != nil {
 		return unreachable(err)
 	}
 	for _, a := range ethAssets {
@@ -299,22 +290,13 @@ func tronReserves(ctx context.Context, cfg Config, b *backend, rep projections.A
 	for _, a := range list {
 		decimalsOf[a.Code] = a.Decimals
 	}
-	flows, err := tron.SweepFlows(ctx, b.db, native, func(txid string) *big.Int {
-		u, err := rep.CostOf(txid).BaseUnits(decimalsOf[native])
-		if err != nil {
-			return new(big.Int)
-		}
-		return u
-	})
+	flows, err := tron.SweepFlows(ctx, b.db, native, costUnits(rep, decimalsOf[native]))
 	if err != nil {
 		return unreachable(err)
 	}
 	res.InFlight = append(res.InFlight, flows.InFlight...)
-	notes := map[string]string{}
-	for addr := range flows.Addresses {
-		notes[addr] = "a sweep of this address has not ended"
-	}
-	if err := unmatchedNotes(ctx, b, notes); err != nil {
+	notes, err := addressNotes(ctx, b, flows.Addresses)
+	if err != nil {
 		return unreachable(err)
 	}
 	before, err := client.NowBlock(ctx)
@@ -537,6 +519,29 @@ func addUnmatchedSwept(ctx context.Context, b *backend, chainName string, a doma
 		expected[addr] = new(big.Int).Add(expected[addr], u)
 	}
 	return rows.Err()
+}
+
+// costUnits is the network cost the log booked for a transaction, in base
+// units of decimals (0 when it booked none).
+func costUnits(rep projections.AuditReport, decimals int32) func(txid string) *big.Int {
+	return func(txid string) *big.Int {
+		u, err := rep.CostOf(txid).BaseUnits(decimals)
+		if err != nil {
+			return new(big.Int)
+		}
+		return u
+	}
+}
+
+// addressNotes is what the report says beside an address that differs:
+// a sweep of it not ended (sweeping, lower-case addresses), an unmatched
+// deposit on it.
+func addressNotes(ctx context.Context, b *backend, sweeping map[string]bool) (map[string]string, error) {
+	notes := map[string]string{}
+	for addr := range sweeping {
+		notes[addr] = "a sweep of this address has not ended"
+	}
+	return notes, unmatchedNotes(ctx, b, notes)
 }
 
 // unmatchedNotes marks the addresses holding a deposit no invoice took.
