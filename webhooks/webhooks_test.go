@@ -310,6 +310,13 @@ func TestReceiverDownThenUp(t *testing.T) {
 			}
 		}
 	}
+	// Each worker counts the attempts it recorded, once each.
+	if c := w.Attempts(); c.Retry.Load() != 20 || c.Delivered.Load() != 0 || c.Failed.Load() != 0 {
+		t.Errorf("first worker counted %d retry, %d delivered, %d failed; want 20, 0, 0", c.Retry.Load(), c.Delivered.Load(), c.Failed.Load())
+	}
+	if c := w2.Attempts(); c.Delivered.Load() != 20 || c.Retry.Load() != 0 || c.Failed.Load() != 0 {
+		t.Errorf("second worker counted %d delivered, %d retry, %d failed; want 20, 0, 0", c.Delivered.Load(), c.Retry.Load(), c.Failed.Load())
+	}
 }
 
 // The schedule, driven by the injected clock through Run's timer: a
@@ -416,6 +423,9 @@ func TestGoneStops(t *testing.T) {
 	all := e.all(w, m.MerchantID)
 	if len(all) != 1 || all[0].Status != StatusGone || len(all[0].Attempts) != 1 || all[0].NextAttemptAt != nil || len(rc.requests()) != 1 {
 		t.Fatalf("after 410: %+v, %d requests", all, len(rc.requests()))
+	}
+	if c := w.Attempts(); c.Failed.Load() != 1 || c.Delivered.Load()+c.Retry.Load() != 0 {
+		t.Errorf("after 410 the worker counted %d failed, %d delivered, %d retry; want 1, 0, 0", c.Failed.Load(), c.Delivered.Load(), c.Retry.Load())
 	}
 }
 

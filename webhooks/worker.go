@@ -39,6 +39,7 @@ import (
 	"net/http/httptrace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -95,9 +96,32 @@ type Config struct {
 
 // Worker sends due deliveries and answers the delivery-log queries.
 type Worker struct {
-	db   sqldb.DB
-	cfg  Config
-	wake chan struct{}
+	db       sqldb.DB
+	cfg      Config
+	wake     chan struct{}
+	attempts AttemptCounts
+}
+
+// AttemptCounts are the attempts this worker recorded since it started, by
+// what they left the delivery as: delivered; retry (pending, scheduled
+// again); failed (no retry left, or 410 Gone).
+type AttemptCounts struct {
+	Delivered, Retry, Failed atomic.Int64
+}
+
+// Attempts is the worker's running count of recorded attempts.
+func (w *Worker) Attempts() *AttemptCounts { return &w.attempts }
+
+// count adds one attempt that left its delivery in status.
+func (c *AttemptCounts) count(status string) {
+	switch status {
+	case StatusDelivered:
+		c.Delivered.Add(1)
+	case StatusPending:
+		c.Retry.Add(1)
+	default:
+		c.Failed.Add(1)
+	}
 }
 
 // NewWorker prepares a worker over the read-model database (Migrate and
@@ -617,6 +641,7 @@ func (w *Worker) record(ctx context.Context, outs []outcome) error {
 	}
 	defer tx.Rollback()
 	nowMs := w.cfg.Now().UnixMilli()
+	var statuses []string // of the attempts, counted once committed
 	for _, o := range outs {
 		switch o.kind {
 		case discarded:
@@ -628,16 +653,25 @@ func (w *Worker) record(ctx context.Context, outs []outcome) error {
 			_, err = tx.ExecContext(ctx, w.db.Q(`UPDATE webhook_deliveries SET status = ?, next_attempt_at = NULL, updated_at = ? WHERE delivery_id = ? AND status = 'pending'`),
 				StatusNoEndpoint, nowMs, o.job.id)
 		case sent:
-			err = w.recordAttempt(ctx, tx, o, nowMs)
+			var status string
+			status, err = w.recordAttempt(ctx, tx, o, nowMs)
+			statuses = append(statuses, status)
 		}
 		if err != nil {
 			return fmt.Errorf("webhooks: record %s: %w", o.job.id, err)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, status := range statuses {
+		w.attempts.count(status)
+	}
+	return nil
 }
 
-func (w *Worker) recordAttempt(ctx context.Context, tx *sql.Tx, o outcome, nowMs int64) error {
+// recordAttempt records one attempt and returns the delivery's new status.
+func (w *Worker) recordAttempt(ctx context.Context, tx *sql.Tx, o outcome, nowMs int64) (string, error) {
 	a := o.attempt
 	status, next := StatusPending, sql.NullInt64{}
 	switch {
@@ -655,7 +689,7 @@ func (w *Worker) recordAttempt(ctx context.Context, tx *sql.Tx, o outcome, nowMs
 	var n int
 	if err := tx.QueryRowContext(ctx, w.db.Q(`UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, status = ?, next_attempt_at = ?, updated_at = ?
 		WHERE delivery_id = ? RETURNING attempt_count`), status, next, nowMs, o.job.id).Scan(&n); err != nil {
-		return err
+		return "", err
 	}
 	var code sql.NullInt64
 	if a.StatusCode != 0 {
@@ -663,7 +697,7 @@ func (w *Worker) recordAttempt(ctx context.Context, tx *sql.Tx, o outcome, nowMs
 	}
 	_, err := tx.ExecContext(ctx, w.db.Q(`INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, latency_ms, response_body)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`), o.job.id, n, a.At.UnixMilli(), code, a.Error, a.LatencyMs, a.ResponseBody)
-	return err
+	return status, err
 }
 
 // SendTest POSTs a signed test event ({"type":"test",…}) to the merchant's

@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 // eventCounters counts deposits, invoice transitions and payout failures
@@ -111,4 +113,13 @@ func payoutFailureClass(reason string) string {
 		return "reverted"
 	}
 	return "other"
+}
+
+// registerWebhookAttempts exposes the worker's attempt counts by outcome.
+func registerWebhookAttempts(reg prometheus.Registerer, c *webhooks.AttemptCounts) {
+	for outcome, n := range map[string]*atomic.Int64{"delivered": &c.Delivered, "retry": &c.Retry, "failed": &c.Failed} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "picd_webhook_attempts_total",
+			Help:        "Webhook delivery attempts this process recorded, by what they left the delivery as: delivered, retry (scheduled again), failed (for good).",
+			ConstLabels: prometheus.Labels{"outcome": outcome}}, func() float64 { return float64(n.Load()) }))
+	}
 }

@@ -81,6 +81,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 		`route="/pay/*"`,
 		`route="/dashboard"`,
 		"# TYPE picd_webhook_deliveries_failed gauge",
+		`picd_webhook_attempts_total{outcome="delivered"} 0`,
 	}
 	lacking := func(raw string) (missing []string) {
 		for _, want := range wants {

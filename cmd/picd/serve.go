@@ -203,6 +203,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	registerUnmatchedMetrics(obs.registry, b.db, assets)
 	obs.registerLeader(leader)
 	eventCounts.register(obs.registry)
+	registerWebhookAttempts(obs.registry, worker.Attempts())
 	obs.registry.MustRegister(newChainHeads(b.db, scans), newPriceAges(prices, assets, time.Now))
 	obs.registerSettlementGauges(b.db, time.Now)
 	if cfg.TronAPIURL != "" {
