@@ -88,7 +88,10 @@ func chainAudit(ctx context.Context, cfg Config, b *backend, rep projections.Aud
 		}
 	}
 	simulated := map[domain.Chain]bool{}
-	if cfg.Simulator {
+	// As serve decides it: the quick start (no node, PIC_SIMULATOR unset)
+	// simulated every chain, so its data directory is audited the same.
+	quickStart := !cfg.simulatorSet && cfg.BTCRPCHost == "" && cfg.ETHRPCURL == "" && cfg.TronAPIURL == ""
+	if cfg.Simulator || quickStart {
 		for _, c := range simulatedChains(cfg) {
 			simulated[c] = true
 			if err := simReserves(ctx, b, rep, assets, c, &res); err != nil {
