@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
@@ -75,4 +79,27 @@ func value(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// signerFunc answers signing requests with a fixed error (a stand-in for a
+// signer; the e2e signer tests use the real one).
+type signerFunc func() error
+
+func (f signerFunc) Sign(context.Context, custody.Request) ([]byte, error) { return nil, f() }
+
+func TestMeteredSignerResults(t *testing.T) {
+	for want, err := range map[string]error{
+		"signed":  nil,
+		"refused": fmt.Errorf("%w: not in the log", custody.ErrRefused),
+		"held":    custody.ErrHeld,
+		"error":   errors.New("signer unreachable: connection refused"),
+	} {
+		s := newMeteredSigner(signerFunc(func() error { return err }))
+		if _, got := s.Sign(context.Background(), custody.Request{Chain: domain.ChainTron, Purpose: custody.PurposeVoid}); !errors.Is(got, err) {
+			t.Errorf("%s: the wrapper returned %v, want %v", want, got, err)
+		}
+		if n := value(t, s.requests.WithLabelValues("tron", custody.PurposeVoid, want)); n != 1 {
+			t.Errorf("%s: counted %v, want 1", want, n)
+		}
+	}
 }

@@ -77,10 +77,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	wallet, signer, err := custodyFor(ctx, cfg, log)
+	wallet, rawSigner, err := custodyFor(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	signer := newMeteredSigner(rawSigner)
 	assets, err := quickStartAssets(cfg, domain.DefaultAssets())
 	if err != nil {
 		return err
@@ -204,6 +205,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	obs.registerLeader(leader)
 	eventCounts.register(obs.registry)
 	registerWebhookAttempts(obs.registry, worker.Attempts())
+	signer.register(obs.registry)
 	obs.registry.MustRegister(newChainHeads(b.db, scans), newPriceAges(prices, assets, time.Now))
 	obs.registerSettlementGauges(b.db, time.Now)
 	if cfg.TronAPIURL != "" {

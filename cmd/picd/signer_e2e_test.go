@@ -123,7 +123,8 @@ func TestSignerSignsPayoutsForASeedlessGateway(t *testing.T) {
 		}
 	}
 
-	g := startEthGateway(t, env)
+	metricsAddr := freeAddr(t)
+	g := startEthGateway(t, append(env[:len(env):len(env)], "PIC_METRICS_LISTEN="+metricsAddr))
 	if !strings.Contains(g.logs.String(), "this process holds no seed") {
 		t.Fatalf("serve does not say it runs without a seed:\n%s", g.logs)
 	}
@@ -224,6 +225,36 @@ func TestSignerSignsPayoutsForASeedlessGateway(t *testing.T) {
 		t.Fatalf("payee holds %s USDT base units, want 20000000 (%v)", got, po)
 	}
 	assertNoSeed(t, dataDir, env)
+	wantSignerMetrics(t, scrape(t, metricsAddr))
+}
+
+// wantSignerMetrics: the gateway counted the signer's answers (the hourly
+// limit held the second ETH payout at least once) and the deposits that
+// paid the invoices, each once.
+func wantSignerMetrics(t *testing.T, raw string) {
+	t.Helper()
+	if n := sample(t, raw, `picd_signer_requests_total{asset="ETH",purpose="payout",result="signed"}`); n < 2 {
+		t.Errorf("ETH payouts signed: %v, want at least 2", n)
+	}
+	if n := sample(t, raw, `picd_signer_requests_total{asset="ETH",purpose="payout",result="held"}`); n < 1 {
+		t.Errorf("ETH payouts held: %v, want at least 1", n)
+	}
+	if n := sample(t, raw, `picd_signer_requests_total{asset="USDT.ETH",purpose="payout",result="signed"}`); n < 1 {
+		t.Errorf("USDT.ETH payouts signed: %v, want at least 1", n)
+	}
+	if n := sample(t, raw, `picd_signer_request_duration_seconds_count{purpose="payout"}`); n < 4 {
+		t.Errorf("payout signing latencies: %v observed, want at least 4", n)
+	}
+	for _, asset := range []string{"ETH", "USDT.ETH"} {
+		for _, outcome := range []string{"seen", "confirmed", "final"} {
+			if n := sample(t, raw, `picd_deposits_total{asset="`+asset+`",outcome="`+outcome+`"}`); n != 1 {
+				t.Errorf("%s deposits %s: %v, want 1", asset, outcome, n)
+			}
+		}
+	}
+	if n := sample(t, raw, `picd_invoice_transitions_total{status="paid"}`); n != 2 {
+		t.Errorf("invoices paid: %v, want 2", n)
+	}
 }
 
 // seedDerives tells whether addr is one of the seed's first n Ethereum
