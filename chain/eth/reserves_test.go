@@ -3,6 +3,7 @@ package eth_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/big"
 	"path/filepath"
 	"strings"
@@ -115,6 +116,14 @@ func TestSweepFlows(t *testing.T) {
 		if _, err := db.Write.ExecContext(ctx, `INSERT INTO eth_sweeps (sweep_id, asset, address, hd_index, round, amount_units, state,
 			transfer_txid, topup_wei, gas_cost_wei, created_at, updated_at) VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?, ?, 0, 0)`,
 			r.id, r.asset, r.addr, r.amount, r.state, r.transfer, r.topup, r.gas); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The gas each done transfer burned, from its receipt (eth_txs).
+	for i, r := range []struct{ from, txid, fee string }{{"0xAA", "0xt1", "21"}, {"0xbb", "0xT2", "60"}} {
+		if _, err := db.Write.ExecContext(ctx, `INSERT INTO eth_txs (from_address, nonce, txid, raw, purpose, ref, asset, value_units,
+			max_fee_wei, fee_paid_wei, created_at) VALUES (?, ?, ?, '', 'sweep', ?, '', '0', '0', ?, 0)`,
+			r.from, i, r.txid, "s"+fmt.Sprint(i+1), r.fee); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -48,6 +48,11 @@ func setupWallet(t *testing.T, opts ...option) *walletEnv {
 			return commands.NewIndexAllocator(d, wallet.Deriver())
 		}
 	})...)
+	// The chain's shared tables (unmatched deposits the sweeper reads), as
+	// picd migrates them.
+	if err := chain.Migrate(e.ctx, e.db); err != nil {
+		t.Fatal(err)
+	}
 	return &walletEnv{env: e, wallet: wallet}
 }
 
