@@ -231,22 +231,9 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 		for i, addr := range addrs {
 			onChain[strings.ToLower(addr.Hex())] = balances[i]
 		}
-		expected := map[string]*big.Int{}
-		for addr, v := range rep.Deposits[a.Code] {
-			u, err := v.BaseUnits(a.Decimals)
-			if err != nil {
-				return fmt.Errorf("audit --chain: %s deposits of %s: %w", a.Code, addr, err)
-			}
-			expected[strings.ToLower(addr)] = u
-		}
-		if err := addUnmatchedSwept(ctx, b, "eth", a, expected); err != nil {
-			return unreachable(err)
-		}
-		for addr, d := range flows.Delta[a.Code] {
-			if expected[addr] == nil {
-				expected[addr] = new(big.Int)
-			}
-			expected[addr] = new(big.Int).Add(expected[addr], d)
+		expected, err := expectedAt(ctx, b, "eth", a, rep.Deposits[a.Code], flows.Delta[a.Code], strings.ToLower)
+		if err != nil {
+			return err
 		}
 		r := reserves.Compare(reserves.Input{Asset: a.Code, Decimals: a.Decimals, Held: rep.Held[a.Code], Expected: expected,
 			Role: reserves.RoleDeposit, Hot: hot, Chain: onChain, Notes: notes})
@@ -325,19 +312,10 @@ func tronReserves(ctx context.Context, cfg Config, b *backend, rep projections.A
 		for i, addr := range addrs {
 			onChain[addr] = balances[i]
 		}
-		expected := map[string]*big.Int{}
-		for addr, v := range rep.Deposits[a.Code] {
-			u, err := v.BaseUnits(a.Decimals)
-			if err != nil {
-				return fmt.Errorf("audit --chain: %s deposits of %s: %w", a.Code, addr, err)
-			}
-			expected[addr] = u
-		}
-		for addr, d := range flows.Delta[a.Code] {
-			if expected[addr] == nil {
-				expected[addr] = new(big.Int)
-			}
-			expected[addr] = new(big.Int).Add(expected[addr], d)
+		// Base58 addresses are case-sensitive: kept as they are.
+		expected, err := expectedAt(ctx, b, "tron", a, rep.Deposits[a.Code], flows.Delta[a.Code], func(addr string) string { return addr })
+		if err != nil {
+			return err
 		}
 		r := reserves.Compare(reserves.Input{Asset: a.Code, Decimals: a.Decimals, Held: rep.Held[a.Code], Expected: expected,
 			Role: reserves.RoleDeposit, Hot: hot, Chain: onChain, Notes: notes})
@@ -491,11 +469,37 @@ func checkpoint(ctx context.Context, b *backend, table string) (int64, error) {
 	return h, nil
 }
 
+// expectedAt is what each pay address should hold of asset a by the log:
+// the deposits that arrived there, the unmatched deposits a sweep took from
+// it, and what the gateway's own sweeps moved (delta). key writes an
+// address as the chain's balances are keyed.
+func expectedAt(ctx context.Context, b *backend, chainName string, a domain.Asset, deposits map[string]domain.Amount,
+	delta map[string]*big.Int, key func(string) string) (map[string]*big.Int, error) {
+	expected := map[string]*big.Int{}
+	for addr, v := range deposits {
+		u, err := v.BaseUnits(a.Decimals)
+		if err != nil {
+			return nil, fmt.Errorf("audit --chain: %s deposits of %s: %w", a.Code, addr, err)
+		}
+		expected[key(addr)] = u
+	}
+	if err := addUnmatchedSwept(ctx, b, chainName, a, expected, key); err != nil {
+		return nil, unreachable(err)
+	}
+	for addr, d := range delta {
+		if expected[addr] == nil {
+			expected[addr] = new(big.Int)
+		}
+		expected[addr] = new(big.Int).Add(expected[addr], d)
+	}
+	return expected, nil
+}
+
 // addUnmatchedSwept adds to expected the unmatched deposits of asset a
 // that a sweep moved to the hot wallet (status swept): they arrived at the
 // address, and the sweep that took them is in the sweep flows. No event
 // holds them, so in the hot wallet they read as operator float.
-func addUnmatchedSwept(ctx context.Context, b *backend, chainName string, a domain.Asset, expected map[string]*big.Int) error {
+func addUnmatchedSwept(ctx context.Context, b *backend, chainName string, a domain.Asset, expected map[string]*big.Int, key func(string) string) error {
 	rows, err := b.db.Read.QueryContext(ctx, b.db.Q(`SELECT address, amount FROM chain_unmatched_deposits WHERE chain = ? AND asset = ? AND status = ?`),
 		chainName, a.Code, chain.UnmatchedSwept)
 	if err != nil {
@@ -515,7 +519,7 @@ func addUnmatchedSwept(ctx context.Context, b *backend, chainName string, a doma
 		if err != nil {
 			return err
 		}
-		addr = strings.ToLower(addr)
+		addr = key(addr)
 		if expected[addr] == nil {
 			expected[addr] = new(big.Int)
 		}
