@@ -377,7 +377,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		senders = append(senders, es)
 		// Deposits on invoice addresses move to the hot wallet, which pays out.
 		loops = append(loops, loop{name: "ethereum sweep", run: func(ctx context.Context) error {
-			t := time.NewTicker(time.Minute)
+			t := time.NewTicker(cfg.SweepInterval)
 			defer t.Stop()
 			for {
 				if _, err := es.SweepDeposits(ctx); err != nil && ctx.Err() == nil {
@@ -403,7 +403,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		// Deposits on invoice addresses move to the hot wallet, which pays
 		// out; a token sweep first tops the address up with TRX for energy.
 		loops = append(loops, loop{name: "tron sweep", run: func(ctx context.Context) error {
-			t := time.NewTicker(time.Minute)
+			t := time.NewTicker(cfg.SweepInterval)
 			defer t.Stop()
 			for {
 				if _, err := ts.SweepDeposits(ctx); err != nil && ctx.Err() == nil {

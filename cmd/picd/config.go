@@ -79,6 +79,9 @@ type Config struct {
 	// ConversionMaxWait: a payment whose conversion has no price is
 	// credited unconverted after this long (money rule 3).
 	ConversionMaxWait time.Duration
+	// SweepInterval: how often the Ethereum and TRON sweepers move final
+	// deposits to the hot wallet (they also run at start).
+	SweepInterval time.Duration // PIC_SWEEP_INTERVAL
 
 	// Block explorer links of the checkout's transactions, a URL with
 	// {txid}: PIC_EXPLORER_BTC_TX, PIC_EXPLORER_ETH_TX, PIC_EXPLORER_TRON_TX.
@@ -274,6 +277,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CoinGeckoAPIKey, "coingecko-api-key", env("PIC_COINGECKO_API_KEY", ""), "CoinGecko demo API key (PIC_COINGECKO_API_KEY)")
 	fs.DurationVar(&c.ConversionMaxWait, "conversion-max-wait", envDuration("PIC_CONVERSION_MAX_WAIT", time.Hour),
 		"credit a payment unconverted when no price came for its conversion within this (PIC_CONVERSION_MAX_WAIT)")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", envDuration("PIC_SWEEP_INTERVAL", time.Minute),
+		"how often deposits on Ethereum and TRON are swept to the hot wallet, besides at start (PIC_SWEEP_INTERVAL)")
 	fs.DurationVar(&c.PriceMaxAge, "price-max-age", envDuration("PIC_PRICE_MAX_AGE", 10*time.Minute), "refuse prices older than this (PIC_PRICE_MAX_AGE)")
 	fs.StringVar(&c.DebugListen, "debug-listen", env("PIC_DEBUG_LISTEN", ""), "serve Go's pprof profiles on this private address (PIC_DEBUG_LISTEN)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", env("PIC_METRICS_LISTEN", "127.0.0.1:9464"),
@@ -342,6 +347,9 @@ func (c *Config) validateServe() error {
 	}
 	if c.PriceMaxAge <= 0 {
 		return fmt.Errorf("price max age must be a positive duration")
+	}
+	if c.SweepInterval <= 0 {
+		return fmt.Errorf("sweep interval must be a positive duration")
 	}
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
