@@ -3,9 +3,9 @@
 // Appends go through eventstore.Committer: concurrent appends are written
 // many per transaction by one goroutine, so that N writers share one commit.
 // The global log is read in (transaction id, sequence) order and only below
-// the oldest running transaction, so that a reader never skips an event whose
+// the oldest append still open, so that a reader never skips an event whose
 // transaction commits late (ARCHITECTURE.md, "Postgres event log: the
-// ordering trap").
+// ordering trap"); see horizon for how that is known.
 package postgres
 
 import (
@@ -149,7 +149,8 @@ func channelName(schema string) string {
 
 type queries struct {
 	readStream, readAll, readTypes, readable, lockStreams, versions, storedIDs, insertNotify string
-	chainHead, readChain                                                                     string
+	chainHead, readChain, lockAppend, horizon                                                string
+	appendKey                                                                                string
 }
 
 func buildQueries(schema string) queries {
@@ -158,12 +159,12 @@ func buildQueries(schema string) queries {
 	return queries{
 		readStream: `SELECT ` + cols + ` FROM ` + t + `
 			WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`,
-		// Only transactions below xmin: every transaction that could still
-		// commit an event with a lower (transaction_id, global_position)
-		// has ended.
+		// Only below the horizon ($4, from the horizon query run before):
+		// every append that could still commit an event with a lower
+		// (transaction_id, global_position) has ended.
 		readAll: `SELECT ` + cols + ` FROM ` + t + `
 			WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
-			  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+			  AND transaction_id < $4::xid8
 			ORDER BY transaction_id, global_position LIMIT $3`,
 		// A window of readAll's rows ($3 of them), the events of the types
 		// among them (at most $5), and one row flagged true: the window's
@@ -171,7 +172,7 @@ func buildQueries(schema string) queries {
 		readTypes: `WITH w AS (
 				SELECT transaction_id, global_position, type FROM ` + t + `
 				WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
-				  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+				  AND transaction_id < $6::xid8
 				ORDER BY transaction_id, global_position LIMIT $3),
 			m AS (SELECT global_position FROM w WHERE type = ANY($4::text[]) ORDER BY transaction_id, global_position LIMIT $5)
 			SELECT false, e.transaction_id, e.global_position, e.event_id, e.stream, e.version, e.type, e.data, e.metadata, e.recorded_at
@@ -185,7 +186,7 @@ func buildQueries(schema string) queries {
 		// (EXISTS and "= ANY($1)" fall back to sequential scans).
 		readable: `SELECT count(*) FROM (SELECT 1 FROM ` + t + `
 			WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
-			  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+			  AND transaction_id < $3::xid8
 			ORDER BY transaction_id, global_position LIMIT 1) AS next`,
 		// Sorted, so that two batches lock shared streams in the same order
 		// and cannot deadlock on them. Keys are namespaced by schema. The
@@ -224,6 +225,30 @@ func buildQueries(schema string) queries {
 			WHERE EXISTS (SELECT 1 FROM head)
 			ORDER BY ord
 			RETURNING event_id, transaction_id, global_position`,
+		// The append lock: shared among appenders, taken before their
+		// transaction writes anything (so before it has an id), and named in
+		// a setting the events table's trigger checks (migration 0003).
+		lockAppend: `SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0)), set_config('eventstore.append_lock', $2, true)`,
+		// The horizon: the oldest id among the transactions holding the
+		// append lock, or, with none, the first id not yet given out (the
+		// snapshot's xmax). An appender without an id yet will get one at or
+		// above xmax. The reads that use it run in a later statement, so
+		// with a later snapshot: every append below the horizon had ended
+		// (its lock is released after its commit became visible) before
+		// that snapshot was taken. pg_locks shows 32-bit xids; the running
+		// ones are matched to the snapshot's 64-bit ones.
+		horizon: `WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+			holders AS (
+				SELECT t.transactionid::text::bigint AS x32
+				FROM pg_locks a JOIN pg_locks t ON t.virtualtransaction = a.virtualtransaction
+				WHERE a.locktype = 'advisory' AND a.objsubid = 1 AND a.granted
+				  AND ((a.classid::bigint << 32) | a.objid::bigint) = hashtextextended($1, 0)
+				  AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted)
+			SELECT coalesce(
+				(SELECT min(x) FROM snap, pg_snapshot_xip(snap.s) AS x
+				 WHERE (x::text::numeric % 4294967296)::bigint IN (SELECT x32 FROM holders)),
+				(SELECT pg_snapshot_xmax(s) FROM snap))`,
+		appendKey: "eventstore.append:" + schema,
 		chainHead: `SELECT seq, hash FROM ` + pgx.Identifier{schema, "chain_head"}.Sanitize() + ` WHERE only_row`,
 		readChain: `SELECT chain_seq, chain_hash, ` + cols + ` FROM ` + t + `
 			WHERE chain_seq > $1 ORDER BY chain_seq LIMIT $2`,
@@ -271,11 +296,26 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	if max <= 0 {
 		return nil, nil
 	}
-	evs, err := s.query(ctx, s.q.readAll, after.Commit, prepareArg(after), max)
+	h, err := s.horizon(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read all after %v: %w", after, err)
+	}
+	evs, err := s.query(ctx, s.q.readAll, after.Commit, prepareArg(after), max, h)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all after %v: %w", after, err)
 	}
 	return evs, nil
+}
+
+// horizon is the transaction id below which the log is complete: no append
+// that could still commit an event there is open (the horizon query). It
+// must be read in a statement before the read that uses it.
+func (s *Store) horizon(ctx context.Context) (uint64, error) {
+	var h uint64
+	if err := s.pool.QueryRow(ctx, s.q.horizon, s.q.appendKey).Scan(&h); err != nil {
+		return 0, fmt.Errorf("horizon: %w", ctxErr(ctx, err))
+	}
+	return h, nil
 }
 
 // typeScanWindow bounds how many events one filtered read looks at, so
@@ -292,7 +332,11 @@ func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, m
 	if max <= 0 {
 		return page, nil
 	}
-	rows, err := s.pool.Query(ctx, s.q.readTypes, after.Commit, prepareArg(after), typeScanWindow, types, max)
+	h, err := s.horizon(ctx)
+	if err != nil {
+		return page, fmt.Errorf("postgres: read types after %v: %w", after, err)
+	}
+	rows, err := s.pool.Query(ctx, s.q.readTypes, after.Commit, prepareArg(after), typeScanWindow, types, max, h)
 	if err != nil {
 		return page, fmt.Errorf("postgres: read types after %v: %w", after, ctxErr(ctx, err))
 	}
@@ -378,7 +422,11 @@ func (s *Store) Wait(ctx context.Context, after eventstore.Position) error {
 		// check and the select is not lost.
 		changed := s.notify.changed()
 		var n int64
-		if err := s.pool.QueryRow(ctx, s.q.readable, after.Commit, prepareArg(after)).Scan(&n); err != nil {
+		h, err := s.horizon(ctx)
+		if err == nil {
+			err = s.pool.QueryRow(ctx, s.q.readable, after.Commit, prepareArg(after), h).Scan(&n)
+		}
+		if err != nil {
 			return fmt.Errorf("postgres: wait after %v: %w", after, ctxErr(ctx, err))
 		}
 		if n > 0 {
@@ -618,6 +666,7 @@ func (s *Store) load(ctx context.Context, conn *pgx.Conn, reqs []eventstore.Requ
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	b.Queue(s.q.lockAppend, s.q.appendKey, s.schema)
 	b.Queue(setIndexOnly)
 	b.Queue(s.q.lockStreams, s.schema+"/", streams)
 	b.Queue(s.q.versions, streams)
@@ -628,11 +677,10 @@ func (s *Store) load(ctx context.Context, conn *pgx.Conn, reqs []eventstore.Requ
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 
-	if _, err := br.Exec(); err != nil {
-		return nil, nil, fmt.Errorf("postgres: begin: %w", err)
-	}
-	if _, err := br.Exec(); err != nil {
-		return nil, nil, fmt.Errorf("postgres: begin: %w", err)
+	for range 3 { // BEGIN, the append lock, the plan settings
+		if _, err := br.Exec(); err != nil {
+			return nil, nil, fmt.Errorf("postgres: begin: %w", err)
+		}
 	}
 	if _, err := br.Exec(); err != nil {
 		return nil, nil, fmt.Errorf("postgres: lock streams: %w", err)
@@ -688,6 +736,7 @@ func (s *Store) insert(ctx context.Context, conn *pgx.Conn, begin bool, ids, str
 	b := &pgx.Batch{}
 	if begin {
 		b.Queue("BEGIN")
+		b.Queue(s.q.lockAppend, s.q.appendKey, s.schema)
 	} else {
 		// The long way set index-only plans for its reads (set_config
 		// local to this transaction); a transaction begun here has none.
@@ -714,6 +763,11 @@ func (s *Store) insert(ctx context.Context, conn *pgx.Conn, begin bool, ids, str
 
 	if _, err := br.Exec(); err != nil { // BEGIN or the plan reset
 		return nil, fmt.Errorf("postgres: insert: %w", err)
+	}
+	if begin {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("postgres: append lock: %w", err)
+		}
 	}
 	written := make(map[string]eventstore.Position, len(ids))
 	rows, err := br.Query()

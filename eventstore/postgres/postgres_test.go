@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,7 +151,12 @@ func TestReadAllHoldsBackBehindOpenTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	// Another process's writer, mid-transaction, with the older xid.
+	// Another process's writer, mid-transaction, with the older xid; it
+	// takes the append lock first, as every appender must.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0)), set_config('eventstore.append_lock', $2, true)`,
+		"eventstore.append:"+schema, schema); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{schema, "events"}.Sanitize()+
 		` (event_id, stream, version, type, data) VALUES ($1, 'slow', 0, 'Slow', '\x7b7d')`, storetest.NewEventID()); err != nil {
 		t.Fatal(err)
@@ -320,5 +326,178 @@ func TestClosed(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadAllIgnoresOtherWriters: a write transaction that is not an append
+// (another database's batch job, a projection rebuild) must not hold the log's
+// readers back, however long it stays open.
+func TestReadAllIgnoresOtherWriters(t *testing.T) {
+	schema := freshSchema(t)
+	s := open(t, schema)
+	ctx := context.Background()
+
+	conn, err := pgx.Connect(ctx, dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	// An xid older than the append's, held open.
+	if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Append(ctx, "m-1", eventstore.NoStream, []eventstore.EventData{{ID: storetest.NewEventID(), Type: "X", Data: []byte(`{}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadAll(ctx, eventstore.Start, 10)
+	if err != nil || len(got) != 1 || got[0].Position != res.Position {
+		t.Fatalf("ReadAll while another (non-append) transaction is open = %d events, %v; want the append", len(got), err)
+	}
+	page, err := s.ReadAllOfTypes(ctx, eventstore.Start, 10, []string{"X"})
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("ReadAllOfTypes = %d events, %v; want 1", len(page.Events), err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Wait(wctx, eventstore.Start); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+}
+
+// TestInsertWithoutAppendLockIsRefused: a writer that does not take the
+// append lock first could commit behind a reader's horizon; the table
+// refuses it instead of letting its events be skipped.
+func TestInsertWithoutAppendLockIsRefused(t *testing.T) {
+	schema := freshSchema(t)
+	open(t, schema)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `INSERT INTO `+pgx.Identifier{schema, "events"}.Sanitize()+
+		` (event_id, stream, version, type, data) VALUES ($1, 'rogue', 0, 'X', '\x7b7d')`, storetest.NewEventID())
+	if err == nil || !strings.Contains(err.Error(), "append lock") {
+		t.Fatalf("insert without the append lock: %v; want refused naming the append lock", err)
+	}
+}
+
+// TestFollowerSkipsNothingAcrossProcesses: appends of two processes, several
+// batches in flight each, commit in an order their ids do not follow; a
+// reader following the log meanwhile must see every event once, in the
+// order a later full read gives.
+func TestFollowerSkipsNothingAcrossProcesses(t *testing.T) {
+	schema := freshSchema(t)
+	open(t, schema)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var writers []*postgres.Store
+	for range 2 {
+		s, err := postgres.Open(ctx, dsn(), postgres.WithSchema(schema), postgres.WithWriters(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		writers = append(writers, s)
+	}
+	reader := open(t, schema)
+
+	const goroutines, perGoroutine = 16, 30
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perGoroutine {
+				ev := []eventstore.EventData{{ID: storetest.NewEventID(), Type: "X", Data: []byte(`{}`)}}
+				if _, err := writers[g%2].Append(ctx, fmt.Sprintf("s-%d-%d", g, i), eventstore.NoStream, ev); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+
+	var followed []string
+	pos := eventstore.Start
+	for finished := false; ; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		evs, err := reader.ReadAll(ctx, pos, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			followed = append(followed, e.ID)
+			pos = e.Position
+		}
+		if finished && len(evs) == 0 && len(followed) >= goroutines*perGoroutine {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("followed %d of %d events before the deadline", len(followed), goroutines*perGoroutine)
+		}
+	}
+	all, err := reader.ReadAll(ctx, eventstore.Start, 10*goroutines*perGoroutine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != goroutines*perGoroutine || len(followed) != len(all) {
+		t.Fatalf("followed %d events, full read %d, appended %d", len(followed), len(all), goroutines*perGoroutine)
+	}
+	for i, e := range all {
+		if followed[i] != e.ID {
+			t.Fatalf("event %d: followed %s, full read %s", i, followed[i], e.ID)
+		}
+	}
+}
+
+// BenchmarkReadAllPages reads the log from the start in pages of 100 and
+// of 1,000 (each page a horizon statement and a read), as a follower that is
+// behind does; it reports events/s.
+func BenchmarkReadAllPages(b *testing.B) {
+	s := open(b, freshSchema(b))
+	ctx := context.Background()
+	const total = 20000
+	for i := 0; i < total; i += 500 {
+		var batch []eventstore.EventData
+		for range 500 {
+			batch = append(batch, eventstore.EventData{ID: storetest.NewEventID(), Type: "X", Data: []byte(`{"amount":"1.00"}`)})
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("bench-%d", i), eventstore.NoStream, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, page := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("page=%d", page), func(b *testing.B) {
+			read := 0
+			for b.Loop() {
+				pos := eventstore.Start
+				for {
+					evs, err := s.ReadAll(ctx, pos, page)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(evs) == 0 {
+						break
+					}
+					read += len(evs)
+					pos = evs[len(evs)-1].Position
+				}
+			}
+			b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
 }

@@ -468,8 +468,8 @@ func testReadAllOfTypesLongRun(t *testing.T, s eventstore.Store) {
 			return
 		}
 		// An empty read that moved on is a bounded step. On Postgres a read
-		// sees only transactions below the cluster's xmin, so another
-		// client's open transaction can end a read early without More.
+		// stops below the oldest append still open, so another process's
+		// append in flight can end a read early without More.
 		if pos.Less(page.Reached) {
 			emptySteps++
 		}
