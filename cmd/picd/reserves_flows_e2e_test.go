@@ -2,6 +2,7 @@ package main
 
 import (
 	"math/big"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,9 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/acceptcryptohere/gateway/chain/eth/gethtest"
+	"github.com/acceptcryptohere/gateway/chain/tron"
+	"github.com/acceptcryptohere/gateway/chain/tron/tronfake"
+	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/reserves"
 )
 
@@ -157,4 +161,87 @@ func TestChainAuditAfterEveryFlowOnGeth(t *testing.T) {
 	if u := assetsByCode(rep)["USDT.ETH"]; u.Ledger.String() != "13" {
 		t.Fatalf("USDT.ETH ledger %s, want 13 (25 in, 12 paid out)\n%s", u.Ledger, raw)
 	}
+}
+
+// TestChainAuditAfterEveryFlowOnTheTronFake: the same on the TRON fake
+// node (the HTTP API's wire format): a TRX and a USDT.TRON invoice paid
+// and solidified; the sweeper moves the TRX (less the bandwidth its
+// transfer burns) and the USDT (after a TRX top-up for energy) to the hot
+// wallet; a withdrawal and a refund of each are paid from it. Both audits
+// agree to the sun; the hot wallet holds the ledger's coins plus the 100
+// TRX the operator funded it with and what the payouts' fees left in it.
+func TestChainAuditAfterEveryFlowOnTheTronFake(t *testing.T) {
+	node := tronfake.New(tronfake.Options{Now: time.Now})
+	srv := httptest.NewServer(node)
+	defer srv.Close()
+	node.Mine(1)
+	env := []string{"PIC_DATA_DIR=" + t.TempDir(), "PIC_MNEMONIC=" + tronE2EMnemonic, "PIC_PRICES=" + tronE2EPrices,
+		"PIC_TRON_API_URL=" + srv.URL, "PIC_TRON_USDT_CONTRACT=" + node.Token(), "PIC_TRON_START_BLOCK=1", sweepEvery}
+	p := startProc(t, env)
+	key := tronSignUp(t, p.gateway)
+	invoice := func(asset, amount string) (string, string) {
+		status, inv := p.do("POST", "/v1/invoices", key, map[string]any{"asset": asset, "amount": amount})
+		if status/100 != 2 {
+			t.Fatalf("create %s invoice: %d %v", asset, status, inv)
+		}
+		return inv["id"].(string), inv["pay_address"].(string)
+	}
+	trxID, trxAddr := invoice("TRX", "50")
+	usdtID, usdtAddr := invoice("USDT.TRON", "25")
+	if _, err := node.Pay(trxAddr, "TRX", 50_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Pay(usdtAddr, "USDT", 25_000_000); err != nil {
+		t.Fatal(err)
+	}
+	hot := tronHotWallet(t)
+	if err := node.Fund(hot, 100_000_000, 0); err != nil { // the operator's TRX for energy: the float
+		t.Fatal(err)
+	}
+	node.Mine(19)
+	waitFor(t, p.gateway, "TRX paid", p.invoiceStatus(key, trxID), hasStatus("paid"))
+	waitFor(t, p.gateway, "USDT.TRON paid", p.invoiceStatus(key, usdtID), hasStatus("paid"))
+
+	mine := func() { node.Mine(1) }
+	sweepsDone(t, p, "tron", 2, mine)
+	if _, units, _ := node.Balances(hot); units.Int64() != 25_000_000 {
+		t.Fatalf("hot wallet holds %s USDT units after the sweep, want 25000000", units)
+	}
+
+	payeeKey, _ := crypto.GenerateKey()
+	payee := tron.EncodeAddress(tronfake.KeyAddress(payeeKey))
+	ids := append(requestPayouts(t, p.gateway, key, "TRX", trxID, "20", "5", payee),
+		requestPayouts(t, p.gateway, key, "USDT.TRON", usdtID, "10", "2", payee)...)
+	payoutsConfirmed(t, p, key, ids, mine)
+	// Every payout's sent amount arrived. A TRX payout's network fee was
+	// fixed when it was signed; what the receipt says it burned can be less
+	// (the refund, signed before the withdrawal activated the payee, was
+	// charged the activation too): the hot wallet keeps the difference, as
+	// float. A USDT.TRON payout's network fee is in the token, and stays in
+	// the hot wallet, while the TRX it burned is the operator's cost.
+	var trxSent, usdtSent domain.Amount
+	trxFloat, usdtFloat := domain.MustAmount("100"), domain.Amount{}
+	for _, id := range ids {
+		po := p.payout(key, id)()
+		sent, fee := domain.MustAmount(po["sent_amount"].(string)), domain.MustAmount(po["network_fee"].(string))
+		if po["asset"] == "TRX" {
+			trxSent = trxSent.Add(sent)
+			info, _ := node.Receipt(po["txid"].(string))
+			trxFloat = trxFloat.Add(fee).Sub(domain.FromBaseUnits(big.NewInt(info.Fee), 6))
+		} else {
+			usdtSent = usdtSent.Add(sent)
+			usdtFloat = usdtFloat.Add(fee)
+		}
+	}
+	sun, units, _ := node.Balances(payee)
+	if domain.FromBaseUnits(big.NewInt(sun), 6).String() != trxSent.String() || domain.FromBaseUnits(units, 6).String() != usdtSent.String() {
+		t.Fatalf("payee holds %d sun and %s units; the payouts sent %s TRX and %s USDT.TRON", sun, units, trxSent, usdtSent)
+	}
+	head := node.Mine(1)
+	waitScanned(t, p.gateway, env, uint64(head))
+	p.stop()
+
+	auditAgrees(t, env)
+	code, rep, raw := runChainAudit(t, env)
+	wantReconciled(t, code, rep, raw, map[string]string{"TRX": trxFloat.String(), "USDT.TRON": usdtFloat.String()})
 }
