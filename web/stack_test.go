@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -62,6 +63,54 @@ type stack struct {
 	simToken string
 	// webhookURL acknowledges every delivery.
 	webhookURL string
+	// prices is the oracle's source; a test takes a price away and gives
+	// it back (prices.set).
+	prices *switchPrices
+}
+
+// switchPrices is a price source a test can change while the stack runs:
+// a pair whose asset has no price is domain.ErrPriceUnavailable, as when
+// the real oracle's source is down.
+type switchPrices struct {
+	mu  sync.Mutex
+	usd map[string]decimal.Decimal
+	now func() time.Time
+}
+
+func (p *switchPrices) Price(ctx context.Context, base, quote string) (domain.PriceQuote, error) {
+	p.mu.Lock()
+	usd := maps.Clone(p.usd)
+	p.mu.Unlock()
+	return oracle.Static{USD: usd, Now: p.now}.Price(ctx, base, quote)
+}
+
+// set gives asset a USD price, or takes its price away ("").
+func (p *switchPrices) set(asset, usd string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if usd == "" {
+		delete(p.usd, asset)
+		return
+	}
+	p.usd[asset] = decimal.RequireFromString(usd)
+}
+
+// stackOption changes what newStack runs.
+type stackOption func(*stackConfig)
+
+type stackConfig struct {
+	settlement bool
+	usd        map[string]string
+}
+
+// withSettlement runs the settlement process (chain.Settlement) as picd
+// serve does: final payments are converted (settle_as, consolidate_to) or
+// wait for a price; the waits are retried on the stack's clock.
+func withSettlement() stackOption { return func(c *stackConfig) { c.settlement = true } }
+
+// withPrice adds a USD price to the oracle's source.
+func withPrice(asset, usd string) stackOption {
+	return func(c *stackConfig) { c.usd[asset] = usd }
 }
 
 const testSimToken = "sim-operator-token-for-tests"
@@ -70,8 +119,13 @@ const testSimToken = "sim-operator-token-for-tests"
 // PIC_EXPLORER_BTC_TX) and leaves the other chains without a link.
 var testExplorers = Explorers{domain.ChainBitcoin: "https://explorer.invalid/tx/{txid}"}
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T, opts ...stackOption) *stack {
 	t.Helper()
+	// Fixed prices for invoices priced in fiat (issue #19).
+	cfg := stackConfig{usd: map[string]string{"BTC": "60000", "EUR": "1.08"}}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	ctx := context.Background()
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "pic.db"))
 	if err != nil {
@@ -91,6 +145,9 @@ func newStack(t *testing.T) *stack {
 	if err := webhooks.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
+	if err := chain.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
 	clk := &clock{}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	warn := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -101,24 +158,31 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(receiver.Close)
 	worker := webhooks.NewWorker(db, webhooks.Config{AllowPrivate: true, PollInterval: 200 * time.Millisecond, Logger: warn})
 	subscriber := webhooks.NewSubscriber(store, db, webhooks.SubscriberConfig{Notify: worker.Notify, Logger: warn})
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{runner.Run, worker.Run, subscriber.Run} {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = run(runCtx) }()
-	}
-	t.Cleanup(func() { stop(); wg.Wait() })
+	runs := []func(context.Context) error{runner.Run, worker.Run, subscriber.Run}
 
 	assets := domain.DefaultAssets()
-	// Fixed prices for invoices priced in fiat (issue #19).
-	prices := oracle.Static{USD: map[string]decimal.Decimal{"BTC": decimal.RequireFromString("60000"), "EUR": decimal.RequireFromString("1.08")},
-		Now: clk.Now}
+	prices := &switchPrices{usd: map[string]decimal.Decimal{}, now: clk.Now}
+	for asset, usd := range cfg.usd {
+		prices.set(asset, usd)
+	}
 	reader := readapi.NewSQL(db)
 	// Credits let the dashboard's withdrawals and refunds be requested
 	// (nothing sends them here: no payout processor runs).
 	cd := commands.Deps{Store: store, Assets: assets, Now: clk.Now, NewID: commands.NewIDGenerator(clk.Now), Prices: prices,
 		Credits: readapi.Credits{SQL: reader, Wait: runner, MaxWait: 5 * time.Second}}
 	handlers := commands.New(cd, commands.NewIndexAllocator(cd, sim.Deriver([]byte("web-test-seed"))), func(domain.Chain, string) error { return nil })
+	if cfg.settlement {
+		settlement := chain.NewSettlement(store, db, handlers, warn)
+		settlement.SetWaits(clk.Now, 0)
+		runs = append(runs, settlement.Run)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, run := range runs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = run(runCtx) }()
+	}
+	t.Cleanup(func() { stop(); wg.Wait() })
 	api := httpapi.New(httpapi.Config{
 		RegistrationOpen: true, SessionSecret: []byte("web-test-session-secret-32-bytes"),
 		// The checkout polls fast in tests; every page shares 127.0.0.1.
@@ -144,7 +208,8 @@ func newStack(t *testing.T) *stack {
 	mux.Handle("/", api)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &stack{srv: srv, handlers: handlers, reader: reader, clock: clk, sim: simulator, simToken: testSimToken, webhookURL: receiver.URL + "/ipn"}
+	return &stack{srv: srv, handlers: handlers, reader: reader, clock: clk, sim: simulator, simToken: testSimToken, webhookURL: receiver.URL + "/ipn",
+		prices: prices}
 }
 
 type testWriter struct{ t *testing.T }

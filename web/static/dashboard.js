@@ -621,10 +621,29 @@ async function banners() {
   const res = await api('GET', '/invoices?settlement=waiting_for_price&limit=100');
   if (res.ok && res.data.data.length) {
     const n = res.data.data.length + (res.data.has_more ? '+' : '');
-    box.append(el('p', { class: 'notice warn banner', id: 'banner-waiting' }, t('banner.waiting', { count: n }), ' ',
+    box.append(el('p', { class: 'notice warn banner', id: 'banner-waiting' },
+      t('banner.waiting', { count: n, amounts: waitingAmounts(res.data.data) }), ' ',
       el('a', { href: '#/invoices?settlement=waiting_for_price' }, t('banner.show'))));
   }
   return box;
+}
+
+// waitingAmounts says, per coin paid and coin to convert into, what waits
+// for a price: each invoice's net (amount_received − fee, which is what
+// its payments credited), summed exactly. The coin into is the invoice's
+// settle_asset, else the account's consolidate_to.
+function waitingAmounts(invoices) {
+  const sums = new Map(); // "asset>target" -> BigInt base units
+  for (const inv of invoices) {
+    const { decimals } = assetInfo(inv.asset);
+    const key = inv.asset + '>' + (inv.settle_asset || account.consolidate_to || '');
+    sums.set(key, (sums.get(key) || 0n) + toUnits(inv.amount_received, decimals) - toUnits(inv.fee, decimals));
+  }
+  return [...sums].map(([key, units]) => {
+    const [asset, target] = key.split('>');
+    const amount = fromUnits(units, assetInfo(asset).decimals);
+    return target ? t('banner.waiting_into', { amount, asset, target }) : amount + ' ' + asset;
+  }).join('; ');
 }
 
 // --- new invoice -----------------------------------------------------------
