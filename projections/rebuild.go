@@ -31,14 +31,6 @@ func (Balances) Tables() []string  { return []string{"balances"} }
 // reads are not held up.
 const rebuildBatchSize = 10000
 
-// postgresRebuildBatchSize: on Postgres every reader of the log (this
-// gateway's followers included) sees only what committed before the
-// oldest write transaction open on the server, and a rebuild batch is one:
-// a small batch keeps the serving gateway's followers from standing still
-// for the length of a large one (10,000 events held them about 10 s at
-// the 1,000 events/s measured under load).
-const postgresRebuildBatchSize = 1000
-
 // nextSuffix marks the tables and checkpoints of a rebuild in progress.
 const nextSuffix = "__next"
 
@@ -115,10 +107,9 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 	}
 	r := NewRunner(store, db, nil, plain...)
 	r.suffix, r.tables = nextSuffix, newTableRename(tables)
+	// On Postgres too: a batch's long write transaction no longer holds the
+	// serving gateway's log readers back (they wait only for appends).
 	r.batchSize = rebuildBatchSize
-	if db.Dialect == sqldb.Postgres {
-		r.batchSize = postgresRebuildBatchSize
-	}
 	if _, err := db.Write.ExecContext(ctx, db.Q(`DELETE FROM projection_checkpoints WHERE name LIKE ?`), "%"+nextSuffix); err != nil {
 		return err
 	}
