@@ -380,10 +380,16 @@ func testRebuild(t *testing.T, embedded bool) {
 		close(writes)
 	}()
 	var reports int
+	indexesBefore := indexNames(t, db)
 	if err := projections.Rebuild(ctx, store, db, nil, func(projections.RebuildProgress) { reports++ }); err != nil {
 		t.Fatal(err)
 	}
 	<-writes
+	// The rebuilt tables carry the live ones' index names, so a later
+	// migration that names an index finds it.
+	if after := indexNames(t, db); after != indexesBefore {
+		t.Fatalf("index names after the rebuild:\n%s\nbefore:\n%s", after, indexesBefore)
+	}
 	waitFor := func(what, available, pending string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -424,4 +430,31 @@ func testRebuild(t *testing.T, embedded bool) {
 	if rep, _ := projections.Audit(ctx, store, db); !rep.OK() {
 		t.Fatalf("audit after second rebuild: %v", rep.Problems)
 	}
+	if after := indexNames(t, db); after != indexesBefore {
+		t.Fatalf("index names after the second rebuild:\n%s\nbefore:\n%s", after, indexesBefore)
+	}
+}
+
+// indexNames lists the read models' indexes as "table index" lines, sorted.
+func indexNames(t *testing.T, db sqldb.DB) string {
+	t.Helper()
+	q := `SELECT tbl_name || ' ' || name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('invoices', 'payments', 'balances', 'merchants', 'payout_settings') ORDER BY 1`
+	if db.Dialect == sqldb.Postgres {
+		q = `SELECT tablename || ' ' || indexname FROM pg_indexes WHERE schemaname = current_schema()
+			AND tablename IN ('invoices', 'payments', 'balances', 'merchants', 'payout_settings') ORDER BY 1`
+	}
+	rows, err := db.Read.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "\n")
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -129,7 +130,10 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 	if err := r.CatchUp(ctx); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	return swap(ctx, store, db, r, tables, now)
+	if err := swap(ctx, store, db, r, tables, now); err != nil {
+		return err
+	}
+	return settleIndexes(ctx, db, tables)
 }
 
 func selectProjectors(names []string) ([]Tabled, error) {
@@ -278,11 +282,18 @@ func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, t
 		}
 	}
 	for _, t := range tables {
-		for _, stmt := range []string{
+		var renames []string
+		if db.Dialect == sqldb.Postgres {
+			if renames, err = postgresIndexRenames(ctx, sqlTx, t); err != nil {
+				return err
+			}
+		}
+		stmts := append([]string{
 			`ALTER TABLE ` + t + ` RENAME TO ` + t + `__old`,
 			`ALTER TABLE ` + t + nextSuffix + ` RENAME TO ` + t,
 			`DROP TABLE ` + t + `__old`,
-		} {
+		}, renames...)
+		for _, stmt := range stmts {
 			if _, err := sqlTx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("rebuild: swap %s: %w", t, err)
 			}
@@ -297,6 +308,107 @@ func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, t
 		}
 	}
 	return sqlTx.Commit()
+}
+
+// postgresIndexRenames gives the live table's index names to the rebuilt
+// table's matching indexes (CREATE TABLE … LIKE named them after the
+// shadow table), as statements to run once the live table is dropped: a
+// later migration that names an index must find it.
+func postgresIndexRenames(ctx context.Context, tx *sql.Tx, t string) ([]string, error) {
+	defs := func(table string) (map[string]string, error) {
+		// The definition after "ON <table>", the column list and options.
+		rows, err := tx.QueryContext(ctx, `SELECT i.relname, regexp_replace(pg_get_indexdef(i.oid), '^.* ON [^ ]+ ', '')
+			FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = $1::regclass`, table)
+		if err != nil {
+			return nil, fmt.Errorf("rebuild: indexes of %s: %w", table, err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var name, def string
+			if err := rows.Scan(&name, &def); err != nil {
+				return nil, err
+			}
+			out[def] = name
+		}
+		return out, rows.Err()
+	}
+	live, err := defs(t)
+	if err != nil {
+		return nil, err
+	}
+	next, err := defs(t + nextSuffix)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for def, name := range next {
+		if liveName, ok := live[def]; ok && liveName != name {
+			out = append(out, `ALTER INDEX `+name+` RENAME TO `+liveName)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// settleIndexes runs after the swap. On Postgres it gathers the rebuilt
+// tables' statistics (new tables have none, and the planner would guess).
+// On SQLite, where index names are global and cannot be renamed, it builds
+// each index again under the live name (migrations' name, without the
+// rebuild's __g suffix) and drops the suffixed one, one table per
+// transaction.
+func settleIndexes(ctx context.Context, db sqldb.DB, tables []string) error {
+	if db.Dialect == sqldb.Postgres {
+		for _, t := range tables {
+			if _, err := db.Write.ExecContext(ctx, `ANALYZE `+t); err != nil {
+				return fmt.Errorf("rebuild: analyze %s: %w", t, err)
+			}
+		}
+		return nil
+	}
+	for _, t := range tables {
+		rows, err := db.Write.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, t)
+		if err != nil {
+			return err
+		}
+		var stmts []string
+		for rows.Next() {
+			var name, def string
+			if err := rows.Scan(&name, &def); err != nil {
+				rows.Close()
+				return err
+			}
+			orig := indexSuffix.ReplaceAllString(name, "")
+			if orig == name {
+				continue
+			}
+			re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(name) + `"?\s`)
+			create := re.ReplaceAllString(def, "CREATE ${1}INDEX "+orig+" ")
+			if create == def {
+				rows.Close()
+				return fmt.Errorf("rebuild: cannot rewrite index %s", name)
+			}
+			stmts = append(stmts, create, `DROP INDEX `+name)
+		}
+		rows.Close()
+		if len(stmts) == 0 {
+			continue
+		}
+		tx, err := db.Write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range stmts {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("rebuild: rename index of %s: %w", t, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkpointsIn(ctx context.Context, tx *sql.Tx, db sqldb.DB, r *Runner) (map[string]eventstore.Position, error) {
