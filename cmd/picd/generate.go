@@ -55,6 +55,9 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if hc.Mix, err = parseMix(*mix); err != nil {
 		return usageError(err)
 	}
+	if err := privateDataDir(c.DataDir); err != nil {
+		return err
+	}
 	b, err := openBackend(ctx, c, newLogger(stderr))
 	if err != nil {
 		return unreachable(err)

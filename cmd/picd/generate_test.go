@@ -44,3 +44,21 @@ func TestGenerateThenAudit(t *testing.T) {
 		t.Errorf("generate into a full store: %v (exit %d), want exit 3", err, exitCode(err))
 	}
 }
+
+// On Postgres the data directory holds only the secrets key; picd generate
+// creates it (0700) as serve does, rather than failing on the key file.
+func TestGenerateIntoPostgresCreatesTheDataDir(t *testing.T) {
+	ctx := context.Background()
+	env := postgresEnv(t)
+	dir := filepath.Join(t.TempDir(), "not", "yet")
+	var out, errOut bytes.Buffer
+	args := []string{"generate", "--data", dir, "--store", "postgres", "--postgres-url", strings.TrimPrefix(env[1], "PIC_POSTGRES_URL="),
+		"--events", "500", "--merchants", "2", "--workers", "2"}
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("generate: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	st, err := os.Stat(dir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir: %v %v, want 0700", st, err)
+	}
+}
