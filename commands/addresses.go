@@ -38,6 +38,11 @@ const indexBlock = 64
 // (stream addresses-<chain>), so that two invoices never share a fresh
 // address, across restarts and across processes.
 type IndexAllocator struct {
+	// KeyNumber turns an allocated index into what the deriver takes and
+	// Allocation.Index records: the key number of the index in the
+	// current seed generation (hd.Wallet.Current). nil: the index itself.
+	KeyNumber func(index int64) int64
+
 	d      Deps
 	derive Deriver
 	mu     sync.Mutex
@@ -73,6 +78,9 @@ func (a *IndexAllocator) Allocate(ctx context.Context, asset domain.Asset, merch
 	index, err := a.nextIndex(ctx, asset.Chain)
 	if err != nil {
 		return Allocation{}, fmt.Errorf("%w: %v", ErrAddressUnavailable, err)
+	}
+	if a.KeyNumber != nil {
+		index = a.KeyNumber(index)
 	}
 	addr, err := a.derive(asset.Chain, index)
 	if err != nil {

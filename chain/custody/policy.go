@@ -39,7 +39,10 @@ type PolicyConfig struct {
 	// Assets are the gateway's, with the token contracts it is configured with.
 	Assets domain.Assets
 	Limits map[string]Limit
-	// EthereumHotIndex is the hot wallet's HD index (eth.DefaultHotWalletIndex).
+	// EthereumHotIndex is the hot wallet's key number (eth.DefaultHotWalletIndex
+	// in the current seed generation, hd.Wallet.Current). Every index
+	// here is a key number: an older generation's addresses are still
+	// signed for, and may sweep to the hot wallet.
 	EthereumHotIndex int64
 	// BitcoinParams is the network payout addresses are decoded on.
 	BitcoinParams *chaincfg.Params

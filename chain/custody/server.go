@@ -20,9 +20,15 @@ import (
 // Keys is what the signer gives at setup: the account-level public keys
 // and the Bitcoin network they are for. No private key ever leaves it.
 type Keys struct {
-	BitcoinNetwork   string                  `json:"bitcoin_network"`
-	Accounts         map[domain.Chain]string `json:"accounts"`
-	EthereumHotIndex int64                   `json:"ethereum_hot_index"`
+	BitcoinNetwork string `json:"bitcoin_network"`
+	// Accounts are seed generation 0's keys; Generations every
+	// generation's, oldest first (hd.Wallet.GenerationKeys): new addresses
+	// come from the last.
+	Accounts    map[domain.Chain]string   `json:"accounts"`
+	Generations []map[domain.Chain]string `json:"generations,omitempty"`
+	// EthereumHotIndex is the hot wallet's key number (hd.KeyNumber of
+	// the current generation).
+	EthereumHotIndex int64 `json:"ethereum_hot_index"`
 }
 
 // Server is the signer's HTTP API on a Unix socket:

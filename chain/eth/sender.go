@@ -71,8 +71,16 @@ const DefaultHotWalletIndex = 1<<31 - 1
 
 // SenderConfig tunes the Ethereum sender. The zero value is usable.
 type SenderConfig struct {
-	// HotWalletIndex is the HD index of the hot wallet (0: DefaultHotWalletIndex).
+	// HotWalletIndex is the hot wallet's key (0: DefaultHotWalletIndex);
+	// after a seed rotation, its key number in the current generation
+	// (hd.Wallet.Current). Every index the sender signs with is a key
+	// number (hd.KeyNumber).
 	HotWalletIndex int64
+	// RetiredHotWallets are the keys of older seed generations' hot
+	// wallets: SweepDeposits moves what they hold into the hot wallet,
+	// tokens first (paying their gas with the retired wallet's own ETH),
+	// then the ETH.
+	RetiredHotWallets []int64
 	// Contracts overrides token contract addresses by asset code, as in Config.
 	Contracts map[string]string
 	Now       func() time.Time
@@ -130,6 +138,8 @@ type Sender struct {
 	mu       sync.Mutex // one nonce allocation or sweep step at a time in this process
 	indexes  *chain.AddressIndexes
 	hotIndex int64
+	// retiredMoved holds the retired hot wallets found empty (sweepRetired).
+	retiredMoved sync.Map
 }
 
 type tokenAsset struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sort"
 	"strings"
 
 	"github.com/ethereum/go-ethereum"
@@ -466,6 +467,72 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	}
 	if err := s.markUnmatchedSwept(ctx); err != nil && first == nil {
 		first = err
+	}
+	retired, err := s.sweepRetired(ctx)
+	out = append(out, retired...)
+	if err != nil && first == nil {
+		first = err
+	}
+	return out, first
+}
+
+// sweepRetired advances the move of every retired hot wallet's funds
+// into the hot wallet: each token first, with the retired wallet's own
+// ETH for gas, then, once no token of it is left to move, its ETH (less
+// the transfer's gas). A retired wallet left holding too little ETH for a
+// token's gas is topped up like a deposit address. A wallet found empty
+// of everything is not looked at again until the process restarts.
+func (s *Sender) sweepRetired(ctx context.Context) ([]SweepResult, error) {
+	var out []SweepResult
+	var first error
+	codes := make([]string, 0, len(s.tokens))
+	for code := range s.tokens {
+		codes = append(codes, code)
+	}
+	sort.Strings(codes)
+	for _, key := range s.cfg.RetiredHotWallets {
+		if _, moved := s.retiredMoved.Load(key); moved {
+			continue
+		}
+		tokensLeft, found := false, false
+		for _, code := range codes {
+			res, err := s.Sweep(ctx, code, key)
+			if err != nil {
+				s.log.Error("eth: moving a retired hot wallet's funds failed", "asset", code, "key", key, "err", err)
+				if first == nil {
+					first = err
+				}
+				tokensLeft = true
+				continue
+			}
+			if res.State != SweepNothing {
+				out = append(out, res)
+				found = true
+			}
+			if res.State == SweepTopUp || res.State == SweepTransfer {
+				tokensLeft = true
+			}
+		}
+		if tokensLeft {
+			continue
+		}
+		if s.native != nil {
+			res, err := s.Sweep(ctx, s.native.Code, key)
+			if err != nil {
+				s.log.Error("eth: moving a retired hot wallet's funds failed", "asset", s.native.Code, "key", key, "err", err)
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			if res.State != SweepNothing {
+				out = append(out, res)
+				found = true
+			}
+		}
+		if !found {
+			s.retiredMoved.Store(key, true)
+		}
 	}
 	return out, first
 }

@@ -322,12 +322,12 @@ func TestFastDerivationMatchesHDKeychain(t *testing.T) {
 	}
 	for _, c := range []domain.Chain{domain.ChainBitcoin, domain.ChainEthereum, domain.ChainTron} {
 		for i := int64(0); i < 300; i += 7 {
-			k, err := child(w.pub[c], c, i)
+			k, err := child(w.gens[0].pub[c], c, i)
 			if err != nil {
 				t.Fatal(err)
 			}
 			want, _ := k.ECPubKey()
-			got, err := w.fast[c].child(uint32(i))
+			got, err := w.gens[0].fast[c].child(uint32(i))
 			if err != nil {
 				t.Fatal(err)
 			}

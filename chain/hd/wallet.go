@@ -39,10 +39,19 @@ const (
 	coinTron     = 195
 )
 
-// Wallet holds the external (receive) branch keys of each chain. It is
-// immutable and safe for concurrent use.
+// Wallet holds the external (receive) branch keys of each chain, of
+// every seed generation the operator has had (docs/operations.md, rotate
+// to a new seed): new addresses come from the newest, and the older ones
+// still sign for the addresses they derived. It is immutable and safe for
+// concurrent use.
 type Wallet struct {
 	btcParams *chaincfg.Params
+	// gens[g] holds generation g's keys; the last is the current one.
+	gens []*generation
+}
+
+// generation is the keys of one seed.
+type generation struct {
 	// branch keys at m/purpose'/coin'/0'/0: private for PrivateKey, public
 	// (neutered) for address derivation.
 	priv, pub map[domain.Chain]*hdkeychain.ExtendedKey
@@ -51,6 +60,27 @@ type Wallet struct {
 	// account holds the account-level public keys (m/purpose'/coin'/0'),
 	// serialised: what a watch-only wallet is built from.
 	account map[domain.Chain]string
+}
+
+// A key number names one key of a wallet: its seed generation times 2^32
+// plus its BIP-32 index (below 2^31). Generation 0's key numbers are its
+// indexes, so every index recorded before the first rotation (invoices'
+// address_index, the senders' hd_index) already names its key.
+const generationShift = 32
+
+// KeyNumber is the key number of index in generation.
+func KeyNumber(generation int, index int64) int64 {
+	return int64(generation)<<generationShift | index
+}
+
+// SplitKeyNumber is KeyNumber's inverse. Errors: ErrIndex for a negative
+// number or an index at or above 2^31.
+func SplitKeyNumber(n int64) (generation int, index int64, err error) {
+	generation, index = int(n>>generationShift), n&(1<<generationShift-1)
+	if n < 0 || index >= hardened {
+		return 0, 0, fmt.Errorf("%w: key number %d", ErrIndex, n)
+	}
+	return generation, index, nil
 }
 
 // NewWallet derives the branch keys from a BIP-39 mnemonic and optional
@@ -81,7 +111,8 @@ func NewWallet(mnemonic, passphrase string, btcParams *chaincfg.Params) (*Wallet
 		domain.ChainTron:     {purposeBIP44 + hardened, coinTron + hardened, hardened},
 	}
 	w := newWallet(btcParams)
-	w.priv = map[domain.Chain]*hdkeychain.ExtendedKey{}
+	g := w.gens[0]
+	g.priv = map[domain.Chain]*hdkeychain.ExtendedKey{}
 	for chain, path := range paths {
 		k := master
 		for _, i := range path {
@@ -96,27 +127,74 @@ func NewWallet(mnemonic, passphrase string, btcParams *chaincfg.Params) (*Wallet
 		if k, err = k.Derive(0); err != nil {
 			return nil, fmt.Errorf("hd: derive %s branch: %w", chain, err)
 		}
-		w.priv[chain] = k
-		if err := w.addAccount(chain, acct); err != nil {
+		g.priv[chain] = k
+		if err := g.addAccount(chain, acct); err != nil {
 			return nil, err
 		}
 	}
 	return w, nil
 }
 
+// newWallet is a wallet of one generation with no keys yet.
 func newWallet(btcParams *chaincfg.Params) *Wallet {
-	return &Wallet{btcParams: btcParams, pub: map[domain.Chain]*hdkeychain.ExtendedKey{},
-		fast: map[domain.Chain]*pubBranch{}, account: map[domain.Chain]string{}}
+	return &Wallet{btcParams: btcParams, gens: []*generation{{pub: map[domain.Chain]*hdkeychain.ExtendedKey{},
+		fast: map[domain.Chain]*pubBranch{}, account: map[domain.Chain]string{}}}}
+}
+
+// Join is one wallet of the generations given, oldest first (each a
+// wallet of one generation, from NewWallet or NewWatchOnly): generation g
+// is gens[g], and the last is the one new addresses come from. Errors: no
+// wallet, one of several generations, wallets of other Bitcoin networks,
+// a mix of seeds and watch-only keys, or the same seed twice.
+func Join(gens ...*Wallet) (*Wallet, error) {
+	if len(gens) == 0 {
+		return nil, errors.New("hd: no seed generation")
+	}
+	w := &Wallet{btcParams: gens[0].btcParams}
+	seen := map[string]int{}
+	for g, x := range gens {
+		switch {
+		case len(x.gens) != 1:
+			return nil, fmt.Errorf("hd: generation %d is a wallet of %d generations, not one", g, len(x.gens))
+		case x.btcParams.Name != w.btcParams.Name:
+			return nil, fmt.Errorf("hd: generation %d is for Bitcoin %s, generation 0 for %s", g, x.btcParams.Name, w.btcParams.Name)
+		case (x.gens[0].priv == nil) != (gens[0].gens[0].priv == nil):
+			return nil, errors.New("hd: generations mix seeds and watch-only keys")
+		}
+		eth := x.gens[0].account[domain.ChainEthereum]
+		if prev, ok := seen[eth]; ok {
+			return nil, fmt.Errorf("hd: generations %d and %d are the same seed", prev, g)
+		}
+		seen[eth] = g
+		w.gens = append(w.gens, x.gens[0])
+	}
+	return w, nil
+}
+
+// Generation is the current generation: the one new addresses come from.
+func (w *Wallet) Generation() int { return len(w.gens) - 1 }
+
+// Current is the key number of index in the current generation.
+func (w *Wallet) Current(index int64) int64 { return KeyNumber(w.Generation(), index) }
+
+// Retired are the key numbers of index in every older generation, oldest
+// first: where a hot wallet at index was before each rotation.
+func (w *Wallet) Retired(index int64) []int64 {
+	var out []int64
+	for g := range w.Generation() {
+		out = append(out, KeyNumber(g, index))
+	}
+	return out
 }
 
 // addAccount sets chain's public keys from its account-level public key.
-func (w *Wallet) addAccount(chain domain.Chain, acct *hdkeychain.ExtendedKey) error {
+func (g *generation) addAccount(chain domain.Chain, acct *hdkeychain.ExtendedKey) error {
 	pub, err := acct.Derive(0)
 	if err != nil {
 		return fmt.Errorf("hd: derive %s branch: %w", chain, err)
 	}
-	w.pub[chain], w.account[chain] = pub, acct.String()
-	if w.fast[chain], err = newPubBranch(pub); err != nil {
+	g.pub[chain], g.account[chain] = pub, acct.String()
+	if g.fast[chain], err = newPubBranch(pub); err != nil {
 		return fmt.Errorf("hd: %s branch: %w", chain, err)
 	}
 	return nil
@@ -125,13 +203,19 @@ func (w *Wallet) addAccount(chain domain.Chain, acct *hdkeychain.ExtendedKey) er
 // Chains are the chains whose keys a wallet holds.
 var Chains = []domain.Chain{domain.ChainBitcoin, domain.ChainEthereum, domain.ChainTron}
 
-// AccountKeys are the account-level extended public keys (m/84'/coin'/0'
-// for Bitcoin, m/44'/60'/0' and m/44'/195'/0'), serialised with the
-// Bitcoin network's version bytes: all a watch-only wallet needs.
-func (w *Wallet) AccountKeys() map[domain.Chain]string {
-	out := make(map[domain.Chain]string, len(w.account))
-	for c, k := range w.account {
-		out[c] = k
+// AccountKeys are generation 0's account-level extended public keys
+// (m/84'/coin'/0' for Bitcoin, m/44'/60'/0' and m/44'/195'/0'), serialised
+// with the Bitcoin network's version bytes: all a watch-only wallet needs.
+func (w *Wallet) AccountKeys() map[domain.Chain]string { return w.GenerationKeys()[0] }
+
+// GenerationKeys are every generation's AccountKeys, oldest first.
+func (w *Wallet) GenerationKeys() []map[domain.Chain]string {
+	out := make([]map[domain.Chain]string, len(w.gens))
+	for g, gen := range w.gens {
+		out[g] = make(map[domain.Chain]string, len(gen.account))
+		for c, k := range gen.account {
+			out[g][c] = k
+		}
 	}
 	return out
 }
@@ -166,7 +250,7 @@ func NewWatchOnly(account map[domain.Chain]string, btcParams *chaincfg.Params) (
 		if k.Depth() != 3 {
 			return nil, fmt.Errorf("hd: %s key is at depth %d, not an account key (3)", chain, k.Depth())
 		}
-		if err := w.addAccount(chain, k); err != nil {
+		if err := w.gens[0].addAccount(chain, k); err != nil {
 			return nil, err
 		}
 	}
@@ -188,15 +272,30 @@ func child(branch *hdkeychain.ExtendedKey, chain domain.Chain, index int64) (*hd
 	return k, nil
 }
 
-// Address returns the receive address of chain at index.
-// Errors: ErrIndex, and an unknown chain.
-func (w *Wallet) Address(chain domain.Chain, index int64) (string, error) {
-	branch := w.fast[chain]
+// generation is the keys of key number n and its index.
+// Errors: ErrIndex, and a generation the wallet does not hold.
+func (w *Wallet) generation(n int64) (*generation, int64, error) {
+	g, index, err := SplitKeyNumber(n)
+	if err != nil {
+		return nil, 0, err
+	}
+	if g >= len(w.gens) {
+		return nil, 0, fmt.Errorf("hd: key number %d is of seed generation %d; this wallet holds generations 0 to %d", n, g, len(w.gens)-1)
+	}
+	return w.gens[g], index, nil
+}
+
+// Address returns the receive address of chain at key number n (in
+// generation 0, the BIP-32 index). Errors: ErrIndex, a generation the
+// wallet does not hold, and an unknown chain.
+func (w *Wallet) Address(chain domain.Chain, n int64) (string, error) {
+	gen, index, err := w.generation(n)
+	if err != nil {
+		return "", err
+	}
+	branch := gen.fast[chain]
 	if branch == nil {
 		return "", fmt.Errorf("hd: unknown chain %q", chain)
-	}
-	if index < 0 || index >= hardened {
-		return "", fmt.Errorf("%w: %d", ErrIndex, index)
 	}
 	pub, err := branch.child(uint32(index))
 	if err != nil {
@@ -218,7 +317,7 @@ func (w *Wallet) encode(chain domain.Chain, pub *btcec.PublicKey) (string, error
 	return "", fmt.Errorf("hd: unknown chain %q", chain)
 }
 
-// Deriver gives the index allocator (commands.Deriver) the same addresses as Address, made
+// Deriver gives the index allocator (commands.Deriver) the same addresses as Address (of key numbers), made
 // addressBlock consecutive indexes at a time (one field inversion for all
 // of them, see pubBranch.children): the allocator hands indexes out in
 // order. While a block is used, the next one is derived in the background.
@@ -241,7 +340,7 @@ type blockDeriver struct {
 
 type blockKey struct {
 	chain domain.Chain
-	from  int64
+	from  int64 // a key number
 }
 
 type derivedBlock struct {
@@ -250,15 +349,18 @@ type derivedBlock struct {
 	errs  []error
 }
 
-func (d *blockDeriver) address(chain domain.Chain, index int64) (string, error) {
-	branch := d.w.fast[chain]
+func (d *blockDeriver) address(chain domain.Chain, n int64) (string, error) {
+	gen, index, err := d.w.generation(n)
+	if err != nil {
+		return "", err
+	}
+	branch := gen.fast[chain]
 	if branch == nil {
 		return "", fmt.Errorf("hd: unknown chain %q", chain)
 	}
-	if index < 0 || index >= hardened {
-		return "", fmt.Errorf("%w: %d", ErrIndex, index)
-	}
-	from := index - index%addressBlock
+	// Blocks are keyed by key number, which is the index in generation 0
+	// and the index plus a multiple of the block size in the others.
+	from := n - index%addressBlock
 	d.mu.Lock()
 	b, ok := d.blocks[blockKey{chain, from}]
 	if !ok {
@@ -266,7 +368,7 @@ func (d *blockDeriver) address(chain domain.Chain, index int64) (string, error) 
 	}
 	// The next block is derived meanwhile, in time the requests leave
 	// idle, instead of by the request that first needs it.
-	if next := from + addressBlock; next < hardened {
+	if next := from + addressBlock; index-index%addressBlock+addressBlock < hardened { // the next block's first index
 		if _, ok := d.blocks[blockKey{chain, next}]; !ok {
 			nb := d.start(chain, next)
 			go d.derive(chain, branch, next, nb)
@@ -282,7 +384,7 @@ func (d *blockDeriver) address(chain domain.Chain, index int64) (string, error) 
 		d.derive(chain, branch, from, b)
 	}
 	<-b.ready
-	return b.addrs[index-from], b.errs[index-from]
+	return b.addrs[n-from], b.errs[n-from]
 }
 
 // start registers a block to be derived; d.mu must be held.
@@ -292,9 +394,11 @@ func (d *blockDeriver) start(chain domain.Chain, from int64) *derivedBlock {
 	return b
 }
 
+// derive fills b with the addresses from key number from on.
 func (d *blockDeriver) derive(chain domain.Chain, branch *pubBranch, from int64, b *derivedBlock) {
-	n := int(min(addressBlock, hardened-from))
-	keys, errs := branch.children(uint32(from), n)
+	_, index, _ := SplitKeyNumber(from)
+	n := int(min(addressBlock, hardened-index))
+	keys, errs := branch.children(uint32(index), n)
 	b.addrs, b.errs = make([]string, n), errs
 	for i, k := range keys {
 		if errs[i] == nil {
@@ -304,14 +408,19 @@ func (d *blockDeriver) derive(chain domain.Chain, branch *pubBranch, from int64,
 	close(b.ready)
 }
 
-// PrivateKey returns the signing key of chain's receive address at index,
-// for payouts and sweeps. Callers must not log it.
-// Errors: ErrIndex, and an unknown chain.
-func (w *Wallet) PrivateKey(chain domain.Chain, index int64) (*btcec.PrivateKey, error) {
-	if w.priv == nil {
+// PrivateKey returns the signing key of chain's receive address at key
+// number n, for payouts and sweeps. Callers must not log it.
+// Errors: ErrWatchOnly, ErrIndex, a generation the wallet does not hold,
+// and an unknown chain.
+func (w *Wallet) PrivateKey(chain domain.Chain, n int64) (*btcec.PrivateKey, error) {
+	gen, index, err := w.generation(n)
+	if err != nil {
+		return nil, err
+	}
+	if gen.priv == nil {
 		return nil, ErrWatchOnly
 	}
-	k, err := child(w.priv[chain], chain, index)
+	k, err := child(gen.priv[chain], chain, index)
 	if err != nil {
 		return nil, err
 	}

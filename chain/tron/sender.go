@@ -62,8 +62,16 @@ const DefaultHotWalletIndex = 1<<31 - 1
 
 // SenderConfig tunes the sender. The zero value is usable.
 type SenderConfig struct {
-	// HotWalletIndex is the hot wallet's HD index (default DefaultHotWalletIndex).
+	// HotWalletIndex is the hot wallet's key (default DefaultHotWalletIndex);
+	// after a seed rotation, its key number in the current generation
+	// (hd.Wallet.Current). Every index the sender signs with is a key
+	// number (hd.KeyNumber).
 	HotWalletIndex int64
+	// RetiredHotWallets are the keys of older seed generations' hot
+	// wallets: SweepDeposits moves what they hold into the hot wallet,
+	// tokens first (burning the retired wallet's own TRX, topped up
+	// when it lacks some), then the TRX.
+	RetiredHotWallets []int64
 	// Contracts overrides token contract addresses (base58) by asset code.
 	Contracts map[string]string
 	// Prices, when set, converts a token payout's TRX cost into the token:
@@ -117,6 +125,8 @@ type Sender struct {
 	mu      sync.Mutex // one sweep step at a time in this process
 	indexes *chain.AddressIndexes
 	assets  domain.Assets // finality depths of unmatched deposits to sweep
+	// retiredMoved holds the retired hot wallets found empty (sweepRetired).
+	retiredMoved sync.Map
 }
 
 var _ chain.Sender = (*Sender)(nil)

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sort"
 	"strings"
 
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/custody"
-	"github.com/acceptcryptohere/gateway/chain/hd"
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
@@ -113,12 +113,10 @@ func (s *Sender) Sweep(ctx context.Context, asset string, index int64) (SweepRes
 	if index == s.cfg.HotWalletIndex {
 		return SweepResult{}, errors.New("tron sweep: the hot wallet does not sweep itself")
 	}
-	key, err := s.keys.PrivateKey(domain.ChainTron, index)
+	addr, err := s.addressAt(index)
 	if err != nil {
 		return SweepResult{}, fmt.Errorf("tron sweep: deposit key %d: %w", index, err)
 	}
-	addr := hd.TronAddress(key.PubKey())
-	key.Zero()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	row, ok, err := s.openSweep(ctx, asset, addr)
@@ -650,16 +648,70 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	if err := s.markUnmatchedSwept(ctx); err != nil && first == nil {
 		first = err
 	}
+	retired, err := s.sweepRetired(ctx)
+	out = append(out, retired...)
+	if err != nil && first == nil {
+		first = err
+	}
 	return out, first
 }
 
-func (s *Sender) addressAt(index int64) (string, error) {
-	key, err := s.keys.PrivateKey(domain.ChainTron, index)
-	if err != nil {
-		return "", err
+// sweepRetired advances the move of every retired hot wallet's funds
+// into the hot wallet: each token first, then, once no token of it is
+// left to move, its TRX (less the transfer's bandwidth). startSweep
+// already keeps a TRX sweep from starting while a token sweep of the
+// address is open; the order here keeps it from taking the TRX a token
+// transfer is about to burn. A wallet found empty of everything is not
+// looked at again until the process restarts: each look records an empty
+// round per asset and costs API requests.
+func (s *Sender) sweepRetired(ctx context.Context) ([]SweepResult, error) {
+	var out []SweepResult
+	var first error
+	codes := make([]string, 0, len(s.tokens))
+	for code := range s.tokens {
+		codes = append(codes, code)
 	}
-	defer key.Zero()
-	return hd.TronAddress(key.PubKey()), nil
+	sort.Strings(codes)
+	for _, key := range s.cfg.RetiredHotWallets {
+		if _, moved := s.retiredMoved.Load(key); moved {
+			continue
+		}
+		tokensLeft, found := false, false
+		sweep := func(asset string) {
+			res, err := s.Sweep(ctx, asset, key)
+			if err != nil {
+				s.cfg.Logger.Error("tron: moving a retired hot wallet's funds failed", "asset", asset, "key", key, "err", err)
+				if first == nil {
+					first = err
+				}
+				tokensLeft = true
+				return
+			}
+			if res.State != SweepNothing && res.State != SweepEmpty {
+				out = append(out, res)
+				found = true
+			}
+			if res.State == SweepTopUp || res.State == SweepTransfer {
+				tokensLeft = true
+			}
+		}
+		for _, code := range codes {
+			sweep(code)
+		}
+		if !tokensLeft && s.native != "" {
+			sweep(s.native)
+		}
+		if !found && !tokensLeft {
+			s.retiredMoved.Store(key, true)
+		}
+	}
+	return out, first
+}
+
+// addressAt derives from the public keys: with a separate signer
+// (custody.Client) the sender's wallet holds no private key.
+func (s *Sender) addressAt(index int64) (string, error) {
+	return s.keys.Address(domain.ChainTron, index)
 }
 
 // recordSweepCost books the TRX a mined sweep transaction burned: a top-up

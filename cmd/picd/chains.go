@@ -39,7 +39,7 @@ func keys(cfg Config, log *slog.Logger) (*hd.Wallet, error) {
 	if err != nil {
 		return nil, err
 	}
-	words, created, err := hd.LoadOrCreateMnemonic(cfg.MnemonicFile, cfg.Mnemonic)
+	words, created, err := hd.LoadGenerations(cfg.MnemonicFile, cfg.Mnemonic)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func keys(cfg Config, log *slog.Logger) (*hd.Wallet, error) {
 		log.Warn("GENERATED A NEW MASTER SEED: every deposit address derives from it. Back up this file now and keep it secret; without it, funds on these addresses are lost",
 			"path", cfg.MnemonicFile)
 	}
-	return hd.NewWallet(words, cfg.MnemonicPassphrase, params)
+	return hd.NewWallets(words, cfg.MnemonicPassphrase, params)
 }
 
 // simulatedChains are the chains with no node configured.
@@ -368,7 +368,11 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 		if err != nil {
 			return nil, nil, fmt.Errorf("ethereum node: %w", err)
 		}
-		es, err := eth.NewSender(eth.SenderConfig{Contracts: ethContracts(cfg)}, client,
+		// Payouts are paid from, and sweeps go to, the current seed
+		// generation's hot wallet; the older generations' hot wallets are
+		// swept into it (docs/operations.md, rotate to a new seed).
+		es, err := eth.NewSender(eth.SenderConfig{Contracts: ethContracts(cfg), HotWalletIndex: wallet.Current(eth.DefaultHotWalletIndex),
+			RetiredHotWallets: wallet.Retired(eth.DefaultHotWalletIndex)}, client,
 			eth.SenderDeps{DB: db, Keys: wallet, Signer: signer, Invoices: b.store, Assets: assets, Log: log, Costs: costs})
 		if err != nil {
 			return nil, nil, fmt.Errorf("ethereum sender: %w", err)
@@ -393,7 +397,7 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 	}
 	if cfg.TronAPIURL != "" {
 		ts, err := tron.NewSender(tron.SenderConfig{Contracts: tronContracts(cfg), Prices: prices, Invoices: b.store, Logger: log, Costs: costs,
-			Signer: signer},
+			Signer: signer, HotWalletIndex: wallet.Current(tron.DefaultHotWalletIndex), RetiredHotWallets: wallet.Retired(tron.DefaultHotWalletIndex)},
 			tronClient(cfg), wallet, db, assets)
 		if err != nil {
 			return nil, nil, fmt.Errorf("tron sender: %w", err)

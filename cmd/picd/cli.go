@@ -6,11 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
 
+	"github.com/acceptcryptohere/gateway/chain/eth"
 	"github.com/acceptcryptohere/gateway/chain/hd"
+	"github.com/acceptcryptohere/gateway/chain/tron"
+	"github.com/acceptcryptohere/gateway/domain"
 )
 
 // cmdHelp is what -h prints for a subcommand: its usage line, what it
@@ -147,16 +151,29 @@ func versionString() string {
 	return fmt.Sprintf("picd %s (%s)", v, strings.Join(parts, ", "))
 }
 
-var seedHelp = cmdHelp{name: "picd seed", usage: "picd seed new",
-	about: "Print a new master seed (24 BIP-39 words) on stdout, for a secret file PIC_MNEMONIC_FILE names\n" +
+var seedHelp = cmdHelp{name: "picd seed", usage: "picd seed new | picd seed rotate [flags] [WORDS_FILE]",
+	about: "new prints a new master seed (24 BIP-39 words) on stdout, for a secret file PIC_MNEMONIC_FILE names\n" +
 		"(docker compose run --rm --no-deps picd seed new > secrets/mnemonic). Every deposit address derives from it:\n" +
-		"back it up offline before the first start.",
-	exits: "0 printed, 2 bad usage"}
+		"back it up offline before the first start.\n" +
+		"rotate adds a seed generation to the embedded signer's seed (<mnemonic-file>.1, .2, ...: generated, or the words\n" +
+		"in WORDS_FILE): after a restart new addresses and the hot wallet come from it, and the older generations only\n" +
+		"sign for their addresses (docs/operations.md, rotate to a new seed). With picd signer use picd signer rotate.",
+	exits: "0 printed or rotated, 1 failed, 2 bad usage"}
 
 func seedCmd(args []string, stdout io.Writer) error {
 	if len(args) == 1 && isHelp(args[0]) {
 		printHelp(stdout, seedHelp, nil)
 		return nil
+	}
+	if len(args) > 0 && args[0] == "rotate" {
+		cfg, rest, err := parseConfigFor(seedHelp, args[1:], stdout)
+		if err != nil {
+			return err
+		}
+		if cfg.Signer != "" {
+			return usageError(errors.New("PIC_SIGNER is set: this gateway holds no seed; rotate the signer's with picd signer rotate"))
+		}
+		return rotateSeed(cfg.MnemonicFile, cfg.Mnemonic, cfg.MnemonicPassphrase, cfg.BTCNetwork, rest, stdout)
 	}
 	if len(args) != 1 || args[0] != "new" {
 		return usageError(fmt.Errorf("usage: %s", seedHelp.usage))
@@ -167,4 +184,52 @@ func seedCmd(args []string, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintln(stdout, words)
 	return err
+}
+
+// rotateSeed adds a seed generation beside mnemonicFile (generation 0's):
+// the words of the one file rest may name, else fresh ones. It prints
+// where they are and the new hot wallets, never the words.
+func rotateSeed(mnemonicFile, fromEnv, passphrase, btcNetwork string, rest []string, stdout io.Writer) error {
+	if len(rest) > 1 {
+		return usageError(fmt.Errorf("unexpected arguments: %s", strings.Join(rest[1:], " ")))
+	}
+	params, err := hd.NetworkParams(btcNetwork)
+	if err != nil {
+		return usageError(err)
+	}
+	words := ""
+	if len(rest) == 1 {
+		b, err := os.ReadFile(rest[0])
+		if err != nil {
+			return err
+		}
+		words = string(b)
+	}
+	g, file, err := hd.AddGeneration(mnemonicFile, fromEnv, words)
+	if err != nil {
+		return err
+	}
+	all, _, err := hd.LoadGenerations(mnemonicFile, fromEnv)
+	if err != nil {
+		return err
+	}
+	w, err := hd.NewWallets(all, passphrase, params)
+	if err != nil {
+		return err
+	}
+	ethHot, err := w.Address(domain.ChainEthereum, w.Current(eth.DefaultHotWalletIndex))
+	if err != nil {
+		return err
+	}
+	tronHot, err := w.Address(domain.ChainTron, w.Current(tron.DefaultHotWalletIndex))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `seed generation %d is in %s (0600): back it up now, beside the older generations' files, which stay.
+After a restart of the process that holds the seed (picd signer, else picd serve):
+  new invoices get addresses of generation %d; payments to older generations' addresses are still credited and swept;
+  the Ethereum hot wallet is %s (the older one's funds are moved into it);
+  the TRON hot wallet is %s (the older one's funds are moved into it).
+`, g, file, g, ethHot, tronHot)
+	return nil
 }

@@ -52,9 +52,11 @@ usage:
   picd health [--timeout 5s] URL
                          exit 0 when URL answers 2xx (for container health checks)
   picd seed new          print a new master seed (24 BIP-39 words) for PIC_MNEMONIC_FILE
-  picd signer [flags] | picd signer pending | picd signer approve PAYOUT_ID
+  picd seed rotate [WORDS_FILE]
+                         add a seed generation: new addresses from it, the older ones still watched and swept
+  picd signer [flags] | picd signer pending | picd signer approve PAYOUT_ID | picd signer rotate [WORDS_FILE]
                          run the signer, the only process with the seed (picd serve with PIC_SIGNER holds none);
-                         list the payouts held at its limits; approve one
+                         list the payouts held at its limits; approve one; add a seed generation
   picd version           this build's version, commit and Go version
   picd help              this text
 

@@ -139,6 +139,40 @@ func auditWallet(cfg Config) (*hd.Wallet, error) {
 	return keys(cfg, newLogger(io.Discard))
 }
 
+// hotWallets are the chain's hot wallet (at index in the current seed
+// generation) and the older generations' (retired), as key writes them.
+func hotWallets(wallet *hd.Wallet, c domain.Chain, index int64, key func(string) string) (hot string, retired []string, err error) {
+	a, err := wallet.Address(c, wallet.Current(index))
+	if err != nil {
+		return "", nil, err
+	}
+	for _, n := range wallet.Retired(index) {
+		r, err := wallet.Address(c, n)
+		if err != nil {
+			return "", nil, err
+		}
+		retired = append(retired, key(r))
+	}
+	return key(a), retired, nil
+}
+
+// poolHotWallets counts what the retired hot wallets hold as the hot
+// wallet's: the gateway's own funds, which the sender moves from them
+// into it (a move within the pool; its gas is a booked network cost).
+// Their sweeps' flows are that move, so no address is expected of them.
+func poolHotWallets(hot string, retired []string, onChain, expected map[string]*big.Int) {
+	if onChain[hot] == nil {
+		onChain[hot] = new(big.Int)
+	}
+	for _, r := range retired {
+		if v := onChain[r]; v != nil {
+			onChain[hot] = new(big.Int).Add(onChain[hot], v)
+		}
+		delete(onChain, r)
+		delete(expected, r)
+	}
+}
+
 // ethReserves compares ETH and the ERC-20 assets: every pay address of an
 // Ethereum invoice and the hot wallet, read at one block.
 func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.AuditReport, assets domain.Assets,
@@ -147,11 +181,10 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 	if err != nil {
 		return unreachable(err)
 	}
-	hotAddr, err := wallet.Address(domain.ChainEthereum, eth.DefaultHotWalletIndex)
+	hot, retired, err := hotWallets(wallet, domain.ChainEthereum, eth.DefaultHotWalletIndex, strings.ToLower)
 	if err != nil {
 		return unreachable(err)
 	}
-	hot := strings.ToLower(hotAddr)
 	client, err := eth.Dial(ctx, cfg.ETHRPCURL)
 	if err != nil {
 		return unreachable(err)
@@ -175,6 +208,9 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 	}
 	var ethAssets []domain.Asset
 	addrSet := map[string]bool{hot: true}
+	for _, r := range retired {
+		addrSet[r] = true
+	}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainEthereum {
 			continue
@@ -235,6 +271,7 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 		if err != nil {
 			return err
 		}
+		poolHotWallets(hot, retired, onChain, expected)
 		r := reserves.Compare(reserves.Input{Asset: a.Code, Decimals: a.Decimals, Held: rep.Held[a.Code], Expected: expected,
 			Role: reserves.RoleDeposit, Hot: hot, Chain: onChain, Notes: notes})
 		r.Height, r.BlockHash = at.Height, at.Hash
@@ -252,13 +289,16 @@ func tronReserves(ctx context.Context, cfg Config, b *backend, rep projections.A
 	if err != nil {
 		return unreachable(err)
 	}
-	hot, err := wallet.Address(domain.ChainTron, tron.DefaultHotWalletIndex)
+	hot, retired, err := hotWallets(wallet, domain.ChainTron, tron.DefaultHotWalletIndex, func(addr string) string { return addr })
 	if err != nil {
 		return unreachable(err)
 	}
 	client := tronClient(cfg)
 	var list []domain.Asset
 	addrSet := map[string]bool{hot: true}
+	for _, r := range retired {
+		addrSet[r] = true
+	}
 	native := ""
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainTron {
@@ -317,6 +357,7 @@ func tronReserves(ctx context.Context, cfg Config, b *backend, rep projections.A
 		if err != nil {
 			return err
 		}
+		poolHotWallets(hot, retired, onChain, expected)
 		r := reserves.Compare(reserves.Input{Asset: a.Code, Decimals: a.Decimals, Held: rep.Held[a.Code], Expected: expected,
 			Role: reserves.RoleDeposit, Hot: hot, Chain: onChain, Notes: notes})
 		r.Height, r.BlockHash = uint64(before.Number()), before.BlockID

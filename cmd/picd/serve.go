@@ -120,7 +120,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	deps := commands.Deps{Store: appendStore, Assets: assets, Now: now, NewID: commands.NewIDGenerator(now),
 		Credits: readapi.Credits{SQL: reader, Wait: runner}, Prices: prices, Accounts: reader, WebhookSecrets: secretBox}
+	// New addresses come from the current seed generation.
 	addresses := commands.NewIndexAllocator(deps, wallet.Deriver())
+	addresses.KeyNumber = wallet.Current
 	// No invoice address on a chain whose node is of another chain.
 	handlers := commands.New(deps, guardAddresses(addresses, b.db, chainScans(cfg), now), hd.AddressCheck(wallet.BitcoinParams()))
 	senders, senderLoops, err := payoutSenders(ctx, cfg, b, wallet, signer, addresses, assets, prices, chain.RecordCostWith(handlers.RecordNetworkCost), log)

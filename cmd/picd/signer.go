@@ -22,12 +22,15 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore"
 )
 
-var signerHelp = cmdHelp{name: "picd signer", usage: "picd signer [flags] | picd signer pending [flags] | picd signer approve [flags] PAYOUT_ID",
+var signerHelp = cmdHelp{name: "picd signer", usage: "picd signer [flags] | picd signer pending [flags] | picd signer approve [flags] PAYOUT_ID | picd signer rotate [flags] [WORDS_FILE]",
 	about: `Run the signer: the only process that holds the master seed. It listens on a Unix socket (0600) and signs a
 payout only when the event log (read through its own read-only connection) asks for exactly that payout, once,
 within the per-asset limits; internal moves (sweeps, gas top-ups) only between the gateway's own addresses.
 picd serve uses it with PIC_SIGNER=unix://<socket> and then holds no seed.
-pending lists the payouts held at a limit; approve lets one through (the gateway asks again within seconds).`,
+pending lists the payouts held at a limit; approve lets one through (the gateway asks again within seconds).
+rotate adds a seed generation (<mnemonic-file>.1, .2, ...: generated, or the words in WORDS_FILE); after a restart of
+the signer, then of picd serve, new addresses and the hot wallet come from it, and the older generations only sign
+for their own addresses (docs/operations.md, rotate to a new seed).`,
 	exits: "0 stopped by a signal or done, 1 failed, 2 bad flags, 3 the log unreachable"}
 
 // signerConfig is picd signer's configuration: where its seed, record and
@@ -108,7 +111,7 @@ func parseLimits(s string) (map[string]custody.Limit, error) {
 
 func signerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub := "run"
-	if len(args) > 0 && (args[0] == "pending" || args[0] == "approve") {
+	if len(args) > 0 && (args[0] == "pending" || args[0] == "approve" || args[0] == "rotate") {
 		sub, args = args[0], args[1:]
 	}
 	cfg, rest, err := parseSignerConfig(args, stdout)
@@ -118,6 +121,8 @@ func signerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch sub {
 	case "pending", "approve":
 		return signerApprovals(ctx, cfg, sub, rest, stdout)
+	case "rotate":
+		return rotateSeed(cfg.MnemonicFile, cfg.Mnemonic, cfg.MnemonicPassphrase, cfg.BTCNetwork, rest, stdout)
 	}
 	if len(rest) > 0 {
 		return usageError(fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " ")))
@@ -163,14 +168,14 @@ func runSigner(ctx context.Context, cfg signerConfig, log *slog.Logger) error {
 	if err != nil {
 		return usageError(err)
 	}
-	words, created, err := hd.LoadOrCreateMnemonic(cfg.MnemonicFile, cfg.Mnemonic)
+	words, created, err := hd.LoadGenerations(cfg.MnemonicFile, cfg.Mnemonic)
 	if err != nil {
 		return err
 	}
 	if created {
 		log.Warn("GENERATED A NEW MASTER SEED: back this file up now and keep it secret (docs/operations.md, key backup)", "path", cfg.MnemonicFile)
 	}
-	wallet, err := hd.NewWallet(words, cfg.MnemonicPassphrase, params)
+	wallet, err := hd.NewWallets(words, cfg.MnemonicPassphrase, params)
 	if err != nil {
 		return err
 	}
@@ -191,15 +196,16 @@ func runSigner(ctx context.Context, cfg signerConfig, log *slog.Logger) error {
 		}
 	}
 	policy := custody.NewPolicy(custody.PolicyConfig{Wallet: wallet, Log: logStore, Record: rec, Assets: assets, Limits: cfg.Limits,
-		EthereumHotIndex: eth.DefaultHotWalletIndex, BitcoinParams: params, TronRead: tron.ReadTransfer, TronHotIndex: tron.DefaultHotWalletIndex,
-		Logger: log})
+		EthereumHotIndex: wallet.Current(eth.DefaultHotWalletIndex), BitcoinParams: params, TronRead: tron.ReadTransfer,
+		TronHotIndex: wallet.Current(tron.DefaultHotWalletIndex), Logger: log})
 	ln, err := custody.ListenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
-	srv := &custody.Server{Keys: custody.Keys{BitcoinNetwork: params.Name, Accounts: wallet.AccountKeys(), EthereumHotIndex: eth.DefaultHotWalletIndex},
+	srv := &custody.Server{Keys: custody.Keys{BitcoinNetwork: params.Name, Accounts: wallet.AccountKeys(), Generations: wallet.GenerationKeys(),
+		EthereumHotIndex: wallet.Current(eth.DefaultHotWalletIndex)},
 		Signer: policy, Logger: log}
-	log.Info("picd signer listening", "socket", cfg.Socket, "record", filepath.Join(cfg.SignerDir, "signer.db"), "limits", fmt.Sprint(cfg.Limits))
+	log.Info("picd signer listening", "socket", cfg.Socket, "seed_generation", wallet.Generation(), "record", filepath.Join(cfg.SignerDir, "signer.db"), "limits", fmt.Sprint(cfg.Limits))
 	return srv.Serve(ctx, ln)
 }
 
@@ -237,15 +243,21 @@ func custodyFor(ctx context.Context, cfg Config, log *slog.Logger) (*hd.Wallet, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if k.BitcoinNetwork != params.Name || k.EthereumHotIndex != eth.DefaultHotWalletIndex {
-		return nil, nil, fmt.Errorf("signer %s keys Bitcoin %s (Ethereum hot wallet index %d); this gateway is for %s (index %d)",
-			cfg.Signer, k.BitcoinNetwork, k.EthereumHotIndex, params.Name, eth.DefaultHotWalletIndex)
+	// A signer from before seed rotation gives generation 0's keys only.
+	gens := k.Generations
+	if len(gens) == 0 {
+		gens = []map[domain.Chain]string{k.Accounts}
 	}
-	w, err := hd.NewWatchOnly(k.Accounts, params)
+	w, err := hd.NewWatchOnlyGenerations(gens, params)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signer %s: %w", cfg.Signer, err)
 	}
-	log.Info("separate signer: this process holds no seed; deposit addresses from the signer's public keys, signatures from the signer", "signer", cfg.Signer)
+	if hot := w.Current(eth.DefaultHotWalletIndex); k.BitcoinNetwork != params.Name || k.EthereumHotIndex != hot {
+		return nil, nil, fmt.Errorf("signer %s keys Bitcoin %s (Ethereum hot wallet key %d); this gateway is for %s (key %d)",
+			cfg.Signer, k.BitcoinNetwork, k.EthereumHotIndex, params.Name, hot)
+	}
+	log.Info("separate signer: this process holds no seed; deposit addresses from the signer's public keys, signatures from the signer", "signer", cfg.Signer,
+		"seed_generation", w.Generation())
 	return w, client, nil
 }
 
@@ -256,9 +268,11 @@ func noSeedFor(cfg Config) error {
 		return errors.New("PIC_SIGNER is set, and so is PIC_MNEMONIC (or its passphrase): with a separate signer picd serve must hold no seed; " +
 			"give it to picd signer only")
 	}
-	if _, err := os.Stat(cfg.MnemonicFile); err == nil {
-		return fmt.Errorf("PIC_SIGNER is set, and a seed file is at %s: with a separate signer picd serve must hold no seed; "+
-			"move the file to the signer's directory (docs/operations.md)", cfg.MnemonicFile)
+	for _, file := range []string{cfg.MnemonicFile, hd.GenerationFile(cfg.MnemonicFile, 1)} {
+		if _, err := os.Stat(file); err == nil {
+			return fmt.Errorf("PIC_SIGNER is set, and a seed file is at %s: with a separate signer picd serve must hold no seed; "+
+				"move the file to the signer's directory (docs/operations.md)", file)
+		}
 	}
 	return nil
 }
