@@ -2,7 +2,7 @@
 // (chain/eth, ...) never holds a private key: it builds an unsigned
 // transaction and asks a Signer. Local signs in the same process from the
 // seed (the quick start); Client asks a separate `picd signer` process over
-// a Unix socket, whose Policy checks every request against the event log,
+// a Unix socket or TCP with mutual TLS, whose Policy checks every request against the event log,
 // keeps an append-only record of what it signed and enforces per-asset
 // limits before its Local signs.
 package custody

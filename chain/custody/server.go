@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -31,7 +33,7 @@ type Keys struct {
 	EthereumHotIndex int64 `json:"ethereum_hot_index"`
 }
 
-// Server is the signer's HTTP API on a Unix socket:
+// Server is the signer's HTTP API on a Unix socket or a TLS listener:
 //
 //	GET  /v1/keys  → Keys
 //	POST /v1/sign  Request → {"raw": bytes} | 403 refused | 423 held (awaiting approval)
@@ -64,6 +66,9 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	raw, err := s.Signer.Sign(r.Context(), req)
 	log := s.Logger.With("chain", req.Chain, "purpose", req.Purpose, "payout_id", req.PayoutID, "took", time.Since(start))
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		log = log.With("client", r.TLS.PeerCertificates[0].Subject.CommonName)
+	}
 	switch {
 	case errors.Is(err, ErrHeld):
 		log.Warn("held", "reason", err.Error())
@@ -123,7 +128,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
-	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Refused TLS handshakes (no client certificate, another CA) are
+	// logged by the server: the signer's log says who knocked.
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn)}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -136,9 +143,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Client asks a signer over its Unix socket; it implements Signer.
+// Client asks a signer over its Unix socket or over TCP with mutual TLS;
+// it implements Signer.
 type Client struct {
 	http *http.Client
+	base string
 }
 
 // Dial makes a client of the signer at addr: unix:///path/to/signer.sock
@@ -152,7 +161,23 @@ func Dial(addr string) (*Client, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}, MaxIdleConnsPerHost: 4}
-	return &Client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
+	return &Client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: "http://signer"}, nil
+}
+
+// DialTLS makes a client of the signer at https://host:port, which must
+// show a certificate cfg's RootCAs trust for host; cfg also carries this
+// client's certificate (ClientTLS). Nothing is connected until the first
+// request.
+func DialTLS(addr string, cfg *tls.Config) (*Client, error) {
+	u, err := url.Parse(addr)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("signer address %q: want https://host:port", addr)
+	}
+	if cfg == nil || len(cfg.Certificates) == 0 {
+		return nil, fmt.Errorf("signer %s: no client certificate", addr)
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4, TLSHandshakeTimeout: 10 * time.Second}
+	return &Client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: "https://" + u.Host}, nil
 }
 
 // Keys asks for the account keys.
@@ -182,7 +207,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		}
 		rd = strings.NewReader(string(b))
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://signer"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return err
 	}

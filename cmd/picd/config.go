@@ -42,7 +42,10 @@ type Config struct {
 	Mnemonic           string // PIC_MNEMONIC: the master seed's words (else read from MnemonicFile)
 	MnemonicFile       string // PIC_MNEMONIC_FILE: default <data>/mnemonic, created on first start
 	MnemonicPassphrase string // PIC_MNEMONIC_PASSPHRASE
-	Signer             string // PIC_SIGNER: unix:///path of a picd signer; unset: sign in this process
+	Signer             string // PIC_SIGNER: unix:///path or https://host:port of a picd signer; unset: sign in this process
+	SignerTLSCA        string // PIC_SIGNER_TLS_CA: the CA an https:// signer's certificate must chain to
+	SignerTLSCert      string // PIC_SIGNER_TLS_CLIENT_CERT: this gateway's client certificate for an https:// signer
+	SignerTLSKey       string // PIC_SIGNER_TLS_CLIENT_KEY: its key
 	BTCNetwork         string // PIC_BTC_NETWORK: mainnet, testnet, signet, regtest, simnet
 	BTCRPCHost         string // PIC_BTC_RPC_HOST: a btcd or Bitcoin Core node; unset: BTC is simulated
 	BTCRPCUser         string // PIC_BTC_RPC_USER
@@ -246,7 +249,11 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MnemonicFile, "mnemonic-file", env("PIC_MNEMONIC_FILE", ""), "file with the master seed's words (PIC_MNEMONIC_FILE; default <data>/mnemonic, created 0600 on first start)")
 	fs.StringVar(&c.MnemonicPassphrase, "mnemonic-passphrase", env("PIC_MNEMONIC_PASSPHRASE", ""), "BIP-39 passphrase (PIC_MNEMONIC_PASSPHRASE)")
 	fs.StringVar(&c.Signer, "signer", env("PIC_SIGNER", ""),
-		"a separate picd signer, unix:///path/to/signer.sock (PIC_SIGNER): this process then holds no seed; unset: it signs itself")
+		"a separate picd signer, unix:///path/to/signer.sock or https://host:port (PIC_SIGNER): this process then holds no seed; unset: it signs itself")
+	fs.StringVar(&c.SignerTLSCA, "signer-tls-ca", env("PIC_SIGNER_TLS_CA", ""), "PEM CA the https:// signer's certificate must chain to (PIC_SIGNER_TLS_CA)")
+	fs.StringVar(&c.SignerTLSCert, "signer-tls-client-cert", env("PIC_SIGNER_TLS_CLIENT_CERT", ""),
+		"PEM client certificate this gateway shows the https:// signer (PIC_SIGNER_TLS_CLIENT_CERT)")
+	fs.StringVar(&c.SignerTLSKey, "signer-tls-client-key", env("PIC_SIGNER_TLS_CLIENT_KEY", ""), "PEM key of the client certificate (PIC_SIGNER_TLS_CLIENT_KEY)")
 	fs.StringVar(&c.BTCNetwork, "btc-network", env("PIC_BTC_NETWORK", "mainnet"), "Bitcoin network: mainnet, testnet, signet, regtest, simnet (PIC_BTC_NETWORK)")
 	fs.StringVar(&c.BTCRPCHost, "btc-rpc-host", env("PIC_BTC_RPC_HOST", ""), "Bitcoin node RPC host:port (PIC_BTC_RPC_HOST); unset: simulated")
 	fs.StringVar(&c.BTCRPCUser, "btc-rpc-user", env("PIC_BTC_RPC_USER", ""), "Bitcoin node RPC user (PIC_BTC_RPC_USER)")
