@@ -2,6 +2,7 @@ package chain
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -84,12 +85,29 @@ func (u Unmatched) MarkSwept(ctx context.Context, chainName, sweeps, done string
 		return 0, err
 	}
 	for _, s := range all {
-		note := "swept to the hot wallet in " + s.txid
-		if _, err := u.DB.Write.ExecContext(ctx, u.DB.Q(`UPDATE chain_unmatched_deposits SET status = ?,
-			note = CASE WHEN note = '' THEN ? ELSE note || '; ' || ? END WHERE id = ? AND status = ?`),
-			UnmatchedSwept, note, note, s.id, UnmatchedSweep); err != nil {
+		if _, err := u.DB.Write.ExecContext(ctx, u.DB.Q(markSwept), UnmatchedSwept, sweptNote(s.txid), sweptNote(s.txid), s.id, UnmatchedSweep); err != nil {
 			return 0, fmt.Errorf("chain: unmatched deposit %d: %w", s.id, err)
 		}
 	}
 	return len(all), nil
+}
+
+func sweptNote(txid string) string { return "swept to the hot wallet in " + txid }
+
+// markSwept: status, note (twice), id, the status it must have.
+const markSwept = `UPDATE chain_unmatched_deposits SET status = ?,
+	note = CASE WHEN note = '' THEN ? ELSE note || '; ' || ? END WHERE id = ? AND status = ?`
+
+// MarkSweptTx records in tx that deposit id, decided "sweep", is swept,
+// note added to the operator's; false when it is not (or no longer)
+// decided "sweep". A chain whose wallet takes the coins in by other means
+// than a transfer (Bitcoin: the output joins the spendable set) marks it
+// in the transaction that does so.
+func (u Unmatched) MarkSweptTx(ctx context.Context, tx *sql.Tx, id int64, note string) (bool, error) {
+	res, err := tx.ExecContext(ctx, u.DB.Q(markSwept), UnmatchedSwept, note, note, id, UnmatchedSweep)
+	if err != nil {
+		return false, fmt.Errorf("chain: unmatched deposit %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }

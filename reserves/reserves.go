@@ -61,12 +61,17 @@ type Input struct {
 	Chain map[string]*big.Int
 	// Notes explain an address (a sweep in flight, an unmatched deposit).
 	Notes map[string]string
+	// Float, for a chain without a hot wallet, is what the Expected
+	// entries hold beyond the ledger by the gateway's own records: coins
+	// of the operator's among them (Bitcoin: unmatched deposits taken into
+	// the wallet). They must hold exactly Held + Float. nil: none.
+	Float *big.Int
 }
 
 // Compare reconciles one asset: every address must hold exactly what
 // the records say; the hot wallet at least the rest of the ledger (its
 // surplus is the operator's float). Without a hot wallet, the rest must
-// be zero.
+// be zero, or exactly the operator's Float the records name.
 func Compare(in Input) Asset {
 	heldUnits, err := in.Held.BaseUnits(in.Decimals)
 	if err != nil { // more decimals than the asset has: nothing matches
@@ -102,6 +107,10 @@ func Compare(in Input) Asset {
 	}
 	switch hot := in.Chain[in.Hot]; {
 	case in.Hot == "":
+		if in.Float != nil {
+			a.Float = amount(in.Float)
+			rest.Add(rest, in.Float)
+		}
 		if rest.Sign() != 0 {
 			a.Differ = append(a.Differ, Address{Address: "-", Role: RoleRest, Ledger: amount(rest), Chain: amount(new(big.Int)),
 				Diff: amount(new(big.Int).Neg(rest))})

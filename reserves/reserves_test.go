@@ -44,3 +44,18 @@ func TestCompareWithoutHotWalletNeedsEveryUnit(t *testing.T) {
 		t.Fatalf("%+v", a)
 	}
 }
+
+// Without a hot wallet, outputs the records name as the operator's (the
+// Float) are held beyond the ledger: exactly that much more reconciles,
+// and is the float; any other rest differs as before.
+func TestCompareWithoutHotWalletCountsTheNamedFloat(t *testing.T) {
+	in := Input{Asset: "BTC", Decimals: 8, Held: domain.MustAmount("0.001"), Role: RoleOutput, Float: units(500_000),
+		Expected: map[string]*big.Int{"a": units(100_000), "b": units(500_000)}, Chain: map[string]*big.Int{"a": units(100_000), "b": units(500_000)}}
+	if a := Compare(in); !a.OK || a.Float.String() != "0.005" || a.Diff.String() != "0.005" {
+		t.Fatalf("%+v", a)
+	}
+	in.Held = domain.MustAmount("0.0011") // the outputs hold 0.0001 less than ledger + float
+	if a := Compare(in); a.OK || len(a.Differ) != 1 || a.Differ[0].Role != RoleRest || a.Differ[0].Diff.String() != "-0.0001" {
+		t.Fatalf("%+v", a)
+	}
+}

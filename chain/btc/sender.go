@@ -121,6 +121,9 @@ type Sender struct {
 	node   senderNode
 	asset  domain.Asset
 	log    *slog.Logger
+	// finality is the depth at which the watcher makes a deposit final;
+	// an unmatched deposit decided "sweep" joins the wallet at it.
+	finality int
 
 	mu      sync.Mutex // one Build or Broadcast bookkeeping at a time in this process
 	indexes *chain.AddressIndexes
@@ -219,11 +222,15 @@ func newSender(cfg SenderConfig, n senderNode, deps SenderDeps) (*Sender, error)
 	if asset.Code == "" || asset.Decimals != 8 {
 		return nil, errors.New("btc sender: no native Bitcoin asset with 8 decimals configured")
 	}
+	finality, err := finalityDepth(cfg.Config, asset)
+	if err != nil {
+		return nil, err
+	}
 	log := deps.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sender{cfg: cfg, deps: deps, node: n, asset: asset, log: log.With("chain", "bitcoin", "component", "sender"),
+	return &Sender{cfg: cfg, deps: deps, node: n, asset: asset, finality: finality, log: log.With("chain", "bitcoin", "component", "sender"),
 		indexes: chain.NewAddressIndexes(deps.Invoices)}, nil
 }
 
@@ -289,7 +296,8 @@ func decodeTx(raw string) (*wire.MsgTx, error) {
 }
 
 // sync brings the wallet's outputs up to date: final deposits become
-// available, reverted ones missing, and change in a block available.
+// available, reverted ones missing, unmatched deposits decided "sweep" and
+// final join (takeInUnmatched), and change in a block available.
 func (s *Sender) sync(ctx context.Context) error {
 	db := s.deps.DB
 	now := s.cfg.Now().UnixMilli()
@@ -336,6 +344,9 @@ func (s *Sender) sync(ctx context.Context) error {
 	if _, err := db.Write.ExecContext(ctx, db.Q(`UPDATE chain_btc_utxos SET state = ?, updated_at = ? WHERE state = ?
 		AND outpoint IN (SELECT deposit_id FROM chain_btc_deposits WHERE state = ?)`), utxoMissing, now, utxoAvailable, stateReverted); err != nil {
 		return fmt.Errorf("btc sender: reverted deposits: %w", err)
+	}
+	if _, err := s.takeInUnmatched(ctx); err != nil {
+		return err
 	}
 	pending, err := s.utxos(ctx, `state = ? ORDER BY outpoint LIMIT 200`, utxoPending)
 	if err != nil {

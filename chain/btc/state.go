@@ -31,7 +31,7 @@ import (
 //
 // A pending deposit in no block is the mempool rule's (scanMempool), not
 // the engine's: seen in the mempool, or orphaned before it was credited.
-// Unmatched deposits are not kept (the ledger refused them; logged).
+// Unmatched deposits are kept apart, in chain_unmatched_deposits (rescan.go).
 type state struct{ w *Watcher }
 
 var (

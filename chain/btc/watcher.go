@@ -182,15 +182,9 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 	if asset.Decimals != 8 {
 		return nil, fmt.Errorf("btc: asset %s has %d decimals; satoshis need 8", asset.Code, asset.Decimals)
 	}
-	finality := asset.FinalityDepth()
-	for code, depth := range cfg.Finality {
-		if code != asset.Code {
-			return nil, fmt.Errorf("btc: finality for %q: not the Bitcoin asset", code)
-		}
-		if depth < asset.Confirmations {
-			return nil, fmt.Errorf("btc: %s: finality %d below its %d confirmations", code, depth, asset.Confirmations)
-		}
-		finality = depth
+	finality, err := finalityDepth(cfg, asset)
+	if err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
@@ -203,7 +197,6 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 	// is a reorg; a deposit is reported once, with its depth from the tip;
 	// deposits the ledger refuses are logged and skipped. Mempool payments
 	// are ScanPending's.
-	var err error
 	w.engine, err = scan.New(scan.Config{Name: "btc",
 		Assets:     map[string]scan.Asset{asset.Code: {Confirmations: asset.Confirmations, FinalDepth: finality, Final: scan.FinalByDepth}},
 		StartBlock: cfg.StartHeight, BatchBlocks: 1, KeepBlocks: cfg.ReorgDepth, MaxBlocks: maxBlocksPerScan, Reports: maxConcurrentReports,
@@ -213,6 +206,22 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 		return nil, fmt.Errorf("btc: %w", err)
 	}
 	return w, nil
+}
+
+// finalityDepth is the depth at which a deposit of asset is final: the
+// asset's, or cfg.Finality's override.
+func finalityDepth(cfg Config, asset domain.Asset) (int, error) {
+	finality := asset.FinalityDepth()
+	for code, depth := range cfg.Finality {
+		if code != asset.Code {
+			return 0, fmt.Errorf("btc: finality for %q: not the Bitcoin asset", code)
+		}
+		if depth < asset.Confirmations {
+			return 0, fmt.Errorf("btc: %s: finality %d below its %d confirmations", code, depth, asset.Confirmations)
+		}
+		finality = depth
+	}
+	return finality, nil
 }
 
 // Close releases the RPC client.

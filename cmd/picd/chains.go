@@ -362,6 +362,22 @@ func payoutSenders(ctx context.Context, cfg Config, b *backend, wallet *hd.Walle
 			return nil, nil, fmt.Errorf("bitcoin sender: %w", err)
 		}
 		senders = append(senders, bs)
+		// Unmatched deposits decided "sweep" join the wallet once final
+		// (payouts also take them in as they build).
+		loops = append(loops, loop{name: "bitcoin unmatched sweep", run: func(ctx context.Context) error {
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				if _, err := bs.TakeInUnmatched(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("bitcoin unmatched sweep", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-t.C:
+				}
+			}
+		}})
 	}
 	if cfg.ETHRPCURL != "" {
 		client, err := eth.Dial(ctx, cfg.ETHRPCURL)

@@ -426,8 +426,14 @@ func btcReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 	}
 	res.Chains = append(res.Chains, reservesChain{Chain: string(domain.ChainBitcoin), Height: uint64(tip.Height), Hash: tip.Hash,
 		Head: uint64(tip.Height), Scanned: scanned, Addresses: len(expected)})
+	// The unmatched deposits an operator had swept are outputs of the
+	// wallet that no merchant is owed: the operator float.
+	float, err := btc.OperatorFloat(ctx, b.db)
+	if err != nil {
+		return unreachable(err)
+	}
 	r := reserves.Compare(reserves.Input{Asset: asset.Code, Decimals: asset.Decimals, Held: rep.Held[asset.Code], Expected: expected,
-		Role: reserves.RoleOutput, Chain: onChain, Notes: notes})
+		Role: reserves.RoleOutput, Chain: onChain, Notes: notes, Float: big.NewInt(float)})
 	r.Height, r.BlockHash = uint64(tip.Height), tip.Hash
 	res.Assets = append(res.Assets, r)
 	return nil
