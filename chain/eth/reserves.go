@@ -217,3 +217,36 @@ func parseUnits(s string) *big.Int {
 	}
 	return v
 }
+
+// CostProblems lists the gateway's transactions other than sweep
+// transfers (SweepFlows checks those) whose gas was the operator's cost —
+// gas top-ups, voids, token payouts and refunds — and which the log books
+// otherwise than their receipt said: a NetworkCostPaid missing (its
+// append failed, and the sender has not appended it again yet) or wrong.
+// The hot wallet paid them, so without this check a missing cost would
+// hide in the operator float.
+func CostProblems(ctx context.Context, db sqldb.DB, native string, costOf func(txid string) *big.Int) ([]string, error) {
+	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT txid, purpose, ref, from_address, fee_paid_wei, cost_booked FROM eth_txs
+		WHERE fee_paid_wei <> '' AND (purpose IN ('topup', 'void') OR (purpose = 'payout' AND asset <> ?)) ORDER BY created_at`), native)
+	if err != nil {
+		return nil, fmt.Errorf("eth: costs: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var txid, purpose, ref, from, fee string
+		var booked int
+		if err := rows.Scan(&txid, &purpose, &ref, &from, &fee, &booked); err != nil {
+			return nil, err
+		}
+		if got := costOf(txid); got.Cmp(parseUnits(fee)) != 0 {
+			due := ""
+			if booked == 0 {
+				due = " (due: the sender appends it again)"
+			}
+			out = append(out, fmt.Sprintf("%s %s of %s from %s paid %s wei of gas, the log books %s%s",
+				purpose, txid, ref, strings.ToLower(from), fee, got, due))
+		}
+	}
+	return out, rows.Err()
+}

@@ -474,36 +474,88 @@ func (s *Sender) send(ctx context.Context, tx *types.Transaction) error {
 }
 
 // recordFeePaid books what a mined transaction of ours paid for gas: in
-// eth_txs, and in the ledger when the gateway paid it (recordCost).
+// eth_txs with its block, then in the ledger when the gateway paid it
+// (bookCost). A cost the log refused stays due in eth_txs (cost_booked 0)
+// and BookCosts appends it again.
 func (s *Sender) recordFeePaid(ctx context.Context, r *types.Receipt) *big.Int {
 	paid := new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice)
-	if _, err := s.deps.DB.Write.ExecContext(ctx, s.deps.DB.Q(`UPDATE eth_txs SET fee_paid_wei = ? WHERE txid = ?`), paid.String(), r.TxHash.Hex()); err != nil {
-		s.log.Warn("eth sender: recording a fee paid failed", "txid", r.TxHash.Hex(), "err", err)
+	var block uint64
+	if r.BlockNumber != nil {
+		block = r.BlockNumber.Uint64()
 	}
-	if err := s.recordCost(ctx, r, paid); err != nil {
-		// Booked again the next time the receipt is seen; picd audit
-		// --chain shows a cost that never was.
-		s.log.Error("eth sender: booking a network cost failed", "txid", r.TxHash.Hex(), "err", err)
+	db := s.deps.DB
+	if _, err := db.Write.ExecContext(ctx, db.Q(`UPDATE eth_txs SET fee_paid_wei = ?, mined_block = ? WHERE txid = ?`),
+		paid.String(), int64(block), r.TxHash.Hex()); err != nil {
+		s.log.Warn("eth sender: recording a fee paid failed", "txid", r.TxHash.Hex(), "err", err)
+		return paid
+	}
+	if err := s.bookCost(ctx, r.TxHash.Hex()); err != nil {
+		s.log.Error("eth sender: booking a network cost failed; it is appended again with the next sweep", "txid", r.TxHash.Hex(), "err", err)
 	}
 	return paid
 }
 
-// recordCost books the gas of a mined transaction of ours as the
-// operator's cost (money rule 7), unless a merchant paid it: an ETH payout
-// or refund carries its own fee in PayoutConfirmed. A reverted
-// transaction paid its gas too.
-func (s *Sender) recordCost(ctx context.Context, r *types.Receipt, paid *big.Int) error {
+// maxCostsPerPass bounds the due costs one BookCosts appends.
+const maxCostsPerPass = 500
+
+// BookCosts appends the network costs eth_txs holds as due (fee known,
+// not in the log yet: an append that failed, or rows from before costs
+// were booked). The event's id derives from the txid, so one the log has
+// already adds nothing. It runs with every sweep (SweepDeposits).
+func (s *Sender) BookCosts(ctx context.Context) error {
 	if s.deps.Costs == nil || s.native == nil {
 		return nil
 	}
 	db := s.deps.DB
-	var from, purpose, ref, asset string
-	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT from_address, purpose, ref, asset FROM eth_txs WHERE txid = ?`), r.TxHash.Hex()).Scan(&from, &purpose, &ref, &asset)
+	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT txid FROM eth_txs WHERE cost_booked = 0 AND fee_paid_wei <> '' ORDER BY created_at LIMIT ?`), maxCostsPerPass)
+	if err != nil {
+		return fmt.Errorf("eth sender: costs due: %w", err)
+	}
+	var due []string
+	for rows.Next() {
+		var txid string
+		if err := rows.Scan(&txid); err != nil {
+			rows.Close()
+			return err
+		}
+		due = append(due, txid)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var first error
+	for _, txid := range due {
+		if err := s.bookCost(ctx, txid); err != nil && first == nil {
+			first = fmt.Errorf("eth sender: booking the network cost of %s: %w", txid, err)
+		}
+	}
+	return first
+}
+
+// bookCost books the gas of a mined transaction of ours (eth_txs, its fee
+// known) as the operator's cost (money rule 7), unless a merchant paid it:
+// an ETH payout or refund carries its own fee in PayoutConfirmed. A
+// reverted transaction paid its gas too. Once the log has it (or none is
+// owed), the row is marked booked.
+func (s *Sender) bookCost(ctx context.Context, txid string) error {
+	if s.deps.Costs == nil || s.native == nil {
+		return nil
+	}
+	db := s.deps.DB
+	var from, purpose, ref, asset, fee string
+	var block int64
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT from_address, purpose, ref, asset, fee_paid_wei, mined_block FROM eth_txs WHERE txid = ?`), txid).
+		Scan(&from, &purpose, &ref, &asset, &fee, &block)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // not one of ours
 	}
 	if err != nil {
 		return err
+	}
+	paid, ok := new(big.Int).SetString(fee, 10)
+	if !ok {
+		return fmt.Errorf("eth_txs %s: fee paid %q", txid, fee)
 	}
 	var kind string
 	switch purpose {
@@ -514,17 +566,18 @@ func (s *Sender) recordCost(ctx context.Context, r *types.Receipt, paid *big.Int
 	case "void":
 		kind = domain.CostVoid
 	case "payout":
-		if asset == s.native.Code {
-			return nil // the merchant's: PayoutConfirmed posts it
-		}
-		kind = domain.CostTokenPayoutGas
+		if asset != s.native.Code {
+			kind = domain.CostTokenPayoutGas
+		} // else the merchant's: PayoutConfirmed posts it
 	default:
 		return fmt.Errorf("eth_txs purpose %q", purpose)
 	}
-	var block uint64
-	if r.BlockNumber != nil {
-		block = r.BlockNumber.Uint64()
+	if kind != "" {
+		if err := s.deps.Costs(ctx, commands.RecordNetworkCost{Chain: domain.ChainEthereum, TxID: txid, Kind: kind, Asset: s.native.Code,
+			Amount: domain.FromBaseUnits(paid, 18), From: from, Ref: ref, Block: uint64(max(0, block))}); err != nil {
+			return err
+		}
 	}
-	return s.deps.Costs(ctx, commands.RecordNetworkCost{Chain: domain.ChainEthereum, TxID: r.TxHash.Hex(), Kind: kind, Asset: s.native.Code,
-		Amount: domain.FromBaseUnits(paid, 18), From: from, Ref: ref, Block: block})
+	_, err = db.Write.ExecContext(ctx, db.Q(`UPDATE eth_txs SET cost_booked = 1 WHERE txid = ?`), txid)
+	return err
 }

@@ -430,6 +430,11 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eth sender: deposits to sweep: %w", err)
 	}
+	// Costs the log refused before are appended again first.
+	costsErr := s.BookCosts(ctx)
+	if costsErr != nil {
+		s.log.Error("eth: booking network costs failed", "err", costsErr)
+	}
 	if err := s.markUnmatchedSwept(ctx); err != nil {
 		return nil, err
 	}
@@ -439,7 +444,7 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	}
 	targets = chain.WithTargets(targets, unmatched)
 	var out []SweepResult
-	var first error
+	first := costsErr
 	for _, t := range targets {
 		index, err := s.indexes.Of(ctx, t.Invoice)
 		if err == nil && index < 0 {

@@ -248,6 +248,11 @@ func ethReserves(ctx context.Context, cfg Config, b *backend, rep projections.Au
 	}
 	res.InFlight = append(res.InFlight, flows.InFlight...)
 	res.Problems = append(res.Problems, flows.Problems...)
+	costs, err := eth.CostProblems(ctx, b.db, native, costUnits(rep, decimals))
+	if err != nil {
+		return unreachable(err)
+	}
+	res.Problems = append(res.Problems, costs...)
 	notes, err := addressNotes(ctx, b, flows.Addresses)
 	if err != nil {
 		return unreachable(err)

@@ -33,8 +33,10 @@ func refuseCosts(t *testing.T, dataDir string, refuse bool) {
 // TestChainAuditFailsOnAMissingCost: on a real geth, an ETH and a USDT.ETH
 // deposit are swept by the sweeper's loop while the event store refuses
 // every network cost. The coins move; the gas the sweeps paid is not in
-// the log. picd audit --chain exits 1 naming each sweep, its address and
-// its transfer.
+// the log. picd audit --chain exits 1 naming each sweep and its address,
+// and the token's gas top-up (which the hot wallet paid). Once the log
+// takes costs again, the sweeper books each of the three costs it kept
+// due, once, and the audit reconciles to the wei.
 func TestChainAuditFailsOnAMissingCost(t *testing.T) {
 	node := gethtest.Start(t)
 	token := node.DeployToken("USDT", 6)
@@ -77,4 +79,34 @@ func TestChainAuditFailsOnAMissingCost(t *testing.T) {
 			t.Fatalf("no problem names the sweep of %s\n%s", addr, raw)
 		}
 	}
+	if !strings.Contains(strings.Join(rep.Problems, "\n"), "topup 0x") {
+		t.Fatalf("no problem names the gas top-up\n%s", raw)
+	}
+
+	refuseCosts(t, dir, false)
+	p = startProc(t, env)
+	waitFor(t, p.gateway, "the costs booked again", func() map[string]any {
+		code, _, _ := runChainAudit(t, env)
+		return map[string]any{"code": code}
+	}, func(m map[string]any) bool { return m["code"] == 0 })
+	p.stop()
+	code, rep, raw = runChainAudit(t, env)
+	wantReconciled(t, code, rep, raw, map[string]string{"ETH": "1", "USDT.ETH": "0"})
+	if n, streams := costEvents(t, dir); n != 3 || streams != 3 {
+		t.Fatalf("%d NetworkCostPaid in %d streams, want the 3 costs once each", n, streams)
+	}
+}
+
+// costEvents counts the log's NetworkCostPaid events and their streams.
+func costEvents(t *testing.T, dataDir string) (events, streams int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "picd.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT stream) FROM events WHERE type = 'NetworkCostPaid'`).Scan(&events, &streams); err != nil {
+		t.Fatal(err)
+	}
+	return events, streams
 }
