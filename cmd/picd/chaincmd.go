@@ -36,7 +36,7 @@ const chainUsage = `usage:
   picd chain unmatched credit ID --invoice INVOICE_ID [flags]
   picd chain unmatched sweep ID [--note TEXT] [flags]
   picd chain unmatched ignore ID --reason TEXT [flags]
-      decide about one: credit it to an invoice of its asset, mark it to move to the hot wallet, or ignore it
+      decide about one: credit it to an invoice of its asset, give it to the operator (swept to the hot wallet; on Bitcoin taken into the wallet's outputs), or ignore it
 flags: those of picd serve, as --name=value, or their PIC_* variables, so that it finds the same database and nodes`
 
 // chainCmd runs `picd chain rescan` and `picd chain unmatched`. Both work
