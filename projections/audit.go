@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"sort"
@@ -773,6 +774,41 @@ func (rep *AuditReport) compareInvoices(ctx context.Context, db sqldb.DB) error 
 	for id := range rep.invoices {
 		if !seen[id] {
 			rep.problem("invoice %s: missing from the read model", id)
+		}
+	}
+	return rep.compareStatusCounts(ctx, db)
+}
+
+// compareStatusCounts checks the invoices' counts by status that the
+// projector keeps (the picd_invoices gauge) against the log.
+func (rep *AuditReport) compareStatusCounts(ctx context.Context, db sqldb.DB) error {
+	want := map[string]int64{}
+	for _, inv := range rep.invoices {
+		want[string(inv.status)]++
+	}
+	rows, err := db.Read.QueryContext(ctx, `SELECT status, n FROM invoice_status_counts`)
+	if err != nil {
+		return fmt.Errorf("audit: invoice counts: %w", err)
+	}
+	defer rows.Close()
+	got := map[string]int64{}
+	for rows.Next() {
+		var status string
+		var n int64
+		if err := rows.Scan(&status, &n); err != nil {
+			return err
+		}
+		got[status] = n
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for status := range got {
+		want[status] += 0 // compare every status either side names
+	}
+	for _, status := range slices.Sorted(maps.Keys(want)) {
+		if got[status] != want[status] {
+			rep.problem("invoices %s: the read model counts %d, the log has %d", status, got[status], want[status])
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +196,21 @@ func testProjections(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	}
 	if got := rep.Ledger[domain.FeeAccount]["USDT.ETH"].String(); got != "0.124975" {
 		t.Fatalf("fee account = %s", got)
+	}
+	// The counts by status (the picd_invoices gauge) are kept by the
+	// projector, equal to counting the rows, and checked by the audit.
+	if got, want := statusCounts(t, db, `SELECT status, n FROM invoice_status_counts WHERE n <> 0`),
+		statusCounts(t, db, `SELECT status, count(*) FROM invoices GROUP BY status`); got != want || !strings.Contains(got, "paid:1") {
+		t.Fatalf("invoice_status_counts %s, invoices %s", got, want)
+	}
+	if _, err := db.Write.Exec(`UPDATE invoice_status_counts SET n = n + 1 WHERE status = 'new'`); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := projections.Audit(ctx, store, db); rep.OK() || !strings.Contains(fmt.Sprint(rep.Problems), "invoices new: the read model counts 3, the log has 2") {
+		t.Fatalf("audit of a tampered count: %v", rep.Problems)
+	}
+	if _, err := db.Write.Exec(`UPDATE invoice_status_counts SET n = n - 1 WHERE status = 'new'`); err != nil {
+		t.Fatal(err)
 	}
 	// A tampered read model is caught.
 	if _, err := db.Write.Exec(`UPDATE balances SET available = '1000'`); err != nil {
@@ -457,4 +473,25 @@ func indexNames(t *testing.T, db sqldb.DB) string {
 		out = append(out, s)
 	}
 	return strings.Join(out, "\n")
+}
+
+// statusCounts renders a (status, count) query's rows in status order.
+func statusCounts(t *testing.T, db sqldb.DB, query string) string {
+	t.Helper()
+	rows, err := db.Read.Query(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var status string
+		var n int64
+		if err := rows.Scan(&status, &n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s:%d", status, n))
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
 }

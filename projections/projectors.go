@@ -1,11 +1,14 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/acceptcryptohere/gateway/domain"
@@ -78,6 +81,8 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 			e.Fee.Fee.String(), e.Fee.Bps, e.SettleAsset, e.OrderID, "0", e.RequiredConfirmations,
 			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), e.CreatedAt.UnixMilli(), string(e.Creator()),
 			e.Description, metadataJSON(e.Metadata), e.RedirectURL, priceCurrency, priceAmount, priceRate, priceSource, priceAt)
+		countStatus(tx, domain.StatusNew, 1)
+		received(tx)[e.InvoiceID] = noneReceived
 		return nil
 	case domain.DepositDetected, domain.DepositConfirmed, domain.DepositReverted, domain.InvoiceStatusChanged,
 		domain.ConversionWaiting, domain.ConversionAbandoned, domain.PaymentConverted:
@@ -119,6 +124,8 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 		_, err = tx.Exec(ctx, `UPDATE invoices SET settlement_status = 'unconverted', settlement_reason = ?, fee = ?, fee_bps = ?
 			WHERE invoice_id = ?`, e.Reason, e.Fee.Fee.String(), e.Fee.Bps, e.InvoiceID)
 	case domain.InvoiceStatusChanged:
+		countStatus(tx, e.From, -1)
+		countStatus(tx, e.To, 1)
 		var paidAt any
 		if e.To == domain.StatusPaid {
 			paidAt = e.At.UnixMilli()
@@ -141,17 +148,72 @@ func metadataJSON(md map[string]string) string {
 	return string(b)
 }
 
-// FlushBatch writes the batch's new invoices.
+// FlushBatch writes the batch's new invoices and what it changed in the
+// counts by status.
 func (Invoices) FlushBatch(ctx context.Context, tx Tx) error {
-	return tx.flushRows(ctx, "invoice_rows")
+	if err := tx.flushRows(ctx, "invoice_rows"); err != nil {
+		return err
+	}
+	counts, _ := tx.batch[statusCountsKey].(map[domain.Status]int64)
+	delete(tx.batch, statusCountsKey)
+	statuses := make([]string, 0, len(counts))
+	for s, n := range counts {
+		if n != 0 {
+			statuses = append(statuses, string(s))
+		}
+	}
+	slices.Sort(statuses) // the same lock order in every batch
+	for _, s := range statuses {
+		if _, err := tx.Exec(ctx, `INSERT INTO invoice_status_counts (status, n) VALUES (?, ?)
+			ON CONFLICT (status) DO UPDATE SET n = invoice_status_counts.n + excluded.n`, s, counts[domain.Status(s)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const statusCountsKey = "invoice_status_counts"
+
+// countStatus adds n to the batch's change of the invoices in status s,
+// written once per status at the end of the batch.
+func countStatus(tx Tx, s domain.Status, n int64) {
+	counts, _ := tx.batch[statusCountsKey].(map[domain.Status]int64)
+	if counts == nil {
+		counts = map[domain.Status]int64{}
+		tx.batch[statusCountsKey] = counts
+	}
+	counts[s] += n
+}
+
+const receivedKey = "invoice_received"
+
+// noneReceived is a new invoice's amount_received, as its row says.
+var noneReceived = domain.MustAmount("0")
+
+// received is the batch's copy of the invoices' amount_received that it
+// read or wrote, so an invoice created or paid earlier in the batch is not
+// read back.
+func received(tx Tx) map[string]domain.Amount {
+	m, _ := tx.batch[receivedKey].(map[string]domain.Amount)
+	if m == nil {
+		m = map[string]domain.Amount{}
+		tx.batch[receivedKey] = m
+	}
+	return m
 }
 
 func addReceived(ctx context.Context, tx Tx, invoiceID string, delta domain.Amount, atMs int64) error {
-	var cur string
-	if err := tx.QueryRow(ctx, `SELECT amount_received FROM invoices WHERE invoice_id = ?`, invoiceID).Scan(&cur); err != nil {
-		return fmt.Errorf("invoice %s: %w", invoiceID, err)
+	known := received(tx)
+	cur, ok := known[invoiceID]
+	if !ok {
+		var s string
+		if err := tx.QueryRow(ctx, `SELECT amount_received FROM invoices WHERE invoice_id = ?`, invoiceID).Scan(&s); err != nil {
+			return fmt.Errorf("invoice %s: %w", invoiceID, err)
+		}
+		cur = domain.MustAmount(s)
 	}
-	total := domain.MustAmount(cur).Add(delta)
+	total := cur.Add(delta)
+	known[invoiceID] = total
 	_, err := tx.Exec(ctx, `UPDATE invoices SET amount_received = ?, updated_at = ? WHERE invoice_id = ?`, total.String(), atMs, invoiceID)
 	return err
 }
@@ -239,24 +301,63 @@ func merchantAccount(account string) (merchantID, bucket string, ok bool) {
 	return rest[:i], bucket, bucket == "available" || bucket == "pending" || bucket == "reserved"
 }
 
+// balanceRow is one merchant's balance of one asset as a batch has made it.
+type balanceRow struct {
+	merchantID, asset                      string
+	available, pending, reserved, credited domain.Amount
+}
+
+const balancesKey = "balances"
+
+// addBalance changes a balance in the batch's copy: each balance a batch
+// touches is read once and written once, at the end of the batch
+// (FlushBatch), however many of its events move it.
 func addBalance(ctx context.Context, tx Tx, d *balanceDelta) error {
-	var available, pending, reserved, credited string
-	err := tx.QueryRow(ctx, `SELECT available, pending, reserved, credited FROM balances WHERE merchant_id = ? AND asset = ?`,
-		d.merchantID, d.asset).Scan(&available, &pending, &reserved, &credited)
-	if errors.Is(err, sql.ErrNoRows) {
-		available, pending, reserved, credited = "0", "0", "0", "0"
-	} else if err != nil {
-		return err
+	rows, _ := tx.batch[balancesKey].(map[[2]string]*balanceRow)
+	if rows == nil {
+		rows = map[[2]string]*balanceRow{}
+		tx.batch[balancesKey] = rows
 	}
-	a := domain.MustAmount(available).Add(d.available)
-	p := domain.MustAmount(pending).Add(d.pending)
-	r := domain.MustAmount(reserved).Add(d.reserved)
-	c := domain.MustAmount(credited).Add(d.credited)
-	_, err = tx.Exec(ctx, `INSERT INTO balances (merchant_id, asset, available, pending, reserved, credited) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (merchant_id, asset) DO UPDATE SET available = excluded.available, pending = excluded.pending,
-		reserved = excluded.reserved, credited = excluded.credited`,
-		d.merchantID, d.asset, a.String(), p.String(), r.String(), c.String())
-	return err
+	key := [2]string{d.merchantID, d.asset}
+	b := rows[key]
+	if b == nil {
+		var available, pending, reserved, credited string
+		err := tx.QueryRow(ctx, `SELECT available, pending, reserved, credited FROM balances WHERE merchant_id = ? AND asset = ?`,
+			d.merchantID, d.asset).Scan(&available, &pending, &reserved, &credited)
+		if errors.Is(err, sql.ErrNoRows) {
+			available, pending, reserved, credited = "0", "0", "0", "0"
+		} else if err != nil {
+			return err
+		}
+		b = &balanceRow{merchantID: d.merchantID, asset: d.asset, available: domain.MustAmount(available),
+			pending: domain.MustAmount(pending), reserved: domain.MustAmount(reserved), credited: domain.MustAmount(credited)}
+		rows[key] = b
+	}
+	b.available = b.available.Add(d.available)
+	b.pending = b.pending.Add(d.pending)
+	b.reserved = b.reserved.Add(d.reserved)
+	b.credited = b.credited.Add(d.credited)
+	return nil
+}
+
+// FlushBatch writes the balances the batch changed, in key order (the
+// same lock order in every batch).
+func (Balances) FlushBatch(ctx context.Context, tx Tx) error {
+	rows, _ := tx.batch[balancesKey].(map[[2]string]*balanceRow)
+	delete(tx.batch, balancesKey)
+	keys := slices.SortedFunc(maps.Keys(rows), func(a, b [2]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+	for _, k := range keys {
+		b := rows[k]
+		if _, err := tx.Exec(ctx, `INSERT INTO balances (merchant_id, asset, available, pending, reserved, credited) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (merchant_id, asset) DO UPDATE SET available = excluded.available, pending = excluded.pending,
+			reserved = excluded.reserved, credited = excluded.credited`,
+			b.merchantID, b.asset, b.available.String(), b.pending.String(), b.reserved.String(), b.credited.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Payouts projects payouts: instant ones and withdrawals, with their status.

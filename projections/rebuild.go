@@ -23,7 +23,7 @@ type Tabled interface {
 }
 
 func (Merchants) Tables() []string { return []string{"merchants", "payout_settings"} }
-func (Invoices) Tables() []string  { return []string{"invoices", "payments"} }
+func (Invoices) Tables() []string  { return []string{"invoices", "payments", "invoice_status_counts"} }
 func (Balances) Tables() []string  { return []string{"balances"} }
 
 // rebuildBatchSize: a rebuild has no reader waiting on each batch, so it
