@@ -652,6 +652,12 @@ func (t Tx) bufferRow(key, head string, row ...any) {
 }
 
 func (t Tx) flushRows(ctx context.Context, key string) error {
+	return t.flushRowsUpsert(ctx, key, "")
+}
+
+// flushRowsUpsert is flushRows with onConflict after each statement's
+// VALUES; rows queued under one key must then name distinct keys.
+func (t Tx) flushRowsUpsert(ctx context.Context, key, onConflict string) error {
 	b, _ := t.batch[key].(*rowBuffer)
 	if b == nil || len(b.args) == 0 {
 		return nil
@@ -664,7 +670,7 @@ func (t Tx) flushRows(ctx context.Context, key string) error {
 			rows = 1 << (bits.Len(uint(rows)) - 1) // the largest power of two not above
 		}
 		end := start + rows*b.cols
-		q := b.head + " VALUES " + one + strings.Repeat(", "+one, rows-1)
+		q := b.head + " VALUES " + one + strings.Repeat(", "+one, rows-1) + onConflict
 		if _, err := t.Exec(ctx, q, b.args[start:end]...); err != nil {
 			return err
 		}
