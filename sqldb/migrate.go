@@ -28,12 +28,19 @@ func ApplyMigrations(ctx context.Context, db DB, files fs.FS, dir, table string)
 		return fmt.Errorf("migrate %s: %w", table, err)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	named := map[int]string{}
 	for _, e := range entries {
 		num, _, ok := strings.Cut(e.Name(), "_")
 		version, err := strconv.Atoi(num)
 		if !ok || err != nil {
 			return fmt.Errorf("migrate %s: %s is not named NNNN_name.sql", table, e.Name())
 		}
+		// A second file of a number would be taken for applied and never
+		// run (two branches that each added "the next" migration).
+		if other, dup := named[version]; dup {
+			return fmt.Errorf("migrate %s: %s and %s have the same number", table, other, e.Name())
+		}
+		named[version] = e.Name()
 		body, err := fs.ReadFile(files, dir+"/"+e.Name())
 		if err != nil {
 			return err

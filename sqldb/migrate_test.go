@@ -2,6 +2,7 @@ package sqldb_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -63,5 +64,21 @@ func testApplyMigrations(t *testing.T, db sqldb.DB) {
 	}
 	if len(versions) != 2 || versions[0] != 1 || versions[1] != 2 {
 		t.Fatalf("recorded versions %v", versions)
+	}
+}
+
+// Two files of one number (two branches each adding "the next" migration)
+// are refused: the second would have been taken for applied and never run.
+func TestApplyMigrationsRefusesANumberTwice(t *testing.T) {
+	db := sqliteDB(t)
+	dir := "m/" + string(db.Dialect)
+	files := fstest.MapFS{
+		dir + "/0001_a.sql":     {Data: []byte("CREATE TABLE t (v BIGINT);")},
+		dir + "/0002_b.sql":     {Data: []byte("INSERT INTO t (v) VALUES (2);")},
+		dir + "/0002_other.sql": {Data: []byte("INSERT INTO t (v) VALUES (3);")},
+	}
+	err := sqldb.ApplyMigrations(context.Background(), db, files, "m", "test_migrations")
+	if err == nil || !strings.Contains(err.Error(), "0002_b.sql and 0002_other.sql have the same number") {
+		t.Fatalf("err = %v", err)
 	}
 }
