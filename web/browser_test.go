@@ -187,9 +187,67 @@ func (b *browser) shot(name string) {
 			variant := fmt.Sprintf("%s-%d-%s", name, width, map[bool]string{false: "light", true: "dark"}[d])
 			b.screenshot(variant)
 			b.axeCheck(variant)
+			if !d { // the layout is the same in dark
+				b.layoutCheck(variant)
+			}
 		}
 	}
 	b.viewport(w, h, dark)
+}
+
+// layoutCheck fails the test on what a screenshot of the page would show
+// wrong at its width (issue #20): no <h1>, a table header without text,
+// the page or a table scrolling sideways, something cut off at the
+// screen's edge, a status badge off-screen, or the link of the page the
+// dashboard shows scrolled out of its navigation.
+func (b *browser) layoutCheck(what string) {
+	b.t.Helper()
+	got := b.eval(`JSON.stringify((() => {
+		const out = [];
+		const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\s+/).join('.') : '') +
+			' "' + (e.textContent || '').trim().slice(0, 30) + '"';
+		const shown = (e) => e.checkVisibility({ visibilityProperty: true });
+		const vw = document.documentElement.clientWidth;
+		if (![...document.querySelectorAll('h1')].some(shown)) out.push('no visible <h1>');
+		for (const th of document.querySelectorAll('th, [role=columnheader]')) {
+			if (!th.textContent.trim() && !th.getAttribute('aria-label')) out.push('an empty table header: ' + name(th.closest('table') || th));
+		}
+		if (document.documentElement.scrollWidth > vw) out.push('the page scrolls sideways: ' + document.documentElement.scrollWidth + ' px wide in ' + vw);
+		for (const w of document.querySelectorAll('.table-wrap')) {
+			if (shown(w) && w.scrollWidth > w.clientWidth + 1) out.push('a table scrolls sideways: ' + w.scrollWidth + ' px in ' + w.clientWidth + ': ' + name(w.parentElement));
+		}
+		// Whatever is outside a sideways scroller (the dashboard's
+		// navigation, a table's wrapper) lies within the screen.
+		for (const e of document.body.querySelectorAll('*')) {
+			if (e.closest('nav, .table-wrap') || !shown(e)) continue;
+			const r = e.getBoundingClientRect();
+			if (r.width && (r.left < -0.5 || r.right > vw + 0.5)) { out.push('cut off at the edge: ' + name(e) + ' ' + Math.round(r.left) + '..' + Math.round(r.right)); break; }
+		}
+		// A placeholder longer than its empty field is cut.
+		const pen = document.createElement('canvas').getContext('2d');
+		for (const i of document.querySelectorAll('input[placeholder]')) {
+			if (!shown(i) || i.value) continue;
+			const cs = getComputedStyle(i);
+			pen.font = cs.font;
+			const room = i.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+			if (pen.measureText(i.placeholder).width > room + 1) out.push('a placeholder is cut: ' + name(i) + ' "' + i.placeholder + '" in ' + Math.round(room) + ' px');
+		}
+		for (const e of document.querySelectorAll('.badge[data-status], #status-badge')) {
+			if (!shown(e)) continue;
+			const r = e.getBoundingClientRect();
+			if (r.left < 0 || r.right > vw) out.push('a status off-screen: ' + name(e));
+		}
+		const nav = document.getElementById('nav');
+		const active = nav && shown(nav) && nav.querySelector('a.active');
+		if (active) {
+			const n = nav.getBoundingClientRect(), r = active.getBoundingClientRect();
+			if (r.left < n.left - 0.5 || r.right > n.right + 0.5) out.push('the current page\'s link is scrolled out of the navigation: ' + name(active));
+		}
+		return out;
+	})())`)
+	if got != "[]" {
+		b.t.Errorf("layout of %s: %s", what, got)
+	}
 }
 
 // axeCheck runs axe-core (from npm, web/testdata/axe) in the page and
@@ -316,6 +374,15 @@ func TestBrowser(t *testing.T) {
 	if p := b.consoleProblems(); len(p) > 0 {
 		t.Errorf("the pages reported errors (CSP violations, exceptions):\n%s", strings.Join(p, "\n"))
 	}
+	// Every action the flows took in the dashboard, and the checkout's
+	// polling, went through the public API.
+	checkBrowserCalls(t, s.browserCalls.all(), []string{
+		"POST /v1/sessions", "DELETE /v1/sessions", "GET /v1/account", "PATCH /v1/account", "POST /v1/account/keys/rotate",
+		"POST /v1/account/webhook-secret/rotate", "PUT /v1/payout-settings", "GET /v1/invoices", "GET /v1/invoices/{id}", "POST /v1/invoices",
+		"POST /v1/invoices/{id}/refunds", "POST /v1/withdrawals", "GET /v1/payouts", "POST /v1/payouts/{id}/cancel",
+		"GET /v1/webhooks/deliveries", "POST /v1/webhooks/deliveries/{id}/retry", "POST /v1/webhooks/test",
+		"GET /v1/exports/invoices.csv", "GET /v1/exports/payouts.csv", "GET /v1/exports/ledger.csv", "GET /v1/public/invoices/{id}",
+	})
 	t.Logf("browser flows took %v", time.Since(started).Round(time.Millisecond))
 }
 
@@ -530,6 +597,12 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	b.shot("dashboard-invoices-search")
 	b.eval(`document.getElementById('search-q').value = ` + jsString(byPub.PayAddress) + `; document.getElementById('invoice-search').requestSubmit(); ''`)
 	b.waitJS("found by address", `document.querySelectorAll('#invoices tbody tr').length === 1 && document.querySelector('#invoices tbody tr').dataset.id === `+jsString(byPub.ID))
+	// The txid of a payment finds its invoice; an invoice id, the invoice.
+	paid := s.paidInvoice(t, m.SecretKey)
+	b.eval(`document.getElementById('search-q').value = ` + jsString(paid.Payments[1].TxID) + `; document.getElementById('invoice-search').requestSubmit(); ''`)
+	b.waitJS("found by txid", `document.querySelectorAll('#invoices tbody tr').length === 1 && document.querySelector('#invoices tbody tr').dataset.id === `+jsString(paid.ID))
+	b.eval(`document.getElementById('search-q').value = ` + jsString(byPub.ID) + `; document.getElementById('invoice-search').requestSubmit(); ''`)
+	b.waitJS("found by invoice id", `document.querySelectorAll('#invoices tbody tr').length === 1 && document.querySelector('#invoices tbody tr').dataset.id === `+jsString(byPub.ID))
 	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
 	today := time.Now().UTC().Format("2006-01-02")
 	b.do("a period with no invoice", chromedp.Navigate(s.srv.URL+"/dashboard#/invoices?asset=ETH&from="+tomorrow))
@@ -549,7 +622,7 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	b.waitJS("detail", `!!document.getElementById('invoice-detail') && document.querySelectorAll('#payments tbody tr').length === 2 && !!document.querySelector('#deliveries p, #deliveries table')`)
 	// partially_paid, confirming, paid: three deliveries, each acknowledged.
 	b.waitJS("deliveries", `document.querySelectorAll('#deliveries tbody tr').length === 3`)
-	if got := b.eval(`[...document.querySelectorAll('#deliveries tbody tr td:nth-child(2)')].map(td => td.textContent).join(',')`); got != "delivered,delivered,delivered" {
+	if got := b.eval(`[...document.querySelectorAll('#deliveries tbody tr td:nth-child(2)')].map(td => td.textContent).join(',')`); got != "Delivered,Delivered,Delivered" {
 		t.Errorf("delivery statuses %q", got)
 	}
 	b.shot("dashboard-invoice-detail")
@@ -613,7 +686,37 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	b.do("withdraw", chromedp.SendKeys(chromedp.CSS("#withdraw-amount"), "0.001"),
 		chromedp.SendKeys(chromedp.CSS("#withdraw-to"), "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"), chromedp.Click(chromedp.CSS("#withdraw-submit")))
 	b.waitJS("withdrawal listed", `document.querySelectorAll('#payouts tbody tr').length === 2 && !!document.querySelector('#payouts tbody tr[data-status="requested"] button[data-cancel]')`)
-	withdrawal := b.eval(`[...document.querySelectorAll('#payouts tbody tr')].find(tr => tr.querySelector('td:nth-child(2)').textContent === 'Withdrawal').dataset.id`)
+	withdrawal := b.eval(`document.querySelector('#payouts tbody tr[data-kind="withdrawal"]').dataset.id`)
+	if got := b.text(`#payouts tbody tr[data-id="` + withdrawal + `"] .payout-kind`); got != "Withdrawal" {
+		t.Errorf("payout kind %q, want Withdrawal", got)
+	}
+	// The address is shortened to its head and tail, whole in its title,
+	// and its button copies it whole.
+	to := `#payouts tbody tr[data-id="` + withdrawal + `"] td:nth-child(4)`
+	if got, title := b.text(to+" code"), b.eval(`document.querySelector('`+to+` code').title`); got != "bc1qar0srr…zzwf5mdq" || title != "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq" {
+		t.Errorf("the payout's address shows %q (title %q), want it shortened", got, title)
+	}
+	b.do("copy the payout's address", chromedp.Click(chromedp.CSS(to+" button.copy")))
+	b.waitJS("copied", `document.querySelector('`+to+` button.copy').classList.contains('done')`)
+	if got := b.evalAsync(`navigator.clipboard.readText()`); got != "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq" {
+		t.Errorf("the copy button of the payout's address copied %q", got)
+	}
+	if got := b.text(`#payouts tbody tr[data-id="` + withdrawal + `"] .payout-status`); got != "Requested" {
+		t.Errorf("payout status %q, want Requested", got)
+	}
+	b.waitJS("copy feedback reset", `!document.querySelector('`+to+` button.copy').classList.contains('done')`)
+	// No payout here has a transaction yet (no payout processor runs): one
+	// that has, its txid shortened as the address is, still fits at 1280 px
+	// (the table at its narrowest, its Transaction column as wide as To).
+	if got := b.eval(`(() => {
+		const table = document.querySelector('#payouts table'), wrap = table.parentElement;
+		table.style.width = 'min-content';
+		const narrowest = table.offsetWidth, tx = table.querySelector('tbody td:nth-child(5)').offsetWidth, to = table.querySelector('tbody td:nth-child(4)').offsetWidth;
+		table.style.width = '';
+		return narrowest - tx + to + ' px in ' + wrap.clientWidth + ': ' + (narrowest - tx + to <= wrap.clientWidth);
+	})()`); !strings.HasSuffix(got, "true") {
+		t.Errorf("a payout with a transaction would not fit the table at 1280 px: %s", got)
+	}
 	s.waitBalance(t, m.SecretKey, "BTC", "0.006975", "0") // 0.009975 - 0.002 refund - 0.001
 	b.shot("dashboard-payouts")
 	b.do("cancel the withdrawal", chromedp.Click(chromedp.CSS(`#payouts tbody tr[data-id="`+withdrawal+`"] button[data-cancel]`)))
@@ -632,6 +735,11 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 1+21+3+1 || !strings.HasPrefix(lines[0], "id,created_at,status") {
 		t.Errorf("invoices export: %d lines, want a header and 26 invoices:\n%s", len(lines), csv)
 	}
+	pays := b.evalAsync(`fetch(document.getElementById('export-payouts').href, { credentials: 'same-origin' }).then(r => r.text())`)
+	if lines := strings.Split(strings.TrimSpace(pays), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "id,created_at,kind,status,asset,amount") ||
+		!strings.Contains(pays, ",refund,requested,BTC,0.002,") || !strings.Contains(pays, ",withdrawal,canceled,BTC,0.001,") {
+		t.Errorf("payouts export: want a header, the refund requested and the withdrawal canceled:\n%s", pays)
+	}
 	ledger := b.evalAsync(`fetch(document.getElementById('export-ledger').href, { credentials: 'same-origin' }).then(r => r.text())`)
 	if !strings.Contains(ledger, ",DepositConfirmed,") || !strings.Contains(ledger, ",reserved,BTC,") {
 		t.Errorf("ledger export lacks the deposits or the refund's reservation:\n%s", ledger)
@@ -646,6 +754,34 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	b.shot("dashboard-webhooks")
 	b.eval(`{ const f = document.getElementById('delivery-status'); f.value = 'failed'; f.dispatchEvent(new Event('change')); } ''`)
 	b.waitJS("no failed deliveries", `location.hash.includes('status=failed') && !!document.getElementById('deliveries-empty')`)
+
+	// The endpoint fails: the test says so, and a real delivery waits
+	// with its failed attempt, until "Retry now" sends it again.
+	s.webhookDown.Store(true)
+	b.do("send test webhook to a failing endpoint", chromedp.Click(chromedp.CSS("#webhook-test")))
+	b.waitJS("test failed", `document.querySelector('#webhook-test-result .notice')?.dataset.delivered === 'false'`)
+	if got := b.text("#webhook-test-result"); !strings.Contains(got, "HTTP 503") {
+		t.Errorf("failed test webhook: %q, want the endpoint's HTTP 503", got)
+	}
+	late := s.createInvoice(t, m.SecretKey, map[string]any{"asset": "USDT.TRON", "amount": "5"})
+	s.simPay(t, late.ID, "1")
+	failing := s.waitDelivery(t, m.SecretKey, late.ID, func(d deliveryJSON) bool { return d.Status == "pending" && len(d.Attempts) > 0 })
+	b.do("pending deliveries", chromedp.Navigate(s.srv.URL+"/dashboard#/webhooks?status=pending"))
+	row := `#webhooks tbody tr[data-id="` + failing.ID + `"]`
+	b.waitJS("the failing delivery", `!!document.querySelector('`+row+` button[data-retry]')`)
+	if got := b.text(row + " td:nth-child(5)"); got != "HTTP 503" {
+		t.Errorf("the delivery's last response %q, want HTTP 503", got)
+	}
+	if got := b.text(row + " td:nth-child(3)"); got != "Pending" {
+		t.Errorf("the delivery's status %q, want Pending", got)
+	}
+	b.shot("dashboard-webhooks-failing")
+	s.webhookDown.Store(false)
+	b.do("retry the delivery", chromedp.Click(chromedp.CSS(row+" button[data-retry]")))
+	b.waitJS("retry scheduled", `document.querySelector('`+row+`').textContent.includes('Retry scheduled')`)
+	s.waitDelivery(t, m.SecretKey, late.ID, func(d deliveryJSON) bool { return d.ID == failing.ID && d.Status == "delivered" })
+	b.do("delivered deliveries", chromedp.Navigate(s.srv.URL+"/dashboard#/webhooks?status=delivered"))
+	b.waitJS("the delivery delivered", `document.querySelector('`+row+`')?.dataset.status === 'delivered'`)
 
 	// Settings: rotate the keys; the old secret key stops working.
 	b.do("settings", chromedp.Click(chromedp.CSS(`#nav a[data-view="settings"]`)), chromedp.WaitVisible(chromedp.CSS("#settings-keys")))

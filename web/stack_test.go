@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,34 @@ type stack struct {
 	// prices is the oracle's source; a test takes a price away and gives
 	// it back (prices.set).
 	prices *switchPrices
+	// webhookDown makes the receiver answer 503 while set.
+	webhookDown *atomic.Bool
+	// browserCalls records the requests the browser made (browserRequests).
+	browserCalls *requestLog
+}
+
+// requestLog is the method and path of every request the browser sent to
+// the stack (not those of the test's own Go client).
+type requestLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *requestLog) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.UserAgent(), "Go-http-client/") {
+			l.mu.Lock()
+			l.calls = append(l.calls, r.Method+" "+r.URL.Path)
+			l.mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (l *requestLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.calls...)
 }
 
 // switchPrices is a price source a test can change while the stack runs:
@@ -154,7 +183,14 @@ func newStack(t *testing.T, opts ...stackOption) *stack {
 	runner := projections.NewRunner(store, db, quiet)
 	// Webhooks go to a receiver that acknowledges them, so invoice pages
 	// show a real delivery log.
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	webhookDown := &atomic.Bool{}
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if webhookDown.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	t.Cleanup(receiver.Close)
 	worker := webhooks.NewWorker(db, webhooks.Config{AllowPrivate: true, PollInterval: 200 * time.Millisecond, Logger: warn})
 	subscriber := webhooks.NewSubscriber(store, db, webhooks.SubscriberConfig{Notify: worker.Notify, Logger: warn})
@@ -206,10 +242,11 @@ func newStack(t *testing.T, opts ...stackOption) *stack {
 	mux.Handle("/dashboard", site)
 	mux.Handle("/dashboard/", site)
 	mux.Handle("/", api)
-	srv := httptest.NewServer(mux)
+	calls := &requestLog{}
+	srv := httptest.NewServer(calls.wrap(mux))
 	t.Cleanup(srv.Close)
 	return &stack{srv: srv, handlers: handlers, reader: reader, clock: clk, sim: simulator, simToken: testSimToken, webhookURL: receiver.URL + "/ipn",
-		prices: prices}
+		prices: prices, webhookDown: webhookDown, browserCalls: calls}
 }
 
 type testWriter struct{ t *testing.T }
@@ -358,4 +395,54 @@ func (s *stack) expire(t *testing.T, invoiceID string, after time.Duration) {
 	if _, err := s.handlers.ExpireInvoice.Handle(context.Background(), commands.ExpireInvoice{CommandID: "expire-" + invoiceID, InvoiceID: invoiceID}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+type deliveryJSON struct {
+	ID        string `json:"id"`
+	InvoiceID string `json:"invoice_id"`
+	Status    string `json:"status"`
+	Attempts  []struct {
+		StatusCode *int `json:"status_code"`
+	} `json:"attempts"`
+}
+
+// waitDelivery waits until the invoice has a webhook delivery for which ok
+// is true, and returns it.
+func (s *stack) waitDelivery(t *testing.T, key, invoiceID string, ok func(deliveryJSON) bool) deliveryJSON {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var list struct {
+			Data []deliveryJSON `json:"data"`
+		}
+		st := s.call(t, "GET", "/v1/webhooks/deliveries?invoice_id="+invoiceID, key, nil, &list)
+		for _, d := range list.Data {
+			if st == http.StatusOK && ok(d) {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invoice %s's deliveries: %d %+v", invoiceID, st, list.Data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type paidInvoiceJSON struct {
+	ID       string `json:"id"`
+	Payments []struct {
+		TxID string `json:"txid"`
+	} `json:"payments"`
+}
+
+// paidInvoice is the merchant's one paid invoice, with its payments.
+func (s *stack) paidInvoice(t *testing.T, key string) paidInvoiceJSON {
+	t.Helper()
+	var list struct {
+		Data []paidInvoiceJSON `json:"data"`
+	}
+	if st := s.call(t, "GET", "/v1/invoices?status=paid", key, nil, &list); st != http.StatusOK || len(list.Data) != 1 || len(list.Data[0].Payments) != 2 {
+		t.Fatalf("paid invoices: %d %+v", st, list.Data)
+	}
+	return list.Data[0]
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 // fakeInvoices serves fixed invoices; err, when set, is every answer.
@@ -382,8 +383,15 @@ func TestStringsInOnePlace(t *testing.T) {
 	for _, k := range []domain.PayoutKind{domain.PayoutKindInstant, domain.PayoutKindWithdrawal, domain.PayoutKindRefund} {
 		used["payouts.kind_"+string(k)] = true
 	}
-	for _, st := range []string{"pending", "delivered", "failed"} {
+	for _, st := range []string{webhooks.StatusPending, webhooks.StatusDelivered, webhooks.StatusFailed, webhooks.StatusGone, webhooks.StatusNoEndpoint} {
 		used["deliveries.status_"+st] = true
+	}
+	for _, st := range []domain.PayoutStatus{domain.PayoutRequestedStatus, domain.PayoutSignedStatus, domain.PayoutSentStatus,
+		domain.PayoutConfirmedStatus, domain.PayoutFailedStatus, domain.PayoutCanceledStatus} {
+		used["payouts.status_"+string(st)] = true
+	}
+	for _, st := range []string{readapi.PaymentPending, readapi.PaymentConfirmed, readapi.PaymentReverted} {
+		used["payment.status_"+st] = true
 	}
 	for _, st := range []string{"waiting_for_price", "converted", "unconverted"} {
 		used["settlement."+st] = true

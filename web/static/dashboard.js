@@ -153,6 +153,7 @@ async function route() {
     }
     account = res.data;
     showApp();
+    showActiveLink();
     let content;
     switch (name) {
       case 'invoices': content = parts[1] ? await invoiceDetail(parts[1]) : await invoiceList(params); break;
@@ -174,6 +175,29 @@ async function route() {
 }
 
 window.addEventListener('hashchange', () => { flash(''); route(); });
+
+// On a phone the navigation is one line that scrolls sideways: the
+// current page's link is kept in view, and a faded edge says there is
+// more on that side (base.css, nav.more-left / nav.more-right).
+function navEdges() {
+  nav.classList.toggle('more-left', nav.scrollLeft > 1);
+  nav.classList.toggle('more-right', nav.scrollLeft + nav.clientWidth < nav.scrollWidth - 1);
+}
+
+function showActiveLink() {
+  const a = nav.querySelector('a.active');
+  if (a && !nav.hidden) {
+    const edge = 32; // the fade's width
+    const n = nav.getBoundingClientRect();
+    const r = a.getBoundingClientRect();
+    if (r.left < n.left + edge) nav.scrollLeft -= n.left + edge - r.left;
+    else if (r.right > n.right - edge) nav.scrollLeft += r.right - (n.right - edge);
+  }
+  navEdges();
+}
+
+nav.addEventListener('scroll', navEdges, { passive: true });
+window.addEventListener('resize', showActiveLink);
 
 // --- helpers ---------------------------------------------------------------
 
@@ -370,8 +394,10 @@ async function invoiceList(params) {
     return '#/invoices' + (qs ? '?' + qs : '');
   };
   const form = el('form', { id: 'invoice-search', class: 'filters', role: 'search', autocomplete: 'off' },
-    el('div', { class: 'filter wide-field' }, el('label', { for: 'search-q' }, t('invoices.search')),
-      el('input', { id: 'search-q', name: 'q', type: 'search', value: f.q, maxlength: 200, placeholder: t('invoices.search_hint'), spellcheck: 'false' })),
+    // What can be searched is said in the label, not a placeholder: a
+    // placeholder is cut at 390 px, and gone once typing starts.
+    el('div', { class: 'filter wide-field' }, el('label', { for: 'search-q' }, t('invoices.search'), ' ', el('span', { class: 'label-hint' }, t('invoices.search_hint'))),
+      el('input', { id: 'search-q', name: 'q', type: 'search', value: f.q, maxlength: 200, spellcheck: 'false' })),
     el('div', { class: 'filter' }, el('label', { for: 'status-filter' }, t('invoices.filter')),
       el('select', { id: 'status-filter', name: 'status', on: { change: () => form.requestSubmit() } },
         el('option', { value: '' }, t('invoices.all')),
@@ -480,7 +506,7 @@ async function invoiceDetail(id) {
         cell(short(p.txid)),
         cell(p.amount, true),
         cell(String(p.confirmations), true),
-        cell(p.status + (p.late ? ' (' + t('payment.late') + ')' : '')),
+        cell(t('payment.status_' + p.status) + (p.late ? ' (' + t('payment.late') + ')' : '')),
         cell(formatTime(p.detected_at)))),
       { numeric: [1, 2] }));
   }
@@ -488,7 +514,7 @@ async function invoiceDetail(id) {
   refunds.id = 'refunds';
   if ((inv.refunds || []).length) {
     refunds.append(table([t('payouts.id'), t('payouts.amount'), t('payouts.status'), t('payouts.txid'), t('payouts.created')],
-      inv.refunds.map((r) => el('tr', { dataset: { id: r.id } }, cell(short(r.id)), cell(r.amount + ' ' + inv.asset, true), cell(r.status),
+      inv.refunds.map((r) => el('tr', { dataset: { id: r.id, status: r.status } }, cell(short(r.id)), cell(r.amount + ' ' + inv.asset, true), cell(t('payouts.status_' + r.status)),
         cell(short(r.txid || '')), cell(formatTime(r.created_at)))), { numeric: [1] }));
   }
   if (inv.amount_received !== '0') refunds.append(refundForm(inv));
@@ -522,7 +548,7 @@ async function deliveryTable(query, emptyText, withInvoice) {
       const r = await api('POST', '/webhooks/deliveries/' + encodeURIComponent(d.id) + '/retry', {}, { idempotent: true });
       e.target.replaceWith(el('span', { class: r.ok ? 'muted' : 'error' }, r.ok ? t('deliveries.retried') : errorText(r)));
     } } }, t('deliveries.retry')) : null;
-    const cells = [cell(d.event_type), cell(d.status), cell(String(attempts.length), true), cell(lastText), cell(formatTime(d.created_at)), cell(retry)];
+    const cells = [cell(d.event_type), cell(t('deliveries.status_' + d.status)), cell(String(attempts.length), true), cell(lastText), cell(formatTime(d.created_at)), cell(retry)];
     if (withInvoice) cells.splice(1, 0, cell(d.invoice_id ? el('a', { href: '#/invoices/' + d.invoice_id }, shorten(d.invoice_id)) : t('common.none')));
     return el('tr', { dataset: { id: d.id, status: d.status } }, cells);
   }), { numeric: [withInvoice ? 3 : 2] });
@@ -730,19 +756,26 @@ async function payouts() {
     section.append(el('p', { class: 'muted', id: 'payouts-empty' }, t('payouts.empty')));
     return section;
   }
+  // A payout still requested can be cancelled: its button goes under its
+  // status, so the table keeps to the width of a 1280 px screen, a payout
+  // with a transaction too (TestBrowser measures it).
+  const cancelButton = (p) => el('button', { type: 'button', class: 'secondary', dataset: { cancel: p.id }, on: { click: async (e) => {
+    e.target.disabled = true;
+    const r = await api('POST', '/payouts/' + encodeURIComponent(p.id) + '/cancel', {}, { idempotent: true });
+    if (r.ok) route();
+    else e.target.replaceWith(el('span', { class: 'error' }, errorText(r)));
+  } } }, t('payouts.cancel'));
+  // Its kind goes under the payout's id, for the same reason.
   section.append(table(
-    [t('payouts.id'), t('payouts.kind'), t('payouts.amount'), t('payouts.network_fee'), t('payouts.to'), t('payouts.txid'), t('payouts.status'), t('payouts.created'), t('deliveries.action')],
-    list.map((p) => el('tr', { dataset: { id: p.id, status: p.status } },
-      cell(el('code', { title: p.id }, shorten(p.id))), cell(t('payouts.kind_' + (p.kind || 'instant'))), cell(p.amount + ' ' + p.asset, true), cell(p.network_fee ?? t('common.none'), true),
+    [t('payouts.id'), t('payouts.amount'), t('payouts.network_fee'), t('payouts.to'), t('payouts.txid'), t('payouts.status'), t('payouts.created')],
+    list.map((p) => el('tr', { dataset: { id: p.id, status: p.status, kind: p.kind || 'instant' } },
+      cell(el('div', { class: 'stack' }, el('code', { class: 'nowrap', title: p.id }, shorten(p.id)),
+        el('span', { class: 'payout-kind' }, t('payouts.kind_' + (p.kind || 'instant'))))),
+      cell(p.amount + ' ' + p.asset, true), cell(p.network_fee ?? t('common.none'), true),
       cell(short(p.to_address || p.payout_address || '')), cell(short(p.txid || '')),
-      cell(p.status), cell(formatTime(p.created_at)),
-      cell(p.status === 'requested' ? el('button', { type: 'button', class: 'secondary', dataset: { cancel: p.id }, on: { click: async (e) => {
-        e.target.disabled = true;
-        const r = await api('POST', '/payouts/' + encodeURIComponent(p.id) + '/cancel', {}, { idempotent: true });
-        if (r.ok) route();
-        else e.target.replaceWith(el('span', { class: 'error' }, errorText(r)));
-      } } }, t('payouts.cancel')) : null))),
-    { numeric: [2, 3] }));
+      cell(el('div', { class: 'stack' }, el('span', { class: 'payout-status' }, t('payouts.status_' + p.status)), p.status === 'requested' ? cancelButton(p) : null)),
+      cell(formatTime(p.created_at)))),
+    { numeric: [1, 2] }));
   return section;
 }
 
@@ -910,9 +943,9 @@ function settings() {
 function brandingCard() {
   const fields = [
     ['display_name', 'text', 'My store'],
-    ['logo_url', 'url', 'https://cdn.my-store.example/logo.png'],
+    ['logo_url', 'url', 'https://shop.example/logo.png'],
     ['brand_color', 'text', '#0a7d5a'],
-    ['default_redirect_url', 'url', 'https://my-store.example/thanks'],
+    ['default_redirect_url', 'url', 'https://shop.example/thanks'],
   ];
   const inputs = fields.map(([name, type, placeholder]) => el('input', { id: 'branding-' + name, name, type, placeholder,
     value: account[name] || '', spellcheck: 'false', autocapitalize: 'off' }));
