@@ -92,13 +92,20 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 			continue // marked missing: select again
 		}
 		if sel.change > 0 && change == nil {
-			a, err := s.changeAddress(ctx)
+			a, err := s.payoutChange(ctx, p.PayoutID)
 			if err != nil {
 				return chain.Signed{}, err
 			}
 			change = &a
 		}
 		tx, err := s.sign(ctx, p, sel, toScript, target-sel.fee, change)
+		var earlier *earlierTx
+		if errors.As(err, &earlier) {
+			// The signer signed this payout before, and a crash lost
+			// its answer: that transaction is the payout's, if it is
+			// ours and pays what the payout asks.
+			return s.adopt(ctx, p, earlier.tx, toScript, amount, feeOnTop, rate)
+		}
 		if err != nil {
 			return chain.Signed{}, err
 		}
@@ -308,10 +315,9 @@ func (s *Sender) sign(ctx context.Context, p chain.PayoutToSend, sel selection, 
 		return nil, fmt.Errorf("btc sender: the signer returned no transaction: %w", err)
 	}
 	if signed.TxHash() != tx.TxHash() {
-		// The signer signed this payout before, with other inputs, and
-		// signs no second transaction for it.
-		return nil, fmt.Errorf("btc sender: payout %s: the signer returned its earlier transaction %s, not %s; an operator must look",
-			p.PayoutID, signed.TxHash(), tx.TxHash())
+		// The signer signed this payout before, with other inputs or
+		// change, and signs no second transaction for it.
+		return nil, &earlierTx{tx: &signed}
 	}
 	// Check the signer's work before it is recorded: a transaction that
 	// does not verify would be rejected only after the payout was signed.
@@ -334,6 +340,36 @@ func (s *Sender) sign(ctx context.Context, p chain.PayoutToSend, sel selection, 
 // written) when another payout took one of the inputs first.
 func (s *Sender) record(ctx context.Context, p chain.PayoutToSend, tx *wire.MsgTx, sel selection, rate int64,
 	change *commands.Allocation) (chain.Signed, bool, error) {
+	b := built{inputs: sel.inputs, fee: sel.fee, rate: rate, changeIndex: -1, changeVout: 1, changeSat: sel.change, dust: sel.dust}
+	if sel.change > 0 {
+		b.changeIndex, b.changeAddress = change.Index, change.Address
+	}
+	return s.store(ctx, p, tx, b)
+}
+
+// built is what store keeps of a payout's transaction besides its bytes.
+type built struct {
+	inputs []utxo
+	// fee is the payout's network fee (what it deducted from the
+	// recipient, or a refund's fee on top); dust is what the miners take
+	// beyond it (change under the dust limit).
+	fee, rate, dust int64
+	// changeIndex is -1 without change; else its output is changeVout.
+	changeIndex   int64
+	changeAddress string
+	changeVout    uint32
+	changeSat     int64
+}
+
+// store locks b's inputs (available, or already this payout's), adds the
+// change as a pending output and stores the payout, in one database
+// transaction. locked is false (and nothing is written) when another
+// payout took one of the inputs first.
+func (s *Sender) store(ctx context.Context, p chain.PayoutToSend, tx *wire.MsgTx, b built) (chain.Signed, bool, error) {
+	var total int64
+	for _, u := range b.inputs {
+		total += u.sat
+	}
 	var buf bytes.Buffer
 	if err := tx.Serialize(&buf); err != nil {
 		return chain.Signed{}, false, err
@@ -346,9 +382,10 @@ func (s *Sender) record(ctx context.Context, p chain.PayoutToSend, tx *wire.MsgT
 		return chain.Signed{}, false, fmt.Errorf("btc sender: %w", err)
 	}
 	defer dbtx.Rollback()
-	for _, u := range sel.inputs {
-		res, err := dbtx.ExecContext(ctx, db.Q(`UPDATE chain_btc_utxos SET state = ?, payout_id = ?, updated_at = ? WHERE outpoint = ? AND state = ?`),
-			utxoLocked, p.PayoutID, now, u.op.String(), utxoAvailable)
+	for _, u := range b.inputs {
+		res, err := dbtx.ExecContext(ctx, db.Q(`UPDATE chain_btc_utxos SET state = ?, payout_id = ?, updated_at = ?
+			WHERE outpoint = ? AND (state = ? OR (state = ? AND payout_id = ?))`),
+			utxoLocked, p.PayoutID, now, u.op.String(), utxoAvailable, utxoLocked, p.PayoutID)
 		if err != nil {
 			return chain.Signed{}, false, fmt.Errorf("btc sender: lock %s: %w", u.op, err)
 		}
@@ -356,21 +393,186 @@ func (s *Sender) record(ctx context.Context, p chain.PayoutToSend, tx *wire.MsgT
 			return chain.Signed{}, false, err
 		}
 	}
-	changeIndex := int64(-1)
-	if sel.change > 0 {
-		changeIndex = change.Index
+	if b.changeIndex >= 0 {
 		if _, err := dbtx.ExecContext(ctx, db.Q(`INSERT INTO chain_btc_utxos (outpoint, address, hd_index, amount_sat, source, state, payout_id, updated_at)
-			VALUES (?, ?, ?, ?, 'change', ?, ?, ?)`), txid+":1", change.Address, change.Index, sel.change, utxoPending, p.PayoutID, now); err != nil {
+			VALUES (?, ?, ?, ?, 'change', ?, ?, ?)`), fmt.Sprintf("%s:%d", txid, b.changeVout), b.changeAddress, b.changeIndex, b.changeSat,
+			utxoPending, p.PayoutID, now); err != nil {
 			return chain.Signed{}, false, fmt.Errorf("btc sender: change: %w", err)
 		}
 	}
 	if _, err := dbtx.ExecContext(ctx, db.Q(`INSERT INTO chain_btc_payouts (payout_id, txid, raw, to_address, amount_sat, fee_sat, fee_rate,
 		change_index, change_sat, dust_sat, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'built', ?)`),
-		p.PayoutID, txid, raw, p.ToAddress, sel.total-sel.change-sel.dust, sel.fee, rate, changeIndex, sel.change, sel.dust, now); err != nil {
+		p.PayoutID, txid, raw, p.ToAddress, total-b.changeSat-b.dust, b.fee, b.rate, b.changeIndex, b.changeSat, b.dust, now); err != nil {
 		return chain.Signed{}, false, fmt.Errorf("btc sender: store payout: %w", err)
 	}
 	if err := dbtx.Commit(); err != nil {
 		return chain.Signed{}, false, fmt.Errorf("btc sender: %w", err)
 	}
-	return chain.Signed{TxID: txid, Raw: raw, Inputs: outpoints(tx), NetworkFee: sats(sel.fee)}, true, nil
+	return chain.Signed{TxID: txid, Raw: raw, Inputs: outpoints(tx), NetworkFee: sats(b.fee)}, true, nil
+}
+
+// earlierTx: the signer answered with the transaction it signed for the
+// payout before, not the one asked for.
+type earlierTx struct{ tx *wire.MsgTx }
+
+func (e *earlierTx) Error() string {
+	return fmt.Sprintf("btc sender: the signer returned its earlier transaction %s", e.tx.TxHash())
+}
+
+// payoutChange is the payout's change address: the one kept for it in
+// chain_btc_payout_change, else a fresh one, kept before anything is
+// signed with it. A payout built again after a crash pays its change to
+// the same address, and adopt knows a change output of the payout's.
+func (s *Sender) payoutChange(ctx context.Context, payoutID string) (commands.Allocation, error) {
+	a, ok, err := s.keptChange(ctx, payoutID)
+	if err != nil || ok {
+		return a, err
+	}
+	if a, err = s.changeAddress(ctx); err != nil {
+		return commands.Allocation{}, err
+	}
+	db := s.deps.DB
+	if _, err := db.Write.ExecContext(ctx, db.Q(`INSERT INTO chain_btc_payout_change (payout_id, hd_index, address, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (payout_id) DO NOTHING`), payoutID, a.Index, a.Address, s.cfg.Now().UnixMilli()); err != nil {
+		return commands.Allocation{}, fmt.Errorf("btc sender: keep change address: %w", err)
+	}
+	if a, ok, err = s.keptChange(ctx, payoutID); err == nil && !ok {
+		err = fmt.Errorf("btc sender: payout %s: change address not kept", payoutID)
+	}
+	return a, err
+}
+
+// keptChange reads the change address kept for a payout, checked against
+// our keys.
+func (s *Sender) keptChange(ctx context.Context, payoutID string) (commands.Allocation, bool, error) {
+	db := s.deps.DB
+	var a commands.Allocation
+	err := db.Read.QueryRowContext(ctx, db.Q(`SELECT hd_index, address FROM chain_btc_payout_change WHERE payout_id = ?`), payoutID).Scan(&a.Index, &a.Address)
+	if errors.Is(err, sql.ErrNoRows) {
+		return commands.Allocation{}, false, nil
+	}
+	if err != nil {
+		return commands.Allocation{}, false, fmt.Errorf("btc sender: change address of payout %s: %w", payoutID, err)
+	}
+	if addr, err := s.deps.Keys.Address(domain.ChainBitcoin, a.Index); err != nil || addr != a.Address {
+		return commands.Allocation{}, false, fmt.Errorf("btc sender: payout %s's change index %d does not derive %s with our keys", payoutID, a.Index, a.Address)
+	}
+	return a, true, nil
+}
+
+// adopt makes the transaction the signer signed for payout p before (a
+// crash of picd serve or of the signer lost its answer, and the payout
+// built again differs: other inputs, fee or change) the payout's
+// transaction, once it has checked it is: every input an output of this
+// wallet that no other payout holds, every signature valid over them,
+// one output paying the payout's address exactly what the payout sends
+// (a refund its amount, any other payout its amount less a fee the miners
+// take), any other output the payout's own change address. Its inputs are
+// locked and its change added as store does. Anything else waits for an
+// operator (a temporary error, logged at every attempt): the signer will
+// sign no other transaction for the payout.
+func (s *Sender) adopt(ctx context.Context, p chain.PayoutToSend, tx *wire.MsgTx, toScript []byte, amount int64, feeOnTop bool, rate int64) (chain.Signed, error) {
+	txid := tx.TxHash().String()
+	operator := func(format string, args ...any) error {
+		return fmt.Errorf("btc sender: payout %s: the signer signed transaction %s for it before, which %s; an operator must look",
+			p.PayoutID, txid, fmt.Sprintf(format, args...))
+	}
+	db := s.deps.DB
+	b := built{inputs: make([]utxo, len(tx.TxIn)), changeIndex: -1}
+	prev := map[wire.OutPoint]*wire.TxOut{}
+	scripts := make([][]byte, len(tx.TxIn))
+	var in int64
+	for i, txIn := range tx.TxIn {
+		u := utxo{op: txIn.PreviousOutPoint}
+		var state, holder string
+		err := db.Read.QueryRowContext(ctx, db.Q(`SELECT address, hd_index, amount_sat, state, payout_id FROM chain_btc_utxos WHERE outpoint = ?`),
+			u.op.String()).Scan(&u.address, &u.index, &u.sat, &state, &holder)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chain.Signed{}, operator("spends %s, not an output of this wallet", u.op)
+		}
+		if err != nil {
+			return chain.Signed{}, fmt.Errorf("btc sender: %w", err)
+		}
+		if state != utxoAvailable && (state != utxoLocked || holder != p.PayoutID) {
+			return chain.Signed{}, operator("spends %s, which is %s (payout %q)", u.op, state, holder)
+		}
+		a, err := btcutil.DecodeAddress(u.address, s.cfg.Params)
+		if err == nil {
+			scripts[i], err = txscript.PayToAddrScript(a)
+		}
+		if err != nil {
+			return chain.Signed{}, fmt.Errorf("btc sender: wallet address %s: %w", u.address, err)
+		}
+		prev[u.op] = wire.NewTxOut(u.sat, scripts[i])
+		b.inputs[i] = u
+		in += u.sat
+	}
+	fetcher := txscript.NewMultiPrevOutFetcher(prev)
+	hashes := txscript.NewTxSigHashes(tx, fetcher)
+	for i, u := range b.inputs {
+		vm, err := txscript.NewEngine(scripts[i], tx, i, txscript.StandardVerifyFlags, nil, hashes, u.sat, fetcher)
+		if err == nil {
+			err = vm.Execute()
+		}
+		if err != nil {
+			return chain.Signed{}, operator("does not verify at input %d: %v", i, err)
+		}
+	}
+	change, hasChange, err := s.keptChange(ctx, p.PayoutID)
+	if err != nil {
+		return chain.Signed{}, err
+	}
+	var changeScript []byte
+	if hasChange {
+		a, err := btcutil.DecodeAddress(change.Address, s.cfg.Params)
+		if err == nil {
+			changeScript, err = txscript.PayToAddrScript(a)
+		}
+		if err != nil {
+			return chain.Signed{}, fmt.Errorf("btc sender: change address: %w", err)
+		}
+	}
+	var pay, out int64
+	payees := 0
+	for i, o := range tx.TxOut {
+		switch {
+		case bytes.Equal(o.PkScript, toScript):
+			pay += o.Value
+			payees++
+		case changeScript != nil && b.changeIndex < 0 && bytes.Equal(o.PkScript, changeScript):
+			b.changeIndex, b.changeAddress, b.changeVout, b.changeSat = change.Index, change.Address, uint32(i), o.Value
+		default:
+			return chain.Signed{}, operator("pays output %d to neither %s nor the payout's change address", i, p.ToAddress)
+		}
+		out += o.Value
+	}
+	spent := in - out // what the miners take
+	switch {
+	case payees != 1:
+		return chain.Signed{}, operator("pays %s in %d outputs, not 1", p.ToAddress, payees)
+	case spent < 0:
+		return chain.Signed{}, operator("pays out %d sat from %d sat", out, in)
+	case feeOnTop && pay != amount:
+		return chain.Signed{}, operator("refunds %d sat, not the %d sat asked", pay, amount)
+	case !feeOnTop && (pay > amount || amount-pay > spent || spent-(amount-pay) >= DustLimit):
+		return chain.Signed{}, operator("pays %d sat with %d sat to the miners; the payout of %d sat pays its amount less that fee", pay, spent, amount)
+	}
+	b.fee = spent
+	if !feeOnTop {
+		b.fee, b.dust = amount-pay, spent-(amount-pay)
+	}
+	weight := int64(tx.SerializeSizeStripped())*3 + int64(tx.SerializeSize())
+	if vsize := (weight + 3) / 4; vsize > 0 {
+		b.rate = spent / vsize
+	}
+	signed, locked, err := s.store(ctx, p, tx, b)
+	if err != nil {
+		return chain.Signed{}, err
+	}
+	if !locked {
+		return chain.Signed{}, operator("spends an output another payout took meanwhile")
+	}
+	s.log.Warn("bitcoin payout: the transaction the signer signed before is the payout's", "payout_id", p.PayoutID, "txid", signed.TxID,
+		"inputs", len(b.inputs), "fee_sat", b.fee, "change_sat", b.changeSat, "dust_sat", b.dust)
+	return signed, nil
 }

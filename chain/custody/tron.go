@@ -10,6 +10,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcutil/base58"
 	"github.com/ethereum/go-ethereum/crypto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/acceptcryptohere/gateway/domain"
 )
@@ -27,8 +28,11 @@ type TronTransfer struct {
 type TronReader func(raw []byte) (TronTransfer, error)
 
 // signTron is a recoverable secp256k1 signature (r‖s‖v, 65 bytes) over
-// txID = sha256(raw_data), as java-tron verifies it. TRON's signer returns
-// the signature, not the transaction: the sender puts them together.
+// txID = sha256(raw_data), as java-tron verifies it. Local returns the
+// signature alone, and the sender puts it together with the raw data; a
+// Policy returns and records the signed transaction (SignedTron), so that
+// what it signed for a payout can be given again, whole, to a sender that
+// built the payout again after a crash.
 func signTron(key *btcec.PrivateKey, raw []byte) ([]byte, string, error) {
 	id := sha256.Sum256(raw)
 	ek := key.ToECDSA()
@@ -38,6 +42,15 @@ func signTron(key *btcec.PrivateKey, raw []byte) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("custody: sign: %w", err)
 	}
 	return sig, hex.EncodeToString(id[:]), nil
+}
+
+// SignedTron is TRON's signed Transaction message: raw_data (field 1) and
+// one signature (field 2), as chain/tron's MarshalTransaction writes it.
+func SignedTron(raw, sig []byte) []byte {
+	b := protowire.AppendTag(nil, 1, protowire.BytesType)
+	b = protowire.AppendBytes(b, raw)
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	return protowire.AppendBytes(b, sig)
 }
 
 // tronBase58 writes a TRON address given in hex ("41…", 42 digits) in
@@ -83,7 +96,11 @@ func (p *Policy) signTron(ctx context.Context, req Request) ([]byte, error) {
 			return nil, "", err
 		}
 		defer key.Zero()
-		return signTron(key, req.Unsigned)
+		sig, txid, err := signTron(key, req.Unsigned)
+		if err != nil {
+			return nil, "", err
+		}
+		return SignedTron(req.Unsigned, sig), txid, nil
 	}
 	switch req.Purpose {
 	case PurposePayout:
@@ -106,12 +123,12 @@ func (p *Policy) signTron(ctx context.Context, req Request) ([]byte, error) {
 	default:
 		return nil, refused("unknown purpose %q", req.Purpose)
 	}
-	sig, txid, err := sign()
+	signed, txid, err := sign()
 	if err != nil {
 		return nil, err
 	}
-	return sig, p.cfg.Record.append(ctx, Signature{Chain: req.Chain, Purpose: req.Purpose, PayoutID: req.PayoutID, Asset: req.Asset,
-		FromIndex: req.FromIndex, TxID: txid, Raw: sig, SignedAt: p.cfg.Now()})
+	return signed, p.cfg.Record.append(ctx, Signature{Chain: req.Chain, Purpose: req.Purpose, PayoutID: req.PayoutID, Asset: req.Asset,
+		FromIndex: req.FromIndex, TxID: txid, Raw: signed, SignedAt: p.cfg.Now()})
 }
 
 // checkTronPayout holds a TRON payout to its request: to its address, in

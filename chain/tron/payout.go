@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
 
@@ -75,7 +76,18 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 	rawBytes := raw.Marshal()
 	signed, txid, err := s.sign(ctx, custody.Request{Purpose: custody.PurposePayout, PayoutID: p.PayoutID, MerchantID: p.MerchantID,
 		Asset: p.Asset.Code}, rawBytes, s.cfg.HotWalletIndex)
-	if err != nil {
+	var earlier *earlierTron
+	if errors.As(err, &earlier) {
+		// The signer signed this payout before (another reference block
+		// and expiration), and a crash lost its answer or our record of
+		// it: that transaction is the payout's, if it pays what we ask.
+		if est, raw, err = s.adoptable(p, earlier.raw, units.Int64(), est, feeOnTop); err != nil {
+			return chain.Signed{}, err
+		}
+		signed, txid = MarshalTransaction(earlier.raw, [][]byte{earlier.sig}), TxID(earlier.raw)
+		s.cfg.Logger.Warn("tron: the transaction the signer signed before is the payout's", "payout_id", p.PayoutID, "txid", txid,
+			"expiration_ms", raw.Expiration)
+	} else if err != nil {
 		return chain.Signed{}, err
 	}
 	if err := s.record(ctx, p, txid, est, raw.Expiration); err != nil {
@@ -85,6 +97,60 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 		"network_fee", est.fee.String(), "fee_trx", domain.FromBaseUnits(big.NewInt(est.feeTRXSun), 6).String(),
 		"energy", est.energy, "bandwidth_bytes", est.bandwidth)
 	return chain.Signed{TxID: txid, Raw: hex.EncodeToString(signed), NetworkFee: est.fee}, nil
+}
+
+// adoptable checks the transaction the signer signed for payout p before
+// is the payout's: one transfer from the hot wallet to the payout's
+// address, of the payout's asset (TRX, or through its contract), a refund
+// of exactly its amount, any other payout of its amount less the fee it
+// deducted (kept as its network fee; the TRX side of est, estimated for
+// the build it replaces, stands). Anything else waits for an operator (a
+// temporary error): the signer signs no other transaction for the payout.
+func (s *Sender) adoptable(p chain.PayoutToSend, raw []byte, units int64, est estimate, feeOnTop bool) (estimate, RawTx, error) {
+	txid := TxID(raw)
+	operator := func(format string, args ...any) error {
+		return fmt.Errorf("tron: payout %s: the signer signed transaction %s for it before, which %s; an operator must look",
+			p.PayoutID, txid, fmt.Sprintf(format, args...))
+	}
+	r, err := UnmarshalRawTx(raw)
+	if err != nil {
+		return estimate{}, RawTx{}, operator("does not decode: %v", err)
+	}
+	t, err := ReadTransfer(raw)
+	if err != nil {
+		return estimate{}, RawTx{}, operator("is no plain transfer: %v", err)
+	}
+	contract := ""
+	if !p.Asset.Native() {
+		c, ok := s.tokens[p.Asset.Code]
+		if !ok {
+			return estimate{}, RawTx{}, fmt.Errorf("%w: no contract for %s", chain.ErrPermanent, p.Asset.Code)
+		}
+		contract = EncodeAddress(c)
+	}
+	switch {
+	case t.Owner != s.hot:
+		return estimate{}, RawTx{}, operator("is from %s, not the hot wallet %s", t.Owner, s.hot)
+	case t.To != p.ToAddress:
+		return estimate{}, RawTx{}, operator("pays %s, not %s", t.To, p.ToAddress)
+	case t.Contract != contract:
+		return estimate{}, RawTx{}, operator("moves %q, not %s", t.Contract, p.Asset.Code)
+	case feeOnTop && t.Amount != units:
+		return estimate{}, RawTx{}, operator("refunds %d base units, not %d", t.Amount, units)
+	case t.Amount <= 0 || t.Amount > units:
+		return estimate{}, RawTx{}, operator("sends %d base units of a payout of %d", t.Amount, units)
+	}
+	est.sentUnits = t.Amount
+	if !feeOnTop {
+		est.fee = domain.FromBaseUnits(big.NewInt(units-t.Amount), p.Asset.Decimals)
+		if p.Asset.Native() {
+			est.feeTRXSun = units - t.Amount
+		}
+	}
+	if !p.Asset.Native() {
+		est.feeLimitSun = r.FeeLimit
+	}
+	return est, r, nil
 }
 
 // buildTRX estimates and builds a TRX transfer of units − fee, or of

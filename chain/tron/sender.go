@@ -350,25 +350,47 @@ func (s *Sender) verifyTrigger(tx Transaction, owner, contract, data []byte, fee
 // sign has raw signed by the key at HD index (the hot wallet's, or a
 // deposit address's for a sweep), req saying what for: a recoverable
 // secp256k1 signature over txID = sha256(raw), 65 bytes r‖s‖v, as
-// java-tron's ECKey writes it. It checks the signature is the index's
-// over raw (a signer returns its earlier transaction's for a payout it
-// signed before) and returns the signed Transaction's bytes and the txID.
+// java-tron's ECKey writes it. The signer answers with the signature
+// (custody.Local) or the signed transaction (a separate signer); a signer
+// gives the transaction it signed before for a payout it signed before,
+// whatever raw is: that is an *earlierTron error here, for build to
+// adopt. It checks the signature is the index's over the transaction's
+// raw data and returns the signed Transaction's bytes and the txID.
 func (s *Sender) sign(ctx context.Context, req custody.Request, raw []byte, index int64) ([]byte, string, error) {
 	req.Chain, req.FromIndex, req.Unsigned = domain.ChainTron, index, raw
 	want, err := s.keys.Address(domain.ChainTron, index)
 	if err != nil {
 		return nil, "", fmt.Errorf("tron: address %d: %w", index, err)
 	}
-	sig, err := s.cfg.Signer.Sign(ctx, req)
+	answer, err := s.cfg.Signer.Sign(ctx, req)
 	if err != nil {
 		return nil, "", fmt.Errorf("tron: sign: %w", err)
 	}
-	txid := TxID(raw)
+	signedRaw, sig := raw, answer
+	if len(answer) != 65 {
+		r, sigs, err := UnmarshalTransaction(answer)
+		if err != nil || len(sigs) != 1 {
+			return nil, "", fmt.Errorf("tron: the signer answered neither a signature nor a signed transaction (%v)", err)
+		}
+		signedRaw, sig = r, sigs[0]
+	}
+	txid := TxID(signedRaw)
 	id, _ := hex.DecodeString(txid)
 	if !signedBy(id, sig, want) {
-		return nil, "", fmt.Errorf("tron: the signer's signature is not %s's over %s (an earlier transaction of this payout?); an operator must look", want, txid)
+		return nil, "", fmt.Errorf("tron: the signer's signature is not %s's over %s; an operator must look", want, txid)
+	}
+	if !bytes.Equal(signedRaw, raw) {
+		return nil, "", &earlierTron{raw: signedRaw, sig: sig}
 	}
 	return MarshalTransaction(raw, [][]byte{sig}), txid, nil
+}
+
+// earlierTron: the signer answered with the transaction it signed for the
+// payout before (its signature checked), not the one asked for.
+type earlierTron struct{ raw, sig []byte }
+
+func (e *earlierTron) Error() string {
+	return fmt.Sprintf("tron: the signer returned its earlier transaction %s", TxID(e.raw))
 }
 
 // signedBy tells whether sig over id recovers to the TRON address want.
