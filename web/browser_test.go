@@ -369,6 +369,7 @@ func TestBrowser(t *testing.T) {
 	dashboardFlow(t, b, s, m)
 	revertedFlow(t, b, s)
 	brandedFlow(t, b, s)
+	lateAndOverpaidFlow(t, b, s)
 	debtFlow(t, b, s)
 
 	if p := b.consoleProblems(); len(p) > 0 {

@@ -33,9 +33,12 @@ type checkoutPage struct {
 	PayAddress     string
 	AmountReceived string
 	AmountDue      string // max(0, pay_amount - amount_received)
-	SendAmount     string // what the pay screen asks for: see sendAmount
-	Confirmations  int
-	Required       int
+	// Overpaid is what the customer sent beyond pay_amount, once the
+	// invoice is confirming or paid; "" when nothing was.
+	Overpaid      string
+	SendAmount    string // what the pay screen asks for: see sendAmount
+	Confirmations int
+	Required      int
 
 	ExpiresAtMs int64
 	NowMs       int64 // server clock, so the countdown ignores a wrong client clock
@@ -170,6 +173,11 @@ func (s *site) checkoutPage(c catalog, inv readapi.Invoice) checkoutPage {
 		ExpiresAtMs: inv.ExpiresAt.UnixMilli(), NowMs: s.cfg.Now().UnixMilli(),
 		PollMs: s.cfg.PollInterval.Milliseconds(), MaxPollMs: s.cfg.MaxPollInterval.Milliseconds(),
 		Description: inv.Description, ReturnURL: inv.RedirectURL, Brand: c.text("brand"), Langs: c.links(),
+	}
+	if inv.Status == domain.StatusConfirming || inv.Status == domain.StatusPaid {
+		if extra := inv.AmountReceived.Sub(inv.PayAmount); extra.IsPositive() {
+			p.Overpaid = extra.String()
+		}
 	}
 	for _, pay := range inv.Payments {
 		p.Payments = append(p.Payments, paymentView{TxID: pay.TxID, Short: shorten(pay.TxID), Amount: pay.Amount.String(),

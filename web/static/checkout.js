@@ -1,7 +1,8 @@
 // The hosted checkout: a countdown to expires_at and live status from the
 // public GET /v1/public/invoices/{id}, polled with backoff until the
-// invoice reaches a terminal status (paid or expired; reverted is not: a
-// payment a reorganisation took away may be mined again). The server
+// invoice is paid, or an hour past its expiry (a late payment is still
+// shown; reverted is no end: a payment a reorganisation took away may be
+// mined again). The server
 // rendered every screen; this script only switches them and fills in
 // numbers, and redraws the QR code and wallet link (from
 // GET /pay/request/{id}) when the amount due changes.
@@ -46,8 +47,14 @@ const skewMs = (Number(root.dataset.now) || Date.now()) - Date.now();
 let expiresAt = Number(root.dataset.expiresAt);
 let status = root.dataset.status;
 
-// Not reverted: its payment may be mined again, and the page then shows paid.
-const TERMINAL = new Set(['paid', 'expired']);
+// Paid is the end. Expired is too, except that a payment may still come
+// (sent just before the deadline, or after it): the page keeps asking,
+// slowly, for LATE_WATCH_MS after expiry, and shows what came. Reverted
+// is not an end: its payment may be mined again, and the page then shows paid.
+const LATE_WATCH_MS = 3600000;
+function finished() {
+  return status === 'paid' || (status === 'expired' && Date.now() + skewMs > expiresAt + LATE_WATCH_MS);
+}
 const MAX_POLLS = 20000; // a bound: about a week at the slowest pace
 const byId = (x) => document.getElementById(x);
 
@@ -122,6 +129,20 @@ function render(inv) {
     late.hidden = !received;
     if (received) late.textContent = t('checkout.expired.received', { amount: inv.amount_received, asset });
   }
+
+  // More than asked (money is never lost: the merchant is credited with it).
+  const over = byId('overpaid');
+  let extra = null;
+  if (status === 'confirming' || status === 'paid') {
+    try {
+      const d = subtract(inv.amount_received || '0', inv.pay_amount || payAmount);
+      if (d !== '0' && !d.startsWith('-')) extra = d;
+    } catch {
+      extra = null;
+    }
+  }
+  over.hidden = extra === null;
+  if (extra !== null) over.textContent = t('checkout.overpaid', { amount: extra, asset });
 
   if (screen === 'pay' && countdownTimer === null && expiresAt > Date.now() + skewMs) {
     countdownTimer = setInterval(tick, 1000);
@@ -233,7 +254,7 @@ function setLive(ok, text) {
 
 function schedule(ms) {
   clearTimeout(timer);
-  if (TERMINAL.has(status)) {
+  if (finished()) {
     byId('live').hidden = true;
     return;
   }
@@ -251,7 +272,7 @@ function pollSoon() {
 }
 
 async function poll() {
-  if (inFlight || TERMINAL.has(status)) return;
+  if (inFlight || finished()) return;
   inFlight = true;
   polls++;
   let next;
@@ -295,7 +316,7 @@ if (screenFor(status) === 'pay' && expiresAt > Date.now() + skewMs) {
 } else if (screenFor(status) === 'pay') {
   tick();
 }
-if (!TERMINAL.has(status)) {
+if (!finished()) {
   setLive(true, t('checkout.live'));
   schedule(basePollMs);
 }
