@@ -25,6 +25,11 @@ const (
 	CostVoid           = "void"             // a released nonce's void transaction
 	CostSweepBurn      = "sweep_burn"       // TRX burned for a TRON sweep (energy, bandwidth, account creation)
 	CostTopUpBurn      = "topup_burn"       // TRX burned by a TRON top-up
+	// CostPayoutBurnExcess: what a TRX payout or refund burned beyond the
+	// network fee its merchant was charged when it was signed (bandwidth
+	// that was free then and burned when it was mined), or all it burned
+	// when it failed on chain.
+	CostPayoutBurnExcess = "payout_burn_excess"
 )
 
 // NetworkCostPaid records a network fee that a transaction of the gateway

@@ -18,6 +18,12 @@ const (
 	// NetworkFeeAccount collects the blockchain fees that payouts paid: the
 	// part of a payout's amount that went to miners, not to the recipient.
 	NetworkFeeAccount = "network:fees"
+	// NetworkFeeRevenueAccount is the operator's revenue from the network
+	// fees merchants pay in a token for the native coin the hot wallet
+	// burns (a TRON token payout's TRX, converted into the token): the
+	// network took none of the token, the hot wallet keeps it, and the
+	// coin burned is the operator's cost (NetworkCostPaid).
+	NetworkFeeRevenueAccount = "operator:network_fee_revenue"
 )
 
 // AvailableAccount holds a merchant's confirmed, spendable balance.

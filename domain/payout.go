@@ -82,6 +82,11 @@ type PayoutSigned struct {
 	NetworkFee Amount    `json:"network_fee"` // in the payout's asset
 	Sent       Amount    `json:"sent"`        // amount − network fee: what the recipient gets; a refund's amount
 	SignedAt   time.Time `json:"signed_at"`
+	// FeeConverted: the network fee is the native coin the hot wallet
+	// burns, converted into the payout's token (SignedTx.FeeConverted):
+	// PayoutConfirmed posts it to NetworkFeeRevenueAccount, not to
+	// NetworkFeeAccount.
+	FeeConverted bool `json:"fee_converted,omitempty"`
 	// Postings of a refund: its network fee, which the merchant pays on top
 	// of the amount, moves from available to reserved once it is known.
 	// Empty for the other kinds (their fee is deducted from the amount).
@@ -357,6 +362,12 @@ type SignedTx struct {
 	Nonce      *uint64
 	Inputs     []string
 	NetworkFee Amount // in the payout's asset
+	// FeeConverted: NetworkFee is the native coin the transaction burns
+	// from the hot wallet, converted into the payout's token (a TRON token
+	// payout priced through the oracle). The network takes none of the
+	// token: at confirmation the fee is the operator's revenue
+	// (NetworkFeeRevenueAccount), and the coin burned its cost.
+	FeeConverted bool
 }
 
 // Sign records the signed transaction. A payout is signed once: the same
@@ -396,13 +407,15 @@ func (p *Payout) Sign(tx SignedTx, now time.Time) ([]Event, error) {
 			})
 		}
 		return []Event{PayoutSigned{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, TxID: tx.TxID, Raw: tx.Raw,
-			Nonce: tx.Nonce, Inputs: tx.Inputs, NetworkFee: tx.NetworkFee, Sent: r.Amount, SignedAt: now.UTC(), Postings: ps}}, nil
+			Nonce: tx.Nonce, Inputs: tx.Inputs, NetworkFee: tx.NetworkFee, Sent: r.Amount, SignedAt: now.UTC(), Postings: ps,
+			FeeConverted: tx.FeeConverted && !tx.NetworkFee.IsZero()}}, nil
 	}
 	if tx.NetworkFee.Cmp(r.Amount) >= 0 {
 		return nil, fmt.Errorf("%w: network fee %s is not below the payout's %s", ErrInvalidAmount, tx.NetworkFee, r.Amount)
 	}
 	return []Event{PayoutSigned{PayoutID: r.PayoutID, MerchantID: r.MerchantID, Asset: r.Asset, TxID: tx.TxID, Raw: tx.Raw,
-		Nonce: tx.Nonce, Inputs: tx.Inputs, NetworkFee: tx.NetworkFee, Sent: r.Amount.Sub(tx.NetworkFee), SignedAt: now.UTC()}}, nil
+		Nonce: tx.Nonce, Inputs: tx.Inputs, NetworkFee: tx.NetworkFee, Sent: r.Amount.Sub(tx.NetworkFee), SignedAt: now.UTC(),
+		FeeConverted: tx.FeeConverted && !tx.NetworkFee.IsZero()}}, nil
 }
 
 // MarkSent records an accepted broadcast. Errors: ErrNotFound, ErrInvalidState.
@@ -482,12 +495,23 @@ func confirmPostings(r PayoutRequested, s PayoutSigned, fee, returned Amount) []
 		{Account: ExternalAccount, Asset: r.Asset, Amount: s.Sent},
 	}
 	if !fee.IsZero() {
-		ps = append(ps, Posting{Account: NetworkFeeAccount, Asset: r.Asset, Amount: fee})
+		ps = append(ps, Posting{Account: FeeAccountOf(s), Asset: r.Asset, Amount: fee})
 	}
 	if !returned.IsZero() {
 		ps = append(ps, Posting{Account: AvailableAccount(r.MerchantID), Asset: r.Asset, Amount: returned})
 	}
 	return ps
+}
+
+// FeeAccountOf is where a confirmed payout's network fee goes: to the
+// network (NetworkFeeAccount), or, when the fee is a native coin burned and
+// converted into the payout's token, to the operator
+// (NetworkFeeRevenueAccount).
+func FeeAccountOf(s PayoutSigned) string {
+	if s.FeeConverted {
+		return NetworkFeeRevenueAccount
+	}
+	return NetworkFeeAccount
 }
 
 // Fail ends a payout whose transaction can never confirm and releases its
@@ -544,7 +568,7 @@ func (p *Payout) Cancel(now time.Time) ([]Event, error) {
 
 // Tx is the recorded transaction, as the sender built it.
 func (e PayoutSigned) Tx() SignedTx {
-	return SignedTx{TxID: e.TxID, Raw: e.Raw, Nonce: e.Nonce, Inputs: e.Inputs, NetworkFee: e.NetworkFee}
+	return SignedTx{TxID: e.TxID, Raw: e.Raw, Nonce: e.Nonce, Inputs: e.Inputs, NetworkFee: e.NetworkFee, FeeConverted: e.FeeConverted}
 }
 
 // RefundableNet is what an invoice left its merchant: its credited

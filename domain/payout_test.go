@@ -83,6 +83,66 @@ func TestPayoutLifecycle(t *testing.T) {
 	}
 }
 
+// A token payout whose network fee is the native coin its transaction
+// burns, converted into the token (TRON, priced through the oracle), posts
+// that fee to the operator's revenue when it confirms, not to the
+// network: the network took none of the token. A refund's too. A fee the
+// network took in the payout's own coin still goes to network:fees.
+func TestConvertedNetworkFeeIsTheOperatorsRevenue(t *testing.T) {
+	usdt, _ := DefaultAssets().Lookup("USDT.TRON")
+	for _, kind := range []PayoutKind{PayoutKindWithdrawal, PayoutKindRefund} {
+		for _, converted := range []bool{true, false} {
+			f := &Funds{}
+			req, err := f.RequestPayout(PayoutRequest{PayoutID: "po_1", MerchantID: "m", Asset: usdt, ToAddress: "T1", Kind: kind},
+				MustAmount("50"), tPay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &Payout{}
+			p.Apply(req)
+			evs, err := p.Sign(SignedTx{TxID: "tx", Raw: "00", NetworkFee: MustAmount("1.5"), FeeConverted: converted}, tPay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := evs[0].(PayoutSigned)
+			if s.FeeConverted != converted || s.Tx().FeeConverted != converted {
+				t.Fatalf("%s signed %+v, converted %v", kind, s, converted)
+			}
+			p.Apply(s)
+			evs, err = p.Confirm(1, 1, tPay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := evs[0].(PayoutConfirmed)
+			want, other := NetworkFeeRevenueAccount, NetworkFeeAccount
+			if !converted {
+				want, other = other, want
+			}
+			var got, elsewhere Amount
+			for _, ps := range c.Postings {
+				switch ps.Account {
+				case want:
+					got = got.Add(ps.Amount)
+				case other:
+					elsewhere = elsewhere.Add(ps.Amount)
+				}
+			}
+			if CheckBalanced(c.Postings) != nil || got.String() != "1.5" || !elsewhere.IsZero() {
+				t.Fatalf("%s (converted %v) confirmed with postings %+v: want the fee 1.5 in %s", kind, converted, c.Postings, want)
+			}
+		}
+	}
+	// A fee of 0 is no conversion: nothing to post.
+	f := &Funds{}
+	req, _ := f.RequestPayout(PayoutRequest{PayoutID: "po_2", MerchantID: "m", Asset: usdt, ToAddress: "T1", Kind: PayoutKindWithdrawal}, MustAmount("5"), tPay)
+	p := &Payout{}
+	p.Apply(req)
+	evs, err := p.Sign(SignedTx{TxID: "tx", Raw: "00", FeeConverted: true}, tPay)
+	if err != nil || evs[0].(PayoutSigned).FeeConverted {
+		t.Fatalf("a zero fee signed as converted: %+v %v", evs, err)
+	}
+}
+
 // Conversions balance per asset and recompute from their inputs, for any
 // amount and rate.
 func TestConversionsBalanceAndVerify(t *testing.T) {

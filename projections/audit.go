@@ -70,9 +70,12 @@ type AuditReport struct {
 
 // OperatorIncome is the operator's account of one asset.
 type OperatorIncome struct {
-	FeeRevenue   domain.Amount `json:"fee_revenue"`
-	NetworkCosts domain.Amount `json:"network_costs"` // paid, as a positive amount
-	Income       domain.Amount `json:"income"`
+	FeeRevenue domain.Amount `json:"fee_revenue"`
+	// NetworkFeeRevenue: network fees merchants paid in a token for the
+	// native coin the hot wallet burned (domain.NetworkFeeRevenueAccount).
+	NetworkFeeRevenue domain.Amount `json:"network_fee_revenue"`
+	NetworkCosts      domain.Amount `json:"network_costs"` // paid, as a positive amount
+	Income            domain.Amount `json:"income"`
 }
 
 // auditInvoice is an invoice as the audit recomputes it: what it credited
@@ -101,6 +104,7 @@ type auditPayout struct {
 	invoiceID                string
 	amount                   domain.Amount
 	networkFee               *domain.Amount
+	feeConverted             bool // the fee is a native coin burned, in the token: the operator's
 }
 
 // maxProblems bounds the report: a log broken everywhere says so in the
@@ -393,7 +397,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 	case domain.PayoutSigned:
 		if p := rep.payout(rec, c.PayoutID); p != nil {
 			fee := c.NetworkFee
-			p.status, p.txid, p.networkFee = string(domain.PayoutSignedStatus), c.TxID, &fee
+			p.status, p.txid, p.networkFee, p.feeConverted = string(domain.PayoutSignedStatus), c.TxID, &fee, c.FeeConverted
 			if p.kind == domain.PayoutKindRefund {
 				// The customer gets exactly the amount; the fee is
 				// reserved on top (available → reserved).
@@ -426,6 +430,26 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 				}
 			} else if !c.Sent.Add(c.NetworkFee).Add(returned).Equal(c.Amount) || !c.Amount.Equal(p.amount) || c.NetOfNetworkFee {
 				rep.problem("event %s: payout %s confirmed %s + fee %s for %s", rec.ID, c.PayoutID, c.Sent, c.NetworkFee, p.amount)
+			}
+			// The fee goes to the network, or to the operator when it is
+			// a native coin burned, charged in the token: all of it, to
+			// the one account.
+			var toNetwork, toOperator domain.Amount
+			for _, ps := range c.Postings {
+				switch ps.Account {
+				case domain.NetworkFeeAccount:
+					toNetwork = toNetwork.Add(ps.Amount)
+				case domain.NetworkFeeRevenueAccount:
+					toOperator = toOperator.Add(ps.Amount)
+				}
+			}
+			want, other := toNetwork, toOperator
+			if p.feeConverted {
+				want, other = toOperator, toNetwork
+			}
+			if !want.Equal(c.NetworkFee) || !other.IsZero() {
+				rep.problem("event %s: payout %s posts its fee %s as %s to %s and %s to %s", rec.ID, c.PayoutID, c.NetworkFee,
+					toNetwork, domain.NetworkFeeAccount, toOperator, domain.NetworkFeeRevenueAccount)
 			}
 			fee := c.NetworkFee // what was paid, the read model's from now on
 			p.networkFee = &fee
@@ -483,15 +507,18 @@ func (rep *AuditReport) operatorIncome() {
 			rep.Held[asset] = rep.Held[asset].Add(v)
 		}
 	}
-	for _, account := range []string{domain.FeeAccount, domain.OperatorNetworkCostsAccount} {
+	for _, account := range []string{domain.FeeAccount, domain.NetworkFeeRevenueAccount, domain.OperatorNetworkCostsAccount} {
 		for asset, v := range rep.Ledger[account] {
 			inc := rep.OperatorIncome[asset]
-			if account == domain.FeeAccount {
+			switch account {
+			case domain.FeeAccount:
 				inc.FeeRevenue = v
-			} else {
+			case domain.NetworkFeeRevenueAccount:
+				inc.NetworkFeeRevenue = v
+			default:
 				inc.NetworkCosts = v.Neg()
 			}
-			inc.Income = inc.FeeRevenue.Sub(inc.NetworkCosts)
+			inc.Income = inc.FeeRevenue.Add(inc.NetworkFeeRevenue).Sub(inc.NetworkCosts)
 			rep.OperatorIncome[asset] = inc
 		}
 	}

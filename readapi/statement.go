@@ -108,7 +108,7 @@ func statementOwner(account string) string {
 		id, _, _ := strings.Cut(strings.TrimPrefix(account, "merchant:"), ":")
 		return id
 	}
-	if account == domain.FeeAccount || account == domain.OperatorNetworkCostsAccount {
+	if account == domain.FeeAccount || account == domain.OperatorNetworkCostsAccount || account == domain.NetworkFeeRevenueAccount {
 		return OperatorOwner
 	}
 	return ""

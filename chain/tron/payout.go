@@ -96,7 +96,11 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 	s.cfg.Logger.Info("tron: payout signed", "payout_id", p.PayoutID, "txid", txid, "asset", p.Asset.Code,
 		"network_fee", est.fee.String(), "fee_trx", domain.FromBaseUnits(big.NewInt(est.feeTRXSun), 6).String(),
 		"energy", est.energy, "bandwidth_bytes", est.bandwidth)
-	return chain.Signed{TxID: txid, Raw: hex.EncodeToString(signed), NetworkFee: est.fee}, nil
+	// A token payout's fee is the TRX it burns, converted into the token:
+	// the network takes none of the token, so it is the operator's
+	// revenue once confirmed, and the TRX burned its cost (recordPayoutCost).
+	return chain.Signed{TxID: txid, Raw: hex.EncodeToString(signed), NetworkFee: est.fee,
+		FeeConverted: !p.Asset.Native() && !est.fee.IsZero()}, nil
 }
 
 // adoptable checks the transaction the signer signed for payout p before
@@ -152,6 +156,26 @@ func (s *Sender) adoptable(p chain.PayoutToSend, raw []byte, units int64, est es
 	}
 	return est, r, nil
 }
+
+// PaidFee implements chain.PaidFeeSender: a TRX payout's network fee is
+// what its transaction's info says it burned, when that is less than the
+// fee it was signed with (the payee was activated by another transaction
+// in between, or bandwidth was staked); the rest goes back to the
+// merchant. More than signed is the operator's cost (recordPayoutCost). A
+// token payout's fee stands (ok false): it is charged in the token for the
+// TRX burned.
+func (s *Sender) PaidFee(ctx context.Context, txid string, asset domain.Asset) (domain.Amount, bool, error) {
+	if !asset.Native() {
+		return domain.Amount{}, false, nil
+	}
+	info, err := s.node.TransactionInfoByID(ctx, txid)
+	if err != nil {
+		return domain.Amount{}, false, fmt.Errorf("tron: transaction info %s: %w", txid, err)
+	}
+	return domain.FromBaseUnits(big.NewInt(max(0, info.Fee)), asset.Decimals), true, nil
+}
+
+var _ chain.PaidFeeSender = (*Sender)(nil)
 
 // buildTRX estimates and builds a TRX transfer of units − fee, or of
 // units with the fee burned on top when feeOnTop.

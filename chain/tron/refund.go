@@ -13,9 +13,9 @@ import (
 // top: that TRX is its NetworkFee, and the hot wallet must hold amount +
 // fee. A TRC-20 transfer sends the whole amount; the TRX it burns for
 // energy and bandwidth is converted into the token with
-// SenderConfig.Prices (without them the NetworkFee is 0 and the TRX is
-// booked in tron_payout_txs only), as for any token payout, but debited on
-// top instead of deducted. Same errors as Build, without the fee having to
+// SenderConfig.Prices (without them the NetworkFee is 0), as for any token
+// payout, but debited on top instead of deducted: the operator's revenue,
+// and the TRX burned its cost. Same errors as Build, without the fee having to
 // be below the amount.
 func (s *Sender) BuildFeeOnTop(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
 	return s.build(ctx, p, true)

@@ -76,9 +76,10 @@ type SenderConfig struct {
 	Contracts map[string]string
 	// Prices, when set, converts a token payout's TRX cost into the token:
 	// that is the network fee deducted from the payout, so the merchant
-	// pays it as the API promises. Without it a token payout records a
-	// network fee of 0 and its TRX cost only in tron_payout_txs (the
-	// platform bears it).
+	// pays it as the API promises; the network takes none of the token, so
+	// it is the operator's revenue (domain.NetworkFeeRevenueAccount).
+	// Without it a token payout records a network fee of 0. Either way the
+	// TRX burned is the operator's cost (a NetworkCostPaid, with Costs).
 	Prices Prices
 	// MaxFeeLimitSun caps the TRX a token transfer may burn for energy
 	// (its fee_limit; default 100 TRX). A payout whose estimate needs more
@@ -489,22 +490,41 @@ func transferParameter(to []byte, units int64) []byte {
 	return p
 }
 
-// recordPayoutCost books the TRX a token payout burned (money rule 7): the
-// hot wallet paid it, whatever fee in the token the payout recorded. A TRX
-// payout's fee is the merchant's (PayoutConfirmed). A failed transaction
-// burned its TRX too.
+// recordPayoutCost books the TRX a payout's transaction burned that no
+// merchant pays (money rule 7): all of it for a token payout (its fee in
+// the token is the operator's revenue); for a TRX payout what it burned
+// beyond the fee it was signed with (up to the signed fee the fee is the
+// merchant's: PayoutConfirmed, with PaidFee), all of it when it failed
+// (the payout fails, the merchant gets everything back). The hot wallet
+// paid it, so without it the ledger would not reconcile to the chain.
 func (s *Sender) recordPayoutCost(ctx context.Context, info TransactionInfo) error {
 	if s.cfg.Costs == nil || s.native == "" || info.Fee <= 0 {
 		return nil
 	}
-	var payoutID, asset string
-	err := s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT payout_id, asset FROM tron_payout_txs WHERE txid = ?`), info.ID).Scan(&payoutID, &asset)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && asset == s.native) {
+	var payoutID, asset, feeTRX string
+	err := s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT payout_id, asset, fee_trx FROM tron_payout_txs WHERE txid = ?`), info.ID).
+		Scan(&payoutID, &asset, &feeTRX)
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.cfg.Costs(ctx, commands.RecordNetworkCost{Chain: domain.ChainTron, TxID: info.ID, Kind: domain.CostTokenPayoutGas, Asset: s.native,
-		Amount: domain.FromBaseUnits(big.NewInt(info.Fee), 6), From: s.hot, Ref: payoutID, Block: uint64(max(0, info.BlockNumber))})
+	kind, cost := domain.CostTokenPayoutGas, info.Fee
+	if asset == s.native {
+		kind = domain.CostPayoutBurnExcess
+		if !info.Failed() {
+			signed, err := domain.ParseAmount(feeTRX, 6)
+			if err != nil {
+				return fmt.Errorf("tron_payout_txs %s: fee_trx %q: %w", info.ID, feeTRX, err)
+			}
+			units, _ := signed.BaseUnits(6)
+			cost -= units.Int64()
+		}
+		if cost <= 0 {
+			return nil
+		}
+	}
+	return s.cfg.Costs(ctx, commands.RecordNetworkCost{Chain: domain.ChainTron, TxID: info.ID, Kind: kind, Asset: s.native,
+		Amount: domain.FromBaseUnits(big.NewInt(cost), 6), From: s.hot, Ref: payoutID, Block: uint64(max(0, info.BlockNumber))})
 }

@@ -878,6 +878,86 @@ func TestTRXPayout(t *testing.T) {
 	p.checkReplay()
 }
 
+// A TRX payout's network fee is what its transaction's info says it
+// burned, not what was estimated when it was signed (money rule 7: the
+// ledger reconciles to the chain). Signed to an address not yet activated
+// (1.1 TRX), mined after something else activated it: it burned its
+// bandwidth only, which is its network fee, and the rest of the 1.1 goes
+// back to the merchant. Signed while the hot wallet's bandwidth was free
+// (fee 0), mined once it no longer was: the merchant keeps the fee it was
+// signed with, and what the hot wallet burned beyond it is the operator's
+// cost (payout_burn_excess), booked once.
+func TestTRXPayoutFeeIsWhatItBurned(t *testing.T) {
+	p := withPayouts(setup(t, tron.Config{}), 500_000_000, 0)
+	s, err := tron.NewSender(tron.SenderConfig{Prices: fixedPrices{}, Now: func() time.Time { return time.UnixMilli(fakeGenesisMs) }, Logger: quiet,
+		Costs: chain.RecordCostWith(p.h.RecordNetworkCost)}, p.client, p.wallet, p.db, p.assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := func() time.Time { p.mu.Lock(); defer p.mu.Unlock(); return p.now }
+	p.sender, p.proc = s, chain.NewProcessor(p.store, p.db, p.h, p.assets, []chain.Sender{s}, chain.ProcessorConfig{Now: clock, Logger: quiet})
+	p.earn("TRX", "100")
+	hot := s.HotWalletAddress()
+	payee, _ := crypto.GenerateKey()
+	to := tron.EncodeAddress(keyAddress(payee))
+	confirm := func(ref commands.PayoutRef) (readapi.Payout, tron.TransactionInfo) {
+		t.Helper()
+		p.node.mine(confirmations)
+		p.advance(time.Minute)
+		p.pass()
+		po := p.payout(ref)
+		info, ok := p.node.Receipt(po.TxID)
+		if po.Status != domain.PayoutConfirmedStatus || !ok {
+			t.Fatalf("payout: %+v", po)
+		}
+		return po, info
+	}
+
+	hot0, _ := p.node.balances(hot)
+	ref := p.request("TRX", "60", to)
+	p.pass()
+	if po := p.payout(ref); po.NetworkFee == nil || po.NetworkFee.String() != "1.1" {
+		t.Fatalf("signed to an address not yet activated: %+v, want a network fee of 1.1", po)
+	}
+	p.node.fund(keyAddress(payee), 1, 0) // activated by someone else first
+	po, info := confirm(ref)
+	burned := domain.FromBaseUnits(big.NewInt(info.Fee), 6)
+	if info.Fee <= 0 || info.Fee >= 1_100_000 || !po.NetworkFee.Equal(burned) {
+		t.Fatalf("network fee %v, the transaction burned %s TRX", po.NetworkFee, burned)
+	}
+	// The hot wallet spent what was sent (60 less the 1.1 signed) and
+	// what was burned: what the ledger says left it.
+	hot1, _ := p.node.balances(hot)
+	if po.Sent == nil || po.Sent.String() != "58.9" || !domain.FromBaseUnits(big.NewInt(hot0-hot1), 6).Equal(po.Sent.Add(burned)) {
+		t.Fatalf("the hot wallet spent %d sun, the payout %+v", hot0-hot1, po)
+	}
+	// 99.75 − 60 + what the estimate took beyond the burn.
+	p.wantBalance("TRX", domain.MustAmount("39.75").Add(domain.MustAmount("1.1").Sub(burned)).String(), "0")
+	if costs := p.costs(); len(costs) != 0 {
+		t.Fatalf("the merchant paid the burn: no cost is the operator's, got %+v", costs)
+	}
+
+	p.node.SetFreeNet(100_000)
+	ref2 := p.request("TRX", "10", to)
+	p.pass()
+	if po := p.payout(ref2); po.NetworkFee == nil || !po.NetworkFee.IsZero() {
+		t.Fatalf("signed on free bandwidth: %+v, want a network fee of 0", po)
+	}
+	p.node.SetFreeNet(0)
+	po2, info2 := confirm(ref2)
+	if info2.Fee <= 0 || !po2.NetworkFee.IsZero() {
+		t.Fatalf("network fee %v (the merchant was charged 0), the transaction burned %d sun", po2.NetworkFee, info2.Fee)
+	}
+	p.pass()
+	costs := p.costs()
+	c, ok := costs[po2.TxID]
+	if len(costs) != 1 || !ok || c.Kind != domain.CostPayoutBurnExcess || c.From != hot || c.Ref != ref2.PayoutID ||
+		!c.Amount.Equal(domain.FromBaseUnits(big.NewInt(info2.Fee), 6)) {
+		t.Fatalf("costs %+v; the payout burned %d sun beyond its fee of 0", costs, info2.Fee)
+	}
+	p.checkReplay()
+}
+
 // The TRC-20 payout with its tables on Postgres.
 func TestUSDTPayoutPostgres(t *testing.T) {
 	testUSDTPayout(t, setupWith(t, tron.Config{}, postgresDB))

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/projections"
 )
@@ -232,6 +233,18 @@ func printAudit(w io.Writer, rep projections.AuditReport) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", asset, inc.FeeRevenue, inc.NetworkCosts, inc.Income)
 	}
 	tw.Flush()
+	// Network fees charged in a token for the native coin burned: in the
+	// income above, shown apart (they are not the tiers' fees).
+	var charged []string
+	for _, asset := range sortedKeys(rep.OperatorIncome) {
+		if v := rep.OperatorIncome[asset].NetworkFeeRevenue; !v.IsZero() {
+			charged = append(charged, fmt.Sprintf("%s %s", v, asset))
+		}
+	}
+	if len(charged) > 0 {
+		fmt.Fprintf(w, "  INCOME includes the network fees charged in a token for the coin the hot wallet burned (%s): %s\n",
+			domain.NetworkFeeRevenueAccount, strings.Join(charged, ", "))
+	}
 	fmt.Fprintln(w)
 	if len(rep.Debts) == 0 {
 		fmt.Fprintln(w, "OPEN DEBTS: none")
@@ -255,6 +268,7 @@ func printAudit(w io.Writer, rep projections.AuditReport) {
 		"no pending or reserved balance ever went negative (log order); negative available is listed as a debt",
 		"the fee account equals the revenue per tier",
 		"every network cost the gateway paid moves its amount from operator:network_costs to network:fees",
+		"every payout's network fee goes to network:fees, or to operator:network_fee_revenue when it is a native coin burned, charged in the token",
 		"balances and payouts read models equal the log to the smallest unit",
 	}
 	for _, c := range checks {

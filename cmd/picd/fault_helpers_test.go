@@ -108,6 +108,21 @@ func auditAgrees(t testing.TB, env []string) string {
 	return string(out)
 }
 
+// auditJSON runs picd audit --json (exit 0 wanted) and decodes its report
+// into v.
+func auditJSON(t testing.TB, env []string, v any) {
+	t.Helper()
+	cmd := exec.Command(picdBin, "audit", "--json")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("picd audit --json: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("picd audit --json: %v\n%s", err, out)
+	}
+}
+
 // hookReceiver is a webhook endpoint on a fixed loopback address that can
 // be taken down (connections refused) and brought back on the same address.
 type hookReceiver struct {

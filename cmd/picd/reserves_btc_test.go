@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
@@ -117,5 +120,72 @@ func spendBehindTheBack(t *testing.T, n *btcNode, address, txid string, sats int
 	param, _ := json.Marshal(hex.EncodeToString(buf.Bytes()))
 	if _, err := n.client.RawRequest("sendrawtransaction", []json.RawMessage{param}); err != nil {
 		t.Fatalf("sendrawtransaction: %v", err)
+	}
+}
+
+// TestChainAuditAfterEveryFlowOnBtcd: on a real btcd (simnet), two BTC
+// invoices are paid and become final, then a withdrawal (its fee deducted)
+// and a refund of one invoice (its fee on top) are paid from the wallet's
+// outputs and confirmed. picd audit agrees with itself, and picd audit
+// --chain finds on the node exactly the ledger's BTC, to the satoshi, with
+// no float: every fee a Bitcoin payout paid is the merchant's, fixed when
+// signed, and Bitcoin has no sweeps (#24).
+func TestChainAuditAfterEveryFlowOnBtcd(t *testing.T) {
+	n := newBtcNode(t, btcdBinary(t))
+	n.start(t)
+	n.generate(t, 310) // SegWit is active on simnet from block 300
+	env := []string{"PIC_DATA_DIR=" + t.TempDir(), "PIC_MNEMONIC=" + tronE2EMnemonic, "PIC_PRICES=" + tronE2EPrices,
+		"PIC_BTC_NETWORK=simnet", "PIC_BTC_RPC_HOST=" + n.rpcHost, "PIC_BTC_RPC_USER=test", "PIC_BTC_RPC_PASS=test"}
+	p := startProc(t, env)
+	key := tronSignUp(t, p.gateway)
+	// Two payments: two outputs, one for each payout to spend (a payout
+	// spends confirmed outputs only, not the other's change).
+	var id string
+	waitLog(t, p, "bitcoin watcher starts", 30*time.Second)
+	for _, amount := range []string{"0.002", "0.001"} {
+		status, inv := p.do("POST", "/v1/invoices", key, map[string]any{"asset": "BTC", "amount": amount})
+		if status != 201 {
+			t.Fatalf("create invoice: %d %v", status, inv)
+		}
+		if id == "" {
+			id = inv["id"].(string)
+		}
+		n.pay(t, inv["pay_address"].(string), domain.MustAmount(amount).Decimal().Shift(8).IntPart())
+	}
+	n.generate(t, 7) // final at 6
+	wantBalance(t, p.gateway, key, "BTC", "0.0029925", "0")
+
+	payeeKey, _ := btcec.NewPrivateKey()
+	payee, _ := btcutil.NewAddressWitnessPubKeyHash(btcutil.Hash160(payeeKey.PubKey().SerializeCompressed()), &chaincfg.SimNetParams)
+	ids := requestPayouts(t, p.gateway, key, "BTC", id, "0.0008", "0.0005", payee.EncodeAddress())
+	for _, po := range ids {
+		waitWithin(t, p.gateway, 60*time.Second, "payout sent", p.payout(key, po), hasStatus("sent"))
+	}
+	n.generate(t, 2)
+	var sent, fees domain.Amount
+	for _, po := range ids {
+		got := waitWithin(t, p.gateway, 75*time.Second, "payout confirmed", p.payout(key, po), hasStatus("confirmed"))
+		sent = sent.Add(domain.MustAmount(got["sent_amount"].(string)))
+		fees = fees.Add(domain.MustAmount(got["network_fee"].(string)))
+	}
+	if !fees.IsPositive() {
+		t.Fatalf("the payouts paid no fee")
+	}
+	p.stop()
+
+	// 0.003 in; out: the withdrawal's 0.0008 (its fee in it), the refund's
+	// 0.0005 and its fee on top.
+	auditAgrees(t, env)
+	code, rep, raw := runChainAudit(t, env)
+	var a reserves.Asset
+	for _, x := range rep.Assets {
+		if x.Asset == "BTC" {
+			a = x
+		}
+	}
+	want := domain.MustAmount("0.003").Sub(sent).Sub(fees)
+	if code != 0 || !rep.OK || len(rep.InFlight) != 0 || len(a.Differ) != 0 || a.Ledger.String() != want.String() ||
+		!a.Float.IsZero() || !a.Chain.Equal(a.Ledger) {
+		t.Fatalf("audit --chain: exit %d, BTC %+v; want the ledger %s on chain exactly, no float\n%s", code, a, want, raw)
 	}
 }

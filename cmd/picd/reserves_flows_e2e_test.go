@@ -213,25 +213,30 @@ func TestChainAuditAfterEveryFlowOnTheTronFake(t *testing.T) {
 	ids := append(requestPayouts(t, p.gateway, key, "TRX", trxID, "20", "5", payee),
 		requestPayouts(t, p.gateway, key, "USDT.TRON", usdtID, "10", "2", payee)...)
 	payoutsConfirmed(t, p, key, ids, mine)
-	// Every payout's sent amount arrived. A TRX payout's network fee was
-	// fixed when it was signed; what the receipt says it burned can be less
-	// (the refund, signed before the withdrawal activated the payee, was
-	// charged the activation too): the hot wallet keeps the difference, as
-	// float. A USDT.TRON payout's network fee is in the token, and stays in
-	// the hot wallet, while the TRX it burned is the operator's cost.
-	var trxSent, usdtSent domain.Amount
-	trxFloat, usdtFloat := domain.MustAmount("100"), domain.Amount{}
+	// Every payout's sent amount arrived. A TRX payout's network fee is
+	// what its transaction's info says it burned (the refund, signed
+	// before the withdrawal activated the payee, was signed with the
+	// activation's fee and burned less: the rest went back to the
+	// merchant). A USDT.TRON payout's network fee is the TRX it burned,
+	// converted into the token: the network took none of the token, so it
+	// is the operator's revenue, and the TRX burned the operator's cost.
+	var trxSent, usdtSent, usdtFees domain.Amount
 	for _, id := range ids {
 		po := p.payout(key, id)()
 		sent, fee := domain.MustAmount(po["sent_amount"].(string)), domain.MustAmount(po["network_fee"].(string))
 		if po["asset"] == "TRX" {
 			trxSent = trxSent.Add(sent)
 			info, _ := node.Receipt(po["txid"].(string))
-			trxFloat = trxFloat.Add(fee).Sub(domain.FromBaseUnits(big.NewInt(info.Fee), 6))
+			if burned := domain.FromBaseUnits(big.NewInt(info.Fee), 6); !fee.Equal(burned) {
+				t.Fatalf("TRX %s %s: network_fee %s, its transaction burned %s TRX", po["kind"], id, fee, burned)
+			}
 		} else {
 			usdtSent = usdtSent.Add(sent)
-			usdtFloat = usdtFloat.Add(fee)
+			usdtFees = usdtFees.Add(fee)
 		}
+	}
+	if !usdtFees.IsPositive() {
+		t.Fatalf("the USDT.TRON payouts charged no network fee: the test means to price the TRX they burn")
 	}
 	sun, units, _ := node.Balances(payee)
 	if domain.FromBaseUnits(big.NewInt(sun), 6).String() != trxSent.String() || domain.FromBaseUnits(units, 6).String() != usdtSent.String() {
@@ -243,5 +248,26 @@ func TestChainAuditAfterEveryFlowOnTheTronFake(t *testing.T) {
 
 	auditAgrees(t, env)
 	code, rep, raw := runChainAudit(t, env)
-	wantReconciled(t, code, rep, raw, map[string]string{"TRX": trxFloat.String(), "USDT.TRON": usdtFloat.String()})
+	// Exact: the hot wallet holds the ledger's coins and the operator's
+	// 100 TRX, not a sun more or less; no USDT beyond the ledger.
+	wantReconciled(t, code, rep, raw, map[string]string{"TRX": "100", "USDT.TRON": "0"})
+	// The token's ledger side: 25 in, less what the payouts sent; the
+	// fees charged in the token stayed, as the operator's revenue.
+	if u := assetsByCode(rep)["USDT.TRON"]; !u.Ledger.Equal(domain.MustAmount("25").Sub(usdtSent)) {
+		t.Fatalf("USDT.TRON ledger %s, want 25 less the %s sent\n%s", u.Ledger, usdtSent, raw)
+	}
+	var audit struct {
+		Ledger       map[string]map[string]string `json:"ledger"`
+		NetworkCosts map[string]map[string]string `json:"network_costs"`
+	}
+	auditJSON(t, env, &audit)
+	if got := audit.Ledger[domain.NetworkFeeRevenueAccount]["USDT.TRON"]; got != usdtFees.String() {
+		t.Fatalf("%s holds %q USDT.TRON, want the token payouts' fees %s\nledger %v", domain.NetworkFeeRevenueAccount, got, usdtFees, audit.Ledger)
+	}
+	if got := audit.Ledger[domain.NetworkFeeAccount]["USDT.TRON"]; got != "" && got != "0" {
+		t.Fatalf("network:fees holds %s USDT.TRON: the network took none of the token", got)
+	}
+	if got := audit.NetworkCosts[domain.CostTokenPayoutGas]["TRX"]; got == "" || got == "0" {
+		t.Fatalf("no token_payout_gas in TRX: %v", audit.NetworkCosts)
+	}
 }
