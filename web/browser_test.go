@@ -195,6 +195,17 @@ func (b *browser) shot(name string) {
 	b.viewport(w, h, dark)
 }
 
+// layoutAt runs layoutCheck at 390 and 1280 px, without screenshots.
+func (b *browser) layoutAt(what string) {
+	b.t.Helper()
+	w, h, dark := b.width, b.height, b.dark
+	for _, width := range []int64{390, 1280} {
+		b.viewport(width, 900, false)
+		b.layoutCheck(fmt.Sprintf("%s at %d px", what, width))
+	}
+	b.viewport(w, h, dark)
+}
+
 // layoutCheck fails the test on what a screenshot of the page would show
 // wrong at its width (issue #20): no <h1>, a table header without text,
 // the page or a table scrolling sideways, something cut off at the
@@ -202,6 +213,9 @@ func (b *browser) shot(name string) {
 // dashboard shows scrolled out of its navigation.
 func (b *browser) layoutCheck(what string) {
 	b.t.Helper()
+	// After a viewport change the page's resize handlers run before the
+	// next frame: wait for two, as a person would see it.
+	b.evalAsync(`new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(''))))`)
 	got := b.eval(`JSON.stringify((() => {
 		const out = [];
 		const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\s+/).join('.') : '') +
@@ -855,6 +869,34 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	if s.call(t, "GET", "/v1/account", newSecret, nil, &account); account.WebhookURL == nil || *account.WebhookURL != "https://shop.example/ipn" {
 		t.Errorf("webhook URL not saved: %v", account.WebhookURL)
 	}
+
+	// The longer words of other languages fit too: every dashboard page
+	// and two checkouts, at 390 and 1280 px.
+	dash := func(view, ready string) string { return view + "\x00" + ready }
+	pages := []string{
+		dash("balances", `!!document.getElementById('balances')`),
+		dash("invoices", `document.querySelectorAll('#invoices tbody tr').length > 0`),
+		dash("invoices/"+paidID, `!!document.getElementById('invoice-detail') && !!document.querySelector('#deliveries table')`),
+		dash("new", `!!document.getElementById('new-invoice-form')`),
+		dash("payouts", `document.querySelectorAll('#payouts tbody tr').length > 0`),
+		dash("exports", `!!document.getElementById('export-ledger')`),
+		dash("webhooks", `document.querySelectorAll('#webhooks tbody tr').length > 0`),
+		dash("settings", `!!document.getElementById('settings-payouts')`),
+	}
+	for _, lang := range []string{"de", "ru", "pt-BR"} {
+		for _, p := range pages {
+			view, ready, _ := strings.Cut(p, "\x00")
+			b.do("dashboard in "+lang, chromedp.Navigate(s.srv.URL+"/dashboard?lang="+lang+"#/"+view))
+			b.waitJS(view+" in "+lang, `document.documentElement.lang === '`+lang+`' && document.getElementById('view').dataset.view === '`+strings.Split(view, "/")[0]+`' && `+ready)
+			b.layoutAt(lang + " dashboard " + view)
+		}
+		for _, id := range []string{paidID, byPub.ID} {
+			b.do("checkout in "+lang, chromedp.Navigate(s.srv.URL+"/pay/"+id+"?lang="+lang), chromedp.WaitVisible(chromedp.CSS("#checkout")))
+			b.layoutAt(lang + " checkout " + id)
+		}
+	}
+	b.do("dashboard in English", chromedp.Navigate(s.srv.URL+"/dashboard?lang=en#/settings"))
+	b.waitJS("settings in English", `document.documentElement.lang === 'en' && !!document.getElementById('settings-payouts')`)
 
 	// Sign out: the cookie is gone, a reload asks to sign in again.
 	b.do("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
