@@ -640,6 +640,10 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	if got := b.eval(`[...document.querySelectorAll('#deliveries tbody tr td:nth-child(2)')].map(td => td.textContent).join(',')`); got != "Delivered,Delivered,Delivered" {
 		t.Errorf("delivery statuses %q", got)
 	}
+	// Its transactions link to the explorer the operator named for Bitcoin.
+	if got := b.eval(`[...document.querySelectorAll('#payments tbody tr')].map(tr => tr.querySelector('a.tx')?.getAttribute('href') === 'https://explorer.invalid/tx/' + tr.querySelector('a.tx code').title).join(',')`); got != "true,true" {
+		t.Errorf("the payments' explorer links: %q, want two", got)
+	}
 	b.shot("dashboard-invoice-detail")
 	paidID := b.eval(`document.getElementById('invoice-detail').querySelector('h1').textContent.split(' ').pop()`)
 

@@ -13,11 +13,21 @@ type dashboardPage struct {
 	Version string
 	Static  string // where the page's CSS and scripts are
 	Langs   []langLink
+	// Explorers are the block explorer URLs by chain (with {txid}), so the
+	// dashboard links transactions as the checkout does.
+	Explorers map[string]string
 }
 
 // dashboard is GET /dashboard (and /dashboard/). Views are chosen by the
 // URL fragment (#/invoices, #/settings, ...), so one shell serves them all.
 func (s *site) dashboard(w http.ResponseWriter, r *http.Request) {
 	c := negotiate(r)
-	s.render(w, r, http.StatusOK, "dashboard.html", dashboardPage{Lang: c.lang, T: c, I18N: c.JSON(), Version: assetVersion, Static: "/dashboard/static/", Langs: c.links()})
+	explorers := map[string]string{}
+	for chain, url := range s.cfg.Explorers {
+		if url != "" {
+			explorers[string(chain)] = url
+		}
+	}
+	s.render(w, r, http.StatusOK, "dashboard.html", dashboardPage{Lang: c.lang, T: c, I18N: c.JSON(), Version: assetVersion, Static: "/dashboard/static/",
+		Langs: c.links(), Explorers: explorers})
 }

@@ -1,8 +1,11 @@
 package web
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -65,3 +68,27 @@ func TestCheckoutTransactions(t *testing.T) {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestDashboardExplorers: the dashboard's page names the explorer of each
+// chain that has one, for its transaction links; none without.
+func TestDashboardExplorers(t *testing.T) {
+	script := regexp.MustCompile(`<script type="application/json" id="explorers">([^<]*)</script>`)
+	for _, tc := range []struct {
+		explorers Explorers
+		want      map[string]string
+	}{
+		{Explorers{domain.ChainBitcoin: "https://mempool.space/tx/{txid}", domain.ChainTron: ""}, map[string]string{"bitcoin": "https://mempool.space/tx/{txid}"}},
+		{nil, map[string]string{}},
+	} {
+		h := New(Config{Invoices: fakeInvoices{}, Now: func() time.Time { return testNow }, Logger: quietLog(), Explorers: tc.explorers})
+		p := get(t, h, "GET", "/dashboard")
+		m := script.FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("no explorers in the dashboard page")
+		}
+		var got map[string]string
+		if err := json.Unmarshal([]byte(m[1]), &got); err != nil || !maps.Equal(got, tc.want) {
+			t.Errorf("explorers %s (%v), want %v", m[1], err, tc.want)
+		}
+	}
+}

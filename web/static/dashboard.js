@@ -255,6 +255,25 @@ function short(value) {
     value.length > 20 ? el('button', { type: 'button', class: 'copy', dataset: { copyText: value }, 'aria-label': t('common.copy_value', { value }) }, t('common.copy')) : null);
 }
 
+// explorers are the block explorer URLs by chain, with {txid}; a chain
+// without one (a simulated chain) shows its txids without a link.
+const explorers = (() => {
+  try { return JSON.parse(document.getElementById('explorers')?.textContent || '{}') || {}; } catch { return {}; }
+})();
+
+// txShort is short(txid), linked to the explorer of the asset's chain when
+// the operator named one (a txid is hex: anything else gets no link).
+function txShort(asset, txid) {
+  const url = explorers[assetInfo(asset).chain];
+  if (!txid || !url || !/^(0x)?[0-9a-fA-F]{1,128}$/.test(txid)) return short(txid);
+  const box = short(txid);
+  const code = box.querySelector('code');
+  const link = el('a', { class: 'tx', href: url.replace('{txid}', txid), target: '_blank', rel: 'noopener noreferrer' });
+  code.replaceWith(link);
+  link.append(code);
+  return box;
+}
+
 function copyable(id, value) {
   return el('div', { class: 'copy-row' }, el('code', { id, class: 'wrap' }, value),
     el('button', { type: 'button', class: 'copy', dataset: { copy: id } }, t('common.copy')));
@@ -503,7 +522,7 @@ async function invoiceDetail(id) {
     payments.append(table(
       [t('payment.txid'), t('payment.amount'), t('payment.confirmations'), t('payment.status'), t('payment.detected')],
       inv.payments.map((p) => el('tr', {},
-        cell(short(p.txid)),
+        cell(txShort(inv.asset, p.txid)),
         cell(p.amount, true),
         cell(String(p.confirmations), true),
         cell(t('payment.status_' + p.status) + (p.late ? ' (' + t('payment.late') + ')' : '')),
@@ -515,7 +534,7 @@ async function invoiceDetail(id) {
   if ((inv.refunds || []).length) {
     refunds.append(table([t('payouts.id'), t('payouts.amount'), t('payouts.status'), t('payouts.txid'), t('payouts.created')],
       inv.refunds.map((r) => el('tr', { dataset: { id: r.id, status: r.status } }, cell(short(r.id)), cell(r.amount + ' ' + inv.asset, true), cell(t('payouts.status_' + r.status)),
-        cell(short(r.txid || '')), cell(formatTime(r.created_at)))), { numeric: [1] }));
+        cell(txShort(inv.asset, r.txid || '')), cell(formatTime(r.created_at)))), { numeric: [1] }));
   }
   if (inv.amount_received !== '0') refunds.append(refundForm(inv));
   return el('div', {}, details, payments, refunds.childElementCount > 1 ? refunds : null, await deliveries(inv.id));
@@ -772,7 +791,7 @@ async function payouts() {
       cell(el('div', { class: 'stack' }, el('code', { class: 'nowrap', title: p.id }, shorten(p.id)),
         el('span', { class: 'payout-kind' }, t('payouts.kind_' + (p.kind || 'instant'))))),
       cell(p.amount + ' ' + p.asset, true), cell(p.network_fee ?? t('common.none'), true),
-      cell(short(p.to_address || p.payout_address || '')), cell(short(p.txid || '')),
+      cell(short(p.to_address || p.payout_address || '')), cell(txShort(p.asset, p.txid || '')),
       cell(el('div', { class: 'stack' }, el('span', { class: 'payout-status' }, t('payouts.status_' + p.status)), p.status === 'requested' ? cancelButton(p) : null)),
       cell(formatTime(p.created_at)))),
     { numeric: [1, 2] }));
