@@ -98,7 +98,7 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 		"energy", est.energy, "bandwidth_bytes", est.bandwidth)
 	// A token payout's fee is the TRX it burns, converted into the token:
 	// the network takes none of the token, so it is the operator's
-	// revenue once confirmed, and the TRX burned its cost (recordPayoutCost).
+	// revenue once confirmed, and the TRX burned its cost (notePayoutBurn).
 	return chain.Signed{TxID: txid, Raw: hex.EncodeToString(signed), NetworkFee: est.fee,
 		FeeConverted: !p.Asset.Native() && !est.fee.IsZero()}, nil
 }
@@ -161,7 +161,7 @@ func (s *Sender) adoptable(p chain.PayoutToSend, raw []byte, units int64, est es
 // what its transaction's info says it burned, when that is less than the
 // fee it was signed with (the payee was activated by another transaction
 // in between, or bandwidth was staked); the rest goes back to the
-// merchant. More than signed is the operator's cost (recordPayoutCost). A
+// merchant. More than signed is the operator's cost (notePayoutBurn). A
 // token payout's fee stands (ok false): it is charged in the token for the
 // TRX burned.
 func (s *Sender) PaidFee(ctx context.Context, txid string, asset domain.Asset) (domain.Amount, bool, error) {

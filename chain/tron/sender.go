@@ -3,7 +3,6 @@ package tron
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/chain/custody"
 	"github.com/acceptcryptohere/gateway/chain/hd"
-	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
@@ -450,8 +448,8 @@ func (s *Sender) Confirmations(ctx context.Context, txid string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("tron confirmations of %s: %w", txid, err)
 	}
-	if err := s.recordPayoutCost(ctx, info); err != nil {
-		s.cfg.Logger.Error("tron: booking a network cost failed", "txid", txid, "err", err)
+	if err := s.notePayoutBurn(ctx, info); err != nil {
+		s.cfg.Logger.Error("tron: booking a network cost failed; it is appended again with the next sweep", "txid", txid, "err", err)
 	}
 	if info.Failed() {
 		s.cfg.Logger.Error("tron: payout transaction failed on chain; nothing was paid", "txid", txid, "result", info.Receipt.Result,
@@ -488,43 +486,4 @@ func transferParameter(to []byte, units int64) []byte {
 	copy(p[12:32], to[1:])
 	big.NewInt(units).FillBytes(p[32:64])
 	return p
-}
-
-// recordPayoutCost books the TRX a payout's transaction burned that no
-// merchant pays (money rule 7): all of it for a token payout (its fee in
-// the token is the operator's revenue); for a TRX payout what it burned
-// beyond the fee it was signed with (up to the signed fee the fee is the
-// merchant's: PayoutConfirmed, with PaidFee), all of it when it failed
-// (the payout fails, the merchant gets everything back). The hot wallet
-// paid it, so without it the ledger would not reconcile to the chain.
-func (s *Sender) recordPayoutCost(ctx context.Context, info TransactionInfo) error {
-	if s.cfg.Costs == nil || s.native == "" || info.Fee <= 0 {
-		return nil
-	}
-	var payoutID, asset, feeTRX string
-	err := s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT payout_id, asset, fee_trx FROM tron_payout_txs WHERE txid = ?`), info.ID).
-		Scan(&payoutID, &asset, &feeTRX)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	kind, cost := domain.CostTokenPayoutGas, info.Fee
-	if asset == s.native {
-		kind = domain.CostPayoutBurnExcess
-		if !info.Failed() {
-			signed, err := domain.ParseAmount(feeTRX, 6)
-			if err != nil {
-				return fmt.Errorf("tron_payout_txs %s: fee_trx %q: %w", info.ID, feeTRX, err)
-			}
-			units, _ := signed.BaseUnits(6)
-			cost -= units.Int64()
-		}
-		if cost <= 0 {
-			return nil
-		}
-	}
-	return s.cfg.Costs(ctx, commands.RecordNetworkCost{Chain: domain.ChainTron, TxID: info.ID, Kind: kind, Asset: s.native,
-		Amount: domain.FromBaseUnits(big.NewInt(cost), 6), From: s.hot, Ref: payoutID, Block: uint64(max(0, info.BlockNumber))})
 }

@@ -610,6 +610,11 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tron sweep: deposits to sweep: %w", err)
 	}
+	// Payout costs the log refused before are appended again first.
+	costsErr := s.BookPayoutCosts(ctx)
+	if costsErr != nil {
+		s.cfg.Logger.Error("tron: booking payout network costs failed", "err", costsErr)
+	}
 	if err := s.markUnmatchedSwept(ctx); err != nil {
 		return nil, err
 	}
@@ -619,7 +624,7 @@ func (s *Sender) SweepDeposits(ctx context.Context) ([]SweepResult, error) {
 	}
 	targets = chain.WithTargets(targets, unmatched)
 	var out []SweepResult
-	var first error
+	first := costsErr
 	for _, t := range targets {
 		index, err := s.indexes.Of(ctx, t.Invoice)
 		if err == nil && index < 0 {

@@ -330,6 +330,11 @@ func tronReserves(ctx context.Context, cfg Config, b *backend, rep projections.A
 		return unreachable(err)
 	}
 	res.InFlight = append(res.InFlight, flows.InFlight...)
+	costs, err := tron.PayoutCostProblems(ctx, b.db, native, costUnits(rep, decimalsOf[native]))
+	if err != nil {
+		return unreachable(err)
+	}
+	res.Problems = append(res.Problems, costs...)
 	notes, err := addressNotes(ctx, b, flows.Addresses)
 	if err != nil {
 		return unreachable(err)
