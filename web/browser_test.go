@@ -695,6 +695,24 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 		t.Errorf("the dashboard's invoice: %d %+v", st, created)
 	}
 	b.shot("dashboard-new-invoice")
+	// Priced in a fiat currency, with a description for the customer.
+	b.eval(`document.getElementById('new-asset').value = 'BTC'; document.getElementById('new-asset').dispatchEvent(new Event('change')); document.getElementById('new-currency').value = 'USD'; ''`)
+	b.do("fill a USD price", chromedp.SendKeys(chromedp.CSS("#new-amount"), "30"), chromedp.SendKeys(chromedp.CSS("#new-description"), "Blue mug, large"),
+		chromedp.Click(chromedp.CSS("#new-submit")))
+	b.waitJS("created in USD", `!!document.querySelector('#new-result .notice') && document.querySelector('#new-result .notice').dataset.id !== `+jsString(newID))
+	var priced struct {
+		PayAmount   string `json:"pay_amount"`
+		Description string `json:"description"`
+		Price       *struct {
+			Amount   string `json:"amount"`
+			Currency string `json:"currency"`
+		} `json:"price"`
+	}
+	pricedID := b.eval(`document.querySelector('#new-result .notice').dataset.id`)
+	if st := s.call(t, "GET", "/v1/invoices/"+pricedID, m.SecretKey, nil, &priced); st != http.StatusOK || priced.PayAmount != "0.0005" ||
+		priced.Description != "Blue mug, large" || priced.Price == nil || priced.Price.Amount != "30" || priced.Price.Currency != "USD" {
+		t.Errorf("the dashboard's USD invoice: %d %+v %+v", st, priced, priced.Price)
+	}
 
 	// Payouts: the refund above, then a withdrawal (POST /v1/withdrawals)
 	// cancelled while still requested (POST /v1/payouts/{id}/cancel): no
@@ -751,8 +769,8 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 		t.Errorf("export link %q", href)
 	}
 	csv := b.evalAsync(`fetch(document.getElementById('export-invoices').href, { credentials: 'same-origin' }).then(r => r.text())`)
-	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 1+21+3+1 || !strings.HasPrefix(lines[0], "id,created_at,status") {
-		t.Errorf("invoices export: %d lines, want a header and 26 invoices:\n%s", len(lines), csv)
+	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 1+21+3+2 || !strings.HasPrefix(lines[0], "id,created_at,status") {
+		t.Errorf("invoices export: %d lines, want a header and 27 invoices:\n%s", len(lines), csv)
 	}
 	pays := b.evalAsync(`fetch(document.getElementById('export-payouts').href, { credentials: 'same-origin' }).then(r => r.text())`)
 	if lines := strings.Split(strings.TrimSpace(pays), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "id,created_at,kind,status,asset,amount") ||

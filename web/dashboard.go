@@ -1,6 +1,9 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+	"sort"
+)
 
 // dashboardPage is the data of dashboard.html: only the shell and the
 // strings. Everything the dashboard shows or changes is a /v1 call that
@@ -16,7 +19,19 @@ type dashboardPage struct {
 	// Explorers are the block explorer URLs by chain (with {txid}), so the
 	// dashboard links transactions as the checkout does.
 	Explorers map[string]string
+	// Fiats are the currencies an invoice may be priced in (price_currency).
+	Fiats []string
 }
+
+// fiatCodes are the codes of the fiat currencies the gateway prices in, sorted.
+var fiatCodes = func() []string {
+	out := make([]string, 0, len(fiats))
+	for code := range fiats {
+		out = append(out, code)
+	}
+	sort.Strings(out)
+	return out
+}()
 
 // dashboard is GET /dashboard (and /dashboard/). Views are chosen by the
 // URL fragment (#/invoices, #/settings, ...), so one shell serves them all.
@@ -29,5 +44,5 @@ func (s *site) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.render(w, r, http.StatusOK, "dashboard.html", dashboardPage{Lang: c.lang, T: c, I18N: c.JSON(), Version: assetVersion, Static: "/dashboard/static/",
-		Langs: c.links(), Explorers: explorers})
+		Langs: c.links(), Explorers: explorers, Fiats: fiatCodes})
 }

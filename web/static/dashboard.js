@@ -255,6 +255,11 @@ function short(value) {
     value.length > 20 ? el('button', { type: 'button', class: 'copy', dataset: { copyText: value }, 'aria-label': t('common.copy_value', { value }) }, t('common.copy')) : null);
 }
 
+// fiats are the currencies an invoice may be priced in.
+const fiats = (() => {
+  try { return JSON.parse(document.getElementById('fiats')?.textContent || '[]') || []; } catch { return []; }
+})();
+
 // explorers are the block explorer URLs by chain, with {txid}; a chain
 // without one (a simulated chain) shows its txids without a link.
 const explorers = (() => {
@@ -713,11 +718,18 @@ function newInvoice() {
       el('div', {}, el('label', { for: 'new-asset' }, t('new.asset')), assetSelect),
       el('div', {}, el('label', { for: 'new-amount' }, t('new.amount')),
         el('input', { id: 'new-amount', name: 'amount', inputmode: 'decimal', required: true, placeholder: '49.99', pattern: '[0-9]+(\\.[0-9]+)?' })),
+      // A price in a fiat currency (price_amount, price_currency): the
+      // gateway converts it at its current price into the coin.
+      el('div', {}, el('label', { for: 'new-currency' }, t('new.price_currency')),
+        el('select', { id: 'new-currency', name: 'price_currency' }, el('option', { value: '' }, t('new.price_in_coin')),
+          fiats.map((code) => el('option', { value: code }, code)))),
       el('div', {}, el('label', { for: 'new-order' }, t('new.order_id')),
         el('input', { id: 'new-order', name: 'order_id', maxlength: 200 })),
       el('div', {}, el('label', { for: 'new-expires' }, t('new.expires')),
         el('input', { id: 'new-expires', name: 'expires', type: 'number', min: 1, max: 10080, value: 60 })),
       el('div', {}, el('label', { for: 'new-settle' }, t('new.settle')), settleSelect)),
+    el('label', { for: 'new-description' }, t('new.description')),
+    el('input', { id: 'new-description', name: 'description', maxlength: 500 }),
     el('p', { id: 'new-error', class: 'error', hidden: true }),
     el('div', { class: 'actions' }, el('button', { type: 'submit', id: 'new-submit' }, t('new.submit'))));
   const result = el('div', { id: 'new-result' });
@@ -725,7 +737,15 @@ function newInvoice() {
     e.preventDefault();
     const errorBox = form.querySelector('#new-error');
     errorBox.hidden = true;
-    const body = { asset: form.asset.value, amount: form.amount.value.trim() };
+    const body = { asset: form.asset.value };
+    const currency = form.elements.price_currency.value;
+    if (currency) {
+      body.price_amount = form.amount.value.trim();
+      body.price_currency = currency;
+    } else {
+      body.amount = form.amount.value.trim();
+    }
+    if (form.elements.description.value.trim()) body.description = form.elements.description.value.trim();
     if (form.order_id.value.trim()) body.order_id = form.order_id.value.trim();
     if (form.settle_as.value) body.settle_as = form.settle_as.value;
     const minutes = Number(form.expires.value);
