@@ -1,6 +1,7 @@
 package eth
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -412,7 +413,36 @@ func (s *Sender) sign(ctx context.Context, signer types.Signer, req custody.Requ
 	if got, err := types.Sender(signer, &signed); err != nil || got != from {
 		return nil, fmt.Errorf("eth sender: the signer returned a transaction of %s, not %s (%v)", got.Hex(), from.Hex(), err)
 	}
+	if err := sameTransfer(&signed, tx); err != nil {
+		return nil, fmt.Errorf("eth sender: %s %s: the signer returned transaction %s, which %v; an operator must look",
+			req.Purpose, req.PayoutID, signed.Hash().Hex(), err)
+	}
 	return &signed, nil
+}
+
+// sameTransfer checks that a transaction the signer returned moves what
+// tx asks: to the same address (a token's contract, with the same
+// transfer call), the same ETH; or, for the transaction the signer
+// signed for a payout before, priced with other fees then, the same
+// amount with its own most gas taken off (value + gas × fee cap), as an
+// ETH payout's was.
+func sameTransfer(signed *types.Transaction, tx *types.DynamicFeeTx) error {
+	if signed.To() == nil || tx.To == nil || *signed.To() != *tx.To {
+		return fmt.Errorf("is to %v, not %v", signed.To(), tx.To)
+	}
+	if !bytes.Equal(signed.Data(), tx.Data) {
+		return fmt.Errorf("calls %x, not %x", signed.Data(), tx.Data)
+	}
+	if signed.Value().Cmp(tx.Value) == 0 {
+		return nil
+	}
+	total := func(value *big.Int, gas uint64, feeCap *big.Int) *big.Int {
+		return new(big.Int).Add(value, new(big.Int).Mul(new(big.Int).SetUint64(gas), feeCap))
+	}
+	if len(tx.Data) == 0 && total(signed.Value(), signed.Gas(), signed.GasFeeCap()).Cmp(total(tx.Value, tx.Gas, tx.GasFeeCap)) == 0 {
+		return nil
+	}
+	return fmt.Errorf("sends %s wei, not %s wei", signed.Value(), tx.Value)
 }
 
 func decodeTx(raw string) (*types.Transaction, error) {

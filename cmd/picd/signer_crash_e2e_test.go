@@ -28,6 +28,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/acceptcryptohere/gateway/chain/custody"
+	"github.com/acceptcryptohere/gateway/chain/eth/gethtest"
 	"github.com/acceptcryptohere/gateway/chain/tron"
 	"github.com/acceptcryptohere/gateway/chain/tron/tronfake"
 	"github.com/acceptcryptohere/gateway/domain"
@@ -267,6 +268,7 @@ func TestSignerCrashBetweenSigningAndRecordingTron(t *testing.T) {
 	}
 	node.Mine(19)
 	waitFor(t, g, "paid", g.invoiceStatus(key, id), hasStatus("paid"))
+	wantTronBalance(t, g, key, "49.875", "0")
 	if err := node.Fund(tronHotWallet(t), 200_000_000, 60_000_000); err != nil {
 		t.Fatal(err)
 	}
@@ -314,5 +316,64 @@ func TestSignerCrashBetweenSigningAndRecordingTron(t *testing.T) {
 	}
 	if payouts != 1 {
 		t.Fatalf("the node holds %d transactions to the payee, want 1", payouts)
+	}
+}
+
+// Both processes killed after the signer signed an Ethereum payout and
+// before picd serve had its answer (TestSignerKilledAfterSigning kills
+// the signer at its log line, which the gateway may already have read):
+// blocks are mined meanwhile, so the payout built again after the restart
+// has other fees; the signer answers with the transaction it signed, the
+// gateway stores it, nonce and value included, and the payout is paid by
+// that transaction id, once.
+func TestSignerCrashBetweenSigningAndRecordingEthereum(t *testing.T) {
+	node := gethtest.Start(t)
+	token := node.DeployToken("USDT", 6)
+	dataDir, signerDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(signerDir, "mnemonic"), []byte(tronE2EMnemonic+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signerEnv := []string{"PIC_ETH_USDT_CONTRACT=" + token.Hex()}
+	signer := startSigner(t, signerDir, dataDir, signerEnv...)
+	var g *gateway
+	proxy := newSignerProxy(t, signer.socket, func() { killBoth(g, signer) })
+	env := []string{"PIC_DATA_DIR=" + dataDir, "PIC_MNEMONIC=", "PIC_MNEMONIC_FILE=", "PIC_SIGNER=unix://" + proxy.socket, "PIC_PRICES=" + tronE2EPrices,
+		"PIC_ETH_RPC_URL=" + node.URL, "PIC_ETH_USDT_CONTRACT=" + token.Hex()}
+	g = startEthGateway(t, env)
+	key := tronSignUp(t, g)
+	id, addr := ethInvoice(t, g, key, "ETH", "1")
+	node.Fund(addr, ether("1"))
+	node.Mine(11)
+	waitFor(t, g, "ETH paid", g.invoiceStatus(key, id), hasStatus("paid"))
+	mineToFinal(node)
+	wantBalance(t, g, key, "ETH", "0.9975", "0")
+	node.Fund(ethHotWallet(t), ether("2"))
+	payeeKey, _ := crypto.GenerateKey()
+	payee := crypto.PubkeyToAddress(payeeKey.PublicKey)
+	status, po := g.do("POST", "/v1/withdrawals", key, map[string]any{"asset": "ETH", "amount": "0.5", "to_address": payee.Hex()})
+	if status/100 != 2 {
+		t.Fatalf("withdrawal: %d %v", status, po)
+	}
+	payoutID := po["id"].(string)
+	proxy.wait(t, g, signer)
+	txid := signedTxID(t, signer.logs.String(), payoutID)
+
+	node.Mine(5) // other fees for the rebuilt transaction
+	signer = startSigner(t, signerDir, dataDir, signerEnv...)
+	g = startEthGateway(t, env)
+	po = waitWithin(t, g, 180*time.Second, payoutID+" sent after both restarts", g.payout(key, payoutID), hasStatus("sent"))
+	if po["txid"] != txid {
+		t.Fatalf("payout sent as %v, the signer signed %s\ngateway:\n%s", po["txid"], txid, g.logs)
+	}
+	if !strings.Contains(signer.logs.String(), "payout signed before: its transaction again") {
+		t.Fatalf("the restarted signer was not asked again:\n%s", signer.logs)
+	}
+	if !strings.Contains(g.logs.String(), "the signer returned the transaction it signed before for this payout") {
+		t.Fatalf("the rebuilt transaction was the signer's: the crash changed nothing to take over\n%s", g.logs)
+	}
+	node.Mine(12)
+	po = waitWithin(t, g, 75*time.Second, payoutID+" confirmed", g.payout(key, payoutID), hasStatus("confirmed"))
+	if sent, _ := domain.MustAmount(po["sent_amount"].(string)).BaseUnits(18); node.Balance(payee).Cmp(sent) != 0 {
+		t.Fatalf("payee holds %s wei, the payout sent %s once", node.Balance(payee), sent)
 	}
 }
