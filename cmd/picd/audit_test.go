@@ -492,3 +492,93 @@ func TestAuditStatement(t *testing.T) {
 		t.Fatalf("a bad date: exit %d (%v)", exitCode(err), err)
 	}
 }
+
+// TestAuditConvertedNetworkFee: a token payout whose network fee is the
+// native coin its transaction burned, charged in the token (a TRON token
+// payout priced through the oracle), posts that fee to the operator's
+// revenue (operator:network_fee_revenue), which picd audit counts in the
+// operator's income and in what is held on chain. A stored
+// PayoutConfirmed that posts it to network:fees instead is a problem.
+func TestAuditConvertedNetworkFee(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	d := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clock, NewID: commands.NewIDGenerator(clock),
+		Credits: fixedCredits{"USDT.TRON": "99.75"}}
+	h := commands.New(d, commands.StaticAddresses{domain.ChainTron: "TAbc"}, func(domain.Chain, string) error { return nil })
+	m, err := h.RegisterMerchant.Handle(ctx, commands.RegisterMerchant{Name: "Shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := h.CreateInvoice.Handle(ctx, commands.CreateInvoice{MerchantID: m.MerchantID, Asset: "USDT.TRON", Amount: "100"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := inv.Invoice.InvoiceID
+	if _, err := h.ObserveDeposit.Handle(ctx, commands.ObserveDeposit{InvoiceID: id,
+		Deposit: domain.ObservedDeposit{DepositID: "tx:0", TxID: "tx", Amount: domain.MustAmount("100")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ConfirmDeposit.Handle(ctx, commands.ConfirmDeposit{InvoiceID: id, DepositID: "tx:0", Confirmations: 19}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.FinalizeDeposit.Handle(ctx, commands.FinalizeDeposit{InvoiceID: id, DepositID: "tx:0", Depth: 20}); err != nil {
+		t.Fatal(err)
+	}
+	po, err := h.RequestPayout.Handle(ctx, commands.RequestPayout{MerchantID: m.MerchantID, Asset: "USDT.TRON", Amount: "50",
+		ToAddress: "TPayee", Kind: domain.PayoutKindWithdrawal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.SignPayout.Handle(ctx, commands.SignPayout{CommandID: "sign", Ref: po.Ref,
+		Tx: domain.SignedTx{TxID: "t1", Raw: "00", NetworkFee: domain.MustAmount("1.5"), FeeConverted: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ConfirmPayout.Handle(ctx, commands.ConfirmPayout{CommandID: "confirm", Ref: po.Ref, Confirmations: 19}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	migrateData(t, dir)
+
+	var out, errOut bytes.Buffer
+	if err := auditCmd(ctx, []string{"--json", "--data", dir}, &out, &errOut); err != nil {
+		t.Fatalf("audit: %v\n%s", err, out.String())
+	}
+	var rep struct {
+		Ledger         map[string]map[string]string `json:"ledger"`
+		Held           map[string]string            `json:"held"`
+		OperatorIncome map[string]struct {
+			NetworkFeeRevenue string `json:"network_fee_revenue"`
+			Income            string `json:"income"`
+		} `json:"operator_income"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	// 100 in, 48.5 sent; the 0.25 fee and the 1.5 charged stay, the operator's.
+	inc := rep.OperatorIncome["USDT.TRON"]
+	if rep.Ledger[domain.NetworkFeeRevenueAccount]["USDT.TRON"] != "1.5" || rep.Ledger[domain.NetworkFeeAccount]["USDT.TRON"] != "" ||
+		rep.Held["USDT.TRON"] != "51.5" || inc.NetworkFeeRevenue != "1.5" || inc.Income != "1.75" {
+		t.Fatalf("ledger %v, held %v, income %+v", rep.Ledger, rep.Held, inc)
+	}
+
+	store, err = sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.WriteDB().Exec(`UPDATE events SET data = replace(data, '"` + domain.NetworkFeeRevenueAccount + `"', '"` +
+		domain.NetworkFeeAccount + `"') WHERE type = 'PayoutConfirmed'`); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	out.Reset()
+	err = auditCmd(ctx, []string{"--data", dir}, &out, &errOut)
+	if !errors.Is(err, errAuditMismatch) || !strings.Contains(out.String(), "posts its fee 1.5 as 1.5 to network:fees and 0 to "+domain.NetworkFeeRevenueAccount) {
+		t.Fatalf("a converted fee posted to the network: %v\n%s", err, out.String())
+	}
+}
