@@ -96,9 +96,9 @@ const maxPayoutCostsPerPass = 500
 // BookPayoutCosts appends the payout costs tron_payout_txs holds as due:
 // an append that failed, or rows whose burn is not known yet (from before
 // it was stored, or a payout confirmed while the log refused its cost),
-// which it asks the node for. A transaction in no block past its
-// expiration never will be: it burned nothing. It runs with every sweep
-// pass (SweepDeposits).
+// which it asks the node for. A transaction the node does not know past
+// its expiration never will be mined: it burned nothing, and is no longer
+// asked for. It runs with every sweep pass (SweepDeposits).
 func (s *Sender) BookPayoutCosts(ctx context.Context) error {
 	if s.cfg.Costs == nil || s.native == "" {
 		return nil
@@ -137,7 +137,10 @@ func (s *Sender) BookPayoutCosts(ctx context.Context) error {
 			case err == nil:
 				err = s.notePayoutBurn(ctx, info)
 			case errors.Is(err, ErrNotFound) && d.expireMs+payoutExpiryMarginMs < s.cfg.Now().UnixMilli():
-				_, err = s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE tron_payout_txs SET burned_sun = 0, cost_booked = 1 WHERE txid = ?`), d.txid)
+				// Never mined (or the node no longer knows it): nothing
+				// to book; the burn stays unknown, so the audit does not
+				// hold the log to it.
+				_, err = s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE tron_payout_txs SET cost_booked = 1 WHERE txid = ?`), d.txid)
 			case errors.Is(err, ErrNotFound):
 				err = nil // in no block yet
 			}
