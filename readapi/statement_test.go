@@ -67,8 +67,18 @@ func TestStatementOfAMonth(t *testing.T) {
 				}
 			}
 		}
-		if _, err := h.RequestPayout.Handle(ctx, commands.RequestPayout{MerchantID: reg.MerchantID, Asset: "USDT.ETH", Amount: "20",
-			ToAddress: "0x1111111111111111111111111111111111111111", Kind: domain.PayoutKindWithdrawal}); err != nil {
+		po, err := h.RequestPayout.Handle(ctx, commands.RequestPayout{MerchantID: reg.MerchantID, Asset: "USDT.ETH", Amount: "20",
+			ToAddress: "0x1111111111111111111111111111111111111111", Kind: domain.PayoutKindWithdrawal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Its fee charged in the token for the coin burned: the
+		// operator's revenue (operator:network_fee_revenue).
+		if _, err := h.SignPayout.Handle(ctx, commands.SignPayout{CommandID: "sign" + reg.MerchantID, Ref: po.Ref,
+			Tx: domain.SignedTx{TxID: "0xpo" + reg.MerchantID, Raw: "00", NetworkFee: domain.MustAmount("0.5"), FeeConverted: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.ConfirmPayout.Handle(ctx, commands.ConfirmPayout{CommandID: "confirm" + reg.MerchantID, Ref: po.Ref, Confirmations: 12}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := h.RecordNetworkCost.Handle(ctx, commands.RecordNetworkCost{Chain: domain.ChainEthereum, TxID: "0xsweep" + reg.MerchantID,
@@ -160,6 +170,17 @@ func TestStatementOfAMonth(t *testing.T) {
 	if fees.IsZero() {
 		t.Fatalf("no fee revenue in November: %+v", st.Accounts)
 	}
+	// The two payouts' fees charged in the token (0.5 each) are the
+	// operator's, to the log's end.
+	charged := ""
+	for _, a := range mustStatement(t, store, nov, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)).Accounts {
+		if a.Account == domain.NetworkFeeRevenueAccount && a.Owner == readapi.OperatorOwner && a.Asset == "USDT.ETH" {
+			charged = a.Closing.String()
+		}
+	}
+	if charged != "1" {
+		t.Fatalf("the network fees charged in the token: %q in the operator's %s, want 1", charged, domain.NetworkFeeRevenueAccount)
+	}
 
 	// December opens where November closed; to the end is the audit's ledger.
 	decSt, err := readapi.BuildStatement(ctx, store, readapi.StatementOptions{From: dec, To: end})
@@ -197,4 +218,13 @@ func TestStatementOfAMonth(t *testing.T) {
 	if err != nil || st.LogEnd == nil || st.LogEnd.Seq != seq || st.LogEnd.Hash != hex.EncodeToString(hash) {
 		t.Fatalf("statement log end %+v, chain head %d %x %v", st.LogEnd, seq, hash, err)
 	}
+}
+
+func mustStatement(t *testing.T, store eventstore.Store, from, to time.Time) readapi.Statement {
+	t.Helper()
+	st, err := readapi.BuildStatement(context.Background(), store, readapi.StatementOptions{From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
