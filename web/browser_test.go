@@ -195,13 +195,15 @@ func (b *browser) shot(name string) {
 	b.viewport(w, h, dark)
 }
 
-// layoutAt runs layoutCheck at 390 and 1280 px, without screenshots.
+// layoutAt runs layoutCheck and axe-core at 390 and 1280 px, without
+// screenshots.
 func (b *browser) layoutAt(what string) {
 	b.t.Helper()
 	w, h, dark := b.width, b.height, b.dark
 	for _, width := range []int64{390, 1280} {
 		b.viewport(width, 900, false)
 		b.layoutCheck(fmt.Sprintf("%s at %d px", what, width))
+		b.axeCheck(fmt.Sprintf("%s at %d px", what, width))
 	}
 	b.viewport(w, h, dark)
 }
@@ -892,8 +894,8 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 		t.Errorf("webhook URL not saved: %v", account.WebhookURL)
 	}
 
-	// The longer words of other languages fit too: every dashboard page
-	// and two checkouts, at 390 and 1280 px.
+	// The longer words of other languages fit too, and axe-core finds
+	// nothing: every dashboard page and two checkouts, at 390 and 1280 px.
 	dash := func(view, ready string) string { return view + "\x00" + ready }
 	pages := []string{
 		dash("balances", `!!document.getElementById('balances')`),
