@@ -22,7 +22,7 @@ import (
 
 // BenchmarkScanBlockEndToEnd scans full blocks of the real btcd end to
 // end: 3,000 transactions per block, 30 of them paying 30 new invoices,
-// against 100,000 watched addresses. One ScanOnce per block asks for the
+// against 100,000 and 1,000,000 watched addresses. One ScanOnce per block asks for the
 // tip, fetches the block (getblockhash, then getblock verbosity 0: hex
 // over HTTP, decoded by wire), matches it, reports each payment to the
 // ledger (an event append each), records the block, its deposits and the
@@ -39,7 +39,12 @@ import (
 // decodes it); rest-ms/block everything else (matching, ledger appends,
 // bookkeeping, the other RPCs).
 func BenchmarkScanBlockEndToEnd(b *testing.B) {
-	const txsPerBlock, paidPerBlock, watched, paySat, feeSat = 3000, 30, 100_000, 10_000, 2_000
+	b.Run("watched=100k", func(b *testing.B) { benchEndToEnd(b, 100_000) })
+	b.Run("watched=1M", func(b *testing.B) { benchEndToEnd(b, 1_000_000) })
+}
+
+func benchEndToEnd(b *testing.B, watched int) {
+	const txsPerBlock, paidPerBlock, paySat, feeSat = 3000, 30, 10_000, 2_000
 	g := newGateway(b)
 	n := g.node
 	// Addresses of invoices that are never paid, straight into the read
@@ -177,19 +182,23 @@ func (n *btcdNode) quiet(tb testing.TB) {
 	tb.Fatal("btcd did not settle in 10 s")
 }
 
-// fakeInvoices adds n open BTC invoices at fresh addresses to the read model.
+// fakeInvoices adds n open BTC invoices at fresh addresses to the read
+// model, 100 a statement.
 func fakeInvoices(tb testing.TB, g *gateway, n int) {
 	tx, err := g.db.Write.BeginTx(g.ctx, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(g.ctx, g.db.Q(`INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount,
-		pay_address, fee, fee_bps, required_confirmations, created_at, expires_at, updated_at)
-		VALUES (?, 'mer_fake', 'BTC', 'new', '1', '1', ?, '0', 25, 2, 0, 0, 0)`))
+	const per = 100
+	q := `INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount,
+		pay_address, fee, fee_bps, required_confirmations, created_at, expires_at, updated_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(`(?, 'mer_fake', 'BTC', 'new', '1', '1', ?, '0', 25, 2, 0, 0, 0), `, per), ", ")
+	stmt, err := tx.PrepareContext(g.ctx, g.db.Q(q))
 	if err != nil {
 		tb.Fatal(err)
 	}
+	args := make([]any, 0, 2*per)
 	for i := 0; i < n; i++ {
 		var h [20]byte
 		rand.Read(h[:])
@@ -197,7 +206,18 @@ func fakeInvoices(tb testing.TB, g *gateway, n int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if _, err := stmt.ExecContext(g.ctx, "inv_fake"+itoa(i), a.EncodeAddress()); err != nil {
+		args = append(args, "inv_fake"+itoa(i), a.EncodeAddress())
+		if len(args) == 2*per {
+			if _, err := stmt.ExecContext(g.ctx, args...); err != nil {
+				tb.Fatal(err)
+			}
+			args = args[:0]
+		}
+	}
+	for i := 0; i < len(args); i += 2 {
+		if _, err := tx.ExecContext(g.ctx, g.db.Q(`INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount,
+			pay_address, fee, fee_bps, required_confirmations, created_at, expires_at, updated_at)
+			VALUES (?, 'mer_fake', 'BTC', 'new', '1', '1', ?, '0', 25, 2, 0, 0, 0)`), args[i], args[i+1]); err != nil {
 			tb.Fatal(err)
 		}
 	}

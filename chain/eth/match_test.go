@@ -3,6 +3,7 @@ package eth
 import (
 	"encoding/binary"
 	"math/big"
+	"runtime"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -11,7 +12,6 @@ import (
 )
 
 const (
-	benchWatched = 100_000
 	benchTxs     = 3_000
 	benchHitEach = 100 // one transaction in benchHitEach pays one of ours
 )
@@ -25,18 +25,23 @@ func benchAddress(i int) common.Address {
 
 // benchFixture is a full block: benchTxs transfers, and as many ERC-20
 // Transfer logs of the watched token, against benchWatched addresses.
-func benchFixture(tb testing.TB) (*types.Block, []types.Log, watchSet, map[common.Address]token) {
-	watched := make(watchSet, benchWatched)
+func benchFixture(tb testing.TB, benchWatched int) (*types.Block, []types.Log, watchSet, map[common.Address]token) {
+	c := &ethChain{watched: watchSet{}}
+	chunk := make([]string, 0, 10_000)
 	for i := 0; i < benchWatched; i++ {
-		a := benchAddress(i)
-		watched[a] = a.Hex()
+		if chunk = append(chunk, benchAddress(i).Hex()); len(chunk) == cap(chunk) || i == benchWatched-1 {
+			c.Watch(chunk)
+			chunk = chunk[:0]
+		}
 	}
+	watched := c.watched
 	usdt := common.HexToAddress("0xdAC17F958D2ee523a2206206994597C13D831ec7")
 	tokens := map[common.Address]token{usdt: {asset: "USDT.ETH", decimals: 6}}
 	txs := make([]*types.Transaction, benchTxs)
 	logs := make([]types.Log, benchTxs)
 	for i := range txs {
-		to := benchAddress(benchWatched + i) // not ours
+		to := benchAddress(i)
+		to[0] = 0x6b // not ours
 		if i%benchHitEach == 0 {
 			to = benchAddress(i * 7 % benchWatched)
 		}
@@ -50,7 +55,7 @@ func benchFixture(tb testing.TB) (*types.Block, []types.Log, watchSet, map[commo
 }
 
 func TestMatchFixture(t *testing.T) {
-	block, logs, watched, tokens := benchFixture(t)
+	block, logs, watched, tokens := benchFixture(t, 100_000)
 	native := matchNative(block, watched, "ETH", 18)
 	erc20 := matchLogs(logs, watched, tokens)
 	if want := benchTxs / benchHitEach; len(native) != want || len(erc20) != want {
@@ -72,14 +77,67 @@ func TestMatchFixture(t *testing.T) {
 // BenchmarkMatchBlock measures matching one full block (3,000
 // transactions and 3,000 token transfer logs) against 100,000 watched
 // addresses: the in-memory part of a block scan, without RPC round trips.
-func BenchmarkMatchBlock(b *testing.B) {
-	block, logs, watched, tokens := benchFixture(b)
+func BenchmarkMatchBlock(b *testing.B) { benchMatchBlock(b, 100_000) }
+
+// BenchmarkMatchBlock1M is BenchmarkMatchBlock against 1,000,000 watched
+// addresses (#23).
+func BenchmarkMatchBlock1M(b *testing.B) { benchMatchBlock(b, 1_000_000) }
+
+func benchMatchBlock(b *testing.B, watched int) {
+	block, logs, set, tokens := benchFixture(b, watched)
 	b.ResetTimer()
 	deposits := 0
 	for i := 0; i < b.N; i++ {
-		deposits += len(matchNative(block, watched, "ETH", 18))
-		deposits += len(matchLogs(logs, watched, tokens))
+		deposits += len(matchNative(block, set, "ETH", 18))
+		deposits += len(matchLogs(logs, set, tokens))
+	}
+	if want := 2 * b.N * benchTxs / benchHitEach; deposits != want {
+		b.Fatalf("%d deposits, want %d", deposits, want)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
 	b.ReportMetric(float64(deposits)/b.Elapsed().Seconds(), "deposits/s")
+}
+
+// BenchmarkWatchSet1M is the memory the watched set keeps for 1,000,000
+// invoice addresses (checksummed hex, as picd issues them), handed to
+// Watch 10,000 at a time as the refresh reads them: the heap after a GC,
+// before and after (the addresses' strings, read from the database, are
+// garbage once Watch returns unless the set keeps them). B/address and
+// watch-MB; ns/op is the time to fill the set.
+func BenchmarkWatchSet1M(b *testing.B) {
+	const n = 1_000_000
+	var kept uint64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		before := heapAfterGC()
+		c := &ethChain{watched: watchSet{}}
+		b.StartTimer()
+		chunk := make([]string, 0, 10_000)
+		for j := 0; j < n; j++ {
+			if chunk = append(chunk, benchAddress(j).Hex()); len(chunk) == cap(chunk) {
+				c.Watch(chunk)
+				chunk = make([]string, 0, 10_000) // a fresh read's strings
+			}
+		}
+		b.StopTimer()
+		chunk = nil
+		kept = heapAfterGC() - before
+		// The set still answers (and is kept alive up to here).
+		block, logs, _, tokens := benchFixture(b, 100_000)
+		if got := len(matchNative(block, c.watched, "ETH", 18)) + len(matchLogs(logs, c.watched, tokens)); got != 2*benchTxs/benchHitEach {
+			b.Fatalf("%d deposits matched, want %d", got, 2*benchTxs/benchHitEach)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(kept)/n, "B/address")
+	b.ReportMetric(float64(kept)/1e6, "watch-MB")
+}
+
+// heapAfterGC is the live heap once the garbage is collected.
+func heapAfterGC() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

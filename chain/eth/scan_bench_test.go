@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -20,10 +21,12 @@ import (
 )
 
 // BenchmarkScanBlock scans full blocks end to end over JSON-RPC (an
-// in-process simulated node): 3,000 ETH transfers per block, 30 of them
-// paying 30 new invoices, against 100,000 watched addresses. One ScanOnce
-// per block fetches and decodes the block (as RLP: NodeClient), matches
-// it, checks the paid addresses hold no code (a plain transfer to such an
+// in-process simulated node): 3,000 transactions per block, half ETH
+// transfers and half ERC-20 (USDT.ETH) transfers, 30 of them paying 30 new
+// invoices (15 ETH, 15 USDT.ETH), against 100,000 and 1,000,000 watched
+// addresses. One ScanOnce per block fetches and decodes the block (as RLP:
+// NodeClient), reads the token's Transfer logs of the block (1,500), matches
+// both, checks the paid addresses hold no code (a plain transfer to such an
 // address cannot fail, so no receipt is read), reports each deposit to the
 // ledger (an event append each), records the block, its deposits and the
 // checkpoint, and confirms the 30 deposits of the block that just reached
@@ -35,13 +38,20 @@ import (
 // and deposits/s (new deposits reported per second of scanning);
 // fetch-ms/block the time inside the block call (node encoding and our
 // decoding, both on this machine's CPUs, so on a remote node it is network
-// time instead); receipts-ms/block the time inside receipt calls (wall
-// time while any is in flight); rest-ms/block everything else (matching,
-// code checks, ledger appends, watcher bookkeeping).
+// time instead); logs-ms/block the time inside the FilterLogs call (the
+// node's log search and encoding, and our decoding); receipts-ms/block the
+// time inside receipt calls (wall time while any is in flight);
+// rest-ms/block everything else (matching, code checks, ledger appends,
+// watcher bookkeeping).
 func BenchmarkScanBlock(b *testing.B) {
-	const txsPerBlock, paidPerBlock, watched = 3000, 30, 100_000
+	b.Run("watched=100k", func(b *testing.B) { benchScanBlock(b, 100_000) })
+	b.Run("watched=1M", func(b *testing.B) { benchScanBlock(b, 1_000_000) })
+}
+
+func benchScanBlock(b *testing.B, watched int) {
+	const txsPerBlock, paidPerBlock = 3000, 30
 	e := setup(b, func(o *setupOptions) {
-		o.backend = append(o.backend, simulated.WithBlockGasLimit(200_000_000))
+		o.backend = append(o.backend, simulated.WithBlockGasLimit(800_000_000))
 	})
 	// Addresses of invoices that are never paid, straight into the read
 	// model: only the watched set's size matters here.
@@ -62,7 +72,11 @@ func BenchmarkScanBlock(b *testing.B) {
 	block := func(i int) {
 		var addrs []string
 		for j := 0; j < paidPerBlock; j++ {
-			id, a := e.invoice("ETH", "1", 0)
+			asset := "ETH"
+			if j%2 == 1 {
+				asset = "USDT.ETH"
+			}
+			id, a := e.invoice(asset, "1", 0)
 			paid, addrs = append(paid, id), append(addrs, a)
 		}
 		head, err := e.client.HeaderByNumber(e.ctx, nil)
@@ -73,13 +87,23 @@ func BenchmarkScanBlock(b *testing.B) {
 		feeCap := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip)
 		signer := types.LatestSignerForChainID(e.chainID)
 		for j := 0; j < txsPerBlock; j++ {
-			to := common.BigToAddress(big.NewInt(int64(1_000_000 + i*txsPerBlock + j))) // not ours
-			value := big.NewInt(int64(j + 1))
+			to := common.BigToAddress(big.NewInt(int64(10_000_000 + i*txsPerBlock + j))) // not ours
+			value, token := big.NewInt(int64(j+1)), j%2 == 1
 			if j%(txsPerBlock/paidPerBlock) == 0 {
-				to, value = common.HexToAddress(addrs[j/(txsPerBlock/paidPerBlock)]), big.NewInt(params.Ether)
+				k := j / (txsPerBlock / paidPerBlock)
+				to, token = common.HexToAddress(addrs[k]), k%2 == 1
+				value = big.NewInt(params.Ether)
+				if token {
+					value = big.NewInt(1_000_000) // 1 USDT.ETH
+				}
+			}
+			gas, data := uint64(21_000), []byte(nil)
+			if token {
+				gas, data = 300_000, transferData(to, value)
+				to, value = e.token, new(big.Int)
 			}
 			tx, err := types.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: e.chainID, Nonce: e.nonce, GasTipCap: tip, GasFeeCap: feeCap,
-				Gas: 21_000, To: &to, Value: value}), signer, e.payer)
+				Gas: gas, To: &to, Value: value, Data: data}), signer, e.payer)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -120,7 +144,7 @@ func BenchmarkScanBlock(b *testing.B) {
 		scanTime += d
 	}
 	slices.Sort(perBlock)
-	blockCall, receipts := timed.totals()
+	blockCall, receipts, logs := timed.totals()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	perBlockMs := func(d time.Duration) float64 { return ms(d) / float64(b.N) }
 	b.ReportMetric(perBlockMs(scanTime), "ms/block")
@@ -128,8 +152,9 @@ func BenchmarkScanBlock(b *testing.B) {
 	b.ReportMetric(float64(b.N)/scanTime.Seconds(), "blocks/s")
 	b.ReportMetric(float64(paidPerBlock*b.N)/scanTime.Seconds(), "deposits/s")
 	b.ReportMetric(perBlockMs(blockCall), "fetch-ms/block")
+	b.ReportMetric(perBlockMs(logs), "logs-ms/block")
 	b.ReportMetric(perBlockMs(receipts), "receipts-ms/block")
-	b.ReportMetric(perBlockMs(scanTime-blockCall-receipts), "rest-ms/block")
+	b.ReportMetric(perBlockMs(scanTime-blockCall-receipts-logs), "rest-ms/block")
 	// Every invoice of a block at least 3 deep is paid.
 	e.catchUp()
 	for _, id := range paid[:len(paid)-2*paidPerBlock] {
@@ -144,6 +169,7 @@ type timingClient struct {
 	mu        sync.Mutex
 	blockCall time.Duration
 	receipts  time.Duration
+	logs      time.Duration
 	inFlight  int       // receipt calls in flight
 	since     time.Time // when the first of them started
 }
@@ -151,13 +177,22 @@ type timingClient struct {
 func (c *timingClient) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.blockCall, c.receipts = 0, 0
+	c.blockCall, c.receipts, c.logs = 0, 0, 0
 }
 
-func (c *timingClient) totals() (blockCall, receipts time.Duration) {
+func (c *timingClient) totals() (blockCall, receipts, logs time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.blockCall, c.receipts
+	return c.blockCall, c.receipts, c.logs
+}
+
+func (c *timingClient) FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error) {
+	start := time.Now()
+	logs, err := c.Client.FilterLogs(ctx, q)
+	c.mu.Lock()
+	c.logs += time.Since(start)
+	c.mu.Unlock()
+	return logs, err
 }
 
 func (c *timingClient) BlockByNumber(ctx context.Context, n *big.Int) (*types.Block, error) {

@@ -124,7 +124,7 @@ func TestUnmatchedDepositsAreKeptAndWithdrawnByAReorg(t *testing.T) {
 	raw.SetMaxOpenConns(1)
 	t.Cleanup(func() { raw.Close() })
 	db := sqldb.DB{Read: raw, Write: raw, Dialect: sqldb.SQLite}
-	if _, err := raw.Exec(schema + `; INSERT INTO invoices VALUES ('inv-x', 'x', 'TST', 1, 3)`); err != nil {
+	if _, err := raw.Exec(schema + `; INSERT INTO invoices ` + invoiceCols + ` VALUES ('inv-x', 'x', 'TST', 1, 3)`); err != nil {
 		t.Fatal(err)
 	}
 	if err := chain.Migrate(ctx, db); err != nil {
@@ -190,7 +190,7 @@ func TestCreditedDepositStaysCreditedAcrossAReorg(t *testing.T) {
 	raw.SetMaxOpenConns(1)
 	t.Cleanup(func() { raw.Close() })
 	db := sqldb.DB{Read: raw, Write: raw, Dialect: sqldb.SQLite}
-	if _, err := raw.Exec(schema + `; INSERT INTO invoices VALUES ('inv-x', 'x', 'TST', 1, 3); INSERT INTO invoices VALUES ('inv-c', 'c', 'TST', 1, 3)`); err != nil {
+	if _, err := raw.Exec(schema + `; INSERT INTO invoices ` + invoiceCols + ` VALUES ('inv-x', 'x', 'TST', 1, 3); INSERT INTO invoices ` + invoiceCols + ` VALUES ('inv-c', 'c', 'TST', 1, 3)`); err != nil {
 		t.Fatal(err)
 	}
 	if err := chain.Migrate(ctx, db); err != nil {

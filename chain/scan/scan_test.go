@@ -178,17 +178,24 @@ CREATE TABLE mem_deposits (deposit_id TEXT PRIMARY KEY, asset TEXT NOT NULL, add
 CREATE TABLE mem_node_identity (id INTEGER PRIMARY KEY, identity TEXT NOT NULL, recorded_at BIGINT NOT NULL,
 	mismatch TEXT NOT NULL, updated_at BIGINT NOT NULL);
 CREATE TABLE invoices (invoice_id TEXT PRIMARY KEY, pay_address TEXT NOT NULL, asset TEXT NOT NULL,
-	created_at BIGINT NOT NULL, required_confirmations INTEGER NOT NULL);
-INSERT INTO invoices VALUES ('inv-a', 'a', 'TST', 1, 3);`
+	created_at BIGINT NOT NULL, required_confirmations INTEGER NOT NULL,
+	created_commit BIGINT NOT NULL DEFAULT 0, created_prepare BIGINT NOT NULL DEFAULT 0);
+CREATE INDEX invoices_created ON invoices (created_at);
+CREATE INDEX invoices_created_position ON invoices (created_commit, created_prepare);
+INSERT INTO invoices ` + invoiceCols + ` VALUES ('inv-a', 'a', 'TST', 1, 3);`
+
+// invoiceCols are the columns the tests give an invoice.
+const invoiceCols = `(invoice_id, pay_address, asset, created_at, required_confirmations)`
 
 type rig struct {
+	db     sqldb.DB
 	chain  *memChain
 	ledger *ledger
 	store  scan.Store
 	scan   *scan.Scanner[[]payment]
 }
 
-func newRig(t *testing.T, cfg scan.Config) *rig {
+func newRig(t testing.TB, cfg scan.Config) *rig {
 	t.Helper()
 	raw, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "scan.db"))
 	if err != nil {
@@ -200,7 +207,7 @@ func newRig(t *testing.T, cfg scan.Config) *rig {
 		t.Fatal(err)
 	}
 	db := sqldb.DB{Read: raw, Write: raw, Dialect: sqldb.SQLite}
-	r := &rig{chain: &memChain{watched: map[string]bool{}}, ledger: &ledger{}, store: scan.NewStore(db, "mem", "hash", "block_hash").WithIdentity()}
+	r := &rig{db: db, chain: &memChain{watched: map[string]bool{}}, ledger: &ledger{}, store: scan.NewStore(db, "mem", "hash", "block_hash").WithIdentity()}
 	cfg.Name, cfg.Assets = "mem", map[string]scan.Asset{testAsset: {Confirmations: 3, FinalDepth: 6}}
 	cfg.BatchBlocks, cfg.KeepBlocks = max(cfg.BatchBlocks, 1), 20
 	cfg.Now = func() time.Time { return time.UnixMilli(1_000_000) }

@@ -1,0 +1,6 @@
+package tron
+
+// matchChain is a tronChain that only matches (its node is set by the test).
+func matchChain() *tronChain {
+	return &tronChain{log: benchLog, tokens: map[string]token{}, watched: map[account]string{}}
+}
