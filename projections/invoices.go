@@ -27,6 +27,7 @@ const (
 // invoiceRow is an invoice created in this batch, as the batch left it.
 type invoiceRow struct {
 	e                       domain.InvoiceCreated
+	created                 eventstore.Position // of e: the chain watchers read new invoices by it
 	status                  domain.Status
 	received, fee           domain.Amount
 	feeBps                  int64
@@ -73,7 +74,7 @@ func (Invoices) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, 
 	b := batchOf(tx)
 	switch e := ev.(type) {
 	case domain.InvoiceCreated:
-		b.invoices[e.InvoiceID] = &invoiceRow{e: e, status: domain.StatusNew, received: noneReceived, fee: e.Fee.Fee,
+		b.invoices[e.InvoiceID] = &invoiceRow{e: e, created: rec.Position, status: domain.StatusNew, received: noneReceived, fee: e.Fee.Fee,
 			feeBps: e.Fee.Bps, updatedAt: e.CreatedAt.UnixMilli()}
 		b.invOrder = append(b.invOrder, e.InvoiceID)
 		b.statusDiff[domain.StatusNew]++
@@ -207,12 +208,15 @@ func (Invoices) FlushBatch(ctx context.Context, tx Tx) error {
 		tx.bufferRow("invoice_rows", `INSERT INTO invoices (invoice_id, merchant_id, asset, status, amount, pay_amount, pay_address, fee, fee_bps,
 			settle_asset, order_id, amount_received, required_confirmations, created_at, expires_at, updated_at, created_by,
 			description, metadata, redirect_url, price_currency, price_amount, price_rate, price_source, price_rate_at,
-			paid_at, settlement_status, settlement_since, settlement_reason)`,
+			paid_at, settlement_status, settlement_since, settlement_reason, created_commit, created_prepare)`,
 			e.InvoiceID, e.MerchantID, e.Asset, string(r.status), e.Amount.String(), e.PayAmount.String(), e.PayAddress,
 			r.fee.String(), r.feeBps, e.SettleAsset, e.OrderID, r.received.String(), e.RequiredConfirmations,
 			e.CreatedAt.UnixMilli(), e.ExpiresAt.UnixMilli(), r.updatedAt, string(e.Creator()),
 			e.Description, metadataJSON(e.Metadata), e.RedirectURL, priceCurrency, priceAmount, priceRate, priceSource, priceAt,
-			orNull(r.paidAt), r.settlement, orNull(r.settlementSince), r.reason)
+			orNull(r.paidAt), r.settlement, orNull(r.settlementSince), r.reason,
+			// The chain watchers read new invoices by this position
+			// (scan.WatchedAfter): the log's order, not the clocks'.
+			int64(r.created.Commit), int64(r.created.Prepare))
 	}
 	if err := tx.flushRows(ctx, "invoice_rows"); err != nil {
 		return err

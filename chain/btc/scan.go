@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
@@ -40,7 +41,7 @@ func (w *Watcher) match(tx *wire.MsgTx, txid *chainhash.Hash, out []output) []ou
 	var id chainhash.Hash
 	hashed := false
 	for i, o := range tx.TxOut {
-		addr, ok := w.watched[string(o.PkScript)]
+		addr, ok := w.watched.lookup(o.PkScript)
 		if !ok {
 			continue
 		}
@@ -322,4 +323,52 @@ func (w *Watcher) scanMempool(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// scriptKey is an output script of at most maxKeyScript bytes (every
+// address type picd issues, and P2SH, P2WSH, P2TR) with its length first,
+// so that no shorter script padded with zeros is taken for a longer one.
+type scriptKey [1 + maxKeyScript]byte
+
+const maxKeyScript = 34
+
+// watchSet holds the output scripts of our addresses and answers with the
+// address as stored on the invoice, rendered again from the script (the
+// address it pays, encoded) unless stored in another form (kept as text).
+// A longer script (a bare public key) is kept apart as text.
+type watchSet struct {
+	set  *chain.WatchSet[scriptKey]
+	long map[string]string
+}
+
+func newWatchSet(params *chaincfg.Params) watchSet {
+	return watchSet{long: map[string]string{}, set: chain.NewWatchSet(func(k scriptKey) string {
+		_, addrs, _, err := txscript.ExtractPkScriptAddrs(k[1:1+k[0]], params)
+		if err != nil || len(addrs) != 1 {
+			return ""
+		}
+		return addrs[0].EncodeAddress()
+	})}
+}
+
+func (s watchSet) add(script []byte, addr string) {
+	if len(script) > maxKeyScript {
+		s.long[string(script)] = addr
+		return
+	}
+	var k scriptKey
+	k[0] = byte(len(script))
+	copy(k[1:], script)
+	s.set.Add(k, addr)
+}
+
+func (s watchSet) lookup(script []byte) (string, bool) {
+	if len(script) > maxKeyScript {
+		a, ok := s.long[string(script)]
+		return a, ok
+	}
+	var k scriptKey
+	k[0] = byte(len(script))
+	copy(k[1:], script)
+	return s.set.Lookup(k)
 }

@@ -309,24 +309,12 @@ func (s state) SetState(ctx context.Context, id, st string, confirmed bool, _ ti
 	return s.w.setState(ctx, id, to)
 }
 
-func (s state) WatchedSince(ctx context.Context, _ []string, sinceMs int64) (addrs []string, newest int64, err error) {
-	rows, err := s.w.db.Read.QueryContext(ctx, s.w.db.Q(`SELECT pay_address, created_at FROM invoices WHERE asset = ? AND created_at >= ?`),
-		s.w.asset.Code, sinceMs)
+func (s state) WatchedAfter(ctx context.Context, _ string, after scan.WatchCursor, limit int) ([]string, scan.WatchCursor, error) {
+	addrs, next, err := scan.WatchedAfter(ctx, s.w.db, s.w.asset.Code, after, limit)
 	if err != nil {
-		return nil, 0, fmt.Errorf("btc: watched addresses: %w", err)
+		return nil, after, fmt.Errorf("btc: watched addresses: %w", err)
 	}
-	defer rows.Close()
-	newest = sinceMs
-	for rows.Next() {
-		var a string
-		var created int64
-		if err := rows.Scan(&a, &created); err != nil {
-			return nil, 0, fmt.Errorf("btc: watched addresses: %w", err)
-		}
-		addrs = append(addrs, a)
-		newest = max(newest, created)
-	}
-	return addrs, newest, rows.Err()
+	return addrs, next, nil
 }
 
 // RequiredConfirmations is 0: Bitcoin credits at the asset's

@@ -121,7 +121,7 @@ type Watcher struct {
 	started bool
 
 	// watched maps an output script to the invoice address it pays.
-	watched     map[string]string
+	watched     watchSet
 	mempoolSeen map[chainhash.Hash]struct{}
 }
 
@@ -190,7 +190,7 @@ func newWatcher(cfg Config, n node, sink deposits, db sqldb.DB, assets domain.As
 		log = slog.Default()
 	}
 	w := &Watcher{cfg: cfg, node: n, sink: sink, db: db, asset: asset, finality: finality, log: log.With("chain", "bitcoin"), now: cfg.Now,
-		watched: map[string]string{}, mempoolSeen: map[chainhash.Hash]struct{}{}}
+		watched: newWatchSet(cfg.Params), mempoolSeen: map[chainhash.Hash]struct{}{}}
 	// Bitcoin's rules on the engine: a block per commit and at most
 	// maxBlocksPerScan a scan; the block below the first one scanned is
 	// stored with its hash; a node whose tip went back (invalidateblock)
@@ -380,7 +380,7 @@ func (w *Watcher) Watch(addresses []string) {
 		if err != nil {
 			continue // not an address of this network (e.g. a simulator address)
 		}
-		w.watched[string(script)] = addr
+		w.watched.add(script, addr)
 	}
 }
 

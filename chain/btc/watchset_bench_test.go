@@ -4,11 +4,10 @@ import "github.com/btcsuite/btcd/chaincfg"
 
 // matchWatcher is a watcher that only matches (no node, no database).
 func matchWatcher(params *chaincfg.Params) *Watcher {
-	return &Watcher{cfg: Config{Params: params}, watched: map[string]string{}}
+	return &Watcher{cfg: Config{Params: params}, watched: newWatchSet(params)}
 }
 
 // watchedAddress is the invoice address a script pays, if watched.
 func (w *Watcher) watchedAddress(script []byte) (string, bool) {
-	a, ok := w.watched[string(script)]
-	return a, ok
+	return w.watched.lookup(script)
 }

@@ -142,7 +142,7 @@ func New(cfg Config, client Client, sink chain.Sink, db sqldb.DB, assets domain.
 		log = slog.Default()
 	}
 	log = log.With("chain", "ethereum")
-	c := &ethChain{client: client, log: log, chainID: cfg.ChainID, tokens: map[common.Address]token{}, watched: watchSet{}}
+	c := &ethChain{client: client, log: log, chainID: cfg.ChainID, tokens: map[common.Address]token{}, watched: newWatchSet()}
 	rules := map[string]scan.Asset{}
 	for _, a := range assets.List() {
 		if a.Chain != domain.ChainEthereum {
@@ -230,7 +230,7 @@ func (c *ethChain) Watch(addrs []string) {
 		if !common.IsHexAddress(a) {
 			continue // not an Ethereum address: nothing on this chain can pay it
 		}
-		c.watched[common.HexToAddress(a)] = a
+		c.watched.Add(common.HexToAddress(a), a)
 	}
 }
 
@@ -292,7 +292,7 @@ func (c *ethChain) Match(ctx context.Context, blocks []scan.Block[*types.Block])
 			hits = append(hits, matchNative(b.Raw, c.watched, c.native.asset, c.native.decimals)...)
 		}
 	}
-	if len(c.tokenAddrs) > 0 && len(c.watched) > 0 {
+	if len(c.tokenAddrs) > 0 && c.watched.Len() > 0 {
 		logs, err := c.client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(from), ToBlock: big.NewInt(to),
 			Addresses: c.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
 		if err != nil {

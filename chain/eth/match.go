@@ -1,20 +1,30 @@
 package eth
 
 import (
+	"encoding/hex"
 	"math/big"
 	"strconv"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/acceptcryptohere/gateway/chain"
 )
 
 // TransferTopic is topic 0 of an ERC-20 Transfer(address,address,uint256) log.
 var TransferTopic = crypto.Keccak256Hash([]byte("Transfer(address,address,uint256)"))
 
-// watchSet maps our receiving addresses (compared as 20 bytes, so the case
-// of the stored hex does not matter) to the form stored on invoices.
-type watchSet map[common.Address]string
+// watchSet holds our receiving addresses (compared as 20 bytes, so the case
+// of the stored hex does not matter) and answers with the form stored on
+// invoices: checksummed (EIP-55, as picd issues them) or lower-case hex
+// are rendered again from the bytes, any other form is kept as text.
+type watchSet = *chain.WatchSet[common.Address]
+
+func newWatchSet() watchSet {
+	return chain.NewWatchSet(func(a common.Address) string { return a.Hex() },
+		func(a common.Address) string { return "0x" + hex.EncodeToString(a[:]) })
+}
 
 // token is an ERC-20 asset we watch.
 type token struct {
@@ -45,7 +55,7 @@ func matchNative(b *types.Block, watched watchSet, asset string, decimals int32)
 		if to == nil {
 			continue
 		}
-		stored, ok := watched[*to]
+		stored, ok := watched.Lookup(*to)
 		if !ok || tx.Value().Sign() <= 0 {
 			continue
 		}
@@ -69,7 +79,7 @@ func matchLogs(logs []types.Log, watched watchSet, tokens map[common.Address]tok
 		if !ok {
 			continue
 		}
-		stored, ok := watched[common.BytesToAddress(l.Topics[2].Bytes()[12:])]
+		stored, ok := watched.Lookup(common.BytesToAddress(l.Topics[2].Bytes()[12:]))
 		if !ok {
 			continue
 		}

@@ -26,7 +26,7 @@ func benchAddress(i int) common.Address {
 // benchFixture is a full block: benchTxs transfers, and as many ERC-20
 // Transfer logs of the watched token, against benchWatched addresses.
 func benchFixture(tb testing.TB, benchWatched int) (*types.Block, []types.Log, watchSet, map[common.Address]token) {
-	c := &ethChain{watched: watchSet{}}
+	c := &ethChain{watched: newWatchSet()}
 	chunk := make([]string, 0, 10_000)
 	for i := 0; i < benchWatched; i++ {
 		if chunk = append(chunk, benchAddress(i).Hex()); len(chunk) == cap(chunk) || i == benchWatched-1 {
@@ -110,7 +110,7 @@ func BenchmarkWatchSet1M(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		before := heapAfterGC()
-		c := &ethChain{watched: watchSet{}}
+		c := &ethChain{watched: newWatchSet()}
 		b.StartTimer()
 		chunk := make([]string, 0, 10_000)
 		for j := 0; j < n; j++ {

@@ -94,9 +94,10 @@ type State interface {
 	Deposits(ctx context.Context, state string, unconfirmedOnly bool, through int64) ([]Deposit, error)
 	MarkConfirmed(ctx context.Context, depositIDs []string, now time.Time) error
 	SetState(ctx context.Context, depositID, state string, confirmed bool, now time.Time) error
-	// WatchedSince returns the pay addresses of the assets' invoices
-	// created at or after sinceMs, and the newest created_at seen.
-	WatchedSince(ctx context.Context, assets []string, sinceMs int64) (addrs []string, newest int64, err error)
+	// WatchedAfter returns the pay addresses of the asset's invoices
+	// created after the cursor, in log order, at most limit, and the
+	// cursor of the last one (see WatchedAfter).
+	WatchedAfter(ctx context.Context, asset string, after WatchCursor, limit int) (addrs []string, next WatchCursor, err error)
 	// RequiredConfirmations is the invoice's own threshold; 0 for none.
 	RequiredConfirmations(ctx context.Context, invoiceID string) (int, error)
 }
@@ -221,9 +222,9 @@ type Config struct {
 	Now    func() time.Time
 }
 
-// watchedMarginMs re-reads invoices created this long before the newest
-// one seen, so an invoice that reaches the read model late still gets watched.
-const watchedMarginMs = 10 * 60 * 1000
+// watchPage bounds the addresses one read of new invoices returns: a
+// first read of a million invoices holds this many strings at a time.
+const watchPage = 10_000
 
 // maxChainMovedRetries bounds how often one scan starts over because the
 // chain changed under it.
@@ -238,9 +239,9 @@ type Scanner[B any] struct {
 	log    *slog.Logger
 	assets []string
 
-	mu             sync.Mutex // one scan at a time
-	watchedSinceMs int64
-	identity       identityCheck
+	mu       sync.Mutex             // one scan at a time
+	watched  map[string]WatchCursor // by asset: the newest invoice handed to Watch
+	identity identityCheck
 }
 
 // New builds a scanner of c over st. Errors: no asset, or a threshold
@@ -249,12 +250,13 @@ func New[B any](cfg Config, c Chain[B], sink Sink, st State, log *slog.Logger) (
 	if len(cfg.Assets) == 0 {
 		return nil, fmt.Errorf("%s: no asset to scan", cfg.Name)
 	}
-	s := &Scanner[B]{cfg: cfg, chain: c, sink: sink, st: st, log: log}
+	s := &Scanner[B]{cfg: cfg, chain: c, sink: sink, st: st, log: log, watched: map[string]WatchCursor{}}
 	for code, a := range cfg.Assets {
 		if a.Confirmations < 1 {
 			return nil, fmt.Errorf("%s: %s: confirmations must be at least 1", cfg.Name, code)
 		}
 		s.assets = append(s.assets, code)
+		s.watched[code] = WatchFromStart
 	}
 	if s.cfg.Reports < 1 {
 		s.cfg.Reports = 1
@@ -397,14 +399,24 @@ func (s *Scanner[B]) firstCheckpoint(ctx context.Context, tip int64) (Point, err
 	return cp, s.st.CommitRange(ctx, []Point{cp}, nil, s.cfg.KeepBlocks, s.cfg.Now())
 }
 
-// refreshWatched hands the chain the pay addresses of new invoices.
+// refreshWatched hands the chain the pay addresses of the invoices
+// created since it last read them, a page at a time: each invoice is read
+// once (the first scan reads them all), so a scan's cost does not grow
+// with the invoices of the past (see WatchedAfter for why none is missed).
 func (s *Scanner[B]) refreshWatched(ctx context.Context) error {
-	addrs, newest, err := s.st.WatchedSince(ctx, s.assets, s.watchedSinceMs-watchedMarginMs)
-	if err != nil {
-		return err
+	for _, asset := range s.assets {
+		for {
+			addrs, next, err := s.st.WatchedAfter(ctx, asset, s.watched[asset], watchPage)
+			if err != nil {
+				return err
+			}
+			s.chain.Watch(addrs)
+			s.watched[asset] = next
+			if len(addrs) < watchPage {
+				break
+			}
+		}
 	}
-	s.chain.Watch(addrs)
-	s.watchedSinceMs = max(s.watchedSinceMs, newest)
 	return nil
 }
 

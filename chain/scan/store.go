@@ -293,33 +293,62 @@ func (s Store) SetState(ctx context.Context, depositID, state string, confirmed 
 	return nil
 }
 
-// WatchedSince returns the pay addresses of invoices of the assets created
-// at or after sinceMs, with the newest created_at seen.
-func (s Store) WatchedSince(ctx context.Context, assets []string, sinceMs int64) (addrs []string, newest int64, err error) {
-	if len(assets) == 0 {
-		return nil, sinceMs, nil
-	}
-	args := []any{sinceMs}
-	for _, a := range assets {
-		args = append(args, a)
-	}
-	q := `SELECT pay_address, created_at FROM invoices WHERE created_at >= ? AND asset IN (?` + strings.Repeat(`, ?`, len(assets)-1) + `)`
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q), args...)
+// WatchedAfter returns the pay addresses of the asset's invoices created
+// after the cursor, in log order, at most limit, and the cursor of the
+// last one (after itself when none).
+func (s Store) WatchedAfter(ctx context.Context, asset string, after WatchCursor, limit int) ([]string, WatchCursor, error) {
+	addrs, next, err := WatchedAfter(ctx, s.db, asset, after, limit)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s watched addresses: %w", s.prefix, err)
+		return nil, after, fmt.Errorf("%s watched addresses: %w", s.prefix, err)
+	}
+	return addrs, next, nil
+}
+
+// WatchCursor is where a read of new invoices got to: the log position of
+// the newest InvoiceCreated read (the read model's created_commit,
+// created_prepare).
+type WatchCursor struct{ Commit, Prepare int64 }
+
+// WatchFromStart is the cursor before every invoice, those without a
+// position (0/0: projected before the column existed) included.
+var WatchFromStart = WatchCursor{Commit: -1, Prepare: -1}
+
+// WatchedAfter reads the pay addresses of the asset's invoices whose
+// InvoiceCreated comes after the cursor in the log, oldest first, at most
+// limit (index invoices_asset_created_position), and returns the cursor of
+// the last one read. The cost is that of the rows read: a watcher that
+// reads again from the returned cursor reads each invoice once.
+//
+// None is missed, whatever the order in which concurrent writers appended
+// them: only the projections runner writes invoice rows, and it applies
+// the log in position order (the event stores hand a reader only a prefix
+// of the log without gaps: Postgres readers stop below the oldest open
+// append), committing each batch with its checkpoint in one transaction
+// that only one runner at a time can commit (projections.Runner.fence). So
+// the rows visible at any moment are exactly those of the log up to the
+// invoices projector's checkpoint, and a row below a position already read
+// is never committed afterwards. A rebuild swaps in tables built from the
+// same log, with the same positions, once caught up with the live ones.
+// created_at would not do: invoices are stamped by the clocks of the
+// processes that create them and reach the log (and the read model) in
+// another order.
+func WatchedAfter(ctx context.Context, db sqldb.DB, asset string, after WatchCursor, limit int) ([]string, WatchCursor, error) {
+	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT pay_address, created_commit, created_prepare FROM invoices
+		WHERE asset = ? AND created_commit >= ? AND (created_commit > ? OR created_prepare > ?)
+		ORDER BY created_commit, created_prepare LIMIT ?`), asset, after.Commit, after.Commit, after.Prepare, limit)
+	if err != nil {
+		return nil, after, err
 	}
 	defer rows.Close()
-	newest = sinceMs
+	var addrs []string
 	for rows.Next() {
 		var a string
-		var created int64
-		if err := rows.Scan(&a, &created); err != nil {
-			return nil, 0, err
+		if err := rows.Scan(&a, &after.Commit, &after.Prepare); err != nil {
+			return nil, after, err
 		}
 		addrs = append(addrs, a)
-		newest = max(newest, created)
 	}
-	return addrs, newest, rows.Err()
+	return addrs, after, rows.Err()
 }
 
 // RequiredConfirmations is what the invoice's domain rule demands, from

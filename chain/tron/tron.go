@@ -162,9 +162,17 @@ type tronChain struct {
 	blocks map[int64]Block
 	last   *Block
 
-	native  *token           // nil when TRX is not an asset
-	tokens  map[string]token // by contract, 20-byte lower-case hex
-	watched map[account]string
+	native *token           // nil when TRX is not an asset
+	tokens map[string]token // by contract, 20-byte lower-case hex
+	// watched holds our addresses by their 20 bytes and answers with the
+	// form stored on invoices: base58 (as picd issues them) or hex are
+	// rendered again from the bytes, any other form is kept as text.
+	watched *chain.WatchSet[account]
+}
+
+func newWatchSet() *chain.WatchSet[account] {
+	return chain.NewWatchSet(func(a account) string { return EncodeAddress(a[:]) },
+		func(a account) string { return "41" + hex.EncodeToString(a[:]) })
 }
 
 // New builds a watcher for the TRON assets of assets. Run Migrate on db
@@ -197,7 +205,7 @@ func New(cfg Config, node Node, sink chain.Sink, db sqldb.DB, assets domain.Asse
 	}
 	log = log.With("chain", "tron")
 	c := &tronChain{node: node, log: log, ignoreSolidity: cfg.IgnoreSolidity, allCallReceipts: cfg.AllCallReceipts, solidEvery: cfg.SolidEveryBlocks,
-		tokens: map[string]token{}, watched: map[account]string{}, blocks: map[int64]Block{}}
+		tokens: map[string]token{}, watched: newWatchSet(), blocks: map[int64]Block{}}
 	pendingQ := db.Q(`SELECT COALESCE(MAX(block_height), 0) FROM tron_deposits WHERE state = ?`)
 	c.pending = func(ctx context.Context) (int64, error) {
 		var h int64
@@ -340,7 +348,7 @@ func (c *tronChain) Watch(addrs []string) {
 		if err != nil {
 			continue // not a TRON address: nothing on this chain can pay it
 		}
-		c.watched[account(b[1:])] = a
+		c.watched.Add(account(b[1:]), a)
 	}
 }
 
@@ -505,7 +513,7 @@ type found struct {
 // matchBlock returns the block's TRX transfers and token Transfer events
 // to watched addresses. Failed transactions moved nothing and are skipped.
 func (c *tronChain) matchBlock(ctx context.Context, b Block) ([]found, error) {
-	if len(c.watched) == 0 {
+	if c.watched.Len() == 0 {
 		return nil, nil
 	}
 	var out []found
@@ -526,7 +534,7 @@ func (c *tronChain) matchBlock(ctx context.Context, b Block) ([]found, error) {
 			if err != nil {
 				continue
 			}
-			stored, ok := c.watched[account(to[1:])]
+			stored, ok := c.watched.Lookup(account(to[1:]))
 			if !ok || ct.Parameter.Value.Amount <= 0 {
 				continue
 			}
@@ -606,8 +614,7 @@ func (c *tronChain) directTransfer(v ContractValue) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := c.watched[account(b[12:])]
-	return ok
+	return c.watched.Has(account(b[12:]))
 }
 
 // matchLog reads a Transfer event of a watched token to a watched address.
@@ -624,7 +631,7 @@ func (c *tronChain) matchLog(l Log) (found, bool) {
 	if err != nil || len(topic) != 32 {
 		return found{}, false
 	}
-	stored, ok := c.watched[account(topic[12:])]
+	stored, ok := c.watched.Lookup(account(topic[12:]))
 	if !ok {
 		return found{}, false
 	}
