@@ -86,7 +86,8 @@ type auditInvoice struct {
 	bps      int64
 	credited domain.Amount
 	charged  domain.Amount
-	live     map[string]domain.Amount // credited deposits by id
+	live     liveDeposits // credited deposits
+	compared bool         // its read-model row was seen
 	// What the invoices read model must show.
 	createdFee   domain.Amount
 	received     domain.Amount
@@ -95,6 +96,38 @@ type auditInvoice struct {
 	legacy       bool // confirmed by the rule before 2026-12-03: its fee field is not rule 1's
 	// refunded: the invoice's refunds that have not failed.
 	refunded domain.Amount
+}
+
+// liveDeposits are an invoice's credited deposits: a slice, as an invoice
+// has one or two, where a map cost a few hundred bytes per invoice.
+type liveDeposits []liveDeposit
+
+type liveDeposit struct {
+	id     string
+	amount domain.Amount
+}
+
+func (l liveDeposits) get(id string) (domain.Amount, bool) {
+	for _, d := range l {
+		if d.id == id {
+			return d.amount, true
+		}
+	}
+	return domain.Amount{}, false
+}
+
+func (l *liveDeposits) set(id string, amount domain.Amount) {
+	for i := range *l {
+		if (*l)[i].id == id {
+			(*l)[i].amount = amount
+			return
+		}
+	}
+	*l = append(*l, liveDeposit{id: id, amount: amount})
+}
+
+func (l *liveDeposits) remove(id string) {
+	*l = slices.DeleteFunc(*l, func(d liveDeposit) bool { return d.id == id })
 }
 
 type auditPayout struct {
@@ -277,7 +310,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 	switch c := e.(type) {
 	case domain.InvoiceCreated:
 		rep.verifyFee(rec, c.Fee, domain.FeeBps, domain.ConversionFeeBps)
-		rep.invoices[c.InvoiceID] = &auditInvoice{address: c.PayAddress, decimals: c.Decimals, bps: c.Fee.Bps, live: map[string]domain.Amount{},
+		rep.invoices[c.InvoiceID] = &auditInvoice{address: c.PayAddress, decimals: c.Decimals, bps: c.Fee.Bps,
 			createdFee: c.Fee.Fee, status: domain.StatusNew}
 		if rep.PayAddresses[c.Asset] == nil {
 			rep.PayAddresses[c.Asset] = map[string]bool{}
@@ -305,7 +338,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 				rep.problem("event %s: net %s + fee %s != amount %s", rec.ID, c.Net, c.Fee.Fee, c.Amount)
 			}
 			inv.bps, inv.credited, inv.charged = c.Fee.Bps, inv.credited.Add(c.Amount), inv.charged.Add(c.Fee.Fee)
-			inv.live[c.DepositID] = c.Amount
+			inv.live.set(c.DepositID, c.Amount)
 			rep.addRevenue(c.Fee.Bps, c.Asset, c.Fee.Fee)
 			return
 		}
@@ -323,7 +356,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 			rep.problem("event %s: net %s + charged %s != amount %s", rec.ID, c.Net, c.Charged, c.Amount)
 		}
 		inv.bps, inv.credited, inv.charged = c.Fee.Bps, credited, c.Fee.Fee
-		inv.live[c.DepositID] = c.Amount
+		inv.live.set(c.DepositID, c.Amount)
 		rep.addRevenue(c.Fee.Bps, c.Asset, c.Charged)
 	case domain.DepositReverted:
 		inv := rep.invoice(rec, c.InvoiceID)
@@ -332,9 +365,9 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 		}
 		inv.received = inv.received.Sub(c.Amount)
 		rep.addDeposit(c.Asset, inv.address, c.Amount.Neg())
-		amount, credited := inv.live[c.DepositID]
+		amount, credited := inv.live.get(c.DepositID)
 		if refund, legacy := c.LegacyFeeRefund(); legacy && credited {
-			delete(inv.live, c.DepositID)
+			inv.live.remove(c.DepositID)
 			inv.credited, inv.charged = inv.credited.Sub(amount), inv.charged.Sub(refund)
 			rep.addRevenue(inv.bps, c.Asset, refund.Neg())
 			return
@@ -352,7 +385,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 			rep.problem("event %s: refund %s of fee on %s at %d bps; invoice %s keeps %s credited at %d bps, charged %s", rec.ID,
 				c.Refund, c.Fee.Base, c.Fee.Bps, c.InvoiceID, rest, inv.bps, inv.charged)
 		}
-		delete(inv.live, c.DepositID)
+		inv.live.remove(c.DepositID)
 		inv.credited, inv.charged = rest, c.Fee.Fee
 		rep.addRevenue(inv.bps, c.Asset, c.Refund.Neg())
 	case domain.ConversionAbandoned:
@@ -770,7 +803,6 @@ func (rep *AuditReport) compareInvoices(ctx context.Context, db sqldb.DB) error 
 		return fmt.Errorf("audit: invoices: %w", err)
 	}
 	defer rows.Close()
-	seen := map[string]bool{}
 	for rows.Next() {
 		var id, status, received, fee string
 		var bps int64
@@ -778,12 +810,12 @@ func (rep *AuditReport) compareInvoices(ctx context.Context, db sqldb.DB) error 
 			return err
 		}
 		rep.RowsCompared++
-		seen[id] = true
 		want := rep.invoices[id]
 		if want == nil {
 			rep.problem("invoice %s: in the read model, not in the log", id)
 			continue
 		}
+		want.compared = true
 		wantFee := want.createdFee
 		if want.everCredited {
 			wantFee = want.charged
@@ -798,8 +830,8 @@ func (rep *AuditReport) compareInvoices(ctx context.Context, db sqldb.DB) error 
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for id := range rep.invoices {
-		if !seen[id] {
+	for id, inv := range rep.invoices {
+		if !inv.compared {
 			rep.problem("invoice %s: missing from the read model", id)
 		}
 	}
