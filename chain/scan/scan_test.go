@@ -181,7 +181,7 @@ CREATE TABLE invoices (invoice_id TEXT PRIMARY KEY, pay_address TEXT NOT NULL, a
 	created_at BIGINT NOT NULL, required_confirmations INTEGER NOT NULL,
 	created_commit BIGINT NOT NULL DEFAULT 0, created_prepare BIGINT NOT NULL DEFAULT 0);
 CREATE INDEX invoices_created ON invoices (created_at);
-CREATE INDEX invoices_created_position ON invoices (created_commit, created_prepare);
+CREATE INDEX invoices_asset_created_position ON invoices (asset, created_commit, created_prepare, invoice_id);
 INSERT INTO invoices ` + invoiceCols + ` VALUES ('inv-a', 'a', 'TST', 1, 3);`
 
 // invoiceCols are the columns the tests give an invoice.

@@ -306,17 +306,23 @@ func (s Store) WatchedAfter(ctx context.Context, asset string, after WatchCursor
 
 // WatchCursor is where a read of new invoices got to: the log position of
 // the newest InvoiceCreated read (the read model's created_commit,
-// created_prepare).
-type WatchCursor struct{ Commit, Prepare int64 }
+// created_prepare), and its invoice id, which orders the invoices
+// projected before the column existed (all at 0/0).
+type WatchCursor struct {
+	Commit, Prepare int64
+	InvoiceID       string
+}
 
 // WatchFromStart is the cursor before every invoice, those without a
-// position (0/0: projected before the column existed) included.
+// position (0/0) included.
 var WatchFromStart = WatchCursor{Commit: -1, Prepare: -1}
 
 // WatchedAfter reads the pay addresses of the asset's invoices whose
 // InvoiceCreated comes after the cursor in the log, oldest first, at most
 // limit (index invoices_asset_created_position), and returns the cursor of
-// the last one read. The cost is that of the rows read: a watcher that
+// the last one read. Invoices at one position (only those projected before
+// the position was kept: 0/0) are ordered by id, so that a read in pages
+// goes through them all. The cost is that of the rows read: a watcher that
 // reads again from the returned cursor reads each invoice once.
 //
 // None is missed, whatever the order in which concurrent writers appended
@@ -333,9 +339,11 @@ var WatchFromStart = WatchCursor{Commit: -1, Prepare: -1}
 // processes that create them and reach the log (and the read model) in
 // another order.
 func WatchedAfter(ctx context.Context, db sqldb.DB, asset string, after WatchCursor, limit int) ([]string, WatchCursor, error) {
-	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT pay_address, created_commit, created_prepare FROM invoices
-		WHERE asset = ? AND created_commit >= ? AND (created_commit > ? OR created_prepare > ?)
-		ORDER BY created_commit, created_prepare LIMIT ?`), asset, after.Commit, after.Commit, after.Prepare, limit)
+	rows, err := db.Read.QueryContext(ctx, db.Q(`SELECT pay_address, created_commit, created_prepare, invoice_id FROM invoices
+		WHERE asset = ? AND created_commit >= ?
+			AND (created_commit > ? OR created_prepare > ? OR (created_prepare = ? AND invoice_id > ?))
+		ORDER BY created_commit, created_prepare, invoice_id LIMIT ?`),
+		asset, after.Commit, after.Commit, after.Prepare, after.Prepare, after.InvoiceID, limit)
 	if err != nil {
 		return nil, after, err
 	}
@@ -343,7 +351,7 @@ func WatchedAfter(ctx context.Context, db sqldb.DB, asset string, after WatchCur
 	var addrs []string
 	for rows.Next() {
 		var a string
-		if err := rows.Scan(&a, &after.Commit, &after.Prepare); err != nil {
+		if err := rows.Scan(&a, &after.Commit, &after.Prepare, &after.InvoiceID); err != nil {
 			return nil, after, err
 		}
 		addrs = append(addrs, a)

@@ -93,3 +93,33 @@ func (l *ledger) observedIDs() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.observed...)
 }
+
+// TestWatchesEveryInvoiceWithoutAPosition: invoices projected before their
+// position was kept all sit at 0/0; the first scan reads every one of
+// them, more than a page (10,000), and the next reads only new ones.
+func TestWatchesEveryInvoiceWithoutAPosition(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, scan.Config{StartBlock: 1})
+	const n = 25_000
+	if _, err := r.db.Write.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO invoices `+invoiceCols+` SELECT printf('inv-old%05d', i), printf('old%05d', i), 'TST', 1, 3 FROM n`, n); err != nil {
+		t.Fatal(err)
+	}
+	r.chain.build(0, 3, "a")
+	if err := r.scan.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.chain.watchedCount(); got != n+1 { // and inv-a
+		t.Fatalf("%d addresses watched, want %d", got, n+1)
+	}
+	if _, err := r.db.Write.ExecContext(ctx, `INSERT INTO invoices `+invoiceCols[:len(invoiceCols)-1]+`, created_commit)
+		VALUES ('inv-new', 'new', 'TST', 1, 3, 7)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.scan.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !r.chain.isWatched("new") || r.chain.watchedCount() != n+2 {
+		t.Fatalf("after a new invoice: %d watched, new %v", r.chain.watchedCount(), r.chain.isWatched("new"))
+	}
+}
