@@ -75,6 +75,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"serve", "--no-such-flag"}, 2},
 		{[]string{"serve", "--store", "mongo"}, 2},
 		{[]string{"serve", "extra"}, 2},
+		{[]string{"serve", "--webhook-log-days", "-1"}, 2},
 		{[]string{"migrate", "--listen", ":3000"}, 2}, // not a migrate flag
 		{[]string{"projections"}, 2},
 		{[]string{"projections", "shuffle"}, 2},

@@ -38,6 +38,7 @@ type Config struct {
 	DebugListen         string // PIC_DEBUG_LISTEN: pprof on a separate, private address
 	MetricsListen       string // PIC_METRICS_LISTEN: Prometheus /metrics on its own address (default loopback); empty: off
 	WebhookAllowPrivate bool   // PIC_WEBHOOK_ALLOW_PRIVATE: let webhooks reach loopback and private networks
+	WebhookLogDays      int    // PIC_WEBHOOK_LOG_DAYS: finished webhook deliveries kept this long (0: for good)
 
 	Mnemonic           string // PIC_MNEMONIC: the master seed's words (else read from MnemonicFile)
 	MnemonicFile       string // PIC_MNEMONIC_FILE: default <data>/mnemonic, created on first start
@@ -244,6 +245,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.KeyRatePerMinute, "key-rate", envInt("PIC_KEY_RATE_PER_MINUTE", httpapi.DefaultKeyRatePerMinute), "requests per minute per API key (PIC_KEY_RATE_PER_MINUTE)")
 	fs.IntVar(&c.SignupRatePerMinute, "signup-rate", envInt("PIC_SIGNUP_RATE_PER_MINUTE", httpapi.DefaultSignupRatePerMinute), "merchant sign-ups per minute per IP (PIC_SIGNUP_RATE_PER_MINUTE)")
 	fs.IntVar(&c.PublicRatePerMinute, "public-rate", envInt("PIC_PUBLIC_RATE_PER_MINUTE", httpapi.DefaultPublicRatePerMinute), "requests per minute per IP to each unauthenticated route: public invoice status, checkout, dashboard page, log-in, sign-out, /readyz (PIC_PUBLIC_RATE_PER_MINUTE)")
+	fs.IntVar(&c.WebhookLogDays, "webhook-log-days", envInt("PIC_WEBHOOK_LOG_DAYS", 90),
+		"days a finished webhook delivery (delivered, failed, gone, no endpoint) stays in the delivery log with its attempts; 0 keeps them all (PIC_WEBHOOK_LOG_DAYS)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("PIC_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhook URLs on loopback and private networks (PIC_WEBHOOK_ALLOW_PRIVATE)")
 	fs.StringVar(&c.Mnemonic, "mnemonic", env("PIC_MNEMONIC", ""), "BIP-39 words of the master seed (PIC_MNEMONIC); prefer the file")
 	fs.StringVar(&c.MnemonicFile, "mnemonic-file", env("PIC_MNEMONIC_FILE", ""), "file with the master seed's words (PIC_MNEMONIC_FILE; default <data>/mnemonic, created 0600 on first start)")
@@ -351,6 +354,9 @@ func (c *Config) validateServe() error {
 		if v <= 0 {
 			return fmt.Errorf("%s must be a positive integer", name)
 		}
+	}
+	if c.WebhookLogDays < 0 {
+		return fmt.Errorf("webhook log days must be 0 (keep every delivery) or more")
 	}
 	if c.PriceMaxAge <= 0 {
 		return fmt.Errorf("price max age must be a positive duration")

@@ -163,6 +163,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		}},
 		{name: "webhook subscriber", run: subscriber.Run},
 		{name: "webhook worker", run: worker.Run},
+		{name: "webhook log pruning", run: func(ctx context.Context) error {
+			return worker.RunPruning(ctx, time.Duration(cfg.WebhookLogDays)*24*time.Hour, time.Hour)
+		}},
 		{name: "payout processor", run: processor.Run},
 		{name: "settlement", run: settlement.Run},
 		{name: "webhook secrets re-key", run: func(ctx context.Context) error {
