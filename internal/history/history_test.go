@@ -2,8 +2,10 @@ package history_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,5 +181,55 @@ func countLog(t *testing.T, s eventstore.Store) int64 {
 		}
 		n += int64(len(page))
 		pos = page[len(page)-1].Position
+	}
+}
+
+// The same Config writes the same history whatever the pipeline depth:
+// every event (id, stream, version, type, data) but the merchants' own,
+// which carry their random secrets. Only the log's order may differ.
+func TestSameConfigSameHistory(t *testing.T) {
+	ctx := context.Background()
+	cfg := smallConfig()
+	cfg.Events = 6000
+	var got []map[string]string
+	for _, pipeline := range []int{1, 8} {
+		s, err := sqlite.Open(filepath.Join(t.TempDir(), "picd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		cfg.Pipeline = pipeline
+		if _, err := history.Generate(ctx, s, nil, cfg, nil); err != nil {
+			t.Fatal(err)
+		}
+		events := map[string]string{}
+		for pos := eventstore.Start; ; {
+			page, err := s.ReadAll(ctx, pos, 5000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, e := range page {
+				if !strings.HasPrefix(e.Stream, "merchant-") {
+					events[e.ID] = fmt.Sprintf("%s %d %s %s", e.Stream, e.Version, e.Type, e.Data)
+				}
+			}
+			pos = page[len(page)-1].Position
+		}
+		got = append(got, events)
+	}
+	if len(got[0]) < cfg.Events/2 || len(got[0]) != len(got[1]) {
+		t.Fatalf("%d and %d events", len(got[0]), len(got[1]))
+	}
+	for id, e := range got[0] {
+		if then := got[1][id]; then != e {
+			i := 0
+			for i < min(len(e), len(then)) && e[i] == then[i] {
+				i++
+			}
+			t.Fatalf("event %s differs at byte %d: %.60s…\nthen: %.60s…\n(%.120s)", id, i, e[i:], then[i:], e)
+		}
 	}
 }
