@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -30,12 +31,14 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&hc.Merchants, "merchants", 200, "merchants to sign up and spread the invoices over")
 	fs.Uint64Var(&hc.Seed, "seed", 1, "seed: the same flags write the same invoices, amounts, times and ids")
 	fs.IntVar(&hc.Workers, "workers", 64, "concurrent writers (part of what the seed reproduces)")
+	fs.IntVar(&hc.Pipeline, "pipeline", 8, "invoice appends each writer keeps in flight (the log's order only, not its contents)")
 	fs.IntVar(&hc.PayoutEvery, "payout-every", 20, "a merchant withdraws its balance of an asset after this many credited invoices (0: no payouts)")
 	fs.IntVar(&hc.FailEvery, "fail-every", 25, "one payout in this many fails (0: none)")
 	start := fs.String("start", "2024-12-01T00:00:00Z", "time of the first invoice (RFC 3339)")
 	end := fs.String("end", "2026-12-01T00:00:00Z", "end of the history: open invoices are created in its last hour and expire 7 days later")
 	mix := fs.String("mix", "", "shares of invoice kinds, e.g. paid=0.82,partial=0.04,late=0.03,reverted=0.02,expired=0.08,open=0.01 (default those)")
 	keys := fs.String("keys", "", "write the merchants' ids and secret keys to this file (JSON, mode 0600)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	if err := parseFlags(fs, generateHelp, args, stdout); err != nil {
 		return err
 	}
@@ -71,6 +74,17 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	box, err := webhookSecretBox(ctx, c, b.db, newLogger(stderr))
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := history.Generate(ctx, b.store, box, hc, func(n int64) {
 		fmt.Fprintf(stderr, "\rwrote %d events", n)

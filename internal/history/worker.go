@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -31,6 +32,14 @@ type worker struct {
 	// since counts credited invoices since the last payout per merchant:asset.
 	since map[string]int
 
+	// inflight holds the invoice appends sent and not yet answered (at
+	// most Config.Pipeline): a worker decides its next invoices while the
+	// store commits the earlier ones, so each commit carries more of them.
+	inflight  chan struct{}
+	appended  sync.WaitGroup
+	appendMu  sync.Mutex
+	appendErr error
+
 	merchants []Merchant
 	events    int64
 	counts    map[Kind]int64
@@ -40,7 +49,7 @@ type worker struct {
 
 func newWorker(id, of int, cfg Config, store eventstore.Store, assets domain.Assets, sealer commands.SecretSealer, total *atomic.Int64) *worker {
 	w := &worker{id: id, of: of, cfg: cfg, store: store, assets: assets, total: total, now: cfg.Start,
-		credited: map[string]domain.Amount{}, since: map[string]int{}, counts: map[Kind]int64{}}
+		credited: map[string]domain.Amount{}, since: map[string]int{}, counts: map[Kind]int64{}, inflight: make(chan struct{}, cfg.Pipeline)}
 	clock := func() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now }
 	deps := commands.Deps{Store: store, Assets: assets, Now: clock, NewID: commands.NewIDGenerator(clock), Credits: w, WebhookSecrets: sealer}
 	w.h = commands.New(deps, nil, nil)
@@ -69,6 +78,11 @@ func (w *worker) budget() int64 {
 }
 
 func (w *worker) run(ctx context.Context) error {
+	err := w.write(ctx)
+	return errors.Join(err, w.drain())
+}
+
+func (w *worker) write(ctx context.Context) error {
 	for i := w.id; i < w.cfg.Merchants; i += w.of {
 		if err := w.register(ctx, i); err != nil {
 			return err
@@ -80,6 +94,9 @@ func (w *worker) run(ctx context.Context) error {
 	span := w.cfg.End.Add(-3 * time.Hour).Sub(w.cfg.Start)
 	for j := 0; w.events < budget; j++ {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.appendFailure(); err != nil {
 			return err
 		}
 		r := rand.New(rand.NewPCG(w.cfg.Seed, uint64(w.id)<<40|uint64(j)))
@@ -163,9 +180,7 @@ func (w *worker) invoice(ctx context.Context, r *rand.Rand, merchantID string, t
 	if err := w.live(l, r, asset, t, k); err != nil {
 		return err
 	}
-	if _, err := w.store.Append(ctx, l.stream, eventstore.NoStream, l.data); err != nil {
-		return fmt.Errorf("history: append invoice %s: %w", id, err)
-	}
+	w.appendAsync(ctx, l.stream, l.data)
 	w.counts[k]++
 	w.added(len(l.data))
 	w.credit(l.events, merchantID)
@@ -177,7 +192,42 @@ func (w *worker) invoice(ctx context.Context, r *rand.Rand, merchantID string, t
 		return nil
 	}
 	w.since[key] = 0
+	// The payout spends what the invoices credited: they go in the log first.
+	if err := w.drain(); err != nil {
+		return err
+	}
 	return w.payout(ctx, r, merchantID, asset, t.Add(3*time.Hour))
+}
+
+// appendAsync appends a new invoice's stream without waiting for the
+// commit; at most Config.Pipeline are in flight. Invoice streams are new
+// and independent of each other, so their order in the log is free.
+func (w *worker) appendAsync(ctx context.Context, stream string, data []eventstore.EventData) {
+	w.inflight <- struct{}{}
+	w.appended.Add(1)
+	go func() {
+		defer w.appended.Done()
+		defer func() { <-w.inflight }()
+		if _, err := w.store.Append(ctx, stream, eventstore.NoStream, data); err != nil {
+			w.appendMu.Lock()
+			if w.appendErr == nil {
+				w.appendErr = fmt.Errorf("history: append %s: %w", stream, err)
+			}
+			w.appendMu.Unlock()
+		}
+	}()
+}
+
+// drain waits for the appends in flight and returns the first that failed.
+func (w *worker) drain() error {
+	w.appended.Wait()
+	return w.appendFailure()
+}
+
+func (w *worker) appendFailure() error {
+	w.appendMu.Lock()
+	defer w.appendMu.Unlock()
+	return w.appendErr
 }
 
 // live decides what happens to the invoice after its creation.
