@@ -25,6 +25,9 @@ type PayoutToSend struct {
 	// Amount is the payout before the network fee: the transaction sends
 	// Amount − NetworkFee to ToAddress (net_of_network_fee: false).
 	Amount domain.Amount
+	// RequestVersion is the version of the payout's PayoutRequested in the
+	// funds stream: the signer reads that one event instead of the stream.
+	RequestVersion int64
 }
 
 // Signed is a built and signed transaction; it is recorded in the log
@@ -369,7 +372,7 @@ func (s *payoutSteps) Build(ctx context.Context) (Next, error) {
 	if err := s.checkNode(ctx); err != nil {
 		return Wait, err
 	}
-	tx, err := s.p.build(ctx, s.sender, s.asset, s.po.Request())
+	tx, err := s.p.build(ctx, s.sender, s.asset, s.po.Request(), s.job.ref.RequestVersion)
 	if errors.Is(err, ErrPermanent) {
 		return Wait, err
 	}
@@ -467,8 +470,9 @@ func (s *payoutSteps) Rebuild(context.Context) error {
 // a payout when asked again, so building twice to learn the fee is no
 // way). On a chain whose sender cannot, the refund fails cleanly and its
 // funds are released.
-func (p *Processor) build(ctx context.Context, sender Sender, asset domain.Asset, req domain.PayoutRequested) (Signed, error) {
-	to := PayoutToSend{PayoutID: req.PayoutID, MerchantID: req.MerchantID, Asset: asset, ToAddress: req.ToAddress, Amount: req.Amount}
+func (p *Processor) build(ctx context.Context, sender Sender, asset domain.Asset, req domain.PayoutRequested, version int64) (Signed, error) {
+	to := PayoutToSend{PayoutID: req.PayoutID, MerchantID: req.MerchantID, Asset: asset, ToAddress: req.ToAddress, Amount: req.Amount,
+		RequestVersion: version}
 	if req.Kind != domain.PayoutKindRefund {
 		return sender.Build(ctx, to)
 	}

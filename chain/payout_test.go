@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -645,4 +646,45 @@ func TestAuditMixedLog(t *testing.T) {
 		t.Fatal("a wrong fee passed the audit")
 	}
 	t.Logf("problems found: %v", rep.Problems)
+}
+
+// recordingBuilds keeps what the processor asked a sender to build.
+type recordingBuilds struct {
+	chain.Sender
+	mu  sync.Mutex
+	got []chain.PayoutToSend
+}
+
+func (r *recordingBuilds) Build(ctx context.Context, p chain.PayoutToSend) (chain.Signed, error) {
+	r.mu.Lock()
+	r.got = append(r.got, p)
+	r.mu.Unlock()
+	return r.Sender.Build(ctx, p)
+}
+
+// TestBuildNamesWhereTheRequestIs: the processor tells the sender (and so
+// the signer) the version of each payout's request in the funds stream,
+// so that a signer reads that one event, not the merchant's every payout.
+func TestBuildNamesWhereTheRequestIs(t *testing.T) {
+	s := setup(t)
+	m := s.merchant(t, domain.PayoutSettings{Asset: "BTC", PayoutAddress: "simbtc1qpayout", Mode: domain.PayoutManual})
+	s.paid(t, m, "BTC", "0.03", "")
+	s.sync(t)
+	rec := &recordingBuilds{Sender: s.btc}
+	s.proc = s.processor(rec, s.eth)
+	for _, amount := range []string{"0.01", "0.005", "0.002"} {
+		if _, err := s.h.RequestPayout.Handle(s.ctx, commands.RequestPayout{MerchantID: m, Asset: "BTC", Amount: amount, Kind: domain.PayoutKindWithdrawal}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.sync(t)
+	if len(rec.got) != 3 {
+		t.Fatalf("%d builds, want 3", len(rec.got))
+	}
+	for _, p := range rec.got {
+		recs, err := s.store.ReadStream(s.ctx, domain.FundsStream(m, "BTC"), p.RequestVersion, 1)
+		if err != nil || len(recs) != 1 || recs[0].Type != domain.TypePayoutRequested || !strings.Contains(string(recs[0].Data), `"`+p.PayoutID+`"`) {
+			t.Fatalf("payout %s built with request version %d; the funds stream holds there %v (%v)", p.PayoutID, p.RequestVersion, recs, err)
+		}
+	}
 }

@@ -274,7 +274,7 @@ func (s *Sender) sign(ctx context.Context, p chain.PayoutToSend, sel selection, 
 	prev := map[wire.OutPoint]*wire.TxOut{}
 	scripts := make([][]byte, len(sel.inputs))
 	req := custody.Request{Chain: domain.ChainBitcoin, Purpose: custody.PurposePayout, PayoutID: p.PayoutID, MerchantID: p.MerchantID,
-		Asset: p.Asset.Code, ToIndex: -1}
+		Asset: p.Asset.Code, ToIndex: -1, FundsVersion: custody.At(p.RequestVersion)}
 	for i, u := range sel.inputs {
 		a, err := btcutil.DecodeAddress(u.address, s.cfg.Params)
 		if err != nil {

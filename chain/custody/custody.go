@@ -35,6 +35,11 @@ type Request struct {
 	PayoutID   string `json:"payout_id,omitempty"`
 	MerchantID string `json:"merchant_id,omitempty"`
 	Asset      string `json:"asset,omitempty"`
+	// FundsVersion is where in the funds stream the payout's request is
+	// (nil: unknown). The signer reads that one event and checks it is the
+	// request, instead of reading a stream that grows by a payout at a time;
+	// anything else there and it reads the stream as before.
+	FundsVersion *int64 `json:"funds_version,omitempty"`
 	// FromIndex is the HD index (receive branch) of the signing address.
 	FromIndex int64 `json:"from_index"`
 	// ToIndex is the HD index of a top-up's destination, or of a Bitcoin
@@ -49,6 +54,9 @@ type Request struct {
 	// the serialised transaction without witnesses).
 	Unsigned []byte `json:"unsigned"`
 }
+
+// At is a FundsVersion of v.
+func At(v int64) *int64 { return &v }
 
 // Input is a spent Bitcoin output of the gateway's wallet.
 type Input struct {

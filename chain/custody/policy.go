@@ -277,16 +277,22 @@ func (p *Policy) findPayout(ctx context.Context, req Request) (domain.PayoutRequ
 	if req.PayoutID == "" || req.MerchantID == "" || req.Asset == "" {
 		return domain.PayoutRequested{}, refused("a payout request names the payout, its merchant and its asset")
 	}
-	var po *domain.PayoutRequested
-	err := readStream(ctx, p.cfg.Log, domain.FundsStream(req.MerchantID, req.Asset), func(e domain.Event) bool {
-		if r, ok := e.(domain.PayoutRequested); ok && r.PayoutID == req.PayoutID {
-			po = &r
-			return false
-		}
-		return true
-	})
+	stream := domain.FundsStream(req.MerchantID, req.Asset)
+	po, err := p.requestAt(ctx, stream, req)
 	if err != nil {
 		return domain.PayoutRequested{}, err
+	}
+	if po == nil {
+		err = readStream(ctx, p.cfg.Log, stream, func(e domain.Event) bool {
+			if r, ok := e.(domain.PayoutRequested); ok && r.PayoutID == req.PayoutID {
+				po = &r
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return domain.PayoutRequested{}, err
+		}
 	}
 	if po == nil {
 		return domain.PayoutRequested{}, refused("the log holds no payout %s of merchant %s in %s", req.PayoutID, req.MerchantID, req.Asset)
@@ -310,6 +316,31 @@ func (p *Policy) findPayout(ctx context.Context, req Request) (domain.PayoutRequ
 		return domain.PayoutRequested{}, refused("payout %s %s", req.PayoutID, ended)
 	}
 	return *po, nil
+}
+
+// requestAt is the payout's request at req.FundsVersion of stream, or nil
+// when the request names no version or another event is there.
+func (p *Policy) requestAt(ctx context.Context, stream string, req Request) (*domain.PayoutRequested, error) {
+	if req.FundsVersion == nil || *req.FundsVersion < 0 {
+		return nil, nil
+	}
+	v := *req.FundsVersion
+	evs, err := p.cfg.Log.ReadStream(ctx, stream, v, 1)
+	if err != nil {
+		return nil, fmt.Errorf("custody: read %s: %w", stream, err)
+	}
+	if len(evs) == 1 && evs[0].Version == v {
+		e, err := domain.DecodeStored(evs[0].Type, evs[0].Data, evs[0].Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("custody: %s event %d: %w", stream, v, err)
+		}
+		if r, ok := e.(domain.PayoutRequested); ok && r.PayoutID == req.PayoutID {
+			return &r, nil
+		}
+	}
+	p.cfg.Logger.Warn("custody: the request's funds version is not its payout's request; reading the stream", "payout_id", req.PayoutID,
+		"stream", stream, "version", v)
+	return nil, nil
 }
 
 // readStream decodes a stream's events in order until each returns false.

@@ -206,7 +206,7 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 		txdata.Gas, txdata.To, txdata.Value, txdata.Data = gas, &token.contract, new(big.Int), data
 	}
 	t, err := s.signAndStore(ctx, custody.Request{Purpose: custody.PurposePayout, PayoutID: p.PayoutID, MerchantID: p.MerchantID,
-		Asset: p.Asset.Code, FromIndex: s.hotIndex}, txdata, value)
+		Asset: p.Asset.Code, FromIndex: s.hotIndex, FundsVersion: custody.At(p.RequestVersion)}, txdata, value)
 	if err != nil {
 		return chain.Signed{}, err
 	}

@@ -75,7 +75,7 @@ func (s *Sender) build(ctx context.Context, p chain.PayoutToSend, feeOnTop bool)
 	raw.Expiration = base + s.cfg.Expiration.Milliseconds()
 	rawBytes := raw.Marshal()
 	signed, txid, err := s.sign(ctx, custody.Request{Purpose: custody.PurposePayout, PayoutID: p.PayoutID, MerchantID: p.MerchantID,
-		Asset: p.Asset.Code}, rawBytes, s.cfg.HotWalletIndex)
+		Asset: p.Asset.Code, FundsVersion: custody.At(p.RequestVersion)}, rawBytes, s.cfg.HotWalletIndex)
 	var earlier *earlierTron
 	if errors.As(err, &earlier) {
 		// The signer signed this payout before (another reference block
