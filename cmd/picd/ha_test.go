@@ -374,9 +374,11 @@ func TestHATakeoverTimes(t *testing.T) {
 		t.Run(strings.ReplaceAll(fault, " ", "_"), func(t *testing.T) {
 			pg := postgresEnv(t)
 			e := append(append(pg, "PIC_DATA_DIR="+t.TempDir()), faultEnv()...)
-			a := startNode(t, e, "ha-a")
+			// Names of their own: the session to terminate is found by its
+			// application_name on a server other tests use at the same time.
+			a := startNode(t, e, "takeover-a")
 			waitLog(t, a.proc, "leader: this process runs", 15*time.Second)
-			b := startNode(t, e, "ha-b")
+			b := startNode(t, e, "takeover-b")
 			time.Sleep(time.Second)
 			start := time.Now()
 			switch fault {
@@ -389,7 +391,7 @@ func TestHATakeoverTimes(t *testing.T) {
 				}
 				defer db.Close()
 				var n int
-				if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'picd ha-a lease'`).Scan(&n); err != nil || n != 1 {
+				if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'picd takeover-a lease'`).Scan(&n); err != nil || n != 1 {
 					t.Fatalf("terminate a's lease session: %d %v", n, err)
 				}
 			case "pause":
