@@ -316,43 +316,58 @@ func (w *worker) payout(ctx context.Context, r *rand.Rand, merchantID string, as
 		return fmt.Errorf("history: payout of %s %s: %w", merchantID, asset.Code, err)
 	}
 	w.added(1)
+	// The request went through its handler: it spends the credits. The
+	// payout's own stream (signed, sent, confirmed, or failed) is decided
+	// here by the domain, as each handler decides it, and written in one
+	// append that the next invoices need not wait for: the handlers would
+	// each read the request and the stream back and commit alone.
 	ref, amount := req.Ref, req.Payout.Amount
+	stream := commands.PayoutStream(ref.PayoutID)
+	p := &domain.Payout{}
+	p.Apply(req.Payout)
+	var data []eventstore.EventData
+	step := func(name string, at time.Time, decide func() ([]domain.Event, error)) error {
+		evs, err := decide()
+		if err != nil {
+			return fmt.Errorf("history: payout %s: %s: %w", ref.PayoutID, name, err)
+		}
+		d, err := commands.Encode(evs, stream, commands.Metadata{CommandID: cmd + "/" + name, MerchantID: merchantID, OccurredAt: at.UTC()})
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			p.Apply(e)
+		}
+		data = append(data, d...)
+		return nil
+	}
 	if w.cfg.FailEvery > 0 && r.IntN(w.cfg.FailEvery) == 0 {
-		w.setNow(t.Add(time.Minute))
-		if _, err := w.h.FailPayout.Handle(ctx, commands.FailPayout{CommandID: cmd + "/fail", Ref: ref, Reason: "broadcast refused (generated)"}); err != nil {
-			return fmt.Errorf("history: fail payout %s: %w", ref.PayoutID, err)
+		at := t.Add(time.Minute)
+		if err := step("fail", at, func() ([]domain.Event, error) { return p.Fail("broadcast refused (generated)", at) }); err != nil {
+			return err
 		}
 		w.mu.Lock()
 		w.credited[merchantID+" "+asset.Code] = w.credited[merchantID+" "+asset.Code].Add(amount)
 		w.mu.Unlock()
-		w.added(1)
 		w.failed++
-		return nil
-	}
-	tx := domain.SignedTx{TxID: "0x" + hexOf(64, w.cfg.Seed, ref.PayoutID), Raw: "0x" + hexOf(64, w.cfg.Seed, ref.PayoutID, "raw"),
-		NetworkFee: fraction(amount, asset.Decimals, 200)}
-	steps := []func() error{
-		func() error {
-			_, err := w.h.SignPayout.Handle(ctx, commands.SignPayout{CommandID: cmd + "/sign", Ref: ref, Tx: tx})
+	} else {
+		tx := domain.SignedTx{TxID: "0x" + hexOf(64, w.cfg.Seed, ref.PayoutID), Raw: "0x" + hexOf(64, w.cfg.Seed, ref.PayoutID, "raw"),
+			NetworkFee: fraction(amount, asset.Decimals, 200)}
+		at := func(i int) time.Time { return t.Add(time.Duration(i) * 5 * time.Minute) }
+		if err := run(
+			func() error { return step("sign", at(1), func() ([]domain.Event, error) { return p.Sign(tx, at(1)) }) },
+			func() error { return step("sent", at(2), func() ([]domain.Event, error) { return p.MarkSent(at(2)) }) },
+			func() error {
+				return step("confirm", at(3), func() ([]domain.Event, error) {
+					return p.ConfirmPaid(asset.Confirmations, asset.Confirmations, nil, at(3))
+				})
+			}); err != nil {
 			return err
-		},
-		func() error {
-			_, err := w.h.MarkPayoutSent.Handle(ctx, commands.MarkPayoutSent{CommandID: cmd + "/sent", Ref: ref})
-			return err
-		},
-		func() error {
-			_, err := w.h.ConfirmPayout.Handle(ctx, commands.ConfirmPayout{CommandID: cmd + "/confirm", Ref: ref, Confirmations: asset.Confirmations})
-			return err
-		},
-	}
-	for i, s := range steps {
-		w.setNow(t.Add(time.Duration(i+1) * 5 * time.Minute))
-		if err := s(); err != nil {
-			return fmt.Errorf("history: payout %s: %w", ref.PayoutID, err)
 		}
-		w.added(1)
+		w.payouts++
 	}
-	w.payouts++
+	w.appendAsync(ctx, stream, data)
+	w.added(len(data))
 	return nil
 }
 
