@@ -454,10 +454,12 @@ func testRebuild(t *testing.T, embedded bool) {
 // indexNames lists the read models' indexes as "table index" lines, sorted.
 func indexNames(t *testing.T, db sqldb.DB) string {
 	t.Helper()
-	q := `SELECT tbl_name || ' ' || name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('invoices', 'payments', 'balances', 'merchants', 'payout_settings') ORDER BY 1`
+	// With their definitions: a rebuild builds the indexes after the rows.
+	q := `SELECT tbl_name || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master WHERE type = 'index'
+		AND tbl_name IN ('invoices', 'payments', 'balances', 'merchants', 'payout_settings', 'payouts', 'event_feed') ORDER BY 1`
 	if db.Dialect == sqldb.Postgres {
-		q = `SELECT tablename || ' ' || indexname FROM pg_indexes WHERE schemaname = current_schema()
-			AND tablename IN ('invoices', 'payments', 'balances', 'merchants', 'payout_settings') ORDER BY 1`
+		q = `SELECT tablename || ' ' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = current_schema()
+			AND tablename IN ('invoices', 'payments', 'balances', 'merchants', 'payout_settings', 'payouts', 'event_feed') ORDER BY 1`
 	}
 	rows, err := db.Read.Query(q)
 	if err != nil {
@@ -470,7 +472,7 @@ func indexNames(t *testing.T, db sqldb.DB) string {
 		if err := rows.Scan(&s); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, s)
+		out = append(out, strings.Join(strings.Fields(strings.ReplaceAll(s, `"`, "")), " "))
 	}
 	return strings.Join(out, "\n")
 }

@@ -103,7 +103,8 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 		tables = append(tables, p.Tables()...)
 		plain[i] = p
 	}
-	if err := createShadowTables(ctx, db, tables); err != nil {
+	indexes, err := createShadowTables(ctx, db, tables)
+	if err != nil {
 		return err
 	}
 	r := NewRunner(store, db, nil, plain...)
@@ -130,10 +131,30 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 	if err := r.CatchUp(ctx); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	if err := swap(ctx, store, db, r, tables, now); err != nil {
+	if err := finishShadowTables(ctx, db, tables, indexes); err != nil {
 		return err
 	}
-	return settleIndexes(ctx, db, tables)
+	return swap(ctx, store, db, r, tables, indexes, now)
+}
+
+// finishShadowTables builds the Postgres shadow tables' indexes and
+// gathers their statistics (a new table has none, and the planner would
+// guess), before the swap and outside it: nothing live waits meanwhile.
+func finishShadowTables(ctx context.Context, db sqldb.DB, tables []string, indexes shadowIndexes) error {
+	if db.Dialect != sqldb.Postgres {
+		return nil
+	}
+	for _, stmt := range indexes.beforeSwap {
+		if _, err := db.Write.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("rebuild: %s: %w", stmt, err)
+		}
+	}
+	for _, t := range tables {
+		if _, err := db.Write.ExecContext(ctx, `ANALYZE `+t+nextSuffix); err != nil {
+			return fmt.Errorf("rebuild: analyze %s: %w", t+nextSuffix, err)
+		}
+	}
+	return nil
 }
 
 func selectProjectors(names []string) ([]Tabled, error) {
@@ -167,43 +188,113 @@ func projectorNames() []string {
 	return out
 }
 
-// createShadowTables creates <table>__next with the live table's columns
-// and indexes, dropping a leftover of an interrupted rebuild first.
-func createShadowTables(ctx context.Context, db sqldb.DB, tables []string) error {
+// shadowIndexes are the live tables' secondary indexes, built on the
+// shadow tables only once their rows are in: an index built from the
+// finished table (one sort) costs far less than one kept up to date row by
+// row through the load, and the projectors read the shadow tables only by
+// their keys. Unique indexes are built before the load, as the projectors'
+// upserts may need them.
+type shadowIndexes struct {
+	// beforeSwap (Postgres) build the indexes on the shadow tables, under
+	// generated names the swap replaces with the live ones.
+	beforeSwap []string
+	// inSwap (SQLite, where index names are global and cannot be renamed)
+	// build them in the swap's transaction, once the live table and its
+	// indexes are dropped, under the live indexes' names.
+	inSwap map[string][]string
+}
+
+// createShadowTables creates <table>__next with the live table's columns,
+// keys and unique indexes, dropping a leftover of an interrupted rebuild
+// first, and returns its other indexes to build later.
+func createShadowTables(ctx context.Context, db sqldb.DB, tables []string) (shadowIndexes, error) {
+	ix := shadowIndexes{inSwap: map[string][]string{}}
 	for _, t := range tables {
 		next := t + nextSuffix
 		if _, err := db.Write.ExecContext(ctx, `DROP TABLE IF EXISTS `+next); err != nil {
-			return err
+			return ix, err
 		}
 		if db.Dialect == sqldb.Postgres {
-			if _, err := db.Write.ExecContext(ctx, `CREATE TABLE `+next+` (LIKE `+t+` INCLUDING ALL)`); err != nil {
-				return fmt.Errorf("rebuild: create %s: %w", next, err)
+			later, err := copyPostgresSchema(ctx, db.Write, t, next)
+			if err != nil {
+				return ix, err
 			}
+			ix.beforeSwap = append(ix.beforeSwap, later...)
 			continue
 		}
-		if err := copySQLiteSchema(ctx, db.Write, t, next); err != nil {
-			return err
+		later, err := copySQLiteSchema(ctx, db.Write, t, next)
+		if err != nil {
+			return ix, err
+		}
+		ix.inSwap[t] = later
+	}
+	return ix, nil
+}
+
+// copyPostgresSchema creates next like t with its constraints (primary
+// key, unique) and unique indexes, and returns the statements that create
+// t's other indexes on next.
+func copyPostgresSchema(ctx context.Context, db *sql.DB, t, next string) ([]string, error) {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE `+next+` (LIKE `+t+` INCLUDING ALL EXCLUDING INDEXES)`); err != nil {
+		return nil, fmt.Errorf("rebuild: create %s: %w", next, err)
+	}
+	// Without a name Postgres names each after next; the swap gives them
+	// the live names (postgresIndexRenames).
+	rows, err := db.QueryContext(ctx, `SELECT 'ALTER TABLE `+next+` ADD ' || pg_get_constraintdef(c.oid), true
+			FROM pg_constraint c WHERE c.conrelid = $1::regclass AND c.contype IN ('p', 'u', 'x')
+		UNION ALL
+		SELECT 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ON `+next+` '
+				|| regexp_replace(pg_get_indexdef(x.indexrelid), '^.* ON [^ ]+ ', ''), x.indisunique
+			FROM pg_index x WHERE x.indrelid = $1::regclass
+			AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.conrelid = x.indrelid)`, t)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: indexes of %s: %w", t, err)
+	}
+	var now, later []string
+	for rows.Next() {
+		var stmt string
+		var first bool
+		if err := rows.Scan(&stmt, &first); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if first {
+			now = append(now, stmt)
+		} else {
+			later = append(later, stmt)
 		}
 	}
-	return nil
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, stmt := range now {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("rebuild: %s: %w", stmt, err)
+		}
+	}
+	return later, nil
 }
 
 var indexSuffix = regexp.MustCompile(`__g\d+$`)
 
 // copySQLiteSchema recreates table t as next from sqlite_master, with its
-// indexes under new names (index names are global in SQLite).
-func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) error {
+// unique indexes under new names (index names are global in SQLite), and
+// returns the statements that build each of t's indexes under its live
+// name (without a former rebuild's __g suffix), to run once t is dropped
+// and next renamed t.
+func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) ([]string, error) {
 	var tableSQL string
 	if err := db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, t).Scan(&tableSQL); err != nil {
-		return fmt.Errorf("rebuild: schema of %s: %w", t, err)
+		return nil, fmt.Errorf("rebuild: schema of %s: %w", t, err)
 	}
 	head := regexp.MustCompile(`(?i)^CREATE TABLE\s+"?` + regexp.QuoteMeta(t) + `"?`)
 	if _, err := db.ExecContext(ctx, head.ReplaceAllString(tableSQL, "CREATE TABLE "+next)); err != nil {
-		return fmt.Errorf("rebuild: create %s: %w", next, err)
+		return nil, fmt.Errorf("rebuild: create %s: %w", next, err)
 	}
 	rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, t)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	type index struct{ name, sql string }
 	var indexes []index
@@ -211,34 +302,40 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) error {
 		var ix index
 		if err := rows.Scan(&ix.name, &ix.sql); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		indexes = append(indexes, ix)
 	}
 	rows.Close()
-	// Index names are global in SQLite: each rebuild's must differ from
-	// the live table's (named by the rebuild before).
+	// A unique index is needed through the load: it gets a name of this
+	// rebuild's until the swap.
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
-		return err
+		return nil, err
 	}
 	gen := fmt.Sprintf("__g%d", binary.BigEndian.Uint64(nonce[:])>>1)
+	var later []string
 	for _, ix := range indexes {
-		newName := indexSuffix.ReplaceAllString(ix.name, "") + gen
 		re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(ix.name) + `"?\s+ON\s+"?` + regexp.QuoteMeta(t) + `"?`)
-		stmt := re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+newName+" ON "+next)
-		if stmt == ix.sql {
-			return fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
+		m := re.FindStringSubmatch(ix.sql)
+		if m == nil {
+			return nil, fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
 		}
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("rebuild: index %s: %w", newName, err)
+		live := indexSuffix.ReplaceAllString(ix.name, "")
+		if m[1] != "" {
+			tmp := live + gen
+			if _, err := db.ExecContext(ctx, re.ReplaceAllString(ix.sql, "CREATE UNIQUE INDEX "+tmp+" ON "+next)); err != nil {
+				return nil, fmt.Errorf("rebuild: index %s: %w", tmp, err)
+			}
+			later = append(later, `DROP INDEX `+tmp)
 		}
+		later = append(later, re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+live+" ON "+t))
 	}
-	return nil
+	return later, nil
 }
 
 // swap catches the new tables up and puts them live, in one transaction.
-func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, tables []string, now func() time.Time) error {
+func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, tables []string, indexes shadowIndexes, now func() time.Time) error {
 	sqlTx, release, err := beginReadModelTx(ctx, db)
 	if err != nil {
 		return err
@@ -293,6 +390,10 @@ func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, t
 			`ALTER TABLE ` + t + nextSuffix + ` RENAME TO ` + t,
 			`DROP TABLE ` + t + `__old`,
 		}, renames...)
+		// SQLite: the indexes' names are free now. Readers see the old
+		// table and its indexes until the commit; the writer, and so the
+		// gateway's appends, wait for the builds.
+		stmts = append(stmts, indexes.inSwap[t]...)
 		for _, stmt := range stmts {
 			if _, err := sqlTx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("rebuild: swap %s: %w", t, err)
@@ -349,66 +450,6 @@ func postgresIndexRenames(ctx context.Context, tx *sql.Tx, t string) ([]string, 
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// settleIndexes runs after the swap. On Postgres it gathers the rebuilt
-// tables' statistics (new tables have none, and the planner would guess).
-// On SQLite, where index names are global and cannot be renamed, it builds
-// each index again under the live name (migrations' name, without the
-// rebuild's __g suffix) and drops the suffixed one, one table per
-// transaction.
-func settleIndexes(ctx context.Context, db sqldb.DB, tables []string) error {
-	if db.Dialect == sqldb.Postgres {
-		for _, t := range tables {
-			if _, err := db.Write.ExecContext(ctx, `ANALYZE `+t); err != nil {
-				return fmt.Errorf("rebuild: analyze %s: %w", t, err)
-			}
-		}
-		return nil
-	}
-	for _, t := range tables {
-		rows, err := db.Write.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, t)
-		if err != nil {
-			return err
-		}
-		var stmts []string
-		for rows.Next() {
-			var name, def string
-			if err := rows.Scan(&name, &def); err != nil {
-				rows.Close()
-				return err
-			}
-			orig := indexSuffix.ReplaceAllString(name, "")
-			if orig == name {
-				continue
-			}
-			re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(name) + `"?\s`)
-			create := re.ReplaceAllString(def, "CREATE ${1}INDEX "+orig+" ")
-			if create == def {
-				rows.Close()
-				return fmt.Errorf("rebuild: cannot rewrite index %s", name)
-			}
-			stmts = append(stmts, create, `DROP INDEX `+name)
-		}
-		rows.Close()
-		if len(stmts) == 0 {
-			continue
-		}
-		tx, err := db.Write.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		for _, stmt := range stmts {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				_ = tx.Rollback()
-				return fmt.Errorf("rebuild: rename index of %s: %w", t, err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func checkpointsIn(ctx context.Context, tx *sql.Tx, db sqldb.DB, r *Runner) (map[string]eventstore.Position, error) {
