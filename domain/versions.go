@@ -212,7 +212,16 @@ var SecretFields = []string{"secret_key_hash", "webhook_secret", "webhook_secret
 
 // PublishedData is an event body as published: without SecretFields, the
 // rest byte for byte in its order.
-func PublishedData(data []byte) ([]byte, error) { return withoutFields(data, SecretFields) }
+func PublishedData(data []byte) ([]byte, error) {
+	// Every secret field's name holds "secret": one search rules out most
+	// bodies (three searches for `"name"` cost more, '"' being everywhere).
+	if !bytes.Contains(data, secretMarker) {
+		return data, nil
+	}
+	return withoutFields(data, SecretFields)
+}
+
+var secretMarker = []byte("secret")
 
 // withoutFields removes the named top-level fields from a JSON object and
 // keeps everything else byte for byte, in its order. Objects without them

@@ -129,3 +129,22 @@ func TestShapeChangeNeedsItsUpcaster(t *testing.T) {
 		t.Error("a body from a newer build decoded")
 	}
 }
+
+// PublishedData looks for "secret" before it decodes a body: every secret
+// field must be named so, or its value would be published.
+func TestSecretFieldsAreFoundByTheirMarker(t *testing.T) {
+	for _, f := range SecretFields {
+		body := []byte(`{"a":1,"` + f + `":"x","b":2}`)
+		pub, err := PublishedData(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(pub) != `{"a":1,"b":2}` {
+			t.Errorf("%s: published %s", f, pub)
+		}
+	}
+	body := []byte(`{"a":1,"b":"c"}`)
+	if pub, _ := PublishedData(body); string(pub) != string(body) {
+		t.Errorf("a body without secrets published as %s", pub)
+	}
+}

@@ -139,6 +139,18 @@ func (t Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return st.QueryRowContext(ctx, args...)
 }
 
+// Query is QueryRow for several rows.
+func (t Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if t.db.Dialect == sqldb.Postgres {
+		return t.tx.QueryContext(ctx, t.db.Q(t.tables.apply(query)), args...)
+	}
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 // Projector folds events into its tables. Apply runs inside the batch's
 // transaction; an error aborts the whole batch (it is retried, never skipped).
 type Projector interface {
