@@ -3,11 +3,10 @@ package projections
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -158,7 +157,8 @@ func merchantAccount(account string) (merchantID, bucket string, ok bool) {
 	return rest[:i], bucket, bucket == "available" || bucket == "pending" || bucket == "reserved"
 }
 
-// balanceRow is one merchant's balance of one asset as a batch has made it.
+// balanceRow is what a batch has added to one merchant's balance of one
+// asset; FlushBatch adds it to the stored balance.
 type balanceRow struct {
 	merchantID, asset                      string
 	available, pending, reserved, credited domain.Amount
@@ -166,10 +166,10 @@ type balanceRow struct {
 
 const balancesKey = "balances"
 
-// addBalance changes a balance in the batch's copy: each balance a batch
-// touches is read once and written once, at the end of the batch
-// (FlushBatch), however many of its events move it.
-func addBalance(ctx context.Context, tx Tx, d *balanceDelta) error {
+// addBalance adds to the batch's change of a balance: each balance a batch
+// touches is read and written once, at the end of the batch (FlushBatch),
+// however many of its events move it.
+func addBalance(_ context.Context, tx Tx, d *balanceDelta) error {
 	rows, _ := tx.batch[balancesKey].(map[[2]string]*balanceRow)
 	if rows == nil {
 		rows = map[[2]string]*balanceRow{}
@@ -178,16 +178,7 @@ func addBalance(ctx context.Context, tx Tx, d *balanceDelta) error {
 	key := [2]string{d.merchantID, d.asset}
 	b := rows[key]
 	if b == nil {
-		var available, pending, reserved, credited string
-		err := tx.QueryRow(ctx, `SELECT available, pending, reserved, credited FROM balances WHERE merchant_id = ? AND asset = ?`,
-			d.merchantID, d.asset).Scan(&available, &pending, &reserved, &credited)
-		if errors.Is(err, sql.ErrNoRows) {
-			available, pending, reserved, credited = "0", "0", "0", "0"
-		} else if err != nil {
-			return err
-		}
-		b = &balanceRow{merchantID: d.merchantID, asset: d.asset, available: domain.MustAmount(available),
-			pending: domain.MustAmount(pending), reserved: domain.MustAmount(reserved), credited: domain.MustAmount(credited)}
+		b = &balanceRow{merchantID: d.merchantID, asset: d.asset}
 		rows[key] = b
 	}
 	b.available = b.available.Add(d.available)
@@ -197,24 +188,55 @@ func addBalance(ctx context.Context, tx Tx, d *balanceDelta) error {
 	return nil
 }
 
-// FlushBatch writes the balances the batch changed, in key order (the
-// same lock order in every batch).
+// FlushBatch reads the balances the batch changed, a few hundred in a
+// statement, and writes them back with the batch's changes added, in key
+// order (the same lock order in every batch).
 func (Balances) FlushBatch(ctx context.Context, tx Tx) error {
 	rows, _ := tx.batch[balancesKey].(map[[2]string]*balanceRow)
 	delete(tx.batch, balancesKey)
 	keys := slices.SortedFunc(maps.Keys(rows), func(a, b [2]string) int {
 		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
 	})
-	for _, k := range keys {
-		b := rows[k]
-		if _, err := tx.Exec(ctx, `INSERT INTO balances (merchant_id, asset, available, pending, reserved, credited) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (merchant_id, asset) DO UPDATE SET available = excluded.available, pending = excluded.pending,
-			reserved = excluded.reserved, credited = excluded.credited`,
-			b.merchantID, b.asset, b.available.String(), b.pending.String(), b.reserved.String(), b.credited.String()); err != nil {
+	for start := 0; start < len(keys); {
+		// A power of two of keys per statement (the last repeated), so
+		// that few shapes of it are prepared.
+		n := min(len(keys)-start, rowsPerInsert)
+		shape := 1 << bits.Len(uint(n-1))
+		args := make([]any, 0, 2*shape)
+		for i := range shape {
+			k := keys[start+min(i, n-1)]
+			args = append(args, k[0], k[1])
+		}
+		stored, err := tx.Query(ctx, `SELECT merchant_id, asset, available, pending, reserved, credited FROM balances
+			WHERE (merchant_id, asset) IN (VALUES (?, ?)`+strings.Repeat(`, (?, ?)`, shape-1)+`)`, args...)
+		if err != nil {
 			return err
 		}
+		for stored.Next() {
+			var merchantID, asset, available, pending, reserved, credited string
+			if err := stored.Scan(&merchantID, &asset, &available, &pending, &reserved, &credited); err != nil {
+				stored.Close()
+				return err
+			}
+			b := rows[[2]string{merchantID, asset}]
+			b.available = b.available.Add(domain.MustAmount(available))
+			b.pending = b.pending.Add(domain.MustAmount(pending))
+			b.reserved = b.reserved.Add(domain.MustAmount(reserved))
+			b.credited = b.credited.Add(domain.MustAmount(credited))
+		}
+		stored.Close()
+		if err := stored.Err(); err != nil {
+			return err
+		}
+		start += n
 	}
-	return nil
+	for _, k := range keys {
+		b := rows[k]
+		tx.bufferRow("balance_rows", `INSERT INTO balances (merchant_id, asset, available, pending, reserved, credited)`,
+			b.merchantID, b.asset, b.available.String(), b.pending.String(), b.reserved.String(), b.credited.String())
+	}
+	return tx.flushRowsUpsert(ctx, "balance_rows", ` ON CONFLICT (merchant_id, asset) DO UPDATE SET available = excluded.available,
+		pending = excluded.pending, reserved = excluded.reserved, credited = excluded.credited`)
 }
 
 // Payouts projects payouts: instant ones and withdrawals, with their status.
