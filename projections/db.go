@@ -22,24 +22,33 @@ import (
 // FULL before the connection returns to the pool, since that pool is the
 // event store's single writer (TestReadModelTxRestoresTheWriter).
 func beginReadModelTx(ctx context.Context, db sqldb.DB) (*sql.Tx, func(), error) {
+	tx, _, release, err := beginReadModelConnTx(ctx, db)
+	return tx, release, err
+}
+
+// beginReadModelConnTx is beginReadModelTx with the connection that holds
+// the transaction (for what database/sql does not offer: COPY).
+func beginReadModelConnTx(ctx context.Context, db sqldb.DB) (*sql.Tx, *sql.Conn, func(), error) {
+	conn, err := db.Write.Conn(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if db.Dialect != sqldb.SQLite {
-		tx, err := db.Write.BeginTx(ctx, nil)
+		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
-			return nil, nil, err
+			conn.Close()
+			return nil, nil, nil, err
 		}
 		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 			_ = tx.Rollback()
-			return nil, nil, err
+			conn.Close()
+			return nil, nil, nil, err
 		}
-		return tx, func() {}, nil
-	}
-	conn, err := db.Write.Conn(ctx)
-	if err != nil {
-		return nil, nil, err
+		return tx, conn, func() { conn.Close() }, nil
 	}
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	release := func() {
 		// Never hand the connection back relaxed: the event log's appends
@@ -52,7 +61,7 @@ func beginReadModelTx(ctx context.Context, db sqldb.DB) (*sql.Tx, func(), error)
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		release()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return tx, release, nil
+	return tx, conn, release, nil
 }

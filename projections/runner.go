@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/follow"
 	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/jackc/pgx/v5"
 )
 
 // Tx is a read-model transaction with the dialect's placeholders. During a
@@ -34,6 +36,9 @@ type Tx struct {
 	// batch holds projectors' state for the length of one batch (running
 	// sums, last sequence numbers), so a batch reads each row once.
 	batch map[string]any
+	// conn holds tx; set (Postgres, in a rebuild) to write large row
+	// buffers with COPY.
+	conn *sql.Conn
 }
 
 func newTx(tx *sql.Tx, db sqldb.DB, tables *tableRename, shared *sharedStmts) Tx {
@@ -402,13 +407,16 @@ func (r *Runner) checkpointName(p Projector) string { return p.Name() + r.suffix
 // writes the checkpoints, all in one transaction. checkpoints is keyed by
 // projector name and updated only when the transaction commits.
 func (r *Runner) applyDecoded(ctx context.Context, page decodedPage, checkpoints map[string]eventstore.Position) error {
-	sqlTx, release, err := beginReadModelTx(ctx, r.db)
+	sqlTx, conn, release, err := beginReadModelConnTx(ctx, r.db)
 	if err != nil {
 		return err
 	}
 	defer release()
 	defer sqlTx.Rollback()
 	tx := newTx(sqlTx, r.db, r.tables, r.stmts)
+	if r.tables != nil {
+		tx.conn = conn // a rebuild's shadow tables take COPY
+	}
 	if err := r.fence(ctx, tx, checkpoints); err != nil {
 		return err
 	}
@@ -675,6 +683,9 @@ func (t Tx) flushRowsUpsert(ctx context.Context, key, onConflict string) error {
 		return nil
 	}
 	delete(t.batch, key)
+	if onConflict == "" && t.conn != nil && t.db.Dialect == sqldb.Postgres && len(b.args) > rowsPerInsert*b.cols {
+		return t.copyRows(ctx, b)
+	}
 	one := "(?" + strings.Repeat(", ?", b.cols-1) + ")"
 	for start := 0; start < len(b.args); {
 		rows := min((len(b.args)-start)/b.cols, rowsPerInsert)
@@ -689,4 +700,33 @@ func (t Tx) flushRowsUpsert(ctx context.Context, key, onConflict string) error {
 		start = end
 	}
 	return nil
+}
+
+var insertHead = regexp.MustCompile(`(?s)^\s*INSERT INTO\s+(\w+)\s*\((.*)\)\s*$`)
+
+// copyRows writes b's rows with COPY (binary): a rebuild's batch holds
+// thousands of rows per table, and the server neither parses nor plans
+// COPY as it does a multi-row INSERT of thousands of parameters.
+func (t Tx) copyRows(ctx context.Context, b *rowBuffer) error {
+	m := insertHead.FindStringSubmatch(b.head)
+	if m == nil {
+		return fmt.Errorf("projections: cannot copy into %q", b.head)
+	}
+	table := t.tables.apply(m[1])
+	cols := strings.Split(m[2], ",")
+	for i := range cols {
+		cols[i] = strings.TrimSpace(cols[i])
+	}
+	rows := make([][]any, 0, len(b.args)/b.cols)
+	for i := 0; i < len(b.args); i += b.cols {
+		rows = append(rows, b.args[i:i+b.cols])
+	}
+	return t.conn.Raw(func(dc any) error {
+		c, ok := sqldb.PgxConn(dc)
+		if !ok {
+			return fmt.Errorf("projections: COPY needs a pgx connection, have %T", dc)
+		}
+		_, err := c.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+		return err
+	})
 }

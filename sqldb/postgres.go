@@ -238,3 +238,17 @@ func (t fencedTx) Rollback() error {
 	t.c.inTx.Store(false)
 	return t.Tx.Rollback()
 }
+
+// PgxConn is the pgx connection under a database/sql driver connection
+// (sql.Conn.Raw's argument) of a pgx handle, fenced (OpenPostgres) or not:
+// for what database/sql does not offer, such as COPY. ok is false for
+// another driver.
+func PgxConn(driverConn any) (c *pgx.Conn, ok bool) {
+	switch dc := driverConn.(type) {
+	case *fencedConn:
+		return dc.Conn.Conn(), true
+	case *stdlib.Conn:
+		return dc.Conn(), true
+	}
+	return nil, false
+}
