@@ -110,6 +110,10 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 		}
 		start += n
 	}
+	// By merchant: each merchant's rows of a batch go into a few pages
+	// side by side, and so does its part of the key's index; a feed is
+	// read by merchant.
+	slices.SortStableFunc(b.rows, func(x, y feedRow) int { return strings.Compare(x.merchantID, y.merchantID) })
 	for _, r := range b.rows {
 		// The runner's checkpoint fence keeps an event from being applied
 		// twice; event_id carries no unique index (migration 0005 says why).
