@@ -245,30 +245,100 @@ type Payouts struct{}
 func (Payouts) Name() string     { return "payouts" }
 func (Payouts) Tables() []string { return []string{"payouts"} }
 
+// payoutRow is a payout requested in this batch, as the batch left it:
+// like invoices (invoices.go), a payout's life is mostly inside one batch,
+// which then writes it once instead of a statement per event. Payouts of
+// earlier batches are changed with UPDATEs, as they come.
+type payoutRow struct {
+	e                                        domain.PayoutRequested
+	requestStream                            string
+	requestVersion                           int64
+	status                                   domain.PayoutStatus
+	txid, networkFee, sentAmount, failReason string
+	sentAt, confirmedAt, failedAt            *int64
+	updatedAt                                int64
+}
+
+type payoutBatch struct {
+	rows  map[string]*payoutRow
+	order []string
+}
+
+const payoutsKey = "payouts"
+
 func (Payouts) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, ev domain.Event) error {
+	b, _ := tx.batch[payoutsKey].(*payoutBatch)
+	if b == nil {
+		b = &payoutBatch{rows: map[string]*payoutRow{}}
+		tx.batch[payoutsKey] = b
+	}
 	var err error
 	switch e := ev.(type) {
 	case domain.PayoutRequested:
-		at := e.RequestedAt.UnixMilli()
-		_, err = tx.Exec(ctx, `INSERT INTO payouts (payout_id, merchant_id, asset, kind, amount, to_address, status, source_invoice_id,
-			request_stream, request_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.PayoutID, e.MerchantID, e.Asset, string(e.Kind), e.Amount.String(), e.ToAddress, string(domain.PayoutRequestedStatus),
-			e.SourceInvoiceID, rec.Stream, rec.Version, at, at)
+		if _, dup := b.rows[e.PayoutID]; dup { // as the INSERT per event refused it
+			return fmt.Errorf("payout %s requested twice", e.PayoutID)
+		}
+		b.order = append(b.order, e.PayoutID)
+		b.rows[e.PayoutID] = &payoutRow{e: e, requestStream: rec.Stream, requestVersion: rec.Version,
+			status: domain.PayoutRequestedStatus, updatedAt: e.RequestedAt.UnixMilli()}
 	case domain.PayoutSigned:
+		if p := b.rows[e.PayoutID]; p != nil {
+			p.status, p.txid, p.networkFee, p.sentAmount, p.updatedAt = domain.PayoutSignedStatus, e.TxID, e.NetworkFee.String(), e.Sent.String(), e.SignedAt.UnixMilli()
+			break
+		}
 		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, txid = ?, network_fee = ?, sent_amount = ?, updated_at = ? WHERE payout_id = ?`,
 			string(domain.PayoutSignedStatus), e.TxID, e.NetworkFee.String(), e.Sent.String(), e.SignedAt.UnixMilli(), e.PayoutID)
 	case domain.PayoutSent:
+		at := e.SentAt.UnixMilli()
+		if p := b.rows[e.PayoutID]; p != nil {
+			p.status, p.sentAt, p.updatedAt = domain.PayoutSentStatus, &at, at
+			break
+		}
 		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, sent_at = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutSentStatus), e.SentAt.UnixMilli(), e.SentAt.UnixMilli(), e.PayoutID)
+			string(domain.PayoutSentStatus), at, at, e.PayoutID)
 	case domain.PayoutConfirmed:
+		at := e.ConfirmedAt.UnixMilli()
+		if p := b.rows[e.PayoutID]; p != nil {
+			p.status, p.txid, p.networkFee, p.sentAmount, p.confirmedAt, p.updatedAt = domain.PayoutConfirmedStatus, e.TxID, e.NetworkFee.String(), e.Sent.String(), &at, at
+			break
+		}
 		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, txid = ?, network_fee = ?, sent_amount = ?, confirmed_at = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutConfirmedStatus), e.TxID, e.NetworkFee.String(), e.Sent.String(), e.ConfirmedAt.UnixMilli(), e.ConfirmedAt.UnixMilli(), e.PayoutID)
+			string(domain.PayoutConfirmedStatus), e.TxID, e.NetworkFee.String(), e.Sent.String(), at, at, e.PayoutID)
 	case domain.PayoutFailed:
+		at := e.FailedAt.UnixMilli()
+		if p := b.rows[e.PayoutID]; p != nil {
+			p.status, p.failReason, p.failedAt, p.updatedAt = domain.PayoutFailedStatus, e.Reason, &at, at
+			break
+		}
 		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, failure_reason = ?, failed_at = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutFailedStatus), e.Reason, e.FailedAt.UnixMilli(), e.FailedAt.UnixMilli(), e.PayoutID)
+			string(domain.PayoutFailedStatus), e.Reason, at, at, e.PayoutID)
 	case domain.PayoutCanceled:
+		at := e.CanceledAt.UnixMilli()
+		if p := b.rows[e.PayoutID]; p != nil {
+			p.status, p.updatedAt = domain.PayoutCanceledStatus, at
+			break
+		}
 		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutCanceledStatus), e.CanceledAt.UnixMilli(), e.PayoutID)
+			string(domain.PayoutCanceledStatus), at, e.PayoutID)
 	}
 	return err
+}
+
+// FlushBatch writes the payouts the batch requested.
+func (Payouts) FlushBatch(ctx context.Context, tx Tx) error {
+	b, _ := tx.batch[payoutsKey].(*payoutBatch)
+	delete(tx.batch, payoutsKey)
+	if b == nil {
+		return nil
+	}
+	for _, id := range b.order {
+		p := b.rows[id]
+		e := p.e
+		tx.bufferRow("payout_rows", `INSERT INTO payouts (payout_id, merchant_id, asset, kind, amount, to_address, status, txid, network_fee,
+			sent_amount, source_invoice_id, failure_reason, request_stream, request_version, created_at, sent_at, confirmed_at, failed_at, updated_at)`,
+			e.PayoutID, e.MerchantID, e.Asset, string(e.Kind), e.Amount.String(), e.ToAddress, string(p.status), p.txid, p.networkFee,
+			p.sentAmount, e.SourceInvoiceID, p.failReason, p.requestStream, p.requestVersion, e.RequestedAt.UnixMilli(),
+			orNull(p.sentAt), orNull(p.confirmedAt), orNull(p.failedAt), p.updatedAt)
+	}
+	return tx.flushRows(ctx, "payout_rows")
 }
