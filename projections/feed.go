@@ -32,19 +32,16 @@ var _ Tabled = EventFeed{}
 func (EventFeed) Name() string     { return "event_feed" }
 func (EventFeed) Tables() []string { return []string{"event_feed"} }
 
-// feedBatch is a batch's feed rows, numbered within the batch per
-// merchant; FlushBatch adds each merchant's last seq before it, read for
-// all of them in one statement rather than one per merchant.
+// feedBatch is a batch's feed rows by merchant, each merchant's in log
+// order; FlushBatch numbers them on from the merchant's last seq, read for
+// all of the batch's merchants in one statement rather than one each.
 type feedBatch struct {
-	rows  []feedRow
-	count map[string]int64 // the batch's events per merchant
+	rows map[string][]feedRow
 }
 
 type feedRow struct {
-	merchantID string
-	n          int64 // 1 for the merchant's first event in the batch
-	rec        eventstore.RecordedEvent
-	data       string
+	rec  eventstore.RecordedEvent
+	data string
 }
 
 const feedKey = "event_feed"
@@ -63,11 +60,10 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	}
 	b, _ := tx.batch[feedKey].(*feedBatch)
 	if b == nil {
-		b = &feedBatch{count: map[string]int64{}}
+		b = &feedBatch{rows: map[string][]feedRow{}}
 		tx.batch[feedKey] = b
 	}
-	b.count[merchantID]++
-	b.rows = append(b.rows, feedRow{merchantID: merchantID, n: b.count[merchantID], rec: rec, data: string(data)})
+	b.rows[merchantID] = append(b.rows[merchantID], feedRow{rec: rec, data: string(data)})
 	return nil
 }
 
@@ -79,7 +75,7 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 	if b == nil {
 		return nil
 	}
-	merchants := slices.Sorted(maps.Keys(b.count))
+	merchants := slices.Sorted(maps.Keys(b.rows))
 	last := make(map[string]int64, len(merchants))
 	for start := 0; start < len(merchants); {
 		// A power of two of merchants per statement (the last repeated),
@@ -113,13 +109,15 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 	// By merchant: each merchant's rows of a batch go into a few pages
 	// side by side, and so does its part of the key's index; a feed is
 	// read by merchant.
-	slices.SortStableFunc(b.rows, func(x, y feedRow) int { return strings.Compare(x.merchantID, y.merchantID) })
-	for _, r := range b.rows {
-		// The runner's checkpoint fence keeps an event from being applied
-		// twice; event_id carries no unique index (migration 0005 says why).
-		tx.bufferRow("event_feed_rows", `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)`,
-			r.merchantID, last[r.merchantID]+r.n, r.rec.ID, r.rec.Stream, r.rec.Version, r.rec.Type, r.data, string(r.rec.Metadata),
-			r.rec.RecordedAt.UnixMilli(), r.rec.Position.String())
+	for _, m := range merchants {
+		for i, r := range b.rows[m] {
+			// The runner's checkpoint fence keeps an event from being
+			// applied twice; event_id carries no unique index (migration
+			// 0005 says why).
+			tx.bufferRow("event_feed_rows", `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)`,
+				m, last[m]+int64(i)+1, r.rec.ID, r.rec.Stream, r.rec.Version, r.rec.Type, r.data, string(r.rec.Metadata),
+				r.rec.RecordedAt.UnixMilli(), r.rec.Position.String())
+		}
 	}
 	return tx.flushRows(ctx, "event_feed_rows")
 }
