@@ -86,6 +86,16 @@ func TestAmountJSON(t *testing.T) {
 	if err := a.UnmarshalJSON([]byte(`"-0.25"`)); err != nil || a.String() != "-0.25" {
 		t.Fatalf("signed posting amount: %s, %v", a, err)
 	}
+	// Plain strings are read without decoding them again; escaped ones
+	// still decode as JSON.
+	if err := a.UnmarshalJSON([]byte(`"1\u002e5"`)); err != nil || a.String() != "1.5" {
+		t.Fatalf("escaped amount: %s, %v", a, err)
+	}
+	for _, bad := range []string{`""`, `"`, `"1.5`, `"-"`, `"1.5 "`} {
+		if err := a.UnmarshalJSON([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalJSON(%s) accepted", bad)
+		}
+	}
 	b, _ := MustAmount("49.9900").MarshalJSON()
 	if string(b) != `"49.99"` {
 		t.Fatalf("MarshalJSON = %s", b)
