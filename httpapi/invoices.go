@@ -166,17 +166,30 @@ func expiresIn(sec *int64) time.Duration {
 
 // getInvoice is GET /v1/invoices/{id}; another merchant's invoice is 404.
 func (s *server) getInvoice(w http.ResponseWriter, r *http.Request) {
-	inv, err := s.d.Reader.InvoiceByID(r.Context(), mustPrincipal(r).merchantID, chi.URLParam(r, "id"))
+	merchantID, id := mustPrincipal(r).merchantID, chi.URLParam(r, "id")
+	// The refunds are read beside the invoice, by the merchant and the id
+	// asked for (they are the merchant's own payouts whatever the id): the
+	// request waits for one round trip to the database instead of two.
+	type refundsOf struct {
+		byInvoice map[string][]readapi.Payout
+		err       error
+	}
+	refundsRead := make(chan refundsOf, 1)
+	go func() {
+		m, err := s.d.Reader.RefundsOfInvoices(r.Context(), merchantID, []string{id})
+		refundsRead <- refundsOf{m, err}
+	}()
+	inv, err := s.d.Reader.InvoiceByID(r.Context(), merchantID, id)
+	refunds := <-refundsRead
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	refunds, err := s.d.Reader.RefundsOfInvoices(r.Context(), inv.MerchantID, []string{inv.ID})
-	if err != nil {
+	if err := refunds.err; err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.renderInvoice(inv, refunds[inv.ID]))
+	writeJSON(w, http.StatusOK, s.renderInvoice(inv, refunds.byInvoice[inv.ID]))
 }
 
 // listInvoices is GET /v1/invoices?status=&limit=&starting_after=, newest first.

@@ -177,6 +177,23 @@ func testProjections(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	if err != nil || len(page) != 2 || !more || page[0].ID != ids[2] {
 		t.Fatalf("page 2: %v %v %v", page, more, err)
 	}
+	// A page reads each invoice's payments in the same query: they are
+	// the ones InvoiceByID reads.
+	page, _, err = r.ListInvoices(ctx, m.MerchantID, readapi.InvoiceFilter{Limit: 10})
+	if err != nil || len(page) != len(ids) {
+		t.Fatalf("whole list: %d invoices, %v", len(page), err)
+	}
+	for i, inv := range page {
+		one, err := r.InvoiceByID(ctx, m.MerchantID, inv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := json.Marshal(inv.JSON("http://x"))
+		b, _ := json.Marshal(one.JSON("http://x"))
+		if inv.ID != ids[len(ids)-1-i] || string(a) != string(b) {
+			t.Fatalf("list row %d differs from InvoiceByID:\n%s\n%s", i, a, b)
+		}
+	}
 	page, _, _ = r.ListInvoices(ctx, m.MerchantID, readapi.InvoiceFilter{Limit: 10, Status: domain.StatusNew})
 	if len(page) != 2 {
 		t.Fatalf("status filter: %d invoices", len(page))

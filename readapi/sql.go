@@ -65,60 +65,155 @@ const invoiceColumns = `invoice_id, merchant_id, asset, status, amount, pay_amou
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanInvoice(row scanner) (Invoice, error) {
-	var inv Invoice
-	var status, amount, payAmount, fee, received, createdBy, metadata string
-	var priceCurrency, priceAmount, priceRate, priceSource string
-	var created, expires, updated, priceAt int64
-	var paid, since sql.NullInt64
-	err := row.Scan(&inv.ID, &inv.MerchantID, &inv.Asset, &status, &amount, &payAmount, &inv.PayAddress, &fee, &inv.FeeBps,
-		&inv.SettleAsset, &inv.OrderID, &received, &inv.RequiredConfirmations, &created, &expires, &paid, &updated,
-		&inv.Settlement.Status, &since, &inv.Settlement.Reason, &createdBy,
-		&inv.Description, &metadata, &inv.RedirectURL, &priceCurrency, &priceAmount, &priceRate, &priceSource, &priceAt)
-	if err != nil {
-		return Invoice{}, err
-	}
-	if metadata != "" && metadata != "{}" {
-		if err := json.Unmarshal([]byte(metadata), &inv.Metadata); err != nil {
+// invoiceRow receives the invoiceColumns of a row.
+type invoiceRow struct {
+	inv                                                     Invoice
+	status, amount, payAmount, fee, received, createdBy, md string
+	priceCurrency, priceAmount, priceRate, priceSource      string
+	created, expires, updated, priceAt                      int64
+	paid, since                                             sql.NullInt64
+}
+
+func (r *invoiceRow) dest() []any {
+	inv := &r.inv
+	return []any{&inv.ID, &inv.MerchantID, &inv.Asset, &r.status, &r.amount, &r.payAmount, &inv.PayAddress, &r.fee, &inv.FeeBps,
+		&inv.SettleAsset, &inv.OrderID, &r.received, &inv.RequiredConfirmations, &r.created, &r.expires, &r.paid, &r.updated,
+		&inv.Settlement.Status, &r.since, &inv.Settlement.Reason, &r.createdBy,
+		&inv.Description, &r.md, &inv.RedirectURL, &r.priceCurrency, &r.priceAmount, &r.priceRate, &r.priceSource, &r.priceAt}
+}
+
+// invoice converts what was scanned.
+func (r *invoiceRow) invoice() (Invoice, error) {
+	inv := r.inv
+	if r.md != "" && r.md != "{}" {
+		if err := json.Unmarshal([]byte(r.md), &inv.Metadata); err != nil {
 			return Invoice{}, fmt.Errorf("invoice %s: metadata: %w", inv.ID, err)
 		}
 	}
-	if priceCurrency != "" {
-		rate, err := decimal.NewFromString(priceRate)
+	if r.priceCurrency != "" {
+		rate, err := decimal.NewFromString(r.priceRate)
 		if err != nil {
 			return Invoice{}, fmt.Errorf("invoice %s: price rate: %w", inv.ID, err)
 		}
-		inv.Price = &domain.InvoicePrice{Currency: priceCurrency, Amount: domain.MustAmount(priceAmount), Rate: rate, Source: priceSource,
-			RateAt: time.UnixMilli(priceAt).UTC()}
+		inv.Price = &domain.InvoicePrice{Currency: r.priceCurrency, Amount: domain.MustAmount(r.priceAmount), Rate: rate, Source: r.priceSource,
+			RateAt: time.UnixMilli(r.priceAt).UTC()}
 	}
-	inv.Status, inv.CreatedBy = domain.Status(status), domain.CreatedBy(createdBy)
-	inv.Amount, inv.PayAmount, inv.Fee, inv.AmountReceived = domain.MustAmount(amount), domain.MustAmount(payAmount), domain.MustAmount(fee), domain.MustAmount(received)
-	inv.CreatedAt, inv.ExpiresAt, inv.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC(), time.UnixMilli(updated).UTC()
-	if paid.Valid {
-		t := time.UnixMilli(paid.Int64).UTC()
+	inv.Status, inv.CreatedBy = domain.Status(r.status), domain.CreatedBy(r.createdBy)
+	inv.Amount, inv.PayAmount, inv.Fee, inv.AmountReceived = domain.MustAmount(r.amount), domain.MustAmount(r.payAmount), domain.MustAmount(r.fee), domain.MustAmount(r.received)
+	inv.CreatedAt, inv.ExpiresAt, inv.UpdatedAt = time.UnixMilli(r.created).UTC(), time.UnixMilli(r.expires).UTC(), time.UnixMilli(r.updated).UTC()
+	if r.paid.Valid {
+		t := time.UnixMilli(r.paid.Int64).UTC()
 		inv.PaidAt = &t
 	}
-	if since.Valid && inv.Settlement.Status == SettlementWaiting {
-		t := time.UnixMilli(since.Int64).UTC()
+	if r.since.Valid && inv.Settlement.Status == SettlementWaiting {
+		t := time.UnixMilli(r.since.Int64).UTC()
 		inv.Settlement.Since = &t
 	}
 	return inv, nil
 }
 
+func scanInvoice(row scanner) (Invoice, error) {
+	var r invoiceRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return Invoice{}, err
+	}
+	return r.invoice()
+}
+
+// paymentColumns are a payment's columns for a LEFT JOIN of payments p
+// (with deposit_depths d and chain_tips t) to invoices i: all NULL for an
+// invoice without payments. The depth tables make the count live
+// (depth.confirmations).
+const paymentColumns = `p.deposit_id, p.txid, p.amount, p.confirmations, p.status, p.late, p.detected_at, d.chain, d.block_height, d.final_depth, t.height`
+
+const paymentJoins = ` LEFT JOIN payments p ON p.invoice_id = i.invoice_id
+	LEFT JOIN deposit_depths d ON d.invoice_id = p.invoice_id AND d.deposit_id = p.deposit_id
+	LEFT JOIN chain_tips t ON t.chain = d.chain`
+
+// paymentRow receives the paymentColumns of a row.
+type paymentRow struct {
+	depositID, txID, amount, status sql.NullString
+	confirmations, detected         sql.NullInt64
+	late                            sql.NullBool
+	d                               depth
+}
+
+func (r *paymentRow) dest() []any {
+	return []any{&r.depositID, &r.txID, &r.amount, &r.confirmations, &r.status, &r.late, &r.detected,
+		&r.d.chain, &r.d.height, &r.d.final, &r.d.tip}
+}
+
+// payment is the row's payment; false when the invoice has none.
+func (r *paymentRow) payment() (Payment, bool) {
+	if !r.depositID.Valid {
+		return Payment{}, false
+	}
+	p := Payment{DepositID: r.depositID.String, TxID: r.txID.String, Status: r.status.String, Late: r.late.Bool,
+		Amount: domain.MustAmount(r.amount.String), DetectedAt: time.UnixMilli(r.detected.Int64).UTC()}
+	p.Confirmations = r.d.confirmations(p.Status, int(r.confirmations.Int64))
+	return p, true
+}
+
+// invoicesWithPayments reads the invoices and their payments from rows of
+// invoiceColumns and paymentColumns, one row per payment (or one for an
+// invoice without), each invoice's rows together and its payments in
+// order: one query instead of a second one for the payments, a round trip
+// of every read of an invoice.
+func invoicesWithPayments(rows *sql.Rows) ([]Invoice, error) {
+	var page []Invoice
+	var ir invoiceRow
+	var pr paymentRow
+	dest := append(ir.dest(), pr.dest()...)
+	for rows.Next() {
+		ir, pr = invoiceRow{}, paymentRow{}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if n := len(page); n == 0 || page[n-1].ID != ir.inv.ID {
+			inv, err := ir.invoice()
+			if err != nil {
+				return nil, err
+			}
+			page = append(page, inv)
+		}
+		if p, ok := pr.payment(); ok {
+			inv := &page[len(page)-1]
+			inv.Payments = append(inv.Payments, p)
+		}
+	}
+	return page, rows.Err()
+}
+
 // InvoiceByID errors: domain.ErrNotFound.
 func (s *SQL) InvoiceByID(ctx context.Context, merchantID, invoiceID string) (Invoice, error) {
-	inv, err := scanInvoice(s.queryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE invoice_id = ?`, invoiceID))
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && merchantID != "" && inv.MerchantID != merchantID) {
-		return Invoice{}, fmt.Errorf("invoice %s: %w", invoiceID, domain.ErrNotFound)
-	}
+	st, err := s.stmt(ctx, `SELECT `+invoicePrefixed+`, `+paymentColumns+` FROM invoices i`+paymentJoins+`
+		WHERE i.invoice_id = ? ORDER BY p.detected_at, p.deposit_id`)
 	if err != nil {
 		return Invoice{}, fmt.Errorf("invoice %s: %w", invoiceID, err)
 	}
-	if err := s.attachPayments(ctx, []*Invoice{&inv}); err != nil {
-		return Invoice{}, err
+	rows, err := st.QueryContext(ctx, invoiceID)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("invoice %s: %w", invoiceID, err)
 	}
-	return inv, nil
+	defer rows.Close()
+	invs, err := invoicesWithPayments(rows)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("invoice %s: %w", invoiceID, err)
+	}
+	if len(invs) == 0 || (merchantID != "" && invs[0].MerchantID != merchantID) {
+		return Invoice{}, fmt.Errorf("invoice %s: %w", invoiceID, domain.ErrNotFound)
+	}
+	return invs[0], nil
 }
+
+// invoicePrefixed is invoiceColumns of invoices i.
+var invoicePrefixed = func() string {
+	cols := strings.Split(invoiceColumns, ",")
+	for i, c := range cols {
+		cols[i] = "i." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}()
 
 // ListInvoices returns a page newest first. StartingAfter must be one of
 // the merchant's invoices. Errors: domain.ErrNotFound (starting_after),
@@ -145,72 +240,24 @@ func (s *SQL) ListInvoices(ctx context.Context, merchantID string, f InvoiceFilt
 		q += ` AND invoice_id < ?`
 		args = append(args, f.StartingAfter)
 	}
-	q += ` ORDER BY invoice_id DESC LIMIT ?`
+	// The page is chosen first, its payments joined to it.
+	q = `SELECT ` + invoicePrefixed + `, ` + paymentColumns + ` FROM (` + q + ` ORDER BY invoice_id DESC LIMIT ?) i` + paymentJoins + `
+		ORDER BY i.invoice_id DESC, p.detected_at, p.deposit_id`
 	args = append(args, f.Limit+1)
 	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q), args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("list invoices: %w", err)
 	}
 	defer rows.Close()
-	var page []Invoice
-	for rows.Next() {
-		inv, err := scanInvoice(rows)
-		if err != nil {
-			return nil, false, err
-		}
-		page = append(page, inv)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, err
+	page, err := invoicesWithPayments(rows)
+	if err != nil {
+		return nil, false, fmt.Errorf("list invoices: %w", err)
 	}
 	hasMore := len(page) > f.Limit
 	if hasMore {
 		page = page[:f.Limit]
 	}
-	ptrs := make([]*Invoice, len(page))
-	for i := range page {
-		ptrs[i] = &page[i]
-	}
-	return page, hasMore, s.attachPayments(ctx, ptrs)
-}
-
-func (s *SQL) attachPayments(ctx context.Context, invs []*Invoice) error {
-	if len(invs) == 0 {
-		return nil
-	}
-	byID := make(map[string]*Invoice, len(invs))
-	args := make([]any, len(invs))
-	for i, inv := range invs {
-		byID[inv.ID] = inv
-		args[i] = inv.ID
-	}
-	// The chain scan engine's depth tables make the count live (liveConfirmations).
-	q := `SELECT p.invoice_id, p.deposit_id, p.txid, p.amount, p.confirmations, p.status, p.late, p.detected_at,
-		d.chain, d.block_height, d.final_depth, t.height
-		FROM payments p
-		LEFT JOIN deposit_depths d ON d.invoice_id = p.invoice_id AND d.deposit_id = p.deposit_id
-		LEFT JOIN chain_tips t ON t.chain = d.chain
-		WHERE p.invoice_id IN (?` + strings.Repeat(`, ?`, len(invs)-1) + `) ORDER BY p.detected_at, p.deposit_id`
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(q), args...)
-	if err != nil {
-		return fmt.Errorf("payments: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var invoiceID, amount string
-		var p Payment
-		var detected int64
-		var d depth
-		if err := rows.Scan(&invoiceID, &p.DepositID, &p.TxID, &amount, &p.Confirmations, &p.Status, &p.Late, &detected,
-			&d.chain, &d.height, &d.final, &d.tip); err != nil {
-			return err
-		}
-		p.Confirmations = d.confirmations(p.Status, p.Confirmations)
-		p.Amount, p.DetectedAt = domain.MustAmount(amount), time.UnixMilli(detected).UTC()
-		inv := byID[invoiceID]
-		inv.Payments = append(inv.Payments, p)
-	}
-	return rows.Err()
+	return page, hasMore, nil
 }
 
 // Balances returns the merchant's balances in asset order of the rows.
