@@ -244,9 +244,15 @@ func (s *Sender) Close() {
 // Chain implements chain.Sender.
 func (s *Sender) Chain() domain.Chain { return domain.ChainBitcoin }
 
-// rpc runs one call with the per-call timeout (rpcclient takes no context).
+// rpc runs one call with the per-call timeout.
 func rpc[T any](ctx context.Context, s *Sender, f func() (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
+	return withTimeout(ctx, s.cfg.RPCTimeout, f)
+}
+
+// withTimeout runs f, giving up after timeout or when ctx ends; rpcclient
+// takes no context, so an abandoned call finishes in the background.
+func withTimeout[T any](ctx context.Context, timeout time.Duration, f func() (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type result struct {
 		v   T

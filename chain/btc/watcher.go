@@ -410,27 +410,9 @@ func (s watcherSink) Revert(ctx context.Context, invoiceID, depositID, reason st
 	return s.w.sink.Revert(ctx, invoiceID, depositID, reason)
 }
 
-// call runs one RPC with the per-call timeout; rpcclient takes no context,
-// so an abandoned call finishes in the background.
+// call runs one RPC with the per-call timeout.
 func call[T any](ctx context.Context, w *Watcher, f func() (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.RPCTimeout)
-	defer cancel()
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := f()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
+	return withTimeout(ctx, w.cfg.RPCTimeout, f)
 }
 
 func (w *Watcher) sats(v int64) domain.Amount {
