@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,6 +29,9 @@ func ApplyMigrations(ctx context.Context, db DB, files fs.FS, dir, table string)
 		return fmt.Errorf("migrate %s: %w", table, err)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	if err := refuseNewer(ctx, db, entries, table); err != nil {
+		return err
+	}
 	named := map[int]string{}
 	for _, e := range entries {
 		num, _, ok := strings.Cut(e.Name(), "_")
@@ -80,6 +84,12 @@ func checkMigrations(ctx context.Context, db DB, files fs.FS, dir, table string)
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("check migrations %s: %w", table, err)
 	}
+	known := newestKnown(entries)
+	for v := range applied {
+		if v > known {
+			return fmt.Errorf("%w: %s records migration %d, this build knows up to %d", ErrNewerSchema, table, v, known)
+		}
+	}
 	for _, e := range entries {
 		num, _, _ := strings.Cut(e.Name(), "_")
 		if v, err := strconv.Atoi(num); err == nil && !applied[v] {
@@ -87,6 +97,38 @@ func checkMigrations(ctx context.Context, db DB, files fs.FS, dir, table string)
 		}
 	}
 	return nil
+}
+
+// ErrNewerSchema: a schema holds a migration this build does not know. A
+// newer release made it, and this one would not keep up what it added (a
+// table or column the newer projectors maintain): run the newer release,
+// or restore the backup taken before the upgrade.
+var ErrNewerSchema = errors.New("schema is newer than this build (run the newer release, or restore the backup taken before the upgrade)")
+
+// refuseNewer fails with ErrNewerSchema when table records a migration
+// above the highest of entries.
+func refuseNewer(ctx context.Context, db DB, entries []fs.DirEntry, table string) error {
+	known := newestKnown(entries)
+	var newest sql.NullInt64
+	if err := db.Read.QueryRowContext(ctx, `SELECT max(version) FROM `+table).Scan(&newest); err != nil {
+		return fmt.Errorf("migrate %s: %w", table, err)
+	}
+	if newest.Valid && newest.Int64 > int64(known) {
+		return fmt.Errorf("%w: %s records migration %d, this build knows up to %d", ErrNewerSchema, table, newest.Int64, known)
+	}
+	return nil
+}
+
+// newestKnown is the highest number of the migration files entries.
+func newestKnown(entries []fs.DirEntry) int {
+	known := 0
+	for _, e := range entries {
+		num, _, _ := strings.Cut(e.Name(), "_")
+		if v, err := strconv.Atoi(num); err == nil && v > known {
+			known = v
+		}
+	}
+	return known
 }
 
 func applyMigration(ctx context.Context, db DB, table, body string, version int) error {

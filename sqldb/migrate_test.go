@@ -2,6 +2,7 @@ package sqldb_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -80,5 +81,37 @@ func TestApplyMigrationsRefusesANumberTwice(t *testing.T) {
 	err := sqldb.ApplyMigrations(context.Background(), db, files, "m", "test_migrations")
 	if err == nil || !strings.Contains(err.Error(), "0002_b.sql and 0002_other.sql have the same number") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A schema that a newer build migrated is refused by an older one, which
+// would not keep up what the newer migrations added; the read-only check
+// refuses it too.
+func TestOlderBuildRefusesANewerSchema(t *testing.T) {
+	for _, db := range []sqldb.DB{sqliteDB(t), postgresDB(t)} {
+		t.Run(string(db.Dialect), func(t *testing.T) {
+			ctx := context.Background()
+			dir := "m/" + string(db.Dialect)
+			older := fstest.MapFS{dir + "/0001_a.sql": {Data: []byte("CREATE TABLE t (v BIGINT);")}}
+			newer := fstest.MapFS{
+				dir + "/0001_a.sql": older[dir+"/0001_a.sql"],
+				dir + "/0002_b.sql": {Data: []byte("ALTER TABLE t ADD COLUMN w BIGINT;")},
+			}
+			if err := sqldb.ApplyMigrations(ctx, db, newer, "m", "test_migrations"); err != nil {
+				t.Fatal(err)
+			}
+			err := sqldb.ApplyMigrations(ctx, db, older, "m", "test_migrations")
+			if !errors.Is(err, sqldb.ErrNewerSchema) || !strings.Contains(err.Error(), "records migration 2, this build knows up to 1") {
+				t.Fatalf("older build migrating: %v", err)
+			}
+			check := db
+			check.CheckOnly = true
+			if err := sqldb.ApplyMigrations(ctx, check, older, "m", "test_migrations"); !errors.Is(err, sqldb.ErrNewerSchema) {
+				t.Fatalf("older build checking: %v", err)
+			}
+			if err := sqldb.ApplyMigrations(ctx, check, newer, "m", "test_migrations"); err != nil {
+				t.Fatalf("the build that migrated it, checking: %v", err)
+			}
+		})
 	}
 }
