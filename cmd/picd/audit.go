@@ -134,7 +134,8 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 		return statement(ctx, b, out, stdout)
 	}
 	runner := projections.NewRunner(b.store, b.db, log)
-	opt := projections.AuditOptions{}
+	// --chain compares every pay address with the nodes: only then are they kept.
+	opt := projections.AuditOptions{Addresses: out.chain}
 	if out.progress {
 		bar := newProgressBar(stderr)
 		opt.Progress = bar.update
