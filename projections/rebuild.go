@@ -134,20 +134,25 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 	if err := finishShadowTables(ctx, db, tables, indexes); err != nil {
 		return err
 	}
-	return swap(ctx, store, db, r, tables, indexes, now)
+	if err := swap(ctx, store, db, r, tables, now); err != nil {
+		return err
+	}
+	return settleSQLiteIndexes(ctx, db, indexes)
 }
 
-// finishShadowTables builds the Postgres shadow tables' indexes and
-// gathers their statistics (a new table has none, and the planner would
-// guess), before the swap and outside it: nothing live waits meanwhile.
+// finishShadowTables builds the shadow tables' indexes before the swap,
+// one statement each: on SQLite each holds the writer, and so the
+// gateway's appends, for one index build only. On Postgres it also gathers
+// the tables' statistics (a new table has none, and the planner would
+// guess); nothing live waits for it there.
 func finishShadowTables(ctx context.Context, db sqldb.DB, tables []string, indexes shadowIndexes) error {
-	if db.Dialect != sqldb.Postgres {
-		return nil
-	}
 	for _, stmt := range indexes.beforeSwap {
 		if _, err := db.Write.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("rebuild: %s: %w", stmt, err)
 		}
+	}
+	if db.Dialect != sqldb.Postgres {
+		return nil
 	}
 	for _, t := range tables {
 		if _, err := db.Write.ExecContext(ctx, `ANALYZE `+t+nextSuffix); err != nil {
@@ -195,20 +200,22 @@ func projectorNames() []string {
 // their keys. Unique indexes are built before the load, as the projectors'
 // upserts may need them.
 type shadowIndexes struct {
-	// beforeSwap (Postgres) build the indexes on the shadow tables, under
-	// generated names the swap replaces with the live ones.
+	// beforeSwap build the indexes on the shadow tables, under names of
+	// this rebuild's that the swap (Postgres) or afterSwap (SQLite)
+	// replace with the live ones.
 	beforeSwap []string
-	// inSwap (SQLite, where index names are global and cannot be renamed)
-	// build them in the swap's transaction, once the live table and its
-	// indexes are dropped, under the live indexes' names.
-	inSwap map[string][]string
+	// afterSwap (SQLite, where index names are global and cannot be
+	// renamed): for each index, the statement that builds it again under
+	// its live name once the live table is gone, and the one that drops
+	// the rebuild's.
+	afterSwap [][2]string
 }
 
 // createShadowTables creates <table>__next with the live table's columns,
 // keys and unique indexes, dropping a leftover of an interrupted rebuild
 // first, and returns its other indexes to build later.
 func createShadowTables(ctx context.Context, db sqldb.DB, tables []string) (shadowIndexes, error) {
-	ix := shadowIndexes{inSwap: map[string][]string{}}
+	var ix shadowIndexes
 	for _, t := range tables {
 		next := t + nextSuffix
 		if _, err := db.Write.ExecContext(ctx, `DROP TABLE IF EXISTS `+next); err != nil {
@@ -222,11 +229,12 @@ func createShadowTables(ctx context.Context, db sqldb.DB, tables []string) (shad
 			ix.beforeSwap = append(ix.beforeSwap, later...)
 			continue
 		}
-		later, err := copySQLiteSchema(ctx, db.Write, t, next)
+		before, after, err := copySQLiteSchema(ctx, db.Write, t, next)
 		if err != nil {
 			return ix, err
 		}
-		ix.inSwap[t] = later
+		ix.beforeSwap = append(ix.beforeSwap, before...)
+		ix.afterSwap = append(ix.afterSwap, after...)
 	}
 	return ix, nil
 }
@@ -279,22 +287,23 @@ func copyPostgresSchema(ctx context.Context, db *sql.DB, t, next string) ([]stri
 var indexSuffix = regexp.MustCompile(`__g\d+$`)
 
 // copySQLiteSchema recreates table t as next from sqlite_master, with its
-// unique indexes under new names (index names are global in SQLite), and
-// returns the statements that build each of t's indexes under its live
-// name (without a former rebuild's __g suffix), to run once t is dropped
-// and next renamed t.
-func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) ([]string, error) {
+// unique indexes, which the load may need, under names of this rebuild's
+// (index names are global in SQLite), and returns the statements that
+// build t's other indexes on next under such names, and those that build
+// each index under its live name (without a former rebuild's __g suffix)
+// once t is dropped and next renamed t, then drop the rebuild's.
+func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) (before []string, after [][2]string, err error) {
 	var tableSQL string
 	if err := db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, t).Scan(&tableSQL); err != nil {
-		return nil, fmt.Errorf("rebuild: schema of %s: %w", t, err)
+		return nil, nil, fmt.Errorf("rebuild: schema of %s: %w", t, err)
 	}
 	head := regexp.MustCompile(`(?i)^CREATE TABLE\s+"?` + regexp.QuoteMeta(t) + `"?`)
 	if _, err := db.ExecContext(ctx, head.ReplaceAllString(tableSQL, "CREATE TABLE "+next)); err != nil {
-		return nil, fmt.Errorf("rebuild: create %s: %w", next, err)
+		return nil, nil, fmt.Errorf("rebuild: create %s: %w", next, err)
 	}
 	rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	type index struct{ name, sql string }
 	var indexes []index
@@ -302,40 +311,64 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) ([]string
 		var ix index
 		if err := rows.Scan(&ix.name, &ix.sql); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		indexes = append(indexes, ix)
 	}
 	rows.Close()
-	// A unique index is needed through the load: it gets a name of this
-	// rebuild's until the swap.
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gen := fmt.Sprintf("__g%d", binary.BigEndian.Uint64(nonce[:])>>1)
-	var later []string
 	for _, ix := range indexes {
 		re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(ix.name) + `"?\s+ON\s+"?` + regexp.QuoteMeta(t) + `"?`)
 		m := re.FindStringSubmatch(ix.sql)
 		if m == nil {
-			return nil, fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
+			return nil, nil, fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
 		}
 		live := indexSuffix.ReplaceAllString(ix.name, "")
+		tmp := live + gen
+		create := re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+tmp+" ON "+next)
 		if m[1] != "" {
-			tmp := live + gen
-			if _, err := db.ExecContext(ctx, re.ReplaceAllString(ix.sql, "CREATE UNIQUE INDEX "+tmp+" ON "+next)); err != nil {
-				return nil, fmt.Errorf("rebuild: index %s: %w", tmp, err)
+			if _, err := db.ExecContext(ctx, create); err != nil {
+				return nil, nil, fmt.Errorf("rebuild: index %s: %w", tmp, err)
 			}
-			later = append(later, `DROP INDEX `+tmp)
+		} else {
+			before = append(before, create)
 		}
-		later = append(later, re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+live+" ON "+t))
+		after = append(after, [2]string{re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+live+" ON "+t), `DROP INDEX ` + tmp})
 	}
-	return later, nil
+	return before, after, nil
+}
+
+// settleSQLiteIndexes gives the swapped-in tables' indexes their live
+// names: it builds each again under its name and drops the rebuild's, one
+// index per transaction, so that the gateway's appends wait for one build
+// at a time. Twice the builds, but a transaction that built them all in
+// the swap held the writer (at 1M events, under load) for 18–20 s, beyond
+// the 5 s an append waits for a lock.
+func settleSQLiteIndexes(ctx context.Context, db sqldb.DB, indexes shadowIndexes) error {
+	for _, stmts := range indexes.afterSwap {
+		tx, err := db.Write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range stmts {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("rebuild: %s: %w", stmt, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // swap catches the new tables up and puts them live, in one transaction.
-func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, tables []string, indexes shadowIndexes, now func() time.Time) error {
+func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, tables []string, now func() time.Time) error {
 	sqlTx, release, err := beginReadModelTx(ctx, db)
 	if err != nil {
 		return err
@@ -390,10 +423,6 @@ func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, t
 			`ALTER TABLE ` + t + nextSuffix + ` RENAME TO ` + t,
 			`DROP TABLE ` + t + `__old`,
 		}, renames...)
-		// SQLite: the indexes' names are free now. Readers see the old
-		// table and its indexes until the commit; the writer, and so the
-		// gateway's appends, wait for the builds.
-		stmts = append(stmts, indexes.inSwap[t]...)
 		for _, stmt := range stmts {
 			if _, err := sqlTx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("rebuild: swap %s: %w", t, err)
