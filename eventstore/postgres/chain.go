@@ -88,11 +88,7 @@ func chainExisting(ctx context.Context, tx pgx.Tx, schema string) error {
 		if err != nil {
 			return fmt.Errorf("chain existing events: %w", err)
 		}
-		evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
-			var e eventstore.RecordedEvent
-			err := row.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt)
-			return e, err
-		})
+		evs, err := pgx.CollectRows(rows, scanEvent)
 		if err != nil {
 			return fmt.Errorf("chain existing events: %w", err)
 		}

@@ -351,11 +351,7 @@ func (s *Store) scanStreams(ctx context.Context, after eventstore.StreamCursor, 
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
-		var e eventstore.RecordedEvent
-		err := row.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt)
-		return e, err
-	})
+	evs, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
@@ -440,15 +436,20 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]eventstor
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
-		var e eventstore.RecordedEvent
-		err := row.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt)
-		return e, err
-	})
+	evs, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
 	return evs, nil
+}
+
+// scanEvent reads a row of (transaction_id, global_position, event_id,
+// stream, version, type, data, metadata, recorded_at), the columns every
+// read of the log selects.
+func scanEvent(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
+	var e eventstore.RecordedEvent
+	err := row.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt)
+	return e, err
 }
 
 // ctxErr prefers the context's error, so that callers can match it with
