@@ -183,7 +183,7 @@ func NewProcessor(store eventstore.Store, db sqldb.DB, h commands.Handlers, asse
 		byChain[s.Chain()] = s
 	}
 	return &Processor{store: store, db: db, commands: h, assets: assets, senders: byChain, cfg: cfg,
-		intake: &subscription{store: store, db: db, name: "payout_intake", batch: 500, gather: gatherRare, types: []string{domain.TypePayoutRequested}}}
+		intake: &subscription{store: store, db: db, name: payoutIntakeName, batch: 500, gather: gatherRare, types: []string{domain.TypePayoutRequested}}}
 }
 
 // Run takes in requests and drives due payouts until ctx ends.
@@ -569,7 +569,7 @@ func NewSettlement(store eventstore.Store, db sqldb.DB, h commands.Handlers, log
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Settlement{sub: &subscription{store: store, db: db, name: "settlement", batch: 100, gather: gatherRare,
+	return &Settlement{sub: &subscription{store: store, db: db, name: settlementName, batch: 100, gather: gatherRare,
 		types: []string{domain.TypeDepositFinalized, domain.TypeDepositReverted}},
 		db: db, commands: h, log: log, now: time.Now, maxWait: DefaultConversionMaxWait}
 }

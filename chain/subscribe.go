@@ -21,6 +21,12 @@ func Migrate(ctx context.Context, db sqldb.DB) error {
 	return sqldb.ApplyMigrations(ctx, db, migrations, "migrations", "chain_migrations")
 }
 
+// The subscriptions' names in chain_checkpoints.
+const (
+	payoutIntakeName = "payout_intake"
+	settlementName   = "settlement"
+)
+
 // subscription reads the global log from a named checkpoint
 // (chain_checkpoints) in batches: a follow.Follower.
 type subscription struct {
@@ -85,3 +91,18 @@ func (p *Processor) IntakeMetrics() *follow.Metrics { return p.intake.metrics() 
 
 // Metrics are the settlement's follower counters.
 func (s *Settlement) Metrics() *follow.Metrics { return s.sub.metrics() }
+
+// StartSubscribersAt sets the checkpoints of the payout intake and the
+// settlement to pos, for a store filled with a history whose payouts and
+// settlements are already written (picd generate): a gateway that lived it
+// would have them there, not at the log's start. Run Migrate on db first.
+func StartSubscribersAt(ctx context.Context, db sqldb.DB, pos eventstore.Position) error {
+	for _, name := range []string{payoutIntakeName, settlementName} {
+		if _, err := db.Write.ExecContext(ctx, db.Q(`INSERT INTO chain_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`),
+			name, pos.String(), time.Now().UnixMilli()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

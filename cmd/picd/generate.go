@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acceptcryptohere/gateway/chain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/internal/history"
+	"github.com/acceptcryptohere/gateway/webhooks"
 )
 
 var generateHelp = cmdHelp{name: "picd generate", usage: "picd generate --events N [--merchants M] [--seed S] [--keys FILE] [flags]",
@@ -91,6 +93,14 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	})
 	fmt.Fprintln(stderr)
 	if err != nil {
+		return err
+	}
+	// The history's payouts, settlements and webhooks are behind it: a
+	// gateway that lived it would not replay them at its first start.
+	if err := chain.StartSubscribersAt(ctx, b.db, rep.Head); err != nil {
+		return err
+	}
+	if err := webhooks.StartAt(ctx, b.db, rep.Head); err != nil {
 		return err
 	}
 	if *keys != "" {

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 )
 
 // picd generate fills an empty embedded store that picd audit then finds
@@ -35,6 +38,7 @@ func TestGenerateThenAudit(t *testing.T) {
 	if err := json.Unmarshal(raw, &merchants); err != nil || len(merchants) != 6 || !strings.HasPrefix(merchants[0].SecretKey, "pic_live_") {
 		t.Errorf("keys file: %v %s", err, raw)
 	}
+	checkSubscribersAtTheHead(t, dir)
 	out.Reset()
 	if err := run(ctx, []string{"audit", "--no-progress", "--data", dir}, &out, &errOut); err != nil {
 		t.Fatalf("audit: %v\n%s", err, out.String())
@@ -60,5 +64,42 @@ func TestGenerateIntoPostgresCreatesTheDataDir(t *testing.T) {
 	st, err := os.Stat(dir)
 	if err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("data dir: %v %v, want 0700", st, err)
+	}
+}
+
+// checkSubscribersAtTheHead: a generated history's payouts, settlements and
+// webhooks are behind it, so the subscribers start at its last event, not
+// at position 0 (where a 10M history kept them busy for a quarter hour).
+func checkSubscribersAtTheHead(t *testing.T, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(dir, "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var last eventstore.Position
+	for {
+		recs, err := store.ReadAll(ctx, last, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		last = recs[len(recs)-1].Position
+	}
+	for _, q := range []string{
+		`SELECT position FROM chain_checkpoints WHERE name = 'settlement'`,
+		`SELECT position FROM chain_checkpoints WHERE name = 'payout_intake'`,
+		`SELECT position FROM webhook_checkpoint WHERE name = 'deliveries'`,
+	} {
+		var pos string
+		if err := store.DB().QueryRowContext(ctx, q).Scan(&pos); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if pos != last.String() {
+			t.Errorf("%s: %s, want the log's last event %s", q, pos, last)
+		}
 	}
 }

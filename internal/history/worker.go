@@ -39,6 +39,7 @@ type worker struct {
 	appended  sync.WaitGroup
 	appendMu  sync.Mutex
 	appendErr error
+	head      eventstore.Position // the furthest position an append of appendAsync reached
 
 	merchants []Merchant
 	events    int64
@@ -208,12 +209,14 @@ func (w *worker) appendAsync(ctx context.Context, stream string, data []eventsto
 	go func() {
 		defer w.appended.Done()
 		defer func() { <-w.inflight }()
-		if _, err := w.store.Append(ctx, stream, eventstore.NoStream, data); err != nil {
-			w.appendMu.Lock()
-			if w.appendErr == nil {
-				w.appendErr = fmt.Errorf("history: append %s: %w", stream, err)
-			}
-			w.appendMu.Unlock()
+		res, err := w.store.Append(ctx, stream, eventstore.NoStream, data)
+		w.appendMu.Lock()
+		defer w.appendMu.Unlock()
+		if err != nil && w.appendErr == nil {
+			w.appendErr = fmt.Errorf("history: append %s: %w", stream, err)
+		}
+		if err == nil && w.head.Less(res.Position) {
+			w.head = res.Position
 		}
 	}()
 }
