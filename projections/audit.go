@@ -823,12 +823,14 @@ func (rep *AuditReport) comparePayouts(ctx context.Context, db sqldb.DB) error {
 	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	for id := range rep.payouts {
+	counts := map[string]int64{}
+	for id, p := range rep.payouts {
 		if !seen[id] {
 			rep.problem("payout %s: missing from the read model", id)
 		}
+		counts[p.status]++
 	}
-	return nil
+	return rep.compareStatusCounts(ctx, db, "payout_status_counts", "payouts", counts)
 }
 
 // Accounts lists the ledger's accounts in order.

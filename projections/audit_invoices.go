@@ -395,7 +395,7 @@ func (rep *AuditReport) compareInvoiceRows(ctx context.Context, store eventstore
 			return err
 		}
 	}
-	return rep.compareStatusCounts(ctx, db, c.statuses)
+	return rep.compareStatusCounts(ctx, db, "invoice_status_counts", "invoices", c.statuses)
 }
 
 // extraInvoiceRows names the read model's invoices the log does not have,
@@ -442,16 +442,17 @@ func (rep *AuditReport) extraInvoiceRows(ctx context.Context, store eventstore.S
 	return nil
 }
 
-// compareStatusCounts checks the invoices' counts by status that the
-// projector keeps (the picd_invoices gauge) against the log's.
-func (rep *AuditReport) compareStatusCounts(ctx context.Context, db sqldb.DB, want map[string]int64) error {
+// compareStatusCounts checks the counts by status that a projector keeps
+// in table (the picd_invoices and picd_payouts gauges) against the log's;
+// what names the rows counted (invoices, payouts).
+func (rep *AuditReport) compareStatusCounts(ctx context.Context, db sqldb.DB, table, what string, want map[string]int64) error {
 	want = maps.Clone(want)
 	if want == nil {
 		want = map[string]int64{}
 	}
-	rows, err := db.Read.QueryContext(ctx, `SELECT status, n FROM invoice_status_counts`)
+	rows, err := db.Read.QueryContext(ctx, `SELECT status, n FROM `+table)
 	if err != nil {
-		return fmt.Errorf("audit: invoice counts: %w", err)
+		return fmt.Errorf("audit: %s counts: %w", what, err)
 	}
 	defer rows.Close()
 	got := map[string]int64{}
@@ -471,7 +472,7 @@ func (rep *AuditReport) compareStatusCounts(ctx context.Context, db sqldb.DB, wa
 	}
 	for _, status := range slices.Sorted(maps.Keys(want)) {
 		if got[status] != want[status] {
-			rep.problem("invoices %s: the read model counts %d, the log has %d", status, got[status], want[status])
+			rep.problem("%s %s: the read model counts %d, the log has %d", what, status, got[status], want[status])
 		}
 	}
 	return nil

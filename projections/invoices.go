@@ -230,16 +230,22 @@ func (Invoices) FlushBatch(ctx context.Context, tx Tx) error {
 		confirmations = excluded.confirmations, status = excluded.status, late = excluded.late`); err != nil {
 		return err
 	}
-	statuses := make([]string, 0, len(b.statusDiff))
-	for s, n := range b.statusDiff {
+	return writeStatusCounts(ctx, tx, "invoice_status_counts", b.statusDiff)
+}
+
+// writeStatusCounts adds a batch's changes to a table of counts by status,
+// in the same order in every batch (the rows' lock order).
+func writeStatusCounts[S ~string](ctx context.Context, tx Tx, table string, diff map[S]int64) error {
+	statuses := make([]string, 0, len(diff))
+	for s, n := range diff {
 		if n != 0 {
 			statuses = append(statuses, string(s))
 		}
 	}
-	slices.Sort(statuses) // the same lock order in every batch
+	slices.Sort(statuses)
 	for _, s := range statuses {
-		if _, err := tx.Exec(ctx, `INSERT INTO invoice_status_counts (status, n) VALUES (?, ?)
-			ON CONFLICT (status) DO UPDATE SET n = invoice_status_counts.n + excluded.n`, s, b.statusDiff[domain.Status(s)]); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (status, n) VALUES (?, ?)
+			ON CONFLICT (status) DO UPDATE SET n = `+table+`.n + excluded.n`, s, diff[S(s)]); err != nil {
 			return err
 		}
 	}

@@ -93,4 +93,12 @@ func testPayoutsInOneBatch(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	if got != want || !strings.Contains(want, "confirmed") || !strings.Contains(want, "rejected") || !strings.Contains(want, "canceled") {
 		t.Fatalf("payouts projected in one batch:\n%s\nevent by event:\n%s", got, want)
 	}
+	// The counts by status (the picd_payouts gauge) are kept by the
+	// projector in either way: a row changed in its own batch and one
+	// changed by a later batch's UPDATE.
+	for name, db := range map[string]sqldb.DB{"one batch": one, "event by event": each} {
+		if got := statusCounts(t, db, `SELECT status, n FROM payout_status_counts WHERE n <> 0`); got != "canceled:1 confirmed:1 failed:1" {
+			t.Errorf("%s: payout_status_counts %s", name, got)
+		}
+	}
 }

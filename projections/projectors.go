@@ -3,7 +3,9 @@ package projections
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/bits"
@@ -243,7 +245,7 @@ func (Balances) FlushBatch(ctx context.Context, tx Tx) error {
 type Payouts struct{}
 
 func (Payouts) Name() string     { return "payouts" }
-func (Payouts) Tables() []string { return []string{"payouts"} }
+func (Payouts) Tables() []string { return []string{"payouts", "payout_status_counts"} }
 
 // payoutRow is a payout requested in this batch, as the batch left it:
 // like invoices (invoices.go), a payout's life is mostly inside one batch,
@@ -262,6 +264,32 @@ type payoutRow struct {
 type payoutBatch struct {
 	rows  map[string]*payoutRow
 	order []string
+	// statusDiff is what the batch changes in payout_status_counts.
+	statusDiff map[domain.PayoutStatus]int64
+}
+
+// moved counts a payout of the batch going from one status to another.
+func (b *payoutBatch) moved(from, to domain.PayoutStatus) {
+	b.statusDiff[from]--
+	b.statusDiff[to]++
+}
+
+// setStatus changes a payout of an earlier batch, whose status it reads
+// first for the counts; a payout the table lacks is left alone, as the
+// UPDATE alone left it.
+func (b *payoutBatch) setStatus(ctx context.Context, tx Tx, id string, to domain.PayoutStatus, update string, args ...any) error {
+	var from string
+	switch err := tx.QueryRow(ctx, `SELECT status FROM payouts WHERE payout_id = ?`, id).Scan(&from); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	if _, err := tx.Exec(ctx, update, append([]any{string(to)}, args...)...); err != nil {
+		return err
+	}
+	b.moved(domain.PayoutStatus(from), to)
+	return nil
 }
 
 const payoutsKey = "payouts"
@@ -269,7 +297,7 @@ const payoutsKey = "payouts"
 func (Payouts) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, ev domain.Event) error {
 	b, _ := tx.batch[payoutsKey].(*payoutBatch)
 	if b == nil {
-		b = &payoutBatch{rows: map[string]*payoutRow{}}
+		b = &payoutBatch{rows: map[string]*payoutRow{}, statusDiff: map[domain.PayoutStatus]int64{}}
 		tx.batch[payoutsKey] = b
 	}
 	var err error
@@ -281,45 +309,51 @@ func (Payouts) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent, e
 		b.order = append(b.order, e.PayoutID)
 		b.rows[e.PayoutID] = &payoutRow{e: e, requestStream: rec.Stream, requestVersion: rec.Version,
 			status: domain.PayoutRequestedStatus, updatedAt: e.RequestedAt.UnixMilli()}
+		b.statusDiff[domain.PayoutRequestedStatus]++
 	case domain.PayoutSigned:
 		if p := b.rows[e.PayoutID]; p != nil {
+			b.moved(p.status, domain.PayoutSignedStatus)
 			p.status, p.txid, p.networkFee, p.sentAmount, p.updatedAt = domain.PayoutSignedStatus, e.TxID, e.NetworkFee.String(), e.Sent.String(), e.SignedAt.UnixMilli()
 			break
 		}
-		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, txid = ?, network_fee = ?, sent_amount = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutSignedStatus), e.TxID, e.NetworkFee.String(), e.Sent.String(), e.SignedAt.UnixMilli(), e.PayoutID)
+		err = b.setStatus(ctx, tx, e.PayoutID, domain.PayoutSignedStatus, `UPDATE payouts SET status = ?, txid = ?, network_fee = ?, sent_amount = ?, updated_at = ? WHERE payout_id = ?`,
+			e.TxID, e.NetworkFee.String(), e.Sent.String(), e.SignedAt.UnixMilli(), e.PayoutID)
 	case domain.PayoutSent:
 		at := e.SentAt.UnixMilli()
 		if p := b.rows[e.PayoutID]; p != nil {
+			b.moved(p.status, domain.PayoutSentStatus)
 			p.status, p.sentAt, p.updatedAt = domain.PayoutSentStatus, &at, at
 			break
 		}
-		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, sent_at = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutSentStatus), at, at, e.PayoutID)
+		err = b.setStatus(ctx, tx, e.PayoutID, domain.PayoutSentStatus, `UPDATE payouts SET status = ?, sent_at = ?, updated_at = ? WHERE payout_id = ?`,
+			at, at, e.PayoutID)
 	case domain.PayoutConfirmed:
 		at := e.ConfirmedAt.UnixMilli()
 		if p := b.rows[e.PayoutID]; p != nil {
+			b.moved(p.status, domain.PayoutConfirmedStatus)
 			p.status, p.txid, p.networkFee, p.sentAmount, p.confirmedAt, p.updatedAt = domain.PayoutConfirmedStatus, e.TxID, e.NetworkFee.String(), e.Sent.String(), &at, at
 			break
 		}
-		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, txid = ?, network_fee = ?, sent_amount = ?, confirmed_at = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutConfirmedStatus), e.TxID, e.NetworkFee.String(), e.Sent.String(), at, at, e.PayoutID)
+		err = b.setStatus(ctx, tx, e.PayoutID, domain.PayoutConfirmedStatus, `UPDATE payouts SET status = ?, txid = ?, network_fee = ?, sent_amount = ?, confirmed_at = ?, updated_at = ? WHERE payout_id = ?`,
+			e.TxID, e.NetworkFee.String(), e.Sent.String(), at, at, e.PayoutID)
 	case domain.PayoutFailed:
 		at := e.FailedAt.UnixMilli()
 		if p := b.rows[e.PayoutID]; p != nil {
+			b.moved(p.status, domain.PayoutFailedStatus)
 			p.status, p.failReason, p.failedAt, p.updatedAt = domain.PayoutFailedStatus, e.Reason, &at, at
 			break
 		}
-		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, failure_reason = ?, failed_at = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutFailedStatus), e.Reason, at, at, e.PayoutID)
+		err = b.setStatus(ctx, tx, e.PayoutID, domain.PayoutFailedStatus, `UPDATE payouts SET status = ?, failure_reason = ?, failed_at = ?, updated_at = ? WHERE payout_id = ?`,
+			e.Reason, at, at, e.PayoutID)
 	case domain.PayoutCanceled:
 		at := e.CanceledAt.UnixMilli()
 		if p := b.rows[e.PayoutID]; p != nil {
+			b.moved(p.status, domain.PayoutCanceledStatus)
 			p.status, p.updatedAt = domain.PayoutCanceledStatus, at
 			break
 		}
-		_, err = tx.Exec(ctx, `UPDATE payouts SET status = ?, updated_at = ? WHERE payout_id = ?`,
-			string(domain.PayoutCanceledStatus), at, e.PayoutID)
+		err = b.setStatus(ctx, tx, e.PayoutID, domain.PayoutCanceledStatus, `UPDATE payouts SET status = ?, updated_at = ? WHERE payout_id = ?`,
+			at, e.PayoutID)
 	}
 	return err
 }
@@ -340,5 +374,8 @@ func (Payouts) FlushBatch(ctx context.Context, tx Tx) error {
 			p.sentAmount, e.SourceInvoiceID, p.failReason, p.requestStream, p.requestVersion, e.RequestedAt.UnixMilli(),
 			orNull(p.sentAt), orNull(p.confirmedAt), orNull(p.failedAt), p.updatedAt)
 	}
-	return tx.flushRows(ctx, "payout_rows")
+	if err := tx.flushRows(ctx, "payout_rows"); err != nil {
+		return err
+	}
+	return writeStatusCounts(ctx, tx, "payout_status_counts", b.statusDiff)
 }

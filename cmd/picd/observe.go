@@ -249,7 +249,7 @@ func (o *observability) registerStateGauges(store eventstore.Store, runner *proj
 		&statusCounts{db: db, desc: prometheus.NewDesc("picd_invoices", "Invoices in the read model by status.", []string{"status"}, nil),
 			query: `SELECT status, n FROM invoice_status_counts WHERE n <> 0`},
 		&statusCounts{db: db, desc: prometheus.NewDesc("picd_payouts", "Payouts in the read model by status.", []string{"status"}, nil),
-			query: `SELECT status, count(*) FROM payouts GROUP BY status`})
+			query: `SELECT status, n FROM payout_status_counts WHERE n <> 0`})
 	for _, c := range scans {
 		scan := func(value func(scanCheckpoint) float64) func() float64 {
 			return func() float64 {
