@@ -243,6 +243,9 @@ func (n *Node) Send(to *common.Address, wei *big.Int, data []byte) *types.Receip
 	if r.Status != types.ReceiptStatusSuccessful {
 		n.t.Fatalf("transaction %s failed", hash.Hex())
 	}
+	// geth can answer the receipt a moment before "latest" names its
+	// block; a caller that pins the head next must see the transaction.
+	n.waitHead(r.BlockNumber.Uint64())
 	return r
 }
 
