@@ -49,6 +49,8 @@ type auditOutput struct {
 	csv                bool
 	// at: --verify-chain also prints the hash at this chain seq.
 	at string
+	// cpuProfile: write a CPU profile of the run to this file (--cpuprofile).
+	cpuProfile string
 	// chain: compare the ledger's holdings with the nodes (--chain);
 	// verbose lists every address that differs.
 	chain, verbose bool
@@ -61,7 +63,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && (name == "from" || name == "to" || name == "merchant" || name == "at") {
+		if name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && (name == "from" || name == "to" || name == "merchant" || name == "at" || name == "cpuprofile") {
 			if !ok {
 				if i+1 >= len(args) {
 					return &exitError{code: exitUsage, err: fmt.Errorf("audit: --%s needs a value", name)}
@@ -76,6 +78,8 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				out.to = value
 			case "at":
 				out.at = value
+			case "cpuprofile":
+				out.cpuProfile = value
 			default:
 				out.merchant = value
 			}
@@ -107,6 +111,11 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 {
 		return usageError(fmt.Errorf("unexpected arguments: %s", strings.Join(args, " ")))
 	}
+	stop, err := startCPUProfile(out.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return runAudit(ctx, cfg, out, stdout, stderr)
 }
 

@@ -77,17 +77,11 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	rep, err := history.Generate(ctx, b.store, box, hc, func(n int64) {
 		fmt.Fprintf(stderr, "\rwrote %d events", n)
 	})
@@ -135,4 +129,21 @@ func parseMix(s string) (map[history.Kind]float64, error) {
 		mix[history.Kind(strings.TrimSpace(k))] = share
 	}
 	return mix, nil
+}
+
+// startCPUProfile writes a CPU profile to path (none when empty) until
+// stop is called: where a long run of generate or audit spends its time.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
