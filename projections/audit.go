@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
@@ -410,7 +411,7 @@ func decodePostings(rec *eventstore.RecordedEvent) (domain.Event, error) {
 		return domain.DecodeStored(rec.Type, rec.Data, rec.Metadata)
 	}
 	p := postingsOnly{typ: rec.Type}
-	if err := json.Unmarshal(rec.Data, &p); err != nil {
+	if err := jsonv2.Unmarshal(rec.Data, &p); err != nil {
 		return nil, err
 	}
 	return p, nil
