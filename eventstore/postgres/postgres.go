@@ -288,7 +288,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, max i
 	if max <= 0 {
 		return nil, nil
 	}
-	evs, err := s.query(ctx, s.q.readStream, stream, from, max)
+	evs, err := s.query(ctx, max, s.q.readStream, stream, from, max)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read stream %q: %w", stream, err)
 	}
@@ -308,7 +308,7 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all after %v: %w", after, err)
 	}
-	evs, err := s.query(ctx, s.q.readAll, after.Commit, prepareArg(after), max, h)
+	evs, err := s.query(ctx, max, s.q.readAll, after.Commit, prepareArg(after), max, h)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all after %v: %w", after, err)
 	}
@@ -351,7 +351,7 @@ func (s *Store) scanStreams(ctx context.Context, after eventstore.StreamCursor, 
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	evs, err := pgx.CollectRows(rows, scanEvent)
+	evs, err := collectEvents(rows, max)
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
@@ -431,16 +431,40 @@ func prepareArg(p eventstore.Position) int64 {
 	return int64(p.Prepare)
 }
 
-func (s *Store) query(ctx context.Context, sql string, args ...any) ([]eventstore.RecordedEvent, error) {
+func (s *Store) query(ctx context.Context, capHint int, sql string, args ...any) ([]eventstore.RecordedEvent, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	evs, err := pgx.CollectRows(rows, scanEvent)
+	evs, err := collectEvents(rows, capHint)
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
 	return evs, nil
+}
+
+// batchCapLimit bounds the slice a read reserves before it has the rows.
+const batchCapLimit = 10_000
+
+// collectEvents reads the rows' events. A read that returns a few rows (a
+// stream, a subscriber at the log's end) keeps a small slice; one that
+// fills it is likely a full batch, grown once to the batch's size rather
+// than doubling from a few (as the SQLite store does: the copies were 5 %
+// of an audit's CPU there).
+func collectEvents(rows pgx.Rows, capHint int) ([]eventstore.RecordedEvent, error) {
+	defer rows.Close()
+	out := make([]eventstore.RecordedEvent, 0, min(capHint, 128))
+	for rows.Next() {
+		if len(out) == cap(out) && cap(out) < capHint {
+			out = slices.Grow(out, min(capHint, batchCapLimit)-len(out))
+		}
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // scanEvent reads a row of (transaction_id, global_position, event_id,

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -778,14 +779,24 @@ func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, m
 	return page, nil
 }
 
+// batchCapLimit bounds the slice a read reserves before it has the rows.
+const batchCapLimit = 10_000
+
 func (s *Store) query(ctx context.Context, q *sql.Stmt, capHint int, args ...any) ([]eventstore.RecordedEvent, error) {
 	rows, err := q.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	// A read that returns a few rows (a stream, a subscriber at the log's
+	// end) keeps a small slice; one that fills it is likely a full batch,
+	// grown once to the batch's size rather than doubling from 128 (the
+	// copies were 5 % of a 1M audit's CPU).
 	out := make([]eventstore.RecordedEvent, 0, min(capHint, 128))
 	for rows.Next() {
+		if len(out) == cap(out) && cap(out) < capHint {
+			out = slices.Grow(out, min(capHint, batchCapLimit)-len(out))
+		}
 		var e eventstore.RecordedEvent
 		var pos, recordedAt int64
 		if err := rows.Scan(&pos, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Metadata, &recordedAt); err != nil {
