@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/follow"
@@ -34,6 +35,10 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		h = projectionsStatusHelp
 	default:
 		return usageError(fmt.Errorf("unknown projections command %q: want rebuild or status\n%s", sub, use))
+	}
+	profile, args, err := cutValueFlag(args, "cpuprofile")
+	if err != nil {
+		return err
 	}
 	// Flags first, then projection names: picd projections rebuild --store=postgres invoices
 	cfg, names, err := parseConfigFor(h, args, stdout)
@@ -68,8 +73,13 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return printLeader(ctx, stdout, cfg, b)
 	case "rebuild":
+		stop, err := startCPUProfile(profile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 		start := time.Now()
-		err := projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: time.Now, Progress: func(p projections.RebuildProgress) {
+		err = projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: time.Now, Progress: func(p projections.RebuildProgress) {
 			fmt.Fprint(stdout, "\r"+progressBar(p))
 		}})
 		fmt.Fprintln(stdout)
@@ -119,4 +129,26 @@ func printLeader(ctx context.Context, stdout io.Writer, cfg Config, b *backend) 
 	}
 	_, err = fmt.Fprintf(stdout, "leader: %s\n", st)
 	return err
+}
+
+// cutValueFlag takes --name VALUE or --name=VALUE (one dash or two) out of
+// args, for a flag the shared configuration flags do not know.
+func cutValueFlag(args []string, name string) (value string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		n, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || n != name {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return "", nil, &exitError{code: exitUsage, err: fmt.Errorf("--%s needs a value", name)}
+			}
+			i++
+			v = args[i]
+		}
+		value = v
+	}
+	return value, rest, nil
 }
