@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -70,8 +71,14 @@ func (s *SQL) Events(ctx context.Context, merchantID string, after int64, limit 
 		return nil, false, fmt.Errorf("events: %w", err)
 	}
 	defer rows.Close()
-	var page []FeedEvent
+	// A poller at the log's end gets a few rows; a page that fills 128 is
+	// grown once to the size asked for: doubling from nothing copied a
+	// full page's events ten times.
+	page := make([]FeedEvent, 0, min(limit+1, 128))
 	for rows.Next() {
+		if len(page) == cap(page) {
+			page = slices.Grow(page, limit+1-len(page))
+		}
 		var e FeedEvent
 		var recorded int64
 		var metadata, data string
