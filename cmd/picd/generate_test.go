@@ -40,8 +40,17 @@ func TestGenerateThenAudit(t *testing.T) {
 	}
 	checkSubscribersAtTheHead(t, dir)
 	out.Reset()
-	if err := run(ctx, []string{"audit", "--no-progress", "--data", dir}, &out, &errOut); err != nil {
+	auditProfile, rebuildProfile := filepath.Join(dir, "audit.prof"), filepath.Join(dir, "rebuild.prof")
+	if err := run(ctx, []string{"audit", "--no-progress", "--cpuprofile", auditProfile, "--data", dir}, &out, &errOut); err != nil {
 		t.Fatalf("audit: %v\n%s", err, out.String())
+	}
+	if err := run(ctx, []string{"projections", "rebuild", "--cpuprofile=" + rebuildProfile, "--data", dir, "invoices"}, &out, &errOut); err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, out.String())
+	}
+	for _, f := range []string{auditProfile, rebuildProfile} {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			t.Errorf("CPU profile %s: %v, %v", f, st, err)
+		}
 	}
 	err = run(ctx, args, &out, &errOut)
 	if exitCode(err) != exitUnreachable || !strings.Contains(err.Error(), "already holds events") {
