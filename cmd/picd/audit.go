@@ -60,10 +60,14 @@ type auditOutput struct {
 // The progress bar is shown by default when stderr is a terminal.
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := auditOutput{progress: isTerminal(stderr)}
+	var err error
+	if out.cpuProfile, args, err = cutValueFlag(args, "cpuprofile"); err != nil {
+		return err
+	}
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && (name == "from" || name == "to" || name == "merchant" || name == "at" || name == "cpuprofile") {
+		if name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && (name == "from" || name == "to" || name == "merchant" || name == "at") {
 			if !ok {
 				if i+1 >= len(args) {
 					return &exitError{code: exitUsage, err: fmt.Errorf("audit: --%s needs a value", name)}
@@ -78,8 +82,6 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				out.to = value
 			case "at":
 				out.at = value
-			case "cpuprofile":
-				out.cpuProfile = value
 			default:
 				out.merchant = value
 			}
