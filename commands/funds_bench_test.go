@@ -14,8 +14,9 @@ import (
 
 // BenchmarkFundsDebit: one more payout request on a merchant's funds
 // stream of n payouts (#23), with the stream's view folded already in this
-// process (warm) and as the first debit after a start (cold: the whole
-// stream is read and folded).
+// process (warm) and as the first debit after a start: from the stream's
+// snapshot (cold) or, on a store without snapshots, the whole stream read
+// and folded (cold-whole-stream).
 func BenchmarkFundsDebit(b *testing.B) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
@@ -61,6 +62,17 @@ func BenchmarkFundsDebit(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		// Without snapshots (the store's Snapshots hidden), as on EventStoreDB.
+		whole := d
+		whole.Store = struct{ eventstore.Store }{store}
+		b.Run(fmt.Sprintf("payouts=%d/cold-whole-stream", n), func(b *testing.B) {
+			for b.Loop() {
+				whole.funds = newFundsViews(maxFundsViews)
+				debit(b, whole)
+			}
+		})
+		d.funds = newFundsViews(maxFundsViews)
+		debit(b, d) // folds the stream and saves its snapshot
 		b.Run(fmt.Sprintf("payouts=%d/cold", n), func(b *testing.B) {
 			for b.Loop() {
 				d.funds = newFundsViews(maxFundsViews)

@@ -52,6 +52,12 @@ func executeFunds(ctx context.Context, d Deps, stream string, meta Metadata,
 	view := views.view(stream)
 	view.mu.Lock()
 	defer view.mu.Unlock()
+	snaps, _ := d.Store.(eventstore.Snapshots)
+	if snaps != nil && !view.started {
+		if err := view.start(ctx, snaps); err != nil {
+			return fundsResult{}, err
+		}
+	}
 	w, err := write(ctx, d.Store, command{stream: stream, meta: &meta,
 		attempt: func() (*state, func() ([]domain.Event, error)) {
 			return view.state, func() ([]domain.Event, error) {
@@ -62,10 +68,71 @@ func executeFunds(ctx context.Context, d Deps, stream string, meta Metadata,
 				return []domain.Event{ev}, nil
 			}
 		}})
+	if snaps != nil {
+		view.snapshot(ctx, snaps)
+	}
 	if err != nil {
 		return fundsResult{}, err
 	}
 	return fundsResult{event: w.events[0], position: w.res.Position, version: w.res.NextExpected}, nil
+}
+
+// fundsSnapshotEvery: a funds view saves a snapshot of its fold once it
+// has folded this many events past the last one, so that the first debit
+// after a start reads at most about this many events, not every payout
+// the merchant ever made.
+const fundsSnapshotEvery = 1000
+
+// start begins the view at the stream's snapshot, when the store has one
+// of this fold. Ids of events before it are then found through the store.
+func (fv *fundsView) start(ctx context.Context, snaps eventstore.Snapshots) error {
+	snap, ok, err := snaps.LoadSnapshot(ctx, fv.stream, domain.FundsSnapshotKind)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", fv.stream, err)
+	}
+	fv.started = true
+	if !ok {
+		return nil
+	}
+	f, err := domain.UnmarshalFundsSnapshot(snap.Data)
+	if err != nil {
+		return nil // unreadable: the view folds the stream from the start, as without one
+	}
+	*fv.funds = *f // fv.state folds into fv.funds
+	fv.state.version = eventstore.ExpectedVersion(snap.Version)
+	fv.forgetBefore(snaps, snap.Version)
+	return nil
+}
+
+// snapshot saves the fold when it has gone fundsSnapshotEvery events past
+// the last snapshot. A failed save is not the command's failure (its
+// debit is stored): the view keeps what it folded and a later command
+// saves again.
+func (fv *fundsView) snapshot(ctx context.Context, snaps eventstore.Snapshots) {
+	v := int64(fv.state.version)
+	if v-fv.base < fundsSnapshotEvery || ctx.Err() != nil {
+		return
+	}
+	data, err := fv.funds.MarshalSnapshot()
+	if err != nil {
+		return
+	}
+	if err := snaps.SaveSnapshot(ctx, eventstore.Snapshot{Stream: fv.stream, Kind: domain.FundsSnapshotKind, Version: v, Data: data}); err != nil {
+		return
+	}
+	fv.forgetBefore(snaps, v)
+}
+
+// forgetBefore drops the ids the view folded up to version: a retried
+// command looks its events up in the store instead, so the view holds at
+// most fundsSnapshotEvery ids however long the stream grows.
+func (fv *fundsView) forgetBefore(snaps eventstore.Snapshots, version int64) {
+	fv.base = version
+	clear(fv.state.seen)
+	stream := fv.stream
+	fv.state.lookup = func(ctx context.Context, id string) (int64, error) {
+		return snaps.EventVersion(ctx, stream, id)
+	}
 }
 
 // maxFundsViews bounds the funds streams this process keeps folded; the
@@ -87,6 +154,10 @@ type fundsView struct {
 	mu     sync.Mutex // one decision at a time per stream in this process
 	state  *state     // folds into funds; seen finds a retried command's debit
 	funds  *domain.Funds
+	// started: the store's snapshot, if any, has been looked for. base is
+	// the version of the last snapshot read or saved (-1: none).
+	started bool
+	base    int64
 }
 
 func newFundsViews(max int) *fundsViews {
@@ -103,7 +174,7 @@ func (v *fundsViews) view(stream string) *fundsView {
 		v.recent.MoveToFront(el)
 		return el.Value.(*fundsView)
 	}
-	fv := &fundsView{stream: stream, funds: &domain.Funds{}}
+	fv := &fundsView{stream: stream, funds: &domain.Funds{}, base: -1}
 	fv.state = newCachedState(fv.funds.Apply)
 	v.streams[stream] = v.recent.PushFront(fv)
 	for v.recent.Len() > v.max {

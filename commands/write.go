@@ -78,6 +78,9 @@ type state struct {
 	version eventstore.ExpectedVersion
 	fold    func(domain.Event)
 	seen    map[string]int64
+	// lookup finds the version of an event the state folded but no longer
+	// holds in seen (a view started from a snapshot); nil: seen has them all.
+	lookup func(ctx context.Context, id string) (int64, error)
 }
 
 func newState(fold func(domain.Event)) *state {
@@ -89,7 +92,8 @@ func newCachedState(fold func(domain.Event)) *state {
 }
 
 // catchUp folds the stream's events after s.version. It returns the
-// version of the event with id want, when it folded it or had (-1: not seen).
+// version of the event with id want, when it folded it or had, or lookup
+// finds it before the state's snapshot (-1: not stored).
 func (s *state) catchUp(ctx context.Context, store eventstore.Store, stream, want string) (int64, error) {
 	const page = 500
 	found := int64(-1)
@@ -116,9 +120,13 @@ func (s *state) catchUp(ctx context.Context, store eventstore.Store, stream, wan
 			s.version = eventstore.ExpectedVersion(r.Version)
 		}
 		if len(recs) < page {
-			return found, nil
+			break
 		}
 	}
+	if found < 0 && s.lookup != nil {
+		return s.lookup(ctx, want)
+	}
+	return found, nil
 }
 
 // command is one write: the stream, the metadata of its events, and per

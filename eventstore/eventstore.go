@@ -257,3 +257,47 @@ type StreamCursor struct {
 func CursorOf(e RecordedEvent) StreamCursor {
 	return StreamCursor{Stream: e.Stream, Version: e.Version}
 }
+
+// Snapshot is a fold's state at Version of Stream, so that a reader may
+// read the stream from Version+1 instead of from its first event. Kind
+// names the fold and the shape of Data: a reader ignores a kind it does
+// not know. Snapshots are a cache beside the log, never part of it:
+// dropping them all loses nothing.
+type Snapshot struct {
+	Stream  string
+	Kind    string
+	Version int64
+	Data    []byte
+}
+
+// Snapshots is a store that keeps snapshots and finds an event by its id.
+// A writer that starts from a snapshot needs both: a command retried after
+// the snapshot was taken must still find the events it stored before it.
+// The EventStoreDB adapter has no lookup by id, so it does not implement
+// this and its streams are folded from the start.
+type Snapshots interface {
+	// LoadSnapshot returns the stream's snapshot of kind; ok is false when
+	// there is none. Errors: ErrClosed, ctx errors, database errors.
+	LoadSnapshot(ctx context.Context, stream, kind string) (s Snapshot, ok bool, err error)
+	// SaveSnapshot keeps s, unless the stream has a snapshot of that kind
+	// at a later version already. Errors: ErrInvalid (no stream or kind, a
+	// negative version), ErrClosed, ctx errors, database errors.
+	SaveSnapshot(ctx context.Context, s Snapshot) error
+	// EventVersion returns the version in stream of the event with id, or
+	// -1 when the stream holds no such event. Errors: ErrClosed, ctx
+	// errors, database errors.
+	EventVersion(ctx context.Context, stream, id string) (int64, error)
+}
+
+// ValidateSnapshot checks what SaveSnapshot requires of s.
+func ValidateSnapshot(s Snapshot) error {
+	switch {
+	case s.Stream == "":
+		return fmt.Errorf("%w: a snapshot names its stream", ErrInvalid)
+	case s.Kind == "":
+		return fmt.Errorf("%w: a snapshot names its kind", ErrInvalid)
+	case s.Version < 0:
+		return fmt.Errorf("%w: a snapshot's version is not negative", ErrInvalid)
+	}
+	return nil
+}

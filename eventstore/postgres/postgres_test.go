@@ -89,6 +89,10 @@ func BenchmarkAppend(b *testing.B) {
 	storetest.Bench(b, newStore)
 }
 
+func BenchmarkAppendToLongStream(b *testing.B) {
+	storetest.BenchLongStream(b, newStore)
+}
+
 // BenchmarkAppendBatchesInFlight compares one batch in flight with several,
 // in one run, at 16 concurrent appenders.
 func BenchmarkAppendBatchesInFlight(b *testing.B) {

@@ -247,7 +247,13 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	for k := range listSizes {
 		list := placeholders(1 << k)
-		if s.versions[k], err = s.wdb.PrepareContext(ctx, `SELECT stream, max(version) FROM events WHERE stream IN (`+list+`) GROUP BY stream`); err != nil {
+		// One probe of the (stream, version) key per stream: max(version)
+		// over "stream IN (…) GROUP BY stream" read every version of the
+		// stream (17 ms per append to a stream of 100,000 events).
+		values := strings.TrimSuffix(strings.Repeat("(?),", 1<<k), ",")
+		if s.versions[k], err = s.wdb.PrepareContext(ctx, `SELECT name, last FROM (
+			SELECT column1 AS name, (SELECT max(version) FROM events WHERE stream = column1) AS last FROM (VALUES `+values+`))
+			WHERE last IS NOT NULL`); err != nil {
 			return err
 		}
 		if s.storedAt[k], err = s.wdb.PrepareContext(ctx, `SELECT event_id, stream, version, global_position FROM events WHERE event_id IN (`+list+`)`); err != nil {

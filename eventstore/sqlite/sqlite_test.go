@@ -36,6 +36,10 @@ func BenchmarkAppend(b *testing.B) {
 	storetest.Bench(b, func(t testing.TB) eventstore.Store { return open(t) })
 }
 
+func BenchmarkAppendToLongStream(b *testing.B) {
+	storetest.BenchLongStream(b, func(t testing.TB) eventstore.Store { return open(t) })
+}
+
 func TestReopenKeepsEvents(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "events.db")
@@ -133,8 +137,8 @@ func TestPragmas(t *testing.T) {
 		t.Error("the read pool accepted a write")
 	}
 	var n int
-	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE scope = 'eventstore'`).Scan(&n); err != nil || n != 2 {
-		t.Errorf("schema_migrations has %d eventstore rows (%v), want 2 (events, chain_hash)", n, err)
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE scope = 'eventstore'`).Scan(&n); err != nil || n != 3 {
+		t.Errorf("schema_migrations has %d eventstore rows (%v), want 3 (events, chain_hash, snapshots)", n, err)
 	}
 }
 

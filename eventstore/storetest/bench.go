@@ -31,6 +31,35 @@ func Bench(b *testing.B, newStore Factory) {
 	}
 }
 
+// BenchLongStream measures one more event appended to a stream that
+// already holds n (a merchant's funds stream gains one per payout for
+// ever): the cost must not grow with n.
+func BenchLongStream(b *testing.B, newStore Factory) {
+	s := newStore(b)
+	defer s.Close()
+	ctx := context.Background()
+	stream := "long-" + rnd()
+	held := 0
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		for held < n {
+			batch := events(min(1000, n-held), "Debited")
+			if _, err := s.Append(ctx, stream, eventstore.Any, batch); err != nil {
+				b.Fatal(err)
+			}
+			held += len(batch)
+		}
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				res, err := s.Append(ctx, stream, eventstore.ExpectedVersion(held-1), events(1, "Debited"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				held = int(res.NextExpected) + 1
+			}
+		})
+	}
+}
+
 // runWriters runs b.N calls of op spread over exactly writers goroutines.
 func runWriters(b *testing.B, writers int, op func() error) {
 	var next atomic.Int64

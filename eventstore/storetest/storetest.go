@@ -37,6 +37,74 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("KeepsGivenRecordedTime", func(t *testing.T) { testGivenRecordedTime(t, newStore(t)) })
 	t.Run("HashChain", func(t *testing.T) { testHashChain(t, newStore(t)) })
 	t.Run("ScanStreams", func(t *testing.T) { testScanStreams(t, newStore(t)) })
+	t.Run("Snapshots", func(t *testing.T) { testSnapshots(t, newStore(t)) })
+}
+
+// testSnapshots: a stream keeps one snapshot per kind, the latest version
+// saved (an older one arriving late does not replace it), and an event is
+// found by its id in its own stream only. Stores without snapshots skip it.
+func testSnapshots(t *testing.T, s eventstore.Store) {
+	closeAtEnd(t, s)
+	snaps, ok := s.(eventstore.Snapshots)
+	if !ok {
+		t.Skip("the store keeps no snapshots")
+	}
+	c := ctx(t)
+	stream, other := "snap-"+rnd(), "snap-"+rnd()
+	if _, found, err := snaps.LoadSnapshot(c, stream, "fold/1"); err != nil || found {
+		t.Fatalf("load before any save = %v, %v; want none", found, err)
+	}
+	load := func(kind string) eventstore.Snapshot {
+		t.Helper()
+		got, found, err := snaps.LoadSnapshot(c, stream, kind)
+		if err != nil || !found {
+			t.Fatalf("load %s = %v, %v", kind, found, err)
+		}
+		return got
+	}
+	for _, sv := range []struct {
+		version int64
+		data    string
+	}{{5, `{"at":5}`}, {3, `{"at":3}`}, {7, `{"at":7}`}, {7, `{"again":7}`}} {
+		if err := snaps.SaveSnapshot(c, eventstore.Snapshot{Stream: stream, Kind: "fold/1", Version: sv.version, Data: []byte(sv.data)}); err != nil {
+			t.Fatalf("save at %d: %v", sv.version, err)
+		}
+	}
+	if got := load("fold/1"); got.Version != 7 || string(got.Data) != `{"at":7}` || got.Stream != stream || got.Kind != "fold/1" {
+		t.Fatalf("snapshot = %+v (%s), want version 7 {\"at\":7}", got, got.Data)
+	}
+	if err := snaps.SaveSnapshot(c, eventstore.Snapshot{Stream: stream, Kind: "fold/2", Version: 1, Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := load("fold/2"); got.Version != 1 {
+		t.Fatalf("another kind's snapshot = %+v", got)
+	}
+	if got := load("fold/1"); got.Version != 7 {
+		t.Fatalf("a snapshot of another kind replaced this one: %+v", got)
+	}
+	for _, bad := range []eventstore.Snapshot{{Kind: "k", Data: []byte("{}")}, {Stream: stream, Data: []byte("{}")}, {Stream: stream, Kind: "k", Version: -1}} {
+		if err := snaps.SaveSnapshot(c, bad); !errors.Is(err, eventstore.ErrInvalid) {
+			t.Fatalf("save %+v = %v, want ErrInvalid", bad, err)
+		}
+	}
+	evs := events(3, "Thing")
+	if _, err := s.Append(c, stream, eventstore.NoStream, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(c, other, eventstore.NoStream, events(1, "Thing")); err != nil {
+		t.Fatal(err)
+	}
+	for want, e := range evs {
+		if v, err := snaps.EventVersion(c, stream, e.ID); err != nil || v != int64(want) {
+			t.Fatalf("version of event %d = %d, %v", want, v, err)
+		}
+	}
+	if v, err := snaps.EventVersion(c, other, evs[1].ID); err != nil || v != -1 {
+		t.Fatalf("an event looked up in another stream = %d, %v; want -1", v, err)
+	}
+	if v, err := snaps.EventVersion(c, stream, NewEventID()); err != nil || v != -1 {
+		t.Fatalf("an unknown event = %d, %v; want -1", v, err)
+	}
 }
 
 // testScanStreams: a scan of the streams of a prefix returns each one's
