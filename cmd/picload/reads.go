@@ -12,6 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // readReport is what -reads measures against a gateway that already holds
@@ -66,6 +69,11 @@ type reader struct {
 }
 
 func (r *reader) get(ctx context.Context, path, key string, out any) (time.Duration, bool) {
+	return r.getAs(ctx, path, key, out, json.Unmarshal)
+}
+
+// getAs is get with the body decoded by decode.
+func (r *reader) getAs(ctx context.Context, path, key string, out any, decode func([]byte, any) error) (time.Duration, bool) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", r.url+path, nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	began := time.Now()
@@ -79,7 +87,7 @@ func (r *reader) get(ctx context.Context, path, key string, out any) (time.Durat
 			err = fmt.Errorf("GET %s: %s: %.200s", path, resp.Status, body)
 		}
 		if err == nil && out != nil {
-			err = json.Unmarshal(body, out)
+			err = decode(body, out)
 		}
 		if err == nil {
 			return took, true
@@ -139,11 +147,14 @@ func runReads(ctx context.Context, c config, n int, keysFile string) (*readRepor
 		after := ""
 		for {
 			var page struct {
-				Data      []json.RawMessage `json:"data"`
-				HasMore   bool              `json:"has_more"`
-				NextAfter string            `json:"next_after"`
+				Data      []jsontext.Value `json:"data"`
+				HasMore   bool             `json:"has_more"`
+				NextAfter string           `json:"next_after"`
 			}
-			took, ok := r.get(ctx, "/v1/events?limit=1000&after="+after, keys[i], &page)
+			// The JSON v2 decoder (still validating every byte): with
+			// encoding/json this loop spent about 7 ms of a 1,000-event
+			// page decoding it, on the two cores the server shares.
+			took, ok := r.getAs(ctx, "/v1/events?limit=1000&after="+after, keys[i], &page, func(b []byte, v any) error { return jsonv2.Unmarshal(b, v) })
 			if !ok {
 				break
 			}
