@@ -279,6 +279,10 @@ func TestAuditCatchesARefundBeyondTheInvoice(t *testing.T) {
 	s.paid(t, m, "USDT.ETH", "10", "")
 	s.sync(t)
 	s.refund(t, m, inv, "9")
+	// Events between the refund and the forged one: an audit that has let
+	// the invoice go since must remember the refund.
+	s.paid(t, m, "USDT.ETH", "10", "")
+	s.sync(t)
 	if rep := s.audit(t); !rep.OK() {
 		t.Fatalf("audit: %v", rep.Problems)
 	}

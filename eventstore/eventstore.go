@@ -233,31 +233,6 @@ func ReadAllOfTypes(ctx context.Context, s Store, after Position, max int, types
 	return page, nil
 }
 
-// StreamScanner is a store that reads every stream whose name starts with
-// a prefix in one ordered scan: each stream's events together, in version
-// order, the streams in the store's order of their names. A reader that
-// checks many aggregates (picd audit) takes them one at a time this way,
-// instead of holding all of them while it reads the global log.
-type StreamScanner interface {
-	// ScanStreams returns up to max events of the streams named prefix…,
-	// ordered by (stream, version), strictly after the cursor (the zero
-	// cursor is the scan's start), among the events at or before through
-	// in the global log (a position a ReadAll returned: no event before
-	// it can still commit). Errors: ErrClosed, ctx errors, database errors.
-	ScanStreams(ctx context.Context, prefix string, after StreamCursor, through Position, max int) ([]RecordedEvent, error)
-}
-
-// StreamCursor is a place in a ScanStreams scan: after Version of Stream.
-type StreamCursor struct {
-	Stream  string
-	Version int64
-}
-
-// CursorOf is the cursor after e.
-func CursorOf(e RecordedEvent) StreamCursor {
-	return StreamCursor{Stream: e.Stream, Version: e.Version}
-}
-
 // Snapshot is a fold's state at Version of Stream, so that a reader may
 // read the stream from Version+1 instead of from its first event. Kind
 // names the fold and the shape of Data: a reader ignores a kind it does

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
 	"github.com/acceptcryptohere/gateway/sqldb"
@@ -61,11 +59,17 @@ type AuditReport struct {
 	// PayAddresses maps an asset -> every pay address of its invoices.
 	PayAddresses map[string]map[string]bool `json:"-"`
 
+	// InvoicesRevived counts the invoices the audit let go and then read
+	// again from their streams, when the log named them once more.
+	InvoicesRevived int `json:"invoices_revived"`
+
 	// refunds holds the refund requests and releases of each invoice, in
-	// log order, from the first pass to the invoice's own (memory grows with
-	// the refunds, not the invoices).
-	refunds map[string][]refundStep
-	payouts map[string]*auditPayout
+	// log order, to rebuild an invoice the audit let go (memory grows with
+	// the refunds, not the invoices); refundsDue, those of the event being
+	// checked.
+	refunds    map[string][]refundStep
+	refundsDue []dueRefund
+	payouts    map[string]*auditPayout
 	// addresses: fill Deposits and PayAddresses (AuditOptions.Addresses).
 	addresses bool
 	// costs: network costs by transaction id, for picd audit --chain.
@@ -173,6 +177,12 @@ type AuditOptions struct {
 	// hold every pay address, so the audit's memory then grows with the
 	// invoices.
 	Addresses bool
+	// Window is how many events an invoice is held after its last one
+	// (0: DefaultAuditWindow). Tests make it small, to revive every invoice.
+	Window int
+	// CompareBatch is how many invoices one read-model lookup compares (0:
+	// 500). Tests make it 1, so that a revived invoice was compared before.
+	CompareBatch int
 }
 
 // Audit reads the whole log (up to its current end) and checks it, then
@@ -192,21 +202,19 @@ const auditBatch = 5000
 // revenue per tier; and that the balances, payouts and invoices read models
 // equal what the log says, to the smallest unit.
 //
-// It reads the log twice, so that its memory is bounded by the merchants
-// and assets, not the invoices: first in log order (the ledger, payouts,
-// conversions and network costs), then each invoice's stream on its own
-// (auditInvoices), keeping one invoice at a time. Events are decoded in
-// parallel and applied in order.
+// It reads the log once, in order, decoding events in parallel and
+// applying them in order. Its memory is bounded by the merchants and
+// assets, and by the invoices active in a window of the log, not by the
+// invoices: one the log has not named for Window events is compared and
+// let go (invoiceWindow).
 func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt AuditOptions) (AuditReport, error) {
 	now := opt.Now
 	if now == nil {
 		now = time.Now
 	}
 	start := now()
-	rep := AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
-		Debts: map[string]map[string]domain.Amount{}, Deposits: map[string]map[string]domain.Amount{},
-		PayAddresses: map[string]map[string]bool{}, NetworkCosts: map[string]map[string]domain.Amount{}, OperatorIncome: map[string]OperatorIncome{},
-		refunds: map[string][]refundStep{}, payouts: map[string]*auditPayout{}, costs: map[string]domain.Amount{}}
+	rep := newAuditReport()
+	rep.addresses = opt.Addresses
 	total := int64(-1)
 	if c, ok := store.(Counter); ok {
 		n, err := c.CountAfter(ctx, eventstore.Start)
@@ -225,15 +233,9 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 		}
 		return recs, err
 	})
-	// Without a stream scan, the invoices' streams are read one by one
-	// afterwards: their names are all the first pass keeps of them.
-	_, scans := store.(eventstore.StreamScanner)
-	var streams map[string]struct{}
-	if !scans {
-		streams = map[string]struct{}{}
-	}
-	var through eventstore.Position // the last event of the first pass
-	invoiceEvents := 0
+	cmp := &invoiceComparer{db: db, skip: opt.SkipReadModels, batch: opt.CompareBatch}
+	invoices := newInvoiceWindow(store, cmp, opt.Window)
+	var through eventstore.Position // the last event read
 	workers := runtime.GOMAXPROCS(0)
 	events := make([]domain.Event, auditBatch)
 	errs := make([]error, auditBatch)
@@ -242,15 +244,18 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 			return rep, b.err
 		}
 		recs := b.recs
-		decodeParallel(recs, events[:len(recs)], errs[:len(recs)], workers, firstPass)
+		decodeParallel(recs, events[:len(recs)], errs[:len(recs)], workers)
 		for i, rec := range recs {
+			if err := invoices.letGo(ctx, &rep); err != nil {
+				return rep, err
+			}
 			rep.Events++
 			through = rec.Position
-			inInvoice := isInvoiceStream(rec.Stream)
-			if inInvoice {
-				invoiceEvents++
-				if streams != nil {
-					streams[rec.Stream] = struct{}{}
+			var run *invoiceRun
+			if isInvoiceStream(rec.Stream) {
+				var err error
+				if run, err = invoices.run(ctx, &rep, rec); err != nil {
+					return rep, err
 				}
 			}
 			if errs[i] != nil {
@@ -260,26 +265,31 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 			if events[i] == nil {
 				continue
 			}
-			if !inInvoice {
+			if run != nil {
+				rep.checkInvoiceEvent(run, rec, events[i])
+			} else {
 				rep.checkFees(rec, events[i])
+				for _, r := range rep.refundsDue {
+					if err := invoices.refund(ctx, &rep, r.invoiceID, r.step); err != nil {
+						return rep, err
+					}
+				}
+				rep.refundsDue = rep.refundsDue[:0]
 			}
 			rep.checkLedger(rec, events[i])
 		}
 		if opt.Progress != nil {
-			toRead := total
-			if total >= 0 {
-				toRead = max(total, int64(rep.Events)) * 2
-			}
-			opt.Progress(rep.Events, toRead)
+			opt.Progress(rep.Events, max(total, int64(rep.Events)))
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-	cmp := &invoiceComparer{db: db, skip: opt.SkipReadModels}
-	if err := rep.auditInvoices(ctx, store, streams, through, cmp, opt, invoiceEvents); err != nil {
+	if err := invoices.close(ctx, &rep); err != nil {
 		return rep, err
 	}
+	rep.InvoicesRevived = invoices.revived
+	rep.refunds = nil
 	rep.checkFeeAccount()
 	rep.listDebts()
 	rep.operatorIncome()
@@ -296,6 +306,13 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 	}
 	rep.Elapsed = now().Sub(start)
 	return rep, nil
+}
+
+func newAuditReport() AuditReport {
+	return AuditReport{Ledger: map[string]map[string]domain.Amount{}, FeeRevenue: map[int64]map[string]domain.Amount{},
+		Debts: map[string]map[string]domain.Amount{}, Deposits: map[string]map[string]domain.Amount{},
+		PayAddresses: map[string]map[string]bool{}, NetworkCosts: map[string]map[string]domain.Amount{}, OperatorIncome: map[string]OperatorIncome{},
+		refunds: map[string][]refundStep{}, payouts: map[string]*auditPayout{}, costs: map[string]domain.Amount{}}
 }
 
 type auditRead struct {
@@ -340,84 +357,14 @@ var auditSkips = map[string]bool{
 	domain.TypeAddressReserved: true, domain.TypeAddressIndexesReserved: true,
 }
 
-// invoiceOnly are the types of an invoice's stream that only its own
-// check (the second pass) reads: they move no money.
-var invoiceOnly = map[string]bool{
-	domain.TypeInvoiceCreated: true, domain.TypeInvoicePartiallyPaid: true, domain.TypeInvoiceConfirming: true,
-	domain.TypeInvoicePaid: true, domain.TypeInvoiceExpired: true, domain.TypeInvoiceAwaitingPayment: true,
-	domain.TypeInvoiceReverted: true,
-}
-
-// invoiceChecks are the types the invoice's own check reads.
-var invoiceChecks = map[string]bool{
-	domain.TypeDepositDetected: true, domain.TypeDepositConfirmed: true, domain.TypeDepositReverted: true,
-	domain.TypeConversionAbandoned: true,
-}
-
 func isInvoiceStream(stream string) bool { return strings.HasPrefix(stream, invoicePrefix) }
 
 // invoicePrefix starts the name of every invoice's stream (domain.InvoiceStream).
 const invoicePrefix = "invoice-"
 
-// How a pass decodes an event.
-type decoding int
-
-const (
-	skip     decoding = iota
-	full              // domain.DecodeStored
-	postings          // the postings alone (postingsOnly), errors left to the second pass
-)
-
-// firstPass: the first pass decodes every event but the invoices' own; of
-// the money events the invoice's check decodes again, only the postings.
-func firstPass(rec *eventstore.RecordedEvent) decoding {
-	switch {
-	case auditSkips[rec.Type]:
-		return skip
-	case !isInvoiceStream(rec.Stream):
-		return full
-	case invoiceOnly[rec.Type]:
-		return skip
-	case invoiceChecks[rec.Type]:
-		return postings
-	}
-	return full
-}
-
-// invoicePass: the second pass decodes what the invoice's check reads.
-func invoicePass(rec *eventstore.RecordedEvent) decoding {
-	if invoiceOnly[rec.Type] || invoiceChecks[rec.Type] {
-		return full
-	}
-	return skip
-}
-
-// postingsOnly is an invoice's money event as the ledger sees it: the
-// ledger needs it in log order, the fee checks in the invoice's (second
-// pass), and decoding all of it twice was most of the audit's time.
-type postingsOnly struct {
-	typ      string
-	Postings []domain.Posting `json:"postings"`
-}
-
-func (p postingsOnly) EventType() string                { return p.typ }
-func (p postingsOnly) LedgerPostings() []domain.Posting { return p.Postings }
-
-// decodePostings reads the postings of an event stored at the current
-// version of its type (its body is what LedgerPostings returns); older
-// versions are decoded whole, through their upcasters.
-func decodePostings(rec *eventstore.RecordedEvent) (domain.Event, error) {
-	if v, err := domain.SchemaVersion(rec.Metadata); err != nil || v != domain.SchemaVersionOf(rec.Type) {
-		return domain.DecodeStored(rec.Type, rec.Data, rec.Metadata)
-	}
-	p := postingsOnly{typ: rec.Type}
-	if err := jsonv2.Unmarshal(rec.Data, &p); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-func decodeParallel(recs []eventstore.RecordedEvent, out []domain.Event, errs []error, workers int, how func(*eventstore.RecordedEvent) decoding) {
+// decodeParallel decodes a batch's events (but those auditSkips names) on
+// workers goroutines.
+func decodeParallel(recs []eventstore.RecordedEvent, out []domain.Event, errs []error, workers int) {
 	chunk := (len(recs) + workers - 1) / workers
 	var wg sync.WaitGroup
 	for lo := 0; lo < len(recs); lo += chunk {
@@ -427,15 +374,8 @@ func decodeParallel(recs []eventstore.RecordedEvent, out []domain.Event, errs []
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
 				out[i], errs[i] = nil, nil
-				switch how(&recs[i]) {
-				case full:
+				if !auditSkips[recs[i].Type] {
 					out[i], errs[i] = domain.DecodeStored(recs[i].Type, recs[i].Data, recs[i].Metadata)
-				case postings:
-					// A body that does not decode is reported by the
-					// second pass, which decodes all of it.
-					if e, err := decodePostings(&recs[i]); err == nil {
-						out[i] = e
-					}
 				}
 			}
 		}(lo, hi)
@@ -467,9 +407,8 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 		rep.payouts[c.PayoutID] = &auditPayout{merchantID: c.MerchantID, status: string(domain.PayoutRequestedStatus), amount: c.Amount, asset: c.Asset,
 			kind: c.Kind, invoiceID: c.SourceInvoiceID}
 		if c.Kind == domain.PayoutKindRefund {
-			// Checked with the invoice's own history (refundRequested).
-			rep.refunds[c.SourceInvoiceID] = append(rep.refunds[c.SourceInvoiceID],
-				refundStep{pos: rec.Position, eventID: rec.ID, amount: c.Amount})
+			// Checked with the invoice's own history (refundStep).
+			rep.addRefundStep(c.SourceInvoiceID, refundStep{pos: rec.Position, eventID: rec.ID, amount: c.Amount})
 		}
 	case domain.PayoutSigned:
 		if p := rep.payout(rec, c.PayoutID); p != nil {
@@ -652,10 +591,21 @@ func (rep *AuditReport) payoutReleased(rec eventstore.RecordedEvent, id string, 
 	if p := rep.payout(rec, id); p != nil {
 		p.status = string(status)
 		if p.kind == domain.PayoutKindRefund {
-			rep.refunds[p.invoiceID] = append(rep.refunds[p.invoiceID],
-				refundStep{pos: rec.Position, eventID: rec.ID, amount: p.amount, release: true})
+			rep.addRefundStep(p.invoiceID, refundStep{pos: rec.Position, eventID: rec.ID, amount: p.amount, release: true})
 		}
 	}
+}
+
+// addRefundStep keeps a refund of an invoice, for the audit to apply to
+// the invoice now and again whenever it rebuilds the invoice.
+func (rep *AuditReport) addRefundStep(invoiceID string, st refundStep) {
+	rep.refunds[invoiceID] = append(rep.refunds[invoiceID], st)
+	rep.refundsDue = append(rep.refundsDue, dueRefund{invoiceID: invoiceID, step: st})
+}
+
+type dueRefund struct {
+	invoiceID string
+	step      refundStep
 }
 
 // checkLedger sums an event's postings into the ledger, in log order.

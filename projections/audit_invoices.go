@@ -1,10 +1,10 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -13,10 +13,19 @@ import (
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
-// The audit's second pass: each invoice's history on its own, in its
-// stream's order, with the refunds of it the first pass found merged in at
-// their place in the log. One invoice is held at a time; what it must show
-// goes to the read-model comparison in batches.
+// The invoices' checks, in the one pass over the log: each invoice's
+// events, and the refunds of it, are applied as the log reaches them. The
+// audit holds an invoice while it is active; one that has had no event for
+// a window of the log is compared with the read model and let go. If the
+// log names it again (a late payment, a reversal, a refund), its state is
+// rebuilt from its own stream, up to that event, and its comparison is
+// undone until it is let go again. Memory is then bounded by the window,
+// not by the invoices.
+
+// DefaultAuditWindow is how many events of the log an invoice stays held
+// after its last one. An invoice's life is short, so a later event of it
+// is rare past this, and each costs a read of its stream.
+const DefaultAuditWindow = 500_000
 
 // refundStep is a refund of an invoice requested, or released (failed or
 // canceled, so that its amount may be refunded again).
@@ -27,11 +36,11 @@ type refundStep struct {
 	release bool
 }
 
-// invoiceRun is the invoice being checked.
+// invoiceRun is an invoice the audit holds.
 type invoiceRun struct {
 	stream, id string
 	inv        *auditInvoice // nil until its creation is read
-	steps      []refundStep  // its refunds not yet applied, in log order
+	touched    int           // the log's event count at its last event
 }
 
 // invoice is the run's invoice, if ev (which names id) belongs to it.
@@ -46,125 +55,151 @@ func (run *invoiceRun) invoice(rep *AuditReport, rec eventstore.RecordedEvent, i
 	return run.inv
 }
 
-// auditInvoices is the second pass. With a store that scans streams it
-// reads the invoices' streams in one ordered scan; otherwise it reads each
-// stream the first pass named. Either way only events at or before through
-// (where the first pass stopped) count.
-func (rep *AuditReport) auditInvoices(ctx context.Context, store eventstore.Store, streams map[string]struct{}, through eventstore.Position,
-	cmp *invoiceComparer, opt AuditOptions, invoiceEvents int) error {
-	rep.addresses = opt.Addresses
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var read func(context.Context) ([]eventstore.RecordedEvent, error)
-	if sc, ok := store.(eventstore.StreamScanner); ok && streams == nil {
-		var after eventstore.StreamCursor
-		read = func(ctx context.Context) ([]eventstore.RecordedEvent, error) {
-			recs, err := sc.ScanStreams(ctx, invoicePrefix, after, through, auditBatch)
-			if len(recs) > 0 {
-				after = eventstore.CursorOf(recs[len(recs)-1])
+// invoiceWindow holds the invoices of the last window events of the log.
+type invoiceWindow struct {
+	store  eventstore.Store
+	cmp    *invoiceComparer
+	window int
+	open   map[string]*invoiceRun
+	// touches: (invoice, event count) in log order, one per event of an
+	// invoice; an entry older than the invoice's last touch is stale.
+	touches []touch
+	head    int
+	// statuses counts the invoices let go by status.
+	statuses map[string]int64
+	// Revived counts the invoices read again from their streams.
+	revived int
+}
+
+type touch struct {
+	id string
+	at int
+}
+
+func newInvoiceWindow(store eventstore.Store, cmp *invoiceComparer, window int) *invoiceWindow {
+	if window <= 0 {
+		window = DefaultAuditWindow
+	}
+	return &invoiceWindow{store: store, cmp: cmp, window: window, open: map[string]*invoiceRun{}, statuses: map[string]int64{}}
+}
+
+// run is the invoice whose stream rec is in, held again if it was let go.
+func (w *invoiceWindow) run(ctx context.Context, rep *AuditReport, rec eventstore.RecordedEvent) (*invoiceRun, error) {
+	id := strings.TrimPrefix(rec.Stream, invoicePrefix)
+	run := w.open[id]
+	if run == nil {
+		run = &invoiceRun{stream: rec.Stream, id: id}
+		if rec.Version > 0 { // its stream had events before: it was let go
+			if err := w.revive(ctx, rep, run, rec.Position); err != nil {
+				return nil, err
 			}
-			return recs, err
 		}
-	} else {
-		names := slices.Sorted(maps.Keys(streams))
-		read = func(ctx context.Context) ([]eventstore.RecordedEvent, error) {
-			var out []eventstore.RecordedEvent
-			for len(names) > 0 && len(out) < auditBatch {
-				recs, err := eventstore.ReadFullStream(ctx, store, names[0])
-				if err != nil {
-					return nil, err
-				}
-				names = names[1:]
-				for _, r := range recs {
-					if !through.Less(r.Position) {
-						out = append(out, r)
-					}
-				}
-			}
-			return out, nil
+		w.open[id] = run
+	}
+	w.touch(rep, run)
+	return run, nil
+}
+
+// refund applies a refund step, in its place in the log, to its invoice.
+func (w *invoiceWindow) refund(ctx context.Context, rep *AuditReport, invoiceID string, st refundStep) error {
+	run := w.open[invoiceID]
+	if run == nil {
+		run = &invoiceRun{stream: domain.InvoiceStream(invoiceID), id: invoiceID}
+		if err := w.revive(ctx, rep, run, st.pos); err != nil {
+			return err
+		}
+		w.open[invoiceID] = run
+	}
+	w.touch(rep, run)
+	rep.refundStep(run, st)
+	return nil
+}
+
+func (w *invoiceWindow) touch(rep *AuditReport, run *invoiceRun) {
+	run.touched = rep.Events
+	w.touches = append(w.touches, touch{id: run.id, at: rep.Events})
+}
+
+// revive rebuilds run from its stream's events before pos and the refunds
+// of it before pos, as the audit had them when it let the invoice go:
+// checked then, so what the checks report or add now is dropped. Its
+// comparison with the read model is undone; it is compared again when
+// let go.
+func (w *invoiceWindow) revive(ctx context.Context, rep *AuditReport, run *invoiceRun, pos eventstore.Position) error {
+	recs, err := eventstore.ReadFullStream(ctx, w.store, run.stream)
+	if err != nil {
+		return err
+	}
+	scratch := newAuditReport()
+	steps := rep.refunds[run.id]
+	for _, rec := range recs {
+		if !rec.Position.Less(pos) {
+			break
+		}
+		for len(steps) > 0 && steps[0].pos.Less(rec.Position) {
+			scratch.refundStep(run, steps[0])
+			steps = steps[1:]
+		}
+		if auditSkips[rec.Type] {
+			continue
+		}
+		if e, err := domain.DecodeStored(rec.Type, rec.Data, rec.Metadata); err == nil {
+			scratch.checkInvoiceEvent(run, rec, e) // one that does not decode was reported when first read
 		}
 	}
-	batches := readAhead(ctx, read)
-	workers := runtime.GOMAXPROCS(0)
-	events := make([]domain.Event, auditBatch)
-	errs := make([]error, auditBatch)
-	done := 0
-	statuses := map[string]int64{}
-	var run *invoiceRun
-	finish := func() error {
-		if run == nil {
-			return nil
+	for len(steps) > 0 && steps[0].pos.Less(pos) {
+		scratch.refundStep(run, steps[0])
+		steps = steps[1:]
+	}
+	if run.inv != nil {
+		w.revived++
+		w.statuses[string(run.inv.status)]--
+		w.cmp.undo(rep, run.id)
+	}
+	return nil
+}
+
+// letGo compares the invoices without an event in the last window events
+// and stops holding them.
+func (w *invoiceWindow) letGo(ctx context.Context, rep *AuditReport) error {
+	for w.head < len(w.touches) && w.touches[w.head].at <= rep.Events-w.window {
+		t := w.touches[w.head]
+		w.head++
+		if run := w.open[t.id]; run != nil && run.touched == t.at {
+			if err := w.finish(ctx, rep, run); err != nil {
+				return err
+			}
 		}
-		for _, st := range run.steps {
-			rep.refundStep(run, st)
-		}
-		if run.inv != nil {
-			statuses[string(run.inv.status)]++
-			return cmp.add(ctx, rep, run.id, run.inv)
-		}
+	}
+	if w.head > 4096 && w.head > len(w.touches)/2 {
+		w.touches = w.touches[:copy(w.touches, w.touches[w.head:])]
+		w.head = 0
+	}
+	return nil
+}
+
+func (w *invoiceWindow) finish(ctx context.Context, rep *AuditReport, run *invoiceRun) error {
+	delete(w.open, run.id)
+	if run.inv == nil {
 		return nil
 	}
-	for b := range batches {
-		if b.err != nil {
-			return b.err
-		}
-		recs := b.recs
-		if len(recs) > len(events) {
-			events, errs = make([]domain.Event, len(recs)), make([]error, len(recs))
-		}
-		decodeParallel(recs, events[:len(recs)], errs[:len(recs)], workers, invoicePass)
-		for i, rec := range recs {
-			done++
-			if run == nil || rec.Stream != run.stream {
-				if err := finish(); err != nil {
-					return err
-				}
-				id := strings.TrimPrefix(rec.Stream, invoicePrefix)
-				run = &invoiceRun{stream: rec.Stream, id: id, steps: rep.refunds[id]}
-				delete(rep.refunds, id)
-			}
-			// The refunds requested before this event, at their place.
-			for len(run.steps) > 0 && run.steps[0].pos.Less(rec.Position) {
-				rep.refundStep(run, run.steps[0])
-				run.steps = run.steps[1:]
-			}
-			if errs[i] != nil {
-				rep.problem("event %s: %v", rec.ID, errs[i])
-				continue
-			}
-			if events[i] != nil {
-				rep.checkInvoiceEvent(run, rec, events[i])
-			}
-		}
-		if opt.Progress != nil {
-			opt.Progress(rep.Events+done, int64(rep.Events+max(invoiceEvents, done)))
+	w.statuses[string(run.inv.status)]++
+	return w.cmp.add(ctx, rep, run.id, run.inv)
+}
+
+// close lets every invoice go, at the log's end.
+func (w *invoiceWindow) close(ctx context.Context, rep *AuditReport) error {
+	for _, id := range slices.Sorted(maps.Keys(w.open)) {
+		if err := w.finish(ctx, rep, w.open[id]); err != nil {
+			return err
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	w.touches, w.head = nil, 0
+	if err := w.cmp.flush(ctx, rep); err != nil {
 		return err
 	}
-	if err := finish(); err != nil {
-		return err
-	}
-	// Both passes read the events up to through: a scan that missed some
-	// (a store whose order of names does not keep a prefix together) must
-	// not pass for a clean audit.
-	if done != invoiceEvents {
-		return fmt.Errorf("audit: the invoices' streams read %d events, the log holds %d of them", done, invoiceEvents)
-	}
-	if err := cmp.flush(ctx, rep); err != nil {
-		return err
-	}
-	cmp.statuses = statuses
-	// Refunds of invoices that have no stream.
-	for _, id := range slices.Sorted(maps.Keys(rep.refunds)) {
-		for _, st := range rep.refunds[id] {
-			if !st.release {
-				rep.problem("event %s: invoice %s was never created", st.eventID, id)
-			}
-		}
-	}
-	rep.refunds = nil
+	w.cmp.report(rep)
+	w.cmp.statuses = w.statuses
 	return nil
 }
 
@@ -308,15 +343,65 @@ type invoiceComparer struct {
 	skip bool
 	// want: the invoices of the batch, by id.
 	want map[string]*auditInvoice
+	// held: what the comparison found wrong with an invoice, reported at the
+	// end unless the log names the invoice again (it is then compared again).
+	held map[string]heldProblem
+	// batch is how many invoices one lookup compares (0: compareBatch).
+	batch int
 	// found counts the read-model rows the lookups found: more rows in the
 	// table are invoices the log does not have.
-	found, invoices int64
+	found int64
 	// statuses counts the log's invoices by status.
 	statuses map[string]int64
 }
 
+type heldProblem struct {
+	msg   string
+	found bool // the read model has a row of the invoice
+}
+
+// maxHeld bounds the held problems: past it they are reported at once,
+// and an invoice revived after that may be reported twice, in a report
+// that fails already.
+const maxHeld = 10 * maxProblems
+
+func (c *invoiceComparer) hold(rep *AuditReport, id string, p heldProblem) {
+	if len(c.held) >= maxHeld {
+		rep.problem("%s", p.msg)
+		return
+	}
+	if c.held == nil {
+		c.held = map[string]heldProblem{}
+	}
+	c.held[id] = p
+}
+
+// undo takes back the comparison of an invoice the log names again.
+func (c *invoiceComparer) undo(rep *AuditReport, id string) {
+	if c.skip {
+		return
+	}
+	if _, ok := c.want[id]; ok {
+		delete(c.want, id)
+		return
+	}
+	p, held := c.held[id]
+	delete(c.held, id)
+	if !held || p.found {
+		c.found--
+		rep.RowsCompared--
+	}
+}
+
+// report lists what the comparisons found, by invoice id.
+func (c *invoiceComparer) report(rep *AuditReport) {
+	for _, id := range slices.Sorted(maps.Keys(c.held)) {
+		rep.problem("%s", c.held[id].msg)
+	}
+	c.held = nil
+}
+
 func (c *invoiceComparer) add(ctx context.Context, rep *AuditReport, id string, inv *auditInvoice) error {
-	c.invoices++
 	if c.skip {
 		return nil
 	}
@@ -324,7 +409,7 @@ func (c *invoiceComparer) add(ctx context.Context, rep *AuditReport, id string, 
 		c.want = make(map[string]*auditInvoice, compareBatch)
 	}
 	c.want[id] = inv
-	if len(c.want) < compareBatch {
+	if len(c.want) < cmp.Or(c.batch, compareBatch) {
 		return nil
 	}
 	return c.flush(ctx, rep)
@@ -367,16 +452,18 @@ func (c *invoiceComparer) flush(ctx context.Context, rep *AuditReport) error {
 		}
 		switch {
 		case status != string(want.status) || received != want.received.String():
-			rep.problem("invoice %s: read model %s, received %s; log %s, received %s", id, status, received, want.status, want.received)
+			c.hold(rep, id, heldProblem{found: true, msg: fmt.Sprintf("invoice %s: read model %s, received %s; log %s, received %s",
+				id, status, received, want.status, want.received)})
 		case !want.legacy && (fee != wantFee.String() || bps != want.bps):
-			rep.problem("invoice %s: read model fee %s at %d bps; log %s at %d bps", id, fee, bps, wantFee, want.bps)
+			c.hold(rep, id, heldProblem{found: true, msg: fmt.Sprintf("invoice %s: read model fee %s at %d bps; log %s at %d bps",
+				id, fee, bps, wantFee, want.bps)})
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for _, id := range slices.Sorted(maps.Keys(c.want)) {
-		rep.problem("invoice %s: missing from the read model", id)
+	for id := range c.want {
+		c.hold(rep, id, heldProblem{msg: fmt.Sprintf("invoice %s: missing from the read model", id)})
 	}
 	clear(c.want)
 	return nil

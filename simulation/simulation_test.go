@@ -915,6 +915,13 @@ func (r *run) final() {
 	if !rep.OK() {
 		r.fail("audit: %s", strings.Join(rep.Problems, "\n"))
 	}
+	// An audit that lets every invoice go after each event, and rebuilds
+	// it from its stream when the log names it again, finds the same.
+	revived, err := projections.AuditWith(w.ctx, w.store, w.db, projections.AuditOptions{Window: 1, CompareBatch: 1})
+	r.must(err)
+	if a, b := auditFindings(revived), auditFindings(rep); a != b {
+		r.fail("audit with every invoice revived (%d):\n%s\nholding them:\n%s", revived.InvoicesRevived, a, b)
+	}
 	r.counts["open debts"] += len(rep.Debts)
 	before := r.dump()
 	r.must(projections.Rebuild(w.ctx, w.store, w.db, nil, nil))
@@ -946,4 +953,10 @@ func (r *run) dump() string {
 		rows.Close()
 	}
 	return b.String()
+}
+
+// auditFindings is what an audit found, without its timing.
+func auditFindings(a projections.AuditReport) string {
+	return fmt.Sprintln(a.Events, a.MoneyEvents, a.FeesChecked, a.Payouts, a.Conversions, a.RowsCompared, a.Ledger, a.FeeRevenue,
+		a.Debts, a.NetworkCosts, a.Held, a.Problems)
 }

@@ -29,9 +29,8 @@ import (
 )
 
 var (
-	_ eventstore.Store         = (*Store)(nil)
-	_ eventstore.TypeReader    = (*Store)(nil)
-	_ eventstore.StreamScanner = (*Store)(nil)
+	_ eventstore.Store      = (*Store)(nil)
+	_ eventstore.TypeReader = (*Store)(nil)
 )
 
 // DefaultSchema is the Postgres schema of the event tables unless WithSchema
@@ -149,9 +148,9 @@ func channelName(schema string) string {
 }
 
 type queries struct {
-	readStream, readAll, readTypes, readable, scanStreams, lockStreams, versions, storedIDs, insertNotify string
-	chainHead, readChain, lockAppend, horizon                                                             string
-	appendKey                                                                                             string
+	readStream, readAll, readTypes, readable, lockStreams, versions, storedIDs, insertNotify string
+	chainHead, readChain, lockAppend, horizon                                                string
+	appendKey                                                                                string
 }
 
 func buildQueries(schema string) queries {
@@ -160,13 +159,6 @@ func buildQueries(schema string) queries {
 	return queries{
 		readStream: `SELECT ` + cols + ` FROM ` + t + `
 			WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`,
-		// The (stream, version) key from the cursor on. The prefix is a
-		// filter, not a range: in a collation other than C the names that
-		// start with it need not sort together, nor bound a range.
-		scanStreams: `SELECT ` + cols + ` FROM ` + t + `
-			WHERE (stream, version) > ($1, $2) AND starts_with(stream, $3)
-			  AND (transaction_id, global_position) <= ($4::xid8, $5::bigint)
-			ORDER BY stream, version LIMIT $6`,
 		// Only below the horizon ($4, from the horizon query run before):
 		// every append that could still commit an event with a lower
 		// (transaction_id, global_position) has ended.
@@ -313,49 +305,6 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 		return nil, fmt.Errorf("postgres: read all after %v: %w", after, err)
 	}
 	return evs, nil
-}
-
-// ScanStreams implements eventstore.StreamScanner. Errors: ErrClosed, ctx
-// errors, database errors.
-func (s *Store) ScanStreams(ctx context.Context, prefix string, after eventstore.StreamCursor, through eventstore.Position, max int) ([]eventstore.RecordedEvent, error) {
-	if s.closed.Load() {
-		return nil, eventstore.ErrClosed
-	}
-	if max <= 0 || prefix == "" || through == eventstore.Start {
-		return nil, nil
-	}
-	if after.Stream == "" {
-		after.Version = -1 // every stream: no name sorts before "" in any collation
-	}
-	evs, err := s.scanStreams(ctx, after, prefix, through, max)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: scan streams %q: %w", prefix, err)
-	}
-	return evs, nil
-}
-
-// scanStreams runs the scan on the (stream, version) key whatever the
-// planner guesses of the prefix filter: it guessed a few hundred rows at
-// 1M events and sorted the whole table for every page instead. A page is
-// small: no parallel workers to start for it.
-func (s *Store) scanStreams(ctx context.Context, after eventstore.StreamCursor, prefix string, through eventstore.Position, max int) ([]eventstore.RecordedEvent, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, ctxErr(ctx, err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
-		return nil, ctxErr(ctx, err)
-	}
-	rows, err := tx.Query(ctx, s.q.scanStreams, after.Stream, after.Version, prefix, through.Commit, prepareArg(through), max)
-	if err != nil {
-		return nil, ctxErr(ctx, err)
-	}
-	evs, err := collectEvents(rows, max)
-	if err != nil {
-		return nil, ctxErr(ctx, err)
-	}
-	return evs, tx.Commit(ctx)
 }
 
 // horizon is the transaction id below which the log is complete: no append

@@ -71,7 +71,6 @@ type Store struct {
 	changed chan struct{}
 
 	readStream, readAll *sql.Stmt // on rdb
-	scanStreams         *sql.Stmt // on rdb
 	// recent answers the readers right behind the writer (recent.go).
 	recent recentLog
 	// The appends' statements, on wdb: prepared while its one connection
@@ -93,9 +92,8 @@ type Store struct {
 }
 
 var (
-	_ eventstore.Store         = (*Store)(nil)
-	_ eventstore.StreamScanner = (*Store)(nil)
-	_ eventstore.TypeReader    = (*Store)(nil)
+	_ eventstore.Store      = (*Store)(nil)
+	_ eventstore.TypeReader = (*Store)(nil)
 )
 
 // Option configures Open.
@@ -267,13 +265,6 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	s.readAll, err = s.rdb.PrepareContext(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
 		FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?`)
-	if err != nil {
-		return err
-	}
-	// A range of the (stream, version) key: the prefix ends before ?3.
-	s.scanStreams, err = s.rdb.PrepareContext(ctx, `SELECT global_position, event_id, stream, version, type, data, metadata, recorded_at
-		FROM events WHERE (stream, version) > (?1, ?2) AND stream < ?3 AND global_position <= ?4
-		ORDER BY stream, version LIMIT ?5`)
 	return err
 }
 
@@ -659,35 +650,6 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	return evs, nil
 }
 
-// ScanStreams implements eventstore.StreamScanner over the (stream,
-// version) key. Errors: ErrClosed, the context's error, or a database error.
-func (s *Store) ScanStreams(ctx context.Context, prefix string, after eventstore.StreamCursor, through eventstore.Position, max int) ([]eventstore.RecordedEvent, error) {
-	if s.isClosed() {
-		return nil, eventstore.ErrClosed
-	}
-	if max <= 0 || prefix == "" || through.Commit == 0 {
-		return nil, nil
-	}
-	if after.Stream < prefix {
-		after = eventstore.StreamCursor{Stream: prefix, Version: -1}
-	}
-	// The first name after every name that starts with prefix: its last
-	// byte raised (a 0xff byte carried over, as in a number).
-	end := []byte(prefix)
-	for len(end) > 0 && end[len(end)-1] == 0xff {
-		end = end[:len(end)-1]
-	}
-	if len(end) == 0 {
-		return nil, fmt.Errorf("sqlite: scan streams %q: no name follows the prefix", prefix)
-	}
-	end[len(end)-1]++
-	evs, err := s.query(ctx, s.scanStreams, max, after.Stream, after.Version, string(end), int64(min(through.Commit, math.MaxInt64)), max)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: scan streams %s: %w", prefix, err)
-	}
-	return evs, nil
-}
-
 // typeScanWindow bounds how many positions one filtered read looks at, so
 // that a subscriber far behind advances in steps of bounded cost.
 const typeScanWindow = 8192
@@ -830,7 +792,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.committer.Close()
-		errs := []error{s.readStream.Close(), s.readAll.Close(), s.scanStreams.Close(), s.insertEvent.Close()}
+		errs := []error{s.readStream.Close(), s.readAll.Close(), s.insertEvent.Close()}
 		for k := range listSizes {
 			errs = append(errs, s.versions[k].Close(), s.storedAt[k].Close())
 		}

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,7 +35,6 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("ConcurrentAppendersAndReader", func(t *testing.T) { testStress(t, newStore(t)) })
 	t.Run("KeepsGivenRecordedTime", func(t *testing.T) { testGivenRecordedTime(t, newStore(t)) })
 	t.Run("HashChain", func(t *testing.T) { testHashChain(t, newStore(t)) })
-	t.Run("ScanStreams", func(t *testing.T) { testScanStreams(t, newStore(t)) })
 	t.Run("Snapshots", func(t *testing.T) { testSnapshots(t, newStore(t)) })
 }
 
@@ -104,83 +102,6 @@ func testSnapshots(t *testing.T, s eventstore.Store) {
 	}
 	if v, err := snaps.EventVersion(c, stream, NewEventID()); err != nil || v != -1 {
 		t.Fatalf("an unknown event = %d, %v; want -1", v, err)
-	}
-}
-
-// testScanStreams: a scan of the streams of a prefix returns each one's
-// events together in version order, no stream twice, none of another
-// prefix, none after the position it reads through, in pages from a
-// cursor. Stores that cannot scan skip it.
-func testScanStreams(t *testing.T, s eventstore.Store) {
-	closeAtEnd(t, s)
-	sc, ok := s.(eventstore.StreamScanner)
-	if !ok {
-		t.Skip("the store does not scan streams")
-	}
-	c := ctx(t)
-	prefix := "scan" + rnd() + "-"
-	names := []string{prefix + "b", prefix + "a", prefix + "c", prefix[:len(prefix)-1] + "x", prefix + "a-1"}
-	want := map[string][]string{} // stream -> event ids, once the append below is read through
-	// Appends interleave the streams, so that the global order is not the scan's.
-	for round := 0; round < 3; round++ {
-		for i, name := range names {
-			evs := events(1+(round+i)%2, "Scanned")
-			if _, err := s.Append(c, name, eventstore.Any, evs); err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasPrefix(name, prefix) {
-				for _, e := range evs {
-					want[name] = append(want[name], e.ID)
-				}
-			}
-		}
-	}
-	through := headPosition(t, s)
-	if _, err := s.Append(c, prefix+"a", eventstore.Any, events(1, "Later")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(c, prefix+"0", eventstore.Any, events(1, "Later")); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string][]string{}
-	var order []string
-	var after eventstore.StreamCursor
-	for pages := 0; ; pages++ {
-		if pages > 100 {
-			t.Fatal("the scan does not end")
-		}
-		page, err := sc.ScanStreams(c, prefix, after, through, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) > 4 {
-			t.Fatalf("%d events for max 4", len(page))
-		}
-		for _, e := range page {
-			if through.Less(e.Position) || e.Type != "Scanned" {
-				t.Fatalf("event %s of %s at %v, after %v", e.Type, e.Stream, e.Position, through)
-			}
-			if len(order) == 0 || order[len(order)-1] != e.Stream {
-				if got[e.Stream] != nil {
-					t.Fatalf("stream %s again after %v", e.Stream, order)
-				}
-				order = append(order, e.Stream)
-			}
-			if e.Version != int64(len(got[e.Stream])) {
-				t.Fatalf("stream %s: version %d after %d events", e.Stream, e.Version, len(got[e.Stream]))
-			}
-			got[e.Stream] = append(got[e.Stream], e.ID)
-		}
-		if len(page) < 4 {
-			break
-		}
-		after = eventstore.CursorOf(page[len(page)-1])
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("scanned\n got %v\nwant %v", got, want)
-	}
-	if page, err := sc.ScanStreams(c, prefix, eventstore.StreamCursor{}, eventstore.Start, 10); err != nil || len(page) != 0 {
-		t.Fatalf("a scan through the start: %d events, %v", len(page), err)
 	}
 }
 
