@@ -34,6 +34,7 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Uint64Var(&hc.Seed, "seed", 1, "seed: the same flags write the same invoices, amounts, times and ids")
 	fs.IntVar(&hc.Workers, "workers", 64, "concurrent writers (part of what the seed reproduces)")
 	fs.IntVar(&hc.Pipeline, "pipeline", 8, "invoice appends each writer keeps in flight (the log's order only, not its contents)")
+	fs.IntVar(&hc.Spread, "spread", 0, "append each invoice's events after its creation once its writer has created this many more (0: its whole life in one append)")
 	fs.IntVar(&hc.PayoutEvery, "payout-every", 20, "a merchant withdraws its balance of an asset after this many credited invoices (0: no payouts)")
 	fs.IntVar(&hc.FailEvery, "fail-every", 25, "one payout in this many fails (0: none)")
 	start := fs.String("start", "2024-12-01T00:00:00Z", "time of the first invoice (RFC 3339)")

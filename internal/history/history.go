@@ -58,6 +58,11 @@ type Config struct {
 	// Pipeline is how many invoice appends each writer keeps in flight
 	// (default 8). It changes only the order of the log, not what is in it.
 	Pipeline int
+	// Spread: an invoice's events after its creation are appended once
+	// its writer has created this many more invoices, so that the log
+	// interleaves invoices' lives as a gateway's does (0: each invoice's
+	// whole life in one append).
+	Spread int
 	// Start and End bound the invoices' creation times.
 	Start, End time.Time
 	// Mix weighs the kinds (nil: DefaultMix).

@@ -59,6 +59,50 @@ func TestGeneratedHistoryAudits(t *testing.T) {
 	})
 }
 
+// With Spread, the invoices' lives interleave in the log as a gateway's
+// do: an audit that lets invoices go after a short window must read many
+// of them again from their streams, and still find what one that holds
+// them all finds.
+func TestSpreadHistoryInterleavesInvoices(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	db := sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
+	cfg := smallConfig()
+	cfg.Events, cfg.Spread = 10000, 50
+	rep, err := history.Generate(ctx, s, nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.Rebuild(ctx, s, db, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	audit(t, s, db, rep.Events)
+	checkStatuses(t, db, rep)
+	held, err := projections.Audit(ctx, s, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := projections.AuditWith(ctx, s, db, projections.AuditOptions{Window: 100, CompareBatch: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d events, %d invoices revived with a window of 100 events", short.Events, short.InvoicesRevived)
+	if held.InvoicesRevived != 0 || short.InvoicesRevived < 100 {
+		t.Fatalf("invoices revived: %d holding them, %d with a window of 100 events", held.InvoicesRevived, short.InvoicesRevived)
+	}
+	if a, b := fmt.Sprint(short.RowsCompared, short.Ledger, short.FeeRevenue, short.Problems), fmt.Sprint(held.RowsCompared, held.Ledger,
+		held.FeeRevenue, held.Problems); a != b {
+		t.Fatalf("a window of 100 events:\n%s\nholding them:\n%s", a, b)
+	}
+}
+
 func checkHistory(t *testing.T, store eventstore.Store, db sqldb.DB) {
 	ctx := context.Background()
 	cfg := smallConfig()

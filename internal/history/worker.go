@@ -40,6 +40,8 @@ type worker struct {
 	appendMu  sync.Mutex
 	appendErr error
 	head      eventstore.Position // the furthest position an append of appendAsync reached
+	// tails: the invoices' events after their creation, held back by Config.Spread.
+	tails []tail
 
 	merchants []Merchant
 	events    int64
@@ -79,8 +81,10 @@ func (w *worker) budget() int64 {
 }
 
 func (w *worker) run(ctx context.Context) error {
-	err := w.write(ctx)
-	return errors.Join(err, w.drain())
+	if err := w.write(ctx); err != nil {
+		return errors.Join(err, w.drain())
+	}
+	return w.flushTails(ctx)
 }
 
 func (w *worker) write(ctx context.Context) error {
@@ -181,7 +185,9 @@ func (w *worker) invoice(ctx context.Context, r *rand.Rand, merchantID string, t
 	if err := w.live(l, r, asset, t, k); err != nil {
 		return err
 	}
-	w.appendAsync(ctx, l.stream, l.data)
+	if err := w.appendLife(ctx, l); err != nil {
+		return err
+	}
 	w.counts[k]++
 	w.added(len(l.data))
 	w.credit(l.events, merchantID)
@@ -194,22 +200,55 @@ func (w *worker) invoice(ctx context.Context, r *rand.Rand, merchantID string, t
 	}
 	w.since[key] = 0
 	// The payout spends what the invoices credited: they go in the log first.
-	if err := w.drain(); err != nil {
+	if err := w.flushTails(ctx); err != nil {
 		return err
 	}
 	return w.payout(ctx, r, merchantID, asset, t.Add(3*time.Hour))
 }
 
-// appendAsync appends a new invoice's stream without waiting for the
-// commit; at most Config.Pipeline are in flight. Invoice streams are new
-// and independent of each other, so their order in the log is free.
-func (w *worker) appendAsync(ctx context.Context, stream string, data []eventstore.EventData) {
+type tail struct {
+	stream string
+	data   []eventstore.EventData
+}
+
+// appendLife appends an invoice's life: whole, or its creation now and
+// the rest after Config.Spread more invoices.
+func (w *worker) appendLife(ctx context.Context, l *life) error {
+	if w.cfg.Spread <= 0 || len(l.data) == 1 {
+		w.appendAsync(ctx, l.stream, eventstore.NoStream, l.data)
+		return nil
+	}
+	w.appendAsync(ctx, l.stream, eventstore.NoStream, l.data[:1])
+	w.tails = append(w.tails, tail{stream: l.stream, data: l.data[1:]})
+	if len(w.tails) < w.cfg.Spread {
+		return nil
+	}
+	return w.flushTails(ctx)
+}
+
+// flushTails appends the tails held back, once their creations are in the
+// log, and waits for every append in flight.
+func (w *worker) flushTails(ctx context.Context) error {
+	if err := w.drain(); err != nil {
+		return err
+	}
+	for _, t := range w.tails {
+		w.appendAsync(ctx, t.stream, eventstore.ExpectedVersion(0), t.data)
+	}
+	w.tails = w.tails[:0]
+	return w.drain()
+}
+
+// appendAsync appends to an invoice's stream without waiting for the
+// commit; at most Config.Pipeline are in flight. Invoice streams are
+// independent of each other, so their order in the log is free.
+func (w *worker) appendAsync(ctx context.Context, stream string, expected eventstore.ExpectedVersion, data []eventstore.EventData) {
 	w.inflight <- struct{}{}
 	w.appended.Add(1)
 	go func() {
 		defer w.appended.Done()
 		defer func() { <-w.inflight }()
-		res, err := w.store.Append(ctx, stream, eventstore.NoStream, data)
+		res, err := w.store.Append(ctx, stream, expected, data)
 		w.appendMu.Lock()
 		defer w.appendMu.Unlock()
 		if err != nil && w.appendErr == nil {
@@ -369,7 +408,7 @@ func (w *worker) payout(ctx context.Context, r *rand.Rand, merchantID string, as
 		}
 		w.payouts++
 	}
-	w.appendAsync(ctx, stream, data)
+	w.appendAsync(ctx, stream, eventstore.NoStream, data)
 	w.added(len(data))
 	return nil
 }
