@@ -24,8 +24,9 @@ import (
 
 // DefaultAuditWindow is how many events of the log an invoice stays held
 // after its last one. An invoice's life is short, so a later event of it
-// is rare past this, and each costs a read of its stream.
-const DefaultAuditWindow = 500_000
+// is rare past this, and each costs a read of its stream; the invoices
+// held cost about 1 KB each.
+const DefaultAuditWindow = 200_000
 
 // refundStep is a refund of an invoice requested, or released (failed or
 // canceled, so that its amount may be refunded again).

@@ -51,6 +51,9 @@ type auditOutput struct {
 	at string
 	// cpuProfile: write a CPU profile of the run to this file (--cpuprofile).
 	cpuProfile string
+	// window: events an invoice stays held after its last one (--window;
+	// 0: projections.DefaultAuditWindow).
+	window int
 	// chain: compare the ledger's holdings with the nodes (--chain);
 	// verbose lists every address that differs.
 	chain, verbose bool
@@ -63,6 +66,15 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var err error
 	if out.cpuProfile, args, err = cutValueFlag(args, "cpuprofile"); err != nil {
 		return err
+	}
+	var window string
+	if window, args, err = cutValueFlag(args, "window"); err != nil {
+		return err
+	}
+	if window != "" {
+		if out.window, err = strconv.Atoi(window); err != nil || out.window <= 0 {
+			return usageError(fmt.Errorf("audit: --window %q: want a number of events above 0", window))
+		}
 	}
 	var rest []string
 	for i := 0; i < len(args); i++ {
@@ -146,7 +158,7 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 	}
 	runner := projections.NewRunner(b.store, b.db, log)
 	// --chain compares every pay address with the nodes: only then are they kept.
-	opt := projections.AuditOptions{Addresses: out.chain}
+	opt := projections.AuditOptions{Addresses: out.chain, Window: out.window}
 	if out.progress {
 		bar := newProgressBar(stderr)
 		opt.Progress = bar.update
@@ -196,8 +208,9 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 }
 
 func printAudit(w io.Writer, rep projections.AuditReport) {
-	fmt.Fprintf(w, "audited %d events in %s: %d money events, %d fees recomputed, %d payouts, %d conversions; %d read-model rows compared\n\n",
-		rep.Events, rep.Elapsed.Round(time.Millisecond), rep.MoneyEvents, rep.FeesChecked, rep.Payouts, rep.Conversions, rep.RowsCompared)
+	fmt.Fprintf(w, "audited %d events in %s: %d money events, %d fees recomputed, %d payouts, %d conversions; %d read-model rows compared; %d invoices read again from their streams\n\n",
+		rep.Events, rep.Elapsed.Round(time.Millisecond), rep.MoneyEvents, rep.FeesChecked, rep.Payouts, rep.Conversions, rep.RowsCompared,
+		rep.InvoicesRevived)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tASSET\tBALANCE")
 	for _, account := range rep.Accounts() {

@@ -35,7 +35,7 @@ var (
 	migrateHelp = cmdHelp{name: "picd migrate", usage: "picd migrate [flags]", storeOnly: true,
 		about: "Create or update the schemas of the configured stores, then exit.",
 		exits: "0 up to date, 2 bad flags, 3 a store unreachable or unusable"}
-	auditHelp = cmdHelp{name: "picd audit", usage: "picd audit [--json] [--progress|--no-progress] [--verify-chain [--at SEQ]] [--cpuprofile FILE] [flags]\n       picd audit --chain [--verbose] [--json] [flags]   (the ledger's holdings against the nodes: a proof of reserves)\n       picd audit --from DATE --to DATE [--merchant ID] [--json|--csv] [flags]   (a period statement of [from, to))",
+	auditHelp = cmdHelp{name: "picd audit", usage: "picd audit [--json] [--progress|--no-progress] [--window EVENTS] [--verify-chain [--at SEQ]] [--cpuprofile FILE] [flags]\n       picd audit --chain [--verbose] [--json] [flags]   (the ledger's holdings against the nodes: a proof of reserves)\n       picd audit --from DATE --to DATE [--merchant ID] [--json|--csv] [flags]   (a period statement of [from, to))",
 		about: "Rebuild every balance and fee from the event log and compare with the read models. Read-only: never migrates.",
 		exits: "0 clean, 1 a problem found, 2 bad flags, 3 a store or node unreachable (or not migrated)"}
 	projectionsRebuildHelp = cmdHelp{name: "picd projections rebuild", usage: "picd projections rebuild [--cpuprofile FILE] [flags] [name...]", storeOnly: true,
