@@ -30,12 +30,8 @@ func smallConfig() history.Config {
 // agree with the log, and a rebuild gives the same answer.
 func TestGeneratedHistoryAudits(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
-		s, err := sqlite.Open(filepath.Join(t.TempDir(), "picd.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		checkHistory(t, s, sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite})
+		s, db := sqliteStore(t)
+		checkHistory(t, s, db)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		ctx := context.Background()
@@ -65,12 +61,7 @@ func TestGeneratedHistoryAudits(t *testing.T) {
 // them all finds.
 func TestSpreadHistoryInterleavesInvoices(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(filepath.Join(t.TempDir(), "picd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	db := sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
+	s, db := sqliteStore(t)
 	cfg := smallConfig()
 	cfg.Events, cfg.Spread = 10000, 50
 	rep, err := history.Generate(ctx, s, nil, cfg, nil)
@@ -101,6 +92,15 @@ func TestSpreadHistoryInterleavesInvoices(t *testing.T) {
 		held.FeeRevenue, held.Problems); a != b {
 		t.Fatalf("a window of 100 events:\n%s\nholding them:\n%s", a, b)
 	}
+}
+
+func sqliteStore(t *testing.T) (*sqlite.Store, sqldb.DB) {
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "picd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
 }
 
 func checkHistory(t *testing.T, store eventstore.Store, db sqldb.DB) {
