@@ -236,15 +236,11 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 	cmp := &invoiceComparer{db: db, skip: opt.SkipReadModels, batch: opt.CompareBatch}
 	invoices := newInvoiceWindow(store, cmp, opt.Window)
 	var through eventstore.Position // the last event read
-	workers := runtime.GOMAXPROCS(0)
-	events := make([]domain.Event, auditBatch)
-	errs := make([]error, auditBatch)
-	for b := range batches {
+	for b := range decodeAhead(ctx, batches, runtime.GOMAXPROCS(0)) {
 		if b.err != nil {
 			return rep, b.err
 		}
-		recs := b.recs
-		decodeParallel(recs, events[:len(recs)], errs[:len(recs)], workers)
+		recs, events, errs := b.recs, b.events, b.errs
 		for i, rec := range recs {
 			if err := invoices.letGo(ctx, &rep); err != nil {
 				return rep, err
@@ -317,13 +313,38 @@ func newAuditReport() AuditReport {
 
 type auditRead struct {
 	recs []eventstore.RecordedEvent
-	err  error
+	// events and errs: each event decoded (nil: one the audit skips), or
+	// why it did not decode.
+	events []domain.Event
+	errs   []error
+	err    error
+}
+
+// decodeAhead decodes the batches read, on workers goroutines, while the
+// audit applies the batch before: reading, decoding and applying overlap.
+func decodeAhead(ctx context.Context, read <-chan auditRead, workers int) <-chan auditRead {
+	decoded := make(chan auditRead, 1)
+	go func() {
+		defer close(decoded)
+		for b := range read {
+			if b.err == nil {
+				b.events, b.errs = make([]domain.Event, len(b.recs)), make([]error, len(b.recs))
+				decodeParallel(b.recs, b.events, b.errs, workers)
+			}
+			select {
+			case decoded <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return decoded
 }
 
 // readAhead reads batches with read until one is empty, a few ahead of
 // the batch being decoded and applied. read runs on one goroutine.
 func readAhead(ctx context.Context, read func(context.Context) ([]eventstore.RecordedEvent, error)) <-chan auditRead {
-	batches := make(chan auditRead, 2)
+	batches := make(chan auditRead, 1)
 	go func() {
 		defer close(batches)
 		for {
@@ -373,7 +394,6 @@ func decodeParallel(recs []eventstore.RecordedEvent, out []domain.Event, errs []
 		go func(lo, hi int) {
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
-				out[i], errs[i] = nil, nil
 				if !auditSkips[recs[i].Type] {
 					out[i], errs[i] = domain.DecodeStored(recs[i].Type, recs[i].Data, recs[i].Metadata)
 				}
