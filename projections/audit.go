@@ -341,7 +341,7 @@ func decodeAhead(ctx context.Context, read <-chan auditRead, workers int) <-chan
 	return decoded
 }
 
-// readAhead reads batches with read until one is empty, a few ahead of
+// readAhead reads batches with read until one is empty, one ahead of
 // the batch being decoded and applied. read runs on one goroutine.
 func readAhead(ctx context.Context, read func(context.Context) ([]eventstore.RecordedEvent, error)) <-chan auditRead {
 	batches := make(chan auditRead, 1)

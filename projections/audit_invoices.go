@@ -68,7 +68,7 @@ type invoiceWindow struct {
 	head    int
 	// statuses counts the invoices let go by status.
 	statuses map[string]int64
-	// Revived counts the invoices read again from their streams.
+	// revived counts the invoices read again from their streams.
 	revived int
 }
 
