@@ -2,8 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -62,6 +60,9 @@ type AuditReport struct {
 	// InvoicesRevived counts the invoices the audit let go and then read
 	// again from their streams, when the log named them once more.
 	InvoicesRevived int `json:"invoices_revived"`
+	// PayoutsHeldMost is the most payouts the audit held at once: those
+	// open at a point of the log (an ended payout is compared and let go).
+	PayoutsHeldMost int `json:"payouts_held_most"`
 
 	// refunds holds the refund requests and releases of each invoice, in
 	// log order, to rebuild an invoice the audit let go (memory grows with
@@ -69,10 +70,17 @@ type AuditReport struct {
 	// checked.
 	refunds    map[string][]refundStep
 	refundsDue []dueRefund
-	payouts    map[string]*auditPayout
+	// payouts holds the payouts open at this point of the log; ended, the
+	// payouts the event being checked ended (payoutComparer lets them go).
+	payouts map[string]*auditPayout
+	ended   []string
+	// endedStatus: the status of each ended payout, for picd audit
+	// --chain (kept with addresses).
+	endedStatus map[string]string
 	// addresses: fill Deposits and PayAddresses (AuditOptions.Addresses).
 	addresses bool
-	// costs: network costs by transaction id, for picd audit --chain.
+	// costs: network costs by transaction id, for picd audit --chain
+	// (kept with addresses).
 	costs map[string]domain.Amount
 }
 
@@ -234,6 +242,7 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 		return recs, err
 	})
 	cmp := &invoiceComparer{db: db, skip: opt.SkipReadModels, batch: opt.CompareBatch}
+	payouts := &payoutComparer{db: db, skip: opt.SkipReadModels, batch: opt.CompareBatch}
 	invoices := newInvoiceWindow(store, cmp, opt.Window)
 	var through eventstore.Position // the last event read
 	for b := range decodeAhead(ctx, batches, runtime.GOMAXPROCS(0)) {
@@ -271,6 +280,12 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 					}
 				}
 				rep.refundsDue = rep.refundsDue[:0]
+				for _, id := range rep.ended {
+					if err := payouts.end(ctx, &rep, id); err != nil {
+						return rep, err
+					}
+				}
+				rep.ended = rep.ended[:0]
 			}
 			rep.checkLedger(rec, events[i])
 		}
@@ -285,6 +300,7 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 		return rep, err
 	}
 	rep.InvoicesRevived = invoices.revived
+	rep.PayoutsHeldMost = max(payouts.most, len(rep.payouts))
 	rep.refunds = nil
 	rep.checkFeeAccount()
 	rep.listDebts()
@@ -293,7 +309,7 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 		if err := rep.compareBalances(ctx, db); err != nil {
 			return rep, err
 		}
-		if err := rep.comparePayouts(ctx, db); err != nil {
+		if err := rep.comparePayouts(ctx, store, db, payouts, through); err != nil {
 			return rep, err
 		}
 		if err := rep.compareInvoiceRows(ctx, store, db, cmp, through); err != nil {
@@ -489,6 +505,7 @@ func (rep *AuditReport) checkFees(rec eventstore.RecordedEvent, e domain.Event) 
 			}
 			fee := c.NetworkFee // what was paid, the read model's from now on
 			p.networkFee = &fee
+			rep.ended = append(rep.ended, c.PayoutID)
 		}
 	case domain.PayoutFailed:
 		rep.payoutReleased(rec, c.PayoutID, domain.PayoutFailedStatus)
@@ -521,8 +538,10 @@ func (rep *AuditReport) checkCost(rec eventstore.RecordedEvent, c domain.Network
 	if !toNetwork.Equal(c.Amount) || !fromOperator.Equal(c.Amount.Neg()) {
 		rep.problem("event %s: network cost %s %s of %s posts %s to the network and %s to the operator", rec.ID, c.Amount, c.Asset, c.TxID, toNetwork, fromOperator)
 	}
-	tx := strings.ToLower(c.TxID)
-	rep.costs[tx] = rep.costs[tx].Add(c.Amount)
+	if rep.addresses { // for picd audit --chain only: they grow with the log
+		tx := strings.ToLower(c.TxID)
+		rep.costs[tx] = rep.costs[tx].Add(c.Amount)
+	}
 	m := rep.NetworkCosts[c.Kind]
 	if m == nil {
 		m = map[string]domain.Amount{}
@@ -582,15 +601,17 @@ type InFlightPayout struct {
 	TxID     string        `json:"txid"`
 }
 
-// CostOf is the network cost the log records for a transaction.
+// CostOf is the network cost the log records for a transaction (an audit
+// with AuditOptions.Addresses).
 func (r AuditReport) CostOf(txid string) domain.Amount { return r.costs[strings.ToLower(txid)] }
 
-// PayoutStatus is a payout's status at the log's end ("" if unknown).
+// PayoutStatus is a payout's status at the log's end ("" if unknown). An
+// ended payout's is known in an audit with AuditOptions.Addresses only.
 func (r AuditReport) PayoutStatus(id string) string {
 	if p := r.payouts[id]; p != nil {
 		return p.status
 	}
-	return ""
+	return r.endedStatus[id]
 }
 
 // InFlightPayouts lists the payouts signed or sent, not yet confirmed.
@@ -613,6 +634,7 @@ func (rep *AuditReport) payoutReleased(rec eventstore.RecordedEvent, id string, 
 		if p.kind == domain.PayoutKindRefund {
 			rep.addRefundStep(p.invoiceID, refundStep{pos: rec.Position, eventID: rec.ID, amount: p.amount, release: true})
 		}
+		rep.ended = append(rep.ended, id)
 	}
 }
 
@@ -658,7 +680,8 @@ func (rep *AuditReport) checkLedger(rec eventstore.RecordedEvent, e domain.Event
 func (rep *AuditReport) payout(rec eventstore.RecordedEvent, id string) *auditPayout {
 	p := rep.payouts[id]
 	if p == nil {
-		rep.problem("event %s: payout %s was never requested", rec.ID, id)
+		// Ended payouts are let go: an event after the end is as wrong.
+		rep.problem("event %s: payout %s is not open (never requested, or already ended)", rec.ID, id)
 	}
 	return p
 }
@@ -761,47 +784,6 @@ func (rep *AuditReport) compareBalances(ctx context.Context, db sqldb.DB) error 
 		}
 	}
 	return nil
-}
-
-func (rep *AuditReport) comparePayouts(ctx context.Context, db sqldb.DB) error {
-	rows, err := db.Read.QueryContext(ctx, `SELECT payout_id, merchant_id, status, amount, txid, network_fee FROM payouts`)
-	if err != nil {
-		return fmt.Errorf("audit: payouts: %w", err)
-	}
-	defer rows.Close()
-	seen := map[string]bool{}
-	for rows.Next() {
-		var id, merchantID, status, amount, txid, fee string
-		if err := rows.Scan(&id, &merchantID, &status, &amount, &txid, &fee); err != nil {
-			return err
-		}
-		rep.RowsCompared++
-		seen[id] = true
-		want := rep.payouts[id]
-		if want == nil {
-			rep.problem("payout %s: in the read model, not in the log", id)
-			continue
-		}
-		wantFee := ""
-		if want.networkFee != nil {
-			wantFee = want.networkFee.String()
-		}
-		if merchantID != want.merchantID || status != want.status || amount != want.amount.String() || txid != want.txid || fee != wantFee {
-			rep.problem("payout %s: read model %s/%s/%s/%s/%s, log %s/%s/%s/%s/%s", id, merchantID, status, amount, txid, fee,
-				want.merchantID, want.status, want.amount, want.txid, wantFee)
-		}
-	}
-	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	counts := map[string]int64{}
-	for id, p := range rep.payouts {
-		if !seen[id] {
-			rep.problem("payout %s: missing from the read model", id)
-		}
-		counts[p.status]++
-	}
-	return rep.compareStatusCounts(ctx, db, "payout_status_counts", "payouts", counts)
 }
 
 // Accounts lists the ledger's accounts in order.
