@@ -208,8 +208,8 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 }
 
 func printAudit(w io.Writer, rep projections.AuditReport) {
-	fmt.Fprintf(w, "audited %d events in %s: %d money events, %d fees recomputed, %d payouts, %d conversions; %d read-model rows compared; %d invoices read again from their streams\n\n",
-		rep.Events, rep.Elapsed.Round(time.Millisecond), rep.MoneyEvents, rep.FeesChecked, rep.Payouts, rep.Conversions, rep.RowsCompared,
+	fmt.Fprintf(w, "audited %d events in %s: %d money events, %d fees recomputed, %d payouts (at most %d open at once), %d conversions; %d read-model rows compared; %d invoices read again from their streams\n\n",
+		rep.Events, rep.Elapsed.Round(time.Millisecond), rep.MoneyEvents, rep.FeesChecked, rep.Payouts, rep.PayoutsHeldMost, rep.Conversions, rep.RowsCompared,
 		rep.InvoicesRevived)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tASSET\tBALANCE")
