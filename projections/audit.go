@@ -241,8 +241,8 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 		}
 		return recs, err
 	})
-	cmp := &invoiceComparer{db: db, skip: opt.SkipReadModels, batch: opt.CompareBatch}
-	payouts := &payoutComparer{db: db, skip: opt.SkipReadModels, batch: opt.CompareBatch}
+	cmp := &invoiceComparer{rowBatch: rowBatch[*auditInvoice]{size: opt.CompareBatch}, db: db, skip: opt.SkipReadModels}
+	payouts := &payoutComparer{rowBatch: rowBatch[*auditPayout]{size: opt.CompareBatch}, db: db, skip: opt.SkipReadModels}
 	invoices := newInvoiceWindow(store, cmp, opt.Window)
 	var through eventstore.Position // the last event read
 	for b := range decodeAhead(ctx, batches, runtime.GOMAXPROCS(0)) {

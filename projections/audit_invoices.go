@@ -1,8 +1,8 @@
 package projections
 
 import (
-	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"maps"
 	"slices"
@@ -333,25 +333,16 @@ func (rep *AuditReport) checkInvoiceEvent(run *invoiceRun, rec eventstore.Record
 	}
 }
 
-// compareBatch is how many invoices one read-model query looks up.
-const compareBatch = 500
-
 // invoiceComparer compares the invoices' read-model rows with what the log
 // says, a batch of invoices at a time, looked up by id: the store's order of
 // stream names need not be the read model's order of ids (collations).
 type invoiceComparer struct {
+	rowBatch[*auditInvoice]
 	db   sqldb.DB
 	skip bool
-	// want: the invoices of the batch, by id.
-	want map[string]*auditInvoice
 	// held: what the comparison found wrong with an invoice, reported at the
 	// end unless the log names the invoice again (it is then compared again).
 	held map[string]heldProblem
-	// batch is how many invoices one lookup compares (0: compareBatch).
-	batch int
-	// found counts the read-model rows the lookups found: more rows in the
-	// table are invoices the log does not have.
-	found int64
 	// statuses counts the log's invoices by status.
 	statuses map[string]int64
 }
@@ -403,14 +394,7 @@ func (c *invoiceComparer) report(rep *AuditReport) {
 }
 
 func (c *invoiceComparer) add(ctx context.Context, rep *AuditReport, id string, inv *auditInvoice) error {
-	if c.skip {
-		return nil
-	}
-	if c.want == nil {
-		c.want = make(map[string]*auditInvoice, compareBatch)
-	}
-	c.want[id] = inv
-	if len(c.want) < cmp.Or(c.batch, compareBatch) {
+	if c.skip || !c.rowBatch.add(id, inv) {
 		return nil
 	}
 	return c.flush(ctx, rep)
@@ -420,114 +404,60 @@ func (c *invoiceComparer) add(ctx context.Context, rep *AuditReport, id string, 
 // money rule 1 gives (what was charged once anything was credited, the fee
 // of amount before).
 func (c *invoiceComparer) flush(ctx context.Context, rep *AuditReport) error {
-	if len(c.want) == 0 {
-		return nil
-	}
-	ids := make([]any, 0, len(c.want))
-	for id := range c.want {
-		ids = append(ids, id)
-	}
-	q := c.db.Q(`SELECT invoice_id, status, amount_received, fee, fee_bps FROM invoices WHERE invoice_id IN (?` +
-		strings.Repeat(", ?", len(ids)-1) + `)`)
-	rows, err := c.db.Read.QueryContext(ctx, q, ids...)
-	if err != nil {
-		return fmt.Errorf("audit: invoices: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, status, received, fee string
-		var bps int64
-		if err := rows.Scan(&id, &status, &received, &fee, &bps); err != nil {
-			return err
-		}
-		rep.RowsCompared++
-		c.found++
-		want := c.want[id]
-		if want == nil {
-			continue // a duplicate id: the table's key forbids it
-		}
-		delete(c.want, id)
-		wantFee := want.createdFee
-		if want.everCredited {
-			wantFee = want.charged
-		}
-		switch {
-		case status != string(want.status) || received != want.received.String():
-			c.hold(rep, id, heldProblem{found: true, msg: fmt.Sprintf("invoice %s: read model %s, received %s; log %s, received %s",
-				id, status, received, want.status, want.received)})
-		case !want.legacy && (fee != wantFee.String() || bps != want.bps):
-			c.hold(rep, id, heldProblem{found: true, msg: fmt.Sprintf("invoice %s: read model fee %s at %d bps; log %s at %d bps",
-				id, fee, bps, wantFee, want.bps)})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for id := range c.want {
-		c.hold(rep, id, heldProblem{msg: fmt.Sprintf("invoice %s: missing from the read model", id)})
-	}
-	clear(c.want)
-	return nil
+	var status, received, fee string
+	var bps int64
+	return c.lookup(ctx, rep, c.db, "invoices", `SELECT invoice_id, status, amount_received, fee, fee_bps FROM invoices WHERE invoice_id IN`,
+		func(rows *sql.Rows) (id string, err error) {
+			err = rows.Scan(&id, &status, &received, &fee, &bps)
+			return id, err
+		},
+		func(id string, want *auditInvoice) {
+			wantFee := want.createdFee
+			if want.everCredited {
+				wantFee = want.charged
+			}
+			switch {
+			case status != string(want.status) || received != want.received.String():
+				c.hold(rep, id, heldProblem{found: true, msg: fmt.Sprintf("invoice %s: read model %s, received %s; log %s, received %s",
+					id, status, received, want.status, want.received)})
+			case !want.legacy && (fee != wantFee.String() || bps != want.bps):
+				c.hold(rep, id, heldProblem{found: true, msg: fmt.Sprintf("invoice %s: read model fee %s at %d bps; log %s at %d bps",
+					id, fee, bps, wantFee, want.bps)})
+			}
+		},
+		func(id string, _ *auditInvoice) {
+			c.hold(rep, id, heldProblem{msg: fmt.Sprintf("invoice %s: missing from the read model", id)})
+		})
 }
 
 // compareInvoiceRows ends the invoices' comparison: rows of invoices the
 // log does not have, and the counts by status the projector keeps (the
 // picd_invoices gauge).
 func (rep *AuditReport) compareInvoiceRows(ctx context.Context, store eventstore.Store, db sqldb.DB, c *invoiceComparer, through eventstore.Position) error {
-	var rowsTotal int64
-	if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM invoices`).Scan(&rowsTotal); err != nil {
-		return fmt.Errorf("audit: invoices: %w", err)
+	rowsTotal, err := countRows(ctx, db, "invoices")
+	if err != nil {
+		return err
 	}
 	if extra := rowsTotal - c.found; extra > 0 {
-		if err := rep.extraInvoiceRows(ctx, store, db, through, extra); err != nil {
+		// A row is the log's if the invoice's stream begins with its
+		// creation, at or before the audit's last event.
+		err := extraRows(ctx, rep, db, "invoices", `SELECT invoice_id FROM invoices WHERE invoice_id > ? ORDER BY invoice_id LIMIT 1000`, extra,
+			func(rows *sql.Rows) (id string, _ string, err error) {
+				err = rows.Scan(&id)
+				return id, id, err
+			},
+			func(id string) (bool, error) {
+				first, err := store.ReadStream(ctx, domain.InvoiceStream(id), 0, 1)
+				if err != nil {
+					return false, err
+				}
+				return len(first) > 0 && first[0].Type == domain.TypeInvoiceCreated && !through.Less(first[0].Position), nil
+			})
+		if err != nil {
 			return err
 		}
 	}
 	return rep.compareStatusCounts(ctx, db, "invoice_status_counts", "invoices", c.statuses)
-}
-
-// extraInvoiceRows names the read model's invoices the log does not have,
-// looking each row up in the log until it has found n: the slow path of a
-// read model that is wrong already.
-func (rep *AuditReport) extraInvoiceRows(ctx context.Context, store eventstore.Store, db sqldb.DB, through eventstore.Position, n int64) error {
-	q := db.Q(`SELECT invoice_id FROM invoices WHERE invoice_id > ? ORDER BY invoice_id LIMIT 1000`)
-	after := ""
-	for n > 0 {
-		rows, err := db.Read.QueryContext(ctx, q, after)
-		if err != nil {
-			return fmt.Errorf("audit: invoices: %w", err)
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		after = ids[len(ids)-1]
-		for _, id := range ids {
-			first, err := store.ReadStream(ctx, domain.InvoiceStream(id), 0, 1)
-			if err != nil {
-				return err
-			}
-			if len(first) == 0 || first[0].Type != domain.TypeInvoiceCreated || through.Less(first[0].Position) {
-				rep.problem("invoice %s: in the read model, not in the log", id)
-				if n--; n == 0 {
-					return nil
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // compareStatusCounts checks the counts by status that a projector keeps

@@ -1,10 +1,8 @@
 package projections
 
 import (
-	"cmp"
 	"context"
-	"fmt"
-	"strings"
+	"database/sql"
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
@@ -19,17 +17,12 @@ import (
 // third of its heap, and a merchant in instant mode makes one per paid
 // invoice). The payouts still open at the log's end are compared last.
 type payoutComparer struct {
-	db    sqldb.DB
-	skip  bool
-	batch int // payouts per lookup (0: compareBatch)
-	want  map[string]*auditPayout
-	// found counts the read-model rows the lookups found: more rows in the
-	// table are payouts the log does not have.
-	found int64
+	rowBatch[*auditPayout]
+	db   sqldb.DB
+	skip bool
 	// statuses counts the log's payouts by status.
 	statuses map[string]int64
-	// ended counts the payouts let go; most is the most payouts held at
-	// once (for the tests).
+	// ended counts the payouts let go; most is the most held at once.
 	ended, most int
 }
 
@@ -57,14 +50,7 @@ func (c *payoutComparer) add(ctx context.Context, rep *AuditReport, id string, p
 		c.statuses = map[string]int64{}
 	}
 	c.statuses[p.status]++
-	if c.skip {
-		return nil
-	}
-	if c.want == nil {
-		c.want = make(map[string]*auditPayout, compareBatch)
-	}
-	c.want[id] = p
-	if len(c.want) < cmp.Or(c.batch, compareBatch) {
+	if c.skip || !c.rowBatch.add(id, p) {
 		return nil
 	}
 	return c.flush(ctx, rep)
@@ -73,49 +59,23 @@ func (c *payoutComparer) add(ctx context.Context, rep *AuditReport, id string, p
 // flush compares the batch: merchant, status, amount, transaction and
 // network fee.
 func (c *payoutComparer) flush(ctx context.Context, rep *AuditReport) error {
-	if len(c.want) == 0 {
-		return nil
-	}
-	ids := make([]any, 0, len(c.want))
-	for id := range c.want {
-		ids = append(ids, id)
-	}
-	q := c.db.Q(`SELECT payout_id, merchant_id, status, amount, txid, network_fee FROM payouts WHERE payout_id IN (?` +
-		strings.Repeat(", ?", len(ids)-1) + `)`)
-	rows, err := c.db.Read.QueryContext(ctx, q, ids...)
-	if err != nil {
-		return fmt.Errorf("audit: payouts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, merchantID, status, amount, txid, fee string
-		if err := rows.Scan(&id, &merchantID, &status, &amount, &txid, &fee); err != nil {
-			return err
-		}
-		rep.RowsCompared++
-		c.found++
-		want := c.want[id]
-		if want == nil {
-			continue // a duplicate id: the table's key forbids it
-		}
-		delete(c.want, id)
-		wantFee := ""
-		if want.networkFee != nil {
-			wantFee = want.networkFee.String()
-		}
-		if merchantID != want.merchantID || status != want.status || amount != want.amount.String() || txid != want.txid || fee != wantFee {
-			rep.problem("payout %s: read model %s/%s/%s/%s/%s, log %s/%s/%s/%s/%s", id, merchantID, status, amount, txid, fee,
-				want.merchantID, want.status, want.amount, want.txid, wantFee)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for id := range c.want {
-		rep.problem("payout %s: missing from the read model", id)
-	}
-	clear(c.want)
-	return nil
+	var merchantID, status, amount, txid, fee string
+	return c.lookup(ctx, rep, c.db, "payouts", `SELECT payout_id, merchant_id, status, amount, txid, network_fee FROM payouts WHERE payout_id IN`,
+		func(rows *sql.Rows) (id string, err error) {
+			err = rows.Scan(&id, &merchantID, &status, &amount, &txid, &fee)
+			return id, err
+		},
+		func(id string, want *auditPayout) {
+			wantFee := ""
+			if want.networkFee != nil {
+				wantFee = want.networkFee.String()
+			}
+			if merchantID != want.merchantID || status != want.status || amount != want.amount.String() || txid != want.txid || fee != wantFee {
+				rep.problem("payout %s: read model %s/%s/%s/%s/%s, log %s/%s/%s/%s/%s", id, merchantID, status, amount, txid, fee,
+					want.merchantID, want.status, want.amount, want.txid, wantFee)
+			}
+		},
+		func(id string, _ *auditPayout) { rep.problem("payout %s: missing from the read model", id) })
 }
 
 // comparePayouts ends the payouts' comparison: those still open, rows of
@@ -134,66 +94,30 @@ func (rep *AuditReport) comparePayouts(ctx context.Context, store eventstore.Sto
 	if err := c.flush(ctx, rep); err != nil {
 		return err
 	}
-	var rowsTotal int64
-	if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM payouts`).Scan(&rowsTotal); err != nil {
-		return fmt.Errorf("audit: payouts: %w", err)
+	rowsTotal, err := countRows(ctx, db, "payouts")
+	if err != nil {
+		return err
 	}
 	if extra := rowsTotal - c.found; extra > 0 {
-		if err := rep.extraPayoutRows(ctx, store, db, through, extra); err != nil {
+		// A row is the log's if the request it names is its payout's, at
+		// or before the audit's last event.
+		type request struct {
+			id, stream string
+			version    int64
+		}
+		err := extraRows(ctx, rep, db, "payouts", `SELECT payout_id, request_stream, request_version FROM payouts
+			WHERE payout_id > ? ORDER BY payout_id LIMIT 1000`, extra,
+			func(rows *sql.Rows) (string, request, error) {
+				var r request
+				err := rows.Scan(&r.id, &r.stream, &r.version)
+				return r.id, r, err
+			},
+			func(r request) (bool, error) { return requestedAt(ctx, store, r.stream, r.version, r.id, through) })
+		if err != nil {
 			return err
 		}
 	}
 	return rep.compareStatusCounts(ctx, db, "payout_status_counts", "payouts", c.statuses)
-}
-
-// extraPayoutRows names the read model's payouts the log does not have:
-// it reads the request each row names (its stream and version) until it
-// has found n rows whose request is not there, or is another payout's, or
-// came after the audit's last event. The slow path of a read model that
-// is wrong already.
-func (rep *AuditReport) extraPayoutRows(ctx context.Context, store eventstore.Store, db sqldb.DB, through eventstore.Position, n int64) error {
-	q := db.Q(`SELECT payout_id, request_stream, request_version FROM payouts WHERE payout_id > ? ORDER BY payout_id LIMIT 1000`)
-	after := ""
-	for n > 0 {
-		rows, err := db.Read.QueryContext(ctx, q, after)
-		if err != nil {
-			return fmt.Errorf("audit: payouts: %w", err)
-		}
-		type row struct {
-			id, stream string
-			version    int64
-		}
-		var page []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.id, &r.stream, &r.version); err != nil {
-				rows.Close()
-				return err
-			}
-			page = append(page, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(page) == 0 {
-			return nil
-		}
-		after = page[len(page)-1].id
-		for _, r := range page {
-			ok, err := requestedAt(ctx, store, r.stream, r.version, r.id, through)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				rep.problem("payout %s: in the read model, not in the log", r.id)
-				if n--; n == 0 {
-					return nil
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // requestedAt reports whether the event at stream's version is the

@@ -61,19 +61,7 @@ func TestGeneratedHistoryAudits(t *testing.T) {
 // them all finds.
 func TestSpreadHistoryInterleavesInvoices(t *testing.T) {
 	ctx := context.Background()
-	s, db := sqliteStore(t)
-	cfg := smallConfig()
-	cfg.Events, cfg.Spread = 10000, 50
-	rep, err := history.Generate(ctx, s, nil, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := projections.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if err := projections.Rebuild(ctx, s, db, nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	s, db, rep := spreadHistory(t)
 	audit(t, s, db, rep.Events)
 	checkStatuses(t, db, rep)
 	held, err := projections.Audit(ctx, s, db)
@@ -92,6 +80,26 @@ func TestSpreadHistoryInterleavesInvoices(t *testing.T) {
 		held.FeeRevenue, held.Problems); a != b {
 		t.Fatalf("a window of 100 events:\n%s\nholding them:\n%s", a, b)
 	}
+}
+
+// spreadHistory is a 10,000-event history whose invoices' lives
+// interleave (Spread), on SQLite, with its read models rebuilt.
+func spreadHistory(t *testing.T) (*sqlite.Store, sqldb.DB, history.Report) {
+	ctx := context.Background()
+	s, db := sqliteStore(t)
+	cfg := smallConfig()
+	cfg.Events, cfg.Spread = 10000, 50
+	rep, err := history.Generate(ctx, s, nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.Rebuild(ctx, s, db, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return s, db, rep
 }
 
 func sqliteStore(t *testing.T) (*sqlite.Store, sqldb.DB) {
@@ -293,19 +301,7 @@ func TestSameConfigSameHistory(t *testing.T) {
 // is still named.
 func TestAuditLetsEndedPayoutsGo(t *testing.T) {
 	ctx := context.Background()
-	s, db := sqliteStore(t)
-	cfg := smallConfig()
-	cfg.Events, cfg.Spread = 10000, 50
-	gen, err := history.Generate(ctx, s, nil, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := projections.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if err := projections.Rebuild(ctx, s, db, nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	s, db, gen := spreadHistory(t)
 	rep, err := projections.Audit(ctx, s, db)
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit: %v %v", err, rep.Problems)
