@@ -140,3 +140,61 @@ func FuzzParseAmount(f *testing.F) {
 		}
 	})
 }
+
+// parseSmall, UnmarshalJSON's fast path, accepts exactly what the general
+// path accepts within its 18 digits, and gives the same amount: the same
+// value and scale (so the same text), on every string of a small alphabet
+// up to 6 characters and on long ones around the 18-digit edge.
+func TestParseSmallAgreesWithParseAmount(t *testing.T) {
+	general := func(s string) (Amount, error) {
+		neg := strings.HasPrefix(s, "-")
+		v, err := ParseAmount(strings.TrimPrefix(s, "-"), 18)
+		if neg {
+			v = v.Neg()
+		}
+		return v, err
+	}
+	check := func(s string) {
+		fast, ok := parseSmall([]byte(s))
+		want, err := general(s)
+		digits := strings.Count(s, "0") + strings.Count(s, "1") + strings.Count(s, "9")
+		switch {
+		case ok && err != nil:
+			t.Fatalf("parseSmall(%q) = %s, ParseAmount says %v", s, fast, err)
+		case ok && (!fast.d.Equal(want.d) || fast.d.Exponent() != want.d.Exponent() || fast.String() != want.String()):
+			t.Fatalf("parseSmall(%q) = %s (exp %d), ParseAmount %s (exp %d)", s, fast, fast.d.Exponent(), want, want.d.Exponent())
+		case !ok && err == nil && digits <= 18:
+			t.Fatalf("parseSmall(%q) refused an amount of %d digits", s, digits)
+		}
+	}
+	alphabet := []string{"0", "1", "9", ".", "-", "x"}
+	var walk func(prefix string, n int)
+	walk = func(prefix string, n int) {
+		check(prefix)
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			walk(prefix+c, n-1)
+		}
+	}
+	walk("", 6)
+	for _, s := range []string{"999999999999999999", "9999999999999999999", "-999999999999999999", "0.999999999999999999",
+		"0.000000000000000001", "0.0000000000000000001", "99999999.9999999999", "999999999.9999999999", "1.000000000000000000"} {
+		check(s)
+	}
+	var a Amount
+	if err := a.UnmarshalJSON([]byte(`"-12.50"`)); err != nil || a.String() != "-12.5" || a.d.Exponent() != -2 {
+		t.Fatalf(`UnmarshalJSON("-12.50") = %s (exp %d), %v`, a, a.d.Exponent(), err)
+	}
+}
+
+func BenchmarkAmountUnmarshalJSON(b *testing.B) {
+	in := [][]byte{[]byte(`"49.99"`), []byte(`"0.124975"`), []byte(`"-1250.000001"`), []byte(`"21000000"`)}
+	var a Amount
+	for i := 0; i < b.N; i++ {
+		if err := a.UnmarshalJSON(in[i%len(in)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
