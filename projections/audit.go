@@ -243,6 +243,8 @@ func AuditWith(ctx context.Context, store eventstore.Store, db sqldb.DB, opt Aud
 	})
 	cmp := &invoiceComparer{rowBatch: rowBatch[*auditInvoice]{size: opt.CompareBatch}, db: db, skip: opt.SkipReadModels}
 	payouts := &payoutComparer{rowBatch: rowBatch[*auditPayout]{size: opt.CompareBatch}, db: db, skip: opt.SkipReadModels}
+	defer cmp.close()
+	defer payouts.close()
 	invoices := newInvoiceWindow(store, cmp, opt.Window)
 	var through eventstore.Position // the last event read
 	for b := range decodeAhead(ctx, batches, runtime.GOMAXPROCS(0)) {

@@ -24,6 +24,17 @@ type rowBatch[T any] struct {
 	// found counts the rows the lookups found: more rows in the table are
 	// ones the log does not have.
 	found int64
+	// stmts: the lookup prepared once per number of ids (nearly always
+	// size), not once per batch.
+	stmts map[int]*sql.Stmt
+}
+
+// close releases the prepared lookups.
+func (b *rowBatch[T]) close() {
+	for _, st := range b.stmts {
+		st.Close()
+	}
+	b.stmts = nil
 }
 
 // add puts id in the batch and reports whether the batch is full.
@@ -48,7 +59,18 @@ func (b *rowBatch[T]) lookup(ctx context.Context, rep *AuditReport, db sqldb.DB,
 	for id := range b.want {
 		ids = append(ids, id)
 	}
-	rows, err := db.Read.QueryContext(ctx, db.Q(query+` (?`+strings.Repeat(", ?", len(ids)-1)+`)`), ids...)
+	st := b.stmts[len(ids)]
+	if st == nil {
+		var err error
+		if st, err = db.Read.PrepareContext(ctx, db.Q(query+` (?`+strings.Repeat(", ?", len(ids)-1)+`)`)); err != nil {
+			return fmt.Errorf("audit: %s: %w", what, err)
+		}
+		if b.stmts == nil {
+			b.stmts = map[int]*sql.Stmt{}
+		}
+		b.stmts[len(ids)] = st
+	}
+	rows, err := st.QueryContext(ctx, ids...)
 	if err != nil {
 		return fmt.Errorf("audit: %s: %w", what, err)
 	}
