@@ -806,10 +806,22 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// countAfterQuery counts the entries of the event_id index (SQLite's
+// automatic index for the column's UNIQUE, about a sixteenth of the
+// table), which hold each row's position: counting by the position alone
+// walks the table's own pages, every event's body (7.8 GB and 6.8 CPU s at
+// 10M events, before an audit could start).
+const countAfterQuery = `SELECT count(*) FROM events INDEXED BY sqlite_autoindex_events_1 WHERE global_position > ?`
+
 // CountAfter counts the events after pos, for progress bars and lag reports.
 func (s *Store) CountAfter(ctx context.Context, after eventstore.Position) (int64, error) {
 	var n int64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE global_position > ?`, int64(after.Commit)).Scan(&n); err != nil {
+	err := s.rdb.QueryRowContext(ctx, countAfterQuery, int64(after.Commit)).Scan(&n)
+	if err != nil && strings.Contains(err.Error(), "no such index") {
+		// A schema not made by migration 0001: count the table.
+		err = s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE global_position > ?`, int64(after.Commit)).Scan(&n)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("sqlite: count after %v: %w", after, err)
 	}
 	return n, nil

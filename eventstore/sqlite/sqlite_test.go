@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -348,5 +349,50 @@ func TestRecentEventsAnswerAsTheFile(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// CountAfter counts through the event_id index, not the table (whose
+// pages hold every event's body), and counts right from any position.
+func TestCountAfterReadsTheIndex(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	var positions []eventstore.Position
+	for i := 0; i < 5; i++ {
+		res, err := s.Append(ctx, fmt.Sprintf("invoice-%d", i), eventstore.NoStream, []eventstore.EventData{
+			{ID: storetest.NewEventID(), Type: "InvoiceCreated", Data: []byte(`{"a":1}`)},
+			{ID: storetest.NewEventID(), Type: "InvoicePaid", Data: []byte(`{"a":2}`)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, res.Position)
+	}
+	for i, after := range append([]eventstore.Position{eventstore.Start}, positions...) {
+		n, err := s.CountAfter(ctx, after)
+		if want := int64(10 - 2*i); err != nil || n != want {
+			t.Fatalf("CountAfter(%v) = %d, %v; want %d", after, n, err, want)
+		}
+	}
+	var plan strings.Builder
+	rows, err := s.DB().QueryContext(ctx, `EXPLAIN QUERY PLAN `+countAfterQuery, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(detail)
+	}
+	if !strings.Contains(plan.String(), "COVERING INDEX sqlite_autoindex_events_1") {
+		t.Fatalf("plan: %s", plan.String())
+	}
+	var cols string
+	if err := s.DB().QueryRowContext(ctx, `SELECT group_concat(name) FROM pragma_index_info('sqlite_autoindex_events_1')`).Scan(&cols); err != nil || cols != "event_id" {
+		t.Fatalf("sqlite_autoindex_events_1 indexes %q, %v; want event_id", cols, err)
 	}
 }
