@@ -54,7 +54,8 @@ func TestPayoutCostBookedAgain(t *testing.T) {
 	}
 	problems := func() []string {
 		t.Helper()
-		rep, err := projections.AuditWith(p.ctx, p.store, sqldb.DB{}, projections.AuditOptions{SkipReadModels: true})
+		// As picd audit --chain audits: it keeps the costs by transaction.
+		rep, err := projections.AuditWith(p.ctx, p.store, sqldb.DB{}, projections.AuditOptions{SkipReadModels: true, Addresses: true})
 		if err != nil {
 			t.Fatal(err)
 		}
