@@ -29,30 +29,21 @@ func ParseAmount(s string, decimals int32) (Amount, error) {
 	if len(s) > MaxAmountLen {
 		return Amount{}, fmt.Errorf("%w: longer than %d characters", ErrInvalidAmount, MaxAmountLen)
 	}
-	intDigits, fracDigits, seenPoint := 0, 0, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			if seenPoint {
-				fracDigits++
-			} else {
-				intDigits++
-			}
-		case c == '.' && !seenPoint:
-			seenPoint = true
-		default:
-			return Amount{}, fmt.Errorf("%w: %q is not a plain decimal number", ErrInvalidAmount, s)
-		}
+	p := scanPlain(s)
+	if !p.plain {
+		return Amount{}, fmt.Errorf("%w: %q is not a plain decimal number", ErrInvalidAmount, s)
 	}
-	if intDigits == 0 || (seenPoint && fracDigits == 0) {
+	if p.intDigits == 0 || (p.point && p.fracDigits == 0) {
 		return Amount{}, fmt.Errorf("%w: %q needs digits on both sides of the point", ErrInvalidAmount, s)
 	}
-	if intDigits > 1 && s[0] == '0' {
+	if p.intDigits > 1 && s[0] == '0' {
 		return Amount{}, fmt.Errorf("%w: %q has leading zeros", ErrInvalidAmount, s)
 	}
-	if int32(fracDigits) > decimals {
+	if int32(p.fracDigits) > decimals {
 		return Amount{}, fmt.Errorf("%w: %q has more than %d decimals", ErrInvalidAmount, s, decimals)
+	}
+	if p.small() {
+		return Amount{d: decimal.New(p.v, -int32(p.fracDigits))}, nil
 	}
 	d, err := decimal.NewFromString(s)
 	if err != nil {
@@ -139,43 +130,63 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// plainDecimal is what scanning a plain decimal's text found.
+type plainDecimal struct {
+	plain                 bool // digits and at most one point, nothing else
+	point                 bool
+	intDigits, fracDigits int
+	v                     int64 // the digits as an integer, if small
+}
+
+// small: at most 18 digits, which v holds exactly. A decimal of these is
+// made from v and its scale without a big.Int parsing the text, which was
+// most of an amount's cost when an audit decodes the whole log.
+func (p plainDecimal) small() bool { return p.intDigits+p.fracDigits <= 18 }
+
+func scanPlain[T string | []byte](s T) plainDecimal {
+	p := plainDecimal{plain: true}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if p.intDigits+p.fracDigits < 18 {
+				p.v = p.v*10 + int64(c-'0')
+			}
+			if p.point {
+				p.fracDigits++
+			} else {
+				p.intDigits++
+			}
+		case c == '.' && !p.point:
+			p.point = true
+		default:
+			p.plain = false
+			return p
+		}
+	}
+	return p
+}
+
 // parseSmall parses an amount of the log's usual kind, an optional minus
-// and at most 18 digits, into an int64 and its scale: what ParseAmount (at
-// 18 decimals) would, without a big.Int parsing the text, which was most
-// of an amount's cost when an audit decodes the whole log. ok is false for
-// anything else, which UnmarshalJSON then parses (and rejects) as before.
+// and at most 18 digits: what ParseAmount (at 18 decimals) would, from the
+// JSON's bytes. ok is false for anything else, which UnmarshalJSON then
+// parses (and rejects) the general way.
 func parseSmall(b []byte) (Amount, bool) {
 	neg := len(b) > 0 && b[0] == '-'
 	if neg {
 		b = b[1:]
 	}
-	var v int64
-	intDigits, fracDigits, seenPoint := 0, 0, false
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			v = v*10 + int64(c-'0')
-			if seenPoint {
-				fracDigits++
-			} else {
-				intDigits++
-			}
-		case c == '.' && !seenPoint:
-			seenPoint = true
-		default:
-			return Amount{}, false
-		}
-		if intDigits+fracDigits > 18 {
-			return Amount{}, false
-		}
+	if len(b) > 19 { // 18 digits and a point
+		return Amount{}, false
 	}
-	if intDigits == 0 || (seenPoint && fracDigits == 0) || (intDigits > 1 && b[0] == '0') {
+	p := scanPlain(b)
+	if !p.plain || !p.small() || p.intDigits == 0 || (p.point && p.fracDigits == 0) || (p.intDigits > 1 && b[0] == '0') {
 		return Amount{}, false
 	}
 	if neg {
-		v = -v
+		p.v = -p.v
 	}
-	return Amount{d: decimal.New(v, -int32(fracDigits))}, true
+	return Amount{d: decimal.New(p.v, -int32(p.fracDigits))}, true
 }
 
 var bigOne = big.NewInt(1)

@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"strings"
 	"testing"
+
+	"github.com/shopspring/decimal"
 )
 
 func TestParseAmount(t *testing.T) {
@@ -141,18 +143,20 @@ func FuzzParseAmount(f *testing.F) {
 	})
 }
 
-// parseSmall, UnmarshalJSON's fast path, accepts exactly what the general
-// path accepts within its 18 digits, and gives the same amount: the same
-// value and scale (so the same text), on every string of a small alphabet
-// up to 6 characters and on long ones around the 18-digit edge.
+// parseSmall, UnmarshalJSON's fast path, accepts exactly what ParseAmount
+// accepts within its 18 digits, and gives the amount decimal.NewFromString
+// gives: the same value and scale (so the same text), on every string of a
+// small alphabet up to 6 characters and on long ones around the 18-digit
+// edge; and so does ParseAmount.
 func TestParseSmallAgreesWithParseAmount(t *testing.T) {
+	// ParseAmount's rules, and the value as shopspring/decimal parses the
+	// text (ParseAmount itself now takes the same short cut).
 	general := func(s string) (Amount, error) {
-		neg := strings.HasPrefix(s, "-")
-		v, err := ParseAmount(strings.TrimPrefix(s, "-"), 18)
-		if neg {
-			v = v.Neg()
+		if _, err := ParseAmount(strings.TrimPrefix(s, "-"), 18); err != nil {
+			return Amount{}, err
 		}
-		return v, err
+		d, err := decimal.NewFromString(s)
+		return Amount{d: d}, err
 	}
 	check := func(s string) {
 		fast, ok := parseSmall([]byte(s))
@@ -165,6 +169,11 @@ func TestParseSmallAgreesWithParseAmount(t *testing.T) {
 			t.Fatalf("parseSmall(%q) = %s (exp %d), ParseAmount %s (exp %d)", s, fast, fast.d.Exponent(), want, want.d.Exponent())
 		case !ok && err == nil && digits <= 18:
 			t.Fatalf("parseSmall(%q) refused an amount of %d digits", s, digits)
+		}
+		if err == nil && !strings.HasPrefix(s, "-") {
+			if got, _ := ParseAmount(s, 18); got.d.Exponent() != want.d.Exponent() || !got.d.Equal(want.d) {
+				t.Fatalf("ParseAmount(%q) = %s (exp %d), decimal %s (exp %d)", s, got, got.d.Exponent(), want, want.d.Exponent())
+			}
 		}
 	}
 	alphabet := []string{"0", "1", "9", ".", "-", "x"}
