@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -155,6 +156,13 @@ func runAudit(ctx context.Context, cfg Config, out auditOutput, stdout, stderr i
 	}
 	if out.from != "" || out.to != "" {
 		return statement(ctx, b, out, stdout)
+	}
+	if os.Getenv("GOGC") == "" {
+		// The audit's live heap is small (about 40 MB at 10M events) and
+		// its garbage is the decoded log: collecting at 200 % growth
+		// instead of 100 % took 10M events on SQLite from 79.1, 60.8 s to
+		// 58.5, 51.8 s, for a max RSS of 250 MB instead of 190 MB.
+		debug.SetGCPercent(200)
 	}
 	runner := projections.NewRunner(b.store, b.db, log)
 	// --chain compares every pay address with the nodes: only then are they kept.
