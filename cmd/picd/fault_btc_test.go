@@ -138,6 +138,9 @@ type btcNode struct {
 	// at its first start (cert, under dir).
 	tls  bool
 	cert string
+	// answered: btcd has answered once; its addresses are then the node's
+	// for good (a restart keeps them).
+	answered bool
 }
 
 func newBtcNode(t *testing.T, bin string) *btcNode {
@@ -206,6 +209,16 @@ func (n *btcNode) start(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := n.client.GetBlockCount(); err == nil {
+			n.answered = true
+			return
+		} else if !n.answered && strings.Contains(n.logs.String(), "address already in use") {
+			// Another test took the free port between freeAddr and btcd's
+			// bind (packages run side by side): new ports, once more.
+			_ = n.cmd.Process.Kill()
+			_ = n.cmd.Wait()
+			n.client.Shutdown()
+			n.client, n.rpcHost, n.p2p = nil, freeAddr(t), freeAddr(t)
+			n.start(t)
 			return
 		} else if time.Now().After(deadline) {
 			t.Fatalf("btcd did not answer: %v\n%s", err, n.logs)
