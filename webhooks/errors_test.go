@@ -36,14 +36,6 @@ func TestAttemptErrorsAreGeneric(t *testing.T) {
 	e := setup(t, embedded)
 	rc := newReceiver(t)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(rc.srv.URL, "http://"))
-	closed := func() string { // a loopback port nobody listens on
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().String()
-	}()
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -55,6 +47,17 @@ func TestAttemptErrorsAreGeneric(t *testing.T) {
 	selfSigned.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake it refuses
 	selfSigned.StartTLS()
 	t.Cleanup(selfSigned.Close)
+	// A loopback port nobody listens on, taken after the servers above: a
+	// port freed before them could be given to one of them (a CI run's
+	// "closed" port answered 200 as the slow server).
+	closed := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
 	m := e.merchant("Shop", rc.srv.URL)
 	e.sync()
 
