@@ -189,8 +189,9 @@ type AuditOptions struct {
 	// Window is how many events an invoice is held after its last one
 	// (0: DefaultAuditWindow). Tests make it small, to revive every invoice.
 	Window int
-	// CompareBatch is how many invoices one read-model lookup compares (0:
-	// 500). Tests make it 1, so that a revived invoice was compared before.
+	// CompareBatch is how many invoices or payouts one read-model lookup
+	// compares (0: 500). Tests make it 1, so that a revived invoice was
+	// compared before.
 	CompareBatch int
 }
 

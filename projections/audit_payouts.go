@@ -22,8 +22,8 @@ type payoutComparer struct {
 	skip bool
 	// statuses counts the log's payouts by status.
 	statuses map[string]int64
-	// ended counts the payouts let go; most is the most held at once.
-	ended, most int
+	// most is the most payouts held at once.
+	most int
 }
 
 // end lets a payout the log has just ended go: it is compared with its
@@ -35,7 +35,6 @@ func (c *payoutComparer) end(ctx context.Context, rep *AuditReport, id string) e
 	}
 	c.most = max(c.most, len(rep.payouts))
 	delete(rep.payouts, id)
-	c.ended++
 	if rep.addresses {
 		if rep.endedStatus == nil {
 			rep.endedStatus = map[string]string{}
@@ -82,7 +81,6 @@ func (c *payoutComparer) flush(ctx context.Context, rep *AuditReport) error {
 // payouts the log does not have, and the counts by status the projector
 // keeps (the picd_payouts gauge).
 func (rep *AuditReport) comparePayouts(ctx context.Context, store eventstore.Store, db sqldb.DB, c *payoutComparer, through eventstore.Position) error {
-	c.most = max(c.most, len(rep.payouts))
 	for id, p := range rep.payouts {
 		if err := c.add(ctx, rep, id, p); err != nil {
 			return err
