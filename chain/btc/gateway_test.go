@@ -109,7 +109,7 @@ func newGatewayOn(t testing.TB, readDB func(*sqlite.Store) sqldb.DB) *gateway {
 // watcher starts a watcher (a fresh one models a gateway restart).
 func (g *gateway) watcher(startHeight int64) *Watcher {
 	g.t.Helper()
-	w, err := New(Config{RPCHost: g.node.rpcHost, RPCUser: "test", RPCPass: "test", Params: g.node.params,
+	w, err := New(Config{RPCHost: g.node.rpcHost, RPCUser: "test", RPCPass: "test", P2PHost: g.node.p2pHost, Params: g.node.params,
 		PollInterval: 50 * time.Millisecond, StartHeight: startHeight, Finality: g.finality}, g.sink, g.db, domain.DefaultAssets(), testLog())
 	if err != nil {
 		g.t.Fatal(err)

@@ -51,6 +51,7 @@ type btcdNode struct {
 	cmd     *exec.Cmd
 	dir     string
 	rpcHost string
+	p2pHost string
 	client  *rpcclient.Client
 	params  *chaincfg.Params
 
@@ -126,13 +127,14 @@ func startNode() (*btcdNode, error) {
 		return nil, err
 	}
 	n.rpcHost = fmt.Sprintf("127.0.0.1:%d", rpcPort)
+	n.p2pHost = fmt.Sprintf("127.0.0.1:%d", p2pPort)
 	conf := filepath.Join(dir, "btcd.conf")
 	if err := os.WriteFile(conf, nil, 0o600); err != nil {
 		return nil, err
 	}
 	var logs bytes.Buffer
 	n.cmd = exec.Command(bin, "--regtest", "--notls", "--txindex", "--rpcuser=test", "--rpcpass=test",
-		"--rpclisten="+n.rpcHost, fmt.Sprintf("--listen=127.0.0.1:%d", p2pPort), "--nodnsseed",
+		"--rpclisten="+n.rpcHost, "--listen="+n.p2pHost, "--nodnsseed",
 		"--configfile="+conf, "--datadir="+filepath.Join(dir, "data"), "--logdir="+filepath.Join(dir, "logs"),
 		"--miningaddr="+minerAddr.EncodeAddress(), "--debuglevel=warn")
 	// btcd still creates an empty ~/.btcd (its default home, from the

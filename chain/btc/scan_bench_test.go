@@ -23,8 +23,9 @@ import (
 // BenchmarkScanBlockEndToEnd scans full blocks of the real btcd end to
 // end: 3,000 transactions per block, 30 of them paying 30 new invoices,
 // against 100,000 and 1,000,000 watched addresses. One ScanOnce per block asks for the
-// tip, fetches the block (getblockhash, then getblock verbosity 0: hex
-// over HTTP, decoded by wire), matches it, reports each payment to the
+// tip, fetches the block (getblockhash, then the block: fetch=p2p asks
+// the node's P2P port for it, as the gateway does when PIC_BTC_P2P_HOST is
+// set; fetch=rpc calls getblock verbosity 0, hex over HTTP), decodes it, matches it, reports each payment to the
 // ledger (an event append each), records the block, its deposits and the
 // checkpoint, confirms the 30 deposits of the block below (2
 // confirmations: another append each), and polls the mempool: the
@@ -34,19 +35,26 @@ import (
 //
 // Metrics: ms/block (mean) and p50-ms/block (median) end to end; blocks/s
 // and deposits/s (new payments reported per second of scanning);
-// fetch-ms/block the time inside getblockhash and getblock (btcd reads
-// and hex-encodes the ~700 KB block on this machine's CPUs, the watcher
-// decodes it); rest-ms/block everything else (matching, ledger appends,
+// fetch-ms/block the time inside getblockhash and the block's fetch
+// (btcd reads the ~700 KB block and, over RPC, hex-encodes it, on this
+// machine's CPUs; the watcher decodes it, and over P2P checks its merkle
+// root); rest-ms/block everything else (matching, ledger appends,
 // bookkeeping, the other RPCs).
 func BenchmarkScanBlockEndToEnd(b *testing.B) {
-	b.Run("watched=100k", func(b *testing.B) { benchEndToEnd(b, 100_000) })
-	b.Run("watched=1M", func(b *testing.B) { benchEndToEnd(b, 1_000_000) })
+	for _, watched := range []int{100_000, 1_000_000} {
+		for _, fetch := range []string{"p2p", "rpc"} {
+			b.Run(fmt.Sprintf("watched=%dk/fetch=%s", watched/1000, fetch), func(b *testing.B) { benchEndToEnd(b, watched, fetch == "p2p") })
+		}
+	}
 }
 
-func benchEndToEnd(b *testing.B, watched int) {
+func benchEndToEnd(b *testing.B, watched int, p2p bool) {
 	const txsPerBlock, paidPerBlock, paySat, feeSat = 3000, 30, 10_000, 2_000
 	g := newGateway(b)
 	n := g.node
+	if !p2p {
+		g.w.node = hexBlocks{g.w.client}
+	}
 	// Addresses of invoices that are never paid, straight into the read
 	// model: only the watched set's size matters here.
 	fakeInvoices(b, g, watched-paidPerBlock)
@@ -144,6 +152,9 @@ func benchEndToEnd(b *testing.B, watched int) {
 	b.ReportMetric(float64(paidPerBlock*b.N)/scanTime.Seconds(), "deposits/s")
 	b.ReportMetric(perBlockMs(fetch), "fetch-ms/block")
 	b.ReportMetric(perBlockMs(scanTime-fetch), "rest-ms/block")
+	if p2p && g.w.peer.blocksFetched() < b.N {
+		b.Fatalf("%d blocks came over the peer, want at least %d", g.w.peer.blocksFetched(), b.N)
+	}
 	// Every invoice of a block at least 2 deep is paid.
 	g.catchUp()
 	for _, id := range paid[:len(paid)-paidPerBlock] {

@@ -42,6 +42,11 @@ type Config struct {
 	// TLSCert is the PEM certificate of a btcd RPC server using TLS; without
 	// it the watcher speaks plain HTTP (Bitcoin Core's RPC, btcd --notls).
 	TLSCert []byte
+	// P2PHost, when set, is host:port of the node's peer-to-peer port:
+	// blocks are fetched there in their wire format (checked against the
+	// RPC's hash and their merkle root), everything else over RPC. The
+	// RPC serves blocks while the peer is unreachable.
+	P2PHost string
 	Params  *chaincfg.Params
 	// PollInterval between scans of the mempool and the chain (default 5 s).
 	PollInterval time.Duration
@@ -106,6 +111,7 @@ var (
 type Watcher struct {
 	cfg    Config
 	client *rpcclient.Client // nil when a test supplies node
+	peer   *peer             // nil without Config.P2PHost
 	node   node
 	sink   deposits
 	db     sqldb.DB
@@ -139,12 +145,21 @@ func New(cfg Config, sink chain.Sink, db sqldb.DB, assets domain.Assets, log *sl
 	if err != nil {
 		return nil, fmt.Errorf("btc: rpc client: %w", err)
 	}
-	w, err := newWatcher(cfg, hexBlocks{client}, sink, db, assets, log)
+	var n node = hexBlocks{client}
+	var p *peer
+	if cfg.P2PHost != "" {
+		if log == nil {
+			log = slog.Default()
+		}
+		p = newPeer(cfg.P2PHost, cfg.Params, log.With("chain", "bitcoin"))
+		n = p2pBlocks{node: n, peer: p}
+	}
+	w, err := newWatcher(cfg, n, sink, db, assets, log)
 	if err != nil {
 		client.Shutdown()
 		return nil, err
 	}
-	w.client = client
+	w.client, w.peer = client, p
 	return w, nil
 }
 
@@ -228,6 +243,9 @@ func finalityDepth(cfg Config, asset domain.Asset) (int, error) {
 func (w *Watcher) Close() {
 	if w.client != nil {
 		w.client.Shutdown()
+	}
+	if w.peer != nil {
+		w.peer.close()
 	}
 }
 

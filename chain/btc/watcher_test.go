@@ -54,6 +54,9 @@ func TestExactPayment(t *testing.T) {
 		t.Fatalf("events %v, want %v", ev, want)
 	}
 	g.audit()
+	if g.w.peer.blocksFetched() < 7 { // the gateway's watcher takes its blocks from the node's P2P port
+		t.Fatalf("%d blocks came over the peer, want the 7 mined", g.w.peer.blocksFetched())
+	}
 }
 
 func TestPartialThenTopUp(t *testing.T) {

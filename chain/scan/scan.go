@@ -242,6 +242,9 @@ type Scanner[B any] struct {
 	mu       sync.Mutex             // one scan at a time
 	watched  map[string]WatchCursor // by asset: the newest invoice handed to Watch
 	identity identityCheck
+	// refreshed waits for the scan's refresh of the watched addresses,
+	// which runs while the node is asked for its head and blocks.
+	refreshed func() error
 }
 
 // New builds a scanner of c over st. Errors: no asset, or a threshold
@@ -298,9 +301,16 @@ func (s *Scanner[B]) ScanMore(ctx context.Context) (more bool, err error) {
 	if err := s.checkIdentity(ctx, s.identity.failed); err != nil {
 		return false, err
 	}
-	if err := s.refreshWatched(ctx); err != nil {
-		return false, err
-	}
+	// Only matching needs the new invoices' addresses: they are read
+	// while the node is asked for its head, the checkpoint checked and the
+	// blocks fetched, and waited for before the first Match (and before
+	// the scan returns, whatever it returns).
+	s.refreshed = sync.OnceValue(chain.Alongside(true, func() error { return s.refreshWatched(ctx) }))
+	defer func() {
+		if rErr := s.refreshed(); err == nil && rErr != nil {
+			more, err = false, rErr
+		}
+	}()
 	tip, err := s.chain.Head(ctx)
 	if err != nil {
 		return false, err
@@ -535,7 +545,11 @@ func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to, tip int64) (Po
 	if s.cfg.DepthFromHead {
 		depth = tip
 	}
-	found, err := s.chain.Match(ctx, blocks)
+	err := s.refreshed()
+	var found []Transfer
+	if err == nil {
+		found, err = s.chain.Match(ctx, blocks)
+	}
 	if err == nil {
 		found, err = s.dropOwn(ctx, found)
 	}

@@ -276,7 +276,7 @@ func btcConfig(cfg Config, wallet *hd.Wallet) (btc.Config, error) {
 // certificate unreadable.
 func btcConfigOn(cfg Config, params *chaincfg.Params) (btc.Config, error) {
 	c := btc.Config{RPCHost: cfg.BTCRPCHost, RPCUser: cfg.BTCRPCUser, RPCPass: cfg.BTCRPCPass, RPCCookiePath: cfg.BTCRPCCookie,
-		Params: params, StartHeight: int64(cfg.BTCStartHeight), Now: time.Now}
+		P2PHost: cfg.BTCP2PHost, Params: params, StartHeight: int64(cfg.BTCStartHeight), Now: time.Now}
 	if cfg.BTCRPCCert != "" {
 		pem, err := os.ReadFile(cfg.BTCRPCCert)
 		if err != nil {

@@ -53,6 +53,7 @@ type Config struct {
 	BTCRPCPass         string // PIC_BTC_RPC_PASS
 	BTCRPCCookie       string // PIC_BTC_RPC_COOKIE: Bitcoin Core's cookie file (<datadir>/.cookie), instead of user and password
 	BTCRPCCert         string // PIC_BTC_RPC_CERT: PEM certificate (or CA) of the node's RPC server (btcd's rpc.cert); set: TLS
+	BTCP2PHost         string // PIC_BTC_P2P_HOST: the node's peer-to-peer host:port; set: blocks are fetched there
 	BTCStartHeight     int    // PIC_BTC_START_HEIGHT
 	ETHRPCURL          string // PIC_ETH_RPC_URL: an Ethereum node; unset: ETH and USDT.ETH are simulated
 	ETHUSDTContract    string // PIC_ETH_USDT_CONTRACT: override of the USDT contract (testnets)
@@ -265,6 +266,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 		"Bitcoin Core's RPC cookie file, e.g. ~/.bitcoin/.cookie, read at each connection (PIC_BTC_RPC_COOKIE); instead of user and password")
 	fs.StringVar(&c.BTCRPCCert, "btc-rpc-cert", env("PIC_BTC_RPC_CERT", ""),
 		"PEM file of the Bitcoin node's RPC certificate or its CA, e.g. btcd's rpc.cert (PIC_BTC_RPC_CERT); set: the RPC speaks TLS")
+	fs.StringVar(&c.BTCP2PHost, "btc-p2p-host", env("PIC_BTC_P2P_HOST", ""),
+		"the Bitcoin node's peer-to-peer host:port, e.g. node:8333 (PIC_BTC_P2P_HOST); set: blocks are fetched there (checked against the RPC), the RPC serves the rest")
 	fs.IntVar(&c.BTCStartHeight, "btc-start-height", envInt("PIC_BTC_START_HEIGHT", 0), "first block to scan without a checkpoint; 0: the tip (PIC_BTC_START_HEIGHT)")
 	fs.StringVar(&c.ETHRPCURL, "eth-rpc-url", env("PIC_ETH_RPC_URL", ""), "Ethereum node JSON-RPC URL (PIC_ETH_RPC_URL); unset: simulated")
 	fs.IntVar(&c.ETHStartBlock, "eth-start-block", envInt("PIC_ETH_START_BLOCK", 0), "first Ethereum block to scan without a checkpoint; 0: the head (PIC_ETH_START_BLOCK)")
@@ -371,6 +374,14 @@ func (c *Config) validateServe() error {
 	}
 	if c.ETHChainID < 0 {
 		return fmt.Errorf("eth chain id must be a positive integer (or 0: any)")
+	}
+	if c.BTCP2PHost != "" {
+		if c.BTCRPCHost == "" {
+			return fmt.Errorf("PIC_BTC_P2P_HOST needs PIC_BTC_RPC_HOST: the RPC names the blocks the peer is asked for")
+		}
+		if _, _, err := net.SplitHostPort(c.BTCP2PHost); err != nil {
+			return fmt.Errorf("PIC_BTC_P2P_HOST must be host:port: %v", err)
+		}
 	}
 	if c.BTCRPCCookie != "" && (c.BTCRPCUser != "" || c.BTCRPCPass != "") {
 		return fmt.Errorf("PIC_BTC_RPC_COOKIE replaces PIC_BTC_RPC_USER and PIC_BTC_RPC_PASS: set one or the other")

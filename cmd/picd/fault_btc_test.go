@@ -42,7 +42,7 @@ func TestFaultBitcoinNodeDownThenBack(t *testing.T) {
 	n.generate(t, 110) // the first coinbase is mature after 100 blocks
 
 	e := append([]string{"PIC_DATA_DIR=" + t.TempDir(), "PIC_BTC_NETWORK=simnet", "PIC_BTC_RPC_HOST=" + n.rpcHost,
-		"PIC_BTC_RPC_USER=test", "PIC_BTC_RPC_PASS=test"}, faultEnv()...)
+		"PIC_BTC_RPC_USER=test", "PIC_BTC_RPC_PASS=test", "PIC_BTC_P2P_HOST=" + n.p2p}, faultEnv()...)
 	rc := newHookReceiver(t)
 	g := startProc(t, e)
 	key := signUp(t, g.gateway, rc)
@@ -85,6 +85,8 @@ func TestFaultBitcoinNodeDownThenBack(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The blocks came from the node's P2P port (PIC_BTC_P2P_HOST).
+	waitLog(t, g, "bitcoin p2p connected", 5*time.Second)
 	l := &load{acked: []string{id}, paid: []string{id}, codes: map[int]int{}}
 	s := settle(t, g.url, key, l, rc, 20*time.Second)
 	if len(s.duplicates) > 0 {
