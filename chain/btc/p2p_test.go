@@ -202,10 +202,38 @@ func TestMerkleRoot(t *testing.T) {
 	a, b, c := chainhash.Hash{1}, chainhash.Hash{2}, chainhash.Hash{3}
 	pair := func(x, y chainhash.Hash) chainhash.Hash { return chainhash.DoubleHashH(append(x[:], y[:]...)) }
 	want := pair(pair(a, b), pair(c, c))
-	if got := merkleRoot([]chainhash.Hash{a, b, c}); got != want {
-		t.Fatalf("root %s, want %s", got, want)
+	if got, mutated := merkleRoot([]chainhash.Hash{a, b, c}); got != want || mutated {
+		t.Fatalf("root %s (mutated %v), want %s", got, mutated, want)
 	}
-	if got := merkleRoot([]chainhash.Hash{a}); got != a {
+	if got, _ := merkleRoot([]chainhash.Hash{a}); got != a {
 		t.Fatalf("one leaf: root %s, want the leaf", got)
+	}
+	// [a b c c] has the root of [a b c]: the repeat is what gives it away.
+	if got, mutated := merkleRoot([]chainhash.Hash{a, b, c, c}); got != want || !mutated {
+		t.Fatalf("repeated last leaf: root %s, mutated %v; want the same root, mutated", got, mutated)
+	}
+}
+
+// BenchmarkCheckBlock checks a 3,000-transaction block as a block from the
+// peer is checked (every txid hashed, the merkle root rebuilt).
+func BenchmarkCheckBlock(b *testing.B) {
+	blk := wire.NewMsgBlock(&wire.BlockHeader{})
+	for i := 0; i < 3000; i++ {
+		tx := wire.NewMsgTx(wire.TxVersion)
+		tx.AddTxIn(wire.NewTxIn(&wire.OutPoint{Hash: chainhash.Hash{byte(i), byte(i >> 8)}, Index: uint32(i)}, make([]byte, 107), nil))
+		tx.AddTxOut(wire.NewTxOut(10_000, make([]byte, 22)))
+		tx.AddTxOut(wire.NewTxOut(int64(i), make([]byte, 25)))
+		if err := blk.AddTransaction(tx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ids := txids(blk.Transactions)
+	blk.Header.MerkleRoot, _ = merkleRoot(ids)
+	want := blk.BlockHash()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := checkBlock(blk, &want); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
