@@ -293,6 +293,10 @@ func (s state) MarkConfirmed(ctx context.Context, ids []string, _ time.Time) err
 	return s.w.setStates(ctx, ids, stateConfirmed)
 }
 
+func (s state) MarkFinal(ctx context.Context, ids []string, _ time.Time) error {
+	return s.w.setStates(ctx, ids, stateFinal)
+}
+
 // SetState records a finality or a revert; a reverted deposit's
 // transaction, back in the mempool, is seen there again.
 func (s state) SetState(ctx context.Context, id, st string, confirmed bool, _ time.Time) error {

@@ -285,6 +285,24 @@ func (s Store) MarkConfirmed(ctx context.Context, depositIDs []string, now time.
 	return tx.Commit()
 }
 
+// MarkFinal records, in one transaction, that the deposits are final.
+func (s Store) MarkFinal(ctx context.Context, depositIDs []string, now time.Time) error {
+	if len(depositIDs) == 0 {
+		return nil
+	}
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s final: %w", s.prefix, err)
+	}
+	defer tx.Rollback()
+	for _, id := range depositIDs {
+		if _, err := tx.ExecContext(ctx, s.q.setState, chain.ScanFinal, 1, now.UnixMilli(), id); err != nil {
+			return fmt.Errorf("%s deposit %s: %w", s.prefix, id, err)
+		}
+	}
+	return tx.Commit()
+}
+
 // SetState sets a deposit's state and confirmed flag.
 func (s Store) SetState(ctx context.Context, depositID, state string, confirmed bool, now time.Time) error {
 	if _, err := s.db.Write.ExecContext(ctx, s.q.setState, state, boolInt(confirmed), now.UnixMilli(), depositID); err != nil {
