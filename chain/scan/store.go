@@ -269,34 +269,28 @@ func (s Store) Deposits(ctx context.Context, state string, unconfirmedOnly bool,
 // MarkConfirmed records, in one transaction, that the ledger credited the
 // deposits.
 func (s Store) MarkConfirmed(ctx context.Context, depositIDs []string, now time.Time) error {
-	if len(depositIDs) == 0 {
-		return nil
-	}
-	tx, err := s.db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("%s confirmed: %w", s.prefix, err)
-	}
-	defer tx.Rollback()
-	for _, id := range depositIDs {
-		if _, err := tx.ExecContext(ctx, s.q.confirmed, now.UnixMilli(), id); err != nil {
-			return fmt.Errorf("%s deposit %s: %w", s.prefix, id, err)
-		}
-	}
-	return tx.Commit()
+	return s.eachInOneTx(ctx, "confirmed", depositIDs, s.q.confirmed, func(id string) []any { return []any{now.UnixMilli(), id} })
 }
 
 // MarkFinal records, in one transaction, that the deposits are final.
 func (s Store) MarkFinal(ctx context.Context, depositIDs []string, now time.Time) error {
-	if len(depositIDs) == 0 {
+	return s.eachInOneTx(ctx, "final", depositIDs, s.q.setState, func(id string) []any {
+		return []any{chain.ScanFinal, 1, now.UnixMilli(), id}
+	})
+}
+
+// eachInOneTx runs stmt with args(id) for every id, in one transaction.
+func (s Store) eachInOneTx(ctx context.Context, what string, ids []string, stmt string, args func(id string) []any) error {
+	if len(ids) == 0 {
 		return nil
 	}
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("%s final: %w", s.prefix, err)
+		return fmt.Errorf("%s %s: %w", s.prefix, what, err)
 	}
 	defer tx.Rollback()
-	for _, id := range depositIDs {
-		if _, err := tx.ExecContext(ctx, s.q.setState, chain.ScanFinal, 1, now.UnixMilli(), id); err != nil {
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, stmt, args(id)...); err != nil {
 			return fmt.Errorf("%s deposit %s: %w", s.prefix, id, err)
 		}
 	}
