@@ -176,7 +176,8 @@ func TestEthereumNodeSwap(t *testing.T) {
 
 // The node settings of #16 items 1 and 7: a cookie file replaces the user
 // and password (both set is refused), the certificate must be readable,
-// and the Ethereum chain id is a number.
+// the Bitcoin P2P host comes with an RPC host, and the Ethereum chain id
+// is a number.
 func TestNodeConnectionConfig(t *testing.T) {
 	c, err := parseConfig([]string{"-btc-rpc-cookie", "/var/lib/bitcoind/.cookie", "-btc-rpc-cert", "/etc/btcd/rpc.cert", "-eth-chain-id", "1"})
 	if err != nil || c.BTCRPCCookie != "/var/lib/bitcoind/.cookie" || c.BTCRPCCert != "/etc/btcd/rpc.cert" || c.ETHChainID != 1 {
@@ -184,6 +185,17 @@ func TestNodeConnectionConfig(t *testing.T) {
 	}
 	if _, err := parseConfig([]string{"-btc-rpc-cookie", "/x/.cookie", "-btc-rpc-user", "u"}); err == nil || !strings.Contains(err.Error(), "PIC_BTC_RPC_COOKIE") {
 		t.Fatalf("cookie and user: %v", err)
+	}
+	// Blocks over P2P: the RPC still names them, so it is required, and the
+	// peer's address must be host:port.
+	if _, err := parseConfig([]string{"-btc-p2p-host", "node:8333"}); err == nil || !strings.Contains(err.Error(), "needs PIC_BTC_RPC_HOST") {
+		t.Fatalf("p2p without rpc: %v", err)
+	}
+	if _, err := parseConfig([]string{"-btc-rpc-host", "node:8332", "-btc-p2p-host", "node"}); err == nil || !strings.Contains(err.Error(), "host:port") {
+		t.Fatalf("p2p without a port: %v", err)
+	}
+	if c, err := parseConfig([]string{"-btc-rpc-host", "node:8332", "-btc-p2p-host", "node:8333"}); err != nil || c.BTCP2PHost != "node:8333" {
+		t.Fatalf("p2p host: %+v %v", c, err)
 	}
 	t.Setenv("PIC_ETH_CHAIN_ID", "mainnet")
 	if _, err := parseConfig(nil); err == nil {
