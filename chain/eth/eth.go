@@ -117,6 +117,19 @@ type ethChain struct {
 	watched    watchSet
 
 	noFinalized bool // the node had no finalized block last time: logged once
+
+	// single is the height of a one-block range the scan is about to
+	// fetch (Prefetch), 0 otherwise; blockLogs are its Transfer logs,
+	// asked by its hash while the block was fetched, for Match.
+	single    int64
+	blockLogs *hashLogs
+}
+
+// hashLogs are the Transfer logs of the block with hash, or why not.
+type hashLogs struct {
+	hash common.Hash
+	logs []types.Log
+	err  error
 }
 
 // New builds a watcher for the Ethereum assets of assets. Run Migrate on db
@@ -253,11 +266,54 @@ func (c *ethChain) HashAt(ctx context.Context, height int64) (string, error) {
 	return h.Hash().Hex(), nil
 }
 
+// Prefetch (scan.Prefetcher) notes a one-block range: the scan at the
+// head, block by block. Its logs are then asked beside the block.
+func (c *ethChain) Prefetch(from, to int64) {
+	c.single, c.blockLogs = 0, nil
+	if from == to && len(c.tokenAddrs) > 0 {
+		c.single = from
+	}
+}
+
 func (c *ethChain) Block(ctx context.Context, height int64) (scan.Block[*types.Block], error) {
+	if height == c.single {
+		c.single = 0
+		return c.blockWithLogs(ctx, height)
+	}
 	b, err := c.client.BlockByNumber(ctx, big.NewInt(height))
 	if err != nil {
 		return scan.Block[*types.Block]{}, fmt.Errorf("eth block %d: %w", height, err)
 	}
+	return scan.Block[*types.Block]{Height: b.Number().Int64(), Hash: b.Hash().Hex(), Parent: b.ParentHash().Hex(), Raw: b}, nil
+}
+
+// blockWithLogs fetches the block at height and, at the same time, the
+// token Transfer logs of the block with its header's hash (EIP-234), so the
+// node's log search runs beside the block's fetch instead of after it.
+// The logs are asked by hash, not by height: by height they could come
+// from another branch than the block, and a branch without transfers at
+// that height would hide the block's. A block whose hash is not the
+// header's (the branch changed in between) is scan.ErrChainMoved.
+func (c *ethChain) blockWithLogs(ctx context.Context, height int64) (scan.Block[*types.Block], error) {
+	h, err := c.client.HeaderByNumber(ctx, big.NewInt(height))
+	if err != nil {
+		return scan.Block[*types.Block]{}, fmt.Errorf("eth header %d: %w", height, err)
+	}
+	hash := h.Hash()
+	logs := make(chan hashLogs, 1)
+	go func() {
+		l, err := c.client.FilterLogs(ctx, ethereum.FilterQuery{BlockHash: &hash, Addresses: c.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
+		logs <- hashLogs{hash: hash, logs: l, err: err}
+	}()
+	b, err := c.client.BlockByNumber(ctx, big.NewInt(height))
+	got := <-logs
+	if err != nil {
+		return scan.Block[*types.Block]{}, fmt.Errorf("eth block %d: %w", height, err)
+	}
+	if b.Hash() != hash {
+		return scan.Block[*types.Block]{}, fmt.Errorf("%w: block %d was %s, then %s", scan.ErrChainMoved, height, hash.Hex(), b.Hash().Hex())
+	}
+	c.blockLogs = &got
 	return scan.Block[*types.Block]{Height: b.Number().Int64(), Hash: b.Hash().Hex(), Parent: b.ParentHash().Hex(), Raw: b}, nil
 }
 
@@ -293,8 +349,7 @@ func (c *ethChain) Match(ctx context.Context, blocks []scan.Block[*types.Block])
 		}
 	}
 	if len(c.tokenAddrs) > 0 && c.watched.Len() > 0 {
-		logs, err := c.client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(from), ToBlock: big.NewInt(to),
-			Addresses: c.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
+		logs, err := c.transferLogs(ctx, blocks)
 		if err != nil {
 			return nil, fmt.Errorf("eth logs %d-%d: %w", from, to, err)
 		}
@@ -320,6 +375,23 @@ func (c *ethChain) Match(ctx context.Context, blocks []scan.Block[*types.Block])
 			Amount: domain.FromBaseUnits(f.units, f.decimals), Height: f.height, Block: f.blockHash.Hex()})
 	}
 	return out, nil
+}
+
+// transferLogs are the token Transfer logs of blocks: those asked beside a
+// single block's fetch, else one query of their range (also when the
+// query by hash failed, say on a node without EIP-234).
+func (c *ethChain) transferLogs(ctx context.Context, blocks []scan.Block[*types.Block]) ([]types.Log, error) {
+	pre := c.blockLogs
+	c.blockLogs = nil
+	if pre != nil && len(blocks) == 1 && pre.hash == blocks[0].Raw.Hash() {
+		if pre.err == nil {
+			return pre.logs, nil
+		}
+		c.log.Debug("eth: logs by block hash failed; asking by height", "block", pre.hash.Hex(), "err", pre.err)
+	}
+	from, to := blocks[0].Height, blocks[len(blocks)-1].Height
+	return c.client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(from), ToBlock: big.NewInt(to),
+		Addresses: c.tokenAddrs, Topics: [][]common.Hash{{TransferTopic}}})
 }
 
 // failedTxs returns the transactions among the native transfers in hits

@@ -1107,3 +1107,79 @@ func TestFinalityAcrossRestarts(t *testing.T) {
 	e.wantBalance("ETH", "0.9975", "0")
 	e.checkReplay(id)
 }
+
+// recordingClient records the FilterLogs queries, and can give a header of
+// another hash than the block's once (the branch changing between the
+// header and the block).
+type recordingClient struct {
+	eth.Client
+	mu      sync.Mutex
+	queries []ethereum.FilterQuery
+	lieAt   int64
+}
+
+func (c *recordingClient) FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error) {
+	c.mu.Lock()
+	c.queries = append(c.queries, q)
+	c.mu.Unlock()
+	return c.Client.FilterLogs(ctx, q)
+}
+
+func (c *recordingClient) HeaderByNumber(ctx context.Context, n *big.Int) (*types.Header, error) {
+	h, err := c.Client.HeaderByNumber(ctx, n)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && n != nil && c.lieAt > 0 && n.Int64() == c.lieAt {
+		c.lieAt = 0
+		h = types.CopyHeader(h)
+		h.Extra = []byte("another branch")
+	}
+	return h, err
+}
+
+// At the head a block's Transfer logs are asked by the block's hash while
+// the block is fetched (one query, no range); a header whose hash the
+// block does not have (the branch moved in between) makes the scan check
+// for a reorg and read the block again, and the payment is still found.
+func TestOneBlockLogsAskedByHash(t *testing.T) {
+	for _, moved := range []bool{false, true} {
+		t.Run(fmt.Sprintf("moved=%v", moved), func(t *testing.T) {
+			e := setup(t)
+			e.scan()
+			rec := &recordingClient{Client: e.node}
+			w, err := eth.New(e.cfg, rec, e.sink, e.db, e.assets, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, addr := e.invoice("USDT.ETH", "5", 0)
+			e.payUSDT(addr, "5")
+			e.mine(1)
+			head, err := e.client.BlockNumber(e.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if moved {
+				rec.lieAt = int64(head)
+			}
+			e.catchUp()
+			if err := w.ScanOnce(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+			e.catchUp()
+			e.wantStatus(id, domain.StatusConfirming)
+			block, err := e.client.BlockByNumber(e.ctx, new(big.Int).SetUint64(head))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			last := rec.queries[len(rec.queries)-1]
+			if last.BlockHash == nil || *last.BlockHash != block.Hash() || last.FromBlock != nil || last.ToBlock != nil {
+				t.Fatalf("the block's logs were asked as %+v, want by its hash %s", last, block.Hash().Hex())
+			}
+			if want := map[bool]int{false: 1, true: 2}[moved]; len(rec.queries) != want {
+				t.Fatalf("%d log queries, want %d", len(rec.queries), want)
+			}
+		})
+	}
+}

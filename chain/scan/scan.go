@@ -145,6 +145,12 @@ type Asset struct {
 	Final         FinalRule
 }
 
+// Prefetcher is a Chain told which blocks a scan is about to fetch, before
+// it fetches them (Ethereum asks a single block's logs beside the block).
+type Prefetcher interface {
+	Prefetch(from, to int64)
+}
+
 // Sink is what the engine asks of the ledger; chain.Sink does it.
 type Sink interface {
 	Observe(ctx context.Context, t chain.Transfer) (invoiceID string, err error)
@@ -530,6 +536,9 @@ func ForkPoint(ctx context.Context, kept []Point, onChain func(context.Context, 
 // Errors: ErrChainMoved when blocks do not chain up (a reorg while
 // reading), node, ledger and database errors.
 func (s *Scanner[B]) scanRange(ctx context.Context, cp Point, to, tip int64) (Point, error) {
+	if p, ok := s.chain.(Prefetcher); ok {
+		p.Prefetch(cp.Height+1, to)
+	}
 	blocks := make([]Block[B], 0, to-cp.Height)
 	parent := cp.Block
 	for h := cp.Height + 1; h <= to; h++ {
