@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"sync"
 	"time"
 
@@ -20,9 +21,14 @@ type notifier struct {
 	pool       *pgxpool.Pool
 	channel    string
 	pokes      chan struct{} // capacity 1: pokes coalesce
+	// self is the payload of this notifier's NOTIFYs: its own come back
+	// to its LISTEN after its process's waiters were woken directly, and
+	// are skipped rather than wake them all a second time.
+	self string
 
-	mu sync.Mutex
-	ch chan struct{} // closed and replaced on every notification
+	mu  sync.Mutex
+	ch  chan struct{} // closed and replaced on every notification
+	gen uint64        // notifications so far
 
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -37,7 +43,7 @@ var reconnect = backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Secon
 func startNotifier(pool *pgxpool.Pool, channel string) *notifier {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &notifier{connConfig: pool.Config().ConnConfig, pool: pool, channel: channel, pokes: make(chan struct{}, 1),
-		ch: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+		self: rand.Text(), ch: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	n.senderDone = make(chan struct{})
 	go n.run(ctx)
 	go n.send(ctx)
@@ -62,7 +68,7 @@ func (n *notifier) send(ctx context.Context) {
 			return
 		case <-n.pokes:
 		}
-		_, _ = n.pool.Exec(ctx, `SELECT pg_notify($1, '')`, n.channel)
+		_, _ = n.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, n.channel, n.self)
 		// At most one NOTIFY per interval: under load the pokes of many
 		// batches coalesce into one, and other processes' readers lose at
 		// most this much (this process's own are woken directly).
@@ -81,10 +87,29 @@ func (n *notifier) changed() <-chan struct{} {
 	return n.ch
 }
 
+// generation is how many notifications there have been.
+func (n *notifier) generation() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.gen
+}
+
+// changedSince returns changed() if no notification came after generation
+// gen, else nil.
+func (n *notifier) changedSince(gen uint64) <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.gen != gen {
+		return nil
+	}
+	return n.ch
+}
+
 func (n *notifier) broadcast() {
 	n.mu.Lock()
 	close(n.ch)
 	n.ch = make(chan struct{})
+	n.gen++
 	n.mu.Unlock()
 }
 
@@ -125,10 +150,13 @@ func (n *notifier) listen(ctx context.Context) bool {
 	// Appends may have committed before LISTEN took effect.
 	n.broadcast()
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		note, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return true
 		}
-		n.broadcast()
+		if note.Payload != n.self {
+			n.broadcast()
+		}
 	}
 }
 

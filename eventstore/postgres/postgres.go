@@ -91,6 +91,9 @@ type Store struct {
 	chain   chainHead
 	chainer *eventstore.Chainer
 
+	horizons horizonFlights
+	readTo   readTo
+
 	closed    atomic.Bool
 	done      chan struct{}
 	closeOnce sync.Once
@@ -296,6 +299,7 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	if max <= 0 {
 		return nil, nil
 	}
+	gen := s.notify.generation()
 	h, err := s.horizon(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all after %v: %w", after, err)
@@ -304,18 +308,14 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all after %v: %w", after, err)
 	}
-	return evs, nil
-}
-
-// horizon is the transaction id below which the log is complete: no append
-// that could still commit an event there is open (the horizon query). It
-// must be read in a statement before the read that uses it.
-func (s *Store) horizon(ctx context.Context) (uint64, error) {
-	var h uint64
-	if err := s.pool.QueryRow(ctx, s.q.horizon, s.q.appendKey).Scan(&h); err != nil {
-		return 0, fmt.Errorf("horizon: %w", ctxErr(ctx, err))
+	if len(evs) < max {
+		reached := after
+		if len(evs) > 0 {
+			reached = evs[len(evs)-1].Position
+		}
+		s.readTo.reached(reached, gen)
 	}
-	return h, nil
+	return evs, nil
 }
 
 // typeScanWindow bounds how many events one filtered read looks at, so
@@ -332,6 +332,7 @@ func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, m
 	if max <= 0 {
 		return page, nil
 	}
+	gen := s.notify.generation()
 	h, err := s.horizon(ctx)
 	if err != nil {
 		return page, fmt.Errorf("postgres: read types after %v: %w", after, err)
@@ -368,6 +369,9 @@ func (s *Store) ReadAllOfTypes(ctx context.Context, after eventstore.Position, m
 		return page, nil
 	}
 	page.More = window == typeScanWindow
+	if !page.More {
+		s.readTo.reached(page.Reached, gen)
+	}
 	return page, nil
 }
 
@@ -438,28 +442,39 @@ func ctxErr(ctx context.Context, err error) error {
 // closes. It wakes on a notification from an append (of any process) and
 // re-checks the log every poll interval, since an event may be committed
 // before it is readable (an older transaction still runs) and notifications
-// are lost while the listening connection reconnects.
+// are lost while the listening connection reconnects. Right after a read
+// that reached the horizon at pos, with no notification since it began,
+// there is nothing to check until the next notification or poll.
 // Errors: ErrClosed, ctx errors, database errors.
 func (s *Store) Wait(ctx context.Context, after eventstore.Position) error {
 	timer := time.NewTimer(s.cfg.pollInterval)
 	defer timer.Stop()
+	gen, known := s.readTo.take(after)
 	for {
 		if s.closed.Load() {
 			return eventstore.ErrClosed
 		}
-		// Take the channel before checking, so a notification between the
-		// check and the select is not lost.
-		changed := s.notify.changed()
-		var n int64
-		h, err := s.horizon(ctx)
-		if err == nil {
-			err = s.pool.QueryRow(ctx, s.q.readable, after.Commit, prepareArg(after), h).Scan(&n)
-		}
-		if err != nil {
-			return fmt.Errorf("postgres: wait after %v: %w", after, ctxErr(ctx, err))
-		}
-		if n > 0 {
-			return nil
+		var changed <-chan struct{}
+		if known {
+			known = false
+			if changed = s.notify.changedSince(gen); changed == nil {
+				return nil // notified since that read began
+			}
+		} else {
+			// Take the channel before checking, so a notification between
+			// the check and the select is not lost.
+			changed = s.notify.changed()
+			var n int64
+			h, err := s.horizon(ctx)
+			if err == nil {
+				err = s.pool.QueryRow(ctx, s.q.readable, after.Commit, prepareArg(after), h).Scan(&n)
+			}
+			if err != nil {
+				return fmt.Errorf("postgres: wait after %v: %w", after, ctxErr(ctx, err))
+			}
+			if n > 0 {
+				return nil
+			}
 		}
 		select {
 		case <-changed:
