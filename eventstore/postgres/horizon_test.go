@@ -60,8 +60,8 @@ func TestReadersShareTheNextHorizonQuery(t *testing.T) {
 	}
 }
 
-// A reader that gives up while waiting for a shared horizon gets its own
-// context's error; the others are answered.
+// A reader that gives up while it waits for a shared horizon query gets its
+// own context's error at once, not after the query.
 func TestHorizonWaiterCanGiveUp(t *testing.T) {
 	s := open(t, freshSchema(t))
 	queued, release := s.HoldHorizon()
