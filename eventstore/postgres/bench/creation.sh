@@ -38,7 +38,7 @@ trap cleanup EXIT
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
 wal() { psql "$base/postgres" -Atc "SELECT wal_records, wal_bytes FROM pg_stat_wal" | tr '|' ' '; }
 commits() { psql "$base/postgres" -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'"; }
-# per N Q: Q (a count of clock ticks or units) per operation, ×1e6/tick for ticks
+# perop TICKS N: CPU clock ticks spread over N operations, in µs each
 perop() { echo $(($1 * 1000000 / tick / $2)); }
 
 run_pgbench() {
