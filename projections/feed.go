@@ -14,25 +14,32 @@ import (
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // EventFeed keeps every event that belongs to a merchant (its metadata
 // names one) for the analytics feed, GET /v1/events and its SSE stream.
 //
-// Each row gets seq, the merchant's next number (1, 2, …), assigned in log
-// order inside the batch's transaction. seq rather than the global position
-// is the public cursor because it is dense per merchant, and because a
-// rebuild, or a copy of the log into another store (where positions
-// differ), numbers the same events the same way: a client's cursor stays
-// valid.
+// Each entry gets seq, the merchant's next number (1, 2, …), assigned in
+// log order inside the batch's transaction. seq rather than the global
+// position is the public cursor because it is dense per merchant, and
+// because a rebuild, or a copy of the log into another store (where
+// positions differ), numbers the same events the same way: a client's
+// cursor stays valid.
+//
+// Where the log is in the read models' database (sqldb.DB.LogTable), an
+// entry is a reference to the event's row of the log (event_feed_refs);
+// elsewhere it is a copy of the event (event_feed). A database whose log is
+// at hand may still hold copies written before references were: they come
+// first in each merchant's seq, and a rebuild turns them into references.
 type EventFeed struct{}
 
 var _ Tabled = EventFeed{}
 
 func (EventFeed) Name() string     { return "event_feed" }
-func (EventFeed) Tables() []string { return []string{"event_feed"} }
+func (EventFeed) Tables() []string { return []string{"event_feed", "event_feed_refs"} }
 
-// feedBatch is a batch's feed rows by merchant, each merchant's in log
+// feedBatch is a batch's feed entries by merchant, each merchant's in log
 // order; FlushBatch numbers them on from the merchant's last seq, read for
 // all of the batch's merchants in one statement rather than one each.
 type feedBatch struct {
@@ -41,7 +48,7 @@ type feedBatch struct {
 
 type feedRow struct {
 	rec  eventstore.RecordedEvent
-	data string
+	data string // the published data of a copy; "" for a reference
 }
 
 const feedKey = "event_feed"
@@ -54,9 +61,12 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	if merchantID == "" {
 		return nil // the allocator's and address streams: nobody's feed
 	}
-	data, err := domain.PublishedData(rec.Data)
-	if err != nil {
-		return fmt.Errorf("event_feed: data of %s: %w", rec.ID, err)
+	var data []byte
+	if tx.db.LogTable == "" {
+		// A reference is published (secrets removed) as it is read.
+		if data, err = domain.PublishedData(rec.Data); err != nil {
+			return fmt.Errorf("event_feed: data of %s: %w", rec.ID, err)
+		}
 	}
 	b, _ := tx.batch[feedKey].(*feedBatch)
 	if b == nil {
@@ -67,7 +77,16 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	return nil
 }
 
-// FlushBatch writes the batch's feed rows. Nothing reads event_feed
+// logRow is the key of the log's row at p in the store whose log is in a
+// database of dialect d (see sqldb.DB.LogTable).
+func logRow(d sqldb.Dialect, p eventstore.Position) int64 {
+	if d == sqldb.Postgres {
+		return int64(p.Prepare)
+	}
+	return int64(p.Commit)
+}
+
+// FlushBatch writes the batch's feed entries. Nothing reads the feed
 // within a batch, so they are written together at its end.
 func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 	b, _ := tx.batch[feedKey].(*feedBatch)
@@ -86,19 +105,21 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 		for i := range args {
 			args[i] = merchants[start+min(i, n-1)]
 		}
-		rows, err := tx.Query(ctx, `SELECT v.column1, (SELECT MAX(seq) FROM event_feed WHERE merchant_id = v.column1)
+		// Both tables: copies written before references come first.
+		rows, err := tx.Query(ctx, `SELECT v.column1, (SELECT MAX(seq) FROM event_feed WHERE merchant_id = v.column1),
+			(SELECT MAX(seq) FROM event_feed_refs WHERE merchant_id = v.column1)
 			FROM (VALUES (?)`+strings.Repeat(`, (?)`, shape-1)+`) AS v`, args...)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var m string
-			var seq sql.NullInt64
-			if err := rows.Scan(&m, &seq); err != nil {
+			var copies, refs sql.NullInt64
+			if err := rows.Scan(&m, &copies, &refs); err != nil {
 				rows.Close()
 				return err
 			}
-			last[m] = seq.Int64
+			last[m] = max(copies.Int64, refs.Int64)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -109,17 +130,26 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 	// By merchant: each merchant's rows of a batch go into a few pages
 	// side by side, and so does its part of the key's index; a feed is
 	// read by merchant.
+	const copies, refs = "event_feed_rows", "event_feed_refs_rows"
 	for _, m := range merchants {
 		for i, r := range b.rows[m] {
+			seq := last[m] + int64(i) + 1
+			if tx.db.LogTable != "" {
+				tx.bufferRow(refs, `INSERT INTO event_feed_refs (merchant_id, seq, log_row)`, m, seq, logRow(tx.db.Dialect, r.rec.Position))
+				continue
+			}
 			// The runner's checkpoint fence keeps an event from being
 			// applied twice; event_id carries no unique index (migration
 			// 0005 says why).
-			tx.bufferRow("event_feed_rows", `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)`,
-				m, last[m]+int64(i)+1, r.rec.ID, r.rec.Stream, r.rec.Version, r.rec.Type, r.data, string(r.rec.Metadata),
+			tx.bufferRow(copies, `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)`,
+				m, seq, r.rec.ID, r.rec.Stream, r.rec.Version, r.rec.Type, r.data, string(r.rec.Metadata),
 				r.rec.RecordedAt.UnixMilli(), r.rec.Position.String())
 		}
 	}
-	return tx.flushRows(ctx, "event_feed_rows")
+	if err := tx.flushRows(ctx, copies); err != nil {
+		return err
+	}
+	return tx.flushRows(ctx, refs)
 }
 
 // metadataMerchant returns the merchant_id of an event's metadata; "" when

@@ -16,30 +16,82 @@ import (
 	"github.com/acceptcryptohere/gateway/commands"
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
+	"github.com/acceptcryptohere/gateway/eventstore/postgres"
 	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
+	"github.com/acceptcryptohere/gateway/sqldb/sqldbtest"
 )
 
-func TestEventFeedSQLite(t *testing.T)   { testEventFeed(t, separateSQLite) }
-func TestEventFeedPostgres(t *testing.T) { testEventFeed(t, postgresDB) }
-
-// feedLog is a log with two merchants' interleaved events, written in two
-// rounds so the live feed is built over several runner transactions.
-type feedLog struct {
-	store *sqlite.Store
-	h     commands.Handlers
-	a, b  string // merchant ids
+// The feed keeps copies of the events where the log is in another
+// database, and references into the log where it is in the same one.
+func TestEventFeedSQLite(t *testing.T) { testEventFeed(t, sqliteLog, apart(separateSQLite)) }
+func TestEventFeedPostgres(t *testing.T) {
+	testEventFeed(t, sqliteLog, apart(postgresDB))
 }
+func TestEventFeedRefsSQLite(t *testing.T)   { testEventFeed(t, sqliteLog, sameSQLite) }
+func TestEventFeedRefsPostgres(t *testing.T) { testEventFeed(t, postgresLog, samePostgres) }
 
-func newFeedLog(t *testing.T) *feedLog {
+func sqliteLog(t *testing.T) eventstore.Store {
 	t.Helper()
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// postgresLog is a Postgres log in a schema of its own on the test server.
+func postgresLog(t *testing.T) eventstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	var schema string
+	if err := sqldbtest.Postgres(t, "es").Read.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	store, err := postgres.Open(ctx, sqldbtest.PostgresURL(), postgres.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// apart gives read-model databases that do not hold the log.
+func apart(newDB func(*testing.T) sqldb.DB) func(*testing.T, eventstore.Store) sqldb.DB {
+	return func(t *testing.T, _ eventstore.Store) sqldb.DB { return newDB(t) }
+}
+
+// sameSQLite is the SQLite log's own file, as the embedded gateway has it.
+func sameSQLite(t *testing.T, store eventstore.Store) sqldb.DB {
+	s := store.(*sqlite.Store)
+	return sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite, LogTable: s.LogTable()}
+}
+
+// samePostgres is a schema of its own in the Postgres log's database.
+func samePostgres(t *testing.T, store eventstore.Store) sqldb.DB {
+	db := postgresDB(t)
+	db.LogTable = store.(*postgres.Store).LogTable()
+	return db
+}
+
+// feedLog is a log with two merchants' interleaved events, written in two
+// rounds so the live feed is built over several runner transactions.
+type feedLog struct {
+	store eventstore.Store
+	h     commands.Handlers
+	a, b  string // merchant ids
+}
+
+func newFeedLog(t *testing.T) *feedLog { return newFeedLogIn(t, sqliteLog(t)) }
+
+func newFeedLogIn(t *testing.T, store eventstore.Store) *feedLog {
+	t.Helper()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { now = now.Add(time.Millisecond); return now }
 	d := commands.Deps{Store: store, Assets: domain.DefaultAssets(), Now: clock, NewID: commands.NewIDGenerator(clock)}
@@ -155,10 +207,10 @@ func checkFeed(t *testing.T, feed []readapi.FeedEvent, log []eventstore.Recorded
 	}
 }
 
-func testEventFeed(t *testing.T, newDB func(*testing.T) sqldb.DB) {
+func testEventFeed(t *testing.T, openLog func(*testing.T) eventstore.Store, newDB func(*testing.T, eventstore.Store) sqldb.DB) {
 	ctx := context.Background()
-	l := newFeedLog(t)
-	db := newDB(t)
+	l := newFeedLogIn(t, openLog(t))
+	db := newDB(t, l.store)
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +263,9 @@ func testEventFeed(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 		}
 	}
 
-	// A rebuild into a fresh database, in one go, numbers every event the same.
-	fresh := newDB(t)
+	// A rebuild into a fresh database that keeps copies, in one go,
+	// numbers every event the same and reads the same.
+	fresh := separateSQLite(t)
 	if err := projections.Migrate(ctx, fresh); err != nil {
 		t.Fatal(err)
 	}
@@ -228,28 +281,95 @@ func testEventFeed(t *testing.T, newDB func(*testing.T) sqldb.DB) {
 	}
 }
 
-// The blue/green rebuild (projections.Rebuild) swaps in a feed with the
-// same ids, and the live runner continues the numbering after it.
-func TestEventFeedBlueGreenRebuild(t *testing.T) {
+// A gateway whose log is in its database but whose feed holds copies
+// (written before the feed kept references): new events are referenced
+// after the copies, the feed and the ledger export read both as one, and
+// the blue/green rebuild (projections.Rebuild) turns the copies into
+// references with the same ids; the live runner numbers on after it.
+func TestEventFeedCopiesThenRefsSQLite(t *testing.T) { testCopiesThenRefs(t, sqliteLog, sameSQLite) }
+func TestEventFeedCopiesThenRefsPostgres(t *testing.T) {
+	testCopiesThenRefs(t, postgresLog, samePostgres)
+}
+
+func testCopiesThenRefs(t *testing.T, openLog func(*testing.T) eventstore.Store, newDB func(*testing.T, eventstore.Store) sqldb.DB) {
 	ctx := context.Background()
-	l := newFeedLog(t)
-	l.round(t, 1)
-	db := sqldb.DB{Read: l.store.DB(), Write: l.store.WriteDB(), Dialect: sqldb.SQLite}
+	l := newFeedLogIn(t, openLog(t))
+	db := newDB(t, l.store)
+	before := db
+	before.LogTable = ""
 	if err := projections.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
+	l.round(t, 1)
+	if err := projections.NewRunner(l.store, before, slog.Default()).CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.round(t, 2)
 	if err := projections.NewRunner(l.store, db, slog.Default()).CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
+	count := func(table string) int {
+		var n int
+		if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	copies, refs := count("event_feed"), count("event_feed_refs")
+	if copies == 0 || refs == 0 {
+		t.Fatalf("%d copies and %d references: want both", copies, refs)
+	}
 	r := readapi.NewSQL(db)
-	before := wholeFeed(t, r, l.a)
+	feedA := wholeFeed(t, r, l.a)
+	checkFeed(t, feedA, merchantLog(t, l.store, l.a))
+	checkFeed(t, wholeFeed(t, r, l.b), merchantLog(t, l.store, l.b))
+
+	// A page across the last copy and the first references.
+	var lastCopy int64
+	if err := db.Read.QueryRowContext(ctx, db.Q(`SELECT MAX(seq) FROM event_feed WHERE merchant_id = ?`), l.a).Scan(&lastCopy); err != nil {
+		t.Fatal(err)
+	}
+	page, more, err := r.Events(ctx, l.a, lastCopy-2, 4)
+	if err != nil || !more || len(page) != 4 || page[0].Seq != lastCopy-1 || page[3].Seq != lastCopy+2 {
+		t.Fatalf("page after %d: %v %v %v", lastCopy-2, page, more, err)
+	}
+
+	// The ledger export, and one in a period, read the same from a
+	// database of copies only.
+	allCopies := separateSQLite(t)
+	if err := projections.Migrate(ctx, allCopies); err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.NewRunner(l.store, allCopies, slog.Default()).CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ledger := func(r *readapi.SQL, from, to time.Time) []readapi.LedgerEntry {
+		var out []readapi.LedgerEntry
+		if err := r.ExportLedger(ctx, l.a, from, to, func(e readapi.LedgerEntry) error { out = append(out, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	all := ledger(r, time.Time{}, time.Time{})
+	if want := ledger(readapi.NewSQL(allCopies), time.Time{}, time.Time{}); len(all) == 0 || !reflect.DeepEqual(all, want) {
+		t.Fatalf("ledger of copies and references:\n%v\nof copies:\n%v", all, want)
+	}
+	from, to := all[1].RecordedAt, all[len(all)-1].RecordedAt
+	part := ledger(r, from, to)
+	if want := ledger(readapi.NewSQL(allCopies), from, to); len(part) == 0 || len(part) >= len(all) || !reflect.DeepEqual(part, want) {
+		t.Fatalf("ledger of [%v, %v): %d entries of %d, from copies %d", from, to, len(part), len(all), len(want))
+	}
+
 	if err := projections.Rebuild(ctx, l.store, db, []string{"event_feed"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if after := wholeFeed(t, r, l.a); !reflect.DeepEqual(after, before) {
-		t.Fatalf("after a rebuild:\n%v\nbefore:\n%v", after, before)
+	if n, m := count("event_feed"), count("event_feed_refs"); n != 0 || m != copies+refs {
+		t.Fatalf("after the rebuild: %d copies and %d references, want 0 and %d", n, m, copies+refs)
 	}
-	l.round(t, 2)
+	if after := wholeFeed(t, r, l.a); !reflect.DeepEqual(after, feedA) {
+		t.Fatalf("after a rebuild:\n%v\nbefore:\n%v", after, feedA)
+	}
+	l.round(t, 3)
 	if err := projections.NewRunner(l.store, db, slog.Default()).CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -57,29 +57,16 @@ type LedgerEntry struct {
 // gateway's accounts (fees, the chain) in the same events are left out:
 // their sum is the other side of the merchant's.
 func (s *SQL) ExportLedger(ctx context.Context, merchantID string, from, to time.Time, fn func(LedgerEntry) error) error {
-	where, args := period("recorded_at", from, to)
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT seq, event_id, type, stream, recorded_at, data FROM event_feed
-		WHERE merchant_id = ?`+where+` ORDER BY seq`), append([]any{merchantID}, args...)...)
-	if err != nil {
-		return fmt.Errorf("export ledger: %w", err)
-	}
-	defer rows.Close()
 	prefix := "merchant:" + merchantID + ":"
-	for rows.Next() {
-		var e LedgerEntry
-		var recorded int64
-		var data []byte
-		if err := rows.Scan(&e.Seq, &e.EventID, &e.EventType, &e.Stream, &recorded, &data); err != nil {
-			return fmt.Errorf("export ledger: %w", err)
-		}
+	err := s.feedEvents(ctx, merchantID, 0, 0, from, to, func(ev FeedEvent) error {
 		// Only money events carry postings; the rest decode to none.
 		var body struct {
 			Postings []domain.Posting `json:"postings"`
 		}
-		if err := json.Unmarshal(data, &body); err != nil {
-			return fmt.Errorf("export ledger: event %s: %w", e.EventID, err)
+		if err := json.Unmarshal(ev.Data, &body); err != nil {
+			return fmt.Errorf("event %s: %w", ev.EventID, err)
 		}
-		e.RecordedAt = time.UnixMilli(recorded).UTC()
+		e := LedgerEntry{Seq: ev.Seq, RecordedAt: ev.RecordedAt, EventID: ev.EventID, EventType: ev.Type, Stream: ev.Stream}
 		for _, p := range body.Postings {
 			account, ok := strings.CutPrefix(p.Account, prefix)
 			if !ok {
@@ -90,23 +77,32 @@ func (s *SQL) ExportLedger(ctx context.Context, merchantID string, from, to time
 				return err
 			}
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("export ledger: %w", err)
 	}
 	return nil
 }
 
+// period is the condition on column (Unix milliseconds) of the rows in
+// [from, to), each bound only where it is set, and its arguments.
 func period(column string, from, to time.Time) (string, []any) {
+	return between(column, from.UnixMilli(), to.UnixMilli(), !from.IsZero(), !to.IsZero())
+}
+
+// between is the condition on column of the rows in [lo, hi), each bound
+// only where it is set (has), and its arguments.
+func between(column string, lo, hi any, hasLo, hasHi bool) (string, []any) {
 	var q string
 	var args []any
-	if !from.IsZero() {
+	if hasLo {
 		q += ` AND ` + column + ` >= ?`
-		args = append(args, from.UnixMilli())
+		args = append(args, lo)
 	}
-	if !to.IsZero() {
+	if hasHi {
 		q += ` AND ` + column + ` < ?`
-		args = append(args, to.UnixMilli())
+		args = append(args, hi)
 	}
 	return q, args
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/acceptcryptohere/gateway/domain"
+	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // MaxFeedPage bounds a page of the event feed.
@@ -65,31 +66,18 @@ func (s *SQL) Events(ctx context.Context, merchantID string, after int64, limit 
 	if after < 0 {
 		return nil, false, fmt.Errorf("%w: after must not be negative", domain.ErrValidation)
 	}
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT seq, event_id, type, stream, version, position, recorded_at, metadata, data
-		FROM event_feed WHERE merchant_id = ? AND seq > ? ORDER BY seq LIMIT ?`), merchantID, after, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("events: %w", err)
-	}
-	defer rows.Close()
 	// A poller at the log's end gets a few rows; a page that fills 128 is
 	// grown once to the size asked for: doubling from nothing copied a
 	// full page's events ten times.
 	page := make([]FeedEvent, 0, min(limit+1, 128))
-	for rows.Next() {
+	err := s.feedEvents(ctx, merchantID, after, limit+1, time.Time{}, time.Time{}, func(e FeedEvent) error {
 		if len(page) == cap(page) {
 			page = slices.Grow(page, limit+1-len(page))
 		}
-		var e FeedEvent
-		var recorded int64
-		var metadata, data string
-		if err := rows.Scan(&e.Seq, &e.EventID, &e.Type, &e.Stream, &e.Version, &e.Position, &recorded, &metadata, &data); err != nil {
-			return nil, false, fmt.Errorf("events: %w", err)
-		}
-		e.RecordedAt = time.UnixMilli(recorded).UTC()
-		e.Metadata, e.Data = json.RawMessage(metadata), json.RawMessage(data)
 		page = append(page, e)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, false, fmt.Errorf("events: %w", err)
 	}
 	hasMore := len(page) > limit
@@ -97,4 +85,64 @@ func (s *SQL) Events(ctx context.Context, merchantID string, after int64, limit 
 		page = page[:limit]
 	}
 	return page, hasMore, nil
+}
+
+// feedEvents calls fn for the merchant's feed entries with seq > after, in
+// seq order: at most limit of them (0: all), only those recorded in
+// [from, to) where from or to is set (to the millisecond, as the copies
+// keep the time). The copies in event_feed come first; then, where the log
+// is in this database, the references in event_feed_refs, read joined
+// with the log and published (secrets removed) here.
+func (s *SQL) feedEvents(ctx context.Context, merchantID string, after int64, limit int, from, to time.Time, fn func(FeedEvent) error) error {
+	n := 0
+	read := func(query string, args []any, publish bool) error {
+		if limit > 0 {
+			query += ` LIMIT ?`
+			args = append(args, limit-n)
+		}
+		rows, err := s.db.Read.QueryContext(ctx, s.db.Q(query), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e FeedEvent
+			var recordedMicros int64
+			var metadata, data []byte
+			if err := rows.Scan(&e.Seq, &e.EventID, &e.Type, &e.Stream, &e.Version, &e.Position, &recordedMicros, &metadata, &data); err != nil {
+				return err
+			}
+			if publish {
+				if data, err = domain.PublishedData(data); err != nil {
+					return fmt.Errorf("event %s: %w", e.EventID, err)
+				}
+			}
+			e.RecordedAt = time.UnixMilli(recordedMicros / 1000).UTC()
+			e.Metadata, e.Data = json.RawMessage(metadata), json.RawMessage(data)
+			n++
+			after = e.Seq
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	where, args := period("recorded_at", from, to)
+	err := read(`SELECT seq, event_id, type, stream, version, position, recorded_at * 1000, metadata, data
+		FROM event_feed WHERE merchant_id = ? AND seq > ?`+where+` ORDER BY seq`, append([]any{merchantID, after}, args...), false)
+	if err != nil || s.db.LogTable == "" || limit > 0 && n == limit {
+		return err
+	}
+	// The log keeps the time to the microsecond; the bounds are taken to
+	// the millisecond, as for the copies.
+	position, recorded := `e.global_position || '/0'`, `e.recorded_at`
+	var lo, hi any = from.UnixMilli() * 1000, to.UnixMilli() * 1000
+	if s.db.Dialect == sqldb.Postgres {
+		position, recorded = `e.transaction_id::text || '/' || e.global_position`, `(extract(epoch FROM e.recorded_at) * 1000000)::bigint`
+		lo, hi = time.UnixMilli(from.UnixMilli()), time.UnixMilli(to.UnixMilli())
+	}
+	where, args = between("e.recorded_at", lo, hi, !from.IsZero(), !to.IsZero())
+	return read(`SELECT f.seq, e.event_id, e.type, e.stream, e.version, `+position+`, `+recorded+`, e.metadata, e.data
+		FROM event_feed_refs f JOIN `+s.db.LogTable+` e ON e.global_position = f.log_row
+		WHERE f.merchant_id = ? AND f.seq > ?`+where+` ORDER BY f.seq`, append([]any{merchantID, after}, args...), true)
 }

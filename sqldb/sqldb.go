@@ -29,6 +29,14 @@ type DB struct {
 	// applied (ErrNotMigrated otherwise), writing nothing: read-only tools
 	// (picd audit) must not change the schema of the gateway they inspect.
 	CheckOnly bool
+	// LogTable is the event store's table of the global log when the log
+	// is kept in this database (the SQLite store: "events"; the Postgres
+	// store: its schema's events table, quoted), and empty when it is kept
+	// elsewhere (EventStoreDB). Where the log is at hand, the event feed
+	// keeps references into it rather than a copy of every event. Its rows
+	// are keyed by global_position, which is the adapter's Position.Commit
+	// on SQLite and Position.Prepare on Postgres (the dialect says which).
+	LogTable string
 }
 
 // Q adapts a query written with ? placeholders to the dialect ($1, $2, ...

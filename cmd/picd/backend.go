@@ -71,7 +71,7 @@ func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly
 			return nil, err
 		}
 		b.store, b.closers = s, append(b.closers, s.Close)
-		b.db = sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite}
+		b.db = sqldb.DB{Read: s.DB(), Write: s.WriteDB(), Dialect: sqldb.SQLite, LogTable: s.LogTable()}
 		log.Info("embedded store", "path", path)
 	case "postgres", "esdb":
 		// Two pools: HTTP reads may use many connections at once, and must
@@ -118,7 +118,7 @@ func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly
 				b.close()
 				return nil, err
 			}
-			b.store = s
+			b.store, b.db.LogTable = s, s.LogTable()
 		} else {
 			s, err := esdb.Open(cfg.EventStoreURL)
 			if err != nil {

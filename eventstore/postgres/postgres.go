@@ -489,6 +489,11 @@ func (s *Store) Wait(ctx context.Context, after eventstore.Position) error {
 	}
 }
 
+// LogTable is the global log's table, schema-qualified and quoted, for
+// read models kept in the same database (sqldb.DB.LogTable): rows keyed by
+// global_position, which is a Position's Prepare.
+func (s *Store) LogTable() string { return pgx.Identifier{s.schema, "events"}.Sanitize() }
+
 // Close writes the appends already queued, then stops listening and
 // closes the pool. It is safe to call more than once.
 func (s *Store) Close() error {

@@ -308,6 +308,11 @@ func dsn(abs string, readOnly bool) string {
 // queries (read models, the events table), never for writes.
 func (s *Store) DB() *sql.DB { return s.rdb }
 
+// LogTable is the table of the global log in DB, for read models kept in
+// the same file (sqldb.DB.LogTable): rows keyed by global_position, which is
+// a Position's Commit.
+func (s *Store) LogTable() string { return "events" }
+
 // WriteDB returns the single write connection (a pool of one) that the
 // event store appends through. Projections that keep their read models in
 // the same file write through it, so there is one writer per process and a
