@@ -2,35 +2,61 @@ package httpapi
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/acceptcryptohere/gateway/eventstore/postgres"
+	"github.com/acceptcryptohere/gateway/eventstore/sqlite"
 	"github.com/acceptcryptohere/gateway/readapi"
 	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // benchReadsDB opens the read models of a generated store (picd generate,
-// then picd projections rebuild) named by PIC_BENCH_READS_URL, a Postgres
-// URL; the benchmark is skipped without it. It returns the merchant with
-// the most events in the feed.
+// then picd projections rebuild) named by PIC_BENCH_READS_URL: a Postgres
+// URL (its log in the default schema), or sqlite:<path of picd.db>; the
+// benchmark is skipped without it. It returns the merchant with the most
+// events in the feed (its references, or else its copies).
 func benchReadsDB(b *testing.B) (*readapi.SQL, string) {
 	url := os.Getenv("PIC_BENCH_READS_URL")
 	if url == "" {
-		b.Skip("PIC_BENCH_READS_URL (a Postgres store filled by picd generate) is not set")
+		b.Skip("PIC_BENCH_READS_URL (a store filled by picd generate: a Postgres URL or sqlite:<path>) is not set")
 	}
-	db, err := sqldb.OpenPostgres(url)
-	if err != nil {
-		b.Fatal(err)
+	var db sqldb.DB
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		store, err := sqlite.Open(path, sqlite.CheckOnly())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { store.Close() })
+		db = sqldb.DB{Read: store.DB(), Write: store.DB(), Dialect: sqldb.SQLite, LogTable: store.LogTable()}
+	} else {
+		pg, err := sqldb.OpenPostgres(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { pg.Close() })
+		db = sqldb.DB{Read: pg, Write: pg, Dialect: sqldb.Postgres, LogTable: pgx.Identifier{postgres.DefaultSchema, "events"}.Sanitize()}
 	}
-	b.Cleanup(func() { db.Close() })
 	var merchant string
-	if err := db.QueryRow(`SELECT merchant_id FROM event_feed GROUP BY merchant_id ORDER BY count(*) DESC LIMIT 1`).Scan(&merchant); err != nil {
-		b.Fatal(err)
+	for _, table := range []string{"event_feed_refs", "event_feed"} {
+		err := db.Read.QueryRow(`SELECT merchant_id FROM ` + table + ` GROUP BY merchant_id ORDER BY count(*) DESC LIMIT 1`).Scan(&merchant)
+		if err == nil {
+			return readapi.NewSQL(db), merchant
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			b.Fatal(err)
+		}
 	}
-	return readapi.NewSQL(sqldb.DB{Read: db, Write: db, Dialect: sqldb.Postgres}), merchant
+	b.Fatal("the feed is empty: run picd projections rebuild")
+	return nil, ""
 }
 
 // BenchmarkEventsPage reads and renders pages of 1,000 of a merchant's
