@@ -320,6 +320,10 @@ func testCopiesThenRefs(t *testing.T, openLog func(*testing.T) eventstore.Store,
 		t.Fatalf("%d copies and %d references: want both", copies, refs)
 	}
 	r := readapi.NewSQL(db)
+	// A merchant without copies does not hide the others' copies.
+	if none := wholeFeed(t, r, "mer_nobody"); len(none) != 0 {
+		t.Fatalf("unknown merchant sees %d events", len(none))
+	}
 	feedA := wholeFeed(t, r, l.a)
 	checkFeed(t, feedA, merchantLog(t, l.store, l.a))
 	checkFeed(t, wholeFeed(t, r, l.b), merchantLog(t, l.store, l.b))

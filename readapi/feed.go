@@ -2,7 +2,9 @@ package readapi
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -127,11 +129,22 @@ func (s *SQL) feedEvents(ctx context.Context, merchantID string, after int64, li
 		}
 		return rows.Err()
 	}
-	where, args := period("recorded_at", from, to)
-	err := read(`SELECT seq, event_id, type, stream, version, position, recorded_at * 1000, metadata, data
-		FROM event_feed WHERE merchant_id = ? AND seq > ?`+where+` ORDER BY seq`, append([]any{merchantID, after}, args...), false)
-	if err != nil || s.db.LogTable == "" || limit > 0 && n == limit {
-		return err
+	if s.db.LogTable == "" || !s.noFeedCopies.Load() {
+		where, args := period("recorded_at", from, to)
+		err := read(`SELECT seq, event_id, type, stream, version, position, recorded_at * 1000, metadata, data
+			FROM event_feed WHERE merchant_id = ? AND seq > ?`+where+` ORDER BY seq`, append([]any{merchantID, after}, args...), false)
+		if err != nil || s.db.LogTable == "" || limit > 0 && n == limit {
+			return err
+		}
+		if n == 0 {
+			var one int
+			switch err := s.db.Read.QueryRowContext(ctx, `SELECT 1 FROM event_feed LIMIT 1`).Scan(&one); {
+			case errors.Is(err, sql.ErrNoRows):
+				s.noFeedCopies.Store(true)
+			case err != nil:
+				return err
+			}
+		}
 	}
 	// The log keeps the time to the microsecond; the bounds are taken to
 	// the millisecond, as for the copies.
@@ -141,7 +154,7 @@ func (s *SQL) feedEvents(ctx context.Context, merchantID string, after int64, li
 		position, recorded = `e.transaction_id::text || '/' || e.global_position`, `(extract(epoch FROM e.recorded_at) * 1000000)::bigint`
 		lo, hi = time.UnixMilli(from.UnixMilli()), time.UnixMilli(to.UnixMilli())
 	}
-	where, args = between("e.recorded_at", lo, hi, !from.IsZero(), !to.IsZero())
+	where, args := between("e.recorded_at", lo, hi, !from.IsZero(), !to.IsZero())
 	return read(`SELECT f.seq, e.event_id, e.type, e.stream, e.version, `+position+`, `+recorded+`, e.metadata, e.data
 		FROM event_feed_refs f JOIN `+s.db.LogTable+` e ON e.global_position = f.log_row
 		WHERE f.merchant_id = ? AND f.seq > ?`+where+` ORDER BY f.seq`, append([]any{merchantID, after}, args...), true)

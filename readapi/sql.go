@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -28,6 +29,10 @@ type SQL struct {
 	Keys *KeyCache
 	// Accounts, when set, answers ConsolidateTo from memory the same way.
 	Accounts *AccountCache
+	// noFeedCopies is set once event_feed is seen empty where the feed
+	// keeps references (db.LogTable set): nothing writes copies there, so
+	// the table stays empty and feed reads skip it.
+	noFeedCopies atomic.Bool
 }
 
 var _ Reader = (*SQL)(nil)
