@@ -14,7 +14,6 @@ import (
 
 	"github.com/acceptcryptohere/gateway/domain"
 	"github.com/acceptcryptohere/gateway/eventstore"
-	"github.com/acceptcryptohere/gateway/sqldb"
 )
 
 // EventFeed keeps every event that belongs to a merchant (its metadata
@@ -77,15 +76,6 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	return nil
 }
 
-// logRow is the key of the log's row at p in the store whose log is in a
-// database of dialect d (see sqldb.DB.LogTable).
-func logRow(d sqldb.Dialect, p eventstore.Position) int64 {
-	if d == sqldb.Postgres {
-		return int64(p.Prepare)
-	}
-	return int64(p.Commit)
-}
-
 // FlushBatch writes the batch's feed entries. Nothing reads the feed
 // within a batch, so they are written together at its end.
 func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
@@ -135,7 +125,7 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 		for i, r := range b.rows[m] {
 			seq := last[m] + int64(i) + 1
 			if tx.db.LogTable != "" {
-				tx.bufferRow(refs, `INSERT INTO event_feed_refs (merchant_id, seq, log_row)`, m, seq, logRow(tx.db.Dialect, r.rec.Position))
+				tx.bufferRow(refs, `INSERT INTO event_feed_refs (merchant_id, seq, log_row)`, m, seq, tx.db.LogRow(r.rec.Position.Commit, r.rec.Position.Prepare))
 				continue
 			}
 			// The runner's checkpoint fence keeps an event from being

@@ -148,10 +148,9 @@ func (s *SQL) feedEvents(ctx context.Context, merchantID string, after int64, li
 	}
 	// The log keeps the time to the microsecond; the bounds are taken to
 	// the millisecond, as for the copies.
-	position, recorded := `e.global_position || '/0'`, `e.recorded_at`
+	position, recorded := s.db.LogColumns()
 	var lo, hi any = from.UnixMilli() * 1000, to.UnixMilli() * 1000
 	if s.db.Dialect == sqldb.Postgres {
-		position, recorded = `e.transaction_id::text || '/' || e.global_position`, `(extract(epoch FROM e.recorded_at) * 1000000)::bigint`
 		lo, hi = time.UnixMilli(from.UnixMilli()), time.UnixMilli(to.UnixMilli())
 	}
 	where, args := between("e.recorded_at", lo, hi, !from.IsZero(), !to.IsZero())

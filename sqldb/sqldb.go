@@ -34,9 +34,28 @@ type DB struct {
 	// store: its schema's events table, quoted), and empty when it is kept
 	// elsewhere (EventStoreDB). Where the log is at hand, the event feed
 	// keeps references into it rather than a copy of every event. Its rows
-	// are keyed by global_position, which is the adapter's Position.Commit
-	// on SQLite and Position.Prepare on Postgres (the dialect says which).
+	// are keyed by global_position (LogRow); LogColumns reads them.
 	LogTable string
+}
+
+// LogRow is the global_position of the LogTable row of the event at the
+// store position (commit, prepare): the commit on SQLite, the prepare on
+// Postgres (whose commit is the writing transaction's id).
+func (db DB) LogRow(commit, prepare uint64) int64 {
+	if db.Dialect == Postgres {
+		return int64(prepare)
+	}
+	return int64(commit)
+}
+
+// LogColumns are the SQL expressions, over the LogTable row aliased e, of
+// the event's position in its String form ("commit/prepare") and of its
+// recorded time in Unix microseconds.
+func (db DB) LogColumns() (position, recordedMicros string) {
+	if db.Dialect == Postgres {
+		return `e.transaction_id::text || '/' || e.global_position`, `(extract(epoch FROM e.recorded_at) * 1000000)::bigint`
+	}
+	return `e.global_position || '/0'`, `e.recorded_at`
 }
 
 // Q adapts a query written with ? placeholders to the dialect ($1, $2, ...
