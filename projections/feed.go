@@ -46,8 +46,9 @@ type feedBatch struct {
 }
 
 type feedRow struct {
-	rec  eventstore.RecordedEvent
-	data string // the published data of a copy; "" for a reference
+	pos  eventstore.Position
+	rec  *eventstore.RecordedEvent // a copy's event; nil for a reference
+	data string                    // the published data of a copy
 }
 
 const feedKey = "event_feed"
@@ -60,27 +61,39 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	if merchantID == "" {
 		return nil // the allocator's and address streams: nobody's feed
 	}
-	var data []byte
+	row := feedRow{pos: rec.Position}
+	// A reference is published (secrets removed) as it is read, and may be
+	// held across a rebuild's batches (Tx.held): it keeps the position only.
+	// Copies are a batch's.
+	state := tx.held()
 	if tx.db.LogTable == "" {
-		// A reference is published (secrets removed) as it is read.
-		if data, err = domain.PublishedData(rec.Data); err != nil {
+		data, err := domain.PublishedData(rec.Data)
+		if err != nil {
 			return fmt.Errorf("event_feed: data of %s: %w", rec.ID, err)
 		}
+		row.rec, row.data, state = &rec, string(data), tx.batch
 	}
-	b, _ := tx.batch[feedKey].(*feedBatch)
+	b, _ := state[feedKey].(*feedBatch)
 	if b == nil {
 		b = &feedBatch{rows: map[string][]feedRow{}}
-		tx.batch[feedKey] = b
+		state[feedKey] = b
 	}
-	b.rows[merchantID] = append(b.rows[merchantID], feedRow{rec: rec, data: string(data)})
+	b.rows[merchantID] = append(b.rows[merchantID], row)
 	return nil
 }
 
 // FlushBatch writes the batch's feed entries. Nothing reads the feed
 // within a batch, so they are written together at its end.
 func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
-	b, _ := tx.batch[feedKey].(*feedBatch)
-	delete(tx.batch, feedKey)
+	state := tx.batch
+	if tx.db.LogTable != "" {
+		if tx.holding() {
+			return nil
+		}
+		state = tx.held()
+	}
+	b, _ := state[feedKey].(*feedBatch)
+	delete(state, feedKey)
 	if b == nil {
 		return nil
 	}
@@ -125,7 +138,7 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 		for i, r := range b.rows[m] {
 			seq := last[m] + int64(i) + 1
 			if tx.db.LogTable != "" {
-				tx.bufferRow(refs, `INSERT INTO event_feed_refs (merchant_id, seq, log_row)`, m, seq, tx.db.LogRow(r.rec.Position.Commit, r.rec.Position.Prepare))
+				tx.bufferRow(refs, `INSERT INTO event_feed_refs (merchant_id, seq, log_row)`, m, seq, tx.db.LogRow(r.pos.Commit, r.pos.Prepare))
 				continue
 			}
 			// The runner's checkpoint fence keeps an event from being
@@ -133,7 +146,7 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 			// 0005 says why).
 			tx.bufferRow(copies, `INSERT INTO event_feed (merchant_id, seq, event_id, stream, version, type, data, metadata, recorded_at, position)`,
 				m, seq, r.rec.ID, r.rec.Stream, r.rec.Version, r.rec.Type, r.data, string(r.rec.Metadata),
-				r.rec.RecordedAt.UnixMilli(), r.rec.Position.String())
+				r.rec.RecordedAt.UnixMilli(), r.pos.String())
 		}
 	}
 	if err := tx.flushRows(ctx, copies); err != nil {

@@ -172,10 +172,10 @@ const balancesKey = "balances"
 // touches is read and written once, at the end of the batch (FlushBatch),
 // however many of its events move it.
 func addBalance(_ context.Context, tx Tx, d *balanceDelta) error {
-	rows, _ := tx.batch[balancesKey].(map[[2]string]*balanceRow)
+	rows, _ := tx.held()[balancesKey].(map[[2]string]*balanceRow)
 	if rows == nil {
 		rows = map[[2]string]*balanceRow{}
-		tx.batch[balancesKey] = rows
+		tx.held()[balancesKey] = rows
 	}
 	key := [2]string{d.merchantID, d.asset}
 	b := rows[key]
@@ -194,8 +194,11 @@ func addBalance(_ context.Context, tx Tx, d *balanceDelta) error {
 // statement, and writes them back with the batch's changes added, in key
 // order (the same lock order in every batch).
 func (Balances) FlushBatch(ctx context.Context, tx Tx) error {
-	rows, _ := tx.batch[balancesKey].(map[[2]string]*balanceRow)
-	delete(tx.batch, balancesKey)
+	if tx.holding() {
+		return nil
+	}
+	rows, _ := tx.held()[balancesKey].(map[[2]string]*balanceRow)
+	delete(tx.held(), balancesKey)
 	keys := slices.SortedFunc(maps.Keys(rows), func(a, b [2]string) int {
 		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
 	})

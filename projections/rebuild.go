@@ -30,7 +30,7 @@ func (Balances) Tables() []string  { return []string{"balances"} }
 // commits less often than the live runner. On SQLite a batch holds the one
 // writer (about a quarter second at this size), which appends then wait for;
 // reads are not held up.
-const rebuildBatchSize = 10000
+var rebuildBatchSize = 10000
 
 // nextSuffix marks the tables and checkpoints of a rebuild in progress.
 const nextSuffix = "__next"
@@ -112,6 +112,7 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 	// On Postgres too: a batch's long write transaction no longer holds the
 	// serving gateway's log readers back (they wait only for appends).
 	r.batchSize = rebuildBatchSize
+	r.hold = &heldState{state: map[string]any{}}
 	if _, err := db.Write.ExecContext(ctx, db.Q(`DELETE FROM projection_checkpoints WHERE name LIKE ?`), "%"+nextSuffix); err != nil {
 		return err
 	}
@@ -129,6 +130,9 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 		}
 	}
 	if err := r.CatchUp(ctx); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	if err := r.writeHeld(ctx); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	if err := finishShadowTables(ctx, db, tables, indexes); err != nil {
