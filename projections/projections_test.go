@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -388,7 +389,8 @@ func TestRebuildPostgres(t *testing.T) { testRebuild(t, false) }
 
 func testRebuild(t *testing.T, embedded bool) {
 	ctx := context.Background()
-	store, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"))
+	path := filepath.Join(t.TempDir(), "events.db")
+	store, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,6 +441,31 @@ func testRebuild(t *testing.T, embedded bool) {
 	}()
 	var reports int
 	indexesBefore := indexNames(t, db)
+	// Another process's connection, its schema read before the rebuild.
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetMaxOpenConns(1)
+	addressPlan := func() string {
+		t.Helper()
+		var n int
+		if err := other.QueryRow(`SELECT count(*) FROM invoices WHERE pay_address = 'x'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		var id, parent, unused int
+		var detail string
+		if err := other.QueryRow(`EXPLAIN QUERY PLAN SELECT count(*) FROM invoices WHERE pay_address = 'x'`).Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		return detail
+	}
+	if embedded {
+		if plan := addressPlan(); !strings.Contains(plan, "INDEX invoices_address ") {
+			t.Fatalf("plan before the rebuild: %s", plan)
+		}
+	}
 	if err := projections.Rebuild(ctx, store, db, nil, func(projections.RebuildProgress) { reports++ }); err != nil {
 		t.Fatal(err)
 	}
@@ -447,6 +474,17 @@ func testRebuild(t *testing.T, embedded bool) {
 	// migration that names an index finds it.
 	if after := indexNames(t, db); after != indexesBefore {
 		t.Fatalf("index names after the rebuild:\n%s\nbefore:\n%s", after, indexesBefore)
+	}
+	if embedded {
+		// The indexes were renamed in sqlite_schema: the file is sound, and
+		// a connection that read the schema before reads it again.
+		var check string
+		if err := db.Write.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+			t.Fatalf("integrity_check: %q %v", check, err)
+		}
+		if plan := addressPlan(); !strings.Contains(plan, "INDEX invoices_address ") {
+			t.Fatalf("plan after the rebuild: %s", plan)
+		}
 	}
 	waitFor := func(what, available, pending string) {
 		t.Helper()
@@ -482,7 +520,7 @@ func testRebuild(t *testing.T, embedded bool) {
 		t.Fatal("no progress reported")
 	}
 	// A second rebuild works on the swapped-in tables too.
-	if err := projections.Rebuild(ctx, store, db, []string{"balances"}, nil); err != nil {
+	if err := projections.Rebuild(ctx, store, db, []string{"balances", "invoices"}, nil); err != nil {
 		t.Fatalf("second rebuild: %v", err)
 	}
 	if rep, _ := projections.Audit(ctx, store, db); !rep.OK() {
