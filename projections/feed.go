@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math/bits"
 	"slices"
 	"strings"
@@ -85,19 +84,33 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 // FlushBatch writes the batch's feed entries. Nothing reads the feed
 // within a batch, so they are written together at its end.
 func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
+	byRef := tx.db.LogTable != ""
 	state := tx.batch
-	if tx.db.LogTable != "" {
-		if tx.holding() {
-			return nil
-		}
+	if byRef {
 		state = tx.held()
 	}
 	b, _ := state[feedKey].(*feedBatch)
-	delete(state, feedKey)
 	if b == nil {
 		return nil
 	}
-	merchants := slices.Sorted(maps.Keys(b.rows))
+	var merchants []string
+	for m := range b.rows {
+		if !byRef || !tx.holding(m) {
+			merchants = append(merchants, m)
+		}
+	}
+	slices.Sort(merchants)
+	// The rows written now leave the state; a rebuild's others stay held.
+	written := b.rows
+	if len(merchants) == len(b.rows) {
+		delete(state, feedKey)
+	} else {
+		written = make(map[string][]feedRow, len(merchants))
+		for _, m := range merchants {
+			written[m] = b.rows[m]
+			delete(b.rows, m)
+		}
+	}
 	last := make(map[string]int64, len(merchants))
 	for start := 0; start < len(merchants); {
 		// A power of two of merchants per statement (the last repeated),
@@ -135,7 +148,7 @@ func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
 	// read by merchant.
 	const copies, refs = "event_feed_rows", "event_feed_refs_rows"
 	for _, m := range merchants {
-		for i, r := range b.rows[m] {
+		for i, r := range written[m] {
 			seq := last[m] + int64(i) + 1
 			if tx.db.LogTable != "" {
 				tx.bufferRow(refs, `INSERT INTO event_feed_refs (merchant_id, seq, log_row)`, m, seq, tx.db.LogRow(r.pos.Commit, r.pos.Prepare))

@@ -194,11 +194,14 @@ func addBalance(_ context.Context, tx Tx, d *balanceDelta) error {
 // statement, and writes them back with the batch's changes added, in key
 // order (the same lock order in every batch).
 func (Balances) FlushBatch(ctx context.Context, tx Tx) error {
-	if tx.holding() {
-		return nil
+	held, _ := tx.held()[balancesKey].(map[[2]string]*balanceRow)
+	rows := map[[2]string]*balanceRow{}
+	for k, b := range held {
+		if !tx.holding(k[0]) {
+			rows[k] = b
+			delete(held, k) // the rest stay held for a later batch
+		}
 	}
-	rows, _ := tx.held()[balancesKey].(map[[2]string]*balanceRow)
-	delete(tx.held(), balancesKey)
 	keys := slices.SortedFunc(maps.Keys(rows), func(a, b [2]string) int {
 		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
 	})

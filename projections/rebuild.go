@@ -113,7 +113,7 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 	// On Postgres too: a batch's long write transaction no longer holds the
 	// serving gateway's log readers back (they wait only for appends).
 	r.batchSize = rebuildBatchSize
-	r.hold = &heldState{state: map[string]any{}}
+	r.hold = newHeldState(r.batchSize)
 	if _, err := db.Write.ExecContext(ctx, db.Q(`DELETE FROM projection_checkpoints WHERE name LIKE ?`), "%"+nextSuffix); err != nil {
 		return err
 	}
