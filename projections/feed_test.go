@@ -135,6 +135,18 @@ func (l *feedLog) round(t *testing.T, n int) {
 	}
 }
 
+// migratedFeedLog is a feed log in openLog's store and its read models'
+// database from newDB, migrated.
+func migratedFeedLog(t *testing.T, openLog func(*testing.T) eventstore.Store, newDB func(*testing.T, eventstore.Store) sqldb.DB) (*feedLog, sqldb.DB) {
+	t.Helper()
+	l := newFeedLogIn(t, openLog(t))
+	db := newDB(t, l.store)
+	if err := projections.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return l, db
+}
+
 // merchantLog is the merchant's events read from the log itself.
 func merchantLog(t *testing.T, store eventstore.Store, merchantID string) []eventstore.RecordedEvent {
 	t.Helper()
@@ -209,11 +221,7 @@ func checkFeed(t *testing.T, feed []readapi.FeedEvent, log []eventstore.Recorded
 
 func testEventFeed(t *testing.T, openLog func(*testing.T) eventstore.Store, newDB func(*testing.T, eventstore.Store) sqldb.DB) {
 	ctx := context.Background()
-	l := newFeedLogIn(t, openLog(t))
-	db := newDB(t, l.store)
-	if err := projections.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	l, db := migratedFeedLog(t, openLog, newDB)
 	// Two rounds with a catch-up between: seqs continue across transactions.
 	l.round(t, 1)
 	if err := projections.NewRunner(l.store, db, slog.Default()).CatchUp(ctx); err != nil {

@@ -23,11 +23,7 @@ func TestRebuildHoldsBalancesAndFeedPostgres(t *testing.T) {
 
 func testRebuildHolds(t *testing.T, openLog func(*testing.T) eventstore.Store, newDB func(*testing.T, eventstore.Store) sqldb.DB) {
 	ctx := context.Background()
-	l := newFeedLogIn(t, openLog(t))
-	db := newDB(t, l.store)
-	if err := projections.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	l, db := migratedFeedLog(t, openLog, newDB)
 	for n := 1; n <= 4; n++ {
 		l.round(t, n)
 		if err := projections.NewRunner(l.store, db, slog.Default()).CatchUp(ctx); err != nil {

@@ -460,20 +460,29 @@ func (r *Runner) loadCheckpoints(ctx context.Context) (map[string]eventstore.Pos
 
 func (r *Runner) checkpointName(p Projector) string { return p.Name() + r.suffix }
 
+// begin starts a batch's transaction; release rolls it back unless it
+// was committed, and gives the connection back.
+func (r *Runner) begin(ctx context.Context) (tx Tx, sqlTx *sql.Tx, release func(), err error) {
+	sqlTx, conn, done, err := beginReadModelConnTx(ctx, r.db)
+	if err != nil {
+		return Tx{}, nil, nil, err
+	}
+	tx = newTx(sqlTx, r.db, r.tables, r.stmts)
+	if r.tables != nil {
+		tx.conn = conn // a rebuild's shadow tables take COPY
+	}
+	return tx, sqlTx, func() { sqlTx.Rollback(); done() }, nil
+}
+
 // applyDecoded applies a page to every projector that has not seen it and
 // writes the checkpoints, all in one transaction. checkpoints is keyed by
 // projector name and updated only when the transaction commits.
 func (r *Runner) applyDecoded(ctx context.Context, page decodedPage, checkpoints map[string]eventstore.Position) error {
-	sqlTx, conn, release, err := beginReadModelConnTx(ctx, r.db)
+	tx, sqlTx, release, err := r.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	defer sqlTx.Rollback()
-	tx := newTx(sqlTx, r.db, r.tables, r.stmts)
-	if r.tables != nil {
-		tx.conn = conn // a rebuild's shadow tables take COPY
-	}
 	if r.hold != nil {
 		r.hold.next()
 		tx.hold = r.hold
@@ -509,16 +518,21 @@ func (r *Runner) writeHeld(ctx context.Context) error {
 	if hold == nil || len(hold.state) == 0 {
 		return nil
 	}
-	sqlTx, conn, release, err := beginReadModelConnTx(ctx, r.db)
+	tx, sqlTx, release, err := r.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	defer sqlTx.Rollback()
-	tx := newTx(sqlTx, r.db, r.tables, r.stmts)
-	tx.conn = conn
 	hold.all = true
 	tx.hold = hold
+	if err := r.flushBatch(ctx, tx); err != nil {
+		return err
+	}
+	return sqlTx.Commit()
+}
+
+// flushBatch ends a batch: each projector writes what it kept of it.
+func (r *Runner) flushBatch(ctx context.Context, tx Tx) error {
 	for _, p := range r.projectors {
 		if f, ok := p.(BatchFlusher); ok {
 			if err := f.FlushBatch(ctx, tx); err != nil {
@@ -526,7 +540,7 @@ func (r *Runner) writeHeld(ctx context.Context) error {
 			}
 		}
 	}
-	return sqlTx.Commit()
+	return nil
 }
 
 // fence locks each checkpoint row at the position this runner believes
@@ -599,12 +613,8 @@ func (r *Runner) applyEvents(ctx context.Context, tx Tx, recs []eventstore.Recor
 			next[p.Name()] = rec.Position
 		}
 	}
-	for _, p := range r.projectors {
-		if f, ok := p.(BatchFlusher); ok {
-			if err := f.FlushBatch(ctx, tx); err != nil {
-				return nil, fmt.Errorf("projections: %s: %w", p.Name(), err)
-			}
-		}
+	if err := r.flushBatch(ctx, tx); err != nil {
+		return nil, err
 	}
 	return next, nil
 }
