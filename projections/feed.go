@@ -60,18 +60,17 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	if merchantID == "" {
 		return nil // the allocator's and address streams: nobody's feed
 	}
+	// A reference keeps the position only: it is published (secrets
+	// removed) as it is read.
 	row := feedRow{pos: rec.Position}
-	// A reference is published (secrets removed) as it is read, and may be
-	// held across a rebuild's batches (Tx.held): it keeps the position only.
-	// Copies are a batch's.
-	state := tx.held()
 	if tx.db.LogTable == "" {
 		data, err := domain.PublishedData(rec.Data)
 		if err != nil {
 			return fmt.Errorf("event_feed: data of %s: %w", rec.ID, err)
 		}
-		row.rec, row.data, state = &rec, string(data), tx.batch
+		row.rec, row.data = &rec, string(data)
 	}
+	state := feedState(tx)
 	b, _ := state[feedKey].(*feedBatch)
 	if b == nil {
 		b = &feedBatch{rows: map[string][]feedRow{}}
@@ -81,21 +80,28 @@ func (EventFeed) Apply(ctx context.Context, tx Tx, rec eventstore.RecordedEvent,
 	return nil
 }
 
+// feedState is where the feed's entries wait to be written: references may
+// be held across a rebuild's batches (Tx.held); copies, whole events, are
+// the batch's.
+func feedState(tx Tx) map[string]any {
+	if tx.db.LogTable == "" {
+		return tx.batch
+	}
+	return tx.held()
+}
+
 // FlushBatch writes the batch's feed entries. Nothing reads the feed
 // within a batch, so they are written together at its end.
 func (EventFeed) FlushBatch(ctx context.Context, tx Tx) error {
-	byRef := tx.db.LogTable != ""
-	state := tx.batch
-	if byRef {
-		state = tx.held()
-	}
+	state := feedState(tx)
 	b, _ := state[feedKey].(*feedBatch)
 	if b == nil {
 		return nil
 	}
 	var merchants []string
 	for m := range b.rows {
-		if !byRef || !tx.holding(m) {
+		// Copies are never held: write every merchant's.
+		if tx.db.LogTable == "" || !tx.holding(m) {
 			merchants = append(merchants, m)
 		}
 	}

@@ -194,12 +194,17 @@ func addBalance(_ context.Context, tx Tx, d *balanceDelta) error {
 // statement, and writes them back with the batch's changes added, in key
 // order (the same lock order in every batch).
 func (Balances) FlushBatch(ctx context.Context, tx Tx) error {
-	held, _ := tx.held()[balancesKey].(map[[2]string]*balanceRow)
-	rows := map[[2]string]*balanceRow{}
-	for k, b := range held {
-		if !tx.holding(k[0]) {
-			rows[k] = b
-			delete(held, k) // the rest stay held for a later batch
+	rows, _ := tx.held()[balancesKey].(map[[2]string]*balanceRow)
+	if tx.hold == nil {
+		delete(tx.batch, balancesKey)
+	} else {
+		held := rows // what this batch does not write stays held
+		rows = map[[2]string]*balanceRow{}
+		for k, b := range held {
+			if !tx.holding(k[0]) {
+				rows[k] = b
+				delete(held, k)
+			}
 		}
 	}
 	keys := slices.SortedFunc(maps.Keys(rows), func(a, b [2]string) int {
