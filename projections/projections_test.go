@@ -466,10 +466,52 @@ func testRebuild(t *testing.T, embedded bool) {
 			t.Fatalf("plan before the rebuild: %s", plan)
 		}
 	}
-	if err := projections.Rebuild(ctx, store, db, nil, func(projections.RebuildProgress) { reports++ }); err != nil {
+	// An old table a former rebuild left behind (stopped between its swap
+	// and the drop) would take the name the swap gives the live one.
+	if _, err := db.Write.Exec(`CREATE TABLE balances__old (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	var phases []string
+	if err := projections.RebuildWith(ctx, store, db, nil, projections.RebuildOptions{
+		Progress: func(projections.RebuildProgress) { reports++ },
+		Phase:    func(name string, _ time.Duration) { phases = append(phases, name) },
+	}); err != nil {
 		t.Fatal(err)
 	}
 	<-writes
+	if got := strings.Join(phases, ", "); got != "catch-up, held rows, indexes, swap, old tables dropped" {
+		t.Fatalf("phases: %s", got)
+	}
+	var left []string
+	for _, table := range []string{"invoices", "payments", "balances", "merchants", "event_feed_refs"} {
+		var n int
+		q := `SELECT count(*) FROM sqlite_schema WHERE name = ?`
+		if !embedded {
+			q = `SELECT count(*) FROM (SELECT to_regclass($1) AS r) t WHERE r IS NOT NULL`
+		}
+		if err := db.Write.QueryRow(q, table+"__old").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			left = append(left, table+"__old")
+		}
+	}
+	if len(left) > 0 {
+		t.Fatalf("old tables left after the rebuild: %v", left)
+	}
+	if embedded {
+		// The index builds' settings were set back on the writer.
+		var threads, tempStore int
+		if err := db.Write.QueryRow(`PRAGMA threads`).Scan(&threads); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Write.QueryRow(`PRAGMA temp_store`).Scan(&tempStore); err != nil {
+			t.Fatal(err)
+		}
+		if threads != 0 || tempStore != 2 {
+			t.Fatalf("writer after the rebuild: threads %d, temp_store %d; want 0 and 2 (memory)", threads, tempStore)
+		}
+	}
 	// The rebuilt tables carry the live ones' index names, so a later
 	// migration that names an index finds it.
 	if after := indexNames(t, db); after != indexesBefore {

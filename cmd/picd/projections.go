@@ -79,14 +79,19 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		defer stop()
 		start := time.Now()
-		err = projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: time.Now, Progress: func(p projections.RebuildProgress) {
-			fmt.Fprint(stdout, "\r"+progressBar(p))
-		}})
+		var phases []string
+		err = projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: time.Now,
+			Progress: func(p projections.RebuildProgress) {
+				fmt.Fprint(stdout, "\r"+progressBar(p))
+			},
+			Phase: func(name string, took time.Duration) {
+				phases = append(phases, name+" "+took.Round(time.Millisecond).String())
+			}})
 		fmt.Fprintln(stdout)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "rebuilt and swapped in %s\n", time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stdout, "rebuilt and swapped in %s (%s)\n", time.Since(start).Round(time.Millisecond), strings.Join(phases, ", "))
 		return nil
 	}
 	return nil
