@@ -38,10 +38,27 @@ const (
 )
 
 var (
-	errOperatorUnauthorized = errorf(http.StatusUnauthorized, "unauthorized", "the operator feed needs the operator token (Authorization: Bearer <PIC_OPERATOR_TOKEN>)")
-	errOperatorMerchantKey  = errorf(http.StatusForbidden, "forbidden", "merchant keys cannot read the operator feed; it holds every merchant's events")
+	errOperatorUnauthorized = errorf(http.StatusUnauthorized, "unauthorized", "the operator's endpoints need the operator token (Authorization: Bearer <PIC_OPERATOR_TOKEN>)")
+	errOperatorMerchantKey  = errorf(http.StatusForbidden, "forbidden", "merchant keys cannot use the operator's endpoints; they serve every merchant's data")
 	errOperatorBusy         = errorf(http.StatusTooManyRequests, "too_many_requests", "the operator feed is serving as many requests as it allows; retry after the Retry-After seconds")
 )
+
+// operatorAuth checks r's bearer token against the operator token's
+// digest; a merchant's key is refused by name.
+func operatorAuth(r *http.Request, want [sha256.Size]byte) error {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		return errOperatorUnauthorized
+	}
+	if strings.HasPrefix(token, commands.SecretKeyPrefix) || strings.HasPrefix(token, commands.PublishableKeyPrefix) {
+		return errOperatorMerchantKey
+	}
+	got := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		return errOperatorUnauthorized
+	}
+	return nil
+}
 
 // operatorPage is one answer of GET /v1/operator/events.
 type operatorPage struct {
@@ -79,18 +96,8 @@ func NewOperatorFeed(cfg OperatorFeedConfig) http.Handler {
 			s.writeError(w, r, errMethod)
 			return
 		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
-			s.writeError(w, r, errOperatorUnauthorized)
-			return
-		}
-		if strings.HasPrefix(token, commands.SecretKeyPrefix) || strings.HasPrefix(token, commands.PublishableKeyPrefix) {
-			s.writeError(w, r, errOperatorMerchantKey)
-			return
-		}
-		got := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			s.writeError(w, r, errOperatorUnauthorized)
+		if err := operatorAuth(r, want); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 		select {

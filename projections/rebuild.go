@@ -235,6 +235,12 @@ func setPragmas(ctx context.Context, db *sql.DB, pairs ...string) (restore func(
 	return restore, nil
 }
 
+// CheckRebuildNames says whether Rebuild knows every name (none: all).
+func CheckRebuildNames(names []string) error {
+	_, err := selectProjectors(names)
+	return err
+}
+
 func selectProjectors(names []string) ([]Tabled, error) {
 	var out []Tabled
 	for _, p := range All() {

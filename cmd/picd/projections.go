@@ -40,10 +40,20 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	gateway, args, err := cutValueFlag(args, "gateway")
+	if err != nil {
+		return err
+	}
 	// Flags first, then projection names: picd projections rebuild --store=postgres invoices
 	cfg, names, err := parseConfigFor(h, args, stdout)
 	if err != nil {
 		return err
+	}
+	if gateway != "" {
+		if sub != "rebuild" || profile != "" {
+			return usageError(errors.New("--gateway goes with picd projections rebuild, without --cpuprofile"))
+		}
+		return rebuildInGateway(ctx, gateway, names, stdout)
 	}
 	open := openBackend
 	if sub == "status" {

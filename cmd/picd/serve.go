@@ -238,6 +238,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	mux.Handle("/v1/operator/events", obs.wrap(httpapi.NewOperatorFeed(httpapi.OperatorFeedConfig{Store: b.store, Token: opToken, Logger: log})))
+	mux.Handle("/v1/operator/projections/rebuild", obs.wrap(httpapi.NewOperatorRebuild(httpapi.OperatorRebuildConfig{
+		Token: opToken, Check: projections.CheckRebuildNames, Context: ctx, Now: now, Logger: log,
+		Run: func(ctx context.Context, names []string, progress func(int, int64), phase func(string, time.Duration)) error {
+			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: now, Phase: phase,
+				Progress: func(p projections.RebuildProgress) { progress(p.Applied, p.Total) }})
+		}})))
 	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, EthereumChainID: ethChainID, Now: now, Logger: log, Limiter: publicLimit,
 		Explorers: explorers(cfg)}))
 	mux.Handle("/pay/", site)

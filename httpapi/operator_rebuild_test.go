@@ -1,0 +1,162 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acceptcryptohere/gateway/projections"
+)
+
+const rebuildToken = "operator-token-for-the-rebuild"
+
+// operatorCall sends method to the rebuild endpoint with the bearer token
+// and returns the status and the decoded answer.
+func operatorCall(t *testing.T, url, method, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: %d, not JSON: %v", method, url, resp.StatusCode, err)
+	}
+	return resp.StatusCode, out
+}
+
+// A rebuild started through the operator endpoint runs inside the serving
+// process while invoices keep being created, reports its progress and
+// phases, and leaves every invoice readable.
+func TestOperatorRebuildInProcess(t *testing.T) {
+	b := setup(t)
+	m := b.signUp(t, "Shop")
+	for i := 0; i < 30; i++ {
+		b.createInvoice(t, m.secret, `{"asset":"BTC","amount":"0.01"}`)
+	}
+	h := NewOperatorRebuild(OperatorRebuildConfig{Token: rebuildToken, Check: projections.CheckRebuildNames,
+		Run: func(ctx context.Context, names []string, progress func(int, int64), phase func(string, time.Duration)) error {
+			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Phase: phase,
+				Progress: func(p projections.RebuildProgress) { progress(p.Applied, p.Total) }})
+		}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	if code, body := operatorCall(t, srv.URL, "GET", rebuildToken, ""); code != 200 || body["state"] != "idle" {
+		t.Fatalf("before any rebuild: %d %v", code, body)
+	}
+	code, body := operatorCall(t, srv.URL, "POST", rebuildToken, "")
+	if code != http.StatusAccepted || body["state"] != "running" {
+		t.Fatalf("start: %d %v", code, body)
+	}
+	created := 30
+	for {
+		b.createInvoice(t, m.secret, `{"asset":"BTC","amount":"0.01"}`)
+		created++
+		_, body = operatorCall(t, srv.URL, "GET", rebuildToken, "")
+		if body["state"] != "running" {
+			break
+		}
+	}
+	if body["state"] != "done" || body["error"] != nil || body["finished_at"] == nil {
+		t.Fatalf("after the rebuild: %v", body)
+	}
+	var phases []string
+	for _, p := range body["phases"].([]any) {
+		phases = append(phases, p.(map[string]any)["name"].(string))
+	}
+	if got := strings.Join(phases, ", "); got != "catch-up, held rows, indexes, swap, old tables dropped" {
+		t.Fatalf("phases: %s", got)
+	}
+	// The total is counted as the rebuild starts; the events appended
+	// meanwhile are applied too.
+	if applied := body["applied"].(float64); applied < 31 || applied < body["total"].(float64) {
+		t.Fatalf("applied %v of %v events", applied, body["total"])
+	}
+	b.createInvoice(t, m.secret, `{"asset":"BTC","amount":"0.01"}`)
+	created++
+	n := 0
+	for after := ""; ; {
+		res := b.do(t, req{method: "GET", path: "/v1/invoices?limit=100" + after, key: m.secret})
+		page := res.json(t)
+		data := page["data"].([]any)
+		n += len(data)
+		if page["has_more"] != true {
+			break
+		}
+		after = "&starting_after=" + data[len(data)-1].(map[string]any)["invoice_id"].(string)
+	}
+	if n != created {
+		t.Fatalf("%d invoices listed after the rebuild, %d created", n, created)
+	}
+}
+
+// The endpoint takes the operator token only, refuses what it cannot run,
+// and runs one rebuild at a time.
+func TestOperatorRebuildRefusals(t *testing.T) {
+	release := make(chan struct{})
+	var runs []string
+	h := NewOperatorRebuild(OperatorRebuildConfig{Token: rebuildToken, Check: projections.CheckRebuildNames,
+		Run: func(ctx context.Context, names []string, _ func(int, int64), _ func(string, time.Duration)) error {
+			runs = append(runs, fmt.Sprint(names))
+			<-release
+			return fmt.Errorf("stopped by the test")
+		}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, c := range []struct {
+		method, token, body string
+		code                int
+		err                 string
+	}{
+		{"GET", "", "", 401, "unauthorized"},
+		{"POST", "wrong-token-of-some-length", "", 401, "unauthorized"},
+		{"POST", "pic_live_abc", "", 403, "forbidden"},
+		{"DELETE", rebuildToken, "", 405, "method_not_allowed"},
+		{"POST", rebuildToken, `{"projections":["nope"]}`, 400, "validation_error"},
+		{"POST", rebuildToken, `{"projection":["invoices"]}`, 400, "validation_error"},
+		{"POST", rebuildToken, `[`, 400, "invalid_json"},
+	} {
+		code, body := operatorCall(t, srv.URL, c.method, c.token, c.body)
+		if code != c.code || body["error"] != c.err || body["message"] == "" {
+			t.Errorf("%s %q %s: %d %v; want %d %s", c.method, c.token, c.body, code, body, c.code, c.err)
+		}
+	}
+	if len(runs) != 0 {
+		t.Fatalf("a refused request started a rebuild: %v", runs)
+	}
+	if code, body := operatorCall(t, srv.URL, "POST", rebuildToken, `{"projections":["invoices"]}`); code != 202 {
+		t.Fatalf("start: %d %v", code, body)
+	}
+	if code, body := operatorCall(t, srv.URL, "POST", rebuildToken, ""); code != 409 || body["error"] != "rebuild_running" {
+		t.Fatalf("a second start while one runs: %d %v", code, body)
+	}
+	close(release)
+	for {
+		_, body := operatorCall(t, srv.URL, "GET", rebuildToken, "")
+		if body["state"] == "running" {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if body["state"] != "failed" || body["error"] != "stopped by the test" || fmt.Sprint(body["projections"]) != "[invoices]" {
+			t.Fatalf("after a failed rebuild: %v", body)
+		}
+		break
+	}
+	// Without a token configured the endpoint does not exist.
+	off := httptest.NewServer(NewOperatorRebuild(OperatorRebuildConfig{}))
+	defer off.Close()
+	if code, body := operatorCall(t, off.URL, "POST", rebuildToken, ""); code != 404 {
+		t.Fatalf("no token configured: %d %v", code, body)
+	}
+}
