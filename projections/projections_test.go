@@ -472,15 +472,37 @@ func testRebuild(t *testing.T, embedded bool) {
 		t.Fatal(err)
 	}
 	var phases []string
+	yields := 0
 	if err := projections.RebuildWith(ctx, store, db, nil, projections.RebuildOptions{
 		Progress: func(projections.RebuildProgress) { reports++ },
-		Phase:    func(name string, _ time.Duration) { phases = append(phases, name) },
+		Phase: func(name string, _ time.Duration) {
+			phases = append(phases, name)
+			if name == "swap" && embedded {
+				// The swap set the old tables' indexes aside, renamed, for
+				// the drops after it; the file is sound in between.
+				var aside int
+				if err := db.Write.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE '%\_\_old' ESCAPE '\' AND tbl_name LIKE '%\_\_old' ESCAPE '\'`).Scan(&aside); err != nil || aside != 10 {
+					t.Errorf("indexes set aside by the swap: %d %v; want 10", aside, err)
+				}
+				var check string
+				if err := db.Write.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+					t.Errorf("integrity_check after the swap: %q %v", check, err)
+				}
+			}
+		},
+		Yield: func(context.Context) { yields++ },
 	}); err != nil {
 		t.Fatal(err)
 	}
 	<-writes
-	if got := strings.Join(phases, ", "); got != "catch-up, held rows, indexes, swap, old tables dropped" {
+	if got := strings.Join(phases, ", "); got != "catch-up, held rows, indexes, catch-up again, swap, old tables dropped" {
 		t.Fatalf("phases: %s", got)
+	}
+	// Before each of the 10 index builds, the swap, and each of the 10 old
+	// tables' drops; on SQLite also each of their 10 indexes' (after the
+	// swap there, not in it).
+	if want := map[bool]int{true: 31, false: 21}[embedded]; yields != want {
+		t.Fatalf("the rebuild yielded %d times, want %d", yields, want)
 	}
 	var left []string
 	for _, table := range []string{"invoices", "payments", "balances", "merchants", "event_feed_refs"} {

@@ -88,9 +88,16 @@ type RebuildOptions struct {
 	// Now is the clock for progress and the checkpoints' updated_at (nil: time.Now).
 	Now func() time.Time
 	// Phase is called as each phase ends ("catch-up", "held rows",
-	// "indexes", "swap", "old tables dropped") with the time it took:
-	// where a rebuild's time goes.
+	// "indexes", "catch-up again", "swap", "old tables dropped") with the
+	// time it took: where a rebuild's time goes.
 	Phase func(name string, took time.Duration)
+	// Yield, when set, is called between the statements that hold the
+	// writer longest (each index build, the swap, each old table's drop).
+	// A rebuild inside the serving process waits there for its
+	// projections to catch up: its writer connection goes to the waiting
+	// appends and projector then, rather than to whichever waiter
+	// database/sql picks, which may be the rebuild's next index build.
+	Yield func(ctx context.Context)
 }
 
 // RebuildWith is Rebuild with options.
@@ -110,7 +117,7 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 		plain[i] = p
 	}
 	// A rebuild that stopped after its swap may have left old tables.
-	if err := dropOldTables(ctx, db, tables); err != nil {
+	if err := dropOldTables(ctx, db, tables, func(context.Context) {}); err != nil {
 		return err
 	}
 	indexes, err := createShadowTables(ctx, db, tables)
@@ -155,15 +162,26 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	phase("held rows")
-	if err := finishShadowTables(ctx, db, tables, indexes); err != nil {
+	yield := opt.Yield
+	if yield == nil {
+		yield = func(context.Context) {}
+	}
+	if err := finishShadowTables(ctx, db, tables, indexes, yield); err != nil {
 		return err
 	}
 	phase("indexes")
+	// What was appended during the index builds goes in now rather than
+	// inside the swap's transaction, which holds the writer.
+	if err := r.CatchUp(ctx); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	phase("catch-up again")
+	yield(ctx)
 	if err := swap(ctx, store, db, r, tables, indexes.renames, now); err != nil {
 		return err
 	}
 	phase("swap")
-	if err := dropOldTables(ctx, db, tables); err != nil {
+	if err := dropOldTables(ctx, db, tables, yield); err != nil {
 		return err
 	}
 	phase("old tables dropped")
@@ -175,7 +193,7 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 // gateway's appends, for one index build only. On Postgres it also gathers
 // the tables' statistics (a new table has none, and the planner would
 // guess); nothing live waits for it there.
-func finishShadowTables(ctx context.Context, db sqldb.DB, tables []string, indexes shadowIndexes) (err error) {
+func finishShadowTables(ctx context.Context, db sqldb.DB, tables []string, indexes shadowIndexes, yield func(context.Context)) (err error) {
 	if db.Dialect == sqldb.SQLite {
 		// An index build is a sort. SQLite sorts on helper threads when
 		// told to (at 10M events an index of invoices took 2.3 s instead
@@ -195,6 +213,7 @@ func finishShadowTables(ctx context.Context, db sqldb.DB, tables []string, index
 		}()
 	}
 	for _, stmt := range indexes.beforeSwap {
+		yield(ctx)
 		if _, err := db.Write.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("rebuild: %s: %w", stmt, err)
 		}
@@ -382,45 +401,46 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) (before [
 	if _, err := db.ExecContext(ctx, head.ReplaceAllString(tableSQL, "CREATE TABLE "+next)); err != nil {
 		return nil, nil, fmt.Errorf("rebuild: create %s: %w", next, err)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, t)
+	indexes, err := sqliteIndexesOf(ctx, db, t)
 	if err != nil {
 		return nil, nil, err
 	}
-	type index struct{ name, sql string }
-	var indexes []index
-	for rows.Next() {
-		var ix index
-		if err := rows.Scan(&ix.name, &ix.sql); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		indexes = append(indexes, ix)
-	}
-	rows.Close()
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, nil, err
 	}
 	gen := fmt.Sprintf("__g%d", binary.BigEndian.Uint64(nonce[:])>>1)
 	for _, ix := range indexes {
-		re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(ix.name) + `"?\s+ON\s+"?` + regexp.QuoteMeta(t) + `"?`)
-		m := re.FindStringSubmatch(ix.sql)
-		if m == nil {
-			return nil, nil, fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
-		}
 		live := indexSuffix.ReplaceAllString(ix.name, "")
 		tmp := live + gen
-		create := re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+tmp+" ON "+next)
-		if m[1] != "" {
+		create, err := indexSQLFor(ix, t, tmp, next)
+		if err != nil {
+			return nil, nil, err
+		}
+		liveSQL, err := indexSQLFor(ix, t, live, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		if strings.HasPrefix(strings.ToUpper(ix.sql), "CREATE UNIQUE ") {
 			if _, err := db.ExecContext(ctx, create); err != nil {
 				return nil, nil, fmt.Errorf("rebuild: index %s: %w", tmp, err)
 			}
 		} else {
 			before = append(before, create)
 		}
-		renames = append(renames, sqliteIndexRename{shadow: tmp, live: live, sql: re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+live+" ON "+t)})
+		renames = append(renames, sqliteIndexRename{shadow: tmp, live: live, sql: liveSQL})
 	}
 	return before, renames, nil
+}
+
+// indexSQLFor rewrites ix, an index of table t, as the index name of
+// table on.
+func indexSQLFor(ix sqliteIndex, t, name, on string) (string, error) {
+	re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(ix.name) + `"?\s+ON\s+"?` + regexp.QuoteMeta(t) + `"?`)
+	if !re.MatchString(ix.sql) {
+		return "", fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
+	}
+	return re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+name+" ON "+on), nil
 }
 
 // renameSQLiteIndexes gives the swapped-in tables' indexes their live
@@ -527,17 +547,22 @@ func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, t
 				`DROP TABLE ` + t + oldSuffix,
 			}, renames...)
 		} else {
-			// SQLite frees a dropped table page by page: at 10M events the
-			// old invoices took 0.9 s, and the swap holds the gateway's
-			// writer. The old table goes after the swap (dropOldTables);
-			// only its indexes go now, whose names the new ones take
-			// (60 ms each at 10M).
+			// SQLite frees a dropped table or index page by page, holding
+			// the gateway's writer: at 10M events the old invoices took
+			// 0.9 s, each of its indexes 60 ms. The old table keeps its
+			// indexes under other names (renameSQLiteIndexes) and goes
+			// after the swap (dropOldTables).
 			old, err := sqliteIndexesOf(ctx, sqlTx, t)
 			if err != nil {
 				return err
 			}
 			for _, ix := range old {
-				stmts = append(stmts, `DROP INDEX `+ix)
+				aside, err := indexSQLFor(ix, t, ix.name+oldSuffix, t+oldSuffix)
+				if err != nil {
+					return err
+				}
+				// First: the new indexes take these names.
+				indexes = append([]sqliteIndexRename{{shadow: ix.name, live: ix.name + oldSuffix, sql: aside}}, indexes...)
 			}
 			stmts = append(stmts,
 				`ALTER TABLE `+t+` RENAME TO `+t+oldSuffix,
@@ -570,30 +595,49 @@ const oldSuffix = "__old"
 // SQLite, after the swap; or left by a rebuild that stopped between its
 // swap and their drop), one statement each: each holds the gateway's
 // writer for one table only.
-func dropOldTables(ctx context.Context, db sqldb.DB, tables []string) error {
+func dropOldTables(ctx context.Context, db sqldb.DB, tables []string, yield func(context.Context)) error {
 	for _, t := range tables {
-		if _, err := db.Write.ExecContext(ctx, `DROP TABLE IF EXISTS `+t+oldSuffix); err != nil {
-			return fmt.Errorf("rebuild: drop %s: %w", t+oldSuffix, err)
+		old := t + oldSuffix
+		if db.Dialect == sqldb.SQLite {
+			indexes, err := sqliteIndexesOf(ctx, db.Write, old)
+			if err != nil {
+				return err
+			}
+			for _, ix := range indexes {
+				yield(ctx)
+				if _, err := db.Write.ExecContext(ctx, `DROP INDEX `+ix.name); err != nil {
+					return fmt.Errorf("rebuild: drop %s: %w", ix.name, err)
+				}
+			}
+		}
+		yield(ctx)
+		if _, err := db.Write.ExecContext(ctx, `DROP TABLE IF EXISTS `+old); err != nil {
+			return fmt.Errorf("rebuild: drop %s: %w", old, err)
 		}
 	}
 	return nil
 }
 
-// sqliteIndexesOf names table t's indexes but those SQLite keeps for its
+// sqliteIndex is an index's row of sqlite_schema.
+type sqliteIndex struct{ name, sql string }
+
+// sqliteIndexesOf gives table t's indexes but those SQLite keeps for its
 // keys (which go with the table).
-func sqliteIndexesOf(ctx context.Context, tx *sql.Tx, t string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name`, t)
+func sqliteIndexesOf(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, t string) ([]sqliteIndex, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name`, t)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []sqliteIndex
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var ix sqliteIndex
+		if err := rows.Scan(&ix.name, &ix.sql); err != nil {
 			return nil, err
 		}
-		out = append(out, name)
+		out = append(out, ix)
 	}
 	return out, rows.Err()
 }

@@ -242,7 +242,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Token: opToken, Check: projections.CheckRebuildNames, Context: ctx, Now: now, Logger: log,
 		Run: func(ctx context.Context, names []string, progress func(int, int64), phase func(string, time.Duration)) error {
 			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: now, Phase: phase,
-				Progress: func(p projections.RebuildProgress) { progress(p.Applied, p.Total) }})
+				Progress: func(p projections.RebuildProgress) { progress(p.Applied, p.Total) },
+				Yield:    func(ctx context.Context) { yieldToProjections(ctx, runner, now) }})
 		}})))
 	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, EthereumChainID: ethChainID, Now: now, Logger: log, Limiter: publicLimit,
 		Explorers: explorers(cfg)}))
@@ -311,6 +312,21 @@ func withHSTS(baseURL string, next http.Handler) http.Handler {
 		w.Header().Set("Strict-Transport-Security", hstsValue)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// yieldToProjections lets the appends that queued behind one of a
+// rebuild's long statements through, and waits (bounded) until the
+// projections have applied them: the creations waiting to read their
+// invoice back get it before the rebuild takes the writer again.
+func yieldToProjections(ctx context.Context, runner *projections.Runner, now func() time.Time) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(20 * time.Millisecond):
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = runner.WaitRecordedBefore(ctx, now())
 }
 
 // expireLoop closes invoices whose window has passed. The command id is
