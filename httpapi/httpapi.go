@@ -57,6 +57,9 @@ type Config struct {
 	// ReadYourWritesWait bounds how long a write waits for the projections to
 	// show it before answering anyway (default 2 s).
 	ReadYourWritesWait time.Duration
+	// ReadYourWritesWaitBusy replaces it while Deps.WriterBusy says this
+	// process's own maintenance holds the database writer (default 10 s).
+	ReadYourWritesWaitBusy time.Duration
 	// EventStreamKeepalive is how long an idle event stream waits before it
 	// sends a ": keepalive" comment (default 15 s).
 	EventStreamKeepalive time.Duration
@@ -94,8 +97,14 @@ type Deps struct {
 	// event streams end and http.Server.Shutdown can drain (nil: streams
 	// end with their client or after EventStreamMaxDuration).
 	ShuttingDown <-chan struct{}
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// WriterBusy reports whether this process runs statements that hold
+	// the database writer for seconds (a rebuild's index builds, swap and
+	// drops, on SQLite): the projector then waits in line for them, it is
+	// not gone, and a write waits ReadYourWritesWaitBusy to be readable
+	// before it is answered 503 (nil: never).
+	WriterBusy func() bool
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // server holds the configured dependencies that every handler uses.
@@ -151,6 +160,9 @@ func newServer(cfg Config, d Deps) *server {
 	if cfg.ReadYourWritesWait <= 0 {
 		cfg.ReadYourWritesWait = 2 * time.Second
 	}
+	if cfg.ReadYourWritesWaitBusy <= 0 {
+		cfg.ReadYourWritesWaitBusy = 10 * time.Second
+	}
 	if cfg.EventStreamKeepalive <= 0 {
 		cfg.EventStreamKeepalive = 15 * time.Second
 	}
@@ -202,9 +214,15 @@ func (s *server) awaitRead(ctx context.Context, pos eventstore.Position) error {
 	if s.d.Wait == nil || pos == eventstore.Start {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadYourWritesWait)
-	defer cancel()
-	return s.d.Wait.WaitFor(ctx, pos)
+	wait, cancel := context.WithTimeout(ctx, s.cfg.ReadYourWritesWait)
+	err := s.d.Wait.WaitFor(wait, pos)
+	cancel()
+	if err != nil && ctx.Err() == nil && s.d.WriterBusy != nil && s.d.WriterBusy() {
+		wait, cancel := context.WithTimeout(ctx, s.cfg.ReadYourWritesWaitBusy-s.cfg.ReadYourWritesWait)
+		defer cancel()
+		err = s.d.Wait.WaitFor(wait, pos)
+	}
+	return err
 }
 
 // readable waits like waitForRead and answers 503 with Retry-After when the

@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acceptcryptohere/gateway/chain"
@@ -28,6 +29,7 @@ import (
 	"github.com/acceptcryptohere/gateway/opstore"
 	"github.com/acceptcryptohere/gateway/projections"
 	"github.com/acceptcryptohere/gateway/readapi"
+	"github.com/acceptcryptohere/gateway/sqldb"
 	"github.com/acceptcryptohere/gateway/web"
 	"github.com/acceptcryptohere/gateway/webhooks"
 )
@@ -140,13 +142,16 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	worker := webhooks.NewWorker(b.db, webhooks.Config{AllowPrivate: cfg.WebhookAllowPrivate, Secrets: secretBox, Logger: log})
 	// Closed when shutdown starts, so open event streams end at once.
 	streamsDone := make(chan struct{})
+	// Set while a rebuild inside this process runs its long statements on
+	// SQLite's one writer (picd projections rebuild --gateway).
+	var rebuildHoldsWriter atomic.Bool
 	api := httpapi.New(httpapi.Config{
 		RegistrationOpen: cfg.Registration == "open", SessionSecret: sessionSecret, BaseURL: cfg.BaseURL,
 		SecureCookies: cfg.SecureCookies, ClientIPHeader: cfg.ClientIPHeader, KeyRatePerMinute: cfg.KeyRatePerMinute,
 		SignupRatePerMinute: cfg.SignupRatePerMinute, PublicRatePerMinute: cfg.PublicRatePerMinute,
 	}, httpapi.Deps{Commands: handlers, Reader: reader, Wait: runner, Idempotency: opstore.NewIdempotency(b.db), Sessions: opstore.NewSessions(b.db), Webhooks: worker,
 		Events: reader, Statements: readapi.LogStatements{Store: b.store}, ShuttingDown: streamsDone, Prices: prices,
-		Assets: assets, Now: now, Logger: log})
+		Assets: assets, Now: now, Logger: log, WriterBusy: rebuildHoldsWriter.Load})
 
 	subscriber := webhooks.NewSubscriber(b.store, b.db, webhooks.SubscriberConfig{BaseURL: cfg.BaseURL, Notify: worker.Notify, Logger: log})
 
@@ -241,7 +246,15 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	mux.Handle("/v1/operator/projections/rebuild", obs.wrap(httpapi.NewOperatorRebuild(httpapi.OperatorRebuildConfig{
 		Token: opToken, Check: projections.CheckRebuildNames, Context: ctx, Now: now, Logger: log,
 		Run: func(ctx context.Context, names []string, progress func(int, int64), phase func(string, time.Duration)) error {
-			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: now, Phase: phase,
+			defer rebuildHoldsWriter.Store(false)
+			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: now,
+				Phase: func(name string, took time.Duration) {
+					// After the catch-up come the statements that hold the writer for seconds.
+					if name == "catch-up" && b.db.Dialect == sqldb.SQLite {
+						rebuildHoldsWriter.Store(true)
+					}
+					phase(name, took)
+				},
 				Progress: func(p projections.RebuildProgress) { progress(p.Applied, p.Total) },
 				Yield:    func(ctx context.Context) { yieldToProjections(ctx, runner, now) }})
 		}})))
