@@ -55,6 +55,7 @@ func TestOpenAPIEnumsMatchGo(t *testing.T) {
 		"WebhookEventType":      prefixedConsts(t, "../webhooks/subscriber.go", "Event"),
 		"EventType":             domain.DefaultSchemas.Types(),
 		"ErrorCode":             errorCodes(t),
+		"RebuildStatus":         typedConsts(t, ".", "RebuildStatus"),
 	}
 	for name, values := range want {
 		schema, ok := doc.Components.Schemas[name]

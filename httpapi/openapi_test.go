@@ -41,9 +41,11 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The operator feed is mounted beside the router by cmd/picd
-	// (NewOperatorFeed), behind its own token.
+	// The operator's endpoints are mounted beside the router by cmd/picd
+	// (NewOperatorFeed, NewOperatorRebuild), behind their own token.
 	routed["GET /v1/operator/events"] = true
+	routed["GET /v1/operator/projections/rebuild"] = true
+	routed["POST /v1/operator/projections/rebuild"] = true
 	var missing, stale []string
 	for r := range routed {
 		if !documented[r] {

@@ -29,10 +29,21 @@ type OperatorRebuildConfig struct {
 	Logger  *slog.Logger
 }
 
+// RebuildStatus is where a rebuild is.
+type RebuildStatus string
+
+// The rebuild's statuses.
+const (
+	RebuildIdle    RebuildStatus = "idle" // none has run in this process
+	RebuildRunning RebuildStatus = "running"
+	RebuildDone    RebuildStatus = "done"
+	RebuildFailed  RebuildStatus = "failed"
+)
+
 // RebuildState is the answer of the rebuild endpoint: the rebuild running
 // or the last one this process ran.
 type RebuildState struct {
-	State       string         `json:"state"` // idle, running, done, failed
+	State       RebuildStatus  `json:"state"`
 	Projections []string       `json:"projections"`
 	StartedAt   *int64         `json:"started_at"`  // Unix ms
 	FinishedAt  *int64         `json:"finished_at"` // Unix ms
@@ -69,7 +80,7 @@ func NewOperatorRebuild(cfg OperatorRebuildConfig) http.Handler {
 	s := &server{log: cfg.Logger}
 	want := sha256.Sum256([]byte(cfg.Token))
 	var mu sync.Mutex
-	st := RebuildState{State: "idle", Projections: []string{}, Total: -1, Phases: []RebuildPhase{}}
+	st := RebuildState{State: RebuildIdle, Projections: []string{}, Total: -1, Phases: []RebuildPhase{}}
 	snapshot := func() RebuildState {
 		mu.Lock()
 		defer mu.Unlock()
@@ -109,13 +120,13 @@ func NewOperatorRebuild(cfg OperatorRebuildConfig) http.Handler {
 			}
 		}
 		mu.Lock()
-		if st.State == "running" {
+		if st.State == RebuildRunning {
 			mu.Unlock()
 			s.writeError(w, r, errRebuildRunning)
 			return
 		}
 		started := cfg.Now().UnixMilli()
-		st = RebuildState{State: "running", Projections: append([]string{}, body.Projections...), StartedAt: &started, Total: -1, Phases: []RebuildPhase{}}
+		st = RebuildState{State: RebuildRunning, Projections: append([]string{}, body.Projections...), StartedAt: &started, Total: -1, Phases: []RebuildPhase{}}
 		mu.Unlock()
 		cfg.Logger.Info("projections rebuild started", "projections", body.Projections)
 		go func() {
@@ -133,9 +144,9 @@ func NewOperatorRebuild(cfg OperatorRebuildConfig) http.Handler {
 			finished := cfg.Now().UnixMilli()
 			mu.Lock()
 			st.FinishedAt = &finished
-			st.State = "done"
+			st.State = RebuildDone
 			if err != nil {
-				st.State, st.Error = "failed", err.Error()
+				st.State, st.Error = RebuildFailed, err.Error()
 			}
 			mu.Unlock()
 			if err != nil && !errors.Is(err, context.Canceled) {
