@@ -181,8 +181,10 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 		return err
 	}
 	phase("swap")
-	if err := dropOldTables(ctx, db, tables, yield); err != nil {
-		return err
+	if db.Dialect == sqldb.SQLite { // Postgres's swap dropped them
+		if err := dropOldTables(ctx, db, tables, yield); err != nil {
+			return err
+		}
 	}
 	phase("old tables dropped")
 	return nil
