@@ -620,8 +620,8 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	b.waitJS("found by txid", `document.querySelectorAll('#invoices tbody tr').length === 1 && document.querySelector('#invoices tbody tr').dataset.id === `+jsString(paid.ID))
 	b.eval(`document.getElementById('search-q').value = ` + jsString(byPub.ID) + `; document.getElementById('invoice-search').requestSubmit(); ''`)
 	b.waitJS("found by invoice id", `document.querySelectorAll('#invoices tbody tr').length === 1 && document.querySelector('#invoices tbody tr').dataset.id === `+jsString(byPub.ID))
-	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
-	today := time.Now().UTC().Format("2006-01-02")
+	tomorrow := s.clock.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
+	today := s.clock.Now().UTC().Format("2006-01-02")
 	b.do("a period with no invoice", chromedp.Navigate(s.srv.URL+"/dashboard#/invoices?asset=ETH&from="+tomorrow))
 	b.waitJS("nothing in the period", `!!document.getElementById('invoices-empty') && document.getElementById('asset-filter').value === 'ETH'`)
 	b.do("today's ETH invoices", chromedp.Navigate(s.srv.URL+"/dashboard#/invoices?asset=ETH&from="+today+"&to="+today))
@@ -765,7 +765,7 @@ func dashboardFlow(t *testing.T, b *browser, s *stack, m merchantKeys) {
 	// Exports: the links download the period's CSV with the session cookie.
 	b.do("exports", chromedp.Click(chromedp.CSS(`#nav a[data-view="exports"]`)))
 	b.waitJS("exports", `!!document.getElementById('export-ledger')`)
-	today = time.Now().UTC().Format("2006-01-02")
+	today = s.clock.Now().UTC().Format("2006-01-02")
 	b.eval(`for (const id of ['export-from', 'export-to']) { const i = document.getElementById(id); i.value = '` + today + `'; i.dispatchEvent(new Event('input')); } ''`)
 	if href := b.eval(`document.getElementById('export-invoices').getAttribute('href')`); !strings.Contains(href, "/v1/exports/invoices.csv?created_gte=") || !strings.Contains(href, "&created_lt=") {
 		t.Errorf("export link %q", href)
