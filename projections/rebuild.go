@@ -415,15 +415,15 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) (before [
 	for _, ix := range indexes {
 		live := indexSuffix.ReplaceAllString(ix.name, "")
 		tmp := live + gen
-		create, err := indexSQLFor(ix, t, tmp, next)
+		create, unique, err := indexSQLFor(ix, t, tmp, next)
 		if err != nil {
 			return nil, nil, err
 		}
-		liveSQL, err := indexSQLFor(ix, t, live, t)
+		liveSQL, _, err := indexSQLFor(ix, t, live, t)
 		if err != nil {
 			return nil, nil, err
 		}
-		if strings.HasPrefix(strings.ToUpper(ix.sql), "CREATE UNIQUE ") {
+		if unique {
 			if _, err := db.ExecContext(ctx, create); err != nil {
 				return nil, nil, fmt.Errorf("rebuild: index %s: %w", tmp, err)
 			}
@@ -436,13 +436,14 @@ func copySQLiteSchema(ctx context.Context, db *sql.DB, t, next string) (before [
 }
 
 // indexSQLFor rewrites ix, an index of table t, as the index name of
-// table on.
-func indexSQLFor(ix sqliteIndex, t, name, on string) (string, error) {
+// table on, and says whether it is unique.
+func indexSQLFor(ix sqliteIndex, t, name, on string) (sql string, unique bool, err error) {
 	re := regexp.MustCompile(`(?i)^CREATE (UNIQUE )?INDEX\s+"?` + regexp.QuoteMeta(ix.name) + `"?\s+ON\s+"?` + regexp.QuoteMeta(t) + `"?`)
-	if !re.MatchString(ix.sql) {
-		return "", fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
+	m := re.FindStringSubmatch(ix.sql)
+	if m == nil {
+		return "", false, fmt.Errorf("rebuild: cannot rewrite index %s", ix.name)
 	}
-	return re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+name+" ON "+on), nil
+	return re.ReplaceAllString(ix.sql, "CREATE ${1}INDEX "+name+" ON "+on), m[1] != "", nil
 }
 
 // renameSQLiteIndexes gives the swapped-in tables' indexes their live
@@ -559,7 +560,7 @@ func swap(ctx context.Context, store eventstore.Store, db sqldb.DB, r *Runner, t
 				return err
 			}
 			for _, ix := range old {
-				aside, err := indexSQLFor(ix, t, ix.name+oldSuffix, t+oldSuffix)
+				aside, _, err := indexSQLFor(ix, t, ix.name+oldSuffix, t+oldSuffix)
 				if err != nil {
 					return err
 				}

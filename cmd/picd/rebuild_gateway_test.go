@@ -45,7 +45,9 @@ func TestRebuildInGateway(t *testing.T) {
 				Progress: func(p projections.RebuildProgress) { progress(p.Applied, p.Total) }})
 		}}))
 	defer srv.Close()
+	poll := rebuildPollEvery
 	rebuildPollEvery = 10 * time.Millisecond
+	t.Cleanup(func() { rebuildPollEvery = poll })
 
 	var out, errOut bytes.Buffer
 	err = projectionsCmd(ctx, []string{"rebuild", "--gateway", srv.URL}, &out, &errOut)

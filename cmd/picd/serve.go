@@ -247,16 +247,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Token: opToken, Check: projections.CheckRebuildNames, Context: ctx, Now: now, Logger: log,
 		Run: func(ctx context.Context, names []string, progress func(int, int64), phase func(string, time.Duration)) error {
 			defer rebuildHoldsWriter.Store(false)
-			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: now,
-				Phase: func(name string, took time.Duration) {
-					// After the catch-up come the statements that hold the writer for seconds.
-					if name == "catch-up" && b.db.Dialect == sqldb.SQLite {
-						rebuildHoldsWriter.Store(true)
-					}
-					phase(name, took)
-				},
+			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: now, Phase: phase,
 				Progress: func(p projections.RebuildProgress) { progress(p.Applied, p.Total) },
-				Yield:    func(ctx context.Context) { yieldToProjections(ctx, runner, now) }})
+				// Yield comes before each statement that holds the writer for seconds.
+				Yield: func(ctx context.Context) {
+					rebuildHoldsWriter.Store(b.db.Dialect == sqldb.SQLite)
+					yieldToProjections(ctx, runner, now)
+				}})
 		}})))
 	site := obs.wrap(web.New(web.Config{Invoices: reader, Branding: reader, Assets: assets, EthereumChainID: ethChainID, Now: now, Logger: log, Limiter: publicLimit,
 		Explorers: explorers(cfg)}))
