@@ -388,6 +388,11 @@ func (s *Scanner[B]) ScanMore(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	if p, ok := s.chain.(Pending); ok {
+		// The pool is matched too, against the new invoices' addresses
+		// (without a block to scan nothing has waited for them yet).
+		if err := s.refreshed(); err != nil {
+			return false, err
+		}
 		if err := p.ScanPending(ctx); err != nil {
 			return false, err
 		}

@@ -393,3 +393,57 @@ func TestLastHead(t *testing.T) {
 		t.Fatalf("head %d after the chain grew, want 13", h.Height)
 	}
 }
+
+// pendingChain is a memChain with a pool of unmined payments whose
+// watched addresses arrive late, as a slow read of new invoices would.
+type pendingChain struct {
+	*memChain
+	watchDelay time.Duration
+	pool       []string // addresses paid in the pool
+	seen       []string // pool payments matched by ScanPending
+}
+
+func (c *pendingChain) Watch(addresses []string) {
+	time.Sleep(c.watchDelay)
+	c.memChain.Watch(addresses)
+}
+
+func (c *pendingChain) ScanPending(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range c.pool {
+		if c.watched[a] {
+			c.seen = append(c.seen, a)
+		}
+	}
+	return nil
+}
+
+// TestPendingSeesNewAddresses: the pool is matched against the addresses
+// of invoices created before the scan, even when no block is scanned and
+// their read is slower than the rest of the round.
+func TestPendingSeesNewAddresses(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, scan.Config{StartBlock: 1})
+	r.chain.build(0, 3, "a")
+	pc := &pendingChain{memChain: r.chain, watchDelay: 50 * time.Millisecond}
+	var err error
+	if r.scan, err = scan.New(scan.Config{Name: "mem", Assets: map[string]scan.Asset{testAsset: {Confirmations: 3, FinalDepth: 6}},
+		StartBlock: 1, BatchBlocks: 1, KeepBlocks: 20, Now: func() time.Time { return time.UnixMilli(1_000_000) }},
+		scan.Chain[[]payment](pc), scan.Sink(r.ledger), r.store, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.scan.ScanOnce(ctx); err != nil { // up to the head: the next round scans no block
+		t.Fatal(err)
+	}
+	if _, err := r.db.Write.ExecContext(ctx, `INSERT INTO invoices `+invoiceCols+` VALUES ('inv-b', 'b', 'TST', 2, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	pc.pool = []string{"b"}
+	if err := r.scan.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(pc.seen) != 1 {
+		t.Fatalf("the pool's payment to a new invoice was matched %d times, want 1", len(pc.seen))
+	}
+}

@@ -289,8 +289,12 @@ func run(ctx context.Context, c config) (*report, error) {
 	samplerWG.Add(1)
 	go func() { defer samplerWG.Done(); st.sampleLag(sampleCtx, g, c.sampleEvery) }()
 
-	// Mining runs beside the load; its results say which invoices each block confirmed.
-	mineCtx, stopMining := context.WithCancel(ctx)
+	// Mining runs beside the load; its results say which invoices each block
+	// confirmed. Stopping it lets a block in flight answer: a cancelled
+	// request's block is still mined, and the invoices it confirmed would
+	// never be listed again.
+	stopMine := make(chan struct{})
+	stopMining := func() { close(stopMine) }
 	var minerWG sync.WaitGroup
 	if c.pay && c.mineEvery > 0 {
 		minerWG.Add(1)
@@ -300,11 +304,13 @@ func run(ctx context.Context, c config) (*report, error) {
 			defer t.Stop()
 			for {
 				select {
-				case <-mineCtx.Done():
+				case <-stopMine:
+					return
+				case <-ctx.Done():
 					return
 				case <-t.C:
 				}
-				st.mine(mineCtx, g, token)
+				st.mine(ctx, g, token)
 			}
 		}()
 	}
