@@ -21,6 +21,9 @@ type dashboardPage struct {
 	Explorers map[string]string
 	// Fiats are the currencies an invoice may be priced in (price_currency).
 	Fiats []string
+	// NowMs is the server's clock: the chart's days are the server's UTC
+	// days, whatever the browser's clock says.
+	NowMs int64
 }
 
 // fiatCodes are the codes of the fiat currencies the gateway prices in, sorted.
@@ -44,5 +47,5 @@ func (s *site) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.render(w, r, http.StatusOK, "dashboard.html", dashboardPage{Lang: c.lang, T: c, I18N: c.JSON(), Version: assetVersion, Static: "/dashboard/static/",
-		Langs: c.links(), Explorers: explorers, Fiats: fiatCodes})
+		Langs: c.links(), Explorers: explorers, Fiats: fiatCodes, NowMs: s.cfg.Now().UnixMilli()})
 }

@@ -12,6 +12,10 @@ const flashBox = document.getElementById('flash');
 const STATUSES = ['new', 'partially_paid', 'confirming', 'paid', 'expired', 'reverted'];
 const CHART_DAYS = 14;
 const CHART_MAX_PAGES = 5; // at most 500 invoices are read for the chart
+// The server's clock minus ours (the page carries the server's time), so
+// the chart's days are the server's UTC days, those its data is dated in,
+// even when this computer's clock is wrong or on the other side of midnight.
+const skewMs = (Number(document.body.dataset.now) || Date.now()) - Date.now();
 
 let account = null; // GET /v1/account, refreshed on every view
 let renderSeq = 0; // a newer navigation wins over a slower older one
@@ -301,12 +305,12 @@ async function balances() {
 }
 
 // volumeChart sums, per coin and UTC day, the payments of the newest
-// invoices (GET /v1/invoices) over the last CHART_DAYS days, exactly (in
-// base units), and draws one bar chart per coin: coins have no common
-// scale while USD prices are unknown.
+// invoices (GET /v1/invoices) over the last CHART_DAYS days, today being
+// the server's UTC day, exactly (in base units), and draws one bar chart
+// per coin: coins have no common scale while USD prices are unknown.
 async function volumeChart() {
   const dayMs = 86400000;
-  const today = Math.floor(Date.now() / dayMs);
+  const today = Math.floor((Date.now() + skewMs) / dayMs);
   const first = today - CHART_DAYS + 1;
   const sums = new Map(); // asset -> BigInt[CHART_DAYS]
   let after = '';
