@@ -23,6 +23,10 @@ type OperatorRebuildConfig struct {
 	// Check refuses unknown projection names before anything starts.
 	Check func(names []string) error
 	Run   RebuildRun
+	// Lock, when set, takes the database's rebuild lock before the answer
+	// (Run then runs holding it, and releases it): held=false, a rebuild
+	// of another process holds it, answers 409.
+	Lock func(ctx context.Context) (release func(), held bool, err error)
 	// Context bounds a rebuild: the server's lifetime, not a request's.
 	Context context.Context
 	Now     func() time.Time
@@ -59,7 +63,10 @@ type RebuildPhase struct {
 	MS   int64  `json:"ms"`
 }
 
-var errRebuildRunning = errorf(http.StatusConflict, "rebuild_running", "a rebuild is running in this process; GET this URL for its progress")
+var (
+	errRebuildRunning   = errorf(http.StatusConflict, "rebuild_running", "a rebuild is running in this process; GET this URL for its progress")
+	errRebuildElsewhere = errorf(http.StatusConflict, "rebuild_running", "a rebuild of this database is running in another process (picd projections rebuild, or another gateway); try again once it has ended")
+)
 
 // NewOperatorRebuild serves /v1/operator/projections/rebuild: POST
 // {"projections": [names]} (or no body: all) starts a rebuild inside this
@@ -125,6 +132,21 @@ func NewOperatorRebuild(cfg OperatorRebuildConfig) http.Handler {
 			s.writeError(w, r, errRebuildRunning)
 			return
 		}
+		release := func() {}
+		if cfg.Lock != nil {
+			// Under mu: a second POST of this process waits here, then
+			// finds this one running.
+			rel, held, err := cfg.Lock(r.Context())
+			if err != nil || !held {
+				mu.Unlock()
+				if err == nil {
+					err = errRebuildElsewhere
+				}
+				s.writeError(w, r, err)
+				return
+			}
+			release = rel
+		}
 		started := cfg.Now().UnixMilli()
 		st = RebuildState{State: RebuildRunning, Projections: append([]string{}, body.Projections...), StartedAt: &started, Total: -1, Phases: []RebuildPhase{}}
 		mu.Unlock()
@@ -141,6 +163,7 @@ func NewOperatorRebuild(cfg OperatorRebuildConfig) http.Handler {
 					st.Phases = append(st.Phases, RebuildPhase{Name: name, MS: took.Milliseconds()})
 					mu.Unlock()
 				})
+			release() // before it reads done: a rebuild started then finds the lock free
 			finished := cfg.Now().UnixMilli()
 			mu.Lock()
 			st.FinishedAt = &finished

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -215,4 +216,65 @@ func TestReadYourWritesWaitsOutOwnMaintenance(t *testing.T) {
 	if got := b.do(t, req{method: "GET", path: "/v1/invoices/" + body["id"].(string), key: m.secret}); got.status != 200 {
 		t.Fatalf("the invoice answered 201 is not readable: %d", got.status)
 	}
+}
+
+// A rebuild of another process holds the database's rebuild lock: the
+// endpoint answers 409 before it starts anything; once that one has ended
+// it starts, and holds the lock itself until its rebuild ends.
+func TestOperatorRebuildLockedElsewhere(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	elsewhere, err := projections.LockRebuild(ctx, b.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{}, 1)
+	finish := make(chan struct{})
+	h := NewOperatorRebuild(OperatorRebuildConfig{Token: rebuildToken,
+		Lock: func(ctx context.Context) (func(), bool, error) {
+			release, err := projections.LockRebuild(ctx, b.db)
+			if errors.Is(err, projections.ErrRebuildRunning) {
+				return nil, false, nil
+			}
+			return release, err == nil, err
+		},
+		Run: func(ctx context.Context, names []string, _ func(int, int64), _ func(string, time.Duration)) error {
+			ran <- struct{}{}
+			<-finish
+			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Locked: true})
+		}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	code, body := operatorCall(t, srv.URL, "POST", rebuildToken, "")
+	if code != 409 || body["error"] != "rebuild_running" || !strings.Contains(fmt.Sprint(body["message"]), "another process") {
+		t.Fatalf("while another process rebuilds: %d %v", code, body)
+	}
+	if len(ran) != 0 {
+		t.Fatal("the refused request ran a rebuild")
+	}
+	elsewhere()
+	if code, body := operatorCall(t, srv.URL, "POST", rebuildToken, ""); code != 202 {
+		t.Fatalf("after the other ended: %d %v", code, body)
+	}
+	<-ran
+	if _, err := projections.LockRebuild(ctx, b.db); !errors.Is(err, projections.ErrRebuildRunning) {
+		t.Fatalf("the endpoint's rebuild does not hold the lock: %v", err)
+	}
+	close(finish)
+	for {
+		_, body := operatorCall(t, srv.URL, "GET", rebuildToken, "")
+		if body["state"] == "running" {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if body["state"] != "done" {
+			t.Fatalf("after the rebuild: %v", body)
+		}
+		break
+	}
+	release, err := projections.LockRebuild(ctx, b.db)
+	if err != nil {
+		t.Fatalf("the lock after the endpoint's rebuild: %v", err)
+	}
+	release()
 }

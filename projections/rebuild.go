@@ -98,6 +98,10 @@ type RebuildOptions struct {
 	// appends and projector then, rather than to whichever waiter
 	// database/sql picks, which may be the rebuild's next index build.
 	Yield func(ctx context.Context)
+	// Locked: the caller holds LockRebuild's lock (taken before it
+	// answers, say); otherwise the rebuild takes it, or answers
+	// ErrRebuildRunning.
+	Locked bool
 }
 
 // RebuildWith is Rebuild with options.
@@ -109,6 +113,13 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 	projectors, err := selectProjectors(names)
 	if err != nil {
 		return err
+	}
+	if !opt.Locked {
+		release, err := LockRebuild(ctx, db)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	var tables []string
 	plain := make([]Projector, len(projectors))
