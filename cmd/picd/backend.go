@@ -58,7 +58,7 @@ func openBackendMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly
 	b := &backend{}
 	switch cfg.Store {
 	case "sqlite":
-		path := filepath.Join(cfg.DataDir, "picd.db")
+		path := embeddedPath(cfg)
 		if err := checkDBFile(path); err != nil {
 			return nil, err
 		}
@@ -167,6 +167,9 @@ func openPostgres(cfg Config, role string) (*sql.DB, error) {
 
 // sqliteHeader begins every SQLite 3 database file.
 const sqliteHeader = "SQLite format 3\x00"
+
+// embeddedPath is the embedded store's file.
+func embeddedPath(cfg Config) string { return filepath.Join(cfg.DataDir, "picd.db") }
 
 // checkDBFile refuses a file at path that is not a picd database: an empty
 // one (a failed copy or restore, a full disk) would otherwise be taken for

@@ -38,12 +38,13 @@ var (
 	auditHelp = cmdHelp{name: "picd audit", usage: "picd audit [--json] [--progress|--no-progress] [--window EVENTS] [--verify-chain [--at SEQ]] [--cpuprofile FILE] [flags]\n       picd audit --chain [--verbose] [--json] [flags]   (the ledger's holdings against the nodes: a proof of reserves)\n       picd audit --from DATE --to DATE [--merchant ID] [--json|--csv] [flags]   (a period statement of [from, to))",
 		about: "Rebuild every balance and fee from the event log and compare with the read models. Read-only: never migrates.",
 		exits: "0 clean, 1 a problem found, 2 bad flags, 3 a store or node unreachable (or not migrated)"}
-	projectionsRebuildHelp = cmdHelp{name: "picd projections rebuild", usage: "picd projections rebuild [--cpuprofile FILE] [flags] [name...]\n       picd projections rebuild --gateway URL [name...]", storeOnly: true,
+	projectionsRebuildHelp = cmdHelp{name: "picd projections rebuild", usage: "picd projections rebuild [--cpuprofile FILE] [--beside-gateway] [flags] [name...]\n       picd projections rebuild --gateway URL [name...]", storeOnly: true,
 		about: "Rebuild read models (all, or the named ones) beside the live ones and swap them in (blue/green).\n" +
 			"With --gateway, the serving gateway at URL rebuilds inside its own process (its operator token in\n" +
 			"PIC_OPERATOR_TOKEN or PIC_OPERATOR_TOKEN_FILE): on SQLite its appends then queue with the rebuild's\n" +
-			"writes instead of waiting on the file's lock.",
-		exits: "0 rebuilt, 1 failed, 2 bad flags, 3 a store unreachable or unusable"}
+			"writes instead of waiting on the file's lock. Without it, a rebuild of an embedded store a gateway\n" +
+			"serves stops unless --beside-gateway says to go on beside it (its creations may then answer 503).",
+		exits: "0 rebuilt, 1 failed (or a gateway serves the embedded store), 2 bad flags, 3 a store unreachable or unusable"}
 	projectionsStatusHelp = cmdHelp{name: "picd projections status", usage: "picd projections status [flags]", storeOnly: true,
 		about: "Each projection's position and lag. Read-only: never migrates.",
 		exits: "0 ok, 2 bad flags, 3 a store unreachable or not migrated"}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	beside := slices.ContainsFunc(args, isBesideGateway)
+	args = slices.DeleteFunc(args, isBesideGateway)
 	// Flags first, then projection names: picd projections rebuild --store=postgres invoices
 	cfg, names, err := parseConfigFor(h, args, stdout)
 	if err != nil {
@@ -54,6 +57,17 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			return usageError(errors.New("--gateway goes with picd projections rebuild, without --cpuprofile"))
 		}
 		return rebuildInGateway(ctx, gateway, names, stdout)
+	}
+	if sub == "rebuild" && cfg.Store == "sqlite" && !beside {
+		serving, err := gatewayServes(embeddedPath(cfg))
+		if err != nil {
+			return err
+		}
+		if serving {
+			// Its index builds hold the one writer for seconds, and from a
+			// second process the gateway's appends only poll for it.
+			return fmt.Errorf("a gateway serves %s: rebuild inside it with --gateway URL (its operator token in PIC_OPERATOR_TOKEN), or add --beside-gateway to rebuild from this process anyway (invoice creations may then answer 503 while it runs)", embeddedPath(cfg))
+		}
 	}
 	open := openBackend
 	if sub == "status" {
@@ -145,6 +159,8 @@ func printLeader(ctx context.Context, stdout io.Writer, cfg Config, b *backend) 
 	_, err = fmt.Fprintf(stdout, "leader: %s\n", st)
 	return err
 }
+
+func isBesideGateway(a string) bool { return a == "--beside-gateway" || a == "-beside-gateway" }
 
 // cutValueFlag takes --name VALUE or --name=VALUE (one dash or two) out of
 // args, for a flag the shared configuration flags do not know.

@@ -70,3 +70,29 @@ func TestRebuildInGateway(t *testing.T) {
 		t.Fatalf("the invoice after the rebuild: %q %v", status, err)
 	}
 }
+
+// TestRebuildBesideServingGateway: a rebuild of an embedded store from a
+// second process stops while a gateway serves the file (it would fight the
+// gateway for the one writer), goes on beside it with --beside-gateway,
+// and runs as before once the gateway has stopped, even by SIGKILL.
+func TestRebuildBesideServingGateway(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	g := startProc(t, []string{"PIC_DATA_DIR=" + dir})
+	var out, errOut bytes.Buffer
+	err := projectionsCmd(ctx, []string{"rebuild", "--data", dir}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "a gateway serves") || !strings.Contains(err.Error(), "--gateway URL") {
+		t.Fatalf("beside a serving gateway: %v\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), "rebuilt") {
+		t.Fatalf("it rebuilt anyway:\n%s", out.String())
+	}
+	if err := projectionsCmd(ctx, []string{"rebuild", "--beside-gateway", "--data", dir}, &out, &errOut); err != nil {
+		t.Fatalf("with --beside-gateway: %v", err)
+	}
+	g.kill()
+	out.Reset()
+	if err := projectionsCmd(ctx, []string{"rebuild", "--data", dir}, &out, &errOut); err != nil || !strings.Contains(out.String(), "rebuilt and swapped") {
+		t.Fatalf("after the gateway was killed: %v\n%s", err, out.String())
+	}
+}

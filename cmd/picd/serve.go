@@ -66,6 +66,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return unreachable(err)
 	}
 	defer b.close()
+	if b.db.Dialect == sqldb.SQLite {
+		release, err := markServing(embeddedPath(cfg))
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	leader, err := newLeadership(cfg, b, log)
 	if err != nil {
 		return err
