@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -97,6 +99,13 @@ func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return printLeader(ctx, stdout, cfg, b)
 	case "rebuild":
+		if os.Getenv("GOGC") == "" {
+			// As the audit's (and serve's, where the endpoint's rebuild
+			// runs): its garbage is the decoded log. At 1M events 200 %
+			// took the catch-up from 11.2, 12.0 s to 10.6, 10.9 s, for a
+			// max RSS of 340 MB instead of 260 MB.
+			debug.SetGCPercent(200)
+		}
 		stop, err := startCPUProfile(profile)
 		if err != nil {
 			return err
