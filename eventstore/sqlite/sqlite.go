@@ -767,7 +767,7 @@ func (s *Store) query(ctx context.Context, q *sql.Stmt, capHint int, args ...any
 	// copies were 5 % of a 1M audit's CPU).
 	out := make([]eventstore.RecordedEvent, 0, min(capHint, 128))
 	for rows.Next() {
-		if len(out) == cap(out) && cap(out) < capHint {
+		if len(out) == cap(out) && cap(out) < min(capHint, batchCapLimit) {
 			out = slices.Grow(out, min(capHint, batchCapLimit)-len(out))
 		}
 		var e eventstore.RecordedEvent

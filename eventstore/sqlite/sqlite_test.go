@@ -396,3 +396,44 @@ func TestCountAfterReadsTheIndex(t *testing.T) {
 		t.Fatalf("sqlite_autoindex_events_1 indexes %q, %v; want event_id", cols, err)
 	}
 }
+
+// TestReadAllLargePage: a page larger than the slice a read reserves
+// (batchCapLimit) is read whole. A page of 30,000 panicked ("cannot be
+// negative") once the slice had grown past that reserve.
+func TestReadAllLargePage(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const streams, each = 50, 500
+	for i := 0; i < streams; i++ {
+		evs := make([]eventstore.EventData, each)
+		for j := range evs {
+			evs[j] = eventstore.EventData{ID: storetest.NewEventID(), Type: "InvoiceCreated", Data: []byte(`{"a":1}`)}
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("invoice-%d", i), eventstore.NoStream, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = openAt(t, path) // the file answers, not the recent events in memory
+	for _, page := range []int{batchCapLimit + 1, 30_000} {
+		evs, err := s.ReadAll(ctx, eventstore.Start, page)
+		if want := min(page, streams*each); err != nil || len(evs) != want {
+			t.Fatalf("ReadAll of %d: %d events, %v; want %d", page, len(evs), err, want)
+		}
+	}
+}
+
+// openAt opens the store at path, closed at the end.
+func openAt(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
