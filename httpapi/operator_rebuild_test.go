@@ -145,16 +145,8 @@ func TestOperatorRebuildRefusals(t *testing.T) {
 		t.Fatalf("a second start while one runs: %d %v", code, body)
 	}
 	close(release)
-	for {
-		_, body := operatorCall(t, srv.URL, "GET", rebuildToken, "")
-		if body["state"] == "running" {
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		if body["state"] != "failed" || body["error"] != "stopped by the test" || fmt.Sprint(body["projections"]) != "[invoices]" {
-			t.Fatalf("after a failed rebuild: %v", body)
-		}
-		break
+	if body := rebuildEnded(t, srv.URL); body["state"] != "failed" || body["error"] != "stopped by the test" || fmt.Sprint(body["projections"]) != "[invoices]" {
+		t.Fatalf("after a failed rebuild: %v", body)
 	}
 	// Without a token configured the endpoint does not exist.
 	off := httptest.NewServer(NewOperatorRebuild(OperatorRebuildConfig{}))
@@ -231,13 +223,7 @@ func TestOperatorRebuildLockedElsewhere(t *testing.T) {
 	ran := make(chan struct{}, 1)
 	finish := make(chan struct{})
 	h := NewOperatorRebuild(OperatorRebuildConfig{Token: rebuildToken,
-		Lock: func(ctx context.Context) (func(), bool, error) {
-			release, err := projections.LockRebuild(ctx, b.db)
-			if errors.Is(err, projections.ErrRebuildRunning) {
-				return nil, false, nil
-			}
-			return release, err == nil, err
-		},
+		Lock: func(ctx context.Context) (func(), bool, error) { return projections.TryLockRebuild(ctx, b.db) },
 		Run: func(ctx context.Context, names []string, _ func(int, int64), _ func(string, time.Duration)) error {
 			ran <- struct{}{}
 			<-finish
@@ -261,20 +247,25 @@ func TestOperatorRebuildLockedElsewhere(t *testing.T) {
 		t.Fatalf("the endpoint's rebuild does not hold the lock: %v", err)
 	}
 	close(finish)
-	for {
-		_, body := operatorCall(t, srv.URL, "GET", rebuildToken, "")
-		if body["state"] == "running" {
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		if body["state"] != "done" {
-			t.Fatalf("after the rebuild: %v", body)
-		}
-		break
+	if body := rebuildEnded(t, srv.URL); body["state"] != "done" {
+		t.Fatalf("after the rebuild: %v", body)
 	}
 	release, err := projections.LockRebuild(ctx, b.db)
 	if err != nil {
 		t.Fatalf("the lock after the endpoint's rebuild: %v", err)
 	}
 	release()
+}
+
+// rebuildEnded polls the endpoint until its rebuild is no longer running
+// and returns that answer.
+func rebuildEnded(t *testing.T, url string) map[string]any {
+	t.Helper()
+	for {
+		_, body := operatorCall(t, url, "GET", rebuildToken, "")
+		if body["state"] != "running" {
+			return body
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 
@@ -38,6 +39,16 @@ func LockRebuild(ctx context.Context, db sqldb.DB) (release func(), err error) {
 	return lockFile(file + "-rebuild.lock")
 }
 
+// TryLockRebuild is LockRebuild for a caller that answers a held lock
+// itself: ok is false, with no error, while another rebuild holds it.
+func TryLockRebuild(ctx context.Context, db sqldb.DB) (release func(), ok bool, err error) {
+	release, err = LockRebuild(ctx, db)
+	if errors.Is(err, ErrRebuildRunning) {
+		return nil, false, nil
+	}
+	return release, err == nil, err
+}
+
 func lockRebuildPostgres(ctx context.Context, pool *sql.DB) (func(), error) {
 	conn, err := pool.Conn(ctx)
 	if err != nil {
@@ -53,8 +64,13 @@ func lockRebuildPostgres(ctx context.Context, pool *sql.DB) (func(), error) {
 		return nil, ErrRebuildRunning
 	}
 	return func() {
-		// Closing would only return the session to the pool, lock held.
-		conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(hashtext('picd projections rebuild'), hashtext(current_schema()))`)
+		// Closing would only return the session to the pool, lock held:
+		// unlock, and where that fails, have the pool drop the session.
+		var unlocked bool
+		err := conn.QueryRowContext(context.Background(), `SELECT pg_advisory_unlock(hashtext('picd projections rebuild'), hashtext(current_schema()))`).Scan(&unlocked)
+		if err != nil || !unlocked {
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
 		conn.Close()
 	}, nil
 }

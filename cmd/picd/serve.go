@@ -252,13 +252,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	mux.Handle("/v1/operator/events", obs.wrap(httpapi.NewOperatorFeed(httpapi.OperatorFeedConfig{Store: b.store, Token: opToken, Logger: log})))
 	mux.Handle("/v1/operator/projections/rebuild", obs.wrap(httpapi.NewOperatorRebuild(httpapi.OperatorRebuildConfig{
 		Token: opToken, Check: projections.CheckRebuildNames, Context: ctx, Now: now, Logger: log,
-		Lock: func(ctx context.Context) (func(), bool, error) {
-			release, err := projections.LockRebuild(ctx, b.db)
-			if errors.Is(err, projections.ErrRebuildRunning) {
-				return nil, false, nil
-			}
-			return release, err == nil, err
-		},
+		Lock: func(ctx context.Context) (func(), bool, error) { return projections.TryLockRebuild(ctx, b.db) },
 		Run: func(ctx context.Context, names []string, progress func(int, int64), phase func(string, time.Duration)) error {
 			defer rebuildHoldsWriter.Store(false)
 			return projections.RebuildWith(ctx, b.store, b.db, names, projections.RebuildOptions{Now: now, Phase: phase, Locked: true,

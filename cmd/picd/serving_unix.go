@@ -18,7 +18,8 @@ func markServing(dbPath string) (release func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("serving lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+	// Blocking: gatewayServes holds the lock exclusively for an instant.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("serving lock %s: %w", f.Name(), err)
 	}
