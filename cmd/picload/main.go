@@ -294,7 +294,6 @@ func run(ctx context.Context, c config) (*report, error) {
 	// request's block is still mined, and the invoices it confirmed would
 	// never be listed again.
 	stopMine := make(chan struct{})
-	stopMining := func() { close(stopMine) }
 	var minerWG sync.WaitGroup
 	if c.pay && c.mineEvery > 0 {
 		minerWG.Add(1)
@@ -390,7 +389,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	close(payQ)
 	payWG.Wait()
 	payEnd := time.Since(start).Seconds()
-	stopMining()
+	close(stopMine)
 	minerWG.Wait()
 
 	// Drain: mine until every payment is confirmed, then wait for webhooks.
