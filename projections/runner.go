@@ -63,7 +63,6 @@ type heldState struct {
 	state  map[string]any
 	groups uint32 // batches between two writes of a merchant's rows
 	turn   uint32 // the group this batch writes
-	all    bool   // this batch writes every merchant's (the last)
 	span   uint32 // how many groups from turn on this batch writes
 }
 
@@ -95,7 +94,7 @@ func (t Tx) held() map[string]any {
 // holding reports whether FlushBatch should keep a merchant's held rows
 // for a later batch rather than write them now.
 func (t Tx) holding(merchantID string) bool {
-	if t.hold == nil || t.hold.all {
+	if t.hold == nil {
 		return false
 	}
 	h := fnv.New32a()
@@ -536,8 +535,7 @@ func (r *Runner) writeHeld(ctx context.Context) error {
 			return err
 		}
 	}
-	hold.all = true // nothing should be left
-	return r.flushHeld(ctx, hold)
+	return nil
 }
 
 // heldWrites: how many transactions write what a rebuild held.

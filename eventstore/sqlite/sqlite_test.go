@@ -21,12 +21,7 @@ import (
 // open returns a store on a fresh file in t's temp dir, closed at the end.
 func open(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "data", "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return openAt(t, filepath.Join(t.TempDir(), "data", "events.db"))
 }
 
 func TestContract(t *testing.T) {
@@ -403,10 +398,7 @@ func TestCountAfterReadsTheIndex(t *testing.T) {
 func TestReadAllLargePage(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "events.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	const streams, each = 50, 500
 	for i := 0; i < streams; i++ {
 		evs := make([]eventstore.EventData, each)
@@ -428,12 +420,12 @@ func TestReadAllLargePage(t *testing.T) {
 }
 
 // openAt opens the store at path, closed at the end.
-func openAt(t *testing.T, path string) *Store {
+func openAt(t testing.TB, path string) *Store {
 	t.Helper()
 	s, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
