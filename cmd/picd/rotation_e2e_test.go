@@ -155,9 +155,16 @@ func TestSeedRotationOnGeth(t *testing.T) {
 	// top-up left) may still be on their way on a loaded machine: CI twice
 	// stopped the gateway with them sent and not yet booked. Mine until the
 	// chain audit finds nothing in flight, as an operator would wait before
-	// auditing; the audit below still must agree to the wei.
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
-		if _, rep, _ := runChainAudit(t, env); len(rep.InFlight) == 0 {
+	// auditing; the audit below still must agree to the wei. A mined sweep
+	// is booked by the sweeper's next pass (PIC_SWEEP_INTERVAL, a minute),
+	// so the wait covers two passes: CI once ran out of a one-minute wait.
+	for deadline := time.Now().Add(150 * time.Second); ; {
+		_, rep, _ := runChainAudit(t, env)
+		if len(rep.InFlight) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Logf("still in flight after %s: %v", 150*time.Second, rep.InFlight)
 			break
 		}
 		node.Mine(12)
