@@ -166,6 +166,13 @@ func reg[T Event](s *Schemas, eventType string, version int) {
 	s.goTypes[eventType] = reflect.TypeFor[T]()
 }
 
+// regCompact registers a type whose bodies a compact decoder reads first
+// (decode_compact.go).
+func regCompact[T Event](s *Schemas, eventType string, version int, compact func([]byte) (T, bool)) {
+	s.Register(eventType, version, compactOr(compact))
+	s.goTypes[eventType] = reflect.TypeFor[T]()
+}
+
 // GoType is the Go type a registered type decodes into at its current
 // version (nil when registered without one): docs/events is generated from it.
 func (s *Schemas) GoType(eventType string) reflect.Type { return s.goTypes[eventType] }
@@ -179,17 +186,17 @@ func defaultSchemas() *Schemas {
 	reg[WebhookSecretRotated](s, TypeWebhookSecretRotated, 1)
 	reg[AccountSettingsChanged](s, TypeAccountSettingsChanged, 1)
 	reg[PayoutSettingsChanged](s, TypePayoutSettingsChanged, 1)
-	reg[InvoiceCreated](s, TypeInvoiceCreated, 1)
-	reg[DepositDetected](s, TypeDepositDetected, 1)
-	reg[DepositConfirmed](s, TypeDepositConfirmed, 1)
+	regCompact(s, TypeInvoiceCreated, 1, compactInvoiceCreated)
+	regCompact(s, TypeDepositDetected, 1, compactDepositDetected)
+	regCompact(s, TypeDepositConfirmed, 1, compactDepositConfirmed)
 	reg[DepositReverted](s, TypeDepositReverted, 1)
-	reg[DepositFinalized](s, TypeDepositFinalized, 1)
+	regCompact(s, TypeDepositFinalized, 1, compactDepositFinalized)
 	reg[ConversionWaiting](s, TypeConversionWaiting, 1)
 	reg[ConversionAbandoned](s, TypeConversionAbandoned, 1)
 	reg[BalanceNegative](s, TypeBalanceNegative, 1)
 	reg[PaymentConverted](s, TypePaymentConverted, 1)
 	for _, t := range []string{TypeInvoicePartiallyPaid, TypeInvoiceConfirming, TypeInvoicePaid, TypeInvoiceExpired, TypeInvoiceAwaitingPayment, TypeInvoiceReverted} {
-		reg[InvoiceStatusChanged](s, t, 1)
+		regCompact(s, t, 1, compactInvoiceStatusChanged)
 	}
 	reg[AddressReserved](s, TypeAddressReserved, 1)
 	reg[AddressIndexesReserved](s, TypeAddressIndexesReserved, 1)
