@@ -477,6 +477,11 @@ func testRebuild(t *testing.T, embedded bool) {
 		Progress: func(projections.RebuildProgress) { reports++ },
 		Phase: func(name string, _ time.Duration) {
 			phases = append(phases, name)
+			if name == "catch-up" && embedded {
+				if pages := walAutocheckpoint(t, db); pages != 20_000 {
+					t.Errorf("the WAL's checkpoint during the rebuild: every %d pages, want 20,000", pages)
+				}
+			}
 			if name == "swap" && embedded {
 				// The swap set the old tables' indexes aside, renamed, for
 				// the drops after it; the file is sound in between.
@@ -495,6 +500,11 @@ func testRebuild(t *testing.T, embedded bool) {
 		t.Fatal(err)
 	}
 	<-writes
+	if embedded {
+		if pages := walAutocheckpoint(t, db); pages != 1000 {
+			t.Errorf("the WAL's checkpoint after the rebuild: every %d pages, want SQLite's 1,000 again", pages)
+		}
+	}
 	if got := strings.Join(phases, ", "); got != "catch-up, held rows, indexes, catch-up again, swap, old tables dropped" {
 		t.Fatalf("phases: %s", got)
 	}
@@ -640,4 +650,15 @@ func statusCounts(t *testing.T, db sqldb.DB, query string) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, " ")
+}
+
+// walAutocheckpoint reads how many pages the SQLite writer's WAL holds
+// before it is copied into the database file.
+func walAutocheckpoint(t *testing.T, db sqldb.DB) int {
+	t.Helper()
+	var pages int
+	if err := db.Write.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	return pages
 }

@@ -34,6 +34,17 @@ func (Balances) Tables() []string  { return []string{"balances"} }
 // reads are not held up.
 var rebuildBatchSize = 10000
 
+// rebuildCheckpointPages is how many pages SQLite's log of writes (the
+// WAL) holds before the writer copies them into the database file, during
+// a rebuild (SQLite's default, kept otherwise, is 1,000). A batch of
+// 10,000 events writes more than 1,000 pages, so each commit copied its
+// pages at once, and pages that the next batches write again (the right
+// edges of the shadow tables and of their indexes) were copied again and
+// again. At 10M events a rebuild took 101–127 s instead of 111–144 s (4
+// alternating pairs on a noisy machine, each pair 9–16 % apart). The WAL
+// file grows to about 80 MB (4 KiB pages) and keeps that size.
+const rebuildCheckpointPages = 20_000
+
 // nextSuffix marks the tables and checkpoints of a rebuild in progress.
 const nextSuffix = "__next"
 
@@ -134,6 +145,13 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 	indexes, err := createShadowTables(ctx, db, tables)
 	if err != nil {
 		return err
+	}
+	if db.Dialect == sqldb.SQLite {
+		restore, err := setPragmas(ctx, db.Write, "wal_autocheckpoint", strconv.Itoa(rebuildCheckpointPages))
+		if err != nil {
+			return err
+		}
+		defer restore() // if it fails, the writer checkpoints less often: no harm
 	}
 	r := NewRunner(store, db, nil, plain...)
 	r.suffix, r.tables = nextSuffix, newTableRename(tables)
