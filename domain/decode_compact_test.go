@@ -29,15 +29,18 @@ var compactPairs = map[string]compactPair{
 	TypeInvoicePaid:      pairOf(compactInvoiceStatusChanged),
 }
 
-// compactSamples are bodies as the gateway writes them, and some it
-// writes rarely (omitted fields, zero values, details and a price, which
-// the compact decoder leaves to the engine); plain says the compact
-// decoder must read the body itself.
-func compactSamples(t testing.TB) []struct {
+// compactSample is a body of type typ; plain says the compact decoder
+// must read it itself.
+type compactSample struct {
 	typ   string
 	body  []byte
 	plain bool
-} {
+}
+
+// compactSamples are bodies as the gateway writes them, and some it
+// writes rarely (omitted fields, zero values, details and a price, which
+// the compact decoder leaves to the engine).
+func compactSamples(t testing.TB) []compactSample {
 	amt := func(s string) Amount {
 		a, err := ParseAmount(s, 18)
 		if err != nil {
@@ -63,21 +66,13 @@ func compactSamples(t testing.TB) []struct {
 	priced.Price = &InvoicePrice{Currency: "EUR", Amount: amt("440"), Source: "fixed", RateAt: at}
 	unicode := created
 	unicode.Description = "Zwei Tassen für Ü"
-	var out []struct {
-		typ   string
-		body  []byte
-		plain bool
-	}
+	var out []compactSample
 	add := func(typ string, e any, plain bool) {
 		body, err := json.Marshal(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, struct {
-			typ   string
-			body  []byte
-			plain bool
-		}{typ, body, plain})
+		out = append(out, compactSample{typ, body, plain})
 	}
 	add(TypeInvoiceCreated, created, true)
 	add(TypeInvoiceCreated, converted, true)
@@ -182,10 +177,10 @@ func FuzzCompactDecoders(f *testing.F) {
 // BenchmarkCompactDecoders decodes the plain samples with the compact
 // decoders and with the engine.
 func BenchmarkCompactDecoders(b *testing.B) {
-	var samples [][2]any
+	var samples []compactSample
 	for _, s := range compactSamples(b) {
 		if s.plain {
-			samples = append(samples, [2]any{compactPairs[s.typ], s.body})
+			samples = append(samples, s)
 		}
 	}
 	for _, engine := range []bool{false, true} {
@@ -196,12 +191,12 @@ func BenchmarkCompactDecoders(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
 				for _, s := range samples {
-					pair, body := s[0].(compactPair), s[1].([]byte)
+					pair := compactPairs[s.typ]
 					if engine {
-						if _, err := pair.engine(body); err != nil {
+						if _, err := pair.engine(s.body); err != nil {
 							b.Fatal(err)
 						}
-					} else if _, ok := pair.compact(body); !ok {
+					} else if _, ok := pair.compact(s.body); !ok {
 						b.Fatal("declined")
 					}
 				}

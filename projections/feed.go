@@ -288,8 +288,9 @@ func flatStringField(obj []byte, key string) (string, bool) {
 
 // plainString reads the JSON string at obj[i] (its opening quote) that has
 // no escapes and no control characters; next is the index after its
-// closing quote. It returns the string's bytes within obj: making a
-// string of every name and value took half of metadataMerchant's time.
+// closing quote. It returns the string's bytes within obj: with a string
+// made of every name and value, metadataMerchant took 4.9 CPU s of a
+// rebuild at 10M events instead of 4.0.
 func plainString(obj []byte, i int) (s []byte, next int, ok bool) {
 	if i >= len(obj) || obj[i] != '"' {
 		return nil, 0, false

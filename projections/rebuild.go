@@ -51,7 +51,7 @@ const nextSuffix = "__next"
 
 // tableRename rewrites a projector's table names in its SQL, so the same
 // projector code fills the new tables during a rebuild. It remembers what
-// it rewrote: a rebuild sends a few hundred texts millions of times, and
+// it rewrote: a rebuild sends the same texts millions of times, and
 // rewriting each with the expression was 1.4 % of a rebuild's CPU at 1M
 // events, on the writer.
 type tableRename struct {
