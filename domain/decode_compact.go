@@ -2,6 +2,7 @@ package domain
 
 import (
 	"iter"
+	"math"
 	"time"
 )
 
@@ -208,9 +209,12 @@ func (r *compactReader) integer(lo, hi int64) int64 {
 	return v
 }
 
-func (r *compactReader) int(dst *int)     { *dst = int(r.integer(-1<<31, 1<<31-1)) }
-func (r *compactReader) int32(dst *int32) { *dst = int32(r.integer(-1<<31, 1<<31-1)) }
-func (r *compactReader) int64(dst *int64) { *dst = r.integer(-1<<62, 1<<62) }
+// int reads an int within int32's range, which the counts and depths it
+// is used for never leave (a larger one goes to the engine); int64 needs
+// no bound, 18 digits being within its range.
+func (r *compactReader) int(dst *int)     { *dst = int(r.integer(math.MinInt32, math.MaxInt32)) }
+func (r *compactReader) int32(dst *int32) { *dst = int32(r.integer(math.MinInt32, math.MaxInt32)) }
+func (r *compactReader) int64(dst *int64) { *dst = r.integer(math.MinInt64, math.MaxInt64) }
 
 func (r *compactReader) boolean(dst *bool) {
 	switch {
