@@ -201,7 +201,7 @@ func RebuildWith(ctx context.Context, store eventstore.Store, db sqldb.DB, names
 			phaseStart = t
 		}
 	}
-	if err := r.CatchUp(ctx); err != nil {
+	if err := r.catchUpInLanes(ctx); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	phase("catch-up")
