@@ -9,8 +9,9 @@ import (
 )
 
 // A rebuild on Postgres spends most of its catch-up waiting for the server
-// to take each batch: at 10M events the writer's backend used 85 CPU s of
-// the 165 s, picd 89, and the machine's two cores were a fifth idle, since
+// to take each batch: at 10M events (12-07, a slower machine) the writer's
+// backend used 85 CPU s of the 165 s, picd 89, and the two cores were a
+// fifth idle, since
 // a batch's apply in picd and its rows in the server run one after the
 // other on one connection. Projectors share no tables, so the catch-up
 // runs them in lanes: each lane is a runner of its own (its connection, its
