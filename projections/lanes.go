@@ -11,14 +11,13 @@ import (
 // A rebuild on Postgres spends most of its catch-up waiting for the server
 // to take each batch: at 10M events (12-07, a slower machine) the writer's
 // backend used 85 CPU s of the 165 s, picd 89, and the two cores were a
-// fifth idle, since
-// a batch's apply in picd and its rows in the server run one after the
-// other on one connection. Projectors share no tables, so the catch-up
-// runs them in lanes: each lane is a runner of its own (its connection, its
-// transactions, its projectors' checkpoints), all fed the pages of one
-// reader, decoded once: at 10M events the catch-up took 50–54 s instead
-// of 66–67 s (alternating, one machine). SQLite has one writer
-// connection, so there it stays one lane.
+// fifth idle, since a batch's apply in picd and its rows in the server run
+// one after the other on one connection. Projectors share no tables, so
+// the catch-up runs them in lanes: each lane is a runner of its own (its
+// connection, its transactions, its projectors' checkpoints), all fed the
+// pages of one reader, decoded once: at 10M events the catch-up took
+// 50–54 s instead of 66–67 s (alternating, one machine). SQLite has one
+// writer connection, so there it stays one lane.
 
 // laneOf names the lane a projector's catch-up runs in: the invoices, whose
 // rows are most of a batch's, beside the rest (the feed's references, the
