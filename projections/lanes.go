@@ -33,7 +33,8 @@ func laneOf(p Projector) int {
 func (r *Runner) lanes() [][]Projector {
 	var byLane [2][]Projector
 	for _, p := range r.projectors {
-		byLane[laneOf(p)] = append(byLane[laneOf(p)], p)
+		i := laneOf(p)
+		byLane[i] = append(byLane[i], p)
 	}
 	var out [][]Projector
 	for _, ps := range byLane {
