@@ -37,14 +37,15 @@ cleanup() {
 trap cleanup EXIT
 
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
+# ticks PID: the CPU clock ticks process PID has used (0 once it is gone).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # server: the CPU ticks of the Postgres server's processes, live ones and (in
 # the postmaster's children's times) those that exited, as pgbench's do.
 server() {
-	local oldest p sum=0
-	oldest=$(pgrep -o -x postgres)
-	sum=$(awk '{print $16 + $17}' "/proc/$oldest/stat")
+	local p sum
+	sum=$(awk '{print $16 + $17}' "/proc/$(pgrep -o -x postgres)/stat")
 	for p in $(pgrep -x postgres); do
-		sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+		sum=$((sum + $(ticks "$p")))
 	done
 	echo "$sum"
 }
@@ -84,12 +85,12 @@ run_picd() {
 	read -r r0 b0 < <(wal)
 	a=$(busy)
 	s0=$(server)
-	p0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	p0=$(ticks "$pid")
 	out=$(/usr/bin/time -f "CPU %U %S" "$picload" -url "http://127.0.0.1:$port" -clients "$clients" -merchants 8 -n "$n" \
 		-metrics-url "http://127.0.0.1:$((port + 1))/metrics" -data "$work/data" 2>&1)
 	b=$(busy)
 	s1=$(server)
-	p1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	p1=$(ticks "$pid")
 	read -r r1 b1 < <(wal)
 	x1=$(commits)
 	kill "$pid" && wait "$pid" 2>/dev/null || true
